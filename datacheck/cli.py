@@ -1,0 +1,141 @@
+"""The ``datacheck`` command line: parsing, printing and exit statuses only.
+
+Heavy libraries (pandas, pyarrow, torch) are imported inside the commands, so
+``datacheck --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .console import Consoles
+from .errors import DatacheckError, ExitStatus
+
+
+class DatacheckGroup(click.Group):
+    """The single top-level error handler (httpie's ``main``/``program`` split).
+
+    A :class:`DatacheckError` becomes one line on stderr and its exit status; Ctrl-C exits
+    130; anything else is a bug: one line, exit 4, and the traceback only with ``--debug``.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except DatacheckError as exc:
+            _fail(ctx, f"error: {exc}", exc.exit_status)
+        except KeyboardInterrupt:
+            _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+        except Exception as exc:  # the one place that may catch everything
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            _fail(
+                ctx,
+                f"internal error: {type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno}; "
+                "rerun with --debug for the traceback, and please report it)",
+                ExitStatus.INTERNAL_ERROR,
+            )
+
+
+def _fail(ctx: click.Context, message: str, status: ExitStatus):
+    click.echo(f"datacheck: {message}", err=True)
+    ctx.exit(int(status))
+
+
+@click.group(cls=DatacheckGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="datacheck")
+@click.option("--debug", is_flag=True, help="Show the full traceback of unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Audit a labeled dataset and repair what the audit finds.
+
+    Exit status: 0 ok, 1 a --fail-on gate was exceeded, 2 usage error, 3 bad data,
+    4 internal error, 130 interrupted.
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@cli.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Run directory [default: runs/<dataset>-<time>].")
+@click.option("--checks", help="Comma-separated detectors to run; wildcards allowed ('*dup*').")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config (see configs/default.toml).")
+@click.option("--seed", type=int, help="Random seed [default: 0].")
+@click.option("--fail-on", help='Gates, e.g. "near_duplicates>0,split_leakage>0,dark>5%"; exceeded => exit 1.')
+@click.option("--max-missing", type=click.IntRange(min=0), help="Missing files tolerated before exit 3 [default: 0].")
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
+@click.option("--workers", type=click.IntRange(min=0), help="Decoding worker processes [default: one per CPU, max 8].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device, workers, as_json, quiet):
+    """Audit DATASET (a folder or a CSV/Parquet/JSONL manifest) and write a run directory.
+
+    Writes findings.parquet, summary.json and run.json under --out and prints a summary
+    of every check on stderr.
+    """
+    from .pipeline import audit as run_audit
+
+    consoles = Consoles.create(quiet=quiet)
+    with _progress(consoles) as progress:
+        result = run_audit(
+            dataset,
+            out,
+            config=config_path,
+            progress=progress,
+            command=["datacheck", *sys.argv[1:]],
+            checks=_split_list(checks),
+            seed=seed,
+            fail_on=fail_on,
+            max_missing=max_missing,
+            device=device,
+            workers=workers,
+        )
+    from .report.summary import print_summary
+
+    print_summary(result.summary, result.run_dir, consoles.err)
+    if as_json:
+        consoles.out.print_json(json.dumps({"run_dir": str(result.run_dir), **result.summary}))
+    sys.exit(int(result.exit_status))
+
+
+class _progress:
+    """A rich progress bar on stderr, one task per stage; silent off a terminal."""
+
+    def __init__(self, consoles: Consoles):
+        self.console = consoles.err
+        self.bar = None
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        if not self.console.is_terminal or self.console.quiet:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=self.console, transient=True)
+        self.bar.start()
+        return self.update
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        key = stage.split(" ")[0]
+        if key not in self.tasks:
+            self.tasks[key] = self.bar.add_task(stage, total=total)
+        self.bar.update(self.tasks[key], completed=done, total=total, description=stage)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False

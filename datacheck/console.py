@@ -1,0 +1,28 @@
+"""Rich consoles for the CLI: results on stdout, everything else on stderr.
+
+Only the CLI writes to consoles; library code reports progress through callbacks and
+problems through exceptions or :mod:`logging`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from rich.console import Console
+
+
+@dataclass
+class Consoles:
+    """The two output streams of one CLI invocation."""
+
+    out: Console
+    err: Console
+
+    @classmethod
+    def create(cls, quiet: bool = False) -> "Consoles":
+        # highlight=False: numbers in sample ids must not be recoloured; no colour off a TTY
+        # is rich's own default (it checks isatty).
+        out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        err = Console(file=sys.stderr, highlight=False, quiet=quiet)
+        return cls(out=out, err=err)

@@ -1,0 +1,263 @@
+"""Exact duplicates, near duplicates and train/val/test leakage, as groups.
+
+Exact duplicates share a hash of their decoded pixels, so a PNG saved again with other
+compression settings still matches. Near duplicates (resized, re-compressed, slightly
+shifted copies) are found by :mod:`datacheck.engine.similarity`: candidate neighbours by a
+translation-tolerant descriptor, verified by shift-tolerant correlation of colour and
+edges. Both kinds are merged into groups (connected components); each group keeps one
+representative (the largest image, then the one in ``train``, then the first sample id)
+and flags the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..engine.image_stats import THUMB_SIDE
+from ..engine.similarity import (
+    connected_components,
+    decode_thumbnails,
+    pair_similarity,
+    spectral_descriptors,
+    top_k_neighbours,
+)
+from ..errors import UsageError
+from .base import AuditContext, Detector, check_positive, partial_findings
+from .registry import register_detector
+
+_SPLIT_RANK = {"train": 0, "val": 1, "test": 2}
+_MAX_LISTED = 5  # ids listed per group in details
+_MAX_CUT = 0.99  # the data-adaptive cut never rises above this
+
+
+@dataclass
+class DuplicateGroups:
+    """Duplicate structure over the readable images (arrays are indexed by manifest row)."""
+
+    rows: np.ndarray  # (R,) manifest rows of readable images
+    pixel_id: np.ndarray  # (N,) id of the decoded-pixel hash, -1 if unreadable
+    group: np.ndarray  # (N,) representative row of the sample's group (itself if alone), -1 if unreadable
+    rank: np.ndarray  # (N,) preference for keeping a sample: lower is kept first
+    has_content: np.ndarray  # (N,) bool: compared for near duplicates
+    nearest: np.ndarray  # (N,) highest similarity to a candidate with different pixels (-1 if none)
+    nearest_other_split: np.ndarray  # (N,) highest similarity to a candidate in another split (-1 if none)
+    threshold: float  # similarity cut used for near duplicates
+    chance_similarity: float  # 99th percentile of the similarity to the k-th candidate
+
+
+def duplicate_groups(ctx: AuditContext, min_similarity: float, k: int) -> DuplicateGroups:
+    """Compute (once per audit and parameter set) the duplicate groups of the dataset."""
+    return ctx.memo(("duplicate_groups", min_similarity, k), lambda: _compute_groups(ctx, min_similarity, k))
+
+
+def _compute_groups(ctx: AuditContext, min_similarity: float, k: int) -> DuplicateGroups:
+    stats = ctx.get("images")
+    frame = ctx.manifest.frame
+    n = len(stats)
+    readable = (stats["error"] == "").to_numpy()
+    pixel_id = np.where(readable, pd.factorize(stats["pixel_hash"])[0], -1)
+    has_content = stats["has_content"].to_numpy(dtype=bool) & readable
+    split_codes = pd.factorize(frame["split"].fillna("(none)"))[0]
+
+    local = np.flatnonzero(has_content)  # local index -> manifest row
+    thumbs = decode_thumbnails(stats["thumbnail"].to_numpy()[local], THUMB_SIDE)
+    neighbours = top_k_neighbours(spectral_descriptors(thumbs), k)  # (M, k) local indices
+    a = np.repeat(np.arange(len(local)), neighbours.shape[1])
+    b = neighbours.ravel()
+    pairs, inverse = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0, return_inverse=True)
+    sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1]) if len(pairs) else np.empty(0)
+    sim_ab = sims[inverse.ravel()].reshape(neighbours.shape)  # similarity of row i to its r-th candidate
+
+    # Chance level: the k-th candidate is a close but (almost always) different image, so the
+    # cut must stay clearly above what 1 % of those reach in this dataset.
+    chance = float(np.quantile(sim_ab[:, -1], 0.99)) if sim_ab.size else -1.0
+    threshold = max(min_similarity, min(chance, _MAX_CUT))
+
+    rows_a, rows_b = local[a], local[b]
+    different = pixel_id[rows_a] != pixel_id[rows_b]
+    nearest = _max_per_row(n, rows_a[different], sim_ab.ravel()[different])
+    cross = split_codes[rows_a] != split_codes[rows_b]
+    nearest_other = _max_per_row(n, rows_a[cross], sim_ab.ravel()[cross])
+
+    near_pairs = local[pairs[sims >= threshold]] if len(pairs) else np.empty((0, 2), np.int64)
+    component = connected_components(n, np.concatenate([near_pairs, _chain_pairs(pixel_id, readable)]))
+
+    # Representative per component: largest image, then train before val/test, then first id.
+    area = (stats["width"] * stats["height"]).to_numpy(dtype=float)
+    split_rank = frame["split"].map(_SPLIT_RANK).fillna(3).to_numpy()
+    id_rank = np.argsort(np.argsort(frame["sample_id"].to_numpy(dtype=str), kind="stable"), kind="stable")
+    order = np.lexsort((id_rank, split_rank, -area))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    representative = {}
+    for row in order:
+        representative.setdefault(component[row], row)
+    group = np.array([representative[c] if readable[r] else -1 for r, c in enumerate(component)], dtype=np.int64)
+    return DuplicateGroups(np.flatnonzero(readable), pixel_id, group, rank, has_content, nearest, nearest_other,
+                           threshold, chance)
+
+
+def _max_per_row(n: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.full(n, -1.0)
+    np.maximum.at(out, rows, values)
+    return out
+
+
+def _chain_pairs(pixel_id: np.ndarray, readable: np.ndarray) -> np.ndarray:
+    """Pairs linking every row to the next row with the same pixels (enough for components)."""
+    rows = np.flatnonzero(readable)
+    order = rows[np.argsort(pixel_id[rows], kind="stable")]
+    same = pixel_id[order[1:]] == pixel_id[order[:-1]]
+    return np.stack([order[:-1][same], order[1:][same]], axis=1)
+
+
+def _members(groups: DuplicateGroups) -> dict[int, np.ndarray]:
+    """Group representative → member rows, for groups of two or more."""
+    rows = groups.rows
+    keys, inverse, counts = np.unique(groups.group[rows], return_inverse=True, return_counts=True)
+    return {int(keys[k]): rows[inverse == k] for k in np.flatnonzero(counts > 1)}
+
+
+class _DuplicateDetector(Detector):
+    """Shared parameters of the hash-based duplicate detectors."""
+
+    requires = frozenset({"images"})
+
+    def __init__(self, *, min_similarity: float = 0.95, candidates: int = 5):
+        self.min_similarity = min_similarity
+        self.candidates = candidates
+
+    def validate_params(self) -> None:
+        check_positive(f"{self.name}.min_similarity", self.min_similarity)
+        check_positive(f"{self.name}.candidates", self.candidates, integer=True)
+        if self.min_similarity >= 1:
+            raise UsageError(f"{self.name}.min_similarity must be below 1, got {self.min_similarity!r}")
+
+    def _groups(self, ctx: AuditContext) -> DuplicateGroups:
+        groups = duplicate_groups(ctx, self.min_similarity, self.candidates)
+        self.thresholds_[self.checks[0]] = {
+            "min_similarity": round(groups.threshold, 4),
+            "chance_similarity_q0.99": round(groups.chance_similarity, 4),
+            "candidates": self.candidates,
+        }
+        return groups
+
+
+@register_detector
+class ExactDuplicates(_DuplicateDetector):
+    """Images whose decoded pixels are identical; all but one per group are flagged.
+
+    Parameters
+    ----------
+    min_similarity, candidates
+        As for ``near_duplicates``; they only matter for picking each group's representative.
+    """
+
+    name = "exact_duplicates"
+    checks = ("exact_duplicates",)
+
+    def find(self, ctx: AuditContext) -> pd.DataFrame:
+        g = self._groups(ctx)
+        self.thresholds_[self.name] = {"rule": "identical decoded pixels"}
+        ids = ctx.manifest.frame["sample_id"].to_numpy()
+        rows = g.rows
+        score = np.ones(len(rows))
+        details = [{} for _ in rows]
+        position = {r: k for k, r in enumerate(rows)}
+        for pid in np.unique(g.pixel_id[rows]):
+            members = rows[g.pixel_id[rows] == pid]
+            if len(members) < 2:
+                continue
+            keep = members[np.argmin(g.rank[members])]
+            for r in members:
+                score[position[r]] = 1.0 if r == keep else 0.0
+                details[position[r]] = {"group": ids[keep], "group_size": len(members), "representative": ids[keep],
+                                        "copies": [ids[m] for m in members if m != r][:_MAX_LISTED]}
+        return partial_findings(rows, self.name, score, score < 0.5, details)
+
+
+@register_detector
+class NearDuplicates(_DuplicateDetector):
+    """Groups of near-identical images: resized, re-encoded or slightly shifted copies.
+
+    Two images are near duplicates when their shift-tolerant similarity (colour and edge
+    correlation, 1 = same picture) reaches the cut. The cut is ``min_similarity`` or, where
+    this dataset's unrelated-but-close images are more alike than that, the 99th
+    percentile of their similarity (capped at 0.99), so a dataset of look-alike images gets a
+    stricter cut automatically. Flat images (no content) are left out.
+
+    Parameters
+    ----------
+    min_similarity : float, default 0.95
+        Lowest similarity between near duplicates.
+    candidates : int, default 5
+        Nearest neighbours per image (by a translation-tolerant descriptor) that are verified.
+    """
+
+    name = "near_duplicates"
+    checks = ("near_duplicates",)
+
+    def find(self, ctx: AuditContext) -> pd.DataFrame:
+        g = self._groups(ctx)
+        ids = ctx.manifest.frame["sample_id"].to_numpy()
+        rows = g.rows[g.has_content[g.rows]]
+        flagged = np.zeros(len(ctx.manifest), bool)
+        details: dict[int, dict] = {}
+        for rep, members in _members(g).items():
+            if len(np.unique(g.pixel_id[members])) < 2:
+                continue  # only exact copies: reported by exact_duplicates
+            for r in members:
+                flagged[r] = g.pixel_id[r] != g.pixel_id[rep]
+                details[r] = {"group": ids[rep], "group_size": len(members), "representative": ids[rep],
+                              "members": [ids[m] for m in members if m != r][:_MAX_LISTED]}
+        score = np.clip(1.0 - g.nearest[rows], 0.0, 1.0)
+        out_details = [{"nearest_similarity": round(float(g.nearest[r]), 4), **details.get(r, {})} for r in rows]
+        return partial_findings(rows, self.name, score, flagged[rows], out_details)
+
+
+@register_detector
+class SplitLeakage(_DuplicateDetector):
+    """Exact or near duplicates that cross splits: the copies outside the group's training split.
+
+    A leak between train and test inflates the test score, so it is reported on its own,
+    flagging the val/test member (the one to remove from evaluation).
+
+    Parameters
+    ----------
+    min_similarity, candidates
+        As for ``near_duplicates``.
+    """
+
+    name = "split_leakage"
+    checks = ("split_leakage",)
+
+    def find(self, ctx: AuditContext) -> pd.DataFrame:
+        frame = ctx.manifest.frame
+        split = frame["split"].to_numpy(dtype=object)
+        if frame["split"].nunique() < 2:
+            self.thresholds_[self.name] = {"rule": "off: fewer than two splits"}
+            return partial_findings([], self.name, [], [], [])
+        g = self._groups(ctx)
+        ids = frame["sample_id"].to_numpy()
+        rows = g.rows[pd.notna(split[g.rows])]
+        flagged = np.zeros(len(frame), bool)
+        details: dict[int, dict] = {}
+        for rep, members in _members(g).items():
+            splits = {s for s in split[members] if pd.notna(s)}
+            if len(splits) < 2:
+                continue
+            anchor = min(splits, key=lambda s: _SPLIT_RANK.get(s, 3))
+            for r in members:
+                if pd.isna(split[r]):
+                    continue
+                flagged[r] = split[r] != anchor
+                details[r] = {"group": ids[rep], "splits": sorted(splits), "anchor_split": anchor,
+                              "matches": [ids[m] for m in members if split[m] != split[r] and pd.notna(split[m])][:_MAX_LISTED]}
+        score = np.clip(1.0 - g.nearest_other_split[rows], 0.0, 1.0)
+        score = np.where(flagged[rows], np.minimum(score, 1.0 - g.threshold), score)
+        out_details = [{"nearest_other_split_similarity": round(float(g.nearest_other_split[r]), 4), **details.get(r, {})}
+                       for r in rows]
+        return partial_findings(rows, self.name, score, flagged[rows], out_details)

@@ -1,0 +1,57 @@
+"""Classes with far fewer samples than the typical class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from .base import AuditContext, Detector, check_positive, partial_findings
+from .registry import register_detector
+
+
+@register_detector
+class ClassImbalance(Detector):
+    """Flag every sample of a class whose size is below ``min_ratio`` x the median class size.
+
+    Class sizes are counted in the ``train`` split when the dataset has one (that is where
+    imbalance hurts), else over all labeled samples. A sample's score is its class size
+    divided by the median class size, capped at 1.
+
+    Parameters
+    ----------
+    min_ratio : float, default 0.5
+        Classes smaller than this fraction of the median class size are flagged.
+    """
+
+    name = "class_imbalance"
+    requires = frozenset()
+    checks = ("class_imbalance",)
+
+    def __init__(self, *, min_ratio: float = 0.5):
+        self.min_ratio = min_ratio
+
+    def validate_params(self) -> None:
+        check_positive("class_imbalance.min_ratio", self.min_ratio)
+        if self.min_ratio >= 1:
+            raise UsageError(f"class_imbalance.min_ratio must be below 1, got {self.min_ratio!r}")
+
+    def find(self, ctx: AuditContext) -> pd.DataFrame:
+        frame = ctx.manifest.frame
+        in_scope = frame["label"].notna()
+        scope = "all"
+        if (frame["split"] == "train").any():
+            in_scope &= (frame["split"] == "train").fillna(False)
+            scope = "train"
+        labels = frame.loc[in_scope, "label"]
+        counts = labels.value_counts()
+        median = float(counts.median()) if len(counts) else 0.0
+        self.thresholds_[self.name] = {"scope": scope, "median_class_size": median,
+                                       "below": round(self.min_ratio * median, 2), "classes": int(len(counts))}
+        if len(counts) < 2:
+            return partial_findings([], self.name, [], [], [])
+        size = labels.map(counts).to_numpy(dtype=float)
+        ratio = size / median
+        details = [{"class_size": int(s), "median_class_size": median} for s in size]
+        return partial_findings(np.flatnonzero(in_scope.to_numpy()), self.name, np.minimum(ratio, 1.0),
+                                ratio < self.min_ratio, details)

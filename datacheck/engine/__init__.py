@@ -1,0 +1,1 @@
+"""The batched compute core: decoding images in workers and per-sample features."""

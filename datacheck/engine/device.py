@@ -1,0 +1,36 @@
+"""Pick the torch device: ``auto|cpu|cuda[:N]|mps``."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import UsageError
+
+_SPEC = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def resolve_device(spec: str) -> str:
+    """The device to use for ``spec``; ``auto`` prefers CUDA, then MPS, then the CPU.
+
+    Raises
+    ------
+    UsageError
+        Malformed spec, or an accelerator that this machine does not have.
+    """
+    spec = (spec or "auto").strip().lower()
+    if not _SPEC.match(spec):
+        raise UsageError(f"bad --device {spec!r}; expected auto, cpu, cuda, cuda:N or mps")
+    import torch  # heavy; only imported once a device is really needed
+
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {spec}: CUDA is not available on this machine (use --device cpu or auto)")
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
+    if spec == "mps" and not has_mps:
+        raise UsageError("--device mps: MPS is not available on this machine (use --device cpu or auto)")
+    return spec

@@ -1,0 +1,45 @@
+"""``--fail-on`` gates: ``"near_duplicates>0,split_leakage>0,label_issues>5%"``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+_GATE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|>)\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate: fail when ``check`` flags more than ``limit`` samples (or percent of those scored)."""
+
+    check: str
+    op: str
+    limit: float
+    percent: bool
+
+    def __str__(self) -> str:
+        return f"{self.check}{self.op}{self.limit:g}{'%' if self.percent else ''}"
+
+    def exceeded(self, flagged: int, scored: int) -> bool:
+        value = 100.0 * flagged / scored if self.percent else float(flagged)
+        if self.percent and scored == 0:
+            value = 0.0
+        return value > self.limit if self.op == ">" else value >= self.limit
+
+
+def parse_gates(spec: str | None) -> list[Gate]:
+    """Parse a comma-separated gate list; raise :class:`UsageError` on bad syntax."""
+    gates = []
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        match = _GATE.match(part)
+        if not match:
+            raise UsageError(f"bad --fail-on gate {part.strip()!r}; expected CHECK>N or CHECK>N% (e.g. near_duplicates>0,dark>5%)")
+        check, op, limit, percent = match.groups()
+        if percent and float(limit) > 100:
+            raise UsageError(f"bad --fail-on gate {part.strip()!r}: a percentage cannot exceed 100")
+        gates.append(Gate(check, op, float(limit), bool(percent)))
+    return gates

@@ -1,0 +1,280 @@
+"""Load a dataset as a validated manifest: one row per sample.
+
+Sources
+-------
+* a folder laid out as ``root/<class>/*`` or ``root/<split>/<class>/*``;
+* a CSV, Parquet or JSONL file with columns ``path,label[,split,sample_id,...]``, whose paths
+  are relative to the manifest file's folder (absolute paths must point inside that folder).
+
+The result follows the manifest contract of DESIGN.md: ``sample_id`` (default: the path
+relative to the dataset root), ``path`` (relative, POSIX style), ``label`` (class name as a
+string, or null), ``split`` (``train``/``val``/``test`` or null), then the user's own columns,
+untouched. Nothing here ever writes to the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from .errors import BadDataError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+MANIFEST_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
+CONTRACT_COLUMNS = ["sample_id", "path", "label", "split"]
+_SHOW = 3  # how many offending values an error message names
+
+
+@dataclass
+class Manifest:
+    """A validated dataset manifest.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        One row per sample that exists on disk; columns ``sample_id, path, label, split``
+        and then the user's extra columns in their original order.
+    root : pathlib.Path
+        Absolute, resolved dataset root; every ``path`` is relative to it.
+    source : pathlib.Path
+        The folder or manifest file the manifest was loaded from.
+    format : str
+        ``"folder"``, ``"csv"``, ``"parquet"`` or ``"jsonl"``.
+    skipped : dict of str to int
+        Files that were not samples, by reason (e.g. ``{"non_image": 3}``).
+    missing : list of str
+        Sample ids whose files do not exist (dropped; at most ``max_missing`` of them).
+    fingerprint : str
+        SHA-256 over ids, paths, labels, splits, file sizes and modification times: a cheap
+        way to tell that a dataset changed since an audit.
+    """
+
+    frame: pd.DataFrame
+    root: Path
+    source: Path
+    format: str
+    skipped: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+    fingerprint: str = ""
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def abspaths(self) -> list[str]:
+        """Absolute file paths, in row order."""
+        root = str(self.root)
+        return [os.path.join(root, p) for p in self.frame["path"]]
+
+    @property
+    def has_splits(self) -> bool:
+        return bool(self.frame["split"].notna().any())
+
+
+def load_manifest(source: str | os.PathLike, max_missing: int = 0) -> Manifest:
+    """Load and validate a dataset folder or manifest file.
+
+    Parameters
+    ----------
+    source : path-like
+        Dataset folder, or a ``.csv``/``.parquet``/``.jsonl`` manifest file.
+    max_missing : int, default 0
+        How many listed files may be missing before the manifest is rejected; missing
+        files below that count are dropped and listed in :attr:`Manifest.missing`.
+
+    Raises
+    ------
+    BadDataError
+        Unreadable manifest, no samples, unsafe or duplicate paths/ids, unknown split names,
+        or more than ``max_missing`` missing files.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise BadDataError(f"dataset not found: {source}")
+    if source.is_dir():
+        root = source.resolve()
+        frame, skipped = _scan_folder(root)
+        fmt = "folder"
+    else:
+        fmt = MANIFEST_FORMATS.get(source.suffix.lower())
+        if fmt is None:
+            known = ", ".join(sorted(MANIFEST_FORMATS))
+            raise BadDataError(f"unsupported manifest type '{source.suffix}' for {source} (expected a folder or {known})")
+        root = source.resolve().parent
+        frame = _read_table(source, fmt)
+        skipped = {}
+    if frame.empty:
+        detail = "".join(f", skipped {n} {why.replace('_', '-')} file(s)" for why, n in skipped.items())
+        raise BadDataError(f"no images found in {source}{detail}")
+    frame = _normalise(frame, root, source)
+    frame, missing, fingerprint = _check_files(frame, root, source, max_missing)
+    return Manifest(frame, root, source, fmt, skipped, missing, fingerprint)
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def _scan_folder(root: Path) -> tuple[pd.DataFrame, dict]:
+    """List image files under ``root/<class>/`` or ``root/<split>/<class>/``."""
+    top_dirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    split_dirs = [d for d in top_dirs if d.lower() in SPLIT_ALIASES]
+    skipped = {"non_image": 0}
+    rows = []
+    if split_dirs and len(split_dirs) != len(top_dirs):
+        others = [d for d in top_dirs if d not in split_dirs]
+        raise BadDataError(
+            f"mixed folder layout in {root}: {split_dirs[0]!r} is a split name but {others[0]!r} is not; "
+            "use root/<class>/* or root/<split>/<class>/* (or a manifest file)"
+        )
+    skipped["non_image"] += _count_files(root)  # loose files beside the class/split folders
+    if split_dirs:
+        for split_dir in split_dirs:
+            split = SPLIT_ALIASES[split_dir.lower()]
+            skipped["non_image"] += _count_files(root / split_dir)
+            for label in _subdirs(root / split_dir):
+                rows += _image_rows(root, PurePosixPath(split_dir, label), label, split, skipped)
+    else:
+        for label in top_dirs:
+            rows += _image_rows(root, PurePosixPath(label), label, None, skipped)
+    frame = pd.DataFrame(rows, columns=["path", "label", "split"])
+    return frame, {k: v for k, v in skipped.items() if v}
+
+
+def _subdirs(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _count_files(folder: Path) -> int:
+    return sum(1 for e in os.scandir(folder) if not e.is_dir() and not e.name.startswith("."))
+
+
+def _image_rows(root: Path, rel_dir: PurePosixPath, label: str, split: str | None, skipped: dict) -> list[tuple]:
+    """Image files anywhere below ``root/rel_dir`` (sorted, hidden files ignored)."""
+    rows = []
+    for dirpath, dirnames, filenames in os.walk(root / rel_dir):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                skipped["non_image"] += 1
+                continue
+            rows.append((str(rel / name), label, split))
+    return rows
+
+
+# --------------------------------------------------------------------------- manifest files
+
+
+def _read_table(path: Path, fmt: str) -> pd.DataFrame:
+    text_columns = {c: "string" for c in CONTRACT_COLUMNS}
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path, dtype=text_columns)
+        elif fmt == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=True, dtype=False)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        # pandas/pyarrow errors are ValueError/OSError subclasses; EmptyDataError included.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadDataError(f"cannot read manifest {path}: {reason}") from exc
+    if "path" not in frame.columns:
+        columns = ", ".join(map(str, frame.columns)) or "none"
+        raise BadDataError(f"manifest {path} has no 'path' column (columns: {columns})")
+    return frame
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _normalise(frame: pd.DataFrame, root: Path, source: Path) -> pd.DataFrame:
+    """Bring a raw table to the manifest contract and reject unsafe or ambiguous rows."""
+    frame = frame.reset_index(drop=True)
+    extras = [c for c in frame.columns if c not in CONTRACT_COLUMNS]
+    out = pd.DataFrame(index=frame.index)
+    out["path"] = [_safe_relpath(p, root, source, i) for i, p in enumerate(frame["path"])]
+    out["sample_id"] = _as_text(frame["sample_id"]) if "sample_id" in frame else out["path"]
+    out["label"] = _as_text(frame["label"]) if "label" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+    out["split"] = _normalise_splits(frame["split"], source) if "split" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+
+    if out["sample_id"].isna().any():
+        row = int(out["sample_id"].isna().to_numpy().argmax())
+        raise BadDataError(f"empty sample_id in {source} (row {row + 1})")
+    dup = out["sample_id"][out["sample_id"].duplicated(keep=False)]
+    if len(dup):
+        names = ", ".join(repr(s) for s in list(dict.fromkeys(dup))[:_SHOW])
+        raise BadDataError(f"{dup.nunique()} duplicate sample id(s) in {source}: {names}")
+    return pd.concat([out[CONTRACT_COLUMNS], frame[extras]], axis=1)
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Labels and ids are names: 3 and "3" are the same class, blanks are missing."""
+    text = column.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def _normalise_splits(column: pd.Series, source: Path) -> pd.Series:
+    text = _as_text(column).str.lower()
+    unknown = sorted(set(text.dropna()) - set(SPLIT_ALIASES))
+    if unknown:
+        names = ", ".join(repr(s) for s in unknown[:_SHOW])
+        raise BadDataError(f"unknown split name(s) {names} in {source}; expected train, val (valid, validation) or test")
+    return text.map(SPLIT_ALIASES, na_action="ignore").astype("string")
+
+
+def _safe_relpath(value, root: Path, source: Path, row: int) -> str:
+    """``value`` as a POSIX path relative to ``root``; refuse anything that leaves it."""
+    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
+        raise BadDataError(f"empty path in {source} (row {row + 1})")
+    raw = str(value).strip()
+    candidate = Path(raw) if os.path.isabs(raw) else root / raw
+    normal = Path(os.path.normpath(candidate))
+    # Symlinks are followed: a link inside the dataset that points outside it is refused too.
+    resolved = normal.resolve() if normal.exists() or normal.is_symlink() else normal
+    for path in (normal, resolved):
+        if not path.is_relative_to(root):
+            raise BadDataError(f"path escapes the dataset root {root}: {raw!r} (row {row + 1} of {source})")
+    return normal.relative_to(root).as_posix()
+
+
+def _check_files(frame: pd.DataFrame, root: Path, source: Path, max_missing: int):
+    """Drop rows whose file is missing (up to ``max_missing``) and fingerprint the rest."""
+    sizes, mtimes, present = [], [], []
+    for rel in frame["path"]:
+        try:
+            st = os.stat(root / rel)
+        except OSError:
+            st = None
+        ok = st is not None and not os.path.isdir(root / rel)
+        present.append(ok)
+        sizes.append(st.st_size if ok else -1)
+        mtimes.append(st.st_mtime_ns if ok else -1)
+    present = pd.Series(present, index=frame.index)
+    missing = frame.loc[~present, "sample_id"].tolist()
+    if len(missing) > max_missing:
+        first = ", ".join(repr(p) for p in frame.loc[~present, "path"].head(_SHOW))
+        raise BadDataError(
+            f"{len(missing)} of {len(frame)} files listed in {source} are missing (first: {first}); "
+            f"allow some with --max-missing (now {max_missing})"
+        )
+    digest = hashlib.sha256()
+    for row, size, mtime in zip(frame[CONTRACT_COLUMNS].itertuples(index=False), sizes, mtimes):
+        digest.update("\t".join(map(str, (*row, size, mtime))).encode())
+        digest.update(b"\n")
+    kept = frame[present.to_numpy()].reset_index(drop=True)
+    if kept.empty:
+        raise BadDataError(f"no images found in {source}: every listed file is missing")
+    return kept, missing, digest.hexdigest()

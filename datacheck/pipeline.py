@@ -1,0 +1,237 @@
+"""The audit pipeline (`datacheck audit`): manifest → features → detectors → run directory.
+
+Plain functions; the CLI only parses options and prints what :func:`audit` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import __version__
+from .config import load_config
+from .detectors import AuditContext
+from .detectors.registry import check_owner, create_detector, expand_checks, get_detector_class
+from .engine.device import resolve_device
+from .engine.loader import compute_image_stats, default_workers
+from .errors import ExitStatus, UsageError
+from .gates import Gate, parse_gates
+from .manifest import Manifest, load_manifest
+from .runs import RunDir, write_json, write_parquet
+from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
+
+Progress = Callable[[str, int, int], None]
+_WORST_SHOWN = 3
+
+
+@dataclass
+class AuditResult:
+    """What an audit produced.
+
+    Attributes
+    ----------
+    run_dir : pathlib.Path
+    findings : pandas.DataFrame
+        The findings table (also in ``run_dir/findings.parquet``).
+    summary : dict
+        The content of ``summary.json``.
+    exit_status : ExitStatus
+        ``OK``, or ``GATE_FAILED`` when a ``fail_on`` gate was exceeded.
+    """
+
+    run_dir: Path
+    findings: pd.DataFrame
+    summary: dict
+    exit_status: ExitStatus
+
+
+def audit(
+    source: str | Path,
+    out: str | Path | None = None,
+    *,
+    config: str | Path | None = None,
+    progress: Progress | None = None,
+    command: list[str] | None = None,
+    **options,
+) -> AuditResult:
+    """Audit a dataset folder or manifest file and write a run directory.
+
+    Parameters
+    ----------
+    source : path-like
+        Dataset folder (``root/<class>/*`` or ``root/<split>/<class>/*``) or manifest file.
+    out : path-like, optional
+        Run directory; default ``runs/<dataset>-<UTC timestamp>``.
+    config : path-like, optional
+        TOML file overriding the defaults (see ``configs/default.toml``).
+    progress : callable, optional
+        ``progress(stage, done, total)``, called as work advances.
+    command : list of str, optional
+        The command line, recorded in ``run.json``.
+    **options
+        Overrides of the ``[audit]`` config section (``checks``, ``seed``, ``fail_on``,
+        ``max_missing``, ``workers``, ``batch_size``, ``device``); ``None`` means "not given".
+    """
+    started = time.perf_counter()
+    cfg = load_config(config, options)
+    opts = cfg["audit"]
+    detector_names = expand_checks(opts["checks"])
+    gates = parse_gates(opts["fail_on"])
+    _check_gates(gates, detector_names)
+    device = resolve_device(opts["device"])
+    workers = default_workers() if opts["workers"] < 0 else opts["workers"]
+    detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in detector_names]
+
+    manifest = load_manifest(source, max_missing=opts["max_missing"])
+    run = RunDir(out if out is not None else _default_out(Path(source)))
+    timings = {"load_manifest": round(time.perf_counter() - started, 3)}
+    run_info = _run_info(manifest, cfg, device, command)
+    write_json(run.file("run.json"), {**run_info, "status": "running"})
+
+    ctx = AuditContext(manifest=manifest, run_id=run.path.name, seed=opts["seed"])
+    ctx.features["images"] = lambda: _image_stats(manifest, run, workers, opts["batch_size"], progress, timings)
+
+    parts, thresholds = [], {}
+    for i, detector in enumerate(detectors):
+        if progress:
+            progress(f"check {detector.name}", i, len(detectors))
+        t0 = time.perf_counter()
+        parts.append(detector.run(ctx))
+        timings[detector.name] = round(time.perf_counter() - t0, 3)
+        thresholds.update(detector.thresholds_)
+    if progress:
+        progress("checks", len(detectors), len(detectors))
+    findings = pd.concat(parts, ignore_index=True) if parts else empty_findings()
+    findings = findings.sort_values(["check", "score", "sample_id"], kind="stable").reset_index(drop=True)
+    write_parquet(run.file("findings.parquet"), findings_table(findings))
+
+    checks = _check_counts(findings, detectors, thresholds)
+    gate_results = [_gate_result(g, findings, checks) for g in gates]
+    status = ExitStatus.GATE_FAILED if any(g["failed"] for g in gate_results) else ExitStatus.OK
+    timings["total"] = round(time.perf_counter() - started, 3)
+    summary = {
+        "run_id": ctx.run_id,
+        "dataset": str(manifest.source),
+        "samples": len(manifest),
+        "splits": {str(k): int(v) for k, v in manifest.frame["split"].value_counts(dropna=False).items()},
+        "classes": int(manifest.frame["label"].nunique()),
+        "skipped_files": manifest.skipped,
+        "missing_files": manifest.missing,
+        "checks": checks,
+        "gates": gate_results,
+        "exit_status": int(status),
+        "timings_s": timings,
+        "findings_schema_version": FINDINGS_SCHEMA_VERSION,
+    }
+    write_json(run.file("summary.json"), summary)
+    write_json(run.file("run.json"), {**run_info, "status": "complete", "exit_status": int(status)})
+    return AuditResult(run.path, findings, summary, status)
+
+
+def _default_out(source: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    name = source.resolve().name if source.is_dir() else source.stem
+    return Path("runs") / f"{name or 'dataset'}-{stamp}"
+
+
+def _check_gates(gates: list[Gate], detector_names: list[str]) -> None:
+    """Every gate must name a check (or detector) that this audit runs."""
+    for gate in gates:
+        owner = gate.check if gate.check in detector_names else check_owner(gate.check)
+        if owner is None:
+            get_detector_class(gate.check)  # raises "unknown check" with the available names
+        if owner not in detector_names:
+            raise UsageError(f"--fail-on gate {gate} names {gate.check!r}, which this audit does not run (see --checks)")
+
+
+def _image_stats(manifest: Manifest, run: RunDir, workers: int, batch_size: int, progress, timings) -> pd.DataFrame:
+    """Per-image statistics, reused from the run's artifacts when the dataset is unchanged."""
+    t0 = time.perf_counter()
+    cached = run.artifacts / "image_stats.parquet"
+    key = manifest.fingerprint.encode()
+    if cached.exists():
+        table = pq.read_table(cached)
+        if (table.schema.metadata or {}).get(b"datacheck.manifest_fingerprint") == key:
+            timings["image_stats (cached)"] = round(time.perf_counter() - t0, 3)
+            return table.to_pandas()
+    stats = compute_image_stats(
+        manifest.abspaths(), workers=workers, batch_size=batch_size,
+        progress=(lambda done, total: progress("decode images", done, total)) if progress else None,
+    )
+    table = pa.Table.from_pandas(stats, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"datacheck.manifest_fingerprint": key})
+    write_parquet(cached, table)
+    timings["image_stats"] = round(time.perf_counter() - t0, 3)
+    return stats
+
+
+def _check_counts(findings: pd.DataFrame, detectors, thresholds: dict) -> dict:
+    """Per check: flagged and scored counts, percent, threshold and the worst samples."""
+    out = {}
+    for detector in detectors:
+        for check in detector.checks:
+            rows = findings[findings["check"] == check]
+            flagged = rows[rows["is_issue"]]
+            out[check] = {
+                "detector": detector.name,
+                "flagged": int(len(flagged)),
+                "scored": int(len(rows)),
+                "percent": round(100.0 * len(flagged) / len(rows), 3) if len(rows) else 0.0,
+                "threshold": thresholds.get(check, {}),
+                "worst": flagged["sample_id"].head(_WORST_SHOWN).tolist(),
+            }
+    return out
+
+
+def _gate_result(gate: Gate, findings: pd.DataFrame, checks: dict) -> dict:
+    if gate.check in checks:
+        flagged, scored = checks[gate.check]["flagged"], checks[gate.check]["scored"]
+    else:  # a detector name: distinct samples flagged by any of its checks
+        mine = findings[findings["check"].isin([c for c, v in checks.items() if v["detector"] == gate.check])]
+        flagged, scored = mine.loc[mine["is_issue"], "sample_id"].nunique(), mine["sample_id"].nunique()
+    return {
+        "gate": str(gate),
+        "flagged": int(flagged),
+        "scored": int(scored),
+        "percent": round(100.0 * flagged / scored, 3) if scored else 0.0,
+        "failed": gate.exceeded(flagged, scored),
+    }
+
+
+def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | None) -> dict:
+    import numpy
+    import PIL
+    import torch
+
+    return {
+        "datacheck_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command if command is not None else sys.argv,
+        "dataset": str(manifest.source),
+        "dataset_root": str(manifest.root),
+        "manifest_format": manifest.format,
+        "manifest_fingerprint": manifest.fingerprint,
+        "samples": len(manifest),
+        "seed": cfg["audit"]["seed"],
+        "device": device,
+        "config": json.loads(json.dumps(cfg)),
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": numpy.__version__,
+            "pandas": pd.__version__,
+            "pyarrow": pa.__version__,
+            "pillow": PIL.__version__,
+            "torch": torch.__version__,
+        },
+        "findings_schema_version": FINDINGS_SCHEMA_VERSION,
+    }

@@ -1,0 +1,1 @@
+"""Human-readable output of a run: the console summary (HTML report and CSV to come)."""

@@ -1,0 +1,56 @@
+"""The rich summary table printed on stderr after an audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def format_threshold(threshold: dict) -> str:
+    """A short human form of a check's learned threshold (``summary.json`` has it all)."""
+    if not threshold:
+        return ""
+    if "rule" in threshold:
+        return str(threshold["rule"])
+    if "min_similarity" in threshold:
+        return f"similarity >= {threshold['min_similarity']:g}"
+    if "median_class_size" in threshold:
+        return f"class size < {threshold['below']:g} ({threshold['scope']})"
+    stat = threshold.get("statistic", "")
+    cuts = []
+    if "below" in threshold:
+        cuts.append(f"< {threshold['below']:.4g}")
+    if "above" in threshold:
+        cuts.append(f"> {threshold['above']:.4g}")
+    text = f"{stat} {' or '.join(cuts)}"
+    return text + (f" or {threshold['or']}" if "or" in threshold else "")
+
+
+def print_summary(summary: dict, run_dir: Path, console: Console) -> None:
+    """Print per-check counts, thresholds, worst examples, gates and where the run is."""
+    table = Table(title=f"datacheck audit: {summary['samples']} samples", title_justify="left")
+    table.add_column("check")
+    table.add_column("flagged", justify="right")
+    table.add_column("%", justify="right")
+    table.add_column("threshold")
+    table.add_column("worst examples", overflow="fold")
+    for check, info in summary["checks"].items():
+        style = "bold red" if info["flagged"] else ""
+        table.add_row(check, str(info["flagged"]), f"{info['percent']:.1f}", format_threshold(info["threshold"]),
+                      ", ".join(info["worst"]), style=style)
+    console.print(table)
+    skipped = sum(summary["skipped_files"].values())
+    if skipped:
+        console.print(f"skipped {skipped} non-image file(s)")
+    if summary["missing_files"]:
+        console.print(f"[yellow]{len(summary['missing_files'])} listed file(s) missing and left out[/]")
+    corrupt = summary["checks"].get("corrupt", {}).get("flagged", 0)
+    if corrupt:
+        console.print(f"[yellow]{corrupt} image(s) could not be decoded (see check 'corrupt')[/]")
+    for gate in summary["gates"]:
+        if gate["failed"]:
+            console.print(f"[bold red]gate failed:[/] {gate['gate']} (flagged {gate['flagged']} of {gate['scored']}, "
+                          f"{gate['percent']:.1f}%)")
+    console.print(f"run written to {run_dir}")

@@ -1,0 +1,45 @@
+"""Robust statistics for data-adaptive thresholds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# MAD → standard deviation for normally distributed data.
+MAD_TO_STD = 1.4826
+
+
+def robust_z(values: np.ndarray, min_scale: float) -> tuple[np.ndarray, float, float]:
+    """Modified z-scores (Iglewicz & Hoaglin): ``(x - median) / (1.4826 * MAD)``.
+
+    Parameters
+    ----------
+    values : ndarray of shape (N,)
+        NaNs are ignored for the statistics and stay NaN in the result.
+    min_scale : float
+        Lower bound on the scale, in the units of ``values``. When most samples share one
+        value (every image 64x64) the MAD is 0 and any difference would be "infinitely"
+        unusual; the floor says how big a difference must be to count at all.
+
+    Returns
+    -------
+    z : ndarray of shape (N,)
+    median, scale : float
+    """
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.full(values.shape, np.nan), float("nan"), float(min_scale)
+    median = float(np.median(finite))
+    scale = max(MAD_TO_STD * float(np.median(np.abs(finite - median))), float(min_scale))
+    return (values - median) / scale, median, scale
+
+
+def threshold_score(badness: np.ndarray, threshold: float) -> np.ndarray:
+    """Map a badness (robust z in the bad direction) to a score in [0, 1], lower = worse.
+
+    ``1 / (1 + (max(b, 0) / threshold) ** 2)``: 1 for typical samples, exactly 0.5 at the
+    threshold (so ``score < 0.5`` ⇔ flagged) and towards 0 for extreme ones, keeping the
+    ranking among the flagged samples (a normal CDF would round them all to 0).
+    """
+    b = np.clip(np.nan_to_num(np.asarray(badness, dtype=float), nan=0.0, posinf=1e12), 0.0, 1e12)
+    return 1.0 / (1.0 + (b / threshold) ** 2)

@@ -1,0 +1,76 @@
+"""The run directory: ``findings.parquet``, ``summary.json``, ``run.json``, ``artifacts/``.
+
+Every file is written to a temporary name beside its destination and renamed into place,
+so an interrupted run never leaves a half-written file and a rerun picks up the artifacts
+that were complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import UsageError
+
+RUN_MARKER = "run.json"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and rename the result to ``path`` atomically.
+
+    The temporary file lives in the destination folder, so the rename never crosses
+    file systems; on any failure it is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json(path: Path, data: dict) -> Path:
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_parquet(path: Path, table: pa.Table) -> Path:
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+class RunDir:
+    """A run directory, created on demand.
+
+    Parameters
+    ----------
+    path : path-like
+        Where the run lives. An existing folder is reused only if it is empty or an
+        earlier datacheck run (it has ``run.json``); anything else is refused so that a
+        typo in ``--out`` can never overwrite a user's files.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if self.path.exists():
+            if not self.path.is_dir():
+                raise UsageError(f"--out {self.path} exists and is not a folder")
+            if any(self.path.iterdir()) and not (self.path / RUN_MARKER).exists():
+                raise UsageError(f"--out {self.path} is a non-empty folder that is not a datacheck run; choose another")
+
+    @property
+    def artifacts(self) -> Path:
+        return self.path / "artifacts"
+
+    def file(self, name: str) -> Path:
+        return self.path / name
