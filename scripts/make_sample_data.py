@@ -271,9 +271,9 @@ def render_outlier(kind: str, rng: np.random.Generator, size: int = IMAGE_SIZE) 
 
 
 def _noise_texture(rng: np.random.Generator, size: int) -> Image.Image:
-    """Multi-octave value noise ('fractal' clouds), posterised into colour bands.
+    """Multi-octave value noise ('fractal' clouds) thresholded into two-tone blobs.
 
-    Posterising gives crisp contour edges: smooth clouds alone would look
+    Thresholding gives crisp contour edges: smooth or finely banded clouds would look
     blurry to a sharpness check, and outliers should have no other issue.
     """
     big = size * SUPERSAMPLE
@@ -283,17 +283,7 @@ def _noise_texture(rng: np.random.Generator, size: int) -> Image.Image:
         coarse = Image.fromarray(rng.random((cells, cells)).astype(np.float32), "F")
         field += amplitude * np.asarray(coarse.resize((big, big), Image.Resampling.BICUBIC))
         amplitude *= 0.6
-    levels = 6
-    t = np.floor((field - field.min()) / np.ptp(field) * (levels - 1e-9)) / (levels - 1)
-    dark = _ink_colour(rng, value=(0.3, 0.5))
-    mid = _ink_colour(rng, value=(0.7, 0.9))
-    light = rng.uniform(200.0, 245.0, size=3)
-    t3 = t[..., None]
-    lower = dark + (mid - dark) * (t3 / 0.5)
-    upper = mid + (light - mid) * ((t3 - 0.5) / 0.5)
-    colours = np.where(t3 < 0.5, lower, upper)
-    small = colours.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 3).mean(axis=(1, 3))
-    return _finish(small, rng)
+    return _two_tone(_downsample((field > np.median(field)).astype(float)), rng)
 
 
 def _polygon_clutter(rng: np.random.Generator, size: int) -> Image.Image:

@@ -18,11 +18,13 @@ from ..robust import robust_z, threshold_score
 from .base import AuditContext, Detector, check_positive, partial_findings
 from .registry import register_detector
 
-# Per check: (statistic, transform of the image stats → value, direction, scale floor).
-# Brightness statistics are compared on a log scale of their distance from the clipped end,
-# so "a tenth of the headroom" means the same thing for every exposure; 0.1 (≈10 %) is the
-# smallest difference that can ever count as unusual.
+# Statistics are compared on log scales (brightness: of the distance from the clipped end),
+# so a ratio means the same thing everywhere. The floors are the smallest robust spread a
+# statistic is given: with z_threshold 4, a 1.5x change of exposure or of entropy, a 2.2x
+# change of area or a 1.5x change of aspect ratio can count as unusual, never less, even
+# when every image in the dataset is identical in that respect (MAD = 0).
 _LOG_FLOOR = 0.1
+_AREA_FLOOR = 0.2
 
 
 @register_detector
@@ -70,27 +72,29 @@ class ImageProperties(Detector):
         if len(s) == 0:
             return parts[0]
         flat = ~s["has_content"].to_numpy(dtype=bool)
-        # (check, statistic name, value, bad direction: -1 low is bad / +1 high / 0 both, floor)
+        width, height = s["width"].to_numpy(float), s["height"].to_numpy(float)
+        # (check, statistic, value, bad direction: -1 low is bad / 0 both ways, scale floor,
+        #  needs content: exposure and sharpness mean nothing for a flat image, which is
+        #  reported as low information only)
         measures = [
-            ("dark", "brightness_high", np.log1p(s["brightness_high"].to_numpy(float)), -1, _LOG_FLOOR),
-            ("light", "brightness_low", np.log1p(255.0 - s["brightness_low"].to_numpy(float)), -1, _LOG_FLOOR),
-            ("blurry", "sharpness", s["sharpness"].to_numpy(float), -1, _LOG_FLOOR),
-            ("low_information", "entropy", np.log(s["entropy"].to_numpy(float) + 0.01), -1, _LOG_FLOOR),
-            ("odd_size", "area", np.log(s["width"].to_numpy(float) * s["height"].to_numpy(float)), 0, _LOG_FLOOR),
-            ("odd_aspect_ratio", "aspect_ratio", np.log(s["width"].to_numpy(float) / s["height"].to_numpy(float)), 0, _LOG_FLOOR),
+            ("dark", "brightness_high", np.log1p(s["brightness_high"].to_numpy(float)), -1, _LOG_FLOOR, True),
+            ("light", "brightness_low", np.log1p(255.0 - s["brightness_low"].to_numpy(float)), -1, _LOG_FLOOR, True),
+            ("blurry", "sharpness", s["sharpness"].to_numpy(float), -1, _LOG_FLOOR, True),
+            ("low_information", "entropy", np.log(s["entropy"].to_numpy(float) + 0.01), -1, _LOG_FLOOR, False),
+            ("odd_size", "area", np.log(width * height), 0, _AREA_FLOOR, False),
+            ("odd_aspect_ratio", "aspect_ratio", np.log(width / height), 0, _LOG_FLOOR, False),
         ]
-        for check, stat, value, direction, floor in measures:
-            z, median, scale = robust_z(value, floor)
+        for check, stat, value, direction, floor, needs_content in measures:
+            scored = np.isfinite(value) & ~(flat & needs_content)
+            z, median, scale = robust_z(np.where(scored, value, np.nan), floor)
             badness = np.abs(z) if direction == 0 else direction * z
             if check == "low_information":
                 badness = np.where(flat, np.inf, badness)  # a flat image carries no information at all
-            is_issue = np.nan_to_num(badness, nan=0.0) > self.z_threshold
             self.thresholds_[check] = _describe_cut(stat, median, scale, direction, self.z_threshold, check)
-            shown_z = np.round(np.abs(z) if direction == 0 else z, 3)
-            details = [{stat: v, "z": zz} for v, zz in zip(_raw_values(stat, s), shown_z.tolist())]
-            keep = ~np.isnan(value) if check != "low_information" else np.ones(len(s), bool)
-            parts.append(partial_findings(rows[keep], check, threshold_score(badness[keep], self.z_threshold),
-                                          is_issue[keep], [d for d, k in zip(details, keep) if k]))
+            shown_z = np.round(np.abs(z) if direction == 0 else z, 3).tolist()
+            details = [{stat: v, "z": zz} for v, zz, keep in zip(_raw_values(stat, s), shown_z, scored) if keep]
+            parts.append(partial_findings(rows[scored], check, threshold_score(badness[scored], self.z_threshold),
+                                          badness[scored] > self.z_threshold, details))
         parts.append(self._grayscale(s, rows))
         return pd.concat(parts, ignore_index=True)
 

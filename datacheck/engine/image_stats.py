@@ -36,7 +36,7 @@ STAT_COLUMNS = [
     "brightness_high",
     "brightness_mean",
     "contrast",  # std of luminance, 0-255
-    "entropy",  # Shannon entropy of the 256-bin luminance histogram, bits
+    "entropy",  # Shannon entropy of a 32-bin luminance histogram over the image's own range, bits
     "sharpness",  # log(steepest edge / tonal range), <= ~0; NaN for flat images
     "colorfulness",  # mean max channel difference, 0-1; 0 for grey images
     "pixel_hash",  # hex digest of mode, size and decoded pixels ("" if unreadable)
@@ -101,9 +101,7 @@ def _measure(im: Image.Image) -> dict:
 
     low, high = np.percentile(grey, [0.1, 99])
     contrast = float(grey.std())
-    hist = np.bincount(np.clip(grey, 0, 255).astype(np.uint8).ravel(), minlength=256)
-    prob = hist[hist > 0] / grey.size
-    entropy = float(-(prob * np.log2(prob)).sum())
+    entropy = _entropy(grey, float(low), float(high))
 
     flat = contrast < FLAT_STD or min(grey.shape) < 3
     sharpness = math.nan if flat else _sharpness(grey, float(low), float(high))
@@ -124,6 +122,21 @@ def _measure(im: Image.Image) -> dict:
         "has_content": not flat,
         "error": "",
     }
+
+
+def _entropy(grey: np.ndarray, low: float, high: float, bins: int = 32) -> float:
+    """Shannon entropy (bits) of the grey levels, binned over the image's own tonal range.
+
+    Binning over ``[low, high]`` rather than 0-255 makes a dark or washed-out picture
+    carry as much information as its normal version (its levels are merely squeezed);
+    only an image that is mostly one tone, with little else, scores low.
+    """
+    if high - low < 1.0:
+        return 0.0
+    idx = np.clip(((grey - low) * (bins / (high - low))).astype(np.int64), 0, bins - 1)
+    prob = np.bincount(idx.ravel(), minlength=bins) / idx.size
+    prob = prob[prob > 0]
+    return float(-(prob * np.log2(prob)).sum())
 
 
 def _sharpness(grey: np.ndarray, low: float, high: float) -> float:
