@@ -103,9 +103,11 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
             device=device,
             workers=workers,
         )
-    from .report.summary import print_summary
+    from .report.summary import failed_gates, print_summary
 
     print_summary(result.summary, result.run_dir, consoles.err)
+    for line in failed_gates(result.summary):  # shown even with --quiet: it explains exit status 1
+        click.echo(f"datacheck: {line}", err=True)
     if as_json:
         consoles.out.print_json(json.dumps({"run_dir": str(result.run_dir), **result.summary}))
     sys.exit(int(result.exit_status))

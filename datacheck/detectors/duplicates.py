@@ -57,8 +57,7 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int) -> Duplica
     stats = ctx.get("images")
     frame = ctx.manifest.frame
     n = len(stats)
-    readable = (stats["error"] == "").to_numpy()
-    pixel_id = np.where(readable, pd.factorize(stats["pixel_hash"])[0], -1)
+    readable, pixel_id = _pixel_ids(stats)
     has_content = stats["has_content"].to_numpy(dtype=bool) & readable
     split_codes = pd.factorize(frame["split"].fillna("(none)"))[0]
 
@@ -85,19 +84,30 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int) -> Duplica
     near_pairs = local[pairs[sims >= threshold]] if len(pairs) else np.empty((0, 2), np.int64)
     component = connected_components(n, np.concatenate([near_pairs, _chain_pairs(pixel_id, readable)]))
 
-    # Representative per component: largest image, then train before val/test, then first id.
-    area = (stats["width"] * stats["height"]).to_numpy(dtype=float)
-    split_rank = frame["split"].map(_SPLIT_RANK).fillna(3).to_numpy()
-    id_rank = np.argsort(np.argsort(frame["sample_id"].to_numpy(dtype=str), kind="stable"), kind="stable")
-    order = np.lexsort((id_rank, split_rank, -area))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
+    rank = _keep_rank(stats, frame)
     representative = {}
-    for row in order:
+    for row in np.argsort(rank):
         representative.setdefault(component[row], row)
     group = np.array([representative[c] if readable[r] else -1 for r, c in enumerate(component)], dtype=np.int64)
     return DuplicateGroups(np.flatnonzero(readable), pixel_id, group, rank, has_content, nearest, nearest_other,
                            threshold, chance)
+
+
+def _pixel_ids(stats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(readable (N,) bool, id of the decoded pixels (N,) int, -1 where unreadable)."""
+    readable = (stats["error"] == "").to_numpy()
+    return readable, np.where(readable, pd.factorize(stats["pixel_hash"])[0], -1)
+
+
+def _keep_rank(stats: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """Which copy of a duplicate group to keep, as a rank (N,), lower first: the largest
+    image, then ``train`` before val/test (leaks are removed from evaluation), then the first id."""
+    area = (stats["width"] * stats["height"]).to_numpy(dtype=float)
+    split_rank = frame["split"].map(_SPLIT_RANK).fillna(3).to_numpy()
+    id_rank = np.argsort(np.argsort(frame["sample_id"].to_numpy(dtype=str), kind="stable"), kind="stable")
+    rank = np.empty(len(frame), dtype=np.int64)
+    rank[np.lexsort((id_rank, split_rank, -area))] = np.arange(len(frame))
+    return rank
 
 
 def _max_per_row(n: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -147,36 +157,38 @@ class _DuplicateDetector(Detector):
 
 
 @register_detector
-class ExactDuplicates(_DuplicateDetector):
+class ExactDuplicates(Detector):
     """Images whose decoded pixels are identical; all but one per group are flagged.
 
-    Parameters
-    ----------
-    min_similarity, candidates
-        As for ``near_duplicates``; they only matter for picking each group's representative.
+    The copy kept is the largest image, then the one in ``train``, then the first sample id.
     """
 
     name = "exact_duplicates"
+    requires = frozenset({"images"})
     checks = ("exact_duplicates",)
 
+    def __init__(self):
+        pass
+
     def find(self, ctx: AuditContext) -> pd.DataFrame:
-        g = self._groups(ctx)
+        stats = ctx.get("images")
         self.thresholds_[self.name] = {"rule": "identical decoded pixels"}
         ids = ctx.manifest.frame["sample_id"].to_numpy()
-        rows = g.rows
-        score = np.ones(len(rows))
-        details = [{} for _ in rows]
-        position = {r: k for k, r in enumerate(rows)}
-        for pid in np.unique(g.pixel_id[rows]):
-            members = rows[g.pixel_id[rows] == pid]
+        readable, pixel_id = _pixel_ids(stats)
+        rank = _keep_rank(stats, ctx.manifest.frame)
+        rows = np.flatnonzero(readable)
+        score = np.ones(len(stats))
+        details: dict[int, dict] = {}
+        order = rows[np.argsort(pixel_id[rows], kind="stable")]
+        for members in np.split(order, np.flatnonzero(np.diff(pixel_id[order])) + 1):
             if len(members) < 2:
                 continue
-            keep = members[np.argmin(g.rank[members])]
+            keep = members[np.argmin(rank[members])]
             for r in members:
-                score[position[r]] = 1.0 if r == keep else 0.0
-                details[position[r]] = {"group": ids[keep], "group_size": len(members), "representative": ids[keep],
-                                        "copies": [ids[m] for m in members if m != r][:_MAX_LISTED]}
-        return partial_findings(rows, self.name, score, score < 0.5, details)
+                score[r] = 1.0 if r == keep else 0.0
+                details[r] = {"group": ids[keep], "group_size": len(members), "representative": ids[keep],
+                              "copies": [ids[m] for m in members if m != r][:_MAX_LISTED]}
+        return partial_findings(rows, self.name, score[rows], score[rows] < 0.5, [details.get(r, {}) for r in rows])
 
 
 @register_detector

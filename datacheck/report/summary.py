@@ -29,7 +29,7 @@ def format_threshold(threshold: dict) -> str:
 
 
 def print_summary(summary: dict, run_dir: Path, console: Console) -> None:
-    """Print per-check counts, thresholds, worst examples, gates and where the run is."""
+    """Print per-check counts, thresholds, worst examples and where the run is."""
     table = Table(title=f"datacheck audit: {summary['samples']} samples", title_justify="left")
     table.add_column("check")
     table.add_column("flagged", justify="right")
@@ -49,8 +49,13 @@ def print_summary(summary: dict, run_dir: Path, console: Console) -> None:
     corrupt = summary["checks"].get("corrupt", {}).get("flagged", 0)
     if corrupt:
         console.print(f"[yellow]{corrupt} image(s) could not be decoded (see check 'corrupt')[/]")
-    for gate in summary["gates"]:
-        if gate["failed"]:
-            console.print(f"[bold red]gate failed:[/] {gate['gate']} (flagged {gate['flagged']} of {gate['scored']}, "
-                          f"{gate['percent']:.1f}%)")
     console.print(f"run written to {run_dir}")
+
+
+def failed_gates(summary: dict) -> list[str]:
+    """One line per exceeded ``--fail-on`` gate, saying what was found."""
+    return [
+        f"gate failed: {g['gate']} (flagged {g['flagged']} of {g['scored']}, {g['percent']:.1f}%)"
+        for g in summary["gates"]
+        if g["failed"]
+    ]

@@ -1,0 +1,70 @@
+"""Shared fixtures: the sample dataset, one audit of it, and small throw-away datasets."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = REPO_ROOT / "sample_data"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def truth() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE_DATA / "truth.csv", dtype=str)
+
+
+@pytest.fixture(scope="session")
+def sample_audit(tmp_path_factory):
+    """One default audit of sample_data (through the Python API), shared by many tests."""
+    import datacheck
+
+    out = tmp_path_factory.mktemp("runs") / "sample"
+    return datacheck.audit(SAMPLE_DATA, out=out, workers=2)
+
+
+def make_image(path: Path, seed: int, size=(32, 32), mode="RGB") -> Path:
+    """A random-pattern image (distinct per seed) written to ``path``."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(size[1] // 4, size[0] // 4, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels).resize(size, Image.Resampling.NEAREST).convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """``root/<split>/<class>/`` with 2 classes x 6 images in train and 2 x 2 in val."""
+    root = tmp_path / "tiny"
+    seed = 0
+    for split, n in (("train", 6), ("val", 2)):
+        for label in ("cat", "dog"):
+            for i in range(n):
+                make_image(root / split / label / f"{label}{i}.png", seed)
+                seed += 1
+    return root
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Path → SHA-256 of every file under ``root``: to prove a dataset was not modified."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.fixture
+def sample_copy(tmp_path) -> Path:
+    """A private copy of sample_data that a test may break."""
+    dest = tmp_path / "sample"
+    shutil.copytree(SAMPLE_DATA, dest)
+    return dest

@@ -1,0 +1,177 @@
+"""Bad input: one clear line on stderr, the documented exit status, no traceback, no file touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from datacheck.cli import cli
+from datacheck.errors import ExitStatus
+
+from .conftest import make_image, tree_digest
+
+
+def audit(*args):
+    return CliRunner().invoke(cli, ["audit", *map(str, args), "--workers", "0"], catch_exceptions=False)
+
+
+def assert_one_line_error(result, status: ExitStatus, fragment: str):
+    assert result.exit_code == status, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("datacheck: error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+def write_manifest(root, rows, name="manifest.csv"):
+    path = root / name
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_missing_files_exit_3_unless_tolerated(tiny_dataset, tmp_path):
+    rows = [{"path": "train/cat/cat0.png", "label": "cat"}, {"path": "train/cat/gone.png", "label": "cat"},
+            {"path": "train/dog/dog0.png", "label": "dog"}]
+    manifest = write_manifest(tiny_dataset, rows)
+    before = tree_digest(tiny_dataset)
+    result = audit(manifest, "--out", tmp_path / "r1")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "1 of 3 files listed in")
+    assert "'train/cat/gone.png'" in result.stderr and "--max-missing" in result.stderr
+    ok = audit(manifest, "--out", tmp_path / "r2", "--max-missing", "1", "--json", "-q")
+    assert ok.exit_code == 0
+    assert json.loads(ok.stdout)["missing_files"] == ["train/cat/gone.png"]
+    assert tree_digest(tiny_dataset) == before
+
+
+@pytest.mark.parametrize(
+    "content, error",
+    [
+        (None, "truncated"),  # a PNG cut short
+        (b"", "UnidentifiedImageError"),  # zero bytes
+        (b"this is not an image at all\n" * 10, "UnidentifiedImageError"),  # text with a .png name
+    ],
+    ids=["corrupt_png", "zero_byte", "not_an_image"],
+)
+def test_undecodable_image_is_reported_not_fatal(tiny_dataset, tmp_path, content, error):
+    bad = tiny_dataset / "train" / "cat" / "bad.png"
+    if content is None:
+        good = (tiny_dataset / "train" / "cat" / "cat0.png").read_bytes()
+        content = good[: len(good) // 2]
+    bad.write_bytes(content)
+    before = tree_digest(tiny_dataset)
+    result = audit(tiny_dataset, "--out", tmp_path / "run", "--json")
+    assert result.exit_code == 0, result.output
+    assert "1 image(s) could not be decoded" in result.stderr
+    assert "Traceback" not in result.output
+    findings = pd.read_parquet(tmp_path / "run" / "findings.parquet")
+    row = findings[(findings["check"] == "corrupt") & (findings["sample_id"] == "train/cat/bad.png")].iloc[0]
+    assert row["is_issue"] and row["score"] == 0.0
+    assert error in json.loads(row["details"])["error"]
+    assert tree_digest(tiny_dataset) == before
+    gated = audit(tiny_dataset, "--out", tmp_path / "run2", "--fail-on", "corrupt>0")
+    assert gated.exit_code == ExitStatus.GATE_FAILED
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../outside.png", "train/../../outside.png", "ABSOLUTE"],
+    ids=["dotdot", "nested_dotdot", "absolute_elsewhere"],
+)
+def test_path_traversal_in_manifest_is_refused(tiny_dataset, tmp_path, path):
+    outside = make_image(tmp_path / "outside.png", seed=99)
+    path = str(outside) if path == "ABSOLUTE" else path
+    manifest = write_manifest(tiny_dataset, [{"path": "train/cat/cat0.png", "label": "cat"}, {"path": path, "label": "cat"}])
+    result = audit(manifest, "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "path escapes the dataset root")
+    assert "(row 2 of" in result.stderr
+
+
+def test_symlink_out_of_the_dataset_is_refused(tiny_dataset, tmp_path):
+    outside = make_image(tmp_path / "secret" / "x.png", seed=98)
+    os.symlink(outside, tiny_dataset / "train" / "cat" / "link.png")
+    result = audit(tiny_dataset, "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "path escapes the dataset root")
+
+
+def test_absolute_path_inside_the_root_is_accepted(tiny_dataset, tmp_path):
+    inside = tiny_dataset / "train" / "cat" / "cat1.png"
+    manifest = write_manifest(tiny_dataset, [{"path": str(inside), "label": "cat"}, {"path": "train/dog/dog0.png", "label": "dog"}])
+    result = audit(manifest, "--out", tmp_path / "run", "--json", "-q")
+    assert result.exit_code == 0, result.output
+
+
+def test_duplicate_sample_ids_exit_3(tiny_dataset, tmp_path):
+    rows = [{"sample_id": "a", "path": "train/cat/cat0.png", "label": "cat"},
+            {"sample_id": "a", "path": "train/cat/cat1.png", "label": "cat"}]
+    result = audit(write_manifest(tiny_dataset, rows), "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "1 duplicate sample id(s)")
+    assert "'a'" in result.stderr
+
+
+def test_duplicate_paths_are_duplicate_ids(tiny_dataset, tmp_path):
+    rows = [{"path": "train/cat/cat0.png", "label": "cat"}, {"path": "./train/cat/cat0.png", "label": "dog"}]
+    result = audit(write_manifest(tiny_dataset, rows), "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "duplicate sample id")
+
+
+def test_empty_folder_exit_3(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "cat").mkdir(parents=True)
+    (empty / "cat" / "notes.txt").write_text("no images here")
+    result = audit(empty, "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "no images found in")
+    assert "skipped 1 non-image file(s)" in result.stderr
+
+
+def test_missing_dataset_exit_3(tmp_path):
+    result = audit(tmp_path / "nope", "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "dataset not found")
+
+
+@pytest.mark.parametrize(
+    "name, content, fragment",
+    [
+        ("m.csv", b"\xff\xfe\x00garbage\x00\x01", "cannot read manifest"),
+        ("m.csv", b"", "cannot read manifest"),
+        ("m.csv", b"file,klass\na.png,cat\n", "has no 'path' column"),
+        ("m.parquet", b"PAR1 not really parquet", "cannot read manifest"),
+        ("m.jsonl", b'{"path": "a.png"}\n{broken\n', "cannot read manifest"),
+        ("m.xlsx", b"whatever", "unsupported manifest type '.xlsx'"),
+    ],
+    ids=["binary_csv", "empty_csv", "no_path_column", "bad_parquet", "bad_jsonl", "unknown_type"],
+)
+def test_unreadable_manifest_exit_3(tmp_path, name, content, fragment):
+    manifest = tmp_path / name
+    manifest.write_bytes(content)
+    result = audit(manifest, "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, fragment)
+    assert manifest.read_bytes() == content
+
+
+def test_unknown_split_name_exit_3(tiny_dataset, tmp_path):
+    rows = [{"path": "train/cat/cat0.png", "label": "cat", "split": "holdout"}]
+    result = audit(write_manifest(tiny_dataset, rows), "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "unknown split name(s) 'holdout'")
+
+
+def test_mixed_folder_layout_exit_3(tiny_dataset, tmp_path):
+    make_image(tiny_dataset / "extras" / "x.png", seed=5)
+    result = audit(tiny_dataset, "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "mixed folder layout")
+
+
+def test_no_file_in_the_dataset_is_changed_by_an_audit(sample_copy, tmp_path):
+    before = tree_digest(sample_copy)
+    mtimes = {p: p.stat().st_mtime_ns for p in sample_copy.rglob("*")}
+    result = audit(sample_copy, "--out", tmp_path / "run", "-q")
+    assert result.exit_code == 0
+    assert tree_digest(sample_copy) == before
+    assert {p: p.stat().st_mtime_ns for p in sample_copy.rglob("*")} == mtimes
+    assert not (sample_copy / "runs").exists()
+    shutil.rmtree(tmp_path / "run")

@@ -1,0 +1,119 @@
+"""Exact CLI behaviour: exit statuses, streams, --json, gates, usage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from datacheck.cli import cli
+
+from .conftest import SAMPLE_DATA
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_every_command_has_help():
+    for name, command in cli.commands.items():
+        result = invoke(name, "--help")
+        assert result.exit_code == 0, name
+        assert command.help and command.help.split()[0] in result.stdout
+
+
+def test_audit_json_on_stdout_and_summary_on_stderr(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("audit", tiny_dataset, "--out", out, "--json", "--workers", 0)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["run_dir"] == str(out)
+    assert summary["samples"] == 16
+    assert summary["exit_status"] == 0
+    assert set(summary["checks"]) >= {"near_duplicates", "split_leakage", "dark", "corrupt", "class_imbalance"}
+    assert "datacheck audit: 16 samples" in result.stderr
+    assert f"run written to {out}" in result.stderr
+    assert (out / "findings.parquet").exists()
+
+
+def test_quiet_prints_nothing(tiny_dataset, tmp_path):
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "run", "--quiet", "--workers", 0)
+    assert result.exit_code == 0
+    assert result.stdout == "" and result.stderr == ""
+
+
+def test_gate_exceeded_exits_1_with_reason(tmp_path):
+    result = invoke("audit", SAMPLE_DATA, "--out", tmp_path / "run", "--fail-on", "near_duplicates>0,dark>50%")
+    assert result.exit_code == 1
+    assert "datacheck: gate failed: near_duplicates>0 (flagged 12 of" in result.stderr
+    assert "dark>50%" not in result.stderr.split("gate failed")[-1]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [g["failed"] for g in summary["gates"]] == [True, False]
+    assert summary["exit_status"] == 1
+
+
+def test_gate_not_exceeded_exits_0(tiny_dataset, tmp_path):
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "run", "--fail-on", "split_leakage>0,image_properties>=50%")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fail-on", "near_duplicates>>3"], "bad --fail-on gate 'near_duplicates>>3'"),
+        (["--fail-on", "label_issues>5%"], "unknown check 'label_issues'"),
+        (["--fail-on", "dark>0", "--checks", "exact_duplicates"], "which this audit does not run"),
+        (["--checks", "nope"], "unknown check 'nope'"),
+        (["--checks", "zz*"], "matches no check"),
+        (["--device", "tpu"], "bad --device 'tpu'"),
+        (["--device", "cuda:7"], "--device cuda:7"),
+        (["--seed", "x"], "Invalid value for '--seed'"),
+    ],
+)
+def test_usage_errors_exit_2(tiny_dataset, tmp_path, args, message):
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "run", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()  # nothing written for a bad command line
+
+
+def test_bad_config_exits_2(tiny_dataset, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[detectors.image_properties]\nz_threshold = 'high'\n")
+    result = invoke("audit", tiny_dataset, "--config", config)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"datacheck: error: detectors.image_properties.z_threshold in {config} must be float, got 'high'"
+    )
+
+
+def test_config_file_and_cli_precedence(tiny_dataset, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[audit]\nseed = 7\nchecks = ["class_imbalance"]\n')
+    result = invoke("audit", tiny_dataset, "--config", config, "--seed", 3, "--out", tmp_path / "r", "--json", "-q")
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert info["seed"] == 3  # command line beats the file
+    assert list(json.loads(result.stdout)["checks"]) == ["class_imbalance"]  # the file beats the defaults
+
+
+def test_out_refuses_a_foreign_folder(tiny_dataset, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    result = invoke("audit", tiny_dataset, "--out", foreign)
+    assert result.exit_code == 2
+    assert "is a non-empty folder that is not a datacheck run" in result.stderr
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_python_dash_m_and_help_does_not_import_torch():
+    code = "import sys; from datacheck.cli import cli; sys.argv=['datacheck','--help']\n" \
+           "try:\n    cli()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False False"
+    version = subprocess.run([sys.executable, "-m", "datacheck", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("datacheck, version ")

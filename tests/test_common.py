@@ -1,0 +1,90 @@
+"""Conformance checks that every registered detector passes (scikit-learn's check_estimator idea)."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datacheck.detectors import AuditContext, Detector, create_detector, list_detectors, register_detector
+from datacheck.detectors.registry import expand_checks, get_detector_class
+from datacheck.engine.loader import compute_image_stats
+from datacheck.errors import UsageError
+from datacheck.manifest import load_manifest
+from datacheck.schema import FINDINGS_COLUMNS
+
+
+@pytest.fixture
+def context(tiny_dataset):
+    manifest = load_manifest(tiny_dataset)
+    stats = compute_image_stats(manifest.abspaths(), workers=0)
+    return lambda: AuditContext(manifest=manifest, run_id="t", seed=0, features={"images": lambda: stats})
+
+
+@pytest.mark.parametrize("name", list_detectors())
+def test_detector_conformance(name, context):
+    cls = get_detector_class(name)
+    detector = create_detector(name)
+    # __init__ only stores keyword parameters, under their own names, with defaults
+    signature = inspect.signature(cls.__init__)
+    assert all(p.kind == p.KEYWORD_ONLY and p.default is not p.empty for n, p in signature.parameters.items() if n != "self")
+    assert detector.get_params() == {n: p.default for n, p in signature.parameters.items() if n != "self"}
+    assert not [a for a in vars(detector) if a.endswith("_")]
+    assert cls.checks and cls.requires <= {"images"}
+
+    first = detector.run(context())
+    assert list(first.columns) == FINDINGS_COLUMNS
+    assert set(first["check"]) <= set(cls.checks)
+    assert first["score"].between(0, 1).all()
+    assert first["is_issue"].dtype == bool
+    assert isinstance(detector.thresholds_, dict)
+    # the parameters are not changed by running, and a second run (fresh context) is identical
+    assert detector.get_params() == create_detector(name).get_params()
+    pd.testing.assert_frame_equal(first, detector.run(context()))
+    # a detector pickles (it will be shipped to workers)
+    assert pickle.loads(pickle.dumps(detector)).get_params() == detector.get_params()
+
+
+@pytest.mark.parametrize("name", list_detectors())
+def test_invalid_parameters_are_usage_errors(name, context):
+    cls = get_detector_class(name)
+    for param in cls.param_names():
+        detector = cls(**{param: -1})
+        with pytest.raises(UsageError, match=param):
+            detector.run(context())
+
+
+def test_create_detector_drops_none_and_rejects_unknown():
+    assert create_detector("near_duplicates", min_similarity=None).min_similarity == 0.95
+    with pytest.raises(UsageError, match="unknown parameter"):
+        create_detector("near_duplicates", k=3)
+
+
+def test_registry_rejects_duplicates_and_nameless():
+    class Twin(Detector):
+        name = "near_duplicates"
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_detector(Twin)
+    with pytest.raises(TypeError):
+        register_detector(type("Nameless", (Detector,), {}))
+
+
+def test_wildcards_expand_in_order():
+    assert expand_checks(["*dup*", "class_imbalance"]) == ["exact_duplicates", "near_duplicates", "class_imbalance"]
+    assert set(list_detectors(default_only=True)) == set(list_detectors())
+
+
+def test_a_single_image_dataset_is_audited(tmp_path):
+    from .conftest import make_image
+
+    import datacheck
+
+    make_image(tmp_path / "d" / "cat" / "only.png", seed=1)
+    result = datacheck.audit(tmp_path / "d", out=tmp_path / "run", workers=0)
+    assert result.summary["samples"] == 1
+    assert result.summary["checks"]["near_duplicates"]["flagged"] == 0
+    assert np.isfinite(result.findings["score"]).all()

@@ -1,0 +1,66 @@
+"""Configuration: defaults from code, TOML file, command-line overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from datacheck.config import default_config, load_config, render_toml
+from datacheck.errors import UsageError
+
+from .conftest import REPO_ROOT
+
+
+def test_committed_default_config_is_current():
+    """configs/default.toml must be exactly what the code's defaults render to."""
+    committed = (REPO_ROOT / "configs" / "default.toml").read_text()
+    assert committed == render_toml(default_config()), "regenerate: python -m datacheck.config > configs/default.toml"
+
+
+def test_every_example_config_loads():
+    for path in sorted((REPO_ROOT / "configs").glob("*.toml")):
+        assert load_config(path)["audit"]
+
+
+def test_default_config_round_trips(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(render_toml(default_config()))
+    assert load_config(path) == default_config()
+
+
+def test_overrides_apply_on_top_of_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[audit]\nseed = 5\nworkers = 1\n[detectors.near_duplicates]\nmin_similarity = 0.97\n")
+    config = load_config(path, {"seed": 9, "workers": None})
+    assert config["audit"]["seed"] == 9
+    assert config["audit"]["workers"] == 1
+    assert config["detectors"]["near_duplicates"]["min_similarity"] == 0.97
+
+
+def test_int_is_accepted_for_a_float():
+    config = load_config(None, None)
+    assert isinstance(config["detectors"]["image_properties"]["z_threshold"], float)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[audit]\nsede = 1\n", "unknown option audit.sede"),
+        ("[audti]\n", "unknown section [audti]"),
+        ("[detectors.nope]\nx = 1\n", "unknown detector [detectors.nope]"),
+        ("[detectors.image_properties]\nz = 1\n", "unknown parameter detectors.image_properties.z"),
+        ("[audit]\nseed = 'one'\n", "audit.seed in"),
+        ("[audit]\nseed = true\n", "must be int"),
+        ("[audit\n", "is not valid TOML"),
+    ],
+)
+def test_bad_config_is_a_usage_error(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=None) as info:
+        load_config(path)
+    assert message in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UsageError, match="cannot read config"):
+        load_config(tmp_path / "none.toml")
