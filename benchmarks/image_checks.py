@@ -35,15 +35,18 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cleanvision
-import numpy as np
-import PIL
-import torch
-from cleanvision import Imagelab
-from PIL import Image
+# CleanVision draws tqdm progress bars even with verbose=False; tqdm reads this on import.
+os.environ.setdefault("TQDM_DISABLE", "1")
 
-import datacheck
-from datacheck.engine.loader import default_workers
+import cleanvision  # noqa: E402
+import numpy as np  # noqa: E402
+import PIL  # noqa: E402
+import torch  # noqa: E402
+from cleanvision import Imagelab  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import datacheck  # noqa: E402
+from datacheck.engine.loader import default_workers  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "roman"
 CHECKS = ["image_properties", "exact_duplicates", "near_duplicates", "split_leakage"]

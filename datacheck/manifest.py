@@ -237,8 +237,8 @@ def _normalise_splits(column: pd.Series, source: Path) -> pd.Series:
 
 def _safe_relpath(value, root: Path, source: Path, row: int) -> str:
     """``value`` as a POSIX path relative to ``root``; refuse anything that leaves it."""
-    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
-        raise BadDataError(f"empty path in {source} (row {row + 1})")
+    if isinstance(value, (list, tuple, dict)) or pd.isna(value) or str(value).strip() == "":
+        raise BadDataError(f"empty path in {source} (row {row + 1}); every row needs a file path")
     raw = str(value).strip()
     candidate = Path(raw) if os.path.isabs(raw) else root / raw
     normal = Path(os.path.normpath(candidate))

@@ -1,0 +1,39 @@
+"""The real, noisy Roman-numeral dataset (../shared/data/roman): skipped where it is absent."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import SHARED_DATA
+
+ROMAN = SHARED_DATA / "roman"
+IMAGE_PROPERTY_CHECKS = ["corrupt", "dark", "light", "blurry", "low_information", "odd_size", "odd_aspect_ratio", "grayscale"]
+
+pytestmark = pytest.mark.skipif(not ROMAN.is_dir(), reason="../shared/data/roman is not available")
+
+
+@pytest.fixture(scope="module")
+def roman_audit(tmp_path_factory):
+    import datacheck
+
+    return datacheck.audit(ROMAN, out=tmp_path_factory.mktemp("roman") / "run")
+
+
+def test_image_properties_flag_a_few_percent_not_everything(roman_audit):
+    findings = roman_audit.findings
+    flagged = findings[findings["check"].isin(IMAGE_PROPERTY_CHECKS) & findings["is_issue"]]["sample_id"].nunique()
+    assert 0 < flagged / roman_audit.summary["samples"] < 0.05
+    checks = roman_audit.summary["checks"]
+    # a grayscale dataset is not "grayscale in a colour dataset"
+    assert checks["grayscale"]["flagged"] == 0
+    # the one all-white scan is found as low information
+    assert checks["low_information"]["flagged"] >= 1
+
+
+def test_duplicates_and_cross_split_leaks_are_reported(roman_audit):
+    checks = roman_audit.summary["checks"]
+    assert checks["exact_duplicates"]["flagged"] > 0
+    assert checks["split_leakage"]["flagged"] > 0
+    findings = roman_audit.findings
+    leaks = findings[(findings["check"] == "split_leakage") & findings["is_issue"]]
+    assert (leaks["split"] != "train").all()

@@ -1,0 +1,64 @@
+"""Near-duplicate search primitives against brute force and known transformations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datacheck.engine.similarity import (
+    connected_components,
+    pair_similarity,
+    phase_shift,
+    spectral_descriptors,
+    top_k_neighbours,
+)
+
+
+def smooth_images(n: int, side: int = 64, seed: int = 0) -> np.ndarray:
+    """Random blob images (N, side, side, 3) uint8 with structure at several scales."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((n, side // 8, side // 8, 3))
+    return (np.kron(coarse, np.ones((1, 8, 8, 1))) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("dy, dx", [(0, 0), (3, -2), (-4, 4), (1, 0)])
+def test_phase_shift_recovers_translation(dy, dx):
+    b = np.random.default_rng(1).random((1, 64, 64)).astype(np.float32)
+    a = np.roll(b, (dy, dx), axis=(1, 2))
+    assert tuple(int(v[0]) for v in phase_shift(a, b, 4)) == (dy, dx)
+
+
+def test_shifted_and_noisy_copies_are_near_one_and_others_are_not():
+    images = smooth_images(20)
+    rng = np.random.default_rng(2)
+    shifted = np.roll(images[0], (3, -2), axis=(0, 1))
+    noisy = np.clip(images[1].astype(int) + rng.integers(-6, 7, images[1].shape), 0, 255).astype(np.uint8)
+    thumbs = np.concatenate([images, shifted[None], noisy[None]])
+    sims = pair_similarity(thumbs, np.array([0, 1, 0, 2]), np.array([20, 21, 1, 3]))
+    assert sims[0] > 0.97 and sims[1] > 0.97
+    assert sims[2] < 0.5 and sims[3] < 0.5
+
+
+def test_top_k_matches_brute_force():
+    desc = spectral_descriptors(smooth_images(300, seed=3))
+    got = top_k_neighbours(desc, 4)
+    sims = desc @ desc.T
+    np.fill_diagonal(sims, -np.inf)
+    expected = np.argsort(-sims, axis=1, kind="stable")[:, :4]
+    # same neighbour sets (ties aside, the similarities must agree)
+    np.testing.assert_allclose(np.take_along_axis(sims, got, 1), np.take_along_axis(sims, expected, 1), rtol=1e-5)
+    assert (got != np.arange(300)[:, None]).all()
+
+
+def test_top_k_is_blocked(monkeypatch):
+    import datacheck.engine.similarity as similarity
+
+    desc = spectral_descriptors(smooth_images(50, seed=4))
+    full = top_k_neighbours(desc, 3)
+    monkeypatch.setattr(similarity, "_TILE", 7 * 50)  # 7 rows per block
+    np.testing.assert_array_equal(top_k_neighbours(desc, 3), full)
+
+
+def test_connected_components():
+    labels = connected_components(6, np.array([[4, 1], [1, 2], [5, 3]]))
+    assert labels.tolist() == [0, 1, 1, 3, 1, 3]
