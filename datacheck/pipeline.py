@@ -92,9 +92,11 @@ def audit(
     workers = default_workers() if opts["workers"] < 0 else opts["workers"]
     detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in detector_names]
 
+    timings = {"setup": round(time.perf_counter() - started, 3)}
+    t0 = time.perf_counter()
     manifest = load_manifest(source, max_missing=opts["max_missing"])
     run = RunDir(out if out is not None else _default_out(Path(source)))
-    timings = {"load_manifest": round(time.perf_counter() - started, 3)}
+    timings["load_manifest"] = round(time.perf_counter() - t0, 3)
     run_info = _run_info(manifest, cfg, device, command)
     write_json(run.file("run.json"), {**run_info, "status": "running"})
 
@@ -123,7 +125,8 @@ def audit(
         "run_id": ctx.run_id,
         "dataset": str(manifest.source),
         "samples": len(manifest),
-        "splits": {str(k): int(v) for k, v in manifest.frame["split"].value_counts(dropna=False).items()},
+        "splits": {("(none)" if pd.isna(k) else str(k)): int(v)
+                   for k, v in manifest.frame["split"].value_counts(dropna=False).items()},
         "classes": int(manifest.frame["label"].nunique()),
         "skipped_files": manifest.skipped,
         "missing_files": manifest.missing,

@@ -105,7 +105,7 @@ def _measure(im: Image.Image) -> dict:
 
     flat = contrast < FLAT_STD or min(grey.shape) < 3
     sharpness = math.nan if flat else _sharpness(grey, float(low), float(high))
-    thumbnail = rgb.convert("RGB").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    thumbnail = small.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0).convert("RGB")
     return {
         "width": width,
         "height": height,
