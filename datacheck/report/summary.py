@@ -32,10 +32,10 @@ def print_summary(summary: dict, run_dir: Path, console: Console) -> None:
     """Print per-check counts, thresholds, worst examples and where the run is."""
     table = Table(title=f"datacheck audit: {summary['samples']} samples", title_justify="left")
     table.add_column("check", no_wrap=True)
-    table.add_column("flagged", justify="right")
-    table.add_column("%", justify="right")
-    table.add_column("threshold", min_width=22)
-    table.add_column("worst examples", overflow="ellipsis", no_wrap=True)
+    table.add_column("flagged", justify="right", no_wrap=True)
+    table.add_column("%", justify="right", no_wrap=True)
+    table.add_column("threshold", ratio=1)
+    table.add_column("worst examples", ratio=1, overflow="ellipsis")
     for check, info in summary["checks"].items():
         style = "bold red" if info["flagged"] else ""
         table.add_row(check, str(info["flagged"]), f"{info['percent']:.1f}", format_threshold(info["threshold"]),
