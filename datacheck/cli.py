@@ -69,7 +69,7 @@ def _split_list(value: str | None) -> list[str] | None:
 
 
 @cli.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset", type=click.Path(path_type=Path), required=False)
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run directory [default: runs/<dataset>-<time>].")
 @click.option("--checks", help="Comma-separated detectors to run; wildcards allowed ('*dup*').")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config (see configs/default.toml).")
@@ -78,11 +78,20 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--max-missing", type=click.IntRange(min=0), help="Missing files tolerated before exit 3 [default: 0].")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
 @click.option("--workers", type=click.IntRange(min=0), help="Decoding worker processes [default: one per CPU, max 8].")
+@click.option("--model", help="Model trained by cross-validation: convnet-small, resnet18, ... [default: convnet-small].")
+@click.option("--weights", help="Weights file for --model (pretrained backbones); 'random' for untrained.")
+@click.option("--cache-dir", help="Cache of decoded images and model outputs; 'off' disables [default: ~/.cache/datacheck].")
+@click.option("--pred-probs", type=click.Path(path_type=Path), help="Out-of-fold probabilities (N, K) .npy: audit without images.")
+@click.option("--labels", type=click.Path(path_type=Path), help="Given class ids (N,) .npy, with --pred-probs.")
+@click.option("--embeddings", type=click.Path(path_type=Path), help="Embeddings (N, D) .npy, with --pred-probs (enables outliers).")
+@click.option("--class-names", type=click.Path(path_type=Path), help="Text file of K class names, one per line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
-def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device, workers, as_json, quiet):
+def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device, workers, model, weights, cache_dir,
+          pred_probs, labels, embeddings, class_names, as_json, quiet):
     """Audit DATASET (a folder or a CSV/Parquet/JSONL manifest) and write a run directory.
 
+    Or, without DATASET, audit any modality from model outputs: --pred-probs P.npy --labels L.npy.
     Writes findings.parquet, summary.json and run.json under --out and prints a summary
     of every check on stderr.
     """
@@ -102,6 +111,13 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
             max_missing=max_missing,
             device=device,
             workers=workers,
+            model=model,
+            weights=weights,
+            cache_dir=cache_dir,
+            pred_probs=pred_probs,
+            labels=labels,
+            embeddings=embeddings,
+            class_names=class_names,
         )
     from .report.summary import failed_gates, print_summary
 

@@ -27,6 +27,9 @@ AUDIT_OPTIONS = {
     "workers": (-1, "decoding worker processes; -1 = one per CPU (at most 8), 0 = in-process"),
     "batch_size": (32, "images per decoding batch"),
     "device": ("auto", "auto, cpu, cuda, cuda:N or mps"),
+    "model": ("convnet-small", "model for cross-validated training: convnet-small, resnet18, resnet34, resnet50"),
+    "weights": ("", "weights file for the model (pretrained backbones); 'random' for untrained"),
+    "cache_dir": ("", "cache of decoded images and model outputs; '' = the user cache dir, 'off' = none"),
 }
 
 
@@ -34,10 +37,15 @@ def default_config() -> dict:
     """The complete default configuration: ``{"audit": {...}, "detectors": {name: {...}}}``."""
     from .detectors.registry import get_detector_class, list_detectors
 
+    from dataclasses import asdict
+
+    from .engine.train import TrainConfig
+
     audit = {k: v for k, (v, _) in AUDIT_OPTIONS.items()}
     audit["checks"] = list_detectors(default_only=True)
+    train = {k: v for k, v in asdict(TrainConfig()).items() if k != "model"}
     detectors = {name: get_detector_class(name)().get_params() for name in list_detectors()}
-    return {"audit": audit, "detectors": detectors}
+    return {"audit": audit, "train": train, "detectors": detectors}
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
@@ -65,13 +73,14 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
 
 def _merge(config: dict, user: dict, origin: str) -> None:
-    unknown = set(user) - {"audit", "detectors"}
+    unknown = set(user) - {"audit", "train", "detectors"}
     if unknown:
-        raise UsageError(f"unknown section [{sorted(unknown)[0]}] in {origin}; expected [audit] or [detectors.<name>]")
-    for key, value in user.get("audit", {}).items():
-        if key not in config["audit"]:
-            raise UsageError(f"unknown option audit.{key} in {origin}; known: {', '.join(config['audit'])}")
-        config["audit"][key] = _typed(f"audit.{key}", value, config["audit"][key], origin)
+        raise UsageError(f"unknown section [{sorted(unknown)[0]}] in {origin}; expected [audit], [train] or [detectors.<name>]")
+    for section in ("audit", "train"):
+        for key, value in user.get(section, {}).items():
+            if key not in config[section]:
+                raise UsageError(f"unknown option {section}.{key} in {origin}; known: {', '.join(config[section])}")
+            config[section][key] = _typed(f"{section}.{key}", value, config[section][key], origin)
     for name, params in user.get("detectors", {}).items():
         if name not in config["detectors"]:
             raise UsageError(f"unknown detector [detectors.{name}] in {origin}; known: {', '.join(config['detectors'])}")
@@ -112,6 +121,8 @@ def render_toml(config: dict) -> str:
     for key, value in config["audit"].items():
         lines.append(f"# {AUDIT_OPTIONS[key][1]}")
         lines.append(f"{key} = {_toml_value(value)}")
+    lines += ["", "# cross-validated training of the model behind label_issues and outliers", "[train]"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in config["train"].items()]
     for name, params in config["detectors"].items():
         lines += ["", f"[detectors.{name}]"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in params.items()]

@@ -6,6 +6,7 @@ Plain functions; the CLI only parses options and prints what :func:`audit` retur
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -19,14 +20,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from .config import load_config
+from .config import default_config, load_config
 from .detectors import AuditContext
 from .detectors.registry import check_owner, create_detector, expand_checks, get_detector_class
 from .engine.device import resolve_device
 from .engine.loader import compute_image_stats, default_workers
+from .engine.train import TrainConfig
 from .errors import ExitStatus, UsageError
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
+from .modeling import cross_validated_outputs, load_outputs_from_files, manifest_for_outputs
 from .runs import RunDir, write_json, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
@@ -56,20 +59,25 @@ class AuditResult:
 
 
 def audit(
-    source: str | Path,
+    source: str | Path | None,
     out: str | Path | None = None,
     *,
     config: str | Path | None = None,
     progress: Progress | None = None,
     command: list[str] | None = None,
+    pred_probs: str | Path | None = None,
+    labels: str | Path | None = None,
+    embeddings: str | Path | None = None,
+    class_names: str | Path | None = None,
     **options,
 ) -> AuditResult:
-    """Audit a dataset folder or manifest file and write a run directory.
+    """Audit a dataset folder or manifest file, or model outputs, and write a run directory.
 
     Parameters
     ----------
-    source : path-like
-        Dataset folder (``root/<class>/*`` or ``root/<split>/<class>/*``) or manifest file.
+    source : path-like or None
+        Dataset folder (``root/<class>/*`` or ``root/<split>/<class>/*``) or manifest file;
+        None when auditing ``pred_probs``/``labels`` files alone.
     out : path-like, optional
         Run directory; default ``runs/<dataset>-<UTC timestamp>``.
     config : path-like, optional
@@ -78,30 +86,58 @@ def audit(
         ``progress(stage, done, total)``, called as work advances.
     command : list of str, optional
         The command line, recorded in ``run.json``.
+    pred_probs, labels, embeddings, class_names : path-like, optional
+        ``.npy`` files of out-of-fold probabilities (N, K), given class ids (N,) and
+        embeddings (N, D), and a text file of K class names: audit any modality without images.
     **options
         Overrides of the ``[audit]`` config section (``checks``, ``seed``, ``fail_on``,
-        ``max_missing``, ``workers``, ``batch_size``, ``device``); ``None`` means "not given".
+        ``max_missing``, ``workers``, ``batch_size``, ``device``, ``model``, ``weights``,
+        ``cache_dir``); ``None`` means "not given".
     """
     started = time.perf_counter()
     cfg = load_config(config, options)
     opts = cfg["audit"]
-    detector_names = expand_checks(opts["checks"])
+    if (pred_probs is None) != (labels is None):
+        raise UsageError("--pred-probs and --labels go together")
+    if (source is None) == (pred_probs is None):
+        raise UsageError("give a DATASET, or --pred-probs with --labels (not both)")
+    if pred_probs is None and (embeddings is not None or class_names is not None):
+        raise UsageError("--embeddings and --class-names go with --pred-probs")
+    available = {"pred_probs", "labels"} | ({"embeddings"} if embeddings is not None else set())
+    if source is not None:
+        available = {"images", "pred_probs", "labels", "embeddings"}
+    explicit = opts["checks"] != default_config()["audit"]["checks"]
+    detector_names = _runnable(expand_checks(opts["checks"]), available, explicit)
     gates = parse_gates(opts["fail_on"])
     _check_gates(gates, detector_names)
     device = resolve_device(opts["device"])
     workers = default_workers() if opts["workers"] < 0 else opts["workers"]
     detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in detector_names]
+    train_config = TrainConfig(model=opts["model"], **cfg["train"])
+    cache_dir = _cache_dir(opts["cache_dir"])
 
     timings = {"setup": round(time.perf_counter() - started, 3)}
     t0 = time.perf_counter()
-    manifest = load_manifest(source, max_missing=opts["max_missing"])
-    run = RunDir(out if out is not None else _default_out(Path(source)))
+    if source is not None:
+        manifest = load_manifest(source, max_missing=opts["max_missing"])
+        model_outputs = lambda: cross_validated_outputs(  # noqa: E731
+            manifest, train_config, device, opts["seed"], workers, cache_dir, opts["weights"] or None, progress)
+    else:
+        arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
+        manifest = manifest_for_outputs(arrays, str(pred_probs))
+        model_outputs = lambda: arrays  # noqa: E731
+    run = RunDir(out if out is not None else _default_out(Path(source if source is not None else pred_probs)))
     timings["load_manifest"] = round(time.perf_counter() - t0, 3)
     run_info = _run_info(manifest, cfg, device, command)
     write_json(run.file("run.json"), {**run_info, "status": "running"})
 
-    ctx = AuditContext(manifest=manifest, run_id=run.path.name, seed=opts["seed"])
+    ctx = AuditContext(manifest=manifest, run_id=run.path.name, seed=opts["seed"], device=device)
     ctx.features["images"] = lambda: _image_stats(manifest, run, workers, opts["batch_size"], progress, timings)
+    ctx.features["model"] = _timed(model_outputs, timings, "model")
+    ctx.features["pred_probs"] = ctx.features["labels"] = lambda: ctx.get("model")
+    ctx.features["embeddings"] = lambda: ctx.get("model").embeddings
+    for name in sorted(set().union(*(d.requires for d in detectors))):
+        ctx.get(name)  # compute inputs up front, so detector timings are the detectors' own
 
     parts, thresholds = [], {}
     for i, detector in enumerate(detectors):
@@ -139,6 +175,36 @@ def audit(
     write_json(run.file("summary.json"), summary)
     write_json(run.file("run.json"), {**run_info, "status": "complete", "exit_status": int(status)})
     return AuditResult(run.path, findings, summary, status)
+
+
+def _runnable(names: list[str], available: set, explicit: bool) -> list[str]:
+    """Detectors whose inputs this audit has; asking for one that cannot run is an error."""
+    runnable = [n for n in names if get_detector_class(n).requires <= available]
+    if explicit and len(runnable) < len(names):
+        missing = next(n for n in names if n not in runnable)
+        needs = ", ".join(sorted(get_detector_class(missing).requires - available))
+        raise UsageError(f"check {missing!r} needs {needs}, which this audit does not have")
+    return runnable
+
+
+def _cache_dir(setting: str) -> Path | None:
+    """'' → the user cache dir (``$XDG_CACHE_HOME/datacheck`` or ``~/.cache/datacheck``); 'off' → None."""
+    if setting == "off":
+        return None
+    if setting:
+        return Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "datacheck"
+
+
+def _timed(compute: Callable, timings: dict, name: str) -> Callable:
+    def run():
+        t0 = time.perf_counter()
+        value = compute()
+        timings[name] = round(time.perf_counter() - t0, 3)
+        return value
+
+    return run
 
 
 def _default_out(source: Path) -> Path:

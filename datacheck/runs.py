@@ -74,3 +74,15 @@ class RunDir:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+
+def write_npz(path: Path, **arrays) -> Path:
+    """Write arrays to an ``.npz`` file atomically."""
+
+    def write(tmp: Path) -> None:
+        import numpy as np
+
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    return atomic_write(path, write)

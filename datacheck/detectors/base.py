@@ -35,6 +35,8 @@ class AuditContext:
     run_id : str
     seed : int
         Every random choice a detector makes derives from it.
+    device : str
+        torch device for array work (``"cpu"``, ``"cuda:0"``, ...).
     features : dict of str to callable
         Lazily computed inputs by name (``"images"`` gives the per-image statistics
         DataFrame, row-aligned with ``manifest.frame``); each is computed at most once.
@@ -43,6 +45,7 @@ class AuditContext:
     manifest: Manifest
     run_id: str = "run"
     seed: int = 0
+    device: str = "cpu"
     features: dict = field(default_factory=dict)
     _memo: dict = field(default_factory=dict, repr=False)
 

@@ -1,13 +1,22 @@
-"""Run per-batch functions over a manifest's files in torch DataLoader workers."""
+"""Run per-batch functions over a manifest's files in torch DataLoader workers.
+
+Every per-sample function here is pure over a batch (``{"path": [...]}`` in, a dict of
+equal-length lists out), so the same functions can run under ``ray.data`` later.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
+from PIL import Image
 
-from .image_stats import STAT_COLUMNS, analyze_batch
+from .image_stats import _DECODE_ERRORS, STAT_COLUMNS, analyze_batch
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -69,7 +78,8 @@ def map_batches(
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
-        persistent_workers=False,
+        # The identity collate keeps numpy arrays as they are (the default converts them to tensors).
+        collate_fn=_identity,
     )
     out: dict[str, list] = {}
     done = 0
@@ -82,9 +92,93 @@ def map_batches(
     return out
 
 
+def _identity(batch):
+    return batch
+
+
 def compute_image_stats(
     paths: list[str], workers: int, batch_size: int = 32, progress: ProgressCallback | None = None
 ) -> pd.DataFrame:
     """Decode every image once and return one row of :data:`STAT_COLUMNS` per path."""
     stats = map_batches(paths, analyze_batch, workers, batch_size, progress)
     return pd.DataFrame(stats, columns=STAT_COLUMNS)
+
+
+# --------------------------------------------------------------------------- model inputs
+
+
+def decode_resize_batch(batch: dict, side: int) -> dict:
+    """Decode and resize a batch of image files for a model.
+
+    Parameters
+    ----------
+    batch : dict
+        ``{"path": list of str}``.
+    side : int
+        Output height and width in pixels (aspect ratio is not kept).
+
+    Returns
+    -------
+    dict
+        ``"pixels"``: list of ndarray (3, side, side) uint8 (grey images replicated to RGB,
+        unreadable ones zeros); ``"ok"``: list of bool.
+    """
+    pixels, ok = [], []
+    for path in batch["path"]:
+        try:
+            with Image.open(path) as im:
+                im.draft("RGB", (side * 2, side * 2))  # JPEG: decode at reduced size, much faster
+                rgb = im.convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            pixels.append(np.asarray(rgb).transpose(2, 0, 1))
+            ok.append(True)
+        except _DECODE_ERRORS:
+            pixels.append(np.zeros((3, side, side), dtype=np.uint8))
+            ok.append(False)
+    return {"pixels": pixels, "ok": ok}
+
+
+def file_digest(paths: list[str]) -> str:
+    """SHA-256 over the contents of ``paths`` in order: the cache key of anything derived from them."""
+    digest = hashlib.sha256()
+    for path in paths:
+        h = hashlib.blake2b(digest_size=16)
+        try:
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            h.update(b"<unreadable>")
+        digest.update(h.digest())
+    return digest.hexdigest()
+
+
+def load_pixels(
+    paths: list[str],
+    side: int,
+    workers: int,
+    cache_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Decoded, resized images for a model, cached on disk by file content and ``side``.
+
+    Returns
+    -------
+    pixels : ndarray of shape (N, 3, side, side), uint8
+    ok : ndarray of shape (N,), bool
+        False where the file could not be decoded.
+    key : str
+        Content key (also in the cache file name), for caching what is computed from these pixels.
+    """
+    key = f"{file_digest(paths)[:32]}-s{side}"
+    cached = Path(cache_dir) / f"pixels-{key}.npz" if cache_dir else None
+    if cached is not None and cached.exists():
+        with np.load(cached) as data:
+            return data["pixels"], data["ok"], key
+    out = map_batches(paths, functools.partial(decode_resize_batch, side=side), workers, progress=progress)
+    pixels = np.stack(out["pixels"]) if paths else np.zeros((0, 3, side, side), np.uint8)
+    ok = np.asarray(out.get("ok", []), dtype=bool)
+    if cached is not None:
+        from ..runs import write_npz
+
+        write_npz(cached, pixels=pixels, ok=ok)
+    return pixels, ok, key

@@ -1,0 +1,71 @@
+"""Label errors by confident learning (cleanlab), from out-of-fold predicted probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from .base import AuditContext, Detector, partial_findings
+from .registry import register_detector
+
+_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
+_SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+
+
+@register_detector
+class LabelIssues(Detector):
+    """Samples whose given label is likely wrong, found with ``cleanlab.filter.find_label_issues``.
+
+    The number of issues is cleanlab's estimate of the noise in each class (from the
+    confident joint of given labels and out-of-fold probabilities), so the cut adapts to the
+    dataset. ``score`` is cleanlab's label quality score; ``suggested_label`` is the class the
+    model believes, with its probability as ``suggested_confidence``.
+
+    Parameters
+    ----------
+    filter_by : str, default "prune_by_noise_rate"
+        cleanlab's ``filter_by``.
+    score_method : str, default "self_confidence"
+        cleanlab's ``get_label_quality_scores`` method.
+    """
+
+    name = "label_issues"
+    requires = frozenset({"pred_probs", "labels"})
+    checks = ("label_issues",)
+
+    def __init__(self, *, filter_by: str = "prune_by_noise_rate", score_method: str = "self_confidence"):
+        self.filter_by = filter_by
+        self.score_method = score_method
+
+    def validate_params(self) -> None:
+        if self.filter_by not in _FILTERS:
+            raise UsageError(f"label_issues.filter_by must be one of {', '.join(_FILTERS)}, got {self.filter_by!r}")
+        if self.score_method not in _SCORES:
+            raise UsageError(f"label_issues.score_method must be one of {', '.join(_SCORES)}, got {self.score_method!r}")
+
+    def find(self, ctx: AuditContext) -> pd.DataFrame:
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+
+        outputs = ctx.get("pred_probs")
+        rows = np.flatnonzero(outputs.scored)
+        labels, probs = outputs.labels[rows], outputs.pred_probs[rows]
+        if len(np.unique(labels)) < 2:
+            self.thresholds_[self.name] = {"rule": "off: fewer than two labeled classes"}
+            return partial_findings([], self.name, [], [], [])
+        # cleanlab needs every class id below C to be a column; it is, by construction.
+        is_issue = find_label_issues(labels, probs, filter_by=self.filter_by)
+        score = get_label_quality_scores(labels, probs, method=self.score_method)
+        suggested = probs.argmax(axis=1)
+        self.thresholds_[self.name] = {
+            "rule": f"cleanlab find_label_issues(filter_by={self.filter_by!r})",
+            "estimated_noise_rate": round(float(is_issue.mean()), 4),
+            "out_of_fold_accuracy": round(float((suggested == labels).mean()), 4),
+        }
+        classes = np.asarray(outputs.classes, dtype=object)
+        out = partial_findings(rows, self.name, np.clip(score, 0, 1), is_issue,
+                               [{"given_probability": round(float(p), 4)} for p in probs[np.arange(len(rows)), labels]])
+        out["suggested_label"] = classes[suggested]
+        out["suggested_confidence"] = probs.max(axis=1).astype(float)
+        return out

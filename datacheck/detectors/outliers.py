@@ -1,0 +1,57 @@
+"""Outliers: samples far from their nearest neighbours in embedding space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..robust import robust_z, threshold_score
+from .base import AuditContext, Detector, check_positive, partial_findings
+from .registry import register_detector
+
+
+@register_detector
+class Outliers(Detector):
+    """Flag samples whose mean cosine distance to their ``k`` nearest neighbours is unusually large.
+
+    The distance is compared on a log scale with the dataset's own distribution (robust
+    z-score, median/MAD), as the image-property checks are; ``score < 0.5`` ⇔ flagged.
+
+    Parameters
+    ----------
+    k : int, default 10
+        Neighbours averaged.
+    z_threshold : float, default 4.0
+    """
+
+    name = "outliers"
+    requires = frozenset({"embeddings"})
+    checks = ("outliers",)
+
+    def __init__(self, *, k: int = 10, z_threshold: float = 4.0):
+        self.k = k
+        self.z_threshold = z_threshold
+
+    def validate_params(self) -> None:
+        check_positive("outliers.k", self.k, integer=True)
+        check_positive("outliers.z_threshold", self.z_threshold)
+
+    def find(self, ctx: AuditContext) -> pd.DataFrame:
+        from ..engine.knn import knn_cosine
+
+        embeddings = ctx.get("embeddings")
+        rows = np.flatnonzero(np.isfinite(embeddings).all(axis=1)) if embeddings is not None else np.array([], int)
+        if len(rows) <= self.k:
+            self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
+            return partial_findings([], self.name, [], [], [])
+        distances, _ = knn_cosine(embeddings[rows], self.k, device=ctx.device)
+        mean_distance = distances.mean(axis=1)
+        z, median, scale = robust_z(np.log(mean_distance + 1e-6), 0.1)
+        self.thresholds_[self.name] = {
+            "statistic": f"mean cosine distance to {self.k} nearest",
+            "median": round(float(np.exp(median)), 4),
+            "above": round(float(np.exp(median + self.z_threshold * scale)), 4),
+            "z_threshold": self.z_threshold,
+        }
+        details = [{"knn_distance": round(float(d), 4), "z": round(float(zz), 3)} for d, zz in zip(mean_distance, z)]
+        return partial_findings(rows, self.name, threshold_score(z, self.z_threshold), z > self.z_threshold, details)

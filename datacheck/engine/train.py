@@ -1,0 +1,229 @@
+"""Cross-validated training: out-of-fold probabilities, embeddings and training margins.
+
+Every labeled, readable sample gets its predicted probabilities and embedding from the
+fold model that never saw it (out-of-fold), which is what confident learning needs.
+Training runs on whatever device is given, with AMP on CUDA and ``inference_mode`` for
+prediction, and is deterministic for a given seed on a given device.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models import Network, create_model
+
+Progress = Callable[[str, int, int], None]
+_TTA_SHIFTS = [(2, 0), (-2, 0), (0, 2), (0, -2)]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of cross-validated training (all recorded in run.json)."""
+
+    model: str = "convnet-small"
+    image_size: int = 32
+    folds: int = 5
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    #: Random translation (pixels) used as augmentation while training.
+    max_shift: int = 2
+    #: Label smoothing of the training loss: limits memorisation of the very labels we audit.
+    label_smoothing: float = 0.1
+
+    def key(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in asdict(self).items())
+
+
+@dataclass
+class CrossValResult:
+    """Out-of-fold outputs for the rows that were trained on.
+
+    Attributes
+    ----------
+    pred_probs : ndarray of shape (N, C), float32
+        Out-of-fold softmax probabilities.
+    embeddings : ndarray of shape (N, D), float32
+        Out-of-fold penultimate-layer features.
+    fold : ndarray of shape (N,), int
+        Fold in which each row was held out.
+    """
+
+    pred_probs: np.ndarray
+    embeddings: np.ndarray
+    fold: np.ndarray
+
+
+def cross_validate(
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    config: TrainConfig,
+    device: str,
+    seed: int,
+    weights=None,
+    progress: Progress | None = None,
+) -> CrossValResult:
+    """Stratified K-fold training and out-of-fold prediction.
+
+    Parameters
+    ----------
+    pixels : ndarray of shape (N, 3, H, W), uint8
+    labels : ndarray of shape (N,), int in [0, num_classes)
+    """
+    n = len(labels)
+    folds = stratified_folds(labels, config.folds, seed)
+    pred_probs = np.zeros((n, num_classes), dtype=np.float32)
+    embeddings = None
+    for k in range(folds.max() + 1):
+        held_out = folds == k
+        torch.manual_seed(seed * 1009 + k)
+        network = create_model(config.model, num_classes, weights)
+        label = f"train fold {k + 1}/{folds.max() + 1}"
+        fit(network, pixels[~held_out], labels[~held_out], config, device, seed * 1009 + k,
+            progress=(lambda e, total, label=label: progress(label, e, total)) if progress else None)
+        probs, emb = predict(network, pixels[held_out], device, config.batch_size * 4)
+        pred_probs[held_out] = probs
+        if embeddings is None:
+            embeddings = np.zeros((n, emb.shape[1]), dtype=np.float32)
+        embeddings[held_out] = emb
+    return CrossValResult(pred_probs, embeddings if embeddings is not None else np.zeros((n, 0), np.float32), folds)
+
+
+def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold index per sample, shape (N,): stratified by label, reproducible for ``seed``.
+
+    With fewer samples in some class than folds, scikit-learn spreads that class over as
+    many folds as it can (its warning about it is silenced: it is expected here).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(labels)
+    folds = int(max(2, min(folds, counts[counts > 0].max())))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    out = np.empty(len(labels), dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for k, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+            out[test] = k
+    return out
+
+
+def fit(
+    network: Network,
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    device: str,
+    seed: int,
+    record_margins: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray | None:
+    """Train ``network`` in place on (pixels, labels).
+
+    Returns
+    -------
+    margins : ndarray of shape (epochs, N), float32, or None
+        With ``record_margins``, every sample's margin (assigned-class logit minus the
+        largest other logit) from the forward pass that trained on it, per epoch (AUM).
+    """
+    network.to(device).train()
+    use_amp = device.startswith("cuda")
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * math.ceil(len(labels) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(steps, 1))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    target = torch.as_tensor(labels, dtype=torch.long)
+    margins = np.zeros((config.epochs, len(labels)), dtype=np.float32) if record_margins else None
+    for epoch in range(config.epochs):
+        order = torch.randperm(len(labels), generator=generator)
+        for start in range(0, len(order), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            x = _to_input(pixels[idx.numpy()], device)
+            x = random_shift(x, config.max_shift, generator)
+            y = target[idx].to(device, non_blocking=True)
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                logits, _ = network(x)
+                loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            if margins is not None:
+                margins[epoch, idx.numpy()] = _margin(logits.detach().float(), y).cpu().numpy()
+        if progress:
+            progress(epoch + 1, config.epochs)
+    return margins
+
+
+@torch.inference_mode()
+def predict(network: Network, pixels: np.ndarray, device: str, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (N, C) and embeddings (N, D), float32."""
+    network.to(device).eval()
+    use_amp = device.startswith("cuda")
+    probs, embs = [], []
+    for start in range(0, len(pixels), batch_size):
+        x = _to_input(pixels[start : start + batch_size], device)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+            logits, emb = network(x)
+            # Test-time augmentation: average over the small shifts seen in training.
+            views = [torch.softmax(logits.float(), dim=1)]
+            for dy, dx in _TTA_SHIFTS:
+                views.append(torch.softmax(network(torch.roll(x, (dy, dx), dims=(2, 3)))[0].float(), dim=1))
+        probs.append(torch.stack(views).mean(dim=0).cpu().numpy())
+        embs.append(emb.float().cpu().numpy())
+    if not probs:
+        return np.zeros((0, network.head.out_features), np.float32), np.zeros((0, network.dim), np.float32)
+    return np.concatenate(probs), np.concatenate(embs)
+
+
+def _to_input(pixels: np.ndarray, device: str) -> torch.Tensor:
+    """uint8 (B, 3, H, W) → float (B, 3, H, W) on ``device``, standardised per image.
+
+    Per-image standardisation makes the model blind to exposure and contrast: a dark or
+    washed-out picture of a class is still that class, and the label checks should judge
+    the content, not the exposure (which the image-property checks report).
+    """
+    x = torch.from_numpy(np.ascontiguousarray(pixels))
+    if device.startswith("cuda"):
+        x = x.pin_memory().to(device, non_blocking=True)
+    x = x.float()
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) / (std + 1.0)  # +1 grey level keeps flat images from exploding
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Randomly translate (up to ``max_shift`` pixels) and rescale (±15 %) each image, edges
+    replicated: label-preserving for any class, unlike flips (which turn "iv" into "vi")."""
+    if max_shift <= 0:
+        return x
+    b, _, h, w = x.shape
+    scale = 1.0 + (torch.rand(b, generator=generator) * 0.3 - 0.15)
+    shift = (torch.rand(b, 2, generator=generator) * 2 - 1) * (2.0 * max_shift / torch.tensor([w, h]))
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = scale
+    theta[:, 1, 1] = scale
+    theta[:, :, 2] = shift
+    grid = nn.functional.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _margin(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Assigned-class logit minus the largest other logit, shape (B,)."""
+    assigned = logits.gather(1, target[:, None]).squeeze(1)
+    others = logits.scatter(1, target[:, None], float("-inf"))
+    return assigned - others.max(dim=1).values

@@ -1,0 +1,192 @@
+"""The model's view of a dataset: labels as class ids, out-of-fold probabilities, embeddings.
+
+Either computed by cross-validated training on the images, or read from ``.npy`` files the
+user brings (``--pred-probs``/``--labels``/``--embeddings``), for any modality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import BadDataError, UsageError
+from .manifest import Manifest
+
+#: Rows of ``pred_probs`` may deviate this much from summing to 1 (float16 rounding) and are
+#: renormalised; larger deviations are an error (logits or garbage, not probabilities).
+SUM_TOLERANCE = 1e-2
+
+
+@dataclass
+class ModelOutputs:
+    """Per-sample model outputs, row-aligned with the manifest.
+
+    Attributes
+    ----------
+    classes : list of str, length C
+    labels : ndarray of shape (N,), int
+        Given label as a class id; -1 where unlabeled or not scored (unreadable image).
+    pred_probs : ndarray of shape (N, C), float32
+        Out-of-fold probabilities; rows are NaN where ``labels == -1``.
+    embeddings : ndarray of shape (N, D), float32, or None
+    source : str
+        ``"cross-validation"`` or ``"files"``.
+    """
+
+    classes: list
+    labels: np.ndarray
+    pred_probs: np.ndarray
+    embeddings: np.ndarray | None
+    source: str
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Rows with a label and probabilities, shape (N,) bool."""
+        return self.labels >= 0
+
+
+def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np.ndarray]:
+    """Class names (sorted, unless given) and each row's class id (-1 for unlabeled)."""
+    labels = manifest.frame["label"]
+    if classes is None:
+        classes = sorted(labels.dropna().unique().tolist())
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(labels.dropna()) - set(index))
+    if unknown:
+        raise BadDataError(f"label(s) {', '.join(map(repr, unknown[:3]))} are not among the {len(classes)} class names")
+    return list(classes), labels.map(index).fillna(-1).astype(np.int64).to_numpy()
+
+
+def cross_validated_outputs(manifest: Manifest, config, device: str, seed: int, workers: int,
+                            cache_dir: str | None, weights=None, progress=None) -> ModelOutputs:
+    """Train K fold models on the labeled, readable images and collect out-of-fold outputs.
+
+    Results are cached in ``cache_dir`` by file contents, labels, training config, seed and
+    device type, so auditing the same data again skips training.
+    """
+    from .engine.loader import load_pixels
+    from .engine.train import cross_validate
+
+    classes, labels = label_ids(manifest)
+    pixels, ok, key = load_pixels(manifest.abspaths(), config.image_size, workers, cache_dir,
+                                  progress=(lambda d, t: progress("decode for model", d, t)) if progress else None)
+    use = ok & (labels >= 0)
+    labels = np.where(use, labels, -1)
+    n, c = len(manifest), len(classes)
+    pred_probs = np.full((n, c), np.nan, dtype=np.float32)
+    embeddings = None
+    if len(np.unique(labels[use])) >= 2:
+        digest = hashlib.sha256(f"{key}|{config.key()}|{seed}|{device.split(':')[0]}|{weights}".encode())
+        digest.update(labels.tobytes())
+        cached = Path(cache_dir) / f"cv-{digest.hexdigest()[:32]}.npz" if cache_dir else None
+        if cached is not None and cached.exists():
+            with np.load(cached) as data:
+                probs, emb = data["pred_probs"], data["embeddings"]
+        else:
+            result = cross_validate(pixels[use], labels[use], c, config, device, seed, weights, progress)
+            probs, emb = result.pred_probs, result.embeddings
+            if cached is not None:
+                from .runs import write_npz
+
+                write_npz(cached, pred_probs=probs, embeddings=emb)
+        pred_probs[use] = probs
+        embeddings = np.full((n, emb.shape[1]), np.nan, dtype=np.float32)
+        embeddings[use] = emb
+    return ModelOutputs(classes, labels, pred_probs, embeddings, "cross-validation")
+
+
+# --------------------------------------------------------------------------- user files
+
+
+def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, class_names_path=None) -> ModelOutputs:
+    """Read and validate ``.npy`` model outputs brought by the user.
+
+    Raises
+    ------
+    BadDataError
+        Unreadable files, wrong shapes, NaN/inf, negative probabilities, rows that do not
+        sum to 1 (beyond :data:`SUM_TOLERANCE`), label ids out of range.
+    """
+    probs = _load_array(pred_probs_path, "--pred-probs").astype(np.float64)
+    if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] == 0:
+        raise BadDataError(f"--pred-probs must be a 2-D array of shape (N, K) with K >= 2, got shape {probs.shape}")
+    _check_finite(probs, "--pred-probs")
+    if (probs < 0).any():
+        row = int(np.argwhere(probs < 0)[0, 0])
+        raise BadDataError(f"--pred-probs has negative values (first in row {row}); pass probabilities, not logits")
+    sums = probs.sum(axis=1)
+    bad = np.abs(sums - 1) > SUM_TOLERANCE
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise BadDataError(f"--pred-probs rows must sum to 1 (row {row} sums to {sums[row]:.4g}); pass softmax probabilities")
+    probs = (probs / sums[:, None]).astype(np.float32)
+
+    raw = _load_array(labels_path, "--labels")
+    if raw.ndim != 1 or len(raw) != len(probs):
+        raise BadDataError(f"--labels must be a 1-D array of {len(probs)} class ids (one per --pred-probs row), got shape {raw.shape}")
+    if not np.issubdtype(raw.dtype, np.number) or (np.issubdtype(raw.dtype, np.floating) and not np.all(np.isfinite(raw) & (raw == np.round(raw)))):
+        raise BadDataError("--labels must hold integer class ids")
+    labels = raw.astype(np.int64)
+    out_of_range = (labels < 0) | (labels >= probs.shape[1])
+    if out_of_range.any():
+        row = int(np.argmax(out_of_range))
+        raise BadDataError(f"--labels has id {labels[row]} at row {row}, outside 0..{probs.shape[1] - 1} (the --pred-probs columns)")
+
+    embeddings = None
+    if embeddings_path is not None:
+        embeddings = _load_array(embeddings_path, "--embeddings").astype(np.float32)
+        if embeddings.ndim != 2 or len(embeddings) != len(probs):
+            raise BadDataError(f"--embeddings must have shape ({len(probs)}, D), got {embeddings.shape}")
+        _check_finite(embeddings, "--embeddings")
+
+    classes = [str(i) for i in range(probs.shape[1])]
+    if class_names_path is not None:
+        try:
+            classes = [line.strip() for line in Path(class_names_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadDataError(f"cannot read --class-names {class_names_path}: {exc}") from exc
+        if len(classes) != probs.shape[1] or len(set(classes)) != len(classes):
+            raise BadDataError(f"--class-names must list {probs.shape[1]} distinct names, one per line (found {len(classes)})")
+    return ModelOutputs(classes, labels, probs, embeddings, "files")
+
+
+def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
+    """A manifest for data that exists only as model outputs: sample ids are row numbers."""
+    n = len(outputs.labels)
+    ids = pd.array([str(i) for i in range(n)], dtype="string")
+    frame = pd.DataFrame({
+        "sample_id": ids,
+        "path": ids,
+        "label": pd.array(np.asarray(outputs.classes, dtype=object)[outputs.labels], dtype="string"),
+        "split": pd.array([pd.NA] * n, dtype="string"),
+    })
+    digest = hashlib.sha256(outputs.pred_probs.tobytes() + outputs.labels.tobytes()).hexdigest()
+    return Manifest(frame, Path(os.getcwd()), Path(source), "arrays", fingerprint=digest)
+
+
+def _load_array(path, option: str) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise BadDataError(f"{option} {path}: file not found") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise BadDataError(f"{option} {path} is not a readable .npy array: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(array, np.ndarray):
+        raise BadDataError(f"{option} {path} must be a single .npy array, not an .npz archive")
+    return array
+
+
+def _check_finite(array: np.ndarray, option: str) -> None:
+    if not np.isfinite(array).all():
+        row = int(np.argwhere(~np.isfinite(array))[0, 0])
+        raise BadDataError(f"{option} has NaN or infinite values (first in row {row})")
+
+
+def require_pair(pred_probs, labels) -> None:
+    if (pred_probs is None) != (labels is None):
+        raise UsageError("--pred-probs and --labels go together")
