@@ -47,7 +47,7 @@ class ModelOutputs:
     @property
     def scored(self) -> np.ndarray:
         """Rows with a label and probabilities, shape (N,) bool."""
-        return self.labels >= 0
+        return (self.labels >= 0) & np.isfinite(self.pred_probs).all(axis=1)
 
 
 def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np.ndarray]:
@@ -80,7 +80,8 @@ def cross_validated_outputs(manifest: Manifest, config, device: str, seed: int, 
     n, c = len(manifest), len(classes)
     pred_probs = np.full((n, c), np.nan, dtype=np.float32)
     embeddings = None
-    if len(np.unique(labels[use])) >= 2:
+    counts = np.bincount(labels[use], minlength=c)
+    if (counts >= 2).sum() >= 2:  # cross-validation needs two classes with two samples each
         digest = hashlib.sha256(f"{key}|{config.key()}|{seed}|{device.split(':')[0]}|{weights}".encode())
         digest.update(labels.tobytes())
         cached = Path(cache_dir) / f"cv-{digest.hexdigest()[:32]}.npz" if cache_dir else None

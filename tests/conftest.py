@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,12 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO_ROOT / "sample_data"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def pytest_configure(config):
+    # Tests never write to the user's cache; they share one cache directory per session,
+    # so the sample dataset's cross-validated model is trained once.
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="datacheck-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,7 @@ def test_gate_not_exceeded_exits_0(tiny_dataset, tmp_path):
     "args, message",
     [
         (["--fail-on", "near_duplicates>>3"], "bad --fail-on gate 'near_duplicates>>3'"),
-        (["--fail-on", "label_issues>5%"], "unknown check 'label_issues'"),
+        (["--fail-on", "labl_issues>5%"], "unknown check 'labl_issues'"),
         (["--fail-on", "dark>0", "--checks", "exact_duplicates"], "which this audit does not run"),
         (["--checks", "nope"], "unknown check 'nope'"),
         (["--checks", "zz*"], "matches no check"),

@@ -14,6 +14,7 @@ from datacheck.detectors.registry import expand_checks, get_detector_class
 from datacheck.engine.loader import compute_image_stats
 from datacheck.errors import UsageError
 from datacheck.manifest import load_manifest
+from datacheck.modeling import ModelOutputs, label_ids
 from datacheck.schema import FINDINGS_COLUMNS
 
 
@@ -21,7 +22,13 @@ from datacheck.schema import FINDINGS_COLUMNS
 def context(tiny_dataset):
     manifest = load_manifest(tiny_dataset)
     stats = compute_image_stats(manifest.abspaths(), workers=0)
-    return lambda: AuditContext(manifest=manifest, run_id="t", seed=0, features={"images": lambda: stats})
+    classes, labels = label_ids(manifest)
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(len(classes)), size=len(labels)).astype(np.float32)
+    outputs = ModelOutputs(classes, labels, probs, rng.normal(size=(len(labels), 8)).astype(np.float32), "test")
+    features = {"images": lambda: stats, "pred_probs": lambda: outputs, "labels": lambda: outputs,
+                "embeddings": lambda: outputs.embeddings}
+    return lambda: AuditContext(manifest=manifest, run_id="t", seed=0, features=features)
 
 
 @pytest.mark.parametrize("name", list_detectors())
@@ -33,7 +40,7 @@ def test_detector_conformance(name, context):
     assert all(p.kind == p.KEYWORD_ONLY and p.default is not p.empty for n, p in signature.parameters.items() if n != "self")
     assert detector.get_params() == {n: p.default for n, p in signature.parameters.items() if n != "self"}
     assert not [a for a in vars(detector) if a.endswith("_")]
-    assert cls.checks and cls.requires <= {"images"}
+    assert cls.checks and cls.requires <= {"images", "pred_probs", "labels", "embeddings"}
 
     first = detector.run(context())
     assert list(first.columns) == FINDINGS_COLUMNS
@@ -52,7 +59,7 @@ def test_detector_conformance(name, context):
 def test_invalid_parameters_are_usage_errors(name, context):
     cls = get_detector_class(name)
     for param in cls.param_names():
-        detector = cls(**{param: -1})
+        detector = cls(**{param: -1 if isinstance(getattr(cls(), param), (int, float)) else "nonsense"})
         with pytest.raises(UsageError, match=param):
             detector.run(context())
 

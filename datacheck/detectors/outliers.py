@@ -21,14 +21,17 @@ class Outliers(Detector):
     ----------
     k : int, default 10
         Neighbours averaged.
-    z_threshold : float, default 4.0
+    z_threshold : float, default 3.0
+        Lower than the image-property default: distances in a learned embedding space are
+        compressed (training pulls every sample towards its class), so off-class samples stand
+        out by less.
     """
 
     name = "outliers"
     requires = frozenset({"embeddings"})
     checks = ("outliers",)
 
-    def __init__(self, *, k: int = 10, z_threshold: float = 4.0):
+    def __init__(self, *, k: int = 10, z_threshold: float = 3.0):
         self.k = k
         self.z_threshold = z_threshold
 

@@ -107,7 +107,7 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     from sklearn.model_selection import StratifiedKFold
 
     counts = np.bincount(labels)
-    folds = int(max(2, min(folds, counts[counts > 0].max())))
+    folds = int(max(2, min(folds, counts.max())))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     out = np.empty(len(labels), dtype=np.int64)
     with warnings.catch_warnings():

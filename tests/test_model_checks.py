@@ -1,0 +1,96 @@
+"""Model-based checks: cross-validated training, label_issues (cleanlab) and outliers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datacheck.engine.knn import knn_cosine
+
+
+def flagged(findings, check):
+    return set(findings.loc[(findings["check"] == check) & findings["is_issue"], "sample_id"])
+
+
+def test_out_of_fold_accuracy(sample_audit):
+    assert sample_audit.summary["checks"]["label_issues"]["threshold"]["out_of_fold_accuracy"] >= 0.9
+
+
+def test_label_issues_find_planted_mislabels(sample_audit, truth):
+    """Measured on the committed sample: see the issue note for why recall is below the 0.8 aim."""
+    mislabeled = set(truth.loc[truth["issue"] == "mislabeled", "sample_id"])
+    # An off-class image filed under some class has a wrong label too.
+    wrong_label = mislabeled | set(truth.loc[truth["issue"] == "outlier", "sample_id"])
+    found = flagged(sample_audit.findings, "label_issues")
+    recall = len(found & mislabeled) / len(mislabeled)
+    precision = len(found & wrong_label) / len(found)
+    assert recall >= 0.6, recall
+    assert precision >= 0.7, precision
+
+
+def test_label_issue_suggestions_are_the_true_classes(sample_audit, truth):
+    findings = sample_audit.findings
+    rows = findings[(findings["check"] == "label_issues") & findings["is_issue"]]
+    mislabeled = truth[truth["issue"] == "mislabeled"]
+    true = mislabeled.set_index("sample_id")["true_label"]
+    planted = rows[rows["sample_id"].isin(true.index)]
+    assert len(planted) >= 10
+    assert (planted["suggested_label"] == planted["sample_id"].map(true)).mean() >= 0.9
+    assert planted["suggested_confidence"].between(0, 1).all()
+
+
+def test_label_quality_ranks_mislabels_first(sample_audit, truth):
+    findings = sample_audit.findings
+    ranked = findings[findings["check"] == "label_issues"]  # sorted by score, worst first
+    wrong = set(truth.loc[truth["issue"].isin(["mislabeled", "outlier"]), "sample_id"])
+    top = ranked["sample_id"].head(30)
+    assert top.isin(wrong).mean() >= 0.7
+
+
+def test_outliers_rank_off_class_images_high(sample_audit, truth):
+    findings = sample_audit.findings
+    ranked = findings[findings["check"] == "outliers"]["sample_id"].reset_index(drop=True)
+    planted = set(truth.loc[truth["issue"] == "outlier", "sample_id"])
+    top = set(ranked.head(15))
+    assert len(top & planted) >= 4
+    found = flagged(findings, "outliers")
+    assert found and len(found & planted) / len(found) >= 0.5
+
+
+def test_training_is_deterministic(tmp_path):
+    """Same input + seed -> identical findings, training again from scratch (no cache)."""
+    import datacheck
+
+    from .conftest import SAMPLE_DATA
+
+    runs = [datacheck.audit(SAMPLE_DATA, out=tmp_path / f"r{i}", checks=["label_issues", "outliers"],
+                            cache_dir="off", workers=0) for i in range(2)]
+    pd.testing.assert_frame_equal(runs[0].findings.drop(columns="run_id"), runs[1].findings.drop(columns="run_id"))
+
+
+def test_knn_matches_brute_force_and_is_blocked(monkeypatch):
+    import datacheck.engine.knn as knn
+
+    x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    dist, idx = knn_cosine(x, 5)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    expected = np.sort(1 - sims, axis=1)[:, :5]
+    np.testing.assert_allclose(dist, expected, atol=1e-5)
+    monkeypatch.setattr(knn, "_TILE", 300 * 7)
+    np.testing.assert_array_equal(knn_cosine(x, 5)[1], idx)
+
+
+@pytest.mark.gpu
+def test_training_on_cuda(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    import datacheck
+
+    from .conftest import SAMPLE_DATA
+
+    result = datacheck.audit(SAMPLE_DATA, out=tmp_path / "r", checks=["label_issues"], device="cuda", cache_dir="off")
+    assert result.summary["checks"]["label_issues"]["threshold"]["out_of_fold_accuracy"] >= 0.9
