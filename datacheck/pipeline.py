@@ -29,7 +29,7 @@ from .engine.train import TrainConfig
 from .errors import ExitStatus, UsageError
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
-from .modeling import cross_validated_outputs, load_outputs_from_files, manifest_for_outputs
+from .modeling import aum_outputs, cross_validated_outputs, load_outputs_from_files, manifest_for_outputs
 from .runs import RunDir, write_json, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
@@ -105,7 +105,7 @@ def audit(
         raise UsageError("--embeddings and --class-names go with --pred-probs")
     available = {"pred_probs", "labels"} | ({"embeddings"} if embeddings is not None else set())
     if source is not None:
-        available = {"images", "pred_probs", "labels", "embeddings"}
+        available = {"images", "pred_probs", "labels", "embeddings", "aum"}
     explicit = opts["checks"] != default_config()["audit"]["checks"]
     detector_names = _runnable(expand_checks(opts["checks"]), available, explicit)
     gates = parse_gates(opts["fail_on"])
@@ -122,6 +122,8 @@ def audit(
         manifest = load_manifest(source, max_missing=opts["max_missing"])
         model_outputs = lambda: cross_validated_outputs(  # noqa: E731
             manifest, train_config, device, opts["seed"], workers, cache_dir, opts["weights"] or None, progress)
+        ctx_aum = lambda: aum_outputs(  # noqa: E731
+            manifest, train_config, device, opts["seed"], workers, cache_dir, opts["weights"] or None, progress)
     else:
         arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
         manifest = manifest_for_outputs(arrays, str(pred_probs))
@@ -136,6 +138,8 @@ def audit(
     ctx.features["model"] = _timed(model_outputs, timings, "model")
     ctx.features["pred_probs"] = ctx.features["labels"] = lambda: ctx.get("model")
     ctx.features["embeddings"] = lambda: ctx.get("model").embeddings
+    if source is not None:
+        ctx.features["aum"] = _timed(ctx_aum, timings, "aum training")
     for name in sorted(set().union(*(d.requires for d in detectors))):
         ctx.get(name)  # compute inputs up front, so detector timings are the detectors' own
 

@@ -14,7 +14,7 @@ from datacheck.detectors.registry import expand_checks, get_detector_class
 from datacheck.engine.loader import compute_image_stats
 from datacheck.errors import UsageError
 from datacheck.manifest import load_manifest
-from datacheck.modeling import ModelOutputs, label_ids
+from datacheck.modeling import AumOutputs, ModelOutputs, label_ids
 from datacheck.schema import FINDINGS_COLUMNS
 
 
@@ -26,8 +26,9 @@ def context(tiny_dataset):
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(len(classes)), size=len(labels)).astype(np.float32)
     outputs = ModelOutputs(classes, labels, probs, rng.normal(size=(len(labels), 8)).astype(np.float32), "test")
+    aum = AumOutputs(rng.normal(size=len(labels)).astype(np.float32), np.full(len(labels), 0.5, np.float32))
     features = {"images": lambda: stats, "pred_probs": lambda: outputs, "labels": lambda: outputs,
-                "embeddings": lambda: outputs.embeddings}
+                "embeddings": lambda: outputs.embeddings, "aum": lambda: aum}
     return lambda: AuditContext(manifest=manifest, run_id="t", seed=0, features=features)
 
 
@@ -40,7 +41,7 @@ def test_detector_conformance(name, context):
     assert all(p.kind == p.KEYWORD_ONLY and p.default is not p.empty for n, p in signature.parameters.items() if n != "self")
     assert detector.get_params() == {n: p.default for n, p in signature.parameters.items() if n != "self"}
     assert not [a for a in vars(detector) if a.endswith("_")]
-    assert cls.checks and cls.requires <= {"images", "pred_probs", "labels", "embeddings"}
+    assert cls.checks and cls.requires <= {"images", "pred_probs", "labels", "embeddings", "aum"}
 
     first = detector.run(context())
     assert list(first.columns) == FINDINGS_COLUMNS
@@ -82,7 +83,7 @@ def test_registry_rejects_duplicates_and_nameless():
 
 def test_wildcards_expand_in_order():
     assert expand_checks(["*dup*", "class_imbalance"]) == ["exact_duplicates", "near_duplicates", "class_imbalance"]
-    assert set(list_detectors(default_only=True)) == set(list_detectors())
+    assert set(list_detectors()) - set(list_detectors(default_only=True)) == {"aum"}
 
 
 def test_a_single_image_dataset_is_audited(tmp_path):

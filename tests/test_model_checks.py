@@ -94,3 +94,20 @@ def test_training_on_cuda(tmp_path):
 
     result = datacheck.audit(SAMPLE_DATA, out=tmp_path / "r", checks=["label_issues"], device="cuda", cache_dir="off")
     assert result.summary["checks"]["label_issues"]["threshold"]["out_of_fold_accuracy"] >= 0.9
+
+
+def test_aum_ranks_mislabels_below_clean_samples(tmp_path, truth):
+    from sklearn.metrics import roc_auc_score
+
+    import datacheck
+
+    from .conftest import SAMPLE_DATA
+
+    result = datacheck.audit(SAMPLE_DATA, out=tmp_path / "run", checks=["aum"])
+    rows = result.findings[result.findings["check"] == "aum"]
+    planted = rows["sample_id"].isin(set(truth.loc[truth["issue"] == "mislabeled", "sample_id"]))
+    assert roc_auc_score(planted, -rows["score"]) >= 0.9
+    flagged = rows["is_issue"]
+    assert (flagged & planted).sum() / planted.sum() >= 0.8
+    assert len(result.summary["checks"]["aum"]["threshold"]["cuts"]) == 2  # two runs, two cuts
+    assert "aum" not in datacheck.detectors.list_detectors(default_only=True)  # opt-in
