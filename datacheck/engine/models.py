@@ -8,6 +8,7 @@ hub cache. Nothing is ever downloaded.
 from __future__ import annotations
 
 import fnmatch
+import pickle
 import os
 from pathlib import Path
 from typing import Callable
@@ -122,7 +123,7 @@ def _load_state(module: nn.Module, path, name: str) -> None:
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         module.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError, KeyError) as exc:  # wrong file, wrong architecture
+    except (RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:  # wrong file or architecture
         raise UsageError(f"--weights {path} cannot be loaded into {name}: {str(exc).splitlines()[0]}") from exc
 
 

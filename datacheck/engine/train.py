@@ -81,8 +81,12 @@ def cross_validate(
     """
     n = len(labels)
     folds = stratified_folds(labels, config.folds, seed)
+    torch.manual_seed(seed)
+    network = create_model(config.model, num_classes, weights)
+    if not network.trainable:
+        return _cross_validate_head(network, pixels, labels, folds, num_classes, config, device, seed)
     pred_probs = np.zeros((n, num_classes), dtype=np.float32)
-    embeddings = None
+    embeddings = np.zeros((n, network.dim), dtype=np.float32)
     for k in range(folds.max() + 1):
         held_out = folds == k
         torch.manual_seed(seed * 1009 + k)
@@ -90,12 +94,30 @@ def cross_validate(
         label = f"train fold {k + 1}/{folds.max() + 1}"
         fit(network, pixels[~held_out], labels[~held_out], config, device, seed * 1009 + k,
             progress=(lambda e, total, label=label: progress(label, e, total)) if progress else None)
-        probs, emb = predict(network, pixels[held_out], device, config.batch_size * 4)
-        pred_probs[held_out] = probs
-        if embeddings is None:
-            embeddings = np.zeros((n, emb.shape[1]), dtype=np.float32)
-        embeddings[held_out] = emb
-    return CrossValResult(pred_probs, embeddings if embeddings is not None else np.zeros((n, 0), np.float32), folds)
+        pred_probs[held_out], embeddings[held_out] = predict(network, pixels[held_out], device, config.batch_size * 4)
+    return CrossValResult(pred_probs, embeddings, folds)
+
+
+def _cross_validate_head(network: Network, pixels, labels, folds, num_classes, config, device, seed) -> CrossValResult:
+    """Frozen backbone: embed every image once, then cross-validate a linear head on the embeddings."""
+    _, embeddings = predict(network, pixels, device, config.batch_size * 4, tta=False)
+    features = torch.as_tensor(embeddings, device=device)
+    features = (features - features.mean(0)) / (features.std(0) + 1e-6)
+    target = torch.as_tensor(labels, device=device)
+    pred_probs = np.zeros((len(labels), num_classes), dtype=np.float32)
+    for k in range(folds.max() + 1):
+        held_out = torch.as_tensor(folds == k, device=device)
+        torch.manual_seed(seed * 1009 + k)
+        head = nn.Linear(features.shape[1], num_classes).to(device)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=config.weight_decay)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        for _ in range(200):  # full-batch: the head is a convex problem
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(head(features[~held_out]), target[~held_out]).backward()
+            optimizer.step()
+        with torch.inference_mode():
+            pred_probs[folds == k] = torch.softmax(head(features[held_out]), dim=1).cpu().numpy()
+    return CrossValResult(pred_probs, embeddings, folds)
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -170,8 +192,13 @@ def fit(
 
 
 @torch.inference_mode()
-def predict(network: Network, pixels: np.ndarray, device: str, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities (N, C) and embeddings (N, D), float32."""
+def predict(network: Network, pixels: np.ndarray, device: str, batch_size: int = 256,
+            tta: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (N, C) and embeddings (N, D), float32.
+
+    With ``tta``, the probabilities are averaged over the image and four copies shifted by
+    2 pixels (the shifts seen in training); embeddings are always of the image itself.
+    """
     network.to(device).eval()
     use_amp = device.startswith("cuda")
     probs, embs = [], []
@@ -181,7 +208,7 @@ def predict(network: Network, pixels: np.ndarray, device: str, batch_size: int =
             logits, emb = network(x)
             # Test-time augmentation: average over the small shifts seen in training.
             views = [torch.softmax(logits.float(), dim=1)]
-            for dy, dx in _TTA_SHIFTS:
+            for dy, dx in _TTA_SHIFTS if tta else []:
                 views.append(torch.softmax(network(torch.roll(x, (dy, dx), dims=(2, 3)))[0].float(), dim=1))
         probs.append(torch.stack(views).mean(dim=0).cpu().numpy())
         embs.append(emb.float().cpu().numpy())

@@ -1,0 +1,47 @@
+"""Every registered model: one forward pass; pretrained backbones never download."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from datacheck.cli import cli
+from datacheck.engine.models import create_model, list_models
+from datacheck.errors import UsageError
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_pass_on_cpu(name):
+    model = create_model(name, num_classes=3, weights=None if name == "convnet-small" else "random").eval()
+    with torch.inference_mode():
+        logits, embedding = model(torch.randn(2, 3, 32, 32))
+    assert logits.shape == (2, 3) and embedding.shape == (2, model.dim)
+    assert torch.isfinite(logits).all()
+
+
+def test_missing_pretrained_weights_say_where_to_put_them(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(UsageError, match=r"no weights for resnet18: put resnet18-f37072fd.pth in .*hub/checkpoints"):
+        create_model("resnet18", num_classes=2)
+
+
+def test_weights_file_round_trip_and_bad_file(tmp_path):
+    model = create_model("convnet-small", num_classes=4)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    again = create_model("convnet-small", num_classes=4, weights=tmp_path / "w.pt")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(UsageError, match="cannot be loaded into convnet-small"):
+        create_model("convnet-small", num_classes=4, weights=tmp_path / "bad.pt")
+    with pytest.raises(UsageError, match="unknown model"):
+        create_model("vit-huge", num_classes=4)
+
+
+def test_frozen_backbone_audit_from_the_cli(tiny_dataset, tmp_path):
+    result = CliRunner().invoke(cli, ["audit", str(tiny_dataset), "--out", str(tmp_path / "r"), "--model", "resnet18",
+                                      "--weights", "random", "--checks", "label_issues,outliers", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    missing = CliRunner().invoke(cli, ["audit", str(tiny_dataset), "--out", str(tmp_path / "r2"), "--model", "resnet50",
+                                       "--weights", str(tmp_path / "none.pth")])
+    assert missing.exit_code == 2 and "--weights" in missing.stderr and "file not found" in missing.stderr
