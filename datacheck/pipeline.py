@@ -120,26 +120,25 @@ def audit(
     t0 = time.perf_counter()
     if source is not None:
         manifest = load_manifest(source, max_missing=opts["max_missing"])
-        model_outputs = lambda: cross_validated_outputs(  # noqa: E731
-            manifest, train_config, device, opts["seed"], workers, cache_dir, opts["weights"] or None, progress)
-        ctx_aum = lambda: aum_outputs(  # noqa: E731
-            manifest, train_config, device, opts["seed"], workers, cache_dir, opts["weights"] or None, progress)
     else:
         arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
         manifest = manifest_for_outputs(arrays, str(pred_probs))
-        model_outputs = lambda: arrays  # noqa: E731
     run = RunDir(out if out is not None else _default_out(Path(source if source is not None else pred_probs)))
     timings["load_manifest"] = round(time.perf_counter() - t0, 3)
     run_info = _run_info(manifest, cfg, device, command)
     write_json(run.file("run.json"), {**run_info, "status": "running"})
 
     ctx = AuditContext(manifest=manifest, run_id=run.path.name, seed=opts["seed"], device=device)
+    train_args = (manifest, train_config, device, opts["seed"], workers, cache_dir, opts["weights"] or None, progress)
+
+    def model_outputs():
+        return cross_validated_outputs(*train_args) if source is not None else arrays
+
     ctx.features["images"] = lambda: _image_stats(manifest, run, workers, opts["batch_size"], progress, timings)
     ctx.features["model"] = _timed(model_outputs, timings, "model")
     ctx.features["pred_probs"] = ctx.features["labels"] = lambda: ctx.get("model")
     ctx.features["embeddings"] = lambda: ctx.get("model").embeddings
-    if source is not None:
-        ctx.features["aum"] = _timed(ctx_aum, timings, "aum training")
+    ctx.features["aum"] = _timed(lambda: aum_outputs(*train_args), timings, "aum training")
     for name in sorted(set().union(*(d.requires for d in detectors))):
         ctx.get(name)  # compute inputs up front, so detector timings are the detectors' own
 

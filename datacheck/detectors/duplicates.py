@@ -31,6 +31,7 @@ from .registry import register_detector
 _SPLIT_RANK = {"train": 0, "val": 1, "test": 2}
 _MAX_LISTED = 5  # ids listed per group in details
 _MAX_CUT = 0.99  # the data-adaptive cut never rises above this
+_SCREEN_MARGIN = 0.15  # pairs this far below min_similarity at half size are not compared in full
 
 
 @dataclass
@@ -67,7 +68,9 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int) -> Duplica
     a = np.repeat(np.arange(len(local)), neighbours.shape[1])
     b = neighbours.ravel()
     pairs, inverse = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0, return_inverse=True)
-    sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1]) if len(pairs) else np.empty(0)
+    # Screen generously below the cut: a copy's half-size colour correlation is far above it.
+    screen = min_similarity - _SCREEN_MARGIN
+    sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1], screen=screen) if len(pairs) else np.empty(0)
     sim_ab = sims[inverse.ravel()].reshape(neighbours.shape)  # similarity of row i to its r-th candidate
 
     # Chance level: the k-th candidate is a close but (almost always) different image, so the

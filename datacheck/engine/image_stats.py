@@ -91,28 +91,31 @@ def _measure(im: Image.Image) -> dict:
     rgb = im.convert("RGB") if mode not in ("RGB", "L") else im
     factor = math.ceil(max(width, height) / ANALYSIS_SIDE)
     small = rgb.reduce(factor) if factor > 1 else rgb
-    pixels = np.asarray(small, dtype=np.float32)
-    if pixels.ndim == 2:
-        grey, colorfulness = pixels, 0.0
+    # Everything below works on 8-bit grey levels and their 256-bin histogram: percentiles,
+    # moments and entropy then cost O(pixels) once, not a sort per statistic.
+    grey = np.asarray(small if small.mode == "L" else small.convert("L"))  # ITU-R 601 luma, uint8 (H, W)
+    if small.mode == "L":
+        colorfulness = 0.0
     else:
-        grey = pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        spread = pixels.max(axis=2) - pixels.min(axis=2)
-        colorfulness = float(spread.mean() / 255.0)
+        pixels = np.asarray(small)
+        colorfulness = float((pixels.max(axis=2) - pixels.min(axis=2)).mean() / 255.0)
 
-    low, high = np.percentile(grey, [0.1, 99])
-    contrast = float(grey.std())
-    entropy = _entropy(grey, float(low), float(high))
+    hist = np.bincount(grey.ravel(), minlength=256)
+    low, high = _hist_percentile(hist, 0.1), _hist_percentile(hist, 99.0)
+    mean = float(hist @ _LEVELS) / grey.size
+    contrast = math.sqrt(max(float(hist @ _LEVELS**2) / grey.size - mean * mean, 0.0))
+    entropy = _entropy(hist, low, high)
 
     flat = contrast < FLAT_STD or min(grey.shape) < 3
-    sharpness = math.nan if flat else _sharpness(grey, float(low), float(high))
+    sharpness = math.nan if flat else _sharpness(grey, low, high)
     thumbnail = small.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0).convert("RGB")
     return {
         "width": width,
         "height": height,
         "mode": mode,
-        "brightness_low": float(low),
-        "brightness_high": float(high),
-        "brightness_mean": float(grey.mean()),
+        "brightness_low": low,
+        "brightness_high": high,
+        "brightness_mean": mean,
         "contrast": contrast,
         "entropy": entropy,
         "sharpness": sharpness,
@@ -124,17 +127,30 @@ def _measure(im: Image.Image) -> dict:
     }
 
 
-def _entropy(grey: np.ndarray, low: float, high: float, bins: int = 32) -> float:
+_LEVELS = np.arange(256, dtype=np.float64)
+
+
+def _hist_percentile(hist: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile (0-100) of the values counted in ``hist`` (lowest level reaching it)."""
+    return float(np.searchsorted(np.cumsum(hist), q / 100.0 * hist.sum()))
+
+
+def _entropy(hist: np.ndarray, low: float, high: float, bins: int = 32) -> float:
     """Shannon entropy (bits) of the grey levels, binned over the image's own tonal range.
 
     Binning over ``[low, high]`` rather than 0-255 makes a dark or washed-out picture
     carry as much information as its normal version (its levels are merely squeezed);
     only an image that is mostly one tone, with little else, scores low.
+
+    Parameters
+    ----------
+    hist : ndarray of shape (256,)
+        Pixel counts per grey level.
     """
     if high - low < 1.0:
         return 0.0
-    idx = np.clip(((grey - low) * (bins / (high - low))).astype(np.int64), 0, bins - 1)
-    prob = np.bincount(idx.ravel(), minlength=bins) / idx.size
+    level_bin = np.clip(((_LEVELS - low) * (bins / (high - low))).astype(np.int64), 0, bins - 1)
+    prob = np.bincount(level_bin, weights=hist, minlength=bins) / hist.sum()
     prob = prob[prob > 0]
     return float(-(prob * np.log2(prob)).sum())
 
@@ -147,7 +163,12 @@ def _sharpness(grey: np.ndarray, low: float, high: float) -> float:
     the range makes a dark or washed-out but sharp image as sharp as its normal version, and
     taking the steepest edges (not the mean) makes the value independent of how much of
     the image is edges (thin pen strokes versus thick marker strokes).
+
+    Parameters
+    ----------
+    grey : ndarray of shape (H, W), uint8
     """
-    step = np.maximum(np.abs(np.diff(grey, axis=0))[:, :-1], np.abs(np.diff(grey, axis=1))[:-1, :])
-    steepest = float(np.percentile(step, 99.9))
+    g = grey.astype(np.int16)
+    step = np.maximum(np.abs(np.diff(g, axis=0))[:, :-1], np.abs(np.diff(g, axis=1))[:-1, :])
+    steepest = _hist_percentile(np.bincount(step.ravel(), minlength=256), 99.9)
     return float(math.log(max(steepest, 1e-3) / max(high - low, 1e-3)))
