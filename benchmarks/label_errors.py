@@ -277,17 +277,17 @@ def print_report(env: dict, real: dict, synthetic: dict | None) -> None:
     cases = dict(real)
     if synthetic:
         cases[f"synthetic {synthetic['rows']:,}x{synthetic['classes']}"] = synthetic
-    print(f"{'dataset':<24}{'cleanlab':>10}{'datacheck':>11}{'both':>7}{'Jaccard':>9}"
+    print(f"{'dataset':<26}{'cleanlab':>10}{'datacheck':>11}{'both':>7}{'Jaccard':>9}"
           f"{'cleanlab s':>12}{'datacheck s':>13}{'ratio':>8}  target <{TARGET_RATIO}x")
     for name, r in cases.items():
         met = "met" if r["ratio"] < TARGET_RATIO else "MISSED"
-        print(f"{name:<24}{r['cleanlab_flagged']:>10}{r['datacheck_flagged']:>11}{r['intersection']:>7}"
+        print(f"{name:<26}{r['cleanlab_flagged']:>10}{r['datacheck_flagged']:>11}{r['intersection']:>7}"
               f"{r['jaccard']:>9.4f}{r['cleanlab_s']:>12.3f}{r['datacheck_s']:>13.3f}{r['ratio']:>7.2f}x  {met}")
     print("(cleanlab / datacheck / both: rows flagged; times include np.load of the files)")
 
     print("\ndatacheck stages, best run (s):")
     for name, r in cases.items():
-        print(f"  {name:<22}" + ", ".join(f"{stage} {s:.3f}" for stage, s in r["datacheck_timings_s"].items()))
+        print(f"  {name:<24}" + ", ".join(f"{stage} {s:.3f}" for stage, s in r["datacheck_timings_s"].items()))
 
     if synthetic:
         s = synthetic
