@@ -11,8 +11,9 @@ nearest other points by cosine distance:
   searched for ``k + 1``, the point itself dropped (normalising is part of its time).
 
 Each tool runs once in its own subprocess, which loads the embeddings from a shared
-``.npy`` file and times only the search; its peak resident memory comes from ``os.wait4``,
-next to its memory once the tool is imported and the input loaded (the baseline). Agreement with scikit-learn is reported as
+``.npy`` file and times only the search (wall and CPU seconds), and reports its peak
+resident memory (``VmHWM``) next to its memory once the tool is imported and the input
+loaded (the baseline). Agreement with scikit-learn is reported as
 recall@k (mean share of sklearn's k neighbours that a tool also returns), the fraction of
 points whose neighbour sets are identical, and the largest difference between the two
 tools' sorted distances. Target: datacheck at least 5x faster than scikit-learn.
@@ -30,6 +31,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -128,14 +130,13 @@ def drop_self(dists: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def run_in_subprocess(tool: str, x_path: Path, k: int, scratch: Path) -> dict:
-    """Run this script as ``--worker tool``; its report plus peak RSS (MB) from ``os.wait4``."""
-    proc = subprocess.Popen([sys.executable, __file__, "--k", str(k), "--worker", tool, str(x_path), str(scratch)])
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{tool} worker failed with exit status {proc.returncode}")
-    report = json.loads((scratch / f"{tool}_report.json").read_text())
-    return {**report, "peak_rss_mb": usage.ru_maxrss / 1024}
+    """Run this script as ``--worker tool`` and return its JSON report.
+
+    The worker measures its own peak memory: ``ru_maxrss`` seen from this parent would include
+    the parent's high-water mark (embeddings and all), which the child inherits until ``exec``.
+    """
+    subprocess.run([sys.executable, __file__, "--k", str(k), "--worker", tool, str(x_path), str(scratch)], check=True)
+    return json.loads((scratch / f"{tool}_report.json").read_text())
 
 
 def worker(tool: str, x_path: str, out_dir: str, k: int) -> None:
@@ -143,19 +144,26 @@ def worker(tool: str, x_path: str, out_dir: str, k: int) -> None:
     out = Path(out_dir)
     importlib.import_module(TOOL_MODULES[tool])
     x = np.load(x_path)
-    baseline_rss = current_rss_kb()
-    started = time.perf_counter()
+    baseline_rss = status_kb("VmRSS")
+    cpu_started, started = cpu_seconds(), time.perf_counter()
     dists, idx = KNN[tool](x, k)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     np.save(out / f"{tool}_dists.npy", dists.astype(np.float32))
     np.save(out / f"{tool}_idx.npy", idx.astype(np.int64))
-    report = {"seconds": seconds, "baseline_rss_mb": baseline_rss / 1024}
+    report = {"seconds": seconds, "cpu_s": cpu, "baseline_rss_mb": baseline_rss / 1024, "peak_rss_mb": status_kb("VmHWM") / 1024}
     (out / f"{tool}_report.json").write_text(json.dumps(report))
 
 
-def current_rss_kb() -> int:
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) and its waited-for children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def status_kb(field: str) -> int:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``: peak) in kB."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{field}:"))
 
 
 # --------------------------------------------------------------------------- comparison
@@ -223,10 +231,10 @@ def print_report(env: dict, results: dict) -> None:
     print(f"{env['n']:,} x {env['dim']} float32 embeddings ({env['clusters']} clusters), k={env['k']}, "
           f"nproc={env['nproc']}; Python {v['python']}, numpy {v['numpy']}, torch {v['torch']} "
           f"({v['torch_threads']} threads), scikit-learn {v['sklearn']}{faiss_note}\n")
-    print(f"{'tool':<11}{'seconds':>9}{'vs sklearn':>12}{'peak RSS MB':>13}{'RSS baseline MB':>18}"
+    print(f"{'tool':<11}{'seconds':>9}{'CPU s':>8}{'vs sklearn':>12}{'peak RSS MB':>13}{'RSS baseline MB':>18}"
           f"{'recall@k':>10}{'identical sets':>16}{'max |dDist|':>13}")
     for tool, r in results.items():
-        print(f"{tool:<11}{r['seconds']:>9.2f}{r['speedup_vs_sklearn']:>11.2f}x{r['peak_rss_mb']:>13.0f}"
+        print(f"{tool:<11}{r['seconds']:>9.2f}{r['cpu_s']:>8.1f}{r['speedup_vs_sklearn']:>11.2f}x{r['peak_rss_mb']:>13.0f}"
               f"{r['baseline_rss_mb']:>18.0f}{r['recall_at_k']:>10.4f}{r['identical_sets']:>16.4f}"
               f"{r['max_abs_distance_diff']:>13.2e}")
     speedup = results["datacheck"]["speedup_vs_sklearn"]

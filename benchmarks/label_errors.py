@@ -13,9 +13,10 @@ Part 1, the three real test sets in ``--data`` (cifar10, cifar100, mnist; 10,000
 each tool runs ``--repeat`` times in this process, interleaved, modules imported up front,
 and its best time is kept. Part 2, a synthetic set of ``--synthetic-n`` rows by
 ``--synthetic-k`` classes (seeded softmax of random logits with a boosted true class, 5% of
-labels flipped to another class): each tool runs once in its own subprocess, whose peak
-resident memory is read from ``os.wait4`` (the largest of that process and any worker it
-waited for, e.g. cleanlab's multiprocessing pool), next to its memory right after imports.
+labels flipped to another class): each tool runs once in its own subprocess, which reports
+its peak resident memory (its own high-water mark ``VmHWM`` or, if larger, that of a worker
+it waited for, i.e. cleanlab's multiprocessing pool), next to its memory right after imports,
+and its CPU seconds (that process and its pool) are reported beside the wall time.
 For each case the script reports how many rows each tool flags, their overlap (intersection
 and Jaccard), both times and the ratio datacheck / cleanlab (target: below 1.5), plus
 datacheck's own stage timings.
@@ -35,6 +36,7 @@ import importlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -200,10 +202,11 @@ def bench_synthetic(n: int, k: int, seed: int, scratch: Path) -> dict:
     out = {"rows": n, "classes": k, "injected_flips": int(flipped.sum())}
     masks = {}
     for tool in TOOLS:
-        report, peak_kb = run_in_subprocess(tool, pred_path, labels_path, scratch)
+        report = run_in_subprocess(tool, pred_path, labels_path, scratch)
         masks[tool] = np.load(scratch / f"{tool}_mask.npy")
         out[f"{tool}_s"] = report["seconds"]
-        out[f"{tool}_peak_rss_mb"] = peak_kb / 1024
+        out[f"{tool}_cpu_s"] = report["cpu_s"]
+        out[f"{tool}_peak_rss_mb"] = report["peak_rss_kb"] / 1024
         out[f"{tool}_rss_after_imports_mb"] = report["rss_after_imports_kb"] / 1024
         out[f"{tool}_flips_found"] = int((masks[tool] & flipped).sum())
         if tool == "datacheck":
@@ -213,31 +216,45 @@ def bench_synthetic(n: int, k: int, seed: int, scratch: Path) -> dict:
     return out
 
 
-def run_in_subprocess(tool: str, pred_path: Path, labels_path: Path, scratch: Path) -> tuple[dict, int]:
-    """Run this script as ``--worker tool``; its JSON report and peak RSS (kB) from ``os.wait4``."""
-    report_path = scratch / f"{tool}_report.json"
-    proc = subprocess.Popen([sys.executable, __file__, "--worker", tool, str(pred_path), str(labels_path), str(scratch)])
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{tool} worker failed with exit status {proc.returncode}")
-    return json.loads(report_path.read_text()), usage.ru_maxrss
+def run_in_subprocess(tool: str, pred_path: Path, labels_path: Path, scratch: Path) -> dict:
+    """Run this script as ``--worker tool`` and return its JSON report.
+
+    The worker measures its own peak memory: ``ru_maxrss`` seen from this (large) parent would
+    include this process's high-water mark, which the child inherits until its ``exec``.
+    """
+    subprocess.run([sys.executable, __file__, "--worker", tool, str(pred_path), str(labels_path), str(scratch)], check=True)
+    return json.loads((scratch / f"{tool}_report.json").read_text())
 
 
 def worker(tool: str, pred_path: str, labels_path: str, out_dir: str) -> None:
     """Subprocess side: run ``tool`` once, save its mask and a JSON report in ``out_dir``."""
     out = Path(out_dir)
     import_tool(tool)
-    rss_after_imports = current_rss_kb()
+    rss_after_imports = status_kb("VmRSS")
+    cpu_started = cpu_seconds()
     seconds, mask, timings = run_tool(tool, Path(pred_path), Path(labels_path), out)
+    cpu = cpu_seconds() - cpu_started
     np.save(out / f"{tool}_mask.npy", mask)
-    report = {"seconds": seconds, "rss_after_imports_kb": rss_after_imports, "timings_s": timings}
+    report = {"seconds": seconds, "cpu_s": cpu, "rss_after_imports_kb": rss_after_imports,
+              "peak_rss_kb": peak_rss_kb(), "timings_s": timings}
     (out / f"{tool}_report.json").write_text(json.dumps(report))
 
 
-def current_rss_kb() -> int:
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its waited-for children (cleanlab's pool)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident memory, or a waited-for child's if larger (kB)."""
+    return max(status_kb("VmHWM"), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def status_kb(field: str) -> int:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in kB."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{field}:"))
 
 
 # --------------------------------------------------------------------------- report
@@ -285,16 +302,16 @@ def print_report(env: dict, real: dict, synthetic: dict | None) -> None:
               f"{r['jaccard']:>9.4f}{r['cleanlab_s']:>12.3f}{r['datacheck_s']:>13.3f}{r['ratio']:>7.2f}x  {met}")
     print("(cleanlab / datacheck / both: rows flagged; times include np.load of the files)")
 
-    print("\ndatacheck stages, best run (s):")
+    print("\ndatacheck's stage timings (s; real sets: from the best run):")
     for name, r in cases.items():
         print(f"  {name:<24}" + ", ".join(f"{stage} {s:.3f}" for stage, s in r["datacheck_timings_s"].items()))
 
     if synthetic:
         s = synthetic
         print(f"\nsynthetic, one run each in its own process: {s['injected_flips']:,} labels flipped")
-        print(f"{'tool':<12}{'seconds':>10}{'peak RSS MB':>13}{'RSS after imports MB':>22}{'flips found':>13}")
+        print(f"{'tool':<12}{'seconds':>10}{'CPU s':>8}{'peak RSS MB':>13}{'RSS after imports MB':>22}{'flips found':>13}")
         for tool in TOOLS:
-            print(f"{tool:<12}{s[f'{tool}_s']:>10.2f}{s[f'{tool}_peak_rss_mb']:>13.0f}"
+            print(f"{tool:<12}{s[f'{tool}_s']:>10.2f}{s[f'{tool}_cpu_s']:>8.2f}{s[f'{tool}_peak_rss_mb']:>13.0f}"
                   f"{s[f'{tool}_rss_after_imports_mb']:>22.0f}{s[f'{tool}_flips_found']:>13,}")
 
 

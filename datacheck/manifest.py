@@ -77,10 +77,6 @@ class Manifest:
         root = str(self.root)
         return [os.path.join(root, p) for p in self.frame["path"]]
 
-    @property
-    def has_splits(self) -> bool:
-        return bool(self.frame["split"].notna().any())
-
 
 def load_manifest(source: str | os.PathLike, max_missing: int = 0) -> Manifest:
     """Load and validate a dataset folder or manifest file.

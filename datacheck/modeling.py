@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import BadDataError, UsageError
+from .errors import BadDataError
+from .runs import cache_file, cached_arrays
 from .manifest import Manifest
 
 #: Rows of ``pred_probs`` may deviate this much from summing to 1 (float16 rounding) and are
@@ -82,19 +83,13 @@ def cross_validated_outputs(manifest: Manifest, config, device: str, seed: int, 
     embeddings = None
     counts = np.bincount(labels[use], minlength=c)
     if (counts >= 2).sum() >= 2:  # cross-validation needs two classes with two samples each
-        digest = hashlib.sha256(f"{key}|{config.key()}|{seed}|{device.split(':')[0]}|{weights}".encode())
-        digest.update(labels.tobytes())
-        cached = Path(cache_dir) / f"cv-{digest.hexdigest()[:32]}.npz" if cache_dir else None
-        if cached is not None and cached.exists():
-            with np.load(cached) as data:
-                probs, emb = data["pred_probs"], data["embeddings"]
-        else:
+        def train() -> dict:
             result = cross_validate(pixels[use], labels[use], c, config, device, seed, weights, progress)
-            probs, emb = result.pred_probs, result.embeddings
-            if cached is not None:
-                from .runs import write_npz
+            return {"pred_probs": result.pred_probs, "embeddings": result.embeddings}
 
-                write_npz(cached, pred_probs=probs, embeddings=emb)
+        path = cache_file(cache_dir, "cv", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
+        arrays = cached_arrays(path, train)
+        probs, emb = arrays["pred_probs"], arrays["embeddings"]
         pred_probs[use] = probs
         embeddings = np.full((n, emb.shape[1]), np.nan, dtype=np.float32)
         embeddings[use] = emb
@@ -188,10 +183,6 @@ def _check_finite(array: np.ndarray, option: str) -> None:
         raise BadDataError(f"{option} has NaN or infinite values (first in row {row})")
 
 
-def require_pair(pred_probs, labels) -> None:
-    if (pred_probs is None) != (labels is None):
-        raise UsageError("--pred-probs and --labels go together")
-
 
 @dataclass
 class AumOutputs:
@@ -234,31 +225,26 @@ def aum_outputs(manifest: Manifest, config, device: str, seed: int, workers: int
     threshold = np.full(n, np.nan, dtype=np.float32)
     if c < 2 or len(use) < 2 * (c + 1):
         return AumOutputs(aum, threshold)
-    digest = hashlib.sha256(f"aum|{key}|{config.key()}|{seed}|{device.split(':')[0]}|{weights}".encode())
-    digest.update(labels.tobytes())
-    cached = Path(cache_dir) / f"aum-{digest.hexdigest()[:32]}.npz" if cache_dir else None
-    if cached is not None and cached.exists():
-        with np.load(cached) as data:
-            return AumOutputs(data["aum"], data["threshold"])
-
-    order = np.random.default_rng(seed).permutation(len(use))
-    size = len(use) // (c + 1)
-    subsets = [order[:size], order[size : 2 * size]]  # local indices into `use`, disjoint
     y = labels[use]
-    for run, subset in enumerate(subsets):
-        fake = y.copy()
-        fake[subset] = c  # the extra, fake class
-        torch.manual_seed(seed * 7919 + run)
-        network = create_model(config.model, c + 1, weights)
-        margins = fit(network, pixels[use], fake, config, device, seed * 7919 + run, record_margins=True,
-                      progress=(lambda e, t, run=run: progress(f"AUM run {run + 1}/2", e, t)) if progress else None)
-        mean_margin = margins.mean(axis=0)
-        cut = float(np.percentile(mean_margin[subset], 99))
-        scored = np.setdiff1d(np.arange(len(use)), subset) if run == 0 else subsets[0]
-        aum[use[scored]] = mean_margin[scored]
-        threshold[use[scored]] = cut
-    if cached is not None:
-        from .runs import write_npz
 
-        write_npz(cached, aum=aum, threshold=threshold)
-    return AumOutputs(aum, threshold)
+    def train() -> dict:
+        order = np.random.default_rng(seed).permutation(len(use))
+        size = len(use) // (c + 1)
+        subsets = [order[:size], order[size : 2 * size]]  # local indices into `use`, disjoint
+        for run, subset in enumerate(subsets):
+            fake = y.copy()
+            fake[subset] = c  # the extra, fake class
+            torch.manual_seed(seed * 7919 + run)
+            network = create_model(config.model, c + 1, weights)
+            margins = fit(network, pixels[use], fake, config, device, seed * 7919 + run, record_margins=True,
+                          progress=(lambda e, t, run=run: progress(f"AUM run {run + 1}/2", e, t)) if progress else None)
+            mean_margin = margins.mean(axis=0)
+            cut = float(np.percentile(mean_margin[subset], 99))
+            scored = np.setdiff1d(np.arange(len(use)), subset) if run == 0 else subsets[0]
+            aum[use[scored]] = mean_margin[scored]
+            threshold[use[scored]] = cut
+        return {"aum": aum, "threshold": threshold}
+
+    path = cache_file(cache_dir, "aum", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
+    arrays = cached_arrays(path, train)
+    return AumOutputs(arrays["aum"], arrays["threshold"])

@@ -7,12 +7,14 @@ that were complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -76,13 +78,32 @@ class RunDir:
         return self.path / name
 
 
-def write_npz(path: Path, **arrays) -> Path:
-    """Write arrays to an ``.npz`` file atomically."""
+def cached_arrays(path: Path | None, compute: Callable[[], dict]) -> dict:
+    """The arrays ``compute()`` returns, read from the ``.npz`` file at ``path`` when it exists.
 
-    def write(tmp: Path) -> None:
-        import numpy as np
+    Otherwise they are computed and written there atomically, so an interrupted run leaves
+    no half file and the next run resumes from what completed. ``path=None`` disables caching.
+    """
+    if path is not None and path.exists():
+        with np.load(path) as data:
+            return {name: data[name] for name in data.files}
+    arrays = compute()
+    if path is not None:
 
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
 
-    return atomic_write(path, write)
+        atomic_write(path, write)
+    return arrays
+
+
+def cache_file(cache_dir: str | os.PathLike | None, kind: str, *key_parts) -> Path | None:
+    """``<cache_dir>/<kind>-<hash of key_parts>.npz``, or None when caching is off."""
+    if not cache_dir:
+        return None
+    digest = hashlib.sha256()
+    for part in key_parts:
+        digest.update(part if isinstance(part, bytes) else str(part).encode())
+        digest.update(b"|")
+    return Path(cache_dir) / f"{kind}-{digest.hexdigest()[:32]}.npz"

@@ -13,7 +13,7 @@ import math
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 # Statistics are computed on a copy no larger than this on its longer side: it bounds the
 # cost for large photos and keeps blur comparable between image sizes.

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..runs import cache_file, cached_arrays
 from .image_stats import _DECODE_ERRORS, STAT_COLUMNS, analyze_batch
 
 ProgressCallback = Callable[[int, int], None]
@@ -170,15 +171,11 @@ def load_pixels(
         Content key (also in the cache file name), for caching what is computed from these pixels.
     """
     key = f"{file_digest(paths)[:32]}-s{side}"
-    cached = Path(cache_dir) / f"pixels-{key}.npz" if cache_dir else None
-    if cached is not None and cached.exists():
-        with np.load(cached) as data:
-            return data["pixels"], data["ok"], key
-    out = map_batches(paths, functools.partial(decode_resize_batch, side=side), workers, progress=progress)
-    pixels = np.stack(out["pixels"]) if paths else np.zeros((0, 3, side, side), np.uint8)
-    ok = np.asarray(out.get("ok", []), dtype=bool)
-    if cached is not None:
-        from ..runs import write_npz
 
-        write_npz(cached, pixels=pixels, ok=ok)
-    return pixels, ok, key
+    def decode() -> dict:
+        out = map_batches(paths, functools.partial(decode_resize_batch, side=side), workers, progress=progress)
+        pixels = np.stack(out["pixels"]) if paths else np.zeros((0, 3, side, side), np.uint8)
+        return {"pixels": pixels, "ok": np.asarray(out.get("ok", []), dtype=bool)}
+
+    arrays = cached_arrays(cache_file(cache_dir, "pixels", key), decode)
+    return arrays["pixels"], arrays["ok"], key
