@@ -108,19 +108,23 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
         Unreadable files, wrong shapes, NaN/inf, negative probabilities, rows that do not
         sum to 1 (beyond :data:`SUM_TOLERANCE`), label ids out of range.
     """
-    probs = _load_array(pred_probs_path, "--pred-probs").astype(np.float64)
+    probs = _load_array(pred_probs_path, "--pred-probs")
+    if not np.issubdtype(probs.dtype, np.number):
+        raise BadDataError(f"--pred-probs must hold numbers, got dtype {probs.dtype}")
+    # float32 throughout: a 1,000,000 x 100 array is 400 MB, and float64 would double it.
+    probs = probs.astype(np.float32, copy=False)
     if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] == 0:
         raise BadDataError(f"--pred-probs must be a 2-D array of shape (N, K) with K >= 2, got shape {probs.shape}")
     _check_finite(probs, "--pred-probs")
     if (probs < 0).any():
         row = int(np.argwhere(probs < 0)[0, 0])
         raise BadDataError(f"--pred-probs has negative values (first in row {row}); pass probabilities, not logits")
-    sums = probs.sum(axis=1)
+    sums = probs.sum(axis=1, dtype=np.float64)
     bad = np.abs(sums - 1) > SUM_TOLERANCE
     if bad.any():
         row = int(np.argmax(bad))
         raise BadDataError(f"--pred-probs rows must sum to 1 (row {row} sums to {sums[row]:.4g}); pass softmax probabilities")
-    probs = (probs / sums[:, None]).astype(np.float32)
+    probs = probs / sums[:, None].astype(np.float32)
 
     raw = _load_array(labels_path, "--labels")
     if raw.ndim != 1 or len(raw) != len(probs):

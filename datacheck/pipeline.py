@@ -153,7 +153,7 @@ def audit(
     if progress:
         progress("checks", len(detectors), len(detectors))
     findings = pd.concat(parts, ignore_index=True) if parts else empty_findings()
-    findings = findings.sort_values(["check", "score", "sample_id"], kind="stable").reset_index(drop=True)
+    findings = findings.sort_values(["check", "score"], kind="stable").reset_index(drop=True)
     write_parquet(run.file("findings.parquet"), findings_table(findings))
 
     checks = _check_counts(findings, detectors, thresholds)

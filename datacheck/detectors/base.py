@@ -97,7 +97,8 @@ class Detector:
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         """Return partial findings: ``row`` (manifest row number), ``check``, ``score``,
-        ``is_issue``, ``details`` (dict) and optionally ``suggested_label``/``suggested_confidence``."""
+        ``is_issue``, ``details`` (a dict, or its JSON text when a detector serialises
+        millions of rows itself) and optionally ``suggested_label``/``suggested_confidence``."""
         raise NotImplementedError
 
     def run(self, ctx: AuditContext) -> pd.DataFrame:
@@ -128,10 +129,12 @@ class Detector:
                 "is_issue": partial["is_issue"].to_numpy(dtype=bool),
                 "suggested_label": partial["suggested_label"] if "suggested_label" in partial else None,
                 "suggested_confidence": partial["suggested_confidence"] if "suggested_confidence" in partial else np.nan,
-                "details": [json.dumps(_jsonable(d), sort_keys=True) for d in partial["details"]],
+                "details": [d if isinstance(d, str) else json.dumps(_jsonable(d), sort_keys=True) for d in partial["details"]],
             }
         )
-        out = out.sort_values(["check", "score", "sample_id"], kind="stable").reset_index(drop=True)
+        # Ties in score keep manifest order: deterministic, and a numeric sort (ids can be millions of strings).
+        order = np.lexsort((rows, scores, out["check"].to_numpy()))
+        out = out.iloc[order].reset_index(drop=True)
         return out.loc[:, FINDINGS_COLUMNS]
 
 

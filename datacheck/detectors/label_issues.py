@@ -69,8 +69,9 @@ class LabelIssues(Detector):
             "out_of_fold_accuracy": round(float((suggested == labels).mean()), 4),
         }
         classes = np.asarray(outputs.classes, dtype=object)
-        out = partial_findings(rows, self.name, np.clip(score, 0, 1), is_issue,
-                               [{"given_probability": round(float(p), 4)} for p in probs[np.arange(len(rows)), labels]])
+        given = probs[np.arange(len(rows)), labels]
+        details = [f'{{"given_probability": {p:.4f}}}' for p in given.tolist()]  # JSON, without json.dumps per row
+        out = partial_findings(rows, self.name, np.clip(score, 0, 1), is_issue, details)
         out["suggested_label"] = classes[suggested]
         out["suggested_confidence"] = probs.max(axis=1).astype(float)
         return out
