@@ -13,10 +13,9 @@ nearest other points by cosine distance:
 Each tool runs once in its own subprocess, which loads the embeddings from a shared
 ``.npy`` file and times only the search (wall and CPU seconds), and reports its peak
 resident memory (``VmHWM``) next to its memory once the tool is imported and the input
-loaded (the baseline). Agreement with scikit-learn is reported as
-recall@k (mean share of sklearn's k neighbours that a tool also returns), the fraction of
-points whose neighbour sets are identical, and the largest difference between the two
-tools' sorted distances. Target: datacheck at least 5x faster than scikit-learn.
+loaded (the baseline). Agreement with scikit-learn is reported as recall@k (mean share of
+sklearn's k neighbours that a tool also returns), the fraction of points whose neighbour
+sets are identical, and the largest difference between the two tools' sorted distances. Target: datacheck at least 5x faster than scikit-learn.
 
 Run from the repository root (``pip install faiss-cpu`` adds the faiss row)::
 
@@ -155,9 +154,9 @@ def worker(tool: str, x_path: str, out_dir: str, k: int) -> None:
 
 
 def cpu_seconds() -> float:
-    """User + system CPU time of this process (all its threads) and its waited-for children."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """User + system CPU time of this process, all its threads together."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def status_kb(field: str) -> int:

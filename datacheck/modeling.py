@@ -158,7 +158,7 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
 def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
     """A manifest for data that exists only as model outputs: sample ids are row numbers."""
     n = len(outputs.labels)
-    ids = pd.array([str(i) for i in range(n)], dtype="string")
+    ids = pd.array(np.arange(n).astype(str), dtype="string")
     frame = pd.DataFrame({
         "sample_id": ids,
         "path": ids,

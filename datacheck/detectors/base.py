@@ -120,22 +120,34 @@ class Detector:
         out = pd.DataFrame(
             {
                 "run_id": ctx.run_id,
-                "sample_id": frame["sample_id"].to_numpy()[rows],
-                "path": frame["path"].to_numpy()[rows],
-                "split": frame["split"].to_numpy()[rows],
-                "label": frame["label"].to_numpy()[rows],
+                "sample_id": _take(frame["sample_id"], rows),
+                "path": _take(frame["path"], rows),
+                "split": _take(frame["split"], rows),
+                "label": _take(frame["label"], rows),
                 "check": partial["check"].to_numpy(),
                 "score": scores,
                 "is_issue": partial["is_issue"].to_numpy(dtype=bool),
                 "suggested_label": partial["suggested_label"] if "suggested_label" in partial else None,
                 "suggested_confidence": partial["suggested_confidence"] if "suggested_confidence" in partial else np.nan,
-                "details": [d if isinstance(d, str) else json.dumps(_jsonable(d), sort_keys=True) for d in partial["details"]],
+                "details": _serialise(partial["details"].tolist()),
             }
         )
         # Ties in score keep manifest order: deterministic, and a numeric sort (ids can be millions of strings).
         order = np.lexsort((rows, scores, out["check"].to_numpy()))
         out = out.iloc[order].reset_index(drop=True)
         return out.loc[:, FINDINGS_COLUMNS]
+
+
+def _take(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """``column[rows]`` as an array, gathered by the column's own (Arrow) take, not element by element."""
+    return column.take(rows).to_numpy(dtype=object, na_value=None)
+
+
+def _serialise(details: list) -> list:
+    """JSON text per row; a detector passes all dicts, or all ready-made JSON strings (fast path)."""
+    if details and isinstance(details[0], str):
+        return details
+    return [json.dumps(_jsonable(d), sort_keys=True) for d in details]
 
 
 def partial_findings(rows, check, score, is_issue, details) -> pd.DataFrame:

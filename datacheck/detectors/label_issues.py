@@ -60,7 +60,9 @@ class LabelIssues(Detector):
         with warnings.catch_warnings():
             # "May not flag all label issues in class k: too few examples" is expected for tiny classes.
             warnings.simplefilter("ignore", UserWarning)
-            is_issue = find_label_issues(labels, probs, filter_by=self.filter_by)
+            # Below ~100k rows cleanlab's process pool costs more to start than it saves.
+            n_jobs = 1 if len(rows) < 100_000 else None
+            is_issue = find_label_issues(labels, probs, filter_by=self.filter_by, n_jobs=n_jobs)
         score = get_label_quality_scores(labels, probs, method=self.score_method)
         suggested = probs.argmax(axis=1)
         self.thresholds_[self.name] = {
