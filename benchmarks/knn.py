@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import int_at_least  # benchmarks/ is on sys.path when run as a script
+
 CLUSTERS = 200
 NOISE = 0.5  # per-coordinate noise std; cluster centres are standard normal
 TARGET_SPEEDUP = 5.0
@@ -50,9 +52,9 @@ TOOL_MODULES = {"datacheck": "datacheck.engine.knn", "sklearn": "sklearn.neighbo
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=_int_at_least(2), default=100_000, help="number of embeddings")
-    parser.add_argument("--dim", type=_int_at_least(1), default=512, help="embedding dimension")
-    parser.add_argument("--k", type=_int_at_least(1), default=10, help="neighbours per point")
+    parser.add_argument("--n", type=int_at_least(2), default=100_000, help="number of embeddings")
+    parser.add_argument("--dim", type=int_at_least(1), default=512, help="embedding dimension")
+    parser.add_argument("--k", type=int_at_least(1), default=10, help="neighbours per point")
     parser.add_argument("--seed", type=int, default=0, help="seed of the embeddings")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     parser.add_argument("--worker", nargs=3, metavar=("TOOL", "EMBEDDINGS", "OUT_DIR"), help=argparse.SUPPRESS)
@@ -60,16 +62,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.worker is None and args.k >= args.n:
         parser.exit(2, f"error: --k must be below --n ({args.n}), got {args.k}\n")
     return args
-
-
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
 
 
 def make_embeddings(n: int, dim: int, seed: int) -> np.ndarray:

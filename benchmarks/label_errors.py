@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import int_at_least  # benchmarks/ is on sys.path when run as a script
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "label-errors"
 DATASETS = ("cifar10", "cifar100", "mnist")
 CHECK = "label_issues"
@@ -64,9 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help=f"folder of <name>_test_pred_probs.npy / <name>_test_labels.npy (default: {DEFAULT_DATA})")
-    parser.add_argument("--repeat", type=_int_at_least(1), default=3, help="timed runs per tool on each real set; best is kept")
-    parser.add_argument("--synthetic-n", type=_int_at_least(0), default=1_000_000, help="rows of the synthetic set (0: skip it)")
-    parser.add_argument("--synthetic-k", type=_int_at_least(2), default=100, help="classes of the synthetic set")
+    parser.add_argument("--repeat", type=int_at_least(1), default=3, help="timed runs per tool on each real set; best is kept")
+    parser.add_argument("--synthetic-n", type=int_at_least(0), default=1_000_000, help="rows of the synthetic set (0: skip it)")
+    parser.add_argument("--synthetic-k", type=int_at_least(2), default=100, help="classes of the synthetic set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     parser.add_argument("--worker", nargs=4, metavar=("TOOL", "PRED_PROBS", "LABELS", "OUT_DIR"), help=argparse.SUPPRESS)
@@ -76,16 +78,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if missing:
             parser.exit(2, f"error: label-error data not found in {args.data}: missing {', '.join(missing)} (pass --data DIR)\n")
     return args
-
-
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
 
 
 def dataset_paths(data: Path) -> dict[str, tuple[Path, Path]]:
