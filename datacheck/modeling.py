@@ -63,19 +63,18 @@ def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np
     return list(classes), labels.map(index).fillna(-1).astype(np.int64).to_numpy()
 
 
-def cross_validated_outputs(manifest: Manifest, config, device: str, seed: int, workers: int,
+def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: str, seed: int,
                             cache_dir: str | None, weights=None, progress=None) -> ModelOutputs:
     """Train K fold models on the labeled, readable images and collect out-of-fold outputs.
 
+    ``inputs`` is :func:`datacheck.engine.loader.load_pixels`' ``(pixels, ok, key)``.
     Results are cached in ``cache_dir`` by file contents, labels, training config, seed and
     device type, so auditing the same data again skips training.
     """
-    from .engine.loader import load_pixels
     from .engine.train import cross_validate
 
     classes, labels = label_ids(manifest)
-    pixels, ok, key = load_pixels(manifest.abspaths(), config.image_size, workers, cache_dir,
-                                  progress=(lambda d, t: progress("decode for model", d, t)) if progress else None)
+    pixels, ok, key = inputs
     use = ok & (labels >= 0)
     labels = np.where(use, labels, -1)
     n, c = len(manifest), len(classes)
@@ -206,23 +205,23 @@ class AumOutputs:
     threshold: np.ndarray
 
 
-def aum_outputs(manifest: Manifest, config, device: str, seed: int, workers: int, cache_dir, weights=None,
+def aum_outputs(manifest: Manifest, inputs: tuple, config, device: str, seed: int, cache_dir, weights=None,
                 progress=None) -> AumOutputs:
     """Two training runs with disjoint threshold-sample subsets, so every sample gets an AUM.
 
     In each run a random N/(C+1) of the samples is relabeled to a fake extra class; their
     AUM shows what a surely-wrong label looks like, and the 99th percentile of it is the cut.
     A sample is scored by the run in which it kept its own label. Cost: two trainings on
-    all samples, about half the cost of 5-fold cross-validation again.
+    all samples, about half the cost of 5-fold cross-validation again. ``inputs`` as for
+    :func:`cross_validated_outputs`.
     """
     import torch
 
-    from .engine.loader import load_pixels
     from .engine.models import create_model
     from .engine.train import fit
 
     classes, labels = label_ids(manifest)
-    pixels, ok, key = load_pixels(manifest.abspaths(), config.image_size, workers, cache_dir)
+    pixels, ok, key = inputs
     use = np.flatnonzero(ok & (labels >= 0))
     n, c = len(manifest), len(classes)
     aum = np.full(n, np.nan, dtype=np.float32)

@@ -24,7 +24,7 @@ from .config import default_config, load_config
 from .detectors import AuditContext
 from .detectors.registry import check_owner, create_detector, expand_checks, get_detector_class
 from .engine.device import resolve_device
-from .engine.loader import compute_image_stats, default_workers
+from .engine.loader import compute_image_stats, default_workers, load_pixels
 from .engine.train import TrainConfig
 from .errors import ExitStatus, UsageError
 from .gates import Gate, parse_gates
@@ -129,16 +129,22 @@ def audit(
     write_json(run.file("run.json"), {**run_info, "status": "running"})
 
     ctx = AuditContext(manifest=manifest, run_id=run.path.name, seed=opts["seed"], device=device)
-    train_args = (manifest, train_config, device, opts["seed"], workers, cache_dir, opts["weights"] or None, progress)
+    def train_args() -> tuple:
+        return (manifest, ctx.get("pixels"), train_config, device, opts["seed"], cache_dir, opts["weights"] or None,
+                progress)
 
     def model_outputs():
-        return cross_validated_outputs(*train_args) if source is not None else arrays
+        return cross_validated_outputs(*train_args()) if source is not None else arrays
+
+    ctx.features["pixels"] = lambda: load_pixels(  # decoded once for every model that trains on them
+        manifest.abspaths(), train_config.image_size, workers, cache_dir,
+        progress=(lambda done, total: progress("decode for model", done, total)) if progress else None)
 
     ctx.features["images"] = lambda: _image_stats(manifest, run, workers, opts["batch_size"], progress, timings)
     ctx.features["model"] = _timed(model_outputs, timings, "model")
     ctx.features["pred_probs"] = ctx.features["labels"] = lambda: ctx.get("model")
     ctx.features["embeddings"] = lambda: ctx.get("model").embeddings
-    ctx.features["aum"] = _timed(lambda: aum_outputs(*train_args), timings, "aum training")
+    ctx.features["aum"] = _timed(lambda: aum_outputs(*train_args()), timings, "aum training")
     for name in sorted(set().union(*(d.requires for d in detectors))):
         ctx.get(name)  # compute inputs up front, so detector timings are the detectors' own
 
