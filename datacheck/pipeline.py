@@ -129,6 +129,7 @@ def audit(
     write_json(run.file("run.json"), {**run_info, "status": "running"})
 
     ctx = AuditContext(manifest=manifest, run_id=run.path.name, seed=opts["seed"], device=device)
+
     def train_args() -> tuple:
         return (manifest, ctx.get("pixels"), train_config, device, opts["seed"], cache_dir, opts["weights"] or None,
                 progress)
