@@ -274,3 +274,46 @@ def _check_files(frame: pd.DataFrame, root: Path, source: Path, max_missing: int
     if kept.empty:
         raise BadDataError(f"no images found in {source}: every listed file is missing")
     return kept, missing, digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_manifest(frame: pd.DataFrame, root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Write a manifest ``frame`` (paths relative to ``root``) to ``path``, atomically.
+
+    The format follows the suffix of ``path`` (``.csv``, ``.parquet``, ``.jsonl``). Paths are
+    rewritten relative to the new file's folder when the files lie under it (so the manifest
+    can be audited again); otherwise they are written as absolute paths, which a training
+    script can read but which :func:`load_manifest` refuses as outside the manifest's folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from .runs import atomic_write  # runs imports nothing from here; keep it that way
+
+    path = Path(path)
+    fmt = MANIFEST_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise BadDataError(f"cannot write a manifest as '{path.suffix}' ({path}); use .csv, .parquet or .jsonl")
+    base = path.resolve().parent
+    root = Path(root).resolve()
+
+    def relocate(rel: str) -> str:
+        absolute = Path(os.path.normpath(root / rel))
+        return absolute.relative_to(base).as_posix() if absolute.is_relative_to(base) else str(absolute)
+
+    out = frame.copy()
+    out["path"] = [relocate(p) for p in out["path"]]
+
+    def write(tmp: Path) -> None:
+        if fmt == "csv":
+            out.to_csv(tmp, index=False)
+        elif fmt == "parquet":
+            out.to_parquet(tmp, index=False)
+        else:
+            out.to_json(tmp, orient="records", lines=True, force_ascii=False)
+
+    return atomic_write(path, write)

@@ -15,11 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
+from .audit_run import MANIFEST_ARTIFACT, OUTPUTS_ARTIFACT
 from .config import default_config, load_config
 from .detectors import AuditContext
 from .detectors.registry import check_owner, create_detector, expand_checks, get_detector_class
@@ -30,7 +32,7 @@ from .errors import ExitStatus, UsageError
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
 from .modeling import aum_outputs, cross_validated_outputs, load_outputs_from_files, manifest_for_outputs
-from .runs import RunDir, write_json, write_parquet
+from .runs import RunDir, cached_arrays, write_json, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
 Progress = Callable[[str, int, int], None]
@@ -162,6 +164,7 @@ def audit(
     findings = pd.concat(parts, ignore_index=True) if parts else empty_findings()
     findings = findings.sort_values(["check", "score"], kind="stable").reset_index(drop=True)
     write_parquet(run.file("findings.parquet"), findings_table(findings))
+    _write_artifacts(run, manifest, ctx)
 
     checks = _check_counts(findings, detectors, thresholds)
     gate_results = [_gate_result(g, findings, checks) for g in gates]
@@ -185,6 +188,18 @@ def audit(
     write_json(run.file("summary.json"), summary)
     write_json(run.file("run.json"), {**run_info, "status": "complete", "exit_status": int(status)})
     return AuditResult(run.path, findings, summary, status)
+
+
+def _write_artifacts(run: RunDir, manifest: Manifest, ctx: AuditContext) -> None:
+    """What later commands (relabel, balance, augment, report) read besides the findings."""
+    write_parquet(run.artifacts / MANIFEST_ARTIFACT, pa.Table.from_pandas(manifest.frame, preserve_index=False))
+    if ctx.computed("model"):
+        outputs = ctx.get("model")
+        arrays = {"classes": np.asarray(outputs.classes, dtype=str), "labels": outputs.labels,
+                  "pred_probs": outputs.pred_probs, "source": np.asarray(outputs.source)}
+        if outputs.embeddings is not None:
+            arrays["embeddings"] = outputs.embeddings
+        cached_arrays(run.artifacts / OUTPUTS_ARTIFACT, lambda: arrays, overwrite=True)
 
 
 def _runnable(names: list[str], available: set, explicit: bool) -> list[str]:
@@ -288,7 +303,6 @@ def _gate_result(gate: Gate, findings: pd.DataFrame, checks: dict) -> dict:
 
 
 def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | None) -> dict:
-    import numpy
     import PIL
     import torch
 
@@ -306,7 +320,7 @@ def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | N
         "config": json.loads(json.dumps(cfg)),
         "versions": {
             "python": platform.python_version(),
-            "numpy": numpy.__version__,
+            "numpy": np.__version__,
             "pandas": pd.__version__,
             "pyarrow": pa.__version__,
             "pillow": PIL.__version__,

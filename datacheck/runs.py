@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 from .errors import UsageError
 
 RUN_MARKER = "run.json"
+_UMASK = os.umask(0o22)
+os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -35,6 +37,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what a plain open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -78,13 +81,14 @@ class RunDir:
         return self.path / name
 
 
-def cached_arrays(path: Path | None, compute: Callable[[], dict]) -> dict:
+def cached_arrays(path: Path | None, compute: Callable[[], dict], overwrite: bool = False) -> dict:
     """The arrays ``compute()`` returns, read from the ``.npz`` file at ``path`` when it exists.
 
-    Otherwise they are computed and written there atomically, so an interrupted run leaves
-    no half file and the next run resumes from what completed. ``path=None`` disables caching.
+    Otherwise (or with ``overwrite``) they are computed and written there atomically, so an
+    interrupted run leaves no half file and the next run resumes from what completed.
+    ``path=None`` disables caching.
     """
-    if path is not None and path.exists():
+    if path is not None and path.exists() and not overwrite:
         with np.load(path) as data:
             return {name: data[name] for name in data.files}
     arrays = compute()

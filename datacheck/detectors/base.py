@@ -57,6 +57,10 @@ class AuditContext:
             self._memo[name] = self.features[name]()
         return self._memo[name]
 
+    def computed(self, name: str) -> bool:
+        """Whether the feature ``name`` has been computed (by a detector that needed it)."""
+        return name in self._memo
+
     def memo(self, key, compute: Callable):
         """Share an intermediate result (e.g. duplicate groups) between detectors."""
         if key not in self._memo:
