@@ -41,3 +41,25 @@ def findings_table(frame: pd.DataFrame) -> pa.Table:
 def empty_findings() -> pd.DataFrame:
     """A findings DataFrame with no rows and the pinned column dtypes."""
     return FINDINGS_SCHEMA.empty_table().to_pandas()
+
+
+#: ``changes.parquet`` written by ``datacheck relabel``: one row per sample it acts on.
+CHANGES_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        # relabel, drop, review (queued for a person, unchanged) or keep (a person kept it).
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("old_label", pa.string()),
+        pa.field("new_label", pa.string()),
+        pa.field("reason", pa.string()),
+        # Checks that flagged the sample, comma-separated.
+        pa.field("checks", pa.string()),
+        # Out-of-fold probability of the suggested label; null for human decisions.
+        pa.field("confidence", pa.float64()),
+    ]
+)
+
+
+def changes_table(frame: pd.DataFrame) -> pa.Table:
+    """Convert a changes DataFrame to an Arrow table with :data:`CHANGES_SCHEMA`."""
+    return pa.Table.from_pandas(frame.loc[:, CHANGES_SCHEMA.names], schema=CHANGES_SCHEMA, preserve_index=False)

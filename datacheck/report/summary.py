@@ -59,3 +59,14 @@ def failed_gates(summary: dict) -> list[str]:
         for g in summary["gates"]
         if g["failed"]
     ]
+
+
+def print_table(frame, console: Console, title: str) -> None:
+    """Print a small DataFrame (index = row names, e.g. classes) as a rich table."""
+    table = Table(title=title, title_justify="left")
+    table.add_column(frame.index.name or "", no_wrap=True)
+    for column in frame.columns:
+        table.add_column(str(column), justify="right", no_wrap=True)
+    for name, row in frame.iterrows():
+        table.add_row(str(name), *(str(v) for v in row.tolist()))
+    console.print(table)

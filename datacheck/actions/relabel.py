@@ -1,0 +1,272 @@
+"""Turn an audit's findings into label fixes, removals and a review queue.
+
+:func:`plan_changes` decides, per sample, one action:
+
+``relabel``
+    ``auto``: the out-of-fold model suggests another class with probability
+    ``>= min_confidence``, and every label check that ran agrees the label is wrong
+    (``aum``, when the audit ran it, flagged the sample), and no image problem (corrupt,
+    off-class outlier, blank, exposure, blur) makes the model's opinion of it unreliable.
+``drop``
+    ``drop``: corrupt files, off-class outliers, duplicates beyond one representative per
+    group, and the val/test copies of images that leak from another split.
+``review``
+    flagged by a label check or as an outlier, or suggested with confidence but not
+    meeting the ``auto`` evidence: left as it is in the new manifest, queued for a person.
+``keep``
+    a person decided to keep the given label (only from an imported review).
+
+:func:`apply_changes` produces the new manifest; nothing touches the source files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from ..schema import CHANGES_SCHEMA
+
+ACTIONS = ("relabel", "drop", "review", "keep")
+#: Checks whose flag says the given label is wrong.
+LABEL_CHECKS = ("label_issues", "aum")
+#: Checks whose flagged samples ``drop`` removes (duplicates: all but the representative).
+DROP_CHECKS = ("corrupt", "outliers", "exact_duplicates", "near_duplicates", "split_leakage")
+#: Image problems that make a model's suggestion for the image unreliable: never auto-relabelled.
+UNRELIABLE_CHECKS = ("corrupt", "outliers", "low_information", "dark", "light", "blurry")
+
+CHANGES_COLUMNS = CHANGES_SCHEMA.names
+
+
+def plan_changes(
+    frame: pd.DataFrame,
+    findings: pd.DataFrame,
+    *,
+    auto: bool = False,
+    drop: bool = False,
+    min_confidence: float = 0.6,
+) -> pd.DataFrame:
+    """Decide an action for every sample the audit flagged.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The audited manifest (``sample_id, path, label, split, ...``).
+    findings : pandas.DataFrame
+        The audit's findings (findings schema).
+    auto : bool
+        Apply suggested labels where the evidence is strong (see the module docstring).
+    drop : bool
+        Remove corrupt files, off-class outliers, surplus duplicates and leaked copies.
+    min_confidence : float in (0, 1]
+        Out-of-fold probability of the suggested class that ``auto`` requires.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per affected sample, columns :data:`CHANGES_COLUMNS`, in manifest order;
+        ``checks`` lists the checks that flagged the sample, comma-separated.
+    """
+    if not 0 < min_confidence <= 1:
+        raise UsageError(f"--min-confidence must be in (0, 1], got {min_confidence}")
+    if auto and not (findings["check"] == "label_issues").any():
+        raise UsageError("--auto needs label_issues findings; audit with the label_issues check")
+    flagged = findings[findings["is_issue"]]
+    checks = flagged.groupby("sample_id", sort=False)["check"].agg(lambda c: ",".join(sorted(set(c))))
+    suggestion = findings[findings["check"] == "label_issues"].set_index("sample_id")[
+        ["suggested_label", "suggested_confidence"]]
+    aum_scored = set(findings.loc[findings["check"] == "aum", "sample_id"])
+
+    rows = []
+    for sample_id, label in zip(frame["sample_id"], frame["label"]):
+        flags = set(checks.get(sample_id, "").split(",")) - {""}
+        new_label, confidence = None, None
+        if sample_id in suggestion.index:
+            new_label, confidence = suggestion.at[sample_id, "suggested_label"], suggestion.at[sample_id, "suggested_confidence"]
+        disagrees = new_label is not None and not pd.isna(label) and new_label != label
+        drop_reasons = sorted(flags & set(DROP_CHECKS))
+        if drop and drop_reasons:
+            rows.append((sample_id, "drop", label, None, "flagged: " + ", ".join(drop_reasons), flags, confidence))
+            continue
+        label_votes = flags & set(LABEL_CHECKS)
+        confident = disagrees and confidence is not None and confidence >= min_confidence
+        aum_agrees = sample_id not in aum_scored or "aum" in flags
+        if auto and confident and aum_agrees and not flags & set(UNRELIABLE_CHECKS):
+            votes = ", ".join(sorted(label_votes)) or "out-of-fold prediction"
+            rows.append((sample_id, "relabel", label, new_label,
+                         f"suggested with p={confidence:.2f} ({votes})", flags, confidence))
+        elif label_votes or confident or "outliers" in flags:
+            why = ", ".join(sorted(label_votes | (flags & {"outliers"}))) or f"suggested with p={confidence:.2f}"
+            rows.append((sample_id, "review", label, new_label if disagrees else None, why, flags, confidence))
+    changes = pd.DataFrame(rows, columns=CHANGES_COLUMNS)
+    changes["checks"] = [",".join(sorted(f)) for f in changes["checks"]]
+    return _typed(changes)
+
+
+def apply_changes(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
+    """The new manifest: ``drop`` rows removed, ``relabel`` rows with their new label.
+
+    Rows under review or kept are unchanged; the order of the remaining rows is kept.
+    """
+    actions = changes.set_index("sample_id")
+    out = frame.copy()
+    relabel = actions[actions["action"] == "relabel"]["new_label"]
+    hit = out["sample_id"].isin(relabel.index)
+    out.loc[hit, "label"] = out.loc[hit, "sample_id"].map(relabel).astype("string")
+    dropped = actions.index[actions["action"] == "drop"]
+    return out[~out["sample_id"].isin(dropped)].reset_index(drop=True)
+
+
+def merge_decisions(changes: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """Human decisions (``sample_id, action, new_label``) override the policy's plan."""
+    decided = decisions.set_index("sample_id")
+    planned = changes.set_index("sample_id")
+    merged = planned.reindex(planned.index.union(decided.index, sort=False))
+    merged.loc[decided.index, "action"] = decided["action"]
+    merged.loc[decided.index, "new_label"] = decided["new_label"]
+    merged.loc[decided.index, "reason"] = "review decision"
+    merged.loc[decided.index, "confidence"] = np.nan
+    return _typed(merged.rename_axis("sample_id").reset_index())
+
+
+def fill_old_labels(changes: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Fill ``old_label`` from the manifest (rows that came only from a review file lack it)."""
+    labels = frame.set_index("sample_id")["label"]
+    changes = changes.copy()
+    changes["old_label"] = changes["sample_id"].map(labels).astype("string")
+    changes["checks"] = changes["checks"].fillna("")
+    return changes
+
+
+def change_table(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
+    """Per class: samples, relabelled away, relabelled in, dropped, queued for review, after."""
+    counts = frame["label"].fillna("(unlabeled)").value_counts().rename("samples")
+    by = {a: changes[changes["action"] == a] for a in ACTIONS}
+    table = pd.DataFrame({
+        "samples": counts,
+        "relabel_out": by["relabel"]["old_label"].value_counts(),
+        "relabel_in": by["relabel"]["new_label"].value_counts(),
+        "drop": by["drop"]["old_label"].fillna("(unlabeled)").value_counts(),
+        "review": by["review"]["old_label"].fillna("(unlabeled)").value_counts(),
+    }).fillna(0).astype(int)
+    table["after"] = table["samples"] - table["relabel_out"] + table["relabel_in"] - table["drop"]
+    return table.sort_index().rename_axis("class")
+
+
+def changes_json(changes: pd.DataFrame) -> dict:
+    """Counts per action, for ``--json`` and the run record."""
+    return {a: int((changes["action"] == a).sum()) for a in ACTIONS}
+
+
+def _typed(changes: pd.DataFrame) -> pd.DataFrame:
+    out = changes.loc[:, CHANGES_COLUMNS].copy()
+    for column in ("sample_id", "action", "old_label", "new_label", "reason", "checks"):
+        out[column] = out[column].astype("string")
+    out["confidence"] = pd.to_numeric(out["confidence"], errors="coerce").astype("float64")
+    return out.reset_index(drop=True)
+
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@dataclass
+class RelabelResult:
+    """What :func:`relabel` decided and wrote.
+
+    Attributes
+    ----------
+    changes : pandas.DataFrame
+        One row per affected sample (:data:`CHANGES_COLUMNS`).
+    manifest : pandas.DataFrame
+        The new manifest (paths relative to the dataset root).
+    table : pandas.DataFrame
+        Per-class counts before and after (:func:`change_table`).
+    written : dict of str to str
+        Files and folders written, by kind; empty for a dry run.
+    """
+
+    changes: pd.DataFrame
+    manifest: pd.DataFrame
+    table: pd.DataFrame
+    written: dict = field(default_factory=dict)
+
+
+def relabel(
+    run_dir: str | os.PathLike,
+    *,
+    auto: bool = False,
+    drop: bool = False,
+    min_confidence: float = 0.6,
+    import_review: str | os.PathLike | None = None,
+    export_review: str | os.PathLike | None = None,
+    export_label_studio: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    materialize_to: str | os.PathLike | None = None,
+    dataset: str | os.PathLike | None = None,
+) -> RelabelResult:
+    """``datacheck relabel``: plan fixes from an audit run, then write what was asked for.
+
+    Without ``out``, ``materialize_to`` or an export it is a dry run. The audited dataset is
+    reloaded and must be unchanged since the audit (see :meth:`AuditRun.manifest`).
+    """
+    from ..audit_run import open_run
+    from ..manifest import write_manifest
+    from ..runs import write_json, write_parquet
+    from ..schema import changes_table
+    from .materialize import check_target, materialize
+    from .review import read_decisions, review_queue, write_label_studio, write_review_csv
+
+    run = open_run(run_dir)
+    out_dir = _relabel_out(out) if out is not None else None
+    if materialize_to is not None:
+        check_target(materialize_to)
+    manifest = run.manifest(dataset)
+    frame = manifest.frame
+    changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)
+    outputs = run.outputs()
+    classes = outputs.classes if outputs is not None else sorted(frame["label"].dropna().unique())
+    if import_review is not None:
+        suggested = run.findings[run.findings["check"] == "label_issues"].set_index("sample_id")["suggested_label"]
+        decisions = read_decisions(Path(import_review), frame, suggested, list(classes))
+        changes = fill_old_labels(merge_decisions(changes, decisions), frame)
+    new_frame = apply_changes(frame, changes)
+    result = RelabelResult(changes, new_frame, change_table(frame, changes))
+
+    queue = review_queue(frame, changes)
+    if export_review is not None:
+        result.written["review"] = str(write_review_csv(queue, Path(export_review)))
+    if export_label_studio is not None:
+        tasks, config = write_label_studio(queue, list(classes), Path(export_label_studio), f"datacheck {run.path.name}")
+        result.written["label_studio"], result.written["label_studio_config"] = str(tasks), str(config)
+    if out_dir is not None:
+        suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
+        result.written["manifest"] = str(write_manifest(new_frame, manifest.root, out_dir / f"manifest{suffix}"))
+        result.written["changes"] = str(write_parquet(out_dir / "changes.parquet", changes_table(changes)))
+        write_json(out_dir / RELABEL_MARKER, {
+            "run": str(run.path.resolve()), "dataset": str(manifest.source), "dataset_root": str(manifest.root),
+            "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
+            "min_confidence": min_confidence, "import_review": str(import_review) if import_review else None,
+            "counts": {a: int((changes["action"] == a).sum()) for a in ACTIONS},
+        })
+    if materialize_to is not None:
+        if manifest.format == "arrays":
+            raise UsageError("--materialize needs image files; this run was audited from --pred-probs arrays")
+        materialize(new_frame, manifest.root, materialize_to)
+        result.written["materialized"] = str(materialize_to)
+    return result
+
+
+RELABEL_MARKER = "relabel.json"
+
+
+def _relabel_out(out) -> Path:
+    """``--out`` folder: new, empty, or an earlier relabel output (never a user's folder)."""
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / RELABEL_MARKER).exists())):
+        raise UsageError(f"--out {path} exists and is not an empty folder or an earlier relabel output; choose another")
+    return path

@@ -1,0 +1,202 @@
+"""The human review round-trip: export the queue as CSV or Label Studio tasks, import decisions.
+
+CSV: one row per queued sample; a reviewer fills ``decision`` with ``relabel``, ``drop`` or
+``keep`` (blank: undecided) and, for ``relabel``, ``new_label`` (blank: accept the suggestion).
+
+Label Studio: a JSON list of tasks (``data.image`` is a local-files URL relative to the dataset
+root, the suggestion is a pre-annotation under ``predictions``), written with the labeling
+config that matches it (``<name>.label_config.xml``: one choice per class plus ``(drop)``).
+Its JSON export is imported: the last annotation of each task that was not cancelled decides.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
+
+import pandas as pd
+
+from ..errors import BadDataError, UsageError
+from ..runs import atomic_write
+
+DECISIONS = ("relabel", "drop", "keep")
+#: The Label Studio choice that means "remove this sample".
+DROP_CHOICE = "(drop)"
+REVIEW_COLUMNS = ["sample_id", "path", "split", "label", "suggested_label", "confidence", "checks", "reason",
+                  "decision", "new_label"]
+_SHOW = 3
+
+
+def review_queue(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
+    """Samples under review with what a reviewer needs, most confident suggestions first."""
+    queue = changes[changes["action"] == "review"]
+    rows = frame.set_index("sample_id").loc[queue["sample_id"], ["path", "split"]].reset_index()
+    out = pd.DataFrame({
+        "sample_id": queue["sample_id"].to_numpy(),
+        "path": rows["path"].to_numpy(),
+        "split": rows["split"].to_numpy(),
+        "label": queue["old_label"].to_numpy(),
+        "suggested_label": queue["new_label"].to_numpy(),
+        "confidence": queue["confidence"].round(4).to_numpy(),
+        "checks": queue["checks"].to_numpy(),
+        "reason": queue["reason"].to_numpy(),
+        "decision": "",
+        "new_label": "",
+    })
+    return out.sort_values("confidence", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
+
+
+def write_review_csv(queue: pd.DataFrame, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: queue.loc[:, REVIEW_COLUMNS].to_csv(tmp, index=False))
+
+
+def write_label_studio(queue: pd.DataFrame, classes: list[str], path: Path, model_version: str) -> tuple[Path, Path]:
+    """Label Studio tasks (JSON) and their labeling config (XML, beside it).
+
+    Serve the dataset root to Label Studio as local files
+    (``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true``,
+    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<dataset root>``) and the images show.
+    """
+    tasks = []
+    for row in queue.itertuples(index=False):
+        task = {"data": {"image": "/data/local-files/?d=" + quote(row.path), "sample_id": row.sample_id,
+                         "label": None if pd.isna(row.label) else row.label, "checks": row.checks}}
+        if isinstance(row.suggested_label, str) and row.suggested_label:
+            task["predictions"] = [{
+                "model_version": model_version,
+                "score": None if pd.isna(row.confidence) else float(row.confidence),
+                "result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                            "value": {"choices": [row.suggested_label]}}],
+            }]
+        tasks.append(task)
+    text = json.dumps(tasks, indent=1, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in [*classes, DROP_CHOICE])
+    config = (f'<View>\n  <Image name="image" value="$image"/>\n'
+              f'  <Choices name="label" toName="image" choice="single" showInline="true">\n{choices}\n  </Choices>\n'
+              f'</View>\n')
+    config_path = path.with_name(path.stem + ".label_config.xml")
+    atomic_write(config_path, lambda tmp: tmp.write_text(config, encoding="utf-8"))
+    return path, config_path
+
+
+def read_decisions(path: Path, frame: pd.DataFrame, suggestions: pd.Series, classes: list[str]) -> pd.DataFrame:
+    """Decisions from a filled review CSV or a Label Studio JSON export.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    frame : pandas.DataFrame
+        The audited manifest: every decided sample must be in it.
+    suggestions : pandas.Series
+        Suggested label by sample id (a CSV ``relabel`` with a blank ``new_label`` accepts it).
+    classes : list of str
+        Allowed labels for ``relabel``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``sample_id, action, new_label`` for the decided samples (undecided ones left out).
+
+    Raises
+    ------
+    BadDataError
+        Unreadable or malformed file, unknown decisions or labels, sample ids that are not in
+        the audited dataset (a review from another run), the same sample decided twice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--import-review {path}: file not found")
+    if path.suffix.lower() == ".json":
+        decisions = _label_studio_decisions(path, frame)
+    elif path.suffix.lower() == ".csv":
+        decisions = _csv_decisions(path, suggestions)
+    else:
+        raise UsageError(f"--import-review {path}: expected a .csv review file or a Label Studio .json export")
+    return _validated(decisions, path, frame, classes)
+
+
+def _csv_decisions(path: Path, suggestions: pd.Series) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise BadDataError(f"cannot read review file {path}: {str(exc).strip().splitlines()[0]}") from exc
+    missing = [c for c in ("sample_id", "decision", "new_label") if c not in table.columns]
+    if missing:
+        raise BadDataError(f"review file {path} lacks column(s) {', '.join(missing)} (export one with --export-review)")
+    table["decision"] = table["decision"].str.strip().str.lower()
+    table["new_label"] = table["new_label"].str.strip()
+    bad = table[~table["decision"].isin([*DECISIONS, ""])]
+    if len(bad):
+        row = int(bad.index[0]) + 2  # header is line 1
+        raise BadDataError(f"review file {path} line {row}: decision {bad['decision'].iloc[0]!r} is not one of "
+                           f"{', '.join(DECISIONS)} (or blank)")
+    table = table[table["decision"] != ""]
+    accept = (table["decision"] == "relabel") & (table["new_label"] == "")
+    table.loc[accept, "new_label"] = table.loc[accept, "sample_id"].map(suggestions).fillna("")
+    table.loc[table["decision"] != "relabel", "new_label"] = ""
+    return pd.DataFrame({"sample_id": table["sample_id"].str.strip(), "action": table["decision"],
+                         "new_label": table["new_label"].replace("", None)})
+
+
+def _label_studio_decisions(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadDataError(f"cannot read Label Studio export {path}: {exc}") from exc
+    if not isinstance(tasks, list):
+        raise BadDataError(f"Label Studio export {path} must be a JSON list of tasks (Export → JSON)")
+    given = frame.set_index("sample_id")["label"]
+    rows = []
+    for number, task in enumerate(tasks, start=1):
+        data = task.get("data") if isinstance(task, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("sample_id"), str):
+            raise BadDataError(f"Label Studio export {path}: task {number} has no data.sample_id "
+                               "(import tasks made by --export-label-studio)")
+        choice = _last_choice(task.get("annotations") or [], path, number)
+        if choice is None:
+            continue  # not annotated yet: stays in review
+        sample_id = data["sample_id"]
+        if choice == DROP_CHOICE:
+            rows.append((sample_id, "drop", None))
+        elif sample_id in given.index and choice == given.get(sample_id):
+            rows.append((sample_id, "keep", None))
+        else:
+            rows.append((sample_id, "relabel", choice))
+    return pd.DataFrame(rows, columns=["sample_id", "action", "new_label"])
+
+
+def _last_choice(annotations: list, path: Path, number: int) -> str | None:
+    """The chosen value of the last annotation that was not cancelled, if any."""
+    for annotation in reversed(annotations):
+        if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
+            continue
+        for result in annotation.get("result") or []:
+            choices = (result.get("value") or {}).get("choices") if isinstance(result, dict) else None
+            if isinstance(choices, list) and len(choices) == 1 and isinstance(choices[0], str):
+                return choices[0]
+        raise BadDataError(f"Label Studio export {path}: task {number} has an annotation without a single choice")
+    return None
+
+
+def _validated(decisions: pd.DataFrame, path: Path, frame: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    unknown = decisions.loc[~decisions["sample_id"].isin(frame["sample_id"]), "sample_id"]
+    if len(unknown):
+        first = ", ".join(repr(s) for s in unknown.head(_SHOW))
+        raise BadDataError(f"{len(unknown)} sample id(s) in {path} are not in the audited dataset (first: {first}); "
+                           "was it exported from another run?")
+    twice = decisions.loc[decisions["sample_id"].duplicated(), "sample_id"]
+    if len(twice):
+        raise BadDataError(f"{path} decides sample {twice.iloc[0]!r} more than once")
+    relabel = decisions[decisions["action"] == "relabel"]
+    missing = relabel[relabel["new_label"].isna()]
+    if len(missing):
+        raise BadDataError(f"{path}: relabel of {missing['sample_id'].iloc[0]!r} names no new_label and has no suggestion")
+    foreign = relabel[~relabel["new_label"].isin(classes)]
+    if len(foreign):
+        row = foreign.iloc[0]
+        raise BadDataError(f"{path}: new label {row['new_label']!r} for {row['sample_id']!r} is not one of the "
+                           f"dataset's {len(classes)} classes")
+    return decisions.reset_index(drop=True)

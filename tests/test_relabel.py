@@ -1,0 +1,243 @@
+"""`datacheck relabel`: measured fixes on sample_data, the review round-trip, outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import datacheck
+from datacheck.actions.relabel import relabel
+from datacheck.audit_run import open_run
+from datacheck.cli import cli
+from datacheck.manifest import load_manifest
+
+from .conftest import SAMPLE_DATA, tree_digest
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(sample_audit):
+    return sample_audit.run_dir
+
+
+@pytest.fixture(scope="module")
+def mislabeled(truth) -> pd.Series:
+    rows = truth[truth["issue"] == "mislabeled"]
+    return rows.set_index("sample_id")["true_label"]
+
+
+@pytest.fixture
+def quick_run(sample_copy, tmp_path):
+    """A fast audit (no model) of a private copy of sample_data, which a test may then change."""
+    out = tmp_path / "quick-run"
+    datacheck.audit(sample_copy, out=out, checks=["exact_duplicates", "image_properties"], workers=0)
+    return sample_copy, out
+
+
+def test_auto_fixes_planted_mislabels_and_leaves_clean_samples_alone(run_dir, truth, mislabeled):
+    before = tree_digest(SAMPLE_DATA)
+    result = relabel(run_dir, auto=True)
+    changed = result.changes[result.changes["action"] == "relabel"].set_index("sample_id")["new_label"]
+    fixed = (changed.reindex(mislabeled.index) == mislabeled).sum()
+    clean = set(result.manifest["sample_id"]) - set(truth["sample_id"])  # no planted issue of any kind
+    clean_changed = len(set(changed.index) & clean)
+    not_mislabeled_changed = len(set(changed.index) - set(mislabeled.index))
+    assert fixed / len(mislabeled) >= 0.8, (fixed, len(mislabeled))  # measured: 23 of 24
+    assert clean_changed / len(clean) <= 0.02, clean_changed  # measured: 0 of 456
+    assert not_mislabeled_changed / (564 - len(mislabeled)) <= 0.02, not_mislabeled_changed
+    new = result.manifest.set_index("sample_id")["label"]
+    assert (new[changed.index] == changed).all()
+    assert len(result.manifest) == 564 and result.written == {}  # a dry run writes nothing
+    assert tree_digest(SAMPLE_DATA) == before
+
+
+def test_drop_removes_corrupt_surplus_duplicates_and_leaks(run_dir, truth):
+    result = relabel(run_dir, drop=True)
+    dropped = set(result.changes.loc[result.changes["action"] == "drop", "sample_id"])
+    corrupt = set(truth.loc[truth["issue"] == "corrupt", "sample_id"])
+    assert corrupt <= dropped
+    exact = truth[truth["issue"] == "exact_duplicate"]
+    for _, group in exact.groupby("group"):  # exactly one copy of each planted group survives
+        assert len(set(group["sample_id"]) - dropped) == 1
+    leaks = truth[truth["issue"] == "split_leakage"]
+    assert set(leaks.loc[leaks["sample_id"].str.startswith("val/"), "sample_id"]) <= dropped
+    assert len(result.manifest) == 564 - len(dropped)
+    assert not result.changes["action"].eq("relabel").any()
+
+
+def test_outputs_changes_manifest_and_materialized_folder_that_audits(run_dir, tmp_path):
+    out, folder = tmp_path / "fixed", tmp_path / "clean"
+    result = invoke("relabel", run_dir, "--auto", "--drop", "--out", out, "--materialize", folder, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["written"]["manifest"] == str(out / "manifest.csv")
+    changes = pd.read_parquet(out / "changes.parquet")
+    assert list(changes.columns) == ["sample_id", "action", "old_label", "new_label", "reason", "checks", "confidence"]
+    assert report["counts"] == changes["action"].value_counts().reindex(
+        ["relabel", "drop", "review", "keep"], fill_value=0).to_dict()
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) == 564 - report["counts"]["drop"]
+    assert "Changes per class" in result.stderr
+
+    audited = datacheck.audit(folder, out=tmp_path / "re-audit", checks=["exact_duplicates"], workers=0)
+    assert audited.summary["samples"] == len(manifest)
+    again = load_manifest(folder).frame.set_index("path")["label"]
+    relabelled = changes[changes["action"] == "relabel"].iloc[0]
+    sample = manifest.set_index("sample_id").loc[relabelled["sample_id"]]
+    name = sample["path"].rsplit("/", 1)[-1]
+    assert again[f"{sample['split']}/{relabelled['new_label']}/{name}"] == relabelled["new_label"]
+    assert audited.summary["checks"]["exact_duplicates"]["flagged"] == 0  # surplus copies were dropped
+
+
+def test_review_csv_round_trip(run_dir, tmp_path):
+    review = tmp_path / "review.csv"
+    relabel(run_dir, export_review=review)
+    queue = pd.read_csv(review, dtype=str, keep_default_na=False)
+    assert list(queue.columns) == ["sample_id", "path", "split", "label", "suggested_label", "confidence", "checks",
+                                   "reason", "decision", "new_label"]
+    assert len(queue) >= 20
+    with_suggestion = queue[queue["suggested_label"] != ""]
+    accept, explicit, drop, keep = (with_suggestion.iloc[i] for i in range(4))
+    other = next(c for c in ("circle", "square") if c not in (explicit["label"], explicit["suggested_label"]))
+    queue.loc[accept.name, "decision"] = "relabel"
+    queue.loc[explicit.name, ["decision", "new_label"]] = ["relabel", other]
+    queue.loc[drop.name, "decision"] = "drop"
+    queue.loc[keep.name, "decision"] = "Keep"
+    queue.to_csv(review, index=False)
+
+    result = relabel(run_dir, import_review=review)
+    new = result.manifest.set_index("sample_id")["label"]
+    assert new[accept["sample_id"]] == accept["suggested_label"]
+    assert new[explicit["sample_id"]] == other
+    assert drop["sample_id"] not in new.index
+    assert new[keep["sample_id"]] == keep["label"]
+    actions = result.changes.set_index("sample_id")["action"]
+    assert actions[keep["sample_id"]] == "keep" and actions[drop["sample_id"]] == "drop"
+    assert (actions == "review").sum() == len(queue) - 4  # undecided rows stay queued
+    assert len(result.manifest) == 563
+
+
+def test_label_studio_round_trip(run_dir, tmp_path):
+    tasks_path = tmp_path / "tasks.json"
+    relabel(run_dir, export_label_studio=tasks_path)
+    tasks = json.loads(tasks_path.read_text())
+    config = (tmp_path / "tasks.label_config.xml").read_text()
+    assert '<Choice value="(drop)"/>' in config and '<Choice value="triangle"/>' in config
+    first = tasks[0]
+    assert first["data"]["image"].startswith("/data/local-files/?d=")
+    assert first["predictions"][0]["result"][0]["value"]["choices"]
+
+    def annotate(task, choice, cancelled=False):
+        return {**task, "id": 1, "annotations": [{"was_cancelled": cancelled, "result": [
+            {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [choice]}}]}]}
+
+    suggested = first["predictions"][0]["result"][0]["value"]["choices"][0]
+    export = [annotate(first, suggested), annotate(tasks[1], "(drop)"), annotate(tasks[2], tasks[2]["data"]["label"]),
+              annotate(tasks[3], "star", cancelled=True), *tasks[4:]]
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(export))
+    result = relabel(run_dir, import_review=exported)
+    actions = result.changes.set_index("sample_id")["action"]
+    ids = [t["data"]["sample_id"] for t in tasks]
+    assert [actions[i] for i in ids[:4]] == ["relabel", "drop", "keep", "review"]
+    assert result.manifest.set_index("sample_id").loc[ids[0], "label"] == suggested
+
+
+def test_other_manifest_formats_round_trip(sample_copy, tmp_path):
+    frame = load_manifest(sample_copy).frame
+    frame["annotator"] = "a"  # a user column survives
+    frame.to_parquet(sample_copy / "manifest.parquet", index=False)
+    run = datacheck.audit(sample_copy / "manifest.parquet", out=tmp_path / "run", checks=["exact_duplicates"],
+                          workers=0)
+    out = tmp_path / "cleaned"
+    result = invoke("relabel", run.run_dir, "--drop", "--out", out)
+    assert result.exit_code == 0, result.output
+    cleaned = pd.read_parquet(out / "manifest.parquet")  # same format as the audited manifest
+    surplus = run.findings.query("check == 'exact_duplicates' and is_issue")
+    assert len(surplus) >= 6 and len(cleaned) == 564 - len(surplus)
+    assert list(cleaned.columns) == ["sample_id", "path", "label", "split", "annotator"]
+    assert (cleaned["annotator"] == "a").all()
+    # Outside the dataset root, paths are absolute, so a training script finds the files.
+    assert all((sample_copy / sid).resolve() == Path(p) for sid, p in zip(cleaned["sample_id"], cleaned["path"]))
+
+
+def test_not_a_run_and_incomplete_run_are_usage_errors(tmp_path, sample_copy):
+    result = invoke("relabel", tmp_path / "nope")
+    assert result.exit_code == 2 and "datacheck: error: run" in result.stderr and "does not exist" in result.stderr
+    result = invoke("relabel", sample_copy)
+    assert result.exit_code == 2 and "not a datacheck run directory" in result.stderr
+    run = tmp_path / "half"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "running"}')
+    result = invoke("relabel", run)
+    assert result.exit_code == 2 and "did not complete" in result.stderr
+    (run / "run.json").write_text("{not json")
+    result = invoke("relabel", run)
+    assert result.exit_code == 3 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_changed_dataset_and_other_dataset_are_refused(quick_run, tiny_dataset, tmp_path):
+    dataset, run = quick_run
+    result = invoke("relabel", run, "--dataset", tiny_dataset, "--out", tmp_path / "x")
+    assert result.exit_code == 3, result.output
+    assert "is not the dataset audited in" in result.stderr
+    victim = next((dataset / "train" / "circle").iterdir())
+    victim.write_bytes(victim.read_bytes() + b"\0")  # the dataset changes after the audit
+    result = invoke("relabel", run, "--drop", "--out", tmp_path / "y")
+    assert result.exit_code == 3 and "changed since the audit" in result.stderr
+    assert not (tmp_path / "y").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("sample_id,decision,new_label\ntrain/circle/nope.png,drop,\n", "not in the audited dataset"),
+        ("sample_id,decision\nx,drop\n", "lacks column(s) new_label"),
+        ("sample_id,decision,new_label\n{id},maybe,\n", "decision 'maybe' is not one of"),
+        ("sample_id,decision,new_label\n{id},relabel,giraffe\n", "'giraffe'"),
+        ("sample_id,decision,new_label\n{id},drop,\n{id},keep,\n", "more than once"),
+    ],
+)
+def test_malformed_review_csv(quick_run, tmp_path, content, message):
+    dataset, run = quick_run
+    sample_id = open_run(run).findings["sample_id"].iloc[0]
+    review = tmp_path / "review.csv"
+    review.write_text(content.format(id=sample_id))
+    result = invoke("relabel", run, "--import-review", review)
+    assert result.exit_code == 3, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"tasks": []}', '[{"data": {}}]',
+                                     '[{"data": {"sample_id": "a"}, "annotations": [{"result": []}]}]'])
+def test_malformed_label_studio_export(quick_run, tmp_path, content):
+    _, run = quick_run
+    export = tmp_path / "export.json"
+    export.write_text(content)
+    result = invoke("relabel", run, "--import-review", export)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.startswith("datacheck: error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_usage_errors(quick_run, tmp_path):
+    dataset, run = quick_run
+    result = invoke("relabel", run, "--auto")
+    assert result.exit_code == 2 and "needs label_issues findings" in result.stderr
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep me")
+    for option in ("--out", "--materialize"):
+        result = invoke("relabel", run, "--drop", option, busy)
+        assert result.exit_code == 2 and "choose another" in result.stderr
+    assert (busy / "mine.txt").read_text() == "keep me"
+    result = invoke("relabel", run, "--min-confidence", 1.5)
+    assert result.exit_code == 2
+    result = invoke("relabel", run, "--import-review", tmp_path / "review.txt")
+    assert result.exit_code == 2
