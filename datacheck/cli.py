@@ -162,6 +162,44 @@ class _progress:
 # --------------------------------------------------------------------------- relabel
 
 
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--auto", is_flag=True, help="Apply suggested labels where the evidence is strong.")
+@click.option("--min-confidence", type=float, default=0.6, show_default=True,
+              help="Out-of-fold probability of the suggested label that --auto requires.")
+@click.option("--drop", is_flag=True, help="Remove corrupt files, off-class outliers, surplus duplicates, leaked copies.")
+@click.option("--export-review", type=click.Path(path_type=Path), help="Write the review queue as CSV.")
+@click.option("--export-label-studio", type=click.Path(path_type=Path), help="Write the review queue as Label Studio tasks (JSON).")
+@click.option("--import-review", type=click.Path(path_type=Path), help="Apply decisions from a review CSV or a Label Studio JSON export.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Folder for the new manifest and changes.parquet.")
+@click.option("--materialize", "materialize_to", type=click.Path(path_type=Path),
+              help="Write a cleaned root/<split>/<class>/ copy (hard links where possible).")
+@click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts and files written as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No table on stderr.")
+def relabel(run_dir, auto, min_confidence, drop, export_review, export_label_studio, import_review, out, materialize_to,
+            dataset, as_json, quiet):
+    """Fix labels and remove bad samples found by the audit in RUN; queue the rest for review.
+
+    Never modifies the dataset: writes a new manifest and changes.parquet (--out), a cleaned
+    folder (--materialize) and review files. Without any of them, a dry run.
+    """
+    from .actions.relabel import ACTIONS
+    from .actions.relabel import relabel as run_relabel
+    from .report.summary import print_table
+
+    consoles = Consoles.create(quiet=quiet)
+    result = run_relabel(run_dir, auto=auto, drop=drop, min_confidence=min_confidence, import_review=import_review,
+                         export_review=export_review, export_label_studio=export_label_studio, out=out,
+                         materialize_to=materialize_to, dataset=dataset)
+    print_table(result.table, consoles.err, title="Changes per class" + ("" if result.written else " (dry run)"))
+    for kind, where in result.written.items():
+        consoles.err.print(f"{kind}: {where}")
+    if as_json:
+        counts = {a: int((result.changes["action"] == a).sum()) for a in ACTIONS}
+        consoles.out.print_json(json.dumps({"counts": counts, "written": result.written}))
+
+
 # --------------------------------------------------------------------------- balance
 
 
