@@ -85,10 +85,11 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--labels", type=click.Path(path_type=Path), help="Given class ids (N,) .npy, with --pred-probs.")
 @click.option("--embeddings", type=click.Path(path_type=Path), help="Embeddings (N, D) .npy, with --pred-probs (enables outliers).")
 @click.option("--class-names", type=click.Path(path_type=Path), help="Text file of K class names, one per line.")
+@click.option("--junit", type=click.Path(path_type=Path), help="Also write a JUnit XML report: one test case per check.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device, workers, model, weights, cache_dir,
-          pred_probs, labels, embeddings, class_names, as_json, quiet):
+          pred_probs, labels, embeddings, class_names, junit, as_json, quiet):
     """Audit DATASET (a folder or a CSV/Parquet/JSONL manifest) and write a run directory.
 
     Or, without DATASET, audit any modality from model outputs: --pred-probs P.npy --labels L.npy.
@@ -122,6 +123,10 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
     from .report.summary import failed_gates, print_summary
 
     print_summary(result.summary, result.run_dir, consoles.err)
+    if junit is not None:
+        from .report.junit import write_junit
+
+        write_junit(result.summary, junit)
     for line in failed_gates(result.summary):  # shown even with --quiet: it explains exit status 1
         click.echo(f"datacheck: {line}", err=True)
     if as_json:
