@@ -64,3 +64,14 @@ def test_bad_config_is_a_usage_error(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(UsageError, match="cannot read config"):
         load_config(tmp_path / "none.toml")
+
+
+def test_quick_config_gates_sample_data_without_training(tmp_path):
+    import datacheck
+
+    from .conftest import SAMPLE_DATA
+
+    result = datacheck.audit(SAMPLE_DATA, out=tmp_path / "run", config=REPO_ROOT / "configs" / "quick.toml", workers=0)
+    assert "label_issues" not in result.summary["checks"]  # no model was trained
+    assert [g["gate"] for g in result.summary["gates"] if g["failed"]] == ["corrupt>0", "split_leakage>0"]
+    assert int(result.exit_status) == 1
