@@ -1,0 +1,663 @@
+"""``datacheck report RUN``: the audit as ONE self-contained HTML file (and optionally CSV).
+
+The page works offline and from e-mail attachments: CSS, JavaScript and SVG are inline,
+thumbnails are small base64 JPEGs decoded from the dataset files, nothing is fetched. Its
+size is bounded whatever the dataset's size: at most ``max_thumbnails`` distinct images
+(each stored once, however many sections show it), at most ``gallery_size`` samples per
+check, a fixed number of duplicate groups, and a findings table that lists every row only
+for small runs (otherwise the flagged rows, worst first, up to ``max_table_rows``).
+
+Every piece of user data (sample ids, labels, splits, paths) is HTML-escaped where it is
+rendered by Python, set through ``textContent`` where it is rendered by JavaScript, and the
+JSON embedded in ``<script>`` has ``<``, ``>`` and ``&`` escaped, so a label such as
+``</script><script>alert(1)</script>`` is shown as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..audit_run import AuditRun, open_run
+from ..errors import UsageError
+from ..runs import atomic_write
+from .findings_csv import write_findings_csv
+from .summary import format_threshold
+
+#: Distinct thumbnails embedded at most. A thumbnail costs 2-8 KB (base64 JPEG, 80 px; noise
+#: images are the worst case), so 1,500 keep the images of any report under ~12 MB and a
+#: 100k-sample audit's report under 20 MB with its table (benchmarks/report_size.py).
+DEFAULT_MAX_THUMBNAILS = 1500
+#: Worst flagged samples shown per check.
+DEFAULT_GALLERY_SIZE = 24
+#: Findings table rows at most; a run with more rows lists only flagged rows (worst first).
+DEFAULT_MAX_TABLE_ROWS = 10_000
+#: Duplicate / leakage groups shown per check, and members shown per group.
+MAX_GROUPS = 30
+MAX_GROUP_MEMBERS = 8
+THUMBNAIL_PX = 80
+HIST_BINS = 20
+DUPLICATE_CHECKS = ("exact_duplicates", "near_duplicates", "split_leakage")
+TABLE_COLUMNS = ["sample_id", "split", "label", "check", "score", "is_issue", "suggested_label",
+                 "suggested_confidence", "thumb"]
+_EXIT_MEANING = {0: "no gate exceeded", 1: "a --fail-on gate was exceeded"}
+_PALETTE = ["#2f5fb3", "#e08a1e", "#3a9b5c", "#b0413e", "#7b5ea7", "#2a9ca6", "#b8a12f", "#8c6d4f"]
+# An unreadable or missing file: a grey tile with a cross, so the gallery keeps its shape.
+_PLACEHOLDER = "data:image/svg+xml;base64," + base64.b64encode(
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="80" height="80"><rect width="80" height="80" fill="#d7dbe2"/>'
+    b'<path d="M24 24L56 56M56 24L24 56" stroke="#8a93a3" stroke-width="5"/></svg>').decode()
+
+
+@dataclass
+class ReportResult:
+    """What :func:`write_report` wrote.
+
+    Attributes
+    ----------
+    html : pathlib.Path
+    csv : pathlib.Path or None
+    size_bytes : int
+        Size of the HTML file.
+    thumbnails : int
+        Thumbnails embedded (decoded images; placeholders not counted).
+    unreadable : int
+        Files that could not be read or decoded (shown as a placeholder).
+    table_rows : int
+        Findings rows in the page's table (of ``findings_rows``).
+    findings_rows : int
+    notes : list of str
+        What was left out and why (also shown in the page).
+    """
+
+    html: Path
+    csv: Path | None
+    size_bytes: int
+    thumbnails: int
+    unreadable: int
+    table_rows: int
+    findings_rows: int
+    notes: list[str] = field(default_factory=list)
+
+
+def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                 max_thumbnails: int = DEFAULT_MAX_THUMBNAILS, csv: bool | str | os.PathLike = False,
+                 gallery_size: int = DEFAULT_GALLERY_SIZE, max_table_rows: int = DEFAULT_MAX_TABLE_ROWS,
+                 dataset: str | os.PathLike | None = None) -> ReportResult:
+    """Write the HTML report of an audit run (and, with ``csv``, its findings as CSV).
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A complete run directory written by ``datacheck audit``.
+    out : path-like, optional
+        The HTML file (default ``RUN/report.html``), written atomically.
+    max_thumbnails : int, default 1500
+        Distinct images embedded at most; 0 embeds none.
+    csv : bool or path-like, default False
+        ``True`` writes ``findings.csv`` beside the HTML file; a path writes it there.
+    gallery_size : int, default 24
+        Worst flagged samples shown per check.
+    max_table_rows : int, default 10000
+        Rows of the findings table at most. A run with more findings rows than this lists
+        only its flagged rows, the worst of each check first, and the page says so.
+    dataset : path-like, optional
+        Where the audited images are now, if the dataset moved (default: the folder recorded
+        in ``run.json``). Without readable images the report has no thumbnails and says so.
+
+    Returns
+    -------
+    ReportResult
+
+    Raises
+    ------
+    UsageError
+        ``run_dir`` is not a complete run, or an option is out of range.
+    BadDataError
+        A run file is unreadable.
+    """
+    for name, value in (("max_thumbnails", max_thumbnails), ("gallery_size", gallery_size),
+                        ("max_table_rows", max_table_rows)):
+        if value < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0, not {value}")
+    run = open_run(run_dir)
+    out = Path(out) if out is not None else run.path / "report.html"
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the HTML file's path")
+    page, result = render_report(run, max_thumbnails=max_thumbnails, gallery_size=gallery_size,
+                                 max_table_rows=max_table_rows, dataset=dataset)
+    data = page.encode("utf-8")
+    atomic_write(out, lambda tmp: tmp.write_bytes(data))
+    result.html, result.size_bytes = out, len(data)
+    if csv is not False and csv is not None:
+        result.csv = write_findings_csv(run.findings, out.with_name("findings.csv") if csv is True else Path(csv))
+    return result
+
+
+def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS,
+                  gallery_size: int = DEFAULT_GALLERY_SIZE, max_table_rows: int = DEFAULT_MAX_TABLE_ROWS,
+                  dataset: str | os.PathLike | None = None) -> tuple[str, ReportResult]:
+    """The report page of ``run`` as text, and what it holds (``html``/``size_bytes`` unset)."""
+    findings = run.findings
+    notes: list[str] = []
+    thumbs = _Thumbnails(_image_root(run, dataset, notes), max_thumbnails, THUMBNAIL_PX)
+
+    galleries = _gallery_rows(findings, gallery_size)
+    groups = {check: _duplicate_groups(findings, check) for check in DUPLICATE_CHECKS}
+    # Thumbnails are handed out in priority order, interleaved so that a small budget still
+    # shows every check: the worst sample of each check, then the second worst, ...; then
+    # duplicate groups, one group of each check in turn.
+    for rank in range(gallery_size):
+        for rows in galleries.values():
+            if rank < len(rows):
+                thumbs.request(rows.iloc[rank])
+    for index in range(MAX_GROUPS):
+        for check_groups in groups.values():
+            if index < len(check_groups):
+                for member in check_groups[index]["members"][:MAX_GROUP_MEMBERS]:
+                    thumbs.request(member)
+    if thumbs.skipped:
+        notes.append(f"{thumbs.skipped} thumbnail(s) left out to keep the page small (--max-thumbnails {max_thumbnails})")
+    if thumbs.unreadable:
+        notes.append(f"{thumbs.unreadable} image file(s) could not be read and are shown as a grey placeholder")
+
+    table, table_note = _table(findings, max_table_rows, thumbs)
+    if table_note:
+        notes.append(table_note)
+    sections = [
+        ("overview", "Overview", _overview(run, notes)),
+        ("galleries", "Worst samples per check", _galleries(galleries, findings, thumbs)),
+        ("groups", "Duplicate and leakage groups", _groups_section(groups, thumbs)),
+        ("relabels", "Suggested relabels", _heatmap(findings)),
+        ("histograms", "Score histograms", _histograms(findings)),
+        ("clusters", "Sub-clusters per class", _clusters(findings)),
+        ("findings", "Findings", _table_section(table, table_note, len(findings))),
+    ]
+    title = f"datacheck report: {run.summary.get('run_id', run.path.name)}"
+    body = [
+        f'<header class="top"><h1>{_e(title)}</h1><div class="sub">{_e(run.info.get("dataset", ""))} · '
+        f'audited {_e(run.info.get("created", ""))} · datacheck {_e(run.info.get("datacheck_version", ""))}</div></header>',
+        "<nav>" + "".join(f'<a href="#{key}">{_e(name)}</a>' for key, name, _ in sections) + "</nav>",
+        "<main>",
+        *(f'<section id="{key}"><h2>{_e(name)}</h2>{content}</section>' for key, name, content in sections),
+        "</main>",
+        f"<footer>Written by datacheck {_e(__version__)} from {_e(run.path)}. Self-contained: no network access.</footer>",
+    ]
+    data = {"thumbs": thumbs.data, "table": table}
+    page = _fill(_template("report.html"), version=_e(__version__), title=_e(title), css=_template("report.css"),
+                 js=_template("report.js"), body="\n".join(body), data=script_json(data))
+    result = ReportResult(Path(), None, 0, thumbs.decoded, thumbs.unreadable, len(table["rows"]), len(findings), notes)
+    return page, result
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _e(value) -> str:
+    """HTML-escaped text of a value; missing values (None, NaN) are empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return html.escape(str(value), quote=True)
+
+
+def script_json(data) -> str:
+    """JSON safe to embed in ``<script type="application/json">``.
+
+    ``<``, ``>`` and ``&`` become ``\\u003c`` ..., so no ``</script>`` or ``<!--`` in user
+    data can end or alter the element; ``JSON.parse`` restores them.
+    """
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _template(name: str) -> str:
+    return resources.files("datacheck.report").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _fill(template: str, **parts: str) -> str:
+    # One pass, so a marker inside an inserted part is never replaced again.
+    return re.sub(r"<!--@(\w+)@-->", lambda m: parts[m.group(1)], template)
+
+
+def _image_root(run: AuditRun, dataset, notes: list[str]) -> Path | None:
+    if run.info.get("manifest_format") == "arrays":
+        notes.append("audited from model outputs (--pred-probs): no images, so no thumbnails")
+        return None
+    root = Path(dataset) if dataset is not None else Path(run.info.get("dataset_root") or run.info.get("dataset", ""))
+    if not root.is_dir():
+        notes.append(f"dataset folder {root} not found (moved?): thumbnails omitted; pass --dataset to show them")
+        return None
+    return root
+
+
+class _Thumbnails:
+    """Base64 thumbnails keyed by sample, decoded at most ``budget`` times (each stored once)."""
+
+    def __init__(self, root: Path | None, budget: int, size: int):
+        self.root = root.resolve() if root is not None else None
+        self.budget = budget
+        self.size = size
+        self.data: dict[str, str] = {}
+        self.keys: dict[str, str] = {}
+        self.decoded = self.unreadable = self.skipped = 0
+
+    def request(self, row) -> None:
+        """Decode the thumbnail of a findings row (needs ``sample_id`` and ``path``) if budget allows."""
+        sample_id = row["sample_id"]
+        if self.root is None or sample_id in self.keys:
+            return
+        if self.decoded + self.unreadable >= self.budget:
+            self.skipped += 1
+            self.keys[sample_id] = ""  # counted once
+            return
+        uri = self._encode(row["path"])
+        if uri is None:
+            self.unreadable += 1
+            self.data["x"] = _PLACEHOLDER
+            self.keys[sample_id] = "x"
+            return
+        self.decoded += 1
+        key = f"t{self.decoded}"
+        self.data[key] = uri
+        self.keys[sample_id] = key
+
+    def key(self, sample_id) -> str:
+        return self.keys.get(sample_id, "")
+
+    def _encode(self, path) -> str | None:
+        from PIL import Image
+
+        if path is None or (isinstance(path, float) and math.isnan(path)):
+            return None
+        file = (self.root / str(path)).resolve()
+        if not file.is_relative_to(self.root):  # a damaged run must not make the report read elsewhere
+            return None
+        try:
+            with Image.open(file) as image:
+                image.draft("RGB", (self.size, self.size))  # JPEG: decode at reduced scale, much faster
+                image.thumbnail((self.size, self.size))
+                if image.mode != "RGB":
+                    rgba = image.convert("RGBA")
+                    image = Image.new("RGB", rgba.size, (255, 255, 255))
+                    image.paste(rgba, mask=rgba.getchannel("A"))
+                buffer = io.BytesIO()
+                image.save(buffer, "JPEG", quality=75, optimize=True)
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+            return None  # missing, truncated, not an image, or a mode PIL cannot convert
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _table_html(header: list[str], rows: list[list[str]], numeric=None, cls: str = "") -> str:
+    """A small table of already-escaped HTML cells; ``numeric`` columns (default: all but the first) right-aligned."""
+    numeric = set(range(1, len(header))) if numeric is None else set(numeric)
+    head = "".join(f'<th class="num">{h}</th>' if i in numeric else f"<th>{h}</th>" for i, h in enumerate(header))
+    body = []
+    for row in rows:
+        cells = []
+        for i, value in enumerate(row):
+            classes = " ".join(c for c, on in (("num", i in numeric), ("zero", value == "0")) if on)
+            cells.append(f'<td class="{classes}">{value}</td>' if classes else f"<td>{value}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+# --------------------------------------------------------------------------- overview
+
+
+def _overview(run: AuditRun, notes: list[str]) -> str:
+    summary, info, findings = run.summary, run.info, run.findings
+    checks: dict = summary.get("checks", {})
+    flagged = findings[findings["is_issue"]]
+    status = int(summary.get("exit_status", info.get("exit_status", 0)))
+    splits = summary.get("splits", {})
+    stats = [
+        ("samples", f"{summary.get('samples', 0):,}", ""),
+        ("classes", f"{summary.get('classes', 0):,}", ""),
+        ("splits", " / ".join(f"{k} {v:,}" for k, v in splits.items()) or "-", ""),
+        ("samples flagged", f"{flagged['sample_id'].nunique():,}", "bad" if len(flagged) else "good"),
+        ("checks run", str(len(checks)), ""),
+        ("exit status", f"{status}", "bad" if status else "good"),
+    ]
+    parts = ['<div class="cards">' + "".join(
+        f'<div class="stat {cls}"><b>{_e(value)}</b><span>{_e(name)}</span></div>' for name, value, cls in stats) + "</div>"]
+    parts.append(f'<p class="note">Exit status {status}: {_e(_EXIT_MEANING.get(status, "see the README"))}. '
+                 f"Scores are in [0, 1], lower = worse.</p>")
+    for note in notes:
+        parts.append(f'<p class="note warn">{_e(note)}</p>')
+
+    gates = summary.get("gates", [])
+    gate_of = {}
+    for gate in gates:
+        gate_of.setdefault(re.split(r"[<>=]", gate["gate"])[0], []).append(gate)
+    rows = []
+    for check, c in checks.items():
+        gate_cells = [f'<span class="{"failed" if g["failed"] else "passed"}">{_e(g["gate"])} '
+                      f'{"failed" if g["failed"] else "passed"}</span>'
+                      for g in gate_of.get(check, []) + gate_of.get(c.get("detector"), [])]
+        rows.append([_e(check), _e(c.get("detector", "")), f"{c.get('flagged', 0):,}", f"{c.get('scored', 0):,}",
+                     f"{c.get('percent', 0):.1f}", _e(format_threshold(c.get("threshold") or {})), " ".join(gate_cells)])
+    parts.append("<h3>Checks</h3>" + _table_html(["check", "detector", "flagged", "scored", "%", "threshold", "gate"],
+                                                  rows, numeric={2, 3, 4}))
+    if gates:
+        parts.append("<h3>Gates (--fail-on)</h3>" + _table_html(
+            ["gate", "flagged", "scored", "%", "result"],
+            [[_e(g["gate"]), f"{g['flagged']:,}", f"{g['scored']:,}", f"{g['percent']:.1f}",
+              '<span class="failed">failed</span>' if g["failed"] else '<span class="passed">passed</span>'] for g in gates]))
+    else:
+        parts.append('<p class="note">No --fail-on gates were set.</p>')
+
+    by = '<div class="cols">'
+    for column, name in (("label", "class"), ("split", "split")):
+        by += f"<div><h3>Per {name}</h3>{_breakdown(findings, flagged, column, name)}</div>"
+    parts.append(by + "</div>")
+
+    config = info.get("config", {}) if isinstance(info.get("config"), dict) else {}
+    audit_cfg = config.get("audit", {})
+    facts = [
+        ("dataset", info.get("dataset", "")), ("images under", info.get("dataset_root", "")),
+        ("manifest format", info.get("manifest_format", "")), ("run", str(run.path)),
+        ("command", " ".join(map(str, info.get("command", [])))), ("seed", info.get("seed", "")),
+        ("model", audit_cfg.get("model", "")), ("device", info.get("device", "")),
+        ("missing files", len(summary.get("missing_files", []))),
+        ("skipped files", sum(summary.get("skipped_files", {}).values())),
+        ("versions", ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())),
+    ]
+    parts.append("<h3>Run</h3>" + _table_html(["", ""], [[_e(k), f"<code>{_e(v)}</code>"] for k, v in facts],
+                                                numeric=()))
+    return "".join(parts)
+
+
+def _breakdown(findings: pd.DataFrame, flagged: pd.DataFrame, column: str, name: str) -> str:
+    """Samples and flagged samples per value of ``column``, and flagged counts per check."""
+    samples = findings.drop_duplicates("sample_id")[column].fillna("(none)").value_counts()
+    if samples.empty:
+        return '<p class="note">No findings.</p>'
+    keys = flagged[column].fillna("(none)")
+    any_flag = flagged.assign(_k=keys).groupby("_k")["sample_id"].nunique()
+    per_check = pd.crosstab(keys, flagged["check"]) if len(flagged) else pd.DataFrame(index=samples.index)
+    rows = []
+    for key in sorted(samples.index, key=str):
+        row = [_e(key), f"{samples[key]:,}", f"{int(any_flag.get(key, 0)):,}"]
+        row += [f"{int(per_check.at[key, c]) if key in per_check.index else 0:,}" for c in per_check.columns]
+        rows.append(row)
+    return _table_html([_e(name), "samples", "flagged", *(_e(c) for c in per_check.columns)], rows)
+
+
+# --------------------------------------------------------------------------- galleries and groups
+
+
+def _gallery_rows(findings: pd.DataFrame, size: int) -> dict[str, pd.DataFrame]:
+    """Per check with flagged samples, its ``size`` worst flagged rows (lowest score first)."""
+    flagged = findings[findings["is_issue"]].sort_values(["check", "score", "sample_id"], kind="stable")
+    return {check: rows.head(size) for check, rows in flagged.groupby("check", sort=True)}
+
+
+def _sample_card(row, thumbs: _Thumbnails, extra: str = "", cls: str = "") -> str:
+    key = thumbs.key(row["sample_id"])
+    image = f'<img data-t="{_e(key)}" alt="">' if key else ""
+    suggested = row.get("suggested_label")
+    lines = [f'<div class="id" title="{_e(row["sample_id"])}">{_e(row["sample_id"])}</div>',
+             f'<div class="kv">label <b>{_e(row.get("label"))}</b>'
+             + (f' · {_e(row.get("split"))}' if _e(row.get("split")) else "") + "</div>"]
+    if _e(suggested):
+        conf = row.get("suggested_confidence")
+        conf_text = f" ({conf:.2f})" if conf is not None and not pd.isna(conf) else ""
+        lines.append(f'<div class="kv sugg">suggested <b>{_e(suggested)}</b>{_e(conf_text)}</div>')
+    lines.append(f'<div class="kv">score <b>{row["score"]:.4f}</b> {extra}</div>')
+    return (f'<div class="sample {cls}"><div class="img{"" if key else " none"}">{image}</div>'
+            + "".join(lines) + "</div>")
+
+
+def _galleries(galleries: dict[str, pd.DataFrame], findings: pd.DataFrame, thumbs: _Thumbnails) -> str:
+    if not galleries:
+        return '<p class="note">No check flagged any sample.</p>'
+    total = findings[findings["is_issue"]].groupby("check").size()
+    parts = []
+    for check, rows in galleries.items():
+        parts.append(f'<h3 id="g-{_e(check)}">{_e(check)} <span class="count">worst {len(rows)} of '
+                     f'{int(total[check]):,} flagged</span></h3>')
+        parts.append('<div class="gallery">' + "".join(_sample_card(r, thumbs) for _, r in rows.iterrows()) + "</div>")
+    return "".join(parts)
+
+
+def _duplicate_groups(findings: pd.DataFrame, check: str) -> list[dict]:
+    """The groups a duplicate check reported, biggest first.
+
+    Each is ``{"group": representative id, "members": [row dicts, representative first],
+    "size": int, "anchor": split kept (split_leakage) or None}``. Only rows whose details
+    name a group are parsed, so a run of millions of rows stays fast.
+    """
+    rows = findings[(findings["check"] == check) & findings["details"].str.contains('"group"', regex=False)]
+    by_group: dict[str, list[dict]] = {}
+    anchors: dict[str, str] = {}
+    for row in rows.to_dict("records"):
+        details = json.loads(row["details"])
+        group = str(details.get("group"))
+        row["_flagged"] = bool(row["is_issue"])
+        by_group.setdefault(group, []).append(row)
+        if "anchor_split" in details:
+            anchors[group] = details["anchor_split"]
+    groups = []
+    for group, members in by_group.items():
+        members.sort(key=lambda r: (r["sample_id"] != group, r["_flagged"], str(r["sample_id"])))
+        groups.append({"group": group, "members": members, "size": len(members), "anchor": anchors.get(group),
+                       "flagged": sum(r["_flagged"] for r in members)})
+    groups.sort(key=lambda g: (-g["flagged"], -g["size"], g["group"]))
+    return groups
+
+
+def _groups_section(groups: dict[str, list[dict]], thumbs: _Thumbnails) -> str:
+    parts = []
+    for check, check_groups in groups.items():
+        if not check_groups:
+            continue
+        shown = check_groups[:MAX_GROUPS]
+        parts.append(f'<h3>{_e(check)} <span class="count">{len(shown)} of {len(check_groups):,} groups'
+                     f'{", biggest first" if len(check_groups) > len(shown) else ""}</span></h3>')
+        for g in shown:
+            head = (f'<div class="ghead"><b>{g["size"]}</b> samples<br>{g["flagged"]} flagged'
+                    + (f'<br>kept split: <b>{_e(g["anchor"])}</b>' if g["anchor"] else "") + "</div>")
+            cards = []
+            for m in g["members"][:MAX_GROUP_MEMBERS]:
+                if m["_flagged"]:
+                    badge, cls = '<span class="badge flagged">flagged</span>', "flagged"
+                elif m["sample_id"] == g["group"]:
+                    badge, cls = '<span class="badge kept">kept</span>', "kept"
+                else:
+                    badge, cls = '<span class="badge">not flagged</span>', ""
+                cards.append(_sample_card(m, thumbs, badge, cls))
+            more = len(g["members"]) - MAX_GROUP_MEMBERS
+            tail = f'<div class="ghead">+{more} more</div>' if more > 0 else ""
+            parts.append(f'<div class="group">{head}{"".join(cards)}{tail}</div>')
+    if not parts:
+        return '<p class="note">No duplicate or split-leakage groups (or those checks did not run).</p>'
+    return ('<p class="note">The copy kept in each group is outlined in green (the largest image, then the '
+            '<code>train</code> copy); flagged copies in red.</p>' + "".join(parts))
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _heatmap(findings: pd.DataFrame) -> str:
+    """Class × class counts of label_issues rows flagged with a different suggested label."""
+    if not (findings["check"] == "label_issues").any():
+        return '<p class="note">The label_issues check did not run.</p>'
+    rows = findings[(findings["check"] == "label_issues") & findings["is_issue"] & findings["suggested_label"].notna()]
+    rows = rows[rows["suggested_label"] != rows["label"]]
+    if rows.empty:
+        return '<p class="note">label_issues suggested no relabel.</p>'
+    counts = pd.crosstab(rows["label"].fillna("(none)"), rows["suggested_label"])
+    classes = sorted(set(findings.loc[findings["check"] == "label_issues", "label"].dropna()) | set(counts.columns), key=str)
+    if len(classes) > 40:  # keep the grid readable: only the classes involved in a suggestion
+        classes = sorted(set(counts.index) | set(counts.columns), key=str)
+    peak = counts.to_numpy().max()
+    head = "<th>given ↓ / suggested →</th>" + "".join(f'<th class="rot">{_e(c)}</th>' for c in classes) + "<th>total</th>"
+    body = []
+    for given in classes:
+        cells = []
+        for suggested in classes:
+            n = int(counts.at[given, suggested]) if given in counts.index and suggested in counts.columns else 0
+            if given == suggested:
+                cells.append('<td class="cell" style="background:#f0f1f4"></td>')
+            elif n:
+                alpha = 0.15 + 0.85 * n / peak
+                color = "#fff" if alpha > 0.6 else "#1d2330"
+                cells.append(f'<td class="cell" style="background:rgba(192,57,43,{alpha:.2f});color:{color}" '
+                             f'title="{_e(given)} → {_e(suggested)}: {n}">{n}</td>')
+            else:
+                cells.append('<td class="cell"></td>')
+        total = int(counts.loc[given].sum()) if given in counts.index else 0
+        body.append(f"<tr><th>{_e(given)}</th>{''.join(cells)}<td class=\"num\">{total}</td></tr>")
+    return (f'<p class="note">{len(rows):,} flagged label issue(s) with a different suggested label: row = given '
+            f"label, column = the model's suggestion.</p>"
+            f'<div class="scroll"><table class="heatmap"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _histograms(findings: pd.DataFrame) -> str:
+    if findings.empty:
+        return '<p class="note">No findings.</p>'
+    parts = []
+    edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
+    for check, rows in findings.groupby("check", sort=True):
+        score = rows["score"].to_numpy(dtype=float)
+        issue = rows["is_issue"].to_numpy(dtype=bool)
+        flagged, _ = np.histogram(score[issue], bins=edges)
+        clean, _ = np.histogram(score[~issue], bins=edges)
+        parts.append(_histogram_svg(str(check), clean, flagged))
+    legend = ('<p class="legend">Samples per score bin (square-root scale, so small bins stay visible):'
+              '<i style="background:#8fa6cc"></i>not flagged<i style="background:#c0392b"></i>flagged</p>')
+    return legend + '<div class="hists">' + "".join(parts) + "</div>"
+
+
+def _histogram_svg(check: str, clean: np.ndarray, flagged: np.ndarray) -> str:
+    """An inline SVG histogram (20 bins over [0, 1]) with flagged counts stacked on top."""
+    width, height, left, bottom = 260, 110, 30, 18
+    plot_w, plot_h = width - left - 6, height - bottom - 8
+    total = clean + flagged
+    peak = max(int(total.max()), 1)
+    scale = plot_h / math.sqrt(peak)
+    bar_w = plot_w / len(total)
+    bars = []
+    for i, (c, f) in enumerate(zip(clean.tolist(), flagged.tolist())):
+        x = left + i * bar_w
+        h_all = math.sqrt(c + f) * scale
+        h_flag = h_all * f / (c + f) if c + f else 0.0
+        y0 = 8 + plot_h
+        if c:
+            bars.append(f'<rect x="{x + 0.5:.1f}" y="{y0 - h_all:.1f}" width="{bar_w - 1:.1f}" height="{h_all - h_flag:.1f}" '
+                        f'fill="#8fa6cc"><title>{_bin_label(i)}: {c} not flagged</title></rect>')
+        if f:
+            bars.append(f'<rect x="{x + 0.5:.1f}" y="{y0 - h_flag:.1f}" width="{bar_w - 1:.1f}" height="{h_flag:.1f}" '
+                        f'fill="#c0392b"><title>{_bin_label(i)}: {f} flagged</title></rect>')
+    axis = (f'<line x1="{left}" y1="{8 + plot_h}" x2="{left + plot_w}" y2="{8 + plot_h}" stroke="#888"/>'
+            f'<text x="{left}" y="{height - 4}" font-size="10" text-anchor="middle">0</text>'
+            f'<text x="{left + plot_w / 2}" y="{height - 4}" font-size="10" text-anchor="middle">0.5</text>'
+            f'<text x="{left + plot_w}" y="{height - 4}" font-size="10" text-anchor="middle">1</text>'
+            f'<text x="{left - 3}" y="14" font-size="10" text-anchor="end">{peak}</text>'
+            f'<text x="{left - 3}" y="{8 + plot_h}" font-size="10" text-anchor="end">0</text>')
+    title = (f'<div class="t">{_e(check)} <span class="legend">{int(total.sum()):,} scored, '
+             f'{int(flagged.sum()):,} flagged</span></div>')
+    return (f'<div class="hist">{title}<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'role="img" aria-label="score histogram of {_e(check)}">{axis}{"".join(bars)}</svg></div>')
+
+
+def _bin_label(i: int) -> str:
+    """The score range of histogram bin ``i``, e.g. ``0.05–0.10``."""
+    return f"{i / HIST_BINS:.2f}–{(i + 1) / HIST_BINS:.2f}"
+
+
+def _clusters(findings: pd.DataFrame) -> str:
+    """Sub-cluster sizes per class from a ``clusters`` check (one row per sample), if it ran."""
+    rows = findings[findings["check"] == "clusters"]
+    if rows.empty:
+        return '<p class="note">No <code>clusters</code> check in this run.</p>'
+    sizes: dict[str, dict[int, int]] = {}
+    for label, details in zip(rows["label"].fillna("(none)").tolist(), rows["details"].tolist()):
+        d = json.loads(details)
+        if "cluster" not in d:
+            continue
+        per_class = sizes.setdefault(str(label), {})
+        per_class[int(d["cluster"])] = per_class.get(int(d["cluster"]), 0) + 1
+    if not sizes:
+        return '<p class="note">The <code>clusters</code> check reported no cluster ids.</p>'
+    peak = max(sum(c.values()) for c in sizes.values())
+    body = []
+    for label in sorted(sizes, key=str):
+        counts = sorted(sizes[label].values(), reverse=True)
+        total = sum(counts)
+        segments = "".join(f'<span style="width:{100 * n / total:.2f}%;background:{_PALETTE[i % len(_PALETTE)]}" '
+                           f'title="cluster of {n}"></span>' for i, n in enumerate(counts))
+        listed = ", ".join(map(str, counts[:12])) + (" …" if len(counts) > 12 else "")
+        body.append(f'<tr><td>{_e(label)}</td><td class="num">{total:,}</td><td class="num">{len(counts)}</td>'
+                    f'<td><div class="bar" style="width:{max(60, 360 * total / peak):.0f}px">{segments}</div></td>'
+                    f"<td>{_e(listed)}</td></tr>")
+    return ('<p class="note">Each class split into sub-clusters by the <code>clusters</code> check; '
+            'bar length = class size, segments = clusters, largest first.</p>'
+            '<div class="scroll"><table class="clusters"><thead><tr><th>class</th><th class="num">samples</th>'
+            '<th class="num">clusters</th><th>sizes</th><th>largest</th></tr></thead><tbody>'
+            + "".join(body) + "</tbody></table></div>")
+
+
+# --------------------------------------------------------------------------- findings table
+
+
+def _table(findings: pd.DataFrame, max_rows: int, thumbs: _Thumbnails) -> tuple[dict, str]:
+    """The rows the page's table holds, as JSON-ready lists, and a note when some were left out."""
+    note = ""
+    rows = findings
+    if len(findings) > max_rows:
+        flagged = findings[findings["is_issue"]].sort_values(["check", "score", "sample_id"], kind="stable")
+        # Round-robin over checks (1st worst of each, then 2nd...), so one noisy check cannot
+        # push the others out of a capped table.
+        order = flagged.assign(_rank=flagged.groupby("check").cumcount()).sort_values(["_rank", "check"], kind="stable")
+        rows = order.head(max_rows)
+        note = (f"The findings table lists {len(rows):,} of {len(findings):,} rows: only flagged rows "
+                f"({len(flagged):,}), the worst of each check first, capped at {max_rows:,} (--max-table-rows). "
+                "findings.parquet (or --csv) has them all.")
+    ids = rows["sample_id"].astype(str).tolist()
+    columns = [ids, _nullable(rows["split"]), _nullable(rows["label"]), rows["check"].astype(str).tolist(),
+               np.round(rows["score"].to_numpy(dtype=float), 4).tolist(), rows["is_issue"].astype(bool).tolist(),
+               _nullable(rows["suggested_label"]), _nullable(rows["suggested_confidence"], 3),
+               [thumbs.key(i) or None for i in ids]]
+    table = {
+        "columns": TABLE_COLUMNS,
+        "rows": [list(r) for r in zip(*columns)],
+        "checks": sorted(findings["check"].astype(str).unique().tolist()),
+        "splits": sorted(findings["split"].dropna().astype(str).unique().tolist()),
+    }
+    return table, note
+
+
+def _nullable(series: pd.Series, digits: int | None = None) -> list:
+    """Values as JSON-ready Python objects with None for missing (NaN is not valid JSON)."""
+    if digits is not None:
+        values = np.round(series.to_numpy(dtype=float), digits)
+        return [None if math.isnan(v) else v for v in values.tolist()]
+    return [None if pd.isna(v) else str(v) for v in series.tolist()]
+
+
+def _table_section(table: dict, note: str, total: int) -> str:
+    sorted_cls = ' class="asc"'  # the initial order: score ascending, worst first
+    header = "".join(f'<th data-col="{i}"{sorted_cls if name == "score" else ""}>{_e(name.replace("_", " "))}</th>'
+                     for i, name in enumerate(TABLE_COLUMNS[:-1]))
+    return (
+        (f'<p class="note warn">{_e(note)}</p>' if note else f'<p class="note">All {total:,} findings rows.</p>')
+        + '<div class="controls"><input type="search" id="f-text" placeholder="filter sample id or label" '
+        'aria-label="filter"><label>check <select id="f-check"><option value="">all</option></select></label>'
+        '<label>split <select id="f-split"><option value="">all</option></select></label>'
+        '<label><input type="checkbox" id="f-flagged"> flagged only</label><span id="findings-shown" class="note"></span></div>'
+        '<div class="scroll"><table id="findings-table"><thead><tr><th></th>'
+        + header
+        + '</tr></thead><tbody></tbody></table></div><p><button id="findings-more" hidden>show more</button></p>'
+    )
