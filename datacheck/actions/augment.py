@@ -1,0 +1,370 @@
+"""Execute a balance plan: make the augmented copies it schedules, as new image files.
+
+Each copy is made with ``torchvision.transforms.v2``: a random affine transform (rotation,
+translation, scale within the configured ranges) and/or RandAugment, chosen by ``policy``.
+The random stream of a copy is seeded from ``(seed, source sample id, copy index)`` alone,
+so a copy does not depend on which worker made it or on what else is in the plan, and a
+rerun writes byte-identical PNG files (fixed encoder settings, no timestamps).
+
+The output folder is a complete dataset, ``DIR/<split>/<class>/`` (``DIR/<class>/`` for an
+unsplit dataset): the kept originals are hard-linked into it (copied where the file system
+cannot link), next to the copies, so ``datacheck audit DIR`` audits the result. Its
+``manifest.csv`` lists every file with its provenance: ``source_id`` (the original's sample
+id) and ``transform`` (JSON: policy, seed and the parameters drawn; empty for originals).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BadDataError, UsageError
+
+POLICIES = ("randaugment", "affine", "both")
+#: The augmentation ``balance`` records in a plan; ``augment`` options override it.
+DEFAULT_SPEC = {"policy": "both", "num_ops": 2, "magnitude": 9, "degrees": 15.0, "translate": 0.1,
+                "scale": [0.9, 1.1]}
+AUGMENT_MARKER = "augment.json"
+MANIFEST_NAME = "manifest.csv"
+#: zlib level of every PNG written: fixed, so reruns are byte-identical.
+PNG_COMPRESS_LEVEL = 6
+_RANDAUGMENT_BINS = 31
+
+
+def validate_spec(spec: dict) -> dict:
+    """``spec`` completed with :data:`DEFAULT_SPEC` and checked; UsageError on a bad value."""
+    full = {**DEFAULT_SPEC, **{k: v for k, v in spec.items() if v is not None}}
+    unknown = set(full) - set(DEFAULT_SPEC)
+    if unknown:
+        raise UsageError(f"unknown augmentation setting(s): {', '.join(sorted(unknown))}")
+    if full["policy"] not in POLICIES:
+        raise UsageError(f"--policy must be one of {', '.join(POLICIES)}, got {full['policy']!r}")
+    if not isinstance(full["num_ops"], int) or full["num_ops"] < 1:
+        raise UsageError(f"--num-ops must be a positive integer, got {full['num_ops']!r}")
+    if not isinstance(full["magnitude"], int) or not 0 <= full["magnitude"] < _RANDAUGMENT_BINS:
+        raise UsageError(f"--magnitude must be an integer in [0, {_RANDAUGMENT_BINS - 1}], got {full['magnitude']!r}")
+    if not 0 <= full["degrees"] <= 180:
+        raise UsageError(f"--degrees must be in [0, 180], got {full['degrees']}")
+    if not 0 <= full["translate"] < 1:
+        raise UsageError(f"--translate must be in [0, 1), got {full['translate']}")
+    lo, hi = full["scale"]
+    if not 0 < lo <= hi:
+        raise UsageError(f"--scale must be two numbers 0 < min <= max, got {lo} {hi}")
+    full["scale"] = [float(lo), float(hi)]
+    full["degrees"], full["translate"] = float(full["degrees"]), float(full["translate"])
+    return full
+
+
+def copy_seed(seed: int, source_id: str, copy: int) -> int:
+    """The seed of one augmented copy: a 63-bit hash of ``(seed, source_id, copy)``."""
+    digest = hashlib.blake2b(f"{seed}|{source_id}|{copy}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def augment_image(image, spec: dict, seed: int):
+    """One augmented copy of ``image``.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image
+        Mode ``L`` or ``RGB``, any size (kept).
+    spec : dict
+        A validated spec (:func:`validate_spec`).
+    seed : int
+        Seeds torch's generator for this image only (the global stream is restored after).
+
+    Returns
+    -------
+    image : PIL.Image.Image
+        Same mode and size.
+    params : dict
+        What was drawn: ``affine`` (angle in degrees, translate in pixels, scale, shear) and
+        ``randaugment`` (list of ``{"op", "magnitude"}``), and the ``fill`` used for the
+        uncovered border (the median colour of the source's border pixels).
+    """
+    import torch
+    from torchvision.transforms import v2
+
+    class RecordingRandAugment(v2.RandAugment):
+        def _apply_image_or_video_transform(self, image, transform_id, magnitude, interpolation, fill):
+            drawn.setdefault("randaugment", []).append({"op": transform_id, "magnitude": round(float(magnitude), 4)})
+            return super()._apply_image_or_video_transform(image, transform_id, magnitude, interpolation, fill)
+
+    class RecordingAffine(v2.RandomAffine):
+        def make_params(self, flat_inputs):
+            params = super().make_params(flat_inputs)
+            drawn["affine"] = {"angle": round(float(params["angle"]), 4), "translate": list(params["translate"]),
+                               "scale": round(float(params["scale"]), 4), "shear": list(params["shear"])}
+            return params
+
+    drawn: dict = {}
+    pixels = np.asarray(image)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).reshape(-1, 1 if image.mode == "L" else 3)
+    fill = [int(v) for v in np.median(border, axis=0)]
+    steps = []
+    if spec["policy"] in ("affine", "both"):
+        steps.append(RecordingAffine(degrees=spec["degrees"], translate=(spec["translate"], spec["translate"]),
+                                     scale=tuple(spec["scale"]), interpolation=v2.InterpolationMode.BILINEAR,
+                                     fill=fill[0] if image.mode == "L" else fill))
+    if spec["policy"] in ("randaugment", "both"):
+        steps.append(RecordingRandAugment(num_ops=spec["num_ops"], magnitude=spec["magnitude"],
+                                          num_magnitude_bins=_RANDAUGMENT_BINS, fill=fill[0] if image.mode == "L" else fill))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for step in steps:
+            image = step(image)
+    return image, {**drawn, "fill": fill}
+
+
+def augment_batch(batch: dict, jobs: dict, out_dir: str, write: bool = True) -> dict:
+    """Make the copies named in ``batch`` (pure over the batch; runs in DataLoader workers).
+
+    Parameters
+    ----------
+    batch : dict
+        ``{"path": list of str}``: output paths relative to ``out_dir`` (keys of ``jobs``).
+    jobs : dict
+        Output path → ``(source file, seed, spec)``.
+    out_dir : str
+    write : bool
+        False computes the parameters only (for files a resumed run already has).
+
+    Returns
+    -------
+    dict
+        ``"path"``, ``"transform"`` (JSON of the spec, seed and drawn parameters),
+        ``"written"`` (bool) and ``"error"`` (empty or the decode error), one per path.
+    """
+    from PIL import Image
+
+    from ..engine.image_stats import _DECODE_ERRORS
+    from ..runs import atomic_write
+
+    out = {"path": [], "transform": [], "written": [], "error": []}
+    for rel in batch["path"]:
+        source, seed, spec = jobs[rel]
+        target = Path(out_dir) / rel
+        try:
+            with Image.open(source) as im:
+                im.load()
+                image = im.convert("L" if im.mode in ("L", "1", "I;16") else "RGB")
+        except _DECODE_ERRORS as exc:
+            out["path"].append(rel), out["transform"].append(""), out["written"].append(False)
+            out["error"].append(f"{source}: {exc}")
+            continue
+        result, drawn = augment_image(image, spec, seed)
+        fresh = write and not target.exists()  # a resumed run never rewrites a finished file
+        if fresh:
+            atomic_write(target, lambda tmp: result.save(tmp, format="PNG", optimize=False,
+                                                         compress_level=PNG_COMPRESS_LEVEL))
+        out["path"].append(rel)
+        out["transform"].append(json.dumps({**spec, "seed": seed, **drawn}, sort_keys=True))
+        out["written"].append(fresh)
+        out["error"].append("")
+    return out
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def layout(rows: pd.DataFrame) -> pd.DataFrame:
+    """Output paths for kept originals and planned copies.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Kept, labeled plan rows joined with the manifest: ``sample_id, path, label, split,
+        copies``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per output file, originals each followed by their copies: ``out_path``
+        (relative to the output folder), ``source_id``, ``copy`` (-1 for the original).
+    """
+    splits = rows["split"]
+    if splits.notna().any() and splits.isna().any():
+        raise UsageError("cannot lay out rows without a split next to rows with one (the output is "
+                         "root/<class>/ or root/<split>/<class>/)")
+    for label in rows["label"].unique():
+        if label in ("", ".", "..") or "/" in label or "\\" in label:
+            raise UsageError(f"cannot write class {label!r} as a folder name")
+    taken: set[str] = set()
+    out = []
+    for sample_id, rel, label, split, copies in rows[["sample_id", "path", "label", "split", "copies"]].itertuples(index=False):
+        folder = PurePosixPath(label) if pd.isna(split) else PurePosixPath(split, label)
+        name = PurePosixPath(rel)
+        tag = hashlib.blake2b(sample_id.encode(), digest_size=4).hexdigest()
+        original = str(folder / name.name)
+        if original in taken:  # the same file name from two source folders: keep both
+            original = str(folder / f"{name.stem}-{tag}{name.suffix}")
+        names = [original] + [str(folder / f"{name.stem}-{tag}-aug{k}.png") for k in range(int(copies))]
+        clash = taken.intersection(names)
+        if clash:
+            raise BadDataError(f"two outputs would be written as {sorted(clash)[0]}; rename the source file")
+        taken.update(names)
+        out += [(n, sample_id, k - 1) for k, n in enumerate(names)]
+    return pd.DataFrame(out, columns=["out_path", "source_id", "copy"])
+
+
+def link_or_copy(source: Path, target: Path) -> str:
+    """Hard-link ``source`` at ``target`` ("linked"), or copy it atomically ("copied")."""
+    from ..runs import atomic_write
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+        return "linked"
+    except OSError:  # another file system, or links not supported
+        atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+        return "copied"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@dataclass
+class AugmentResult:
+    """What :func:`augment` wrote.
+
+    Attributes
+    ----------
+    manifest : pandas.DataFrame
+        The output manifest (paths relative to the output folder).
+    counts : dict
+        ``originals``, ``linked``, ``copied``, ``augmented`` (copies in the manifest),
+        ``written`` (copies made by this call), ``skipped_existing``, ``skipped_unlabeled``.
+    written : dict of str to str
+    """
+
+    manifest: pd.DataFrame
+    counts: dict
+    written: dict = field(default_factory=dict)
+
+
+def augment(
+    plan_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    seed: int | None = None,
+    spec: dict | None = None,
+    resume: bool = False,
+    workers: int = 0,
+    progress=None,
+    dataset: str | os.PathLike | None = None,
+) -> AugmentResult:
+    """``datacheck augment``: make a plan's copies and write ``out`` as a complete dataset.
+
+    Parameters
+    ----------
+    plan_dir : path-like
+        A folder written by ``datacheck balance``.
+    out : path-like
+        New or empty folder; or, with ``resume``, an earlier augment output of the same plan
+        and settings, whose finished files are kept.
+    seed : int, optional
+        Default: the plan's seed.
+    spec : dict, optional
+        Overrides of the plan's augmentation (``policy``, ``num_ops``, ``magnitude``,
+        ``degrees``, ``translate``, ``scale``); None values are ignored.
+    workers : int
+        DataLoader worker processes for decoding, augmenting and encoding (0: this process).
+    progress : callable, optional
+        ``progress(done, total)`` as copies are made.
+    dataset : path-like, optional
+        Where the audited dataset is now, if it moved.
+    """
+    from ..audit_run import open_run
+    from ..engine.loader import map_batches
+    from ..manifest import CONTRACT_COLUMNS, write_manifest
+    from ..runs import write_json
+    from .balance import read_plan
+
+    info, plan = read_plan(plan_dir)
+    overrides = {k: v for k, v in (spec or {}).items() if v is not None}
+    validate_spec(overrides)
+    seed = int(info.get("seed", 0)) if seed is None else seed
+    settings = {"plan": str(Path(plan_dir).resolve()), "seed": seed, "overrides": overrides}
+    out = _check_out(Path(out), resume, settings)
+
+    manifest = open_run(info["run"]).manifest(dataset)  # refuses a dataset changed since the audit
+    if manifest.fingerprint != info.get("manifest_fingerprint"):
+        raise BadDataError(f"the plan in {plan_dir} was made from another version of {manifest.source}; "
+                           "run datacheck balance again")
+    frame = manifest.frame
+    if set(plan["sample_id"]) != set(frame["sample_id"]):
+        raise BadDataError(f"the plan in {plan_dir} does not list the audited samples; run datacheck balance again")
+    rows = frame.merge(plan[["sample_id", "action", "copies", "transform"]], on="sample_id", how="left", validate="1:1")
+    rows = rows[rows["action"] != "drop"]
+    unlabeled = int(rows["label"].isna().sum())
+    rows = rows[rows["label"].notna()].reset_index(drop=True)
+    specs = {s: validate_spec({**json.loads(t), **overrides}) for s, t in zip(rows["sample_id"], rows["transform"]) if t}
+    files = layout(rows)
+
+    write_json(out / AUGMENT_MARKER, {**settings, "status": "running"})
+    path_of = dict(zip(rows["sample_id"], rows["path"]))
+    counts = {"originals": 0, "linked": 0, "copied": 0, "augmented": 0, "written": 0, "skipped_existing": 0,
+              "skipped_unlabeled": unlabeled}
+    for rel, source_id in files.loc[files["copy"] < 0, ["out_path", "source_id"]].itertuples(index=False):
+        counts["originals"] += 1
+        if (out / rel).exists():
+            counts["skipped_existing"] += 1
+        else:
+            counts[link_or_copy(manifest.root / path_of[source_id], out / rel)] += 1
+
+    made = files[files["copy"] >= 0]
+    jobs = {rel: (str(manifest.root / path_of[s]), copy_seed(seed, s, int(k)), specs[s])
+            for rel, s, k in made[["out_path", "source_id", "copy"]].itertuples(index=False)}
+    result = map_batches(list(jobs), functools.partial(augment_batch, jobs=jobs, out_dir=str(out)), workers,
+                         batch_size=16, progress=progress)
+    errors = [e for e in result.get("error", []) if e]
+    if errors:
+        raise BadDataError(f"{len(errors)} source image(s) could not be decoded (first: {errors[0]}); "
+                           "balance with --drop-flagged to leave corrupt files out")
+    transform = dict(zip(result.get("path", []), result.get("transform", [])))
+    counts["augmented"] = len(jobs)
+    counts["written"] = int(sum(result.get("written", [])))
+    counts["skipped_existing"] += len(jobs) - counts["written"]
+
+    extras = [c for c in frame.columns if c not in CONTRACT_COLUMNS]
+    source = rows.set_index("sample_id")
+    new = pd.DataFrame({
+        "sample_id": files["out_path"].to_numpy(),
+        "path": files["out_path"].to_numpy(),
+        "label": source.loc[files["source_id"], "label"].to_numpy(),
+        "split": source.loc[files["source_id"], "split"].to_numpy(),
+        "source_id": files["source_id"].to_numpy(),
+        "transform": [transform.get(p, "") for p in files["out_path"]],
+    })
+    for column in extras:
+        new[column] = source.loc[files["source_id"], column].to_numpy()
+    written = {"manifest": str(write_manifest(new, out, out / MANIFEST_NAME)), "folder": str(out)}
+    write_json(out / AUGMENT_MARKER, {**settings, "status": "complete", "counts": counts})
+    return AugmentResult(new, counts, written)
+
+
+def _check_out(out: Path, resume: bool, settings: dict) -> Path:
+    """Refuse a non-empty ``out`` unless resuming an earlier augment of the same plan and settings."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return out
+    if not resume:
+        raise UsageError(f"--out {out} is not empty; choose another folder, or --resume an interrupted augment")
+    marker = out / AUGMENT_MARKER
+    if not marker.is_file():
+        raise UsageError(f"--resume: {out} is not an augment output (no {AUGMENT_MARKER})")
+    from ..audit_run import _read_json
+
+    before = _read_json(marker)
+    if {k: before.get(k) for k in settings} != settings:
+        raise UsageError(f"--resume: {out} was made from another plan, seed or settings; use a new folder")
+    return out

@@ -1,0 +1,510 @@
+"""Turn an audit into a balancing plan: which training samples to keep, drop or augment.
+
+:func:`plan_balance` decides, for every sample of the audited manifest, one action:
+
+``keep``
+    the sample stays as it is;
+``drop``
+    it leaves the training set: flagged by the audit (``drop_flagged``), surplus in an
+    over-full group, outside the coreset, or over the ``max_total`` cap;
+``augment``
+    it stays, and ``copies`` augmented versions of it are to be made by ``datacheck augment``.
+
+Only the training split is balanced (rows whose ``split`` is ``train``, or every row when the
+dataset has no splits); validation and test rows are kept exactly as they are, so the
+evaluation a user compares against never changes.
+
+Strategies
+----------
+``subclusters``
+    The groups are class × sub-cluster (the ``clusters`` check's K-means cluster within each
+    class). Every group is brought to ``target`` samples, as the Data-Centric AI competition's
+    winning entry did: over-full groups are downsampled, thin ones get augmented copies.
+``classes``
+    The same with one group per class.
+``coreset``
+    Keep the CRUST coreset the ``coreset`` check selected (``budget`` of each class, the
+    heaviest medoids first when the budget is below the audit's) with its weights; no copies.
+
+Every choice is deterministic for a seed: samples are ordered by a hash of
+``(seed, sample_id)``, which does not depend on the row order of the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+
+STRATEGIES = ("subclusters", "classes", "coreset")
+ACTIONS = ("keep", "drop", "augment")
+PLAN_COLUMNS = ["sample_id", "label", "split", "group", "action", "copies", "weight", "transform", "reason"]
+PLAN_MARKER = "plan.json"
+PLAN_FILE = "plan.parquet"
+#: Checks whose flagged training samples ``drop_flagged`` removes (duplicates: handled by group).
+FLAGGED_CHECKS = ("label_issues", "corrupt")
+DUPLICATE_CHECKS = ("exact_duplicates", "near_duplicates")
+
+
+@dataclass
+class BalanceOptions:
+    """What ``datacheck balance`` was asked for (validated by :meth:`validate`).
+
+    Attributes
+    ----------
+    strategy : {"subclusters", "classes", "coreset"}
+    target : int or None
+        Samples per group (class × sub-cluster, or class). None: the median group size of
+        the training split after drops (``subclusters``), the largest class (``classes``).
+    budget : float in (0, 1]
+        ``coreset``: fraction of each class to keep.
+    drop_flagged : bool
+        Drop training samples flagged as label issues or corrupt, and duplicates beyond one
+        per group, before balancing.
+    max_total : int or None
+        Cap on the rows of the resulting dataset, all splits together (augmented copies
+        included), as the competition capped train + val at 10,000.
+    seed : int
+    transform : dict
+        The augmentation recorded for ``augment`` rows (see :mod:`datacheck.actions.augment`).
+    """
+
+    strategy: str = "subclusters"
+    target: int | None = None
+    budget: float = 0.5
+    drop_flagged: bool = False
+    max_total: int | None = None
+    seed: int = 0
+    transform: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.target is not None and (not isinstance(self.target, (int, np.integer)) or self.target < 1):
+            raise UsageError(f"--target must be a positive integer, got {self.target!r}")
+        if self.target is not None and self.strategy == "coreset":
+            raise UsageError("--target does not apply to --strategy coreset (use --budget)")
+        if not 0 < self.budget <= 1:
+            raise UsageError(f"--budget must be in (0, 1], got {self.budget}")
+        if self.max_total is not None and self.max_total < 1:
+            raise UsageError(f"--max-total must be a positive integer, got {self.max_total}")
+
+
+def training_mask(frame: pd.DataFrame) -> np.ndarray:
+    """(N,) bool: the rows balancing acts on (``train``, or all rows of an unsplit dataset)."""
+    split = frame["split"]
+    if split.isna().all():
+        return np.ones(len(frame), dtype=bool)
+    return (split == "train").fillna(False).to_numpy(dtype=bool)
+
+
+def hash_order(ids, seed: int) -> np.ndarray:
+    """(N,) uint64 keys: sorting by them is a seeded shuffle that ignores row order."""
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(f"{seed}|{i}".encode(), digest_size=8).digest(), "little") for i in ids],
+        dtype=np.uint64,
+    )
+
+
+def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOptions) -> pd.DataFrame:
+    """Decide keep / drop / augment for every row of the audited manifest.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The audited manifest (``sample_id, path, label, split, ...``), N rows.
+    findings : pandas.DataFrame
+        The audit's findings (findings schema). ``subclusters`` needs the ``clusters`` check,
+        ``coreset`` the ``coreset`` check; ``drop_flagged`` reads ``label_issues``,
+        ``corrupt``, ``exact_duplicates`` and ``near_duplicates`` where the audit ran them.
+    options : BalanceOptions
+
+    Returns
+    -------
+    pandas.DataFrame
+        N rows in manifest order, columns :data:`PLAN_COLUMNS`: ``group`` names the balanced
+        group (``circle/2`` = class circle, sub-cluster 2; null outside the training split),
+        ``copies`` the augmented copies to make, ``weight`` the coreset weight (null for other
+        strategies), ``transform`` the augmentation as JSON (empty unless ``augment``).
+    """
+    options.validate()
+    n = len(frame)
+    ids = frame["sample_id"].to_numpy(dtype=object)
+    labels = frame["label"].to_numpy(dtype=object)
+    train = training_mask(frame)
+    action = np.full(n, "keep", dtype=object)
+    reason = np.where(train, "kept", "not in the training split: kept as is").astype(object)
+    copies = np.zeros(n, dtype=np.int64)
+    weight = np.full(n, np.nan)
+    group = np.full(n, None, dtype=object)
+    flags = _flags(findings)
+    corrupt = np.isin(ids, list(flags.get("corrupt", ())))
+
+    if options.drop_flagged:
+        for row, why in _flagged_drops(frame, findings, flags, train).items():
+            action[row], reason[row] = "drop", why
+    order = hash_order(ids, options.seed)
+    labeled = train & pd.notna(frame["label"]).to_numpy() & (action != "drop")
+
+    if options.strategy == "subclusters":
+        cluster = _details_column(findings, "clusters", "cluster", "--strategy subclusters needs the clusters check; "
+                                  "audit with --checks including clusters")
+        sub = pd.Series(ids).map(cluster).to_numpy(dtype=object)
+        scored = labeled & pd.notna(sub)
+        group[scored] = [f"{lab}/{int(c)}" for lab, c in zip(labels[scored], sub[scored])]
+        reason[labeled & ~scored] = "not scored by clusters: kept as is"
+    else:
+        scored = labeled.copy()
+        group[scored] = labels[scored]
+
+    rank = order.astype(np.float64)  # lower = kept first when a group is trimmed
+    if options.strategy == "coreset":
+        desired, rank = _coreset(findings, frame, ids, scored, group, weight, action, reason, options, order)
+        scored &= action != "drop"
+    else:
+        desired = _targets(group, scored, corrupt, options.target, options.strategy)
+
+    fixed = int(((action != "drop") & ~scored).sum())  # val/test, unscored and unlabeled rows stay
+    final = desired
+    if options.max_total is not None:
+        room = options.max_total - fixed
+        if room < 0:
+            raise UsageError(f"--max-total {options.max_total} is below the {fixed} rows balancing does not touch "
+                             "(val/test and unscored rows)")
+        final = cap_counts(desired, room, options.seed)
+
+    spec = json.dumps(options.transform, sort_keys=True)
+    for name, want in final.items():
+        rows = np.flatnonzero(scored & (group == name))
+        rows = rows[np.lexsort((order[rows], rank[rows]))]
+        if len(rows) >= want:
+            surplus = rows[want:]
+            action[surplus] = "drop"
+            reason[surplus] = (f"over the --max-total cap ({want} kept in {name})" if want < desired[name]
+                               else _surplus_reason(options.strategy, name, want))
+            continue
+        sources = rows[~corrupt[rows]]  # a corrupt file cannot be augmented
+        if not len(sources):
+            continue
+        extra = want - len(rows)
+        per = np.full(len(sources), extra // len(sources), dtype=np.int64)
+        per[: extra % len(sources)] += 1
+        copies[sources] = per
+        hit = sources[per > 0]
+        action[hit], reason[hit] = "augment", f"{name}: {len(rows)} below the target {want}"
+
+    plan = pd.DataFrame({
+        "sample_id": frame["sample_id"].astype("string").to_numpy(),
+        "label": frame["label"].astype("string").to_numpy(),
+        "split": frame["split"].astype("string").to_numpy(),
+        "group": pd.array(group, dtype="string"),
+        "action": action.astype(str),
+        "copies": copies,
+        "weight": pd.array(np.where(np.isnan(weight), None, weight), dtype="Int64"),
+        "transform": np.where(copies > 0, spec, ""),
+        "reason": reason.astype(str),
+    })
+    for column in ("action", "transform", "reason"):
+        plan[column] = plan[column].astype("string")
+    return plan
+
+
+def cap_counts(desired: dict, room: int, seed: int) -> dict:
+    """Spread a cap of ``room`` rows over groups by water-filling.
+
+    Every group gets ``min(desired, L)`` for the highest level ``L`` whose total fits, and the
+    rows left under the cap go one each to the groups still below their wish, in a seeded
+    order, so the total is exactly ``min(room, sum(desired))`` and group sizes differ by at
+    most one wherever the cap binds: the balance is kept, only the level drops.
+
+    Parameters
+    ----------
+    desired : dict of str to int
+        Wished size per group.
+    room : int
+        Rows available.
+    seed : int
+
+    Returns
+    -------
+    dict of str to int
+    """
+    if sum(desired.values()) <= room:
+        return dict(desired)
+    wants = np.array(list(desired.values()), dtype=np.int64)
+    lo, hi = 0, int(wants.max())
+    while lo < hi:  # highest level whose total fits
+        mid = (lo + hi + 1) // 2
+        if np.minimum(wants, mid).sum() <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    final = np.minimum(wants, lo)
+    left = room - int(final.sum())
+    open_ = np.flatnonzero(wants > lo)
+    open_ = open_[np.argsort(hash_order(np.array(list(desired))[open_], seed), kind="stable")]
+    final[open_[:left]] += 1
+    return dict(zip(desired, final.tolist()))
+
+
+def apply_plan(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
+    """The manifest after the plan: dropped rows removed; with a coreset, a ``weight`` column.
+
+    Augmented copies are not in it (``datacheck augment`` makes and lists them).
+    """
+    kept = (plan["action"] != "drop").to_numpy()
+    out = frame[kept].copy()
+    if plan["weight"].notna().any() and "weight" not in out.columns:
+        out["weight"] = plan.loc[kept, "weight"].to_numpy()
+    return out.reset_index(drop=True)
+
+
+def balance_table(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
+    """Per class: training samples before, flagged drops, balancing drops, copies, after; other splits."""
+    train = training_mask(frame)
+    label = frame["label"].fillna("(unlabeled)").to_numpy()
+    action, reason = plan["action"].to_numpy(dtype=str), plan["reason"].to_numpy(dtype=str)
+    flagged = (action == "drop") & np.char.startswith(reason.astype(str), "flagged")
+    rows = {}
+    for name in sorted(set(label)):
+        mine = label == name
+        t = mine & train
+        rows[name] = {
+            "train": int(t.sum()),
+            "flagged": int((t & flagged).sum()),
+            "trimmed": int((t & (action == "drop") & ~flagged).sum()),
+            "copies": int(plan["copies"].to_numpy()[t].sum()),
+            "after": int((t & (action != "drop")).sum() + plan["copies"].to_numpy()[t].sum()),
+            "other splits": int((mine & ~train).sum()),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
+
+
+def group_sizes(plan: pd.DataFrame) -> pd.Series:
+    """Rows per balanced group after the plan (kept + copies), by group name."""
+    planned = plan[plan["group"].notna() & (plan["action"] != "drop")]
+    return (1 + planned["copies"]).groupby(planned["group"]).sum()
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _flags(findings: pd.DataFrame) -> dict[str, set]:
+    flagged = findings[findings["is_issue"]]
+    return {check: set(rows["sample_id"]) for check, rows in flagged.groupby("check")}
+
+
+def _details_column(findings: pd.DataFrame, check: str, key: str, missing: str) -> pd.Series:
+    """``details[key]`` of every row of ``check``, by sample id; UsageError if the check did not run."""
+    rows = findings[findings["check"] == check]
+    if rows.empty:
+        raise UsageError(missing)
+    values = [json.loads(d).get(key) for d in rows["details"]]
+    return pd.Series(values, index=rows["sample_id"].to_numpy(), dtype=object)
+
+
+def _flagged_drops(frame: pd.DataFrame, findings: pd.DataFrame, flags: dict, train: np.ndarray) -> dict[int, str]:
+    """Training rows to drop before balancing, with the reason: flagged label issues and corrupt
+    files, and every duplicate but one per group.
+
+    Duplicate groups come from the ``representative`` in the details of exact and near
+    duplicate rows, merged (a group of exact copies can sit inside a near-duplicate group).
+    The copy kept is the group's representative when it is a training sample that is not
+    dropped for another reason, else the first such member by sample id.
+    """
+    from ..engine.similarity import connected_components
+
+    ids = frame["sample_id"].to_numpy(dtype=object)
+    row_of = {s: i for i, s in enumerate(ids)}
+    drops = {}
+    for check in FLAGGED_CHECKS:
+        for sample in flags.get(check, ()):
+            row = row_of.get(sample)
+            if row is not None and train[row] and row not in drops:
+                drops[row] = f"flagged: {check}"
+    dup = findings[findings["check"].isin(DUPLICATE_CHECKS)]
+    pairs, reps = [], set()
+    for sample, details in zip(dup["sample_id"], dup["details"]):
+        rep = json.loads(details).get("representative")
+        if rep is not None and sample in row_of and rep in row_of:
+            pairs.append((row_of[sample], row_of[rep]))
+            reps.add(row_of[rep])
+    if not pairs:
+        return drops
+    component = connected_components(len(ids), np.array(pairs, dtype=np.int64))
+    members = np.unique(np.array(pairs).ravel())
+    for comp in np.unique(component[members]):
+        rows = members[component[members] == comp]
+        candidates = [r for r in rows if train[r] and r not in drops]
+        if not candidates:
+            continue
+        keep = min(candidates, key=lambda r: (r not in reps, str(ids[r])))
+        for r in candidates:
+            if r != keep:
+                drops[r] = f"flagged: duplicate of {ids[keep]}"
+    return drops
+
+
+def _targets(group: np.ndarray, scored: np.ndarray, corrupt: np.ndarray, target: int | None, strategy: str) -> dict:
+    """Wished size per group: ``target`` (default: median group size for sub-clusters, the largest
+    class for classes); a group with no decodable source cannot grow past its size."""
+    names, sizes = np.unique(group[scored].astype(str), return_counts=True)
+    if target is None:
+        target = int(np.median(sizes)) if strategy == "subclusters" else int(sizes.max())
+    desired = {}
+    for name, size in zip(names, sizes):
+        sources = int((scored & (group == name) & ~corrupt).sum())
+        desired[str(name)] = target if sources or size >= target else int(size)
+    return desired
+
+
+def _coreset(findings, frame, ids, scored, group, weight, action, reason, options, order):
+    """Mark the coreset's non-selected training rows as dropped and return the wished size per
+    class (``budget`` of the class) and a keep-first rank (heaviest medoids first)."""
+    rows = findings[findings["check"] == "coreset"]
+    if rows.empty:
+        raise UsageError("--strategy coreset needs the coreset check; audit with --checks including coreset")
+    details = [json.loads(d) for d in rows["details"]]
+    selected = pd.Series([bool(d.get("selected")) for d in details], index=rows["sample_id"].to_numpy())
+    weights = pd.Series([d.get("weight") for d in details], index=rows["sample_id"].to_numpy(), dtype=object)
+    in_core = pd.Series(ids).map(selected).to_numpy(dtype=object)
+    member = pd.notna(in_core) & training_mask(frame)
+    share = float(np.mean(in_core[member].astype(bool))) if member.any() else 0.0
+    if options.budget > share + 0.01:
+        raise UsageError(f"--budget {options.budget} is above the audit's coreset ({share:.2f} of the training "
+                         "samples); audit again with a larger coreset.budget")
+    w = pd.Series(ids).map(weights).to_numpy(dtype=object)
+    weight[scored & pd.notna(w)] = w[scored & pd.notna(w)].astype(float)
+    out = scored & pd.notna(in_core) & ~in_core.astype(bool)
+    action[out], reason[out] = "drop", "outside the coreset"
+    unscored = scored & pd.isna(in_core)
+    reason[unscored] = "not scored by coreset: kept as is"
+    group[unscored] = None
+    rank = -np.nan_to_num(weight, nan=0.0)
+    desired = {}
+    core = scored & ~out & ~unscored
+    for name in np.unique(group[core].astype(str)):
+        class_size = int((member & (frame["label"].to_numpy(dtype=object) == name)).sum())
+        desired[str(name)] = min(int((core & (group == name)).sum()), math.ceil(options.budget * class_size))
+    scored[unscored] = False
+    return desired, rank
+
+
+def _surplus_reason(strategy: str, name: str, want: int) -> str:
+    if strategy == "coreset":
+        return f"coreset trimmed to the budget ({want} kept in {name})"
+    return f"downsampled: {name} over the target {want}"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@dataclass
+class BalanceResult:
+    """What :func:`balance` planned and wrote.
+
+    Attributes
+    ----------
+    plan : pandas.DataFrame
+        :data:`PLAN_COLUMNS`, one row per audited sample.
+    manifest : pandas.DataFrame
+        The manifest after the plan (no augmented copies yet).
+    table : pandas.DataFrame
+        Per-class counts (:func:`balance_table`).
+    written : dict of str to str
+    """
+
+    plan: pd.DataFrame
+    manifest: pd.DataFrame
+    table: pd.DataFrame
+    written: dict = field(default_factory=dict)
+
+
+def balance(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    options: BalanceOptions,
+    *,
+    dataset: str | os.PathLike | None = None,
+) -> BalanceResult:
+    """``datacheck balance``: plan from an audit run and write ``plan.parquet``, ``plan.json``
+    and the resulting manifest into ``out``. Never touches the dataset.
+
+    ``options.seed`` None-like values are not accepted here; the CLI fills the run's seed.
+    """
+    from ..audit_run import open_run
+    from ..manifest import write_manifest
+    from ..runs import write_json, write_parquet
+
+    options.validate()
+    out = check_plan_dir(out)
+    run = open_run(run_dir)
+    manifest = run.manifest(dataset)
+    if manifest.format == "arrays":
+        raise UsageError(f"the audit in {run.path} read --pred-probs arrays, not image files; there is nothing to balance")
+    frame = manifest.frame
+    plan = plan_balance(frame, run.findings, options)
+    new = apply_plan(frame, plan)
+    result = BalanceResult(plan, new, balance_table(frame, plan))
+    suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
+    result.written["plan"] = str(write_parquet(out / PLAN_FILE, plan_table(plan)))
+    result.written["manifest"] = str(write_manifest(new, manifest.root, out / f"manifest{suffix}"))
+    counts = {a: int((plan["action"] == a).sum()) for a in ACTIONS}
+    counts["copies"] = int(plan["copies"].sum())
+    write_json(out / PLAN_MARKER, {
+        "run": str(run.path.resolve()), "dataset": str(manifest.source), "dataset_root": str(manifest.root),
+        "manifest_format": manifest.format, "manifest_fingerprint": manifest.fingerprint, "seed": options.seed,
+        "options": {"strategy": options.strategy, "target": options.target, "budget": options.budget,
+                    "drop_flagged": options.drop_flagged, "max_total": options.max_total},
+        "transform": options.transform, "counts": counts,
+    })
+    result.written["plan_json"] = str(out / PLAN_MARKER)
+    return result
+
+
+def check_plan_dir(out: str | os.PathLike) -> Path:
+    """``--out`` for a plan: new, empty, or an earlier plan (never a user's folder)."""
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / PLAN_MARKER).exists())):
+        raise UsageError(f"--out {path} exists and is not an empty folder or an earlier balance plan; choose another")
+    return path
+
+
+def plan_table(plan: pd.DataFrame):
+    """``plan.parquet`` as an Arrow table with fixed types."""
+    import pyarrow as pa
+
+    schema = pa.schema([
+        ("sample_id", pa.string()), ("label", pa.string()), ("split", pa.string()), ("group", pa.string()),
+        ("action", pa.string()), ("copies", pa.int64()), ("weight", pa.int64()), ("transform", pa.string()),
+        ("reason", pa.string()),
+    ])
+    return pa.Table.from_pandas(plan.loc[:, PLAN_COLUMNS], schema=schema, preserve_index=False)
+
+
+def read_plan(plan_dir: str | os.PathLike) -> tuple[dict, pd.DataFrame]:
+    """``(plan.json, plan.parquet)`` of a plan folder written by :func:`balance`."""
+    from ..audit_run import _read_json
+    from ..errors import BadDataError
+
+    path = Path(plan_dir)
+    if not (path / PLAN_MARKER).is_file():
+        what = "does not exist" if not path.exists() else f"is not a balance plan (no {PLAN_MARKER})"
+        raise UsageError(f"plan {path} {what}")
+    info = _read_json(path / PLAN_MARKER)
+    try:
+        plan = pd.read_parquet(path / PLAN_FILE)
+    except (OSError, ValueError) as exc:
+        raise BadDataError(f"cannot read {path / PLAN_FILE}: {exc}") from exc
+    missing = set(PLAN_COLUMNS) - set(plan.columns)
+    if missing:
+        raise BadDataError(f"{path / PLAN_FILE} lacks column(s) {', '.join(sorted(missing))}")
+    return info, plan
