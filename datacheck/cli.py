@@ -208,7 +208,111 @@ def relabel(run_dir, auto, min_confidence, drop, export_review, export_label_stu
 # --------------------------------------------------------------------------- balance
 
 
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Plan folder: plan.parquet, plan.json and the resulting manifest.")
+@click.option("--strategy", type=click.Choice(["subclusters", "classes", "coreset"]), default="subclusters",
+              show_default=True, help="Groups to balance: class x sub-cluster, class, or keep the CRUST coreset.")
+@click.option("--target", type=int, help="Samples per group [default: median sub-cluster / largest class].")
+@click.option("--budget", type=float, default=0.5, show_default=True, help="--strategy coreset: fraction of each class kept.")
+@click.option("--drop-flagged", is_flag=True, help="First drop label issues, corrupt files and surplus duplicates.")
+@click.option("--max-total", type=int, help="Cap on the rows of the result, all splits and copies included.")
+@click.option("--seed", type=int, help="Seed of every random choice [default: the audit's seed].")
+@click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
+@click.option("--json", "as_json", is_flag=True, help="Print counts per action and the files written as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No table on stderr.")
+def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, seed, dataset, as_json, quiet):
+    """Plan a balanced training set from the audit in RUN: keep, drop or augment each sample.
+
+    Never modifies the dataset: writes plan.parquet, plan.json and the resulting manifest
+    into --out; datacheck augment makes the planned copies.
+    """
+    from .actions.augment import DEFAULT_SPEC
+    from .actions.balance import BalanceOptions
+    from .actions.balance import balance as run_balance
+    from .audit_run import open_run
+    from .report.summary import print_table
+
+    consoles = Consoles.create(quiet=quiet)
+    seed = open_run(run_dir).seed if seed is None else seed
+    options = BalanceOptions(strategy=strategy, target=target, budget=budget, drop_flagged=drop_flagged,
+                             max_total=max_total, seed=seed, transform=dict(DEFAULT_SPEC))
+    result = run_balance(run_dir, out, options, dataset=dataset)
+    print_table(result.table, consoles.err, title=f"Training samples per class ({strategy})")
+    for kind, where in result.written.items():
+        consoles.err.print(f"{kind}: {where}")
+    if as_json:
+        counts = {a: int((result.plan["action"] == a).sum()) for a in ("keep", "drop", "augment")}
+        counts["copies"] = int(result.plan["copies"].sum())
+        consoles.out.print_json(json.dumps({"counts": counts, "written": result.written}))
+
+
 # --------------------------------------------------------------------------- augment
 
 
+@cli.command()
+@click.argument("plan_dir", metavar="PLAN", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="New folder: the kept originals (hard links) and the copies as root/<split>/<class>/, manifest.csv.")
+@click.option("--policy", type=click.Choice(["randaugment", "affine", "both"]), help="Transforms applied [default: both].")
+@click.option("--num-ops", type=int, help="RandAugment operations per copy [default: 2].")
+@click.option("--magnitude", type=int, help="RandAugment magnitude, 0-30 [default: 9].")
+@click.option("--degrees", type=float, help="Affine rotation range, +/- degrees [default: 15].")
+@click.option("--translate", type=float, help="Affine translation range, fraction of width/height [default: 0.1].")
+@click.option("--scale", type=(float, float), default=None, help="Affine scale range MIN MAX [default: 0.9 1.1].")
+@click.option("--seed", type=int, help="Seed of the copies [default: the plan's seed].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted augment into the same --out, keeping finished files.")
+@click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per CPU, max 8].")
+@click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts and files written as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or counts on stderr.")
+def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale, seed, resume, workers, dataset,
+            as_json, quiet):
+    """Make the augmented copies a balance PLAN schedules, into a new dataset folder --out.
+
+    Deterministic: the same plan, seed and settings write byte-identical files.
+    """
+    from .actions.augment import augment as run_augment
+    from .engine.loader import default_workers
+
+    consoles = Consoles.create(quiet=quiet)
+    spec = {"policy": policy, "num_ops": num_ops, "magnitude": magnitude, "degrees": degrees, "translate": translate,
+            "scale": list(scale) if scale else None}
+    with _progress(consoles) as progress:
+        result = run_augment(plan_dir, out, seed=seed, spec=spec, resume=resume,
+                             workers=default_workers() if workers is None else workers, dataset=dataset,
+                             progress=(lambda done, total: progress("augment", done, total)) if progress else None)
+    c = result.counts
+    consoles.err.print(f"{c['augmented']} augmented copies ({c['written']} written now), {c['originals']} originals "
+                       f"({c['linked']} linked, {c['copied']} copied); dataset: {result.written['folder']}")
+    if as_json:
+        consoles.out.print_json(json.dumps({"counts": c, "written": result.written}))
+
+
 # --------------------------------------------------------------------------- report
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="HTML file to write [default: RUN/report.html].")
+@click.option("--max-thumbnails", type=click.IntRange(min=0), default=1500, show_default=True,
+              help="Distinct images embedded at most (bounds the file size; 0 = none).")
+@click.option("--gallery-size", type=click.IntRange(min=0), default=24, show_default=True,
+              help="Worst flagged samples shown per check.")
+@click.option("--max-table-rows", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="Findings table rows at most; bigger runs list only flagged rows, worst first.")
+@click.option("--csv", "with_csv", is_flag=True, help="Also write findings.csv beside the HTML file.")
+@click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited images are now, if they moved.")
+def report(run_dir, out, max_thumbnails, gallery_size, max_table_rows, with_csv, dataset):
+    """Write RUN's audit as one self-contained HTML file (no network needed to view it)."""
+    from .report.html import write_report
+
+    result = write_report(run_dir, out, max_thumbnails=max_thumbnails, csv=with_csv, gallery_size=gallery_size,
+                          max_table_rows=max_table_rows, dataset=dataset)
+    for note in result.notes:
+        click.echo(f"datacheck: note: {note}", err=True)
+    click.echo(f"report written to {result.html} ({result.size_bytes / 1e6:.1f} MB, "
+               f"{result.thumbnails} thumbnails, {result.table_rows:,} of {result.findings_rows:,} findings rows)", err=True)
+    if result.csv is not None:
+        click.echo(f"findings CSV written to {result.csv}", err=True)
