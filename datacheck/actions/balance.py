@@ -186,10 +186,10 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         rows = np.flatnonzero(scored & (group == name))
         rows = rows[np.lexsort((order[rows], rank[rows]))]
         if len(rows) >= want:
-            surplus = rows[want:]
-            action[surplus] = "drop"
-            reason[surplus] = (f"over the --max-total cap ({want} kept in {name})" if want < desired[name]
-                               else _surplus_reason(options.strategy, name, want))
+            action[rows[want:]] = "drop"
+            # Beyond the wished size: trimmed by the strategy; between the cap and the wish: by the cap.
+            reason[rows[max(want, desired[name]):]] = _surplus_reason(options.strategy, name, desired[name])
+            reason[rows[want:desired[name]]] = f"over the --max-total cap ({want} kept in {name})"
             continue
         sources = rows[~corrupt[rows]]  # a corrupt file cannot be augmented
         if not len(sources):

@@ -1,0 +1,260 @@
+"""`datacheck balance`: group targets, the cap, flagged drops, coreset plans, outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import datacheck
+from datacheck.actions.balance import BalanceOptions, apply_plan, cap_counts, group_sizes, plan_balance
+from datacheck.cli import cli
+from datacheck.detectors.registry import list_detectors
+from datacheck.errors import UsageError
+from datacheck.manifest import load_manifest
+
+from .conftest import SAMPLE_DATA, tree_digest
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def frame_of(rows):
+    """A manifest frame from ``(sample_id, label, split)`` tuples."""
+    frame = pd.DataFrame(rows, columns=["sample_id", "label", "split"])
+    frame.insert(1, "path", frame["sample_id"])
+    return frame.astype("string")
+
+
+def finding(sample_id, check, is_issue=False, **details):
+    return {"sample_id": sample_id, "check": check, "is_issue": is_issue, "details": json.dumps(details)}
+
+
+@pytest.fixture
+def clustered():
+    """Class a: sub-cluster 0 of 10 samples, sub-cluster 1 of 2; class b: one of 5; 3 val rows."""
+    rows = [(f"a0-{i}", "a", "train") for i in range(10)] + [(f"a1-{i}", "a", "train") for i in range(2)]
+    rows += [(f"b0-{i}", "b", "train") for i in range(5)] + [(f"v{i}", "a", "val") for i in range(3)]
+    frame = frame_of(rows)
+    findings = pd.DataFrame([finding(s, "clusters", cluster=int(s[1]) if s[0] != "v" else 0)
+                             for s in frame["sample_id"]])
+    return frame, findings
+
+
+def test_subclusters_reach_the_target_by_downsampling_and_copies(clustered):
+    frame, findings = clustered
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="subclusters", target=4, seed=3))
+    assert group_sizes(plan).to_dict() == {"a/0": 4, "a/1": 4, "b/0": 4}
+    by = plan.set_index("sample_id")
+    assert (by.loc[[f"a0-{i}" for i in range(10)], "action"] == "drop").sum() == 6
+    assert by.loc[["a1-0", "a1-1"], "copies"].tolist() == [1, 1]  # 2 copies spread over 2 sources
+    assert by.loc[[f"b0-{i}" for i in range(5)], "action"].value_counts().to_dict() == {"keep": 4, "drop": 1}
+    assert (by.loc[["v0", "v1", "v2"], "action"] == "keep").all()  # val is never balanced
+    assert by.loc["a1-0", "reason"] == "a/1: 2 below the target 4"
+    assert json.loads(by.loc["a1-0", "transform"]) == {} and by.loc["a0-0", "transform"] == ""
+    assert len(apply_plan(frame, plan)) == 4 + 2 + 4 + 3
+
+
+def test_plan_is_deterministic_per_seed_and_ignores_row_order(clustered):
+    frame, findings = clustered
+    options = BalanceOptions(strategy="subclusters", target=3, seed=7)
+    plan = plan_balance(frame, findings, options).set_index("sample_id")
+    shuffled = frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    again = plan_balance(shuffled, findings, options).set_index("sample_id").loc[plan.index]
+    assert plan["action"].equals(again["action"]) and plan["copies"].equals(again["copies"])
+    other = plan_balance(frame, findings, BalanceOptions(strategy="subclusters", target=3, seed=8))
+    assert set(other.loc[other["action"] == "drop", "sample_id"]) != set(plan.index[plan["action"] == "drop"])
+
+
+def test_cap_spreads_by_water_filling():
+    assert cap_counts({"a": 10, "b": 3, "c": 10}, 15, seed=0) == {"a": 6, "b": 3, "c": 6}
+    capped = cap_counts({"a": 10, "b": 3, "c": 10}, 16, seed=0)
+    assert sum(capped.values()) == 16 and capped["b"] == 3 and sorted([capped["a"], capped["c"]]) == [6, 7]
+    assert cap_counts({"a": 2}, 5, seed=0) == {"a": 2}
+
+
+def test_max_total_counts_every_split_and_copies(clustered):
+    frame, findings = clustered
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="subclusters", target=4, max_total=12, seed=0))
+    sizes = group_sizes(plan)
+    assert sizes.sum() + 3 == 12 and sizes.to_dict() == {"a/0": 3, "a/1": 3, "b/0": 3}
+    assert plan["reason"].str.startswith("over the --max-total cap").sum() == 1 + 1  # a/0 and b/0 trimmed below 4
+    with pytest.raises(UsageError, match="below the 3 rows"):
+        plan_balance(frame, findings, BalanceOptions(strategy="subclusters", target=4, max_total=2))
+
+
+def test_drop_flagged_keeps_one_copy_per_duplicate_group():
+    frame = frame_of([("t1", "a", "train"), ("t2", "a", "train"), ("t3", "a", "train"), ("t4", "a", "train"),
+                      ("t5", "a", "train"), ("v1", "a", "val")])
+    findings = pd.DataFrame([
+        finding("t1", "exact_duplicates", False, representative="t1"),
+        finding("t2", "exact_duplicates", True, representative="t1"),
+        finding("t3", "near_duplicates", True, representative="t2"),  # joins the exact group
+        finding("t1", "label_issues", True),  # the representative itself is a label issue
+        finding("t5", "corrupt", True),
+        finding("v1", "label_issues", True),  # val: left alone
+    ])
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="classes", drop_flagged=True, target=2))
+    by = plan.set_index("sample_id")
+    assert by.loc["t1", "reason"] == "flagged: label_issues" and by.loc["t5", "reason"] == "flagged: corrupt"
+    assert by.loc["t2", "action"] != "drop"  # the group's surviving copy
+    assert by.loc["t3", "reason"] == "flagged: duplicate of t2"
+    assert by.loc["v1", "action"] == "keep"
+    assert group_sizes(plan).to_dict() == {"a": 2}  # t2, t4 kept
+
+
+def test_corrupt_files_are_never_augmentation_sources():
+    frame = frame_of([("t1", "a", "train"), ("t2", "a", "train"), ("t3", "b", "train")])
+    findings = pd.DataFrame([finding("t2", "corrupt", True)])
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="classes", target=5)).set_index("sample_id")
+    assert plan.loc["t1", "copies"] == 3 and plan.loc["t2", "copies"] == 0 and plan.loc["t3", "copies"] == 4
+
+
+@pytest.fixture
+def coreset_findings():
+    frame = frame_of([(f"a{i}", "a", "train") for i in range(8)] + [(f"b{i}", "b", "train") for i in range(4)])
+    weights = {"a0": 4, "a1": 3, "a2": 1, "a3": 0, "b0": 3, "b1": 1}
+    findings = pd.DataFrame([finding(s, "coreset", s not in weights or weights[s] == 0, selected=s in weights and
+                                     weights[s] > 0, weight=weights.get(s, 0), medoid="a0" if s[0] == "a" else "b0")
+                             for s in frame["sample_id"]])
+    return frame, findings
+
+
+def test_coreset_keeps_the_selection_with_weights(coreset_findings):
+    frame, findings = coreset_findings
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="coreset", budget=0.4, seed=0)).set_index("sample_id")
+    kept = plan.index[plan["action"] == "keep"].tolist()
+    assert kept == ["a0", "a1", "a2", "b0", "b1"]
+    assert plan.loc[kept, "weight"].tolist() == [4, 3, 1, 3, 1]
+    assert plan.loc["a4", "reason"] == "outside the coreset"
+    manifest = apply_plan(frame.reset_index(drop=True), plan.reset_index())
+    assert manifest["weight"].tolist() == [4, 3, 1, 3, 1]
+    # A smaller budget keeps the heaviest medoids: ceil(0.25 * 8) = 2 of a, 1 of b.
+    small = plan_balance(frame, findings, BalanceOptions(strategy="coreset", budget=0.25, seed=0))
+    assert small.loc[small["action"] == "keep", "sample_id"].tolist() == ["a0", "a1", "b0"]
+    with pytest.raises(UsageError, match="above the audit's coreset"):
+        plan_balance(frame, findings, BalanceOptions(strategy="coreset", budget=0.9))
+
+
+@pytest.mark.parametrize("options, message", [
+    (BalanceOptions(strategy="subclusters", target=3), "needs the clusters check"),
+    (BalanceOptions(strategy="coreset"), "needs the coreset check"),
+    (BalanceOptions(strategy="classes", target=0), "--target must be a positive integer"),
+    (BalanceOptions(strategy="coreset", target=3), "does not apply"),
+    (BalanceOptions(strategy="classes", budget=1.5), "--budget must be in"),
+    (BalanceOptions(strategy="other"), "--strategy must be one of"),
+])
+def test_bad_options(options, message):
+    frame = frame_of([("t1", "a", "train")])
+    with pytest.raises(UsageError, match=message):
+        plan_balance(frame, pd.DataFrame([finding("t1", "corrupt")]), options)
+
+
+# --------------------------------------------------------------------------- on sample_data
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """An audit of sample_data without a model (duplicates and image checks): seconds."""
+    out = tmp_path_factory.mktemp("balance") / "quick"
+    datacheck.audit(SAMPLE_DATA, out=out, checks=["exact_duplicates", "near_duplicates", "image_properties"], workers=0)
+    return out
+
+
+def test_classes_plan_on_sample_data_writes_plan_manifest_and_table(quick_run, tmp_path):
+    before = tree_digest(SAMPLE_DATA)
+    out = tmp_path / "plan"
+    result = invoke("balance", quick_run, "--strategy", "classes", "--target", "40", "--drop-flagged",
+                    "--max-total", "400", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"] == {"keep": 376, "drop": 176, "augment": 12, "copies": 12}
+    assert "Training samples per class" in result.stderr and "star" in result.stderr
+    plan = pd.read_parquet(out / "plan.parquet")
+    sizes = group_sizes(plan)
+    assert sizes.tolist() == [35] * 8  # 400 - 120 val rows = 280 = 8 classes x 35
+    assert (plan.loc[plan["split"] == "val", "action"] == "keep").all()
+    info = json.loads((out / "plan.json").read_text())
+    assert info["options"]["max_total"] == 400 and info["seed"] == 0 and info["run"] == str(quick_run.resolve())
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) == 376 + 12 and set(manifest["sample_id"]) == set(plan.loc[plan["action"] != "drop", "sample_id"])
+    assert tree_digest(SAMPLE_DATA) == before
+    again = invoke("balance", quick_run, "--strategy", "classes", "--target", "30", "--out", out)  # an earlier plan
+    assert again.exit_code == 0, again.output
+
+
+def test_bad_input_exit_statuses(quick_run, tmp_path, sample_copy):
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    result = invoke("balance", quick_run, "--strategy", "classes", "--out", user)
+    assert result.exit_code == 2 and "not an empty folder or an earlier balance plan" in result.stderr
+    assert (user / "notes.txt").read_text() == "mine"
+    assert invoke("balance", tmp_path / "nope", "--out", tmp_path / "p").exit_code == 2
+    result = invoke("balance", quick_run, "--out", tmp_path / "p")  # subclusters without the clusters check
+    assert result.exit_code == 2 and "needs the clusters check" in result.stderr
+    assert invoke("balance", quick_run, "--strategy", "classes", "--target", "0", "--out", tmp_path / "p").exit_code == 2
+    assert invoke("balance", quick_run, "--strategy", "classes", "--max-total", "50", "--out", tmp_path / "p").exit_code == 2
+    assert invoke("balance", quick_run, "--strategy", "bogus", "--out", tmp_path / "p").exit_code == 2
+    # A dataset changed since its audit: exit 3, nothing written.
+    run = tmp_path / "copy-run"
+    datacheck.audit(sample_copy, out=run, checks=["exact_duplicates"], workers=0)
+    (sample_copy / "train" / "star" / "015374b3.png").unlink()
+    result = invoke("balance", run, "--strategy", "classes", "--out", tmp_path / "p2")
+    assert result.exit_code == 3 and "changed since the audit" in result.stderr
+    assert not (tmp_path / "p2").exists()
+
+
+# --------------------------------------------------------------------------- with the clusters detector
+
+needs_clusters = pytest.mark.skipif(
+    not {"clusters", "coreset"} <= set(list_detectors()), reason="the clusters and coreset detectors are not registered")
+
+
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory):
+    """sample_data audited with clusters, coreset, duplicates, image and label checks."""
+    out = tmp_path_factory.mktemp("balance") / "clusters"
+    datacheck.audit(SAMPLE_DATA, out=out, workers=2, checks=["clusters", "coreset", "label_issues", "exact_duplicates",
+                                                             "near_duplicates", "image_properties"])
+    return out
+
+
+@needs_clusters
+def test_subclusters_on_sample_data_reach_the_target_in_every_group(cluster_run, tmp_path):
+    before = tree_digest(SAMPLE_DATA)
+    out = tmp_path / "plan"
+    result = invoke("balance", cluster_run, "--strategy", "subclusters", "--target", "12", "--drop-flagged", "--out", out)
+    assert result.exit_code == 0, result.output
+    plan = pd.read_parquet(out / "plan.parquet")
+    sizes = group_sizes(plan)
+    assert (sizes == 12).all(), sizes[sizes != 12]
+    train = plan[plan["split"] == "train"]
+    scored = train[train["group"].notna()]
+    assert scored["group"].nunique() == len(sizes) >= 8
+    assert plan["copies"].sum() > 0 and (plan["action"] == "drop").sum() > 0
+    assert tree_digest(SAMPLE_DATA) == before
+    # The cap: 300 rows in all, 120 of them val, spread evenly over the groups (sizes differ by at most one).
+    capped = tmp_path / "capped"
+    assert invoke("balance", cluster_run, "--target", "12", "--drop-flagged", "--max-total", "300",
+                  "--out", capped).exit_code == 0
+    capped_sizes = group_sizes(pd.read_parquet(capped / "plan.parquet"))
+    assert capped_sizes.sum() == 300 - 120 and capped_sizes.max() - capped_sizes.min() <= 1
+
+
+@needs_clusters
+def test_coreset_plan_on_sample_data(cluster_run, tmp_path):
+    out = tmp_path / "core"
+    result = invoke("balance", cluster_run, "--strategy", "coreset", "--budget", "0.5", "--out", out)
+    assert result.exit_code == 0, result.output
+    plan = pd.read_parquet(out / "plan.parquet")
+    train = plan[plan["split"] == "train"]
+    kept = train[train["action"] == "keep"]
+    assert abs(len(kept) / len(train) - 0.5) <= 0.05
+    assert kept["weight"].notna().all() and (kept["weight"] >= 1).all()
+    manifest = load_manifest(SAMPLE_DATA).frame
+    assert len(pd.read_csv(out / "manifest.csv")) == len(manifest) - (plan["action"] == "drop").sum()
+    assert np.isin(plan.loc[plan["split"] == "val", "action"], ["keep"]).all()
