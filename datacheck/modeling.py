@@ -86,7 +86,7 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
             result = cross_validate(pixels[use], labels[use], c, config, device, seed, weights, progress)
             return {"pred_probs": result.pred_probs, "embeddings": result.embeddings}
 
-        path = cache_file(cache_dir, "cv", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
+        path = cache_file(cache_dir, "cv-shared", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
         arrays = cached_arrays(path, train)
         probs, emb = arrays["pred_probs"], arrays["embeddings"]
         pred_probs[use] = probs

@@ -53,9 +53,12 @@ def test_outliers_rank_off_class_images_high(sample_audit, truth):
     ranked = findings[findings["check"] == "outliers"]["sample_id"].reset_index(drop=True)
     planted = set(truth.loc[truth["issue"] == "outlier", "sample_id"])
     top = set(ranked.head(15))
-    assert len(top & planted) >= 4
+    assert len(top & planted) >= 5  # measured: all 6 in the top 15
     found = flagged(findings, "outliers")
-    assert found and len(found & planted) / len(found) >= 0.5
+    assert len(found & planted) >= 5
+    # Besides the off-class images, only other planted anomalies (blank, blurry, distorted
+    # images) may stand out in embedding space: no clean sample is flagged (measured 13 = 6 + 7).
+    assert found <= set(truth["sample_id"])
 
 
 def test_training_is_deterministic(tmp_path):

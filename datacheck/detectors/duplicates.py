@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.image_stats import THUMB_SIDE
+from ..engine.knn import knn_cosine
 from ..engine.similarity import (
     connected_components,
     decode_thumbnails,
@@ -67,23 +68,23 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int) -> Duplica
     neighbours = top_k_neighbours(spectral_descriptors(thumbs), k)  # (M, k) local indices
     a = np.repeat(np.arange(len(local)), neighbours.shape[1])
     b = neighbours.ravel()
-    pairs, inverse = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0, return_inverse=True)
+    candidates = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
+    extra = _embedding_candidates(ctx, local, k)
+    pairs, inverse = np.unique(np.concatenate([candidates, extra]), axis=0, return_inverse=True)
     # Screen generously below the cut: a copy's half-size colour correlation is far above it.
     screen = min_similarity - _SCREEN_MARGIN
     sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1], screen=screen) if len(pairs) else np.empty(0)
-    sim_ab = sims[inverse.ravel()].reshape(neighbours.shape)  # similarity of row i to its r-th candidate
+    # Similarity of row i to its r-th descriptor candidate.
+    sim_ab = sims[inverse.ravel()[: len(candidates)]].reshape(neighbours.shape)
 
     # Chance level: the k-th candidate is a close but (almost always) different image, so the
     # cut must stay clearly above what 1 % of those reach in this dataset.
     chance = float(np.quantile(sim_ab[:, -1], 0.99)) if sim_ab.size else -1.0
     threshold = max(min_similarity, min(chance, _MAX_CUT))
 
-    rows_a, rows_b = local[a], local[b]
-    different = pixel_id[rows_a] != pixel_id[rows_b]
-    nearest = _max_per_row(n, rows_a[different], sim_ab.ravel()[different])
-    cross = split_codes[rows_a] != split_codes[rows_b]
-    nearest_other = _max_per_row(n, rows_a[cross], sim_ab.ravel()[cross])
-
+    pair_a, pair_b = local[pairs[:, 0]], local[pairs[:, 1]]
+    nearest = _max_per_pair_member(n, pair_a, pair_b, sims, pixel_id[pair_a] != pixel_id[pair_b])
+    nearest_other = _max_per_pair_member(n, pair_a, pair_b, sims, split_codes[pair_a] != split_codes[pair_b])
     near_pairs = local[pairs[sims >= threshold]] if len(pairs) else np.empty((0, 2), np.int64)
     component = connected_components(n, np.concatenate([near_pairs, _chain_pairs(pixel_id, readable)]))
 
@@ -94,6 +95,25 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int) -> Duplica
     group = np.array([representative[c] if readable[r] else -1 for r, c in enumerate(component)], dtype=np.int64)
     return DuplicateGroups(np.flatnonzero(readable), pixel_id, group, rank, has_content, nearest, nearest_other,
                            threshold, chance)
+
+
+def _embedding_candidates(ctx: AuditContext, local: np.ndarray, k: int) -> np.ndarray:
+    """Candidate pairs (P, 2) of local indices from the model's embeddings, when the audit has them.
+
+    The model sees through changes of scale, crop and exposure that move the pixel
+    descriptor, so its nearest neighbours add candidates; all are verified on pixels alike.
+    Nothing is trained for this: without a model-based check in the audit, there are none.
+    """
+    if not ctx.computed("embeddings") or ctx.get("embeddings") is None:
+        return np.empty((0, 2), np.int64)
+    embeddings = ctx.get("embeddings")[local]
+    usable = np.flatnonzero(np.isfinite(embeddings).all(axis=1))
+    if len(usable) <= k:
+        return np.empty((0, 2), np.int64)
+    _, idx = knn_cosine(embeddings[usable], k, device=ctx.device)
+    a = np.repeat(usable, idx.shape[1])
+    b = usable[idx.ravel()]
+    return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
 
 
 def _pixel_ids(stats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -113,9 +133,10 @@ def _keep_rank(stats: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
     return rank
 
 
-def _max_per_row(n: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _max_per_pair_member(n: int, a: np.ndarray, b: np.ndarray, sims: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Per row (N,), the highest similarity of the kept pairs it is part of (-1 if none)."""
     out = np.full(n, -1.0)
-    np.maximum.at(out, rows, values)
+    np.maximum.at(out, np.concatenate([a[keep], b[keep]]), np.tile(sims[keep], 2))
     return out
 
 

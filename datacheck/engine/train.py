@@ -1,7 +1,8 @@
 """Cross-validated training: out-of-fold probabilities, embeddings and training margins.
 
-Every labeled, readable sample gets its predicted probabilities and embedding from the
-fold model that never saw it (out-of-fold), which is what confident learning needs.
+Every labeled, readable sample gets its predicted probabilities from the fold model that
+never saw it (out-of-fold), which is what confident learning needs; its embedding joins the
+features of all fold models, so that every sample lives in the same space.
 Training runs on whatever device is given, with AMP on CUDA and ``inference_mode`` for
 prediction, and is deterministic for a given seed on a given device.
 """
@@ -51,8 +52,12 @@ class CrossValResult:
     ----------
     pred_probs : ndarray of shape (N, C), float32
         Out-of-fold softmax probabilities.
-    embeddings : ndarray of shape (N, D), float32
-        Out-of-fold penultimate-layer features.
+    embeddings : ndarray of shape (N, K * D), float32
+        Penultimate-layer features of every sample from each of the K fold models, each
+        L2-normalised and scaled by 1/sqrt(K), side by side: unit vectors whose cosine is the
+        mean of the K models' cosines. Out-of-fold features would come from K different
+        models, i.e. K incomparable spaces (two copies of one image in different folds land
+        far apart); kNN, duplicates and clustering need one space.
     fold : ndarray of shape (N,), int
         Fold in which each row was held out.
     """
@@ -85,16 +90,21 @@ def cross_validate(
     network = create_model(config.model, num_classes, weights)
     if not network.trainable:
         return _cross_validate_head(network, pixels, labels, folds, num_classes, config, device, seed)
+    n_folds = folds.max() + 1
     pred_probs = np.zeros((n, num_classes), dtype=np.float32)
-    embeddings = np.zeros((n, network.dim), dtype=np.float32)
-    for k in range(folds.max() + 1):
+    embeddings = np.zeros((n, n_folds * network.dim), dtype=np.float32)
+    for k in range(n_folds):
         held_out = folds == k
         torch.manual_seed(seed * 1009 + k)
         network = create_model(config.model, num_classes, weights)
-        label = f"train fold {k + 1}/{folds.max() + 1}"
+        label = f"train fold {k + 1}/{n_folds}"
         fit(network, pixels[~held_out], labels[~held_out], config, device, seed * 1009 + k,
             progress=(lambda e, total, label=label: progress(label, e, total)) if progress else None)
-        pred_probs[held_out], embeddings[held_out] = predict(network, pixels[held_out], device, config.batch_size * 4)
+        pred_probs[held_out], _ = predict(network, pixels[held_out], device, config.batch_size * 4)
+        # Every fold model embeds every sample: one space shared by all samples (see CrossValResult).
+        _, features = predict(network, pixels, device, config.batch_size * 4, tta=False)
+        features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
+        embeddings[:, k * network.dim : (k + 1) * network.dim] = features / np.sqrt(n_folds)
     return CrossValResult(pred_probs, embeddings, folds)
 
 
