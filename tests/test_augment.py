@@ -1,0 +1,154 @@
+"""`datacheck augment`: planned copies, provenance, byte-identical reruns, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import datacheck
+from datacheck.actions.augment import DEFAULT_SPEC, augment_image, validate_spec
+from datacheck.cli import cli
+from datacheck.errors import UsageError
+from datacheck.manifest import load_manifest
+
+from .conftest import SAMPLE_DATA, make_image, tree_digest
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def copies_of(folder) -> dict[str, str]:
+    """Digest of every augmented file under ``folder``."""
+    return {p: d for p, d in tree_digest(folder).items() if "-aug" in p}
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory):
+    """A small classes plan of sample_data: every class to 30 training samples; star (24) gets 6 copies."""
+    base = tmp_path_factory.mktemp("augment")
+    run = base / "run"
+    datacheck.audit(SAMPLE_DATA, out=run, checks=["exact_duplicates", "image_properties"], workers=0)
+    result = invoke("balance", run, "--strategy", "classes", "--target", "30", "--out", base / "plan")
+    assert result.exit_code == 0, result.output
+    return base / "plan"
+
+
+@pytest.fixture(scope="module")
+def augmented(plan, tmp_path_factory):
+    before = tree_digest(SAMPLE_DATA)
+    out = tmp_path_factory.mktemp("augment-out") / "data"
+    result = invoke("augment", plan, "--out", out, "--workers", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert tree_digest(SAMPLE_DATA) == before  # sources untouched
+    return out, json.loads(result.stdout)
+
+
+def test_writes_exactly_the_planned_copies_with_provenance(plan, augmented):
+    out, report = augmented
+    planned = pd.read_parquet(plan / "plan.parquet")
+    n_copies = int(planned["copies"].sum())
+    assert n_copies == 6  # star: 24 training samples + 6 copies = 30; the other classes are trimmed to 30
+    made = copies_of(out)
+    assert len(made) == n_copies and report["counts"]["augmented"] == n_copies == report["counts"]["written"]
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    kept = planned[planned["action"] != "drop"]
+    assert len(manifest) == len(kept) + n_copies
+    copies = manifest[manifest["transform"] != ""]
+    assert sorted(copies["path"]) == sorted(made)
+    sources = planned.set_index("sample_id")
+    for row in copies.itertuples():
+        with Image.open(out / row.path) as im:
+            im.load()
+            with Image.open(SAMPLE_DATA / row.source_id) as src:
+                assert im.size == src.size
+        assert sources.loc[row.source_id, "action"] == "augment" and row.label == sources.loc[row.source_id, "label"]
+        params = json.loads(row.transform)
+        assert params["policy"] == "both" and isinstance(params["seed"], int)
+        assert set(params["affine"]) == {"angle", "translate", "scale", "shear"} and len(params["randaugment"]) == 2
+    per_source = copies["source_id"].value_counts()
+    assert (per_source == sources.loc[per_source.index, "copies"]).all()
+    originals = manifest[manifest["transform"] == ""]
+    assert (originals["source_id"] == originals["path"]).all()  # same layout as sample_data: same relative paths
+    # The folder is a complete dataset: it audits again, and its manifest loads.
+    assert len(load_manifest(out)) == len(manifest) == len(load_manifest(out / "manifest.csv"))
+
+
+def test_rerun_with_the_same_seed_is_byte_identical(plan, augmented, tmp_path):
+    out, _ = augmented
+    again = tmp_path / "again"
+    assert invoke("augment", plan, "--out", again, "--workers", "0").exit_code == 0  # other worker count too
+    assert copies_of(again) == copies_of(out)
+    other = tmp_path / "other-seed"
+    assert invoke("augment", plan, "--out", other, "--workers", "0", "--seed", "1").exit_code == 0
+    assert set(copies_of(other).values()).isdisjoint(copies_of(out).values())
+
+
+def test_resume_skips_finished_files_and_makes_the_missing_ones(plan, tmp_path):
+    out = tmp_path / "data"
+    assert invoke("augment", plan, "--out", out, "--workers", "0").exit_code == 0
+    first = copies_of(out)
+    gone = sorted(first)[0]
+    (out / gone).unlink()
+    result = invoke("augment", plan, "--out", out, "--workers", "0", "--resume", "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)["counts"]
+    assert counts["written"] == 1 and counts["skipped_existing"] == counts["originals"] + len(first) - 1
+    assert copies_of(out) == first
+    result = invoke("augment", plan, "--out", out, "--resume", "--seed", "5")
+    assert result.exit_code == 2 and "another plan, seed or settings" in result.stderr
+
+
+def test_policies_and_a_grey_image(tmp_path):
+    image = Image.open(make_image(tmp_path / "grey.png", 3, mode="L"))
+    spec = validate_spec({"policy": "affine"})
+    out, params = augment_image(image, spec, seed=11)
+    again, _ = augment_image(image, spec, seed=11)
+    assert out.mode == "L" and out.size == image.size and np.array_equal(np.asarray(out), np.asarray(again))
+    assert "affine" in params and "randaugment" not in params
+    _, params = augment_image(image, validate_spec({"policy": "randaugment", "num_ops": 3}), seed=11)
+    assert "affine" not in params and len(params["randaugment"]) == 3
+    assert not np.array_equal(np.asarray(augment_image(image, spec, seed=12)[0]), np.asarray(out))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"policy": "mixup"}, "--policy must be one of"),
+    ({"num_ops": 0}, "--num-ops"),
+    ({"magnitude": 31}, "--magnitude"),
+    ({"degrees": 200.0}, "--degrees"),
+    ({"translate": 1.5}, "--translate"),
+    ({"scale": [1.2, 0.8]}, "--scale"),
+])
+def test_bad_settings(spec, message):
+    with pytest.raises(UsageError, match=message):
+        validate_spec(spec)
+    assert validate_spec({}) == DEFAULT_SPEC
+
+
+def test_bad_input_exit_statuses(plan, augmented, tmp_path, sample_copy):
+    out, _ = augmented
+    result = invoke("augment", plan, "--out", out)
+    assert result.exit_code == 2 and "is not empty" in result.stderr
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "x.txt").write_text("mine")
+    result = invoke("augment", plan, "--out", user, "--resume")
+    assert result.exit_code == 2 and "not an augment output" in result.stderr
+    assert invoke("augment", tmp_path / "no-plan", "--out", tmp_path / "o").exit_code == 2
+    assert invoke("augment", plan, "--out", tmp_path / "o", "--magnitude", "40").exit_code == 2
+    assert invoke("augment", plan, "--out", tmp_path / "o", "--scale", "1.2", "0.8").exit_code == 2
+    assert invoke("augment", plan, "--out", tmp_path / "o", "--policy", "mixup").exit_code == 2
+    # A plan whose dataset changed after the audit: exit 3, no copies made.
+    run, plan2 = tmp_path / "run", tmp_path / "plan2"
+    datacheck.audit(sample_copy, out=run, checks=["exact_duplicates"], workers=0)
+    assert invoke("balance", run, "--strategy", "classes", "--target", "25", "--out", plan2).exit_code == 0
+    with open(sample_copy / "train" / "star" / "015374b3.png", "ab") as fh:
+        fh.write(b"\0")
+    result = invoke("augment", plan2, "--out", tmp_path / "o2")
+    assert result.exit_code == 3 and "changed since the audit" in result.stderr
+    assert not (tmp_path / "o2").exists()
