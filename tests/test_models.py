@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -45,3 +46,26 @@ def test_frozen_backbone_audit_from_the_cli(tiny_dataset, tmp_path):
     missing = CliRunner().invoke(cli, ["audit", str(tiny_dataset), "--out", str(tmp_path / "r2"), "--model", "resnet50",
                                        "--weights", str(tmp_path / "none.pth")])
     assert missing.exit_code == 2 and "--weights" in missing.stderr and "file not found" in missing.stderr
+
+
+def test_inference_batch_halves_on_out_of_memory():
+    """On a CUDA out-of-memory error, predict retries the batch at half the size; same outputs."""
+    from datacheck.engine.train import predict
+
+    torch.manual_seed(0)
+    network = create_model("convnet-small", 3)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(37, 3, 32, 32), dtype=np.uint8)
+    expected = predict(network, pixels, "cpu", batch_size=64)
+    forward, sizes = network.forward, []
+
+    def limited(x):
+        if len(x) > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        sizes.append(len(x))
+        return forward(x)
+
+    network.forward = limited
+    probs, embeddings = predict(network, pixels, "cpu", batch_size=64)
+    assert max(sizes) == 8 and sum(sizes) == 37 * 5  # 8 = 64 halved three times; 5 views with TTA
+    np.testing.assert_allclose(probs, expected[0], atol=1e-5)
+    np.testing.assert_allclose(embeddings, expected[1], atol=1e-4)

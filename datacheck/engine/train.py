@@ -212,16 +212,27 @@ def predict(network: Network, pixels: np.ndarray, device: str, batch_size: int =
     network.to(device).eval()
     use_amp = device.startswith("cuda")
     probs, embs = [], []
-    for start in range(0, len(pixels), batch_size):
-        x = _to_input(pixels[start : start + batch_size], device)
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-            logits, emb = network(x)
-            # Test-time augmentation: average over the small shifts seen in training.
-            views = [torch.softmax(logits.float(), dim=1)]
-            for dy, dx in _TTA_SHIFTS if tta else []:
-                views.append(torch.softmax(network(torch.roll(x, (dy, dx), dims=(2, 3)))[0].float(), dim=1))
+    start = 0
+    while start < len(pixels):
+        try:
+            x = _to_input(pixels[start : start + batch_size], device)
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                logits, emb = network(x)
+                # Test-time augmentation: average over the small shifts seen in training.
+                views = [torch.softmax(logits.float(), dim=1)]
+                for dy, dx in _TTA_SHIFTS if tta else []:
+                    views.append(torch.softmax(network(torch.roll(x, (dy, dx), dims=(2, 3)))[0].float(), dim=1))
+        except torch.cuda.OutOfMemoryError:
+            # The batch size adapts to the device's memory: halve it and retry this batch
+            # (inference only, so results do not depend on it).
+            if batch_size == 1:
+                raise
+            batch_size //= 2
+            torch.cuda.empty_cache()
+            continue
         probs.append(torch.stack(views).mean(dim=0).cpu().numpy())
         embs.append(emb.float().cpu().numpy())
+        start += len(x)
     if not probs:
         return np.zeros((0, network.head.out_features), np.float32), np.zeros((0, network.dim), np.float32)
     return np.concatenate(probs), np.concatenate(embs)
