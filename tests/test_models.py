@@ -69,3 +69,19 @@ def test_inference_batch_halves_on_out_of_memory():
     assert max(sizes) == 8 and sum(sizes) == 37 * 5  # 8 = 64 halved three times; 5 views with TTA
     np.testing.assert_allclose(probs, expected[0], atol=1e-5)
     np.testing.assert_allclose(embeddings, expected[1], atol=1e-4)
+
+
+def test_aum_with_a_frozen_backbone_trains_only_a_head(tiny_dataset, tmp_path, monkeypatch):
+    """The backbone embeds each image once; two linear heads give every sample an AUM."""
+    import datacheck
+    import datacheck.engine.train as train
+
+    def no_backbone_training(*args, **kwargs):
+        raise AssertionError("a frozen backbone must not be trained")
+
+    monkeypatch.setattr(train, "fit", no_backbone_training)
+    result = datacheck.audit(tiny_dataset, out=tmp_path / "r", checks=["aum"], model="resnet18", weights="random",
+                             cache_dir="off", workers=0)
+    rows = result.findings[result.findings["check"] == "aum"]
+    assert len(rows) == 16 and rows["score"].between(0, 1).all()
+    assert len(result.summary["checks"]["aum"]["threshold"]["cuts"]) == 2

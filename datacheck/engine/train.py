@@ -110,24 +110,51 @@ def cross_validate(
 
 def _cross_validate_head(network: Network, pixels, labels, folds, num_classes, config, device, seed) -> CrossValResult:
     """Frozen backbone: embed every image once, then cross-validate a linear head on the embeddings."""
-    _, embeddings = predict(network, pixels, device, config.batch_size * 4, tta=False)
-    features = torch.as_tensor(embeddings, device=device)
-    features = (features - features.mean(0)) / (features.std(0) + 1e-6)
+    embeddings, features = frozen_features(network, pixels, config, device)
     target = torch.as_tensor(labels, device=device)
     pred_probs = np.zeros((len(labels), num_classes), dtype=np.float32)
     for k in range(folds.max() + 1):
         held_out = torch.as_tensor(folds == k, device=device)
-        torch.manual_seed(seed * 1009 + k)
-        head = nn.Linear(features.shape[1], num_classes).to(device)
-        optimizer = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=config.weight_decay)
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        for _ in range(200):  # full-batch: the head is a convex problem
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(head(features[~held_out]), target[~held_out]).backward()
-            optimizer.step()
+        head, _ = fit_head(features[~held_out], target[~held_out], num_classes, config, seed * 1009 + k)
         with torch.inference_mode():
             pred_probs[folds == k] = torch.softmax(head(features[held_out]), dim=1).cpu().numpy()
     return CrossValResult(pred_probs, embeddings, folds)
+
+
+def frozen_features(network: Network, pixels: np.ndarray, config: TrainConfig, device: str):
+    """A frozen backbone's embeddings (N, D) as an array, and standardised per dimension on ``device``."""
+    _, embeddings = predict(network, pixels, device, config.batch_size * 4, tta=False)
+    features = torch.as_tensor(embeddings, device=device)
+    return embeddings, (features - features.mean(0)) / (features.std(0) + 1e-6)
+
+
+#: Full-batch optimisation steps of a linear head (a convex problem: this converges).
+HEAD_STEPS = 200
+
+
+def fit_head(features: torch.Tensor, target: torch.Tensor, num_classes: int, config: TrainConfig, seed: int,
+             record_margins: bool = False) -> tuple[nn.Linear, np.ndarray | None]:
+    """Train a linear head on fixed features (N, D), full batch.
+
+    Returns
+    -------
+    head : torch.nn.Linear
+    margins : ndarray of shape (HEAD_STEPS, N), float32, or None
+        With ``record_margins``, every sample's margin at every step (AUM on a frozen backbone).
+    """
+    torch.manual_seed(seed)
+    head = nn.Linear(features.shape[1], num_classes).to(features.device)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=config.weight_decay)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    margins = []
+    for _ in range(HEAD_STEPS):
+        optimizer.zero_grad(set_to_none=True)
+        logits = head(features)
+        loss_fn(logits, target).backward()
+        optimizer.step()
+        if record_margins:
+            margins.append(_margin(logits.detach().float(), target).cpu().numpy())
+    return head, (np.stack(margins) if record_margins else None)
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
