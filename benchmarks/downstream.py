@@ -1,0 +1,441 @@
+"""A fixed downstream protocol: what is a training set worth to a fixed small CNN?
+
+Trains one fixed network (architecture, hyper-parameters, augmentation and seeds all frozen
+here, independent of datacheck's audit defaults, so changing those never moves the yardstick)
+on each given training manifest, and reports its accuracy on one evaluation manifest, mean ±
+standard deviation over seeds. The data is the only variable.
+
+Accuracy is reported on the whole evaluation split and, when some evaluation files are
+byte-identical copies of a training file of any condition compared (leaked copies, which reward
+memorisation), also with those copies excluded.
+
+    python benchmarks/downstream.py --train original=DATA --train cleaned=FIXED/ --eval DATA
+    python benchmarks/downstream.py --roman [--work runs/downstream-roman] [--json out.json]
+
+Manifests are folders or CSV/Parquet/JSONL files (``datacheck.load_manifest``); of a training
+manifest only the ``--train-split`` rows are used (all rows when it has no splits), of the
+evaluation manifest the ``--eval-split`` rows. ``--roman`` builds the conditions of issue #5
+itself from ``../shared/data/roman`` by running datacheck (audit, relabel, balance, augment)
+into ``--work``, skipping those whose command does not exist yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the sibling helper importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import int_at_least  # noqa: E402
+
+DEFAULT_ROMAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "roman"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The frozen yardstick. Change it only with a new RESULTS.md section: numbers measured
+    under different protocols are not comparable."""
+
+    image_size: int = 32
+    widths: tuple = (16, 32, 64, 128)
+    epochs: int = 25
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    #: Random affine augmentation while training: rotation (degrees), scale and translation (fractions).
+    rotate: float = 8.0
+    scale: float = 0.10
+    translate: float = 0.08
+    #: Seed i of a run is ``seed_base + i``; with ``--seeds 3`` every condition sees the same three.
+    seed_base: int = 1000
+
+
+# --------------------------------------------------------------------------- the fixed model
+
+
+def build_network(num_classes: int, protocol: Protocol):
+    """conv-BN-ReLU-maxpool stages of ``protocol.widths`` channels, global average pooling,
+    a linear head: (B, 3, S, S) float → (B, num_classes) logits."""
+    from torch import nn
+
+    layers, channels = [], 3
+    for width in protocol.widths:
+        layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                   nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        channels = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
+
+
+def _standardise(pixels: np.ndarray, device: str):
+    """uint8 (B, 3, S, S) → float (B, 3, S, S), zero mean and unit scale per image."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).to(device).float()
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) / (x.std(dim=(1, 2, 3), keepdim=True) + 1.0)
+
+
+def _augment(x, protocol: Protocol, generator):
+    """Random rotation, scale and translation per image, edges replicated (no flips: they
+    turn "iv" into "vi")."""
+    import torch
+    from torch.nn import functional as F
+
+    b = x.shape[0]
+
+    def uniform(half_width: float):
+        return (torch.rand(b, generator=generator) * 2 - 1) * half_width
+
+    angle = uniform(math.radians(protocol.rotate))
+    scale = 1 + uniform(protocol.scale)
+    theta = torch.stack([
+        torch.stack([scale * torch.cos(angle), -scale * torch.sin(angle), uniform(2 * protocol.translate)], 1),
+        torch.stack([scale * torch.sin(angle), scale * torch.cos(angle), uniform(2 * protocol.translate)], 1),
+    ], 1)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def train_and_predict(train_pixels: np.ndarray, train_labels: np.ndarray, eval_pixels: np.ndarray,
+                      num_classes: int, seed: int, protocol: Protocol, device: str = "cpu") -> np.ndarray:
+    """Train the fixed network from scratch and predict the evaluation images.
+
+    Parameters
+    ----------
+    train_pixels : ndarray of shape (N, 3, S, S), uint8
+    train_labels : ndarray of shape (N,), int in [0, num_classes)
+    eval_pixels : ndarray of shape (M, 3, S, S), uint8
+    seed : int
+        Fixes the initial weights, the batch order and the augmentation.
+
+    Returns
+    -------
+    ndarray of shape (M,), int
+        Predicted class per evaluation image.
+    """
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    network = build_network(num_classes, protocol).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=protocol.lr, weight_decay=protocol.weight_decay)
+    steps_per_epoch = math.ceil(len(train_labels) / protocol.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=protocol.lr,
+                                                    total_steps=max(1, protocol.epochs * steps_per_epoch))
+    targets = torch.as_tensor(train_labels, dtype=torch.long)
+    loss_fn = nn.CrossEntropyLoss()
+    network.train()
+    for _ in range(protocol.epochs):
+        order = torch.randperm(len(targets), generator=generator).numpy()
+        for start in range(0, len(order), protocol.batch_size):
+            batch = order[start : start + protocol.batch_size]
+            if len(batch) > 1:  # BatchNorm cannot train on a single image
+                x = _augment(_standardise(train_pixels[batch], device), protocol, generator)
+                loss = loss_fn(network(x), targets[batch].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            scheduler.step()
+    network.eval()
+    predictions = []
+    with torch.inference_mode():
+        for start in range(0, len(eval_pixels), 512):
+            predictions.append(network(_standardise(eval_pixels[start : start + 512], device)).argmax(1).cpu().numpy())
+    return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_any_manifest(source: Path, max_missing: int):
+    """``datacheck.load_manifest``, also accepting a manifest file whose paths lie outside its
+    folder (``write_manifest`` writes absolute paths then, e.g. a balance plan over the original
+    dataset): such a file is validated with the dataset root at the files' common folder."""
+    from datacheck import BadDataError, load_manifest
+    from datacheck import manifest as mf
+
+    try:
+        return load_manifest(source, max_missing=max_missing)
+    except BadDataError as exc:
+        if source.is_dir() or "escapes the dataset root" not in str(exc):
+            raise
+    fmt = mf.MANIFEST_FORMATS[source.suffix.lower()]
+    table = mf._read_table(source, fmt)
+    folder = source.resolve().parent
+    absolute = [os.path.normpath(p if os.path.isabs(str(p)) else folder / str(p)) for p in table["path"]]
+    table["path"] = absolute
+    root = Path(os.path.commonpath(absolute)) if absolute else folder
+    if root.is_file() or Path(absolute[0]) == root:  # a single file: its folder is the root
+        root = root.parent
+    frame, missing, fingerprint = mf._check_files(mf._normalise(table, root, source), root, source, max_missing)
+    return mf.Manifest(frame, root, source, fmt, {}, missing, fingerprint)
+
+
+def select_split(frame, split: str):
+    """Rows of ``split`` with a label; every labelled row when the manifest has no splits."""
+    labelled = frame[frame["label"].notna()]
+    if labelled["split"].notna().any():
+        labelled = labelled[labelled["split"] == split]
+    return labelled.reset_index(drop=True)
+
+
+def file_digests(paths: list[str]) -> list[str]:
+    """BLAKE2b of each file's bytes: equal digests are exact copies."""
+    out = []
+    for path in paths:
+        with open(path, "rb") as fh:
+            out.append(hashlib.blake2b(fh.read(), digest_size=16).hexdigest())
+    return out
+
+
+@dataclass
+class Dataset:
+    """One manifest's selected rows, decoded: ``pixels`` (N, 3, S, S) uint8, ``labels`` (N,)
+    class names, ``paths`` absolute, ``ok`` (N,) bool (False: the file could not be decoded)."""
+
+    source: str
+    pixels: np.ndarray
+    labels: np.ndarray
+    paths: list
+    ok: np.ndarray
+    missing: int
+
+
+def load_dataset(source: Path, split: str, protocol: Protocol, max_missing: int, cache_dir, workers: int) -> Dataset:
+    from datacheck import BadDataError
+    from datacheck.engine.loader import load_pixels
+
+    manifest = load_any_manifest(source, max_missing)
+    frame = select_split(manifest.frame, split)
+    if frame.empty:
+        raise BadDataError(f"{source}: no labelled rows in split {split!r}")
+    paths = [os.path.join(manifest.root, p) for p in frame["path"]]
+    pixels, ok, _ = load_pixels(paths, protocol.image_size, workers, cache_dir)
+    return Dataset(str(source), pixels, frame["label"].astype(str).to_numpy(), paths, ok, len(manifest.missing))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protocol: Protocol, *, train_split="train",
+             eval_split="val", max_missing=0, cache_dir=None, workers=1, device="cpu", log=print) -> dict:
+    """Train the fixed network ``seeds`` times per condition and score it on the evaluation rows.
+
+    Returns
+    -------
+    dict
+        ``protocol``, ``eval`` (source, size, leaked copies) and ``conditions``: per condition its
+        training-set size and accuracies per seed on all evaluation rows (``accuracy``) and on the
+        rows that are not byte copies of a training file of any condition (``accuracy_no_leak``).
+    """
+    evaluation = load_dataset(eval_source, eval_split, protocol, max_missing, cache_dir, workers)
+    trains = {name: load_dataset(path, train_split, protocol, max_missing, cache_dir, workers)
+              for name, path in conditions.items()}
+    train_digests = set()
+    for data in trains.values():
+        train_digests.update(file_digests(data.paths))
+    leaked = np.array([d in train_digests for d in file_digests(evaluation.paths)], dtype=bool)
+    classes = sorted(set(evaluation.labels).union(*(set(d.labels) for d in trains.values())))
+    index = {c: i for i, c in enumerate(classes)}
+    eval_y = np.array([index[c] for c in evaluation.labels])
+    result = {
+        "protocol": asdict(protocol),
+        "eval": {"source": str(eval_source), "split": eval_split, "samples": len(eval_y),
+                 "leaked_copies": int(leaked.sum()), "unreadable": int((~evaluation.ok).sum())},
+        "classes": classes,
+        "conditions": [],
+    }
+    for name, data in trains.items():
+        # An unreadable training file is skipped, as a training pipeline would have to; an
+        # unreadable evaluation file stays in (its all-zero image is predicted, usually wrongly).
+        x, y = data.pixels[data.ok], np.array([index[c] for c in data.labels[data.ok]])
+        entry = {"name": name, "source": data.source, "train_samples": len(y),
+                 "unreadable_skipped": int((~data.ok).sum()), "missing_skipped": data.missing,
+                 "per_class": {c: int((data.labels[data.ok] == c).sum()) for c in classes},
+                 "accuracy": [], "accuracy_no_leak": [], "seconds": []}
+        for i in range(seeds):
+            started = time.perf_counter()
+            predicted = train_and_predict(x, y, evaluation.pixels, len(classes), protocol.seed_base + i, protocol, device)
+            entry["seconds"].append(round(time.perf_counter() - started, 2))
+            correct = predicted == eval_y
+            entry["accuracy"].append(float(correct.mean()))
+            entry["accuracy_no_leak"].append(float(correct[~leaked].mean()) if (~leaked).any() else float("nan"))
+            log(f"{name}: seed {i + 1}/{seeds}: accuracy {correct.mean():.4f} ({entry['seconds'][-1]:.0f} s)")
+        result["conditions"].append(entry)
+    return result
+
+
+def format_table(result: dict) -> str:
+    """The comparison as a fixed-width text table, one row per condition."""
+    ev = result["eval"]
+    n_clean = ev["samples"] - ev["leaked_copies"]
+    all_rows = f"{ev['split']} (n={ev['samples']})"
+    clean_rows = f"w/o leaked copies (n={n_clean})"
+    head = (f"{'condition':<22} {'train':>6}  {all_rows:>17} {'vs first':>9}  {clean_rows:>26} {'vs first':>9} "
+            f"{'s/seed':>7}")
+    lines = [head]
+    base = None
+    for c in result["conditions"]:
+        acc, clean = np.array(c["accuracy"]), np.array(c["accuracy_no_leak"])
+        if base is None:
+            base = (acc.mean(), clean.mean())
+        lines.append(f"{c['name']:<22} {c['train_samples']:>6}  {_pm(acc):>17} {100 * (acc.mean() - base[0]):>+8.1f}p  "
+                     f"{_pm(clean):>26} {100 * (clean.mean() - base[1]):>+8.1f}p {np.mean(c['seconds']):>7.0f}")
+    seeds = len(result["conditions"][0]["accuracy"]) if result["conditions"] else 0
+    lines.append(f"(accuracy in %, mean ± std over {seeds} seed(s); 'p' = percentage points; "
+                 f"{ev['leaked_copies']} {ev['split']} files are byte copies of a training file)")
+    return "\n".join(lines)
+
+
+def _pm(values: np.ndarray) -> str:
+    std = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{100 * values.mean():.1f} ± {100 * std:.1f}"
+
+
+# --------------------------------------------------------------------------- --roman: build the conditions
+
+
+def _datacheck(*args: str, log) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "datacheck", *map(str, args)]
+    log("$ datacheck " + " ".join(map(str, args)))
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def _has_command(name: str) -> bool:
+    return subprocess.run([sys.executable, "-m", "datacheck", name, "--help"], capture_output=True).returncode == 0
+
+
+def build_roman_conditions(data: Path, work: Path, log=print) -> tuple[dict[str, Path], dict[str, str]]:
+    """Audit ``data`` and derive the issue-#5 conditions from it into ``work`` (reused when
+    already there; delete ``work`` to rebuild).
+
+    Returns
+    -------
+    conditions : dict of name to training manifest
+    skipped : dict of name to the reason it could not be built
+    """
+    from datacheck.detectors import list_detectors
+
+    work.mkdir(parents=True, exist_ok=True)
+    conditions = {"a original": data}
+    skipped: dict[str, str] = {}
+    audit = work / "audit"
+    if not (audit / "run.json").exists():
+        checks = list_detectors(default_only=True) + [c for c in ("clusters", "coreset") if c in list_detectors()]
+        done = _datacheck("audit", data, "--out", audit, "--checks", ",".join(checks), "--quiet", log=log)
+        if done.returncode not in (0, 1):  # 1: a gate failed, still a complete run
+            raise RuntimeError(f"datacheck audit failed: {done.stderr.strip().splitlines()[-1:]}")
+
+    def step(name: str, output: Path, commands: list[tuple]) -> None:
+        missing = sorted({c[0] for c in commands if not _has_command(c[0])})
+        if missing:
+            skipped[name] = f"`datacheck {'`, `datacheck '.join(missing)}` does not exist yet"
+            return
+        if not output.exists():
+            for args in commands:
+                done = _datacheck(*args, log=log)
+                if done.returncode != 0:
+                    last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+                    skipped[name] = f"`datacheck {' '.join(map(str, args))}` failed (exit {done.returncode}): {last}"
+                    return
+        conditions[name] = output
+
+    step("b relabel+drop", work / "relabelled", [
+        ("relabel", audit, "--auto", "--drop", "--out", work / "relabel", "--materialize", work / "relabelled", "-q")])
+    step("c balance+augment", work / "augmented", [
+        ("balance", audit, "--out", work / "plan-subclusters", "--strategy", "subclusters", "--drop-flagged"),
+        ("augment", work / "plan-subclusters", "--out", work / "augmented")])
+    step("d coreset", work / "plan-coreset" / "manifest.csv", [
+        ("balance", audit, "--out", work / "plan-coreset", "--strategy", "coreset")])
+    return conditions, skipped
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _named_path(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, Path(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", action="append", type=_named_path, default=[], metavar="NAME=PATH",
+                        help="a training manifest (repeat to compare several)")
+    parser.add_argument("--eval", type=Path, help="the evaluation manifest")
+    parser.add_argument("--roman", action="store_true", help="build the issue-#5 conditions from the roman dataset")
+    parser.add_argument("--data", type=Path, default=DEFAULT_ROMAN, help="the roman dataset, for --roman")
+    parser.add_argument("--work", type=Path, default=Path("runs/downstream-roman"), help="working folder of --roman")
+    parser.add_argument("--seeds", type=int_at_least(1), default=3)
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--eval-split", default="val")
+    parser.add_argument("--max-missing", type=int_at_least(0), default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (timings differ; accuracies nearly so)")
+    parser.add_argument("--threads", type=int_at_least(1), default=1,
+                        help="torch CPU threads (1: on a shared machine 2 threads are several times slower)")
+    parser.add_argument("--cache-dir", default="", help="decoded-image cache ['' = datacheck's, 'off' = none]")
+    parser.add_argument("--json", type=Path, help="also write every number here")
+    # Only for tests: any other value makes a different, incomparable protocol (printed with the table).
+    parser.add_argument("--epochs", type=int_at_least(1), default=Protocol.epochs, help=argparse.SUPPRESS)
+    parser.add_argument("--image-size", type=int_at_least(16), default=Protocol.image_size, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    from datacheck.errors import DatacheckError
+    from datacheck.engine.loader import default_workers
+    from datacheck.pipeline import _cache_dir
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    protocol = Protocol(epochs=args.epochs, image_size=args.image_size)
+    conditions = dict(args.train)
+    skipped: dict[str, str] = {}
+    eval_source = args.eval
+    try:
+        if args.roman:
+            if not args.data.is_dir():
+                parser.error(f"roman dataset not found at {args.data} (pass --data)")
+            built, skipped = build_roman_conditions(args.data, args.work, log)
+            conditions = {**built, **conditions}
+            eval_source = eval_source or args.data
+        if not conditions or eval_source is None:
+            parser.error("give --train NAME=PATH (one or more) and --eval PATH, or --roman")
+        for name, why in skipped.items():
+            log(f"skipped condition {name!r}: {why}")
+        result = evaluate(conditions, eval_source, args.seeds, protocol, train_split=args.train_split,
+                          eval_split=args.eval_split, max_missing=args.max_missing,
+                          cache_dir=_cache_dir(args.cache_dir), workers=default_workers(), device=args.device, log=log)
+    except DatacheckError as exc:
+        print(f"datacheck: error: {exc}", file=sys.stderr)
+        return int(exc.exit_status)
+    result["skipped"] = skipped
+    if protocol != Protocol():
+        print(f"NOTE: non-default protocol {asdict(protocol)}; not comparable with RESULTS.md")
+    print(format_table(result))
+    for name, why in skipped.items():
+        print(f"not run: {name}: {why}")
+    if args.json:
+        from datacheck.runs import write_json
+
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Smoke test of the fixed downstream protocol (benchmarks/downstream.py) on a tiny, easy
+generated dataset, so the benchmark script cannot rot: it must learn, find leaked copies,
+read manifests with absolute paths and refuse bad input with exit 2/3."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "downstream.py"
+
+
+@pytest.fixture(scope="module")
+def downstream():
+    spec = importlib.util.spec_from_file_location("downstream", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["downstream"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("downstream", None)
+
+
+def _draw(kind: str, rng: np.random.Generator) -> Image.Image:
+    """A 24 px grey image: a horizontal bar, a vertical bar or a small square, jittered and noisy."""
+    image = rng.integers(0, 40, size=(24, 24)).astype(np.uint8)
+    a, b = rng.integers(4, 16, size=2)
+    if kind == "h":
+        image[a : a + 4, 2:22] = 230
+    elif kind == "v":
+        image[2:22, b : b + 4] = 230
+    else:
+        image[a : a + 6, b : b + 6] = 230
+    return Image.fromarray(image, mode="L")
+
+
+@pytest.fixture(scope="module")
+def easy_dataset(tmp_path_factory) -> Path:
+    """root/{train,val}/{h,v,s}/*.png: 40 train and 15 val images per class; one val file is a
+    byte copy of a train file (a leaked copy)."""
+    root = tmp_path_factory.mktemp("easy")
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", 40), ("val", 15)):
+        for kind in "hvs":
+            folder = root / split / kind
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                _draw(kind, rng).save(folder / f"{i}.png")
+    shutil.copyfile(root / "train" / "h" / "0.png", root / "val" / "h" / "copy.png")
+    return root
+
+
+def test_learns_easy_dataset_and_counts_leaks(downstream, easy_dataset, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    code = downstream.main(["--train", f"easy={easy_dataset}", "--eval", str(easy_dataset), "--seeds", "1",
+                            "--epochs", "12", "--image-size", "16", "--cache-dir", "off", "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["eval"] == {"source": str(easy_dataset), "split": "val", "samples": 46, "leaked_copies": 1,
+                              "unreadable": 0}
+    (condition,) = result["conditions"]
+    assert condition["train_samples"] == 120
+    assert condition["per_class"] == {"h": 40, "s": 40, "v": 40}
+    # Chance is 1/3; bars and squares are easy even for 12 short epochs at 16 px.
+    assert condition["accuracy"][0] >= 0.9
+    assert condition["accuracy_no_leak"][0] >= 0.9
+    table = capsys.readouterr().out
+    assert "easy" in table and "w/o leaked copies (n=45)" in table and "non-default protocol" in table
+
+
+def test_same_seed_same_predictions(downstream, easy_dataset):
+    protocol = downstream.Protocol(epochs=2, image_size=16)
+    data = downstream.load_dataset(easy_dataset, "train", protocol, 0, None, 0)
+    labels = np.unique(data.labels, return_inverse=True)[1]
+    first = downstream.train_and_predict(data.pixels, labels, data.pixels, 3, 7, protocol)
+    again = downstream.train_and_predict(data.pixels, labels, data.pixels, 3, 7, protocol)
+    assert first.shape == (120,) and np.array_equal(first, again)
+
+
+def test_manifest_with_absolute_paths_outside_its_folder(downstream, easy_dataset, tmp_path):
+    """A plan manifest written elsewhere lists the original files by absolute path."""
+    files = sorted((easy_dataset / "train" / "v").glob("*.png"))[:5]
+    manifest = tmp_path / "plan" / "manifest.csv"
+    manifest.parent.mkdir()
+    pd.DataFrame({"path": [str(f) for f in files], "label": "v", "split": "train"}).to_csv(manifest, index=False)
+    loaded = downstream.load_any_manifest(manifest, max_missing=0)
+    assert loaded.root == easy_dataset / "train" / "v"
+    assert sorted(loaded.frame["path"]) == sorted(f.name for f in files)
+    data = downstream.load_dataset(manifest, "train", downstream.Protocol(image_size=16), 0, None, 0)
+    assert data.pixels.shape == (5, 3, 16, 16) and data.ok.all()
+
+
+def test_bad_input_exit_status(downstream, easy_dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        downstream.main(["--train", "no-name-given", "--eval", str(easy_dataset)])
+    assert exc.value.code == 2
+    code = downstream.main(["--train", f"x={tmp_path / 'absent'}", "--eval", str(easy_dataset), "--cache-dir", "off"])
+    assert code == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("datacheck: error: dataset not found")
