@@ -36,10 +36,11 @@ from ..runs import atomic_write
 from .findings_csv import write_findings_csv
 from .summary import format_threshold
 
-#: Distinct thumbnails embedded at most. A thumbnail costs 2-8 KB (base64 JPEG, 80 px; noise
-#: images are the worst case), so 1,500 keep the images of any report under ~12 MB and a
-#: 100k-sample audit's report under 20 MB with its table (benchmarks/report_size.py).
-DEFAULT_MAX_THUMBNAILS = 1500
+#: Distinct thumbnails embedded at most. A thumbnail costs 3.5-4.7 KB (base64 JPEG, 80 px;
+#: per-pixel noise is the worst case). With the default gallery size a 100k-sample audit
+#: uses about 400 (a 2.9 MB report); raising --gallery-size to 1,000 hits this cap, and the
+#: report of a 100k-sample, 1.4M-row audit is then about 13 MB (benchmarks/report_size.py).
+DEFAULT_MAX_THUMBNAILS = 2000
 #: Worst flagged samples shown per check.
 DEFAULT_GALLERY_SIZE = 24
 #: Findings table rows at most; a run with more rows lists only flagged rows (worst first).
@@ -103,7 +104,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         A complete run directory written by ``datacheck audit``.
     out : path-like, optional
         The HTML file (default ``RUN/report.html``), written atomically.
-    max_thumbnails : int, default 1500
+    max_thumbnails : int, default 2000
         Distinct images embedded at most; 0 embeds none.
     csv : bool or path-like, default False
         ``True`` writes ``findings.csv`` beside the HTML file; a path writes it there.
@@ -464,7 +465,7 @@ def _groups_section(groups: dict[str, list[dict]], thumbs: _Thumbnails) -> str:
             continue
         shown = check_groups[:MAX_GROUPS]
         parts.append(f'<h3>{_e(check)} <span class="count">{len(shown)} of {len(check_groups):,} groups'
-                     f'{", biggest first" if len(check_groups) > len(shown) else ""}</span></h3>')
+                     f'{", biggest first" if len(check_groups) > len(shown) else ""}</span></h3><div class="groups">')
         for g in shown:
             head = (f'<div class="ghead"><b>{g["size"]}</b> samples<br>{g["flagged"]} flagged'
                     + (f'<br>kept split: <b>{_e(g["anchor"])}</b>' if g["anchor"] else "") + "</div>")
@@ -480,6 +481,7 @@ def _groups_section(groups: dict[str, list[dict]], thumbs: _Thumbnails) -> str:
             more = len(g["members"]) - MAX_GROUP_MEMBERS
             tail = f'<div class="ghead">+{more} more</div>' if more > 0 else ""
             parts.append(f'<div class="group">{head}{"".join(cards)}{tail}</div>')
+        parts.append("</div>")
     if not parts:
         return '<p class="note">No duplicate or split-leakage groups (or those checks did not run).</p>'
     return ('<p class="note">The copy kept in each group is outlined in green (the largest image, then the '

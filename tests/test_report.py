@@ -1,0 +1,305 @@
+"""``datacheck report RUN``: the self-contained HTML report, findings.csv, and the report in a real browser."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from datacheck.cli import cli
+from datacheck.errors import ExitStatus
+from datacheck.report import html as report_html
+from datacheck.report.html import write_report
+from datacheck.runs import write_parquet
+from datacheck.schema import FINDINGS_COLUMNS, findings_table
+
+from .conftest import REPO_ROOT
+
+SECTIONS = ("overview", "galleries", "groups", "relabels", "histograms", "clusters", "findings")
+HOSTILE = "<script>alert(1)</script>"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("report_size", REPO_ROOT / "benchmarks" / "report_size.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+synthetic_run = _load_benchmark().synthetic_run
+
+
+def report(*args):
+    return CliRunner().invoke(cli, ["report", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def sample_report(sample_audit, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    result = write_report(sample_audit.run_dir, out, csv=True)
+    return result, out.read_text(encoding="utf-8")
+
+
+def embedded_data(page: str) -> dict:
+    text = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1)
+    return json.loads(text)
+
+
+def test_sample_report_sections_and_counts(sample_report, sample_audit):
+    result, page = sample_report
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    findings = sample_audit.findings
+    assert result.findings_rows == result.table_rows == len(findings)  # a small run lists every row
+    data = embedded_data(page)
+    assert len(data["table"]["rows"]) == len(findings)
+    assert data["table"]["columns"] == report_html.TABLE_COLUMNS
+    # Every check that flagged something has a gallery, showing min(flagged, 24) cards.
+    flagged = findings[findings["is_issue"]].groupby("check").size()
+    for check, n in flagged.items():
+        assert f"worst {min(n, 24)} of {n} flagged" in page
+    # One thumbnail per distinct sample shown; the corrupt file is the one placeholder.
+    assert result.unreadable == 1
+    assert result.thumbnails == sum(k.startswith("t") for k in data["thumbs"]) > 50
+    assert set(data["thumbs"]) - {f"t{i}" for i in range(1, result.thumbnails + 1)} == {"x"}
+    # The relabel heatmap counts exactly the flagged label issues with another suggestion.
+    issues = findings[(findings["check"] == "label_issues") & findings["is_issue"]]
+    moved = int((issues["suggested_label"].notna() & (issues["suggested_label"] != issues["label"])).sum())
+    assert f"{moved:,} flagged label issue(s) with a different suggested label" in page
+    assert "No <code>clusters</code> check in this run." in page
+    # Offline: nothing loaded from elsewhere.
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
+    assert "<link" not in page and "<script src" not in page and "@import" not in page
+    assert result.size_bytes < 3_000_000
+
+
+def test_findings_csv_has_the_parquet_columns_and_rows(sample_report, sample_audit):
+    result, _ = sample_report
+    assert result.csv.name == "findings.csv" and result.csv.parent == result.html.parent
+    parquet = pd.read_parquet(sample_audit.run_dir / "findings.parquet")
+    csv = pd.read_csv(result.csv, dtype={"sample_id": str, "label": str, "suggested_label": str})
+    assert list(csv.columns) == FINDINGS_COLUMNS == list(parquet.columns)
+    assert len(csv) == len(parquet) > 7000
+    assert csv["score"].tolist() == parquet["score"].tolist()  # full precision round trip
+    assert csv["sample_id"].tolist() == parquet["sample_id"].tolist()
+    assert csv["details"].map(json.loads).tolist() == parquet["details"].map(json.loads).tolist()
+    assert int(csv["is_issue"].sum()) == int(parquet["is_issue"].sum())
+
+
+def test_thumbnail_cap(sample_audit, tmp_path):
+    capped = write_report(sample_audit.run_dir, tmp_path / "r.html", max_thumbnails=5)
+    page = (tmp_path / "r.html").read_text()
+    assert capped.thumbnails + capped.unreadable == 5
+    assert page.count("data:image/jpeg;base64,") == capped.thumbnails
+    assert any("thumbnail(s) left out" in n and "--max-thumbnails 5" in n for n in capped.notes)
+    # Interleaved: the worst sample of each of the first checks gets one, not 5 of one check.
+    findings = sample_audit.findings
+    first = sorted(findings.loc[findings["is_issue"], "check"].unique())[:5]
+    data = embedded_data(page)
+    with_thumb = {r[3] for r in data["table"]["rows"] if r[8]}
+    assert set(first) <= with_thumb
+    none = write_report(sample_audit.run_dir, tmp_path / "n.html", max_thumbnails=0)
+    assert none.thumbnails == 0 and "data:image/jpeg" not in (tmp_path / "n.html").read_text()
+    assert none.size_bytes < capped.size_bytes
+
+
+def hostile_run(tmp_path: Path) -> Path:
+    """A synthetic run whose sample ids, labels and splits carry markup."""
+    run = synthetic_run(tmp_path, samples=200, images=10, checks=13)
+    findings = pd.read_parquet(run / "findings.parquet")
+    first = findings["sample_id"] == findings["sample_id"].iloc[0]
+    findings.loc[first, "sample_id"] = f'x"{HOSTILE}.png'
+    findings.loc[findings["label"] == "class_1", "label"] = HOSTILE
+    findings.loc[findings["suggested_label"] == "class_2", "suggested_label"] = "</script><!--<img src=x onerror=alert(2)>"
+    findings.loc[findings["split"] == "val", "split"] = "<b>val</b>"
+    write_parquet(run / "findings.parquet", findings_table(findings))
+    return run
+
+
+def test_user_data_is_escaped(tmp_path):
+    run = hostile_run(tmp_path)
+    result = write_report(run, tmp_path / "h.html")
+    page = result.html.read_text()
+    assert HOSTILE not in page and "<img src=x" not in page and "<b>val</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text
+    assert page.count("<script") == 2  # the JSON data and the report's own script, nothing injected
+    assert page.count("</script>") == 2
+    data = embedded_data(page)  # the JSON survives: </script> and <!-- were escaped
+    assert HOSTILE in {r[2] for r in data["table"]["rows"]}
+    assert f'x"{HOSTILE}.png' in {r[0] for r in data["table"]["rows"]}
+
+
+def test_large_run_table_is_capped_and_said(tmp_path):
+    run = synthetic_run(tmp_path, samples=10_000, images=50, checks=13)  # 140,000 findings rows
+    result = write_report(run, tmp_path / "big.html", max_table_rows=1000)
+    findings = pd.read_parquet(run / "findings.parquet")
+    assert result.findings_rows == len(findings) == 140_000
+    assert result.table_rows == 1000
+    page = result.html.read_text()
+    flagged = int(findings["is_issue"].sum())
+    assert f"lists 1,000 of 140,000 rows: only flagged rows ({flagged:,})" in page
+    rows = embedded_data(page)["table"]["rows"]
+    assert all(r[5] for r in rows)
+    # Round-robin: every check that flagged something is in the capped table.
+    assert {r[3] for r in rows} == set(findings.loc[findings["is_issue"], "check"])
+    # The clusters check: 10 classes, each split into the 4 synthetic clusters.
+    assert page.count('<td class="num">4</td><td><div class="bar"') == 10
+    assert result.size_bytes < 2_000_000
+
+
+def test_moved_dataset_omits_thumbnails_and_dataset_option_finds_them(tmp_path):
+    run = synthetic_run(tmp_path / "a", samples=100, images=5, checks=13)
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "a" / "images", moved)
+    result = report(run, "--out", tmp_path / "m.html")
+    assert result.exit_code == 0, result.output
+    assert "thumbnails omitted; pass --dataset" in result.stderr
+    assert "data:image/jpeg" not in (tmp_path / "m.html").read_text()
+    found = write_report(run, tmp_path / "f.html", dataset=moved)
+    assert found.thumbnails > 0 and found.unreadable == 0
+
+
+def test_report_of_pred_probs_run(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3)) + 4.0 * np.eye(3)[true]
+    np.save(tmp_path / "p.npy", np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True))
+    labels = true.copy()
+    labels[:15] = (labels[:15] + 1) % 3
+    np.save(tmp_path / "l.npy", labels)
+    audit = CliRunner().invoke(cli, ["audit", "--pred-probs", str(tmp_path / "p.npy"), "--labels", str(tmp_path / "l.npy"),
+                                     "--out", str(tmp_path / "run"), "-q"], catch_exceptions=False)
+    assert audit.exit_code == 0, audit.output
+    result = report(tmp_path / "run", "--csv")
+    assert result.exit_code == 0, result.output
+    assert f"report written to {tmp_path / 'run' / 'report.html'}" in result.stderr
+    page = (tmp_path / "run" / "report.html").read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    assert "no images, so no thumbnails" in page and "data:image" not in page
+    assert "label_issues" in page
+    assert len(pd.read_csv(tmp_path / "run" / "findings.csv")) == len(pd.read_parquet(tmp_path / "run" / "findings.parquet"))
+
+
+def test_bad_run_dirs(tmp_path, sample_audit):
+    cases = {}
+    cases["missing"] = (tmp_path / "nope", ExitStatus.USAGE, "does not exist")
+    (tmp_path / "plain").mkdir()
+    cases["plain"] = (tmp_path / "plain", ExitStatus.USAGE, "is not a datacheck run directory")
+    broken = tmp_path / "broken"
+    shutil.copytree(sample_audit.run_dir, broken, ignore=shutil.ignore_patterns("artifacts", "report.html", "*.csv"))
+    (broken / "findings.parquet").write_bytes(b"not parquet")
+    cases["parquet"] = (broken, ExitStatus.BAD_DATA, "cannot read")
+    bad_summary = tmp_path / "bad_summary"
+    shutil.copytree(broken, bad_summary)
+    shutil.copy(sample_audit.run_dir / "findings.parquet", bad_summary / "findings.parquet")
+    (bad_summary / "summary.json").write_text("{truncated")
+    cases["summary"] = (bad_summary, ExitStatus.BAD_DATA, "cannot read")
+    running = tmp_path / "running"
+    shutil.copytree(bad_summary, running)
+    info = json.loads((running / "run.json").read_text())
+    (running / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    cases["incomplete"] = (running, ExitStatus.USAGE, "did not complete")
+    for name, (path, status, message) in cases.items():
+        result = report(path)
+        assert result.exit_code == status, (name, result.output)
+        assert result.stderr.startswith("datacheck: error: ") and message in result.stderr, name
+        assert result.stderr.count("\n") == 1, name
+    assert report(sample_audit.run_dir, "--out", tmp_path).exit_code == ExitStatus.USAGE  # a folder
+    assert report(sample_audit.run_dir, "--max-thumbnails", "-1").exit_code == ExitStatus.USAGE
+
+
+def test_cli_defaults_match_the_library():
+    params = {p.name: p.default for p in cli.commands["report"].params}
+    assert params["max_thumbnails"] == report_html.DEFAULT_MAX_THUMBNAILS
+    assert params["gallery_size"] == report_html.DEFAULT_GALLERY_SIZE
+    assert params["max_table_rows"] == report_html.DEFAULT_MAX_TABLE_ROWS
+
+
+# --------------------------------------------------------------------------- in a real browser
+
+
+def _browser_required() -> bool:
+    """CI must really run the browser test: .ci/run sets DATACHECK_REQUIRE_BROWSER=1 once
+    Chromium is installed (0 where it could not be); a bare ``CI`` requires it too."""
+    flag = os.environ.get("DATACHECK_REQUIRE_BROWSER")
+    if flag is not None:
+        return flag == "1"
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    exe = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    if exe is None:
+        message = ("headless Chromium not found: the report's BROWSER TEST DID NOT RUN "
+                   "(apt-get install chromium, or run .ci/run)")
+        if _browser_required():
+            pytest.fail(message + "; DATACHECK_REQUIRE_BROWSER/CI requires it")
+        warnings.warn(message, pytest.PytestWarning)
+        pytest.skip(message)
+    return exe
+
+
+def run_chromium(exe: str, page: Path, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="datacheck-chromium-") as profile:
+        return subprocess.run(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--disable-extensions", f"--user-data-dir={profile}",
+             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", *args, page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def console_messages(stderr: str) -> list[str]:
+    # Chromium logs every console message and uncaught exception of the page as ":CONSOLE".
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_report_in_headless_chromium(chromium, sample_report):
+    result, _ = sample_report
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(result.html, ARTIFACTS / "report.html")
+    dom = run_chromium(chromium, result.html, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert console_messages(dom.stderr) == []
+    body = re.search(r"<body([^>]*)>", dom.stdout).group(1)
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body))
+    assert attrs["data-ready"] == "1" and attrs["data-js-errors"] == "0"
+    # Every embedded image decoded (naturalWidth > 0): thumbnails, placeholder, table icons.
+    assert int(attrs["data-images-total"]) > 100
+    assert attrs["data-images-loaded"] == attrs["data-images-total"] and attrs["data-images-failed"] == "0"
+    assert attrs["data-table-rows"] == str(result.table_rows)
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in dom.stdout
+    # The table was rendered by the script: the first page of rows, worst first.
+    assert dom.stdout.count('<tr class="issue">') > 100
+    assert f"showing 500 of {result.table_rows} matching rows" in dom.stdout
+
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    taken = run_chromium(chromium, result.html, "--window-size=1280,4000", f"--screenshot={shot}")
+    assert taken.returncode == 0 and shot.stat().st_size > 100_000, taken.stderr[-2000:]
+    print(f"report screenshot: {shot}")
+
+
+def test_hostile_report_runs_no_injected_script(chromium, tmp_path):
+    run = hostile_run(tmp_path)
+    page = write_report(run, tmp_path / "h.html").html
+    dom = run_chromium(chromium, page, "--dump-dom")
+    assert console_messages(dom.stderr) == []
+    assert 'data-js-errors="0"' in dom.stdout and 'data-ready="1"' in dom.stdout
+    assert dom.stdout.count("<script") == 2  # no element was injected by the hostile strings
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom.stdout  # the label shows as text in the table
