@@ -296,7 +296,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale
 @cli.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="HTML file to write [default: RUN/report.html].")
-@click.option("--max-thumbnails", type=click.IntRange(min=0), default=1500, show_default=True,
+@click.option("--max-thumbnails", type=click.IntRange(min=0), default=2000, show_default=True,
               help="Distinct images embedded at most (bounds the file size; 0 = none).")
 @click.option("--gallery-size", type=click.IntRange(min=0), default=24, show_default=True,
               help="Worst flagged samples shown per check.")
