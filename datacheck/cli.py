@@ -263,12 +263,17 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
 @click.option("--scale", type=(float, float), default=None, help="Affine scale range MIN MAX [default: 0.9 1.1].")
 @click.option("--seed", type=int, help="Seed of the copies [default: the plan's seed].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted augment into the same --out, keeping finished files.")
+@click.option("--boost-from", type=click.Path(path_type=Path),
+              help="Audit run: add the candidate copies nearest to the val samples its model gets wrong.")
+@click.option("--boost-budget", type=click.IntRange(min=1), help="Boosting copies to add [default: 5 per wrong val sample].")
+@click.option("--boost-pool", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Boosting candidates drawn per training sample.")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per CPU, max 8].")
 @click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and files written as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or counts on stderr.")
-def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale, seed, resume, workers, dataset,
-            as_json, quiet):
+def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale, seed, resume, boost_from,
+            boost_budget, boost_pool, workers, dataset, as_json, quiet):
     """Make the augmented copies a balance PLAN schedules, into a new dataset folder --out.
 
     Deterministic: the same plan, seed and settings write byte-identical files.
@@ -282,9 +287,11 @@ def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale
     with _progress(consoles) as progress:
         result = run_augment(plan_dir, out, seed=seed, spec=spec, resume=resume,
                              workers=default_workers() if workers is None else workers, dataset=dataset,
+                             boost_from=boost_from, boost_budget=boost_budget, boost_pool=boost_pool,
                              progress=(lambda done, total: progress("augment", done, total)) if progress else None)
     c = result.counts
-    consoles.err.print(f"{c['augmented']} augmented copies ({c['written']} written now), {c['originals']} originals "
+    consoles.err.print(f"{c['augmented']} augmented copies ({c['boosted']} of them boosting; {c['written']} written now), "
+                       f"{c['originals']} originals "
                        f"({c['linked']} linked, {c['copied']} copied); dataset: {result.written['folder']}")
     if as_json:
         consoles.out.print_json(json.dumps({"counts": c, "written": result.written}))

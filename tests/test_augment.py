@@ -152,3 +152,57 @@ def test_bad_input_exit_statuses(plan, augmented, tmp_path, sample_copy):
     result = invoke("augment", plan2, "--out", tmp_path / "o2")
     assert result.exit_code == 3 and "changed since the audit" in result.stderr
     assert not (tmp_path / "o2").exists()
+
+
+# --------------------------------------------------------------------------- data boosting
+
+
+@pytest.fixture(scope="module")
+def boost_inputs(plan):
+    """The plan's run and manifest, with model outputs that get 3 val samples wrong (2 star, 1 ring)."""
+    from types import SimpleNamespace
+
+    from datacheck.actions.balance import read_plan
+    from datacheck.audit_run import open_run
+    from datacheck.modeling import ModelOutputs, label_ids
+
+    info, planned = read_plan(plan)
+    run = open_run(info["run"])
+    manifest = run.manifest()
+    frame = manifest.frame
+    classes, labels = label_ids(manifest)
+    probs = np.eye(len(classes), dtype=np.float32)[labels]  # right everywhere ...
+    wrong = [frame.index[(frame["split"] == "val") & (frame["label"] == c)][i] for c, i in (("star", 0), ("star", 1), ("ring", 0))]
+    probs[wrong] = np.roll(probs[wrong], 1, axis=1)  # ... except these
+    outputs = ModelOutputs(classes, labels, probs, None, "cross-validation")
+    # Two epochs are enough to test the mechanics (the audit's config trains 20).
+    stub = SimpleNamespace(path=run.path, outputs=lambda: outputs,
+                           info={**run.info, "config": {**run.info["config"], "train": {"epochs": 2}}})
+    kept = frame.merge(planned[["sample_id", "action", "copies"]], on="sample_id")
+    kept = kept[kept["action"] != "drop"]
+    return stub, manifest, kept, frame.loc[wrong, "sample_id"].tolist()
+
+
+def test_boost_adds_the_nearest_candidates_of_the_wrong_val_samples_classes(boost_inputs):
+    from datacheck.actions.boost import select_boost
+
+    run, manifest, kept, wrong = boost_inputs
+    first = dict(zip(kept["sample_id"], kept["copies"]))
+    chosen = select_boost(run, manifest, kept, first, seed=0, spec=DEFAULT_SPEC, pool=2, budget=7, workers=0)
+    assert len(chosen) == 7 and set(chosen["val_id"]) == set(wrong)
+    assert len(set(chosen["val_id"].iloc[:3])) == 3  # round-robin: each wrong sample's nearest first
+    labels = kept.set_index("sample_id")["label"]
+    val_label = dict(zip(wrong, ["star", "star", "ring"]))
+    assert (labels[chosen["source_id"]].to_numpy() == chosen["val_id"].map(val_label).to_numpy()).all()
+    assert chosen["source_id"].str.startswith("train/").all()
+    assert (chosen["copy"].to_numpy() >= chosen["source_id"].map(first).to_numpy()).all()  # never a planned copy
+    assert not chosen.duplicated(["source_id", "copy"]).any() and chosen["cosine"].between(-1, 1).all()
+    again = select_boost(run, manifest, kept, first, seed=0, spec=DEFAULT_SPEC, pool=2, budget=7, workers=0)
+    assert again.equals(chosen)
+
+
+def test_boost_needs_a_run_with_a_model(plan, tmp_path):
+    info = json.loads((plan / "plan.json").read_text())
+    result = invoke("augment", plan, "--out", tmp_path / "o", "--boost-from", info["run"])
+    assert result.exit_code == 2 and "trained no model" in result.stderr
+    assert invoke("augment", plan, "--out", tmp_path / "o", "--boost-from", tmp_path / "none").exit_code == 2

@@ -124,7 +124,16 @@ def augment_image(image, spec: dict, seed: int):
     return image, {**drawn, "fill": fill}
 
 
-def augment_batch(batch: dict, jobs: dict, out_dir: str, write: bool = True) -> dict:
+def open_source(path: str):
+    """A source image decoded as ``L`` (grey) or ``RGB``; raises one of the decode errors."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return im.convert("L" if im.mode in ("L", "1", "I;16") else "RGB")
+
+
+def augment_batch(batch: dict, jobs: dict, out_dir: str) -> dict:
     """Make the copies named in ``batch`` (pure over the batch; runs in DataLoader workers).
 
     Parameters
@@ -132,43 +141,38 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str, write: bool = True) -> 
     batch : dict
         ``{"path": list of str}``: output paths relative to ``out_dir`` (keys of ``jobs``).
     jobs : dict
-        Output path → ``(source file, seed, spec)``.
+        Output path → ``(source file, seed, spec, extra provenance dict)``.
     out_dir : str
-    write : bool
-        False computes the parameters only (for files a resumed run already has).
 
     Returns
     -------
     dict
-        ``"path"``, ``"transform"`` (JSON of the spec, seed and drawn parameters),
-        ``"written"`` (bool) and ``"error"`` (empty or the decode error), one per path.
+        ``"path"``, ``"transform"`` (JSON of the spec, seed, drawn parameters and extra
+        provenance), ``"written"`` (bool: False for a file a resumed run already had) and
+        ``"error"`` (empty or the decode error), one per path.
     """
-    from PIL import Image
-
     from ..engine.image_stats import _DECODE_ERRORS
     from ..runs import atomic_write
 
     out = {"path": [], "transform": [], "written": [], "error": []}
     for rel in batch["path"]:
-        source, seed, spec = jobs[rel]
+        source, seed, spec, extra = jobs[rel]
         target = Path(out_dir) / rel
         try:
-            with Image.open(source) as im:
-                im.load()
-                image = im.convert("L" if im.mode in ("L", "1", "I;16") else "RGB")
+            image = open_source(source)
         except _DECODE_ERRORS as exc:
-            out["path"].append(rel), out["transform"].append(""), out["written"].append(False)
-            out["error"].append(f"{source}: {exc}")
+            for key, value in (("path", rel), ("transform", ""), ("written", False), ("error", f"{source}: {exc}")):
+                out[key].append(value)
             continue
+        # A resumed run still draws the parameters (for the manifest) but never rewrites a file.
         result, drawn = augment_image(image, spec, seed)
-        fresh = write and not target.exists()  # a resumed run never rewrites a finished file
+        fresh = not target.exists()
         if fresh:
             atomic_write(target, lambda tmp: result.save(tmp, format="PNG", optimize=False,
                                                          compress_level=PNG_COMPRESS_LEVEL))
-        out["path"].append(rel)
-        out["transform"].append(json.dumps({**spec, "seed": seed, **drawn}, sort_keys=True))
-        out["written"].append(fresh)
-        out["error"].append("")
+        for key, value in (("path", rel), ("transform", json.dumps({**spec, "seed": seed, **drawn, **extra}, sort_keys=True)),
+                           ("written", fresh), ("error", "")):
+            out[key].append(value)
     return out
 
 
@@ -206,13 +210,19 @@ def layout(rows: pd.DataFrame) -> pd.DataFrame:
         original = str(folder / name.name)
         if original in taken:  # the same file name from two source folders: keep both
             original = str(folder / f"{name.stem}-{tag}{name.suffix}")
-        names = [original] + [str(folder / f"{name.stem}-{tag}-aug{k}.png") for k in range(int(copies))]
+        names = [original] + [copy_name(folder, rel, sample_id, k) for k in range(int(copies))]
         clash = taken.intersection(names)
         if clash:
             raise BadDataError(f"two outputs would be written as {sorted(clash)[0]}; rename the source file")
         taken.update(names)
         out += [(n, sample_id, k - 1) for k, n in enumerate(names)]
     return pd.DataFrame(out, columns=["out_path", "source_id", "copy"])
+
+
+def copy_name(folder: PurePosixPath, rel: str, sample_id: str, copy: int) -> str:
+    """Output path of copy ``copy`` of the source at ``rel``: ``<folder>/<stem>-<8 hex of the id>-aug<copy>.png``."""
+    tag = hashlib.blake2b(sample_id.encode(), digest_size=4).hexdigest()
+    return str(folder / f"{PurePosixPath(rel).stem}-{tag}-aug{copy}.png")
 
 
 def link_or_copy(source: Path, target: Path) -> str:
@@ -241,7 +251,8 @@ class AugmentResult:
         The output manifest (paths relative to the output folder).
     counts : dict
         ``originals``, ``linked``, ``copied``, ``augmented`` (copies in the manifest),
-        ``written`` (copies made by this call), ``skipped_existing``, ``skipped_unlabeled``.
+        ``boosted`` (of which data-boosting copies), ``written`` (copies made by this call),
+        ``skipped_existing``, ``skipped_unlabeled``.
     written : dict of str to str
     """
 
@@ -260,6 +271,9 @@ def augment(
     workers: int = 0,
     progress=None,
     dataset: str | os.PathLike | None = None,
+    boost_from: str | os.PathLike | None = None,
+    boost_budget: int | None = None,
+    boost_pool: int = 4,
 ) -> AugmentResult:
     """``datacheck augment``: make a plan's copies and write ``out`` as a complete dataset.
 
@@ -281,6 +295,10 @@ def augment(
         ``progress(done, total)`` as copies are made.
     dataset : path-like, optional
         Where the audited dataset is now, if it moved.
+    boost_from : path-like, optional
+        An audit run of the same dataset: add data-boosting copies (:mod:`.boost`) to the
+        training split, ``boost_budget`` of them (default 5 per misclassified validation
+        sample) chosen from ``boost_pool`` candidates per training source.
     """
     from ..audit_run import open_run
     from ..engine.loader import map_batches
@@ -292,7 +310,9 @@ def augment(
     overrides = {k: v for k, v in (spec or {}).items() if v is not None}
     validate_spec(overrides)
     seed = int(info.get("seed", 0)) if seed is None else seed
-    settings = {"plan": str(Path(plan_dir).resolve()), "seed": seed, "overrides": overrides}
+    boost = None if boost_from is None else {"from": str(Path(boost_from).resolve()), "budget": boost_budget,
+                                             "pool": boost_pool}
+    settings = {"plan": str(Path(plan_dir).resolve()), "seed": seed, "overrides": overrides, "boost": boost}
     out = _check_out(Path(out), resume, settings)
 
     manifest = open_run(info["run"]).manifest(dataset)  # refuses a dataset changed since the audit
@@ -308,11 +328,16 @@ def augment(
     rows = rows[rows["label"].notna()].reset_index(drop=True)
     specs = {s: validate_spec({**json.loads(t), **overrides}) for s, t in zip(rows["sample_id"], rows["transform"]) if t}
     files = layout(rows)
+    extra: dict[str, dict] = {}  # boosting copies: output path → provenance
+    boost_spec = validate_spec({**info.get("transform", {}), **overrides})
+    if boost_from is not None:
+        files, extra = _add_boost(files, rows, manifest, open_run(boost_from), seed, boost_spec, boost_budget,
+                                  boost_pool, workers, progress)
 
     write_json(out / AUGMENT_MARKER, {**settings, "status": "running"})
     path_of = dict(zip(rows["sample_id"], rows["path"]))
-    counts = {"originals": 0, "linked": 0, "copied": 0, "augmented": 0, "written": 0, "skipped_existing": 0,
-              "skipped_unlabeled": unlabeled}
+    counts = {"originals": 0, "linked": 0, "copied": 0, "augmented": 0, "boosted": 0, "written": 0,
+              "skipped_existing": 0, "skipped_unlabeled": unlabeled}
     for rel, source_id in files.loc[files["copy"] < 0, ["out_path", "source_id"]].itertuples(index=False):
         counts["originals"] += 1
         if (out / rel).exists():
@@ -321,7 +346,8 @@ def augment(
             counts[link_or_copy(manifest.root / path_of[source_id], out / rel)] += 1
 
     made = files[files["copy"] >= 0]
-    jobs = {rel: (str(manifest.root / path_of[s]), copy_seed(seed, s, int(k)), specs[s])
+    jobs = {rel: (str(manifest.root / path_of[s]), copy_seed(seed, s, int(k)),
+                  boost_spec if rel in extra else specs[s], extra.get(rel, {}))
             for rel, s, k in made[["out_path", "source_id", "copy"]].itertuples(index=False)}
     result = map_batches(list(jobs), functools.partial(augment_batch, jobs=jobs, out_dir=str(out)), workers,
                          batch_size=16, progress=progress)
@@ -330,7 +356,7 @@ def augment(
         raise BadDataError(f"{len(errors)} source image(s) could not be decoded (first: {errors[0]}); "
                            "balance with --drop-flagged to leave corrupt files out")
     transform = dict(zip(result.get("path", []), result.get("transform", [])))
-    counts["augmented"] = len(jobs)
+    counts["augmented"], counts["boosted"] = len(jobs), len(extra)
     counts["written"] = int(sum(result.get("written", [])))
     counts["skipped_existing"] += len(jobs) - counts["written"]
 
@@ -349,6 +375,24 @@ def augment(
     written = {"manifest": str(write_manifest(new, out, out / MANIFEST_NAME)), "folder": str(out)}
     write_json(out / AUGMENT_MARKER, {**settings, "status": "complete", "counts": counts})
     return AugmentResult(new, counts, written)
+
+
+def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, progress):
+    """``files`` with the boosting copies appended, and per boosting file its provenance
+    (``{"boost": {"val_id", "cosine"}}``)."""
+    from .boost import select_boost
+
+    first_copy = dict(zip(rows["sample_id"], rows["copies"].astype(int)))
+    chosen = select_boost(run, manifest, rows, first_copy, seed=seed, spec=spec, pool=pool, budget=budget,
+                          workers=workers, progress=progress)
+    folder_of = {s: PurePosixPath(p).parent for p, s in files.loc[files["copy"] < 0, ["out_path", "source_id"]].itertuples(index=False)}
+    path_of = dict(zip(rows["sample_id"], rows["path"]))
+    names = [copy_name(folder_of[s], path_of[s], s, int(k)) for s, k in zip(chosen["source_id"], chosen["copy"])]
+    if set(names) & set(files["out_path"]):
+        raise BadDataError("a boosting copy would overwrite another output file; rename the source file")
+    extra = {n: {"boost": {"val_id": v, "cosine": c}} for n, v, c in zip(names, chosen["val_id"], chosen["cosine"])}
+    boosted = pd.DataFrame({"out_path": names, "source_id": chosen["source_id"].to_numpy(), "copy": chosen["copy"].to_numpy()})
+    return pd.concat([files, boosted], ignore_index=True), extra
 
 
 def _check_out(out: Path, resume: bool, settings: dict) -> Path:

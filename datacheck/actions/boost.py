@@ -1,0 +1,168 @@
+"""Data boosting: add the augmented training copies that look most like the validation samples
+the model gets wrong.
+
+A pool of candidate copies is drawn from the kept training samples of the classes that have
+misclassified validation samples (``pool`` per source, seeded like every other copy). The
+audit's model is not saved in the run, so the embedding space is rebuilt: a network of the
+run's architecture, training configuration and seed is trained once on the kept training
+rows (a frozen pretrained backbone is used as it is). Every misclassified validation sample
+(out-of-fold prediction of the audit ≠ given label) and every candidate of its class are
+embedded, and the candidates nearest by cosine are chosen round-robin over the misclassified
+samples (each one's nearest first, then each one's second, ...) up to ``budget``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+
+
+def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
+    """Make candidate copies in memory, resized for the model (pure over the batch).
+
+    Parameters
+    ----------
+    batch : dict
+        ``{"path": list of str}``: candidate keys of ``jobs``.
+    jobs : dict
+        Key → ``(source file, seed, spec)``.
+    side : int
+        Model input side in pixels.
+
+    Returns
+    -------
+    dict
+        ``"pixels"``: list of ndarray (3, side, side) uint8; ``"ok"``: list of bool.
+    """
+    from PIL import Image
+
+    from ..engine.image_stats import _DECODE_ERRORS
+    from .augment import augment_image, open_source
+
+    pixels, ok = [], []
+    for key in batch["path"]:
+        source, seed, spec = jobs[key]
+        try:
+            image, _ = augment_image(open_source(source), spec, seed)
+        except _DECODE_ERRORS:
+            pixels.append(np.zeros((3, side, side), np.uint8))
+            ok.append(False)
+            continue
+        rgb = image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        pixels.append(np.asarray(rgb).transpose(2, 0, 1))
+        ok.append(True)
+    return {"pixels": pixels, "ok": ok}
+
+
+def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: int, spec: dict, pool: int,
+                 budget: int | None, workers: int, progress=None) -> pd.DataFrame:
+    """Choose boosting copies.
+
+    Parameters
+    ----------
+    run : datacheck.audit_run.AuditRun
+        An audit of the same dataset that trained a model (its out-of-fold predictions say
+        which validation samples are wrong; its configuration rebuilds the embedding model).
+    manifest : datacheck.manifest.Manifest
+        The audited dataset.
+    kept : pandas.DataFrame
+        Kept rows of the plan joined with the manifest (``sample_id, path, label, split``).
+    first_copy : dict of str to int
+        Per source id, the first copy index not used by the plan.
+    seed : int
+    spec : dict
+        Validated augmentation spec of the candidates.
+    pool : int
+        Candidates per training source.
+    budget : int or None
+        Copies to add; None: 5 per misclassified validation sample.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``source_id, copy, val_id, cosine``, one row per chosen copy.
+    """
+    import torch
+
+    from ..engine.device import resolve_device
+    from ..engine.loader import load_pixels, map_batches
+    from ..engine.models import create_model
+    from ..engine.train import TrainConfig, fit, predict
+    from .augment import copy_seed
+
+    if pool < 1 or (budget is not None and budget < 1):
+        raise UsageError("--boost-pool and --boost-budget must be positive integers")
+    if run.info.get("manifest_fingerprint") != manifest.fingerprint:
+        raise UsageError(f"--boost-from {run.path} audited another dataset (or another version) than the plan's")
+    outputs = run.outputs()
+    if outputs is None:
+        raise UsageError(f"--boost-from {run.path}: the audit trained no model (run it with label_issues)")
+    frame = manifest.frame
+    val = (frame["split"] == "val").fillna(False).to_numpy(dtype=bool)
+    if not val.any():
+        raise UsageError("--boost-from needs a val split (the samples the model gets wrong)")
+    scored = (outputs.labels >= 0) & ~np.isnan(outputs.pred_probs).any(axis=1)
+    wrong = np.flatnonzero(val & scored & (np.nan_to_num(outputs.pred_probs).argmax(axis=1) != outputs.labels))
+    empty = pd.DataFrame({"source_id": pd.Series(dtype=str), "copy": pd.Series(dtype=np.int64),
+                          "val_id": pd.Series(dtype=str), "cosine": pd.Series(dtype=float)})
+    if not len(wrong):
+        return empty
+    budget = 5 * len(wrong) if budget is None else budget
+    classes = list(outputs.classes)
+    index = {c: i for i, c in enumerate(classes)}
+
+    cfg = run.info.get("config", {})
+    audit_cfg = cfg.get("audit", {})
+    config = TrainConfig(model=audit_cfg.get("model", "convnet-small"), **cfg.get("train", {}))
+    device = resolve_device(audit_cfg.get("device", "auto"))
+    train = kept[(kept["split"] == "train") & kept["label"].notna()]
+    root = manifest.root
+    pixels, ok, _ = load_pixels([str(root / p) for p in train["path"]], config.image_size, workers)
+    target = train["label"].map(index).to_numpy(dtype=np.int64)
+    torch.manual_seed(seed)
+    network = create_model(config.model, len(classes), audit_cfg.get("weights") or None)
+    if network.trainable:
+        fit(network, pixels[ok], target[ok], config, device, seed)
+
+    def embed(px: np.ndarray) -> np.ndarray:
+        _, features = predict(network, px, device, config.batch_size * 4, tta=False)
+        return features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-12)
+
+    val_ids = frame["sample_id"].to_numpy(dtype=object)[wrong]
+    val_label = outputs.labels[wrong]
+    val_px, _, _ = load_pixels([str(root / p) for p in frame["path"].to_numpy()[wrong]], config.image_size, workers)
+    val_emb = embed(val_px)
+
+    sources = train[ok & np.isin(target, val_label)]
+    jobs, meta = {}, []
+    for sample_id, rel, label in sources[["sample_id", "path", "label"]].itertuples(index=False):
+        for j in range(pool):
+            copy = first_copy.get(sample_id, 0) + j
+            jobs[f"{sample_id}#{copy}"] = (str(root / rel), copy_seed(seed, sample_id, copy), spec)
+            meta.append((sample_id, copy, index[label]))
+    made = map_batches(list(jobs), functools.partial(candidate_batch, jobs=jobs, side=config.image_size), workers,
+                       progress=progress)
+    cand_ok = np.asarray(made["ok"], dtype=bool)
+    cand_emb = embed(np.stack(made["pixels"]))
+    cand_label = np.array([m[2] for m in meta], dtype=np.int64)
+
+    ranked = []  # per misclassified sample: candidate indices, nearest first
+    sims = val_emb @ cand_emb.T  # (V, P): V misclassified samples, P candidates; both small next to N
+    for v in range(len(wrong)):
+        mine = np.flatnonzero((cand_label == val_label[v]) & cand_ok)
+        ranked.append(mine[np.argsort(-sims[v, mine], kind="stable")])
+    chosen, rows = set(), []
+    order = np.argsort(val_ids.astype(str), kind="stable")
+    for depth in range(max((len(r) for r in ranked), default=0)):
+        for v in order:
+            if len(rows) >= budget:
+                break
+            if depth < len(ranked[v]) and ranked[v][depth] not in chosen:
+                c = ranked[v][depth]
+                chosen.add(c)
+                rows.append((meta[c][0], meta[c][1], val_ids[v], round(float(sims[v, c]), 4)))
+    return pd.DataFrame(rows, columns=list(empty.columns)) if rows else empty
