@@ -231,11 +231,9 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
     from .actions.augment import DEFAULT_SPEC
     from .actions.balance import BalanceOptions
     from .actions.balance import balance as run_balance
-    from .audit_run import open_run
     from .report.summary import print_table
 
     consoles = Consoles.create(quiet=quiet)
-    seed = open_run(run_dir).seed if seed is None else seed
     options = BalanceOptions(strategy=strategy, target=target, budget=budget, drop_flagged=drop_flagged,
                              max_total=max_total, seed=seed, transform=dict(DEFAULT_SPEC))
     result = run_balance(run_dir, out, options, dataset=dataset)

@@ -36,7 +36,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +72,8 @@ class BalanceOptions:
     max_total : int or None
         Cap on the rows of the resulting dataset, all splits together (augmented copies
         included), as the competition capped train + val at 10,000.
-    seed : int
+    seed : int or None
+        None: the audit's seed (:func:`balance`; :func:`plan_balance` reads None as 0).
     transform : dict
         The augmentation recorded for ``augment`` rows (see :mod:`datacheck.actions.augment`).
     """
@@ -82,7 +83,7 @@ class BalanceOptions:
     budget: float = 0.5
     drop_flagged: bool = False
     max_total: int | None = None
-    seed: int = 0
+    seed: int | None = 0
     transform: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -151,7 +152,8 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
     if options.drop_flagged:
         for row, why in _flagged_drops(frame, findings, flags, train).items():
             action[row], reason[row] = "drop", why
-    order = hash_order(ids, options.seed)
+    seed = options.seed or 0
+    order = hash_order(ids, seed)
     labeled = train & pd.notna(frame["label"]).to_numpy() & (action != "drop")
 
     if options.strategy == "subclusters":
@@ -179,7 +181,7 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         if room < 0:
             raise UsageError(f"--max-total {options.max_total} is below the {fixed} rows balancing does not touch "
                              "(val/test and unscored rows)")
-        final = cap_counts(desired, room, options.seed)
+        final = cap_counts(desired, room, seed)
 
     spec = json.dumps(options.transform, sort_keys=True)
     for name, want in final.items():
@@ -438,7 +440,7 @@ def balance(
     """``datacheck balance``: plan from an audit run and write ``plan.parquet``, ``plan.json``
     and the resulting manifest into ``out``. Never touches the dataset.
 
-    ``options.seed`` None-like values are not accepted here; the CLI fills the run's seed.
+    ``options.seed`` None means the audit's seed.
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
@@ -451,6 +453,8 @@ def balance(
     if manifest.format == "arrays":
         raise UsageError(f"the audit in {run.path} read --pred-probs arrays, not image files; there is nothing to balance")
     frame = manifest.frame
+    if options.seed is None:
+        options = replace(options, seed=run.seed)
     plan = plan_balance(frame, run.findings, options)
     new = apply_plan(frame, plan)
     result = BalanceResult(plan, new, balance_table(frame, plan))
