@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
 import os
@@ -158,6 +159,15 @@ def test_large_run_table_is_capped_and_said(tmp_path):
     assert result.size_bytes < 2_000_000
 
 
+def test_heatmap_of_many_classes_keeps_the_most_involved(tmp_path):
+    run = synthetic_run(tmp_path, samples=3000, images=5, checks=13, classes=60)
+    page = write_report(run, tmp_path / "r.html", max_thumbnails=0).html.read_text()
+    heatmap = re.search(r'<table class="heatmap">(.*?)</table>', page, re.S).group(1)
+    involved = int(re.search(r"Showing the 40 classes with the most suggestions in or out, of (\d+) involved", page).group(1))
+    assert 40 < involved <= 60
+    assert heatmap.count("<tr>") == 1 + 40  # header + one row per class shown
+
+
 def test_moved_dataset_omits_thumbnails_and_dataset_option_finds_them(tmp_path):
     run = synthetic_run(tmp_path / "a", samples=100, images=5, checks=13)
     moved = tmp_path / "moved"
@@ -284,8 +294,9 @@ def test_report_in_headless_chromium(chromium, sample_report):
     assert attrs["data-table-rows"] == str(result.table_rows)
     for section in SECTIONS:
         assert f'<section id="{section}">' in dom.stdout
-    # The table was rendered by the script: the first page of rows, worst first.
-    assert dom.stdout.count('<tr class="issue">') > 100
+    # The table was rendered by the script: the first 500 rows by score (a stable sort), worst first.
+    rows = sorted(embedded_data(result.html.read_text())["table"]["rows"], key=lambda r: r[4])[:500]
+    assert dom.stdout.count('<tr class="issue">') == sum(r[5] for r in rows) > 50
     assert f"showing 500 of {result.table_rows} matching rows" in dom.stdout
 
     shot = ARTIFACTS / "report.png"
@@ -293,6 +304,34 @@ def test_report_in_headless_chromium(chromium, sample_report):
     taken = run_chromium(chromium, result.html, "--window-size=1280,4000", f"--screenshot={shot}")
     assert taken.returncode == 0 and shot.stat().st_size > 100_000, taken.stderr[-2000:]
     print(f"report screenshot: {shot}")
+
+
+# Drives the table as a person would: filter by check and text, flagged only, sort by id descending.
+PROBE = """<script>
+(function () {
+  function set(id, value) { var el = document.getElementById(id); el[id === "f-flagged" ? "checked" : "value"] = value;
+                            el.dispatchEvent(new Event("input")); }
+  function rows() { return document.querySelectorAll("#findings-table tbody tr").length; }
+  set("f-check", "dark"); set("f-text", "TRAIN/");
+  var filtered = rows();
+  var th = document.querySelector('#findings-table th[data-col="0"]'); th.click(); th.click();
+  var first = document.querySelector("#findings-table tbody td.id").textContent;
+  set("f-flagged", true);
+  document.body.setAttribute("data-probe", JSON.stringify([filtered, first, rows()]));
+})();
+</script></body>"""
+
+
+def test_table_filters_and_sorts_in_chromium(chromium, tmp_path, sample_report):
+    result, page = sample_report
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE), encoding="utf-8")
+    dom = run_chromium(chromium, probe, "--dump-dom")
+    assert console_messages(dom.stderr) == []
+    got = json.loads(html.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1)))
+    rows = [r for r in embedded_data(page)["table"]["rows"] if r[3] == "dark" and "train/" in r[0].lower()]
+    assert got == [min(len(rows), 500), max(r[0] for r in rows), min(sum(r[5] for r in rows), 500)]
+    assert len(rows) > 400 and sum(r[5] for r in rows) >= 3
 
 
 def test_hostile_report_runs_no_injected_script(chromium, tmp_path):

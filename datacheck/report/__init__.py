@@ -1,1 +1,1 @@
-"""Human-readable output of a run: the console summary (HTML report and CSV to come)."""
+"""Human-readable output of a run: the console summary, JUnit XML, the HTML report and findings.csv."""

@@ -48,6 +48,7 @@ DEFAULT_MAX_TABLE_ROWS = 10_000
 #: Duplicate / leakage groups shown per check, and members shown per group.
 MAX_GROUPS = 30
 MAX_GROUP_MEMBERS = 8
+MAX_HEATMAP_CLASSES = 40
 THUMBNAIL_PX = 80
 HIST_BINS = 20
 DUPLICATE_CHECKS = ("exact_duplicates", "near_duplicates", "split_leakage")
@@ -501,8 +502,12 @@ def _heatmap(findings: pd.DataFrame) -> str:
         return '<p class="note">label_issues suggested no relabel.</p>'
     counts = pd.crosstab(rows["label"].fillna("(none)"), rows["suggested_label"])
     classes = sorted(set(findings.loc[findings["check"] == "label_issues", "label"].dropna()) | set(counts.columns), key=str)
-    if len(classes) > 40:  # keep the grid readable: only the classes involved in a suggestion
-        classes = sorted(set(counts.index) | set(counts.columns), key=str)
+    left_out = ""
+    if len(classes) > MAX_HEATMAP_CLASSES:  # keep the grid readable (and the page small)
+        involved = counts.sum(axis=1).add(counts.sum(axis=0), fill_value=0).sort_values(ascending=False, kind="stable")
+        classes = sorted(involved.index[:MAX_HEATMAP_CLASSES], key=str)
+        left_out = (f" Showing the {len(classes)} classes with the most suggestions in or out, of "
+                    f"{len(involved):,} involved.")
     peak = counts.to_numpy().max()
     head = "<th>given ↓ / suggested →</th>" + "".join(f'<th class="rot">{_e(c)}</th>' for c in classes) + "<th>total</th>"
     body = []
@@ -522,7 +527,7 @@ def _heatmap(findings: pd.DataFrame) -> str:
         total = int(counts.loc[given].sum()) if given in counts.index else 0
         body.append(f"<tr><th>{_e(given)}</th>{''.join(cells)}<td class=\"num\">{total}</td></tr>")
     return (f'<p class="note">{len(rows):,} flagged label issue(s) with a different suggested label: row = given '
-            f"label, column = the model's suggestion.</p>"
+            f"label, column = the model's suggestion.{_e(left_out)}</p>"
             f'<div class="scroll"><table class="heatmap"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
