@@ -311,7 +311,8 @@ def _table_html(header: list[str], rows: list[list[str]], numeric=None, cls: str
             classes = " ".join(c for c, on in (("num", i in numeric), ("zero", value == "0")) if on)
             cells.append(f'<td class="{classes}">{value}</td>' if classes else f"<td>{value}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""  # a key/value table has no header
+    return f'<div class="scroll"><table class="{cls}">{thead}<tbody>{"".join(body)}</tbody></table></div>'
 
 
 # --------------------------------------------------------------------------- overview
@@ -349,8 +350,10 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
                       for g in gate_of.get(check, []) + gate_of.get(c.get("detector"), [])]
         rows.append([_e(check), _e(c.get("detector", "")), f"{c.get('flagged', 0):,}", f"{c.get('scored', 0):,}",
                      f"{c.get('percent', 0):.1f}", _e(format_threshold(c.get("threshold") or {})), " ".join(gate_cells)])
-    parts.append("<h3>Checks</h3>" + _table_html(["check", "detector", "flagged", "scored", "%", "threshold", "gate"],
-                                                  rows, numeric={2, 3, 4}))
+    header = ["check", "detector", "flagged", "scored", "%", "threshold", "gate"]
+    if not gates:  # no gate column to leave empty
+        header, rows = header[:-1], [r[:-1] for r in rows]
+    parts.append("<h3>Checks</h3>" + _table_html(header, rows, numeric={2, 3, 4}))
     if gates:
         parts.append("<h3>Gates (--fail-on)</h3>" + _table_html(
             ["gate", "flagged", "scored", "%", "result"],
@@ -393,7 +396,9 @@ def _breakdown(findings: pd.DataFrame, flagged: pd.DataFrame, column: str, name:
         row = [_e(key), f"{samples[key]:,}", f"{int(any_flag.get(key, 0)):,}"]
         row += [f"{int(per_check.at[key, c]) if key in per_check.index else 0:,}" for c in per_check.columns]
         rows.append(row)
-    return _table_html([_e(name), "samples", "flagged", *(_e(c) for c in per_check.columns)], rows)
+    # Check names break after their underscores, so a dozen checks fit the page's width.
+    checks = (_e(c).replace("_", "_<wbr>") for c in per_check.columns)
+    return _table_html([_e(name), "samples", "flagged", *checks], rows, cls="breakdown")
 
 
 # --------------------------------------------------------------------------- galleries and groups
