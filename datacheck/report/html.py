@@ -347,7 +347,8 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
     for check, c in checks.items():
         gate_cells = [f'<span class="{"failed" if g["failed"] else "passed"}">{_e(g["gate"])} '
                       f'{"failed" if g["failed"] else "passed"}</span>'
-                      for g in gate_of.get(check, []) + gate_of.get(c.get("detector"), [])]
+                      for g in gate_of.get(check, []) + (gate_of.get(c.get("detector"), [])
+                                                         if c.get("detector") != check else [])]
         rows.append([_e(check), _e(c.get("detector", "")), f"{c.get('flagged', 0):,}", f"{c.get('scored', 0):,}",
                      f"{c.get('percent', 0):.1f}", _e(format_threshold(c.get("threshold") or {})), " ".join(gate_cells)])
     header = ["check", "detector", "flagged", "scored", "%", "threshold", "gate"]
@@ -421,7 +422,9 @@ def _sample_card(row, thumbs: _Thumbnails, extra: str = "", cls: str = "") -> st
         conf = row.get("suggested_confidence")
         conf_text = f" ({conf:.2f})" if conf is not None and not pd.isna(conf) else ""
         lines.append(f'<div class="kv sugg">suggested <b>{_e(suggested)}</b>{_e(conf_text)}</div>')
-    lines.append(f'<div class="kv">score <b>{row["score"]:.4f}</b> {extra}</div>')
+    lines.append(f'<div class="kv">score <b>{row["score"]:.4f}</b></div>')
+    if extra:
+        lines.append(f"<div>{extra}</div>")
     return (f'<div class="sample {cls}"><div class="img{"" if key else " none"}">{image}</div>'
             + "".join(lines) + "</div>")
 
@@ -429,6 +432,8 @@ def _sample_card(row, thumbs: _Thumbnails, extra: str = "", cls: str = "") -> st
 def _galleries(galleries: dict[str, pd.DataFrame], findings: pd.DataFrame, thumbs: _Thumbnails) -> str:
     if not galleries:
         return '<p class="note">No check flagged any sample.</p>'
+    if not any(len(rows) for rows in galleries.values()):
+        return '<p class="note">Galleries are off (--gallery-size 0).</p>'
     total = findings[findings["is_issue"]].groupby("check").size()
     parts = []
     for check, rows in galleries.items():
@@ -578,8 +583,8 @@ def _histogram_svg(check: str, clean: np.ndarray, flagged: np.ndarray) -> str:
             f'<text x="{left + plot_w}" y="{height - 4}" font-size="10" text-anchor="middle">1</text>'
             f'<text x="{left - 3}" y="14" font-size="10" text-anchor="end">{peak}</text>'
             f'<text x="{left - 3}" y="{8 + plot_h}" font-size="10" text-anchor="end">0</text>')
-    title = (f'<div class="t">{_e(check)} <span class="legend">{int(total.sum()):,} scored, '
-             f'{int(flagged.sum()):,} flagged</span></div>')
+    title = (f'<div class="t">{_e(check)}</div><div class="legend">{int(total.sum()):,} scored, '
+             f'{int(flagged.sum()):,} flagged</div>')
     return (f'<div class="hist">{title}<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'role="img" aria-label="score histogram of {_e(check)}">{axis}{"".join(bars)}</svg></div>')
 
@@ -617,7 +622,7 @@ def _clusters(findings: pd.DataFrame) -> str:
     return ('<p class="note">Each class split into sub-clusters by the <code>clusters</code> check; '
             'bar length = class size, segments = clusters, largest first.</p>'
             '<div class="scroll"><table class="clusters"><thead><tr><th>class</th><th class="num">samples</th>'
-            '<th class="num">clusters</th><th>sizes</th><th>largest</th></tr></thead><tbody>'
+            '<th class="num">clusters</th><th>share</th><th>sizes, largest first</th></tr></thead><tbody>'
             + "".join(body) + "</tbody></table></div>")
 
 
