@@ -3,7 +3,8 @@
 The run has the shape of a real image audit: ``--checks`` checks scoring every sample (so
 ``samples × checks`` findings rows), ``--flag-rate`` of each check's rows flagged, 1 % of
 samples in exact/near duplicate pairs (some crossing train/val), label issues with
-suggested labels over 10 classes, and a ``clusters`` check (one row per sample). Its
+suggested labels over 10 classes, and a ``clusters`` check (one row per sample, four
+sub-clusters per class, the smallest flagged). Its
 images are ``--images`` PNG files shared by the samples (each sample still decodes its
 own thumbnail, so sharing only saves disk). ``--image-kind noise`` makes every pixel random,
 the worst case for JPEG thumbnails; ``blocks`` makes 8×8-pixel blocks, closer to photos.
@@ -106,12 +107,13 @@ def synthetic_run(path: Path, samples: int, images: int = 500, image_kind: str =
                                  "percent": round(100.0 * flagged.mean(), 3), "threshold": {"rule": "synthetic"},
                                  "worst": ids[np.argsort(score)[:3]].tolist()}
     if clusters:
-        cluster = rng.integers(0, 4, samples)
+        cluster = rng.choice(4, samples, p=[0.45, 0.3, 0.2, 0.05])  # cluster 3 of each class is flagged as small
         parts.append(pd.DataFrame({
             "sample_id": ids, "path": files, "split": split, "label": [names[c] for c in label], "check": "clusters",
-            "score": np.ones(samples), "is_issue": False, "suggested_label": None, "suggested_confidence": np.nan,
+            "score": np.where(cluster == 3, 0.2, 1.0), "is_issue": cluster == 3, "suggested_label": None, "suggested_confidence": np.nan,
             "details": [json.dumps({"cluster": int(c), "cluster_size": 0}) for c in cluster]}))
-        summary_checks["clusters"] = {"detector": "clusters", "flagged": 0, "scored": samples, "percent": 0.0,
+        summary_checks["clusters"] = {"detector": "clusters", "flagged": int((cluster == 3).sum()), "scored": samples,
+                                      "percent": round(100.0 * (cluster == 3).mean(), 3),
                                       "threshold": {}, "worst": []}
     findings = pd.concat(parts, ignore_index=True).assign(run_id="synthetic")
     findings = findings.sort_values(["check", "score"], kind="stable").reset_index(drop=True)

@@ -78,7 +78,11 @@ def test_sample_report_sections_and_counts(sample_report, sample_audit):
     issues = findings[(findings["check"] == "label_issues") & findings["is_issue"]]
     moved = int((issues["suggested_label"].notna() & (issues["suggested_label"] != issues["label"])).sum())
     assert f"{moved:,} flagged label issue(s) with a different suggested label" in page
-    assert "No <code>clusters</code> check in this run." in page
+    if "clusters" in set(findings["check"]):  # once the clusters detector runs by default
+        clusters = re.search(r'<table class="clusters">(.*?)</table>', page, re.S).group(1)
+        assert clusters.count("<tr>") == 1 + findings.loc[findings["check"] == "clusters", "label"].nunique()
+    else:
+        assert "No <code>clusters</code> check in this run." in page
     # Offline: nothing loaded from elsewhere.
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
     assert "<link" not in page and "<script src" not in page and "@import" not in page
@@ -154,8 +158,13 @@ def test_large_run_table_is_capped_and_said(tmp_path):
     assert all(r[5] for r in rows)
     # Round-robin: every check that flagged something is in the capped table.
     assert {r[3] for r in rows} == set(findings.loc[findings["is_issue"], "check"])
-    # The clusters check: 10 classes, each split into the 4 synthetic clusters.
-    assert page.count('<td class="num">4</td><td><div class="bar"') == 10
+    # The clusters check: 10 classes, each split into the 4 synthetic clusters, the smallest flagged.
+    clusters = findings[findings["check"] == "clusters"]
+    small = clusters[clusters["is_issue"]].groupby("label").size()
+    for label, n in small.items():
+        assert f'<tr><td>{label}</td><td class="num">{(clusters["label"] == label).sum():,}</td><td class="num">4</td>' \
+               f'<td class="num">{n:,}</td>' in page
+    assert len(small) == 10 and page.count("(flagged: under-represented)") == 10
     assert result.size_bytes < 2_000_000
 
 

@@ -55,7 +55,8 @@ DUPLICATE_CHECKS = ("exact_duplicates", "near_duplicates", "split_leakage")
 TABLE_COLUMNS = ["sample_id", "split", "label", "check", "score", "is_issue", "suggested_label",
                  "suggested_confidence", "thumb"]
 _EXIT_MEANING = {0: "no gate exceeded", 1: "a --fail-on gate was exceeded"}
-_PALETTE = ["#2f5fb3", "#e08a1e", "#3a9b5c", "#b0413e", "#7b5ea7", "#2a9ca6", "#b8a12f", "#8c6d4f"]
+_PALETTE = ["#2f5fb3", "#e08a1e", "#3a9b5c", "#7b5ea7", "#2a9ca6", "#b8a12f", "#8c6d4f", "#6b7a8f"]
+_FLAGGED = "#c0392b"
 # An unreadable or missing file: a grey tile with a cross, so the gallery keeps its shape.
 _PLACEHOLDER = "data:image/svg+xml;base64," + base64.b64encode(
     b'<svg xmlns="http://www.w3.org/2000/svg" width="80" height="80"><rect width="80" height="80" fill="#d7dbe2"/>'
@@ -600,30 +601,39 @@ def _clusters(findings: pd.DataFrame) -> str:
     if rows.empty:
         return '<p class="note">No <code>clusters</code> check in this run.</p>'
     sizes: dict[str, dict[int, int]] = {}
-    for label, details in zip(rows["label"].fillna("(none)").tolist(), rows["details"].tolist()):
+    flagged: dict[str, set[int]] = {}  # clusters with a flagged (under-represented) sample
+    for label, details, issue in zip(rows["label"].fillna("(none)").tolist(), rows["details"].tolist(),
+                                     rows["is_issue"].tolist()):
         d = json.loads(details)
         if "cluster" not in d:
             continue
         per_class = sizes.setdefault(str(label), {})
         per_class[int(d["cluster"])] = per_class.get(int(d["cluster"]), 0) + 1
+        if issue:
+            flagged.setdefault(str(label), set()).add(int(d["cluster"]))
     if not sizes:
         return '<p class="note">The <code>clusters</code> check reported no cluster ids.</p>'
     peak = max(sum(c.values()) for c in sizes.values())
     body = []
     for label in sorted(sizes, key=str):
-        counts = sorted(sizes[label].values(), reverse=True)
-        total = sum(counts)
-        segments = "".join(f'<span style="width:{100 * n / total:.2f}%;background:{_PALETTE[i % len(_PALETTE)]}" '
-                           f'title="cluster of {n}"></span>' for i, n in enumerate(counts))
-        listed = ", ".join(map(str, counts[:12])) + (" …" if len(counts) > 12 else "")
-        body.append(f'<tr><td>{_e(label)}</td><td class="num">{total:,}</td><td class="num">{len(counts)}</td>'
+        clusters = sorted(sizes[label].items(), key=lambda kv: (-kv[1], kv[0]))
+        small = flagged.get(label, set())
+        total = sum(n for _, n in clusters)
+        segments = "".join(
+            f'<span style="width:{100 * n / total:.2f}%;background:{_FLAGGED if c in small else _PALETTE[i % len(_PALETTE)]}" '
+            f'title="cluster {c}: {n} samples{" (flagged: under-represented)" if c in small else ""}"></span>'
+            for i, (c, n) in enumerate(clusters))
+        listed = ", ".join(str(n) for _, n in clusters[:12]) + (" …" if len(clusters) > 12 else "")
+        n_small = sum(n for c, n in clusters if c in small)
+        body.append(f'<tr><td>{_e(label)}</td><td class="num">{total:,}</td><td class="num">{len(clusters)}</td>'
+                    f'<td class="num{" zero" if not n_small else ""}">{n_small:,}</td>'
                     f'<td><div class="bar" style="width:{max(60, 360 * total / peak):.0f}px">{segments}</div></td>'
                     f"<td>{_e(listed)}</td></tr>")
     return ('<p class="note">Each class split into sub-clusters by the <code>clusters</code> check; '
-            'bar length = class size, segments = clusters, largest first.</p>'
+            'bar length = class size, segments = clusters, largest first; red = flagged as under-represented.</p>'
             '<div class="scroll"><table class="clusters"><thead><tr><th>class</th><th class="num">samples</th>'
-            '<th class="num">clusters</th><th>share</th><th>sizes, largest first</th></tr></thead><tbody>'
-            + "".join(body) + "</tbody></table></div>")
+            '<th class="num">clusters</th><th class="num">flagged</th><th>share</th><th>sizes, largest first</th>'
+            '</tr></thead><tbody>' + "".join(body) + "</tbody></table></div>")
 
 
 # --------------------------------------------------------------------------- findings table
