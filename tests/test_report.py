@@ -315,7 +315,8 @@ def test_report_in_headless_chromium(chromium, sample_report):
     print(f"report screenshot: {shot}")
 
 
-# Drives the table as a person would: filter by check and text, flagged only, sort by id descending.
+# Drives the table as a person would: filter by check and text, flagged only, sort by id descending;
+# and checks that nothing makes the page wider than a 1280 px window.
 PROBE = """<script>
 (function () {
   function set(id, value) { var el = document.getElementById(id); el[id === "f-flagged" ? "checked" : "value"] = value;
@@ -326,7 +327,8 @@ PROBE = """<script>
   var th = document.querySelector('#findings-table th[data-col="0"]'); th.click(); th.click();
   var first = document.querySelector("#findings-table tbody td.id").textContent;
   set("f-flagged", true);
-  document.body.setAttribute("data-probe", JSON.stringify([filtered, first, rows()]));
+  var fits = document.documentElement.scrollWidth <= window.innerWidth;  // wide tables scroll inside the page
+  document.body.setAttribute("data-probe", JSON.stringify([filtered, first, rows(), fits]));
 })();
 </script></body>"""
 
@@ -335,11 +337,11 @@ def test_table_filters_and_sorts_in_chromium(chromium, tmp_path, sample_report):
     result, page = sample_report
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", PROBE), encoding="utf-8")
-    dom = run_chromium(chromium, probe, "--dump-dom")
+    dom = run_chromium(chromium, probe, "--window-size=1280,2000", "--dump-dom")
     assert console_messages(dom.stderr) == []
     got = json.loads(html.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1)))
     rows = [r for r in embedded_data(page)["table"]["rows"] if r[3] == "dark" and "train/" in r[0].lower()]
-    assert got == [min(len(rows), 500), max(r[0] for r in rows), min(sum(r[5] for r in rows), 500)]
+    assert got == [min(len(rows), 500), max(r[0] for r in rows), min(sum(r[5] for r in rows), 500), True]
     assert len(rows) > 400 and sum(r[5] for r in rows) >= 3
 
 
