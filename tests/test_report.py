@@ -200,8 +200,9 @@ def test_report_of_pred_probs_run(tmp_path):
     labels[:15] = (labels[:15] + 1) % 3
     np.save(tmp_path / "l.npy", labels)
     audit = CliRunner().invoke(cli, ["audit", "--pred-probs", str(tmp_path / "p.npy"), "--labels", str(tmp_path / "l.npy"),
-                                     "--out", str(tmp_path / "run"), "-q"], catch_exceptions=False)
-    assert audit.exit_code == 0, audit.output
+                                     "--out", str(tmp_path / "run"), "--fail-on", "label_issues>0", "-q"],
+                           catch_exceptions=False)
+    assert audit.exit_code == ExitStatus.GATE_FAILED, audit.output
     result = report(tmp_path / "run", "--csv")
     assert result.exit_code == 0, result.output
     assert f"report written to {tmp_path / 'run' / 'report.html'}" in result.stderr
@@ -209,7 +210,9 @@ def test_report_of_pred_probs_run(tmp_path):
     for section in SECTIONS:
         assert f'<section id="{section}">' in page
     assert "no images, so no thumbnails" in page and "data:image" not in page
-    assert "label_issues" in page
+    assert "Exit status 1: a --fail-on gate was exceeded." in page
+    assert '<span class="failed">label_issues&gt;0 failed</span>' in page  # in the checks table
+    assert re.search(r"<td>label_issues&gt;0</td><td class=\"num\">\d+</td>", page)  # and the gates table
     assert len(pd.read_csv(tmp_path / "run" / "findings.csv")) == len(pd.read_parquet(tmp_path / "run" / "findings.parquet"))
 
 
