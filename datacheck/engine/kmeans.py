@@ -298,35 +298,39 @@ def _sq_dist_all(points, sq_norms, centers) -> torch.Tensor:
 # --------------------------------------------------------------------------- PCA
 
 
-def pca(x, n_components: int, device: str = "cpu") -> np.ndarray:
-    """Project the rows of ``x`` on their top principal components.
+def pca(x, n_components: int, device: str = "cpu", fit=None) -> np.ndarray:
+    """Project the rows of ``x`` on the top principal components of (some of) them.
 
     The components are the eigenvectors of the covariance matrix (computed in float64, one
     D x D matrix, so memory does not grow with N beyond the data; the thin SVD of the centred
-    data when N <= D), with the sign fixed so
-    that each component's largest-magnitude loading is positive (scikit-learn's
-    ``svd_flip`` convention): the projection is deterministic.
+    data when N <= D), with the sign fixed so that each component's largest-magnitude loading
+    is positive (scikit-learn's ``svd_flip`` convention): the projection is deterministic.
 
     Parameters
     ----------
     x : array-like of shape (N, D), float
     n_components : int
-        Capped at ``min(N - 1, D)`` (at least 1).
+        Capped at ``min(M - 1, D)`` (at least 1), M the number of fitting rows.
     device : str, default "cpu"
+    fit : ndarray of shape (N,), bool, optional
+        Rows that define the mean and the components (default: all); every row is projected.
 
     Returns
     -------
     ndarray of shape (N, n_components'), float32
-        Centred data in the component basis, components by decreasing variance.
+        Rows centred on the fitting rows' mean, in the component basis, components by
+        decreasing variance.
     """
     data = torch.as_tensor(x, device=device).to(torch.float64)
-    n, d = data.shape
-    m = max(1, min(n_components, n - 1, d))
+    basis = data if fit is None else data[torch.as_tensor(np.asarray(fit, dtype=bool), device=data.device)]
+    m_rows, d = basis.shape
+    m = max(1, min(n_components, m_rows - 1, d))
     with torch.inference_mode():
-        centred = data - data.mean(dim=0)
-        if n < 2:
-            return np.zeros((n, m), dtype=np.float32)
-        if n <= d:  # few points in many dimensions: the thin SVD is the cheaper route
+        if m_rows < 2:
+            return np.zeros((len(data), m), dtype=np.float32)
+        mean = basis.mean(dim=0)
+        centred = basis - mean
+        if m_rows <= d:  # few points in many dimensions: the thin SVD is the cheaper route
             components = torch.linalg.svd(centred, full_matrices=False).Vh[:m].T
         else:
             _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
@@ -334,4 +338,4 @@ def pca(x, n_components: int, device: str = "cpu") -> np.ndarray:
         biggest = components.abs().argmax(dim=0)
         signs = torch.sign(components[biggest, torch.arange(m, device=components.device)])
         components = components * torch.where(signs == 0, torch.ones_like(signs), signs)
-        return (centred @ components).to(torch.float32).cpu().numpy()
+        return ((data - mean) @ components).to(torch.float32).cpu().numpy()

@@ -1,0 +1,175 @@
+"""Sub-clusters of each class in embedding space, and the under-represented ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from .base import AuditContext, Detector, check_positive, partial_findings
+from .registry import register_detector
+
+# Silhouette is averaged over at most this many samples of a class (scikit-learn's
+# ``sample_size``): O(n^2) distances otherwise.
+_SILHOUETTE_SAMPLE = 2000
+# A candidate k needs at least this many fitted samples per cluster on average.
+_MIN_PER_CLUSTER = 3
+
+
+@register_detector
+class Clusters(Detector):
+    """Cluster each class in embedding space; flag samples in far-smaller-than-typical sub-clusters.
+
+    Per class: the embeddings are reduced by PCA to ``n_components`` dimensions and clustered
+    by K-means (k-means++ seeding, ``n_init`` runs; :func:`datacheck.engine.kmeans.kmeans`).
+    ``k`` is chosen per class by the mean silhouette coefficient (Rousseeuw 1987; scikit-learn's
+    ``silhouette_score``, on at most 2,000 samples): the k in ``2..max_k`` with the highest
+    silhouette, or a single cluster when even that is below ``min_silhouette`` (0.25: the
+    level below which Kaufman & Rousseeuw read "no substantial structure"). ``k > 0`` fixes it.
+
+    The *typical* sub-cluster size of a class is the size of the sub-cluster its median sample
+    belongs to (the sample-weighted median size); a sample is flagged when its sub-cluster is
+    smaller than ``min_ratio`` x typical: a style of the class that is rare in the data, which
+    a model learns badly. ``score = min(1, size / typical)``.
+
+    Samples whose given label the model finds less likely than chance (out-of-fold
+    probability below 1/C) are left out of the PCA and K-means fit: they are label-issue
+    candidates (``label_issues``), and on a noisy dataset they would otherwise form the small
+    clusters. They are assigned to their nearest sub-cluster (and counted in its size) but
+    never flagged (``"off_class": true`` in ``details``).
+
+    Embeddings from cross-validation are the fold models' features side by side, every
+    sample embedded by every fold model (one shared space): measured on ``sample_data``,
+    clusters carry no information about the fold a sample was held out in (adjusted mutual
+    information at the permutation null), so nothing is corrected per fold.
+
+    Parameters
+    ----------
+    n_components : int, default 32
+        PCA dimensions (fewer for a small class: at most its fitted samples - 1).
+    k : int, default 0
+        Clusters per class; 0 = chosen per class by silhouette (capped at the class's
+        fitted samples / 3).
+    max_k : int, default 8
+        Largest k tried when choosing.
+    min_silhouette : float, default 0.25
+        Below this best silhouette a class is one cluster.
+    min_ratio : float, default 0.25
+        Flag sub-clusters smaller than this fraction of the class's typical sub-cluster.
+    n_init : int, default 3
+        K-means initialisations per (class, k).
+    """
+
+    name = "clusters"
+    requires = frozenset({"embeddings", "labels"})
+    checks = ("clusters",)
+
+    def __init__(self, *, n_components: int = 32, k: int = 0, max_k: int = 8, min_silhouette: float = 0.25,
+                 min_ratio: float = 0.25, n_init: int = 3):
+        self.n_components = n_components
+        self.k = k
+        self.max_k = max_k
+        self.min_silhouette = min_silhouette
+        self.min_ratio = min_ratio
+        self.n_init = n_init
+
+    def validate_params(self) -> None:
+        check_positive("clusters.n_components", self.n_components, integer=True)
+        check_positive("clusters.k", self.k, integer=True, allow_zero=True)
+        check_positive("clusters.max_k", self.max_k, integer=True)
+        check_positive("clusters.n_init", self.n_init, integer=True)
+        if not isinstance(self.min_silhouette, (int, float)) or isinstance(self.min_silhouette, bool) \
+                or not -1 <= self.min_silhouette <= 1:
+            raise UsageError(f"clusters.min_silhouette must be a number in [-1, 1], got {self.min_silhouette!r}")
+        check_positive("clusters.min_ratio", self.min_ratio)
+        if self.min_ratio >= 1:
+            raise UsageError(f"clusters.min_ratio must be below 1, got {self.min_ratio!r}")
+
+    def find(self, ctx: AuditContext) -> pd.DataFrame:
+        outputs = ctx.get("labels")
+        embeddings = ctx.get("embeddings")
+        if embeddings is None:
+            self.thresholds_[self.name] = {"rule": "off: no embeddings"}
+            return partial_findings([], self.name, [], [], [])
+        scored = outputs.scored & np.isfinite(embeddings).all(axis=1)
+        n_classes = len(outputs.classes)
+        parts, per_class = [], {}
+        for c in range(n_classes):
+            rows = np.flatnonzero(scored & (outputs.labels == c))
+            if len(rows) == 0:
+                continue
+            in_class = outputs.pred_probs[rows, c] >= 1.0 / n_classes
+            labels, k, silhouette = self._cluster_class(embeddings[rows], in_class, ctx)
+            parts.append(self._class_rows(rows, labels, k, in_class))
+            per_class[outputs.classes[c]] = {"k": k, "silhouette": None if silhouette is None else round(silhouette, 4),
+                                             "typical_size": parts[-1]["typical"]}
+        self.thresholds_[self.name] = {
+            "rule": f"sub-cluster size < {self.min_ratio} x the class's typical (sample-weighted median) sub-cluster size",
+            "k": "silhouette over 2..max_k" if self.k == 0 else self.k,
+            "classes": per_class,
+        }
+        if not parts:
+            return partial_findings([], self.name, [], [], [])
+        rows = np.concatenate([p["rows"] for p in parts])
+        return partial_findings(rows, self.name, np.concatenate([p["score"] for p in parts]),
+                                np.concatenate([p["is_issue"] for p in parts]),
+                                [d for p in parts for d in p["details"]])
+
+    def _cluster_class(self, x: np.ndarray, in_class: np.ndarray, ctx: AuditContext):
+        """Cluster ids (n,) of one class's samples, its k, and the chosen k's silhouette (or None)."""
+        from ..engine.kmeans import kmeans, pca
+
+        fit = in_class if in_class.sum() >= 2 else np.ones(len(x), bool)
+        n_fit = int(fit.sum())
+        if n_fit < 2:
+            return np.zeros(len(x), np.int64), 1, None
+        points = pca(x, self.n_components, device=ctx.device, fit=fit)
+        fitted = points[fit]
+        if self.k:
+            k, silhouette = min(self.k, n_fit), None
+            centers = kmeans(fitted, k, n_init=self.n_init, seed=ctx.seed, device=ctx.device).centers
+        else:
+            k, silhouette, centers = self._choose_k(fitted, ctx)
+        # Every sample (fitted or not) goes to its nearest centre; (n, k) distances, no (n, k, D) array.
+        distances = (centers * centers).sum(axis=1)[None, :] - 2.0 * points @ centers.T
+        return _by_size(distances.argmin(axis=1), k), k, silhouette
+
+    def _choose_k(self, points: np.ndarray, ctx: AuditContext):
+        from sklearn.metrics import silhouette_score
+
+        from ..engine.kmeans import kmeans
+
+        n = len(points)
+        best = (1, None, points.mean(axis=0, keepdims=True))
+        top = min(self.max_k, n // _MIN_PER_CLUSTER, n - 1)
+        for k in range(2, top + 1):
+            result = kmeans(points, k, n_init=self.n_init, seed=ctx.seed, device=ctx.device)
+            if len(np.unique(result.labels)) < 2:
+                continue
+            score = float(silhouette_score(points, result.labels, sample_size=min(n, _SILHOUETTE_SAMPLE),
+                                           random_state=ctx.seed))
+            if best[1] is None or score > best[1]:
+                best = (k, score, result.centers)
+        if best[1] is None or best[1] < self.min_silhouette:
+            return 1, best[1], points.mean(axis=0, keepdims=True)
+        return best
+
+    def _class_rows(self, rows: np.ndarray, labels: np.ndarray, k: int, in_class: np.ndarray) -> dict:
+        sizes = np.bincount(labels, minlength=k)
+        member_size = sizes[labels]
+        typical = float(np.median(member_size))
+        small = member_size < self.min_ratio * typical
+        details = [{"cluster": int(c), "cluster_size": int(s), "class_clusters": int(k), "typical_size": typical,
+                    **({} if inside else {"off_class": True})}
+                   for c, s, inside in zip(labels, member_size, in_class)]
+        return {"rows": rows, "score": np.minimum(1.0, member_size / typical), "is_issue": small & in_class,
+                "details": details, "typical": typical}
+
+
+def _by_size(labels: np.ndarray, k: int) -> np.ndarray:
+    """Renumber cluster ids by decreasing size (ties: by old id), so ids are deterministic."""
+    sizes = np.bincount(labels, minlength=k)
+    order = np.lexsort((np.arange(k), -sizes))
+    rank = np.empty(k, np.int64)
+    rank[order] = np.arange(k)
+    return rank[labels]
