@@ -1,0 +1,116 @@
+"""CRUST coresets: a weighted subset per class that stands for the rest in gradient space."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from .base import AuditContext, Detector, check_positive, partial_findings
+from .registry import register_detector
+
+
+@register_detector
+class Coreset(Detector):
+    """Select a ``budget`` fraction of each class by facility location on last-layer gradients (CRUST).
+
+    After Mirzasoleiman, Cao & Leskovec, "Coresets for Robust Training of Neural Networks
+    against Noisy Labels" (NeurIPS 2020): the gradient of the loss with respect to a
+    sample's logits is ``softmax output - one-hot(given label)`` (here from the out-of-fold
+    probabilities); optionally joined with the L2-normalised embedding times
+    ``embedding_weight``. Per class, greedy facility location
+    (:func:`datacheck.engine.facility.facility_location`) picks ``ceil(budget x size)``
+    medoids; every sample is assigned to its nearest medoid, and a medoid's ``weight`` is the
+    number of samples assigned to it (weights sum to the class size). Training on the
+    medoids with these weights approximates the full gradient.
+
+    One deviation from CRUST's reference code: a sample does not count as representing
+    itself (the similarity matrix's diagonal is zero). With it, an isolated sample is always
+    worth selecting for its own coverage, and at a budget of 0.5 every mislabeled sample of a
+    lightly noisy dataset (whose gradients sit alone, far from the class's) was selected:
+    measured on ``sample_data``, the coreset held twice the dataset's share of planted
+    mislabels; without it, three quarters of it.
+
+    Classes above ``exact_max`` samples use stochastic greedy (memory O(N) per candidate,
+    never N x N). Opt-in (``--checks coreset``): it is a selection, not an issue finder.
+    ``is_issue`` = not selected (a candidate to drop); ``score`` is 1 for a medoid, else its
+    similarity to its medoid, ``1 - distance / M`` (``M`` bounds the class's distances),
+    capped at 0.999.
+
+    Parameters
+    ----------
+    budget : float, default 0.5
+        Fraction of each class to keep, in (0, 1].
+    embedding_weight : float, default 0.0
+        Weight of the normalised embeddings joined to the gradients (0 = gradients only, as
+        CRUST); ignored when the audit has no embeddings.
+    exact_max : int, default 4096
+        Largest class for the exact lazy greedy (N x N similarities).
+    """
+
+    name = "coreset"
+    requires = frozenset({"labels"})
+    checks = ("coreset",)
+    default = False
+
+    def __init__(self, *, budget: float = 0.5, embedding_weight: float = 0.0, exact_max: int = 4096):
+        self.budget = budget
+        self.embedding_weight = embedding_weight
+        self.exact_max = exact_max
+
+    def validate_params(self) -> None:
+        check_positive("coreset.budget", self.budget)
+        if self.budget > 1:
+            raise UsageError(f"coreset.budget must be at most 1, got {self.budget!r}")
+        check_positive("coreset.embedding_weight", self.embedding_weight, allow_zero=True)
+        check_positive("coreset.exact_max", self.exact_max, integer=True)
+
+    def find(self, ctx: AuditContext) -> pd.DataFrame:
+        from ..engine.facility import facility_location
+
+        outputs = ctx.get("labels")
+        features, scored = self._features(outputs, ctx)
+        ids = ctx.manifest.frame["sample_id"].astype(str).to_numpy()
+        parts, sizes = [], {}
+        for c in range(len(outputs.classes)):
+            rows = np.flatnonzero(scored & (outputs.labels == c))
+            if len(rows) == 0:
+                continue
+            budget = max(1, int(np.ceil(self.budget * len(rows) - 1e-9)))
+            selected, medoid, distance = facility_location(features[rows], budget, exact_max=self.exact_max,
+                                                           seed=ctx.seed + c, device=ctx.device)
+            is_medoid = np.zeros(len(rows), dtype=bool)
+            is_medoid[selected] = True
+            weight = np.where(is_medoid, np.bincount(medoid, minlength=len(rows)), 0)
+            score = np.where(is_medoid, 1.0, np.minimum(1.0 - distance, 0.999))
+            details = [json.dumps({"medoid": ids[rows[m]], "selected": bool(s), "weight": int(w)}, sort_keys=True)
+                       for m, s, w in zip(medoid, is_medoid, weight)]
+            parts.append((rows, score, ~is_medoid, details))
+            sizes[outputs.classes[c]] = {"size": int(len(rows)), "selected": int(budget),
+                                         "method": "lazy greedy" if len(rows) <= self.exact_max else "stochastic greedy"}
+        self.thresholds_[self.name] = {
+            "rule": f"not among the ceil({self.budget} x class size) facility-location medoids of its class",
+            "features": "softmax - one-hot" + (f" + {self.embedding_weight} x embedding" if features.shape[1] > len(outputs.classes) else ""),
+            "classes": sizes,
+        }
+        if not parts:
+            return partial_findings([], self.name, [], [], [])
+        rows, score, issue = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        return partial_findings(rows, self.name, score, issue, [d for p in parts for d in p[3]])
+
+    def _features(self, outputs, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
+        """Per-sample gradient approximation (N, C[+D]) and the rows that have one (N,)."""
+        scored = outputs.scored
+        labels = np.where(scored, outputs.labels, 0)
+        gradient = np.nan_to_num(outputs.pred_probs.astype(np.float32))
+        gradient[np.arange(len(labels)), labels] -= 1.0
+        if self.embedding_weight == 0 or "embeddings" not in ctx.features:
+            return gradient, scored
+        embeddings = ctx.get("embeddings")
+        if embeddings is None:
+            return gradient, scored
+        scored = scored & np.isfinite(embeddings).all(axis=1)
+        unit = np.nan_to_num(embeddings) / (np.linalg.norm(np.nan_to_num(embeddings), axis=1, keepdims=True) + 1e-12)
+        return np.hstack([gradient, self.embedding_weight * unit.astype(np.float32)]), scored
