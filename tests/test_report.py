@@ -313,7 +313,7 @@ def test_report_in_headless_chromium(chromium, sample_report):
 
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    taken = run_chromium(chromium, result.html, "--window-size=1280,4000", f"--screenshot={shot}")
+    taken = run_chromium(chromium, result.html, "--window-size=1280,10000", f"--screenshot={shot}")
     assert taken.returncode == 0 and shot.stat().st_size > 100_000, taken.stderr[-2000:]
     print(f"report screenshot: {shot}")
 
