@@ -33,7 +33,7 @@ from .. import __version__
 from ..audit_run import AuditRun, open_run
 from ..errors import UsageError
 from ..runs import atomic_write
-from .findings_csv import write_findings_csv
+from .csv import write_findings_csv
 from .summary import format_threshold
 
 #: Distinct thumbnails embedded at most. A thumbnail costs 3.5-4.7 KB (base64 JPEG, 80 px;
