@@ -282,7 +282,8 @@ def format_table(result: dict) -> str:
     n_clean = ev["samples"] - ev["leaked_copies"]
     all_rows = f"{ev['split']} (n={ev['samples']})"
     clean_rows = f"w/o leaked copies (n={n_clean})"
-    head = (f"{'condition':<22} {'train':>6}  {all_rows:>17} {'vs first':>9}  {clean_rows:>26} {'vs first':>9} "
+    width = max([22] + [len(c["name"]) for c in result["conditions"]])
+    head = (f"{'condition':<{width}} {'train':>6}  {all_rows:>17} {'vs first':>9}  {clean_rows:>26} {'vs first':>9} "
             f"{'s/seed':>7}")
     lines = [head]
     base = None
@@ -290,7 +291,7 @@ def format_table(result: dict) -> str:
         acc, clean = np.array(c["accuracy"]), np.array(c["accuracy_no_leak"])
         if base is None:
             base = (acc.mean(), clean.mean())
-        lines.append(f"{c['name']:<22} {c['train_samples']:>6}  {_pm(acc):>17} {100 * (acc.mean() - base[0]):>+8.1f}p  "
+        lines.append(f"{c['name']:<{width}} {c['train_samples']:>6}  {_pm(acc):>17} {100 * (acc.mean() - base[0]):>+8.1f}p  "
                      f"{_pm(clean):>26} {100 * (clean.mean() - base[1]):>+8.1f}p {np.mean(c['seconds']):>7.0f}")
     seeds = len(result["conditions"][0]["accuracy"]) if result["conditions"] else 0
     lines.append(f"(accuracy in %, mean ± std over {seeds} seed(s); 'p' = percentage points; "
@@ -327,22 +328,28 @@ def build_roman_conditions(data: Path, work: Path, log=print) -> tuple[dict[str,
     """
     from datacheck.detectors import list_detectors
 
-    work.mkdir(parents=True, exist_ok=True)
     conditions = {"a original": data}
     skipped: dict[str, str] = {}
+    # The opt-in checks balance needs, when they exist. Everything derived from an audit lives
+    # in a folder named after its checks, so a check that lands later gets a fresh audit and
+    # fresh plans instead of stale ones being reused.
+    extra = [c for c in ("clusters", "coreset") if c in list_detectors()]
+    work = work / "+".join(["audit", *extra])
     audit = work / "audit"
     if not (audit / "run.json").exists():
-        checks = list_detectors(default_only=True) + [c for c in ("clusters", "coreset") if c in list_detectors()]
-        done = _datacheck("audit", data, "--out", audit, "--checks", ",".join(checks), "--quiet", log=log)
+        work.mkdir(parents=True, exist_ok=True)
+        done = _datacheck("audit", data, "--out", audit, "--checks", ",".join(list_detectors(default_only=True) + extra),
+                          "--quiet", log=log)
         if done.returncode not in (0, 1):  # 1: a gate failed, still a complete run
             raise RuntimeError(f"datacheck audit failed: {done.stderr.strip().splitlines()[-1:]}")
 
-    def step(name: str, output: Path, commands: list[tuple]) -> None:
+    def step(name: str, output: Path, commands: list[tuple], finished: Path | None = None) -> None:
+        """Run ``commands`` unless ``finished`` (default ``output``) exists; then train on ``output``."""
         missing = sorted({c[0] for c in commands if not _has_command(c[0])})
         if missing:
             skipped[name] = f"`datacheck {'`, `datacheck '.join(missing)}` does not exist yet"
             return
-        if not output.exists():
+        if not (finished or output).exists():
             for args in commands:
                 done = _datacheck(*args, log=log)
                 if done.returncode != 0:
@@ -353,11 +360,18 @@ def build_roman_conditions(data: Path, work: Path, log=print) -> tuple[dict[str,
 
     step("b relabel+drop", work / "relabelled", [
         ("relabel", audit, "--auto", "--drop", "--out", work / "relabel", "--materialize", work / "relabelled", "-q")])
-    step("c balance+augment", work / "augmented", [
-        ("balance", audit, "--out", work / "plan-subclusters", "--strategy", "subclusters", "--drop-flagged"),
-        ("augment", work / "plan-subclusters", "--out", work / "augmented")])
-    step("d coreset", work / "plan-coreset" / "manifest.csv", [
-        ("balance", audit, "--out", work / "plan-coreset", "--strategy", "coreset")])
+    # Sub-cluster balancing needs the clusters check; balancing by class needs none (without
+    # clusters it stands in for condition c, named as such in the table).
+    for strategy in ["subclusters"] * ("clusters" in extra) + ["classes"]:
+        step(f"c balance({strategy})+augment", work / f"augmented-{strategy}", [
+            ("balance", audit, "--out", work / f"plan-{strategy}", "--strategy", strategy, "--drop-flagged", "-q"),
+            ("augment", work / f"plan-{strategy}", "--out", work / f"augmented-{strategy}", "-q")],
+             finished=work / f"augmented-{strategy}" / "augment.json")
+    if "coreset" in extra:
+        step("d coreset", work / "plan-coreset" / "manifest.csv", [
+            ("balance", audit, "--out", work / "plan-coreset", "--strategy", "coreset", "-q")])
+    else:
+        skipped["d coreset"] = "the `coreset` check does not exist yet (balance --strategy coreset needs it)"
     return conditions, skipped
 
 
