@@ -80,7 +80,10 @@ def test_sample_report_sections_and_counts(sample_report, sample_audit):
     assert f"{moved:,} flagged label issue(s) with a different suggested label" in page
     if "clusters" in set(findings["check"]):  # once the clusters detector runs by default
         clusters = re.search(r'<table class="clusters">(.*?)</table>', page, re.S).group(1)
-        assert clusters.count("<tr>") == 1 + findings.loc[findings["check"] == "clusters", "label"].nunique()
+        rows = findings[findings["check"] == "clusters"]
+        assert clusters.count("<tr>") == 1 + rows["label"].nunique()
+        for label, n in rows[rows["is_issue"]].groupby("label").size().items():
+            assert f'<td class="num">{n:,}</td><td><div class="bar"' in clusters, label
     else:
         assert "No <code>clusters</code> check in this run." in page
     # Offline: nothing loaded from elsewhere.

@@ -601,6 +601,7 @@ def _clusters(findings: pd.DataFrame) -> str:
         return '<p class="note">No <code>clusters</code> check in this run.</p>'
     sizes: dict[str, dict[int, int]] = {}
     flagged: dict[str, set[int]] = {}  # clusters with a flagged (under-represented) sample
+    n_flagged: dict[str, int] = {}  # flagged samples (off-class members of a small cluster are not)
     for label, details, issue in zip(rows["label"].fillna("(none)").tolist(), rows["details"].tolist(),
                                      rows["is_issue"].tolist()):
         d = json.loads(details)
@@ -610,6 +611,7 @@ def _clusters(findings: pd.DataFrame) -> str:
         per_class[int(d["cluster"])] = per_class.get(int(d["cluster"]), 0) + 1
         if issue:
             flagged.setdefault(str(label), set()).add(int(d["cluster"]))
+            n_flagged[str(label)] = n_flagged.get(str(label), 0) + 1
     if not sizes:
         return '<p class="note">The <code>clusters</code> check reported no cluster ids.</p>'
     peak = max(sum(c.values()) for c in sizes.values())
@@ -623,7 +625,7 @@ def _clusters(findings: pd.DataFrame) -> str:
             f'title="cluster {c}: {n} samples{" (flagged: under-represented)" if c in small else ""}"></span>'
             for i, (c, n) in enumerate(clusters))
         listed = ", ".join(str(n) for _, n in clusters[:12]) + (" …" if len(clusters) > 12 else "")
-        n_small = sum(n for c, n in clusters if c in small)
+        n_small = n_flagged.get(label, 0)
         body.append(f'<tr><td>{_e(label)}</td><td class="num">{total:,}</td><td class="num">{len(clusters)}</td>'
                     f'<td class="num{" zero" if not n_small else ""}">{n_small:,}</td>'
                     f'<td><div class="bar" style="width:{max(60, 360 * total / peak):.0f}px">{segments}</div></td>'
