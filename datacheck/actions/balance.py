@@ -169,7 +169,7 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
 
     rank = order.astype(np.float64)  # lower = kept first when a group is trimmed
     if options.strategy == "coreset":
-        desired, rank = _coreset(findings, frame, ids, scored, group, weight, action, reason, options, order)
+        desired, rank = _coreset(findings, frame, ids, scored, group, weight, action, reason, options)
         scored &= action != "drop"
     else:
         desired = _targets(group, scored, corrupt, options.target, options.strategy)
@@ -368,7 +368,7 @@ def _targets(group: np.ndarray, scored: np.ndarray, corrupt: np.ndarray, target:
     return desired
 
 
-def _coreset(findings, frame, ids, scored, group, weight, action, reason, options, order):
+def _coreset(findings, frame, ids, scored, group, weight, action, reason, options):
     """Mark the coreset's non-selected training rows as dropped and return the wished size per
     class (``budget`` of the class) and a keep-first rank (heaviest medoids first)."""
     rows = findings[findings["check"] == "coreset"]
@@ -379,9 +379,10 @@ def _coreset(findings, frame, ids, scored, group, weight, action, reason, option
     weights = pd.Series([d.get("weight") for d in details], index=rows["sample_id"].to_numpy(), dtype=object)
     in_core = pd.Series(ids).map(selected).to_numpy(dtype=object)
     member = pd.notna(in_core) & training_mask(frame)
-    share = float(np.mean(in_core[member].astype(bool))) if member.any() else 0.0
+    # The detector selects over every split; its budget is the share it selected overall.
+    share = float(selected.mean())
     if options.budget > share + 0.01:
-        raise UsageError(f"--budget {options.budget} is above the audit's coreset ({share:.2f} of the training "
+        raise UsageError(f"--budget {options.budget} is above the audit's coreset ({share:.2f} of the scored "
                          "samples); audit again with a larger coreset.budget")
     w = pd.Series(ids).map(weights).to_numpy(dtype=object)
     weight[scored & pd.notna(w)] = w[scored & pd.notna(w)].astype(float)
