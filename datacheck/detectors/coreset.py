@@ -80,7 +80,7 @@ class Coreset(Detector):
                 continue
             budget = max(1, int(np.ceil(self.budget * len(rows) - 1e-9)))
             selected, medoid, distance = facility_location(features[rows], budget, exact_max=self.exact_max,
-                                                           seed=ctx.seed + c, device=ctx.device)
+                                                           seed=ctx.seed + c)
             is_medoid = np.zeros(len(rows), dtype=bool)
             is_medoid[selected] = True
             weight = np.where(is_medoid, np.bincount(medoid, minlength=len(rows)), 0)
