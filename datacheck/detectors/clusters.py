@@ -53,7 +53,7 @@ class Clusters(Detector):
     max_k : int, default 8
         Largest k tried when choosing.
     min_silhouette : float, default 0.25
-        Below this best silhouette a class is one cluster.
+        Below this best silhouette a class is one cluster; in [0, 1) (0: always the best k >= 2).
     min_ratio : float, default 0.25
         Flag sub-clusters smaller than this fraction of the class's typical sub-cluster.
     n_init : int, default 3
@@ -78,9 +78,9 @@ class Clusters(Detector):
         check_positive("clusters.k", self.k, integer=True, allow_zero=True)
         check_positive("clusters.max_k", self.max_k, integer=True)
         check_positive("clusters.n_init", self.n_init, integer=True)
-        if not isinstance(self.min_silhouette, (int, float)) or isinstance(self.min_silhouette, bool) \
-                or not -1 <= self.min_silhouette <= 1:
-            raise UsageError(f"clusters.min_silhouette must be a number in [-1, 1], got {self.min_silhouette!r}")
+        check_positive("clusters.min_silhouette", self.min_silhouette, allow_zero=True)
+        if self.min_silhouette >= 1:
+            raise UsageError(f"clusters.min_silhouette must be below 1, got {self.min_silhouette!r}")
         check_positive("clusters.min_ratio", self.min_ratio)
         if self.min_ratio >= 1:
             raise UsageError(f"clusters.min_ratio must be below 1, got {self.min_ratio!r}")
