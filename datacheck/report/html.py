@@ -38,7 +38,7 @@ from .summary import format_threshold
 
 #: Distinct thumbnails embedded at most. A thumbnail costs 3.5-4.7 KB (base64 JPEG, 80 px;
 #: per-pixel noise is the worst case). With the default gallery size a 100k-sample audit
-#: uses about 400 (a 2.9 MB report); raising --gallery-size to 1,000 hits this cap, and the
+#: uses about 420 (a 3.0 MB report); raising --gallery-size to 1,000 hits this cap, and the
 #: report of a 100k-sample, 1.4M-row audit is then about 13 MB (benchmarks/report_size.py).
 DEFAULT_MAX_THUMBNAILS = 2000
 #: Worst flagged samples shown per check.
