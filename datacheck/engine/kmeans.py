@@ -24,6 +24,7 @@ distances).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -106,7 +107,7 @@ def kmeans(
     # sklearn's tolerance is relative to the data's scale; in float64 for large N.
     tol_abs = float(points.double().var(dim=0, unbiased=False).mean()) * tol
     sq_norms = (points * points).sum(dim=1)
-    with torch.inference_mode():
+    with torch.inference_mode(), _single_thread_on_cpu(points.device):
         size = max(warm_start, 50 * k)
         if warm_start and n > 2 * size:
             sample = torch.randperm(n, generator=generator)[:size].sort().values.to(points.device)
@@ -128,6 +129,26 @@ def kmeans(
         inertia=float(inertia[best]),
         n_iter=int(n_iter[best]),
     )
+
+
+@contextlib.contextmanager
+def _single_thread_on_cpu(device: torch.device):
+    """Run torch on one CPU thread for the duration (restored after).
+
+    The iterations are many small tensor operations; torch starts its OpenMP threads for
+    each, which costs more than it saves, and on a busy machine (more runnable threads than
+    cores) the spinning threads stall each other. Measured on a 2-core machine under load,
+    100,000 x 32 points, k=32: 0.6 s on one thread, 2 to 26 s on two.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _block(n_centers: int) -> int:
