@@ -172,7 +172,8 @@ def boost_inputs(plan):
     frame = manifest.frame
     classes, labels = label_ids(manifest)
     probs = np.eye(len(classes), dtype=np.float32)[labels]  # right everywhere ...
-    wrong = [frame.index[(frame["split"] == "val") & (frame["label"] == c)][i] for c, i in (("star", 0), ("star", 1), ("ring", 0))]
+    val = frame["split"] == "val"
+    wrong = [frame.index[val & (frame["label"] == c)][i] for c, i in (("star", 0), ("star", 1), ("ring", 0))]
     probs[wrong] = np.roll(probs[wrong], 1, axis=1)  # ... except these
     outputs = ModelOutputs(classes, labels, probs, None, "cross-validation")
     # Two epochs are enough to test the mechanics (the audit's config trains 20).

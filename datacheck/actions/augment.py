@@ -107,16 +107,18 @@ def augment_image(image, spec: dict, seed: int):
 
     drawn: dict = {}
     pixels = np.asarray(image)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).reshape(-1, 1 if image.mode == "L" else 3)
+    channels = 1 if image.mode == "L" else 3
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).reshape(-1, channels)
     fill = [int(v) for v in np.median(border, axis=0)]
+    fill_arg = fill[0] if channels == 1 else fill
     steps = []
     if spec["policy"] in ("affine", "both"):
         steps.append(RecordingAffine(degrees=spec["degrees"], translate=(spec["translate"], spec["translate"]),
                                      scale=tuple(spec["scale"]), interpolation=v2.InterpolationMode.BILINEAR,
-                                     fill=fill[0] if image.mode == "L" else fill))
+                                     fill=fill_arg))
     if spec["policy"] in ("randaugment", "both"):
         steps.append(RecordingRandAugment(num_ops=spec["num_ops"], magnitude=spec["magnitude"],
-                                          num_magnitude_bins=_RANDAUGMENT_BINS, fill=fill[0] if image.mode == "L" else fill))
+                                          num_magnitude_bins=_RANDAUGMENT_BINS, fill=fill_arg))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for step in steps:
@@ -170,8 +172,8 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str) -> dict:
         if fresh:
             atomic_write(target, lambda tmp: result.save(tmp, format="PNG", optimize=False,
                                                          compress_level=PNG_COMPRESS_LEVEL))
-        for key, value in (("path", rel), ("transform", json.dumps({**spec, "seed": seed, **drawn, **extra}, sort_keys=True)),
-                           ("written", fresh), ("error", "")):
+        transform = json.dumps({**spec, "seed": seed, **drawn, **extra}, sort_keys=True)
+        for key, value in (("path", rel), ("transform", transform), ("written", fresh), ("error", "")):
             out[key].append(value)
     return out
 
@@ -203,7 +205,8 @@ def layout(rows: pd.DataFrame) -> pd.DataFrame:
             raise UsageError(f"cannot write class {label!r} as a folder name")
     taken: set[str] = set()
     out = []
-    for sample_id, rel, label, split, copies in rows[["sample_id", "path", "label", "split", "copies"]].itertuples(index=False):
+    columns = ["sample_id", "path", "label", "split", "copies"]
+    for sample_id, rel, label, split, copies in rows[columns].itertuples(index=False):
         folder = PurePosixPath(label) if pd.isna(split) else PurePosixPath(split, label)
         name = PurePosixPath(rel)
         tag = hashlib.blake2b(sample_id.encode(), digest_size=4).hexdigest()
@@ -385,13 +388,15 @@ def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, pr
     first_copy = dict(zip(rows["sample_id"], rows["copies"].astype(int)))
     chosen = select_boost(run, manifest, rows, first_copy, seed=seed, spec=spec, pool=pool, budget=budget,
                           workers=workers, progress=progress)
-    folder_of = {s: PurePosixPath(p).parent for p, s in files.loc[files["copy"] < 0, ["out_path", "source_id"]].itertuples(index=False)}
+    originals = files[files["copy"] < 0]
+    folder_of = {s: PurePosixPath(p).parent for p, s in zip(originals["out_path"], originals["source_id"])}
     path_of = dict(zip(rows["sample_id"], rows["path"]))
     names = [copy_name(folder_of[s], path_of[s], s, int(k)) for s, k in zip(chosen["source_id"], chosen["copy"])]
     if set(names) & set(files["out_path"]):
         raise BadDataError("a boosting copy would overwrite another output file; rename the source file")
     extra = {n: {"boost": {"val_id": v, "cosine": c}} for n, v, c in zip(names, chosen["val_id"], chosen["cosine"])}
-    boosted = pd.DataFrame({"out_path": names, "source_id": chosen["source_id"].to_numpy(), "copy": chosen["copy"].to_numpy()})
+    boosted = pd.DataFrame({"out_path": names, "source_id": chosen["source_id"].to_numpy(),
+                            "copy": chosen["copy"].to_numpy()})
     return pd.concat([files, boosted], ignore_index=True), extra
 
 
