@@ -107,7 +107,8 @@ def _augment(x, protocol: Protocol, generator):
 
 
 def train_and_predict(train_pixels: np.ndarray, train_labels: np.ndarray, eval_pixels: np.ndarray,
-                      num_classes: int, seed: int, protocol: Protocol, device: str = "cpu") -> np.ndarray:
+                      num_classes: int, seed: int, protocol: Protocol, device: str = "cpu",
+                      steps: int | None = None) -> np.ndarray:
     """Train the fixed network from scratch and predict the evaluation images.
 
     Parameters
@@ -117,6 +118,9 @@ def train_and_predict(train_pixels: np.ndarray, train_labels: np.ndarray, eval_p
     eval_pixels : ndarray of shape (M, 3, S, S), uint8
     seed : int
         Fixes the initial weights, the batch order and the augmentation.
+    steps : int, optional
+        Optimizer steps to train for (the last epoch cut short); default ``protocol.epochs``
+        full epochs.
 
     Returns
     -------
@@ -130,15 +134,17 @@ def train_and_predict(train_pixels: np.ndarray, train_labels: np.ndarray, eval_p
     network = build_network(num_classes, protocol).to(device)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(network.parameters(), lr=protocol.lr, weight_decay=protocol.weight_decay)
-    steps_per_epoch = math.ceil(len(train_labels) / protocol.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=protocol.lr,
-                                                    total_steps=max(1, protocol.epochs * steps_per_epoch))
+    total = max(1, steps or protocol.epochs * math.ceil(len(train_labels) / protocol.batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=protocol.lr, total_steps=total)
     targets = torch.as_tensor(train_labels, dtype=torch.long)
     loss_fn = nn.CrossEntropyLoss()
     network.train()
-    for _ in range(protocol.epochs):
+    done = 0
+    while done < total:
         order = torch.randperm(len(targets), generator=generator).numpy()
         for start in range(0, len(order), protocol.batch_size):
+            if done == total:
+                break
             batch = order[start : start + protocol.batch_size]
             if len(batch) > 1:  # BatchNorm cannot train on a single image
                 x = _augment(_standardise(train_pixels[batch], device), protocol, generator)
@@ -147,6 +153,7 @@ def train_and_predict(train_pixels: np.ndarray, train_labels: np.ndarray, eval_p
                 loss.backward()
                 optimizer.step()
             scheduler.step()
+            done += 1
     network.eval()
     predictions = []
     with torch.inference_mode():
@@ -229,8 +236,13 @@ def load_dataset(source: Path, split: str, protocol: Protocol, max_missing: int,
 
 
 def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protocol: Protocol, *, train_split="train",
-             eval_split="val", max_missing=0, cache_dir=None, workers=1, device="cpu", log=print) -> dict:
+             eval_split="val", max_missing=0, cache_dir=None, workers=1, device="cpu", equal_steps=False,
+             log=print) -> dict:
     """Train the fixed network ``seeds`` times per condition and score it on the evaluation rows.
+
+    By default every condition trains for ``protocol.epochs`` epochs, so a larger training set
+    also gets more optimizer steps; with ``equal_steps`` every condition gets the steps the
+    first condition's epochs make (the control for that).
 
     Returns
     -------
@@ -239,6 +251,8 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
         training-set size and accuracies per seed on all evaluation rows (``accuracy``) and on the
         rows that are not byte copies of a training file of any condition (``accuracy_no_leak``).
     """
+    from datacheck import BadDataError
+
     evaluation = load_dataset(eval_source, eval_split, protocol, max_missing, cache_dir, workers)
     trains = {name: load_dataset(path, train_split, protocol, max_missing, cache_dir, workers)
               for name, path in conditions.items()}
@@ -254,19 +268,27 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
         "eval": {"source": str(eval_source), "split": eval_split, "samples": len(eval_y),
                  "leaked_copies": int(leaked.sum()), "unreadable": int((~evaluation.ok).sum())},
         "classes": classes,
+        "equal_steps": equal_steps,
         "conditions": [],
     }
+    steps = None
     for name, data in trains.items():
+        if not data.ok.any():
+            raise BadDataError(f"{data.source}: no readable training image")
+        if equal_steps and steps is None:
+            steps = protocol.epochs * math.ceil(int(data.ok.sum()) / protocol.batch_size)
         # An unreadable training file is skipped, as a training pipeline would have to; an
         # unreadable evaluation file stays in (its all-zero image is predicted, usually wrongly).
         x, y = data.pixels[data.ok], np.array([index[c] for c in data.labels[data.ok]])
         entry = {"name": name, "source": data.source, "train_samples": len(y),
                  "unreadable_skipped": int((~data.ok).sum()), "missing_skipped": data.missing,
                  "per_class": {c: int((data.labels[data.ok] == c).sum()) for c in classes},
+                 "steps": steps or protocol.epochs * math.ceil(len(y) / protocol.batch_size),
                  "accuracy": [], "accuracy_no_leak": [], "seconds": []}
         for i in range(seeds):
             started = time.perf_counter()
-            predicted = train_and_predict(x, y, evaluation.pixels, len(classes), protocol.seed_base + i, protocol, device)
+            predicted = train_and_predict(x, y, evaluation.pixels, len(classes), protocol.seed_base + i, protocol, device,
+                                          steps)
             entry["seconds"].append(round(time.perf_counter() - started, 2))
             correct = predicted == eval_y
             entry["accuracy"].append(float(correct.mean()))
@@ -283,7 +305,7 @@ def format_table(result: dict) -> str:
     all_rows = f"{ev['split']} (n={ev['samples']})"
     clean_rows = f"w/o leaked copies (n={n_clean})"
     width = max([22] + [len(c["name"]) for c in result["conditions"]])
-    head = (f"{'condition':<{width}} {'train':>6}  {all_rows:>17} {'vs first':>9}  {clean_rows:>26} {'vs first':>9} "
+    head = (f"{'condition':<{width}} {'train':>6} {'steps':>6}  {all_rows:>17} {'vs first':>9}  {clean_rows:>26} {'vs first':>9} "
             f"{'s/seed':>7}")
     lines = [head]
     base = None
@@ -291,10 +313,11 @@ def format_table(result: dict) -> str:
         acc, clean = np.array(c["accuracy"]), np.array(c["accuracy_no_leak"])
         if base is None:
             base = (acc.mean(), clean.mean())
-        lines.append(f"{c['name']:<{width}} {c['train_samples']:>6}  {_pm(acc):>17} {100 * (acc.mean() - base[0]):>+8.1f}p  "
+        lines.append(f"{c['name']:<{width}} {c['train_samples']:>6} {c['steps']:>6}  {_pm(acc):>17} {100 * (acc.mean() - base[0]):>+8.1f}p  "
                      f"{_pm(clean):>26} {100 * (clean.mean() - base[1]):>+8.1f}p {np.mean(c['seconds']):>7.0f}")
     seeds = len(result["conditions"][0]["accuracy"]) if result["conditions"] else 0
-    lines.append(f"(accuracy in %, mean ± std over {seeds} seed(s); 'p' = percentage points; "
+    budget = "equal steps" if result.get("equal_steps") else f"{result['protocol']['epochs']} epochs each"
+    lines.append(f"(accuracy in %, mean ± std over {seeds} seed(s); {budget}; 'p' = percentage points; "
                  f"{ev['leaked_copies']} {ev['split']} files are byte copies of a training file)")
     return "\n".join(lines)
 
@@ -338,8 +361,8 @@ def build_roman_conditions(data: Path, work: Path, log=print) -> tuple[dict[str,
     audit = work / "audit"
     if not (audit / "run.json").exists():
         work.mkdir(parents=True, exist_ok=True)
-        done = _datacheck("audit", data, "--out", audit, "--checks", ",".join(list_detectors(default_only=True) + extra),
-                          "--quiet", log=log)
+        checks = ",".join(dict.fromkeys(list_detectors(default_only=True) + extra))
+        done = _datacheck("audit", data, "--out", audit, "--checks", checks, "--quiet", log=log)
         if done.returncode not in (0, 1):  # 1: a gate failed, still a complete run
             raise RuntimeError(f"datacheck audit failed: {done.stderr.strip().splitlines()[-1:]}")
 
@@ -397,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--eval-split", default="val")
     parser.add_argument("--max-missing", type=int_at_least(0), default=0)
+    parser.add_argument("--equal-steps", action="store_true",
+                        help="train every condition for the optimizer steps of the first (default: equal epochs)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (timings differ; accuracies nearly so)")
     parser.add_argument("--threads", type=int_at_least(1), default=1,
                         help="torch CPU threads (1: on a shared machine 2 threads are several times slower)")
@@ -434,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"skipped condition {name!r}: {why}")
         result = evaluate(conditions, eval_source, args.seeds, protocol, train_split=args.train_split,
                           eval_split=args.eval_split, max_missing=args.max_missing,
-                          cache_dir=_cache_dir(args.cache_dir), workers=default_workers(), device=args.device, log=log)
+                          cache_dir=_cache_dir(args.cache_dir), workers=default_workers(), device=args.device,
+                          equal_steps=args.equal_steps, log=log)
     except DatacheckError as exc:
         print(f"datacheck: error: {exc}", file=sys.stderr)
         return int(exc.exit_status)

@@ -84,6 +84,22 @@ def test_same_seed_same_predictions(downstream, easy_dataset):
     assert first.shape == (120,) and np.array_equal(first, again)
 
 
+def test_equal_steps_gives_every_condition_the_first_ones_steps(downstream, easy_dataset, tmp_path):
+    """A 15-image subset trained for the steps of the 120-image set (12 epochs x 1 batch of 128)."""
+    subset = tmp_path / "subset.csv"
+    rows = [f"train/{k}/{i}.png" for k in "hvs" for i in range(5)]
+    pd.DataFrame({"path": [str(easy_dataset / r) for r in rows], "label": [r.split("/")[1] for r in rows],
+                  "split": "train"}).to_csv(subset, index=False)
+    out = tmp_path / "result.json"
+    code = downstream.main(["--train", f"all={easy_dataset}", "--train", f"subset={subset}", "--eval", str(easy_dataset),
+                            "--seeds", "1", "--epochs", "12", "--image-size", "16", "--cache-dir", "off",
+                            "--equal-steps", "--json", str(out)])
+    assert code == 0
+    full, small = json.loads(out.read_text())["conditions"]
+    assert (full["train_samples"], full["steps"]) == (120, 12)
+    assert (small["train_samples"], small["steps"]) == (15, 12)
+
+
 def test_manifest_with_absolute_paths_outside_its_folder(downstream, easy_dataset, tmp_path):
     """A plan manifest written elsewhere lists the original files by absolute path."""
     files = sorted((easy_dataset / "train" / "v").glob("*.png"))[:5]
