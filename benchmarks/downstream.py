@@ -350,6 +350,7 @@ def build_roman_conditions(data: Path, work: Path, log=print) -> tuple[dict[str,
     skipped : dict of name to the reason it could not be built
     """
     from datacheck.detectors import list_detectors
+    from datacheck.errors import DatacheckError
 
     conditions = {"a original": data}
     skipped: dict[str, str] = {}
@@ -364,7 +365,8 @@ def build_roman_conditions(data: Path, work: Path, log=print) -> tuple[dict[str,
         checks = ",".join(dict.fromkeys(list_detectors(default_only=True) + extra))
         done = _datacheck("audit", data, "--out", audit, "--checks", checks, "--quiet", log=log)
         if done.returncode not in (0, 1):  # 1: a gate failed, still a complete run
-            raise RuntimeError(f"datacheck audit failed: {done.stderr.strip().splitlines()[-1:]}")
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            raise DatacheckError(f"`datacheck audit {data}` failed (exit {done.returncode}): {last}")
 
     def step(name: str, output: Path, commands: list[tuple], finished: Path | None = None) -> None:
         """Run ``commands`` unless ``finished`` (default ``output``) exists; then train on ``output``."""

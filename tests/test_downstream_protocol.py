@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -120,3 +121,43 @@ def test_bad_input_exit_status(downstream, easy_dataset, tmp_path, capsys):
     code = downstream.main(["--train", f"x={tmp_path / 'absent'}", "--eval", str(easy_dataset), "--cache-dir", "off"])
     assert code == 3
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("datacheck: error: dataset not found")
+
+
+def test_roman_mode_runs_the_datacheck_chain_and_skips_what_is_missing(downstream, tmp_path, monkeypatch):
+    """--roman's builder, with the datacheck commands recorded instead of run: relabel, then
+    balance + augment per strategy, then the coreset plan; a missing command skips its condition."""
+    calls = []
+
+    def fake(*args, log):
+        calls.append([str(a) for a in args])
+        out = Path(args[args.index("--out") + 1])
+        if args[0] == "audit":
+            out.mkdir(parents=True)
+            (out / "run.json").write_text("{}")
+        elif args[0] == "augment":
+            out.mkdir(parents=True)
+            (out / "augment.json").write_text("{}")
+        elif args[0] == "relabel":
+            Path(args[args.index("--materialize") + 1]).mkdir(parents=True)
+        else:
+            out.mkdir(parents=True)
+            (out / "manifest.csv").write_text("path,label\n")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(downstream, "_datacheck", fake)
+    monkeypatch.setattr(downstream, "_has_command", lambda name: name != "augment")
+    monkeypatch.setattr("datacheck.detectors.list_detectors",
+                        lambda default_only=False: ["label_issues"] + ([] if default_only else ["clusters", "coreset"]))
+    data = tmp_path / "roman"
+    conditions, skipped = downstream.build_roman_conditions(data, tmp_path / "work", log=lambda m: None)
+    base = tmp_path / "work" / "audit+clusters+coreset"
+    assert conditions == {"a original": data, "b relabel+drop": base / "relabelled",
+                          "d coreset": base / "plan-coreset" / "manifest.csv"}
+    assert skipped == {"c balance(subclusters)+augment": "`datacheck augment` does not exist yet",
+                       "c balance(classes)+augment": "`datacheck augment` does not exist yet"}
+    assert [c[0] for c in calls] == ["audit", "relabel", "balance"]
+    assert calls[0][calls[0].index("--checks") + 1] == "label_issues,clusters,coreset"
+    # A second call reuses everything already built.
+    calls.clear()
+    downstream.build_roman_conditions(data, tmp_path / "work", log=lambda m: None)
+    assert calls == []
