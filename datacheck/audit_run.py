@@ -76,7 +76,9 @@ class AuditRun:
         else:
             source = Path(dataset) if dataset is not None else Path(self.info["dataset"])
             max_missing = int(self.info.get("config", {}).get("audit", {}).get("max_missing", 0))
-            manifest = load_manifest(source, max_missing=max_missing)
+            # A manifest file audited with --root is read from that root again (unless it moved).
+            root = self.info.get("dataset_root") if dataset is None and self.info.get("manifest_format") != "folder" else None
+            manifest = load_manifest(source, max_missing=max_missing, root=root)
             if manifest.fingerprint != self.info.get("manifest_fingerprint"):
                 what = "is not the dataset audited in" if dataset is not None else "changed since the audit in"
                 raise BadDataError(

@@ -85,11 +85,12 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--labels", type=click.Path(path_type=Path), help="Given class ids (N,) .npy, with --pred-probs.")
 @click.option("--embeddings", type=click.Path(path_type=Path), help="Embeddings (N, D) .npy, with --pred-probs (enables outliers).")
 @click.option("--class-names", type=click.Path(path_type=Path), help="Text file of K class names, one per line.")
+@click.option("--root", type=click.Path(path_type=Path), help="Folder a manifest file's paths are relative to [default: its folder].")
 @click.option("--junit", type=click.Path(path_type=Path), help="Also write a JUnit XML report: one test case per check.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device, workers, model, weights, cache_dir,
-          pred_probs, labels, embeddings, class_names, junit, as_json, quiet):
+          pred_probs, labels, embeddings, class_names, root, junit, as_json, quiet):
     """Audit DATASET (a folder or a CSV/Parquet/JSONL manifest) and write a run directory.
 
     Or, without DATASET, audit any modality from model outputs: --pred-probs P.npy --labels L.npy.
@@ -119,6 +120,7 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
             labels=labels,
             embeddings=embeddings,
             class_names=class_names,
+            root=root,
         )
     from .report.summary import failed_gates, print_summary
 

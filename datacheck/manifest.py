@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from .errors import BadDataError
+from .errors import BadDataError, UsageError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 MANIFEST_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -78,7 +78,7 @@ class Manifest:
         return [os.path.join(root, p) for p in self.frame["path"]]
 
 
-def load_manifest(source: str | os.PathLike, max_missing: int = 0) -> Manifest:
+def load_manifest(source: str | os.PathLike, max_missing: int = 0, root: str | os.PathLike | None = None) -> Manifest:
     """Load and validate a dataset folder or manifest file.
 
     Parameters
@@ -88,6 +88,10 @@ def load_manifest(source: str | os.PathLike, max_missing: int = 0) -> Manifest:
     max_missing : int, default 0
         How many listed files may be missing before the manifest is rejected; missing
         files below that count are dropped and listed in :attr:`Manifest.missing`.
+    root : path-like, optional
+        For a manifest file: the folder its relative paths start from and that no path may
+        leave (default: the manifest's own folder). Name it to read a manifest kept apart
+        from its images, such as the one ``relabel --out`` writes with absolute paths.
 
     Raises
     ------
@@ -98,6 +102,8 @@ def load_manifest(source: str | os.PathLike, max_missing: int = 0) -> Manifest:
     source = Path(source)
     if not source.exists():
         raise BadDataError(f"dataset not found: {source}")
+    if source.is_dir() and root is not None and Path(root).resolve() != source.resolve():
+        raise UsageError("--root applies to a manifest file; a dataset folder is its own root")
     if source.is_dir():
         root = source.resolve()
         frame, skipped = _scan_folder(root)
@@ -107,7 +113,9 @@ def load_manifest(source: str | os.PathLike, max_missing: int = 0) -> Manifest:
         if fmt is None:
             known = ", ".join(sorted(MANIFEST_FORMATS))
             raise BadDataError(f"unsupported manifest type '{source.suffix}' for {source} (expected a folder or {known})")
-        root = source.resolve().parent
+        root = Path(root).resolve() if root is not None else source.resolve().parent
+        if not root.is_dir():
+            raise BadDataError(f"dataset root not found: {root}")
         frame = _read_table(source, fmt)
         skipped = {}
     if frame.empty:
@@ -285,7 +293,7 @@ def write_manifest(frame: pd.DataFrame, root: str | os.PathLike, path: str | os.
     The format follows the suffix of ``path`` (``.csv``, ``.parquet``, ``.jsonl``). Paths are
     rewritten relative to the new file's folder when the files lie under it (so the manifest
     can be audited again); otherwise they are written as absolute paths, which a training
-    script can read but which :func:`load_manifest` refuses as outside the manifest's folder.
+    script can read and :func:`load_manifest` accepts with ``root`` set to a folder holding them.
 
     Returns
     -------

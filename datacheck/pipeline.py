@@ -71,6 +71,7 @@ def audit(
     labels: str | Path | None = None,
     embeddings: str | Path | None = None,
     class_names: str | Path | None = None,
+    root: str | Path | None = None,
     **options,
 ) -> AuditResult:
     """Audit a dataset folder or manifest file, or model outputs, and write a run directory.
@@ -91,6 +92,9 @@ def audit(
     pred_probs, labels, embeddings, class_names : path-like, optional
         ``.npy`` files of out-of-fold probabilities (N, K), given class ids (N,) and
         embeddings (N, D), and a text file of K class names: audit any modality without images.
+    root : path-like, optional
+        For a manifest file: the folder its paths are relative to and must stay inside
+        (default: the manifest's folder); see :func:`datacheck.load_manifest`.
     **options
         Overrides of the ``[audit]`` config section (``checks``, ``seed``, ``fail_on``,
         ``max_missing``, ``workers``, ``batch_size``, ``device``, ``model``, ``weights``,
@@ -105,6 +109,8 @@ def audit(
         raise UsageError("give a DATASET, or --pred-probs with --labels (not both)")
     if pred_probs is None and (embeddings is not None or class_names is not None):
         raise UsageError("--embeddings and --class-names go with --pred-probs")
+    if root is not None and source is None:
+        raise UsageError("--root goes with a DATASET manifest file")
     available = {"pred_probs", "labels"} | ({"embeddings"} if embeddings is not None else set())
     if source is not None:
         available = {"images", "pred_probs", "labels", "embeddings", "aum"}
@@ -121,7 +127,7 @@ def audit(
     timings = {"setup": round(time.perf_counter() - started, 3)}
     t0 = time.perf_counter()
     if source is not None:
-        manifest = load_manifest(source, max_missing=opts["max_missing"])
+        manifest = load_manifest(source, max_missing=opts["max_missing"], root=root)
     else:
         arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
         manifest = manifest_for_outputs(arrays, str(pred_probs))

@@ -42,7 +42,7 @@ def test_audit_from_arrays(noisy_arrays):
                    "--class-names", d / "names.txt", "--out", d / "run", "--json", "-q")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary["checks"]) == {"label_issues", "outliers", "class_imbalance"}
+    assert set(summary["checks"]) == {"label_issues", "outliers", "class_imbalance", "clusters"}
     findings = pd.read_parquet(d / "run" / "findings.parquet")
     found = set(findings.loc[(findings["check"] == "label_issues") & findings["is_issue"], "sample_id"].astype(int))
     assert len(found & flipped) / len(flipped) >= 0.8

@@ -164,8 +164,17 @@ def test_other_manifest_formats_round_trip(sample_copy, tmp_path):
     assert len(surplus) >= 6 and len(cleaned) == 564 - len(surplus)
     assert list(cleaned.columns) == ["sample_id", "path", "label", "split", "annotator"]
     assert (cleaned["annotator"] == "a").all()
-    # Outside the dataset root, paths are absolute, so a training script finds the files.
+    # Outside the dataset root, paths are absolute, so a training script finds the files...
     assert all((sample_copy / sid).resolve() == Path(p) for sid, p in zip(cleaned["sample_id"], cleaned["path"]))
+    # ...and datacheck audits it again when told the root the paths must stay inside.
+    refused = invoke("audit", out / "manifest.parquet", "--out", tmp_path / "again", "--checks", "exact_duplicates")
+    assert refused.exit_code == 3 and "escapes the dataset root" in refused.stderr
+    again = invoke("audit", out / "manifest.parquet", "--root", sample_copy, "--out", tmp_path / "again",
+                   "--checks", "exact_duplicates", "--workers", 0)
+    assert again.exit_code == 0, again.output
+    assert relabel(tmp_path / "again", drop=True).changes.empty  # and the re-audit reloads with its root
+    folder = invoke("audit", sample_copy, "--root", tmp_path, "--out", tmp_path / "x")
+    assert folder.exit_code == 2 and "--root applies to a manifest file" in folder.stderr
 
 
 def test_not_a_run_and_incomplete_run_are_usage_errors(tmp_path, sample_copy):
