@@ -167,25 +167,25 @@ def train_and_predict(train_pixels: np.ndarray, train_labels: np.ndarray, eval_p
 def load_any_manifest(source: Path, max_missing: int):
     """``datacheck.load_manifest``, also accepting a manifest file whose paths lie outside its
     folder (``write_manifest`` writes absolute paths then, e.g. a balance plan over the original
-    dataset): such a file is validated with the dataset root at the files' common folder."""
+    dataset): such a file is read with ``root`` at the files' common folder."""
+    import pandas as pd
+
     from datacheck import BadDataError, load_manifest
-    from datacheck import manifest as mf
 
     try:
         return load_manifest(source, max_missing=max_missing)
     except BadDataError as exc:
         if source.is_dir() or "escapes the dataset root" not in str(exc):
             raise
-    fmt = mf.MANIFEST_FORMATS[source.suffix.lower()]
-    table = mf._read_table(source, fmt)
     folder = source.resolve().parent
-    absolute = [os.path.normpath(p if os.path.isabs(str(p)) else folder / str(p)) for p in table["path"]]
-    table["path"] = absolute
+    reader = {".csv": pd.read_csv, ".parquet": pd.read_parquet}.get(source.suffix.lower(),
+                                                                     lambda p: pd.read_json(p, lines=True))
+    paths = [str(p) for p in reader(source)["path"]]
+    absolute = [os.path.normpath(p if os.path.isabs(p) else folder / p) for p in paths]
     root = Path(os.path.commonpath(absolute)) if absolute else folder
-    if root.is_file() or Path(absolute[0]) == root:  # a single file: its folder is the root
+    if root.is_file():  # a single file: its folder is the root
         root = root.parent
-    frame, missing, fingerprint = mf._check_files(mf._normalise(table, root, source), root, source, max_missing)
-    return mf.Manifest(frame, root, source, fmt, {}, missing, fingerprint)
+    return load_manifest(source, max_missing=max_missing, root=root)
 
 
 def select_split(frame, split: str):
