@@ -250,3 +250,27 @@ def test_usage_errors(quick_run, tmp_path):
     assert result.exit_code == 2
     result = invoke("relabel", run, "--import-review", tmp_path / "review.txt")
     assert result.exit_code == 2
+
+
+def test_auto_needs_every_label_check_that_ran_to_agree():
+    from datacheck.actions.relabel import plan_changes
+
+    frame = pd.DataFrame({"sample_id": ["a", "b", "c", "d"], "path": ["a", "b", "c", "d"],
+                          "label": ["cat", "cat", "cat", "cat"], "split": [None] * 4})
+
+    def row(sample_id, check, is_issue, suggested=None, confidence=None):
+        return {"sample_id": sample_id, "check": check, "is_issue": is_issue, "suggested_label": suggested,
+                "suggested_confidence": confidence}
+
+    findings = pd.DataFrame([
+        row("a", "label_issues", True, "dog", 0.9), row("a", "aum", True),    # both agree: relabel
+        row("b", "label_issues", True, "dog", 0.9), row("b", "aum", False),   # AUM disagrees: review
+        row("c", "label_issues", False, "dog", 0.7),                          # confident, no AUM score: relabel
+        row("d", "label_issues", False, "dog", 0.9), row("d", "outliers", True),  # off-class image: review
+    ])
+    changes = plan_changes(frame, findings, auto=True).set_index("sample_id")
+    assert changes["action"].to_dict() == {"a": "relabel", "b": "review", "c": "relabel", "d": "review"}
+    assert changes.loc["a", "new_label"] == "dog" and changes.loc["b", "new_label"] == "dog"
+    assert changes.loc["a", "checks"] == "aum,label_issues"
+    low = plan_changes(frame, findings, auto=True, min_confidence=0.8).set_index("sample_id")
+    assert "c" not in low.index  # neither flagged nor confident enough: left alone
