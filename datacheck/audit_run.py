@@ -44,6 +44,7 @@ class AuditRun:
     summary: dict
     findings: pd.DataFrame
     _manifest: Manifest | None = field(default=None, repr=False)
+    _arrays: tuple | None = field(default=None, repr=False)
 
     @property
     def artifacts(self) -> Path:
@@ -70,9 +71,7 @@ class AuditRun:
         if self._manifest is not None and dataset is None:
             return self._manifest
         if self.info.get("manifest_format") == "arrays":  # audited from --pred-probs: no files
-            frame = pd.read_parquet(self.artifacts / MANIFEST_ARTIFACT)
-            manifest = Manifest(frame, Path.cwd(), Path(self.info["dataset"]), "arrays",
-                                fingerprint=self.info["manifest_fingerprint"])
+            manifest = self._array_inputs()[1]
         else:
             source = Path(dataset) if dataset is not None else Path(self.info["dataset"])
             max_missing = int(self.info.get("config", {}).get("audit", {}).get("max_missing", 0))
@@ -98,6 +97,8 @@ class AuditRun:
         """
         from .modeling import ModelOutputs
 
+        if self.info.get("manifest_format") == "arrays":
+            return self._array_inputs()[0]
         path = self.artifacts / OUTPUTS_ARTIFACT
         if not path.exists():
             return None
@@ -108,6 +109,25 @@ class AuditRun:
             raise BadDataError(f"cannot read {path}: {exc}") from exc
         return ModelOutputs(arrays["classes"].tolist(), arrays["labels"], arrays["pred_probs"],
                             arrays.get("embeddings"), str(arrays["source"]))
+
+
+    def _array_inputs(self):
+        """(ModelOutputs, Manifest) of a ``--pred-probs`` audit, read again from its input files."""
+        from .modeling import load_outputs_from_files, manifest_for_outputs
+
+        if self._arrays is not None:
+            return self._arrays
+        inputs = self.info.get("inputs") or {}
+        if "pred_probs" not in inputs or "labels" not in inputs:
+            raise BadDataError(f"{self.path / RUN_MARKER} does not record the audit's --pred-probs/--labels files")
+        outputs = load_outputs_from_files(inputs["pred_probs"], inputs["labels"], inputs.get("embeddings"),
+                                          inputs.get("class_names"))
+        manifest = manifest_for_outputs(outputs, self.info["dataset"])
+        if manifest.fingerprint != self.info.get("manifest_fingerprint"):
+            raise BadDataError(f"{inputs['pred_probs']} or {inputs['labels']} changed since the audit in {self.path}; "
+                               "run datacheck audit again")
+        self._arrays = outputs, manifest
+        return self._arrays
 
 
 def open_run(path: str | os.PathLike) -> AuditRun:

@@ -164,8 +164,9 @@ def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
         "label": pd.array(np.asarray(outputs.classes, dtype=object)[outputs.labels], dtype="string"),
         "split": pd.array([pd.NA] * n, dtype="string"),
     })
-    digest = hashlib.sha256(outputs.pred_probs.tobytes() + outputs.labels.tobytes()).hexdigest()
-    return Manifest(frame, Path(os.getcwd()), Path(source), "arrays", fingerprint=digest)
+    digest = hashlib.sha256(np.ascontiguousarray(outputs.pred_probs).data)  # no copy of a large array
+    digest.update(np.ascontiguousarray(outputs.labels).data)
+    return Manifest(frame, Path(os.getcwd()), Path(source), "arrays", fingerprint=digest.hexdigest())
 
 
 def _load_array(path, option: str) -> np.ndarray:

@@ -274,3 +274,26 @@ def test_auto_needs_every_label_check_that_ran_to_agree():
     assert changes.loc["a", "checks"] == "aum,label_issues"
     low = plan_changes(frame, findings, auto=True, min_confidence=0.8).set_index("sample_id")
     assert "c" not in low.index  # neither flagged nor confident enough: left alone
+
+
+def test_pred_probs_run_relabels_from_its_recorded_inputs(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    probs = np.full((300, 3), 0.05)
+    probs[np.arange(300), labels] = 0.9
+    labels[:15] = (labels[:15] + 1) % 3  # 15 confident disagreements
+    np.save(tmp_path / "p.npy", probs)
+    np.save(tmp_path / "l.npy", labels)
+    run = datacheck.audit(None, out=tmp_path / "run", pred_probs=tmp_path / "p.npy", labels=tmp_path / "l.npy")
+    assert not (run.run_dir / "artifacts" / "model_outputs.npz").exists()  # the inputs are not copied
+    result = invoke("relabel", run.run_dir, "--auto", "--out", tmp_path / "fixed")
+    assert result.exit_code == 0, result.output
+    changes = pd.read_parquet(tmp_path / "fixed" / "changes.parquet")
+    assert set(changes.loc[changes["action"] == "relabel", "sample_id"].astype(int)) == set(range(15))
+    result = invoke("relabel", run.run_dir, "--materialize", tmp_path / "m")
+    assert result.exit_code == 2 and "needs image files" in result.stderr
+    np.save(tmp_path / "l.npy", np.roll(labels, 1))  # the labels change after the audit
+    result = invoke("relabel", run.run_dir, "--auto")
+    assert result.exit_code == 3 and "changed since the audit" in result.stderr
