@@ -201,7 +201,7 @@ def relabel(run_dir, auto, min_confidence, drop, export_review, export_label_stu
                          materialize_to=materialize_to, dataset=dataset)
     print_table(result.table, consoles.err, title="Changes per class" + ("" if result.written else " (dry run)"))
     for kind, where in result.written.items():
-        consoles.err.print(f"{kind}: {where}")
+        consoles.err.print(f"{kind}: {where}", markup=False)
     if as_json:
         counts = {a: int((result.changes["action"] == a).sum()) for a in ACTIONS}
         consoles.out.print_json(json.dumps({"counts": counts, "written": result.written}))
@@ -241,7 +241,7 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
     result = run_balance(run_dir, out, options, dataset=dataset)
     print_table(result.table, consoles.err, title=f"Training samples per class ({strategy})")
     for kind, where in result.written.items():
-        consoles.err.print(f"{kind}: {where}")
+        consoles.err.print(f"{kind}: {where}", markup=False)
     if as_json:
         counts = {a: int((result.plan["action"] == a).sum()) for a in ("keep", "drop", "augment")}
         counts["copies"] = int(result.plan["copies"].sum())
@@ -292,7 +292,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale
     c = result.counts
     consoles.err.print(f"{c['augmented']} augmented copies ({c['boosted']} of them boosting; {c['written']} written now), "
                        f"{c['originals']} originals "
-                       f"({c['linked']} linked, {c['copied']} copied); dataset: {result.written['folder']}")
+                       f"({c['linked']} linked, {c['copied']} copied); dataset: {result.written['folder']}", markup=False)
     if as_json:
         consoles.out.print_json(json.dumps({"counts": c, "written": result.written}))
 

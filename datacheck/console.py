@@ -24,5 +24,6 @@ class Consoles:
         # highlight=False: numbers in sample ids must not be recoloured; no colour off a TTY
         # is rich's own default (it checks isatty).
         out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-        err = Console(file=sys.stderr, highlight=False, quiet=quiet)
+        # soft_wrap: a long path is printed on one line (copy-pastable), not broken at 80 columns.
+        err = Console(file=sys.stderr, highlight=False, quiet=quiet, soft_wrap=True)
         return cls(out=out, err=err)

@@ -117,3 +117,19 @@ def test_python_dash_m_and_help_does_not_import_torch():
     assert out.strip().splitlines()[-1] == "False False"
     version = subprocess.run([sys.executable, "-m", "datacheck", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("datacheck, version ")
+
+
+def test_user_text_is_printed_verbatim_and_paths_unwrapped(tmp_path):
+    """Sample ids like "[red]x" are not rich markup; a long run path stays on one line."""
+    from .conftest import make_image
+
+    root = tmp_path / "data"
+    for i in range(6):
+        make_image(root / "[red]x" / f"a{i}.png", i)
+        make_image(root / "plain" / f"b{i}.png", 100 + i)
+    make_image(root / "[red]x" / "dup.png", 0)  # an exact duplicate: shown among the worst examples
+    out = tmp_path / ("a-very-long-run-directory-name-" * 3) / "run"
+    result = invoke("audit", root, "--out", out, "--checks", "exact_duplicates", "--workers", 0)
+    assert result.exit_code == 0, result.output
+    assert "[red]x/" in result.stderr
+    assert f"run written to {out}\n" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -38,8 +39,9 @@ def print_summary(summary: dict, run_dir: Path, console: Console) -> None:
     table.add_column("worst examples", ratio=1, overflow="ellipsis")
     for check, info in summary["checks"].items():
         style = "bold red" if info["flagged"] else ""
-        table.add_row(check, str(info["flagged"]), f"{info['percent']:.1f}", format_threshold(info["threshold"]),
-                      " ".join(info["worst"]), style=style)
+        # Sample ids, labels and paths are user text: escaped, so "[x]" is shown, not read as markup.
+        table.add_row(check, str(info["flagged"]), f"{info['percent']:.1f}", escape(format_threshold(info["threshold"])),
+                      escape(" ".join(info["worst"])), style=style)
     console.print(table)
     skipped = sum(summary["skipped_files"].values())
     if skipped:
@@ -49,7 +51,7 @@ def print_summary(summary: dict, run_dir: Path, console: Console) -> None:
     corrupt = summary["checks"].get("corrupt", {}).get("flagged", 0)
     if corrupt:
         console.print(f"[yellow]{corrupt} image(s) could not be decoded (see check 'corrupt')[/]")
-    console.print(f"run written to {run_dir}")
+    console.print(f"run written to {run_dir}", markup=False)
 
 
 def failed_gates(summary: dict) -> list[str]:
@@ -68,5 +70,5 @@ def print_table(frame, console: Console, title: str) -> None:
     for column in frame.columns:
         table.add_column(str(column), justify="right", no_wrap=True)
     for name, row in frame.iterrows():
-        table.add_row(str(name), *(str(v) for v in row.tolist()))
+        table.add_row(escape(str(name)), *(escape(str(v)) for v in row.tolist()))
     console.print(table)
