@@ -147,10 +147,10 @@ def open_run(path: str | os.PathLike) -> AuditRun:
     if not (path / RUN_MARKER).is_file():
         what = "does not exist" if not path.exists() else f"is not a datacheck run directory (no {RUN_MARKER})"
         raise UsageError(f"run {path} {what}")
-    info = _read_json(path / RUN_MARKER)
+    info = read_json(path / RUN_MARKER)
     if info.get("status") != "complete":
         raise UsageError(f"the audit in {path} did not complete (status {info.get('status')!r}); run it again")
-    summary = _read_json(path / "summary.json")
+    summary = read_json(path / "summary.json")
     try:
         findings = pq.read_table(path / "findings.parquet").to_pandas()
     except (OSError, pa.ArrowException) as exc:
@@ -158,7 +158,8 @@ def open_run(path: str | os.PathLike) -> AuditRun:
     return AuditRun(path, info, summary, findings)
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object written by datacheck (run.json, summary.json, plan.json); BadDataError if damaged."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

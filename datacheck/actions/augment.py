@@ -153,7 +153,7 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str) -> dict:
         provenance), ``"written"`` (bool: False for a file a resumed run already had) and
         ``"error"`` (empty or the decode error), one per path.
     """
-    from ..engine.image_stats import _DECODE_ERRORS
+    from ..engine.image_stats import DECODE_ERRORS
     from ..runs import atomic_write
 
     out = {"path": [], "transform": [], "written": [], "error": []}
@@ -162,7 +162,7 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str) -> dict:
         target = Path(out_dir) / rel
         try:
             image = open_source(source)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             for key, value in (("path", rel), ("transform", ""), ("written", False), ("error", f"{source}: {exc}")):
                 out[key].append(value)
             continue
@@ -411,9 +411,9 @@ def _check_out(out: Path, resume: bool, settings: dict) -> Path:
     marker = out / AUGMENT_MARKER
     if not marker.is_file():
         raise UsageError(f"--resume: {out} is not an augment output (no {AUGMENT_MARKER})")
-    from ..audit_run import _read_json
+    from ..audit_run import read_json
 
-    before = _read_json(marker)
+    before = read_json(marker)
     if {k: before.get(k) for k in settings} != settings:
         raise UsageError(f"--resume: {out} was made from another plan, seed or settings; use a new folder")
     return out

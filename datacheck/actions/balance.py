@@ -498,14 +498,14 @@ def plan_table(plan: pd.DataFrame):
 
 def read_plan(plan_dir: str | os.PathLike) -> tuple[dict, pd.DataFrame]:
     """``(plan.json, plan.parquet)`` of a plan folder written by :func:`balance`."""
-    from ..audit_run import _read_json
+    from ..audit_run import read_json
     from ..errors import BadDataError
 
     path = Path(plan_dir)
     if not (path / PLAN_MARKER).is_file():
         what = "does not exist" if not path.exists() else f"is not a balance plan (no {PLAN_MARKER})"
         raise UsageError(f"plan {path} {what}")
-    info = _read_json(path / PLAN_MARKER)
+    info = read_json(path / PLAN_MARKER)
     try:
         plan = pd.read_parquet(path / PLAN_FILE)
     except (OSError, ValueError) as exc:

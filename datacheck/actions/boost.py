@@ -40,7 +40,7 @@ def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
     """
     from PIL import Image
 
-    from ..engine.image_stats import _DECODE_ERRORS
+    from ..engine.image_stats import DECODE_ERRORS
     from .augment import augment_image, open_source
 
     pixels, ok = [], []
@@ -48,7 +48,7 @@ def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
         source, seed, spec = jobs[key]
         try:
             image, _ = augment_image(open_source(source), spec, seed)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             pixels.append(np.zeros((3, side, side), np.uint8))
             ok.append(False)
             continue

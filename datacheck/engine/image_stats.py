@@ -45,7 +45,7 @@ STAT_COLUMNS = [
     "error",  # "" if decoded, else why not
 ]
 
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError)
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError)
 
 
 def analyze_batch(batch: dict) -> dict:
@@ -73,7 +73,7 @@ def analyze_image(path: str) -> dict:
             with Image.open(path) as im:
                 im.load()
                 return _measure(im)
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         return _unreadable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from PIL import Image
 
 from ..runs import cache_file, cached_arrays
-from .image_stats import _DECODE_ERRORS, STAT_COLUMNS, analyze_batch
+from .image_stats import DECODE_ERRORS, STAT_COLUMNS, analyze_batch
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -131,7 +131,7 @@ def decode_resize_batch(batch: dict, side: int) -> dict:
                 rgb = im.convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
             pixels.append(np.asarray(rgb).transpose(2, 0, 1))
             ok.append(True)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             pixels.append(np.zeros((3, side, side), dtype=np.uint8))
             ok.append(False)
     return {"pixels": pixels, "ok": ok}
