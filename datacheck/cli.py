@@ -311,12 +311,15 @@ def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale
               help="Findings table rows at most; bigger runs list only flagged rows, worst first.")
 @click.option("--csv", "with_csv", is_flag=True, help="Also write findings.csv beside the HTML file.")
 @click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited images are now, if they moved.")
-def report(run_dir, out, max_thumbnails, gallery_size, max_table_rows, with_csv, dataset):
+@click.option("--quiet", "-q", is_flag=True, help="Say nothing on stderr but errors.")
+def report(run_dir, out, max_thumbnails, gallery_size, max_table_rows, with_csv, dataset, quiet):
     """Write RUN's audit as one self-contained HTML file (no network needed to view it)."""
     from .report.html import write_report
 
     result = write_report(run_dir, out, max_thumbnails=max_thumbnails, csv=with_csv, gallery_size=gallery_size,
                           max_table_rows=max_table_rows, dataset=dataset)
+    if quiet:
+        return
     for note in result.notes:
         click.echo(f"datacheck: note: {note}", err=True)
     click.echo(f"report written to {result.html} ({result.size_bytes / 1e6:.1f} MB, "

@@ -32,6 +32,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     file systems; on any failure it is removed and ``path`` is left as it was.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, a device such as /dev/stdout, a pipe
+        raise UsageError(f"{path} exists and is not a regular file; choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -133,3 +134,13 @@ def test_user_text_is_printed_verbatim_and_paths_unwrapped(tmp_path):
     assert result.exit_code == 0, result.output
     assert "[red]x/" in result.stderr
     assert f"run written to {out}\n" in result.stderr
+
+
+def test_outputs_never_replace_a_device_or_folder(tmp_path, tiny_dataset):
+    """Atomic writes rename into place, which would replace /dev/null itself: refused instead."""
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "run", "--checks", "exact_duplicates",
+                    "--junit", "/dev/null", "--workers", 0)
+    assert result.exit_code == 2 and "not a regular file" in result.stderr
+    assert Path("/dev/null").is_char_device()
+    result = invoke("report", tmp_path / "run", "--out", tmp_path, "-q")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
