@@ -326,7 +326,7 @@ def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | N
         "datacheck_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command if command is not None else sys.argv,
-        "dataset": str(manifest.source),
+        "dataset": str(manifest.source.resolve()),  # absolute: later commands run from anywhere
         "dataset_root": str(manifest.root),
         "manifest_format": manifest.format,
         "manifest_fingerprint": manifest.fingerprint,

@@ -297,3 +297,11 @@ def test_pred_probs_run_relabels_from_its_recorded_inputs(tmp_path):
     np.save(tmp_path / "l.npy", np.roll(labels, 1))  # the labels change after the audit
     result = invoke("relabel", run.run_dir, "--auto")
     assert result.exit_code == 3 and "changed since the audit" in result.stderr
+
+
+def test_run_of_a_relative_dataset_path_works_from_another_folder(sample_copy, tmp_path, monkeypatch):
+    monkeypatch.chdir(sample_copy.parent)
+    run = datacheck.audit(sample_copy.name, out=tmp_path / "run", checks=["exact_duplicates"], workers=0)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("relabel", run.run_dir, "--drop")
+    assert result.exit_code == 0, result.output

@@ -466,7 +466,7 @@ def balance(
     counts = {a: int((plan["action"] == a).sum()) for a in ACTIONS}
     counts["copies"] = int(plan["copies"].sum())
     write_json(out / PLAN_MARKER, {
-        "run": str(run.path.resolve()), "dataset": str(manifest.source), "dataset_root": str(manifest.root),
+        "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
         "manifest_format": manifest.format, "manifest_fingerprint": manifest.fingerprint, "seed": options.seed,
         "options": {"strategy": options.strategy, "target": options.target, "budget": options.budget,
                     "drop_flagged": options.drop_flagged, "max_total": options.max_total},

@@ -248,7 +248,7 @@ def relabel(
         result.written["manifest"] = str(write_manifest(new_frame, manifest.root, out_dir / f"manifest{suffix}"))
         result.written["changes"] = str(write_parquet(out_dir / "changes.parquet", changes_table(changes)))
         write_json(out_dir / RELABEL_MARKER, {
-            "run": str(run.path.resolve()), "dataset": str(manifest.source), "dataset_root": str(manifest.root),
+            "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
             "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
             "min_confidence": min_confidence, "import_review": str(import_review) if import_review else None,
             "counts": {a: int((changes["action"] == a).sum()) for a in ACTIONS},
