@@ -20,7 +20,6 @@ from .errors import BadDataError, UsageError
 from .manifest import Manifest, load_manifest
 from .runs import RUN_MARKER
 
-MANIFEST_ARTIFACT = "manifest.parquet"
 OUTPUTS_ARTIFACT = "model_outputs.npz"
 
 
@@ -110,6 +109,19 @@ class AuditRun:
         return ModelOutputs(arrays["classes"].tolist(), arrays["labels"], arrays["pred_probs"],
                             arrays.get("embeddings"), str(arrays["source"]))
 
+
+    def classes(self) -> list:
+        """The audit's class names (the columns of ``pred_probs``), without loading the arrays."""
+        if self.info.get("manifest_format") == "arrays":
+            return self._array_inputs()[0].classes
+        path = self.artifacts / OUTPUTS_ARTIFACT
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as data:  # reads only this member
+                    return data["classes"].tolist()
+            except (OSError, ValueError, EOFError, KeyError) as exc:
+                raise BadDataError(f"cannot read {path}: {exc}") from exc
+        return sorted(self.manifest().frame["label"].dropna().unique())
 
     def _array_inputs(self):
         """(ModelOutputs, Manifest) of a ``--pred-probs`` audit, read again from its input files."""

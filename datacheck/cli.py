@@ -191,7 +191,7 @@ def relabel(run_dir, auto, min_confidence, drop, export_review, export_label_stu
     Never modifies the dataset: writes a new manifest and changes.parquet (--out), a cleaned
     folder (--materialize) and review files. Without any of them, a dry run.
     """
-    from .actions.relabel import ACTIONS
+    from .actions.relabel import action_counts
     from .actions.relabel import relabel as run_relabel
     from .report.summary import print_table
 
@@ -203,8 +203,7 @@ def relabel(run_dir, auto, min_confidence, drop, export_review, export_label_stu
     for kind, where in result.written.items():
         consoles.err.print(f"{kind}: {where}", markup=False)
     if as_json:
-        counts = {a: int((result.changes["action"] == a).sum()) for a in ACTIONS}
-        consoles.out.print_json(json.dumps({"counts": counts, "written": result.written}))
+        consoles.out.print_json(json.dumps({"counts": action_counts(result.changes), "written": result.written}))
 
 
 # --------------------------------------------------------------------------- balance

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
-from .audit_run import MANIFEST_ARTIFACT, OUTPUTS_ARTIFACT
+from .audit_run import OUTPUTS_ARTIFACT
 from .config import default_config, load_config
 from .detectors import AuditContext
 from .detectors.registry import check_owner, create_detector, expand_checks, get_detector_class
@@ -32,7 +32,7 @@ from .errors import ExitStatus, UsageError
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
 from .modeling import aum_outputs, cross_validated_outputs, load_outputs_from_files, manifest_for_outputs
-from .runs import RunDir, cached_arrays, write_json, write_parquet
+from .runs import RunDir, write_json, write_npz, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
 Progress = Callable[[str, int, int], None]
@@ -201,21 +201,19 @@ def audit(
 
 
 def _write_artifacts(run: RunDir, manifest: Manifest, ctx: AuditContext) -> None:
-    """What later commands (relabel, balance, augment, report) read besides the findings.
+    """The model's view of the data, which later commands (relabel, balance, augment) read.
 
     An audit of user-supplied arrays writes none: its inputs are recorded in run.json and read
     again (and checked against the fingerprint), rather than copied (400 MB at 1M x 100).
     """
-    if manifest.format == "arrays":
+    if manifest.format == "arrays" or not ctx.computed("model"):
         return
-    write_parquet(run.artifacts / MANIFEST_ARTIFACT, pa.Table.from_pandas(manifest.frame, preserve_index=False))
-    if ctx.computed("model"):
-        outputs = ctx.get("model")
-        arrays = {"classes": np.asarray(outputs.classes, dtype=str), "labels": outputs.labels,
-                  "pred_probs": outputs.pred_probs, "source": np.asarray(outputs.source)}
-        if outputs.embeddings is not None:
-            arrays["embeddings"] = outputs.embeddings
-        cached_arrays(run.artifacts / OUTPUTS_ARTIFACT, lambda: arrays, overwrite=True)
+    outputs = ctx.get("model")
+    arrays = {"classes": np.asarray(outputs.classes, dtype=str), "labels": outputs.labels,
+              "pred_probs": outputs.pred_probs, "source": np.asarray(outputs.source)}
+    if outputs.embeddings is not None:
+        arrays["embeddings"] = outputs.embeddings
+    write_npz(run.artifacts / OUTPUTS_ARTIFACT, arrays)
 
 
 def _runnable(names: list[str], available: set, explicit: bool) -> list[str]:

@@ -83,24 +83,39 @@ class RunDir:
         return self.path / name
 
 
-def cached_arrays(path: Path | None, compute: Callable[[], dict], overwrite: bool = False) -> dict:
+def output_folder(path: str | os.PathLike, marker: str, what: str) -> Path:
+    """An ``--out`` folder that is new, empty, or an earlier ``what`` (it holds ``marker``).
+
+    Anything else is refused, so a typo in ``--out`` never mixes our files into a user's folder.
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / marker).exists())):
+        raise UsageError(f"--out {path} exists and is not an empty folder or an earlier {what}; choose another")
+    return path
+
+
+def write_npz(path: Path, arrays: dict) -> Path:
+    """Write named arrays as an uncompressed ``.npz`` file, atomically."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    return atomic_write(path, write)
+
+
+def cached_arrays(path: Path | None, compute: Callable[[], dict]) -> dict:
     """The arrays ``compute()`` returns, read from the ``.npz`` file at ``path`` when it exists.
 
-    Otherwise (or with ``overwrite``) they are computed and written there atomically, so an
-    interrupted run leaves no half file and the next run resumes from what completed.
-    ``path=None`` disables caching.
+    Otherwise they are computed and written there atomically, so an interrupted run leaves
+    no half file and the next run resumes from what completed. ``path=None`` disables caching.
     """
-    if path is not None and path.exists() and not overwrite:
+    if path is not None and path.exists():
         with np.load(path) as data:
             return {name: data[name] for name in data.files}
     arrays = compute()
     if path is not None:
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-
-        atomic_write(path, write)
+        write_npz(path, arrays)
     return arrays
 
 

@@ -446,10 +446,10 @@ def balance(
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
-    from ..runs import write_json, write_parquet
+    from ..runs import output_folder, write_json, write_parquet
 
     options.validate()
-    out = check_plan_dir(out)
+    out = output_folder(out, PLAN_MARKER, "balance plan")
     run = open_run(run_dir)
     manifest = run.manifest(dataset)
     if manifest.format == "arrays":
@@ -474,14 +474,6 @@ def balance(
     })
     result.written["plan_json"] = str(out / PLAN_MARKER)
     return result
-
-
-def check_plan_dir(out: str | os.PathLike) -> Path:
-    """``--out`` for a plan: new, empty, or an earlier plan (never a user's folder)."""
-    path = Path(out)
-    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / PLAN_MARKER).exists())):
-        raise UsageError(f"--out {path} exists and is not an empty folder or an earlier balance plan; choose another")
-    return path
 
 
 def plan_table(plan: pd.DataFrame):

@@ -40,6 +40,8 @@ DROP_CHECKS = ("corrupt", "outliers", "exact_duplicates", "near_duplicates", "sp
 UNRELIABLE_CHECKS = ("corrupt", "outliers", "low_information", "dark", "light", "blurry")
 
 CHANGES_COLUMNS = CHANGES_SCHEMA.names
+#: Marks an ``--out`` folder as relabel's own (it may be written again).
+RELABEL_MARKER = "relabel.json"
 
 
 def plan_changes(
@@ -157,8 +159,8 @@ def change_table(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
     return table.sort_index().rename_axis("class")
 
 
-def changes_json(changes: pd.DataFrame) -> dict:
-    """Counts per action, for ``--json`` and the run record."""
+def action_counts(changes: pd.DataFrame) -> dict:
+    """Samples per action, for ``--json`` and ``relabel.json``."""
     return {a: int((changes["action"] == a).sum()) for a in ACTIONS}
 
 
@@ -216,23 +218,22 @@ def relabel(
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
-    from ..runs import write_json, write_parquet
+    from ..runs import output_folder, write_json, write_parquet
     from ..schema import changes_table
     from .materialize import check_target, materialize
     from .review import read_decisions, review_queue, write_label_studio, write_review_csv
 
     run = open_run(run_dir)
-    out_dir = _relabel_out(out) if out is not None else None
+    out_dir = output_folder(out, RELABEL_MARKER, "relabel output") if out is not None else None
     if materialize_to is not None:
         check_target(materialize_to)
     manifest = run.manifest(dataset)
     frame = manifest.frame
     changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)
-    outputs = run.outputs()
-    classes = outputs.classes if outputs is not None else sorted(frame["label"].dropna().unique())
+    classes = list(run.classes())
     if import_review is not None:
         suggested = run.findings[run.findings["check"] == "label_issues"].set_index("sample_id")["suggested_label"]
-        decisions = read_decisions(Path(import_review), frame, suggested, list(classes))
+        decisions = read_decisions(Path(import_review), frame, suggested, classes)
         changes = fill_old_labels(merge_decisions(changes, decisions), frame)
     new_frame = apply_changes(frame, changes)
     result = RelabelResult(changes, new_frame, change_table(frame, changes))
@@ -241,7 +242,7 @@ def relabel(
     if export_review is not None:
         result.written["review"] = str(write_review_csv(queue, Path(export_review)))
     if export_label_studio is not None:
-        tasks, config = write_label_studio(queue, list(classes), Path(export_label_studio), f"datacheck {run.path.name}")
+        tasks, config = write_label_studio(queue, classes, Path(export_label_studio), f"datacheck {run.path.name}")
         result.written["label_studio"], result.written["label_studio_config"] = str(tasks), str(config)
     if out_dir is not None:
         suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
@@ -251,7 +252,7 @@ def relabel(
             "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
             "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
             "min_confidence": min_confidence, "import_review": str(import_review) if import_review else None,
-            "counts": {a: int((changes["action"] == a).sum()) for a in ACTIONS},
+            "counts": action_counts(changes),
         })
     if materialize_to is not None:
         if manifest.format == "arrays":
@@ -260,13 +261,3 @@ def relabel(
         result.written["materialized"] = str(materialize_to)
     return result
 
-
-RELABEL_MARKER = "relabel.json"
-
-
-def _relabel_out(out) -> Path:
-    """``--out`` folder: new, empty, or an earlier relabel output (never a user's folder)."""
-    path = Path(out)
-    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / RELABEL_MARKER).exists())):
-        raise UsageError(f"--out {path} exists and is not an empty folder or an earlier relabel output; choose another")
-    return path
