@@ -8,11 +8,10 @@ leaves a half-made dataset.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 
@@ -30,6 +29,9 @@ def check_target(out: str | os.PathLike) -> Path:
 def materialize(frame: pd.DataFrame, root: str | os.PathLike, out: str | os.PathLike) -> dict:
     """Link or copy every labeled row of ``frame`` into ``out/<split>/<label>/<file name>``.
 
+    The layout (and the renaming of two files with the same name in one class folder) is
+    ``augment``'s, with no copies: :func:`datacheck.actions.augment.layout`.
+
     Parameters
     ----------
     frame : pandas.DataFrame
@@ -44,37 +46,18 @@ def materialize(frame: pd.DataFrame, root: str | os.PathLike, out: str | os.Path
     dict
         ``{"files": n, "linked": n, "copied": n, "skipped_unlabeled": n}``.
     """
+    from .augment import layout, link_or_copy
+
     out = check_target(out)
-    splits = frame["split"]
-    if splits.notna().any() and splits.isna().any():
-        raise UsageError("cannot materialize rows without a split next to rows with one (datacheck reads either "
-                         "root/<class>/ or root/<split>/<class>/)")
     labeled = frame[frame["label"].notna()]
-    for label in labeled["label"].unique():
-        if label in ("", ".", "..") or "/" in label or "\\" in label:
-            raise UsageError(f"cannot materialize class {label!r} as a folder name")
+    files = layout(labeled.assign(copies=0))
+    sources = dict(zip(labeled["sample_id"], labeled["path"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    counts = {"files": 0, "linked": 0, "copied": 0, "skipped_unlabeled": int(len(frame) - len(labeled))}
+    counts = {"files": len(files), "linked": 0, "copied": 0, "skipped_unlabeled": int(len(frame) - len(labeled))}
     try:
-        taken: set[str] = set()
-        for sample_id, rel, label, split in labeled[["sample_id", "path", "label", "split"]].itertuples(index=False):
-            folder = PurePosixPath(label) if pd.isna(split) else PurePosixPath(split, label)
-            target = folder / PurePosixPath(rel).name
-            if str(target) in taken:  # same file name from two source folders: keep both
-                stem = hashlib.sha256(sample_id.encode()).hexdigest()[:8]
-                target = folder / f"{PurePosixPath(rel).stem}-{stem}{PurePosixPath(rel).suffix}"
-            taken.add(str(target))
-            destination = tmp / target
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            source = Path(root) / rel
-            try:
-                os.link(source, destination)
-                counts["linked"] += 1
-            except OSError:  # another file system, or links not supported
-                shutil.copy2(source, destination)
-                counts["copied"] += 1
-            counts["files"] += 1
+        for out_path, sample_id in zip(files["out_path"], files["source_id"]):
+            counts[link_or_copy(Path(root) / sources[sample_id], tmp / out_path)] += 1
         if out.exists():
             out.rmdir()  # empty, checked above
         os.replace(tmp, out)
