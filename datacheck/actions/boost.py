@@ -38,9 +38,8 @@ def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
     dict
         ``"pixels"``: list of ndarray (3, side, side) uint8; ``"ok"``: list of bool.
     """
-    from PIL import Image
-
     from ..engine.image_stats import DECODE_ERRORS
+    from ..engine.loader import model_input
     from .augment import augment_image, open_source
 
     pixels, ok = [], []
@@ -52,8 +51,7 @@ def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
             pixels.append(np.zeros((3, side, side), np.uint8))
             ok.append(False)
             continue
-        rgb = image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        pixels.append(np.asarray(rgb).transpose(2, 0, 1))
+        pixels.append(model_input(image, side))
         ok.append(True)
     return {"pixels": pixels, "ok": ok}
 

@@ -107,6 +107,12 @@ def compute_image_stats(
 # --------------------------------------------------------------------------- model inputs
 
 
+def model_input(image: Image.Image, side: int) -> np.ndarray:
+    """An image as the models take it: RGB, resized to side x side, shape (3, side, side) uint8."""
+    rgb = image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(rgb).transpose(2, 0, 1)
+
+
 def decode_resize_batch(batch: dict, side: int) -> dict:
     """Decode and resize a batch of image files for a model.
 
@@ -128,8 +134,7 @@ def decode_resize_batch(batch: dict, side: int) -> dict:
         try:
             with Image.open(path) as im:
                 im.draft("RGB", (side * 2, side * 2))  # JPEG: decode at reduced size, much faster
-                rgb = im.convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            pixels.append(np.asarray(rgb).transpose(2, 0, 1))
+                pixels.append(model_input(im, side))
             ok.append(True)
         except DECODE_ERRORS:
             pixels.append(np.zeros((3, side, side), dtype=np.uint8))
