@@ -281,6 +281,8 @@ class _Thumbnails:
     def _encode(self, path) -> str | None:
         from PIL import Image
 
+        from ..engine.image_stats import DECODE_ERRORS
+
         if path is None or (isinstance(path, float) and math.isnan(path)):
             return None
         file = (self.root / str(path)).resolve()
@@ -296,7 +298,7 @@ class _Thumbnails:
                     image.paste(rgba, mask=rgba.getchannel("A"))
                 buffer = io.BytesIO()
                 image.save(buffer, "JPEG", quality=75, optimize=True)
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        except DECODE_ERRORS:
             return None  # missing, truncated, not an image, or a mode PIL cannot convert
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
