@@ -107,7 +107,7 @@ class AuditRun:
         except (OSError, ValueError, EOFError) as exc:
             raise BadDataError(f"cannot read {path}: {exc}") from exc
         return ModelOutputs(arrays["classes"].tolist(), arrays["labels"], arrays["pred_probs"],
-                            arrays.get("embeddings"), str(arrays["source"]))
+                            arrays.get("embeddings"), str(arrays["source"]), arrays.get("softmax"))
 
 
     def classes(self) -> list:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import BadDataError
 from .runs import cache_file, cached_arrays
@@ -37,6 +38,9 @@ class ModelOutputs:
     embeddings : ndarray of shape (N, D), float32, or None
     source : str
         ``"cross-validation"`` or ``"files"``.
+    softmax : ndarray of shape (N, C), float32, or None
+        The trained models' own out-of-fold softmax, where ``pred_probs`` mixes in neighbour
+        votes (cross-validation); None when they are the same thing (``pred_probs``).
     """
 
     classes: list
@@ -44,6 +48,7 @@ class ModelOutputs:
     pred_probs: np.ndarray
     embeddings: np.ndarray | None
     source: str
+    softmax: np.ndarray | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -79,20 +84,20 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
     labels = np.where(use, labels, -1)
     n, c = len(manifest), len(classes)
     pred_probs = np.full((n, c), np.nan, dtype=np.float32)
+    softmax = pred_probs.copy()
     embeddings = None
     counts = np.bincount(labels[use], minlength=c)
     if (counts >= 2).sum() >= 2:  # cross-validation needs two classes with two samples each
         def train() -> dict:
             result = cross_validate(pixels[use], labels[use], c, config, device, seed, weights, progress)
-            return {"pred_probs": result.pred_probs, "embeddings": result.embeddings}
+            return {"pred_probs": result.pred_probs, "softmax": result.softmax, "embeddings": result.embeddings}
 
-        path = cache_file(cache_dir, "cv-shared", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
+        path = cache_file(cache_dir, "cv-v3", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
         arrays = cached_arrays(path, train)
-        probs, emb = arrays["pred_probs"], arrays["embeddings"]
-        pred_probs[use] = probs
-        embeddings = np.full((n, emb.shape[1]), np.nan, dtype=np.float32)
-        embeddings[use] = emb
-    return ModelOutputs(classes, labels, pred_probs, embeddings, "cross-validation")
+        pred_probs[use], softmax[use] = arrays["pred_probs"], arrays["softmax"]
+        embeddings = np.full((n, arrays["embeddings"].shape[1]), np.nan, dtype=np.float32)
+        embeddings[use] = arrays["embeddings"]
+    return ModelOutputs(classes, labels, pred_probs, embeddings, "cross-validation", softmax)
 
 
 # --------------------------------------------------------------------------- user files
@@ -114,16 +119,21 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
     probs = probs.astype(np.float32, copy=False)
     if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] == 0:
         raise BadDataError(f"--pred-probs must be a 2-D array of shape (N, K) with K >= 2, got shape {probs.shape}")
-    _check_finite(probs, "--pred-probs")
-    if (probs < 0).any():
-        row = int(np.argwhere(probs < 0)[0, 0])
-        raise BadDataError(f"--pred-probs has negative values (first in row {row}); pass probabilities, not logits")
+    # Two passes over the array and no N x K temporaries (at 1M x 100 each pass is 400 MB):
+    # a NaN or infinity makes its row's sum non-finite.
     sums = probs.sum(axis=1, dtype=np.float64)
+    if not np.isfinite(sums).all():
+        _check_finite(probs, "--pred-probs")
+    if probs.min() < 0:
+        row = int(np.argmax((probs < 0).any(axis=1)))
+        raise BadDataError(f"--pred-probs has negative values (first in row {row}); pass probabilities, not logits")
     bad = np.abs(sums - 1) > SUM_TOLERANCE
     if bad.any():
         row = int(np.argmax(bad))
         raise BadDataError(f"--pred-probs rows must sum to 1 (row {row} sums to {sums[row]:.4g}); pass softmax probabilities")
-    probs = probs / sums[:, None].astype(np.float32)
+    if not np.array_equal(sums, np.ones_like(sums)):
+        # The array is our own copy, read from the file: renormalise it in place.
+        probs /= sums[:, None].astype(np.float32)
 
     raw = _load_array(labels_path, "--labels")
     if raw.ndim != 1 or len(raw) != len(probs):
@@ -157,12 +167,14 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
 def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
     """A manifest for data that exists only as model outputs: sample ids are row numbers."""
     n = len(outputs.labels)
-    ids = pd.array(np.arange(n).astype(str), dtype="string")
+    # Built as Arrow arrays: a million Python strings would cost seconds.
+    ids = pd.array(pa.array(np.arange(n)).cast(pa.string()), dtype="string")
+    names = pa.array(list(outputs.classes), type=pa.string())
     frame = pd.DataFrame({
         "sample_id": ids,
         "path": ids,
-        "label": pd.array(np.asarray(outputs.classes, dtype=object)[outputs.labels], dtype="string"),
-        "split": pd.array([pd.NA] * n, dtype="string"),
+        "label": pd.array(names.take(pa.array(outputs.labels)), dtype="string"),
+        "split": pd.array(pa.nulls(n, pa.string()), dtype="string"),
     })
     digest = hashlib.sha256(np.ascontiguousarray(outputs.pred_probs).data)  # no copy of a large array
     digest.update(np.ascontiguousarray(outputs.labels).data)

@@ -18,14 +18,15 @@ def test_out_of_fold_accuracy(sample_audit):
 
 
 def test_label_issues_find_planted_mislabels(sample_audit, truth):
-    """Measured on the committed sample: see the issue note for why recall is below the 0.8 aim."""
+    """The issue's target: recall >= 0.8 at precision >= 0.7 (measured 0.875 / 0.913 at seed 0;
+    seeds 1 and 2 give 0.917 / 0.88 and 0.792 / 0.808, see benchmarks/RESULTS.md)."""
     mislabeled = set(truth.loc[truth["issue"] == "mislabeled", "sample_id"])
     # An off-class image filed under some class has a wrong label too.
     wrong_label = mislabeled | set(truth.loc[truth["issue"] == "outlier", "sample_id"])
     found = flagged(sample_audit.findings, "label_issues")
     recall = len(found & mislabeled) / len(mislabeled)
     precision = len(found & wrong_label) / len(found)
-    assert recall >= 0.6, recall
+    assert recall >= 0.8, recall
     assert precision >= 0.7, precision
 
 
@@ -82,8 +83,15 @@ def test_knn_matches_brute_force_and_is_blocked(monkeypatch):
     np.fill_diagonal(sims, -np.inf)
     expected = np.sort(1 - sims, axis=1)[:, :5]
     np.testing.assert_allclose(dist, expected, atol=1e-5)
-    monkeypatch.setattr(knn, "_TILE", 300 * 7)
+    np.testing.assert_array_equal(idx, np.argsort(-sims, axis=1, kind="stable")[:, :5])
+    # Small blocks (7 rows: fewer columns per tile than k) give the same neighbours.
+    monkeypatch.setattr(knn, "_TILE", 7 * 7)
     np.testing.assert_array_equal(knn_cosine(x, 5)[1], idx)
+    small_dist, small_idx = knn_cosine(x, 12)
+    np.testing.assert_array_equal(small_idx, np.argsort(-sims, axis=1, kind="stable")[:, :12])
+    assert np.all(np.diff(small_dist, axis=1) >= 0)
+    # With the point itself included, it is its own nearest neighbour.
+    assert (knn_cosine(x, 3, exclude_self=False)[1][:, 0] == np.arange(len(x))).all()
 
 
 @pytest.mark.gpu

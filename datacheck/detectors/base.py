@@ -121,6 +121,16 @@ class Detector:
         if len(scores) and (not np.isfinite(scores).all() or scores.min() < 0 or scores.max() > 1):
             raise AssertionError(f"detector {self.name} produced scores outside [0, 1]")
         rows = partial["row"].to_numpy(dtype=np.int64)
+        checks = partial["check"].to_numpy()
+        # Sorted by check, then score, ties in manifest order: deterministic. The checks are
+        # sorted as integer codes and the rows reordered before any string column is built:
+        # a findings table can have millions of rows.
+        codes, _ = pd.factorize(checks, sort=True)
+        order = np.lexsort((rows, scores, codes))
+        rows = rows[order]
+        suggested = partial["suggested_label"].to_numpy()[order] if "suggested_label" in partial else None
+        confidence = partial["suggested_confidence"].to_numpy(dtype=float)[order] if "suggested_confidence" in partial else np.nan
+        details = _serialise(partial["details"].tolist())
         out = pd.DataFrame(
             {
                 "run_id": ctx.run_id,
@@ -128,23 +138,21 @@ class Detector:
                 "path": _take(frame["path"], rows),
                 "split": _take(frame["split"], rows),
                 "label": _take(frame["label"], rows),
-                "check": partial["check"].to_numpy(),
-                "score": scores,
-                "is_issue": partial["is_issue"].to_numpy(dtype=bool),
-                "suggested_label": partial["suggested_label"] if "suggested_label" in partial else None,
-                "suggested_confidence": partial["suggested_confidence"] if "suggested_confidence" in partial else np.nan,
-                "details": _serialise(partial["details"].tolist()),
+                "check": checks[order],
+                "score": scores[order],
+                "is_issue": partial["is_issue"].to_numpy(dtype=bool)[order],
+                "suggested_label": suggested,
+                "suggested_confidence": confidence,
+                "details": np.asarray(details, dtype=object)[order],
             }
         )
-        # Ties in score keep manifest order: deterministic, and a numeric sort (ids can be millions of strings).
-        order = np.lexsort((rows, scores, out["check"].to_numpy()))
-        out = out.iloc[order].reset_index(drop=True)
         return out.loc[:, FINDINGS_COLUMNS]
 
 
-def _take(column: pd.Series, rows: np.ndarray) -> np.ndarray:
-    """``column[rows]`` as an array, gathered by the column's own (Arrow) take, not element by element."""
-    return column.take(rows).to_numpy(dtype=object, na_value=None)
+def _take(column: pd.Series, rows: np.ndarray):
+    """``column[rows]`` by position, gathered by the column's own array (an Arrow take for
+    string columns), not element by element through Python objects."""
+    return column.array.take(rows)
 
 
 def _serialise(details: list) -> list:

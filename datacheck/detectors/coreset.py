@@ -18,9 +18,9 @@ class Coreset(Detector):
 
     After Mirzasoleiman, Cao & Leskovec, "Coresets for Robust Training of Neural Networks
     against Noisy Labels" (NeurIPS 2020): the gradient of the loss with respect to a
-    sample's logits is ``softmax output - one-hot(given label)`` (here from the out-of-fold
-    probabilities); optionally joined with the L2-normalised embedding times
-    ``embedding_weight``. Per class, greedy facility location
+    sample's logits is ``softmax output - one-hot(given label)`` (here the cross-validated
+    models' own out-of-fold softmax, or the ``--pred-probs`` a user brings); optionally
+    joined with the L2-normalised embedding times ``embedding_weight``. Per class, greedy facility location
     (:func:`datacheck.engine.facility.facility_location`) picks ``ceil(budget x size)``
     medoids; every sample is assigned to its nearest medoid, and a medoid's ``weight`` is the
     number of samples assigned to it (weights sum to the class size). Training on the
@@ -104,7 +104,9 @@ class Coreset(Detector):
         """Per-sample gradient approximation (N, C[+D]) and the rows that have one (N,)."""
         scored = outputs.scored
         labels = np.where(scored, outputs.labels, 0)
-        gradient = np.nan_to_num(outputs.pred_probs.astype(np.float32))
+        # The network's own softmax: CRUST's gradient is that of the model's loss.
+        probs = outputs.pred_probs if outputs.softmax is None else outputs.softmax
+        gradient = np.nan_to_num(probs.astype(np.float32))
         gradient[np.arange(len(labels)), labels] -= 1.0
         if self.embedding_weight == 0 or "embeddings" not in ctx.features:
             return gradient, scored

@@ -16,6 +16,11 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
         raise TypeError(f"{cls!r} is not a Detector subclass with a name")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise ValueError(f"a detector named {cls.name!r} is already registered")
+    # A check belongs to one detector: findings are sorted, gated and reported by check.
+    taken = {c: n for n, other in _REGISTRY.items() if other is not cls for c in other.checks}
+    clash = sorted(set(cls.checks) & set(taken))
+    if clash:
+        raise ValueError(f"check {clash[0]!r} of {cls.name!r} is already produced by {taken[clash[0]]!r}")
     _REGISTRY[cls.name] = cls
     return cls
 
