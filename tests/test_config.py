@@ -7,7 +7,7 @@ import pytest
 from datacheck.config import default_config, load_config, render_toml
 from datacheck.errors import UsageError
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, SAMPLE_DATA
 
 
 def test_committed_default_config_is_current():
@@ -69,9 +69,31 @@ def test_missing_config_file(tmp_path):
 def test_quick_config_gates_sample_data_without_training(tmp_path):
     import datacheck
 
-    from .conftest import SAMPLE_DATA
 
     result = datacheck.audit(SAMPLE_DATA, out=tmp_path / "run", config=REPO_ROOT / "configs" / "quick.toml", workers=0)
     assert "label_issues" not in result.summary["checks"]  # no model was trained
     assert [g["gate"] for g in result.summary["gates"] if g["failed"]] == ["corrupt>0", "split_leakage>0"]
     assert int(result.exit_status) == 1
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[train]\nepochs = 0\n", "train.epochs must be an integer >= 1, got 0"),
+        ("[train]\nfolds = 1\n", "train.folds must be an integer >= 2"),
+        ("[train]\nknn_k = -1\n", "train.knn_k must be an integer >= 0"),
+        ("[train]\nlabel_smoothing = 1.0\n", "0 <= label_smoothing < 1"),
+        ("[train]\nlr = 0\n", "lr > 0"),
+    ],
+)
+def test_bad_training_settings_exit_2_before_any_work(tmp_path, text, message):
+    from click.testing import CliRunner
+
+    from datacheck.cli import cli
+
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["audit", str(SAMPLE_DATA), "--config", str(path), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()

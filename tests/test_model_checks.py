@@ -122,3 +122,26 @@ def test_aum_ranks_mislabels_below_clean_samples(tmp_path, truth):
     assert (flagged & planted).sum() / planted.sum() >= 0.8
     assert len(result.summary["checks"]["aum"]["threshold"]["cuts"]) == 2  # two runs, two cuts
     assert "aum" not in datacheck.detectors.list_detectors(default_only=True)  # opt-in
+
+
+def test_knn_vote_probs_are_neighbour_shares():
+    from datacheck.engine.knn import knn_vote_probs
+
+    points = np.array([[1, 0], [0.9, 0.1], [0.8, 0.2], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    labels = np.array([0, 0, 1, 2, 2])
+    probs = knn_vote_probs(np.array([[1, 0.05], [0.05, 1]], dtype=np.float32), points, labels, 3, k=3)
+    # 3 neighbours, 0.1 prior vote per class: (votes + 0.1) / 3.3
+    np.testing.assert_allclose(probs, np.array([[2.1, 1.1, 0.1], [0.1, 1.1, 2.1]]) / 3.3, rtol=1e-6)
+    assert knn_vote_probs(points[:1], points[:2], labels[:2], 3, k=20).shape == (1, 3)  # k capped at M
+
+
+def test_registering_a_check_twice_is_refused():
+    from datacheck.detectors.base import Detector
+    from datacheck.detectors.registry import register_detector
+
+    class Twin(Detector):
+        name = "twin_of_label_issues"
+        checks = ("label_issues",)
+
+    with pytest.raises(ValueError, match="already produced by 'label_issues'"):
+        register_detector(Twin)
