@@ -145,3 +145,16 @@ def test_registering_a_check_twice_is_refused():
 
     with pytest.raises(ValueError, match="already produced by 'label_issues'"):
         register_detector(Twin)
+
+
+@pytest.mark.parametrize("shape", [(4096, 300), (4133, 257), (1300, 64)])
+def test_grouped_column_topk_is_exact(shape):
+    """The symmetric kNN's column side ranks only the candidates of the best row groups."""
+    import torch
+
+    from datacheck.engine.knn import _column_topk
+
+    sims = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    expected = torch.topk(sims, 10, dim=0)
+    top, idx = _column_topk(sims, 10)
+    assert torch.equal(top, expected.values.T) and torch.equal(idx, expected.indices.T)

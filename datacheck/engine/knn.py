@@ -56,18 +56,18 @@ def knn_cosine(
                 sims = points[rows] @ points[cols].T  # (block_i, block_j)
                 if i == j and exclude_self:
                     sims.fill_diagonal_(-float("inf"))
-                _merge(best, where, rows, sims, j)
+                _merge(best, where, rows, *torch.topk(sims, min(k, sims.shape[1]), dim=1), j)
                 if i != j:  # the same tile, read along its columns, serves block j's rows
-                    _merge(best, where, cols, sims.T, i)
+                    _merge(best, where, cols, *_column_topk(sims, min(k, sims.shape[0])), i)
     distances = (1.0 - best).clamp_min(0).cpu().numpy()
     return distances, where.cpu().numpy()
 
 
-def _merge(best: torch.Tensor, where: torch.Tensor, rows: slice, sims: torch.Tensor, offset: int) -> None:
-    """Fold a similarity tile (R, M), whose columns are points ``offset..offset+M``, into the
-    running top-k of ``rows`` (in place)."""
+def _merge(best: torch.Tensor, where: torch.Tensor, rows: slice, top: torch.Tensor, idx: torch.Tensor,
+           offset: int) -> None:
+    """Fold a tile's top similarities (R, k') and their column indices (points ``offset + idx``)
+    into the running top-k of ``rows``, in place."""
     k = best.shape[1]
-    top, idx = torch.topk(sims, min(k, sims.shape[1]), dim=1)
     candidates = torch.cat([best[rows], top], dim=1)
     indices = torch.cat([where[rows], idx + offset], dim=1)
     # A stable sort: among equal similarities the candidate found first stays first.
@@ -109,3 +109,31 @@ def knn_vote_probs(queries: np.ndarray, points: np.ndarray, labels: np.ndarray, 
             nearest = torch.topk(q[start : start + block] @ p.T, k, dim=1).indices  # (block, k)
             votes[start : start + block].scatter_add_(1, target[nearest], torch.ones_like(nearest, dtype=torch.float32))
     return ((votes + 0.1) / (k + 0.1 * num_classes)).cpu().numpy()
+
+
+#: Rows per group in :func:`_column_topk`.
+_GROUP = 64
+
+
+def _column_topk(sims: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(sims, k, dim=0)`` of a row-major tile (R, M), transposed to (M, k); exact.
+
+    A top-k across the rows of a row-major tile costs three times one along them. Instead:
+    the top k of a column lie in the k groups of ``_GROUP`` consecutive rows with the largest
+    maxima (every entry of any other group is below k larger ones), and group maxima reduce
+    along the memory layout, so only k x ``_GROUP`` candidates per column are ranked.
+    """
+    groups = sims.shape[0] // _GROUP
+    if groups <= 2 * k:
+        top, idx = torch.topk(sims, k, dim=0)
+        return top.T, idx.T
+    full = groups * _GROUP
+    maxima = sims[:full].unflatten(0, (groups, _GROUP)).amax(dim=1)  # (groups, M)
+    chosen = torch.topk(maxima, k, dim=0).indices  # (k, M)
+    offsets = torch.arange(_GROUP, device=sims.device)[:, None]
+    index = (chosen.unsqueeze(1) * _GROUP + offsets).flatten(0, 1)  # (k * _GROUP, M)
+    if full < sims.shape[0]:  # the last, partial group is always a candidate
+        tail = torch.arange(full, sims.shape[0], device=sims.device)[:, None].expand(-1, sims.shape[1])
+        index = torch.cat([index, tail])
+    top, pos = torch.topk(torch.gather(sims, 0, index), k, dim=0)
+    return top.T, torch.gather(index, 0, pos).T
