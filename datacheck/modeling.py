@@ -131,7 +131,7 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
     if bad.any():
         row = int(np.argmax(bad))
         raise BadDataError(f"--pred-probs rows must sum to 1 (row {row} sums to {sums[row]:.4g}); pass softmax probabilities")
-    if not np.array_equal(sums, np.ones_like(sums)):
+    if (sums != 1).any():
         # The array is our own copy, read from the file: renormalise it in place.
         probs /= sums[:, None].astype(np.float32)
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from .knn import knn_vote_probs
 from .models import Network, create_model
 
@@ -46,8 +47,6 @@ class TrainConfig:
     knn_k: int = 20
 
     def __post_init__(self):
-        from ..errors import UsageError
-
         rules = {"image_size": 8, "folds": 2, "epochs": 1, "batch_size": 2, "max_shift": 0, "knn_k": 0}
         for name, least in rules.items():
             value = getattr(self, name)
@@ -138,12 +137,12 @@ def _cross_validate_head(network: Network, pixels, labels, folds, num_classes, c
     pred_probs = np.zeros((len(labels), num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
     for k in range(folds.max() + 1):
-        held_out = torch.as_tensor(folds == k, device=device)
+        rows = folds == k
+        held_out = torch.as_tensor(rows, device=device)
         head, _ = fit_head(features[~held_out], target[~held_out], num_classes, config, seed * 1009 + k)
         with torch.inference_mode():
-            softmax[folds == k] = torch.softmax(head(features[held_out]), dim=1).cpu().numpy()
-        pred_probs[folds == k] = with_neighbour_votes(softmax[folds == k], features, target, held_out, num_classes,
-                                                      config, device)
+            softmax[rows] = torch.softmax(head(features[held_out]), dim=1).cpu().numpy()
+        pred_probs[rows] = with_neighbour_votes(softmax[rows], features, target, held_out, num_classes, config, device)
     return CrossValResult(pred_probs, softmax, embeddings, folds)
 
 
