@@ -49,8 +49,8 @@ def test_auto_fixes_planted_mislabels_and_leaves_clean_samples_alone(run_dir, tr
     clean = set(result.manifest["sample_id"]) - set(truth["sample_id"])  # no planted issue of any kind
     clean_changed = len(set(changed.index) & clean)
     not_mislabeled_changed = len(set(changed.index) - set(mislabeled.index))
-    assert fixed / len(mislabeled) >= 0.8, (fixed, len(mislabeled))  # measured: 23 of 24
-    assert clean_changed / len(clean) <= 0.02, clean_changed  # measured: 0 of 456
+    assert fixed / len(mislabeled) >= 0.8, (fixed, len(mislabeled))  # measured: 22 of 24
+    assert clean_changed / len(clean) <= 0.02, clean_changed  # measured: 1 of 456
     assert not_mislabeled_changed / (564 - len(mislabeled)) <= 0.02, not_mislabeled_changed
     new = result.manifest.set_index("sample_id")["label"]
     assert (new[changed.index] == changed).all()
