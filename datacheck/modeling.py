@@ -53,7 +53,9 @@ class ModelOutputs:
     @property
     def scored(self) -> np.ndarray:
         """Rows with a label and probabilities, shape (N,) bool."""
-        return (self.labels >= 0) & np.isfinite(self.pred_probs).all(axis=1)
+        # A row sum is finite exactly when every probability in it is (NaN and inf
+        # propagate; values in [0, 1] cannot overflow), without an (N, C) boolean temporary.
+        return (self.labels >= 0) & np.isfinite(self.pred_probs.sum(axis=1))
 
 
 def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np.ndarray]:

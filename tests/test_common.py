@@ -96,3 +96,34 @@ def test_a_single_image_dataset_is_audited(tmp_path):
     assert result.summary["samples"] == 1
     assert result.summary["checks"]["near_duplicates"]["flagged"] == 0
     assert np.isfinite(result.findings["score"]).all()
+
+
+def test_findings_columns_are_assembled_in_sorted_order(context):
+    """Every way a detector may hand over checks, details and suggestions gives the same rows."""
+    import json
+
+    import pyarrow as pa
+
+    from datacheck.detectors.base import partial_findings
+
+    class Toy(Detector):
+        name, checks = "toy", ("a", "b")
+
+    ctx = context()
+    rows, checks, score = [2, 0, 1, 3], ["b", "a", "b", "a"], [0.5, 0.5, 0.1, 0.2]
+    suggested = pd.Categorical.from_codes([1, -1, 0, 1], ["cat", "dog"])  # -1: no suggestion
+    texts = ['{"n": 0}', '{"n": 1}', '{"n": 2}', '{"n": 3}']
+    for details in ([{"n": n} for n in range(4)], texts, pa.array(texts)):
+        partial = partial_findings(rows, checks, score, [True, False, True, False], details,
+                                   suggested_label=suggested, suggested_confidence=[0.9, np.nan, 0.8, 0.7])
+        out = Toy()._complete(partial, ctx)
+        assert list(out.columns) == FINDINGS_COLUMNS
+        # by check, then score, ties by row
+        assert out["check"].tolist() == ["a", "a", "b", "b"]
+        assert out["sample_id"].tolist() == ctx.manifest.frame["sample_id"].take([3, 0, 1, 2]).tolist()
+        assert [json.loads(d)["n"] for d in out["details"]] == [3, 1, 2, 0]
+        assert out["suggested_label"].tolist()[0] == "dog" and pd.isna(out["suggested_label"].iloc[1])
+        assert out["suggested_label"].tolist()[2:] == ["cat", "dog"]
+        np.testing.assert_array_equal(out["suggested_confidence"], [0.7, np.nan, 0.8, 0.9])
+    with pytest.raises(AssertionError, match="undeclared checks"):
+        Toy()._complete(partial_findings([0], "c", 0.5, False, [{}]), ctx)

@@ -48,6 +48,16 @@ def test_audit_from_arrays(noisy_arrays):
     assert len(found & flipped) / len(flipped) >= 0.8
     assert len(found & flipped) / len(found) >= 0.7
     assert set(findings["label"]) == {"ant", "bee", "cat"}
+    # Suggestions and details are built column-wise (category codes, Arrow strings): check every row.
+    rows = findings[findings["check"] == "label_issues"]
+    ids = rows["sample_id"].astype(int).to_numpy()
+    probs, labels = np.load(d / "p.npy"), np.load(d / "l.npy")
+    names = np.array(["ant", "bee", "cat"])
+    assert len(rows) == 600 and (rows["label"].to_numpy() == names[labels[ids]]).all()
+    assert (rows["suggested_label"].to_numpy() == names[probs[ids].argmax(axis=1)]).all()
+    np.testing.assert_allclose(rows["suggested_confidence"], probs[ids].max(axis=1), rtol=1e-6)
+    given = [json.loads(text)["given_probability"] for text in rows["details"]]
+    np.testing.assert_allclose(given, probs[ids, labels[ids]], atol=5e-5)
 
 
 def test_image_checks_need_images(noisy_arrays):

@@ -17,6 +17,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..errors import UsageError
 from ..manifest import Manifest
@@ -100,9 +101,9 @@ class Detector:
         """Raise :class:`UsageError` for an invalid parameter value."""
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
-        """Return partial findings: ``row`` (manifest row number), ``check``, ``score``,
-        ``is_issue``, ``details`` (a dict, or its JSON text when a detector serialises
-        millions of rows itself) and optionally ``suggested_label``/``suggested_confidence``."""
+        """Return partial findings (see :func:`partial_findings`): ``row`` (manifest row
+        number), ``check``, ``score``, ``is_issue``, ``details`` and optionally
+        ``suggested_label``/``suggested_confidence``."""
         raise NotImplementedError
 
     def run(self, ctx: AuditContext) -> pd.DataFrame:
@@ -114,23 +115,24 @@ class Detector:
 
     def _complete(self, partial: pd.DataFrame, ctx: AuditContext) -> pd.DataFrame:
         frame = ctx.manifest.frame
-        unknown = set(partial["check"]) - set(self.checks)
+        codes, checks = pd.factorize(partial["check"], sort=True)
+        unknown = set(checks) - set(self.checks)
         if unknown:
             raise AssertionError(f"detector {self.name} produced undeclared checks {sorted(unknown)}")
         scores = partial["score"].to_numpy(dtype=float)
         if len(scores) and (not np.isfinite(scores).all() or scores.min() < 0 or scores.max() > 1):
             raise AssertionError(f"detector {self.name} produced scores outside [0, 1]")
         rows = partial["row"].to_numpy(dtype=np.int64)
-        checks = partial["check"].to_numpy()
-        # Sorted by check, then score, ties in manifest order: deterministic. The checks are
-        # sorted as integer codes and the rows reordered before any string column is built:
-        # a findings table can have millions of rows.
-        codes, _ = pd.factorize(checks, sort=True)
+        # Sorted by check, then score, ties in manifest order: deterministic. Every column is
+        # reordered as an array (strings as Arrow or category codes), never row by row in
+        # Python: a findings table can have millions of rows.
         order = np.lexsort((rows, scores, codes))
         rows = rows[order]
-        suggested = partial["suggested_label"].to_numpy()[order] if "suggested_label" in partial else None
-        confidence = partial["suggested_confidence"].to_numpy(dtype=float)[order] if "suggested_confidence" in partial else np.nan
-        details = _serialise(partial["details"].tolist())
+        if "suggested_label" in partial:
+            suggested = _take(partial["suggested_label"], order)
+            confidence = partial["suggested_confidence"].to_numpy(dtype=float)[order]
+        else:
+            suggested, confidence = None, np.nan
         out = pd.DataFrame(
             {
                 "run_id": ctx.run_id,
@@ -138,12 +140,12 @@ class Detector:
                 "path": _take(frame["path"], rows),
                 "split": _take(frame["split"], rows),
                 "label": _take(frame["label"], rows),
-                "check": checks[order],
+                "check": _take(pd.Series(pd.Categorical.from_codes(codes, checks)), order),
                 "score": scores[order],
                 "is_issue": partial["is_issue"].to_numpy(dtype=bool)[order],
                 "suggested_label": suggested,
                 "suggested_confidence": confidence,
-                "details": np.asarray(details, dtype=object)[order],
+                "details": _take(_serialise(partial["details"]), order),
             }
         )
         return out.loc[:, FINDINGS_COLUMNS]
@@ -151,30 +153,65 @@ class Detector:
 
 def _take(column: pd.Series, rows: np.ndarray):
     """``column[rows]`` by position, gathered by the column's own array (an Arrow take for
-    string columns), not element by element through Python objects."""
+    string columns, a take of the codes for categories, decoded by Arrow), never element by
+    element through Python objects."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()[rows]
+        categories = pa.array(column.cat.categories.to_numpy(dtype=object), type=pa.string())
+        strings = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), categories).cast(pa.string())
+        return pd.array(strings, dtype="str")
     return column.array.take(rows)
 
 
-def _serialise(details: list) -> list:
-    """JSON text per row; a detector passes all dicts, or all ready-made JSON strings (fast path)."""
-    if details and isinstance(details[0], str):
+def _serialise(details: pd.Series) -> pd.Series:
+    """The ``details`` column as JSON text: kept as it is when a detector passed ready-made
+    JSON strings (an Arrow string array, the fast path for millions of rows), else one
+    ``json.dumps`` per dict."""
+    if not pd.api.types.is_object_dtype(details.dtype):
         return details
-    return [json.dumps(_jsonable(d), sort_keys=True) for d in details]
+    return pd.Series([d if isinstance(d, str) else json.dumps(_jsonable(d), sort_keys=True) for d in details],
+                     dtype=object)
 
 
-def partial_findings(rows, check, score, is_issue, details) -> pd.DataFrame:
-    """Build the partial frame :meth:`Detector.find` returns (arrays of equal length)."""
+def partial_findings(rows, check, score, is_issue, details, *, suggested_label=None,
+                     suggested_confidence=None) -> pd.DataFrame:
+    """Build the partial frame :meth:`Detector.find` returns.
+
+    Parameters
+    ----------
+    rows : array-like of int, shape (n,)
+        Manifest row numbers.
+    check : str or sequence of str, shape (n,)
+        The check of every row, or of each row.
+    score, is_issue : array-like, shape (n,) or scalar
+        Score in [0, 1] (lower = worse) and whether the row is flagged.
+    details : sequence of dict or of JSON str, shape (n,), or pyarrow.StringArray
+        Check-specific fields; an Arrow array of JSON objects is used as it is (the fast
+        path for detectors that score millions of rows).
+    suggested_label : pandas.Categorical or array-like of str, shape (n,), optional
+        The label the detector suggests (a Categorical keeps millions of rows cheap).
+    suggested_confidence : array-like of float, shape (n,), optional
+        Its confidence; given with ``suggested_label``.
+    """
     rows = np.asarray(rows, dtype=np.int64)
     n = len(rows)
-    return pd.DataFrame(
-        {
-            "row": rows,
-            "check": [check] * n if isinstance(check, str) else list(check),
-            "score": np.broadcast_to(np.asarray(score, dtype=float), (n,)),
-            "is_issue": np.broadcast_to(np.asarray(is_issue, dtype=bool), (n,)),
-            "details": list(details) if details is not None else [{}] * n,
-        }
-    )
+    if isinstance(check, str):
+        check = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [check])
+    if isinstance(details, (pa.Array, pa.ChunkedArray)):
+        details = pd.array(details, dtype="str")
+    else:
+        details = pd.Series(list(details) if details is not None else [{}] * n, dtype=object)
+    columns = {
+        "row": rows,
+        "check": pd.Categorical(check),
+        "score": np.broadcast_to(np.asarray(score, dtype=float), (n,)),
+        "is_issue": np.broadcast_to(np.asarray(is_issue, dtype=bool), (n,)),
+        "details": details,
+    }
+    if suggested_label is not None:
+        columns["suggested_label"] = suggested_label
+        columns["suggested_confidence"] = np.asarray(suggested_confidence, dtype=float)
+    return pd.DataFrame(columns)
 
 
 def _jsonable(value):

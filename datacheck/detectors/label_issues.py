@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import UsageError
 from .base import AuditContext, Detector, partial_findings
@@ -51,8 +53,13 @@ class LabelIssues(Detector):
         from cleanlab.rank import get_label_quality_scores
 
         outputs = ctx.get("pred_probs")
-        rows = np.flatnonzero(outputs.scored)
-        labels, probs = outputs.labels[rows], outputs.pred_probs[rows]
+        labels, probs = outputs.labels, outputs.pred_probs
+        scored = outputs.scored
+        if scored.all():
+            rows = np.arange(len(labels))  # the common case: no copy of a possibly huge (N, C) array
+        else:
+            rows = np.flatnonzero(scored)
+            labels, probs = labels[rows], probs[rows]
         if len(np.unique(labels)) < 2:
             self.thresholds_[self.name] = {"rule": "off: fewer than two labeled classes"}
             return partial_findings([], self.name, [], [], [])
@@ -70,10 +77,11 @@ class LabelIssues(Detector):
             "estimated_noise_rate": round(float(is_issue.mean()), 4),
             "out_of_fold_accuracy": round(float((suggested == labels).mean()), 4),
         }
-        classes = np.asarray(outputs.classes, dtype=object)
-        given = probs[np.arange(len(rows)), labels]
-        details = [f'{{"given_probability": {p:.4f}}}' for p in given.tolist()]  # JSON, without json.dumps per row
-        out = partial_findings(rows, self.name, np.clip(score, 0, 1), is_issue, details)
-        out["suggested_label"] = classes[suggested]
-        out["suggested_confidence"] = probs.max(axis=1).astype(float)
-        return out
+        given = pa.array(np.take_along_axis(probs, labels[:, None], axis=1)[:, 0].astype(np.float64))
+        # {"given_probability": p} for every row, built by Arrow: no Python string per row.
+        details = pc.binary_join_element_wise('{"given_probability": ', pc.cast(pc.round(given, 4), pa.string()), "}", "")
+        return partial_findings(
+            rows, self.name, np.clip(score, 0, 1), is_issue, details,
+            suggested_label=pd.Categorical.from_codes(suggested, outputs.classes),
+            suggested_confidence=np.take_along_axis(probs, suggested[:, None], axis=1)[:, 0],
+        )
