@@ -91,7 +91,7 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
     counts = np.bincount(labels[use], minlength=c)
     if (counts >= 2).sum() >= 2:  # cross-validation needs two classes with two samples each
         def train() -> dict:
-            result = cross_validate(pixels[use], labels[use], c, config, device, seed, weights, progress)
+            result = cross_validate(pixels, labels, c, config, device, seed, weights, progress, rows=np.flatnonzero(use))
             return {"pred_probs": result.pred_probs, "softmax": result.softmax, "embeddings": result.embeddings}
 
         path = cache_file(cache_dir, "cv-v3", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
@@ -253,7 +253,7 @@ def aum_outputs(manifest: Manifest, inputs: tuple, config, device: str, seed: in
         torch.manual_seed(seed * 7919)
         network = create_model(config.model, c + 1, weights)
         # A frozen backbone embeds once; only a linear head is trained on the features.
-        features = None if network.trainable else frozen_features(network, pixels[use], config, device)[1]
+        features = None if network.trainable else frozen_features(network, pixels, config, device, rows=use)[1]
         for run, subset in enumerate(subsets):
             fake = y.copy()
             fake[subset] = c  # the extra, fake class
@@ -263,7 +263,7 @@ def aum_outputs(manifest: Manifest, inputs: tuple, config, device: str, seed: in
             else:
                 torch.manual_seed(seed * 7919 + run)
                 network = create_model(config.model, c + 1, weights)
-                margins = fit(network, pixels[use], fake, config, device, seed * 7919 + run, record_margins=True,
+                margins = fit(network, pixels, fake, config, device, seed * 7919 + run, record_margins=True, rows=use,
                               progress=(lambda e, t, run=run: progress(f"AUM run {run + 1}/2", e, t))
                               if progress else None)
             mean_margin = margins.mean(axis=0)

@@ -119,12 +119,12 @@ def cached_arrays(path: Path | None, compute: Callable[[], dict]) -> dict:
     return arrays
 
 
-def cache_file(cache_dir: str | os.PathLike | None, kind: str, *key_parts) -> Path | None:
-    """``<cache_dir>/<kind>-<hash of key_parts>.npz``, or None when caching is off."""
+def cache_file(cache_dir: str | os.PathLike | None, kind: str, *key_parts, suffix: str = ".npz") -> Path | None:
+    """``<cache_dir>/<kind>-<hash of key_parts><suffix>``, or None when caching is off."""
     if not cache_dir:
         return None
     digest = hashlib.sha256()
     for part in key_parts:
         digest.update(part if isinstance(part, bytes) else str(part).encode())
         digest.update(b"|")
-    return Path(cache_dir) / f"{kind}-{digest.hexdigest()[:32]}.npz"
+    return Path(cache_dir) / f"{kind}-{digest.hexdigest()[:32]}{suffix}"

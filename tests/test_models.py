@@ -85,3 +85,42 @@ def test_aum_with_a_frozen_backbone_trains_only_a_head(tiny_dataset, tmp_path, m
     rows = result.findings[result.findings["check"] == "aum"]
     assert len(rows) == 16 and rows["score"].between(0, 1).all()
     assert len(result.summary["checks"]["aum"]["threshold"]["cuts"]) == 2
+
+
+def test_pixels_cache_is_a_read_only_memory_map(tiny_dataset, tmp_path):
+    """Cached pixels are an .npy memory map equal to a fresh decode; a damaged cache is decoded again."""
+    from datacheck.engine.loader import load_pixels
+    from datacheck.manifest import load_manifest
+
+    paths = load_manifest(tiny_dataset).abspaths()
+    fresh, fresh_ok, key = load_pixels(paths, 16, workers=0)
+    cache = tmp_path / "cache"
+    cached, ok, cached_key = load_pixels(paths, 16, workers=0, cache_dir=cache)
+    assert isinstance(cached, np.memmap) and not cached.flags.writeable and key == cached_key
+    np.testing.assert_array_equal(cached, fresh)
+    np.testing.assert_array_equal(ok, fresh_ok)
+    files = sorted(p.name for p in cache.iterdir())
+    assert len(files) == 2 and files[0].endswith(".npy") and files[1].endswith(".ok.npy")
+    (cache / files[0]).write_bytes(b"not an array")
+    again, _, _ = load_pixels(paths, 16, workers=0, cache_dir=cache)
+    np.testing.assert_array_equal(again, fresh)
+
+
+def test_training_on_rows_equals_training_on_their_copy():
+    """fit/predict read ``rows`` of a (memory-mapped) array batch by batch: same model, same outputs."""
+    from datacheck.engine.train import TrainConfig, fit, predict
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(60, 3, 16, 16), dtype=np.uint8)
+    labels = rng.integers(0, 3, 60)
+    rows = np.sort(rng.choice(60, 40, replace=False))
+    config = TrainConfig(image_size=16, epochs=2, batch_size=16)
+    outputs = []
+    for subset in ({"pixels": pixels[rows]}, {"pixels": pixels, "rows": rows}):
+        torch.manual_seed(0)
+        network = create_model("convnet-small", 3)
+        pixels_in, picked = subset["pixels"], subset.get("rows")
+        fit(network, pixels_in, labels[rows], config, "cpu", seed=0, rows=picked)
+        outputs.append(predict(network, pixels_in, "cpu", batch_size=7, rows=picked))
+    np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
+    np.testing.assert_array_equal(outputs[0][1], outputs[1][1])

@@ -124,7 +124,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     torch.manual_seed(seed)
     network = create_model(config.model, len(classes), audit_cfg.get("weights") or None)
     if network.trainable:
-        fit(network, pixels[ok], target[ok], config, device, seed)
+        fit(network, pixels, target[ok], config, device, seed, rows=np.flatnonzero(ok))
 
     def embed(px: np.ndarray) -> np.ndarray:
         _, features = predict(network, px, device, config.batch_size * 4, tta=False)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..runs import cache_file, cached_arrays
+from ..runs import atomic_write, cache_file
 from .image_stats import DECODE_ERRORS, STAT_COLUMNS, analyze_batch
 
 ProgressCallback = Callable[[int, int], None]
@@ -69,6 +70,22 @@ def map_batches(
     dict of str to list
         Each list has length N.
     """
+    out: dict[str, list] = {}
+    for _, result in iter_batches(paths, fn, workers, batch_size, progress):
+        for key, values in result.items():
+            out.setdefault(key, []).extend(values)
+    return out
+
+
+def iter_batches(
+    paths: list[str],
+    fn: Callable[[dict], dict],
+    workers: int,
+    batch_size: int = 32,
+    progress: ProgressCallback | None = None,
+) -> Iterator[tuple[int, dict]]:
+    """Like :func:`map_batches`, but yield ``(first row, fn's result)`` per batch, in row
+    order, so a caller can write each batch into place instead of holding them all."""
     from torch.utils.data import DataLoader  # torch is heavy: only imported when images are read
 
     batches = _PathBatches(paths, batch_size, fn)
@@ -81,15 +98,12 @@ def map_batches(
         # The identity collate keeps numpy arrays as they are (the default converts them to tensors).
         collate_fn=_identity,
     )
-    out: dict[str, list] = {}
     done = 0
     for result in loader:
-        for key, values in result.items():
-            out.setdefault(key, []).extend(values)
+        yield done, result
         done += len(next(iter(result.values()))) if result else 0
         if progress:
             progress(done, len(paths))
-    return out
 
 
 def _identity(batch):
@@ -166,20 +180,58 @@ def load_pixels(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Decoded, resized images for a model, cached on disk by file content and ``side``.
 
+    Each batch is written into place as it is decoded (no second copy of the whole set).
+    With a cache the pixels live in an ``.npy`` file that is memory-mapped read-only, so a
+    large set at a large ``side`` is paged in from disk as batches are read rather than
+    held in memory.
+
     Returns
     -------
     pixels : ndarray of shape (N, 3, side, side), uint8
+        A read-only memory map when cached.
     ok : ndarray of shape (N,), bool
         False where the file could not be decoded.
     key : str
         Content key (also in the cache file name), for caching what is computed from these pixels.
     """
     key = f"{file_digest(paths)[:32]}-s{side}"
+    shape = (len(paths), 3, side, side)
+    cache = cache_file(cache_dir, "pixels", key, suffix=".npy")
+    if cache is None:
+        pixels = np.empty(shape, dtype=np.uint8)
+        return pixels, _decode_into(pixels, paths, side, workers, progress), key
+    ok_file = cache.with_suffix(".ok.npy")
+    try:
+        pixels, ok = np.load(cache, mmap_mode="r"), np.load(ok_file)
+        if pixels.shape == shape and ok.shape == shape[:1]:
+            return pixels, ok, key
+    except (OSError, ValueError):  # not cached yet, or a damaged cache file: decode again
+        pass
 
-    def decode() -> dict:
-        out = map_batches(paths, functools.partial(decode_resize_batch, side=side), workers, progress=progress)
-        pixels = np.stack(out["pixels"]) if paths else np.zeros((0, 3, side, side), np.uint8)
-        return {"pixels": pixels, "ok": np.asarray(out.get("ok", []), dtype=bool)}
+    def write(tmp: Path) -> None:
+        pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        ok = _decode_into(pixels, paths, side, workers, progress)
+        pixels.flush()
+        del pixels
+        # The flags go first: the pixel file, renamed into place last, marks a complete pair.
+        atomic_write(ok_file, lambda tmp_ok: _save_npy(tmp_ok, ok))
 
-    arrays = cached_arrays(cache_file(cache_dir, "pixels", key), decode)
-    return arrays["pixels"], arrays["ok"], key
+    atomic_write(cache, write)
+    return np.load(cache, mmap_mode="r"), np.load(ok_file), key
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # np.save(path) would append ".npy" to a temporary name
+        np.save(fh, array)
+
+
+def _decode_into(pixels: np.ndarray, paths: list[str], side: int, workers: int,
+                 progress: ProgressCallback | None) -> np.ndarray:
+    """Decode ``paths`` into ``pixels`` (N, 3, side, side) batch by batch; the ok flags (N,) bool."""
+    ok = np.zeros(len(paths), dtype=bool)
+    batches = iter_batches(paths, functools.partial(decode_resize_batch, side=side), workers, progress=progress)
+    for start, batch in batches:
+        stop = start + len(batch["ok"])
+        pixels[start:stop] = np.stack(batch["pixels"])
+        ok[start:stop] = batch["ok"]
+    return ok

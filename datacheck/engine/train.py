@@ -96,20 +96,26 @@ def cross_validate(
     seed: int,
     weights=None,
     progress: Progress | None = None,
+    rows: np.ndarray | None = None,
 ) -> CrossValResult:
     """Stratified K-fold training and out-of-fold prediction.
 
     Parameters
     ----------
     pixels : ndarray of shape (N, 3, H, W), uint8
-    labels : ndarray of shape (N,), int in [0, num_classes)
+        May be a memory map: it is read batch by batch, never copied whole.
+    labels : ndarray of shape (N,), int in [0, num_classes) on ``rows``
+    rows : ndarray of int, shape (M,), optional
+        The rows to cross-validate (default: all); the result has M rows, in this order.
     """
-    n = len(labels)
+    rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
+    labels = labels[rows]
+    n = len(rows)
     folds = stratified_folds(labels, config.folds, seed)
     torch.manual_seed(seed)
     network = create_model(config.model, num_classes, weights)
     if not network.trainable:
-        return _cross_validate_head(network, pixels, labels, folds, num_classes, config, device, seed)
+        return _cross_validate_head(network, pixels, rows, labels, folds, num_classes, config, device, seed)
     n_folds = folds.max() + 1
     pred_probs = np.zeros((n, num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
@@ -119,20 +125,20 @@ def cross_validate(
         torch.manual_seed(seed * 1009 + k)
         network = create_model(config.model, num_classes, weights)
         label = f"train fold {k + 1}/{n_folds}"
-        fit(network, pixels[~held_out], labels[~held_out], config, device, seed * 1009 + k,
+        fit(network, pixels, labels[~held_out], config, device, seed * 1009 + k, rows=rows[~held_out],
             progress=(lambda e, total, label=label: progress(label, e, total)) if progress else None)
-        softmax[held_out], _ = predict(network, pixels[held_out], device, config.batch_size * 4)
+        softmax[held_out], _ = predict(network, pixels, device, config.batch_size * 4, rows=rows[held_out])
         # Every fold model embeds every sample: one space shared by all samples (see CrossValResult).
-        _, features = predict(network, pixels, device, config.batch_size * 4, tta=False)
+        _, features = predict(network, pixels, device, config.batch_size * 4, tta=False, rows=rows)
         pred_probs[held_out] = with_neighbour_votes(softmax[held_out], features, labels, held_out, num_classes, config, device)
         features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
         embeddings[:, k * network.dim : (k + 1) * network.dim] = features / np.sqrt(n_folds)
     return CrossValResult(pred_probs, softmax, embeddings, folds)
 
 
-def _cross_validate_head(network: Network, pixels, labels, folds, num_classes, config, device, seed) -> CrossValResult:
+def _cross_validate_head(network: Network, pixels, rows, labels, folds, num_classes, config, device, seed) -> CrossValResult:
     """Frozen backbone: embed every image once, then cross-validate a linear head on the embeddings."""
-    embeddings, features = frozen_features(network, pixels, config, device)
+    embeddings, features = frozen_features(network, pixels, config, device, rows)
     target = torch.as_tensor(labels, device=device)
     pred_probs = np.zeros((len(labels), num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
@@ -172,9 +178,11 @@ def with_neighbour_votes(probs: np.ndarray, features, labels, held_out, num_clas
     return (probs + votes) / 2
 
 
-def frozen_features(network: Network, pixels: np.ndarray, config: TrainConfig, device: str):
-    """A frozen backbone's embeddings (N, D) as an array, and standardised per dimension on ``device``."""
-    _, embeddings = predict(network, pixels, device, config.batch_size * 4, tta=False)
+def frozen_features(network: Network, pixels: np.ndarray, config: TrainConfig, device: str,
+                    rows: np.ndarray | None = None):
+    """A frozen backbone's embeddings (M, D) of ``rows`` (default all) as an array, and
+    standardised per dimension on ``device``."""
+    _, embeddings = predict(network, pixels, device, config.batch_size * 4, tta=False, rows=rows)
     features = torch.as_tensor(embeddings, device=device)
     return embeddings, (features - features.mean(0)) / (features.std(0) + 1e-6)
 
@@ -236,15 +244,27 @@ def fit(
     seed: int,
     record_margins: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Train ``network`` in place on (pixels, labels).
 
+    Parameters
+    ----------
+    pixels : ndarray of shape (N, 3, H, W), uint8
+        May be a memory map: only the batches are read.
+    labels : ndarray of shape (M,), int
+        The label of each training row.
+    rows : ndarray of int, shape (M,), optional
+        The rows of ``pixels`` to train on (default: all, M = N), gathered batch by batch
+        rather than copied.
+
     Returns
     -------
-    margins : ndarray of shape (epochs, N), float32, or None
+    margins : ndarray of shape (epochs, M), float32, or None
         With ``record_margins``, every sample's margin (assigned-class logit minus the
         largest other logit) from the forward pass that trained on it, per epoch (AUM).
     """
+    rows = np.arange(len(pixels)) if rows is None else np.asarray(rows)
     network.to(device).train()
     use_amp = device.startswith("cuda")
     generator = torch.Generator().manual_seed(seed)
@@ -261,7 +281,7 @@ def fit(
             idx = order[start : start + config.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            x = _to_input(pixels[idx.numpy()], device)
+            x = _to_input(pixels[rows[idx.numpy()]], device)
             x = random_shift(x, config.max_shift, generator)
             y = target[idx].to(device, non_blocking=True)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
@@ -281,8 +301,9 @@ def fit(
 
 @torch.inference_mode()
 def predict(network: Network, pixels: np.ndarray, device: str, batch_size: int = 256,
-            tta: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities (N, C) and embeddings (N, D), float32.
+            tta: bool = True, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (M, C) and embeddings (M, D), float32, of ``rows`` of ``pixels``
+    (default: all, M = N), read batch by batch (``pixels`` may be a memory map).
 
     With ``tta``, the probabilities are averaged over the image and four copies shifted by
     2 pixels (the shifts seen in training); embeddings are always of the image itself.
@@ -290,10 +311,11 @@ def predict(network: Network, pixels: np.ndarray, device: str, batch_size: int =
     network.to(device).eval()
     use_amp = device.startswith("cuda")
     probs, embs = [], []
-    start = 0
-    while start < len(pixels):
+    start, n = 0, len(pixels) if rows is None else len(rows)
+    while start < n:
         try:
-            x = _to_input(pixels[start : start + batch_size], device)
+            stop = start + batch_size
+            x = _to_input(pixels[start:stop] if rows is None else pixels[rows[start:stop]], device)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
                 logits, emb = network(x)
                 # Test-time augmentation: average over the small shifts seen in training.
@@ -323,6 +345,8 @@ def _to_input(pixels: np.ndarray, device: str) -> torch.Tensor:
     washed-out picture of a class is still that class, and the label checks should judge
     the content, not the exposure (which the image-property checks report).
     """
+    if not pixels.flags.writeable:  # a slice of a read-only memory map; torch wants writable memory
+        pixels = pixels.copy()
     x = torch.from_numpy(np.ascontiguousarray(pixels))
     if device.startswith("cuda"):
         x = x.pin_memory().to(device, non_blocking=True)
