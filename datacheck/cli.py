@@ -7,7 +7,9 @@ Heavy libraries (pandas, pyarrow, torch) are imported inside the commands, so
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -21,20 +23,32 @@ from .errors import DatacheckError, ExitStatus
 class DatacheckGroup(click.Group):
     """The single top-level error handler (httpie's ``main``/``program`` split).
 
-    A :class:`DatacheckError` becomes one line on stderr and its exit status; Ctrl-C exits
-    130; anything else is a bug: one line, exit 4, and the traceback only with ``--debug``.
+    A :class:`DatacheckError` or a bad option becomes one line on stderr and its exit status;
+    Ctrl-C exits 130; anything else is a bug: one line, exit 4, and the traceback only with
+    ``--debug``.
     """
 
     def invoke(self, ctx: click.Context):
+        interrupts = _Interrupts()
         try:
-            return super().invoke(ctx)
+            with interrupts:
+                result = super().invoke(ctx)
+        except click.UsageError as exc:  # Click's own "Usage: ... Error: ..." block, as one line
+            command = f"datacheck {exc.ctx.info_name} --help" if exc.ctx and exc.ctx.parent else "datacheck --help"
+            _fail(ctx, f"error: {exc.format_message()} (see '{command}')", ExitStatus.USAGE)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
-        except DatacheckError as exc:
-            _fail(ctx, f"error: {exc}", exc.exit_status)
+        except SystemExit:
+            if interrupts.seen:  # a Ctrl-C that a library swallowed must not pass for success
+                _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+            raise
         except KeyboardInterrupt:
             _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
         except Exception as exc:  # the one place that may catch everything
+            if interrupts.seen:  # e.g. "DataLoader worker exited unexpectedly": Ctrl-C reached it first
+                _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+            if isinstance(exc, DatacheckError):
+                _fail(ctx, f"error: {exc}", exc.exit_status)
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -44,6 +58,43 @@ class DatacheckGroup(click.Group):
                 "rerun with --debug for the traceback, and please report it)",
                 ExitStatus.INTERNAL_ERROR,
             )
+        if interrupts.seen:
+            _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+        return result
+
+
+class _Interrupts:
+    """Notice every Ctrl-C while a command runs, including one that lands inside a
+    finaliser, where Python prints "Exception ignored in ..." and carries on (torch's
+    DataLoader shuts its workers down in ``__del__``): such a run must still exit 130, and
+    with one line, not a traceback."""
+
+    def __init__(self):
+        self.seen = False
+
+    def __enter__(self):
+        self._hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        self._handler = None
+        if threading.current_thread() is threading.main_thread():  # signals can only be set there
+            self._handler = signal.signal(signal.SIGINT, self._interrupt)
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:  # else objects on the traceback (a DataLoader) may yet be finalised
+            sys.unraisablehook = self._hook
+        if self._handler is not None:
+            signal.signal(signal.SIGINT, self._handler)
+
+    def _interrupt(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def _unraisable(self, unraisable):
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            self.seen = True
+        else:
+            self._hook(unraisable)
 
 
 def _fail(ctx: click.Context, message: str, status: ExitStatus):
@@ -121,14 +172,11 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
             embeddings=embeddings,
             class_names=class_names,
             root=root,
+            junit=junit,
         )
     from .report.summary import failed_gates, print_summary
 
     print_summary(result.summary, result.run_dir, consoles.err)
-    if junit is not None:
-        from .report.junit import write_junit
-
-        write_junit(result.summary, junit)
     for line in failed_gates(result.summary):  # shown even with --quiet: it explains exit status 1
         click.echo(f"datacheck: {line}", err=True)
     if as_json:

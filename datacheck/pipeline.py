@@ -26,13 +26,14 @@ from .config import default_config, load_config
 from .detectors import AuditContext
 from .detectors.registry import check_owner, create_detector, expand_checks, get_detector_class
 from .engine.device import resolve_device
+from .engine.image_stats import STATS_VERSION
 from .engine.loader import compute_image_stats, default_workers, load_pixels
 from .engine.train import TrainConfig
 from .errors import ExitStatus, UsageError
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
 from .modeling import aum_outputs, cross_validated_outputs, load_outputs_from_files, manifest_for_outputs
-from .runs import RunDir, write_json, write_npz, write_parquet
+from .runs import RunDir, Sources, write_json, write_npz, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
 Progress = Callable[[str, int, int], None]
@@ -72,6 +73,7 @@ def audit(
     embeddings: str | Path | None = None,
     class_names: str | Path | None = None,
     root: str | Path | None = None,
+    junit: str | Path | None = None,
     **options,
 ) -> AuditResult:
     """Audit a dataset folder or manifest file, or model outputs, and write a run directory.
@@ -95,6 +97,8 @@ def audit(
     root : path-like, optional
         For a manifest file: the folder its paths are relative to and must stay inside
         (default: the manifest's folder); see :func:`datacheck.load_manifest`.
+    junit : path-like, optional
+        Also write a JUnit XML report there (one test case per check).
     **options
         Overrides of the ``[audit]`` config section (``checks``, ``seed``, ``fail_on``,
         ``max_missing``, ``workers``, ``batch_size``, ``device``, ``model``, ``weights``,
@@ -131,7 +135,12 @@ def audit(
     else:
         arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
         manifest = manifest_for_outputs(arrays, str(pred_probs))
-    run = RunDir(out if out is not None else _default_out(Path(source if source is not None else pred_probs)))
+    out = out if out is not None else _default_out(Path(source if source is not None else pred_probs))
+    sources = Sources.of(manifest)  # no output may land in the audited dataset
+    sources.refuse(out, "--out")
+    if junit is not None:
+        sources.refuse(junit, "--junit")
+    run = RunDir(out)
     timings["load_manifest"] = round(time.perf_counter() - t0, 3)
     run_info = _run_info(manifest, cfg, device, command)
     if source is None:  # read back by later commands (open_run), instead of copying the arrays
@@ -200,6 +209,10 @@ def audit(
     }
     write_json(run.file("summary.json"), summary)
     write_json(run.file("run.json"), {**run_info, "status": "complete", "exit_status": int(status)})
+    if junit is not None:
+        from .report.junit import write_junit
+
+        write_junit(summary, junit)
     return AuditResult(run.path, findings, summary, status)
 
 
@@ -270,7 +283,7 @@ def _image_stats(manifest: Manifest, run: RunDir, workers: int, batch_size: int,
     """Per-image statistics, reused from the run's artifacts when the dataset is unchanged."""
     t0 = time.perf_counter()
     cached = run.artifacts / "image_stats.parquet"
-    key = manifest.fingerprint.encode()
+    key = f"{manifest.fingerprint}|{STATS_VERSION}".encode()
     if cached.exists():
         table = pq.read_table(cached)
         if (table.schema.metadata or {}).get(b"datacheck.manifest_fingerprint") == key:

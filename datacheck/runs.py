@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -34,15 +36,20 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     if path.exists() and not path.is_file():  # a folder, a device such as /dev/stdout, a pipe
         raise UsageError(f"{path} exists and is not a regular file; choose another path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:  # read-only, not a folder, no such device, ...
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        os.close(fd)
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what a plain open() would
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        # Also reached on Ctrl-C, which can arrive anywhere: no temporary file is left behind.
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
@@ -72,7 +79,7 @@ class RunDir:
         if self.path.exists():
             if not self.path.is_dir():
                 raise UsageError(f"--out {self.path} exists and is not a folder")
-            if any(self.path.iterdir()) and not (self.path / RUN_MARKER).exists():
+            if any(self.path.iterdir()) and not is_marker(self.path / RUN_MARKER):
                 raise UsageError(f"--out {self.path} is a non-empty folder that is not a datacheck run; choose another")
 
     @property
@@ -89,9 +96,88 @@ def output_folder(path: str | os.PathLike, marker: str, what: str) -> Path:
     Anything else is refused, so a typo in ``--out`` never mixes our files into a user's folder.
     """
     path = Path(path)
-    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / marker).exists())):
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not is_marker(path / marker))):
         raise UsageError(f"--out {path} exists and is not an empty folder or an earlier {what}; choose another")
     return path
+
+
+#: Keys of which a datacheck marker file (run.json, plan.json, ...) has at least one.
+_MARKER_KEYS = ("datacheck_version", "manifest_fingerprint", "plan")
+
+
+def is_marker(path: Path) -> bool:
+    """Whether ``path`` is a marker file datacheck wrote (a JSON object with its keys), not
+    merely a file of that name: a user's own ``run.json`` never makes a folder ours."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and any(key in data for key in _MARKER_KEYS)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What an audited dataset consists of, so that no output is ever written into it.
+
+    Source datasets are read-only to datacheck. A folder dataset is its whole root (a file
+    added anywhere below it would change it); a manifest dataset is its manifest file and
+    the files it lists (runs may live beside them, e.g. ``runs/`` next to ``manifest.csv``).
+
+    Attributes
+    ----------
+    root : pathlib.Path
+        The dataset root, resolved.
+    manifest : pathlib.Path or None
+        The manifest file, resolved; None for a folder dataset.
+    files : frozenset of str or None
+        Absolute paths of the listed files (manifest datasets), if known.
+    """
+
+    root: Path
+    manifest: Path | None
+    files: frozenset | None = None
+
+    @classmethod
+    def of(cls, manifest) -> "Sources":
+        """The sources of a :class:`datacheck.manifest.Manifest`."""
+        if manifest.format == "folder":
+            return cls(Path(os.path.realpath(manifest.root)), None)
+        if manifest.format == "arrays":  # --pred-probs: the input arrays are not listed files
+            return cls(Path(os.path.realpath(manifest.source)), Path(os.path.realpath(manifest.source)))
+        return cls(Path(os.path.realpath(manifest.root)), Path(os.path.realpath(manifest.source)),
+                   frozenset(manifest.abspaths()))
+
+    @classmethod
+    def of_run(cls, info: dict) -> "Sources | None":
+        """The sources recorded in a run's ``run.json`` (without the listed files), if any."""
+        root, source = info.get("dataset_root"), info.get("dataset")
+        if not isinstance(root, str) or not isinstance(source, str) or info.get("manifest_format") == "arrays":
+            return None
+        folder = info.get("manifest_format") == "folder"
+        return cls(Path(os.path.realpath(root)), None if folder else Path(os.path.realpath(source)))
+
+    def refuse(self, path: str | os.PathLike, option: str) -> None:
+        """Raise :class:`UsageError` if writing ``path`` (a file, or a folder written into)
+        could change the dataset."""
+        out = Path(os.path.realpath(path))
+        if self.manifest is None:
+            overlaps = out == self.root or self.root in out.parents
+        else:
+            # The manifest itself, a folder holding it, a listed file or a folder holding one.
+            overlaps = out == self.manifest or out in self.manifest.parents
+            if not overlaps and self.files:
+                prefix = str(out) + os.sep
+                overlaps = str(out) in self.files or any(f.startswith(prefix) for f in self.files)
+        if overlaps:
+            raise UsageError(f"{option} {path} would write into the audited dataset ({self.manifest or self.root}); "
+                             "datacheck never changes a dataset: choose a path outside it")
+
+
+def refuse_run_files(path: str | os.PathLike, run: str | os.PathLike, option: str) -> None:
+    """Raise :class:`UsageError` if ``path`` is one of the audit run's own files."""
+    out, run = Path(os.path.realpath(path)), Path(os.path.realpath(run))
+    if out in {run / name for name in (RUN_MARKER, "summary.json", "findings.parquet")} or run / "artifacts" in out.parents:
+        raise UsageError(f"{option} {path} is one of the run's own files; choose another path")
 
 
 def write_npz(path: Path, arrays: dict) -> Path:
@@ -111,8 +197,11 @@ def cached_arrays(path: Path | None, compute: Callable[[], dict]) -> dict:
     no half file and the next run resumes from what completed. ``path=None`` disables caching.
     """
     if path is not None and path.exists():
-        with np.load(path) as data:
-            return {name: data[name] for name in data.files}
+        try:
+            with np.load(path) as data:
+                return {name: data[name] for name in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+            pass  # a damaged cache entry (e.g. a disk filled up elsewhere): compute it again
     arrays = compute()
     if path is not None:
         write_npz(path, arrays)

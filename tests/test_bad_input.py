@@ -175,3 +175,99 @@ def test_no_file_in_the_dataset_is_changed_by_an_audit(sample_copy, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in sample_copy.rglob("*")} == mtimes
     assert not (sample_copy / "runs").exists()
     shutil.rmtree(tmp_path / "run")
+
+
+# --------------------------------------------------------------------------- outputs never land in the dataset
+
+
+def test_no_output_is_written_into_a_folder_dataset(tiny_dataset, tmp_path):
+    before = tree_digest(tiny_dataset)
+    image = tiny_dataset / "train" / "cat" / "cat0.png"
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tiny_dataset / "runs" / "r", "-q")
+    assert_one_line_error(result, ExitStatus.USAGE, "would write into the audited dataset")
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "--junit", image, "-q")
+    assert_one_line_error(result, ExitStatus.USAGE, f"--junit {image} would write into the audited dataset")
+    assert not (tmp_path / "run").exists()
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q").exit_code == 0
+    for args in (["--export-review", image], ["--export-label-studio", tiny_dataset / "train" / "dog" / "tasks.json"],
+                 ["--materialize", tiny_dataset / "clean"], ["--out", tiny_dataset / "val"],
+                 ["--export-review", tmp_path / "run" / "findings.parquet"]):
+        result = CliRunner().invoke(cli, ["relabel", str(tmp_path / "run"), *map(str, args)])
+        assert result.exit_code == ExitStatus.USAGE and result.stderr.count("\n") == 1, (args, result.output)
+    result = CliRunner().invoke(cli, ["balance", str(tmp_path / "run"), "--strategy", "classes",
+                                      "--out", str(tiny_dataset / "plan")])
+    assert_one_line_error(result, ExitStatus.USAGE, "would write into the audited dataset")
+    assert tree_digest(tiny_dataset) == before
+
+
+def test_relabel_never_overwrites_the_manifest_it_audited(tiny_dataset, tmp_path):
+    """Iterating (audit a relabel output, relabel it again into the same folder) would replace the source."""
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run1", "-q").exit_code == 0
+    first = CliRunner().invoke(cli, ["relabel", str(tmp_path / "run1"), "--out", str(tmp_path / "iter"), "-q"])
+    assert first.exit_code == 0, first.output
+    manifest = tmp_path / "iter" / "manifest.csv"
+    text = manifest.read_bytes()
+    assert audit(manifest, "--root", tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run2", "-q").exit_code == 0
+    result = CliRunner().invoke(cli, ["relabel", str(tmp_path / "run2"), "--out", str(tmp_path / "iter")])
+    assert_one_line_error(result, ExitStatus.USAGE, "would write into the audited dataset")
+    assert manifest.read_bytes() == text
+    # Beside the manifest (not into it) is fine: runs/ next to manifest.csv is the usual layout.
+    result = CliRunner().invoke(cli, ["relabel", str(tmp_path / "run2"), "--out", str(tmp_path / "iter2"), "-q"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_users_run_json_does_not_make_a_folder_a_run(tiny_dataset, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "run.json").write_text('{"my": "settings"}')
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", folder)
+    assert_one_line_error(result, ExitStatus.USAGE, "not a datacheck run")
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def test_an_interrupt_swallowed_by_a_library_still_exits_130(monkeypatch, tiny_dataset, tmp_path):
+    """Ctrl-C inside a finaliser (where Python only prints "Exception ignored") or caught by a
+    library must not let the command pass for a success, nor print a traceback."""
+    import signal
+
+    import datacheck.pipeline
+
+    class Finalised:
+        def __del__(self):
+            raise KeyboardInterrupt
+
+    def interrupted_audit(*args, **kwargs):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # a library that swallows it
+        Finalised()  # garbage at once: __del__ raises, Python ignores it
+        return real_audit(*args, **kwargs)
+
+    real_audit = datacheck.pipeline.audit
+    monkeypatch.setattr(datacheck.pipeline, "audit", interrupted_audit)
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q")
+    assert result.exit_code == ExitStatus.INTERRUPTED, result.output
+    assert result.stderr == "datacheck: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_palette_images_with_other_colours_are_not_exact_duplicates(tmp_path):
+    """Same palette indices, different palettes: different pictures, so not duplicates."""
+    from PIL import Image
+
+    index = Image.new("P", (32, 32), 0)
+    index.paste(1, (8, 8, 24, 24))
+    (tmp_path / "d" / "a").mkdir(parents=True)
+    for name, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255)), ("red_again", (255, 0, 0))):
+        image = index.copy()
+        image.putpalette([255, 255, 255, *colour] + [0] * 762)
+        image.save(tmp_path / "d" / "a" / f"{name}.png")
+    make_image(tmp_path / "d" / "b" / "other.png", seed=3)
+    result = audit(tmp_path / "d", "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q")
+    assert result.exit_code == 0, result.output
+    findings = pd.read_parquet(tmp_path / "run" / "findings.parquet")
+    assert sorted(findings.loc[findings["is_issue"], "path"]) == ["a/red_again.png"]

@@ -198,6 +198,16 @@ class RelabelResult:
     written: dict = field(default_factory=dict)
 
 
+def _refuse_unsafe_outputs(sources, run_path: Path, outputs: dict) -> None:
+    """Refuse, before anything is written, an output inside the dataset or onto the run's files."""
+    from ..runs import refuse_run_files
+
+    for option, path in outputs.items():
+        if path:
+            sources.refuse(path, option)
+            refuse_run_files(path, run_path, option)
+
+
 def relabel(
     run_dir: str | os.PathLike,
     *,
@@ -218,16 +228,20 @@ def relabel(
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
-    from ..runs import output_folder, write_json, write_parquet
+    from ..runs import Sources, output_folder, write_json, write_parquet
     from ..schema import changes_table
     from .materialize import check_target, materialize
-    from .review import read_decisions, review_queue, write_label_studio, write_review_csv
+    from .review import label_config_path, read_decisions, review_queue, write_label_studio, write_review_csv
 
     run = open_run(run_dir)
     out_dir = output_folder(out, RELABEL_MARKER, "relabel output") if out is not None else None
     if materialize_to is not None:
         check_target(materialize_to)
     manifest = run.manifest(dataset)
+    _refuse_unsafe_outputs(Sources.of(manifest), run.path, {
+        "--out": out, "--materialize": materialize_to, "--export-review": export_review,
+        "--export-label-studio": export_label_studio,
+        "--export-label-studio's config": label_config_path(Path(export_label_studio)) if export_label_studio else None})
     frame = manifest.frame
     changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)
     classes = list(run.classes())

@@ -77,9 +77,14 @@ def write_label_studio(queue: pd.DataFrame, classes: list[str], path: Path, mode
     config = (f'<View>\n  <Image name="image" value="$image"/>\n'
               f'  <Choices name="label" toName="image" choice="single" showInline="true">\n{choices}\n  </Choices>\n'
               f'</View>\n')
-    config_path = path.with_name(path.stem + ".label_config.xml")
+    config_path = label_config_path(path)
     atomic_write(config_path, lambda tmp: tmp.write_text(config, encoding="utf-8"))
     return path, config_path
+
+
+def label_config_path(tasks_path: Path) -> Path:
+    """Where the Label Studio labeling config goes beside the tasks file ``tasks_path``."""
+    return tasks_path.with_name(tasks_path.stem + ".label_config.xml")
 
 
 def read_decisions(path: Path, frame: pd.DataFrame, suggestions: pd.Series, classes: list[str]) -> pd.DataFrame:

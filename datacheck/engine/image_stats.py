@@ -25,6 +25,9 @@ THUMB_SIDE = 64
 # similarity are meaningless there (the low-information check reports such images instead).
 FLAT_STD = 2.0
 
+#: Bumped when a statistic's definition changes, so cached statistics are recomputed.
+STATS_VERSION = 2
+
 STAT_COLUMNS = [
     "width",  # int, pixels
     "height",  # int, pixels
@@ -86,7 +89,10 @@ def _unreadable(reason: str) -> dict:
 def _measure(im: Image.Image) -> dict:
     width, height = im.size
     mode = im.mode
-    pixel_hash = hashlib.blake2b(f"{mode}:{width}x{height}:".encode() + im.tobytes(), digest_size=16).hexdigest()
+    # Palette images store indices: two files with one index map but different palettes are
+    # different pictures, so their colours are hashed, not the indices.
+    pixels = im.convert("RGBA").tobytes() if mode in ("P", "PA") else im.tobytes()
+    pixel_hash = hashlib.blake2b(f"{mode}:{width}x{height}:".encode() + pixels, digest_size=16).hexdigest()
 
     rgb = im.convert("RGB") if mode not in ("RGB", "L") else im
     factor = math.ceil(max(width, height) / ANALYSIS_SIDE)
