@@ -28,6 +28,7 @@ from .detectors.registry import check_owner, create_detector, expand_checks, get
 from .engine.device import resolve_device
 from .engine.image_stats import STATS_VERSION
 from .engine.loader import compute_image_stats, default_workers, load_pixels
+from .engine.models import create_model
 from .engine.train import TrainConfig
 from .errors import ExitStatus, UsageError
 from .gates import Gate, parse_gates
@@ -136,6 +137,9 @@ def audit(
         arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
         manifest = manifest_for_outputs(arrays, str(pred_probs))
     out = out if out is not None else _default_out(Path(source if source is not None else pred_probs))
+    if source is not None and any(d.requires & {"pred_probs", "labels", "embeddings", "aum"} for d in detectors):
+        # A bad --model or --weights fails now, before a run folder exists, not after decoding.
+        create_model(train_config.model, 2, opts["weights"] or None)
     sources = Sources.of(manifest)  # no output may land in the audited dataset
     sources.refuse(out, "--out")
     if junit is not None:

@@ -271,3 +271,11 @@ def test_palette_images_with_other_colours_are_not_exact_duplicates(tmp_path):
     assert result.exit_code == 0, result.output
     findings = pd.read_parquet(tmp_path / "run" / "findings.parquet")
     assert sorted(findings.loc[findings["is_issue"], "path"]) == ["a/red_again.png"]
+
+
+@pytest.mark.parametrize("args, fragment", [(["--model", "nope"], "unknown model 'nope'"),
+                                            (["--model", "resnet18", "--weights", "absent.pt"], "file not found")])
+def test_a_bad_model_fails_before_a_run_folder_exists(tiny_dataset, tmp_path, args, fragment):
+    result = audit(tiny_dataset, "--checks", "label_issues", "--out", tmp_path / "run", *args)
+    assert_one_line_error(result, ExitStatus.USAGE, fragment)
+    assert not (tmp_path / "run").exists()
