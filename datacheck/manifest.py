@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
 from .errors import BadDataError, UsageError
@@ -187,6 +189,14 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
     try:
         if fmt == "csv":
             frame = pd.read_csv(path, dtype=text_columns)
+            _refuse_implicit_index(frame, path)
+            # pandas reads "NA", "None", "null", "n/a", "nan"... as missing. The extra columns keep
+            # that (and the types it gives them), but in the columns datacheck interprets these
+            # are names: a class folder called "NA" is a class, and relabel writes it back as
+            # "NA". There only an empty cell is missing, so read those columns again verbatim.
+            verbatim = pd.read_csv(path, dtype="string", usecols=lambda c: c in CONTRACT_COLUMNS,
+                                   keep_default_na=False, na_values=[""])
+            frame[verbatim.columns] = verbatim
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
         else:
@@ -194,11 +204,31 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         # pandas/pyarrow errors are ValueError/OSError subclasses; EmptyDataError included.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", reason)
+        if ragged:  # pandas' own wording ("Error tokenizing data. C error: ...") is parser jargon
+            header, line, seen = ragged.groups()
+            reason = f"ragged CSV: line {line} has {seen} fields, the header has {header}"
         raise BadDataError(f"cannot read manifest {path}: {reason}") from exc
     if "path" not in frame.columns:
         columns = ", ".join(map(str, frame.columns)) or "none"
         raise BadDataError(f"manifest {path} has no 'path' column (columns: {columns})")
     return frame
+
+
+def _refuse_implicit_index(frame: pd.DataFrame, path: Path) -> None:
+    """Refuse a CSV whose first row has more fields than its header.
+
+    pandas takes the surplus leading fields of such a row as the index, for every row, so each
+    column silently holds its left neighbour's values (the path column gets the labels) and
+    the error surfaces rows later as a misleading "empty path" or "missing files". A longer
+    row further down is a parser error already (see :func:`_read_table`).
+    """
+    if not isinstance(frame.index, pd.RangeIndex):
+        header = len(frame.columns)
+        raise BadDataError(
+            f"cannot read manifest {path}: ragged CSV: the first row after the header has "
+            f"{header + frame.index.nlevels} fields, the header has {header} (a stray delimiter?)"
+        )
 
 
 # --------------------------------------------------------------------------- validation
@@ -210,8 +240,8 @@ def _normalise(frame: pd.DataFrame, root: Path, source: Path) -> pd.DataFrame:
     extras = [c for c in frame.columns if c not in CONTRACT_COLUMNS]
     out = pd.DataFrame(index=frame.index)
     out["path"] = [_safe_relpath(p, root, source, i) for i, p in enumerate(frame["path"])]
-    out["sample_id"] = _as_text(frame["sample_id"]) if "sample_id" in frame else out["path"]
-    out["label"] = _as_text(frame["label"]) if "label" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+    out["sample_id"] = _as_text(frame["sample_id"], source) if "sample_id" in frame else out["path"]
+    out["label"] = _as_text(frame["label"], source) if "label" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     out["split"] = _normalise_splits(frame["split"], source) if "split" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
 
     if out["sample_id"].isna().any():
@@ -224,14 +254,29 @@ def _normalise(frame: pd.DataFrame, root: Path, source: Path) -> pd.DataFrame:
     return pd.concat([out[CONTRACT_COLUMNS], frame[extras]], axis=1)
 
 
-def _as_text(column: pd.Series) -> pd.Series:
+def _as_text(column: pd.Series, source: Path) -> pd.Series:
     """Labels and ids are names: 3 and "3" are the same class, blanks are missing."""
-    text = column.astype("string").str.strip()
-    return text.mask(text == "")
+    values = [_cell_text(v, column.name, source, i) for i, v in enumerate(column)]
+    return pd.Series(values, index=column.index, dtype="string")
+
+
+def _cell_text(value, column: str, source: Path, row: int) -> str | None:
+    """One cell of a column datacheck interprets, as stripped text; ``None`` when missing."""
+    # JSONL and Parquet cells can hold lists and mappings; str() would make "['circle']" a class.
+    if isinstance(value, (list, tuple, dict, set, np.ndarray)):
+        shown = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise BadDataError(f"{column} in {source} (row {row + 1}) is not a single value: {shown}")
+    if pd.isna(value):
+        return None
+    # A null among integers makes the whole column float (JSONL, Parquet): 1.0 is the class 1.
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    return str(value).strip() or None
 
 
 def _normalise_splits(column: pd.Series, source: Path) -> pd.Series:
-    text = _as_text(column).str.lower()
+    text = _as_text(column, source).str.lower()
     unknown = sorted(set(text.dropna()) - set(SPLIT_ALIASES))
     if unknown:
         names = ", ".join(repr(s) for s in unknown[:_SHOW])
@@ -241,13 +286,23 @@ def _normalise_splits(column: pd.Series, source: Path) -> pd.Series:
 
 def _safe_relpath(value, root: Path, source: Path, row: int) -> str:
     """``value`` as a POSIX path relative to ``root``; refuse anything that leaves it."""
-    if isinstance(value, (list, tuple, dict)) or pd.isna(value) or str(value).strip() == "":
+    raw = _cell_text(value, "path", source, row)
+    if raw is None:
         raise BadDataError(f"empty path in {source} (row {row + 1}); every row needs a file path")
-    raw = str(value).strip()
+    # No file system allows a NUL byte in a name: a broken cell, like an empty one, whatever
+    # --max-missing says (and os.stat would raise ValueError on it).
+    if "\x00" in raw:
+        raise BadDataError(f"path contains a NUL byte: {raw!r} (row {row + 1} of {source})")
     candidate = Path(raw) if os.path.isabs(raw) else root / raw
     normal = Path(os.path.normpath(candidate))
     # Symlinks are followed: a link inside the dataset that points outside it is refused too.
-    resolved = normal.resolve() if normal.exists() or normal.is_symlink() else normal
+    try:
+        present = normal.exists() or normal.is_symlink()
+    except OSError:
+        # Too long a name (ENAMETOOLONG) and the like: no file is there to escape through, and
+        # _check_files counts the row as missing, as it does for any path the OS cannot stat.
+        present = False
+    resolved = normal.resolve() if present else normal
     for path in (normal, resolved):
         if not path.is_relative_to(root):
             raise BadDataError(f"path escapes the dataset root {root}: {raw!r} (row {row + 1} of {source})")

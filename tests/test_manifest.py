@@ -6,11 +6,24 @@ import json
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
-from datacheck.errors import BadDataError
-from datacheck.manifest import load_manifest
+from datacheck.cli import cli
+from datacheck.errors import BadDataError, ExitStatus
+from datacheck.manifest import load_manifest, write_manifest
 
 from .conftest import make_image
+
+
+def audit_error(manifest, out, *args) -> str:
+    """Audit ``manifest``; assert exit 3 with one error line, no traceback; return that line."""
+    result = CliRunner().invoke(cli, ["audit", str(manifest), "--out", str(out), "--workers", "0",
+                                      "--checks", "class_imbalance", *args], catch_exceptions=False)
+    assert result.exit_code == ExitStatus.BAD_DATA, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("datacheck: error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
 
 
 def test_split_class_folder_layout(tiny_dataset):
@@ -98,3 +111,109 @@ def test_empty_path_cell(tiny_dataset):
     path.write_text("path,label\ntrain/cat/cat0.png,cat\n,dog\n")
     with pytest.raises(BadDataError, match=r"empty path .* \(row 2\)"):
         load_manifest(path)
+
+
+NA_WORDS = ["NA", "None", "null", "n/a", "nan", "NaN"]
+
+
+def test_na_words_are_class_names_in_csv(tmp_path):
+    # A class folder called "NA" keeps its name through relabel's CSV and a second audit.
+    root = tmp_path / "d"
+    folder_names = [w for w in NA_WORDS if "/" not in w]  # "n/a" would be a nested folder
+    for i, word in enumerate(folder_names):
+        make_image(root / word / f"{i}.png", i)
+    make_image(root / "cat" / "c.png", 99)
+    make_image(root / "n" / "a" / "x.png", 98)
+    folder = load_manifest(root)
+    again = load_manifest(write_manifest(folder.frame, root, root / "m.csv"))
+    assert again.frame["label"].tolist() == folder.frame["label"].tolist() == sorted([*folder_names, "cat", "n"])
+
+    # Only an empty cell is missing in path/label/split/sample_id; extra columns are parsed
+    # as pandas always parses them ("NA" is NaN there, a numeric column stays numeric).
+    path = root / "m2.csv"
+    path.write_text("sample_id,path,label,split,note,weight\n"
+                    "NA,NA/0.png,n/a,,NA,1.5\n"
+                    "null,None/1.png,,train,n/a,NA\n"
+                    "x,cat/c.png,nan,val,ok,\n")
+    m = load_manifest(path)
+    assert m.frame["sample_id"].tolist() == ["NA", "null", "x"]
+    assert m.frame["path"].tolist() == ["NA/0.png", "None/1.png", "cat/c.png"]
+    assert m.frame["label"].tolist()[::2] == ["n/a", "nan"] and pd.isna(m.frame["label"][1])
+    assert pd.isna(m.frame["split"][0]) and m.frame["split"].tolist()[1:] == ["train", "val"]
+    assert pd.isna(m.frame["note"][0]) and pd.isna(m.frame["note"][1]) and m.frame["note"][2] == "ok"
+    assert m.frame["weight"].dtype == "float64" and m.frame["weight"].tolist()[0] == 1.5
+    assert m.frame["weight"][1:].isna().all()
+
+    # So "None" in the split column is an unknown split name now, not "no split".
+    path.write_text("path,label,split\nNA/0.png,NA,None\n")
+    with pytest.raises(BadDataError, match="unknown split name\\(s\\) 'none'"):
+        load_manifest(path)
+
+
+def test_integral_float_labels_are_integer_names(tiny_dataset, tmp_path):
+    paths = ["train/cat/cat0.png", "train/cat/cat1.png", "train/dog/dog0.png"]
+    jsonl = tiny_dataset / "m.jsonl"  # a null among ints: pandas makes the column float
+    jsonl.write_text("".join(json.dumps({"path": p, "label": v}) + "\n" for p, v in zip(paths, [1, None, 2])))
+    labels = load_manifest(jsonl).frame["label"]
+    assert labels[0] == "1" and pd.isna(labels[1]) and labels[2] == "2"
+
+    parquet = tiny_dataset / "m.parquet"
+    pd.DataFrame({"path": paths, "label": [1.0, None, 0.5], "sample_id": [10.0, 11.0, 12.0]}).to_parquet(parquet)
+    m = load_manifest(parquet)
+    assert m.frame["label"][0] == "1" and pd.isna(m.frame["label"][1]) and m.frame["label"][2] == "0.5"
+    assert m.frame["sample_id"].tolist() == ["10", "11", "12"]
+
+
+@pytest.mark.parametrize(
+    "label, shown",
+    [(["circle"], "['circle']"), ({"name": "circle"}, "{'name': 'circle'}"), ([], "[]")],
+    ids=["list", "dict", "empty_list"],
+)
+def test_list_or_dict_label_is_refused(tiny_dataset, tmp_path, label, shown):
+    path = tiny_dataset / "m.jsonl"
+    path.write_text(json.dumps({"path": "train/cat/cat0.png", "label": "cat"}) + "\n"
+                    + json.dumps({"path": "train/cat/cat1.png", "label": label}) + "\n")
+    line = audit_error(path, tmp_path / "run")
+    assert line == f"datacheck: error: label in {path} (row 2) is not a single value: {shown}"
+
+
+def test_parquet_list_label_is_refused(tiny_dataset):
+    path = tiny_dataset / "m.parquet"
+    pd.DataFrame({"path": ["train/cat/cat0.png"], "label": [["cat", "dog"]]}).to_parquet(path)
+    with pytest.raises(BadDataError, match=r"label in .* \(row 1\) is not a single value: \['cat', 'dog'\]"):
+        load_manifest(path)
+
+
+def test_path_too_long_counts_as_missing(tiny_dataset, tmp_path):
+    # No file can have a 300-character name: like any path the OS cannot stat, it is missing.
+    long_name = "a" * 300 + ".png"
+    path = tiny_dataset / "m.csv"
+    path.write_text(f"path,label\ntrain/cat/cat0.png,cat\ntrain/{long_name},cat\ntrain/dog/dog0.png,dog\n")
+    line = audit_error(path, tmp_path / "run")
+    assert line.startswith(f"datacheck: error: 1 of 3 files listed in {path} are missing (first: 'train/{long_name}')")
+    m = load_manifest(path, max_missing=1)
+    assert m.missing == [f"train/{long_name}"] and len(m) == 2
+
+
+def test_path_with_nul_byte_is_refused(tiny_dataset, tmp_path):
+    path = tiny_dataset / "m.jsonl"
+    path.write_text(json.dumps({"path": "train/cat/cat0.png"}) + "\n" + json.dumps({"path": "train/cat/x\x00.png"}) + "\n")
+    line = audit_error(path, tmp_path / "run", "--max-missing", "5")
+    assert line == f"datacheck: error: path contains a NUL byte: 'train/cat/x\\x00.png' (row 2 of {path})"
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        # pandas would take the surplus first field as the index and shift every column left
+        ("train/cat/cat0.png,cat,x\ntrain/cat/cat1.png,cat\ntrain/dog/dog0.png,dog\n,\n",
+         "ragged CSV: the first row after the header has 3 fields, the header has 2 (a stray delimiter?)"),
+        ("train/cat/cat0.png,cat\ntrain/cat/cat1.png,cat,x,y\ntrain/dog/dog0.png,dog\n",
+         "ragged CSV: line 3 has 4 fields, the header has 2"),
+    ],
+    ids=["first_row", "later_row"],
+)
+def test_ragged_csv_names_the_bad_row(tiny_dataset, tmp_path, body, reason):
+    path = tiny_dataset / "m.csv"
+    path.write_text("path,label\n" + body)
+    assert audit_error(path, tmp_path / "run") == f"datacheck: error: cannot read manifest {path}: {reason}"
