@@ -256,8 +256,14 @@ def _normalise(frame: pd.DataFrame, root: Path, source: Path) -> pd.DataFrame:
 
 def _as_text(column: pd.Series, source: Path) -> pd.Series:
     """Labels and ids are names: 3 and "3" are the same class, blanks are missing."""
-    values = [_cell_text(v, column.name, source, i) for i, v in enumerate(column)]
-    return pd.Series(values, index=column.index, dtype="string")
+    if pd.api.types.is_object_dtype(column.dtype):  # mixed cells, maybe lists or mappings: one by one
+        values = [_cell_text(v, column.name, source, i) for i, v in enumerate(column)]
+        return pd.Series(values, index=column.index, dtype="string")
+    text = column.astype("string").str.strip()
+    if pd.api.types.is_float_dtype(column.dtype):  # a null among integers: 1.0 is the class 1
+        whole = column.notna() & (column % 1 == 0) & (column.abs() < 2**53)  # exactly representable
+        text[whole] = column[whole].astype(np.int64).astype("string")
+    return text.mask(text == "")
 
 
 def _cell_text(value, column: str, source: Path, row: int) -> str | None:
