@@ -116,7 +116,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _split_list(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+    # "" is an empty selection (refused with a clear message), not "the default checks".
+    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
 
 
 @cli.command()
@@ -263,7 +264,8 @@ def relabel(run_dir, auto, min_confidence, drop, export_review, export_label_stu
               help="Plan folder: plan.parquet, plan.json and the resulting manifest.")
 @click.option("--strategy", type=click.Choice(["subclusters", "classes", "coreset"]), default="subclusters",
               show_default=True, help="Groups to balance: class x sub-cluster, class, or keep the CRUST coreset.")
-@click.option("--target", type=int, help="Samples per group [default: median sub-cluster / largest class].")
+@click.option("--target", type=int, help="Samples per group [default: the largest group]; a plan may make the "
+              "training split at most 100x its size (at least 10,000 rows): bound it with --max-total.")
 @click.option("--budget", type=float, default=0.5, show_default=True, help="--strategy coreset: fraction of each class kept.")
 @click.option("--drop-flagged", is_flag=True, help="First drop label issues, corrupt files and surplus duplicates.")
 @click.option("--max-total", type=int, help="Cap on the rows of the result, all splits and copies included.")
@@ -308,7 +310,7 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
 @click.option("--degrees", type=float, help="Affine rotation range, +/- degrees [default: 15].")
 @click.option("--translate", type=float, help="Affine translation range, fraction of width/height [default: 0.1].")
 @click.option("--scale", type=(float, float), default=None, help="Affine scale range MIN MAX [default: 0.9 1.1].")
-@click.option("--seed", type=int, help="Seed of the copies [default: the plan's seed].")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="Seed of the copies [default: the plan's seed].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted augment into the same --out, keeping finished files.")
 @click.option("--boost-from", type=click.Path(path_type=Path),
               help="Audit run: add the candidate copies nearest to the val samples its model gets wrong.")

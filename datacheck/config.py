@@ -8,6 +8,7 @@ keyword defaults), so they cannot drift from what runs; ``configs/default.toml``
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from pathlib import Path
 
@@ -31,6 +32,13 @@ AUDIT_OPTIONS = {
     "weights": ("", "weights file for the model (pretrained backbones); 'random' for untrained"),
     "cache_dir": ("", "cache of decoded images and model outputs; '' = the user cache dir, 'off' = none"),
 }
+
+#: Seeds reach numpy's and scikit-learn's generators, which take 32-bit unsigned seeds.
+SEED_MAX = 2**32 - 1
+
+#: (least, most) of each integer [audit] option, None = unbounded. workers: -1 is the
+#: documented "one per CPU"; nothing lies below it.
+AUDIT_RANGES = {"seed": (0, SEED_MAX), "max_missing": (0, None), "workers": (-1, None), "batch_size": (1, None)}
 
 
 def default_config() -> dict:
@@ -63,6 +71,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
                 user = tomllib.load(fh)
         except OSError as exc:
             raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError:  # TOML is UTF-8 by definition; tomllib decodes before parsing
+            raise UsageError(f"cannot read config {path}: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"config {path} is not valid TOML: {exc}") from exc
         _merge(config, user, str(path))
@@ -81,6 +91,8 @@ def _merge(config: dict, user: dict, origin: str) -> None:
             if key not in config[section]:
                 raise UsageError(f"unknown option {section}.{key} in {origin}; known: {', '.join(config[section])}")
             config[section][key] = _typed(f"{section}.{key}", value, config[section][key], origin)
+            if section == "audit":
+                _check_audit_value(key, value, origin, list(config["detectors"]))
     for name, params in user.get("detectors", {}).items():
         if name not in config["detectors"]:
             raise UsageError(f"unknown detector [detectors.{name}] in {origin}; known: {', '.join(config['detectors'])}")
@@ -106,7 +118,33 @@ def _typed(name: str, value, default, origin: str):
         ok = isinstance(value, type(default))
     if not ok:
         raise UsageError(f"{name} in {origin} must be {type(default).__name__}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # TOML has inf and nan; no setting means them
+        raise UsageError(f"{name} in {origin} must be a finite number, got {value!r}")
     return copy.deepcopy(value)
+
+
+def _check_audit_value(key: str, value, origin: str, detectors: list[str]) -> None:
+    """Refuse [audit] values of the right type that cannot work (``batch_size = 0``, ``seed = -1``,
+    ``checks = []``) here, where file and command line meet, rather than as a crash deep in the audit."""
+    # Name the option as the user wrote it: --batch-size on the command line, else audit.batch_size in FILE.
+    option = f"--{key.replace('_', '-')}" if origin == "command line" else f"audit.{key} in {origin}"
+    if key in AUDIT_RANGES:
+        check_int_range(option, value, *AUDIT_RANGES[key])
+    if key == "checks" and not value:  # e.g. --checks , : an audit that checks nothing is a mistake, not a success
+        raise UsageError(f"{option} names no detector; give one or more of: {', '.join(detectors)}")
+
+
+def check_int_range(name: str, value, least: int, most: int | None = None) -> None:
+    """Raise :class:`UsageError` unless ``value`` is an integer in ``[least, most]`` (``most`` None: no bound)."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and least <= value and (most is None or value <= most)
+    if not ok:
+        bounds = f"in [{least}, {most}]" if most is not None else f">= {least}"
+        raise UsageError(f"{name} must be an integer {bounds}, got {value!r}")
+
+
+def check_seed(value, name: str = "--seed") -> None:
+    """Raise :class:`UsageError` unless ``value`` is a seed: an integer in [0, 2**32 - 1]."""
+    check_int_range(name, value, 0, SEED_MAX)
 
 
 def render_toml(config: dict) -> str:

@@ -41,5 +41,21 @@ def parse_gates(spec: str | None) -> list[Gate]:
         check, op, limit, percent = match.groups()
         if percent and float(limit) > 100:
             raise UsageError(f"bad --fail-on gate {part.strip()!r}: a percentage cannot exceed 100")
+        _check_known(check, part.strip())
         gates.append(Gate(check, op, float(limit), bool(percent)))
     return gates
+
+
+def _check_known(name: str, gate: str) -> None:
+    """A gate names a check (``dark``) or a detector (``image_properties``); refuse anything else,
+    listing the check names, which are what most gates use (a detector's checks may differ from
+    its name)."""
+    from .detectors.registry import list_checks, list_detectors
+
+    checks, detectors = list_checks(), list_detectors()
+    if name in checks or name in detectors:
+        return
+    hint = f" (did you mean {name.lower()!r}?)" if name.lower() in checks + detectors else ""
+    others = [d for d in detectors if d not in checks]  # a detector named like its one check is listed once
+    raise UsageError(f"bad --fail-on gate {gate!r}: unknown check {name!r}{hint}; checks: {', '.join(checks)}; "
+                     f"or a detector (its checks together): {', '.join(others)}")

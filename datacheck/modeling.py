@@ -115,8 +115,7 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
         sum to 1 (beyond :data:`SUM_TOLERANCE`), label ids out of range.
     """
     probs = _load_array(pred_probs_path, "--pred-probs")
-    if not np.issubdtype(probs.dtype, np.number):
-        raise BadDataError(f"--pred-probs must hold numbers, got dtype {probs.dtype}")
+    _check_real(probs, "--pred-probs")
     # float32 throughout: a 1,000,000 x 100 array is 400 MB, and float64 would double it.
     probs = probs.astype(np.float32, copy=False)
     if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] == 0:
@@ -140,7 +139,9 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
     raw = _load_array(labels_path, "--labels")
     if raw.ndim != 1 or len(raw) != len(probs):
         raise BadDataError(f"--labels must be a 1-D array of {len(probs)} class ids (one per --pred-probs row), got shape {raw.shape}")
-    if not np.issubdtype(raw.dtype, np.number) or (np.issubdtype(raw.dtype, np.floating) and not np.all(np.isfinite(raw) & (raw == np.round(raw)))):
+    # Whole floats (1.0) are accepted as ids; complex, boolean and text arrays are not.
+    whole = np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw) & (raw == np.round(raw)))
+    if not (np.issubdtype(raw.dtype, np.integer) or whole):
         raise BadDataError("--labels must hold integer class ids")
     labels = raw.astype(np.int64)
     out_of_range = (labels < 0) | (labels >= probs.shape[1])
@@ -150,7 +151,9 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
 
     embeddings = None
     if embeddings_path is not None:
-        embeddings = _load_array(embeddings_path, "--embeddings").astype(np.float32)
+        embeddings = _load_array(embeddings_path, "--embeddings")
+        _check_real(embeddings, "--embeddings")
+        embeddings = embeddings.astype(np.float32)
         if embeddings.ndim != 2 or len(embeddings) != len(probs):
             raise BadDataError(f"--embeddings must have shape ({len(probs)}, D), got {embeddings.shape}")
         _check_finite(embeddings, "--embeddings")
@@ -193,6 +196,13 @@ def _load_array(path, option: str) -> np.ndarray:
     if not isinstance(array, np.ndarray):
         raise BadDataError(f"{option} {path} must be a single .npy array, not an .npz archive")
     return array
+
+
+def _check_real(array: np.ndarray, option: str) -> None:
+    """Refuse arrays that are not real numbers: casting complex values to float drops the
+    imaginary part (with a ComplexWarning on stderr), and strings or booleans are not data."""
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise BadDataError(f"{option} must hold real numbers (integer or float), got dtype {array.dtype}")
 
 
 def _check_finite(array: np.ndarray, option: str) -> None:

@@ -51,6 +51,17 @@ def test_int_is_accepted_for_a_float():
         ("[audit]\nseed = 'one'\n", "audit.seed in"),
         ("[audit]\nseed = true\n", "must be int"),
         ("[audit\n", "is not valid TOML"),
+        # values of the right type that cannot work
+        ("[audit]\nseed = -1\n", "audit.seed in"),
+        ("[audit]\nseed = 4294967296\n", "must be an integer in [0, 4294967295], got 4294967296"),
+        ("[audit]\nbatch_size = 0\n", "audit.batch_size in"),
+        ("[audit]\nbatch_size = -3\n", "must be an integer >= 1, got -3"),
+        ("[audit]\nworkers = -7\n", "audit.workers in"),
+        ("[audit]\nmax_missing = -1\n", "must be an integer >= 0, got -1"),
+        ("[audit]\nchecks = []\n", "names no detector"),
+        ("[detectors.image_properties]\nz_threshold = inf\n", "must be a finite number, got inf"),
+        ("[detectors.outliers]\nz_threshold = nan\n", "must be a finite number, got nan"),
+        ("[train]\nlr = inf\n", "train.lr in"),
     ],
 )
 def test_bad_config_is_a_usage_error(tmp_path, text, message):
@@ -64,6 +75,37 @@ def test_bad_config_is_a_usage_error(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(UsageError, match="cannot read config"):
         load_config(tmp_path / "none.toml")
+
+
+def test_config_that_is_not_utf8(tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_bytes(b"\xff\xfe[audit]\n")
+    with pytest.raises(UsageError, match="not UTF-8 text"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"seed": -1}, "--seed must be an integer in [0, 4294967295], got -1"),
+        ({"seed": 2**32}, "--seed must be an integer in [0, 4294967295]"),
+        ({"seed": 10**20}, "--seed must be an integer in [0, 4294967295]"),
+        ({"batch_size": 0}, "--batch-size must be an integer >= 1, got 0"),
+        ({"workers": -2}, "--workers must be an integer >= -1, got -2"),
+        ({"max_missing": -1}, "--max-missing must be an integer >= 0, got -1"),
+        ({"checks": []}, "--checks names no detector; give one or more of: aum, class_imbalance"),
+    ],
+)
+def test_bad_overrides_are_named_as_options(overrides, message):
+    """Command-line values go through the same checks as the file, named as the option."""
+    with pytest.raises(UsageError) as info:
+        load_config(None, overrides)
+    assert message in str(info.value)
+
+
+def test_range_bounds_are_accepted():
+    config = load_config(None, {"seed": 2**32 - 1, "workers": -1, "batch_size": 1, "max_missing": 0})
+    assert config["audit"]["seed"] == 2**32 - 1
 
 
 def test_quick_config_gates_sample_data_without_training(tmp_path):

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import check_seed
 from ..errors import UsageError
 
 STRATEGIES = ("subclusters", "classes", "coreset")
@@ -52,6 +53,11 @@ PLAN_FILE = "plan.parquet"
 #: Checks whose flagged training samples ``drop_flagged`` removes (duplicates: handled by group).
 FLAGGED_CHECKS = ("label_issues", "corrupt")
 DUPLICATE_CHECKS = ("exact_duplicates", "near_duplicates")
+#: A plan may make the training split at most this many times its size (and at least
+#: :data:`MIN_PLAN_LIMIT` rows whatever its size): a larger plan is almost surely a mistyped
+#: ``--target``, and ``augment`` would spend days making the copies.
+MAX_GROWTH = 100
+MIN_PLAN_LIMIT = 10_000
 
 
 @dataclass
@@ -64,6 +70,8 @@ class BalanceOptions:
     target : int or None
         Samples per group (class × sub-cluster, or class). None: the size of the largest group
         of the training split after drops, so balancing alone drops nothing.
+        A plan whose training split would grow past :data:`MAX_GROWTH` × its size (at least
+        :data:`MIN_PLAN_LIMIT` rows) is refused; ``max_total`` bounds it.
     budget : float in (0, 1]
         ``coreset``: fraction of each class to keep.
     drop_flagged : bool
@@ -72,7 +80,7 @@ class BalanceOptions:
     max_total : int or None
         Cap on the rows of the resulting dataset, all splits together (augmented copies
         included), as the competition capped train + val at 10,000.
-    seed : int or None
+    seed : int in [0, 2**32 - 1] or None
         None: the audit's seed (:func:`balance`; :func:`plan_balance` reads None as 0).
     transform : dict
         The augmentation recorded for ``augment`` rows (see :mod:`datacheck.actions.augment`).
@@ -97,6 +105,8 @@ class BalanceOptions:
             raise UsageError(f"--budget must be in (0, 1], got {self.budget}")
         if self.max_total is not None and self.max_total < 1:
             raise UsageError(f"--max-total must be a positive integer, got {self.max_total}")
+        if self.seed is not None:
+            check_seed(self.seed)  # the audit's own rule: a seed any random generator accepts
 
 
 def training_mask(frame: pd.DataFrame) -> np.ndarray:
@@ -175,13 +185,16 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         desired = _targets(group, scored, corrupt, options.target)
 
     fixed = int(((action != "drop") & ~scored).sum())  # val/test, unscored and unlabeled rows stay
+    _check_plan_size(desired, fixed, options, int(train.sum()))
     final = desired
     if options.max_total is not None:
         room = options.max_total - fixed
         if room < 0:
             raise UsageError(f"--max-total {options.max_total} is below the {fixed} rows balancing does not touch "
                              "(val/test and unscored rows)")
-        final = cap_counts(desired, room, seed)
+        # No group can get more than the room: clipping first changes nothing, and keeps a
+        # huge --target within the int64 arithmetic of cap_counts.
+        final = cap_counts({name: min(want, room) for name, want in desired.items()}, room, seed)
 
     spec = json.dumps(options.transform, sort_keys=True)
     for name, want in final.items():
@@ -402,6 +415,23 @@ def _coreset(findings, frame, ids, scored, group, weight, action, reason, option
     return desired, rank
 
 
+def _check_plan_size(desired: dict, fixed: int, options: BalanceOptions, n_train: int) -> None:
+    """Refuse a plan of more training rows than :data:`MAX_GROWTH` × ``n_train`` (at least
+    :data:`MIN_PLAN_LIMIT`), counted after the ``--max-total`` cap, which leaves the training
+    split ``max_total - fixed`` rows. Python integers throughout: a mistyped --target may not fit int64."""
+    planned = sum(desired.values())
+    if options.max_total is not None:
+        planned = min(planned, options.max_total - fixed)
+    limit = max(MAX_GROWTH * n_train, MIN_PLAN_LIMIT)
+    if planned <= limit:
+        return
+    asked = (f"--target {options.target}" if options.target is not None
+             else f"the default target ({max(desired.values()):,}, the largest group)")
+    raise UsageError(f"{asked} would make {planned:,} training rows, over the limit of {limit:,} ({MAX_GROWTH} x the "
+                     f"{n_train:,} training samples, and at least {MIN_PLAN_LIMIT:,}); choose a smaller --target, or "
+                     f"cap the result with --max-total N (N up to {limit + fixed:,}, all splits included)")
+
+
 def _surplus_reason(strategy: str, name: str, want: int) -> str:
     if strategy == "coreset":
         return f"coreset trimmed to the budget ({want} kept in {name})"
@@ -446,7 +476,7 @@ def balance(
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
-    from ..runs import output_folder, write_json, write_parquet
+    from ..runs import Sources, output_folder, write_json, write_parquet
 
     options.validate()
     out = output_folder(out, PLAN_MARKER, "balance plan")
@@ -454,6 +484,7 @@ def balance(
     manifest = run.manifest(dataset)
     if manifest.format == "arrays":
         raise UsageError(f"the audit in {run.path} read --pred-probs arrays, not image files; there is nothing to balance")
+    Sources.of(manifest).refuse(out, "--out")
     frame = manifest.frame
     if options.seed is None:
         options = replace(options, seed=run.seed)

@@ -228,9 +228,12 @@ def _jsonable(value):
 
 
 def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
-    """Raise :class:`UsageError` unless ``value`` is a positive (or non-negative) number."""
+    """Raise :class:`UsageError` unless ``value`` is a positive (or non-negative) finite number."""
     kinds = (int,) if integer else (int, float)
     ok = isinstance(value, kinds) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    # inf passes the comparison (nan does not), and would silently turn a check off
+    if ok and isinstance(value, float) and not math.isfinite(value):
+        ok = False
     if not ok:
-        what = "integer" if integer else "number"
+        what = "integer" if integer else "finite number"
         raise UsageError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} {what}, got {value!r}")

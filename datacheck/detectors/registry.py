@@ -47,6 +47,11 @@ def create_detector(name: str, **params) -> Detector:
     return cls(**{k: v for k, v in params.items() if v is not None})
 
 
+def list_checks() -> list[str]:
+    """Every value of the findings ``check`` column a registered detector produces, sorted."""
+    return sorted(c for cls in _REGISTRY.values() for c in cls.checks)
+
+
 def check_owner(check: str) -> str | None:
     """The detector that produces findings with ``check`` == ``check``, if any."""
     for name, cls in _REGISTRY.items():
