@@ -11,6 +11,8 @@ unsplit dataset): the kept originals are hard-linked into it (copied where the f
 cannot link), next to the copies, so ``datacheck audit DIR`` audits the result. Its
 ``manifest.csv`` lists every file with its provenance: ``source_id`` (the original's sample
 id) and ``transform`` (JSON: policy, seed and the parameters drawn; empty for originals).
+The audited manifest's extra columns are kept; one named like a provenance column is kept as
+``user_<name>`` (see :func:`user_columns`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ MANIFEST_NAME = "manifest.csv"
 #: zlib level of every PNG written: fixed, so reruns are byte-identical.
 PNG_COMPRESS_LEVEL = 6
 _RANDAUGMENT_BINS = 31
+#: Columns of the output manifest.csv that augment fills itself, besides the contract columns.
+PROVENANCE_COLUMNS = ("source_id", "transform")
+#: A plan may schedule at most this many copies per plan row in all: a hand-edited
+#: ``copies = 10**12`` would otherwise keep augment busy for ever.
+MAX_COPIES_PER_ROW = 1000
+#: Keys of plan.json that augment reads, with their JSON types (True: required).
+PLAN_KEYS = {"run": (str, True), "manifest_fingerprint": (str, True), "seed": (int, False), "transform": (dict, False)}
 
 
 def validate_spec(spec: dict) -> dict:
@@ -47,20 +56,33 @@ def validate_spec(spec: dict) -> dict:
         raise UsageError(f"unknown augmentation setting(s): {', '.join(sorted(unknown))}")
     if full["policy"] not in POLICIES:
         raise UsageError(f"--policy must be one of {', '.join(POLICIES)}, got {full['policy']!r}")
+    if isinstance(full["num_ops"], bool) or isinstance(full["magnitude"], bool):  # JSON true is an int to Python
+        raise UsageError("--num-ops and --magnitude must be integers, not true/false")
     if not isinstance(full["num_ops"], int) or full["num_ops"] < 1:
         raise UsageError(f"--num-ops must be a positive integer, got {full['num_ops']!r}")
     if not isinstance(full["magnitude"], int) or not 0 <= full["magnitude"] < _RANDAUGMENT_BINS:
         raise UsageError(f"--magnitude must be an integer in [0, {_RANDAUGMENT_BINS - 1}], got {full['magnitude']!r}")
-    if not 0 <= full["degrees"] <= 180:
-        raise UsageError(f"--degrees must be in [0, 180], got {full['degrees']}")
-    if not 0 <= full["translate"] < 1:
-        raise UsageError(f"--translate must be in [0, 1), got {full['translate']}")
+    # The spec may come from a plan file (JSON), so types are checked, not only ranges.
+    if not _is_number(full["degrees"]) or not 0 <= full["degrees"] <= 180:
+        raise UsageError(f"--degrees must be in [0, 180], got {full['degrees']!r:.40}")
+    if not _is_number(full["translate"]) or not 0 <= full["translate"] < 1:
+        raise UsageError(f"--translate must be in [0, 1), got {full['translate']!r:.40}")
+    scale = full["scale"]
+    if not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(map(_is_number, scale)):
+        raise UsageError(f"--scale must be two numbers 0 < min <= max, got {full['scale']!r:.40}")
     lo, hi = full["scale"]
     if not 0 < lo <= hi:
         raise UsageError(f"--scale must be two numbers 0 < min <= max, got {lo} {hi}")
     full["scale"] = [float(lo), float(hi)]
     full["degrees"], full["translate"] = float(full["degrees"]), float(full["translate"])
     return full
+
+
+def _is_number(value) -> bool:
+    """A finite int or float, not a bool (JSON true would pass as 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or np.isfinite(value)  # a huge JSON int is finite but overflows isfinite
 
 
 def copy_seed(seed: int, source_id: str, copy: int) -> int:
@@ -257,11 +279,14 @@ class AugmentResult:
         ``boosted`` (of which data-boosting copies), ``written`` (copies made by this call),
         ``skipped_existing``, ``skipped_unlabeled``.
     written : dict of str to str
+    renamed_columns : dict of str to str
+        Columns of the audited manifest written under another name (:func:`user_columns`).
     """
 
     manifest: pd.DataFrame
     counts: dict
     written: dict = field(default_factory=dict)
+    renamed_columns: dict = field(default_factory=dict)
 
 
 def augment(
@@ -307,9 +332,11 @@ def augment(
     from ..engine.loader import map_batches
     from ..manifest import CONTRACT_COLUMNS, write_manifest
     from ..runs import write_json
-    from .balance import read_plan
+    from .balance import PLAN_FILE, PLAN_MARKER, read_plan
 
     info, plan = read_plan(plan_dir)
+    check_plan_info(Path(plan_dir) / PLAN_MARKER, info)
+    plan = check_plan_rows(Path(plan_dir) / PLAN_FILE, plan)
     overrides = {k: v for k, v in (spec or {}).items() if v is not None}
     validate_spec(overrides)
     seed = int(info.get("seed", 0)) if seed is None else seed
@@ -325,14 +352,20 @@ def augment(
     frame = manifest.frame
     if set(plan["sample_id"]) != set(frame["sample_id"]):
         raise BadDataError(f"the plan in {plan_dir} does not list the audited samples; run datacheck balance again")
-    rows = frame.merge(plan[["sample_id", "action", "copies", "transform"]], on="sample_id", how="left", validate="1:1")
+    # Only the contract columns take part in the plan logic: a user column named like a plan
+    # column (action, copies, transform) must not shadow it. User columns come back at the end.
+    rows = frame[CONTRACT_COLUMNS].merge(plan[["sample_id", "action", "copies", "transform"]], on="sample_id",
+                                         how="left", validate="1:1")
     rows = rows[rows["action"] != "drop"]
     unlabeled = int(rows["label"].isna().sum())
     rows = rows[rows["label"].notna()].reset_index(drop=True)
-    specs = {s: validate_spec({**json.loads(t), **overrides}) for s, t in zip(rows["sample_id"], rows["transform"]) if t}
+    plan_file = Path(plan_dir) / PLAN_FILE
+    parsed = {t: plan_transform(t, f"{plan_file}: transform {t!r:.60}") for t in set(rows["transform"]) if t}
+    specs = {s: validate_spec({**parsed[t], **overrides}) for s, t in zip(rows["sample_id"], rows["transform"]) if t}
     files = layout(rows)
     extra: dict[str, dict] = {}  # boosting copies: output path → provenance
-    boost_spec = validate_spec({**info.get("transform", {}), **overrides})
+    plan_spec = plan_transform(info.get("transform", {}), f"{Path(plan_dir) / PLAN_MARKER}: transform")
+    boost_spec = validate_spec({**plan_spec, **overrides})
     if boost_from is not None:
         files, extra = _add_boost(files, rows, manifest, open_run(boost_from), seed, boost_spec, boost_budget,
                                   boost_pool, workers, progress)
@@ -363,7 +396,6 @@ def augment(
     counts["written"] = int(sum(result.get("written", [])))
     counts["skipped_existing"] += len(jobs) - counts["written"]
 
-    extras = [c for c in frame.columns if c not in CONTRACT_COLUMNS]
     source = rows.set_index("sample_id")
     new = pd.DataFrame({
         "sample_id": files["out_path"].to_numpy(),
@@ -373,11 +405,139 @@ def augment(
         "source_id": files["source_id"].to_numpy(),
         "transform": [transform.get(p, "") for p in files["out_path"]],
     })
-    for column in extras:
-        new[column] = source.loc[files["source_id"], column].to_numpy()
+    names = user_columns(frame)
+    user = frame.set_index("sample_id")
+    for column, name in names.items():
+        new[name] = user.loc[files["source_id"], column].to_numpy()
+    renamed = {column: name for column, name in names.items() if column != name}
     written = {"manifest": str(write_manifest(new, out, out / MANIFEST_NAME)), "folder": str(out)}
-    write_json(out / AUGMENT_MARKER, {**settings, "status": "complete", "counts": counts})
-    return AugmentResult(new, counts, written)
+    write_json(out / AUGMENT_MARKER, {**settings, "status": "complete", "counts": counts, "renamed_columns": renamed})
+    return AugmentResult(new, counts, written, renamed)
+
+
+# --------------------------------------------------------------------------- checks of a plan
+
+
+def check_plan_info(path: Path, info: dict) -> None:
+    """Refuse a ``plan.json`` without the keys augment reads, or with one of the wrong type.
+
+    Raises
+    ------
+    BadDataError
+        Naming the file and the key.
+    """
+    for key, (kind, required) in PLAN_KEYS.items():
+        if key not in info:
+            if required:
+                raise BadDataError(f"{path} lacks the key {key!r}; the plan is damaged, run datacheck balance again")
+            continue
+        if not isinstance(info[key], kind) or isinstance(info[key], bool):
+            what = {str: "a string", int: "an integer", dict: "an object"}[kind]
+            raise BadDataError(f"{path}: key {key!r} must be {what}, not {info[key]!r:.60}; "
+                               "the plan is damaged, run datacheck balance again")
+
+
+def check_plan_rows(path: Path, plan: pd.DataFrame) -> pd.DataFrame:
+    """Check the rows of ``plan.parquet`` (possibly edited by hand) before anything is made.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        ``plan.parquet``, for messages.
+    plan : pandas.DataFrame
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``plan`` with ``copies`` as int64 and a missing ``transform`` as "".
+
+    Raises
+    ------
+    BadDataError
+        A sample listed twice or without an id, an unknown action, copies that are not a
+        non-negative integer or that an action other than ``augment`` would make, or more
+        copies in all than :data:`MAX_COPIES_PER_ROW` per plan row.
+    """
+    from .balance import ACTIONS
+
+    ids = plan["sample_id"]
+    if ids.isna().any() or ids.duplicated().any():
+        what = "a row without a sample_id" if ids.isna().any() else f"sample {ids[ids.duplicated()].iloc[0]!r} twice"
+        raise BadDataError(f"{path} lists {what}; the plan is damaged, run datacheck balance again")
+    unknown = sorted(set(plan["action"].astype(str)) - set(ACTIONS))
+    if unknown:
+        raise BadDataError(f"{path} has unknown action(s) {', '.join(map(repr, unknown))}; "
+                           f"actions are {', '.join(ACTIONS)}")
+    copies = pd.to_numeric(plan["copies"], errors="coerce").astype("float64")
+    bad = ~(np.isfinite(copies) & (copies >= 0) & (copies == np.round(copies)))
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        value = plan["copies"].iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value  # -3, not np.int64(-3)
+        raise BadDataError(f"{path}: copies of sample {ids.iloc[row]!r} is {value!r}, "
+                           "not a non-negative integer")
+    # Summed as floats: int64 would overflow on a hand-edited 10**18, and the limit is far below 2**53.
+    limit = MAX_COPIES_PER_ROW * len(plan)
+    if copies.sum() > limit:
+        raise BadDataError(f"{path} schedules {copies.sum():.0f} copies of {len(plan)} samples, more than "
+                           f"{MAX_COPIES_PER_ROW} per sample in all; the plan is damaged, run datacheck balance again")
+    plan = plan.assign(copies=copies.astype(np.int64), transform=plan["transform"].fillna(""))
+    stray = (plan["copies"] > 0) & ((plan["action"] != "augment") | (plan["transform"] == ""))
+    if stray.any():
+        row = plan[stray].iloc[0]
+        raise BadDataError(f"{path}: sample {row['sample_id']!r} has {row['copies']} copies with action "
+                           f"{row['action']!r} and transform {row['transform']!r:.40}; copies need action 'augment' "
+                           "and a transform")
+    return plan
+
+
+def plan_transform(value, where: str) -> dict:
+    """An augmentation spec recorded in a plan (a JSON object, or its text), checked.
+
+    The spec is bad data (exit 3), not a usage error: it comes from a file, not an option.
+
+    Raises
+    ------
+    BadDataError
+        ``value`` is not a JSON object, or :func:`validate_spec` refuses it.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise BadDataError(f"{where} is not a JSON object; the plan is damaged, run datacheck balance again")
+    try:
+        validate_spec(value)
+    except UsageError as exc:
+        # validate_spec speaks of options (--degrees); here the value comes from the file.
+        raise BadDataError(f"{where}: {str(exc).removeprefix('--')}") from None
+    return value
+
+
+def user_columns(frame: pd.DataFrame) -> dict:
+    """The audited manifest's extra columns → their name in augment's ``manifest.csv``.
+
+    ``source_id`` and ``transform`` are augment's provenance columns, documented as such and
+    read by scripts; a re-audited augment output even carries them from the round before.
+    So augment's own columns keep those names, and a user column of the same name is kept,
+    not dropped or refused, as ``user_<name>`` (``user_user_<name>`` if that is taken too).
+    Every other extra column, ``action`` and ``copies`` included, keeps its name.
+    """
+    from ..manifest import CONTRACT_COLUMNS
+
+    extras = [c for c in frame.columns if c not in CONTRACT_COLUMNS]
+    taken = set(CONTRACT_COLUMNS) | set(PROVENANCE_COLUMNS) | set(extras)
+    names = {}
+    for column in extras:
+        name = column
+        if column in PROVENANCE_COLUMNS:
+            while name in taken:
+                name = f"user_{name}"
+            taken.add(name)
+        names[column] = name
+    return names
 
 
 def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, progress):

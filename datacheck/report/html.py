@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..audit_run import AuditRun, open_run
-from ..errors import UsageError
+from ..audit_run import AuditRun, details_object, open_run
+from ..errors import BadDataError, UsageError
 from ..runs import atomic_write
 from .csv import write_findings_csv
 from .summary import format_threshold
@@ -157,7 +157,8 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
     thumbs = _Thumbnails(_image_root(run, dataset, notes), max_thumbnails, THUMBNAIL_PX)
 
     galleries = _gallery_rows(findings, gallery_size)
-    groups = {check: _duplicate_groups(findings, check) for check in DUPLICATE_CHECKS}
+    source = run.path / "findings.parquet"  # names the file when a details value is damaged
+    groups = {check: _duplicate_groups(findings, check, source) for check in DUPLICATE_CHECKS}
     # Thumbnails are handed out in priority order, interleaved so that a small budget still
     # shows every check: the worst sample of each check, then the second worst, ...; then
     # duplicate groups, one group of each check in turn.
@@ -184,7 +185,7 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
         ("groups", "Duplicate and leakage groups", _groups_section(groups, thumbs)),
         ("relabels", "Suggested relabels", _heatmap(findings)),
         ("histograms", "Score histograms", _histograms(findings)),
-        ("clusters", "Sub-clusters per class", _clusters(findings)),
+        ("clusters", "Sub-clusters per class", _clusters(findings, source)),
         ("findings", "Findings", _table_section(table, table_note, len(findings))),
     ]
     title = f"datacheck report: {run.summary.get('run_id', run.path.name)}"
@@ -445,18 +446,19 @@ def _galleries(galleries: dict[str, pd.DataFrame], findings: pd.DataFrame, thumb
     return "".join(parts)
 
 
-def _duplicate_groups(findings: pd.DataFrame, check: str) -> list[dict]:
+def _duplicate_groups(findings: pd.DataFrame, check: str, source="findings.parquet") -> list[dict]:
     """The groups a duplicate check reported, biggest first.
 
     Each is ``{"group": representative id, "members": [row dicts, representative first],
     "size": int, "anchor": split kept (split_leakage) or None}``. Only rows whose details
-    name a group are parsed, so a run of millions of rows stays fast.
+    name a group are parsed, so a run of millions of rows stays fast. ``source`` names the
+    findings file in the error raised for a damaged ``details`` value.
     """
     rows = findings[(findings["check"] == check) & findings["details"].str.contains('"group"', regex=False)]
     by_group: dict[str, list[dict]] = {}
     anchors: dict[str, str] = {}
     for row in rows.to_dict("records"):
-        details = json.loads(row["details"])
+        details = details_object(row["details"], source)
         group = str(details.get("group"))
         row["_flagged"] = bool(row["is_issue"])
         by_group.setdefault(group, []).append(row)
@@ -596,8 +598,11 @@ def _bin_label(i: int) -> str:
     return f"{i / HIST_BINS:.2f}–{(i + 1) / HIST_BINS:.2f}"
 
 
-def _clusters(findings: pd.DataFrame) -> str:
-    """Sub-cluster sizes per class from a ``clusters`` check (one row per sample), if it ran."""
+def _clusters(findings: pd.DataFrame, source="findings.parquet") -> str:
+    """Sub-cluster sizes per class from a ``clusters`` check (one row per sample), if it ran.
+
+    ``source`` names the findings file in the error raised for a damaged ``details`` value.
+    """
     rows = findings[findings["check"] == "clusters"]
     if rows.empty:
         return '<p class="note">No <code>clusters</code> check in this run.</p>'
@@ -606,13 +611,17 @@ def _clusters(findings: pd.DataFrame) -> str:
     n_flagged: dict[str, int] = {}  # flagged samples (off-class members of a small cluster are not)
     for label, details, issue in zip(rows["label"].fillna("(none)").tolist(), rows["details"].tolist(),
                                      rows["is_issue"].tolist()):
-        d = json.loads(details)
+        d = details_object(details, source)
         if "cluster" not in d:
             continue
+        cluster = d["cluster"]
+        if isinstance(cluster, bool) or not isinstance(cluster, int):  # the clusters check writes ints
+            raise BadDataError(f"{source}: a clusters row has cluster {cluster!r:.40}, not an integer; "
+                               "the run is damaged, run datacheck audit again")
         per_class = sizes.setdefault(str(label), {})
-        per_class[int(d["cluster"])] = per_class.get(int(d["cluster"]), 0) + 1
+        per_class[cluster] = per_class.get(cluster, 0) + 1
         if issue:
-            flagged.setdefault(str(label), set()).add(int(d["cluster"]))
+            flagged.setdefault(str(label), set()).add(cluster)
             n_flagged[str(label)] = n_flagged.get(str(label), 0) + 1
     if not sizes:
         return '<p class="note">The <code>clusters</code> check reported no cluster ids.</p>'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -10,9 +11,20 @@ from rich.table import Table
 
 
 def format_threshold(threshold: dict) -> str:
-    """A short human form of a check's learned threshold (``summary.json`` has it all)."""
+    """A short human form of a check's learned threshold (``summary.json`` has it all).
+
+    A threshold of a shape this version does not know (another version's, or edited by hand)
+    is shown as its JSON: it is only displayed, so it must never stop a report.
+    """
     if not threshold:
         return ""
+    try:
+        return _format_threshold(threshold)
+    except (KeyError, TypeError, ValueError):
+        return json.dumps(threshold, sort_keys=True, default=str)
+
+
+def _format_threshold(threshold: dict) -> str:
     if "rule" in threshold:
         return str(threshold["rule"])
     if "min_similarity" in threshold:

@@ -1,0 +1,341 @@
+"""Damaged or hand-edited run and plan folders: exit 3 with one clear line, never a traceback.
+
+Every command that reads an audit run (relabel, balance, augment, report) opens it through
+``datacheck.audit_run.open_run``, which checks run.json, summary.json, findings.parquet and
+artifacts/model_outputs.npz; augment also checks the balance plan it executes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import datacheck
+from datacheck.cli import cli
+
+from .conftest import make_image
+
+#: A model that trains in seconds on 16 images.
+QUICK_TRAIN = "[train]\nimage_size = 16\nfolds = 2\nepochs = 1\n"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_bad_data(result, *words):
+    """Exit 3, and stderr is one ``datacheck: error:`` line containing every word."""
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("datacheck: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """``root/<split>/<class>/``: 2 classes x 6 images in train, 2 x 2 in val."""
+    root = tmp_path_factory.mktemp("damaged") / "tiny"
+    seed = 0
+    for split, n in (("train", 6), ("val", 2)):
+        for label in ("cat", "dog"):
+            for i in range(n):
+                make_image(root / split / label / f"{label}{i}.png", seed)
+                seed += 1
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_run(dataset, tmp_path_factory) -> Path:
+    """An audit that trained a model, so it has artifacts/model_outputs.npz."""
+    base = tmp_path_factory.mktemp("model-run")
+    config = base / "quick.toml"
+    config.write_text(QUICK_TRAIN)
+    out = base / "run"
+    datacheck.audit(dataset, out=out, config=config, checks=["label_issues"], workers=0, cache_dir="off")
+    assert (out / "artifacts" / "model_outputs.npz").is_file()
+    return out
+
+
+@pytest.fixture(scope="module")
+def quick_run(dataset, tmp_path_factory) -> Path:
+    """An audit without a model (seconds)."""
+    out = tmp_path_factory.mktemp("quick-run") / "run"
+    datacheck.audit(dataset, out=out, checks=["class_imbalance", "exact_duplicates"], workers=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def plan(model_run, tmp_path_factory) -> Path:
+    """A balance plan of ``model_run`` that schedules copies (target 8 for 6 training images per class)."""
+    out = tmp_path_factory.mktemp("plan") / "plan"
+    result = invoke("balance", model_run, "--strategy", "classes", "--target", 8, "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def copy_of(folder: Path, tmp_path: Path, name: str = "copy") -> Path:
+    target = tmp_path / name
+    shutil.copytree(folder, target)
+    return target
+
+
+def edit_json(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def edit_npz(run: Path, edit) -> None:
+    path = run / "artifacts" / "model_outputs.npz"
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    edit(arrays)
+    np.savez(path, **arrays)
+
+
+# --------------------------------------------------------------------------- 1. unreadable model_outputs.npz
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_unreadable_model_outputs_are_bad_data(model_run, plan, tmp_path, damage):
+    run = copy_of(model_run, tmp_path)
+    npz = run / "artifacts" / "model_outputs.npz"
+    data = npz.read_bytes()
+    npz.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a zip file at all")
+    words = (f"{npz} is damaged", "rerun the audit")
+    assert_bad_data(invoke("relabel", run), *words)
+    assert_bad_data(invoke("balance", run, "--strategy", "classes", "--out", tmp_path / "p"), *words)
+    assert_bad_data(invoke("augment", plan, "--out", tmp_path / "aug", "--boost-from", run, "--workers", 0), *words)
+
+
+# --------------------------------------------------------------------------- 2. model outputs not row-aligned
+
+
+@pytest.mark.parametrize("member", ["pred_probs", "labels", "embeddings", "softmax"])
+def test_model_outputs_with_wrong_row_count_are_bad_data(model_run, plan, tmp_path, member):
+    run = copy_of(model_run, tmp_path)
+    edit_npz(run, lambda arrays: arrays.update({member: arrays[member][:-3]}))
+    words = ("model_outputs.npz is damaged", member, "13 rows", "16 samples")
+    assert_bad_data(invoke("relabel", run), *words)
+    assert_bad_data(invoke("balance", run, "--strategy", "classes", "--out", tmp_path / "p"), *words)
+    assert_bad_data(invoke("augment", plan, "--out", tmp_path / "aug", "--boost-from", run, "--workers", 0), *words)
+    assert_bad_data(invoke("report", run, "-q"), *words)
+
+
+def test_model_outputs_missing_array_wrong_columns_or_label_ids_are_bad_data(model_run, plan, tmp_path):
+    run = copy_of(model_run, tmp_path, "no-probs")
+    edit_npz(run, lambda arrays: arrays.pop("pred_probs"))
+    assert_bad_data(invoke("relabel", run), "model_outputs.npz is damaged", "no pred_probs array")
+    run = copy_of(model_run, tmp_path, "columns")
+    edit_npz(run, lambda arrays: arrays.update(pred_probs=np.hstack([arrays["pred_probs"]] * 2)))
+    assert_bad_data(invoke("relabel", run), "model_outputs.npz is damaged", "4 columns for 2 classes")
+    run = copy_of(model_run, tmp_path, "label-ids")
+    edit_npz(run, lambda arrays: arrays.update(labels=np.full_like(arrays["labels"], 7)))
+    # Shapes are right, so only the command that reads the arrays notices.
+    assert_bad_data(invoke("augment", plan, "--out", tmp_path / "aug", "--boost-from", run, "--workers", 0),
+                    "model_outputs.npz is damaged", "class ids outside -1..1")
+
+
+# --------------------------------------------------------------------------- 3. run.json keys
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda info: info.pop("dataset"), ("lacks the key 'dataset'",)),
+    (lambda info: info.update(dataset=5), ("key 'dataset' must be a string", "int 5")),
+    (lambda info: info.pop("manifest_fingerprint"), ("lacks the key 'manifest_fingerprint'",)),
+    (lambda info: info.update(samples="16"), ("key 'samples' must be an integer",)),
+    (lambda info: info.update(seed=True), ("key 'seed' must be an integer",)),
+    (lambda info: info.update(config={"audit": []}), ("'config.audit' must be an object",)),
+    (lambda info: info["config"]["audit"].update(max_missing="x"), ("'config.audit.max_missing'",)),
+], ids=["no-dataset", "int-dataset", "no-fingerprint", "str-samples", "bool-seed", "list-config", "str-max-missing"])
+def test_run_json_without_a_key_or_with_a_wrong_type_is_bad_data(quick_run, tmp_path, edit, words):
+    run = copy_of(quick_run, tmp_path)
+    edit_json(run / "run.json", edit)
+    commands = [["relabel", run], ["balance", run, "--strategy", "classes", "--out", tmp_path / "p"], ["report", run]]
+    if "manifest_fingerprint" in words[0]:
+        commands.pop()  # the report does not reload the dataset, so it needs no fingerprint
+    for args in commands:
+        assert_bad_data(invoke(*args), str(run / "run.json"), *words)
+
+
+# --------------------------------------------------------------------------- 4. findings and summary
+
+
+def rewrite_findings(run: Path, edit) -> None:
+    path = run / "findings.parquet"
+    pq.write_table(edit(pq.read_table(path)), path)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda table: table.drop_columns(["score"]), ("lacks the findings column(s) score",)),
+    (lambda table: table.drop_columns(["check", "details"]), ("column(s) check, details",)),
+    (lambda table: table.set_column(table.schema.get_field_index("score"), "score",
+                                    pc_cast(table["score"], pa.string())), ("column 'score' has type string",)),
+    (lambda table: table.set_column(table.schema.get_field_index("sample_id"), "sample_id",
+                                    pa.nulls(len(table), pa.string())), ("column 'sample_id' has", "missing value")),
+], ids=["no-score", "no-check-details", "str-score", "null-sample-id"])
+def test_findings_without_a_column_or_of_a_wrong_type_are_bad_data(quick_run, tmp_path, edit, words):
+    run = copy_of(quick_run, tmp_path)
+    rewrite_findings(run, edit)
+    for args in (["report", run], ["relabel", run], ["balance", run, "--strategy", "classes", "--out", tmp_path / "p"]):
+        assert_bad_data(invoke(*args), "findings.parquet", *words)
+
+
+def pc_cast(column, kind):
+    import pyarrow.compute as pc
+
+    return pc.cast(column, kind)
+
+
+def test_findings_rewritten_by_pandas_are_still_read(quick_run, tmp_path):
+    """pandas writes large_string columns and all-null columns as type null: same kind, accepted."""
+    run = copy_of(quick_run, tmp_path)
+    frame = pd.read_parquet(run / "findings.parquet").assign(suggested_label=None, suggested_confidence=None)
+    frame.to_parquet(run / "findings.parquet")
+    result = invoke("report", run, "-q")
+    assert result.exit_code == 0, result.output
+
+
+def test_findings_details_that_are_not_json_are_bad_data(quick_run, tmp_path):
+    run = copy_of(quick_run, tmp_path)
+    frame = pd.read_parquet(run / "findings.parquet")
+    frame.loc[frame["check"] == "exact_duplicates", "details"] = '{"group": '
+    frame.to_parquet(run / "findings.parquet")
+    assert_bad_data(invoke("report", run, "-q"), "findings.parquet", "details value is not a JSON object")
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda s: s.update(checks=[]), ("'checks' must be an object",)),
+    (lambda s: s["checks"].update(dark=3), ("checks['dark'] must be an object",)),
+    (lambda s: s.update(samples="many"), ("'samples' must be an integer",)),
+    (lambda s: s.update(gates=[{"gate": "dark>0"}]), ("gates[0]['failed']",)),
+    (lambda s: s.update(splits={"train": "12"}), ("splits['train'] must be an integer",)),
+], ids=["list-checks", "int-check", "str-samples", "gate-without-failed", "str-split-count"])
+def test_summary_with_values_of_a_wrong_type_is_bad_data(quick_run, tmp_path, edit, words):
+    run = copy_of(quick_run, tmp_path)
+    edit_json(run / "summary.json", edit)
+    assert_bad_data(invoke("report", run, "-q"), str(run / "summary.json"), *words)
+
+
+def test_a_threshold_of_an_unknown_shape_is_shown_as_json(quick_run, tmp_path):
+    run = copy_of(quick_run, tmp_path)
+    edit_json(run / "summary.json",
+              lambda s: s["checks"]["class_imbalance"].update(threshold={"median_class_size": "x"}))
+    result = invoke("report", run, "-q")
+    assert result.exit_code == 0, result.output
+    assert "median_class_size" in (run / "report.html").read_text()
+
+
+# --------------------------------------------------------------------------- 5. plan.json keys
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda info: info.pop("run"), ("lacks the key 'run'",)),
+    (lambda info: info.pop("manifest_fingerprint"), ("lacks the key 'manifest_fingerprint'",)),
+    (lambda info: info.update(run=3), ("key 'run' must be a string",)),
+    (lambda info: info.update(seed="zero"), ("key 'seed' must be an integer",)),
+    (lambda info: info.update(transform="both"), ("key 'transform' must be an object",)),
+    (lambda info: info.update(transform={"degrees": "big"}), ("transform: degrees must be in [0, 180]",)),
+], ids=["no-run", "no-fingerprint", "int-run", "str-seed", "str-transform", "bad-degrees"])
+def test_plan_json_without_a_key_or_with_a_wrong_type_is_bad_data(plan, tmp_path, edit, words):
+    damaged = copy_of(plan, tmp_path)
+    edit_json(damaged / "plan.json", edit)
+    assert_bad_data(invoke("augment", damaged, "--out", tmp_path / "aug", "--workers", 0),
+                    str(damaged / "plan.json"), *words)
+
+
+# --------------------------------------------------------------------------- 6. hand-edited plan rows
+
+
+def set_first(column: str, value, where: str | None = None):
+    """An edit of plan.parquet: ``column`` of the first row (with action ``where``) set to ``value``."""
+    def edit(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = frame.index if where is None else frame.index[frame["action"] == where]
+        frame[column] = frame[column].astype(object)
+        frame.loc[rows[0], column] = value
+        return frame
+    return edit
+
+
+@pytest.mark.parametrize("edit, words", [
+    (set_first("copies", -3), ("is -3, not a non-negative integer",)),
+    (set_first("copies", 1.5), ("is 1.5, not a non-negative integer",)),
+    (set_first("copies", None), ("not a non-negative integer",)),
+    (set_first("action", "explode"), ("unknown action(s) 'explode'", "keep, drop, augment")),
+    (set_first("copies", 10**12, where="augment"), ("copies of 16 samples", "more than 1000 per sample")),
+    (set_first("copies", 2, where="keep"), ("action 'keep'", "copies need action 'augment'")),
+    (set_first("transform", "{not json", where="augment"), ("is not a JSON object",)),
+    (set_first("transform", '{"policy": "sharpen"}', where="augment"), ("policy must be one of",)),
+    (lambda frame: pd.concat([frame, frame.iloc[:1]]), ("twice",)),
+], ids=["negative", "fraction", "null", "explode", "huge", "keep-with-copies", "transform-not-json", "bad-policy",
+        "duplicate-id"])
+def test_hand_edited_plan_rows_are_bad_data(plan, tmp_path, edit, words):
+    damaged = copy_of(plan, tmp_path)
+    frame = edit(pd.read_parquet(damaged / "plan.parquet"))
+    frame.to_parquet(damaged / "plan.parquet")
+    started = time.monotonic()
+    assert_bad_data(invoke("augment", damaged, "--out", tmp_path / "aug", "--workers", 0),
+                    str(damaged / "plan.parquet"), *words)
+    assert time.monotonic() - started < 60  # refused up front, not after making copies
+    assert not (tmp_path / "aug").exists()
+
+
+# --------------------------------------------------------------------------- 7. user columns named like augment's
+
+
+def test_user_columns_named_like_augments_own_are_kept(tmp_path):
+    root = tmp_path / "data"
+    lines = ["path,label,action,copies,source_id,transform,user_source_id"]
+    for label, n in (("cat", 6), ("dog", 3)):
+        for i in range(n):
+            make_image(root / f"{label}{i}.png", 100 * (label == "dog") + i)
+            lines.append(f"{label}{i}.png,{label},explode,-3,src-{label}{i},tr-{label}{i},u-{label}{i}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    run, plan_dir, out = tmp_path / "run", tmp_path / "plan", tmp_path / "aug"
+    assert invoke("audit", root / "manifest.csv", "--checks", "class_imbalance", "--out", run, "--workers", 0,
+                  "-q").exit_code == 0
+    result = invoke("balance", run, "--strategy", "classes", "--target", 8, "--out", plan_dir, "-q")
+    assert result.exit_code == 0, result.output
+    result = invoke("augment", plan_dir, "--out", out, "--workers", 0, "-q")
+    assert result.exit_code == 0, result.output
+
+    written = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    assert len(written) == 16  # 6 + 3 originals, 2 + 5 copies
+    # augment's provenance keeps its documented meaning ...
+    copies = written[written["transform"] != ""]
+    assert len(copies) == 7 and set(copies["source_id"]) <= {f"{c}{i}.png" for c in ("cat", "dog") for i in range(6)}
+    assert all(json.loads(t)["policy"] == "both" for t in copies["transform"])
+    # ... and every user column is kept: under its own name, or as user_<name> where it collides.
+    source = written["source_id"].str.removesuffix(".png")
+    assert (written["action"] == "explode").all() and (written["copies"] == "-3").all()
+    assert (written["user_transform"] == "tr-" + source).all()
+    assert (written["user_source_id"] == "u-" + source).all()  # the user's own, not renamed
+    assert (written["user_user_source_id"] == "src-" + source).all()  # user_source_id was taken
+    info = json.loads((out / "augment.json").read_text())
+    assert info["renamed_columns"] == {"source_id": "user_user_source_id", "transform": "user_transform"}
+
+
+# --------------------------------------------------------------------------- found on the way
+
+
+def test_relabel_of_a_moved_dataset_without_model_outputs(dataset, tmp_path):
+    """--dataset is where the audited dataset is now: the class names must not be looked up
+    where it was audited (it used to fail with "dataset not found" there)."""
+    before = tmp_path / "before"
+    shutil.copytree(dataset, before)
+    run = tmp_path / "run"
+    datacheck.audit(before, out=run, checks=["class_imbalance"], workers=0)
+    before.rename(tmp_path / "after")
+    result = invoke("relabel", run, "--dataset", tmp_path / "after", "-q")
+    assert result.exit_code == 0, result.output
