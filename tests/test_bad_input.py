@@ -279,3 +279,20 @@ def test_a_bad_model_fails_before_a_run_folder_exists(tiny_dataset, tmp_path, ar
     result = audit(tiny_dataset, "--checks", "label_issues", "--out", tmp_path / "run", *args)
     assert_one_line_error(result, ExitStatus.USAGE, fragment)
     assert not (tmp_path / "run").exists()
+
+
+def test_report_and_augment_never_write_into_the_dataset_or_the_run(tiny_dataset, tmp_path):
+    before = tree_digest(tiny_dataset)
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q").exit_code == 0
+    findings = (tmp_path / "run" / "findings.parquet").read_bytes()
+    for args in (["--out", tiny_dataset / "train" / "cat" / "cat1.png"], ["--out", tmp_path / "run" / "findings.parquet"],
+                 ["--out", tiny_dataset / "report.html"], ["--out", tmp_path / "run" / "run.json"]):
+        result = CliRunner().invoke(cli, ["report", str(tmp_path / "run"), *map(str, args), "-q"])
+        assert_one_line_error(result, ExitStatus.USAGE, str(args[1]))
+    plan = CliRunner().invoke(cli, ["balance", str(tmp_path / "run"), "--strategy", "classes", "--target", "8",
+                                    "--out", str(tmp_path / "plan"), "-q"])
+    assert plan.exit_code == 0, plan.output
+    result = CliRunner().invoke(cli, ["augment", str(tmp_path / "plan"), "--out", str(tiny_dataset / "train" / "more")])
+    assert_one_line_error(result, ExitStatus.USAGE, "would write into the audited dataset")
+    assert tree_digest(tiny_dataset) == before
+    assert (tmp_path / "run" / "findings.parquet").read_bytes() == findings

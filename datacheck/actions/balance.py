@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..audit_run import details_object
 from ..config import check_seed
 from ..errors import UsageError
 
@@ -49,6 +50,8 @@ STRATEGIES = ("subclusters", "classes", "coreset")
 ACTIONS = ("keep", "drop", "augment")
 PLAN_COLUMNS = ["sample_id", "label", "split", "group", "action", "copies", "weight", "transform", "reason"]
 PLAN_MARKER = "plan.json"
+#: Where details come from, for the message when one is damaged.
+FINDINGS = "the run's findings.parquet"
 PLAN_FILE = "plan.parquet"
 #: Checks whose flagged training samples ``drop_flagged`` removes (duplicates: handled by group).
 FLAGGED_CHECKS = ("label_issues", "corrupt")
@@ -322,7 +325,7 @@ def _details_column(findings: pd.DataFrame, check: str, key: str, missing: str) 
     rows = findings[findings["check"] == check]
     if rows.empty:
         raise UsageError(missing)
-    values = [json.loads(d).get(key) for d in rows["details"]]
+    values = [details_object(d, FINDINGS).get(key) for d in rows["details"]]
     return pd.Series(values, index=rows["sample_id"].to_numpy(), dtype=object)
 
 
@@ -348,7 +351,7 @@ def _flagged_drops(frame: pd.DataFrame, findings: pd.DataFrame, flags: dict, tra
     dup = findings[findings["check"].isin(DUPLICATE_CHECKS)]
     pairs, reps = [], set()
     for sample, details in zip(dup["sample_id"], dup["details"]):
-        rep = json.loads(details).get("representative")
+        rep = details_object(details, FINDINGS).get("representative")
         if rep is not None and sample in row_of and rep in row_of:
             pairs.append((row_of[sample], row_of[rep]))
             reps.add(row_of[rep])
@@ -388,7 +391,7 @@ def _coreset(findings, frame, ids, scored, group, weight, action, reason, option
     rows = findings[findings["check"] == "coreset"]
     if rows.empty:
         raise UsageError("--strategy coreset needs the coreset check; audit with --checks including coreset")
-    details = [json.loads(d) for d in rows["details"]]
+    details = [details_object(d, FINDINGS) for d in rows["details"]]
     selected = pd.Series([bool(d.get("selected")) for d in details], index=rows["sample_id"].to_numpy())
     weights = pd.Series([d.get("weight") for d in details], index=rows["sample_id"].to_numpy(), dtype=object)
     in_core = pd.Series(ids).map(selected).to_numpy(dtype=object)

@@ -18,7 +18,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
+from ..errors import BadDataError, UsageError
 
 
 def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
@@ -115,7 +115,10 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
 
     cfg = run.info.get("config", {})
     audit_cfg = cfg.get("audit", {})
-    config = TrainConfig(model=audit_cfg.get("model", "convnet-small"), **cfg.get("train", {}))
+    try:
+        config = TrainConfig(model=audit_cfg.get("model", "convnet-small"), **cfg.get("train", {}))
+    except (TypeError, UsageError) as exc:  # an unknown or bad [train] key in a hand-edited run.json
+        raise BadDataError(f"{run.path / 'run.json'}: its config.train cannot be used ({exc}); rerun the audit") from None
     device = resolve_device(audit_cfg.get("device", "auto"))
     train = kept[(kept["split"] == "train") & kept["label"].notna()]
     root = manifest.root

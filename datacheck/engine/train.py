@@ -47,7 +47,7 @@ class TrainConfig:
     knn_k: int = 20
 
     def __post_init__(self):
-        rules = {"image_size": 8, "folds": 2, "epochs": 1, "batch_size": 2, "max_shift": 0, "knn_k": 0}
+        rules = {"image_size": 16, "folds": 2, "epochs": 1, "batch_size": 2, "max_shift": 0, "knn_k": 0}
         for name, least in rules.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:

@@ -32,7 +32,7 @@ import pandas as pd
 from .. import __version__
 from ..audit_run import AuditRun, details_object, open_run
 from ..errors import BadDataError, UsageError
-from ..runs import atomic_write
+from ..runs import Sources, atomic_write, refuse_run_files
 from .csv import write_findings_csv
 from .summary import format_threshold
 
@@ -138,13 +138,20 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     out = Path(out) if out is not None else run.path / "report.html"
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; give the HTML file's path")
+    csv_path = None if csv is False or csv is None else out.with_name("findings.csv") if csv is True else Path(csv)
+    sources = Sources.of_run(run.info)
+    for option, path in (("--out", out), ("--csv", csv_path)):
+        if path is not None:  # never onto the run's own files or into the audited dataset
+            refuse_run_files(path, run.path, option)
+            if sources is not None:
+                sources.refuse(path, option)
     page, result = render_report(run, max_thumbnails=max_thumbnails, gallery_size=gallery_size,
                                  max_table_rows=max_table_rows, dataset=dataset)
     data = page.encode("utf-8")
     atomic_write(out, lambda tmp: tmp.write_bytes(data))
     result.html, result.size_bytes = out, len(data)
-    if csv is not False and csv is not None:
-        result.csv = write_findings_csv(run.findings, out.with_name("findings.csv") if csv is True else Path(csv))
+    if csv_path is not None:
+        result.csv = write_findings_csv(run.findings, csv_path)
     return result
 
 
