@@ -48,10 +48,8 @@ def make_image(path: Path, seed: int, size=(32, 32), mode="RGB") -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path) -> Path:
+def make_tiny_dataset(root: Path) -> Path:
     """``root/<split>/<class>/`` with 2 classes x 6 images in train and 2 x 2 in val."""
-    root = tmp_path / "tiny"
     seed = 0
     for split, n in (("train", 6), ("val", 2)):
         for label in ("cat", "dog"):
@@ -59,6 +57,12 @@ def tiny_dataset(tmp_path) -> Path:
                 make_image(root / split / label / f"{label}{i}.png", seed)
                 seed += 1
     return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """A fresh :func:`make_tiny_dataset` per test."""
+    return make_tiny_dataset(tmp_path / "tiny")
 
 
 def tree_digest(root: Path) -> dict[str, str]:

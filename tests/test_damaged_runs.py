@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import datacheck
 from datacheck.cli import cli
 
-from .conftest import make_image
+from .conftest import make_image, make_tiny_dataset
 
 #: A model that trains in seconds on 16 images.
 QUICK_TRAIN = "[train]\nimage_size = 16\nfolds = 2\nepochs = 1\n"
@@ -44,15 +44,8 @@ def assert_bad_data(result, *words):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    """``root/<split>/<class>/``: 2 classes x 6 images in train, 2 x 2 in val."""
-    root = tmp_path_factory.mktemp("damaged") / "tiny"
-    seed = 0
-    for split, n in (("train", 6), ("val", 2)):
-        for label in ("cat", "dog"):
-            for i in range(n):
-                make_image(root / split / label / f"{label}{i}.png", seed)
-                seed += 1
-    return root
+    """One :func:`make_tiny_dataset` for the module (its runs are only read)."""
+    return make_tiny_dataset(tmp_path_factory.mktemp("damaged") / "tiny")
 
 
 @pytest.fixture(scope="module")
