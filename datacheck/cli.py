@@ -28,6 +28,14 @@ class DatacheckGroup(click.Group):
     ``--debug``.
     """
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # plain ``datacheck``: the help text
+        except click.UsageError as exc:  # ``datacheck --bogus``: one line, like a command's bad option
+            _fail(ctx, f"error: {exc.format_message()} (see 'datacheck --help')", ExitStatus.USAGE)
+
     def invoke(self, ctx: click.Context):
         interrupts = _Interrupts()
         try:

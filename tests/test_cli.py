@@ -144,3 +144,16 @@ def test_outputs_never_replace_a_device_or_folder(tmp_path, tiny_dataset):
     assert Path("/dev/null").is_char_device()
     result = invoke("report", tmp_path / "run", "--out", tmp_path, "-q")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus"], "No such option '--bogus'"),
+    (["nope"], "No such command 'nope'"),
+    (["audit", "--workers", "-5", "x"], "Invalid value for '--workers'"),
+    (["relabel"], "Missing argument 'RUN'"),
+])
+def test_click_usage_errors_are_one_line(args, message):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("datacheck: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr and "Usage:" not in result.output
