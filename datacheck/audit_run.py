@@ -359,7 +359,7 @@ def details_object(text, source) -> dict:
     """
     try:
         value = json.loads(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
         raise BadDataError(f"{source}: a details value is not a JSON object ({str(text)!r:.60}); the run is "
@@ -452,8 +452,8 @@ def read_json(path: Path) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BadDataError(f"{path} is missing; the run directory is incomplete") from None
-    except (OSError, ValueError) as exc:
-        raise BadDataError(f"cannot read {path}: {exc}") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise BadDataError(f"cannot read {path}: {str(exc)[:200]}") from exc
     if not isinstance(data, dict):
         raise BadDataError(f"{path} is not a JSON object")
     return data

@@ -73,8 +73,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
         except UnicodeDecodeError:  # TOML is UTF-8 by definition; tomllib decodes before parsing
             raise UsageError(f"cannot read config {path}: not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"config {path} is not valid TOML: {exc}") from exc
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            raise UsageError(f"config {path} is not valid TOML: {str(exc)[:200]}") from exc
         _merge(config, user, str(path))
     for key, value in (overrides or {}).items():
         if value is not None:
@@ -86,6 +86,9 @@ def _merge(config: dict, user: dict, origin: str) -> None:
     unknown = set(user) - {"audit", "train", "detectors"}
     if unknown:
         raise UsageError(f"unknown section [{sorted(unknown)[0]}] in {origin}; expected [audit], [train] or [detectors.<name>]")
+    for section in ("audit", "train", "detectors"):
+        if not isinstance(user.get(section, {}), dict):
+            raise UsageError(f"{section} in {origin} must be a table ([{section}]), got {user[section]!r:.40}")
     for section in ("audit", "train"):
         for key, value in user.get(section, {}).items():
             if key not in config[section]:

@@ -34,7 +34,7 @@ from .errors import ExitStatus, UsageError
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
 from .modeling import aum_outputs, cross_validated_outputs, load_outputs_from_files, manifest_for_outputs
-from .runs import RunDir, Sources, write_json, write_npz, write_parquet
+from .runs import RunDir, Sources, refuse_run_files, write_json, write_npz, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
 Progress = Callable[[str, int, int], None]
@@ -137,14 +137,20 @@ def audit(
         arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
         manifest = manifest_for_outputs(arrays, str(pred_probs))
     out = out if out is not None else _default_out(Path(source if source is not None else pred_probs))
+    sources = Sources.of(manifest)  # no output may land in the audited dataset
+    sources.refuse(out, "--out")
     if source is not None and any(d.requires & {"pred_probs", "labels", "embeddings", "aum"} for d in detectors):
         # A bad --model or --weights fails now, before a run folder exists, not after decoding.
         create_model(train_config.model, 2, opts["weights"] or None)
-    sources = Sources.of(manifest)  # no output may land in the audited dataset
-    sources.refuse(out, "--out")
+        if cache_dir is not None:
+            sources.refuse(cache_dir, "--cache-dir")
     if junit is not None:
         sources.refuse(junit, "--junit")
+        refuse_run_files(junit, out, "--junit")
+        if Path(junit).is_dir():  # found now, not after the whole audit has run
+            raise UsageError(f"--junit {junit} is a folder; give the XML file's path")
     run = RunDir(out)
+    run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report
     timings["load_manifest"] = round(time.perf_counter() - t0, 3)
     run_info = _run_info(manifest, cfg, device, command)
     if source is None:  # read back by later commands (open_run), instead of copying the arrays
@@ -288,11 +294,13 @@ def _image_stats(manifest: Manifest, run: RunDir, workers: int, batch_size: int,
     t0 = time.perf_counter()
     cached = run.artifacts / "image_stats.parquet"
     key = f"{manifest.fingerprint}|{STATS_VERSION}".encode()
-    if cached.exists():
+    try:
         table = pq.read_table(cached)
-        if (table.schema.metadata or {}).get(b"datacheck.manifest_fingerprint") == key:
-            timings["image_stats (cached)"] = round(time.perf_counter() - t0, 3)
-            return table.to_pandas()
+    except (OSError, pa.ArrowException):  # not there yet, or damaged: computed again
+        table = None
+    if table is not None and (table.schema.metadata or {}).get(b"datacheck.manifest_fingerprint") == key:
+        timings["image_stats (cached)"] = round(time.perf_counter() - t0, 3)
+        return table.to_pandas()
     stats = compute_image_stats(
         manifest.abspaths(), workers=workers, batch_size=batch_size,
         progress=(lambda done, total: progress("decode images", done, total)) if progress else None,

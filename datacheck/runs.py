@@ -86,6 +86,14 @@ class RunDir:
     def artifacts(self) -> Path:
         return self.path / "artifacts"
 
+    def clear_outputs(self) -> None:
+        """Remove what an earlier audit in this folder wrote and this one may not rewrite:
+        its model outputs (an audit without a model check writes none) and the report made
+        from it. The image statistics stay: they are reused when the dataset is unchanged."""
+        for name in ("summary.json", "findings.parquet", "report.html", "findings.csv",
+                     "artifacts/model_outputs.npz"):
+            (self.path / name).unlink(missing_ok=True)
+
     def file(self, name: str) -> Path:
         return self.path / name
 
@@ -110,7 +118,7 @@ def is_marker(path: Path) -> bool:
     merely a file of that name: a user's own ``run.json`` never makes a folder ours."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # unreadable, not UTF-8 or not JSON: not ours
         return False
     return isinstance(data, dict) and any(key in data for key in _MARKER_KEYS)
 
@@ -155,6 +163,12 @@ class Sources:
             return None
         folder = info.get("manifest_format") == "folder"
         return cls(Path(os.path.realpath(root)), None if folder else Path(os.path.realpath(source)))
+
+    @classmethod
+    def at(cls, dataset: str | os.PathLike) -> "Sources":
+        """The sources of the dataset folder or manifest file at ``dataset`` (without listed files)."""
+        path = Path(os.path.realpath(dataset))
+        return cls(path, None) if path.is_dir() else cls(path.parent, path)
 
     def refuse(self, path: str | os.PathLike, option: str) -> None:
         """Raise :class:`UsageError` if writing ``path`` (a file, or a folder written into)

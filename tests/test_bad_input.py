@@ -296,3 +296,76 @@ def test_report_and_augment_never_write_into_the_dataset_or_the_run(tiny_dataset
     assert_one_line_error(result, ExitStatus.USAGE, "would write into the audited dataset")
     assert tree_digest(tiny_dataset) == before
     assert (tmp_path / "run" / "findings.parquet").read_bytes() == findings
+
+
+# --------------------------------------------------------------------------- second adversarial pass
+
+
+def _relabel(*args):
+    return CliRunner().invoke(cli, ["relabel", *map(str, args)])
+
+
+def test_outputs_never_overwrite_each_other_or_the_imported_review(tiny_dataset, tmp_path):
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q").exit_code == 0
+    review = tmp_path / "review.csv"
+    assert _relabel(tmp_path / "run", "--export-review", review, "-q").exit_code == 0
+    text = review.read_bytes()
+    result = _relabel(tmp_path / "run", "--import-review", review, "--export-review", review)
+    assert_one_line_error(result, ExitStatus.USAGE, "is the review being imported")
+    assert review.read_bytes() == text
+    for args in (["--export-review", tmp_path / "m" / "r.csv", "--materialize", tmp_path / "m"],
+                 ["--out", tmp_path / "o", "--materialize", tmp_path / "o"],
+                 ["--out", tmp_path / "o", "--export-review", tmp_path / "o" / "manifest.csv"],
+                 ["--export-review", tmp_path / "same.json", "--export-label-studio", tmp_path / "same.json"]):
+        assert_one_line_error(_relabel(tmp_path / "run", *args), ExitStatus.USAGE, "overlap")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "o").exists() and not (tmp_path / "same.json").exists()
+
+
+def test_a_reused_run_folder_keeps_no_stale_model_outputs(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", run, "-q").exit_code == 0
+    (run / "artifacts" / "model_outputs.npz").write_bytes(b"from an earlier audit")
+    (run / "report.html").write_text("an earlier report")
+    (run / "artifacts" / "image_stats.parquet").write_bytes(b"damaged")  # recomputed, not a crash
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", run, "-q").exit_code == 0
+    assert sorted(p.name for p in (run / "artifacts").iterdir()) == ["image_stats.parquet"]
+    assert not (run / "report.html").exists()
+
+
+def test_cache_and_junit_are_checked_before_the_audit(tiny_dataset, tmp_path):
+    result = audit(tiny_dataset, "--checks", "label_issues", "--cache-dir", tiny_dataset / "cache", "--out", tmp_path / "r")
+    assert_one_line_error(result, ExitStatus.USAGE, "--cache-dir")
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "r", "--junit", tmp_path / "r" / "run.json")
+    assert_one_line_error(result, ExitStatus.USAGE, "one of the run's own files")
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "r", "--junit", tmp_path)
+    assert_one_line_error(result, ExitStatus.USAGE, "is a folder")
+    assert not (tmp_path / "r").exists() and not (tiny_dataset / "cache").exists()
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("audit = 5\n", "must be a table"),
+    ("a = " + "[" * 2000 + "]" * 2000 + "\n", "not valid TOML"),
+])
+def test_config_that_is_not_tables_exits_2(tiny_dataset, tmp_path, text, fragment):
+    (tmp_path / "c.toml").write_text(text)
+    result = audit(tiny_dataset, "--config", tmp_path / "c.toml", "--out", tmp_path / "r")
+    assert_one_line_error(result, ExitStatus.USAGE, fragment)
+
+
+@pytest.mark.parametrize("annotations", [5, [{"result": 7}], [{"result": [{"value": ["cat"]}]}],
+                                         [{"result": [{"value": "cat"}]}]])
+def test_malformed_label_studio_exports_exit_3(tiny_dataset, tmp_path, annotations):
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q").exit_code == 0
+    export = tmp_path / "ls.json"
+    export.write_text(json.dumps([{"data": {"sample_id": "train/cat/cat0.png"}, "annotations": annotations}]))
+    assert_one_line_error(_relabel(tmp_path / "run", "--import-review", export), ExitStatus.BAD_DATA, "task 1")
+
+
+def test_balance_without_training_rows_and_a_huge_threshold(tiny_dataset, tmp_path):
+    shutil.rmtree(tiny_dataset / "train")
+    (tmp_path / "c.toml").write_text("[detectors.image_properties]\nz_threshold = 5000.0\n")
+    result = audit(tiny_dataset, "--checks", "image_properties,class_imbalance", "--config", tmp_path / "c.toml",
+                   "--out", tmp_path / "run", "-q")
+    assert result.exit_code == 0, result.output  # a check turned off by a huge threshold
+    result = CliRunner().invoke(cli, ["balance", str(tmp_path / "run"), "--strategy", "classes", "--out", str(tmp_path / "p")])
+    assert_one_line_error(result, ExitStatus.USAGE, "no labeled training row")

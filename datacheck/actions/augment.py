@@ -39,6 +39,11 @@ MANIFEST_NAME = "manifest.csv"
 #: zlib level of every PNG written: fixed, so reruns are byte-identical.
 PNG_COMPRESS_LEVEL = 6
 _RANDAUGMENT_BINS = 31
+#: RandAugment draws from 14 operations; far more per copy only destroys the image (and time).
+MAX_NUM_OPS = 50
+#: Affine scale bounds: beyond them the copy is a few pixels or a blow-up of one (and the
+#: affine grid overflows).
+MIN_SCALE, MAX_SCALE = 0.05, 20.0
 #: Columns of the output manifest.csv that augment fills itself, besides the contract columns.
 PROVENANCE_COLUMNS = ("source_id", "transform")
 #: A plan may schedule at most this many copies per plan row in all: a hand-edited
@@ -58,8 +63,8 @@ def validate_spec(spec: dict) -> dict:
         raise UsageError(f"--policy must be one of {', '.join(POLICIES)}, got {full['policy']!r}")
     if isinstance(full["num_ops"], bool) or isinstance(full["magnitude"], bool):  # JSON true is an int to Python
         raise UsageError("--num-ops and --magnitude must be integers, not true/false")
-    if not isinstance(full["num_ops"], int) or full["num_ops"] < 1:
-        raise UsageError(f"--num-ops must be a positive integer, got {full['num_ops']!r}")
+    if not isinstance(full["num_ops"], int) or not 1 <= full["num_ops"] <= MAX_NUM_OPS:
+        raise UsageError(f"--num-ops must be an integer in [1, {MAX_NUM_OPS}], got {full['num_ops']!r:.40}")
     if not isinstance(full["magnitude"], int) or not 0 <= full["magnitude"] < _RANDAUGMENT_BINS:
         raise UsageError(f"--magnitude must be an integer in [0, {_RANDAUGMENT_BINS - 1}], got {full['magnitude']!r}")
     # The spec may come from a plan file (JSON), so types are checked, not only ranges.
@@ -71,8 +76,8 @@ def validate_spec(spec: dict) -> dict:
     if not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(map(_is_number, scale)):
         raise UsageError(f"--scale must be two numbers 0 < min <= max, got {full['scale']!r:.40}")
     lo, hi = full["scale"]
-    if not 0 < lo <= hi:
-        raise UsageError(f"--scale must be two numbers 0 < min <= max, got {lo} {hi}")
+    if not MIN_SCALE <= lo <= hi <= MAX_SCALE:
+        raise UsageError(f"--scale must be two numbers {MIN_SCALE} <= min <= max <= {MAX_SCALE}, got {lo} {hi}")
     full["scale"] = [float(lo), float(hi)]
     full["degrees"], full["translate"] = float(full["degrees"]), float(full["translate"])
     return full
@@ -223,8 +228,12 @@ def layout(rows: pd.DataFrame) -> pd.DataFrame:
         raise UsageError("cannot lay out rows without a split next to rows with one (the output is "
                          "root/<class>/ or root/<split>/<class>/)")
     for label in rows["label"].unique():
-        if label in ("", ".", "..") or "/" in label or "\\" in label:
-            raise UsageError(f"cannot write class {label!r} as a folder name")
+        # A folder per class: a name the file system refuses, or a hidden one (".x", which
+        # datacheck audit skips when it scans the output again), would lose the class.
+        if (label.startswith(".") or "/" in label or "\\" in label or "\x00" in label
+                or len(label.encode("utf-8")) > 255):
+            raise BadDataError(f"cannot write class {label[:60]!r} as a folder name (hidden, too long or "
+                               "with a path separator or NUL); rename the class in the manifest")
     taken: set[str] = set()
     out = []
     columns = ["sample_id", "path", "label", "split", "copies"]
@@ -342,7 +351,10 @@ def augment(
     seed = int(info.get("seed", 0)) if seed is None else seed
     boost = None if boost_from is None else {"from": str(Path(boost_from).resolve()), "budget": boost_budget,
                                              "pool": boost_pool}
-    settings = {"plan": str(Path(plan_dir).resolve()), "seed": seed, "overrides": overrides, "boost": boost}
+    # The plan's content, not only its folder: a plan made again in the same place is another plan.
+    plan_digest = hashlib.sha256((Path(plan_dir) / PLAN_FILE).read_bytes()).hexdigest()
+    settings = {"plan": str(Path(plan_dir).resolve()), "plan_sha256": plan_digest, "seed": seed, "overrides": overrides,
+                "boost": boost}
     out = _check_out(Path(out), resume, settings)
 
     manifest = open_run(info["run"]).manifest(dataset)  # refuses a dataset changed since the audit
@@ -505,7 +517,7 @@ def plan_transform(value, where: str) -> dict:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             value = None
     if not isinstance(value, dict):
         raise BadDataError(f"{where} is not a JSON object; the plan is damaged, run datacheck balance again")

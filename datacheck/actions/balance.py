@@ -376,6 +376,9 @@ def _targets(group: np.ndarray, scored: np.ndarray, corrupt: np.ndarray, target:
     nothing: on roman, where each class is one sub-cluster, a median target dropped 203 images
     and lost the gain of balancing); a group with no decodable source cannot grow past its size."""
     names, sizes = np.unique(group[scored].astype(str), return_counts=True)
+    if not len(sizes):
+        raise UsageError("there is no labeled training row to balance (balance plans the train split only; "
+                         "a dataset without splits counts as train)")
     if target is None:
         target = int(sizes.max())
     desired = {}

@@ -21,6 +21,8 @@ from ..errors import UsageError
 def check_target(out: str | os.PathLike) -> Path:
     """``out`` as a Path; refused unless it is new or an empty folder."""
     out = Path(out)
+    if out.is_symlink():  # the finished folder is renamed into place, which a link cannot take
+        raise UsageError(f"--materialize {out} is a symbolic link; give the folder's own path")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--materialize {out} exists and is not an empty folder; choose another")
     return out

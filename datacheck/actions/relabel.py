@@ -198,14 +198,30 @@ class RelabelResult:
     written: dict = field(default_factory=dict)
 
 
-def _refuse_unsafe_outputs(sources, run_path: Path, outputs: dict) -> None:
-    """Refuse, before anything is written, an output inside the dataset or onto the run's files."""
+def _refuse_unsafe_outputs(sources, run_path: Path, files: dict, folders: dict, review: str | None) -> None:
+    """Refuse, before anything is written, an output inside the dataset or onto the run's
+    files, and outputs that would overwrite each other or the review being imported.
+
+    ``files`` and ``folders`` map an option to its path (None: not given).
+    """
     from ..runs import refuse_run_files
 
-    for option, path in outputs.items():
-        if path:
-            sources.refuse(path, option)
-            refuse_run_files(path, run_path, option)
+    given = {option: Path(os.path.realpath(path)) for option, path in {**files, **folders}.items() if path}
+    for option, path in given.items():
+        sources.refuse(path, option)
+        refuse_run_files(path, run_path, option)
+    if review is not None:
+        for option, path in given.items():
+            if path == Path(os.path.realpath(review)):
+                raise UsageError(f"{option} {path} is the review being imported (--import-review); "
+                                 "write the export elsewhere, or the decisions in it are lost")
+    options = list(given)
+    for i, first in enumerate(options):
+        for second in options[i + 1:]:
+            a, b = given[first], given[second]
+            # Two outputs on one file, or a file written into a folder output (which must be new or ours).
+            if a == b or (first in folders and a in b.parents) or (second in folders and b in a.parents):
+                raise UsageError(f"{first} {a} and {second} {b} overlap; give each output its own place")
 
 
 def relabel(
@@ -238,10 +254,16 @@ def relabel(
     if materialize_to is not None:
         check_target(materialize_to)
     manifest = run.manifest(dataset)
-    _refuse_unsafe_outputs(Sources.of(manifest), run.path, {
-        "--out": out, "--materialize": materialize_to, "--export-review": export_review,
-        "--export-label-studio": export_label_studio,
-        "--export-label-studio's config": label_config_path(Path(export_label_studio)) if export_label_studio else None})
+    suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
+    own = [f"manifest{suffix}", "changes.parquet", RELABEL_MARKER] if out_dir is not None else []
+    _refuse_unsafe_outputs(
+        Sources.of(manifest), run.path,
+        files={"--export-review": export_review, "--export-label-studio": export_label_studio,
+               "--export-label-studio's config": label_config_path(Path(export_label_studio)) if export_label_studio else None,
+               **{f"--out's {name}": out_dir / name for name in own}},
+        folders={"--materialize": materialize_to},
+        review=import_review,
+    )
     frame = manifest.frame
     changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)
     classes = list(run.classes())
@@ -259,7 +281,6 @@ def relabel(
         tasks, config = write_label_studio(queue, classes, Path(export_label_studio), f"datacheck {run.path.name}")
         result.written["label_studio"], result.written["label_studio_config"] = str(tasks), str(config)
     if out_dir is not None:
-        suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
         result.written["manifest"] = str(write_manifest(new_frame, manifest.root, out_dir / f"manifest{suffix}"))
         result.written["changes"] = str(write_parquet(out_dir / "changes.parquet", changes_table(changes)))
         write_json(out_dir / RELABEL_MARKER, {

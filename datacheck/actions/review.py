@@ -148,9 +148,9 @@ def _csv_decisions(path: Path, suggestions: pd.Series) -> pd.DataFrame:
 
 def _label_studio_decisions(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BadDataError(f"cannot read Label Studio export {path}: {exc}") from exc
+        tasks = json.loads(path.read_text(encoding="utf-8-sig"))  # tolerate a BOM, as for CSV
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise BadDataError(f"cannot read Label Studio export {path}: {str(exc)[:200]}") from exc
     if not isinstance(tasks, list):
         raise BadDataError(f"Label Studio export {path} must be a JSON list of tasks (Export → JSON)")
     given = frame.set_index("sample_id")["label"]
@@ -160,7 +160,10 @@ def _label_studio_decisions(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(data, dict) or not isinstance(data.get("sample_id"), str):
             raise BadDataError(f"Label Studio export {path}: task {number} has no data.sample_id "
                                "(import tasks made by --export-label-studio)")
-        choice = _last_choice(task.get("annotations") or [], path, number)
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise BadDataError(f"Label Studio export {path}: task {number} has annotations that are not a list")
+        choice = _last_choice(annotations, path, number)
         if choice is None:
             continue  # not annotated yet: stays in review
         sample_id = data["sample_id"]
@@ -178,8 +181,10 @@ def _last_choice(annotations: list, path: Path, number: int) -> str | None:
     for annotation in reversed(annotations):
         if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
             continue
-        for result in annotation.get("result") or []:
-            choices = (result.get("value") or {}).get("choices") if isinstance(result, dict) else None
+        results = annotation.get("result") or []
+        for result in results if isinstance(results, list) else [None]:
+            value = result.get("value") if isinstance(result, dict) else None
+            choices = value.get("choices") if isinstance(value, dict) else None
             if isinstance(choices, list) and len(choices) == 1 and isinstance(choices[0], str):
                 return choices[0]
         raise BadDataError(f"Label Studio export {path}: task {number} has an annotation without a single choice")

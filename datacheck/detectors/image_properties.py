@@ -124,12 +124,13 @@ def _raw_values(stat: str, s: pd.DataFrame) -> list:
 
 def _describe_cut(stat: str, median: float, scale: float, direction: int, z: float, check: str) -> dict:
     """The learned cut-off in the statistic's own units, for summary.json and the console."""
+    exp = lambda v: math.exp(min(v, 700.0))  # noqa: E731 -- a huge z_threshold (a check turned off) must not overflow
     back = {
-        "dark": lambda v: math.expm1(v),
-        "light": lambda v: 255.0 - math.expm1(v),
-        "low_information": lambda v: math.exp(v) - 0.01,
-        "odd_size": lambda v: math.exp(v),
-        "odd_aspect_ratio": lambda v: math.exp(v),
+        "dark": lambda v: exp(v) - 1.0,
+        "light": lambda v: 255.0 - (exp(v) - 1.0),
+        "low_information": lambda v: exp(v) - 0.01,
+        "odd_size": exp,
+        "odd_aspect_ratio": exp,
     }.get(check, lambda v: v)
     info = {"statistic": stat, "z_threshold": z, "median": round(back(median), 4) if math.isfinite(median) else None}
     if not math.isfinite(median):

@@ -139,7 +139,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; give the HTML file's path")
     csv_path = None if csv is False or csv is None else out.with_name("findings.csv") if csv is True else Path(csv)
-    sources = Sources.of_run(run.info)
+    # The dataset where it now is (--dataset: moved since the audit), else where it was audited.
+    sources = Sources.at(dataset) if dataset is not None else Sources.of_run(run.info)
     for option, path in (("--out", out), ("--csv", csv_path)):
         if path is not None:  # never onto the run's own files or into the audited dataset
             refuse_run_files(path, run.path, option)
