@@ -295,6 +295,8 @@ def _safe_relpath(value, root: Path, source: Path, row: int) -> str:
     raw = _cell_text(value, "path", source, row)
     if raw is None:
         raise BadDataError(f"empty path in {source} (row {row + 1}); every row needs a file path")
+    if isinstance(value, str) and value != raw and os.path.exists(root / value):  # False on any OS error
+        raw = value  # a name that really starts or ends with a space (" lead/x.png"), not a stray blank
     # No file system allows a NUL byte in a name: a broken cell, like an empty one, whatever
     # --max-missing says (and os.stat would raise ValueError on it).
     if "\x00" in raw:

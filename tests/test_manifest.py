@@ -217,3 +217,17 @@ def test_ragged_csv_names_the_bad_row(tiny_dataset, tmp_path, body, reason):
     path = tiny_dataset / "m.csv"
     path.write_text("path,label\n" + body)
     assert audit_error(path, tmp_path / "run") == f"datacheck: error: cannot read manifest {path}: {reason}"
+
+
+def test_folder_names_with_surrounding_spaces_are_kept(tmp_path):
+    """A stray blank in a CSV cell is stripped, but a file whose name has one is found as it is."""
+    from datacheck import load_manifest
+
+    from .conftest import make_image
+
+    make_image(tmp_path / "ds" / " lead" / "a.png", seed=1)
+    make_image(tmp_path / "ds" / "b" / "c.png", seed=2)
+    frame = load_manifest(tmp_path / "ds").frame
+    assert sorted(frame["path"]) == [" lead/a.png", "b/c.png"]
+    (tmp_path / "m.csv").write_text("path,label\n b/c.png ,b\n")
+    assert load_manifest(tmp_path / "m.csv", root=tmp_path / "ds").frame["path"].tolist() == ["b/c.png"]

@@ -61,7 +61,9 @@ class LabelIssues(Detector):
             rows = np.flatnonzero(scored)
             labels, probs = labels[rows], probs[rows]
         if len(np.unique(labels)) < 2:
-            self.thresholds_[self.name] = {"rule": "off: fewer than two labeled classes"}
+            # E.g. too few images to cross-validate (two classes with two samples each are needed).
+            self.thresholds_[self.name] = {"rule": "off: out-of-fold probabilities for fewer than two classes "
+                                                   f"({len(labels)} sample(s) scored)"}
             return partial_findings([], self.name, [], [], [])
         # cleanlab needs every class id below C to be a column; it is, by construction.
         with warnings.catch_warnings():
