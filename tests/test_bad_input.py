@@ -369,3 +369,9 @@ def test_balance_without_training_rows_and_a_huge_threshold(tiny_dataset, tmp_pa
     assert result.exit_code == 0, result.output  # a check turned off by a huge threshold
     result = CliRunner().invoke(cli, ["balance", str(tmp_path / "run"), "--strategy", "classes", "--out", str(tmp_path / "p")])
     assert_one_line_error(result, ExitStatus.USAGE, "no labeled training row")
+
+
+def test_report_of_a_missing_dataset_folder_exits_3(tiny_dataset, tmp_path):
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q").exit_code == 0
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "run"), "--dataset", str(tmp_path / "absent")])
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "no such dataset folder")

@@ -246,6 +246,8 @@ def _image_root(run: AuditRun, dataset, notes: list[str]) -> Path | None:
     if run.info.get("manifest_format") == "arrays":
         notes.append("audited from model outputs (--pred-probs): no images, so no thumbnails")
         return None
+    if dataset is not None and not Path(dataset).is_dir():  # asked for: an error, not a quiet note
+        raise BadDataError(f"--dataset {dataset}: no such dataset folder")
     root = Path(dataset) if dataset is not None else Path(run.info.get("dataset_root") or run.info.get("dataset", ""))
     if not root.is_dir():
         notes.append(f"dataset folder {root} not found (moved?): thumbnails omitted; pass --dataset to show them")
