@@ -70,8 +70,8 @@ class RunDir:
     ----------
     path : path-like
         Where the run lives. An existing folder is reused only if it is empty or an
-        earlier datacheck run (it has ``run.json``); anything else is refused so that a
-        typo in ``--out`` can never overwrite a user's files.
+        earlier datacheck run (its ``run.json`` is datacheck's, see :func:`is_marker`);
+        anything else is refused so that a typo in ``--out`` can never overwrite a user's files.
     """
 
     def __init__(self, path: str | os.PathLike):
