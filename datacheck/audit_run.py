@@ -277,6 +277,26 @@ def check_summary(path: Path, summary: dict) -> None:
                 refuse(f"gates[{i}][{key!r}]", kind)
 
 
+def check_keys(path: Path, data: dict, required: dict, optional: dict, remedy: str) -> None:
+    """Refuse a JSON object (run.json, plan.json) without a ``required`` key, or with a
+    ``required``/``optional`` key of another type (``key -> type or tuple of types``).
+
+    Raises
+    ------
+    BadDataError
+        Naming the file and the first bad key, then ``remedy``.
+    """
+    for key, kind in {**required, **optional}.items():
+        if key not in data:
+            if key in required:
+                raise BadDataError(f"{path} lacks the key {key!r}; {remedy}")
+            continue
+        value = data[key]
+        if not _has_type(value, kind):  # JSON true/false is not a sample count or a seed
+            raise BadDataError(f"{path}: key {key!r} must be {_type_names(kind)}, not {type(value).__name__} "
+                               f"{value!r:.60}; {remedy}")
+
+
 def check_run_info(path: Path, info: dict) -> None:
     """Refuse a ``run.json`` without the keys later commands need, or with one of the wrong type.
 
@@ -285,15 +305,7 @@ def check_run_info(path: Path, info: dict) -> None:
     BadDataError
         Naming the file and the first bad key.
     """
-    for key, kind in {**RUN_KEYS, **OPTIONAL_RUN_KEYS}.items():
-        if key not in info:
-            if key in RUN_KEYS:
-                raise BadDataError(f"{path} lacks the key {key!r}; the run is damaged, run datacheck audit again")
-            continue
-        value = info[key]
-        if not _has_type(value, kind):  # JSON true/false is not a sample count or a seed
-            raise BadDataError(f"{path}: key {key!r} must be {_type_names(kind)}, not {type(value).__name__} "
-                               f"{value!r:.60}; the run is damaged, run datacheck audit again")
+    check_keys(path, info, RUN_KEYS, OPTIONAL_RUN_KEYS, "the run is damaged, run datacheck audit again")
     if info["samples"] < 0:
         raise BadDataError(f"{path}: key 'samples' must be >= 0, not {info['samples']}; the run is damaged, "
                            "run datacheck audit again")

@@ -49,8 +49,9 @@ PROVENANCE_COLUMNS = ("source_id", "transform")
 #: A plan may schedule at most this many copies per plan row in all: a hand-edited
 #: ``copies = 10**12`` would otherwise keep augment busy for ever.
 MAX_COPIES_PER_ROW = 1000
-#: Keys of plan.json that augment reads, with their JSON types (True: required).
-PLAN_KEYS = {"run": (str, True), "manifest_fingerprint": (str, True), "seed": (int, False), "transform": (dict, False)}
+#: Keys of plan.json that augment reads, with their JSON types: required, and checked when present.
+PLAN_KEYS = {"run": str, "manifest_fingerprint": str}
+OPTIONAL_PLAN_KEYS = {"seed": int, "transform": dict}
 
 
 def validate_spec(spec: dict) -> dict:
@@ -439,15 +440,9 @@ def check_plan_info(path: Path, info: dict) -> None:
     BadDataError
         Naming the file and the key.
     """
-    for key, (kind, required) in PLAN_KEYS.items():
-        if key not in info:
-            if required:
-                raise BadDataError(f"{path} lacks the key {key!r}; the plan is damaged, run datacheck balance again")
-            continue
-        if not isinstance(info[key], kind) or isinstance(info[key], bool):
-            what = {str: "a string", int: "an integer", dict: "an object"}[kind]
-            raise BadDataError(f"{path}: key {key!r} must be {what}, not {info[key]!r:.60}; "
-                               "the plan is damaged, run datacheck balance again")
+    from ..audit_run import check_keys
+
+    check_keys(path, info, PLAN_KEYS, OPTIONAL_PLAN_KEYS, "the plan is damaged, run datacheck balance again")
 
 
 def check_plan_rows(path: Path, plan: pd.DataFrame) -> pd.DataFrame:

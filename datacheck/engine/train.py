@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import check_int_range
 from ..errors import UsageError
 from .knn import knn_vote_probs
 from .models import Network, create_model
@@ -47,11 +48,10 @@ class TrainConfig:
     knn_k: int = 20
 
     def __post_init__(self):
+        # image_size 16: convnet-small halves its input four times.
         rules = {"image_size": 16, "folds": 2, "epochs": 1, "batch_size": 2, "max_shift": 0, "knn_k": 0}
         for name, least in rules.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise UsageError(f"train.{name} must be an integer >= {least}, got {value!r}")
+            check_int_range(f"train.{name}", getattr(self, name), least)
         if not self.lr > 0 or not self.weight_decay >= 0 or not 0 <= self.label_smoothing < 1:
             raise UsageError(f"train needs lr > 0, weight_decay >= 0 and 0 <= label_smoothing < 1, got "
                              f"{self.lr}, {self.weight_decay}, {self.label_smoothing}")
