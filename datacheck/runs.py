@@ -123,7 +123,7 @@ def is_marker(path: Path) -> bool:
     return isinstance(data, dict) and any(key in data for key in _MARKER_KEYS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Sources:
     """What an audited dataset consists of, so that no output is ever written into it.
 
@@ -137,13 +137,14 @@ class Sources:
         The dataset root, resolved.
     manifest : pathlib.Path or None
         The manifest file, resolved; None for a folder dataset.
-    files : frozenset of str or None
-        Absolute paths of the listed files (manifest datasets), if known.
+    files : pandas.Series of str or None
+        The listed files' paths relative to ``root`` (manifest datasets), if known. They are
+        compared only for an output inside ``root``, as one vectorised pass.
     """
 
     root: Path
     manifest: Path | None
-    files: frozenset | None = None
+    files: object = None
 
     @classmethod
     def of(cls, manifest) -> "Sources":
@@ -153,7 +154,7 @@ class Sources:
         if manifest.format == "arrays":  # --pred-probs: the input arrays are not listed files
             return cls(Path(os.path.realpath(manifest.source)), Path(os.path.realpath(manifest.source)))
         return cls(Path(os.path.realpath(manifest.root)), Path(os.path.realpath(manifest.source)),
-                   frozenset(manifest.abspaths()))
+                   manifest.frame["path"])
 
     @classmethod
     def of_run(cls, info: dict) -> "Sources | None":
@@ -177,11 +178,13 @@ class Sources:
         if self.manifest is None:
             overlaps = out == self.root or self.root in out.parents
         else:
-            # The manifest itself, a folder holding it, a listed file or a folder holding one.
+            # The manifest itself, a folder holding it, a listed file or a folder holding one
+            # (every listed file lies inside root: the manifest refuses paths that leave it).
             overlaps = out == self.manifest or out in self.manifest.parents
-            if not overlaps and self.files:
-                prefix = str(out) + os.sep
-                overlaps = str(out) in self.files or any(f.startswith(prefix) for f in self.files)
+            if not overlaps and self.files is not None and (out == self.root or self.root in out.parents):
+                rel = out.relative_to(self.root).as_posix()
+                overlaps = len(self.files) > 0 if rel == "." else bool(
+                    (self.files == rel).any() or self.files.str.startswith(rel + "/").any())
         if overlaps:
             raise UsageError(f"{option} {path} would write into the audited dataset ({self.manifest or self.root}); "
                              "datacheck never changes a dataset: choose a path outside it")

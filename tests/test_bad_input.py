@@ -375,3 +375,14 @@ def test_report_of_a_missing_dataset_folder_exits_3(tiny_dataset, tmp_path):
     assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q").exit_code == 0
     result = CliRunner().invoke(cli, ["report", str(tmp_path / "run"), "--dataset", str(tmp_path / "absent")])
     assert_one_line_error(result, ExitStatus.BAD_DATA, "no such dataset folder")
+
+
+def test_a_manifest_datasets_listed_files_are_protected(tiny_dataset, tmp_path):
+    """For a manifest, the listed files (and folders holding them) are the dataset; files beside them are not."""
+    manifest = write_manifest(tmp_path, [{"path": "train/cat/cat0.png", "label": "cat"},
+                                         {"path": "train/dog/dog0.png", "label": "dog"}])
+    assert audit(manifest, "--root", tiny_dataset, "--checks", "class_imbalance", "--out", tmp_path / "run", "-q").exit_code == 0
+    for target in (tiny_dataset / "train" / "dog" / "dog0.png", tiny_dataset / "train", tiny_dataset):
+        assert_one_line_error(_relabel(tmp_path / "run", "--export-review", target), ExitStatus.USAGE,
+                              "would write into the audited dataset")
+    assert _relabel(tmp_path / "run", "--export-review", tiny_dataset / "val" / "review.csv", "-q").exit_code == 0
