@@ -132,7 +132,7 @@ def synthetic_run(path: Path, samples: int, images: int = 500, image_kind: str =
 
 
 def main(argv=None) -> None:
-    from datacheck.report.html import DEFAULT_GALLERY_SIZE, DEFAULT_MAX_THUMBNAILS, write_report
+    from datacheck.reporting.html import DEFAULT_GALLERY_SIZE, DEFAULT_MAX_THUMBNAILS, write_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int_at_least(1), default=100_000)

@@ -2,7 +2,8 @@
 
 >>> import datacheck
 >>> result = datacheck.audit("sample_data", out="runs/sample")   # doctest: +SKIP
->>> result.summary["checks"]["near_duplicates"]["flagged"]        # doctest: +SKIP
+>>> result.issues("near_duplicates")                              # doctest: +SKIP
+>>> result = datacheck.audit(pred_probs=probs, labels=labels)     # doctest: +SKIP  (in memory)
 
 Names are imported on first use, so ``datacheck --help`` does not pay for pandas or torch.
 """
@@ -12,8 +13,18 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "audit": "datacheck.pipeline",
+    "audit": "datacheck.api",
+    "load": "datacheck.api",
     "AuditResult": "datacheck.pipeline",
+    "relabel": "datacheck.actions.relabel",
+    "balance": "datacheck.actions.balance",
+    "BalanceOptions": "datacheck.actions.balance",
+    "augment": "datacheck.actions.augment",
+    "report": ("datacheck.reporting.html", "write_report"),
+    "list_detectors": "datacheck.detectors.registry",
+    "create_detector": "datacheck.detectors.registry",
+    "register_detector": "datacheck.detectors.registry",
+    "Detector": "datacheck.detectors.base",
     "load_manifest": "datacheck.manifest",
     "Manifest": "datacheck.manifest",
     "DatacheckError": "datacheck.errors",
@@ -26,5 +37,8 @@ __all__ = ["__version__", *_EXPORTS]
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
+        module, attribute = _EXPORTS[name] if isinstance(_EXPORTS[name], tuple) else (_EXPORTS[name], name)
+        if module.startswith("datacheck.detectors"):
+            import_module("datacheck.detectors")  # registers the built-in detectors
+        return getattr(import_module(module), attribute)
     raise AttributeError(f"module 'datacheck' has no attribute {name!r}")

@@ -21,6 +21,7 @@ import pandas as pd
 from .errors import BadDataError, UsageError
 from .manifest import Manifest, load_manifest
 from .runs import RUN_MARKER
+from .validation import check_keys, has_type, type_names
 
 OUTPUTS_ARTIFACT = "model_outputs.npz"
 
@@ -116,7 +117,7 @@ class AuditRun:
         return manifest
 
     def outputs(self):
-        """The model's view the audit used (:class:`datacheck.modeling.ModelOutputs`), or None.
+        """The model's view the audit used (:class:`datacheck.features.model.ModelOutputs`), or None.
 
         Present when a model-based check ran: out-of-fold ``pred_probs`` (N, C), given
         ``labels`` (N,) as class ids, ``embeddings`` (N, D) or None, row-aligned with the
@@ -128,7 +129,7 @@ class AuditRun:
             ``model_outputs.npz`` is damaged: unreadable, or its label ids are out of range
             (its members and shapes were checked by :func:`open_run`).
         """
-        from .modeling import ModelOutputs
+        from .features.model import ModelOutputs
 
         if self.info.get("manifest_format") == "arrays":
             return self._array_inputs()[0]
@@ -163,7 +164,7 @@ class AuditRun:
 
     def _array_inputs(self):
         """(ModelOutputs, Manifest) of a ``--pred-probs`` audit, read again from its input files."""
-        from .modeling import load_outputs_from_files, manifest_for_outputs
+        from .features.model import load_outputs_from_files, manifest_for_outputs
 
         if self._arrays is not None:
             return self._arrays
@@ -231,20 +232,6 @@ def open_run(path: str | os.PathLike) -> AuditRun:
     return AuditRun(path, info, summary, table.to_pandas())
 
 
-def _type_names(kind) -> str:
-    """``str`` → "a string": the JSON name of a Python type, for messages."""
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "an object",
-             list: "a list", type(None): "null"}
-    return " or ".join(names[k] for k in kinds)
-
-
-def _has_type(value, kind) -> bool:
-    """``isinstance`` for JSON values: true/false (bool) is not a number, unless bool is asked for."""
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
-
-
 def check_summary(path: Path, summary: dict) -> None:
     """Refuse a ``summary.json`` whose values the report cannot read (see :data:`SUMMARY_KEYS`).
 
@@ -254,47 +241,27 @@ def check_summary(path: Path, summary: dict) -> None:
         Naming the file and the first bad key.
     """
     def refuse(key, kind):
-        raise BadDataError(f"{path}: {key} must be {_type_names(kind)}; the run is damaged, run datacheck audit again")
+        raise BadDataError(f"{path}: {key} must be {type_names(kind)}; the run is damaged, run datacheck audit again")
 
     for key, kind in SUMMARY_KEYS.items():
-        if key in summary and not _has_type(summary[key], kind):
+        if key in summary and not has_type(summary[key], kind):
             refuse(repr(key), kind)
     for key in ("splits", "skipped_files"):  # counts per split / per reason
         for name, count in summary.get(key, {}).items():
-            if not _has_type(count, int):
+            if not has_type(count, int):
                 refuse(f"{key}[{name!r}]", int)
     for check, entry in summary.get("checks", {}).items():
         if not isinstance(entry, dict):
             refuse(f"checks[{check!r}]", dict)
         for key, kind in SUMMARY_CHECK_KEYS.items():
-            if key in entry and not _has_type(entry[key], kind):
+            if key in entry and not has_type(entry[key], kind):
                 refuse(f"checks[{check!r}][{key!r}]", kind)
     for i, gate in enumerate(summary.get("gates", [])):
         if not isinstance(gate, dict):
             refuse(f"gates[{i}]", dict)
         for key, kind in SUMMARY_GATE_KEYS.items():
-            if not _has_type(gate.get(key), kind):
+            if not has_type(gate.get(key), kind):
                 refuse(f"gates[{i}][{key!r}]", kind)
-
-
-def check_keys(path: Path, data: dict, required: dict, optional: dict, remedy: str) -> None:
-    """Refuse a JSON object (run.json, plan.json) without a ``required`` key, or with a
-    ``required``/``optional`` key of another type (``key -> type or tuple of types``).
-
-    Raises
-    ------
-    BadDataError
-        Naming the file and the first bad key, then ``remedy``.
-    """
-    for key, kind in {**required, **optional}.items():
-        if key not in data:
-            if key in required:
-                raise BadDataError(f"{path} lacks the key {key!r}; {remedy}")
-            continue
-        value = data[key]
-        if not _has_type(value, kind):  # JSON true/false is not a sample count or a seed
-            raise BadDataError(f"{path}: key {key!r} must be {_type_names(kind)}, not {type(value).__name__} "
-                               f"{value!r:.60}; {remedy}")
 
 
 def check_run_info(path: Path, info: dict) -> None:
@@ -314,7 +281,7 @@ def check_run_info(path: Path, info: dict) -> None:
             raise BadDataError(f"{path}: key 'config.{section}' must be an object; the run is damaged, "
                                "run datacheck audit again")
     max_missing = info.get("config", {}).get("audit", {}).get("max_missing", 0)  # reloading the manifest uses it
-    if not _has_type(max_missing, int) or max_missing < 0:
+    if not has_type(max_missing, int) or max_missing < 0:
         raise BadDataError(f"{path}: key 'config.audit.max_missing' must be an integer >= 0, not {max_missing!r:.40}; "
                            "the run is damaged, run datacheck audit again")
 

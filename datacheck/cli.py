@@ -157,9 +157,11 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
     Writes findings.parquet, summary.json and run.json under --out and prints a summary
     of every check on stderr.
     """
-    from .pipeline import audit as run_audit
+    from .pipeline import audit as run_audit, default_out
 
     consoles = Consoles.create(quiet=quiet)
+    if out is None and (dataset is not None or pred_probs is not None):
+        out = default_out(Path(dataset if dataset is not None else pred_probs))
     with _progress(consoles) as progress:
         result = run_audit(
             dataset,
@@ -183,7 +185,7 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
             root=root,
             junit=junit,
         )
-    from .report.summary import failed_gates, print_summary
+    from .reporting.summary import failed_gates, print_summary
 
     print_summary(result.summary, result.run_dir, consoles.err)
     for line in failed_gates(result.summary):  # shown even with --quiet: it explains exit status 1
@@ -250,7 +252,7 @@ def relabel(run_dir, auto, min_confidence, drop, export_review, export_label_stu
     """
     from .actions.relabel import action_counts
     from .actions.relabel import relabel as run_relabel
-    from .report.summary import print_table
+    from .reporting.summary import print_table
 
     consoles = Consoles.create(quiet=quiet)
     result = run_relabel(run_dir, auto=auto, drop=drop, min_confidence=min_confidence, import_review=import_review,
@@ -290,7 +292,7 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
     from .actions.augment import DEFAULT_SPEC
     from .actions.balance import BalanceOptions
     from .actions.balance import balance as run_balance
-    from .report.summary import print_table
+    from .reporting.summary import print_table
 
     consoles = Consoles.create(quiet=quiet)
     options = BalanceOptions(strategy=strategy, target=target, budget=budget, drop_flagged=drop_flagged,
@@ -371,7 +373,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale
 @click.option("--quiet", "-q", is_flag=True, help="Say nothing on stderr but errors.")
 def report(run_dir, out, max_thumbnails, gallery_size, max_table_rows, with_csv, dataset, quiet):
     """Write RUN's audit as one self-contained HTML file (no network needed to view it)."""
-    from .report.html import write_report
+    from .reporting.html import write_report
 
     result = write_report(run_dir, out, max_thumbnails=max_thumbnails, csv=with_csv, gallery_size=gallery_size,
                           max_table_rows=max_table_rows, dataset=dataset)

@@ -8,11 +8,14 @@ keyword defaults), so they cannot drift from what runs; ``configs/default.toml``
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict
 import math
 import sys
 from pathlib import Path
 
+from .engine.train_config import TrainConfig
 from .errors import UsageError
+from .validation import SEED_MAX, check_int_range, check_seed  # noqa: F401  (check_seed: re-exported)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,8 +36,6 @@ AUDIT_OPTIONS = {
     "cache_dir": ("", "cache of decoded images and model outputs; '' = the user cache dir, 'off' = none"),
 }
 
-#: Seeds reach numpy's and scikit-learn's generators, which take 32-bit unsigned seeds.
-SEED_MAX = 2**32 - 1
 
 #: (least, most) of each integer [audit] option, None = unbounded. workers: -1 is the
 #: documented "one per CPU"; nothing lies below it.
@@ -44,10 +45,6 @@ AUDIT_RANGES = {"seed": (0, SEED_MAX), "max_missing": (0, None), "workers": (-1,
 def default_config() -> dict:
     """The complete default configuration: ``{"audit": {...}, "detectors": {name: {...}}}``."""
     from .detectors.registry import get_detector_class, list_detectors
-
-    from dataclasses import asdict
-
-    from .engine.train import TrainConfig
 
     audit = {k: v for k, (v, _) in AUDIT_OPTIONS.items()}
     audit["checks"] = list_detectors(default_only=True)
@@ -135,19 +132,6 @@ def _check_audit_value(key: str, value, origin: str, detectors: list[str]) -> No
         check_int_range(option, value, *AUDIT_RANGES[key])
     if key == "checks" and not value:  # e.g. --checks , : an audit that checks nothing is a mistake, not a success
         raise UsageError(f"{option} names no detector; give one or more of: {', '.join(detectors)}")
-
-
-def check_int_range(name: str, value, least: int, most: int | None = None) -> None:
-    """Raise :class:`UsageError` unless ``value`` is an integer in ``[least, most]`` (``most`` None: no bound)."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and least <= value and (most is None or value <= most)
-    if not ok:
-        bounds = f"in [{least}, {most}]" if most is not None else f">= {least}"
-        raise UsageError(f"{name} must be an integer {bounds}, got {value!r}")
-
-
-def check_seed(value, name: str = "--seed") -> None:
-    """Raise :class:`UsageError` unless ``value`` is a seed: an integer in [0, 2**32 - 1]."""
-    check_int_range(name, value, 0, SEED_MAX)
 
 
 def render_toml(config: dict) -> str:

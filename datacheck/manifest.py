@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -80,13 +81,14 @@ class Manifest:
         return [os.path.join(root, p) for p in self.frame["path"]]
 
 
-def load_manifest(source: str | os.PathLike, max_missing: int = 0, root: str | os.PathLike | None = None) -> Manifest:
+def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int = 0, root: str | os.PathLike | None = None) -> Manifest:
     """Load and validate a dataset folder or manifest file.
 
     Parameters
     ----------
-    source : path-like
-        Dataset folder, or a ``.csv``/``.parquet``/``.jsonl`` manifest file.
+    source : path-like or pandas.DataFrame
+        Dataset folder, a ``.csv``/``.parquet``/``.jsonl`` manifest file, or a manifest
+        DataFrame (paths relative to ``root``, default the working directory).
     max_missing : int, default 0
         How many listed files may be missing before the manifest is rejected; missing
         files below that count are dropped and listed in :attr:`Manifest.missing`.
@@ -101,6 +103,16 @@ def load_manifest(source: str | os.PathLike, max_missing: int = 0, root: str | o
         Unreadable manifest, no samples, unsafe or duplicate paths/ids, unknown split names,
         or more than ``max_missing`` missing files.
     """
+    if isinstance(source, pd.DataFrame):  # the Python API: a manifest already in memory
+        root = Path(root if root is not None else os.getcwd()).resolve()
+        if not root.is_dir():
+            raise BadDataError(f"dataset root not found: {root}")
+        where = Path("<DataFrame>")
+        if source.empty:
+            raise BadDataError("the manifest DataFrame has no rows")
+        frame = _normalise(source.reset_index(drop=True).copy(), root, where)
+        frame, missing, fingerprint = _check_files(frame, root, where, max_missing)
+        return Manifest(frame, root, where, "dataframe", {}, missing, fingerprint)
     source = Path(source)
     if not source.exists():
         raise BadDataError(f"dataset not found: {source}")
@@ -310,7 +322,13 @@ def _safe_relpath(value, root: Path, source: Path, row: int) -> str:
         # Too long a name (ENAMETOOLONG) and the like: no file is there to escape through, and
         # _check_files counts the row as missing, as it does for any path the OS cannot stat.
         present = False
-    resolved = normal.resolve() if present else normal
+    try:
+        resolved = normal.resolve() if present else normal
+    except (OSError, RuntimeError):
+        # A symlink loop (a.png -> a.png, or a -> b -> a): RuntimeError before Python 3.13,
+        # OSError in strict resolution. It leads to no file, so nothing can be read or escape
+        # through it; _check_files counts it as missing, like a dangling symlink.
+        resolved = normal
     for path in (normal, resolved):
         if not path.is_relative_to(root):
             raise BadDataError(f"path escapes the dataset root {root}: {raw!r} (row {row + 1} of {source})")
@@ -318,14 +336,20 @@ def _safe_relpath(value, root: Path, source: Path, row: int) -> str:
 
 
 def _check_files(frame: pd.DataFrame, root: Path, source: Path, max_missing: int):
-    """Drop rows whose file is missing (up to ``max_missing``) and fingerprint the rest."""
+    """Drop rows whose file is missing (up to ``max_missing``) and fingerprint the rest.
+
+    A path is missing when following its symlinks leads to no file: nothing there, a dangling
+    symlink, a symlink loop (ELOOP), or a folder. A path that does lead to something, even a
+    named pipe, socket or device, is kept: the image checks report it as unreadable (check
+    ``corrupt``) without ever opening it (:func:`datacheck.engine.image_stats.open_image`).
+    """
     sizes, mtimes, present = [], [], []
     for rel in frame["path"]:
         try:
-            st = os.stat(root / rel)
+            st = os.stat(root / rel)  # follows symlinks; never opens the file
         except OSError:
             st = None
-        ok = st is not None and not os.path.isdir(root / rel)
+        ok = st is not None and not stat.S_ISDIR(st.st_mode)
         present.append(ok)
         sizes.append(st.st_size if ok else -1)
         mtimes.append(st.st_mtime_ns if ok else -1)

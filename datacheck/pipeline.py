@@ -18,27 +18,33 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import __version__
 from .audit_run import OUTPUTS_ARTIFACT
 from .config import default_config, load_config
 from .detectors import AuditContext
-from .detectors.registry import check_owner, create_detector, expand_checks, get_detector_class
-from .engine.device import resolve_device
-from .engine.image_stats import STATS_VERSION
-from .engine.loader import compute_image_stats, default_workers, load_pixels
-from .engine.models import create_model
-from .engine.train import TrainConfig
+from .detectors.registry import check_owner, create_detector, expand_checks
+from .engine.device import check_device_spec, resolve_device
+from .engine.loader import default_workers
+from .engine.train_config import TrainConfig
 from .errors import ExitStatus, UsageError
+from .features import FEATURES, FeatureStore
+from .features.images import image_stats, pixels
+from .features.knn import build_knn_graph
+from .features.model import (ModelOutputs, aum_outputs, cross_validated_outputs, manifest_for_outputs,
+                             outputs_from_inputs)
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
-from .modeling import aum_outputs, cross_validated_outputs, load_outputs_from_files, manifest_for_outputs
 from .runs import RunDir, Sources, refuse_run_files, write_json, write_npz, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
 Progress = Callable[[str, int, int], None]
 _WORST_SHOWN = 3
+#: Features whose provider trains the model on the images (run.json's model settings apply).
+_MODEL_FEATURES = frozenset({"model_outputs", "labels", "pred_probs", "softmax", "embeddings", "aum", "knn_graph"})
+#: What a user must give for a feature the audit lacks, in their words.
+_WHAT_PROVIDES = {"image_stats": "images", "pixels": "images", "aum": "images", "embeddings": "embeddings",
+                  "knn_graph": "embeddings"}
 
 
 @dataclass
@@ -47,65 +53,143 @@ class AuditResult:
 
     Attributes
     ----------
-    run_dir : pathlib.Path
+    run_dir : pathlib.Path or None
+        The run directory, or None for an audit kept in memory (``out=None``).
     findings : pandas.DataFrame
         The findings table (also in ``run_dir/findings.parquet``).
     summary : dict
         The content of ``summary.json``.
     exit_status : ExitStatus
         ``OK``, or ``GATE_FAILED`` when a ``fail_on`` gate was exceeded.
+    manifest : Manifest
+        The audited samples.
+    outputs : ModelOutputs or None
+        The model's view of the data, when a model-based check ran.
+    run_info : dict
+        The content of ``run.json``.
     """
 
-    run_dir: Path
+    run_dir: Path | None
     findings: pd.DataFrame
     summary: dict
     exit_status: ExitStatus
+    manifest: Manifest | None = None
+    outputs: object = None
+    run_info: dict | None = None
+
+    def issues(self, check: str | None = None, *, flagged: bool = True) -> pd.DataFrame:
+        """Findings rows, worst first within each check (``score`` ascending).
+
+        Parameters
+        ----------
+        check : str, optional
+            One check (``"label_issues"``) or detector (``"image_properties"``); default all.
+        flagged : bool, default True
+            Only the samples the check flagged; False: every scored sample.
+        """
+        rows = self.findings
+        if check is not None:
+            own = [c for c, entry in self.summary["checks"].items() if entry["detector"] == check] or [check]
+            if not set(own) & set(self.summary["checks"]):
+                raise UsageError(f"check {check!r} did not run in this audit; ran: {', '.join(self.summary['checks'])}")
+            rows = rows[rows["check"].isin(own)]
+        if flagged:
+            rows = rows[rows["is_issue"]]
+        return rows.reset_index(drop=True)
+
+    def issue_summary(self) -> pd.DataFrame:
+        """One row per check: detector, flagged, scored, percent (the console summary as a table)."""
+        return pd.DataFrame([{"check": c, **{k: e[k] for k in ("detector", "flagged", "scored", "percent")}}
+                             for c, e in self.summary["checks"].items()])
+
+    def save(self, out: str | Path) -> Path:
+        """Write the run directory (as ``datacheck audit --out`` does); later commands read it."""
+        if self.manifest is None:
+            raise UsageError("this result was loaded from a run directory; it is saved already")
+        run = RunDir(out)
+        Sources.of(self.manifest).refuse(out, "out")
+        run.clear_outputs()
+        info = _saved_manifest(run, self.manifest, dict(self.run_info))
+        write_run(run, AuditResult(run.path, self.findings, {**self.summary, "run_id": run.path.name},
+                                   self.exit_status, self.manifest, self.outputs, info))
+        self.run_dir = run.path
+        return run.path
+
+    def relabel(self, **options):
+        """:func:`datacheck.relabel` on this audit (saved first with :meth:`save`)."""
+        from .actions.relabel import relabel
+
+        return relabel(self._saved("relabel"), **options)
+
+    def balance(self, out: str | Path, **options):
+        """:func:`datacheck.balance` on this audit, writing the plan into ``out``."""
+        from .actions.balance import BalanceOptions, balance
+
+        return balance(self._saved("balance"), out, BalanceOptions(**options))
+
+    def report(self, out: str | Path | None = None, **options):
+        """:func:`datacheck.reporting`: the HTML report of this audit (default ``RUN/report.html``)."""
+        from .reporting.html import write_report
+
+        return write_report(self._saved("report"), out, **options)
+
+    def _saved(self, what: str) -> Path:
+        if self.run_dir is None:
+            raise UsageError(f"{what} reads a run directory: call .save(dir) first (or audit with out=)")
+        return self.run_dir
 
 
 def audit(
-    source: str | Path | None,
+    source,
     out: str | Path | None = None,
     *,
     config: str | Path | None = None,
     progress: Progress | None = None,
     command: list[str] | None = None,
-    pred_probs: str | Path | None = None,
-    labels: str | Path | None = None,
-    embeddings: str | Path | None = None,
-    class_names: str | Path | None = None,
+    pred_probs=None,
+    labels=None,
+    embeddings=None,
+    class_names=None,
     root: str | Path | None = None,
     junit: str | Path | None = None,
     **options,
 ) -> AuditResult:
-    """Audit a dataset folder or manifest file, or model outputs, and write a run directory.
+    """Audit a dataset folder, manifest file or DataFrame, or model outputs alone.
+
+    The engine behind ``datacheck audit`` and :func:`datacheck.audit` (which documents the
+    parameters for users); the CLI passes its option values through ``**options``.
 
     Parameters
     ----------
-    source : path-like or None
-        Dataset folder (``root/<class>/*`` or ``root/<split>/<class>/*``) or manifest file;
-        None when auditing ``pred_probs``/``labels`` files alone.
+    source : path-like, pandas.DataFrame or None
+        Dataset folder (``root/<class>/*`` or ``root/<split>/<class>/*``), manifest file or
+        manifest DataFrame; None when auditing ``pred_probs``/``labels`` alone.
     out : path-like, optional
-        Run directory; default ``runs/<dataset>-<UTC timestamp>``.
+        Run directory to write; None keeps the audit in memory (nothing is written but the
+        cache of decoded images and model outputs).
     config : path-like, optional
         TOML file overriding the defaults (see ``configs/default.toml``).
     progress : callable, optional
         ``progress(stage, done, total)``, called as work advances.
     command : list of str, optional
         The command line, recorded in ``run.json``.
-    pred_probs, labels, embeddings, class_names : path-like, optional
-        ``.npy`` files of out-of-fold probabilities (N, K), given class ids (N,) and
-        embeddings (N, D), and a text file of K class names: audit any modality without images.
+    pred_probs, labels, embeddings : path-like or ndarray, optional
+        Out-of-fold probabilities (N, K), given class ids (N,) and embeddings (N, D), as
+        ``.npy`` files or arrays: audit any modality without images.
+    class_names : path-like or sequence of str, optional
+        A text file of K class names (one per line), or the names.
     root : path-like, optional
         For a manifest file: the folder its paths are relative to and must stay inside
-        (default: the manifest's folder); see :func:`datacheck.load_manifest`.
+        (default: the manifest's folder); for a DataFrame, the folder its paths are relative to.
     junit : path-like, optional
         Also write a JUnit XML report there (one test case per check).
     **options
         Overrides of the ``[audit]`` config section (``checks``, ``seed``, ``fail_on``,
         ``max_missing``, ``workers``, ``batch_size``, ``device``, ``model``, ``weights``,
-        ``cache_dir``); ``None`` means "not given".
+        ``cache_dir``) and ``detectors``: configured detector instances; ``None`` means "not given".
     """
     started = time.perf_counter()
+    instances = options.pop("detectors", None)
     cfg = load_config(config, options)
     opts = cfg["audit"]
     if (pred_probs is None) != (labels is None):
@@ -116,68 +200,77 @@ def audit(
         raise UsageError("--embeddings and --class-names go with --pred-probs")
     if root is not None and source is None:
         raise UsageError("--root goes with a DATASET manifest file")
-    available = {"pred_probs", "labels"} | ({"embeddings"} if embeddings is not None else set())
-    if source is not None:
-        available = {"images", "pred_probs", "labels", "embeddings", "aum"}
-    explicit = opts["checks"] != default_config()["audit"]["checks"]
-    detector_names = _runnable(expand_checks(opts["checks"]), available, explicit)
+    images = source is not None
+    available = set(FEATURES) if images else {"model_outputs", "labels", "pred_probs", "softmax"} | (
+        {"embeddings", "knn_graph"} if embeddings is not None else set())
+    if instances is not None:
+        detectors = _configured(instances)
+        detector_names = [d.name for d in detectors]
+        _runnable([d for d in detectors], available, explicit=True)
+    else:
+        explicit = opts["checks"] != default_config()["audit"]["checks"]
+        detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in expand_checks(opts["checks"])]
+        detectors = _runnable(detectors, available, explicit)
+        detector_names = [d.name for d in detectors]
     gates = parse_gates(opts["fail_on"])
     _check_gates(gates, detector_names)
-    device = resolve_device(opts["device"])
+    device_spec = check_device_spec(opts["device"])
+    # An accelerator asked for by name is checked now; "auto" is resolved (importing torch)
+    # only when a check computes on a device.
+    device = device_spec if device_spec == "cpu" else resolve_device(device_spec) if device_spec != "auto" else None
     workers = default_workers() if opts["workers"] < 0 else opts["workers"]
-    detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in detector_names]
     train_config = TrainConfig(model=opts["model"], **cfg["train"])
     cache_dir = _cache_dir(opts["cache_dir"])
+    needs = set().union(*(d.inputs()[0] | (d.inputs()[1] & available) for d in detectors))
 
     timings = {"setup": round(time.perf_counter() - started, 3)}
     t0 = time.perf_counter()
-    if source is not None:
+    if images:
         manifest = load_manifest(source, max_missing=opts["max_missing"], root=root)
     else:
-        arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
-        manifest = manifest_for_outputs(arrays, str(pred_probs))
-    out = out if out is not None else _default_out(Path(source if source is not None else pred_probs))
+        arrays = outputs_from_inputs(pred_probs, labels, embeddings, class_names)
+        manifest = manifest_for_outputs(arrays, str(pred_probs) if _is_path(pred_probs) else "arrays")
     sources = Sources.of(manifest)  # no output may land in the audited dataset
-    sources.refuse(out, "--out")
-    if source is not None and any(d.requires & {"pred_probs", "labels", "embeddings", "aum"} for d in detectors):
+    if out is not None:
+        sources.refuse(out, "--out")
+    if images and needs & _MODEL_FEATURES:
+        from .engine.models import create_model
+
         # A bad --model or --weights fails now, before a run folder exists, not after decoding.
         create_model(train_config.model, 2, opts["weights"] or None)
         if cache_dir is not None:
             sources.refuse(cache_dir, "--cache-dir")
     if junit is not None:
         sources.refuse(junit, "--junit")
-        refuse_run_files(junit, out, "--junit")
+        if out is not None:
+            refuse_run_files(junit, out, "--junit")
         if Path(junit).is_dir():  # found now, not after the whole audit has run
             raise UsageError(f"--junit {junit} is a folder; give the XML file's path")
-    run = RunDir(out)
-    run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report
+    run = RunDir(out) if out is not None else None
+    if run is not None:
+        run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report
     timings["load_manifest"] = round(time.perf_counter() - t0, 3)
-    run_info = _run_info(manifest, cfg, device, command)
-    if source is None:  # read back by later commands (open_run), instead of copying the arrays
+    run_info = _run_info(manifest, cfg, device_spec, command)
+    if not images and all(_is_path(p) for p in (pred_probs, labels, embeddings, class_names) if p is not None):
+        # read back by later commands (open_run), instead of copying the arrays
         run_info["inputs"] = {name: str(Path(path).resolve()) for name, path in (
             ("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings),
             ("class_names", class_names)) if path is not None}
-    write_json(run.file("run.json"), {**run_info, "status": "running"})
+    if run is not None:
+        run_info = _saved_manifest(run, manifest, run_info)
+        write_json(run.file("run.json"), {**run_info, "status": "running"})
 
-    ctx = AuditContext(manifest=manifest, run_id=run.path.name, seed=opts["seed"], device=device)
-
-    def train_args() -> tuple:
-        return (manifest, ctx.get("pixels"), train_config, device, opts["seed"], cache_dir, opts["weights"] or None,
-                progress)
-
-    def model_outputs():
-        return cross_validated_outputs(*train_args()) if source is not None else arrays
-
-    ctx.features["pixels"] = lambda: load_pixels(  # decoded once for every model that trains on them
-        manifest.abspaths(), train_config.image_size, workers, cache_dir,
-        progress=(lambda done, total: progress("decode for model", done, total)) if progress else None)
-
-    ctx.features["images"] = lambda: _image_stats(manifest, run, workers, opts["batch_size"], progress, timings)
-    ctx.features["model"] = _timed(model_outputs, timings, "model")
-    ctx.features["pred_probs"] = ctx.features["labels"] = lambda: ctx.get("model")
-    ctx.features["embeddings"] = lambda: ctx.get("model").embeddings
-    ctx.features["aum"] = _timed(lambda: aum_outputs(*train_args()), timings, "aum training")
-    for name in sorted(set().union(*(d.requires for d in detectors))):
+    run_id = run.path.name if run is not None else "memory"
+    ctx = AuditContext(manifest=manifest, run_id=run_id, seed=opts["seed"],
+                       device=device if device is not None else (lambda: resolve_device("auto")),
+                       features=FeatureStore(timings))
+    # One graph for the audit, as deep as its most demanding reader (a reader's parameter ``k``).
+    knn_k = max([d.k for d in detectors if "knn_graph" in d.inputs()[0] | d.inputs()[1]], default=1)
+    if images:
+        _image_features(ctx, manifest, run, train_config, workers, opts, cache_dir, knn_k, progress, timings)
+    else:
+        _array_features(ctx, arrays, knn_k)
+    for name in sorted(needs):
         ctx.get(name)  # compute inputs up front, so detector timings are the detectors' own
 
     parts, thresholds = [], {}
@@ -195,8 +288,9 @@ def audit(
     # stable sort on the check alone (as integer codes: fast at millions of rows) suffices.
     codes, _ = pd.factorize(findings["check"], sort=True)
     findings = findings.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
-    write_parquet(run.file("findings.parquet"), findings_table(findings))
-    _write_artifacts(run, manifest, ctx)
+    # As every reader of findings.parquet sees them, whether or not the run is written.
+    findings = findings_table(findings).to_pandas()
+    outputs = ctx.features.get("model_outputs") if ctx.features.computed("model_outputs") else None
 
     checks = _check_counts(findings, detectors, thresholds)
     gate_results = [_gate_result(g, findings, checks) for g in gates]
@@ -217,39 +311,111 @@ def audit(
         "timings_s": timings,
         "findings_schema_version": FINDINGS_SCHEMA_VERSION,
     }
-    write_json(run.file("summary.json"), summary)
-    write_json(run.file("run.json"), {**run_info, "status": "complete", "exit_status": int(status)})
+    run_info = {**run_info, "device": ctx.device_resolved or "cpu", "status": "complete", "exit_status": int(status)}
+    result = AuditResult(run.path if run is not None else None, findings, summary, status, manifest,
+                         outputs if manifest.format != "arrays" else None, run_info)
+    if run is not None:
+        write_run(run, result)
     if junit is not None:
-        from .report.junit import write_junit
+        from .reporting.junit import write_junit
 
         write_junit(summary, junit)
-    return AuditResult(run.path, findings, summary, status)
+    return result
 
 
-def _write_artifacts(run: RunDir, manifest: Manifest, ctx: AuditContext) -> None:
-    """The model's view of the data, which later commands (relabel, balance, augment) read.
+def write_run(run: RunDir, result: AuditResult) -> None:
+    """Write an audit's files into ``run``: findings, model outputs, summary, and run.json last
+    (its ``complete`` status is what marks the run finished)."""
+    write_parquet(run.file("findings.parquet"), findings_table(result.findings))
+    if result.outputs is not None:
+        # The model's view of the data, which later commands (relabel, balance, augment) read.
+        # An audit of user-supplied arrays writes none: its inputs are recorded in run.json
+        # and read again (and checked against the fingerprint), rather than copied.
+        outputs = result.outputs
+        arrays = {"classes": np.asarray(outputs.classes, dtype=str), "labels": outputs.labels,
+                  "pred_probs": outputs.pred_probs, "source": np.asarray(outputs.source)}
+        for name in ("embeddings", "softmax"):
+            if getattr(outputs, name) is not None:
+                arrays[name] = getattr(outputs, name)
+        write_npz(run.artifacts / OUTPUTS_ARTIFACT, arrays)
+    write_json(run.file("summary.json"), result.summary)
+    write_json(run.file("run.json"), result.run_info)
 
-    An audit of user-supplied arrays writes none: its inputs are recorded in run.json and read
-    again (and checked against the fingerprint), rather than copied (400 MB at 1M x 100).
-    """
-    if manifest.format == "arrays" or not ctx.computed("model"):
-        return
-    outputs = ctx.get("model")
-    arrays = {"classes": np.asarray(outputs.classes, dtype=str), "labels": outputs.labels,
-              "pred_probs": outputs.pred_probs, "source": np.asarray(outputs.source)}
-    for name in ("embeddings", "softmax"):
-        if getattr(outputs, name) is not None:
-            arrays[name] = getattr(outputs, name)
-    write_npz(run.artifacts / OUTPUTS_ARTIFACT, arrays)
+
+def _saved_manifest(run: RunDir, manifest: Manifest, run_info: dict) -> dict:
+    """``run_info`` pointing at a copy of an in-memory (DataFrame) manifest kept in the run, so
+    that later commands reload the dataset from it like from a manifest file."""
+    if manifest.format != "dataframe":
+        return run_info
+    from .manifest import write_manifest
+
+    path = write_manifest(manifest.frame, manifest.root, run.artifacts / "manifest.parquet")
+    return {**run_info, "dataset": str(path.resolve()), "manifest_format": "parquet"}
 
 
-def _runnable(names: list[str], available: set, explicit: bool) -> list[str]:
+def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, train_config: TrainConfig,
+                    workers: int, opts: dict, cache_dir, knn_k: int, progress, timings: dict) -> None:
+    """Offer the features of a folder or manifest of images (computed only when read)."""
+    store, weights, seed = ctx.features, opts["weights"] or None, opts["seed"]
+    store.provide("image_stats", lambda: image_stats(
+        manifest, workers, opts["batch_size"], artifacts=run.artifacts if run is not None else None,
+        progress=progress, timings=timings), timed=False)
+    store.provide("pixels", lambda: pixels(manifest, train_config.image_size, workers, cache_dir, progress), timed=False)
+
+    def train_args() -> tuple:
+        return manifest, store.get("pixels"), train_config, ctx.device, seed, cache_dir, weights, progress
+
+    store.provide("model_outputs", lambda: cross_validated_outputs(*train_args()))
+    _model_views(ctx, knn_k)
+    store.provide("aum", lambda: aum_outputs(*train_args()))
+
+
+def _array_features(ctx: AuditContext, arrays: ModelOutputs, knn_k: int) -> None:
+    """Offer the features of model outputs the user brought."""
+    ctx.features.provide("model_outputs", lambda: arrays, timed=False)
+    _model_views(ctx, knn_k, embeddings=arrays.embeddings is not None)
+
+
+def _model_views(ctx: AuditContext, knn_k: int, embeddings: bool = True) -> None:
+    """The model outputs split into the features detectors declare."""
+    store = ctx.features
+    store.provide("labels", lambda: store.get("model_outputs").label_ids, timed=False)
+    store.provide("pred_probs", lambda: store.get("model_outputs").pred_probs, timed=False)
+    store.provide("softmax", lambda: store.get("model_outputs").softmax, timed=False)
+    if embeddings:
+        store.provide("embeddings", lambda: store.get("model_outputs").embeddings, timed=False)
+        store.provide("knn_graph", lambda: build_knn_graph(store.get("embeddings"), knn_k, ctx.device))
+
+
+def _configured(instances) -> list:
+    """Detectors given as names or configured instances (:func:`datacheck.audit`'s ``checks``)."""
+    from .detectors import Detector
+
+    detectors = []
+    for item in instances:
+        detector = create_detector(item) if isinstance(item, str) else item
+        if not isinstance(detector, Detector):
+            raise UsageError(f"checks must be detector names or Detector instances, got {type(item).__name__}")
+        detector.validate_params()
+        if any(d.name == detector.name for d in detectors):
+            raise UsageError(f"checks names {detector.name!r} twice")
+        detectors.append(detector)
+    if not detectors:
+        raise UsageError("checks names no detector")
+    return detectors
+
+
+def _is_path(value) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def _runnable(detectors: list, available: set, explicit: bool) -> list:
     """Detectors whose inputs this audit has; asking for one that cannot run is an error."""
-    runnable = [n for n in names if get_detector_class(n).requires <= available]
-    if explicit and len(runnable) < len(names):
-        missing = next(n for n in names if n not in runnable)
-        needs = ", ".join(sorted(get_detector_class(missing).requires - available))
-        raise UsageError(f"check {missing!r} needs {needs}, which this audit does not have")
+    runnable = [d for d in detectors if d.inputs()[0] <= available]
+    if explicit and len(runnable) < len(detectors):
+        missing = next(d for d in detectors if d not in runnable)
+        needs = ", ".join(sorted({_WHAT_PROVIDES.get(f, f) for f in missing.inputs()[0] - available}))
+        raise UsageError(f"check {missing.name!r} needs {needs}, which this audit does not have")
     return runnable
 
 
@@ -263,17 +429,8 @@ def _cache_dir(setting: str) -> Path | None:
     return Path(base) / "datacheck"
 
 
-def _timed(compute: Callable, timings: dict, name: str) -> Callable:
-    def run():
-        t0 = time.perf_counter()
-        value = compute()
-        timings[name] = round(time.perf_counter() - t0, 3)
-        return value
-
-    return run
-
-
-def _default_out(source: Path) -> Path:
+def default_out(source: Path) -> Path:
+    """``runs/<dataset name>-<UTC time>``: where ``datacheck audit`` writes without ``--out``."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     name = source.resolve().name if source.is_dir() else source.stem
     return Path("runs") / f"{name or 'dataset'}-{stamp}"
@@ -286,29 +443,6 @@ def _check_gates(gates: list[Gate], detector_names: list[str]) -> None:
         owner = gate.check if gate.check in detector_names else check_owner(gate.check)
         if owner not in detector_names:
             raise UsageError(f"--fail-on gate {gate} names {gate.check!r}, which this audit does not run (see --checks)")
-
-
-def _image_stats(manifest: Manifest, run: RunDir, workers: int, batch_size: int, progress, timings) -> pd.DataFrame:
-    """Per-image statistics, reused from the run's artifacts when the dataset is unchanged."""
-    t0 = time.perf_counter()
-    cached = run.artifacts / "image_stats.parquet"
-    key = f"{manifest.fingerprint}|{STATS_VERSION}".encode()
-    try:
-        table = pq.read_table(cached)
-    except (OSError, pa.ArrowException):  # not there yet, or damaged: computed again
-        table = None
-    if table is not None and (table.schema.metadata or {}).get(b"datacheck.manifest_fingerprint") == key:
-        timings["image_stats (cached)"] = round(time.perf_counter() - t0, 3)
-        return table.to_pandas()
-    stats = compute_image_stats(
-        manifest.abspaths(), workers=workers, batch_size=batch_size,
-        progress=(lambda done, total: progress("decode images", done, total)) if progress else None,
-    )
-    table = pa.Table.from_pandas(stats, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"datacheck.manifest_fingerprint": key})
-    write_parquet(cached, table)
-    timings["image_stats"] = round(time.perf_counter() - t0, 3)
-    return stats
 
 
 def _check_counts(findings: pd.DataFrame, detectors, thresholds: dict) -> dict:
@@ -345,8 +479,13 @@ def _gate_result(gate: Gate, findings: pd.DataFrame, checks: dict) -> dict:
 
 
 def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | None) -> dict:
-    import PIL
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str | None:  # without importing it (torch takes seconds)
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
 
     return {
         "datacheck_version": __version__,
@@ -365,8 +504,8 @@ def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | N
             "numpy": np.__version__,
             "pandas": pd.__version__,
             "pyarrow": pa.__version__,
-            "pillow": PIL.__version__,
-            "torch": torch.__version__,
+            "pillow": installed("pillow"),
+            "torch": installed("torch"),
         },
         "findings_schema_version": FINDINGS_SCHEMA_VERSION,
     }

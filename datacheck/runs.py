@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -42,7 +43,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         except OSError as exc:  # read-only, not a folder, no such device, ...
-            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+            # mkdir says "File exists" when a file stands where a folder must be: name it instead.
+            reason = _blocked_by(path) or exc.strerror or str(exc)
+            raise UsageError(f"cannot write {path}: {reason}") from None
         os.close(fd)
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what a plain open() would
@@ -52,6 +55,40 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _blocked_by(path: Path) -> str | None:
+    """Why ``path`` can never be created, if a path above it is not a folder; else None.
+
+    Only metadata is read: the nearest existing path above ``path`` must be a folder (the
+    folders in between are made on demand).
+    """
+    for above in Path(os.path.abspath(path)).parents:
+        try:
+            mode = os.stat(above).st_mode  # follows symlinks: a link to a folder is a folder
+        except (FileNotFoundError, NotADirectoryError):  # not there yet (or below a file): look higher
+            if os.path.islink(above):
+                return f"{above} is a broken symlink, not a folder"
+            continue
+        except OSError as exc:  # a symlink loop, no permission to look, ...
+            return f"{above}: {exc.strerror or exc}"
+        if stat.S_ISDIR(mode):
+            return None
+        return f"{above} is {'a file' if stat.S_ISREG(mode) else 'a special file'}, not a folder"
+    return None
+
+
+def refuse_unwritable(path: str | os.PathLike, option: str) -> None:
+    """Raise :class:`UsageError` if ``path`` can never be written because a path above it is
+    a file, not a folder (``--out notes.txt/run``).
+
+    Called for every output before any work, so such a typo costs no decoding or training
+    and leaves the file in the way untouched; other write errors (permissions, a full disk)
+    are still found by :func:`atomic_write`, also as :class:`UsageError`.
+    """
+    reason = _blocked_by(Path(path))
+    if reason is not None:
+        raise UsageError(f"{option} {path} cannot be written: {reason}")
 
 
 def write_json(path: Path, data: dict) -> Path:
@@ -81,6 +118,8 @@ class RunDir:
                 raise UsageError(f"--out {self.path} exists and is not a folder")
             if any(self.path.iterdir()) and not is_marker(self.path / RUN_MARKER):
                 raise UsageError(f"--out {self.path} is a non-empty folder that is not a datacheck run; choose another")
+        else:
+            refuse_unwritable(self.path, "--out")
 
     @property
     def artifacts(self) -> Path:
@@ -106,6 +145,7 @@ def output_folder(path: str | os.PathLike, marker: str, what: str) -> Path:
     path = Path(path)
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not is_marker(path / marker))):
         raise UsageError(f"--out {path} exists and is not an empty folder or an earlier {what}; choose another")
+    refuse_unwritable(path, "--out")
     return path
 
 
@@ -117,6 +157,8 @@ def is_marker(path: Path) -> bool:
     """Whether ``path`` is a marker file datacheck wrote (a JSON object with its keys), not
     merely a file of that name: a user's own ``run.json`` never makes a folder ours."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe named run.json would block the read
+            return False
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):  # unreadable, not UTF-8 or not JSON: not ours
         return False
@@ -173,7 +215,12 @@ class Sources:
 
     def refuse(self, path: str | os.PathLike, option: str) -> None:
         """Raise :class:`UsageError` if writing ``path`` (a file, or a folder written into)
-        could change the dataset."""
+        could change the dataset, or could never succeed (see :func:`refuse_unwritable`).
+
+        Every command calls this for each of its outputs before any work, which makes it
+        the place for both checks.
+        """
+        refuse_unwritable(path, option)
         out = Path(os.path.realpath(path))
         if self.manifest is None:
             overlaps = out == self.root or self.root in out.parents
@@ -191,7 +238,9 @@ class Sources:
 
 
 def refuse_run_files(path: str | os.PathLike, run: str | os.PathLike, option: str) -> None:
-    """Raise :class:`UsageError` if ``path`` is one of the audit run's own files."""
+    """Raise :class:`UsageError` if ``path`` is one of the audit run's own files, or could
+    never be written (see :func:`refuse_unwritable`)."""
+    refuse_unwritable(path, option)
     out, run = Path(os.path.realpath(path)), Path(os.path.realpath(run))
     if out in {run / name for name in (RUN_MARKER, "summary.json", "findings.parquet")} or run / "artifacts" in out.parents:
         raise UsageError(f"{option} {path} is one of the run's own files; choose another path")

@@ -164,7 +164,7 @@ def boost_inputs(plan):
 
     from datacheck.actions.balance import read_plan
     from datacheck.audit_run import open_run
-    from datacheck.modeling import ModelOutputs, label_ids
+    from datacheck.features.model import ModelOutputs, label_ids
 
     info, planned = read_plan(plan)
     run = open_run(info["run"])

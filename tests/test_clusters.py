@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from datacheck.audit_run import open_run
-from datacheck.detectors import AuditContext, create_detector
+from datacheck.detectors import create_detector
 from datacheck.engine.kmeans import kmeans, pca
-from datacheck.modeling import ModelOutputs, manifest_for_outputs
+from datacheck.features.model import ModelOutputs, manifest_for_outputs
+from datacheck.testing import make_context
 
 
 def blobs(n=3000, dim=8, centres=5, seed=0):
@@ -112,8 +113,7 @@ def test_planted_subgroup_is_found(sample_audit, truth):
 def sample_context(sample_audit, seed=0):
     run = open_run(sample_audit.run_dir)
     outputs, manifest = run.outputs(), run.manifest()
-    features = {"labels": lambda: outputs, "pred_probs": lambda: outputs, "embeddings": lambda: outputs.embeddings}
-    return AuditContext(manifest=manifest, run_id="t", seed=seed, features=features), outputs
+    return make_context(manifest, outputs=outputs, seed=seed), outputs
 
 
 def test_same_seed_same_clusters(sample_audit):
@@ -145,7 +145,7 @@ def test_small_classes_and_missing_embeddings():
     probs = np.full((6, 3), 1 / 3, dtype=np.float32)
     outputs = ModelOutputs(["a", "b", "c"], labels, probs, np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32), "test")
     manifest = manifest_for_outputs(outputs, "arrays")
-    ctx = AuditContext(manifest=manifest, features={"labels": lambda: outputs, "embeddings": lambda: outputs.embeddings})
+    ctx = make_context(manifest, outputs=outputs)
     rows = clusters_rows(create_detector("clusters").run(ctx))
     assert len(rows) == 6 and not rows["is_issue"].any()
     assert (rows["class_clusters"] == 1).all() and (rows["score"] == 1.0).all()
@@ -153,6 +153,8 @@ def test_small_classes_and_missing_embeddings():
     rows = clusters_rows(create_detector("clusters", k=5).run(ctx))
     assert rows.groupby("label")["class_clusters"].first().to_dict() == {"a": 1, "b": 2, "c": 3}
     # no embeddings (model outputs brought without them): nothing scored, no error
-    ctx = AuditContext(manifest=manifest, features={"labels": lambda: outputs, "embeddings": lambda: None})
+    outputs = ModelOutputs(outputs.classes, outputs.labels, outputs.pred_probs, None, "test")
+    ctx = make_context(manifest, outputs=outputs)
+    ctx.features.provide("embeddings", lambda: None, timed=False)
     detector = create_detector("clusters")
     assert detector.run(ctx).empty and "off" in detector.thresholds_["clusters"]["rule"]

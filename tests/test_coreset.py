@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datacheck.detectors import AuditContext, create_detector
+from datacheck.detectors import create_detector
 from datacheck.engine import facility
 from datacheck.engine.facility import facility_location
-from datacheck.modeling import ModelOutputs, manifest_for_outputs
+from datacheck.features.model import ModelOutputs, manifest_for_outputs
+from datacheck.testing import make_context
 
 from .test_clusters import sample_context
 
@@ -96,7 +97,7 @@ def test_large_class_never_builds_an_n_by_n_matrix(monkeypatch):
     labels[:100] = 1
     probs = rng.dirichlet(np.ones(3), size=n).astype(np.float32)
     outputs = ModelOutputs(["big", "small", "empty"], labels, probs, None, "test")
-    ctx = AuditContext(manifest=manifest_for_outputs(outputs, "arrays"), seed=3, features={"labels": lambda: outputs})
+    ctx = make_context(manifest_for_outputs(outputs, "arrays"), outputs=outputs, seed=3)
     largest = []
     cdist = facility.cdist
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from datacheck.actions.balance import BalanceOptions, plan_balance
 from datacheck.cli import cli
-from datacheck.detectors.base import check_positive
+from datacheck.validation import check_positive
 from datacheck.errors import UsageError
 from datacheck.gates import parse_gates
 

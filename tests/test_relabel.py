@@ -238,7 +238,7 @@ def test_malformed_label_studio_export(quick_run, tmp_path, content):
 def test_usage_errors(quick_run, tmp_path):
     dataset, run = quick_run
     result = invoke("relabel", run, "--auto")
-    assert result.exit_code == 2 and "needs label_issues findings" in result.stderr
+    assert result.exit_code == 2 and "--auto needs label suggestions" in result.stderr
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "mine.txt").write_text("keep me")

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from datacheck.cli import cli
 from datacheck.errors import ExitStatus
-from datacheck.report import html as report_html
-from datacheck.report.html import write_report
+from datacheck.reporting import html as report_html
+from datacheck.reporting.html import write_report
 from datacheck.runs import write_parquet
 from datacheck.schema import FINDINGS_COLUMNS, findings_table
 

@@ -54,8 +54,6 @@ PLAN_MARKER = "plan.json"
 FINDINGS = "the run's findings.parquet"
 PLAN_FILE = "plan.parquet"
 #: Checks whose flagged training samples ``drop_flagged`` removes (duplicates: handled by group).
-FLAGGED_CHECKS = ("label_issues", "corrupt")
-DUPLICATE_CHECKS = ("exact_duplicates", "near_duplicates")
 #: A plan may make the training split at most this many times its size (and at least
 #: :data:`MIN_PLAN_LIMIT` rows whatever its size): a larger plan is almost surely a mistyped
 #: ``--target``, and ``augment`` would spend days making the copies.
@@ -137,8 +135,9 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         The audited manifest (``sample_id, path, label, split, ...``), N rows.
     findings : pandas.DataFrame
         The audit's findings (findings schema). ``subclusters`` needs the ``clusters`` check,
-        ``coreset`` the ``coreset`` check; ``drop_flagged`` reads ``label_issues``,
-        ``corrupt``, ``exact_duplicates`` and ``near_duplicates`` where the audit ran them.
+        ``coreset`` the ``coreset`` check; ``drop_flagged`` reads the checks tagged
+        ``label_evidence`` (label_issues, aum), unusable files (corrupt) and ``duplicates``
+        (exact and near duplicates) where the audit ran them.
     options : BalanceOptions
 
     Returns
@@ -343,12 +342,18 @@ def _flagged_drops(frame: pd.DataFrame, findings: pd.DataFrame, flags: dict, tra
     ids = frame["sample_id"].to_numpy(dtype=object)
     row_of = {s: i for i, s in enumerate(ids)}
     drops = {}
-    for check in FLAGGED_CHECKS:
+    from ..detectors.registry import checks_with_tag
+
+    # By tag: label evidence (label_issues, aum) and unusable image files (corrupt); outliers
+    # and leaked copies are relabel --drop's business, duplicates are thinned below.
+    flagged_checks = sorted(set(checks_with_tag("label_evidence"))
+                            | (set(checks_with_tag("drop_candidate")) & set(checks_with_tag("image_quality"))))
+    for check in flagged_checks:
         for sample in flags.get(check, ()):
             row = row_of.get(sample)
             if row is not None and train[row] and row not in drops:
                 drops[row] = f"flagged: {check}"
-    dup = findings[findings["check"].isin(DUPLICATE_CHECKS)]
+    dup = findings[findings["check"].isin(checks_with_tag("duplicates"))]
     pairs, reps = [], set()
     for sample, details in zip(dup["sample_id"], dup["details"]):
         rep = details_object(details, FINDINGS).get("representative")

@@ -40,7 +40,7 @@ def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
     """
     from ..engine.image_stats import DECODE_ERRORS
     from ..engine.loader import model_input
-    from .augment import augment_image, open_source
+    from .transforms import augment_image, open_source
 
     pixels, ok = [], []
     for key in batch["path"]:
@@ -90,7 +90,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     from ..engine.loader import load_pixels, map_batches
     from ..engine.models import create_model
     from ..engine.train import TrainConfig, fit, predict
-    from .augment import copy_seed
+    from .transforms import copy_seed
 
     if pool < 1 or (budget is not None and budget < 1):
         raise UsageError("--boost-pool and --boost-budget must be positive integers")

@@ -32,12 +32,11 @@ from ..errors import UsageError
 from ..schema import CHANGES_SCHEMA
 
 ACTIONS = ("relabel", "drop", "review", "keep")
-#: Checks whose flag says the given label is wrong.
-LABEL_CHECKS = ("label_issues", "aum")
-#: Checks whose flagged samples ``drop`` removes (duplicates: all but the representative).
-DROP_CHECKS = ("corrupt", "outliers", "exact_duplicates", "near_duplicates", "split_leakage")
-#: Image problems that make a model's suggestion for the image unreliable: never auto-relabelled.
-UNRELIABLE_CHECKS = ("corrupt", "outliers", "low_information", "dark", "light", "blurry")
+# Which checks mean what is read from the detectors' tags (datacheck.detectors.base.TAGS), so
+# a new detector reaches relabel by its tags alone: "label_evidence" (the given label is
+# wrong), "drop_candidate" (removed by --drop; duplicates: all but the representative),
+# "unreliable_input" (the model's suggestion for the sample is not trusted: never
+# auto-relabelled), "off_distribution" (queued for review).
 
 CHANGES_COLUMNS = CHANGES_SCHEMA.names
 #: Marks an ``--out`` folder as relabel's own (it may be written again).
@@ -73,36 +72,46 @@ def plan_changes(
         One row per affected sample, columns :data:`CHANGES_COLUMNS`, in manifest order;
         ``checks`` lists the checks that flagged the sample, comma-separated.
     """
+    from ..detectors.registry import checks_with_tag
+
     if not 0 < min_confidence <= 1:
         raise UsageError(f"--min-confidence must be in (0, 1], got {min_confidence}")
-    if auto and not (findings["check"] == "label_issues").any():
-        raise UsageError("--auto needs label_issues findings; audit with the label_issues check")
+    label_checks = set(checks_with_tag("label_evidence"))
+    drop_checks = set(checks_with_tag("drop_candidate"))
+    unreliable_checks = set(checks_with_tag("unreliable_input"))
+    review_checks = set(checks_with_tag("off_distribution"))
+    evidence = findings[findings["check"].isin(label_checks)]
+    suggesting = evidence[evidence["suggested_label"].notna()]
+    if auto and suggesting.empty:
+        raise UsageError("--auto needs label suggestions; audit with the label_issues check")
     flagged = findings[findings["is_issue"]]
     checks = flagged.groupby("sample_id", sort=False)["check"].agg(lambda c: ",".join(sorted(set(c))))
-    suggestion = findings[findings["check"] == "label_issues"].set_index("sample_id")[
-        ["suggested_label", "suggested_confidence"]]
-    aum_scored = set(findings.loc[findings["check"] == "aum", "sample_id"])
+    # One suggestion per sample: the most confident of the label checks that make them.
+    suggestion = (suggesting.sort_values("suggested_confidence", ascending=False, kind="stable")
+                  .drop_duplicates("sample_id").set_index("sample_id")[["suggested_label", "suggested_confidence", "check"]])
+    scored_by = evidence.groupby("sample_id", sort=False)["check"].agg(set)
 
     rows = []
     for sample_id, label in zip(frame["sample_id"], frame["label"]):
         flags = set(checks.get(sample_id, "").split(",")) - {""}
-        new_label, confidence = None, None
+        new_label, confidence, source = None, None, None
         if sample_id in suggestion.index:
-            new_label, confidence = suggestion.at[sample_id, "suggested_label"], suggestion.at[sample_id, "suggested_confidence"]
+            new_label, confidence, source = suggestion.loc[sample_id, ["suggested_label", "suggested_confidence", "check"]]
         disagrees = new_label is not None and not pd.isna(label) and new_label != label
-        drop_reasons = sorted(flags & set(DROP_CHECKS))
+        drop_reasons = sorted(flags & drop_checks)
         if drop and drop_reasons:
             rows.append((sample_id, "drop", label, None, "flagged: " + ", ".join(drop_reasons), flags, confidence))
             continue
-        label_votes = flags & set(LABEL_CHECKS)
+        label_votes = flags & label_checks
         confident = disagrees and confidence is not None and confidence >= min_confidence
-        aum_agrees = sample_id not in aum_scored or "aum" in flags
-        if auto and confident and aum_agrees and not flags & set(UNRELIABLE_CHECKS):
+        # Every other label check that scored the sample (AUM, when audited) must flag it too.
+        others_agree = scored_by.get(sample_id, set()) - {source} <= flags
+        if auto and confident and others_agree and not flags & unreliable_checks:
             votes = ", ".join(sorted(label_votes)) or "out-of-fold prediction"
             rows.append((sample_id, "relabel", label, new_label,
                          f"suggested with p={confidence:.2f} ({votes})", flags, confidence))
-        elif label_votes or confident or "outliers" in flags:
-            why = ", ".join(sorted(label_votes | (flags & {"outliers"}))) or f"suggested with p={confidence:.2f}"
+        elif label_votes or confident or flags & review_checks:
+            why = ", ".join(sorted(label_votes | (flags & review_checks))) or f"suggested with p={confidence:.2f}"
             rows.append((sample_id, "review", label, new_label if disagrees else None, why, flags, confidence))
     changes = pd.DataFrame(rows, columns=CHANGES_COLUMNS)
     changes["checks"] = [",".join(sorted(f)) for f in changes["checks"]]
@@ -268,7 +277,11 @@ def relabel(
     changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)
     classes = list(run.classes())
     if import_review is not None:
-        suggested = run.findings[run.findings["check"] == "label_issues"].set_index("sample_id")["suggested_label"]
+        from ..detectors.registry import checks_with_tag
+
+        evidence = run.findings[run.findings["check"].isin(checks_with_tag("label_evidence"))
+                                & run.findings["suggested_label"].notna()]
+        suggested = evidence.drop_duplicates("sample_id").set_index("sample_id")["suggested_label"]
         decisions = read_decisions(Path(import_review), frame, suggested, classes)
         changes = fill_old_labels(merge_decisions(changes, decisions), frame)
     new_frame = apply_changes(frame, changes)

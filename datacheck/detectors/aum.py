@@ -27,6 +27,7 @@ class AUM(Detector):
     name = "aum"
     requires = frozenset({"aum"})
     checks = ("aum",)
+    tags = frozenset({"label_evidence"})
     default = False
 
     def __init__(self):

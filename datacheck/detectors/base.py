@@ -3,7 +3,9 @@
 A detector is a small class in the scikit-learn style: ``__init__`` only stores keyword
 parameters (with defaults, under the same names), ``run(ctx)`` validates them, does the
 work, records what it learned from the data in attributes ending in ``_`` (``thresholds_``),
-and returns rows of the findings schema. The base class, not each detector, fills in the
+and returns rows of the findings schema. It declares the features it reads (``requires``,
+``optional``: it sees nothing else), the constraints of its parameters (checked before any
+work), and the tags of its checks (how repairs and reports find it). The base class, not each detector, fills in the
 manifest columns and enforces the schema (score in [0, 1], known checks, JSON details).
 """
 
@@ -12,58 +14,97 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import UsageError
+from ..features import FeatureStore, FeatureView
 from ..manifest import Manifest
 from ..schema import FINDINGS_COLUMNS
+from ..validation import validate_params
 
 Progress = Callable[[str, int, int], None]
 
+#: Tags a detector's checks carry; repairs, reports and the console select checks by tag
+#: (:func:`datacheck.detectors.registry.checks_with_tag`), never by a list of names.
+TAGS = {
+    "label_evidence": "evidence that the given label is wrong (relabel votes on it; balance --drop-flagged drops it)",
+    "drop_candidate": "the sample should leave the training set (relabel --drop)",
+    "unreliable_input": "the model's view of the sample is unreliable, so its label suggestion is not trusted",
+    "duplicates": "a copy of another sample in the same split (balance keeps one per group)",
+    "groups": "findings that group samples; details name the group (the report lists groups)",
+    "subgroups": "sub-clusters of a class; details hold the cluster (balance --strategy subclusters)",
+    "off_distribution": "the sample does not look like the rest of the data (review before relabeling)",
+    "image_quality": "a property of the image file itself",
+    "dataset": "a property of the whole dataset or a class, reported on its samples",
+    "selection": "a selection of samples rather than a problem (coreset)",
+}
 
-@dataclass
+
 class AuditContext:
-    """What detectors may read: the manifest, per-sample features, and shared results.
+    """What detectors may read: the manifest, features, and intermediate results they share.
 
-    Attributes
+    Parameters
     ----------
     manifest : Manifest
     run_id : str
     seed : int
         Every random choice a detector makes derives from it.
-    device : str
-        torch device for array work (``"cpu"``, ``"cuda:0"``, ...).
-    features : dict of str to callable
-        Lazily computed inputs by name (``"images"`` gives the per-image statistics
-        DataFrame, row-aligned with ``manifest.frame``); each is computed at most once.
+    device : str or callable
+        torch device for array work (``"cpu"``, ``"cuda:0"``, ...), or a function giving it
+        on first use (resolving ``auto`` imports torch, which an image-only audit never needs).
+    features : FeatureStore, optional
+        The audit's features (:mod:`datacheck.features`).
     """
 
-    manifest: Manifest
-    run_id: str = "run"
-    seed: int = 0
-    device: str = "cpu"
-    features: dict = field(default_factory=dict)
-    _memo: dict = field(default_factory=dict, repr=False)
+    def __init__(self, manifest: Manifest, run_id: str = "run", seed: int = 0, device="cpu",
+                 features: FeatureStore | None = None):
+        self.manifest = manifest
+        self.run_id = run_id
+        self.seed = seed
+        self._device = device
+        self.features = features if features is not None else FeatureStore()
+        self._inputs: FeatureView | None = None
+        self._memo: dict = {}
+
+    @property
+    def device(self) -> str:
+        if callable(self._device):
+            self._device = self._device()
+        return self._device
+
+    @property
+    def device_resolved(self) -> str | None:
+        """The device, if something has asked for it yet."""
+        return None if callable(self._device) else self._device
+
+    def for_detector(self, detector: "Detector") -> "AuditContext":
+        """The same audit, seen through ``detector``'s declared inputs only."""
+        requires, optional = detector.inputs()
+        view = AuditContext.__new__(AuditContext)
+        view.__dict__.update(self.__dict__)
+        view._device = lambda: self.device  # resolved once, for the whole audit
+        view._inputs = self.features.view(requires | optional)
+        return view
 
     def get(self, name: str):
-        """The feature ``name``, computed on first use."""
-        if name not in self._memo:
-            if name not in self.features:
-                raise UsageError(f"this audit has no {name!r} input")
-            self._memo[name] = self.features[name]()
-        return self._memo[name]
+        """The feature ``name`` (computed on first use); a detector may read only what it declared."""
+        source = self._inputs if self._inputs is not None else self.features
+        return source.get(name)
 
-    def computed(self, name: str) -> bool:
-        """Whether the feature ``name`` has been computed (by a detector that needed it)."""
-        return name in self._memo
+    def has(self, name: str) -> bool:
+        """Whether the audit offers feature ``name`` (for a detector's optional inputs)."""
+        if self._inputs is not None:
+            return self._inputs.has(name)
+        return name in self.features.available()
 
     def memo(self, key, compute: Callable):
-        """Share an intermediate result (e.g. duplicate groups) between detectors."""
+        """Share an intermediate result (e.g. duplicate groups) between detectors.
+
+        ``key`` must hold everything the result depends on (the parameters that shape it), so
+        that a detector's findings never depend on which other detectors ran first."""
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
@@ -72,23 +113,38 @@ class AuditContext:
 class Detector:
     """Base class of all detectors.
 
-    Subclasses set :attr:`name`, :attr:`requires` and :attr:`checks` and implement
-    :meth:`find`; they may override :meth:`validate_params`.
+    Subclasses set :attr:`name`, :attr:`requires`, :attr:`checks`, :attr:`tags` and
+    :attr:`_parameter_constraints` and implement :meth:`find`; they may override
+    :meth:`_check_params` for rules across parameters and :meth:`inputs` when what they
+    read depends on a parameter.
     """
 
     #: Registry key, used by ``--checks`` and in the config file's ``[detectors.<name>]``.
     name: ClassVar[str] = ""
-    #: Inputs the detector reads through :meth:`AuditContext.get`.
+    #: Features (:data:`datacheck.features.FEATURES`) the detector needs; it cannot run without them.
     requires: ClassVar[frozenset] = frozenset()
+    #: Features it reads when the audit offers them (:meth:`AuditContext.has`).
+    optional: ClassVar[frozenset] = frozenset()
     #: Values of the findings ``check`` column this detector produces.
     checks: ClassVar[tuple] = ()
+    #: Tags (:data:`TAGS`) of every check of the detector.
+    tags: ClassVar[frozenset] = frozenset()
+    #: Extra tags of single checks (``{"corrupt": {"drop_candidate"}}``).
+    check_tags: ClassVar[dict] = {}
     #: Whether ``datacheck audit`` runs it when ``--checks`` is not given.
     default: ClassVar[bool] = True
+    #: Parameter name -> list of constraints (:mod:`datacheck.validation`), any of which may accept.
+    _parameter_constraints: ClassVar[dict] = {}
 
     @classmethod
     def param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
         return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY]
+
+    @classmethod
+    def tags_of(cls, check: str) -> frozenset:
+        """The tags of one of this detector's checks."""
+        return frozenset(cls.tags) | frozenset(cls.check_tags.get(check, ()))
 
     def get_params(self) -> dict:
         return {name: getattr(self, name) for name in self.param_names()}
@@ -97,8 +153,17 @@ class Detector:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
 
+    def inputs(self) -> tuple[frozenset, frozenset]:
+        """``(requires, optional)`` features of this configured detector."""
+        return frozenset(self.requires), frozenset(self.optional)
+
     def validate_params(self) -> None:
-        """Raise :class:`UsageError` for an invalid parameter value."""
+        """Raise :class:`UsageError` for an invalid parameter value (before any work)."""
+        validate_params(self._parameter_constraints, self.get_params(), self.name)
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Rules across parameters, once each parameter is valid on its own."""
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         """Return partial findings (see :func:`partial_findings`): ``row`` (manifest row
@@ -110,7 +175,7 @@ class Detector:
         """Validate parameters, find issues, and return rows of the findings schema."""
         self.validate_params()
         self.thresholds_ = {}
-        partial = self.find(ctx)
+        partial = self.find(ctx.for_detector(self))
         return self._complete(partial, ctx)
 
     def _complete(self, partial: pd.DataFrame, ctx: AuditContext) -> pd.DataFrame:
@@ -225,15 +290,3 @@ def _jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
-    """Raise :class:`UsageError` unless ``value`` is a positive (or non-negative) finite number."""
-    kinds = (int,) if integer else (int, float)
-    ok = isinstance(value, kinds) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-    # inf passes the comparison (nan does not), and would silently turn a check off
-    if ok and isinstance(value, float) and not math.isfinite(value):
-        ok = False
-    if not ok:
-        what = "integer" if integer else "finite number"
-        raise UsageError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} {what}, got {value!r}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
-from .base import AuditContext, Detector, check_positive, partial_findings
+from ..features.model import scored_rows
+from ..validation import Interval
+from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
 # Silhouette is averaged over at most this many samples of a class (scikit-learn's
@@ -61,8 +62,17 @@ class Clusters(Detector):
     """
 
     name = "clusters"
-    requires = frozenset({"embeddings", "labels"})
+    requires = frozenset({"embeddings", "labels", "pred_probs"})
     checks = ("clusters",)
+    tags = frozenset({"subgroups"})
+    _parameter_constraints = {
+        "n_components": [Interval(int, 1, None)],
+        "k": [Interval(int, 0, None)],
+        "max_k": [Interval(int, 1, None)],
+        "min_silhouette": [Interval(float, 0, 1, "left")],
+        "min_ratio": [Interval(float, 0, 1, "neither")],
+        "n_init": [Interval(int, 1, None)],
+    }
 
     def __init__(self, *, n_components: int = 32, k: int = 0, max_k: int = 8, min_silhouette: float = 0.25,
                  min_ratio: float = 0.25, n_init: int = 3):
@@ -73,35 +83,22 @@ class Clusters(Detector):
         self.min_ratio = min_ratio
         self.n_init = n_init
 
-    def validate_params(self) -> None:
-        check_positive("clusters.n_components", self.n_components, integer=True)
-        check_positive("clusters.k", self.k, integer=True, allow_zero=True)
-        check_positive("clusters.max_k", self.max_k, integer=True)
-        check_positive("clusters.n_init", self.n_init, integer=True)
-        check_positive("clusters.min_silhouette", self.min_silhouette, allow_zero=True)
-        if self.min_silhouette >= 1:
-            raise UsageError(f"clusters.min_silhouette must be below 1, got {self.min_silhouette!r}")
-        check_positive("clusters.min_ratio", self.min_ratio)
-        if self.min_ratio >= 1:
-            raise UsageError(f"clusters.min_ratio must be below 1, got {self.min_ratio!r}")
-
     def find(self, ctx: AuditContext) -> pd.DataFrame:
-        outputs = ctx.get("labels")
-        embeddings = ctx.get("embeddings")
+        given, probs, embeddings = ctx.get("labels"), ctx.get("pred_probs"), ctx.get("embeddings")
         if embeddings is None:
             self.thresholds_[self.name] = {"rule": "off: no embeddings"}
             return partial_findings([], self.name, [], [], [])
-        scored = outputs.scored & np.isfinite(embeddings).all(axis=1)
-        n_classes = len(outputs.classes)
+        scored = scored_rows(given, probs) & np.isfinite(embeddings).all(axis=1)
+        n_classes = len(given.classes)
         parts, per_class = [], {}
         for c in range(n_classes):
-            rows = np.flatnonzero(scored & (outputs.labels == c))
+            rows = np.flatnonzero(scored & (given.ids == c))
             if len(rows) == 0:
                 continue
-            in_class = outputs.pred_probs[rows, c] >= 1.0 / n_classes
+            in_class = probs[rows, c] >= 1.0 / n_classes
             labels, k, silhouette = self._cluster_class(embeddings[rows], in_class, ctx)
             parts.append(self._class_rows(rows, labels, k, in_class))
-            per_class[outputs.classes[c]] = {"k": k, "silhouette": None if silhouette is None else round(silhouette, 4),
+            per_class[given.classes[c]] = {"k": k, "silhouette": None if silhouette is None else round(silhouette, 4),
                                              "typical_size": parts[-1]["typical"]}
         self.thresholds_[self.name] = {
             "rule": f"sub-cluster size < {self.min_ratio} x the class's typical (sample-weighted median) sub-cluster size",

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
-from .base import AuditContext, Detector, check_positive, partial_findings
+from ..features.model import scored_rows
+from ..validation import Interval
+from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
 
@@ -51,8 +52,13 @@ class Coreset(Detector):
     """
 
     name = "coreset"
-    requires = frozenset({"labels"})
+    requires = frozenset({"labels", "pred_probs"})
+    optional = frozenset({"softmax", "embeddings"})
     checks = ("coreset",)
+    tags = frozenset({"selection"})
+    _parameter_constraints = {"budget": [Interval(float, 0, 1, "right")],
+                              "embedding_weight": [Interval(float, 0, None)],
+                              "exact_max": [Interval(int, 1, None)]}
     default = False
 
     def __init__(self, *, budget: float = 0.5, embedding_weight: float = 0.0, exact_max: int = 4096):
@@ -60,22 +66,15 @@ class Coreset(Detector):
         self.embedding_weight = embedding_weight
         self.exact_max = exact_max
 
-    def validate_params(self) -> None:
-        check_positive("coreset.budget", self.budget)
-        if self.budget > 1:
-            raise UsageError(f"coreset.budget must be at most 1, got {self.budget!r}")
-        check_positive("coreset.embedding_weight", self.embedding_weight, allow_zero=True)
-        check_positive("coreset.exact_max", self.exact_max, integer=True)
-
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         from ..engine.facility import facility_location
 
-        outputs = ctx.get("labels")
-        features, scored = self._features(outputs, ctx)
+        given = ctx.get("labels")
+        features, scored = self._features(given, ctx)
         ids = ctx.manifest.frame["sample_id"].astype(str).to_numpy()
         parts, sizes = [], {}
-        for c in range(len(outputs.classes)):
-            rows = np.flatnonzero(scored & (outputs.labels == c))
+        for c in range(len(given.classes)):
+            rows = np.flatnonzero(scored & (given.ids == c))
             if len(rows) == 0:
                 continue
             budget = max(1, int(np.ceil(self.budget * len(rows) - 1e-9)))
@@ -88,11 +87,11 @@ class Coreset(Detector):
             details = [json.dumps({"medoid": ids[rows[m]], "selected": bool(s), "weight": int(w)}, sort_keys=True)
                        for m, s, w in zip(medoid, is_medoid, weight)]
             parts.append((rows, score, ~is_medoid, details))
-            sizes[outputs.classes[c]] = {"size": int(len(rows)), "selected": int(budget),
+            sizes[given.classes[c]] = {"size": int(len(rows)), "selected": int(budget),
                                          "method": "lazy greedy" if len(rows) <= self.exact_max else "stochastic greedy"}
         self.thresholds_[self.name] = {
             "rule": f"not among the ceil({self.budget} x class size) facility-location medoids of its class",
-            "features": "softmax - one-hot" + (f" + {self.embedding_weight} x embedding" if features.shape[1] > len(outputs.classes) else ""),
+            "features": "softmax - one-hot" + (f" + {self.embedding_weight} x embedding" if features.shape[1] > len(given.classes) else ""),
             "classes": sizes,
         }
         if not parts:
@@ -100,15 +99,17 @@ class Coreset(Detector):
         rows, score, issue = (np.concatenate([p[i] for p in parts]) for i in range(3))
         return partial_findings(rows, self.name, score, issue, [d for p in parts for d in p[3]])
 
-    def _features(self, outputs, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
+    def _features(self, given, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
         """Per-sample gradient approximation (N, C[+D]) and the rows that have one (N,)."""
-        scored = outputs.scored
-        labels = np.where(scored, outputs.labels, 0)
+        pred_probs = ctx.get("pred_probs")
+        scored = scored_rows(given, pred_probs)
+        labels = np.where(scored, given.ids, 0)
         # The network's own softmax: CRUST's gradient is that of the model's loss.
-        probs = outputs.pred_probs if outputs.softmax is None else outputs.softmax
+        softmax = ctx.get("softmax") if ctx.has("softmax") else None
+        probs = pred_probs if softmax is None else softmax
         gradient = np.nan_to_num(probs.astype(np.float32))
         gradient[np.arange(len(labels)), labels] -= 1.0
-        if self.embedding_weight == 0 or "embeddings" not in ctx.features:
+        if self.embedding_weight == 0 or not ctx.has("embeddings"):
             return gradient, scored
         embeddings = ctx.get("embeddings")
         if embeddings is None:

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from ..engine.image_stats import THUMB_SIDE
-from ..engine.knn import knn_cosine
 from ..engine.similarity import (
     connected_components,
     decode_thumbnails,
@@ -25,8 +24,8 @@ from ..engine.similarity import (
     spectral_descriptors,
     top_k_neighbours,
 )
-from ..errors import UsageError
-from .base import AuditContext, Detector, check_positive, partial_findings
+from ..validation import Boolean, Interval
+from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
 _SPLIT_RANK = {"train": 0, "val": 1, "test": 2}
@@ -50,13 +49,14 @@ class DuplicateGroups:
     chance_similarity: float  # 99th percentile of the similarity to the k-th candidate
 
 
-def duplicate_groups(ctx: AuditContext, min_similarity: float, k: int) -> DuplicateGroups:
+def duplicate_groups(ctx: AuditContext, min_similarity: float, k: int, use_embeddings: bool) -> DuplicateGroups:
     """Compute (once per audit and parameter set) the duplicate groups of the dataset."""
-    return ctx.memo(("duplicate_groups", min_similarity, k), lambda: _compute_groups(ctx, min_similarity, k))
+    return ctx.memo(("duplicate_groups", min_similarity, k, use_embeddings),
+                    lambda: _compute_groups(ctx, min_similarity, k, use_embeddings))
 
 
-def _compute_groups(ctx: AuditContext, min_similarity: float, k: int) -> DuplicateGroups:
-    stats = ctx.get("images")
+def _compute_groups(ctx: AuditContext, min_similarity: float, k: int, use_embeddings: bool) -> DuplicateGroups:
+    stats = ctx.get("image_stats")
     frame = ctx.manifest.frame
     n = len(stats)
     readable, pixel_id = _pixel_ids(stats)
@@ -69,7 +69,7 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int) -> Duplica
     a = np.repeat(np.arange(len(local)), neighbours.shape[1])
     b = neighbours.ravel()
     candidates = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
-    extra = _embedding_candidates(ctx, local, k)
+    extra = _embedding_candidates(ctx.get("embeddings"), local, k, ctx.device) if use_embeddings else np.empty((0, 2), np.int64)
     pairs, inverse = np.unique(np.concatenate([candidates, extra]), axis=0, return_inverse=True)
     # Screen generously below the cut: a copy's half-size colour correlation is far above it.
     screen = min_similarity - _SCREEN_MARGIN
@@ -97,20 +97,21 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int) -> Duplica
                            threshold, chance)
 
 
-def _embedding_candidates(ctx: AuditContext, local: np.ndarray, k: int) -> np.ndarray:
-    """Candidate pairs (P, 2) of local indices from the model's embeddings, when the audit has them.
+def _embedding_candidates(embeddings: np.ndarray | None, local: np.ndarray, k: int, device: str) -> np.ndarray:
+    """Candidate pairs (P, 2) of local indices from the model's embeddings (N, D), if any.
 
     The model sees through changes of scale, crop and exposure that move the pixel
     descriptor, so its nearest neighbours add candidates; all are verified on pixels alike.
-    Nothing is trained for this: without a model-based check in the audit, there are none.
     """
-    if not ctx.computed("embeddings") or ctx.get("embeddings") is None:
+    from ..engine.knn import knn_cosine  # torch: only when embeddings are used
+
+    if embeddings is None:
         return np.empty((0, 2), np.int64)
-    embeddings = ctx.get("embeddings")[local]
+    embeddings = embeddings[local]
     usable = np.flatnonzero(np.isfinite(embeddings).all(axis=1))
     if len(usable) <= k:
         return np.empty((0, 2), np.int64)
-    _, idx = knn_cosine(embeddings[usable], k, device=ctx.device)
+    _, idx = knn_cosine(embeddings[usable], k, device=device)
     a = np.repeat(usable, idx.shape[1])
     b = usable[idx.ravel()]
     return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
@@ -158,24 +159,30 @@ def _members(groups: DuplicateGroups) -> dict[int, np.ndarray]:
 class _DuplicateDetector(Detector):
     """Shared parameters of the hash-based duplicate detectors."""
 
-    requires = frozenset({"images"})
+    requires = frozenset({"image_stats"})
+    tags = frozenset({"groups"})
+    _parameter_constraints = {"min_similarity": [Interval(float, 0, 1, "neither")],
+                              "candidates": [Interval(int, 1, None)],
+                              "embedding_candidates": [Boolean()]}
 
-    def __init__(self, *, min_similarity: float = 0.95, candidates: int = 5):
+    def __init__(self, *, min_similarity: float = 0.95, candidates: int = 5, embedding_candidates: bool = True):
         self.min_similarity = min_similarity
         self.candidates = candidates
+        self.embedding_candidates = embedding_candidates
 
-    def validate_params(self) -> None:
-        check_positive(f"{self.name}.min_similarity", self.min_similarity)
-        check_positive(f"{self.name}.candidates", self.candidates, integer=True)
-        if self.min_similarity >= 1:
-            raise UsageError(f"{self.name}.min_similarity must be below 1, got {self.min_similarity!r}")
+    def inputs(self) -> tuple[frozenset, frozenset]:
+        # The model's embeddings add candidates when asked for: then they are required (an
+        # image audit trains for them), so the findings never depend on the other checks run.
+        requires, optional = super().inputs()
+        return (requires | {"embeddings"} if self.embedding_candidates else requires), optional
 
     def _groups(self, ctx: AuditContext) -> DuplicateGroups:
-        groups = duplicate_groups(ctx, self.min_similarity, self.candidates)
+        groups = duplicate_groups(ctx, self.min_similarity, self.candidates, self.embedding_candidates)
         self.thresholds_[self.checks[0]] = {
             "min_similarity": round(groups.threshold, 4),
             "chance_similarity_q0.99": round(groups.chance_similarity, 4),
             "candidates": self.candidates,
+            "embedding_candidates": self.embedding_candidates,
         }
         return groups
 
@@ -188,14 +195,15 @@ class ExactDuplicates(Detector):
     """
 
     name = "exact_duplicates"
-    requires = frozenset({"images"})
+    requires = frozenset({"image_stats"})
     checks = ("exact_duplicates",)
+    tags = frozenset({"groups", "duplicates", "drop_candidate"})
 
     def __init__(self):
         pass
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
-        stats = ctx.get("images")
+        stats = ctx.get("image_stats")
         self.thresholds_[self.name] = {"rule": "identical decoded pixels"}
         ids = ctx.manifest.frame["sample_id"].to_numpy()
         readable, pixel_id = _pixel_ids(stats)
@@ -231,10 +239,16 @@ class NearDuplicates(_DuplicateDetector):
         Lowest similarity between near duplicates.
     candidates : int, default 5
         Nearest neighbours per image (by a translation-tolerant descriptor) that are verified.
+    embedding_candidates : bool, default True
+        Also verify the nearest neighbours in the model's embedding space (which sees through
+        rescaling, crops and exposure changes). The audit then trains the model for them if no
+        other check does; ``false`` keeps a duplicates-only audit free of training
+        (``configs/quick.toml``).
     """
 
     name = "near_duplicates"
     checks = ("near_duplicates",)
+    tags = _DuplicateDetector.tags | {"duplicates", "drop_candidate"}
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         g = self._groups(ctx)
@@ -269,6 +283,7 @@ class SplitLeakage(_DuplicateDetector):
 
     name = "split_leakage"
     checks = ("split_leakage",)
+    tags = _DuplicateDetector.tags | {"drop_candidate"}
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         frame = ctx.manifest.frame

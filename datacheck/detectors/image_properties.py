@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
 from ..robust import robust_z, threshold_score
-from .base import AuditContext, Detector, check_positive, partial_findings
+from ..validation import Interval
+from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
 # Statistics are compared on log scales (brightness: of the distance from the clipped end),
@@ -41,21 +41,23 @@ class ImageProperties(Detector):
     """
 
     name = "image_properties"
-    requires = frozenset({"images"})
+    requires = frozenset({"image_stats"})
     checks = ("corrupt", "dark", "light", "blurry", "low_information", "odd_size", "odd_aspect_ratio", "grayscale")
+    tags = frozenset({"image_quality"})
+    # An unreadable file leaves the training set; an image too dark, bright, blurred or empty
+    # to show its content makes the model's label suggestion for it untrustworthy.
+    check_tags = {"corrupt": {"drop_candidate", "unreliable_input"}, "dark": {"unreliable_input"},
+                  "light": {"unreliable_input"}, "blurry": {"unreliable_input"},
+                  "low_information": {"unreliable_input"}}
+    _parameter_constraints = {"z_threshold": [Interval(float, 0, None, "neither")],
+                              "min_color_fraction": [Interval(float, 0, 1, "right")]}
 
     def __init__(self, *, z_threshold: float = 4.0, min_color_fraction: float = 0.5):
         self.z_threshold = z_threshold
         self.min_color_fraction = min_color_fraction
 
-    def validate_params(self) -> None:
-        check_positive("image_properties.z_threshold", self.z_threshold)
-        check_positive("image_properties.min_color_fraction", self.min_color_fraction)
-        if self.min_color_fraction > 1:
-            raise UsageError(f"image_properties.min_color_fraction must be at most 1, got {self.min_color_fraction!r}")
-
     def find(self, ctx: AuditContext):
-        stats = ctx.get("images")
+        stats = ctx.get("image_stats")
         all_rows = np.arange(len(stats))
         readable = stats["error"].to_numpy() == ""
         parts = [

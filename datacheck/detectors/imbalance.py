@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
-from .base import AuditContext, Detector, check_positive, partial_findings
+from ..validation import Interval
+from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
 
@@ -27,14 +27,11 @@ class ClassImbalance(Detector):
     name = "class_imbalance"
     requires = frozenset()
     checks = ("class_imbalance",)
+    tags = frozenset({"dataset"})
+    _parameter_constraints = {"min_ratio": [Interval(float, 0, 1, "neither")]}
 
     def __init__(self, *, min_ratio: float = 0.5):
         self.min_ratio = min_ratio
-
-    def validate_params(self) -> None:
-        check_positive("class_imbalance.min_ratio", self.min_ratio)
-        if self.min_ratio >= 1:
-            raise UsageError(f"class_imbalance.min_ratio must be below 1, got {self.min_ratio!r}")
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         frame = ctx.manifest.frame

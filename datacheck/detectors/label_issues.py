@@ -9,7 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import UsageError
+from ..features.model import scored_rows
+from ..validation import Options
 from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
@@ -37,24 +38,21 @@ class LabelIssues(Detector):
     name = "label_issues"
     requires = frozenset({"pred_probs", "labels"})
     checks = ("label_issues",)
+    tags = frozenset({"label_evidence"})
+    _parameter_constraints = {"filter_by": [Options(str, frozenset(_FILTERS))],
+                              "score_method": [Options(str, frozenset(_SCORES))]}
 
     def __init__(self, *, filter_by: str = "prune_by_noise_rate", score_method: str = "self_confidence"):
         self.filter_by = filter_by
         self.score_method = score_method
 
-    def validate_params(self) -> None:
-        if self.filter_by not in _FILTERS:
-            raise UsageError(f"label_issues.filter_by must be one of {', '.join(_FILTERS)}, got {self.filter_by!r}")
-        if self.score_method not in _SCORES:
-            raise UsageError(f"label_issues.score_method must be one of {', '.join(_SCORES)}, got {self.score_method!r}")
-
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_label_quality_scores
 
-        outputs = ctx.get("pred_probs")
-        labels, probs = outputs.labels, outputs.pred_probs
-        scored = outputs.scored
+        given, probs = ctx.get("labels"), ctx.get("pred_probs")
+        labels, classes = given.ids, given.classes
+        scored = scored_rows(given, probs)
         if scored.all():
             rows = np.arange(len(labels))  # the common case: no copy of a possibly huge (N, C) array
         else:
@@ -84,6 +82,6 @@ class LabelIssues(Detector):
         details = pc.binary_join_element_wise('{"given_probability": ', pc.cast(pc.round(given, 4), pa.string()), "}", "")
         return partial_findings(
             rows, self.name, np.clip(score, 0, 1), is_issue, details,
-            suggested_label=pd.Categorical.from_codes(suggested, outputs.classes),
+            suggested_label=pd.Categorical.from_codes(suggested, classes),
             suggested_confidence=np.take_along_axis(probs, suggested[:, None], axis=1)[:, 0],
         )

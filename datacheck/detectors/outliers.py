@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from ..robust import robust_z, threshold_score
-from .base import AuditContext, Detector, check_positive, partial_findings
+from ..validation import Interval
+from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
 
@@ -28,26 +29,22 @@ class Outliers(Detector):
     """
 
     name = "outliers"
-    requires = frozenset({"embeddings"})
+    requires = frozenset({"knn_graph"})
     checks = ("outliers",)
+    tags = frozenset({"drop_candidate", "unreliable_input", "off_distribution"})
+    _parameter_constraints = {"k": [Interval(int, 1, None)], "z_threshold": [Interval(float, 0, None, "neither")]}
 
     def __init__(self, *, k: int = 10, z_threshold: float = 3.0):
         self.k = k
         self.z_threshold = z_threshold
 
-    def validate_params(self) -> None:
-        check_positive("outliers.k", self.k, integer=True)
-        check_positive("outliers.z_threshold", self.z_threshold)
-
     def find(self, ctx: AuditContext) -> pd.DataFrame:
-        from ..engine.knn import knn_cosine
-
-        embeddings = ctx.get("embeddings")
-        rows = np.flatnonzero(np.isfinite(embeddings).all(axis=1)) if embeddings is not None else np.array([], int)
+        graph = ctx.get("knn_graph")
+        rows = graph.rows
         if len(rows) <= self.k:
             self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
             return partial_findings([], self.name, [], [], [])
-        distances, _ = knn_cosine(embeddings[rows], self.k, device=ctx.device)
+        distances, _ = graph.first(self.k)
         mean_distance = distances.mean(axis=1)
         z, median, scale = robust_z(np.log(mean_distance + 1e-6), 0.1)
         self.thresholds_[self.name] = {

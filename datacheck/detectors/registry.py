@@ -10,10 +10,29 @@ from .base import Detector
 _REGISTRY: dict[str, type[Detector]] = {}
 
 
+#: Entry-point group through which installed packages add detectors (``pyproject.toml``:
+#: ``[project.entry-points."datacheck.detectors"] my_check = "my_pkg.checks:MyCheck"``).
+ENTRY_POINT_GROUP = "datacheck.detectors"
+_plugins_loaded = False
+
+
 def register_detector(cls: type[Detector]) -> type[Detector]:
     """Class decorator: make ``cls`` available under ``cls.name``."""
     if not (isinstance(cls, type) and issubclass(cls, Detector)) or not cls.name:
         raise TypeError(f"{cls!r} is not a Detector subclass with a name")
+    from ..features import FEATURES
+    from .base import TAGS
+
+    unknown = (set(cls.requires) | set(cls.optional)) - set(FEATURES)
+    if unknown:
+        raise TypeError(f"detector {cls.name!r} declares unknown features {sorted(unknown)}; known: {sorted(FEATURES)}")
+    tags = set(cls.tags).union(*map(set, cls.check_tags.values())) if cls.check_tags else set(cls.tags)
+    if tags - set(TAGS) or set(cls.check_tags) - set(cls.checks):
+        raise TypeError(f"detector {cls.name!r}: unknown tags {sorted(tags - set(TAGS))} or tagged checks it "
+                        f"does not produce {sorted(set(cls.check_tags) - set(cls.checks))}")
+    missing = set(cls.param_names()) - set(cls._parameter_constraints)
+    if missing:
+        raise TypeError(f"detector {cls.name!r} declares no constraints for parameter(s) {sorted(missing)}")
     if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
         raise ValueError(f"a detector named {cls.name!r} is already registered")
     # A check belongs to one detector: findings are sorted, gated and reported by check.
@@ -25,13 +44,40 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
     return cls
 
 
+def load_plugins() -> None:
+    """Register the detectors that installed packages declare as entry points (once).
+
+    A plugin that fails to import or is not a detector is a usage error naming it: a broken
+    plugin must not pass silently for "no such check".
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = entry.load()
+        except Exception as exc:  # any failure inside a third-party module
+            raise UsageError(f"detector plugin {entry.name!r} ({entry.value}) failed to load: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if _REGISTRY.get(getattr(cls, "name", None)) is not cls:
+            try:
+                register_detector(cls)
+            except (TypeError, ValueError) as exc:
+                raise UsageError(f"detector plugin {entry.name!r} ({entry.value}): {exc}") from exc
+
+
 def list_detectors(filter: str | None = None, default_only: bool = False) -> list[str]:
     """Registered detector names, sorted; ``filter`` is an fnmatch pattern (``'*dup*'``)."""
+    load_plugins()
     names = sorted(n for n, cls in _REGISTRY.items() if cls.default or not default_only)
     return [n for n in names if filter is None or fnmatch.fnmatchcase(n, filter)]
 
 
 def get_detector_class(name: str) -> type[Detector]:
+    load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -39,17 +85,37 @@ def get_detector_class(name: str) -> type[Detector]:
 
 
 def create_detector(name: str, **params) -> Detector:
-    """Construct a detector; ``None`` values are dropped so the detector's defaults apply."""
+    """Construct a detector and validate its parameters (before any work is done).
+
+    ``None`` values are dropped so the detector's defaults apply.
+
+    Raises
+    ------
+    UsageError
+        Unknown detector or parameter, or a value its constraints refuse.
+    """
     cls = get_detector_class(name)
     unknown = set(params) - set(cls.param_names())
     if unknown:
         raise UsageError(f"unknown parameter(s) for {name}: {', '.join(sorted(unknown))}; known: {', '.join(cls.param_names())}")
-    return cls(**{k: v for k, v in params.items() if v is not None})
+    detector = cls(**{k: v for k, v in params.items() if v is not None})
+    detector.validate_params()
+    return detector
 
 
 def list_checks() -> list[str]:
     """Every value of the findings ``check`` column a registered detector produces, sorted."""
     return sorted(c for cls in _REGISTRY.values() for c in cls.checks)
+
+
+def checks_with_tag(tag: str) -> list[str]:
+    """Every check (of every registered detector) that carries ``tag``, sorted."""
+    from .base import TAGS
+
+    if tag not in TAGS:
+        raise AssertionError(f"unknown tag {tag!r}")
+    load_plugins()
+    return sorted(c for cls in _REGISTRY.values() for c in cls.checks if tag in cls.tags_of(c))
 
 
 def check_owner(check: str) -> str | None:

@@ -9,6 +9,20 @@ from ..errors import UsageError
 _SPEC = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
+def check_device_spec(spec: str) -> str:
+    """``spec`` normalised (``auto`` when empty), without importing torch.
+
+    Raises
+    ------
+    UsageError
+        A spec that is none of ``auto|cpu|cuda[:N]|mps``.
+    """
+    spec = (spec or "auto").strip().lower()
+    if not _SPEC.match(spec):
+        raise UsageError(f"bad --device {spec!r}; expected auto, cpu, cuda, cuda:N or mps")
+    return spec
+
+
 def resolve_device(spec: str) -> str:
     """The device to use for ``spec``; ``auto`` prefers CUDA, then MPS, then the CPU.
 
@@ -17,9 +31,9 @@ def resolve_device(spec: str) -> str:
     UsageError
         Malformed spec, or an accelerator that this machine does not have.
     """
-    spec = (spec or "auto").strip().lower()
-    if not _SPEC.match(spec):
-        raise UsageError(f"bad --device {spec!r}; expected auto, cpu, cuda, cuda:N or mps")
+    spec = check_device_spec(spec)
+    if spec == "cpu":
+        return spec
     import torch  # heavy; only imported once a device is really needed
 
     has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -51,6 +53,62 @@ STAT_COLUMNS = [
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError)
 
 
+class SpecialFileError(OSError):
+    """A dataset path names a pipe, socket, device or folder instead of a regular file.
+
+    Such a path is never opened: reading a named pipe without a writer blocks forever, and a
+    device such as ``/dev/zero`` never ends. As an :class:`OSError` it is one of
+    :data:`DECODE_ERRORS`, so every reader reports the sample as unreadable (the ``corrupt``
+    check) without a case of its own.
+    """
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def require_regular_file(path: str | os.PathLike) -> None:
+    """Raise unless ``path``, symlinks followed, is a regular file; call it before any open.
+
+    Only the file's metadata is read. A file swapped for a pipe between this check and the
+    open would still block, but the dataset would then be changing during the audit, which
+    the manifest fingerprint is there to reveal.
+
+    Raises
+    ------
+    SpecialFileError
+        ``path`` is a named pipe, socket, device or folder.
+    OSError
+        ``path`` cannot be looked up: missing, a symlink loop (ELOOP), no permission.
+    """
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = next((name for is_kind, name in _SPECIAL_KINDS if is_kind(mode)), "a special file")
+        raise SpecialFileError(f"{kind}, not a regular file: not read")
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """``PIL.Image.open(path)`` for a regular file only (see :func:`require_regular_file`).
+
+    Readers of dataset images open them through here, so a pipe or a device in a dataset is
+    reported as unreadable instead of hanging the command.
+
+    Raises
+    ------
+    SpecialFileError
+        ``path`` is not a regular file (never opened).
+    OSError, ValueError, ...
+        Any of :data:`DECODE_ERRORS`, as from ``PIL.Image.open``.
+    """
+    require_regular_file(path)
+    return Image.open(path)
+
+
 def analyze_batch(batch: dict) -> dict:
     """Statistics of a batch of image files.
 
@@ -73,7 +131,7 @@ def analyze_image(path: str) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # palette/transparency chatter from Pillow
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 im.load()
                 return _measure(im)
     except DECODE_ERRORS as exc:

@@ -1,4 +1,4 @@
-"""Run per-batch functions over a manifest's files in torch DataLoader workers.
+"""Run per-batch functions over a manifest's files in worker processes.
 
 Every per-sample function here is pure over a batch (``{"path": [...]}`` in, a dict of
 equal-length lists out), so the same functions can run under ``ray.data`` later.
@@ -17,13 +17,19 @@ import pandas as pd
 from PIL import Image
 
 from ..runs import atomic_write, cache_file
-from .image_stats import DECODE_ERRORS, STAT_COLUMNS, analyze_batch
+from .image_stats import (
+    DECODE_ERRORS,
+    STAT_COLUMNS,
+    analyze_batch,
+    open_image,
+    require_regular_file,
+)
 
 ProgressCallback = Callable[[int, int], None]
 
 
 class _PathBatches:
-    """A map-style dataset whose items are whole batches of paths (torch's ``batch_size=None``)."""
+    """The batches of paths a batch function runs over, by index (each item is one whole batch)."""
 
     def __init__(self, paths: list[str], batch_size: int, fn: Callable[[dict], dict]):
         self.paths = paths
@@ -86,28 +92,63 @@ def iter_batches(
 ) -> Iterator[tuple[int, dict]]:
     """Like :func:`map_batches`, but yield ``(first row, fn's result)`` per batch, in row
     order, so a caller can write each batch into place instead of holding them all."""
-    from torch.utils.data import DataLoader  # torch is heavy: only imported when images are read
-
     batches = _PathBatches(paths, batch_size, fn)
     workers = min(workers, len(batches))
-    loader = DataLoader(
-        batches,
-        batch_size=None,
-        num_workers=workers,
-        prefetch_factor=4 if workers else None,
-        # The identity collate keeps numpy arrays as they are (the default converts them to tensors).
-        collate_fn=_identity,
-    )
     done = 0
-    for result in loader:
+    for result in _run_batches(batches, workers):
         yield done, result
         done += len(next(iter(result.values()))) if result else 0
         if progress:
             progress(done, len(paths))
 
 
-def _identity(batch):
-    return batch
+def _run_batches(batches: "_PathBatches", workers: int) -> Iterator[dict]:
+    """``batches[0], batches[1], ...`` computed in ``workers`` processes (0: here), in order.
+
+    A plain process pool, not torch's DataLoader: decoding images must not cost an import
+    of torch (seconds) in an audit that trains nothing. At most ``4 x workers`` batches are
+    in flight, so results never pile up faster than the caller consumes them.
+    """
+    if workers == 0:
+        for i in range(len(batches)):
+            yield batches[i]
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork where there is one: workers start fast and inherit the batches; elsewhere the
+    # initializer ships them once per worker. A worker that dies breaks the pool with an
+    # error (BrokenProcessPool) instead of leaving its batch waiting for ever.
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(batches,))
+    try:
+        pending: deque = deque()
+        submitted = 0
+        while submitted < len(batches) or pending:
+            while submitted < len(batches) and len(pending) < 4 * workers:
+                pending.append(pool.submit(_run_batch, submitted))
+                submitted += 1
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_worker_batches: "_PathBatches | None" = None
+
+
+def _start_worker(batches: "_PathBatches") -> None:
+    """In each worker: keep the batches, and leave Ctrl-C to the main process (which stops
+    the pool), so an interrupt gives one message rather than one traceback per worker."""
+    import signal
+
+    global _worker_batches
+    _worker_batches = batches
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_batch(i: int) -> dict:
+    return _worker_batches[i]
 
 
 def compute_image_stats(
@@ -146,7 +187,7 @@ def decode_resize_batch(batch: dict, side: int) -> dict:
     pixels, ok = [], []
     for path in batch["path"]:
         try:
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 im.draft("RGB", (side * 2, side * 2))  # JPEG: decode at reduced size, much faster
                 pixels.append(model_input(im, side))
             ok.append(True)
@@ -162,6 +203,7 @@ def file_digest(paths: list[str]) -> str:
     for path in paths:
         h = hashlib.blake2b(digest_size=16)
         try:
+            require_regular_file(path)  # a pipe would block and /dev/zero never end: never read them
             with open(path, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)

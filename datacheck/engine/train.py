@@ -11,53 +11,19 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..config import check_int_range
-from ..errors import UsageError
 from .knn import knn_vote_probs
 from .models import Network, create_model
+from .train_config import TrainConfig  # noqa: F401  (re-exported: the config of everything here)
 
 Progress = Callable[[str, int, int], None]
 _TTA_SHIFTS = [(2, 0), (-2, 0), (0, 2), (0, -2)]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of cross-validated training (all recorded in run.json)."""
-
-    model: str = "convnet-small"
-    image_size: int = 32
-    folds: int = 5
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 5e-4
-    #: Random translation (pixels) used as augmentation while training.
-    max_shift: int = 2
-    #: Label smoothing of the training loss. Off by default: it caps every probability the
-    #: model gives, and confident learning's per-class thresholds (mean self-confidence) then
-    #: sit inside the bulk of the clean samples, so fewer mislabels clear them.
-    label_smoothing: float = 0.0
-    #: Neighbours of the k-NN vote averaged with each fold model's softmax (0 = softmax only).
-    knn_k: int = 20
-
-    def __post_init__(self):
-        # image_size 16: convnet-small halves its input four times.
-        rules = {"image_size": 16, "folds": 2, "epochs": 1, "batch_size": 2, "max_shift": 0, "knn_k": 0}
-        for name, least in rules.items():
-            check_int_range(f"train.{name}", getattr(self, name), least)
-        if not self.lr > 0 or not self.weight_decay >= 0 or not 0 <= self.label_smoothing < 1:
-            raise UsageError(f"train needs lr > 0, weight_decay >= 0 and 0 <= label_smoothing < 1, got "
-                             f"{self.lr}, {self.weight_decay}, {self.label_smoothing}")
-
-    def key(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in asdict(self).items())
 
 
 @dataclass

@@ -51,7 +51,6 @@ MAX_GROUP_MEMBERS = 8
 MAX_HEATMAP_CLASSES = 40
 THUMBNAIL_PX = 80
 HIST_BINS = 20
-DUPLICATE_CHECKS = ("exact_duplicates", "near_duplicates", "split_leakage")
 TABLE_COLUMNS = ["sample_id", "split", "label", "check", "score", "is_issue", "suggested_label",
                  "suggested_confidence", "thumb"]
 _EXIT_MEANING = {0: "no gate exceeded", 1: "a --fail-on gate was exceeded"}
@@ -166,7 +165,9 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
 
     galleries = _gallery_rows(findings, gallery_size)
     source = run.path / "findings.parquet"  # names the file when a details value is damaged
-    groups = {check: _duplicate_groups(findings, check, source) for check in DUPLICATE_CHECKS}
+    from ..detectors.registry import checks_with_tag
+
+    groups = {check: _duplicate_groups(findings, check, source) for check in checks_with_tag("groups")}
     # Thumbnails are handed out in priority order, interleaved so that a small budget still
     # shows every check: the worst sample of each check, then the second worst, ...; then
     # duplicate groups, one group of each check in turn.
@@ -234,7 +235,7 @@ def script_json(data) -> str:
 
 
 def _template(name: str) -> str:
-    return resources.files("datacheck.report").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("datacheck.reporting").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _fill(template: str, **parts: str) -> str:
@@ -292,7 +293,7 @@ class _Thumbnails:
     def _encode(self, path) -> str | None:
         from PIL import Image
 
-        from ..engine.image_stats import DECODE_ERRORS
+        from ..engine.image_stats import DECODE_ERRORS, open_image
 
         if path is None or (isinstance(path, float) and math.isnan(path)):
             return None
@@ -300,7 +301,7 @@ class _Thumbnails:
         if not file.is_relative_to(self.root):  # a damaged run must not make the report read elsewhere
             return None
         try:
-            with Image.open(file) as image:
+            with open_image(file) as image:  # never a pipe or device: it would hang the report
                 image.draft("RGB", (self.size, self.size))  # JPEG: decode at reduced scale, much faster
                 image.thumbnail((self.size, self.size))
                 if image.mode != "RGB":

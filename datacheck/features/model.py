@@ -1,4 +1,4 @@
-"""The model's view of a dataset: labels as class ids, out-of-fold probabilities, embeddings.
+"""Model outputs as features: labels as class ids, out-of-fold probabilities, embeddings, margins.
 
 Either computed by cross-validated training on the images, or read from ``.npy`` files the
 user brings (``--pred-probs``/``--labels``/``--embeddings``), for any modality.
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import BadDataError
-from .runs import cache_file, cached_arrays
-from .manifest import Manifest
+from ..errors import BadDataError
+from ..runs import cache_file, cached_arrays
+from ..manifest import Manifest
 
 #: Rows of ``pred_probs`` may deviate this much from summing to 1 (float16 rounding) and are
 #: renormalised; larger deviations are an error (logits or garbage, not probabilities).
@@ -53,9 +53,33 @@ class ModelOutputs:
     @property
     def scored(self) -> np.ndarray:
         """Rows with a label and probabilities, shape (N,) bool."""
-        # A row sum is finite exactly when every probability in it is (NaN and inf
-        # propagate; values in [0, 1] cannot overflow), without an (N, C) boolean temporary.
-        return (self.labels >= 0) & np.isfinite(self.pred_probs.sum(axis=1))
+        return scored_rows(self.label_ids, self.pred_probs)
+
+    @property
+    def label_ids(self) -> Labels:
+        return Labels(list(self.classes), self.labels)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The given labels as class ids.
+
+    Attributes
+    ----------
+    classes : list of str, length C
+    ids : ndarray of shape (N,), int64
+        Class id of each manifest row; -1 where unlabeled or not scored (unreadable image).
+    """
+
+    classes: list
+    ids: np.ndarray
+
+
+def scored_rows(labels: Labels, pred_probs: np.ndarray) -> np.ndarray:
+    """Rows with a label and probabilities, shape (N,) bool."""
+    # A row sum is finite exactly when every probability in it is (NaN and inf propagate;
+    # values in [0, 1] cannot overflow), without an (N, C) boolean temporary.
+    return (labels.ids >= 0) & np.isfinite(pred_probs.sum(axis=1))
 
 
 def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np.ndarray]:
@@ -78,7 +102,7 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
     Results are cached in ``cache_dir`` by file contents, labels, training config, seed and
     device type, so auditing the same data again skips training.
     """
-    from .engine.train import cross_validate
+    from ..engine.train import cross_validate
 
     classes, labels = label_ids(manifest)
     pixels, ok, key = inputs
@@ -133,8 +157,10 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
         row = int(np.argmax(bad))
         raise BadDataError(f"--pred-probs rows must sum to 1 (row {row} sums to {sums[row]:.4g}); pass softmax probabilities")
     if (sums != 1).any():
-        # The array is our own copy, read from the file: renormalise it in place.
-        probs /= sums[:, None].astype(np.float32)
+        if isinstance(pred_probs_path, (str, os.PathLike)):  # our own copy, read from the file: in place
+            probs /= sums[:, None].astype(np.float32)
+        else:  # the caller's array is never modified
+            probs = probs / sums[:, None].astype(np.float32)
 
     raw = _load_array(labels_path, "--labels")
     if raw.ndim != 1 or len(raw) != len(probs):
@@ -159,7 +185,11 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
         _check_finite(embeddings, "--embeddings")
 
     classes = [str(i) for i in range(probs.shape[1])]
-    if class_names_path is not None:
+    if class_names_path is not None and not isinstance(class_names_path, (str, os.PathLike)):
+        classes = [str(name) for name in class_names_path]
+        if len(classes) != probs.shape[1] or len(set(classes)) != len(classes):
+            raise BadDataError(f"class_names must be {probs.shape[1]} distinct names (got {len(classes)})")
+    elif class_names_path is not None:
         try:
             classes = [line.strip() for line in Path(class_names_path).read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
@@ -167,6 +197,15 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
         if len(classes) != probs.shape[1] or len(set(classes)) != len(classes):
             raise BadDataError(f"--class-names must list {probs.shape[1]} distinct names, one per line (found {len(classes)})")
     return ModelOutputs(classes, labels, probs, embeddings, "files")
+
+
+def outputs_from_inputs(pred_probs, labels, embeddings=None, class_names=None) -> ModelOutputs:
+    """Model outputs brought by the user, as ``.npy`` paths or in-memory arrays (mixed freely).
+
+    Arrays are validated exactly as files are (:func:`load_outputs_from_files`); class names
+    may be a text file or a sequence of names.
+    """
+    return load_outputs_from_files(pred_probs, labels, embeddings, class_names)
 
 
 def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
@@ -187,6 +226,12 @@ def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
 
 
 def _load_array(path, option: str) -> np.ndarray:
+    """A ``.npy`` file's array (memory-mapped by nothing: read once), or an in-memory array as it is."""
+    if not isinstance(path, (str, os.PathLike)):
+        array = np.asarray(path)
+        if array.dtype == object:
+            raise BadDataError(f"{option} must be a numeric array, got {type(path).__name__} of objects")
+        return array
     try:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -243,8 +288,8 @@ def aum_outputs(manifest: Manifest, inputs: tuple, config, device: str, seed: in
     """
     import torch
 
-    from .engine.models import create_model
-    from .engine.train import fit, fit_head, frozen_features
+    from ..engine.models import create_model
+    from ..engine.train import fit, fit_head, frozen_features
 
     classes, labels = label_ids(manifest)
     pixels, ok, key = inputs

@@ -1,0 +1,162 @@
+"""The Python API: ``datacheck.audit`` and ``datacheck.load``, for notebooks and scripts.
+
+>>> import datacheck
+>>> result = datacheck.audit(pred_probs=probs, labels=labels)        # doctest: +SKIP
+>>> result.issues("label_issues").head()                              # doctest: +SKIP
+>>> result.save("runs/mine"); again = datacheck.load("runs/mine")     # doctest: +SKIP
+
+Library errors are :class:`datacheck.DatacheckError` subclasses that name the parameter
+(``UsageError``: a bad argument; ``BadDataError``: bad data); the CLI maps them to its flags
+and exit statuses. Defaults live in one place, :func:`datacheck.config.default_config`:
+a parameter left as None takes the default (or the ``config`` file's value).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import UsageError
+from .pipeline import AuditResult
+
+
+def audit(
+    data=None,
+    *,
+    labels=None,
+    pred_probs=None,
+    embeddings=None,
+    class_names: Sequence[str] | str | os.PathLike | None = None,
+    checks: Sequence | str | None = None,
+    config: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    seed: int | None = None,
+    fail_on: str | None = None,
+    max_missing: int | None = None,
+    device: str | None = None,
+    workers: int | None = None,
+    model: str | None = None,
+    weights: str | None = None,
+    cache_dir: str | None = None,
+    junit: str | os.PathLike | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> AuditResult:
+    """Audit a labeled dataset; return its findings (and write a run directory if ``out`` is given).
+
+    Parameters
+    ----------
+    data : path-like or pandas.DataFrame, optional
+        A dataset folder (``root/<class>/*`` or ``root/<split>/<class>/*``), a CSV/Parquet/JSONL
+        manifest file, or a manifest DataFrame (columns ``path, label[, split, sample_id, ...]``,
+        paths relative to ``root``). Omit it to audit model outputs alone (any modality).
+    labels : array-like of shape (N,), optional
+        Given labels, as class ids in ``0..K-1`` or as class names (strings), row-aligned with
+        ``pred_probs``; or a ``.npy`` path.
+    pred_probs : array-like of shape (N, K), optional
+        Out-of-fold predicted probabilities (rows sum to 1), or a ``.npy`` path.
+    embeddings : array-like of shape (N, D), optional
+        Embeddings of the same samples (enable ``outliers`` and ``clusters``), or a ``.npy`` path.
+    class_names : sequence of str or path-like, optional
+        The K class names (a text file: one per line); with string ``labels``, their order.
+    checks : sequence of str or Detector, or str, optional
+        Detectors to run: names (wildcards allowed: ``"*dup*"``) or configured instances
+        (``Outliers(k=20)``); default: every default detector whose inputs the data has.
+    config : path-like, optional
+        TOML file of settings (``configs/default.toml`` lists every default).
+    out : path-like, optional
+        Write the run directory there (what ``datacheck audit --out`` writes); None keeps the
+        audit in memory (``result.save(dir)`` writes it later).
+    root : path-like, optional
+        The folder a manifest's paths are relative to (default: the manifest file's folder,
+        or the working directory for a DataFrame).
+    seed, fail_on, max_missing, device, workers, model, weights, cache_dir
+        As the ``datacheck audit`` options of the same names (``--fail-on`` etc.).
+    junit : path-like, optional
+        Also write a JUnit XML report.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+
+    Returns
+    -------
+    AuditResult
+        ``.issues(check)``, ``.issue_summary()``, ``.findings``, ``.summary``, ``.save(dir)``,
+        ``.relabel()``, ``.balance()``, ``.report()``.
+
+    Raises
+    ------
+    UsageError
+        A bad argument (the message names it).
+    BadDataError
+        Unreadable or inconsistent data.
+    """
+    from .detectors import Detector
+
+    instances = None
+    names = None
+    if isinstance(checks, (str, Detector)):
+        checks = [checks]
+    if checks is not None:
+        checks = list(checks)
+        if any(isinstance(c, Detector) for c in checks):
+            instances = checks
+        else:
+            names = [str(c) for c in checks]
+    if isinstance(labels, (list, tuple, pd.Series, np.ndarray)) and not _is_numeric(labels):
+        labels, class_names = _label_ids(labels, class_names)
+    if data is not None and pred_probs is not None:
+        raise UsageError("pass data (a dataset) or pred_probs/labels (model outputs), not both")
+    if data is None and pred_probs is None:
+        raise UsageError("audit needs data (a dataset folder, manifest or DataFrame) or pred_probs with labels")
+    if pred_probs is not None and labels is None:
+        raise UsageError("pred_probs needs labels")
+    from .pipeline import audit as run
+
+    options = {"checks": names, "seed": seed, "fail_on": fail_on, "max_missing": max_missing, "device": device,
+               "workers": workers, "model": model, "weights": weights, "cache_dir": cache_dir}
+    if instances is not None:
+        options["detectors"] = instances
+    return run(data, out, config=config, progress=progress, pred_probs=pred_probs, labels=labels,
+               embeddings=embeddings, class_names=class_names, root=root, junit=junit, command=["python-api"],
+               **options)
+
+
+def load(run_dir: str | os.PathLike) -> AuditResult:
+    """Open a run directory written by ``datacheck audit`` or :meth:`AuditResult.save`.
+
+    Raises
+    ------
+    UsageError
+        Not a run, or an unfinished one.
+    BadDataError
+        A damaged run.
+    """
+    from .audit_run import open_run
+    from .errors import ExitStatus
+
+    run = open_run(run_dir)
+    outputs = run.outputs() if run.info.get("manifest_format") != "arrays" else None
+    return AuditResult(run.path, run.findings, run.summary, ExitStatus(int(run.summary.get("exit_status", 0))),
+                       None, outputs, run.info)
+
+
+def _is_numeric(values) -> bool:
+    array = np.asarray(values)
+    return np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+
+
+def _label_ids(labels, class_names) -> tuple[np.ndarray, list]:
+    """String labels as ids into ``class_names`` (default: the sorted distinct labels)."""
+    names = pd.Series(np.asarray(labels, dtype=object))
+    if names.isna().any():
+        raise UsageError("labels has missing values; every row of pred_probs needs its given label")
+    names = names.astype(str)
+    classes = [str(c) for c in class_names] if class_names is not None else sorted(names.unique())
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise UsageError(f"labels {unknown[:3]} are not among class_names")
+    return names.map(index).to_numpy(dtype=np.int64), classes

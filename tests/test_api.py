@@ -1,0 +1,102 @@
+"""The Python API as a notebook user meets it: arrays and DataFrames in, one result object out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import datacheck
+from datacheck.detectors.outliers import Outliers
+from datacheck.errors import UsageError
+
+from .conftest import SAMPLE_DATA
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    """300 samples of 3 classes; rows 0..29 get a wrong label the probabilities disagree with."""
+    rng = np.random.default_rng(0)
+    n = 300
+    truth = np.arange(n) % 3
+    probs = np.full((n, 3), 0.05, np.float32)
+    probs[np.arange(n), truth] = 0.9
+    labels = truth.copy()
+    labels[:30] = (truth[:30] + 1) % 3
+    embeddings = rng.normal(size=(n, 8)).astype(np.float32) * 0.5
+    embeddings[np.arange(n), truth] += 5  # one direction per class
+    embeddings[-3:] = 0
+    embeddings[np.arange(n - 3, n), [5, 6, 7]] = 5  # three samples, each in a direction of its own
+    return probs, labels, embeddings
+
+
+def test_in_memory_audit_of_arrays_writes_nothing(arrays, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    probs, labels, embeddings = arrays
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings)
+    assert result.run_dir is None and list(tmp_path.iterdir()) == []
+    issues = result.issues("label_issues")
+    assert set(issues["sample_id"].astype(int)) == set(range(30))
+    assert (issues["score"].diff().dropna() >= 0).all()  # worst first
+    summary = result.issue_summary().set_index("check")
+    assert summary.loc["label_issues", "flagged"] == 30 and summary.loc["label_issues", "scored"] == 300
+    assert set(result.issues("outliers")["sample_id"].astype(int)) >= {297, 298, 299}
+    # the caller's arrays are not modified (renormalised copies are the library's own)
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_string_labels_and_class_names(arrays):
+    probs, labels, _ = arrays
+    names = np.array(["cat", "dog", "emu"])[labels]
+    result = datacheck.audit(pred_probs=probs, labels=names, checks="label_issues")
+    flagged = result.issues("label_issues")
+    assert len(flagged) == 30
+    assert set(flagged["label"]) <= {"cat", "dog", "emu"} and set(flagged["suggested_label"]) <= {"cat", "dog", "emu"}
+    with pytest.raises(UsageError, match="not among class_names"):
+        datacheck.audit(pred_probs=probs, labels=names, class_names=["cat", "dog", "fox"])
+
+
+def test_configured_detector_instances(arrays):
+    probs, labels, embeddings = arrays
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers(k=5)])
+    assert list(result.summary["checks"]) == ["outliers"]
+    assert "5 nearest" in result.summary["checks"]["outliers"]["threshold"]["statistic"]
+    with pytest.raises(UsageError, match="outliers.k must be an integer >= 1"):
+        datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers(k=0)])
+
+
+def test_save_load_and_repairs(tmp_path):
+    manifest = pd.DataFrame({"path": [p.relative_to(SAMPLE_DATA).as_posix() for p in sorted(SAMPLE_DATA.glob("*/*/*.png"))]})
+    manifest["split"] = manifest["path"].str.split("/").str[0]
+    manifest["label"] = manifest["path"].str.split("/").str[1]
+    result = datacheck.audit(manifest, root=SAMPLE_DATA, checks=["exact_duplicates", "class_imbalance"], workers=0)
+    assert result.run_dir is None
+    assert result.summary["checks"]["exact_duplicates"]["flagged"] > 0
+    with pytest.raises(UsageError, match=r"save\(dir\) first"):
+        result.relabel()
+    run = result.save(tmp_path / "run")
+    loaded = datacheck.load(run)
+    pd.testing.assert_frame_equal(loaded.findings.drop(columns="run_id"), result.findings.drop(columns="run_id"),
+                                  check_dtype=False)
+    plan = result.relabel(drop=True)  # reads the DataFrame manifest kept in the run
+    dropped = plan.changes[plan.changes["action"] == "drop"]
+    assert len(dropped) == result.summary["checks"]["exact_duplicates"]["flagged"]
+    report = result.report()
+    assert report.html.exists() and "<html" in report.html.read_text(encoding="utf-8")[:200].lower()
+
+
+def test_library_errors_name_parameters(arrays):
+    probs, labels, _ = arrays
+    with pytest.raises(UsageError, match="pred_probs needs labels"):
+        datacheck.audit(pred_probs=probs)
+    with pytest.raises(UsageError, match="not both"):
+        datacheck.audit(SAMPLE_DATA, pred_probs=probs, labels=labels)
+    with pytest.raises(UsageError, match="check 'aum' did not run"):
+        datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues").issues("aum")
+
+
+def test_top_level_exports():
+    for name in ("audit", "load", "relabel", "balance", "augment", "report", "list_detectors", "AuditResult",
+                 "Detector", "register_detector", "create_detector"):
+        assert callable(getattr(datacheck, name)), name
+    assert "label_issues" in datacheck.list_detectors()
