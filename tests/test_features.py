@@ -1,0 +1,94 @@
+"""The feature stage: each input computed once, one kNN graph, findings independent of the selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import datacheck
+from datacheck.features import FeatureStore, UndeclaredInput
+from datacheck.features.knn import build_knn_graph
+
+from .conftest import SAMPLE_DATA
+
+
+def _rows(result, check):
+    return result.findings[result.findings["check"] == check].drop(columns="run_id").reset_index(drop=True)
+
+
+def test_near_duplicates_do_not_depend_on_the_other_checks(sample_audit):
+    """Before the feature stage, near_duplicates verified embedding candidates only when another
+    check had trained the model; now the same settings give the same findings alone."""
+    alone = datacheck.audit(SAMPLE_DATA, checks=["near_duplicates"], workers=2)
+    for check in ("near_duplicates",):
+        pd.testing.assert_frame_equal(_rows(alone, check), _rows(sample_audit, check), check_dtype=False)
+    # without embedding candidates, likewise whatever runs beside it (and no model is trained)
+    settings = {"near_duplicates": {"embedding_candidates": False}}
+    quick = [datacheck.audit(SAMPLE_DATA, checks=checks, workers=2, config=_config(settings))
+             for checks in (["near_duplicates"], ["near_duplicates", "exact_duplicates", "image_properties"])]
+    pd.testing.assert_frame_equal(_rows(quick[0], "near_duplicates"), _rows(quick[1], "near_duplicates"))
+    assert "model_outputs" not in quick[0].summary["timings_s"]
+
+
+def _config(detectors: dict):
+    import tempfile
+
+    lines = []
+    for name, params in detectors.items():
+        lines.append(f"[detectors.{name}]")
+        lines += [f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}" for k, v in params.items()]
+    path = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    path.write("\n".join(lines) + "\n")
+    path.close()
+    return path.name
+
+
+def test_one_knn_graph_serves_every_reader(monkeypatch):
+    """outliers (k=10) and non_iid (k=15) read one graph of depth 15; outliers' findings are those
+    of its own 10-graph."""
+    import datacheck.pipeline as pipeline
+
+    rng = np.random.default_rng(1)
+    n = 400
+    labels = np.arange(n) % 4
+    probs = np.full((n, 4), 0.1, np.float32)
+    probs[np.arange(n), labels] = 0.7
+    embeddings = rng.normal(size=(n, 16)).astype(np.float32)
+    builds = []
+    real = pipeline.build_knn_graph
+    monkeypatch.setattr(pipeline, "build_knn_graph", lambda e, k, d: builds.append(k) or real(e, k, d))
+    from datacheck.detectors.non_iid import NonIID
+    from datacheck.detectors.outliers import Outliers
+
+    both = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers(), NonIID(k=15)])
+    assert builds == [15]
+    alone = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers()])
+    assert builds == [15, 10]
+    pd.testing.assert_frame_equal(_rows(both, "outliers"), _rows(alone, "outliers"))
+
+
+def test_graph_first_columns_are_the_smaller_graph():
+    x = np.random.default_rng(0).normal(size=(500, 8)).astype(np.float32)
+    x[7] = np.nan  # not embedded: left out
+    deep, shallow = build_knn_graph(x, 12), build_knn_graph(x, 5)
+    assert 7 not in deep.rows and len(deep.rows) == 499
+    np.testing.assert_array_equal(deep.first(5)[1], shallow.indices)
+    np.testing.assert_allclose(deep.first(5)[0], shallow.distances, atol=1e-6)
+    with pytest.raises(ValueError, match="12 neighbours"):
+        deep.first(13)
+
+
+def test_a_feature_is_computed_once_and_only_when_read():
+    calls = []
+    store = FeatureStore()
+    store.provide("image_stats", lambda: calls.append(1) or "stats")
+    store.provide("pixels", lambda: calls.append(2) or "pixels")
+    view = store.view({"image_stats"})
+    assert view.get("image_stats") == "stats" and view.get("image_stats") == "stats"
+    assert calls == [1] and "image_stats" in store.timings
+    with pytest.raises(UndeclaredInput, match="'pixels' is not among the declared inputs"):
+        view.get("pixels")
+    assert calls == [1]
+    with pytest.raises(AssertionError, match="unknown feature"):
+        store.provide("pixles", lambda: None)
