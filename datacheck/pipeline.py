@@ -311,6 +311,8 @@ def audit(
         "timings_s": timings,
         "findings_schema_version": FINDINGS_SCHEMA_VERSION,
     }
+    if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
+        summary["knn_graph"] = ctx.features.get("knn_graph").info
     run_info = {**run_info, "device": ctx.device_resolved or "cpu", "status": "complete", "exit_status": int(status)}
     result = AuditResult(run.path if run is not None else None, findings, summary, status, manifest,
                          outputs if manifest.format != "arrays" else None, run_info)
@@ -384,7 +386,7 @@ def _model_views(ctx: AuditContext, knn_k: int, embeddings: bool = True) -> None
     store.provide("softmax", lambda: store.get("model_outputs").softmax, timed=False)
     if embeddings:
         store.provide("embeddings", lambda: store.get("model_outputs").embeddings, timed=False)
-        store.provide("knn_graph", lambda: build_knn_graph(store.get("embeddings"), knn_k, ctx.device))
+        store.provide("knn_graph", lambda: build_knn_graph(store.get("embeddings"), knn_k, ctx.device, seed=ctx.seed))
 
 
 def _configured(instances) -> list:

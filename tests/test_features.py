@@ -57,7 +57,7 @@ def test_one_knn_graph_serves_every_reader(monkeypatch):
     embeddings = rng.normal(size=(n, 16)).astype(np.float32)
     builds = []
     real = pipeline.build_knn_graph
-    monkeypatch.setattr(pipeline, "build_knn_graph", lambda e, k, d: builds.append(k) or real(e, k, d))
+    monkeypatch.setattr(pipeline, "build_knn_graph", lambda e, k, d, **kw: builds.append(k) or real(e, k, d, **kw))
     from datacheck.detectors.non_iid import NonIID
     from datacheck.detectors.outliers import Outliers
 
@@ -92,3 +92,40 @@ def test_a_feature_is_computed_once_and_only_when_read():
     assert calls == [1]
     with pytest.raises(AssertionError, match="unknown feature"):
         store.provide("pixles", lambda: None)
+
+
+def _clustered(n=3000, d=32, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(20, d)) * 4
+    x = (centers[np.arange(n) % 20] + rng.normal(size=(n, d))).astype(np.float32)
+    x[-5:] = rng.normal(size=(5, d)).astype(np.float32) * 12  # far from every cluster
+    return x
+
+
+def test_approximate_graph_reaches_its_recall_and_records_it():
+    x = _clustered()
+    exact = build_knn_graph(x, 10)
+    approx = build_knn_graph(x, 10, exact_max=1000)
+    assert exact.info["method"] == "exact" and approx.info["method"] == "ivf"
+    assert approx.info["recall_at_k"] >= 0.95
+    # the recall it reports is the recall it has, measured here on every row
+    hits = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(approx.indices, exact.indices)])
+    assert hits >= 0.95 and abs(hits - approx.info["recall_at_k"]) < 0.03
+    assert not (approx.indices == np.arange(len(x))[:, None]).any()  # never itself
+    again = build_knn_graph(x, 10, exact_max=1000)
+    np.testing.assert_array_equal(again.indices, approx.indices)  # deterministic
+
+
+def test_exact_and_approximate_graphs_give_the_same_outliers(monkeypatch):
+    import datacheck.features.knn as knn
+
+    x = _clustered()
+    labels = np.arange(len(x)) % 20
+    probs = np.full((len(x), 20), 0.01, np.float32)
+    probs[np.arange(len(x)), labels] = 0.81
+    exact = datacheck.audit(pred_probs=probs, labels=labels, embeddings=x, checks="outliers")
+    monkeypatch.setattr(knn, "EXACT_MAX", 1000)
+    approx = datacheck.audit(pred_probs=probs, labels=labels, embeddings=x, checks="outliers")
+    assert approx.summary["knn_graph"]["method"] == "ivf" and exact.summary["knn_graph"]["method"] == "exact"
+    assert set(exact.issues("outliers")["sample_id"]) == set(approx.issues("outliers")["sample_id"])
+    assert set(exact.issues("outliers")["sample_id"].astype(int)) >= set(range(len(x) - 5, len(x)))

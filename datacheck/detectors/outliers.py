@@ -45,7 +45,8 @@ class Outliers(Detector):
             self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
             return partial_findings([], self.name, [], [], [])
         distances, _ = graph.first(self.k)
-        mean_distance = distances.mean(axis=1)
+        # An approximate graph may miss a neighbour (inf): count it as the farthest possible.
+        mean_distance = np.minimum(distances, 2.0).mean(axis=1)
         z, median, scale = robust_z(np.log(mean_distance + 1e-6), 0.1)
         self.thresholds_[self.name] = {
             "statistic": f"mean cosine distance to {self.k} nearest",

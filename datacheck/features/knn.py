@@ -2,16 +2,33 @@
 
 Every check that needs neighbours in embedding space (outliers, non_iid, ...) reads this
 graph instead of searching again. It is built with as many neighbours as the most demanding
-detector of the audit asks for; a detector that wants fewer reads the first columns (exact
+detector of the audit asks for; a detector that wants fewer reads the first columns (the
 search ranks neighbours by distance, so the first ``k`` columns of a larger graph are the
 ``k``-graph), which keeps each check's findings independent of which others run.
+
+Search: exact (blocked matrix products on the device, :func:`datacheck.engine.knn.knn_cosine`)
+up to :data:`EXACT_MAX` samples, where it takes seconds; above, where exact search grows
+as N² (100k x 512: about a minute on 2 cores, 1M: hours), an inverted-file index (faiss
+``IndexIVFFlat``, inner product on unit vectors, ``4·sqrt(N)`` lists) whose ``nprobe`` is raised
+until the recall@k measured against exact search on a sample of queries reaches
+:data:`TARGET_RECALL`. The method and the measured recall are recorded in ``summary.json``.
+Memory: the graph (N·k), the unit vectors the index holds (N·D float32) and the inputs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+#: Up to this many embedded samples the graph is exact.
+EXACT_MAX = 50_000
+#: Recall@k the approximate graph must reach on the sampled queries (when nprobe allows).
+TARGET_RECALL = 0.95
+#: Queries on which the approximate graph's recall is measured against exact search.
+RECALL_QUERIES = 1_000
+#: Rows per block of normalisation, adding and searching: bounded temporaries at any N.
+_BLOCK = 65_536
 
 
 @dataclass(frozen=True)
@@ -24,17 +41,22 @@ class KnnGraph:
         Manifest rows of the embedded samples (finite embedding), ascending.
     indices : ndarray of shape (M, k), int64
         Neighbours of each of them as positions in ``rows`` (so ``rows[indices]`` are
-        manifest rows), nearest first; never the sample itself.
+        manifest rows), nearest first; never the sample itself; -1 where the approximate
+        search found fewer than k.
     distances : ndarray of shape (M, k), float32
-        ``1 - cosine similarity``, ascending along each row.
+        ``1 - cosine similarity``, ascending along each row (``inf`` where ``indices`` is -1).
     method : str
-        How it was searched (``"exact"``).
+        ``"exact"`` or ``"ivf"``.
+    info : dict
+        How it was built: ``method``, ``k``, ``samples``, and for ``ivf`` ``nlist``,
+        ``nprobe`` and the measured ``recall_at_k`` (recorded in ``summary.json``).
     """
 
     rows: np.ndarray
     indices: np.ndarray
     distances: np.ndarray
     method: str = "exact"
+    info: dict = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -47,23 +69,134 @@ class KnnGraph:
         return self.distances[:, :k], self.indices[:, :k]
 
 
-def build_knn_graph(embeddings: np.ndarray | None, k: int, device: str = "cpu") -> KnnGraph:
-    """Exact blocked kNN (:func:`datacheck.engine.knn.knn_cosine`) over the finite rows of ``embeddings``.
+def build_knn_graph(embeddings: np.ndarray | None, k: int, device: str = "cpu", *, exact_max: int | None = None,
+                    seed: int = 0) -> KnnGraph:
+    """The ``k``-nearest-neighbour graph of the finite rows of ``embeddings`` by cosine distance.
 
     Parameters
     ----------
     embeddings : ndarray of shape (N, D) or None
-        Rows with a NaN are left out (not embedded: unreadable or unlabeled).
+        May be a memory map: it is read in blocks. Rows with a NaN are left out (not embedded).
     k : int
         Neighbours per sample; fewer when there are not ``k + 1`` embedded samples.
+    device : str
+        torch device of the exact search.
+    exact_max : int, optional
+        Largest number of embedded samples searched exactly (default :data:`EXACT_MAX`).
+    seed : int
+        Seeds the index's training sample and the recall queries.
     """
     if embeddings is None:
         empty = np.zeros(0, np.int64)
-        return KnnGraph(empty, np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32))
-    rows = np.flatnonzero(np.isfinite(embeddings).all(axis=1))
-    if len(rows) < 2:
-        return KnnGraph(rows, np.zeros((len(rows), 0), np.int64), np.zeros((len(rows), 0), np.float32))
-    from ..engine.knn import knn_cosine  # torch: only once a graph is needed
+        return KnnGraph(empty, np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32), info={"method": "none"})
+    rows = _finite_rows(embeddings)
+    m = len(rows)
+    if m < 2:
+        return KnnGraph(rows, np.zeros((m, 0), np.int64), np.zeros((m, 0), np.float32),
+                        info={"method": "exact", "k": 0, "samples": m})
+    k = min(k, m - 1)
+    if m <= (EXACT_MAX if exact_max is None else exact_max):
+        from ..engine.knn import knn_cosine  # torch: only once a graph is needed
 
-    distances, indices = knn_cosine(embeddings[rows], k, device=device)
-    return KnnGraph(rows, indices, distances)
+        distances, indices = knn_cosine(_take(embeddings, rows), k, device=device)
+        return KnnGraph(rows, indices, distances, "exact", {"method": "exact", "k": k, "samples": m})
+    return _ivf_graph(embeddings, rows, k, seed)
+
+
+def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int) -> KnnGraph:
+    import faiss
+
+    m, d = len(rows), embeddings.shape[1]
+    rng = np.random.default_rng(seed)
+    nlist = int(min(max(16, 4 * np.sqrt(m)), m // 39))  # faiss wants >= 39 training points per list
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed  # the coarse K-means: deterministic for a seed
+    train = np.sort(rng.choice(m, size=min(m, 64 * nlist), replace=False))
+    index.train(_unit(_take(embeddings, rows[train])))
+    for start in range(0, m, _BLOCK):
+        index.add(_unit(_take(embeddings, rows[start : start + _BLOCK])))
+
+    # Recall against exact search on a sample of queries; nprobe doubles until it is reached.
+    queries = np.sort(rng.choice(m, size=min(m, RECALL_QUERIES), replace=False))
+    truth = _exact_neighbours(embeddings, rows, queries, k)
+    nprobe, recall = 8, 0.0
+    while True:
+        index.nprobe = min(nprobe, nlist)
+        found = _search(index, embeddings, rows[queries], queries, k)[1]
+        recall = _recall(found, truth)
+        if recall >= TARGET_RECALL or nprobe >= nlist:
+            break
+        nprobe *= 2
+    distances = np.empty((m, k), np.float32)
+    indices = np.empty((m, k), np.int64)
+    for start in range(0, m, _BLOCK):
+        block = np.arange(start, min(start + _BLOCK, m))
+        distances[block], indices[block] = _search(index, embeddings, rows[block], block, k)
+    info = {"method": "ivf", "k": k, "samples": m, "nlist": nlist, "nprobe": int(index.nprobe),
+            "recall_at_k": round(recall, 4), "recall_queries": len(queries)}
+    return KnnGraph(rows, indices, distances, "ivf", info)
+
+
+def _search(index, embeddings, query_rows: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest of the given rows, themselves left out (they are in the index): (Q, k) each."""
+    sims, found = index.search(_unit(_take(embeddings, query_rows)), k + 1)
+    is_self = found == positions[:, None]
+    # Drop each row's own entry, or the last one where the search did not return itself.
+    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+    keep = np.ones_like(found, dtype=bool)
+    keep[np.arange(len(found)), drop] = False
+    found = found[keep].reshape(len(found), k)
+    sims = sims[keep].reshape(len(found), k)
+    distances = np.where(found >= 0, np.clip(1.0 - sims, 0.0, 2.0), np.inf).astype(np.float32)
+    return distances, found.astype(np.int64)
+
+
+def _exact_neighbours(embeddings, rows: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact k nearest (positions in ``rows``) of the ``queries`` positions, scanning all rows in blocks."""
+    import faiss
+
+    q = _unit(_take(embeddings, rows[queries]))
+    best_s = np.full((len(q), k + 1), -np.inf, np.float32)
+    best_i = np.full((len(q), k + 1), -1, np.int64)
+    for start in range(0, len(rows), _BLOCK):
+        block = _unit(_take(embeddings, rows[start : start + _BLOCK]))
+        flat = faiss.IndexFlatIP(block.shape[1])
+        flat.add(block)
+        s, i = flat.search(q, min(k + 1, len(block)))
+        s_all = np.concatenate([best_s, s], axis=1)
+        i_all = np.concatenate([best_i, i + start], axis=1)
+        order = np.argsort(-s_all, axis=1, kind="stable")[:, : k + 1]
+        best_s, best_i = np.take_along_axis(s_all, order, 1), np.take_along_axis(i_all, order, 1)
+    out = np.empty((len(q), k), np.int64)
+    for r, (pos, found) in enumerate(zip(queries, best_i)):
+        found = found[found != pos]
+        out[r] = found[:k]
+    return out
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the true k nearest that the approximate search found (recall@k)."""
+    hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth))
+    return hits / truth.size
+
+
+def _finite_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Rows whose embedding is all finite, read in blocks (a memory map is never loaded whole)."""
+    parts = [np.flatnonzero(np.isfinite(embeddings[s : s + _BLOCK]).all(axis=1)) + s
+             for s in range(0, len(embeddings), _BLOCK)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def _take(embeddings: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``embeddings[rows]`` as float32; a contiguous range is sliced rather than gathered."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return np.asarray(embeddings[rows[0] : rows[-1] + 1], dtype=np.float32)
+    return np.asarray(embeddings[rows], dtype=np.float32)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (cosine = inner product), as a C-contiguous float32 copy."""
+    x = np.array(x, dtype=np.float32, order="C")
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x
