@@ -35,7 +35,7 @@ from .features.model import (ModelOutputs, aum_outputs, cross_validated_outputs,
                              outputs_from_inputs)
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
-from .runs import RunDir, Sources, refuse_run_files, write_json, write_npz, write_parquet
+from .runs import RunDir, Sources, check_outputs, write_json, write_npz, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
 Progress = Callable[[str, int, int], None]
@@ -107,7 +107,7 @@ class AuditResult:
         if self.manifest is None:
             raise UsageError("this result was loaded from a run directory; it is saved already")
         run = RunDir(out)
-        Sources.of(self.manifest).refuse(out, "out")
+        check_outputs(Sources.of(self.manifest), folders={"out": out})
         run.clear_outputs()
         info = _saved_manifest(run, self.manifest, dict(self.run_info))
         write_run(run, AuditResult(run.path, self.findings, {**self.summary, "run_id": run.path.name},
@@ -231,21 +231,16 @@ def audit(
         arrays = outputs_from_inputs(pred_probs, labels, embeddings, class_names)
         manifest = manifest_for_outputs(arrays, str(pred_probs) if _is_path(pred_probs) else "arrays")
     sources = Sources.of(manifest)  # no output may land in the audited dataset
-    if out is not None:
-        sources.refuse(out, "--out")
+    check_outputs(sources, folders={"--out": out})
     if images and needs & _MODEL_FEATURES:
         from .engine.models import create_model
 
         # A bad --model or --weights fails now, before a run folder exists, not after decoding.
         create_model(train_config.model, 2, opts["weights"] or None)
-        if cache_dir is not None:
-            sources.refuse(cache_dir, "--cache-dir")
-    if junit is not None:
-        sources.refuse(junit, "--junit")
-        if out is not None:
-            refuse_run_files(junit, out, "--junit")
-        if Path(junit).is_dir():  # found now, not after the whole audit has run
-            raise UsageError(f"--junit {junit} is a folder; give the XML file's path")
+        check_outputs(sources, folders={"--cache-dir": cache_dir})
+    check_outputs(sources, files={"--junit": junit}, run=out)
+    if junit is not None and Path(junit).is_dir():  # found now, not after the whole audit has run
+        raise UsageError(f"--junit {junit} is a folder; give the XML file's path")
     run = RunDir(out) if out is not None else None
     if run is not None:
         run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report

@@ -246,6 +246,53 @@ def refuse_run_files(path: str | os.PathLike, run: str | os.PathLike, option: st
         raise UsageError(f"{option} {path} is one of the run's own files; choose another path")
 
 
+def check_outputs(sources: "Sources | None", *, files: dict | None = None, folders: dict | None = None,
+                  run: str | os.PathLike | None = None, keep: dict | None = None) -> None:
+    """The output gate: a command declares every file and folder it will write, and all are
+    checked together, before anything is written.
+
+    Parameters
+    ----------
+    sources : Sources or None
+        The audited dataset, which no output may land in (None: not known).
+    files, folders : dict of str to path-like
+        Option (as the user wrote it, for the message) -> path; None paths are not given.
+        A folder output may not contain another output.
+    run : path-like, optional
+        An audit run whose own files (run.json, summary.json, findings, artifacts) no output
+        may replace.
+    keep : dict of str to path-like, optional
+        Inputs the command reads that no output may overwrite (``--import-review``).
+
+    Raises
+    ------
+    UsageError
+        An output in the dataset, on the run's files, on a kept input, overlapping another
+        output, or below a path that is not a folder.
+    """
+    folders = {o: p for o, p in (folders or {}).items() if p is not None}
+    given = {o: Path(os.path.realpath(p)) for o, p in {**(files or {}), **folders}.items() if p is not None}
+    for option, path in given.items():
+        refuse_unwritable(path, option)
+        if sources is not None:
+            sources.refuse(path, option)
+        if run is not None:
+            refuse_run_files(path, run, option)
+    for what, kept in (keep or {}).items():
+        if kept is None:
+            continue
+        for option, path in given.items():
+            if path == Path(os.path.realpath(kept)):
+                raise UsageError(f"{option} {path} is {what}; write it elsewhere, or what is in it is lost")
+    options = list(given)
+    for i, first in enumerate(options):
+        for second in options[i + 1:]:
+            a, b = given[first], given[second]
+            # Two outputs on one file, or a file written into a folder output (which must be new or ours).
+            if a == b or (first in folders and a in b.parents) or (second in folders and b in a.parents):
+                raise UsageError(f"{first} {a} and {second} {b} overlap; give each output its own place")
+
+
 def write_npz(path: Path, arrays: dict) -> Path:
     """Write named arrays as an uncompressed ``.npz`` file, atomically."""
 

@@ -223,7 +223,7 @@ def augment(
     from ..audit_run import open_run
     from ..engine.loader import map_batches
     from ..manifest import CONTRACT_COLUMNS, write_manifest
-    from ..runs import Sources, write_json
+    from ..runs import Sources, check_outputs, write_json
     from .balance import PLAN_FILE, PLAN_MARKER, read_plan
 
     info, plan = read_plan(plan_dir)
@@ -241,7 +241,7 @@ def augment(
     out = _check_out(Path(out), resume, settings)
 
     manifest = open_run(info["run"]).manifest(dataset)  # refuses a dataset changed since the audit
-    Sources.of(manifest).refuse(out, "--out")  # e.g. DATASET/train/augmented would grow the dataset
+    check_outputs(Sources.of(manifest), folders={"--out": out})  # e.g. DATASET/train/augmented would grow the dataset
     if manifest.fingerprint != info.get("manifest_fingerprint"):
         raise BadDataError(f"the plan in {plan_dir} was made from another version of {manifest.source}; "
                            "run datacheck balance again")

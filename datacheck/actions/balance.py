@@ -169,8 +169,7 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
     labeled = train & pd.notna(frame["label"]).to_numpy() & (action != "drop")
 
     if options.strategy == "subclusters":
-        cluster = _details_column(findings, "clusters", "cluster", "--strategy subclusters needs the clusters check; "
-                                  "audit with --checks including clusters")
+        cluster = _subgroups(findings)
         sub = pd.Series(ids).map(cluster).to_numpy(dtype=object)
         scored = labeled & pd.notna(sub)
         group[scored] = [f"{lab}/{int(c)}" for lab, c in zip(labels[scored], sub[scored])]
@@ -319,13 +318,15 @@ def _flags(findings: pd.DataFrame) -> dict[str, set]:
     return {check: set(rows["sample_id"]) for check, rows in flagged.groupby("check")}
 
 
-def _details_column(findings: pd.DataFrame, check: str, key: str, missing: str) -> pd.Series:
-    """``details[key]`` of every row of ``check``, by sample id; UsageError if the check did not run."""
-    rows = findings[findings["check"] == check]
-    if rows.empty:
-        raise UsageError(missing)
-    values = [details_object(d, FINDINGS).get(key) for d in rows["details"]]
-    return pd.Series(values, index=rows["sample_id"].to_numpy(), dtype=object)
+def _subgroups(findings: pd.DataFrame) -> pd.Series:
+    """Each sample's sub-cluster of its class (by sample id), from the audit's check tagged
+    ``subgroups`` (clusters), read through its detector's details record."""
+    from ..detectors.registry import check_owner, checks_with_tag, get_detector_class
+
+    ran = [c for c in checks_with_tag("subgroups") if (findings["check"] == c).any()]
+    if not ran:
+        raise UsageError("--strategy subclusters needs the clusters check; audit with --checks including clusters")
+    return get_detector_class(check_owner(ran[0])).read_details(findings, ran[0], FINDINGS, fields=["cluster"])["cluster"].astype(object)
 
 
 def _flagged_drops(frame: pd.DataFrame, findings: pd.DataFrame, flags: dict, train: np.ndarray) -> dict[int, str]:
@@ -487,7 +488,7 @@ def balance(
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
-    from ..runs import Sources, output_folder, write_json, write_parquet
+    from ..runs import Sources, check_outputs, output_folder, write_json, write_parquet
 
     options.validate()
     out = output_folder(out, PLAN_MARKER, "balance plan")
@@ -495,7 +496,7 @@ def balance(
     manifest = run.manifest(dataset)
     if manifest.format == "arrays":
         raise UsageError(f"the audit in {run.path} read --pred-probs arrays, not image files; there is nothing to balance")
-    Sources.of(manifest).refuse(out, "--out")
+    check_outputs(Sources.of(manifest), folders={"--out": out})
     frame = manifest.frame
     if options.seed is None:
         options = replace(options, seed=run.seed)

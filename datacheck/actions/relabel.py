@@ -207,32 +207,6 @@ class RelabelResult:
     written: dict = field(default_factory=dict)
 
 
-def _refuse_unsafe_outputs(sources, run_path: Path, files: dict, folders: dict, review: str | None) -> None:
-    """Refuse, before anything is written, an output inside the dataset or onto the run's
-    files, and outputs that would overwrite each other or the review being imported.
-
-    ``files`` and ``folders`` map an option to its path (None: not given).
-    """
-    from ..runs import refuse_run_files
-
-    given = {option: Path(os.path.realpath(path)) for option, path in {**files, **folders}.items() if path}
-    for option, path in given.items():
-        sources.refuse(path, option)
-        refuse_run_files(path, run_path, option)
-    if review is not None:
-        for option, path in given.items():
-            if path == Path(os.path.realpath(review)):
-                raise UsageError(f"{option} {path} is the review being imported (--import-review); "
-                                 "write the export elsewhere, or the decisions in it are lost")
-    options = list(given)
-    for i, first in enumerate(options):
-        for second in options[i + 1:]:
-            a, b = given[first], given[second]
-            # Two outputs on one file, or a file written into a folder output (which must be new or ours).
-            if a == b or (first in folders and a in b.parents) or (second in folders and b in a.parents):
-                raise UsageError(f"{first} {a} and {second} {b} overlap; give each output its own place")
-
-
 def relabel(
     run_dir: str | os.PathLike,
     *,
@@ -253,7 +227,7 @@ def relabel(
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
-    from ..runs import Sources, output_folder, write_json, write_parquet
+    from ..runs import Sources, check_outputs, output_folder, write_json, write_parquet
     from ..schema import changes_table
     from .materialize import check_target, materialize
     from .review import label_config_path, read_decisions, review_queue, write_label_studio, write_review_csv
@@ -265,13 +239,13 @@ def relabel(
     manifest = run.manifest(dataset)
     suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
     own = [f"manifest{suffix}", "changes.parquet", RELABEL_MARKER] if out_dir is not None else []
-    _refuse_unsafe_outputs(
-        Sources.of(manifest), run.path,
+    check_outputs(
+        Sources.of(manifest), run=run.path,
         files={"--export-review": export_review, "--export-label-studio": export_label_studio,
                "--export-label-studio's config": label_config_path(Path(export_label_studio)) if export_label_studio else None,
                **{f"--out's {name}": out_dir / name for name in own}},
         folders={"--materialize": materialize_to},
-        review=import_review,
+        keep={"the review being imported (--import-review)": import_review},
     )
     frame = manifest.frame
     changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)

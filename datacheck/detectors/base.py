@@ -135,11 +135,45 @@ class Detector:
     default: ClassVar[bool] = True
     #: Parameter name -> list of constraints (:mod:`datacheck.validation`), any of which may accept.
     _parameter_constraints: ClassVar[dict] = {}
+    #: The typed record in the ``details`` of its findings: field -> type (read by :meth:`read_details`).
+    details: ClassVar[dict] = {}
 
     @classmethod
     def param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
         return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY]
+
+    @classmethod
+    def read_details(cls, findings: pd.DataFrame, check: str | None = None, source="findings.parquet",
+                     fields=None) -> pd.DataFrame:
+        """The :attr:`details` records of ``check``'s findings rows (default: the detector's
+        first check) as typed columns, indexed by ``sample_id``; rows without them are left out.
+        ``fields`` reads only those fields (default: all of :attr:`details`).
+
+        Raises
+        ------
+        BadDataError
+            A value that is not JSON, or a field of the wrong type (a damaged run).
+        """
+        from ..audit_run import details_object
+        from ..errors import BadDataError
+        from ..validation import has_type, type_names
+
+        check = check or cls.checks[0]
+        wanted = {name: cls.details[name] for name in (fields or cls.details)}
+        rows = findings[findings["check"] == check]
+        records, ids = [], []
+        for sample_id, text in zip(rows["sample_id"].tolist(), rows["details"].tolist()):
+            record = details_object(text, source)
+            if not all(name in record for name in wanted):
+                continue
+            for name, kind in wanted.items():
+                if not has_type(record[name], kind):
+                    raise BadDataError(f"{source}: a {check} row has {name} {record[name]!r:.40}, not "
+                                       f"{type_names(kind)}; the run is damaged, run datacheck audit again")
+            records.append([record[name] for name in wanted])
+            ids.append(sample_id)
+        return pd.DataFrame(records, index=pd.Index(ids, name="sample_id"), columns=list(wanted))
 
     @classmethod
     def tags_of(cls, check: str) -> frozenset:

@@ -65,6 +65,7 @@ class Clusters(Detector):
     requires = frozenset({"embeddings", "labels", "pred_probs"})
     checks = ("clusters",)
     tags = frozenset({"subgroups"})
+    details = {"cluster": int, "cluster_size": int, "class_clusters": int, "typical_size": (int, float)}
     _parameter_constraints = {
         "n_components": [Interval(int, 1, None)],
         "k": [Interval(int, 0, None)],

@@ -32,7 +32,7 @@ import pandas as pd
 from .. import __version__
 from ..audit_run import AuditRun, details_object, open_run
 from ..errors import BadDataError, UsageError
-from ..runs import Sources, atomic_write, refuse_run_files
+from ..runs import Sources, atomic_write, check_outputs
 from .csv import write_findings_csv
 from .summary import format_threshold
 
@@ -140,11 +140,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     csv_path = None if csv is False or csv is None else out.with_name("findings.csv") if csv is True else Path(csv)
     # The dataset where it now is (--dataset: moved since the audit), else where it was audited.
     sources = Sources.at(dataset) if dataset is not None else Sources.of_run(run.info)
-    for option, path in (("--out", out), ("--csv", csv_path)):
-        if path is not None:  # never onto the run's own files or into the audited dataset
-            refuse_run_files(path, run.path, option)
-            if sources is not None:
-                sources.refuse(path, option)
+    check_outputs(sources, files={"--out": out, "--csv": csv_path}, run=run.path)
     page, result = render_report(run, max_thumbnails=max_thumbnails, gallery_size=gallery_size,
                                  max_table_rows=max_table_rows, dataset=dataset)
     data = page.encode("utf-8")
@@ -614,21 +610,21 @@ def _clusters(findings: pd.DataFrame, source="findings.parquet") -> str:
 
     ``source`` names the findings file in the error raised for a damaged ``details`` value.
     """
-    rows = findings[findings["check"] == "clusters"]
-    if rows.empty:
+    from ..detectors.registry import check_owner, checks_with_tag, get_detector_class
+
+    ran = [c for c in checks_with_tag("subgroups") if (findings["check"] == c).any()]
+    if not ran:
         return '<p class="note">No <code>clusters</code> check in this run.</p>'
+    rows = findings[findings["check"] == ran[0]]
+    clusters = get_detector_class(check_owner(ran[0])).read_details(findings, ran[0], source, fields=["cluster"])["cluster"]
     sizes: dict[str, dict[int, int]] = {}
     flagged: dict[str, set[int]] = {}  # clusters with a flagged (under-represented) sample
     n_flagged: dict[str, int] = {}  # flagged samples (off-class members of a small cluster are not)
-    for label, details, issue in zip(rows["label"].fillna("(none)").tolist(), rows["details"].tolist(),
-                                     rows["is_issue"].tolist()):
-        d = details_object(details, source)
-        if "cluster" not in d:
+    for sample_id, label, issue in zip(rows["sample_id"].tolist(), rows["label"].fillna("(none)").tolist(),
+                                       rows["is_issue"].tolist()):
+        if sample_id not in clusters.index:
             continue
-        cluster = d["cluster"]
-        if isinstance(cluster, bool) or not isinstance(cluster, int):  # the clusters check writes ints
-            raise BadDataError(f"{source}: a clusters row has cluster {cluster!r:.40}, not an integer; "
-                               "the run is damaged, run datacheck audit again")
+        cluster = int(clusters.at[sample_id])
         per_class = sizes.setdefault(str(label), {})
         per_class[cluster] = per_class.get(cluster, 0) + 1
         if issue:
