@@ -42,7 +42,10 @@ class DatacheckGroup(click.Group):
             with interrupts:
                 result = super().invoke(ctx)
         except click.UsageError as exc:  # Click's own "Usage: ... Error: ..." block, as one line
-            command = f"datacheck {exc.ctx.info_name} --help" if exc.ctx and exc.ctx.parent else "datacheck --help"
+            # Click raises some parse errors of a subcommand (an option without its value) without
+            # the subcommand's context: name the subcommand being run anyway.
+            name = exc.ctx.info_name if exc.ctx and exc.ctx.parent else ctx.invoked_subcommand
+            command = f"datacheck {name} --help" if name else "datacheck --help"
             _fail(ctx, f"error: {exc.format_message()} (see '{command}')", ExitStatus.USAGE)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise

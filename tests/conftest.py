@@ -1,4 +1,5 @@
-"""Shared fixtures: the sample dataset, one audit of it, and small throw-away datasets."""
+"""Shared fixtures and helpers: the sample dataset, one audit of it, small throw-away datasets,
+and running the CLI in-process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner, Result
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +82,30 @@ def sample_copy(tmp_path) -> Path:
     dest = tmp_path / "sample"
     shutil.copytree(SAMPLE_DATA, dest)
     return dest
+
+
+def invoke(*args, catch_exceptions: bool = False, **kwargs) -> Result:
+    """Run ``datacheck ARGS`` in-process; paths and numbers in ``args`` are passed as ``str``.
+
+    ``result.stdout`` and ``result.stderr`` are kept apart. An exception that escapes the CLI
+    fails the test with its traceback unless ``catch_exceptions``; other keyword arguments
+    (``input``, ``env``, ...) go to :meth:`click.testing.CliRunner.invoke`.
+    """
+    # Imported on first use, as in sample_audit: loading conftest imports no datacheck module.
+    from datacheck.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=catch_exceptions, **kwargs)
+
+
+def assert_one_line_error(result: Result, status: int, *fragments: str) -> str:
+    """Exit ``status``, and stderr is exactly one ``datacheck: error:`` line holding every
+    fragment, with no traceback anywhere; returns that line."""
+    assert result.exit_code == status, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("datacheck: error: "), line
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    assert "Traceback" not in result.output
+    return line

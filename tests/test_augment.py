@@ -7,20 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 import datacheck
 from datacheck.actions.augment import DEFAULT_SPEC, augment_image, validate_spec
-from datacheck.cli import cli
 from datacheck.errors import UsageError
 from datacheck.manifest import load_manifest
 
-from .conftest import SAMPLE_DATA, make_image, tree_digest
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+from .conftest import SAMPLE_DATA, invoke, make_image, tree_digest
 
 
 def copies_of(folder) -> dict[str, str]:

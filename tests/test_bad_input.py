@@ -8,25 +8,14 @@ import shutil
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from datacheck.cli import cli
 from datacheck.errors import ExitStatus
 
-from .conftest import make_image, tree_digest
+from .conftest import assert_one_line_error, invoke, make_image, tree_digest
 
 
 def audit(*args):
-    return CliRunner().invoke(cli, ["audit", *map(str, args), "--workers", "0"], catch_exceptions=False)
-
-
-def assert_one_line_error(result, status: ExitStatus, fragment: str):
-    assert result.exit_code == status, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("datacheck: error: ")
-    assert fragment in lines[0]
-    assert "Traceback" not in result.output
+    return invoke("audit", *args, "--workers", 0)
 
 
 def write_manifest(root, rows, name="manifest.csv"):
@@ -192,10 +181,9 @@ def test_no_output_is_written_into_a_folder_dataset(tiny_dataset, tmp_path):
     for args in (["--export-review", image], ["--export-label-studio", tiny_dataset / "train" / "dog" / "tasks.json"],
                  ["--materialize", tiny_dataset / "clean"], ["--out", tiny_dataset / "val"],
                  ["--export-review", tmp_path / "run" / "findings.parquet"]):
-        result = CliRunner().invoke(cli, ["relabel", str(tmp_path / "run"), *map(str, args)])
+        result = invoke("relabel", tmp_path / "run", *args)
         assert result.exit_code == ExitStatus.USAGE and result.stderr.count("\n") == 1, (args, result.output)
-    result = CliRunner().invoke(cli, ["balance", str(tmp_path / "run"), "--strategy", "classes",
-                                      "--out", str(tiny_dataset / "plan")])
+    result = invoke("balance", tmp_path / "run", "--strategy", "classes", "--out", tiny_dataset / "plan")
     assert_one_line_error(result, ExitStatus.USAGE, "would write into the audited dataset")
     assert tree_digest(tiny_dataset) == before
 
@@ -203,16 +191,16 @@ def test_no_output_is_written_into_a_folder_dataset(tiny_dataset, tmp_path):
 def test_relabel_never_overwrites_the_manifest_it_audited(tiny_dataset, tmp_path):
     """Iterating (audit a relabel output, relabel it again into the same folder) would replace the source."""
     assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run1", "-q").exit_code == 0
-    first = CliRunner().invoke(cli, ["relabel", str(tmp_path / "run1"), "--out", str(tmp_path / "iter"), "-q"])
+    first = invoke("relabel", tmp_path / "run1", "--out", tmp_path / "iter", "-q")
     assert first.exit_code == 0, first.output
     manifest = tmp_path / "iter" / "manifest.csv"
     text = manifest.read_bytes()
     assert audit(manifest, "--root", tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run2", "-q").exit_code == 0
-    result = CliRunner().invoke(cli, ["relabel", str(tmp_path / "run2"), "--out", str(tmp_path / "iter")])
+    result = invoke("relabel", tmp_path / "run2", "--out", tmp_path / "iter")
     assert_one_line_error(result, ExitStatus.USAGE, "would write into the audited dataset")
     assert manifest.read_bytes() == text
     # Beside the manifest (not into it) is fine: runs/ next to manifest.csv is the usual layout.
-    result = CliRunner().invoke(cli, ["relabel", str(tmp_path / "run2"), "--out", str(tmp_path / "iter2"), "-q"])
+    result = invoke("relabel", tmp_path / "run2", "--out", tmp_path / "iter2", "-q")
     assert result.exit_code == 0, result.output
 
 
@@ -287,12 +275,11 @@ def test_report_and_augment_never_write_into_the_dataset_or_the_run(tiny_dataset
     findings = (tmp_path / "run" / "findings.parquet").read_bytes()
     for args in (["--out", tiny_dataset / "train" / "cat" / "cat1.png"], ["--out", tmp_path / "run" / "findings.parquet"],
                  ["--out", tiny_dataset / "report.html"], ["--out", tmp_path / "run" / "run.json"]):
-        result = CliRunner().invoke(cli, ["report", str(tmp_path / "run"), *map(str, args), "-q"])
+        result = invoke("report", tmp_path / "run", *args, "-q")
         assert_one_line_error(result, ExitStatus.USAGE, str(args[1]))
-    plan = CliRunner().invoke(cli, ["balance", str(tmp_path / "run"), "--strategy", "classes", "--target", "8",
-                                    "--out", str(tmp_path / "plan"), "-q"])
+    plan = invoke("balance", tmp_path / "run", "--strategy", "classes", "--target", 8, "--out", tmp_path / "plan", "-q")
     assert plan.exit_code == 0, plan.output
-    result = CliRunner().invoke(cli, ["augment", str(tmp_path / "plan"), "--out", str(tiny_dataset / "train" / "more")])
+    result = invoke("augment", tmp_path / "plan", "--out", tiny_dataset / "train" / "more")
     assert_one_line_error(result, ExitStatus.USAGE, "would write into the audited dataset")
     assert tree_digest(tiny_dataset) == before
     assert (tmp_path / "run" / "findings.parquet").read_bytes() == findings
@@ -302,7 +289,7 @@ def test_report_and_augment_never_write_into_the_dataset_or_the_run(tiny_dataset
 
 
 def _relabel(*args):
-    return CliRunner().invoke(cli, ["relabel", *map(str, args)])
+    return invoke("relabel", *args)
 
 
 def test_outputs_never_overwrite_each_other_or_the_imported_review(tiny_dataset, tmp_path):
@@ -367,13 +354,13 @@ def test_balance_without_training_rows_and_a_huge_threshold(tiny_dataset, tmp_pa
     result = audit(tiny_dataset, "--checks", "image_properties,class_imbalance", "--config", tmp_path / "c.toml",
                    "--out", tmp_path / "run", "-q")
     assert result.exit_code == 0, result.output  # a check turned off by a huge threshold
-    result = CliRunner().invoke(cli, ["balance", str(tmp_path / "run"), "--strategy", "classes", "--out", str(tmp_path / "p")])
+    result = invoke("balance", tmp_path / "run", "--strategy", "classes", "--out", tmp_path / "p")
     assert_one_line_error(result, ExitStatus.USAGE, "no labeled training row")
 
 
 def test_report_of_a_missing_dataset_folder_exits_3(tiny_dataset, tmp_path):
     assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q").exit_code == 0
-    result = CliRunner().invoke(cli, ["report", str(tmp_path / "run"), "--dataset", str(tmp_path / "absent")])
+    result = invoke("report", tmp_path / "run", "--dataset", tmp_path / "absent")
     assert_one_line_error(result, ExitStatus.BAD_DATA, "no such dataset folder")
 
 

@@ -7,20 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 import datacheck
 from datacheck.actions.balance import BalanceOptions, apply_plan, cap_counts, group_sizes, plan_balance
-from datacheck.cli import cli
 from datacheck.detectors.registry import list_detectors
 from datacheck.errors import UsageError
 from datacheck.manifest import load_manifest
 
-from .conftest import SAMPLE_DATA, tree_digest
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+from .conftest import SAMPLE_DATA, invoke, tree_digest
 
 
 def frame_of(rows):

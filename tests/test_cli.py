@@ -8,15 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from datacheck.cli import cli
+from datacheck.errors import ExitStatus
 
-from .conftest import SAMPLE_DATA
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+from .conftest import SAMPLE_DATA, assert_one_line_error, invoke
 
 
 def test_every_command_has_help():
@@ -153,7 +149,68 @@ def test_outputs_never_replace_a_device_or_folder(tmp_path, tiny_dataset):
     (["relabel"], "Missing argument 'RUN'"),
 ])
 def test_click_usage_errors_are_one_line(args, message):
-    result = CliRunner().invoke(cli, args)
+    result = invoke(*args)
     assert result.exit_code == 2
     assert result.stderr.startswith("datacheck: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr and "Usage:" not in result.output
+
+
+#: Usage errors of every command (Click's parsing, and audit's own DATASET-or-arrays rule), by kind:
+#: the command's arguments and a fragment of the error that proves which mistake was caught.
+USAGE_ERRORS = {
+    "audit": {
+        "unknown-option": (["--bogus"], "No such option '--bogus'"),
+        "no-dataset": ([], "give a DATASET, or --pred-probs with --labels"),
+        "option-without-value": (["--seed"], "Option '--seed' requires an argument"),
+        "bad-int": (["data", "--seed", "x"], "Invalid value for '--seed'"),
+        "int-out-of-range": (["data", "--workers", "-1"], "Invalid value for '--workers'"),
+        "extra-argument": (["data", "more"], "Got unexpected extra argument (more)"),
+    },
+    "relabel": {
+        "unknown-option": (["--bogus", "run"], "No such option '--bogus'"),
+        "missing-argument": ([], "Missing argument 'RUN'"),
+        "option-without-value": (["run", "--out"], "Option '--out' requires an argument"),
+        "bad-float": (["run", "--min-confidence", "x"], "Invalid value for '--min-confidence'"),
+        "extra-argument": (["run", "more"], "Got unexpected extra argument (more)"),
+    },
+    "balance": {
+        "unknown-option": (["--bogus", "run", "--out", "plan"], "No such option '--bogus'"),
+        "missing-argument": (["--out", "plan"], "Missing argument 'RUN'"),
+        "missing-option": (["run"], "Missing option '--out'"),
+        "bad-choice": (["run", "--out", "plan", "--strategy", "bogus"], "Invalid value for '--strategy'"),
+        "bad-int": (["run", "--out", "plan", "--target", "x"], "Invalid value for '--target'"),
+        "bad-float": (["run", "--out", "plan", "--budget", "x"], "Invalid value for '--budget'"),
+    },
+    "augment": {
+        "unknown-option": (["--bogus", "plan", "--out", "aug"], "No such option '--bogus'"),
+        "missing-argument": (["--out", "aug"], "Missing argument 'PLAN'"),
+        "missing-option": (["plan"], "Missing option '--out'"),
+        "bad-choice": (["plan", "--out", "aug", "--policy", "bogus"], "Invalid value for '--policy'"),
+        "bad-int": (["plan", "--out", "aug", "--num-ops", "x"], "Invalid value for '--num-ops'"),
+        "int-out-of-range": (["plan", "--out", "aug", "--seed", "-1"], "Invalid value for '--seed'"),
+        "too-few-values": (["plan", "--out", "aug", "--scale", "1"], "Option '--scale' requires 2 arguments"),
+    },
+    "report": {
+        "unknown-option": (["--bogus", "run"], "No such option '--bogus'"),
+        "missing-argument": ([], "Missing argument 'RUN'"),
+        "bad-int": (["run", "--gallery-size", "x"], "Invalid value for '--gallery-size'"),
+        "int-out-of-range": (["run", "--max-thumbnails", "-1"], "Invalid value for '--max-thumbnails'"),
+        "extra-argument": (["run", "more"], "Got unexpected extra argument (more)"),
+    },
+}
+
+
+def test_usage_errors_cover_every_command():
+    assert sorted(USAGE_ERRORS) == sorted(cli.commands)
+
+
+@pytest.mark.parametrize("command, args, fragment", [
+    pytest.param(command, args, fragment, id=f"{command}-{kind}")
+    for command, cases in USAGE_ERRORS.items() for kind, (args, fragment) in cases.items()
+])
+def test_every_usage_error_is_one_line_exit_2(tmp_path, monkeypatch, command, args, fragment):
+    monkeypatch.chdir(tmp_path)  # the runs and plans named above do not exist; nothing may be written here
+    result = invoke(command, *args)
+    assert_one_line_error(result, ExitStatus.USAGE, fragment)
+    assert result.stdout == "" and "Usage:" not in result.output
+    assert list(tmp_path.iterdir()) == []

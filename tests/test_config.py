@@ -7,7 +7,7 @@ import pytest
 from datacheck.config import default_config, load_config, render_toml
 from datacheck.errors import UsageError
 
-from .conftest import REPO_ROOT, SAMPLE_DATA
+from .conftest import REPO_ROOT, SAMPLE_DATA, invoke
 
 
 def test_committed_default_config_is_current():
@@ -129,13 +129,9 @@ def test_quick_config_gates_sample_data_without_training(tmp_path):
     ],
 )
 def test_bad_training_settings_exit_2_before_any_work(tmp_path, text, message):
-    from click.testing import CliRunner
-
-    from datacheck.cli import cli
-
     path = tmp_path / "c.toml"
     path.write_text(text)
-    result = CliRunner().invoke(cli, ["audit", str(SAMPLE_DATA), "--config", str(path), "--out", str(tmp_path / "run")])
+    result = invoke("audit", SAMPLE_DATA, "--config", path, "--out", tmp_path / "run")
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()

@@ -17,29 +17,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 import datacheck
-from datacheck.cli import cli
+from datacheck.errors import ExitStatus
 
-from .conftest import make_image, make_tiny_dataset
+from .conftest import assert_one_line_error, invoke, make_image, make_tiny_dataset
 
 #: A model that trains in seconds on 16 images.
 QUICK_TRAIN = "[train]\nimage_size = 16\nfolds = 2\nepochs = 1\n"
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_bad_data(result, *words):
-    """Exit 3, and stderr is one ``datacheck: error:`` line containing every word."""
-    assert result.exit_code == 3, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("datacheck: error: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +92,11 @@ def test_unreadable_model_outputs_are_bad_data(model_run, plan, tmp_path, damage
     data = npz.read_bytes()
     npz.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a zip file at all")
     words = (f"{npz} is damaged", "rerun the audit")
-    assert_bad_data(invoke("relabel", run), *words)
-    assert_bad_data(invoke("balance", run, "--strategy", "classes", "--out", tmp_path / "p"), *words)
-    assert_bad_data(invoke("augment", plan, "--out", tmp_path / "aug", "--boost-from", run, "--workers", 0), *words)
+    assert_one_line_error(invoke("relabel", run), ExitStatus.BAD_DATA, *words)
+    assert_one_line_error(invoke("balance", run, "--strategy", "classes", "--out", tmp_path / "p"),
+                          ExitStatus.BAD_DATA, *words)
+    assert_one_line_error(invoke("augment", plan, "--out", tmp_path / "aug", "--boost-from", run, "--workers", 0),
+                          ExitStatus.BAD_DATA, *words)
 
 
 # --------------------------------------------------------------------------- 2. model outputs not row-aligned
@@ -120,24 +107,28 @@ def test_model_outputs_with_wrong_row_count_are_bad_data(model_run, plan, tmp_pa
     run = copy_of(model_run, tmp_path)
     edit_npz(run, lambda arrays: arrays.update({member: arrays[member][:-3]}))
     words = ("model_outputs.npz is damaged", member, "13 rows", "16 samples")
-    assert_bad_data(invoke("relabel", run), *words)
-    assert_bad_data(invoke("balance", run, "--strategy", "classes", "--out", tmp_path / "p"), *words)
-    assert_bad_data(invoke("augment", plan, "--out", tmp_path / "aug", "--boost-from", run, "--workers", 0), *words)
-    assert_bad_data(invoke("report", run, "-q"), *words)
+    assert_one_line_error(invoke("relabel", run), ExitStatus.BAD_DATA, *words)
+    assert_one_line_error(invoke("balance", run, "--strategy", "classes", "--out", tmp_path / "p"),
+                          ExitStatus.BAD_DATA, *words)
+    assert_one_line_error(invoke("augment", plan, "--out", tmp_path / "aug", "--boost-from", run, "--workers", 0),
+                          ExitStatus.BAD_DATA, *words)
+    assert_one_line_error(invoke("report", run, "-q"), ExitStatus.BAD_DATA, *words)
 
 
 def test_model_outputs_missing_array_wrong_columns_or_label_ids_are_bad_data(model_run, plan, tmp_path):
     run = copy_of(model_run, tmp_path, "no-probs")
     edit_npz(run, lambda arrays: arrays.pop("pred_probs"))
-    assert_bad_data(invoke("relabel", run), "model_outputs.npz is damaged", "no pred_probs array")
+    assert_one_line_error(invoke("relabel", run), ExitStatus.BAD_DATA,
+                          "model_outputs.npz is damaged", "no pred_probs array")
     run = copy_of(model_run, tmp_path, "columns")
     edit_npz(run, lambda arrays: arrays.update(pred_probs=np.hstack([arrays["pred_probs"]] * 2)))
-    assert_bad_data(invoke("relabel", run), "model_outputs.npz is damaged", "4 columns for 2 classes")
+    assert_one_line_error(invoke("relabel", run), ExitStatus.BAD_DATA,
+                          "model_outputs.npz is damaged", "4 columns for 2 classes")
     run = copy_of(model_run, tmp_path, "label-ids")
     edit_npz(run, lambda arrays: arrays.update(labels=np.full_like(arrays["labels"], 7)))
     # Shapes are right, so only the command that reads the arrays notices.
-    assert_bad_data(invoke("augment", plan, "--out", tmp_path / "aug", "--boost-from", run, "--workers", 0),
-                    "model_outputs.npz is damaged", "class ids outside -1..1")
+    assert_one_line_error(invoke("augment", plan, "--out", tmp_path / "aug", "--boost-from", run, "--workers", 0),
+                          ExitStatus.BAD_DATA, "model_outputs.npz is damaged", "class ids outside -1..1")
 
 
 # --------------------------------------------------------------------------- 3. run.json keys
@@ -159,7 +150,7 @@ def test_run_json_without_a_key_or_with_a_wrong_type_is_bad_data(quick_run, tmp_
     if "manifest_fingerprint" in words[0]:
         commands.pop()  # the report does not reload the dataset, so it needs no fingerprint
     for args in commands:
-        assert_bad_data(invoke(*args), str(run / "run.json"), *words)
+        assert_one_line_error(invoke(*args), ExitStatus.BAD_DATA, str(run / "run.json"), *words)
 
 
 # --------------------------------------------------------------------------- 4. findings and summary
@@ -182,7 +173,7 @@ def test_findings_without_a_column_or_of_a_wrong_type_are_bad_data(quick_run, tm
     run = copy_of(quick_run, tmp_path)
     rewrite_findings(run, edit)
     for args in (["report", run], ["relabel", run], ["balance", run, "--strategy", "classes", "--out", tmp_path / "p"]):
-        assert_bad_data(invoke(*args), "findings.parquet", *words)
+        assert_one_line_error(invoke(*args), ExitStatus.BAD_DATA, "findings.parquet", *words)
 
 
 def pc_cast(column, kind):
@@ -205,7 +196,8 @@ def test_findings_details_that_are_not_json_are_bad_data(quick_run, tmp_path):
     frame = pd.read_parquet(run / "findings.parquet")
     frame.loc[frame["check"] == "exact_duplicates", "details"] = '{"group": '
     frame.to_parquet(run / "findings.parquet")
-    assert_bad_data(invoke("report", run, "-q"), "findings.parquet", "details value is not a JSON object")
+    assert_one_line_error(invoke("report", run, "-q"), ExitStatus.BAD_DATA,
+                          "findings.parquet", "details value is not a JSON object")
 
 
 @pytest.mark.parametrize("edit, words", [
@@ -218,7 +210,7 @@ def test_findings_details_that_are_not_json_are_bad_data(quick_run, tmp_path):
 def test_summary_with_values_of_a_wrong_type_is_bad_data(quick_run, tmp_path, edit, words):
     run = copy_of(quick_run, tmp_path)
     edit_json(run / "summary.json", edit)
-    assert_bad_data(invoke("report", run, "-q"), str(run / "summary.json"), *words)
+    assert_one_line_error(invoke("report", run, "-q"), ExitStatus.BAD_DATA, str(run / "summary.json"), *words)
 
 
 def test_a_threshold_of_an_unknown_shape_is_shown_as_json(quick_run, tmp_path):
@@ -244,8 +236,8 @@ def test_a_threshold_of_an_unknown_shape_is_shown_as_json(quick_run, tmp_path):
 def test_plan_json_without_a_key_or_with_a_wrong_type_is_bad_data(plan, tmp_path, edit, words):
     damaged = copy_of(plan, tmp_path)
     edit_json(damaged / "plan.json", edit)
-    assert_bad_data(invoke("augment", damaged, "--out", tmp_path / "aug", "--workers", 0),
-                    str(damaged / "plan.json"), *words)
+    assert_one_line_error(invoke("augment", damaged, "--out", tmp_path / "aug", "--workers", 0),
+                          ExitStatus.BAD_DATA, str(damaged / "plan.json"), *words)
 
 
 # --------------------------------------------------------------------------- 6. hand-edited plan rows
@@ -278,8 +270,8 @@ def test_hand_edited_plan_rows_are_bad_data(plan, tmp_path, edit, words):
     frame = edit(pd.read_parquet(damaged / "plan.parquet"))
     frame.to_parquet(damaged / "plan.parquet")
     started = time.monotonic()
-    assert_bad_data(invoke("augment", damaged, "--out", tmp_path / "aug", "--workers", 0),
-                    str(damaged / "plan.parquet"), *words)
+    assert_one_line_error(invoke("augment", damaged, "--out", tmp_path / "aug", "--workers", 0),
+                          ExitStatus.BAD_DATA, str(damaged / "plan.parquet"), *words)
     assert time.monotonic() - started < 60  # refused up front, not after making copies
     assert not (tmp_path / "aug").exists()
 

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from click.testing import CliRunner
-
-from datacheck.cli import cli
-
-from .conftest import SAMPLE_DATA
+from .conftest import SAMPLE_DATA, invoke
 
 
 def test_junit_one_case_per_check_failures_from_gates(tmp_path):
     junit = tmp_path / "reports" / "datacheck.xml"
-    result = CliRunner().invoke(cli, [
-        "audit", str(SAMPLE_DATA), "--out", str(tmp_path / "run"), "--checks", "exact_duplicates,split_leakage,imag*",
-        "--fail-on", "split_leakage>0,exact_duplicates>100,image_properties>50%", "--junit", str(junit), "-q",
-        "--workers", "0"])
+    result = invoke(
+        "audit", SAMPLE_DATA, "--out", tmp_path / "run", "--checks", "exact_duplicates,split_leakage,imag*",
+        "--fail-on", "split_leakage>0,exact_duplicates>100,image_properties>50%", "--junit", junit, "-q",
+        "--workers", 0)
     assert result.exit_code == 1, result.output
     suite = ET.parse(junit).getroot()
     cases = {case.get("name"): case for case in suite.iter("testcase")}
@@ -34,9 +30,9 @@ def test_junit_one_case_per_check_failures_from_gates(tmp_path):
 
 def test_junit_detector_gate_fails_the_checks_that_flagged(tmp_path):
     junit = tmp_path / "datacheck.xml"
-    result = CliRunner().invoke(cli, [
-        "audit", str(SAMPLE_DATA), "--out", str(tmp_path / "run"), "--checks", "image_properties",
-        "--fail-on", "image_properties>0", "--junit", str(junit), "-q", "--workers", "0"])
+    result = invoke(
+        "audit", SAMPLE_DATA, "--out", tmp_path / "run", "--checks", "image_properties",
+        "--fail-on", "image_properties>0", "--junit", junit, "-q", "--workers", 0)
     assert result.exit_code == 1
     suite = ET.parse(junit).getroot()
     failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}

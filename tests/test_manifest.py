@@ -6,24 +6,17 @@ import json
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from datacheck.cli import cli
 from datacheck.errors import BadDataError, ExitStatus
 from datacheck.manifest import load_manifest, write_manifest
 
-from .conftest import make_image
+from .conftest import assert_one_line_error, invoke, make_image
 
 
 def audit_error(manifest, out, *args) -> str:
     """Audit ``manifest``; assert exit 3 with one error line, no traceback; return that line."""
-    result = CliRunner().invoke(cli, ["audit", str(manifest), "--out", str(out), "--workers", "0",
-                                      "--checks", "class_imbalance", *args], catch_exceptions=False)
-    assert result.exit_code == ExitStatus.BAD_DATA, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("datacheck: error: "), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
+    result = invoke("audit", manifest, "--out", out, "--workers", 0, "--checks", "class_imbalance", *args)
+    return assert_one_line_error(result, ExitStatus.BAD_DATA)
 
 
 def test_split_class_folder_layout(tiny_dataset):

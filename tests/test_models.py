@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from datacheck.cli import cli
 from datacheck.engine.models import create_model, list_models
 from datacheck.errors import UsageError
+
+from .conftest import invoke
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -40,11 +40,11 @@ def test_weights_file_round_trip_and_bad_file(tmp_path):
 
 
 def test_frozen_backbone_audit_from_the_cli(tiny_dataset, tmp_path):
-    result = CliRunner().invoke(cli, ["audit", str(tiny_dataset), "--out", str(tmp_path / "r"), "--model", "resnet18",
-                                      "--weights", "random", "--checks", "label_issues,outliers", "--json", "-q"])
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "r", "--model", "resnet18",
+                    "--weights", "random", "--checks", "label_issues,outliers", "--json", "-q")
     assert result.exit_code == 0, result.output
-    missing = CliRunner().invoke(cli, ["audit", str(tiny_dataset), "--out", str(tmp_path / "r2"), "--model", "resnet50",
-                                       "--weights", str(tmp_path / "none.pth")])
+    missing = invoke("audit", tiny_dataset, "--out", tmp_path / "r2", "--model", "resnet50",
+                     "--weights", tmp_path / "none.pth")
     assert missing.exit_code == 2 and "--weights" in missing.stderr and "file not found" in missing.stderr
 
 

@@ -6,28 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from datacheck.actions.balance import BalanceOptions, plan_balance
-from datacheck.cli import cli
 from datacheck.validation import check_positive
 from datacheck.errors import UsageError
 from datacheck.gates import parse_gates
 
-from .conftest import make_image
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_error(result, status: int, *words: str) -> None:
-    """Exit ``status`` with exactly one ``datacheck: error:`` line on stderr holding ``words``."""
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == status, result.output
-    assert len(lines) == 1 and lines[0].startswith("datacheck: error: "), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
+from .conftest import assert_one_line_error, invoke, make_image
 
 
 @pytest.fixture
@@ -47,7 +32,7 @@ def arrays(tmp_path):
 @pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999999999999"])
 def test_seed_out_of_range_is_a_usage_error(arrays, tmp_path, seed):
     result = invoke(*arrays, f"--seed={seed}", "--out", tmp_path / "run")
-    assert_error(result, 2, "--seed must be an integer in [0, 4294967295]", seed)
+    assert_one_line_error(result, 2, "--seed must be an integer in [0, 4294967295]", seed)
     assert not (tmp_path / "run").exists()
 
 
@@ -60,7 +45,7 @@ def test_largest_seed_runs_the_seeded_checks(arrays, tmp_path):
 def test_seed_in_a_config_file(arrays, tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("[audit]\nseed = -1\n")
-    assert_error(invoke(*arrays, "--config", config, "--out", tmp_path / "run"), 2, "audit.seed in", "got -1")
+    assert_one_line_error(invoke(*arrays, "--config", config, "--out", tmp_path / "run"), 2, "audit.seed in", "got -1")
 
 
 # --------------------------------------------------------------------------- audit: config values
@@ -84,14 +69,14 @@ def test_bad_config_values_exit_2_before_any_work(tmp_path, text, words):
     config = tmp_path / "c.toml"
     config.write_text(text)
     result = invoke("audit", root, "--checks", "image_properties", "--config", config, "--out", tmp_path / "run")
-    assert_error(result, 2, *words)
+    assert_one_line_error(result, 2, *words)
     assert not (tmp_path / "run").exists()
 
 
 def test_config_that_is_not_utf8_exits_2(arrays, tmp_path):
     config = tmp_path / "b.toml"
     config.write_bytes(b"\xff\xfe")
-    assert_error(invoke(*arrays, "--config", config), 2, f"cannot read config {config}: not UTF-8 text")
+    assert_one_line_error(invoke(*arrays, "--config", config), 2, f"cannot read config {config}: not UTF-8 text")
 
 
 # --------------------------------------------------------------------------- audit: --checks
@@ -100,12 +85,12 @@ def test_config_that_is_not_utf8_exits_2(arrays, tmp_path):
 @pytest.mark.parametrize("spec", [",", " , ,"])
 def test_checks_naming_no_detector(arrays, tmp_path, spec):
     result = invoke(*arrays, "--checks", spec, "--out", tmp_path / "run")
-    assert_error(result, 2, "--checks names no detector", "label_issues")
+    assert_one_line_error(result, 2, "--checks names no detector", "label_issues")
     assert not (tmp_path / "run").exists()
 
 
 def test_empty_checks_string(arrays, tmp_path):
-    assert_error(invoke(*arrays, "--checks", "", "--out", tmp_path / "run"), 2, "--checks names no detector")
+    assert_one_line_error(invoke(*arrays, "--checks", "", "--out", tmp_path / "run"), 2, "--checks names no detector")
 
 
 # --------------------------------------------------------------------------- audit: --fail-on
@@ -113,7 +98,8 @@ def test_empty_checks_string(arrays, tmp_path):
 
 def test_unknown_gate_lists_check_names(arrays, tmp_path):
     result = invoke(*arrays, "--fail-on", "DARK>0", "--out", tmp_path / "run")
-    assert_error(result, 2, "'DARK>0'", "did you mean 'dark'?", "dark, exact_duplicates", "blurry", "image_properties")
+    assert_one_line_error(result, 2, "'DARK>0'", "did you mean 'dark'?", "dark, exact_duplicates", "blurry",
+                          "image_properties")
 
 
 def test_gate_names_checks_and_detectors():
@@ -149,13 +135,13 @@ def test_complex_arrays_exit_3_in_one_line(arrays, tmp_path, which):
     np.save(path, np.load(path).astype(np.complex64))
     option = {"P": "--pred-probs", "E": "--embeddings"}[which]
     result = invoke(*arrays, "--out", tmp_path / "run")
-    assert_error(result, 3, f"{option} must hold real numbers", "complex64")
+    assert_one_line_error(result, 3, f"{option} must hold real numbers", "complex64")
     assert "ComplexWarning" not in result.stderr
 
 
 def test_complex_labels_exit_3(arrays, tmp_path):
     np.save(tmp_path / "L.npy", np.load(tmp_path / "L.npy").astype(np.complex128))
-    assert_error(invoke(*arrays, "--out", tmp_path / "run"), 3, "--labels must hold integer class ids")
+    assert_one_line_error(invoke(*arrays, "--out", tmp_path / "run"), 3, "--labels must hold integer class ids")
 
 
 # --------------------------------------------------------------------------- balance
@@ -222,5 +208,5 @@ def image_run(tmp_path_factory):
 )
 def test_balance_bad_options_exit_2(image_run, tmp_path, args, words):
     result = invoke("balance", image_run, "--strategy", "classes", *args, "--out", tmp_path / "plan")
-    assert_error(result, 2, *words)
+    assert_one_line_error(result, 2, *words)
     assert not (tmp_path / "plan" / "plan.json").exists()

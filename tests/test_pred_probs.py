@@ -7,16 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from datacheck.cli import cli
 from datacheck.errors import ExitStatus
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, invoke
 
 
 def audit(*args):
-    return CliRunner().invoke(cli, ["audit", *map(str, args)], catch_exceptions=False)
+    return invoke("audit", *args)
 
 
 @pytest.fixture

@@ -7,19 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 import datacheck
 from datacheck.actions.relabel import relabel
 from datacheck.audit_run import open_run
-from datacheck.cli import cli
 from datacheck.manifest import load_manifest
 
-from .conftest import SAMPLE_DATA, tree_digest
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+from .conftest import SAMPLE_DATA, invoke, tree_digest
 
 
 @pytest.fixture(scope="module")

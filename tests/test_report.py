@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from datacheck.cli import cli
 from datacheck.errors import ExitStatus
@@ -24,7 +23,7 @@ from datacheck.reporting.html import write_report
 from datacheck.runs import write_parquet
 from datacheck.schema import FINDINGS_COLUMNS, findings_table
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, invoke
 
 SECTIONS = ("overview", "galleries", "groups", "relabels", "histograms", "clusters", "findings")
 HOSTILE = "<script>alert(1)</script>"
@@ -42,7 +41,7 @@ synthetic_run = _load_benchmark().synthetic_run
 
 
 def report(*args):
-    return CliRunner().invoke(cli, ["report", *map(str, args)], catch_exceptions=False)
+    return invoke("report", *args)
 
 
 @pytest.fixture(scope="module")
@@ -202,9 +201,8 @@ def test_report_of_pred_probs_run(tmp_path):
     labels = true.copy()
     labels[:15] = (labels[:15] + 1) % 3
     np.save(tmp_path / "l.npy", labels)
-    audit = CliRunner().invoke(cli, ["audit", "--pred-probs", str(tmp_path / "p.npy"), "--labels", str(tmp_path / "l.npy"),
-                                     "--out", str(tmp_path / "run"), "--fail-on", "label_issues>0", "-q"],
-                           catch_exceptions=False)
+    audit = invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy",
+                   "--out", tmp_path / "run", "--fail-on", "label_issues>0", "-q")
     assert audit.exit_code == ExitStatus.GATE_FAILED, audit.output
     result = report(tmp_path / "run", "--csv")
     assert result.exit_code == 0, result.output

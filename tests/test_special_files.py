@@ -23,15 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from datacheck.cli import cli
 from datacheck.engine.image_stats import SpecialFileError, analyze_image, open_image
 from datacheck.engine.loader import decode_resize_batch, file_digest, load_pixels
 from datacheck.errors import ExitStatus
 from datacheck.manifest import load_manifest
 
-from .conftest import make_image, tree_digest
+from .conftest import assert_one_line_error, invoke, make_image, tree_digest
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and symlinks as on POSIX")
 
@@ -43,16 +41,7 @@ def run_cli(*args, timeout: int = 120) -> subprocess.CompletedProcess:
 
 
 def audit(*args):
-    return CliRunner().invoke(cli, ["audit", *map(str, args), "--workers", "0"], catch_exceptions=False)
-
-
-def assert_one_line_error(result, status: ExitStatus, fragment: str):
-    assert result.exit_code == status, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("datacheck: error: ")
-    assert fragment in lines[0]
-    assert "Traceback" not in result.output
+    return invoke("audit", *args, "--workers", 0)
 
 
 @contextmanager
