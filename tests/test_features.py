@@ -19,16 +19,17 @@ def _rows(result, check):
 
 def test_near_duplicates_do_not_depend_on_the_other_checks(sample_audit):
     """Before the feature stage, near_duplicates verified embedding candidates only when another
-    check had trained the model; now the same settings give the same findings alone."""
+    check had trained the model; now its own settings decide, whatever else runs."""
     alone = datacheck.audit(SAMPLE_DATA, checks=["near_duplicates"], workers=2)
-    for check in ("near_duplicates",):
-        pd.testing.assert_frame_equal(_rows(alone, check), _rows(sample_audit, check), check_dtype=False)
-    # without embedding candidates, likewise whatever runs beside it (and no model is trained)
-    settings = {"near_duplicates": {"embedding_candidates": False}}
-    quick = [datacheck.audit(SAMPLE_DATA, checks=checks, workers=2, config=_config(settings))
-             for checks in (["near_duplicates"], ["near_duplicates", "exact_duplicates", "image_properties"])]
-    pd.testing.assert_frame_equal(_rows(quick[0], "near_duplicates"), _rows(quick[1], "near_duplicates"))
-    assert "model_outputs" not in quick[0].summary["timings_s"]
+    pd.testing.assert_frame_equal(_rows(alone, "near_duplicates"), _rows(sample_audit, "near_duplicates"),
+                                  check_dtype=False)
+    assert "model_outputs" not in alone.summary["timings_s"]  # nothing trained for it
+    # with embedding candidates, likewise: alone it trains the model it needs
+    config = _config({"near_duplicates": {"embedding_candidates": True}})
+    with_model = [datacheck.audit(SAMPLE_DATA, checks=checks, workers=2, config=config)
+                  for checks in (["near_duplicates"], ["near_duplicates", "label_issues"])]
+    pd.testing.assert_frame_equal(_rows(with_model[0], "near_duplicates"), _rows(with_model[1], "near_duplicates"))
+    assert with_model[0].summary["checks"]["near_duplicates"]["threshold"]["embedding_candidates"] is True
 
 
 def _config(detectors: dict):
