@@ -27,6 +27,8 @@ EXACT_MAX = 50_000
 TARGET_RECALL = 0.95
 #: Queries on which the approximate graph's recall is measured against exact search.
 RECALL_QUERIES = 1_000
+#: Training points per inverted list (faiss warns below 39).
+_TRAIN_PER_LIST = 40
 #: Rows per block of normalisation, adding and searching: bounded temporaries at any N.
 _BLOCK = 65_536
 
@@ -108,11 +110,15 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int) -> K
 
     m, d = len(rows), embeddings.shape[1]
     rng = np.random.default_rng(seed)
-    nlist = int(min(max(16, 4 * np.sqrt(m)), m // 39))  # faiss wants >= 39 training points per list
+    nlist = int(min(max(16, 4 * np.sqrt(m)), m // _TRAIN_PER_LIST))
     quantizer = faiss.IndexFlatIP(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = seed  # the coarse K-means: deterministic for a seed
-    train = np.sort(rng.choice(m, size=min(m, 64 * nlist), replace=False))
+    # The coarse K-means dominates the build if trained as faiss suggests (256 points per list,
+    # 25 iterations: 65 s of a 100k x 512 graph); 40 points and 10 iterations place the lists
+    # well enough for the recall target, which nprobe then secures (measured below).
+    index.cp.niter = 10
+    train = np.sort(rng.choice(m, size=min(m, _TRAIN_PER_LIST * nlist), replace=False))
     index.train(_unit(_take(embeddings, rows[train])))
     for start in range(0, m, _BLOCK):
         index.add(_unit(_take(embeddings, rows[start : start + _BLOCK])))
