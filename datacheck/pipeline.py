@@ -203,15 +203,13 @@ def audit(
     images = source is not None
     available = set(FEATURES) if images else {"model_outputs", "labels", "pred_probs", "softmax"} | (
         {"embeddings", "knn_graph"} if embeddings is not None else set())
-    if instances is not None:
-        detectors = _configured(instances)
-        detector_names = [d.name for d in detectors]
-        _runnable([d for d in detectors], available, explicit=True)
+    if instances is not None:  # configured in Python: each must run
+        detectors = _runnable(_configured(instances), available, explicit=True)
     else:
         explicit = opts["checks"] != default_config()["audit"]["checks"]
         detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in expand_checks(opts["checks"])]
         detectors = _runnable(detectors, available, explicit)
-        detector_names = [d.name for d in detectors]
+    detector_names = [d.name for d in detectors]
     gates = parse_gates(opts["fail_on"])
     _check_gates(gates, detector_names)
     device_spec = check_device_spec(opts["device"])
