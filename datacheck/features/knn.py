@@ -9,7 +9,8 @@ search ranks neighbours by distance, so the first ``k`` columns of a larger grap
 Search: exact (blocked matrix products on the device, :func:`datacheck.engine.knn.knn_cosine`)
 up to :data:`EXACT_MAX` samples, where it takes seconds; above, where exact search grows
 as N² (100k x 512: about a minute on 2 cores, 1M: hours), an inverted-file index (faiss
-``IndexIVFFlat``, inner product on unit vectors, ``4·sqrt(N)`` lists) whose ``nprobe`` is raised
+``IndexIVFFlat``, inner product on unit vectors, ``sqrt(8·N)`` lists found through an HNSW graph
+of their centres) whose ``nprobe`` is raised
 until the recall@k measured against exact search on a sample of queries reaches
 :data:`TARGET_RECALL`. The method and the measured recall are recorded in ``summary.json``.
 Memory: the graph (N·k), the unit vectors the index holds (N·D float32) and the inputs.
@@ -27,6 +28,8 @@ EXACT_MAX = 50_000
 TARGET_RECALL = 0.95
 #: Queries on which the approximate graph's recall is measured against exact search.
 RECALL_QUERIES = 1_000
+#: nprobe tried first; it doubles until the recall target is met.
+_FIRST_NPROBE = 4
 #: Training points per inverted list (faiss warns below 39).
 _TRAIN_PER_LIST = 40
 #: Rows per block of normalisation, adding and searching: bounded temporaries at any N.
@@ -110,8 +113,11 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int) -> K
 
     m, d = len(rows), embeddings.shape[1]
     rng = np.random.default_rng(seed)
-    nlist = int(min(max(16, 4 * np.sqrt(m)), m // _TRAIN_PER_LIST))
-    quantizer = faiss.IndexFlatIP(d)
+    # A query costs about nlist·D (finding its lists) + nprobe·(N/nlist)·D (scanning them),
+    # least at nlist = sqrt(nprobe·N); an HNSW graph over the list centres makes the first term
+    # small too (a flat one costs N·nlist·D at add and again at search: 1M did not finish in 17 min).
+    nlist = int(min(max(16, np.sqrt(_FIRST_NPROBE * 2 * m)), m // _TRAIN_PER_LIST))
+    quantizer = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = seed  # the coarse K-means: deterministic for a seed
     # The coarse K-means dominates the build if trained as faiss suggests (256 points per list,
@@ -126,7 +132,7 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int) -> K
     # Recall against exact search on a sample of queries; nprobe doubles until it is reached.
     queries = np.sort(rng.choice(m, size=min(m, RECALL_QUERIES), replace=False))
     truth = _exact_neighbours(embeddings, rows, queries, k)
-    nprobe, recall = 8, 0.0
+    nprobe, recall = _FIRST_NPROBE, 0.0
     while True:
         index.nprobe = min(nprobe, nlist)
         found = _search(index, embeddings, rows[queries], queries, k)[1]
