@@ -115,6 +115,7 @@ def test_approximate_graph_reaches_its_recall_and_records_it():
     assert not (approx.indices == np.arange(len(x))[:, None]).any()  # never itself
     again = build_knn_graph(x, 10, exact_max=1000)
     np.testing.assert_array_equal(again.indices, approx.indices)  # deterministic
+    assert build_knn_graph(x, 10, exact_max=1000, seed=2**32 - 1).info["recall_at_k"] >= 0.95  # the largest seed
 
 
 def test_exact_and_approximate_graphs_give_the_same_outliers(monkeypatch):

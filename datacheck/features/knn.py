@@ -119,7 +119,7 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int) -> K
     nlist = int(min(max(16, np.sqrt(_FIRST_NPROBE * 2 * m)), m // _TRAIN_PER_LIST))
     quantizer = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = seed  # the coarse K-means: deterministic for a seed
+    index.cp.seed = seed % 2**31  # the coarse K-means: deterministic for a seed (faiss takes a C int)
     # The coarse K-means dominates the build if trained as faiss suggests (256 points per list,
     # 25 iterations: 65 s of a 100k x 512 graph); 40 points and 10 iterations place the lists
     # well enough for the recall target, which nprobe then secures (measured below).
