@@ -31,8 +31,8 @@ from .errors import ExitStatus, UsageError
 from .features import FEATURES, FeatureStore
 from .features.images import image_stats, pixels
 from .features.knn import build_knn_graph
-from .features.model import (ModelOutputs, aum_outputs, cross_validated_outputs, manifest_for_outputs,
-                             outputs_from_inputs)
+from .features.model import (ModelOutputs, aum_outputs, cross_validated_outputs, load_outputs_from_files,
+                             manifest_for_outputs)
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
 from .runs import RunDir, Sources, check_outputs, write_json, write_npz, write_parquet
@@ -226,7 +226,7 @@ def audit(
     if images:
         manifest = load_manifest(source, max_missing=opts["max_missing"], root=root)
     else:
-        arrays = outputs_from_inputs(pred_probs, labels, embeddings, class_names)
+        arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
         manifest = manifest_for_outputs(arrays, str(pred_probs) if _is_path(pred_probs) else "arrays")
     sources = Sources.of(manifest)  # no output may land in the audited dataset
     check_outputs(sources, folders={"--out": out})
@@ -282,7 +282,8 @@ def audit(
     codes, _ = pd.factorize(findings["check"], sort=True)
     findings = findings.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
     # As every reader of findings.parquet sees them, whether or not the run is written.
-    findings = findings_table(findings).to_pandas()
+    table = findings_table(findings)
+    findings = table.to_pandas()
     outputs = ctx.features.get("model_outputs") if ctx.features.computed("model_outputs") else None
 
     checks = _check_counts(findings, detectors, thresholds)
@@ -310,7 +311,7 @@ def audit(
     result = AuditResult(run.path if run is not None else None, findings, summary, status, manifest,
                          outputs if manifest.format != "arrays" else None, run_info)
     if run is not None:
-        write_run(run, result)
+        write_run(run, result, table)
     if junit is not None:
         from .reporting.junit import write_junit
 
@@ -318,10 +319,11 @@ def audit(
     return result
 
 
-def write_run(run: RunDir, result: AuditResult) -> None:
-    """Write an audit's files into ``run``: findings, model outputs, summary, and run.json last
-    (its ``complete`` status is what marks the run finished)."""
-    write_parquet(run.file("findings.parquet"), findings_table(result.findings))
+def write_run(run: RunDir, result: AuditResult, table: pa.Table | None = None) -> None:
+    """Write an audit's files into ``run``: findings (``table``, when the caller has the Arrow
+    table already), model outputs, summary, and run.json last (its ``complete`` status is what
+    marks the run finished)."""
+    write_parquet(run.file("findings.parquet"), table if table is not None else findings_table(result.findings))
     if result.outputs is not None:
         # The model's view of the data, which later commands (relabel, balance, augment) read.
         # An audit of user-supplied arrays writes none: its inputs are recorded in run.json

@@ -130,7 +130,8 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
 
 
 def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, class_names_path=None) -> ModelOutputs:
-    """Read and validate ``.npy`` model outputs brought by the user.
+    """Read and validate model outputs brought by the user: ``.npy`` paths or in-memory arrays
+    (mixed freely; an array is never modified), class names as a text file or a sequence.
 
     Raises
     ------
@@ -197,15 +198,6 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
         if len(classes) != probs.shape[1] or len(set(classes)) != len(classes):
             raise BadDataError(f"--class-names must list {probs.shape[1]} distinct names, one per line (found {len(classes)})")
     return ModelOutputs(classes, labels, probs, embeddings, "files")
-
-
-def outputs_from_inputs(pred_probs, labels, embeddings=None, class_names=None) -> ModelOutputs:
-    """Model outputs brought by the user, as ``.npy`` paths or in-memory arrays (mixed freely).
-
-    Arrays are validated exactly as files are (:func:`load_outputs_from_files`); class names
-    may be a text file or a sequence of names.
-    """
-    return load_outputs_from_files(pred_probs, labels, embeddings, class_names)
 
 
 def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
