@@ -15,13 +15,12 @@ ground truth saved in ``truth.npz``:
 * train -> test leaks: ``split.npy`` is 80 % train / 20 % test, and 0.2 % of the test rows
   are near copies of train rows.
 
-Then ``datacheck audit --pred-probs --labels --embeddings --checks
-label_issues,outliers,clusters,class_imbalance -q --json`` runs in a subprocess: its wall time,
-its peak resident memory, the seconds per stage and the kNN index (method, measured recall)
-from ``summary.json``, and the recall and precision of ``findings.parquet`` against each
-planted kind. Near duplicates and leaks need a manifest (array audits have no
-``near_duplicates``/``split_leakage`` check): they are scored only when the findings have
-those checks. With ``--datalab`` cleanlab's ``Datalab.find_issues`` (label, outlier and
+Then ``datacheck audit manifest.parquet --pred-probs --embeddings --checks
+label_issues,outliers,near_duplicates,split_leakage,clusters,class_imbalance -q --json`` runs
+in a subprocess (the manifest gives labels and splits, the arrays are memory-mapped): its wall
+time, its peak resident memory, the seconds per stage and the kNN index (method, measured
+recall) from ``summary.json``, and the recall and precision of ``findings.parquet`` against
+each planted kind. With ``--datalab`` cleanlab's ``Datalab.find_issues`` (label, outlier and
 near-duplicate issues) runs on the same files in a subprocess, limited to
 ``--datalab-timeout`` seconds, and is scored the same way (it needs the ``datasets``
 package). Last, a growth table: each measure per size and its growth exponent between
@@ -33,8 +32,8 @@ Run from the repository root (big sizes take hours and need a quiet machine)::
         [--dim 512] [--classes 100] [--seed 0] [--datalab] [--datalab-timeout 1800]
         [--regenerate] [--json PATH]
 
-Each dataset folder also holds ``manifest.parquet`` (sample_id = row number, label = class
-name, split), for audits of arrays that come with a manifest. The run folders (findings,
+Each dataset folder holds ``manifest.parquet`` (sample_id = row number, label = class name in column order,
+split) beside the arrays. The run folders (findings,
 ``summary.json``, each tool's stdout/stderr) are kept under ``--data-dir``/runs.
 """
 
@@ -57,7 +56,7 @@ from _common import int_at_least  # benchmarks/ is on sys.path when run as a scr
 
 DEFAULT_SIZES = "100000,300000,1000000"
 DEFAULT_DATA_DIR = Path("/tmp/datacheck-scale")
-CHECKS = "label_issues,outliers,clusters,class_imbalance"
+CHECKS = "label_issues,outliers,near_duplicates,split_leakage,clusters,class_imbalance"
 GENERATOR_VERSION = 1  # bump when make_dataset changes: cached datasets are then regenerated
 
 # ---- the synthetic data (see make_dataset)
@@ -347,8 +346,8 @@ def measured(cmd: list[str], report: Path, timeout: float = 0) -> dict:
 
 
 def run_datacheck(data: Path, run_dir: Path) -> dict:
-    cmd = [sys.executable, "-m", "datacheck", "audit", "--pred-probs", str(data / "pred_probs.npy"),
-           "--labels", str(data / "labels.npy"), "--embeddings", str(data / "embeddings.npy"),
+    cmd = [sys.executable, "-m", "datacheck", "audit", str(data / "manifest.parquet"),
+           "--pred-probs", str(data / "pred_probs.npy"), "--embeddings", str(data / "embeddings.npy"),
            "--out", str(run_dir), "--checks", CHECKS, "-q", "--json"]
     result = measured(cmd, run_dir.parent / f"{run_dir.name}.measure.json")
     result["log"] = str(run_dir.parent / f"{run_dir.name}.measure.json.stderr")

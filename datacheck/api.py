@@ -53,15 +53,20 @@ def audit(
         A dataset folder (``root/<class>/*`` or ``root/<split>/<class>/*``), a CSV/Parquet/JSONL
         manifest file, or a manifest DataFrame (columns ``path, label[, split, sample_id, ...]``,
         paths relative to ``root``). Omit it to audit model outputs alone (any modality).
+        With ``pred_probs`` or ``embeddings`` (or a Parquet manifest with such list columns),
+        a manifest gives the arrays' sample ids, labels and splits (its paths are not read),
+        so duplicates and split leakage are found on the embeddings.
     labels : array-like of shape (N,), optional
         Given labels, as class ids in ``0..K-1`` or as class names (strings), row-aligned with
-        ``pred_probs``; or a ``.npy`` path.
+        ``pred_probs``; or a ``.npy`` path. Only without ``data``.
     pred_probs : array-like of shape (N, K), optional
-        Out-of-fold predicted probabilities (rows sum to 1), or a ``.npy`` path.
+        Out-of-fold predicted probabilities (rows sum to 1), or a ``.npy`` path (memory-mapped).
     embeddings : array-like of shape (N, D), optional
-        Embeddings of the same samples (enable ``outliers`` and ``clusters``), or a ``.npy`` path.
+        Embeddings of the same samples (enable ``outliers``, ``clusters`` and, with a manifest,
+        the duplicate checks), or a ``.npy`` path (memory-mapped).
     class_names : sequence of str or path-like, optional
-        The K class names (a text file: one per line); with string ``labels``, their order.
+        The K class names of the ``pred_probs`` columns, in order (a text file: one per line).
+        Without them, whole-number labels are column numbers and other labels are sorted.
     checks : sequence of str or Detector, or str, optional
         Detectors to run: names (wildcards allowed: ``"*dup*"``) or configured instances
         (``Outliers(k=20)``); default: every default detector whose inputs the data has.
@@ -107,11 +112,11 @@ def audit(
             names = [str(c) for c in checks]
     if isinstance(labels, (list, tuple, pd.Series, np.ndarray)) and not _is_numeric(labels):
         labels, class_names = _label_ids(labels, class_names)
-    if data is not None and pred_probs is not None:
-        raise UsageError("pass data (a dataset) or pred_probs/labels (model outputs), not both")
+    if data is not None and labels is not None:
+        raise UsageError("labels go without data: a manifest's labels are its label column")
     if data is None and pred_probs is None:
         raise UsageError("audit needs data (a dataset folder, manifest or DataFrame) or pred_probs with labels")
-    if pred_probs is not None and labels is None:
+    if data is None and labels is None:
         raise UsageError("pred_probs needs labels")
     from .pipeline import audit as run
 

@@ -98,7 +98,7 @@ class AuditRun:
             return self._manifest  # already loaded and checked against the fingerprint
         self._fingerprint()
         if self.info.get("manifest_format") == "arrays":  # audited from --pred-probs: no files
-            manifest = self._array_inputs()[1]
+            manifest = self._array_inputs().manifest
         else:
             source = Path(dataset) if dataset is not None else Path(self.info["dataset"])
             max_missing = int(self.info.get("config", {}).get("audit", {}).get("max_missing", 0))
@@ -132,7 +132,7 @@ class AuditRun:
         from .features.model import ModelOutputs
 
         if self.info.get("manifest_format") == "arrays":
-            return self._array_inputs()[0]
+            return self._array_inputs().outputs
         path = self.artifacts / OUTPUTS_ARTIFACT
         if not path.exists():
             return None
@@ -152,7 +152,7 @@ class AuditRun:
     def classes(self) -> list:
         """The audit's class names (the columns of ``pred_probs``), without loading the arrays."""
         if self.info.get("manifest_format") == "arrays":
-            return self._array_inputs()[0].classes
+            return list(self._array_inputs().labels.classes)
         path = self.artifacts / OUTPUTS_ARTIFACT
         if path.exists():
             try:
@@ -163,22 +163,23 @@ class AuditRun:
         return sorted(self.manifest().frame["label"].dropna().unique())
 
     def _array_inputs(self):
-        """(ModelOutputs, Manifest) of a ``--pred-probs`` audit, read again from its input files."""
-        from .features.model import load_outputs_from_files, manifest_for_outputs
+        """The :class:`datacheck.features.arrays.ArrayInputs` of an array audit, read again
+        from the files it recorded (checked against the fingerprint)."""
+        from .features.arrays import load_array_inputs
 
         if self._arrays is not None:
             return self._arrays
         self._fingerprint()
         inputs = self.info.get("inputs") or {}
-        if "pred_probs" not in inputs or "labels" not in inputs:
-            raise BadDataError(f"{self.path / RUN_MARKER} does not record the audit's --pred-probs/--labels files")
-        outputs = load_outputs_from_files(inputs["pred_probs"], inputs["labels"], inputs.get("embeddings"),
-                                          inputs.get("class_names"))
-        manifest = manifest_for_outputs(outputs, self.info["dataset"])
-        if manifest.fingerprint != self.info.get("manifest_fingerprint"):
-            raise BadDataError(f"{inputs['pred_probs']} or {inputs['labels']} changed since the audit in {self.path}; "
-                               "run datacheck audit again")
-        self._arrays = outputs, manifest
+        if "manifest" not in inputs and ("pred_probs" not in inputs or "labels" not in inputs):
+            raise BadDataError(f"{self.path / RUN_MARKER} does not record the audit's input files "
+                               "(arrays given in memory); audit files to use this run")
+        arrays = load_array_inputs(inputs.get("manifest"), pred_probs=inputs.get("pred_probs"), labels=inputs.get("labels"),
+                                   embeddings=inputs.get("embeddings"), class_names=inputs.get("class_names"))
+        if arrays.manifest.fingerprint != self.info.get("manifest_fingerprint"):
+            changed = " or ".join(path for path in inputs.values())
+            raise BadDataError(f"{changed} changed since the audit in {self.path}; run datacheck audit again")
+        self._arrays = arrays
         return self._arrays
 
     def _fingerprint(self) -> str:

@@ -37,6 +37,9 @@ SPLIT_ALIASES = {
     "test": "test",
 }
 CONTRACT_COLUMNS = ["sample_id", "path", "label", "split"]
+#: Columns of a Parquet manifest that hold per-sample arrays (list columns), read by
+#: :mod:`datacheck.features.arrays` as (N, K)/(N, D) arrays, never as pandas objects.
+ARRAY_COLUMNS = ("pred_probs", "embeddings")
 _SHOW = 3  # how many offending values an error message names
 
 
@@ -81,7 +84,8 @@ class Manifest:
         return [os.path.join(root, p) for p in self.frame["path"]]
 
 
-def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int = 0, root: str | os.PathLike | None = None) -> Manifest:
+def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int = 0, root: str | os.PathLike | None = None,
+                  *, files: bool = True) -> Manifest:
     """Load and validate a dataset folder or manifest file.
 
     Parameters
@@ -96,6 +100,10 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
         For a manifest file: the folder its relative paths start from and that no path may
         leave (default: the manifest's own folder). Name it to read a manifest kept apart
         from its images, such as the one ``relabel --out`` writes with absolute paths.
+    files : bool, default True
+        False for a manifest of samples that exist as arrays (embeddings, probabilities): its
+        ``path`` column is optional and never read, only carried; ``sample_id`` defaults to the
+        path or, without one, the row number. The manifest's format is then ``"arrays"``.
 
     Raises
     ------
@@ -103,6 +111,8 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
         Unreadable manifest, no samples, unsafe or duplicate paths/ids, unknown split names,
         or more than ``max_missing`` missing files.
     """
+    if not files:
+        return _array_manifest(source, root)
     if isinstance(source, pd.DataFrame):  # the Python API: a manifest already in memory
         root = Path(root if root is not None else os.getcwd()).resolve()
         if not root.is_dir():
@@ -138,6 +148,30 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
     frame = _normalise(frame, root, source)
     frame, missing, fingerprint = _check_files(frame, root, source, max_missing)
     return Manifest(frame, root, source, fmt, skipped, missing, fingerprint)
+
+
+def _array_manifest(source: "str | os.PathLike | pd.DataFrame", root) -> Manifest:
+    """The manifest of an array audit: ids, labels and splits, no files (see :func:`load_manifest`)."""
+    if isinstance(source, pd.DataFrame):
+        where, frame = Path("<DataFrame>"), source.drop(columns=[c for c in ARRAY_COLUMNS if c in source])
+    else:
+        where = Path(source)
+        fmt = MANIFEST_FORMATS.get(where.suffix.lower())
+        if where.is_dir() or fmt is None:
+            known = ", ".join(sorted(MANIFEST_FORMATS))
+            raise UsageError(f"arrays (--pred-probs, --embeddings) go with a manifest file ({known}) whose rows "
+                             f"they align with, not {where}")
+        if not where.exists():
+            raise BadDataError(f"dataset not found: {where}")
+        frame = _read_table(where, fmt, need_path=False)
+    if frame.empty:
+        raise BadDataError(f"the manifest {where} has no rows")
+    frame = _normalise(frame, None, where)
+    # Vectorised: a row-by-row digest costs seconds at a million rows.
+    hashed = pd.util.hash_pandas_object(frame[CONTRACT_COLUMNS].astype("string"), index=False).to_numpy()
+    fingerprint = hashlib.sha256(hashed.tobytes()).hexdigest()
+    base = Path(root).resolve() if root is not None else (where.resolve().parent if where.name != "<DataFrame>" else Path(os.getcwd()))
+    return Manifest(frame, base, where, "arrays", fingerprint=fingerprint)
 
 
 # --------------------------------------------------------------------------- folders
@@ -196,7 +230,7 @@ def _image_rows(root: Path, rel_dir: PurePosixPath, label: str, split: str | Non
 # --------------------------------------------------------------------------- manifest files
 
 
-def _read_table(path: Path, fmt: str) -> pd.DataFrame:
+def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
     text_columns = {c: "string" for c in CONTRACT_COLUMNS}
     try:
         if fmt == "csv":
@@ -210,7 +244,12 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
                                    keep_default_na=False, na_values=[""])
             frame[verbatim.columns] = verbatim
         elif fmt == "parquet":
-            frame = pd.read_parquet(path)
+            # Array (list) columns are read as arrays by datacheck.features.arrays, not as a
+            # million pandas objects.
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+            frame = pd.read_parquet(path, columns=[c for c in names if c not in ARRAY_COLUMNS])
         else:
             frame = pd.read_json(path, lines=True, dtype=False)
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -221,7 +260,7 @@ def _read_table(path: Path, fmt: str) -> pd.DataFrame:
             header, line, seen = ragged.groups()
             reason = f"ragged CSV: line {line} has {seen} fields, the header has {header}"
         raise BadDataError(f"cannot read manifest {path}: {reason}") from exc
-    if "path" not in frame.columns:
+    if need_path and "path" not in frame.columns:
         columns = ", ".join(map(str, frame.columns)) or "none"
         raise BadDataError(f"manifest {path} has no 'path' column (columns: {columns})")
     return frame
@@ -246,12 +285,21 @@ def _refuse_implicit_index(frame: pd.DataFrame, path: Path) -> None:
 # --------------------------------------------------------------------------- validation
 
 
-def _normalise(frame: pd.DataFrame, root: Path, source: Path) -> pd.DataFrame:
-    """Bring a raw table to the manifest contract and reject unsafe or ambiguous rows."""
+def _normalise(frame: pd.DataFrame, root: Path | None, source: Path) -> pd.DataFrame:
+    """Bring a raw table to the manifest contract and reject unsafe or ambiguous rows.
+
+    ``root`` None: the rows are arrays, not files; a path is optional and only carried."""
     frame = frame.reset_index(drop=True)
     extras = [c for c in frame.columns if c not in CONTRACT_COLUMNS]
     out = pd.DataFrame(index=frame.index)
-    out["path"] = [_safe_relpath(p, root, source, i) for i, p in enumerate(frame["path"])]
+    if root is not None:
+        out["path"] = [_safe_relpath(p, root, source, i) for i, p in enumerate(frame["path"])]
+    elif "path" in frame:
+        out["path"] = _as_text(frame["path"], source)
+    else:  # row numbers, built as Arrow strings (a million Python strings cost seconds)
+        import pyarrow as pa
+
+        out["path"] = pd.array(pa.array(np.arange(len(frame))).cast(pa.string()), dtype="string")
     out["sample_id"] = _as_text(frame["sample_id"], source) if "sample_id" in frame else out["path"]
     out["label"] = _as_text(frame["label"], source) if "label" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     out["split"] = _normalise_splits(frame["split"], source) if "split" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")

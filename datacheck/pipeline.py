@@ -31,8 +31,8 @@ from .errors import ExitStatus, UsageError
 from .features import FEATURES, FeatureStore
 from .features.images import image_stats, pixels
 from .features.knn import build_knn_graph
-from .features.model import (ModelOutputs, aum_outputs, cross_validated_outputs, load_outputs_from_files,
-                             manifest_for_outputs)
+from .features.arrays import ArrayInputs, array_columns, load_array_inputs
+from .features.model import aum_outputs, cross_validated_outputs
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
 from .runs import RunDir, Sources, check_outputs, write_json, write_npz, write_parquet
@@ -192,17 +192,25 @@ def audit(
     instances = options.pop("detectors", None)
     cfg = load_config(config, options)
     opts = cfg["audit"]
-    if (pred_probs is None) != (labels is None):
-        raise UsageError("--pred-probs and --labels go together")
-    if (source is None) == (pred_probs is None):
-        raise UsageError("give a DATASET, or --pred-probs with --labels (not both)")
-    if pred_probs is None and (embeddings is not None or class_names is not None):
-        raise UsageError("--embeddings and --class-names go with --pred-probs")
     if root is not None and source is None:
         raise UsageError("--root goes with a DATASET manifest file")
-    images = source is not None
-    available = set(FEATURES) if images else {"model_outputs", "labels", "pred_probs", "softmax"} | (
-        {"embeddings", "knn_graph"} if embeddings is not None else set())
+    if source is None:
+        if pred_probs is None or labels is None:
+            raise UsageError("give a DATASET, or --pred-probs with --labels")
+    elif labels is not None:
+        raise UsageError("--labels goes without a DATASET: with a manifest, labels come from its label column")
+    # A manifest with arrays (given, or as list columns of a Parquet manifest) is audited as
+    # arrays: its files, if it lists any, are not read.
+    arrays = {name for name, given in (("pred_probs", pred_probs), ("embeddings", embeddings)) if given is not None}
+    arrays |= array_columns(source) if source is not None else set()
+    if class_names is not None and not arrays:
+        raise UsageError("--class-names goes with --pred-probs or --embeddings")
+    images = not arrays
+    if images:
+        available = set(FEATURES)
+    else:
+        available = {"labels"} | ({"model_outputs", "pred_probs", "softmax"} if "pred_probs" in arrays else set()) | (
+            {"embeddings", "knn_graph"} if "embeddings" in arrays else set())
     if instances is not None:  # configured in Python: each must run
         detectors = _runnable(_configured(instances), available, explicit=True)
     else:
@@ -219,15 +227,16 @@ def audit(
     workers = default_workers() if opts["workers"] < 0 else opts["workers"]
     train_config = TrainConfig(model=opts["model"], **cfg["train"])
     cache_dir = _cache_dir(opts["cache_dir"])
-    needs = set().union(*(d.inputs()[0] | (d.inputs()[1] & available) for d in detectors))
+    needs = set().union(*(d.inputs(available)[0] | (d.inputs(available)[1] & available) for d in detectors))
 
     timings = {"setup": round(time.perf_counter() - started, 3)}
     t0 = time.perf_counter()
     if images:
         manifest = load_manifest(source, max_missing=opts["max_missing"], root=root)
     else:
-        arrays = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
-        manifest = manifest_for_outputs(arrays, str(pred_probs) if _is_path(pred_probs) else "arrays")
+        array_inputs = load_array_inputs(source, pred_probs=pred_probs, labels=labels, embeddings=embeddings,
+                                         class_names=class_names, root=root)
+        manifest = array_inputs.manifest
     sources = Sources.of(manifest)  # no output may land in the audited dataset
     check_outputs(sources, folders={"--out": out})
     if images and needs & _MODEL_FEATURES:
@@ -244,10 +253,10 @@ def audit(
         run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report
     timings["load_manifest"] = round(time.perf_counter() - t0, 3)
     run_info = _run_info(manifest, cfg, device_spec, command)
-    if not images and all(_is_path(p) for p in (pred_probs, labels, embeddings, class_names) if p is not None):
+    if not images and all(_is_path(p) for p in (source, pred_probs, labels, embeddings, class_names) if p is not None):
         # read back by later commands (open_run), instead of copying the arrays
         run_info["inputs"] = {name: str(Path(path).resolve()) for name, path in (
-            ("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings),
+            ("manifest", source), ("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings),
             ("class_names", class_names)) if path is not None}
     if run is not None:
         run_info = _saved_manifest(run, manifest, run_info)
@@ -258,11 +267,11 @@ def audit(
                        device=device if device is not None else (lambda: resolve_device("auto")),
                        features=FeatureStore(timings))
     # One graph for the audit, as deep as its most demanding reader (a reader's parameter ``k``).
-    knn_k = max([d.k for d in detectors if "knn_graph" in d.inputs()[0] | d.inputs()[1]], default=1)
+    knn_k = max([d.k for d in detectors if "knn_graph" in d.inputs(available)[0] | d.inputs(available)[1]], default=1)
     if images:
         _image_features(ctx, manifest, run, train_config, workers, opts, cache_dir, knn_k, progress, timings)
     else:
-        _array_features(ctx, arrays, knn_k)
+        _array_features(ctx, array_inputs, knn_k)
     for name in sorted(needs):
         ctx.get(name)  # compute inputs up front, so detector timings are the detectors' own
 
@@ -367,21 +376,32 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
     store.provide("aum", lambda: aum_outputs(*train_args()))
 
 
-def _array_features(ctx: AuditContext, arrays: ModelOutputs, knn_k: int) -> None:
-    """Offer the features of model outputs the user brought."""
-    ctx.features.provide("model_outputs", lambda: arrays, timed=False)
-    _model_views(ctx, knn_k, embeddings=arrays.embeddings is not None)
+def _array_features(ctx: AuditContext, arrays: ArrayInputs, knn_k: int) -> None:
+    """Offer the features of the arrays the user brought."""
+    store = ctx.features
+    store.provide("labels", lambda: arrays.labels, timed=False)
+    if arrays.outputs is not None:
+        store.provide("model_outputs", lambda: arrays.outputs, timed=False)
+        store.provide("pred_probs", lambda: arrays.outputs.pred_probs, timed=False)
+        store.provide("softmax", lambda: arrays.outputs.softmax, timed=False)
+    if arrays.embeddings is not None:
+        store.provide("embeddings", lambda: arrays.embeddings, timed=False)
+        _graph(ctx, knn_k)
 
 
-def _model_views(ctx: AuditContext, knn_k: int, embeddings: bool = True) -> None:
+def _model_views(ctx: AuditContext, knn_k: int) -> None:
     """The model outputs split into the features detectors declare."""
     store = ctx.features
     store.provide("labels", lambda: store.get("model_outputs").label_ids, timed=False)
     store.provide("pred_probs", lambda: store.get("model_outputs").pred_probs, timed=False)
     store.provide("softmax", lambda: store.get("model_outputs").softmax, timed=False)
-    if embeddings:
-        store.provide("embeddings", lambda: store.get("model_outputs").embeddings, timed=False)
-        store.provide("knn_graph", lambda: build_knn_graph(store.get("embeddings"), knn_k, ctx.device, seed=ctx.seed))
+    store.provide("embeddings", lambda: store.get("model_outputs").embeddings, timed=False)
+    _graph(ctx, knn_k)
+
+
+def _graph(ctx: AuditContext, knn_k: int) -> None:
+    ctx.features.provide("knn_graph", lambda: build_knn_graph(ctx.features.get("embeddings"), knn_k, ctx.device,
+                                                              seed=ctx.seed))
 
 
 def _configured(instances) -> list:
@@ -408,10 +428,10 @@ def _is_path(value) -> bool:
 
 def _runnable(detectors: list, available: set, explicit: bool) -> list:
     """Detectors whose inputs this audit has; asking for one that cannot run is an error."""
-    runnable = [d for d in detectors if d.inputs()[0] <= available]
+    runnable = [d for d in detectors if d.inputs(available)[0] <= available]
     if explicit and len(runnable) < len(detectors):
         missing = next(d for d in detectors if d not in runnable)
-        needs = ", ".join(sorted({_WHAT_PROVIDES.get(f, f) for f in missing.inputs()[0] - available}))
+        needs = ", ".join(sorted({_WHAT_PROVIDES.get(f, f) for f in missing.inputs(available)[0] - available}))
         raise UsageError(f"check {missing.name!r} needs {needs}, which this audit does not have")
     return runnable
 

@@ -89,7 +89,7 @@ def test_library_errors_name_parameters(arrays):
     probs, labels, _ = arrays
     with pytest.raises(UsageError, match="pred_probs needs labels"):
         datacheck.audit(pred_probs=probs)
-    with pytest.raises(UsageError, match="not both"):
+    with pytest.raises(UsageError, match="labels go without data"):
         datacheck.audit(SAMPLE_DATA, pred_probs=probs, labels=labels)
     with pytest.raises(UsageError, match="check 'aum' did not run"):
         datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues").issues("aum")

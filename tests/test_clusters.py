@@ -11,7 +11,8 @@ import pytest
 from datacheck.audit_run import open_run
 from datacheck.detectors import create_detector
 from datacheck.engine.kmeans import kmeans, pca
-from datacheck.features.model import ModelOutputs, manifest_for_outputs
+from datacheck.features.arrays import manifest_for_outputs
+from datacheck.features.model import ModelOutputs
 from datacheck.testing import make_context
 
 

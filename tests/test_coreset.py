@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from datacheck.detectors import create_detector
 from datacheck.engine import facility
 from datacheck.engine.facility import facility_location
-from datacheck.features.model import ModelOutputs, manifest_for_outputs
+from datacheck.features.arrays import manifest_for_outputs
+from datacheck.features.model import ModelOutputs
 from datacheck.testing import make_context
 
 from .test_clusters import sample_context

@@ -18,7 +18,8 @@ from datacheck.detectors.non_iid import NonIID, non_iid_test
 from datacheck.engine.knn import knn_cosine
 from datacheck.errors import UsageError
 from datacheck.features.knn import build_knn_graph
-from datacheck.features.model import ModelOutputs, manifest_for_outputs
+from datacheck.features.arrays import manifest_for_outputs
+from datacheck.features.model import ModelOutputs
 from datacheck.schema import FINDINGS_COLUMNS
 from datacheck.testing import check_detector, make_context
 

@@ -40,7 +40,10 @@ def test_audit_from_arrays(noisy_arrays):
                    "--class-names", d / "names.txt", "--out", d / "run", "--json", "-q")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary["checks"]) == {"label_issues", "outliers", "class_imbalance", "clusters"}
+    # every check the arrays allow: duplicates on the embeddings; no splits, so no leakage
+    assert set(summary["checks"]) == {"label_issues", "outliers", "class_imbalance", "clusters", "exact_duplicates",
+                                      "near_duplicates", "split_leakage"}
+    assert summary["checks"]["split_leakage"]["scored"] == 0 and summary["checks"]["near_duplicates"]["flagged"] == 0
     findings = pd.read_parquet(d / "run" / "findings.parquet")
     found = set(findings.loc[(findings["check"] == "label_issues") & findings["is_issue"], "sample_id"].astype(int))
     assert len(found & flipped) / len(flipped) >= 0.8
@@ -114,10 +117,11 @@ def test_float16_rounding_is_renormalised(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--pred-probs", "P"], "--pred-probs and --labels go together"),
-        (["DATA", "--pred-probs", "P", "--labels", "L"], "not both"),
+        (["--pred-probs", "P"], "give a DATASET, or --pred-probs with --labels"),
+        (["DATA", "--pred-probs", "P", "--labels", "L"], "--labels goes without a DATASET"),
         ([], "give a DATASET"),
-        (["DATA", "--embeddings", "E"], "go with --pred-probs"),
+        (["DATA", "--embeddings", "E"], "go with a manifest file"),
+        (["DATA", "--class-names", "P"], "--class-names goes with --pred-probs or --embeddings"),
     ],
 )
 def test_array_option_usage(tmp_path, tiny_dataset, args, message):

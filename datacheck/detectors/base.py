@@ -82,7 +82,7 @@ class AuditContext:
 
     def for_detector(self, detector: "Detector") -> "AuditContext":
         """The same audit, seen through ``detector``'s declared inputs only."""
-        requires, optional = detector.inputs()
+        requires, optional = detector.inputs(self.available())
         view = AuditContext.__new__(AuditContext)
         view.__dict__.update(self.__dict__)
         view._device = lambda: self.device  # resolved once, for the whole audit
@@ -93,6 +93,10 @@ class AuditContext:
         """The feature ``name`` (computed on first use); a detector may read only what it declared."""
         source = self._inputs if self._inputs is not None else self.features
         return source.get(name)
+
+    def available(self) -> frozenset:
+        """Every feature the audit offers (what :meth:`Detector.inputs` chooses from)."""
+        return frozenset(self.features.available())
 
     def has(self, name: str) -> bool:
         """Whether the audit offers feature ``name`` (for a detector's optional inputs)."""
@@ -187,8 +191,11 @@ class Detector:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
 
-    def inputs(self) -> tuple[frozenset, frozenset]:
-        """``(requires, optional)`` features of this configured detector."""
+    def inputs(self, available: frozenset | None = None) -> tuple[frozenset, frozenset]:
+        """``(requires, optional)`` features of this configured detector.
+
+        ``available`` is what the audit offers (None: unknown), for a detector that works
+        from one kind of input or another (duplicates: pixels for images, else embeddings)."""
         return frozenset(self.requires), frozenset(self.optional)
 
     def validate_params(self) -> None:

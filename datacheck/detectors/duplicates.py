@@ -7,6 +7,10 @@ translation-tolerant descriptor, verified by shift-tolerant correlation of colou
 edges. Both kinds are merged into groups (connected components); each group keeps one
 representative (the largest image, then the one in ``train``, then the first sample id)
 and flags the rest.
+
+An audit of arrays (any modality) finds the same groups on its embeddings: exact duplicates
+are identical vectors, near duplicates are pairs of the audit's kNN graph whose cosine
+similarity reaches the cut, and leaks are such groups across splits (given by a manifest).
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ _SPLIT_RANK = {"train": 0, "val": 1, "test": 2}
 _MAX_LISTED = 5  # ids listed per group in details
 _MAX_CUT = 0.99  # the data-adaptive cut never rises above this
 _SCREEN_MARGIN = 0.15  # pairs this far below min_similarity at half size are not compared in full
+#: Embeddings: near duplicates are closer than this fraction of the median nearest-neighbour
+#: distance (cleanlab Datalab's ``near_duplicate`` default, 0.13).
+_RELATIVE_RADIUS = 0.13
+_EMBEDDING_INPUTS = frozenset({"embeddings", "knn_graph"})
+_SAME_DISTANCE = 1e-6  # cosine distance of identical vectors, up to float rounding
 
 
 @dataclass
@@ -55,14 +64,49 @@ def duplicate_groups(ctx: AuditContext, min_similarity: float, k: int, use_embed
                     lambda: _compute_groups(ctx, min_similarity, k, use_embeddings))
 
 
+@dataclass
+class _Pairs:
+    """Candidate pairs of duplicates, from pixels or from embeddings, and what decides between them."""
+
+    readable: np.ndarray  # (N,) bool: compared at all
+    content_id: np.ndarray  # (N,) id of identical content (pixels or embedding), -1 where not readable
+    has_content: np.ndarray  # (N,) bool: compared for near duplicates
+    a: np.ndarray  # (P,) manifest rows
+    b: np.ndarray  # (P,) manifest rows
+    sims: np.ndarray  # (P,) similarity of each pair
+    rank: np.ndarray  # (N,) which copy to keep, lower first
+    chance: float  # the similarity that unrelated neighbours reach in this dataset
+    cut: float  # the data-adaptive cut derived from it (min_similarity still applies)
+
+
 def _compute_groups(ctx: AuditContext, min_similarity: float, k: int, use_embeddings: bool) -> DuplicateGroups:
-    stats = ctx.get("image_stats")
+    pairs = _embedding_pairs(ctx, k) if _on_embeddings(ctx.available()) else _pixel_pairs(ctx, min_similarity, k, use_embeddings)
     frame = ctx.manifest.frame
-    n = len(stats)
+    n = len(frame)
+    split_codes = pd.factorize(frame["split"].fillna("(none)"))[0]
+    threshold = max(min_similarity, pairs.cut)
+
+    a, b, sims, content_id = pairs.a, pairs.b, pairs.sims, pairs.content_id
+    nearest = _max_per_pair_member(n, a, b, sims, content_id[a] != content_id[b])
+    nearest_other = _max_per_pair_member(n, a, b, sims, split_codes[a] != split_codes[b])
+    near = sims >= threshold
+    near_pairs = np.stack([a[near], b[near]], axis=1)
+    component = connected_components(n, np.concatenate([near_pairs, _chain_pairs(content_id, pairs.readable)]))
+
+    representative = {}
+    for row in np.argsort(pairs.rank):
+        representative.setdefault(component[row], row)
+    group = np.array([representative[c] if pairs.readable[r] else -1 for r, c in enumerate(component)], dtype=np.int64)
+    return DuplicateGroups(np.flatnonzero(pairs.readable), content_id, group, pairs.rank, pairs.has_content, nearest,
+                           nearest_other, threshold, pairs.chance)
+
+
+def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embeddings: bool) -> _Pairs:
+    """Images: candidates by a translation-tolerant descriptor (and the model's embeddings, if
+    asked), verified by shift-tolerant pixel similarity."""
+    stats = ctx.get("image_stats")
     readable, pixel_id = _pixel_ids(stats)
     has_content = stats["has_content"].to_numpy(dtype=bool) & readable
-    split_codes = pd.factorize(frame["split"].fillna("(none)"))[0]
-
     local = np.flatnonzero(has_content)  # local index -> manifest row
     thumbs = decode_thumbnails(stats["thumbnail"].to_numpy()[local], THUMB_SIDE)
     neighbours = top_k_neighbours(spectral_descriptors(thumbs), k)  # (M, k) local indices
@@ -76,25 +120,58 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int, use_embedd
     sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1], screen=screen) if len(pairs) else np.empty(0)
     # Similarity of row i to its r-th descriptor candidate.
     sim_ab = sims[inverse.ravel()[: len(candidates)]].reshape(neighbours.shape)
-
     # Chance level: the k-th candidate is a close but (almost always) different image, so the
     # cut must stay clearly above what 1 % of those reach in this dataset.
     chance = float(np.quantile(sim_ab[:, -1], 0.99)) if sim_ab.size else -1.0
-    threshold = max(min_similarity, min(chance, _MAX_CUT))
+    area = (stats["width"] * stats["height"]).to_numpy(dtype=float)
+    return _Pairs(readable, pixel_id, has_content, local[pairs[:, 0]], local[pairs[:, 1]], sims,
+                  _keep_rank(ctx.manifest.frame, area), chance, min(chance, _MAX_CUT))
 
-    pair_a, pair_b = local[pairs[:, 0]], local[pairs[:, 1]]
-    nearest = _max_per_pair_member(n, pair_a, pair_b, sims, pixel_id[pair_a] != pixel_id[pair_b])
-    nearest_other = _max_per_pair_member(n, pair_a, pair_b, sims, split_codes[pair_a] != split_codes[pair_b])
-    near_pairs = local[pairs[sims >= threshold]] if len(pairs) else np.empty((0, 2), np.int64)
-    component = connected_components(n, np.concatenate([near_pairs, _chain_pairs(pixel_id, readable)]))
 
-    rank = _keep_rank(stats, frame)
-    representative = {}
-    for row in np.argsort(rank):
-        representative.setdefault(component[row], row)
-    group = np.array([representative[c] if readable[r] else -1 for r, c in enumerate(component)], dtype=np.int64)
-    return DuplicateGroups(np.flatnonzero(readable), pixel_id, group, rank, has_content, nearest, nearest_other,
-                           threshold, chance)
+def _embedding_pairs(ctx: AuditContext, k: int) -> _Pairs:
+    """Arrays: candidates are the samples' nearest neighbours in the audit's kNN graph, and a
+    pair's similarity is the cosine similarity of their embeddings.
+
+    The cut is relative to the data's density, as cleanlab's Datalab draws it: a pair is
+    closer than :data:`_RELATIVE_RADIUS` times the median distance to the nearest neighbour
+    (in 8 dimensions, unrelated random vectors reach a cosine of 0.97; in a well-spread
+    512-dimensional embedding, 0.5)."""
+    readable, content_id = _embedding_ids(ctx)
+    graph = ctx.get("knn_graph")
+    k = min(k, graph.k)
+    distances, neighbours = graph.first(k)
+    found = neighbours >= 0
+    a = np.repeat(graph.rows, k).reshape(-1, k)[found]
+    b = graph.rows[neighbours[found]]
+    sims = 1.0 - distances[found].astype(np.float64)
+    nearest = distances[:, 0][found[:, 0]] if k else np.empty(0)
+    chance = 1.0 - float(np.median(nearest)) if len(nearest) else -1.0
+    cut = 1.0 - _RELATIVE_RADIUS * (1.0 - chance) if len(nearest) else 1.0
+    return _Pairs(readable, content_id, readable.copy(), a, b, sims, _keep_rank(ctx.manifest.frame), chance, cut)
+
+
+def _embedding_ids(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
+    """(embedded (N,) bool, id of identical embeddings (N,) int, -1 where not embedded).
+
+    Identical vectors are at cosine distance 0, so they are among each other's nearest
+    neighbours: the graph's zero-distance pairs, confirmed equal value by value, are linked.
+    (More than ``k + 1`` copies of one vector are linked as far as the graph reaches them.)"""
+    graph = ctx.get("knn_graph")
+    embeddings = ctx.get("embeddings")
+    n = len(ctx.manifest)
+    readable = np.zeros(n, bool)
+    readable[graph.rows] = True
+    close = (graph.distances <= _SAME_DISTANCE) & (graph.indices >= 0)
+    a = np.repeat(graph.rows, graph.k).reshape(-1, graph.k)[close]
+    b = graph.rows[graph.indices[close]]
+    same = np.array([np.array_equal(embeddings[i], embeddings[j]) for i, j in zip(a, b)], dtype=bool)
+    component = connected_components(n, np.stack([a[same], b[same]], axis=1))
+    return readable, np.where(readable, pd.factorize(component)[0], -1)
+
+
+def _content_ids(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
+    """(readable (N,) bool, id of identical content (N,)): decoded pixels, or embeddings for arrays."""
+    return _embedding_ids(ctx) if _on_embeddings(ctx.available()) else _pixel_ids(ctx.get("image_stats"))
 
 
 def _embedding_candidates(embeddings: np.ndarray | None, local: np.ndarray, k: int, device: str) -> np.ndarray:
@@ -117,16 +194,22 @@ def _embedding_candidates(embeddings: np.ndarray | None, local: np.ndarray, k: i
     return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
 
 
+def _on_embeddings(available: frozenset | None) -> bool:
+    """Whether duplicates are found on embeddings: an audit of arrays (no images) that has them."""
+    return available is not None and "image_stats" not in available and _EMBEDDING_INPUTS <= available
+
+
 def _pixel_ids(stats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(readable (N,) bool, id of the decoded pixels (N,) int, -1 where unreadable)."""
     readable = (stats["error"] == "").to_numpy()
     return readable, np.where(readable, pd.factorize(stats["pixel_hash"])[0], -1)
 
 
-def _keep_rank(stats: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+def _keep_rank(frame: pd.DataFrame, area: np.ndarray | None = None) -> np.ndarray:
     """Which copy of a duplicate group to keep, as a rank (N,), lower first: the largest
-    image, then ``train`` before val/test (leaks are removed from evaluation), then the first id."""
-    area = (stats["width"] * stats["height"]).to_numpy(dtype=float)
+    image (``area``, for images), then ``train`` before val/test (leaks are removed from
+    evaluation), then the first id."""
+    area = np.zeros(len(frame)) if area is None else area
     split_rank = frame["split"].map(_SPLIT_RANK).fillna(3).to_numpy()
     id_rank = np.argsort(np.argsort(frame["sample_id"].to_numpy(dtype=str), kind="stable"), kind="stable")
     rank = np.empty(len(frame), dtype=np.int64)
@@ -170,26 +253,36 @@ class _DuplicateDetector(Detector):
         self.candidates = candidates
         self.embedding_candidates = embedding_candidates
 
-    def inputs(self) -> tuple[frozenset, frozenset]:
+    def inputs(self, available: frozenset | None = None) -> tuple[frozenset, frozenset]:
+        if _on_embeddings(available):
+            return _EMBEDDING_INPUTS, frozenset()
         # The model's embeddings add candidates when asked for: then they are required (an
         # image audit trains for them), so the findings never depend on the other checks run.
-        requires, optional = super().inputs()
+        requires, optional = super().inputs(available)
         return (requires | {"embeddings"} if self.embedding_candidates else requires), optional
+
+    @property
+    def k(self) -> int:
+        """Neighbours read from the kNN graph (arrays)."""
+        return self.candidates
 
     def _groups(self, ctx: AuditContext) -> DuplicateGroups:
         groups = duplicate_groups(ctx, self.min_similarity, self.candidates, self.embedding_candidates)
-        self.thresholds_[self.checks[0]] = {
-            "min_similarity": round(groups.threshold, 4),
-            "chance_similarity_q0.99": round(groups.chance_similarity, 4),
-            "candidates": self.candidates,
-            "embedding_candidates": self.embedding_candidates,
-        }
+        if _on_embeddings(ctx.available()):
+            chance = {"on": "embeddings (cosine)", "median_nearest_similarity": round(groups.chance_similarity, 4),
+                      "relative_radius": _RELATIVE_RADIUS}
+        else:
+            chance = {"chance_similarity_q0.99": round(groups.chance_similarity, 4),
+                      "embedding_candidates": self.embedding_candidates}
+        self.thresholds_[self.checks[0]] = {"min_similarity": round(groups.threshold, 4), **chance,
+                                            "candidates": self.candidates}
         return groups
 
 
 @register_detector
 class ExactDuplicates(Detector):
-    """Images whose decoded pixels are identical; all but one per group are flagged.
+    """Images whose decoded pixels are identical (for arrays: identical embeddings); all but
+    one per group are flagged.
 
     The copy kept is the largest image, then the one in ``train``, then the first sample id.
     """
@@ -199,17 +292,25 @@ class ExactDuplicates(Detector):
     checks = ("exact_duplicates",)
     tags = frozenset({"groups", "duplicates", "drop_candidate"})
 
+    #: Neighbours read from the kNN graph (arrays): identical vectors are found among them.
+    k = 5
+
     def __init__(self):
         pass
 
+    def inputs(self, available: frozenset | None = None) -> tuple[frozenset, frozenset]:
+        return (_EMBEDDING_INPUTS, frozenset()) if _on_embeddings(available) else super().inputs(available)
+
     def find(self, ctx: AuditContext) -> pd.DataFrame:
-        stats = ctx.get("image_stats")
-        self.thresholds_[self.name] = {"rule": "identical decoded pixels"}
-        ids = ctx.manifest.frame["sample_id"].to_numpy()
-        readable, pixel_id = _pixel_ids(stats)
-        rank = _keep_rank(stats, ctx.manifest.frame)
+        frame = ctx.manifest.frame
+        on_pixels = not _on_embeddings(ctx.available())
+        self.thresholds_[self.name] = {"rule": "identical decoded pixels" if on_pixels else "identical embeddings"}
+        ids = frame["sample_id"].to_numpy()
+        readable, pixel_id = _content_ids(ctx)
+        stats = ctx.get("image_stats") if on_pixels else None
+        rank = _keep_rank(frame, (stats["width"] * stats["height"]).to_numpy(dtype=float) if on_pixels else None)
         rows = np.flatnonzero(readable)
-        score = np.ones(len(stats))
+        score = np.ones(len(frame))
         details: dict[int, dict] = {}
         order = rows[np.argsort(pixel_id[rows], kind="stable")]
         for members in np.split(order, np.flatnonzero(np.diff(pixel_id[order])) + 1):
@@ -232,6 +333,10 @@ class NearDuplicates(_DuplicateDetector):
     this dataset's unrelated-but-close images are more alike than that, the 99th
     percentile of their similarity (capped at 0.99), so a dataset of look-alike images gets a
     stricter cut automatically. Flat images (no content) are left out.
+
+    For arrays, the similarity is the cosine similarity of the embeddings, the candidates are
+    the audit's kNN graph, and the cut is ``min_similarity`` or, in a dense embedding, a
+    distance below 0.13 times the median nearest-neighbour distance (as cleanlab's Datalab).
 
     Parameters
     ----------

@@ -41,7 +41,9 @@ def knn_cosine(
     k = min(k, n - 1 if exclude_self else n)
     if k <= 0:
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
-    points = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=device)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    # torch shares only writable memory (a read-only array, e.g. from Arrow, would warn): copy those
+    points = torch.as_tensor(x if x.flags.writeable else x.copy(), device=device)
     points = torch.nn.functional.normalize(points, dim=1)
     block = max(1, int(_TILE**0.5))
     starts = range(0, n, block)

@@ -1,0 +1,330 @@
+"""Arrays the user brings, for any modality: probabilities, labels and embeddings.
+
+They come as ``.npy`` files (memory-mapped copy-on-write and validated in blocks of rows, so
+a 1,000,000 x 512 file is never copied whole and never modified), as in-memory arrays (never
+modified), or as list columns ``pred_probs``/``embeddings`` of a Parquet manifest. With a
+manifest (CSV, Parquet, JSONL or a DataFrame) the arrays' rows are its rows, and it gives
+sample ids, labels and splits, so the duplicate and leakage checks run on the embeddings;
+without one, sample ids are row numbers and the labels come from ``--labels``.
+
+Class ids: the columns of ``pred_probs`` are the classes in the order of ``--class-names``;
+without names, labels that are all whole numbers are column numbers (label ``3`` is column
+3), and other labels are sorted, as scikit-learn's ``LabelEncoder`` and cleanlab order them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import BadDataError, UsageError
+from ..manifest import ARRAY_COLUMNS, MANIFEST_FORMATS, Manifest, load_manifest
+from .model import Labels, ModelOutputs, label_ids
+
+#: Rows of ``pred_probs`` may deviate this much from summing to 1 (float16 rounding) and are
+#: renormalised; larger deviations are an error (logits or garbage, not probabilities).
+SUM_TOLERANCE = 1e-2
+#: Rows deviating less than this from a sum of 1 are float rounding and left as they are
+#: (renormalising them would write to every page of a memory-mapped file).
+_RENORMALISE_ABOVE = 1e-4
+#: Bytes per block of rows validated at once: bounded temporaries at any N and D.
+_BLOCK_BYTES = 16 << 20
+_OPTION = {"pred_probs": "--pred-probs", "embeddings": "--embeddings"}
+
+
+@dataclass
+class ArrayInputs:
+    """An array audit's inputs, row-aligned.
+
+    Attributes
+    ----------
+    manifest : Manifest
+        Format ``"arrays"``: ids, labels and splits, no files.
+    labels : Labels
+    outputs : ModelOutputs or None
+        The probabilities (and embeddings), when ``pred_probs`` was given.
+    embeddings : ndarray of shape (N, D), float32, or None
+    """
+
+    manifest: Manifest
+    labels: Labels
+    outputs: ModelOutputs | None
+    embeddings: np.ndarray | None
+
+
+def array_columns(source) -> set[str]:
+    """Which of ``pred_probs``/``embeddings`` a manifest (file or DataFrame) holds as columns."""
+    if isinstance(source, pd.DataFrame):
+        return {c for c in ARRAY_COLUMNS if c in source.columns}
+    path = Path(source)
+    if MANIFEST_FORMATS.get(path.suffix.lower()) != "parquet" or not path.is_file():
+        return set()
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except (OSError, pa.ArrowException):
+        return set()  # load_manifest reports the unreadable file
+    return {c for c in ARRAY_COLUMNS if c in names}
+
+
+def load_array_inputs(source=None, *, pred_probs=None, labels=None, embeddings=None, class_names=None,
+                      root=None) -> ArrayInputs:
+    """Read and validate an array audit's inputs.
+
+    Parameters
+    ----------
+    source : path-like or pandas.DataFrame, optional
+        A manifest whose rows the arrays align with (labels and splits come from it); None for
+        ``pred_probs`` with ``labels`` alone.
+    pred_probs, labels, embeddings : path-like or ndarray, optional
+        ``.npy`` files or arrays of shapes (N, K), (N,) class ids, (N, D).
+    class_names : path-like or sequence of str, optional
+        A text file of K class names (one per line), or the names: the columns' classes.
+    root : path-like, optional
+        Recorded as the manifest's root (its paths are not read).
+
+    Raises
+    ------
+    BadDataError
+        Unreadable files, wrong shapes, NaN/inf, negative probabilities, rows that do not
+        sum to 1 (beyond :data:`SUM_TOLERANCE`), labels that are not among the classes.
+    UsageError
+        An array given twice (as a column and as a file), or none at all.
+    """
+    if source is None:
+        outputs = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
+        manifest = manifest_for_outputs(outputs, str(pred_probs) if _is_path(pred_probs) else "arrays")
+        return ArrayInputs(manifest, outputs.label_ids, outputs, outputs.embeddings)
+    if labels is not None:
+        raise UsageError("--labels goes without a DATASET: with a manifest, labels come from its label column")
+    manifest = load_manifest(source, root=root, files=False)
+    columns = _array_columns(source)
+    for name, given in (("pred_probs", pred_probs), ("embeddings", embeddings)):
+        if given is not None and name in columns:
+            raise UsageError(f"{_OPTION[name]} is given twice: as the {name!r} column of the manifest and as an array")
+    pred_probs = pred_probs if pred_probs is not None else columns.get("pred_probs")
+    embeddings = embeddings if embeddings is not None else columns.get("embeddings")
+    if pred_probs is None and embeddings is None:
+        raise UsageError("an array audit needs --pred-probs or --embeddings (files, or columns of a Parquet manifest)")
+    n = len(manifest)
+    probs = _probabilities(pred_probs, n) if pred_probs is not None else None
+    classes = _classes(class_names, manifest.frame["label"], probs.shape[1] if probs is not None else None)
+    classes, ids = label_ids(manifest, classes)
+    emb = _embeddings(embeddings, n) if embeddings is not None else None
+    digest = hashlib.sha256(manifest.fingerprint.encode())
+    _digest(digest, probs if probs is not None else emb)
+    manifest.fingerprint = digest.hexdigest()
+    outputs = ModelOutputs(classes, ids, probs, emb, "files") if probs is not None else None
+    return ArrayInputs(manifest, Labels(classes, ids), outputs, emb)
+
+
+def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, class_names_path=None) -> ModelOutputs:
+    """Read and validate model outputs without a manifest: ``.npy`` paths or in-memory arrays
+    (mixed freely), class names as a text file or a sequence. Raises as :func:`load_array_inputs`."""
+    probs = _probabilities(pred_probs_path, None)
+    raw = _load_array(labels_path, "--labels")
+    if raw.ndim != 1 or len(raw) != len(probs):
+        raise BadDataError(f"--labels must be a 1-D array of {len(probs)} class ids (one per --pred-probs row), got shape {raw.shape}")
+    # Whole floats (1.0) are accepted as ids; complex, boolean and text arrays are not.
+    whole = np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw) & (raw == np.round(raw)))
+    if not (np.issubdtype(raw.dtype, np.integer) or whole):
+        raise BadDataError("--labels must hold integer class ids")
+    labels = raw.astype(np.int64)
+    out_of_range = (labels < 0) | (labels >= probs.shape[1])
+    if out_of_range.any():
+        row = int(np.argmax(out_of_range))
+        raise BadDataError(f"--labels has id {labels[row]} at row {row}, outside 0..{probs.shape[1] - 1} (the --pred-probs columns)")
+    embeddings = _embeddings(embeddings_path, len(probs)) if embeddings_path is not None else None
+    classes = _class_names(class_names_path, probs.shape[1]) if class_names_path is not None else None
+    return ModelOutputs(classes or [str(i) for i in range(probs.shape[1])], labels, probs, embeddings, "files")
+
+
+def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
+    """A manifest for data that exists only as model outputs: sample ids are row numbers."""
+    n = len(outputs.labels)
+    # Built as Arrow arrays: a million Python strings would cost seconds.
+    ids = pd.array(pa.array(np.arange(n)).cast(pa.string()), dtype="string")
+    names = pa.array(list(outputs.classes), type=pa.string())
+    frame = pd.DataFrame({
+        "sample_id": ids,
+        "path": ids,
+        "label": pd.array(names.take(pa.array(outputs.labels)), dtype="string"),
+        "split": pd.array(pa.nulls(n, pa.string()), dtype="string"),
+    })
+    digest = hashlib.sha256()
+    _digest(digest, outputs.pred_probs)
+    digest.update(np.ascontiguousarray(outputs.labels).data)
+    return Manifest(frame, Path(os.getcwd()), Path(source), "arrays", fingerprint=digest.hexdigest())
+
+
+def _probabilities(value, n: int | None) -> np.ndarray:
+    """``pred_probs`` (N, K) float32, checked block by block; rows off 1 by rounding renormalised."""
+    probs = _load_array(value, "--pred-probs")
+    _check_real(probs, "--pred-probs")
+    if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] == 0:
+        raise BadDataError(f"--pred-probs must be a 2-D array of shape (N, K) with K >= 2, got shape {probs.shape}")
+    if n is not None and len(probs) != n:
+        raise BadDataError(f"--pred-probs has {len(probs)} rows, the manifest {n}: they must be row-aligned")
+    # float32 throughout: a 1,000,000 x 100 array is 400 MB, and float64 would double it.
+    probs = probs.astype(np.float32, copy=False)
+    sums = np.empty(len(probs))
+    for start, block in _blocks(probs):
+        sums[start : start + len(block)] = block.sum(axis=1, dtype=np.float64)
+        if not np.isfinite(sums[start : start + len(block)]).all():  # a NaN or inf makes its row's sum non-finite
+            _check_finite(block, "--pred-probs", start)
+        if block.min() < 0:
+            row = start + int(np.argmax((block < 0).any(axis=1)))
+            raise BadDataError(f"--pred-probs has negative values (first in row {row}); pass probabilities, not logits")
+    bad = np.abs(sums - 1) > SUM_TOLERANCE
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise BadDataError(f"--pred-probs rows must sum to 1 (row {row} sums to {sums[row]:.4g}); pass softmax probabilities")
+    off = np.flatnonzero(np.abs(sums - 1) > _RENORMALISE_ABOVE)
+    if len(off):
+        if not probs.flags.writeable or probs is value:  # the caller's array is never modified
+            probs = probs.copy()
+        probs[off] /= sums[off, None].astype(np.float32)  # a copy-on-write map: only these pages are copied
+    return probs
+
+
+def _embeddings(value, n: int) -> np.ndarray:
+    """``embeddings`` (N, D) float32, finite, checked block by block."""
+    embeddings = _load_array(value, "--embeddings")
+    _check_real(embeddings, "--embeddings")
+    if embeddings.ndim != 2 or len(embeddings) != n or embeddings.shape[1] == 0:
+        raise BadDataError(f"--embeddings must have shape ({n}, D), got {embeddings.shape}")
+    embeddings = embeddings.astype(np.float32, copy=False)
+    for start, block in _blocks(embeddings):
+        _check_finite(block, "--embeddings", start)
+    return embeddings
+
+
+def _classes(class_names, labels: pd.Series, k: int | None) -> list | None:
+    """The classes of the columns (see the module docstring); None: the labels' sorted names."""
+    if class_names is not None:
+        return _class_names(class_names, k)
+    names = [str(name) for name in labels.dropna().unique()]
+    numbers = [int(name) if name.isdigit() else -1 for name in names]
+    if names and all(v >= 0 and str(v) == name for v, name in zip(numbers, names)):  # "3", not "03"
+        width = k if k is not None else max(numbers) + 1
+        if max(numbers) >= width:
+            raise BadDataError(f"label {max(numbers)} is not a column of --pred-probs ({k} columns: 0..{k - 1})")
+        return [str(i) for i in range(width)]
+    if k is not None and len(names) != k:
+        raise BadDataError(f"the manifest has {len(names)} label names but --pred-probs has {k} columns; "
+                           "give --class-names (one per column, in column order)")
+    return None
+
+
+def _class_names(value, k: int | None) -> list:
+    if not _is_path(value):
+        classes = [str(name) for name in value]
+        what = "class_names"
+    else:
+        try:
+            classes = [line.strip() for line in Path(value).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadDataError(f"cannot read --class-names {value}: {exc}") from exc
+        what = "--class-names"
+    if (k is not None and len(classes) != k) or len(set(classes)) != len(classes) or not classes:
+        count = f"{k} " if k is not None else ""
+        raise BadDataError(f"{what} must list {count}distinct names, one per column (found {len(classes)})")
+    return classes
+
+
+def _array_columns(source) -> dict[str, np.ndarray]:
+    """The ``pred_probs``/``embeddings`` list columns of a Parquet manifest or DataFrame, as (N, ·) arrays."""
+    if isinstance(source, pd.DataFrame):
+        return {c: _stack(source[c], c) for c in ARRAY_COLUMNS if c in source.columns}
+    names = sorted(array_columns(source))
+    if not names:
+        return {}
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source, columns=names)
+    return {c: _list_column(table.column(c).combine_chunks(), c, source) for c in names}
+
+
+def _list_column(column: pa.Array, name: str, source) -> np.ndarray:
+    """A list column as an (N, D) array, without a Python object per row."""
+    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+            or pa.types.is_fixed_size_list(column.type)):
+        raise BadDataError(f"column {name!r} of {source} must be a list of numbers per row, got {column.type}")
+    if column.null_count:
+        row = int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))
+        raise BadDataError(f"column {name!r} of {source} is empty in row {row + 1}")
+    import pyarrow.compute as pc
+
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    if len(lengths) and (lengths != lengths[0]).any():
+        row = int(np.argmax(lengths != lengths[0]))
+        raise BadDataError(f"column {name!r} of {source}: row {row + 1} has {lengths[row]} values, row 1 has {lengths[0]}")
+    values = column.flatten()
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)) or values.null_count:
+        raise BadDataError(f"column {name!r} of {source} must hold numbers without nulls, got {values.type}")
+    width = int(lengths[0]) if len(lengths) else 0
+    return values.to_numpy(zero_copy_only=False).reshape(len(column), width)
+
+
+def _stack(column: pd.Series, name: str) -> np.ndarray:
+    try:
+        return np.stack([np.asarray(v, dtype=np.float64) for v in column])
+    except (ValueError, TypeError) as exc:
+        raise BadDataError(f"column {name!r} must hold one equal-length list of numbers per row: {exc}") from exc
+
+
+def _load_array(path, option: str) -> np.ndarray:
+    """A ``.npy`` file's array, memory-mapped copy-on-write (nothing ever reaches the file),
+    or an in-memory array as it is."""
+    if not _is_path(path):
+        array = np.asarray(path)
+        if array.dtype == object:
+            raise BadDataError(f"{option} must be a numeric array, got {type(path).__name__} of objects")
+        return array
+    try:
+        array = np.load(path, mmap_mode="c", allow_pickle=False)
+    except FileNotFoundError:
+        raise BadDataError(f"{option} {path}: file not found") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise BadDataError(f"{option} {path} is not a readable .npy array: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise BadDataError(f"{option} {path} must be a single .npy array, not an .npz archive")
+    return array
+
+
+def _check_real(array: np.ndarray, option: str) -> None:
+    """Refuse arrays that are not real numbers: casting complex values to float drops the
+    imaginary part (with a ComplexWarning on stderr), and strings or booleans are not data."""
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise BadDataError(f"{option} must hold real numbers (integer or float), got dtype {array.dtype}")
+
+
+def _check_finite(array: np.ndarray, option: str, offset: int = 0) -> None:
+    if not np.isfinite(array).all():
+        row = offset + int(np.argwhere(~np.isfinite(array))[0, 0])
+        raise BadDataError(f"{option} has NaN or infinite values (first in row {row})")
+
+
+def _blocks(array: np.ndarray):
+    """``(first row, rows)`` of ``array`` in blocks of about :data:`_BLOCK_BYTES`."""
+    step = max(1, _BLOCK_BYTES // max(1, array[:1].nbytes))
+    for start in range(0, len(array), step):
+        yield start, array[start : start + step]
+
+
+def _digest(digest, array: np.ndarray) -> None:
+    """Feed ``array``'s values to ``digest`` block by block (no whole copy of a strided array)."""
+    for _, block in _blocks(array):
+        digest.update(np.ascontiguousarray(block).data)
+
+
+def _is_path(value) -> bool:
+    return isinstance(value, (str, os.PathLike))

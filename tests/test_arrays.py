@@ -1,0 +1,172 @@
+"""Audits of arrays with a manifest: any modality gets the duplicate and leakage checks."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import datacheck
+from datacheck.audit_run import open_run
+from datacheck.errors import BadDataError, UsageError
+from datacheck.features.arrays import load_array_inputs
+
+from .conftest import assert_one_line_error, invoke
+
+NAMES = ["ant", "bee", "cat"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """400 samples (3 classes, 32-d embeddings in two sub-clusters per class, 75 % train), with
+    planted near-duplicate copies within a split, train->test leaks and exact copies."""
+    d = tmp_path_factory.mktemp("arrays")
+    rng = np.random.default_rng(7)
+    n = 400
+    true = rng.integers(0, 3, n)
+    centres = rng.normal(size=(6, 32)) * 3
+    emb = centres[true * 2 + rng.integers(0, 2, n)] + rng.normal(size=(n, 32))
+    split = np.where(rng.random(n) < 0.75, "train", "test").astype(object)
+    rows = rng.permutation(n)
+    dup_src, dup_copy = rows[0:4], rows[4:8]
+    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    leak_src = np.setdiff1d(train, rows[:20])[:3]
+    leak_copy = np.setdiff1d(test, rows[:20])[:3]
+    exact_src, exact_copy = rows[10:12], rows[12:14]
+    split[dup_copy] = split[dup_src]
+    true[dup_copy], true[leak_copy], true[exact_copy] = true[dup_src], true[leak_src], true[exact_src]
+    emb[dup_copy] = emb[dup_src] + rng.normal(size=(4, 32)) * 1e-3
+    emb[leak_copy] = emb[leak_src] + rng.normal(size=(3, 32)) * 1e-3
+    emb[exact_copy] = emb[exact_src]
+    logits = 4.0 * np.eye(3)[true] + rng.normal(size=(n, 3))
+    probs = (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).astype(np.float32)
+    labels = true.copy()
+    flipped = np.setdiff1d(rows[20:], np.concatenate([leak_src, leak_copy]))[:20]
+    labels[flipped] = (labels[flipped] + 1) % 3
+    frame = pd.DataFrame({"sample_id": [f"s{i:03d}" for i in range(n)], "label": np.array(NAMES)[labels],
+                          "split": split, "text": [f"utterance {i}" for i in range(n)]})
+    frame.to_csv(d / "manifest.csv", index=False)
+    np.save(d / "probs.npy", probs)
+    np.save(d / "emb.npy", emb.astype(np.float32))
+    ids = frame["sample_id"].to_numpy()
+    return {"dir": d, "frame": frame, "probs": probs, "emb": emb.astype(np.float32), "ids": ids,
+            "dup": set(ids[dup_copy]) | set(ids[dup_src]), "leak_copy": set(ids[leak_copy]),
+            "leak": set(ids[leak_copy]) | set(ids[leak_src]), "exact": set(ids[exact_copy]) | set(ids[exact_src]),
+            "flipped": set(ids[flipped])}
+
+
+def _flagged(result, check: str) -> set:
+    return set(result.issues(check)["sample_id"])
+
+
+def test_manifest_with_arrays_finds_duplicates_and_leaks(planted, tmp_path):
+    d = planted["dir"]
+    result = invoke("audit", d / "manifest.csv", "--pred-probs", d / "probs.npy", "--embeddings", d / "emb.npy",
+                    "--out", tmp_path / "run", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {"label_issues", "outliers", "exact_duplicates", "near_duplicates", "split_leakage"} <= set(summary["checks"])
+    assert summary["splits"] == {"train": int((planted["frame"]["split"] == "train").sum()),
+                                 "test": int((planted["frame"]["split"] == "test").sum())}
+    run = datacheck.load(tmp_path / "run")
+    # one member of each planted pair is flagged (the other is its group's representative), nothing else
+    near = _flagged(run, "near_duplicates")
+    assert len(near) == 7 and near <= planted["dup"] | planted["leak"]
+    assert _flagged(run, "split_leakage") == planted["leak_copy"]  # the test-side copy of each leak
+    exact = _flagged(run, "exact_duplicates")
+    assert len(exact) == 2 and exact <= planted["exact"]
+    labels = _flagged(run, "label_issues")
+    assert len(labels & planted["flipped"]) >= 16 and len(labels & planted["flipped"]) / len(labels) >= 0.7
+    # the manifest's ids, labels and columns are the findings' own
+    findings = run.findings
+    assert set(findings["label"].dropna()) == set(NAMES) and findings["sample_id"].str.startswith("s").all()
+    thresholds = run.summary["checks"]["near_duplicates"]["threshold"]
+    assert thresholds["on"] == "embeddings (cosine)" and 0.9 < thresholds["min_similarity"] < 1
+
+
+def test_parquet_list_columns_equal_npy_files(planted, tmp_path):
+    d = planted["dir"]
+    table = pa.Table.from_pandas(planted["frame"], preserve_index=False)
+    table = table.append_column("pred_probs", pa.FixedSizeListArray.from_arrays(pa.array(planted["probs"].ravel()), 3))
+    table = table.append_column("embeddings", pa.array(list(planted["emb"]), type=pa.list_(pa.float32())))
+    pq.write_table(table, tmp_path / "m.parquet")
+    from_columns = datacheck.audit(tmp_path / "m.parquet", seed=1)
+    from_files = datacheck.audit(d / "manifest.csv", pred_probs=d / "probs.npy", embeddings=d / "emb.npy", seed=1)
+    columns = ["sample_id", "check", "score", "is_issue"]
+    pd.testing.assert_frame_equal(from_columns.findings[columns], from_files.findings[columns])
+    with pytest.raises(UsageError, match="given twice"):
+        datacheck.audit(tmp_path / "m.parquet", embeddings=d / "emb.npy")
+
+
+def test_embeddings_alone_run_every_check_they_allow(planted):
+    d = planted["dir"]
+    result = datacheck.audit(d / "manifest.csv", embeddings=d / "emb.npy")
+    assert set(result.summary["checks"]) == {"class_imbalance", "outliers", "exact_duplicates", "near_duplicates",
+                                             "split_leakage"}
+    assert _flagged(result, "split_leakage") == planted["leak_copy"]
+    with pytest.raises(UsageError, match="needs pred_probs"):
+        datacheck.audit(d / "manifest.csv", embeddings=d / "emb.npy", checks=["label_issues"])
+
+
+def test_rerun_commands_read_the_arrays_again(planted, tmp_path):
+    d = planted["dir"]
+    datacheck.audit(d / "manifest.csv", pred_probs=d / "probs.npy", embeddings=d / "emb.npy", out=tmp_path / "run")
+    run = open_run(tmp_path / "run")
+    assert run.manifest().frame["sample_id"].tolist() == planted["ids"].tolist()
+    assert run.classes() == NAMES and run.outputs().pred_probs.shape == (400, 3)
+    report = invoke("report", tmp_path / "run")
+    assert report.exit_code == 0, report.output
+
+
+def test_class_columns(tmp_path):
+    probs = np.eye(3, dtype=np.float32)[[0, 1, 2, 2]] * 0.9 + 0.1 / 3
+    frame = pd.DataFrame({"label": [0, 1, 2, 2]})
+    # whole-number labels are column numbers, even when a class never occurs
+    inputs = load_array_inputs(pd.DataFrame({"label": [0, 2, 2, 2]}), pred_probs=probs)
+    assert inputs.labels.classes == ["0", "1", "2"] and inputs.labels.ids.tolist() == [0, 2, 2, 2]
+    named = load_array_inputs(frame.assign(label=["c", "a", "b", "b"]), pred_probs=probs)
+    assert named.labels.classes == ["a", "b", "c"] and named.labels.ids.tolist() == [2, 0, 1, 1]
+    ordered = load_array_inputs(frame.assign(label=["c", "a", "b", "b"]), pred_probs=probs, class_names=["c", "a", "b"])
+    assert ordered.labels.ids.tolist() == [0, 1, 2, 2]
+    with pytest.raises(BadDataError, match="give --class-names"):
+        load_array_inputs(frame.assign(label=["a", "a", "b", "b"]), pred_probs=probs)
+    with pytest.raises(BadDataError, match="label 5 is not a column"):
+        load_array_inputs(frame.assign(label=[0, 1, 5, 2]), pred_probs=probs)
+    with pytest.raises(BadDataError, match="4 rows, the manifest 3"):
+        load_array_inputs(frame.head(3), pred_probs=probs)
+
+
+@pytest.mark.parametrize("args, message, status", [
+    (["M", "--pred-probs", "P", "--labels", "P"], "--labels goes without a DATASET", 2),
+    (["DIR", "--pred-probs", "P"], "go with a manifest file", 2),
+    (["M", "--embeddings", "BAD"], "--embeddings must have shape (400, D)", 3),
+    (["M", "--pred-probs", "BAD"], "--pred-probs has 5 rows, the manifest 400", 3),
+    (["M", "--pred-probs", "E"], "--pred-probs has negative values", 3),
+])
+def test_bad_array_manifest_input(planted, tmp_path, args, message, status):
+    d = planted["dir"]
+    np.save(tmp_path / "bad.npy", np.zeros((5, 4), np.float32))
+    paths = {"M": d / "manifest.csv", "P": d / "probs.npy", "E": d / "emb.npy", "DIR": d, "BAD": tmp_path / "bad.npy"}
+    result = invoke("audit", *[paths.get(a, a) for a in args], "--out", tmp_path / "run")
+    assert_one_line_error(result, status, message)
+
+
+def test_memory_mapped_inputs_are_never_copied_whole(tmp_path):
+    n, dim = 50_000, 512  # 102 MB of float32
+    emb = np.lib.format.open_memmap(tmp_path / "emb.npy", mode="w+", dtype=np.float32, shape=(n, dim))
+    emb[:] = 1.0
+    probs = np.lib.format.open_memmap(tmp_path / "p.npy", mode="w+", dtype=np.float32, shape=(n, 4))
+    probs[:] = 0.25
+    del emb, probs
+    pd.DataFrame({"label": np.arange(n) % 4}).to_parquet(tmp_path / "m.parquet")
+    tracemalloc.start()
+    inputs = load_array_inputs(tmp_path / "m.parquet", pred_probs=tmp_path / "p.npy", embeddings=tmp_path / "emb.npy")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert isinstance(inputs.embeddings, np.memmap) and inputs.embeddings.shape == (n, dim)
+    assert peak < 0.2 * n * dim * 4, f"peak {peak / 1e6:.1f} MB while reading a {n * dim * 4 / 1e6:.0f} MB file"
