@@ -42,6 +42,8 @@ def audit(
     model: str | None = None,
     weights: str | None = None,
     cache_dir: str | None = None,
+    engine: str | None = None,
+    ray_address: str | None = None,
     junit: str | os.PathLike | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> AuditResult:
@@ -78,8 +80,9 @@ def audit(
     root : path-like, optional
         The folder a manifest's paths are relative to (default: the manifest file's folder,
         or the working directory for a DataFrame).
-    seed, fail_on, max_missing, device, workers, model, weights, cache_dir
-        As the ``datacheck audit`` options of the same names (``--fail-on`` etc.).
+    seed, fail_on, max_missing, device, workers, model, weights, cache_dir, engine, ray_address
+        As the ``datacheck audit`` options of the same names (``--fail-on`` etc.); ``engine="ray"``
+        runs the per-image work on Ray Data (``pip install 'datacheck[ray]'``).
     junit : path-like, optional
         Also write a JUnit XML report.
     progress : callable, optional
@@ -121,7 +124,8 @@ def audit(
     from .pipeline import audit as run
 
     options = {"checks": names, "seed": seed, "fail_on": fail_on, "max_missing": max_missing, "device": device,
-               "workers": workers, "model": model, "weights": weights, "cache_dir": cache_dir}
+               "workers": workers, "model": model, "weights": weights, "cache_dir": cache_dir, "engine": engine,
+               "ray_address": ray_address}
     if instances is not None:
         options["detectors"] = instances
     return run(data, out, config=config, progress=progress, pred_probs=pred_probs, labels=labels,

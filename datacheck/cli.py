@@ -144,6 +144,8 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--model", help="Model trained by cross-validation: convnet-small, resnet18, ... [default: convnet-small].")
 @click.option("--weights", help="Weights file for --model (pretrained backbones); 'random' for untrained.")
 @click.option("--cache-dir", help="Cache of decoded images and model outputs; 'off' disables [default: ~/.cache/datacheck].")
+@click.option("--engine", help="Where decoding and per-image work run: local or ray (pip install 'datacheck[ray]') [default: local].")
+@click.option("--ray-address", help="Ray cluster to join with --engine ray [default: $RAY_ADDRESS, else a local runtime].")
 @click.option("--pred-probs", type=click.Path(path_type=Path), help="Out-of-fold probabilities (N, K) .npy: audit without images.")
 @click.option("--labels", type=click.Path(path_type=Path), help="Given class ids (N,) .npy, with --pred-probs.")
 @click.option("--embeddings", type=click.Path(path_type=Path), help="Embeddings (N, D) .npy, with --pred-probs (enables outliers).")
@@ -153,7 +155,7 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device, workers, model, weights, cache_dir,
-          pred_probs, labels, embeddings, class_names, root, junit, as_json, quiet):
+          engine, ray_address, pred_probs, labels, embeddings, class_names, root, junit, as_json, quiet):
     """Audit DATASET (a folder or a CSV/Parquet/JSONL manifest) and write a run directory.
 
     Or, without DATASET, audit any modality from model outputs: --pred-probs P.npy --labels L.npy.
@@ -181,6 +183,8 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
             model=model,
             weights=weights,
             cache_dir=cache_dir,
+            engine=engine,
+            ray_address=ray_address,
             pred_probs=pred_probs,
             labels=labels,
             embeddings=embeddings,

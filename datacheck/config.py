@@ -37,20 +37,33 @@ AUDIT_OPTIONS = {
 }
 
 
+ENGINE_OPTIONS = {
+    # name: (default, help); on the command line --engine and --ray-address
+    "name": ("local", "where per-sample work (decoding, statistics, pixels) runs: local worker processes, "
+                      "or ray (Ray Data; pip install 'datacheck[ray]')"),
+    "ray_address": ("", "Ray cluster to join with name = \"ray\"; '' = $RAY_ADDRESS, else a local Ray runtime"),
+}
+#: Command-line options that set [engine] keys.
+ENGINE_FLAGS = {"engine": "name", "ray_address": "ray_address"}
+ENGINES = ("local", "ray")
+
+
 #: (least, most) of each integer [audit] option, None = unbounded. workers: -1 is the
 #: documented "one per CPU"; nothing lies below it.
 AUDIT_RANGES = {"seed": (0, SEED_MAX), "max_missing": (0, None), "workers": (-1, None), "batch_size": (1, None)}
 
 
 def default_config() -> dict:
-    """The complete default configuration: ``{"audit": {...}, "detectors": {name: {...}}}``."""
+    """The complete default configuration: ``{"audit": {...}, "engine": {...}, "train": {...},
+    "detectors": {name: {...}}}``."""
     from .detectors.registry import get_detector_class, list_detectors
 
     audit = {k: v for k, (v, _) in AUDIT_OPTIONS.items()}
     audit["checks"] = list_detectors(default_only=True)
     train = {k: v for k, v in asdict(TrainConfig()).items() if k != "model"}
     detectors = {name: get_detector_class(name)().get_params() for name in list_detectors()}
-    return {"audit": audit, "train": train, "detectors": detectors}
+    engine = {k: v for k, (v, _) in ENGINE_OPTIONS.items()}
+    return {"audit": audit, "engine": engine, "train": train, "detectors": detectors}
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
@@ -75,24 +88,29 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         _merge(config, user, str(path))
     for key, value in (overrides or {}).items():
         if value is not None:
-            _merge(config, {"audit": {key: value}}, "command line")
+            section, key = ("engine", ENGINE_FLAGS[key]) if key in ENGINE_FLAGS else ("audit", key)
+            _merge(config, {section: {key: value}}, "command line")
     return config
 
 
 def _merge(config: dict, user: dict, origin: str) -> None:
-    unknown = set(user) - {"audit", "train", "detectors"}
+    unknown = set(user) - {"audit", "engine", "train", "detectors"}
     if unknown:
-        raise UsageError(f"unknown section [{sorted(unknown)[0]}] in {origin}; expected [audit], [train] or [detectors.<name>]")
-    for section in ("audit", "train", "detectors"):
+        raise UsageError(f"unknown section [{sorted(unknown)[0]}] in {origin}; "
+                         "expected [audit], [engine], [train] or [detectors.<name>]")
+    for section in ("audit", "engine", "train", "detectors"):
         if not isinstance(user.get(section, {}), dict):
             raise UsageError(f"{section} in {origin} must be a table ([{section}]), got {user[section]!r:.40}")
-    for section in ("audit", "train"):
+    for section in ("audit", "engine", "train"):
         for key, value in user.get(section, {}).items():
             if key not in config[section]:
                 raise UsageError(f"unknown option {section}.{key} in {origin}; known: {', '.join(config[section])}")
             config[section][key] = _typed(f"{section}.{key}", value, config[section][key], origin)
             if section == "audit":
                 _check_audit_value(key, value, origin, list(config["detectors"]))
+            if section == "engine" and key == "name" and value not in ENGINES:
+                option = "--engine" if origin == "command line" else f"engine.name in {origin}"
+                raise UsageError(f"{option} must be one of {', '.join(ENGINES)}, got {value!r}")
     for name, params in user.get("detectors", {}).items():
         if name not in config["detectors"]:
             raise UsageError(f"unknown detector [detectors.{name}] in {origin}; known: {', '.join(config['detectors'])}")
@@ -145,6 +163,10 @@ def render_toml(config: dict) -> str:
     ]
     for key, value in config["audit"].items():
         lines.append(f"# {AUDIT_OPTIONS[key][1]}")
+        lines.append(f"{key} = {_toml_value(value)}")
+    lines += ["", "[engine]"]
+    for key, value in config["engine"].items():
+        lines.append(f"# {ENGINE_OPTIONS[key][1]}")
         lines.append(f"{key} = {_toml_value(value)}")
     lines += ["", "# cross-validated training of the model behind label_issues and outliers", "[train]"]
     lines += [f"{key} = {_toml_value(value)}" for key, value in config["train"].items()]

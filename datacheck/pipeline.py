@@ -186,7 +186,8 @@ def audit(
     **options
         Overrides of the ``[audit]`` config section (``checks``, ``seed``, ``fail_on``,
         ``max_missing``, ``workers``, ``batch_size``, ``device``, ``model``, ``weights``,
-        ``cache_dir``) and ``detectors``: configured detector instances; ``None`` means "not given".
+        ``cache_dir``) and of the ``[engine]`` section (``engine``, ``ray_address``); and
+        ``detectors``: configured detector instances; ``None`` means "not given".
     """
     started = time.perf_counter()
     instances = options.pop("detectors", None)
@@ -224,7 +225,7 @@ def audit(
     # An accelerator asked for by name is checked now; "auto" is resolved (importing torch)
     # only when a check computes on a device.
     device = device_spec if device_spec == "cpu" else resolve_device(device_spec) if device_spec != "auto" else None
-    workers = default_workers() if opts["workers"] < 0 else opts["workers"]
+    workers = _engine(cfg["engine"]) or (default_workers() if opts["workers"] < 0 else opts["workers"])
     train_config = TrainConfig(model=opts["model"], **cfg["train"])
     cache_dir = _cache_dir(opts["cache_dir"])
     needs = set().union(*(d.inputs(available)[0] | (d.inputs(available)[1] & available) for d in detectors))
@@ -434,6 +435,17 @@ def _runnable(detectors: list, available: set, explicit: bool) -> list:
         needs = ", ".join(sorted({_WHAT_PROVIDES.get(f, f) for f in missing.inputs(available)[0] - available}))
         raise UsageError(f"check {missing.name!r} needs {needs}, which this audit does not have")
     return runnable
+
+
+def _engine(settings: dict):
+    """A :class:`~datacheck.engine.ray_engine.RayEngine` for ``[engine] name = "ray"`` (checked
+    installed now, before any work), else None (local worker processes)."""
+    if settings["name"] != "ray":
+        return None
+    from .engine.ray_engine import RayEngine, require_ray
+
+    require_ray()
+    return RayEngine(settings["ray_address"] or None)
 
 
 def _cache_dir(setting: str) -> Path | None:

@@ -1,7 +1,8 @@
-"""Run per-batch functions over a manifest's files in worker processes.
+"""Run per-batch functions over a manifest's files in worker processes, or on Ray.
 
 Every per-sample function here is pure over a batch (``{"path": [...]}`` in, a dict of
-equal-length lists out), so the same functions can run under ``ray.data`` later.
+equal-length lists out), so the same functions run in local worker processes or, given a
+:class:`datacheck.engine.ray_engine.RayEngine` as ``workers``, as Ray Data stages.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def map_batches(
     paths : list of str, length N
     fn : callable
         Pure batch function, ``{"path": list} -> dict of lists``.
-    workers : int
-        DataLoader worker processes; 0 runs in this process.
+    workers : int or RayEngine
+        Worker processes (0 runs in this process), or a Ray engine to run the batches on.
     progress : callable, optional
         ``progress(done, total)`` after each batch.
 
@@ -92,6 +93,11 @@ def iter_batches(
 ) -> Iterator[tuple[int, dict]]:
     """Like :func:`map_batches`, but yield ``(first row, fn's result)`` per batch, in row
     order, so a caller can write each batch into place instead of holding them all."""
+    if not isinstance(workers, int):  # a RayEngine: Ray Data partitions, schedules and retries
+        from .ray_engine import ray_batches
+
+        yield from ray_batches(paths, fn, workers, batch_size, progress)
+        return
     batches = _PathBatches(paths, batch_size, fn)
     workers = min(workers, len(batches))
     done = 0

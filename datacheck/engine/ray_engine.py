@@ -1,0 +1,130 @@
+"""The Ray engine: the audit's per-sample batch functions as Ray Data ``map_batches`` stages.
+
+``--engine ray`` hands the files' paths to Ray Data, an existing distributed engine: each
+pure batch function (decoding + image statistics, decoding + resizing for the models) runs
+as a ``map_batches`` stage, so Ray Data partitions the rows into blocks, schedules them on
+the cluster's CPUs, retries the task of a worker that dies (Ray Data's default for system
+failures) and applies backpressure. The results stream back to the driver in row order
+(``preserve_order``) and go into the same arrays and caches as the local engine's, so the
+findings are identical and a run can mix engines. Cross-sample work (training, the kNN
+graph, cleanlab, K-means) stays on the driver, as with the local engine.
+
+On a cluster every worker must read the paths the manifest lists: a shared file system
+mounted at the same place on every node.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..errors import UsageError
+
+#: The install hint when Ray is missing.
+INSTALL_HINT = "pip install 'datacheck[ray]'"
+
+
+@dataclass(frozen=True)
+class RayEngine:
+    """Where batch functions run when the audit's engine is Ray.
+
+    Parameters
+    ----------
+    address : str, optional
+        A Ray cluster to join (``ray://host:10001`` or ``host:6379``); default ``RAY_ADDRESS``,
+        else a local Ray runtime with this machine's CPUs (and GPUs).
+    num_cpus : int, optional
+        CPUs of a local runtime (default: all of this machine's).
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+
+    def start(self) -> None:
+        """Connect to (or start) the Ray runtime, once per process."""
+        ray = require_ray()
+        if ray.is_initialized():
+            return
+        address = self.address or os.environ.get("RAY_ADDRESS") or None
+        local = {} if address else {"num_cpus": self.num_cpus}
+        # Workers must import datacheck from the same place as the driver (an editable
+        # install, or a checkout on a shared file system), and log nothing to our stderr.
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 configure_logging=False, **local)
+
+
+def require_ray():
+    """The ``ray`` module, or a UsageError saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the extra's Data library, not only Ray core)
+    except ImportError:
+        raise UsageError(f"--engine ray needs Ray: {INSTALL_HINT}") from None
+    return ray
+
+
+def ray_batches(paths: list[str], fn: Callable[[dict], dict], engine: RayEngine, batch_size: int,
+                progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, dict]]:
+    """``fn`` over batches of ``paths`` on Ray Data; yields ``(first row, fn's result)`` in row order.
+
+    The same contract as :func:`datacheck.engine.loader.iter_batches`: each result is a dict of
+    equal-length lists (per-sample arrays stay arrays).
+    """
+    engine.start()
+    import pyarrow as pa
+    import ray
+
+    # Ray Data reports each execution at INFO on the driver's stderr: ours is for the audit's own lines.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    table = pa.table({"row": np.arange(len(paths), dtype=np.int64), "path": pa.array(paths, pa.string())})
+    dataset = ray.data.from_arrow(table).map_batches(
+        _Stage(fn), batch_size=batch_size, batch_format="numpy", zero_copy_batch=True)
+    expected = 0
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        rows = batch.pop("row")
+        if len(rows) == 0:
+            continue
+        # preserve_order keeps the blocks in order; a lost or repeated row would be a Ray bug,
+        # and must not silently shift every later sample's findings.
+        if rows[0] != expected or not np.array_equal(rows, np.arange(expected, expected + len(rows))):
+            raise RuntimeError(f"Ray returned rows {rows[0]}..{rows[-1]} where row {expected} was next")
+        yield expected, {name: _as_list(values) for name, values in batch.items()}
+        expected += len(rows)
+        if progress:
+            progress(expected, len(paths))
+    if expected != len(paths):
+        raise RuntimeError(f"Ray returned {expected} of {len(paths)} rows")
+
+
+class _Stage:
+    """A batch function as a Ray Data UDF: paths in, the function's columns out, with the row numbers."""
+
+    def __init__(self, fn: Callable[[dict], dict]):
+        self.fn = fn
+
+    def __call__(self, batch: dict) -> dict:
+        result = self.fn({"path": [str(p) for p in batch["path"]]})
+        return {"row": batch["row"], **{name: _as_column(values) for name, values in result.items()}}
+
+
+def _as_column(values: list) -> np.ndarray:
+    """A result list as a column Ray can carry: arrays stacked, anything else as Python objects
+    (Ray stores bytes, text and numbers as Arrow; fixed-width numpy bytes would strip trailing NULs)."""
+    if values and isinstance(values[0], np.ndarray):
+        return np.stack(values)
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    return column
+
+
+def _as_list(values: np.ndarray) -> list:
+    """A column back as the list the local engine gives: Python scalars, or per-row arrays."""
+    return values.tolist() if values.ndim == 1 else list(values)

@@ -1,0 +1,92 @@
+"""--engine ray: the per-image work on Ray Data (a real 2-CPU local Ray runtime), same findings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import SAMPLE_DATA, assert_one_line_error, invoke
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'datacheck[ray]')")
+
+from datacheck.engine.loader import iter_batches, load_pixels  # noqa: E402
+from datacheck.engine.ray_engine import RayEngine  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+    yield RayEngine()
+    ray.shutdown()
+
+
+def _sample_paths() -> list[str]:
+    return sorted(str(p) for p in SAMPLE_DATA.rglob("*.png"))[:120]
+
+
+def test_findings_equal_the_local_engine(ray_runtime, sample_audit, tmp_path):
+    import datacheck
+
+    # A fresh cache: Ray decodes the statistics and the model's pixels itself (the model then
+    # trains on the driver from them, as with the local engine).
+    # The run folder's name is the findings' run_id: named as the local run's.
+    result = datacheck.audit(SAMPLE_DATA, out=tmp_path / "sample", engine="ray", cache_dir=str(tmp_path / "cache"))
+    local = pd.read_parquet(sample_audit.run_dir / "findings.parquet")
+    remote = pd.read_parquet(result.run_dir / "findings.parquet")
+    pd.testing.assert_frame_equal(remote, local)
+    assert (result.run_dir / "findings.parquet").read_bytes() == (sample_audit.run_dir / "findings.parquet").read_bytes()
+    assert result.run_info["config"]["engine"]["name"] == "ray"
+    assert sum(1 for p in (tmp_path / "cache").rglob("*.npy")) >= 1  # the pixels, cached as the local engine's
+
+
+def test_pixels_equal_the_local_engine(ray_runtime):
+    paths = _sample_paths()
+    local, local_ok, key = load_pixels(paths, 24, workers=0)
+    remote, remote_ok, remote_key = load_pixels(paths, 24, workers=ray_runtime)
+    assert key == remote_key and np.array_equal(local, remote) and np.array_equal(local_ok, remote_ok)
+
+
+def _die_once(batch: dict, marker: str) -> dict:
+    """A batch function whose worker dies (SIGKILL, mid-batch) the first time it sees row 40's file."""
+    paths = batch["path"]
+    if any(p.endswith("#40") for p in paths) and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"name": [p.rsplit("#", 1)[1] for p in paths], "value": [np.full(2, int(p.rsplit("#", 1)[1])) for p in paths]}
+
+
+def test_a_killed_worker_loses_and_repeats_no_row(ray_runtime, tmp_path):
+    import functools
+
+    paths = [f"sample#{i}" for i in range(200)]
+    marker = str(tmp_path / "killed")
+    rows, names, values = [], [], []
+    for start, batch in iter_batches(paths, functools.partial(_die_once, marker=marker), ray_runtime, batch_size=16):
+        rows.append(start)
+        names += batch["name"]
+        values += batch["value"]
+    assert os.path.exists(marker), "the worker was not killed"
+    assert names == [str(i) for i in range(200)]
+    assert np.array_equal(np.stack(values)[:, 0], np.arange(200))
+    assert rows == sorted(rows) and rows[0] == 0
+
+
+def test_engine_ray_without_ray_is_a_usage_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    result = invoke("audit", SAMPLE_DATA, "--engine", "ray", "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, "--engine ray needs Ray", "pip install 'datacheck[ray]'")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_engine_is_a_usage_error(tmp_path):
+    result = invoke("audit", SAMPLE_DATA, "--engine", "spark", "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, "--engine must be one of local, ray")
+    (tmp_path / "c.toml").write_text('[engine]\nname = "dask"\n')
+    result = invoke("audit", SAMPLE_DATA, "--config", tmp_path / "c.toml", "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, "engine.name in", "must be one of local, ray")
