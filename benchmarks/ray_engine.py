@@ -91,7 +91,9 @@ def audit_once(data: Path, out: Path, engine: str, workers: int):
 
 
 def best_of(repeat: int, data: Path, out: Path, engine: str, workers: int) -> tuple[float, object]:
-    runs = [audit_once(data, out, engine, workers) for _ in range(repeat)]
+    # A fresh run folder each time (a rerun into the same one reuses its image statistics),
+    # always named "audit": the folder's name is the findings' run_id.
+    runs = [audit_once(data, out / str(i) / "audit", engine, workers) for i in range(repeat)]
     return min(runs, key=lambda r: r[0])
 
 
@@ -128,7 +130,7 @@ def measure(name: str, data: Path, args: argparse.Namespace, work: Path) -> dict
     if args.workers != 1:
         start_ray(1)
         print(f"{name}: ray engine (1 CPU) ...", flush=True)
-        _, one = audit_once(data, work / f"{name}-ray1", "ray", 1)
+        _, one = audit_once(data, work / f"{name}-ray1" / "audit", "ray", 1)
         rates[1] = n / one.summary["timings_s"]["image_stats"]
     import ray
 

@@ -372,7 +372,12 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
     def train_args() -> tuple:
         return manifest, store.get("pixels"), train_config, ctx.device, seed, cache_dir, weights, progress
 
-    store.provide("model_outputs", lambda: cross_validated_outputs(*train_args()))
+    map_folds = None
+    if not isinstance(workers, int):  # the Ray engine: one task per fold
+        from .engine.ray_engine import ray_map_folds
+
+        map_folds = ray_map_folds(workers)
+    store.provide("model_outputs", lambda: cross_validated_outputs(*train_args(), map_folds=map_folds))
     _model_views(ctx, knn_k)
     store.provide("aum", lambda: aum_outputs(*train_args()))
 

@@ -51,6 +51,21 @@ def test_pixels_equal_the_local_engine(ray_runtime):
     assert key == remote_key and np.array_equal(local, remote) and np.array_equal(local_ok, remote_ok)
 
 
+def test_folds_as_ray_tasks_give_the_local_probabilities(ray_runtime):
+    from datacheck.engine.ray_engine import ray_map_folds
+    from datacheck.engine.train import TrainConfig, cross_validate
+
+    paths = _sample_paths()
+    pixels, ok, _ = load_pixels(paths, 16, workers=0)
+    classes = sorted({p.split("/")[-2] for p in paths})
+    labels = np.array([classes.index(p.split("/")[-2]) % 3 for p in paths])  # any fixed labels
+    config = TrainConfig(image_size=16, epochs=2, folds=3)
+    local = cross_validate(pixels, labels, 3, config, "cpu", seed=5)
+    remote = cross_validate(pixels, labels, 3, config, "cpu", seed=5, map_folds=ray_map_folds(ray_runtime))
+    assert np.array_equal(local.pred_probs, remote.pred_probs) and np.array_equal(local.softmax, remote.softmax)
+    assert np.array_equal(local.embeddings, remote.embeddings)
+
+
 def _die_once(batch: dict, marker: str) -> dict:
     """A batch function whose worker dies (SIGKILL, mid-batch) the first time it sees row 40's file."""
     paths = batch["path"]

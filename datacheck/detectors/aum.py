@@ -37,8 +37,7 @@ class AUM(Detector):
         out = ctx.get("aum")
         rows = np.flatnonzero(np.isfinite(out.aum))
         if len(rows) == 0:
-            self.thresholds_[self.name] = {"rule": "off: too few labeled images to train"}
-            return partial_findings([], self.name, [], [], [])
+            return self._off("too few labeled images to train")
         aum, cut = out.aum[rows].astype(float), out.threshold[rows].astype(float)
         self.thresholds_[self.name] = {"rule": "AUM < 99th percentile of threshold samples' AUM",
                                        "cuts": sorted({round(float(c), 4) for c in cut})}

@@ -206,6 +206,12 @@ class Detector:
     def _check_params(self) -> None:
         """Rules across parameters, once each parameter is valid on its own."""
 
+    def _off(self, reason: str) -> pd.DataFrame:
+        """The partial findings of a check that cannot run on this data: no rows, and
+        ``reason`` recorded as its rule in ``summary.json``."""
+        self.thresholds_[self.name] = {"rule": f"off: {reason}"}
+        return partial_findings([], self.name, [], [], [])
+
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         """Return partial findings (see :func:`partial_findings`): ``row`` (manifest row
         number), ``check``, ``score``, ``is_issue``, ``details`` and optionally

@@ -87,8 +87,7 @@ class Clusters(Detector):
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         given, probs, embeddings = ctx.get("labels"), ctx.get("pred_probs"), ctx.get("embeddings")
         if embeddings is None:
-            self.thresholds_[self.name] = {"rule": "off: no embeddings"}
-            return partial_findings([], self.name, [], [], [])
+            return self._off("no embeddings")
         scored = scored_rows(given, probs) & np.isfinite(embeddings).all(axis=1)
         n_classes = len(given.classes)
         parts, per_class = [], {}

@@ -93,10 +93,12 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int, use_embedd
     near_pairs = np.stack([a[near], b[near]], axis=1)
     component = connected_components(n, np.concatenate([near_pairs, _chain_pairs(content_id, pairs.readable)]))
 
-    representative = {}
-    for row in np.argsort(pairs.rank):
-        representative.setdefault(component[row], row)
-    group = np.array([representative[c] if pairs.readable[r] else -1 for r, c in enumerate(component)], dtype=np.int64)
+    # Each component's representative: its member of lowest rank.
+    order = np.argsort(pairs.rank, kind="stable")
+    first = np.unique(component[order], return_index=True)[1]
+    representative = np.empty(n, dtype=np.int64)
+    representative[component[order[first]]] = order[first]
+    group = np.where(pairs.readable, representative[component], -1)
     return DuplicateGroups(np.flatnonzero(pairs.readable), content_id, group, pairs.rank, pairs.has_content, nearest,
                            nearest_other, threshold, pairs.chance)
 
@@ -395,8 +397,7 @@ class SplitLeakage(_DuplicateDetector):
         frame = ctx.manifest.frame
         split = frame["split"].to_numpy(dtype=object)
         if frame["split"].nunique() < 2:
-            self.thresholds_[self.name] = {"rule": "off: fewer than two splits"}
-            return partial_findings([], self.name, [], [], [])
+            return self._off("fewer than two splits")
         g = self._groups(ctx)
         ids = frame["sample_id"].to_numpy()
         rows = g.rows[pd.notna(split[g.rows])]

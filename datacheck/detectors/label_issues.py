@@ -60,9 +60,7 @@ class LabelIssues(Detector):
             labels, probs = labels[rows], probs[rows]
         if len(np.unique(labels)) < 2:
             # E.g. too few images to cross-validate (two classes with two samples each are needed).
-            self.thresholds_[self.name] = {"rule": "off: out-of-fold probabilities for fewer than two classes "
-                                                   f"({len(labels)} sample(s) scored)"}
-            return partial_findings([], self.name, [], [], [])
+            return self._off(f"out-of-fold probabilities for fewer than two classes ({len(labels)} sample(s) scored)")
         # cleanlab needs every class id below C to be a column; it is, by construction.
         with warnings.catch_warnings():
             # "May not flag all label issues in class k: too few examples" is expected for tiny classes.

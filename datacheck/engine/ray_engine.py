@@ -6,8 +6,9 @@ as a ``map_batches`` stage, so Ray Data partitions the rows into blocks, schedul
 the cluster's CPUs, retries the task of a worker that dies (Ray Data's default for system
 failures) and applies backpressure. The results stream back to the driver in row order
 (``preserve_order``) and go into the same arrays and caches as the local engine's, so the
-findings are identical and a run can mix engines. Cross-sample work (training, the kNN
-graph, cleanlab, K-means) stays on the driver, as with the local engine.
+findings are identical and a run can mix engines. The K folds of the cross-validated
+training run as K Ray tasks (:func:`ray_map_folds`); the rest of the cross-sample work (the
+kNN graph, cleanlab, K-means) stays on the driver, over the gathered arrays.
 
 On a cluster every worker must read the paths the manifest lists: a shared file system
 mounted at the same place on every node.
@@ -15,6 +16,7 @@ mounted at the same place on every node.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -26,6 +28,9 @@ from ..errors import UsageError
 
 #: The install hint when Ray is missing.
 INSTALL_HINT = "pip install 'datacheck[ray]'"
+#: Blocks (tasks) per CPU of the cluster, and the most rows in one block.
+_BLOCKS_PER_CPU = 4
+_MAX_BLOCK_ROWS = 2_048
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,10 @@ class RayEngine:
     def start(self) -> None:
         """Connect to (or start) the Ray runtime, once per process."""
         ray = require_ray()
+        # Ray's driver-side notices (token authentication, Ray Data's per-execution INFO) go
+        # to Python logging, i.e. to stderr, which is for the audit's own lines.
+        for name in ("ray", "ray.data"):  # ray.data sets its own level when imported
+            logging.getLogger(name).setLevel(logging.ERROR)
         if ray.is_initialized():
             return
         address = self.address or os.environ.get("RAY_ADDRESS") or None
@@ -78,14 +87,16 @@ def ray_batches(paths: list[str], fn: Callable[[dict], dict], engine: RayEngine,
     import pyarrow as pa
     import ray
 
-    # Ray Data reports each execution at INFO on the driver's stderr: ours is for the audit's own lines.
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
-
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
     table = pa.table({"row": np.arange(len(paths), dtype=np.int64), "path": pa.array(paths, pa.string())})
-    dataset = ray.data.from_arrow(table).map_batches(
+    # A block is a task: a few per CPU of the cluster keep every CPU busy (one block would be
+    # one task on one CPU), and bounded blocks keep results streaming back.
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    rows = max(batch_size, min(_MAX_BLOCK_ROWS, -(-len(paths) // (_BLOCKS_PER_CPU * cpus))))
+    blocks = [table.slice(start, rows) for start in range(0, len(paths), rows)] or [table]
+    dataset = ray.data.from_arrow(blocks).map_batches(
         _Stage(fn), batch_size=batch_size, batch_format="numpy", zero_copy_batch=True)
     expected = 0
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
@@ -128,3 +139,33 @@ def _as_column(values: list) -> np.ndarray:
 def _as_list(values: np.ndarray) -> list:
     """A column back as the list the local engine gives: Python scalars, or per-row arrays."""
     return values.tolist() if values.ndim == 1 else list(values)
+
+
+def ray_map_folds(engine: RayEngine) -> Callable:
+    """A ``map_folds`` for :func:`datacheck.engine.train.cross_validate`: each fold one Ray task.
+
+    The pixels go to Ray's object store once and every task reads them from there (zero-copy
+    on its node); a task asks for one CPU, and one GPU when the device is CUDA (Ray then shows
+    it the GPU it was given as ``cuda``). Each task trains with as many torch threads as this
+    process would, so the folds' numbers are those of the local engine on CPU (same seeds).
+    """
+
+    def map_folds(train: Callable, pixels: np.ndarray, folds: list[int], device: str) -> list:
+        engine.start()
+        import ray
+        import torch
+
+        gpu = device.startswith("cuda")
+        task = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=3)(_run_fold)
+        shared = ray.put(np.asarray(pixels))
+        train = functools.partial(train, device="cuda" if gpu else device)
+        return ray.get([task.remote(train, shared, k, torch.get_num_threads()) for k in folds])
+
+    return map_folds
+
+
+def _run_fold(train: Callable, pixels: np.ndarray, k: int, threads: int):
+    import torch
+
+    torch.set_num_threads(threads)
+    return train(pixels, k)

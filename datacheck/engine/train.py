@@ -9,6 +9,7 @@ prediction, and is deterministic for a given seed on a given device.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ def cross_validate(
     weights=None,
     progress: Progress | None = None,
     rows: np.ndarray | None = None,
+    map_folds: Callable | None = None,
 ) -> CrossValResult:
     """Stratified K-fold training and out-of-fold prediction.
 
@@ -73,6 +75,9 @@ def cross_validate(
     labels : ndarray of shape (N,), int in [0, num_classes) on ``rows``
     rows : ndarray of int, shape (M,), optional
         The rows to cross-validate (default: all); the result has M rows, in this order.
+    map_folds : callable, optional
+        ``map_folds(train, pixels, folds, device)`` returns ``[train(pixels, k) for k in folds]``, e.g.
+        as remote tasks (:func:`datacheck.engine.ray_engine.ray_map_folds`); default: in turn, here.
     """
     rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
     labels = labels[rows]
@@ -82,24 +87,49 @@ def cross_validate(
     network = create_model(config.model, num_classes, weights)
     if not network.trainable:
         return _cross_validate_head(network, pixels, rows, labels, folds, num_classes, config, device, seed)
-    n_folds = folds.max() + 1
+    n_folds = int(folds.max() + 1)
     pred_probs = np.zeros((n, num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
     embeddings = np.zeros((n, n_folds * network.dim), dtype=np.float32)
-    for k in range(n_folds):
+    train = functools.partial(train_fold, labels=labels, rows=rows, folds=folds, num_classes=num_classes,
+                              config=config, device=device, seed=seed, weights=weights)
+    if map_folds is None:
+        results = (train(pixels, k, progress=(lambda e, total, k=k: progress(f"train fold {k + 1}/{n_folds}", e, total))
+                         if progress else None) for k in range(n_folds))
+    else:  # e.g. one Ray task per fold: each returns what the loop below writes into place
+        results = map_folds(train, pixels, list(range(n_folds)), device)
+    for k, (fold_softmax, fold_probs, features) in enumerate(results):
         held_out = folds == k
-        torch.manual_seed(seed * 1009 + k)
-        network = create_model(config.model, num_classes, weights)
-        label = f"train fold {k + 1}/{n_folds}"
-        fit(network, pixels, labels[~held_out], config, device, seed * 1009 + k, rows=rows[~held_out],
-            progress=(lambda e, total, label=label: progress(label, e, total)) if progress else None)
-        softmax[held_out], _ = predict(network, pixels, device, config.batch_size * 4, rows=rows[held_out])
+        softmax[held_out], pred_probs[held_out] = fold_softmax, fold_probs
         # Every fold model embeds every sample: one space shared by all samples (see CrossValResult).
-        _, features = predict(network, pixels, device, config.batch_size * 4, tta=False, rows=rows)
-        pred_probs[held_out] = with_neighbour_votes(softmax[held_out], features, labels, held_out, num_classes, config, device)
-        features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
         embeddings[:, k * network.dim : (k + 1) * network.dim] = features / np.sqrt(n_folds)
     return CrossValResult(pred_probs, softmax, embeddings, folds)
+
+
+def train_fold(pixels: np.ndarray, k: int, *, labels: np.ndarray, rows: np.ndarray, folds: np.ndarray,
+               num_classes: int, config: TrainConfig, device: str, seed: int, weights=None,
+               progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train fold ``k``'s model and predict with it: a pure function of its arguments (seeded by
+    ``seed`` and ``k``), so it runs the same in this process or as a remote task.
+
+    Returns
+    -------
+    softmax : ndarray of shape (H, C)
+        The model's softmax on the fold's H held-out rows.
+    pred_probs : ndarray of shape (H, C)
+        The same averaged with the k-NN vote of the training rows (:func:`with_neighbour_votes`).
+    features : ndarray of shape (M, D)
+        The model's unit-length embeddings of every row.
+    """
+    held_out = folds == k
+    torch.manual_seed(seed * 1009 + k)
+    network = create_model(config.model, num_classes, weights)
+    fit(network, pixels, labels[~held_out], config, device, seed * 1009 + k, rows=rows[~held_out], progress=progress)
+    softmax, _ = predict(network, pixels, device, config.batch_size * 4, rows=rows[held_out])
+    _, features = predict(network, pixels, device, config.batch_size * 4, tta=False, rows=rows)
+    pred_probs = with_neighbour_votes(softmax, features, labels, held_out, num_classes, config, device)
+    features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
+    return softmax, pred_probs, features
 
 
 def _cross_validate_head(network: Network, pixels, rows, labels, folds, num_classes, config, device, seed) -> CrossValResult:
