@@ -225,7 +225,8 @@ def audit(
     # An accelerator asked for by name is checked now; "auto" is resolved (importing torch)
     # only when a check computes on a device.
     device = device_spec if device_spec == "cpu" else resolve_device(device_spec) if device_spec != "auto" else None
-    workers = _engine(cfg["engine"]) or (default_workers() if opts["workers"] < 0 else opts["workers"])
+    local_workers = default_workers() if opts["workers"] < 0 else opts["workers"]
+    workers = _engine(cfg["engine"]) or local_workers  # per-sample work: local processes or Ray
     train_config = TrainConfig(model=opts["model"], **cfg["train"])
     cache_dir = _cache_dir(opts["cache_dir"])
     needs = set().union(*(d.inputs(available)[0] | (d.inputs(available)[1] & available) for d in detectors))
@@ -266,7 +267,7 @@ def audit(
     run_id = run.path.name if run is not None else "memory"
     ctx = AuditContext(manifest=manifest, run_id=run_id, seed=opts["seed"],
                        device=device if device is not None else (lambda: resolve_device("auto")),
-                       features=FeatureStore(timings))
+                       features=FeatureStore(timings), workers=local_workers)
     # One graph for the audit, as deep as its most demanding reader (a reader's parameter ``k``).
     knn_k = max([d.k for d in detectors if "knn_graph" in d.inputs(available)[0] | d.inputs(available)[1]], default=1)
     if images:

@@ -29,19 +29,19 @@ def _sample_paths() -> list[str]:
     return sorted(str(p) for p in SAMPLE_DATA.rglob("*.png"))[:120]
 
 
-def test_findings_equal_the_local_engine(ray_runtime, sample_audit, tmp_path):
+def test_findings_equal_the_local_engine(ray_runtime, tmp_path):
     import datacheck
 
-    # A fresh cache: Ray decodes the statistics and the model's pixels itself (the model then
-    # trains on the driver from them, as with the local engine).
-    # The run folder's name is the findings' run_id: named as the local run's.
-    result = datacheck.audit(SAMPLE_DATA, out=tmp_path / "sample", engine="ray", cache_dir=str(tmp_path / "cache"))
-    local = pd.read_parquet(sample_audit.run_dir / "findings.parquet")
-    remote = pd.read_parquet(result.run_dir / "findings.parquet")
-    pd.testing.assert_frame_equal(remote, local)
-    assert (result.run_dir / "findings.parquet").read_bytes() == (sample_audit.run_dir / "findings.parquet").read_bytes()
-    assert result.run_info["config"]["engine"]["name"] == "ray"
-    assert sum(1 for p in (tmp_path / "cache").rglob("*.npy")) >= 1  # the pixels, cached as the local engine's
+    # Each engine from a fresh cache: Ray decodes the statistics and the model's pixels and
+    # trains the folds as tasks; the local engine does all of it here. The run folders are
+    # named alike (a folder's name is the findings' run_id).
+    local = datacheck.audit(SAMPLE_DATA, out=tmp_path / "local" / "sample", cache_dir=str(tmp_path / "local-cache"))
+    remote = datacheck.audit(SAMPLE_DATA, out=tmp_path / "ray" / "sample", engine="ray",
+                             cache_dir=str(tmp_path / "ray-cache"))
+    pd.testing.assert_frame_equal(remote.findings, local.findings)
+    assert (remote.run_dir / "findings.parquet").read_bytes() == (local.run_dir / "findings.parquet").read_bytes()
+    assert remote.run_info["config"]["engine"]["name"] == "ray"
+    assert sum(1 for _ in (tmp_path / "ray-cache").rglob("*.npy")) >= 1  # the pixels, cached as the local engine's
 
 
 def test_pixels_equal_the_local_engine(ray_runtime):

@@ -57,11 +57,15 @@ class AuditContext:
         on first use (resolving ``auto`` imports torch, which an image-only audit never needs).
     features : FeatureStore, optional
         The audit's features (:mod:`datacheck.features`).
+    workers : int
+        Local processes a detector may spread pairwise work over (0: in this process); its
+        findings never depend on it.
     """
 
     def __init__(self, manifest: Manifest, run_id: str = "run", seed: int = 0, device="cpu",
-                 features: FeatureStore | None = None):
+                 features: FeatureStore | None = None, workers: int = 0):
         self.manifest = manifest
+        self.workers = workers
         self.run_id = run_id
         self.seed = seed
         self._device = device

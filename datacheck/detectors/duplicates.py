@@ -119,7 +119,7 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     pairs, inverse = np.unique(np.concatenate([candidates, extra]), axis=0, return_inverse=True)
     # Screen generously below the cut: a copy's half-size colour correlation is far above it.
     screen = min_similarity - _SCREEN_MARGIN
-    sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1], screen=screen) if len(pairs) else np.empty(0)
+    sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1], screen=screen, workers=ctx.workers)
     # Similarity of row i to its r-th descriptor candidate.
     sim_ab = sims[inverse.ravel()[: len(candidates)]].reshape(neighbours.shape)
     # Chance level: the k-th candidate is a close but (almost always) different image, so the

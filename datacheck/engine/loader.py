@@ -101,15 +101,18 @@ def iter_batches(
     batches = _PathBatches(paths, batch_size, fn)
     workers = min(workers, len(batches))
     done = 0
-    for result in _run_batches(batches, workers):
+    for result in run_in_workers(batches, workers):
         yield done, result
         done += len(next(iter(result.values()))) if result else 0
         if progress:
             progress(done, len(paths))
 
 
-def _run_batches(batches: "_PathBatches", workers: int) -> Iterator[dict]:
+def run_in_workers(batches, workers: int) -> Iterator:
     """``batches[0], batches[1], ...`` computed in ``workers`` processes (0: here), in order.
+
+    ``batches`` is any object with ``len()`` and ``[i]`` that computes the i-th result (the
+    work is in ``__getitem__``); workers inherit it by fork, never pickling its arrays.
 
     A plain process pool, not torch's DataLoader: decoding images must not cost an import
     of torch (seconds) in an audit that trains nothing. At most ``4 x workers`` batches are
@@ -140,10 +143,10 @@ def _run_batches(batches: "_PathBatches", workers: int) -> Iterator[dict]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-_worker_batches: "_PathBatches | None" = None
+_worker_batches = None
 
 
-def _start_worker(batches: "_PathBatches") -> None:
+def _start_worker(batches) -> None:
     """In each worker: keep the batches, and leave Ctrl-C to the main process (which stops
     the pool), so an interrupt gives one message rather than one traceback per worker."""
     import signal

@@ -62,7 +62,8 @@ def top_k_neighbours(desc: np.ndarray, k: int) -> np.ndarray:
 
 
 def pair_similarity(
-    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: int = 4, screen: float = -1.0, chunk: int = 4096
+    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: int = 4, screen: float = -1.0, chunk: int = 4096,
+    workers: int = 0,
 ) -> np.ndarray:
     """Shift-tolerant similarity of image pairs, in [-1, 1] (1 = same picture), shape (P,).
 
@@ -77,22 +78,41 @@ def pair_similarity(
     thumbs : ndarray of shape (N, S, S, 3), uint8
     i, j : ndarray of shape (P,), int
         Row pairs to compare.
+    workers : int
+        Processes comparing chunks of ``chunk`` pairs at once (0: here); every chunk is
+        computed alone, so the result does not depend on it.
     """
-    out = np.empty(len(i), dtype=np.float64)
-    halves = _half(thumbs.astype(np.uint16)).astype(np.uint8) if len(i) else thumbs  # (N, S/2, S/2, 3), once
-    for start in range(0, len(i), chunk):
-        ii, jj = i[start : start + chunk], j[start : start + chunk]
-        result = _coarse_similarity(halves, ii, jj, max(max_shift // 2, 1))
-        verify = result >= screen
+    from .loader import run_in_workers
+
+    if not len(i):
+        return np.empty(0, dtype=np.float64)
+    chunks = _PairChunks(thumbs, i, j, max_shift, screen, chunk)
+    return np.concatenate(list(run_in_workers(chunks, min(workers, len(chunks)))))
+
+
+class _PairChunks:
+    """:func:`pair_similarity` of the c-th chunk of pairs, as ``chunks[c]``."""
+
+    def __init__(self, thumbs, i, j, max_shift: int, screen: float, chunk: int):
+        self.thumbs, self.i, self.j = thumbs, i, j
+        self.max_shift, self.screen, self.chunk = max_shift, screen, chunk
+        self.halves = _half(thumbs.astype(np.uint16)).astype(np.uint8)  # (N, S/2, S/2, 3), once
+
+    def __len__(self) -> int:
+        return -(-len(self.i) // self.chunk)
+
+    def __getitem__(self, c: int) -> np.ndarray:
+        ii, jj = self.i[c * self.chunk : (c + 1) * self.chunk], self.j[c * self.chunk : (c + 1) * self.chunk]
+        result = _coarse_similarity(self.halves, ii, jj, max(self.max_shift // 2, 1))
+        verify = result >= self.screen
         if verify.any():
-            a = thumbs[ii[verify]].astype(np.float32)
-            b = thumbs[jj[verify]].astype(np.float32)
+            a = self.thumbs[ii[verify]].astype(np.float32)
+            b = self.thumbs[jj[verify]].astype(np.float32)
             grey_a, grey_b = a @ _LUMA, b @ _LUMA
-            dy, dx = phase_shift(grey_a, grey_b, max_shift)
+            dy, dx = phase_shift(grey_a, grey_b, self.max_shift)
             colour = _ncc_at(a, b, dy, dx)
             result[verify] = np.minimum(colour, _ncc_at(_edges(grey_a), _edges(grey_b), dy, dx))
-        out[start : start + chunk] = result
-    return out
+        return result
 
 
 def _coarse_similarity(halves: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: int) -> np.ndarray:
