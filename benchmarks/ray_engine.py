@@ -51,8 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _write_images(job: tuple[str, int, int]) -> None:
-    """Images ``first .. first+count`` of the generated set: 10 classes of 32x32 patterns, with
-    a little noise, 80 % train / 20 % val, and every 500th image a copy of its predecessor."""
+    """Images ``first .. first+count`` of the generated set: 10 classes of 32x32 patterns (a
+    class colour and stripe) under random noise, about 80 % train / 20 % val; every 500th image
+    reuses its predecessor's noise over its own class pattern (a look-alike, not a copy)."""
     from PIL import Image
 
     root, first, count = job
