@@ -21,12 +21,18 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "downstream.py"
 
 @pytest.fixture(scope="module")
 def downstream():
+    import torch
+
+    # main() pins torch's CPU threads (its --threads) for the process; training numerics depend
+    # on the thread count, so later tests in this process must get the count back.
+    threads = torch.get_num_threads()
     spec = importlib.util.spec_from_file_location("downstream", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules["downstream"] = module
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop("downstream", None)
+    torch.set_num_threads(threads)
 
 
 def _draw(kind: str, rng: np.random.Generator) -> Image.Image:
