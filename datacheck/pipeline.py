@@ -451,7 +451,9 @@ def _engine(settings: dict):
     from .engine.ray_engine import RayEngine, require_ray
 
     require_ray()
-    return RayEngine(settings["ray_address"] or None)
+    engine = RayEngine(settings["ray_address"] or None)
+    engine.start()  # now: an unreachable cluster is a usage error before any output exists
+    return engine
 
 
 def _cache_dir(setting: str) -> Path | None:

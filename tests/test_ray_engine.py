@@ -99,6 +99,18 @@ def test_engine_ray_without_ray_is_a_usage_error(monkeypatch, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_unreachable_cluster_is_a_usage_error_at_once(tmp_path, monkeypatch):
+    import time
+
+    if ray.is_initialized():
+        ray.shutdown()  # a connected runtime would be reused
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    started = time.perf_counter()
+    result = invoke("audit", SAMPLE_DATA, "--engine", "ray", "--ray-address", "127.0.0.1:1", "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, "cannot reach the Ray cluster at 127.0.0.1:1")
+    assert time.perf_counter() - started < 30 and not (tmp_path / "run").exists()
+
+
 def test_unknown_engine_is_a_usage_error(tmp_path):
     result = invoke("audit", SAMPLE_DATA, "--engine", "spark", "--out", tmp_path / "run")
     assert_one_line_error(result, 2, "--engine must be one of local, ray")

@@ -59,11 +59,33 @@ class RayEngine:
         if ray.is_initialized():
             return
         address = self.address or os.environ.get("RAY_ADDRESS") or None
+        if address:
+            _check_reachable(address)  # ray.init retries an unreachable address for minutes
         local = {} if address else {"num_cpus": self.num_cpus}
         # Workers must import datacheck from the same place as the driver (an editable
         # install, or a checkout on a shared file system), and log nothing to our stderr.
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 configure_logging=False, **local)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                     configure_logging=False, **local)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad address
+            where = f"the Ray cluster at {address}" if address else "a local Ray runtime"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"cannot reach {where}: {reason}") from exc
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A UsageError unless ``host:port`` (optionally ``ray://host:port``) accepts a connection."""
+    import socket
+
+    target = address.split("://", 1)[-1]
+    if target == "auto" or ":" not in target:  # "auto": Ray finds a cluster started on this machine
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
 def require_ray():
