@@ -31,7 +31,7 @@ from .errors import ExitStatus, UsageError
 from .features import FEATURES, FeatureStore
 from .features.images import image_stats, pixels
 from .features.knn import build_knn_graph
-from .features.arrays import ArrayInputs, array_columns, load_array_inputs
+from .features.arrays import ArrayInputs, array_columns, is_path, load_array_inputs
 from .features.model import aum_outputs, cross_validated_outputs
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
@@ -255,7 +255,7 @@ def audit(
         run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report
     timings["load_manifest"] = round(time.perf_counter() - t0, 3)
     run_info = _run_info(manifest, cfg, device_spec, command)
-    if not images and all(_is_path(p) for p in (source, pred_probs, labels, embeddings, class_names) if p is not None):
+    if not images and all(is_path(p) for p in (source, pred_probs, labels, embeddings, class_names) if p is not None):
         # read back by later commands (open_run), instead of copying the arrays
         run_info["inputs"] = {name: str(Path(path).resolve()) for name, path in (
             ("manifest", source), ("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings),
@@ -427,10 +427,6 @@ def _configured(instances) -> list:
     if not detectors:
         raise UsageError("checks names no detector")
     return detectors
-
-
-def _is_path(value) -> bool:
-    return isinstance(value, (str, os.PathLike))
 
 
 def _runnable(detectors: list, available: set, explicit: bool) -> list:

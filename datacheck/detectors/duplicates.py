@@ -138,7 +138,7 @@ def _embedding_pairs(ctx: AuditContext, k: int) -> _Pairs:
     closer than :data:`_RELATIVE_RADIUS` times the median distance to the nearest neighbour
     (in 8 dimensions, unrelated random vectors reach a cosine of 0.97; in a well-spread
     512-dimensional embedding, 0.5)."""
-    readable, content_id = _embedding_ids(ctx)
+    readable, content_id = ctx.memo(("embedding_ids",), lambda: _embedding_ids(ctx))
     graph = ctx.get("knn_graph")
     k = min(k, graph.k)
     distances, neighbours = graph.first(k)
@@ -173,7 +173,9 @@ def _embedding_ids(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
 
 def _content_ids(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
     """(readable (N,) bool, id of identical content (N,)): decoded pixels, or embeddings for arrays."""
-    return _embedding_ids(ctx) if _on_embeddings(ctx.available()) else _pixel_ids(ctx.get("image_stats"))
+    if _on_embeddings(ctx.available()):  # shared with the near-duplicate groups: computed once per audit
+        return ctx.memo(("embedding_ids",), lambda: _embedding_ids(ctx))
+    return _pixel_ids(ctx.get("image_stats"))
 
 
 def _embedding_candidates(embeddings: np.ndarray | None, local: np.ndarray, k: int, device: str) -> np.ndarray:

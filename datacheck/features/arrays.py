@@ -100,7 +100,7 @@ def load_array_inputs(source=None, *, pred_probs=None, labels=None, embeddings=N
     """
     if source is None:
         outputs = load_outputs_from_files(pred_probs, labels, embeddings, class_names)
-        manifest = manifest_for_outputs(outputs, str(pred_probs) if _is_path(pred_probs) else "arrays")
+        manifest = manifest_for_outputs(outputs, str(pred_probs) if is_path(pred_probs) else "arrays")
         return ArrayInputs(manifest, outputs.label_ids, outputs, outputs.embeddings)
     if labels is not None:
         raise UsageError("--labels goes without a DATASET: with a manifest, labels come from its label column")
@@ -224,7 +224,7 @@ def _classes(class_names, labels: pd.Series, k: int | None) -> list | None:
 
 
 def _class_names(value, k: int | None) -> list:
-    if not _is_path(value):
+    if not is_path(value):
         classes = [str(name) for name in value]
         what = "class_names"
     else:
@@ -283,7 +283,7 @@ def _stack(column: pd.Series, name: str) -> np.ndarray:
 def _load_array(path, option: str) -> np.ndarray:
     """A ``.npy`` file's array, memory-mapped copy-on-write (nothing ever reaches the file),
     or an in-memory array as it is."""
-    if not _is_path(path):
+    if not is_path(path):
         array = np.asarray(path)
         if array.dtype == object:
             raise BadDataError(f"{option} must be a numeric array, got {type(path).__name__} of objects")
@@ -326,5 +326,6 @@ def _digest(digest, array: np.ndarray) -> None:
         digest.update(np.ascontiguousarray(block).data)
 
 
-def _is_path(value) -> bool:
+def is_path(value) -> bool:
+    """Whether ``value`` names a file (rather than holding an array or names)."""
     return isinstance(value, (str, os.PathLike))
