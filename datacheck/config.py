@@ -31,7 +31,7 @@ AUDIT_OPTIONS = {
     "workers": (-1, "decoding worker processes; -1 = one per CPU (at most 8), 0 = in-process"),
     "batch_size": (32, "images per decoding batch"),
     "device": ("auto", "auto, cpu, cuda, cuda:N or mps"),
-    "model": ("convnet-small", "model for cross-validated training: convnet-small, resnet18, resnet34, resnet50"),
+    "model": ("convnet-small", "model for cross-validated training: convnet-small (trained from scratch), efficientnet-lite0 (ImageNet weights, installed), resnet18, resnet34, resnet50 (frozen backbones: a head is trained)"),
     "weights": ("", "weights file for the model (pretrained backbones); 'random' for untrained"),
     "cache_dir": ("", "cache of decoded images and model outputs; '' = the user cache dir, 'off' = none"),
 }

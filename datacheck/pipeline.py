@@ -32,7 +32,8 @@ from .features import FEATURES, FeatureStore
 from .features.images import image_stats, pixels
 from .features.knn import build_knn_graph
 from .features.arrays import ArrayInputs, array_columns, is_path, load_array_inputs
-from .features.model import aum_outputs, cross_validated_outputs
+from .features.model import cross_validated_outputs
+from .fusion import CHECK as FUSED_CHECK, fused_checks, issue_scores
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
 from .runs import RunDir, Sources, check_outputs, write_json, write_npz, write_parquet
@@ -242,10 +243,11 @@ def audit(
     sources = Sources.of(manifest)  # no output may land in the audited dataset
     check_outputs(sources, folders={"--out": out})
     if images and needs & _MODEL_FEATURES:
-        from .engine.models import create_model
+        from .engine.models import create_model, with_model_input
 
         # A bad --model or --weights fails now, before a run folder exists, not after decoding.
         create_model(train_config.model, 2, opts["weights"] or None)
+        train_config = with_model_input(train_config)
         check_outputs(sources, folders={"--cache-dir": cache_dir})
     check_outputs(sources, files={"--junit": junit}, run=out)
     if junit is not None and Path(junit).is_dir():  # found now, not after the whole audit has run
@@ -287,6 +289,11 @@ def audit(
         thresholds.update(detector.thresholds_)
     if progress:
         progress("checks", len(detectors), len(detectors))
+    fused = fused_checks(detectors)
+    if len(fused) > 1:  # one ranking to review by (a single check's ranking is its own)
+        parts.append(issue_scores(pd.concat(parts, ignore_index=True), fused))
+        thresholds[FUSED_CHECK] = {"rule": "minimum of the fused checks' scores; flagged when any of them flags",
+                                   "checks": fused}
     findings = pd.concat(parts, ignore_index=True) if parts else empty_findings()
     # Each part is sorted by (check, score) and each check comes from one detector, so a
     # stable sort on the check alone (as integer codes: fast at millions of rows) suffices.
@@ -298,6 +305,8 @@ def audit(
     outputs = ctx.features.get("model_outputs") if ctx.features.computed("model_outputs") else None
 
     checks = _check_counts(findings, detectors, thresholds)
+    if FUSED_CHECK in thresholds:
+        checks[FUSED_CHECK] = _counts(findings, FUSED_CHECK, FUSED_CHECK, thresholds)
     gate_results = [_gate_result(g, findings, checks) for g in gates]
     status = ExitStatus.GATE_FAILED if any(g["failed"] for g in gate_results) else ExitStatus.OK
     timings["total"] = round(time.perf_counter() - started, 3)
@@ -380,7 +389,8 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
         map_folds = ray_map_folds(workers)
     store.provide("model_outputs", lambda: cross_validated_outputs(*train_args(), map_folds=map_folds))
     _model_views(ctx, knn_k)
-    store.provide("aum", lambda: aum_outputs(*train_args()))
+    # Margins recorded by the same cross-validation (threshold samples in each fold).
+    store.provide("aum", lambda: store.get("model_outputs").aum, timed=False)
 
 
 def _array_features(ctx: AuditContext, arrays: ArrayInputs, knn_k: int) -> None:
@@ -480,20 +490,20 @@ def _check_gates(gates: list[Gate], detector_names: list[str]) -> None:
 
 def _check_counts(findings: pd.DataFrame, detectors, thresholds: dict) -> dict:
     """Per check: flagged and scored counts, percent, threshold and the worst samples."""
-    out = {}
-    for detector in detectors:
-        for check in detector.checks:
-            rows = findings[findings["check"] == check]
-            flagged = rows[rows["is_issue"]]
-            out[check] = {
-                "detector": detector.name,
-                "flagged": int(len(flagged)),
-                "scored": int(len(rows)),
-                "percent": round(100.0 * len(flagged) / len(rows), 3) if len(rows) else 0.0,
-                "threshold": thresholds.get(check, {}),
-                "worst": flagged["sample_id"].head(_WORST_SHOWN).tolist(),
-            }
-    return out
+    return {check: _counts(findings, check, detector.name, thresholds) for detector in detectors for check in detector.checks}
+
+
+def _counts(findings: pd.DataFrame, check: str, detector: str, thresholds: dict) -> dict:
+    rows = findings[findings["check"] == check]
+    flagged = rows[rows["is_issue"]]
+    return {
+        "detector": detector,
+        "flagged": int(len(flagged)),
+        "scored": int(len(rows)),
+        "percent": round(100.0 * len(flagged) / len(rows), 3) if len(rows) else 0.0,
+        "threshold": thresholds.get(check, {}),
+        "worst": flagged["sample_id"].head(_WORST_SHOWN).tolist(),
+    }
 
 
 def _gate_result(gate: Gate, findings: pd.DataFrame, checks: dict) -> dict:

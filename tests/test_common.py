@@ -78,7 +78,7 @@ def test_registry_rejects_duplicates_and_nameless():
 
 def test_wildcards_expand_in_order():
     assert expand_checks(["*dup*", "class_imbalance"]) == ["exact_duplicates", "near_duplicates", "class_imbalance"]
-    assert set(list_detectors()) - set(list_detectors(default_only=True)) == {"aum", "coreset", "non_iid"}
+    assert set(list_detectors()) - set(list_detectors(default_only=True)) == {"coreset", "non_iid"}
 
 
 def test_a_single_image_dataset_is_audited(tmp_path):

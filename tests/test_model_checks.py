@@ -108,7 +108,8 @@ def test_training_on_cuda(tmp_path):
 
 
 def test_aum_ranks_mislabels_below_clean_samples(tmp_path, truth):
-    from sklearn.metrics import roc_auc_score
+    """AUM from the default cross-validation (threshold samples in each fold) finds the planted mislabels."""
+    from sklearn.metrics import average_precision_score
 
     import datacheck
 
@@ -117,11 +118,16 @@ def test_aum_ranks_mislabels_below_clean_samples(tmp_path, truth):
     result = datacheck.audit(SAMPLE_DATA, out=tmp_path / "run", checks=["aum"])
     rows = result.findings[result.findings["check"] == "aum"]
     planted = rows["sample_id"].isin(set(truth.loc[truth["issue"] == "mislabeled", "sample_id"]))
-    assert roc_auc_score(planted, -rows["score"]) >= 0.9
+    assert average_precision_score(planted, -rows["score"]) >= 0.9
     flagged = rows["is_issue"]
-    assert (flagged & planted).sum() / planted.sum() >= 0.8
-    assert len(result.summary["checks"]["aum"]["threshold"]["cuts"]) == 2  # two runs, two cuts
-    assert "aum" not in datacheck.detectors.list_detectors(default_only=True)  # opt-in
+    assert (flagged & planted).sum() / planted.sum() >= 0.9  # recall
+    assert (flagged & planted).sum() / flagged.sum() >= 0.75  # precision
+    threshold = result.summary["checks"]["aum"]["threshold"]
+    # 10 % of each fold's ~451 training rows (8 classes: 1/(C+1) = 11 % is capped), 5 folds
+    assert threshold["threshold_samples"] == 5 * 46
+    # the noise estimate is near the planted rate (24 mislabels and a few off-class images in 564)
+    assert 0.035 <= threshold["estimated_noise_rate"] <= 0.07
+    assert "aum" in datacheck.detectors.list_detectors(default_only=True)
 
 
 def test_knn_vote_probs_are_neighbour_shares():

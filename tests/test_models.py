@@ -72,7 +72,7 @@ def test_inference_batch_halves_on_out_of_memory():
 
 
 def test_aum_with_a_frozen_backbone_trains_only_a_head(tiny_dataset, tmp_path, monkeypatch):
-    """The backbone embeds each image once; two linear heads give every sample an AUM."""
+    """The backbone embeds each image once; the fold heads (with threshold samples) give the AUM."""
     import datacheck
     import datacheck.engine.train as train
 
@@ -83,8 +83,11 @@ def test_aum_with_a_frozen_backbone_trains_only_a_head(tiny_dataset, tmp_path, m
     result = datacheck.audit(tiny_dataset, out=tmp_path / "r", checks=["aum"], model="resnet18", weights="random",
                              cache_dir="off", workers=0)
     rows = result.findings[result.findings["check"] == "aum"]
+    threshold_samples = result.summary["checks"]["aum"]["threshold"]["threshold_samples"]
+    # 5 folds of ~13 training rows, up to 2 threshold samples each (10 %, rounded up)
+    assert 5 <= threshold_samples <= 10
+    # every sample is trained on with its own label by 3 or 4 of the fold heads
     assert len(rows) == 16 and rows["score"].between(0, 1).all()
-    assert len(result.summary["checks"]["aum"]["threshold"]["cuts"]) == 2
 
 
 def test_pixels_cache_is_a_read_only_memory_map(tiny_dataset, tmp_path):

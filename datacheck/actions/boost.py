@@ -88,7 +88,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
 
     from ..engine.device import resolve_device
     from ..engine.loader import load_pixels, map_batches
-    from ..engine.models import create_model
+    from ..engine.models import create_model, with_model_input
     from ..engine.train import TrainConfig, fit, predict
     from .transforms import copy_seed
 
@@ -116,7 +116,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     cfg = run.info.get("config", {})
     audit_cfg = cfg.get("audit", {})
     try:
-        config = TrainConfig(model=audit_cfg.get("model", "convnet-small"), **cfg.get("train", {}))
+        config = with_model_input(TrainConfig(model=audit_cfg.get("model", "convnet-small"), **cfg.get("train", {})))
     except (TypeError, UsageError) as exc:  # an unknown or bad [train] key in a hand-edited run.json
         raise BadDataError(f"{run.path / 'run.json'}: its config.train cannot be used ({exc}); rerun the audit") from None
     device = resolve_device(audit_cfg.get("device", "auto"))

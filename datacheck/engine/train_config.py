@@ -30,6 +30,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     #: Neighbours of the k-NN vote averaged with each fold model's softmax (0 = softmax only).
     knn_k: int = 20
+    #: Largest share of each fold model's training rows relabelled to a fake class, the
+    #: threshold samples of AUM (1/(C+1) where that is smaller; 0 = no AUM).
+    threshold_fraction: float = 0.1
 
     def __post_init__(self):
         # image_size 16: convnet-small halves its input four times.
@@ -39,6 +42,8 @@ class TrainConfig:
         if not self.lr > 0 or not self.weight_decay >= 0 or not 0 <= self.label_smoothing < 1:
             raise UsageError(f"train needs lr > 0, weight_decay >= 0 and 0 <= label_smoothing < 1, got "
                              f"{self.lr}, {self.weight_decay}, {self.label_smoothing}")
+        if not 0 <= self.threshold_fraction <= 0.5:
+            raise UsageError(f"train.threshold_fraction must be in [0, 0.5], got {self.threshold_fraction}")
 
     def key(self) -> str:
         return ",".join(f"{k}={v}" for k, v in asdict(self).items())

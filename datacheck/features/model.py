@@ -17,6 +17,25 @@ from ..manifest import Manifest
 
 
 @dataclass
+class AumOutputs:
+    """Area Under the Margin per sample (Pleiss et al., 2020), row-aligned with the manifest.
+
+    Attributes
+    ----------
+    aum : ndarray of shape (N,), float32
+        Mean over training epochs (and the fold models that trained on the sample with its
+        own label) of (assigned-class logit - largest other logit); NaN where not scored.
+    threshold_aum : ndarray of shape (T,), float32
+        The AUM of the threshold samples: samples relabelled to a fake class, whose margins
+        show what a surely-wrong label gets (see :func:`datacheck.engine.train.threshold_folds`).
+        Empty when there were none.
+    """
+
+    aum: np.ndarray
+    threshold_aum: np.ndarray
+
+
+@dataclass
 class ModelOutputs:
     """Per-sample model outputs, row-aligned with the manifest.
 
@@ -33,6 +52,8 @@ class ModelOutputs:
     softmax : ndarray of shape (N, C), float32, or None
         The trained models' own out-of-fold softmax, where ``pred_probs`` mixes in neighbour
         votes (cross-validation); None when they are the same thing (``pred_probs``).
+    aum : AumOutputs or None
+        Training margins recorded during the cross-validation; None for user files.
     """
 
     classes: list
@@ -41,6 +62,7 @@ class ModelOutputs:
     embeddings: np.ndarray | None
     source: str
     softmax: np.ndarray | None = None
+    aum: AumOutputs | None = None
 
     @property
     def scored(self) -> np.ndarray:
@@ -104,96 +126,21 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
     n, c = len(manifest), len(classes)
     pred_probs = np.full((n, c), np.nan, dtype=np.float32)
     softmax = pred_probs.copy()
+    aum = AumOutputs(np.full(n, np.nan, dtype=np.float32), np.zeros(0, dtype=np.float32))
     embeddings = None
     counts = np.bincount(labels[use], minlength=c)
     if (counts >= 2).sum() >= 2:  # cross-validation needs two classes with two samples each
         def train() -> dict:
             result = cross_validate(pixels, labels, c, config, device, seed, weights, progress, rows=np.flatnonzero(use),
                                     map_folds=map_folds)
-            return {"pred_probs": result.pred_probs, "softmax": result.softmax, "embeddings": result.embeddings}
+            return {"pred_probs": result.pred_probs, "softmax": result.softmax, "embeddings": result.embeddings,
+                    "aum": result.aum, "threshold_aum": result.threshold_aum}
 
-        path = cache_file(cache_dir, "cv-v3", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
+        path = cache_file(cache_dir, "cv-v4", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
         arrays = cached_arrays(path, train)
         pred_probs[use], softmax[use] = arrays["pred_probs"], arrays["softmax"]
         embeddings = np.full((n, arrays["embeddings"].shape[1]), np.nan, dtype=np.float32)
         embeddings[use] = arrays["embeddings"]
-    return ModelOutputs(classes, labels, pred_probs, embeddings, "cross-validation", softmax)
-
-
-# --------------------------------------------------------------------------- user files
-
-
-@dataclass
-class AumOutputs:
-    """Area Under the Margin per sample (Pleiss et al., 2020), row-aligned with the manifest.
-
-    Attributes
-    ----------
-    aum : ndarray of shape (N,), float32
-        Mean over training epochs of (assigned-class logit - largest other logit); NaN where
-        not scored.
-    threshold : ndarray of shape (N,), float32
-        The cut that applies to each sample: the 99th percentile of the AUM of the threshold
-        samples of the run that scored it.
-    """
-
-    aum: np.ndarray
-    threshold: np.ndarray
-
-
-def aum_outputs(manifest: Manifest, inputs: tuple, config, device: str, seed: int, cache_dir, weights=None,
-                progress=None) -> AumOutputs:
-    """Two training runs with disjoint threshold-sample subsets, so every sample gets an AUM.
-
-    In each run a random N/(C+1) of the samples is relabeled to a fake extra class; their
-    AUM shows what a surely-wrong label looks like, and the 99th percentile of it is the cut.
-    A sample is scored by the run in which it kept its own label. Cost: two trainings on
-    all samples, about half the cost of 5-fold cross-validation again; with a frozen
-    backbone, one embedding pass and two linear heads. ``inputs`` as for
-    :func:`cross_validated_outputs`.
-    """
-    import torch
-
-    from ..engine.models import create_model
-    from ..engine.train import fit, fit_head, frozen_features
-
-    classes, labels = label_ids(manifest)
-    pixels, ok, key = inputs
-    use = np.flatnonzero(ok & (labels >= 0))
-    n, c = len(manifest), len(classes)
-    aum = np.full(n, np.nan, dtype=np.float32)
-    threshold = np.full(n, np.nan, dtype=np.float32)
-    if c < 2 or len(use) < 2 * (c + 1):
-        return AumOutputs(aum, threshold)
-    y = labels[use]
-
-    def train() -> dict:
-        order = np.random.default_rng(seed).permutation(len(use))
-        size = len(use) // (c + 1)
-        subsets = [order[:size], order[size : 2 * size]]  # local indices into `use`, disjoint
-        torch.manual_seed(seed * 7919)
-        network = create_model(config.model, c + 1, weights)
-        # A frozen backbone embeds once; only a linear head is trained on the features.
-        features = None if network.trainable else frozen_features(network, pixels, config, device, rows=use)[1]
-        for run, subset in enumerate(subsets):
-            fake = y.copy()
-            fake[subset] = c  # the extra, fake class
-            if features is not None:
-                target = torch.as_tensor(fake, device=features.device)
-                _, margins = fit_head(features, target, c + 1, config, seed * 7919 + run, record_margins=True)
-            else:
-                torch.manual_seed(seed * 7919 + run)
-                network = create_model(config.model, c + 1, weights)
-                margins = fit(network, pixels, fake, config, device, seed * 7919 + run, record_margins=True, rows=use,
-                              progress=(lambda e, t, run=run: progress(f"AUM run {run + 1}/2", e, t))
-                              if progress else None)
-            mean_margin = margins.mean(axis=0)
-            cut = float(np.percentile(mean_margin[subset], 99))
-            scored = np.setdiff1d(np.arange(len(use)), subset) if run == 0 else subsets[0]
-            aum[use[scored]] = mean_margin[scored]
-            threshold[use[scored]] = cut
-        return {"aum": aum, "threshold": threshold}
-
-    path = cache_file(cache_dir, "aum-v2", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
-    arrays = cached_arrays(path, train)
-    return AumOutputs(arrays["aum"], arrays["threshold"])
+        aum.aum[use] = arrays["aum"]
+        aum.threshold_aum = arrays["threshold_aum"]
+    return ModelOutputs(classes, labels, pred_probs, embeddings, "cross-validation", softmax, aum)
