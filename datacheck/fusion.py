@@ -7,8 +7,9 @@ those that describe groups or the dataset (``subgroups``, ``selection``, ``datas
 a sample in a rare sub-cluster is not a sample to fix.
 
 The fusion is the *minimum* of the checks' scores, after making each score agree with its
-check's flags (a flagged sample counts below 0.5, an unflagged one at 0.5 or above; most
-checks' scores already do, cleanlab's label quality score need not). Why the minimum: the
+check's flags (:func:`agree_with_flags`: a flagged sample counts below 0.5, an unflagged one at
+0.5 or above, each check's order kept; most checks' scores already agree, cleanlab's label
+quality score need not). Why the minimum: the
 problems are of different kinds (a wrong label, a blank scan, a leaked copy), and a sample
 is as bad as its worst problem; averaging would dilute a decisive check with the others'
 "fine". Every score is calibrated to its cut (score 0.5 = at the cut, towards 0 = far past
@@ -34,6 +35,13 @@ def fused_checks(detectors) -> list[str]:
     return [check for d in detectors for check in d.checks if d.tags_of(check) & FUSED_TAGS]
 
 
+def agree_with_flags(score: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Scores (N,) moved into [0, 0.5) where flagged and [0.5, 1] where not: ``score / 2``
+    and ``(1 + score) / 2``. The order within each part is kept, so a check whose scores
+    already agree with its flags (score < 0.5 exactly when flagged) keeps its whole ranking."""
+    return np.where(flagged, score / 2, (1 + score) / 2)
+
+
 def issue_scores(findings: pd.DataFrame, checks: list[str]) -> pd.DataFrame:
     """Findings rows of the fused check, one per sample scored by any of ``checks``, in review order.
 
@@ -57,8 +65,7 @@ def issue_scores(findings: pd.DataFrame, checks: list[str]) -> pd.DataFrame:
         return rows.iloc[0:0].assign(check=pd.Series(dtype=object))
     score = rows["score"].to_numpy(dtype=float)
     flagged = rows["is_issue"].to_numpy(dtype=bool)
-    # Agree with the flags: flagged below 0.5, unflagged at 0.5 or above.
-    agreed = np.where(flagged, np.minimum(score, np.nextafter(0.5, 0)), np.maximum(score, 0.5))
+    agreed = agree_with_flags(score, flagged)
     frame = rows.assign(_score=agreed, _flagged=flagged)
     frame = frame.sort_values(["sample_id", "_score", "check"], kind="stable")
     per_sample = frame.groupby("sample_id", sort=False)
@@ -86,3 +93,10 @@ def issue_scores(findings: pd.DataFrame, checks: list[str]) -> pd.DataFrame:
     out["details"] = [json.dumps({"rank": rank, "checks": c if isinstance(c, list) else []})
                       for rank, c in enumerate(lists, start=1)]
     return out.drop(columns="n_flagged")
+
+
+def review_ranks(findings: pd.DataFrame) -> pd.Series:
+    """Each fused sample's place in the review order (1 = first), indexed by ``sample_id``;
+    empty when the audit fused nothing. The fused rows are stored in review order."""
+    ids = findings.loc[findings["check"] == CHECK, "sample_id"].to_numpy()
+    return pd.Series(np.arange(1, len(ids) + 1), index=ids, dtype=np.int64)

@@ -41,6 +41,7 @@ from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
 Progress = Callable[[str, int, int], None]
 _WORST_SHOWN = 3
+_REVIEW_SHOWN = 20
 #: Features whose provider trains the model on the images (run.json's model settings apply).
 _MODEL_FEATURES = frozenset({"model_outputs", "labels", "pred_probs", "softmax", "embeddings", "aum", "knn_graph"})
 #: What a user must give for a feature the audit lacks, in their words.
@@ -325,6 +326,9 @@ def audit(
         "timings_s": timings,
         "findings_schema_version": FINDINGS_SCHEMA_VERSION,
     }
+    if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)
+        fused = findings[(findings["check"] == FUSED_CHECK) & findings["is_issue"]]
+        summary["review_first"] = fused["sample_id"].head(_REVIEW_SHOWN).tolist()
     if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
         summary["knn_graph"] = ctx.features.get("knn_graph").info
     run_info = {**run_info, "device": ctx.device_resolved or "cpu", "status": "complete", "exit_status": int(status)}

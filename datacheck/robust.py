@@ -43,3 +43,43 @@ def threshold_score(badness: np.ndarray, threshold: float) -> np.ndarray:
     """
     b = np.clip(np.nan_to_num(np.asarray(badness, dtype=float), nan=0.0, posinf=1e12), 0.0, 1e12)
     return 1.0 / (1.0 + (b / threshold) ** 2)
+
+
+def tail_cut(z: np.ndarray, floor: float, ceiling: float, fdr: float) -> float:
+    """A z cut that adapts to how many samples stand out: Benjamini-Hochberg on the robust null.
+
+    Under the bulk's robust normal fit (median, MAD: :func:`robust_z`) a clean sample exceeds
+    ``z`` with probability ``sf(z)``; the cut is the lowest at which the samples beyond it
+    hold at most a share ``fdr`` of expected clean ones (Benjamini & Hochberg, 1995, with
+    ``p = sf(z)``), kept within ``[floor, ceiling]``: a dataset with many outliers is cut
+    lower than ``ceiling``, never below ``floor``; one without any keeps ``ceiling``.
+
+    Parameters
+    ----------
+    z : ndarray of shape (N,)
+        Robust z-scores, bad direction positive; NaN ignored.
+
+    Returns
+    -------
+    float
+        The cut: flag ``z > cut``.
+    """
+    from scipy.stats import norm
+
+    finite = np.sort(z[np.isfinite(z)])[::-1]  # most extreme first
+    if finite.size == 0:
+        return float(ceiling)
+    ranks = np.arange(1, finite.size + 1)
+    passing = np.flatnonzero(norm.sf(finite) <= fdr * ranks / finite.size)
+    if passing.size == 0:
+        return float(ceiling)
+    # Just below the least extreme selected sample, so that it is flagged by ``z > cut``.
+    cut = float(np.nextafter(finite[passing[-1]], -np.inf))
+    return float(min(ceiling, max(floor, cut)))
+
+
+def expected_beyond(cut: float, n: int) -> float:
+    """Clean samples expected beyond ``cut`` among ``n`` under the robust normal null."""
+    from scipy.stats import norm
+
+    return float(n * norm.sf(cut))

@@ -107,7 +107,7 @@ def test_embeddings_alone_run_every_check_they_allow(planted):
     d = planted["dir"]
     result = datacheck.audit(d / "manifest.csv", embeddings=d / "emb.npy")
     assert set(result.summary["checks"]) == {"class_imbalance", "outliers", "exact_duplicates", "near_duplicates",
-                                             "split_leakage"}
+                                             "split_leakage", "issue_score"}
     assert _flagged(result, "split_leakage") == planted["leak_copy"]
     with pytest.raises(UsageError, match="needs pred_probs"):
         datacheck.audit(d / "manifest.csv", embeddings=d / "emb.npy", checks=["label_issues"])

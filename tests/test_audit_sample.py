@@ -137,4 +137,6 @@ def test_rerun_reuses_cached_image_statistics(sample_audit, tmp_path):
     run = shutil.copytree(sample_audit.run_dir, tmp_path / "run")
     result = datacheck.audit(sample_audit.summary["dataset"], out=run, checks=["image_properties"])
     assert "image_stats (cached)" in result.summary["timings_s"]
-    assert set(result.findings["check"]) == set(datacheck.detectors.registry.get_detector_class("image_properties").checks)
+    # the eight image checks, and their fused review ranking
+    assert set(result.findings["check"]) == {*datacheck.detectors.registry.get_detector_class("image_properties").checks,
+                                             "issue_score"}

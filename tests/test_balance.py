@@ -230,9 +230,12 @@ def test_subclusters_on_sample_data_reach_the_target_in_every_group(cluster_run,
     scored = train[train["group"].notna()]
     assert scored["group"].nunique() == len(sizes) >= 8
     assert plan["copies"].sum() > 0 and (plan["action"] == "drop").sum() > 0
-    # The planted rare style (triangles pointing down) is one thin sub-cluster: all kept, and copied.
+    # The planted rare style (triangles pointing down) is one thin sub-cluster, kept and copied.
+    # The model may doubt one of its 8 samples (measured since the folds hold threshold
+    # samples: one is flagged by label_issues, left out of the sub-clusters and dropped).
     planted = plan.set_index("sample_id").loc[truth.loc[truth["issue"] == "subgroup", "sample_id"]]
-    assert planted["group"].nunique() == 1 and (planted["action"] != "drop").all()
+    kept = planted[planted["action"] != "drop"]
+    assert kept["group"].nunique() == 1 and len(kept) >= len(planted) - 1
     assert plan.loc[plan["group"] == planted["group"].iloc[0], "copies"].sum() > 0  # measured: 4 copies (8 -> 12)
     assert tree_digest(SAMPLE_DATA) == before
     # The cap: 200 rows in all, 120 of them val: 80 spread evenly over the groups (sizes differ by at most one).

@@ -17,8 +17,8 @@ def test_junit_one_case_per_check_failures_from_gates(tmp_path):
     suite = ET.parse(junit).getroot()
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert set(cases) == {"exact_duplicates", "split_leakage", "corrupt", "dark", "light", "blurry", "low_information",
-                          "odd_size", "odd_aspect_ratio", "grayscale"}
-    assert suite.get("tests") == "10" and suite.get("failures") == "1"
+                          "odd_size", "odd_aspect_ratio", "grayscale", "issue_score"}
+    assert suite.get("tests") == "11" and suite.get("failures") == "1"
     failure = cases["split_leakage"].find("failure")
     assert failure is not None and failure.get("message") == "split_leakage>0: flagged 6 of 563 (1.1%)"
     assert cases["exact_duplicates"].find("failure") is None  # under its gate

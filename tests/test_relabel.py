@@ -43,7 +43,7 @@ def test_auto_fixes_planted_mislabels_and_leaves_clean_samples_alone(run_dir, tr
     clean = set(result.manifest["sample_id"]) - set(truth["sample_id"])  # no planted issue of any kind
     clean_changed = len(set(changed.index) & clean)
     not_mislabeled_changed = len(set(changed.index) - set(mislabeled.index))
-    assert fixed / len(mislabeled) >= 0.8, (fixed, len(mislabeled))  # measured: 22 of 24
+    assert fixed / len(mislabeled) >= 0.8, (fixed, len(mislabeled))  # measured: 21 of 24
     assert clean_changed / len(clean) <= 0.02, clean_changed  # measured: 1 of 456
     assert not_mislabeled_changed / (564 - len(mislabeled)) <= 0.02, not_mislabeled_changed
     new = result.manifest.set_index("sample_id")["label"]
@@ -99,7 +99,7 @@ def test_review_csv_round_trip(run_dir, tmp_path):
     assert len(queue) >= 20
     with_suggestion = queue[queue["suggested_label"] != ""]
     accept, explicit, drop, keep = (with_suggestion.iloc[i] for i in range(4))
-    other = next(c for c in ("circle", "square") if c not in (explicit["label"], explicit["suggested_label"]))
+    other = next(c for c in ("circle", "square", "triangle") if c not in (explicit["label"], explicit["suggested_label"]))
     queue.loc[accept.name, "decision"] = "relabel"
     queue.loc[explicit.name, ["decision", "new_label"]] = ["relabel", other]
     queue.loc[drop.name, "decision"] = "drop"

@@ -6,7 +6,9 @@
     ``auto``: the out-of-fold model suggests another class with probability
     ``>= min_confidence``, and every label check that ran agrees the label is wrong
     (``aum``, when the audit ran it, flagged the sample), and no image problem (corrupt,
-    off-class outlier, blank, exposure, blur) makes the model's opinion of it unreliable.
+    off-class outlier, blank, exposure, blur) makes the model's opinion of it unreliable. An
+    outlier flag does not count when every label check rejects the label: the embedding was
+    learned from that wrong label, which explains the sample's isolation.
 ``drop``
     ``drop``: corrupt files, off-class outliers, duplicates beyond one representative per
     group, and the val/test copies of images that leak from another split.
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from ..fusion import CHECK as FUSED_CHECK, review_ranks
 from ..schema import CHANGES_SCHEMA
 
 ACTIONS = ("relabel", "drop", "review", "keep")
@@ -84,7 +87,7 @@ def plan_changes(
     suggesting = evidence[evidence["suggested_label"].notna()]
     if auto and suggesting.empty:
         raise UsageError("--auto needs label suggestions; audit with the label_issues check")
-    flagged = findings[findings["is_issue"]]
+    flagged = findings[findings["is_issue"] & (findings["check"] != FUSED_CHECK)]  # the checks' own flags
     checks = flagged.groupby("sample_id", sort=False)["check"].agg(lambda c: ",".join(sorted(set(c))))
     # One suggestion per sample: the most confident of the label checks that make them.
     suggestion = (suggesting.sort_values("suggested_confidence", ascending=False, kind="stable")
@@ -106,7 +109,12 @@ def plan_changes(
         confident = disagrees and confidence is not None and confidence >= min_confidence
         # Every other label check that scored the sample (AUM, when audited) must flag it too.
         others_agree = scored_by.get(sample_id, set()) - {source} <= flags
-        if auto and confident and others_agree and not flags & unreliable_checks:
+        unreliable = flags & unreliable_checks
+        if label_votes and scored_by.get(sample_id, set()) <= flags:
+            # Every label check rejects the label: the sample's isolation in an embedding space
+            # learned from that wrong label is explained by it, not a sign of an off-class image.
+            unreliable -= review_checks
+        if auto and confident and others_agree and not unreliable:
             votes = ", ".join(sorted(label_votes)) or "out-of-fold prediction"
             rows.append((sample_id, "relabel", label, new_label,
                          f"suggested with p={confidence:.2f} ({votes})", flags, confidence))
@@ -261,7 +269,7 @@ def relabel(
     new_frame = apply_changes(frame, changes)
     result = RelabelResult(changes, new_frame, change_table(frame, changes))
 
-    queue = review_queue(frame, changes)
+    queue = review_queue(frame, changes, review_ranks(run.findings))
     if export_review is not None:
         result.written["review"] = str(write_review_csv(queue, Path(export_review)))
     if export_label_studio is not None:

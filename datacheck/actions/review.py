@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
+import numpy as np
 import pandas as pd
 
 from ..errors import BadDataError, UsageError
@@ -29,8 +30,12 @@ REVIEW_COLUMNS = ["sample_id", "path", "split", "label", "suggested_label", "con
 _SHOW = 3
 
 
-def review_queue(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
-    """Samples under review with what a reviewer needs, most confident suggestions first."""
+def review_queue(frame: pd.DataFrame, changes: pd.DataFrame, ranks: pd.Series | None = None) -> pd.DataFrame:
+    """Samples under review with what a reviewer needs, in the audit's review order.
+
+    ``ranks`` (sample_id → place, 1 = first: :func:`datacheck.fusion.review_ranks`) orders
+    the queue; samples without a rank follow, and ties go to the most confident suggestion.
+    """
     queue = changes[changes["action"] == "review"]
     rows = frame.set_index("sample_id").loc[queue["sample_id"], ["path", "split"]].reset_index()
     out = pd.DataFrame({
@@ -45,7 +50,10 @@ def review_queue(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
         "decision": "",
         "new_label": "",
     })
-    return out.sort_values("confidence", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
+    out = out.sort_values("confidence", ascending=False, kind="stable", na_position="last")
+    if ranks is not None and len(ranks):
+        out = out.iloc[np.argsort(out["sample_id"].map(ranks).fillna(np.inf).to_numpy(), kind="stable")]
+    return out.reset_index(drop=True)
 
 
 def write_review_csv(queue: pd.DataFrame, path: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..robust import robust_z, threshold_score
+from ..robust import expected_beyond, robust_z, tail_cut, threshold_score
 from ..validation import Interval
 from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
@@ -16,27 +16,35 @@ class Outliers(Detector):
     """Flag samples whose mean cosine distance to their ``k`` nearest neighbours is unusually large.
 
     The distance is compared on a log scale with the dataset's own distribution (robust
-    z-score, median/MAD), as the image-property checks are; ``score < 0.5`` ⇔ flagged.
+    z-score, median/MAD), as the image-property checks are. The cut adapts to the data: it
+    is the lowest z at which the samples beyond it hold at most ``fdr`` expected clean ones
+    under the bulk's robust normal fit (Benjamini-Hochberg, :func:`datacheck.robust.tail_cut`),
+    between ``min_z`` and ``z_threshold``. ``score < 0.5`` ⇔ flagged.
 
     Parameters
     ----------
     k : int, default 10
         Neighbours averaged.
     z_threshold : float, default 3.0
-        Lower than the image-property default: distances in a learned embedding space are
-        compressed (training pulls every sample towards its class), so off-class samples stand
-        out by less.
+        The cut when few samples stand out; a sample beyond it is always flagged.
+    min_z : float, default 2.0
+        The lowest cut, however many samples stand out.
+    fdr : float, default 0.2
+        The share of expected clean samples tolerated among the flagged (0 = always ``z_threshold``).
     """
 
     name = "outliers"
     requires = frozenset({"knn_graph"})
     checks = ("outliers",)
     tags = frozenset({"drop_candidate", "unreliable_input", "off_distribution"})
-    _parameter_constraints = {"k": [Interval(int, 1, None)], "z_threshold": [Interval(float, 0, None, "neither")]}
+    _parameter_constraints = {"k": [Interval(int, 1, None)], "z_threshold": [Interval(float, 0, None, "neither")],
+                              "min_z": [Interval(float, 0, None, "neither")], "fdr": [Interval(float, 0, 1, "left")]}
 
-    def __init__(self, *, k: int = 10, z_threshold: float = 3.0):
+    def __init__(self, *, k: int = 10, z_threshold: float = 3.0, min_z: float = 2.0, fdr: float = 0.2):
         self.k = k
         self.z_threshold = z_threshold
+        self.min_z = min_z
+        self.fdr = fdr
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         graph = ctx.get("knn_graph")
@@ -48,11 +56,15 @@ class Outliers(Detector):
         # An approximate graph may miss a neighbour (inf): count it as the farthest possible.
         mean_distance = np.minimum(distances, 2.0).mean(axis=1)
         z, median, scale = robust_z(np.log(mean_distance + 1e-6), 0.1)
+        cut = tail_cut(z, min(self.min_z, self.z_threshold), self.z_threshold, self.fdr) if self.fdr else self.z_threshold
         self.thresholds_[self.name] = {
             "statistic": f"mean cosine distance to {self.k} nearest",
             "median": round(float(np.exp(median)), 4),
-            "above": round(float(np.exp(median + self.z_threshold * scale)), 4),
-            "z_threshold": self.z_threshold,
+            "above": round(float(np.exp(median + cut * scale)), 4),
+            "z_cut": round(cut, 3),
+            "rule": f"Benjamini-Hochberg at fdr={self.fdr} on the robust normal null, z cut in [{self.min_z}, "
+                    f"{self.z_threshold}]",
+            "expected_false_positives": round(expected_beyond(cut, len(z)), 1),
         }
         details = [{"knn_distance": round(float(d), 4), "z": round(float(zz), 3)} for d, zz in zip(mean_distance, z)]
-        return partial_findings(rows, self.name, threshold_score(z, self.z_threshold), z > self.z_threshold, details)
+        return partial_findings(rows, self.name, threshold_score(z, cut), z > cut, details)

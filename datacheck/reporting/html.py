@@ -32,6 +32,7 @@ import pandas as pd
 from .. import __version__
 from ..audit_run import AuditRun, details_object, open_run
 from ..errors import BadDataError, UsageError
+from ..fusion import CHECK as FUSED_CHECK
 from ..runs import Sources, atomic_write, check_outputs
 from .csv import write_findings_csv
 from .summary import format_threshold
@@ -186,7 +187,7 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
         notes.append(table_note)
     sections = [
         ("overview", "Overview", _overview(run, notes)),
-        ("galleries", "Worst samples per check", _galleries(galleries, findings, thumbs)),
+        ("galleries", "Review first, and the worst samples per check", _galleries(galleries, findings, thumbs)),
         ("groups", "Duplicate and leakage groups", _groups_section(groups, thumbs)),
         ("relabels", "Suggested relabels", _heatmap(findings)),
         ("histograms", "Score histograms", _histograms(findings)),
@@ -416,9 +417,14 @@ def _breakdown(findings: pd.DataFrame, flagged: pd.DataFrame, column: str, name:
 
 
 def _gallery_rows(findings: pd.DataFrame, size: int) -> dict[str, pd.DataFrame]:
-    """Per check with flagged samples, its ``size`` worst flagged rows (lowest score first)."""
-    flagged = findings[findings["is_issue"]].sort_values(["check", "score", "sample_id"], kind="stable")
-    return {check: rows.head(size) for check, rows in flagged.groupby("check", sort=True)}
+    """Per check with flagged samples, its ``size`` worst flagged rows (lowest score first);
+    the fused ``issue_score`` first, in the audit's review order (as stored)."""
+    flagged = findings[findings["is_issue"]]
+    fused = flagged[flagged["check"] == FUSED_CHECK]
+    out = {FUSED_CHECK: fused.head(size)} if len(fused) else {}
+    rest = flagged[flagged["check"] != FUSED_CHECK].sort_values(["check", "score", "sample_id"], kind="stable")
+    out.update({check: rows.head(size) for check, rows in rest.groupby("check", sort=True)})
+    return out
 
 
 def _sample_card(row, thumbs: _Thumbnails, extra: str = "", cls: str = "") -> str:
@@ -449,8 +455,17 @@ def _galleries(galleries: dict[str, pd.DataFrame], findings: pd.DataFrame, thumb
     for check, rows in galleries.items():
         parts.append(f'<h3 id="g-{_e(check)}">{_e(check)} <span class="count">worst {len(rows)} of '
                      f'{int(total[check]):,} flagged</span></h3>')
-        parts.append('<div class="gallery">' + "".join(_sample_card(r, thumbs) for _, r in rows.iterrows()) + "</div>")
+        parts.append('<div class="gallery">' + "".join(_sample_card(r, thumbs, _flagged_by(r, check))
+                                                       for _, r in rows.iterrows()) + "</div>")
     return "".join(parts)
+
+
+def _flagged_by(row, check: str) -> str:
+    """For a fused row, the checks that flagged the sample (HTML); else nothing."""
+    if check != FUSED_CHECK:
+        return ""
+    checks = details_object(row["details"], "findings.parquet").get("checks", [])
+    return "flagged by " + ", ".join(f"<b>{_e(c)}</b>" for c in checks)
 
 
 def _duplicate_groups(findings: pd.DataFrame, check: str, source="findings.parquet") -> list[dict]:

@@ -1,0 +1,837 @@
+"""Detection quality of every check, and of the fused per-sample score, on data with known problems.
+
+For each method (every check that ran, the union and intersection of the label-evidence
+checks, the fused ``issue_score`` (the audit's ``check == "issue_score"`` findings rows), and the
+baseline ``min_score`` = each sample's lowest score over all checks, flagged when any check
+flags it) the script prints precision, recall and F1 of the method's own cut (``is_issue``)
+and the average precision of its ranking (``sklearn.metrics.average_precision_score`` of
+``-score``: lower score = worse), per problem type, plus each check's flag rate and each
+audit's wall time. A sample a check did not score counts as score 1.0 and not flagged.
+Three kinds of data:
+
+1. **Roman with injected problems** (``--only roman``). ``../shared/data/roman`` (2,880
+   grayscale handwritten numerals, which already hold real, unlabelled noise: those count as
+   clean here) is copied into ``WORK/roman`` and, seeded by ``--seed``: random label flips
+   (``--flip-rate``, 4 %: the file moves to a random other class folder of its split),
+   look-alike flips (``--lookalike-rate``, 4 %: iv<->vi, ii<->iii, vii<->viii, ix<->x,
+   i<->ii), inserted off-class images (``--off-class-rate``, 3 %: thick-stroke letters and
+   digits, hand-drawn geometric shapes, 90-degree-rotated crops of real roman images other
+   than x and ix; filed in random class folders of both splits) and blank or noisy scans
+   (``--blank-rate``, 1 %: half inserted blank paper with faint dust, half real images
+   overwritten by heavy salt-and-pepper noise). Drawn images use roman's own palette (every
+   roman PNG is 8-bit grey with only the levels 255 paper, 0 ink and 64 ink edge or light
+   ink), ~200-300 px. Inserted files get random names in the dataset's own
+   ``<8 hex>-ce5d-11eb-b317-38f9d35ea60f.png`` pattern. ``WORK/truth.csv`` lists every injected
+   sample (``sample_id, problem, kind, split, original_label, given_label``). Problem types:
+   ``label_flip`` (and its parts ``flip_random``, ``flip_lookalike``), scored for the
+   label-evidence checks only; ``off_class``, ``blank_noisy`` and ``any`` (every injected
+   sample), scored for every method. Precision counts only that type's samples as hits; a
+   last table gives each type's AP against clean samples only (other injected types left
+   out), the fair ranking measure for the fused score and ``min_score``.
+2. **sample_data** (``--only sample``), once per ``--sample-seeds``: each check against the
+   planted issue type(s) it targets (``sample_data/truth.csv``'s ``issue`` -> check:
+   ``mislabeled`` -> the label-evidence checks, ``outlier`` -> ``outliers``, ``subgroup`` ->
+   ``clusters``, ``exact_duplicate``/``near_duplicate`` -> ``exact_duplicates``/
+   ``near_duplicates``, the others by the same name) and against ``any`` planted issue; then
+   per issue type the best check, ``issue_score`` and ``min_score`` (AP against clean samples
+   only). ``class_imbalance`` has no planted target: it flags the deliberately small class
+   ``star``, which truth.csv does not list. truth.csv lists both
+   members of each duplicate/leakage pair while keeping one copy is right, so for every
+   method the member of each pair it ranks cleaner (higher score; unflagged first) is left
+   out of that method's evaluation.
+3. **Label-errors probabilities** (``--only label-errors``):
+   ``../shared/data/label-errors/{cifar10,cifar100,mnist}_test_{pred_probs,labels}.npy``
+   audited by ``datacheck.audit(None, pred_probs=..., labels=...)`` (default checks): samples
+   flagged by the label-evidence checks vs ``cleanlab.filter.find_label_issues(labels,
+   pred_probs)``, the overlap of the two flagged sets, and the overlap of datacheck's top-K
+   (lowest label-evidence score; and ``issue_score`` when present) with cleanlab's top-K by
+   ``cleanlab.rank.get_label_quality_scores`` (K = cleanlab's count). ``--checks`` does not
+   apply here (AUM needs training).
+
+Targets (GitHub issue #15, printed PASS/MISS): roman: label-flip recall >= 0.8 at precision
+>= 0.7, precision counting off-class images as wrong labels too (as
+``benchmarks/label_recall.py``; strict precision also printed), for the best label-evidence
+flag set and for ``issue_score``; off-class recall >= 0.8 at precision >= 0.5 (best check
+and ``issue_score``); ``issue_score`` AP above every check's AP on ``any``. sample_data:
+label-evidence recall >= 0.9 at precision >= 0.8 (wrong label = mislabeled or outlier) per
+seed. label-errors: datacheck's flagged count <= cleanlab's.
+
+Audits use the Python API with ``--checks`` (default: the default checks plus ``aum``), the
+audit seed ``--seed`` (roman) or each sample seed, and a cold cache (a fresh folder per audit
+unless ``--cache-dir`` is given); run directories go to ``WORK/runs/<name>``. Run from the
+repository root; each image audit trains the 5 fold models (sample_data about 4 minutes,
+roman longer, on 2 busy CPU cores)::
+
+    python benchmarks/detection.py --only label-errors
+    nice -n 10 python benchmarks/detection.py --only sample --sample-seeds 0 1 2 --json runs/detection-sample.json
+    nice -n 10 python benchmarks/detection.py --only roman --work runs/detection-roman --save-examples runs/detection-roman/examples --json runs/detection-roman.json
+
+    python benchmarks/detection.py [--only roman|sample|label-errors ...]
+        [--work DIR] [--seed 0] [--sample-seeds 0 1 2] [--checks NAME ...] [--cache-dir DIR]
+        [--flip-rate 0.04] [--lookalike-rate 0.04] [--off-class-rate 0.03] [--blank-rate 0.01]
+        [--limit-classes N] [--limit-per-class N] [--save-examples DIR] [--json PATH]
+
+``--limit-classes`` / ``--limit-per-class`` shrink roman for quick development runs;
+``--save-examples DIR`` writes a contact sheet of injected images per kind (for a look).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from _common import int_at_least  # benchmarks/ is on sys.path when run as a script
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+ROMAN = SHARED / "roman"
+SAMPLE = REPO / "sample_data"
+LABEL_ERRORS = SHARED / "label-errors"
+LABEL_ERROR_SETS = ("cifar10", "cifar100", "mnist")
+PARTS = ("roman", "sample", "label-errors")
+LOOKALIKE = {"i": ["ii"], "ii": ["iii", "i"], "iii": ["ii"], "iv": ["vi"], "vi": ["iv"],
+             "vii": ["viii"], "viii": ["vii"], "ix": ["x"], "x": ["ix"]}
+ROMAN_TYPES = ("label_flip", "flip_random", "flip_lookalike", "off_class", "blank_noisy", "any")
+FLIP_TYPES = ("label_flip", "flip_random", "flip_lookalike")
+# sample_data truth.csv issue -> the check that targets it (mislabeled: the label-evidence checks).
+SAMPLE_TARGET = {"exact_duplicate": "exact_duplicates", "near_duplicate": "near_duplicates", "outlier": "outliers",
+                 "subgroup": "clusters"}
+GROUPED_ISSUES = ("exact_duplicate", "near_duplicate", "split_leakage")
+LABEL_EVIDENCE_FALLBACK = ("label_issues", "aum")
+FUSED, MIN = "issue_score", "min_score"
+UNION, INTERSECTION = "label_ev_any", "label_ev_all"
+TARGETS = {"flip": (0.8, 0.7), "off_class": (0.8, 0.5), "sample_label": (0.9, 0.8)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run (default: all)")
+    parser.add_argument("--work", type=Path, help="work folder: injected roman copy, truth.csv, run dirs (default: a temp dir, removed)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the roman injection and of its audit")
+    parser.add_argument("--sample-seeds", type=int, nargs="+", default=[0, 1, 2], help="audit seeds for sample_data")
+    parser.add_argument("--checks", nargs="+", help="detectors to run (default: the default ones plus aum; '*' = all)")
+    parser.add_argument("--cache-dir", help="datacheck cache shared by all audits (default: a fresh one per audit: cold)")
+    parser.add_argument("--workers", type=int_at_least(0), help="decoding processes (datacheck's default otherwise)")
+    parser.add_argument("--roman", type=Path, default=ROMAN, help=f"roman dataset (default: {ROMAN})")
+    parser.add_argument("--label-errors", type=Path, default=LABEL_ERRORS, help=f"label-errors .npy folder (default: {LABEL_ERRORS})")
+    parser.add_argument("--flip-rate", type=float, default=0.04, help="random label flips, fraction of roman (0.04)")
+    parser.add_argument("--lookalike-rate", type=float, default=0.04, help="look-alike label flips (0.04)")
+    parser.add_argument("--off-class-rate", type=float, default=0.03, help="inserted off-class images (0.03)")
+    parser.add_argument("--blank-rate", type=float, default=0.01, help="blank or salt-and-pepper scans (0.01)")
+    parser.add_argument("--limit-classes", type=int_at_least(2), help="roman: only the first N classes (development)")
+    parser.add_argument("--limit-per-class", type=int_at_least(1), help="roman: at most N images per class and split")
+    parser.add_argument("--save-examples", type=Path, help="write contact sheets of injected roman images here")
+    parser.add_argument("--json", type=Path, help="also write every number to this JSON file")
+    args = parser.parse_args(argv)
+    for name in ("flip_rate", "lookalike_rate", "off_class_rate", "blank_rate"):
+        if not 0 <= getattr(args, name) < 0.5:
+            parser.error(f"--{name.replace('_', '-')} must be in [0, 0.5)")
+    if "roman" in args.only and not args.roman.is_dir():
+        parser.exit(2, f"error: roman dataset not found at {args.roman} (pass --roman)\n")
+    if "label-errors" in args.only:
+        missing = [f"{n}_test_{k}.npy" for n in LABEL_ERROR_SETS for k in ("pred_probs", "labels")
+                   if not (args.label_errors / f"{n}_test_{k}.npy").is_file()]
+        if missing:
+            parser.exit(2, f"error: missing in {args.label_errors}: {', '.join(missing)} (pass --label-errors)\n")
+    return args
+
+
+# =========================================================================== metrics
+
+
+def metrics(positive: np.ndarray, flagged: np.ndarray, score: np.ndarray, keep: np.ndarray | None = None,
+            clean: np.ndarray | None = None) -> dict:
+    """Precision, recall, F1 of ``flagged`` and AP of ``-score`` against ``positive`` (rows in ``keep``).
+
+    With ``clean`` (the samples with no known problem) also ``ap_vs_clean``: the AP with the
+    other problems' samples left out, i.e. how well this type ranks above clean samples.
+    """
+    from sklearn.metrics import average_precision_score
+
+    if keep is not None:
+        positive, flagged, score = positive[keep], flagged[keep], score[keep]
+        clean = clean[keep] if clean is not None else None
+    extra = {}
+    if clean is not None:
+        rows = positive | clean
+        extra["ap_vs_clean"] = (float(average_precision_score(positive[rows], -score[rows]))
+                                if 0 < positive.sum() < rows.sum() else float("nan"))
+    n_pos, n_flag = int(positive.sum()), int(flagged.sum())
+    hits = int((positive & flagged).sum())
+    precision = hits / n_flag if n_flag else 0.0
+    recall = hits / n_pos if n_pos else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if n_pos and precision + recall > 0 else 0.0
+    ap = float(average_precision_score(positive, -score)) if 0 < n_pos < len(positive) else float("nan")
+    return {"positives": n_pos, "flagged": n_flag, "hits": hits, "precision": precision, "recall": recall,
+            "f1": f1, "ap": ap, **extra}
+
+
+def label_evidence_checks(ran: list[str]) -> list[str]:
+    from datacheck.detectors.registry import checks_with_tag
+
+    tagged = set(checks_with_tag("label_evidence")) | set(LABEL_EVIDENCE_FALLBACK)
+    return [c for c in ran if c in tagged]
+
+
+def method_table(result, ids: np.ndarray) -> tuple[dict, list[str], list[str]]:
+    """``{method: (score, flagged)}`` aligned with ``ids``; the checks that ran; the label-evidence ones.
+
+    Unscored samples: score 1.0, not flagged. ``min_score`` is the lowest score over all
+    checks, flagged when any check flags; ``label_ev_any``/``label_ev_all`` combine the
+    label-evidence checks (min score / any flag, max score / all flags).
+    """
+    findings = result.findings
+    ran = [c for c in result.summary["checks"] if c != FUSED]
+    ran += sorted(set(findings["check"]) - set(ran) - {FUSED})
+    index = pd.Index(ids)
+    methods = {}
+    for check in ran:
+        rows = findings[findings["check"] == check]
+        pos = index.get_indexer(rows["sample_id"])
+        ok = pos >= 0
+        score, flagged = np.ones(len(ids)), np.zeros(len(ids), bool)
+        score[pos[ok]] = rows["score"].to_numpy(float)[ok]
+        flagged[pos[ok]] = rows["is_issue"].to_numpy(bool)[ok]
+        methods[check] = (score, flagged)
+    evidence = label_evidence_checks(ran)
+    if len(evidence) > 1:
+        methods[UNION] = (np.min([methods[c][0] for c in evidence], axis=0), np.any([methods[c][1] for c in evidence], axis=0))
+        methods[INTERSECTION] = (np.max([methods[c][0] for c in evidence], axis=0), np.all([methods[c][1] for c in evidence], axis=0))
+    fused = findings[findings["check"] == FUSED]
+    if len(fused):  # the audit's fused rows, stored in review order
+        frame = fused.set_index("sample_id").reindex(ids)
+        methods[FUSED] = (frame["score"].fillna(1.0).to_numpy(float), frame["is_issue"].fillna(False).to_numpy(bool))
+    if ran:
+        methods[MIN] = (np.min([methods[c][0] for c in ran], axis=0), np.any([methods[c][1] for c in ran], axis=0))
+    return methods, ran, evidence
+
+
+def sample_ids(result) -> np.ndarray:
+    if result.manifest is not None:
+        return result.manifest.frame["sample_id"].astype(str).to_numpy()
+    return np.array(sorted(set(result.findings["sample_id"])), dtype=object)
+
+
+def fused_note(result) -> str | None:
+    if not (result.findings["check"] == FUSED).any():
+        return "fused score: not available (this audit wrote no issue_score rows)"
+    return None
+
+
+# =========================================================================== printing
+
+
+def fmt(value, width: int = 6, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{'-':>{width}}"
+    if isinstance(value, float):
+        return f"{value:>{width}.{digits}f}"
+    return f"{value:>{width}}"
+
+
+def print_type_table(title: str, types: list[str], rows: dict[str, dict], extra: dict[str, dict]) -> None:
+    """Rows = methods, per type P R F1 AP; ``extra`` = per-method columns (flag %) printed first."""
+    name_w = max([18] + [len(m) + 1 for m in rows])
+    print(f"\n{title}")
+    head1 = f"{'':<{name_w}}{'flag%':>7}" + "".join(f" | {t + f' (n={n})':^27}" for t, n in types)
+    head2 = f"{'method':<{name_w}}{'':>7}" + " | " .join([""] + [f"{'P':>6}{'R':>7}{'F1':>7}{'AP':>7}" for _ in types])
+    print(head1)
+    print(head2)
+    for method, per_type in rows.items():
+        line = f"{method:<{name_w}}{fmt(extra.get(method, {}).get('flag_pct'), 7, 2)}"
+        for t, _ in types:
+            m = per_type.get(t)
+            line += " | " + ("".join(fmt(m[k], 6 if k == "precision" else 7) for k in ("precision", "recall", "f1", "ap"))
+                             if m else f"{'.':>27}")
+        print(line)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+# =========================================================================== audits
+
+
+def default_checks() -> list[str]:
+    from datacheck.detectors import list_detectors
+
+    names = list_detectors(default_only=True)
+    return names + [n for n in ("aum",) if n not in names]
+
+
+def run_audit(data, name: str, args, work: Path, seed: int, checks=None, **kwargs):
+    import datacheck
+
+    with tempfile.TemporaryDirectory(prefix="datacheck-detection-cache-") as fresh:
+        started = time.perf_counter()
+        result = datacheck.audit(data, out=work / "runs" / name, checks=checks, seed=seed,
+                                 cache_dir=args.cache_dir or fresh, workers=args.workers, **kwargs)
+        return result, time.perf_counter() - started
+
+
+# =========================================================================== part 1: roman
+
+
+def specks(rng, image: np.ndarray, density: float) -> None:
+    """Scanner dust in place: isolated 1-2 px dots of the palette's ink levels."""
+    h, w = image.shape
+    n = int(density * h * w)
+    ys, xs = rng.integers(0, h - 1, n), rng.integers(0, w - 1, n)
+    levels = rng.choice(np.array([0, 64], np.uint8), n)
+    image[ys, xs] = levels
+    big = rng.random(n) < 0.3
+    image[ys[big] + 1, xs[big]] = levels[big]
+    image[ys[big], xs[big] + 1] = levels[big]
+
+
+def _arc(cx, cy, rx, ry, start, stop, n=24):
+    t = np.radians(np.linspace(start, stop, n))
+    return list(zip(cx + rx * np.cos(t), cy + ry * np.sin(t)))
+
+
+# Strokes in a unit box (x right, y down). No I, V, X, L-like bars: nothing a roman numeral could be.
+GLYPHS = {
+    "A": [[(0, 1), (0.5, 0), (1, 1)], [(0.22, 0.62), (0.78, 0.62)]],
+    "B": [[(0, 1), (0, 0), (0.6, 0), (0.82, 0.1), (0.82, 0.36), (0.6, 0.48), (0, 0.48)],
+          [(0.6, 0.48), (0.9, 0.6), (0.95, 0.85), (0.7, 1), (0, 1)]],
+    "C": [_arc(0.5, 0.5, 0.5, 0.5, 40, 320)],
+    "D": [[(0, 0), (0, 1)], [(0, 0), (0.5, 0), (0.9, 0.2), (1, 0.5), (0.9, 0.8), (0.5, 1), (0, 1)]],
+    "E": [[(1, 0), (0, 0), (0, 1), (1, 1)], [(0, 0.5), (0.7, 0.5)]],
+    "F": [[(1, 0), (0, 0), (0, 1)], [(0, 0.48), (0.7, 0.48)]],
+    "G": [_arc(0.5, 0.5, 0.5, 0.5, 330, 40 + 360)[::-1] + [(1, 0.6), (0.6, 0.6)]],
+    "K": [[(0, 0), (0, 1)], [(0.9, 0), (0, 0.58)], [(0.3, 0.4), (1, 1)]],
+    "M": [[(0, 1), (0.1, 0), (0.5, 0.7), (0.9, 0), (1, 1)]],
+    "N": [[(0, 1), (0, 0), (1, 1), (1, 0)]],
+    "P": [[(0, 1), (0, 0), (0.7, 0), (0.95, 0.15), (0.95, 0.35), (0.7, 0.5), (0, 0.5)]],
+    "R": [[(0, 1), (0, 0), (0.7, 0), (0.95, 0.15), (0.95, 0.35), (0.7, 0.5), (0, 0.5)], [(0.4, 0.5), (1, 1)]],
+    "S": [[(0.95, 0.12), (0.6, 0), (0.2, 0.04), (0.04, 0.24), (0.3, 0.45), (0.7, 0.55), (0.96, 0.75), (0.8, 0.95),
+           (0.4, 1), (0.04, 0.88)]],
+    "Z": [[(0, 0), (1, 0), (0, 1), (1, 1)]],
+    "2": [_arc(0.5, 0.3, 0.45, 0.3, 200, 380) + [(0.0, 1), (1, 1)]],
+    "4": [[(0.7, 1), (0.7, 0), (0, 0.68), (1, 0.68)]],
+    "7": [[(0, 0), (1, 0), (0.35, 1)]],
+    "8": [_arc(0.5, 0.25, 0.32, 0.25, 0, 360, 30), _arc(0.5, 0.73, 0.42, 0.27, 0, 360, 30)],
+}
+SHAPES = {
+    "circle": lambda rng: [_arc(0.5, 0.5, 0.5, rng.uniform(0.35, 0.5), 0, 360 + rng.uniform(5, 30), 40)],
+    "triangle": lambda rng: [[(0.5, 0), (1, 0.9), (0, 0.9), (0.5, 0)]],
+    "square": lambda rng: [[(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]],
+    "star": lambda rng: [[(0.5 + 0.5 * math.sin(math.radians(144 * k)), 0.55 - 0.5 * math.cos(math.radians(144 * k)))
+                          for k in range(6)]],
+    "spiral": lambda rng: [[(0.5 + 0.5 * t / 12 * math.cos(t), 0.5 + 0.5 * t / 12 * math.sin(t))
+                            for t in np.linspace(0, 12, 60)]],
+    "heart": lambda rng: [_arc(0.28, 0.3, 0.25, 0.22, 150, 360, 16) + _arc(0.72, 0.3, 0.25, 0.22, 180, 390, 16)
+                          + [(0.5, 1.0)] + _arc(0.28, 0.3, 0.25, 0.22, 150, 151, 2)],
+    "smiley": lambda rng: [_arc(0.5, 0.5, 0.5, 0.5, 0, 362, 40), _arc(0.5, 0.5, 0.3, 0.28, 20, 160, 14),
+                           _arc(0.33, 0.35, 0.05, 0.05, 0, 360, 8), _arc(0.67, 0.35, 0.05, 0.05, 0, 360, 8)],
+}
+
+
+def _densify(points, step=0.03):
+    out = [points[0]]
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        n = max(1, int(math.hypot(x1 - x0, y1 - y0) / step))
+        out += [(x0 + (x1 - x0) * k / n, y0 + (y1 - y0) * k / n) for k in range(1, n + 1)]
+    return np.array(out, float)
+
+
+def draw_strokes(rng, strokes) -> np.ndarray:
+    """Strokes (unit box) written with a thick pen on paper, handwriting-like; a uint8 L array."""
+    from PIL import Image, ImageDraw
+
+    h, w = int(rng.integers(200, 300)), int(rng.integers(200, 300))
+    ss = 2  # drawn at 2x, downsampled: anti-aliased edges like a scan
+    ink = Image.new("L", (w * ss, h * ss), 0)
+    pen = ImageDraw.Draw(ink)
+    size = rng.uniform(0.35, 0.7) * min(h, w) * ss
+    aspect = rng.uniform(0.7, 1.25)
+    angle, shear = math.radians(rng.uniform(-15, 15)), rng.uniform(-0.25, 0.25)
+    cx, cy = rng.uniform(0.35, 0.65) * w * ss, rng.uniform(0.35, 0.65) * h * ss
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    affine = rot @ np.array([[size * aspect, shear * size], [0, size]])
+    width = int(rng.uniform(5, 13) * ss)
+    for stroke in strokes:
+        pts = _densify(stroke)
+        wobble = np.cumsum(rng.normal(0, 0.006, pts.shape), axis=0)  # a slow, hand-like drift
+        pts = (pts - 0.5 + wobble + rng.normal(0, 0.004, pts.shape)) @ affine.T + (cx, cy)
+        line = [tuple(p) for p in pts]
+        pen.line(line, fill=255, width=width, joint="curve")
+        for x, y in (line[0], line[-1]):
+            pen.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=255)
+    coverage = np.asarray(ink.resize((w, h), Image.LANCZOS), float) / 255.0
+    # roman's palette: pure white paper (255), ink 0 (or 64 on light-ink scans), a 64 edge ring.
+    image = np.full((h, w), 255, np.uint8)
+    image[coverage > 0.15] = 64
+    image[coverage > 0.6] = 0 if rng.random() < 0.7 else 64
+    if rng.random() < 0.3:
+        specks(rng, image, rng.uniform(0.0002, 0.002))
+    return image
+
+
+def rotated_crop(rng, source: Path) -> np.ndarray:
+    from PIL import Image
+
+    image = np.asarray(Image.open(source).convert("L"))
+    image = np.rot90(image, k=int(rng.choice([1, 3])))
+    h, w = image.shape
+    ch, cw = int(h * rng.uniform(0.75, 1.0)), int(w * rng.uniform(0.75, 1.0))
+    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return np.ascontiguousarray(image[y:y + ch, x:x + cw])
+
+
+def off_class_image(rng, sources: list[Path]) -> tuple[str, np.ndarray]:
+    kind = rng.choice(["letter", "shape", "rotated"], p=[0.45, 0.3, 0.25])
+    if kind == "letter":
+        glyph = str(rng.choice(sorted(GLYPHS)))
+        return f"letter:{glyph}", draw_strokes(rng, GLYPHS[glyph])
+    if kind == "shape":
+        shape = str(rng.choice(sorted(SHAPES)))
+        return f"shape:{shape}", draw_strokes(rng, SHAPES[shape](rng))
+    source = sources[int(rng.integers(len(sources)))]
+    return "rotated", rotated_crop(rng, source)
+
+
+def blank_image(rng) -> np.ndarray:
+    """An empty scan in roman's palette: white paper with faint dust."""
+    h, w = int(rng.integers(200, 300)), int(rng.integers(200, 300))
+    image = np.full((h, w), 255, np.uint8)
+    specks(rng, image, rng.uniform(0.0005, 0.004))
+    return image
+
+
+def salt_and_pepper(rng, source: Path) -> np.ndarray:
+    from PIL import Image
+
+    image = np.asarray(Image.open(source).convert("L")).copy()
+    amount = rng.uniform(0.3, 0.5)
+    noise = rng.random(image.shape)
+    image[noise < amount / 2] = 0
+    image[(noise >= amount / 2) & (noise < amount)] = 255
+    return image
+
+
+def build_roman(args, work: Path) -> tuple[Path, pd.DataFrame, dict]:
+    """Copy roman into ``WORK/roman`` (optionally a subset) and inject the problems; the truth table."""
+    from PIL import Image
+
+    rng = np.random.default_rng(args.seed)
+    root = work / "roman"
+    if root.exists():
+        if not (work / "injection.json").is_file():
+            raise SystemExit(f"{root} exists and was not written by this script (no {work / 'injection.json'}); "
+                             "pass another --work")
+        shutil.rmtree(root)
+    (work / "injection.json").write_text('{"status": "building"}\n')  # marks WORK/roman as this script's
+    classes = sorted(p.name for p in (args.roman / "train").iterdir() if p.is_dir())
+    if args.limit_classes:
+        classes = classes[: args.limit_classes]
+    splits = sorted(p.name for p in args.roman.iterdir() if p.is_dir())
+    files = []  # (split, class, path) of the copied originals
+    for split in splits:
+        for cls in classes:
+            paths = sorted((args.roman / split / cls).glob("*.png"))[: args.limit_per_class]
+            (root / split / cls).mkdir(parents=True)
+            for path in paths:
+                shutil.copy2(path, root / split / cls / path.name)
+                files.append((split, cls, path.name))
+    n = len(files)
+    suffix = files[0][2][8:]  # "-ce5d-11eb-b317-38f9d35ea60f.png": the dataset's own pattern
+    taken = {f[2] for f in files}
+
+    def new_name() -> str:
+        while True:
+            name = "".join(rng.choice(list("0123456789abcdef"), 8)) + suffix
+            if name not in taken:
+                taken.add(name)
+                return name
+
+    counts = {k: round(getattr(args, f"{k}_rate") * n) for k in ("flip", "lookalike", "off_class", "blank")}
+    order = rng.permutation(n)
+    lookalike_ok = [i for i in order if any(c in classes for c in LOOKALIKE.get(files[i][1], []))]
+    look = lookalike_ok[: counts["lookalike"]]
+    chosen = set(look)
+    rest = [int(i) for i in rng.permutation(n) if i not in chosen]  # re-shuffled: no class skew from the skips
+    n_noisy = counts["blank"] // 2
+    flip, noisy = rest[: counts["flip"]], rest[counts["flip"]: counts["flip"] + n_noisy]
+    truth = []
+    for kind, picks in (("random", flip), ("lookalike", look)):
+        for i in picks:
+            split, cls, name = files[i]
+            options = [c for c in (LOOKALIKE[cls] if kind == "lookalike" else classes) if c != cls and c in classes]
+            given = str(rng.choice(options))
+            shutil.move(root / split / cls / name, root / split / given / name)
+            truth.append({"sample_id": f"{split}/{given}/{name}", "problem": "label_flip", "kind": kind, "split": split,
+                          "original_label": cls, "given_label": given})
+    for i in noisy:
+        split, cls, name = files[i]
+        Image.fromarray(salt_and_pepper(rng, root / split / cls / name)).save(root / split / cls / name)
+        truth.append({"sample_id": f"{split}/{cls}/{name}", "problem": "blank_noisy", "kind": "salt_pepper",
+                      "split": split, "original_label": cls, "given_label": cls})
+    split_share = np.array([sum(f[0] == s for f in files) for s in splits], float) / n
+    # x and ix look alike turned by 90 degrees: not off-class, so never rotation sources.
+    sources = [args.roman / s / c / f for s, c, f in files if c not in ("x", "ix")] or [args.roman / s / c / f for s, c, f in files]
+    inserts = [("off_class", None)] * counts["off_class"] + [("blank_noisy", "blank")] * (counts["blank"] - n_noisy)
+    for problem, kind in inserts:
+        if problem == "off_class":
+            kind, pixels = off_class_image(rng, sources)
+        else:
+            pixels = blank_image(rng)
+        split, given = str(rng.choice(splits, p=split_share)), str(rng.choice(classes))
+        name = new_name()
+        Image.fromarray(pixels).save(root / split / given / name)
+        truth.append({"sample_id": f"{split}/{given}/{name}", "problem": problem, "kind": kind, "split": split,
+                      "original_label": None, "given_label": given})
+    truth = pd.DataFrame(truth, columns=["sample_id", "problem", "kind", "split", "original_label", "given_label"])
+    truth.to_csv(work / "truth.csv", index=False)
+    info = {"source": str(args.roman), "classes": classes, "original_images": n, "images": n + len(inserts),
+            "counts": {**{k: int(v) for k, v in truth["kind"].str.split(":").str[0].value_counts().items()}},
+            "seed": args.seed}
+    (work / "injection.json").write_text(json.dumps(info, indent=2) + "\n")
+    return root, truth, info
+
+
+def save_examples(out: Path, root: Path, truth: pd.DataFrame, per_kind: int = 8) -> list[Path]:
+    """One contact sheet per kind of injected image (``letter``, ``shape``, ``rotated``, ``blank``, ``salt_pepper``)."""
+    from PIL import Image, ImageDraw
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    kinds = truth["kind"].fillna("").str.split(":").str[0]
+    for kind in ("letter", "shape", "rotated", "blank", "salt_pepper"):
+        rows = truth[kinds == kind].head(per_kind)
+        if rows.empty:
+            continue
+        sheet = Image.new("L", (len(rows) * 160, 180), 128)
+        pen = ImageDraw.Draw(sheet)
+        for k, row in enumerate(rows.itertuples()):
+            image = Image.open(root / row.sample_id).convert("L")
+            size = image.size
+            image.thumbnail((150, 150))
+            sheet.paste(image, (k * 160 + 5, 5))
+            pen.text((k * 160 + 5, 162), f"{row.kind} {size[0]}x{size[1]}"[:26], fill=0)
+        path = out / f"injected_{kind}.png"
+        sheet.save(path)
+        written.append(path)
+    return written
+
+
+def bench_roman(args, work: Path, checks) -> dict:
+    root, truth, info = build_roman(args, work)
+    print(f"\n=== roman with injected problems: {info['images']} images ({info['original_images']} copied from "
+          f"{args.roman}, {len(info['classes'])} classes), seed {args.seed}; injected: {info['counts']}")
+    if args.save_examples:
+        for path in save_examples(args.save_examples, root, truth):
+            print(f"  example sheet: {path}")
+    result, wall = run_audit(root, "roman", args, work, args.seed, checks)
+    ids = sample_ids(result)
+    methods, ran, evidence = method_table(result, ids)
+    known = pd.Index(ids)
+    if (known.get_indexer(truth["sample_id"]) < 0).any():
+        raise SystemExit("truth sample ids missing from the audit: " + ", ".join(truth["sample_id"][known.get_indexer(truth["sample_id"]) < 0][:3]))
+    by_id = truth.set_index("sample_id")
+    problem = by_id["problem"].reindex(ids)
+    kind = by_id["kind"].reindex(ids)
+    positive = {
+        "label_flip": (problem == "label_flip").to_numpy(),
+        "flip_random": ((problem == "label_flip") & (kind == "random")).to_numpy(),
+        "flip_lookalike": ((problem == "label_flip") & (kind == "lookalike")).to_numpy(),
+        "off_class": (problem == "off_class").to_numpy(),
+        "blank_noisy": (problem == "blank_noisy").to_numpy(),
+        "any": problem.notna().to_numpy(),
+    }
+    clean = ~positive["any"]
+    wrong_label = positive["label_flip"] | positive["off_class"]
+    label_methods = set(evidence) | {UNION, INTERSECTION, FUSED, MIN}
+    rows, extra = {}, {}
+    for method, (score, flagged) in methods.items():
+        extra[method] = {"flag_pct": 100 * flagged.mean()}
+        rows[method] = {t: metrics(positive[t], flagged, score, clean=clean) for t in ROMAN_TYPES
+                        if t not in FLIP_TYPES or method in label_methods}
+        if method in label_methods:
+            rows[method]["label_flip_wrong_label_precision"] = metrics(wrong_label, flagged, score)["precision"]
+    note = fused_note(result)
+    print(f"audit: {wall:.1f} s wall, checks {', '.join(ran)}; label evidence: {', '.join(evidence) or 'none'}")
+    if note:
+        print(note)
+    n_types = [(t, int(positive[t].sum())) for t in ROMAN_TYPES]
+    print_type_table("label flips (label-evidence methods only)", n_types[:3],
+                     {m: r for m, r in rows.items() if m in label_methods}, extra)
+    print_type_table("off-class, blank/noisy, any injected problem", n_types[3:], rows, extra)
+    print("(P: samples of that type among the flagged ones; the other injected types count as false positives)")
+    print("\nAP against clean samples only (the other injected types left out)")
+    name_w = max(18, max(len(m) for m in rows) + 1)
+    print(f"{'method':<{name_w}}" + "".join(f"{t:>16}" for t, _ in n_types[:-1]))
+    for method, r in rows.items():
+        print(f"{method:<{name_w}}" + "".join(fmt(r[t]["ap_vs_clean"] if t in r else None, 16) for t, _ in n_types[:-1]))
+
+    targets = []
+    r_min, p_min = TARGETS["flip"]
+    flip_sets = [m for m in (*evidence, UNION, INTERSECTION) if m in rows]
+
+    def flip_line(m):
+        r = rows[m]
+        ok = r["label_flip"]["recall"] >= r_min and r["label_flip_wrong_label_precision"] >= p_min
+        return ok, (f"{m}: R={r['label_flip']['recall']:.3f} P={r['label_flip_wrong_label_precision']:.3f} "
+                    f"(strict P={r['label_flip']['precision']:.3f})")
+
+    print("\ntargets (GitHub issue #15):")
+    if flip_sets:
+        best = max(flip_sets, key=lambda m: (flip_line(m)[0], rows[m]["label_flip"]["f1"]))
+        ok, text = flip_line(best)
+        print(f"  {verdict(ok)} label-flip recall >= {r_min} at precision >= {p_min} (wrong label = flip or off-class), "
+              f"best label-evidence set {text}")
+        targets.append({"target": "roman label_flip, best label-evidence set", "method": best, "pass": ok})
+    if FUSED in rows:
+        ok, text = flip_line(FUSED)
+        print(f"  {verdict(ok)} label-flip recall >= {r_min} at precision >= {p_min}, {text}")
+        targets.append({"target": "roman label_flip, issue_score", "method": FUSED, "pass": ok})
+    r_min, p_min = TARGETS["off_class"]
+
+    def off_ok(m):
+        r = rows[m]["off_class"]
+        return r["recall"] >= r_min and r["precision"] >= p_min
+
+    singles = [m for m in ran if m in rows]
+    best = max(singles, key=lambda m: (off_ok(m), rows[m]["off_class"]["f1"]))
+    for m in [best] + ([FUSED] if FUSED in rows else []):
+        r = rows[m]["off_class"]
+        print(f"  {verdict(off_ok(m))} off-class recall >= {r_min} at precision >= {p_min}, "
+              f"{'best check ' if m == best else ''}{m}: R={r['recall']:.3f} P={r['precision']:.3f} "
+              f"(P counting any injected problem: {rows[m]['any']['precision']:.3f})")
+        targets.append({"target": "roman off_class", "method": m, "pass": off_ok(m)})
+    best_ap = max(singles, key=lambda m: np.nan_to_num(rows[m]["any"]["ap"], nan=-1))
+    for m in (FUSED, MIN):
+        if m in rows:
+            ok = rows[m]["any"]["ap"] > rows[best_ap]["any"]["ap"]
+            label = "" if m == FUSED else " (baseline, not a target)"
+            print(f"  {verdict(ok)} {m} AP on any problem {rows[m]['any']['ap']:.3f} > every check's "
+                  f"(best: {best_ap} {rows[best_ap]['any']['ap']:.3f}){label}")
+            if m == FUSED:
+                targets.append({"target": "roman fused AP above every check on any", "method": m, "pass": ok})
+    if FUSED not in rows:
+        print("  (issue_score targets not evaluated: fused score not available)")
+    return {"injection": info, "wall_s": wall, "checks": ran, "label_evidence": evidence,
+            "fused_available": FUSED in rows, "methods": rows, "flag_rate": extra, "targets": targets,
+            "summary_checks": {c: {k: e.get(k) for k in ("flagged", "scored", "percent")}
+                               for c, e in result.summary["checks"].items()},
+            "out_of_fold_accuracy": result.summary["checks"].get("label_issues", {}).get("threshold", {})
+                                    .get("out_of_fold_accuracy")}
+
+
+# =========================================================================== part 2: sample_data
+
+
+def kept_copies(truth: pd.DataFrame, ids: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Rows left out: per planted duplicate/leakage group, the member this method ranks cleanest."""
+    index = pd.Index(ids)
+    out = np.zeros(len(ids), bool)
+    grouped = truth[truth["issue"].isin(GROUPED_ISSUES)]
+    for _, members in grouped.groupby("group"):
+        pos = index.get_indexer(members["sample_id"])
+        pos = pos[pos >= 0]
+        if len(pos) > 1:
+            out[pos[np.lexsort((flagged[pos], -score[pos]))[0]]] = True
+    return out
+
+
+def bench_sample(args, work: Path, checks, seed: int) -> dict:
+    truth = pd.read_csv(SAMPLE / "truth.csv")
+    result, wall = run_audit(SAMPLE, f"sample-seed{seed}", args, work, seed, checks)
+    ids = sample_ids(result)
+    methods, ran, evidence = method_table(result, ids)
+    issue = truth.set_index("sample_id")["issue"].reindex(ids)
+    issues = list(dict.fromkeys(truth["issue"]))
+    targets_of = {c: [] for c in methods}
+    for name in issues:
+        target = SAMPLE_TARGET.get(name, name)
+        for c in (evidence if name == "mislabeled" else [target]):
+            if c in targets_of:
+                targets_of[c].append(name)
+    for m in (UNION, INTERSECTION):
+        if m in targets_of:
+            targets_of[m] = ["mislabeled"]
+    any_pos = issue.notna().to_numpy()
+    wrong_label = issue.isin(["mislabeled", "outlier"]).to_numpy()
+    rows, per_issue = {}, {}
+    for method, (score, flagged) in methods.items():
+        keep = ~kept_copies(truth, ids, score, flagged)
+        entry = {"flag_pct": 100 * flagged.mean(), "targets": targets_of.get(method, []),
+                 "any": metrics(any_pos, flagged, score, keep)}
+        if entry["targets"]:
+            entry["target"] = metrics(issue.isin(entry["targets"]).to_numpy(), flagged, score, keep)
+        if "mislabeled" in entry["targets"]:
+            entry["wrong_label_precision"] = metrics(wrong_label, flagged, score, keep)["precision"]
+        per_issue[method] = {name: metrics((issue == name).to_numpy(), flagged, score, keep, clean=~any_pos)
+                             for name in issues}
+        rows[method] = entry
+
+    print(f"\n=== sample_data ({len(ids)} images), audit seed {seed}: {wall:.1f} s wall")
+    note = fused_note(result)
+    if note:
+        print(note)
+    name_w = max(18, max(len(m) for m in rows) + 1)
+    print(f"{'method':<{name_w}}{'flag%':>7}  {'target issue':<26}{'n':>4}{'P':>7}{'R':>7}{'F1':>7}{'AP':>7}"
+          f"  | any (n={int(any_pos.sum())}){'P':>4}{'R':>7}{'F1':>7}{'AP':>7}")
+    for method, e in rows.items():
+        t = e.get("target")
+        target_text = (",".join(e["targets"])[:25] if e["targets"] else "-")
+        cells = ("".join(fmt(t[k], 7) for k in ("precision", "recall", "f1", "ap")) if t else f"{'':>28}")
+        print(f"{method:<{name_w}}{fmt(e['flag_pct'], 7, 2)}  {target_text:<26}{fmt(t['positives'] if t else None, 4)}"
+              f"{cells}  | {'':>9}" + "".join(fmt(e["any"][k], 7) for k in ("precision", "recall", "f1", "ap")))
+    print("(P: planted samples of the target issue among flagged; for each duplicate/leakage pair the copy a method "
+          "ranks cleaner is left out; class_imbalance flags the deliberately small class star, which truth.csv does "
+          "not list)")
+    print(f"\nper planted issue: best check by F1 (P R F1 AP), then recall / AP of {FUSED} and {MIN}; here every AP "
+          f"is against clean samples only (the other planted issues left out)")
+    print(f"{'issue':<18}{'n':>4}  {'best check':<18}{'P':>6}{'R':>7}{'F1':>7}{'AP':>7}   {FUSED + ' R/AP':>16}   {MIN + ' R/AP':>14}")
+    singles = [c for c in ran if c in per_issue]
+    by_issue = {}
+    for name in issues:
+        best = max(singles, key=lambda c: (per_issue[c][name]["f1"], np.nan_to_num(per_issue[c][name]["ap"], nan=-1)))
+        b = per_issue[best][name]
+        fused = per_issue.get(FUSED, {}).get(name)
+        base = per_issue[MIN][name]
+        by_issue[name] = {"best_check": best, "best": b, FUSED: fused, MIN: base}
+        print(f"{name:<18}{b['positives']:>4}  {best:<18}" + "".join(fmt(b[k], 6 if k == "precision" else 7)
+                                                                 for k in ("precision", "recall", "f1", "ap_vs_clean"))
+              + f"   {fmt(fused['recall'], 7) + ' ' + fmt(fused['ap_vs_clean'], 6) if fused else 'n/a':>16}"
+              + f"   {fmt(base['recall'], 7)} {fmt(base['ap_vs_clean'], 6)}")
+    r_min, p_min = TARGETS["sample_label"]
+    targets = []
+    for m in [m for m in (*evidence, UNION, INTERSECTION, FUSED) if m in rows]:
+        e = rows[m]
+        if m == FUSED:
+            t = per_issue[FUSED]["mislabeled"]
+            precision = metrics(wrong_label, methods[FUSED][1], methods[FUSED][0])["precision"]
+        else:
+            t, precision = e["target"], e["wrong_label_precision"]
+        ok = t["recall"] >= r_min and precision >= p_min
+        print(f"  {verdict(ok)} seed {seed}: label evidence recall >= {r_min} at precision >= {p_min} (wrong label = "
+              f"mislabeled or outlier), {m}: R={t['recall']:.3f} P={precision:.3f}")
+        targets.append({"target": "sample_data label evidence", "seed": seed, "method": m, "pass": ok,
+                        "recall": t["recall"], "precision": precision})
+    return {"seed": seed, "wall_s": wall, "checks": ran, "label_evidence": evidence, "fused_available": FUSED in rows,
+            "methods": rows, "per_issue": per_issue, "by_issue": by_issue, "targets": targets,
+            "out_of_fold_accuracy": result.summary["checks"].get("label_issues", {}).get("threshold", {})
+                                    .get("out_of_fold_accuracy")}
+
+
+# =========================================================================== part 3: label errors
+
+
+def bench_label_errors(args, work: Path) -> dict:
+    import cleanlab.filter
+    import cleanlab.rank
+
+    out = {}
+    print("\n=== label-errors test sets (10,000 rows each): datacheck default audit vs cleanlab's default call")
+    print(f"{'set':<10}{'cleanlab':>9}{'datacheck':>10}{'both':>6}{'Jaccard':>8}  {'top-K overlap':>13}"
+          f"{FUSED + ' flagged':>22}{'top-K':>7}{'audit s':>9}  target (flagged <= cleanlab)")
+    for name in LABEL_ERROR_SETS:
+        probs = np.load(args.label_errors / f"{name}_test_pred_probs.npy")
+        labels = np.load(args.label_errors / f"{name}_test_labels.npy")
+        bare = cleanlab.filter.find_label_issues(labels, probs)
+        quality = cleanlab.rank.get_label_quality_scores(labels, probs)
+        k = int(bare.sum())
+        top_bare = set(np.argsort(quality, kind="stable")[:k])
+        result, wall = run_audit(None, f"label-errors-{name}", args, work, args.seed, None, pred_probs=probs, labels=labels)
+        ids = np.array([str(i) for i in range(len(labels))], dtype=object)
+        methods, ran, evidence = method_table(result, ids)
+        if len(evidence) == 1:
+            score, flagged = methods[evidence[0]]
+        elif evidence:
+            score, flagged = methods[UNION]
+        else:
+            score, flagged = np.ones(len(labels)), np.zeros(len(labels), bool)
+        top = set(np.argsort(score, kind="stable")[:k])
+        both = int((bare & flagged).sum())
+        either = int((bare | flagged).sum())
+        entry = {"rows": len(labels), "classes": int(probs.shape[1]), "dtype": str(probs.dtype), "checks": ran,
+                 "label_evidence": evidence, "cleanlab_flagged": k, "datacheck_flagged": int(flagged.sum()),
+                 "intersection": both, "jaccard": both / either if either else 1.0,
+                 "topk_overlap": len(top & top_bare) / k if k else float("nan"), "wall_s": wall,
+                 "flag_rate": {m: 100 * f.mean() for m, (_, f) in methods.items()}}
+        fused_text = f"{'n/a':>22}{'n/a':>7}"
+        if FUSED in methods:
+            fscore, fflag = methods[FUSED]
+            order = pd.Index(result.findings.loc[result.findings["check"] == FUSED, "sample_id"])  # review order
+            rank = order.get_indexer(ids).astype(float)
+            rank[rank < 0] = np.inf
+            ftop = set(np.argsort(rank, kind="stable")[:k])
+            entry.update({"fused_flagged": int(fflag.sum()), "fused_intersection": int((bare & fflag).sum()),
+                          "fused_topk_overlap": len(ftop & top_bare) / k if k else float("nan")})
+            fused_text = f"{entry['fused_flagged']:>22}{entry['fused_topk_overlap']:>7.3f}"
+        ok = entry["datacheck_flagged"] <= k
+        entry["target_pass"] = ok
+        print(f"{name:<10}{k:>9}{entry['datacheck_flagged']:>10}{both:>6}{entry['jaccard']:>8.3f}  "
+              f"{entry['topk_overlap']:>13.3f}{fused_text}{wall:>9.1f}  {verdict(ok)}")
+        out[name] = entry
+    print("(datacheck = samples flagged by its label-evidence checks; top-K: its K lowest label-evidence scores vs "
+          "cleanlab's K lowest label quality scores, K = cleanlab's count)")
+    if not any("fused_flagged" in r for r in out.values()):
+        print("fused score: not available (no issue_score rows); its columns read n/a")
+    return out
+
+
+# =========================================================================== main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import datacheck
+
+    checks = default_checks() if args.checks is None else args.checks
+    temp = None
+    if args.work is None:
+        temp = tempfile.TemporaryDirectory(prefix="datacheck-detection-")
+        work = Path(temp.name)
+    else:
+        work = args.work
+        work.mkdir(parents=True, exist_ok=True)
+    report = {"datacheck": datacheck.__version__, "command": " ".join([Path(sys.executable).name, *sys.argv]),
+              "checks": checks, "seed": args.seed, "cache_dir": args.cache_dir or "fresh per audit",
+              "work": str(work)}
+    print(f"datacheck {datacheck.__version__}; checks: {', '.join(checks)}; cache: {report['cache_dir']}; work: {work}")
+    try:
+        if "label-errors" in args.only:
+            report["label_errors"] = bench_label_errors(args, work)
+        if "sample" in args.only:
+            report["sample"] = [bench_sample(args, work, checks, seed) for seed in args.sample_seeds]
+        if "roman" in args.only:
+            report["roman"] = bench_roman(args, work, checks)
+    finally:
+        if temp is not None:
+            temp.cleanup()
+    if args.json:
+        args.json.write_text(json.dumps(_plain(report), indent=2, allow_nan=False) + "\n")
+    return 0
+
+
+def _plain(value):
+    """``value`` with numpy scalars as Python ones and NaN as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

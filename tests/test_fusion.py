@@ -1,0 +1,75 @@
+"""The fused review ranking (issue_score) and the data-adaptive cuts behind it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datacheck.detectors.aum import noise_rate
+from datacheck.fusion import CHECK, issue_scores, review_ranks
+from datacheck.robust import expected_beyond, tail_cut
+
+
+def _rows(check: str, scores: dict, flagged: set, suggested: dict | None = None) -> pd.DataFrame:
+    ids = list(scores)
+    suggested = suggested or {}
+    return pd.DataFrame({
+        "run_id": "r", "sample_id": ids, "path": ids, "split": "train", "label": "a", "check": check,
+        "score": [scores[i] for i in ids], "is_issue": [i in flagged for i in ids],
+        "suggested_label": [suggested.get(i) for i in ids],
+        "suggested_confidence": [0.9 if i in suggested else np.nan for i in ids], "details": "{}",
+    })
+
+
+def test_issue_score_is_the_worst_agreed_score_in_review_order():
+    findings = pd.concat([
+        # cleanlab's quality score need not agree with its flags: s3 is flagged at 0.7, s4 not at 0.2
+        _rows("label_issues", {"s1": 0.9, "s2": 0.8, "s3": 0.7, "s4": 0.2}, {"s3"}, {"s3": "b"}),
+        _rows("aum", {"s1": 0.95, "s2": 0.1, "s3": 0.3, "s4": 0.6}, {"s2", "s3"}),
+        _rows("dark", {"s1": 0.05, "s2": 0.9, "s3": 0.9, "s4": 0.9}, {"s1"}),
+    ], ignore_index=True)
+    fused = issue_scores(findings, ["label_issues", "aum", "dark"])
+    assert (fused["check"] == CHECK).all()
+    assert fused["sample_id"].tolist() == ["s1", "s2", "s3", "s4"]
+    # flagged scores halved, unflagged ones moved into [0.5, 1]: s4's unflagged 0.2 counts 0.6
+    np.testing.assert_allclose(fused["score"], [0.025, 0.05, 0.15, 0.6])
+    assert fused["is_issue"].tolist() == [True, True, True, False]
+    details = [json.loads(d) for d in fused["details"]]
+    assert [d["rank"] for d in details] == [1, 2, 3, 4]
+    assert details[2]["checks"] == ["aum", "label_issues"]  # worst first
+    assert fused["suggested_label"].tolist()[2] == "b"
+    assert review_ranks(fused).to_dict() == {"s1": 1, "s2": 2, "s3": 3, "s4": 4}
+
+
+def test_ties_go_to_the_sample_flagged_by_more_checks():
+    findings = pd.concat([
+        _rows("exact_duplicates", {"a": 0.0, "b": 0.0}, {"a", "b"}),
+        _rows("split_leakage", {"a": 1.0, "b": 0.0}, {"b"}),
+    ], ignore_index=True)
+    assert issue_scores(findings, ["exact_duplicates", "split_leakage"])["sample_id"].tolist() == ["b", "a"]
+
+
+def test_noise_rate_recovers_the_wrong_share_of_a_mixture():
+    rng = np.random.default_rng(0)
+    wrong = rng.normal(-2.0, 1.0, 600)  # wrong labels: margins like the threshold samples'
+    clean = rng.normal(3.0, 1.0, 9400)
+    threshold = rng.normal(-2.0, 1.0, 2000)
+    estimate = noise_rate(np.concatenate([wrong, clean]), threshold)
+    assert estimate == pytest.approx(0.06, abs=0.01)
+    assert noise_rate(clean, threshold) < 0.002  # no wrong labels: (almost) none estimated
+
+
+def test_tail_cut_lowers_the_cut_only_when_many_samples_stand_out():
+    rng = np.random.default_rng(0)
+    bulk = rng.normal(size=5000)
+    assert tail_cut(bulk, 2.0, 3.0, 0.2) == 3.0  # a clean normal sample keeps the ceiling
+    with_outliers = np.concatenate([bulk, rng.normal(3.0, 0.3, 150)])
+    cut = tail_cut(with_outliers, 2.0, 3.0, 0.2)
+    assert 2.0 <= cut < 2.7
+    flagged = with_outliers > cut
+    expected_clean = expected_beyond(cut, len(with_outliers))
+    assert expected_clean / flagged.sum() <= 0.2  # the false discovery rate it promises
+    assert tail_cut(np.concatenate([bulk, np.full(2000, 2.5)]), 2.0, 3.0, 0.2) == 2.0  # never below the floor
