@@ -552,12 +552,21 @@ def bench_roman(args, work: Path, checks) -> dict:
     }
     clean = ~positive["any"]
     wrong_label = positive["label_flip"] | positive["off_class"]
+    # Roman's own, real problems that the deterministic checks find (its 49 train/val copies,
+    # odd sizes...) are not injected, so they count as clean above: for the fused ranking,
+    # which puts them first, also report AP with them left out (neither hit nor miss).
+    from datacheck.detectors.registry import checks_with_tag
+
+    objective = set(checks_with_tag("duplicates")) | set(checks_with_tag("groups")) | set(checks_with_tag("image_quality"))
+    base = result.findings[result.findings["check"].isin(objective) & result.findings["is_issue"]]["sample_id"]
+    keep_base = ~(pd.Index(ids).isin(set(base)) & clean)
     label_methods = set(evidence) | {UNION, INTERSECTION, FUSED, MIN}
     rows, extra = {}, {}
     for method, (score, flagged) in methods.items():
         extra[method] = {"flag_pct": 100 * flagged.mean()}
         rows[method] = {t: metrics(positive[t], flagged, score, clean=clean) for t in ROMAN_TYPES
                         if t not in FLIP_TYPES or method in label_methods}
+        rows[method]["any_without_base_problems"] = metrics(positive["any"], flagged, score, keep_base)
         if method in label_methods:
             rows[method]["label_flip_wrong_label_precision"] = metrics(wrong_label, flagged, score)["precision"]
     note = fused_note(result)
@@ -574,6 +583,10 @@ def bench_roman(args, work: Path, checks) -> dict:
     print(f"{'method':<{name_w}}" + "".join(f"{t:>16}" for t, _ in n_types[:-1]))
     for method, r in rows.items():
         print(f"{method:<{name_w}}" + "".join(fmt(r[t]["ap_vs_clean"] if t in r else None, 16) for t, _ in n_types[:-1]))
+    print(f"\nAP on any injected problem with roman's own flagged duplicates / image problems left out "
+          f"({int((~keep_base).sum())} samples):")
+    print("  " + ", ".join(f"{m} {r['any_without_base_problems']['ap']:.3f}" for m, r in rows.items()
+                           if m in (*ran, FUSED, MIN) and r['any_without_base_problems']['ap'] > 0.05))
 
     targets = []
     r_min, p_min = TARGETS["flip"]
@@ -610,15 +623,16 @@ def bench_roman(args, work: Path, checks) -> dict:
               f"{'best check ' if m == best else ''}{m}: R={r['recall']:.3f} P={r['precision']:.3f} "
               f"(P counting any injected problem: {rows[m]['any']['precision']:.3f})")
         targets.append({"target": "roman off_class", "method": m, "pass": off_ok(m)})
-    best_ap = max(singles, key=lambda m: np.nan_to_num(rows[m]["any"]["ap"], nan=-1))
-    for m in (FUSED, MIN):
-        if m in rows:
-            ok = rows[m]["any"]["ap"] > rows[best_ap]["any"]["ap"]
-            label = "" if m == FUSED else " (baseline, not a target)"
-            print(f"  {verdict(ok)} {m} AP on any problem {rows[m]['any']['ap']:.3f} > every check's "
-                  f"(best: {best_ap} {rows[best_ap]['any']['ap']:.3f}){label}")
-            if m == FUSED:
-                targets.append({"target": "roman fused AP above every check on any", "method": m, "pass": ok})
+    for column, words in (("any", "any problem"), ("any_without_base_problems", "any problem, roman's own left out")):
+        best_ap = max(singles, key=lambda m: np.nan_to_num(rows[m][column]["ap"], nan=-1))
+        for m in (FUSED, MIN):
+            if m in rows:
+                ok = rows[m][column]["ap"] > rows[best_ap][column]["ap"]
+                label = "" if m == FUSED else " (baseline, not a target)"
+                print(f"  {verdict(ok)} {m} AP on {words} {rows[m][column]['ap']:.3f} > every check's "
+                      f"(best: {best_ap} {rows[best_ap][column]['ap']:.3f}){label}")
+                if m == FUSED:
+                    targets.append({"target": f"roman fused AP above every check on {words}", "method": m, "pass": ok})
     if FUSED not in rows:
         print("  (issue_score targets not evaluated: fused score not available)")
     return {"injection": info, "wall_s": wall, "checks": ran, "label_evidence": evidence,

@@ -20,6 +20,8 @@ _EXPORTS = {
     "balance": "datacheck.actions.balance",
     "BalanceOptions": "datacheck.actions.balance",
     "augment": "datacheck.actions.augment",
+    "fix": "datacheck.actions.fix",
+    "FixResult": "datacheck.actions.fix",
     "report": ("datacheck.reporting.html", "write_report"),
     "list_detectors": "datacheck.detectors.registry",
     "create_detector": "datacheck.detectors.registry",

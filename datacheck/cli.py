@@ -363,6 +363,57 @@ def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale
         consoles.out.print_json(json.dumps({"counts": c, "written": result.written}))
 
 
+# --------------------------------------------------------------------------- fix
+
+
+@cli.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Fix folder: dataset/, manifest.csv, review.csv, summary.json, steps/; rerun to continue it.")
+@click.option("--budget", type=int, help="Rows of the result, all splits and copies [default: the dataset's rows].")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="TOML: [fix], [augment] and the audit's sections (see configs/default.toml).")
+@click.option("--seed", type=int, help="Seed of the audits, the plan and the copies [default: 0].")
+@click.option("--no-relabel", is_flag=True, help="No relabelling or dropping (and no second audit).")
+@click.option("--no-balance", is_flag=True, help="No sub-cluster balancing: every class grows by the same factor.")
+@click.option("--no-augment", is_flag=True, help="No augmented copies (nor boosting): the budget can only trim.")
+@click.option("--no-boost", is_flag=True, help="No data-boosting copies.")
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
+@click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per CPU, max 8].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or tables on stderr.")
+def fix(dataset, out, budget, config_path, seed, no_relabel, no_balance, no_augment, no_boost, device, workers, as_json,
+        quiet):
+    """Audit DATASET, repair it, balance it to --budget rows, augment and boost it, audit the result.
+
+    Never modifies DATASET. Writes a complete dataset folder with a provenance manifest, the
+    review queue and a before/after summary into --out; an interrupted fix continues when run again.
+    """
+    from .actions.fix import fix as run_fix
+    from .reporting.summary import print_table
+
+    consoles = Consoles.create(quiet=quiet)
+    with _progress(consoles) as progress:
+        result = run_fix(dataset, out, budget=budget, config=config_path, seed=seed, relabel=not no_relabel,
+                         balance=not no_balance, augment=not no_augment, boost=not no_boost, workers=workers,
+                         device=device, progress=progress, command=["datacheck", *sys.argv[1:]])
+    s = result.summary
+    import pandas as pd
+
+    steps = pd.DataFrame({name: {"status": e["status"], "seconds": "" if e["seconds"] is None else f"{e['seconds']:.0f}"}
+                          for name, e in s["steps"].items()}).T.rename_axis("step")
+    print_table(steps, consoles.err, title="Steps")
+    checks = pd.DataFrame(s["checks"]).T.fillna("-").rename_axis("check")
+    print_table(checks[(checks != 0).any(axis=1)], consoles.err, title="Samples flagged per check")
+    print_table(result.table, consoles.err, title="Rows per class")
+    actions = ", ".join(f"{n} {a}" for a, n in s["changes"]["actions"].items())
+    consoles.err.print(f"{s['rows']} rows for a budget of {s['budget']} ({actions}); review queue: "
+                       f"{s['changes'].get('review_queue', 0)}; written to {result.out}", markup=False)
+    if as_json:
+        consoles.out.print_json(json.dumps({"out": str(result.out), **s}))
+    sys.exit(int(result.exit_status))
+
+
 # --------------------------------------------------------------------------- report
 
 

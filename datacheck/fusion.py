@@ -6,15 +6,22 @@ The checks that describe a problem with the sample itself (tags ``label_evidence
 those that describe groups or the dataset (``subgroups``, ``selection``, ``dataset``) are not:
 a sample in a rare sub-cluster is not a sample to fix.
 
-The fusion is the *minimum* of the checks' scores, after making each score agree with its
-check's flags (:func:`agree_with_flags`: a flagged sample counts below 0.5, an unflagged one at
-0.5 or above, each check's order kept; most checks' scores already agree, cleanlab's label
-quality score need not). Why the minimum: the
-problems are of different kinds (a wrong label, a blank scan, a leaked copy), and a sample
-is as bad as its worst problem; averaging would dilute a decisive check with the others'
-"fine". Every score is calibrated to its cut (score 0.5 = at the cut, towards 0 = far past
-it), so the minimum compares like with like, where a rank-based fusion would rank the
-darkest image of a dataset without dark images as high as the clearest wrong label.
+Each score is first made to agree with its check's flags (:func:`agree_with_flags`: a
+flagged sample counts below 0.5, an unflagged one at 0.5 or above, each check's order kept;
+most checks' scores already agree, cleanlab's label quality score need not), so that every
+score is calibrated to its own cut. Then:
+
+- checks of the same evidence, the label checks (tag ``label_evidence``: ``label_issues``,
+  ``aum``), are *averaged*: they judge the same question from different angles, and a label
+  both reject is worse than one only one rejects (on roman with injected flips, the mean
+  ranks flips with average precision 0.754, the minimum 0.710, AUM alone 0.666 on this scale;
+  ``benchmarks/detection.py``);
+- different kinds of problem (a wrong label, a blank scan, a leaked copy) are fused by the
+  *minimum*: a sample is as bad as its worst problem, and averaging would dilute a decisive
+  check with the others' "fine". The calibration makes the minimum compare like with like,
+  where a rank-based fusion would rank the darkest image of a dataset without dark images as
+  high as the clearest wrong label.
+
 Among equal scores, samples flagged by more checks come first.
 """
 
@@ -30,9 +37,10 @@ FUSED_TAGS = frozenset({"label_evidence", "drop_candidate", "unreliable_input", 
 CHECK = "issue_score"
 
 
-def fused_checks(detectors) -> list[str]:
-    """The checks of ``detectors`` that feed :data:`CHECK`."""
-    return [check for d in detectors for check in d.checks if d.tags_of(check) & FUSED_TAGS]
+def fused_checks(detectors) -> tuple[list[str], list[str]]:
+    """The checks of ``detectors`` that feed :data:`CHECK`, and those of them that are label evidence."""
+    fused = [check for d in detectors for check in d.checks if d.tags_of(check) & FUSED_TAGS]
+    return fused, [check for d in detectors for check in d.checks if "label_evidence" in d.tags_of(check)]
 
 
 def agree_with_flags(score: np.ndarray, flagged: np.ndarray) -> np.ndarray:
@@ -42,7 +50,7 @@ def agree_with_flags(score: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     return np.where(flagged, score / 2, (1 + score) / 2)
 
 
-def issue_scores(findings: pd.DataFrame, checks: list[str]) -> pd.DataFrame:
+def issue_scores(findings: pd.DataFrame, checks: list[str], label_checks=()) -> pd.DataFrame:
     """Findings rows of the fused check, one per sample scored by any of ``checks``, in review order.
 
     Parameters
@@ -51,6 +59,8 @@ def issue_scores(findings: pd.DataFrame, checks: list[str]) -> pd.DataFrame:
         The audit's findings (every check's rows).
     checks : list of str
         The checks to fuse (:func:`fused_checks`).
+    label_checks : collection of str
+        Those of ``checks`` that are label evidence: averaged before the minimum.
 
     Returns
     -------
@@ -63,36 +73,42 @@ def issue_scores(findings: pd.DataFrame, checks: list[str]) -> pd.DataFrame:
     rows = findings[findings["check"].isin(checks)]
     if rows.empty:
         return rows.iloc[0:0].assign(check=pd.Series(dtype=object))
-    score = rows["score"].to_numpy(dtype=float)
+    # Integer codes and numpy throughout: an audit of a million samples has millions of rows.
+    sample, ids = pd.factorize(rows["sample_id"], sort=True)  # codes in sample-id order
+    check, names = pd.factorize(rows["check"], sort=True)
     flagged = rows["is_issue"].to_numpy(dtype=bool)
-    agreed = agree_with_flags(score, flagged)
-    frame = rows.assign(_score=agreed, _flagged=flagged)
-    frame = frame.sort_values(["sample_id", "_score", "check"], kind="stable")
-    per_sample = frame.groupby("sample_id", sort=False)
-    first = per_sample.head(1).set_index("sample_id")  # each sample's worst check
-    n_flagged = per_sample["_flagged"].sum()
-    flagging = frame[frame["_flagged"]].groupby("sample_id", sort=False)["check"].agg(list)
-    suggested = (frame[frame["_flagged"] & frame["suggested_label"].notna()]
-                 .groupby("sample_id", sort=False)[["suggested_label", "suggested_confidence"]].first())
-    out = pd.DataFrame({
-        "sample_id": first.index,
-        "score": first["_score"].to_numpy(),
-        "n_flagged": n_flagged.reindex(first.index).to_numpy(),
-    })
-    out = out.sort_values(["score", "n_flagged", "sample_id"], ascending=[True, False, True], kind="stable")
-    out = out.reset_index(drop=True)
-    ids = out["sample_id"]
-    meta = first.reindex(ids)
-    out["is_issue"] = out["n_flagged"].to_numpy() > 0
+    agreed = agree_with_flags(rows["score"].to_numpy(dtype=float), flagged)
+    # One evidence group per check, except the label checks, which form one group (averaged).
+    group = np.where(np.isin(names, list(label_checks)), -1, np.arange(len(names)))[check] + 1
+    pair, pairs = pd.factorize(sample.astype(np.int64) * (len(names) + 1) + group)
+    group_score = np.bincount(pair, weights=agreed) / np.bincount(pair)
+    fused = np.full(len(ids), np.inf)
+    np.minimum.at(fused, pairs // (len(names) + 1), group_score)
+    order = np.lexsort((check, agreed, sample))  # per sample, its worst check first
+    first = order[np.r_[0, np.flatnonzero(np.diff(sample[order])) + 1]]  # one row per sample, in code order
+    n_flagged = np.bincount(sample, weights=flagged, minlength=len(ids))
+    review = np.lexsort((np.arange(len(ids)), -n_flagged, fused))  # score, then more flags, then id
+    chosen = first[review]
+
+    out = rows.iloc[chosen].reset_index(drop=True)
     out["check"] = CHECK
-    for column in ("run_id", "path", "split", "label"):
-        out[column] = meta[column].to_numpy()
-    out["suggested_label"] = suggested["suggested_label"].reindex(ids).to_numpy()
-    out["suggested_confidence"] = suggested["suggested_confidence"].reindex(ids).to_numpy(dtype=float)
-    lists = flagging.reindex(ids).to_numpy()
-    out["details"] = [json.dumps({"rank": rank, "checks": c if isinstance(c, list) else []})
-                      for rank, c in enumerate(lists, start=1)]
-    return out.drop(columns="n_flagged")
+    out["score"] = fused[review]
+    out["is_issue"] = n_flagged[review] > 0
+    # The flagging checks of each flagged sample (worst first), and a label check's suggestion.
+    hits = order[flagged[order]]  # grouped by sample, worst first
+    starts = np.r_[0, np.flatnonzero(np.diff(sample[hits])) + 1] if len(hits) else np.zeros(0, dtype=int)
+    lists = dict(zip(sample[hits][starts], (list(g) for g in np.split(np.asarray(names)[check[hits]], starts[1:]))))
+    hit_rows = rows.iloc[hits]
+    suggesting = hit_rows["suggested_label"].notna().to_numpy()
+    suggested = (hit_rows[suggesting].assign(_sample=sample[hits][suggesting])
+                 .drop_duplicates("_sample").set_index("_sample"))
+    codes = sample[chosen]
+    out["suggested_label"] = suggested["suggested_label"].reindex(codes).to_numpy()
+    out["suggested_confidence"] = suggested["suggested_confidence"].reindex(codes).to_numpy(dtype=float)
+    flagging = [lists.get(c) for c in codes]
+    out["details"] = [json.dumps({"rank": rank, "checks": c}) if isinstance(c, list) else f'{{"rank": {rank}, "checks": []}}'
+                      for rank, c in enumerate(flagging, start=1)]
+    return out
 
 
 def review_ranks(findings: pd.DataFrame) -> pd.Series:

@@ -290,10 +290,11 @@ def audit(
         thresholds.update(detector.thresholds_)
     if progress:
         progress("checks", len(detectors), len(detectors))
-    fused = fused_checks(detectors)
+    fused, label_checks = fused_checks(detectors)
     if len(fused) > 1:  # one ranking to review by (a single check's ranking is its own)
-        parts.append(issue_scores(pd.concat(parts, ignore_index=True), fused))
-        thresholds[FUSED_CHECK] = {"rule": "minimum of the fused checks' scores; flagged when any of them flags",
+        parts.append(issue_scores(pd.concat(parts, ignore_index=True), fused, label_checks))
+        thresholds[FUSED_CHECK] = {"rule": "minimum over kinds of problem (the label checks averaged) of the scores, "
+                                           "each agreeing with its flags; flagged when any check flags",
                                    "checks": fused}
     findings = pd.concat(parts, ignore_index=True) if parts else empty_findings()
     # Each part is sorted by (check, score) and each check comes from one detector, so a

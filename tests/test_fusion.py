@@ -42,6 +42,10 @@ def test_issue_score_is_the_worst_agreed_score_in_review_order():
     assert details[2]["checks"] == ["aum", "label_issues"]  # worst first
     assert fused["suggested_label"].tolist()[2] == "b"
     assert review_ranks(fused).to_dict() == {"s1": 1, "s2": 2, "s3": 3, "s4": 4}
+    # The label checks judge the same thing: averaged (s3, rejected by both, moves before s2)
+    averaged = issue_scores(findings, ["label_issues", "aum", "dark"], label_checks=["label_issues", "aum"])
+    assert averaged["sample_id"].tolist() == ["s1", "s3", "s2", "s4"]
+    np.testing.assert_allclose(averaged["score"], [0.025, 0.25, 0.475, 0.7])
 
 
 def test_ties_go_to_the_sample_flagged_by_more_checks():

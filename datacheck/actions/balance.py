@@ -68,9 +68,11 @@ class BalanceOptions:
     Attributes
     ----------
     strategy : {"subclusters", "classes", "coreset"}
-    target : int or None
+    target : int, dict of str to int, or None
         Samples per group (class × sub-cluster, or class). None: the size of the largest group
-        of the training split after drops, so balancing alone drops nothing.
+        of the training split after drops, so balancing alone drops nothing. A dict gives
+        each group (by name, e.g. ``"circle/2"``) its own size; a group it does not name keeps
+        its size (``datacheck fix`` fills a budget this way).
         A plan whose training split would grow past :data:`MAX_GROWTH` × its size (at least
         :data:`MIN_PLAN_LIMIT` rows) is refused; ``max_total`` bounds it.
     budget : float in (0, 1]
@@ -88,7 +90,7 @@ class BalanceOptions:
     """
 
     strategy: str = "subclusters"
-    target: int | None = None
+    target: int | dict | None = None
     budget: float = 0.5
     drop_flagged: bool = False
     max_total: int | None = None
@@ -98,7 +100,12 @@ class BalanceOptions:
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.target is not None and (not isinstance(self.target, (int, np.integer)) or self.target < 1):
+        if isinstance(self.target, dict):
+            bad = [v for v in self.target.values()
+                   if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0]
+            if bad:
+                raise UsageError(f"per-group targets must be non-negative integers, got {bad[0]!r}")
+        elif self.target is not None and (not isinstance(self.target, (int, np.integer)) or self.target < 1):
             raise UsageError(f"--target must be a positive integer, got {self.target!r}")
         if self.target is not None and self.strategy == "coreset":
             raise UsageError("--target does not apply to --strategy coreset (use --budget)")
@@ -389,8 +396,9 @@ def _targets(group: np.ndarray, scored: np.ndarray, corrupt: np.ndarray, target:
         target = int(sizes.max())
     desired = {}
     for name, size in zip(names, sizes):
+        want = int(target.get(str(name), size)) if isinstance(target, dict) else target
         sources = int((scored & (group == name) & ~corrupt).sum())
-        desired[str(name)] = target if sources or size >= target else int(size)
+        desired[str(name)] = want if sources or size >= want else int(size)
     return desired
 
 
@@ -437,7 +445,8 @@ def _check_plan_size(desired: dict, fixed: int, options: BalanceOptions, n_train
     limit = max(MAX_GROWTH * n_train, MIN_PLAN_LIMIT)
     if planned <= limit:
         return
-    asked = (f"--target {options.target}" if options.target is not None
+    asked = ("the per-group targets" if isinstance(options.target, dict)
+             else f"--target {options.target}" if options.target is not None
              else f"the default target ({max(desired.values()):,}, the largest group)")
     raise UsageError(f"{asked} would make {planned:,} training rows, over the limit of {limit:,} ({MAX_GROWTH} x the "
                      f"{n_train:,} training samples, and at least {MIN_PLAN_LIMIT:,}); choose a smaller --target, or "

@@ -56,6 +56,33 @@ def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
     return {"pixels": pixels, "ok": ok}
 
 
+def validation_errors(frame: pd.DataFrame, outputs) -> np.ndarray:
+    """Rows of the ``val`` split whose out-of-fold prediction differs from the given label.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The audited manifest, N rows.
+    outputs : datacheck.features.model.ModelOutputs
+        The audit's model outputs, row-aligned with ``frame``.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (V,)
+        Row indices, in manifest order.
+
+    Raises
+    ------
+    UsageError
+        The dataset has no ``val`` split.
+    """
+    val = (frame["split"] == "val").fillna(False).to_numpy(dtype=bool)
+    if not val.any():
+        raise UsageError("--boost-from needs a val split (the samples the model gets wrong)")
+    scored = (outputs.labels >= 0) & ~np.isnan(outputs.pred_probs).any(axis=1)
+    return np.flatnonzero(val & scored & (np.nan_to_num(outputs.pred_probs).argmax(axis=1) != outputs.labels))
+
+
 def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: int, spec: dict, pool: int,
                  budget: int | None, workers: int, progress=None) -> pd.DataFrame:
     """Choose boosting copies.
@@ -100,11 +127,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     if outputs is None:
         raise UsageError(f"--boost-from {run.path}: the audit trained no model (run it with label_issues)")
     frame = manifest.frame
-    val = (frame["split"] == "val").fillna(False).to_numpy(dtype=bool)
-    if not val.any():
-        raise UsageError("--boost-from needs a val split (the samples the model gets wrong)")
-    scored = (outputs.labels >= 0) & ~np.isnan(outputs.pred_probs).any(axis=1)
-    wrong = np.flatnonzero(val & scored & (np.nan_to_num(outputs.pred_probs).argmax(axis=1) != outputs.labels))
+    wrong = validation_errors(frame, outputs)
     empty = pd.DataFrame({"source_id": pd.Series(dtype=str), "copy": pd.Series(dtype=np.int64),
                           "val_id": pd.Series(dtype=str), "cosine": pd.Series(dtype=float)})
     if not len(wrong):

@@ -1,0 +1,911 @@
+"""``datacheck fix``: one command from a raw dataset to a better training set, under a budget.
+
+The existing commands, chained, each in its own step folder ``OUT/steps/<n>-<name>/``:
+
+1. ``audit``: :func:`datacheck.pipeline.audit` of the dataset (the config's checks, with
+   ``clusters`` and ``label_issues`` added when a later step needs them);
+2. ``relabel``: :func:`datacheck.actions.relabel.relabel` with ``auto`` and ``drop``: labels
+   fixed where the evidence agrees, corrupt files, off-class outliers, surplus duplicates and
+   leaked val/test copies removed, the uncertain queued for review; the repaired set is
+   materialised as a folder;
+3. ``reaudit``: the repaired folder audited again (its sub-clusters and model outputs are what
+   balancing and boosting read);
+4. ``balance``: :func:`datacheck.actions.balance.balance` with one target per class ×
+   sub-cluster, chosen by :func:`budget_targets` so that the result has exactly ``budget``
+   rows (boosting copies included);
+5. ``augment``: :func:`datacheck.actions.augment.augment` makes the planned copies and the
+   data-boosting copies near the validation samples the repaired set's model gets wrong;
+6. ``output``: ``OUT/dataset/<split>/<class>/`` (hard links), ``OUT/manifest.csv`` with the
+   provenance of every row, ``OUT/review.csv``;
+7. ``final_audit``: the result audited, for the before/after summary ``OUT/summary.json``.
+
+A step is complete when its folder holds ``fix-step.json``; a rerun into the same ``OUT``
+with the same dataset and settings reuses the complete steps and redoes the rest (Ctrl-C,
+then rerun, continues). ``OUT/fix.json`` records the settings and the dataset's manifest
+fingerprint: a changed dataset is refused (exit 3), other settings too (exit 2).
+
+Rules for the choices a step would otherwise need a person for (recorded in ``summary.json``):
+
+- **budget**: ``--budget``, else the source dataset's row count (cleaning, then balancing
+  back to the same size).
+- **targets**: the rows balancing does not touch (val/test, training rows the sub-cluster
+  check did not score) count first; the room left for the training split is water-filled,
+  first over classes, then within each class over its sub-clusters: every class (sub-cluster)
+  ends at ``max(size, T)`` for the highest level ``T`` that fits, the remainder one row each
+  in a seeded order. So the smallest groups get copies first, no real sample is dropped while
+  the budget exceeds the data, no class outgrows another by having more sub-clusters, and
+  when the budget is below the data the largest groups are downsampled first
+  (:func:`datacheck.actions.balance.cap_counts`).
+- **boosting copies**: ``boost_per_error`` (5, augment's default) per validation sample the
+  repaired set's out-of-fold model gets wrong, at most ``boost_max_fraction`` (10 %) of the
+  training room; they are reserved from the budget before the targets are set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BadDataError, UsageError
+from ..validation import Boolean, Interval, check_int_range, validate_params
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FIX_MARKER = "fix.json"
+STEP_MARKER = "fix-step.json"
+SUMMARY_NAME = "summary.json"
+MANIFEST_NAME = "manifest.csv"
+REVIEW_NAME = "review.csv"
+DATASET_DIR = "dataset"
+AUDIT_CONFIG = "audit.toml"
+#: The steps, in order; each writes into ``steps/<n>-<name>``.
+STEPS = ("audit", "relabel", "reaudit", "balance", "augment", "output", "final_audit")
+#: The ``[fix]`` config section: name → (default, help).
+FIX_OPTIONS = {
+    "relabel": (True, "relabel where the evidence agrees, drop junk and duplicate/leaked copies, queue the rest"),
+    "balance": (True, "balance class x sub-cluster groups (off: every class grows by the same factor)"),
+    "augment": (True, "make augmented copies (off: nothing grows, the budget can only trim)"),
+    "boost": (True, "add copies near the validation samples the repaired set's model gets wrong"),
+    "budget": (0, "rows of the result, all splits and copies; 0 = the source dataset's row count"),
+    "min_confidence": (0.6, "relabel --auto: out-of-fold probability the suggested class needs"),
+    "drop_flagged": (True, "balancing leaves out training samples the repaired set's audit still flags"),
+    "boost_per_error": (5, "boosting copies per misclassified validation sample"),
+    "boost_max_fraction": (0.1, "boosting copies at most this share of the training rows of the budget"),
+}
+_CONSTRAINTS = {
+    "relabel": [Boolean()], "balance": [Boolean()], "augment": [Boolean()], "boost": [Boolean()],
+    "budget": [Interval(int, 0, None)], "min_confidence": [Interval(float, 0, 1, closed="right")],
+    "drop_flagged": [Boolean()], "boost_per_error": [Interval(int, 0, None)],
+    "boost_max_fraction": [Interval(float, 0, 1)],
+}
+#: Candidate copies per training source that boosting draws at least (augment's --boost-pool default).
+MIN_BOOST_POOL = 4
+#: The audit sections of a config file; ``[fix]`` and ``[augment]`` are fix's own.
+_AUDIT_SECTIONS = ("audit", "engine", "train", "detectors")
+
+
+# --------------------------------------------------------------------------- the budget
+
+
+def fill_counts(sizes: dict, room: int, seed: int, growable=None) -> dict:
+    """Sizes per group that add up to ``room``: water-filling up, or down.
+
+    Above the current total, every growable group ends at ``max(size, T)`` for the highest
+    integer level ``T`` that fits, and the rows left go one each to the groups at the level,
+    in a seeded order: the smallest groups grow first, no group shrinks. Below it, groups
+    are trimmed largest first (:func:`datacheck.actions.balance.cap_counts`).
+
+    Parameters
+    ----------
+    sizes : dict of str to int
+        Rows per group now.
+    room : int
+        Rows wanted in all.
+    seed : int
+    growable : set of str, optional
+        Groups that can grow (have a readable source); default all. When none can, the
+        sizes are returned as they are (the total is then below ``room``).
+
+    Returns
+    -------
+    dict of str to int
+    """
+    from .balance import cap_counts, hash_order
+
+    names = list(sizes)
+    have = np.array([int(sizes[n]) for n in names], dtype=np.int64)
+    if room <= have.sum():
+        return cap_counts(dict(zip(names, have.tolist())), room, seed)
+    grow = np.array([growable is None or n in growable for n in names], dtype=bool)
+    if not grow.any():
+        return dict(zip(names, have.tolist()))
+    fixed = int(have[~grow].sum())
+    lo, hi = 0, room
+    while lo < hi:  # highest level whose total fits
+        mid = (lo + hi + 1) // 2
+        if int(np.maximum(have[grow], mid).sum()) + fixed <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    final = have.copy()
+    final[grow] = np.maximum(have[grow], lo)
+    left = room - int(final.sum())
+    level = np.flatnonzero(grow & (have <= lo))  # raising these by one more would not fit
+    level = level[np.argsort(hash_order(np.array(names, dtype=object)[level], seed), kind="stable")]
+    final[level[:left]] += 1
+    return dict(zip(names, final.tolist()))
+
+
+def proportional_counts(sizes: dict, room: int, seed: int) -> dict:
+    """Sizes per group in proportion to the current ones, adding up to ``room`` (largest
+    remainder, ties in a seeded order): every group grows or shrinks by the same factor."""
+    from .balance import hash_order
+
+    names = list(sizes)
+    have = np.array([int(sizes[n]) for n in names], dtype=np.float64)
+    exact = have * room / have.sum()
+    final = np.floor(exact).astype(np.int64)
+    order = np.lexsort((hash_order(np.array(names, dtype=object), seed), -(exact - final)))
+    final[order[: room - int(final.sum())]] += 1
+    return dict(zip(names, final.tolist()))
+
+
+def budget_targets(groups: pd.DataFrame, room: int, seed: int, growable: set, *, by_subcluster: bool = True,
+                   grow: bool = True) -> tuple[dict, dict]:
+    """Target rows per balanced group so that the groups add up to ``room``.
+
+    Parameters
+    ----------
+    groups : pandas.DataFrame
+        ``group, label, size``: one row per balanced group (class × sub-cluster, or class).
+    room : int
+        Training rows the budget leaves for the groups.
+    seed : int
+    growable : set of str
+        Groups with a readable source.
+    by_subcluster : bool
+        True: water-fill over classes, then within each class over its sub-clusters
+        (:func:`fill_counts`). False: every class grows or shrinks by the same factor
+        (:func:`proportional_counts`).
+    grow : bool
+        False when no copies can be made: the groups keep their sizes unless the room is
+        below them.
+
+    Returns
+    -------
+    (dict, dict)
+        Target per class, target per group.
+    """
+    class_sizes = groups.groupby("label", sort=True)["size"].sum().astype(int).to_dict()
+    total = sum(class_sizes.values())
+    if not grow and room >= total:
+        return class_sizes, dict(zip(groups["group"], groups["size"].astype(int)))
+    if not by_subcluster:
+        targets = proportional_counts(class_sizes, room, seed)
+        return targets, {g: targets[label] for g, label in zip(groups["group"], groups["label"])}
+    class_growable = set(groups.loc[groups["group"].isin(growable), "label"])
+    class_targets = fill_counts(class_sizes, room, seed, class_growable if grow else set())
+    targets = {}
+    for label, mine in groups.groupby("label", sort=True):
+        sizes = dict(zip(mine["group"], mine["size"].astype(int)))
+        targets.update(fill_counts(sizes, class_targets[label], seed, growable if grow else set()))
+    return class_targets, targets
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dict, dict, dict]:
+    """The ``[fix]`` options, the augmentation spec and the audit configuration.
+
+    Parameters
+    ----------
+    config : path-like, optional
+        A TOML file: ``[fix]`` (:data:`FIX_OPTIONS`), ``[augment]`` (``policy``, ``num_ops``,
+        ``magnitude``, ``degrees``, ``translate``, ``scale``) and the audit's sections
+        (``[audit]``, ``[engine]``, ``[train]``, ``[detectors.<name>]``).
+    overrides : dict
+        Command-line values: ``budget``, ``seed``, ``workers``, ``device``, ``relabel``,
+        ``balance``, ``augment``, ``boost`` (False turns a step off); None = not given.
+
+    Returns
+    -------
+    (dict, dict, dict)
+        ``[fix]`` options, validated augmentation spec, complete audit configuration.
+
+    Raises
+    ------
+    UsageError
+        An unreadable file, unknown section or key, or a bad value.
+    """
+    from ..config import _merge, default_config  # noqa: PLC2701 (the config module's own validation)
+    from .transforms import validate_spec
+
+    user = {}
+    if config is not None:
+        try:
+            with open(config, "rb") as fh:
+                user = tomllib.load(fh)
+        except OSError as exc:
+            raise UsageError(f"cannot read config {config}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError:
+            raise UsageError(f"cannot read config {config}: not UTF-8 text") from None
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:
+            raise UsageError(f"config {config} is not valid TOML: {str(exc)[:200]}") from exc
+    unknown = sorted(set(user) - {"fix", "augment", *_AUDIT_SECTIONS})
+    if unknown:
+        raise UsageError(f"unknown section [{unknown[0]}] in {config}; expected [fix], [augment], [audit], [engine], "
+                         "[train] or [detectors.<name>]")
+    for section in ("fix", "augment"):
+        if not isinstance(user.get(section, {}), dict):
+            raise UsageError(f"{section} in {config} must be a table ([{section}])")
+    options = {k: v for k, (v, _) in FIX_OPTIONS.items()}
+    given = dict(user.get("fix", {}))
+    bad = sorted(set(given) - set(options))
+    if bad:
+        raise UsageError(f"unknown option fix.{bad[0]} in {config}; known: {', '.join(options)}")
+    if isinstance(given.get("min_confidence"), int) and not isinstance(given.get("min_confidence"), bool):
+        given["min_confidence"] = float(given["min_confidence"])
+    if isinstance(given.get("boost_max_fraction"), int) and not isinstance(given.get("boost_max_fraction"), bool):
+        given["boost_max_fraction"] = float(given["boost_max_fraction"])
+    validate_params(_CONSTRAINTS, given, "fix")
+    options.update(given)
+    if overrides.get("budget") is not None:
+        check_int_range("--budget", overrides["budget"], 1)
+        options["budget"] = overrides["budget"]
+    for step in ("relabel", "balance", "augment", "boost"):
+        if overrides.get(step) is False:
+            options[step] = False
+    if not options["augment"]:
+        options["boost"] = False  # boosting copies are augmented copies
+    try:
+        spec = validate_spec(dict(user.get("augment", {})))
+    except UsageError as exc:
+        raise UsageError(f"[augment] in {config}: {str(exc).removeprefix('--')}") from None
+
+    audit_cfg = default_config()
+    _merge(audit_cfg, {k: v for k, v in user.items() if k in _AUDIT_SECTIONS}, str(config))
+    # Not workers: they change where the work runs, not what it finds (a resumed fix may use others).
+    cli = {k: overrides.get(k) for k in ("seed", "device") if overrides.get(k) is not None}
+    if cli:
+        _merge(audit_cfg, {"audit": cli}, "command line")
+    checks = list(audit_cfg["audit"]["checks"])
+    needed = (["clusters"] if options["balance"] else []) + (["label_issues"] if options["relabel"] or options["boost"] else [])
+    audit_cfg["audit"]["checks"] = checks + [c for c in needed if c not in checks]
+    return options, spec, audit_cfg
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class FixResult:
+    """What :func:`fix` made.
+
+    Attributes
+    ----------
+    out : pathlib.Path
+        The fix folder.
+    manifest : pandas.DataFrame
+        ``OUT/manifest.csv``: every row of the result with its provenance (``source_id``,
+        ``source_label``, ``action``: keep / relabel / copy / boost, ``group``, ``transform``,
+        ``reason``); ``path`` relative to ``OUT``.
+    summary : dict
+        ``OUT/summary.json``: counts per check, class and sub-cluster before and after, the
+        changes and the choices made, with their rules.
+    steps : dict of str to str
+        Per step: ``done`` (ran now), ``reused`` (complete from an earlier run) or ``skipped``.
+    table : pandas.DataFrame
+        Per class: before, relabelled out/in, removed, copies, boosting copies, after.
+    written : dict of str to str
+    """
+
+    out: Path
+    manifest: pd.DataFrame
+    summary: dict
+    steps: dict
+    table: pd.DataFrame
+    written: dict = field(default_factory=dict)
+
+    @property
+    def audit(self):
+        """The final audit of the result (:class:`datacheck.AuditResult`)."""
+        from ..api import load
+
+        return load(self.out / self.summary["outputs"]["final_audit"])
+
+    @property
+    def before(self):
+        """The audit of the source dataset (:class:`datacheck.AuditResult`)."""
+        from ..api import load
+
+        return load(self.out / self.summary["outputs"]["first_audit"])
+
+    @property
+    def exit_status(self):
+        """The final audit's exit status: ``GATE_FAILED`` when it exceeds a ``fail_on`` gate of the config."""
+        from ..errors import ExitStatus
+
+        return ExitStatus(int(self.summary["final_exit_status"]))
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def fix(
+    dataset: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    budget: int | None = None,
+    config: str | os.PathLike | None = None,
+    seed: int | None = None,
+    relabel: bool = True,
+    balance: bool = True,
+    augment: bool = True,
+    boost: bool = True,
+    workers: int | None = None,
+    device: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    command: list[str] | None = None,
+) -> FixResult:
+    """``datacheck fix``: audit, repair, re-audit, balance to a budget, augment, boost, audit again.
+
+    Parameters
+    ----------
+    dataset : path-like
+        A dataset folder or manifest file (as ``datacheck audit`` reads). Only read.
+    out : path-like
+        The fix folder: new, empty, or an earlier fix of the same dataset and settings
+        (its complete steps are reused).
+    budget : int, optional
+        Rows of the result, all splits and copies (default: ``[fix] budget``, else the source
+        dataset's row count).
+    config : path-like, optional
+        TOML with ``[fix]``, ``[augment]`` and the audit's sections.
+    seed : int, optional
+        Seed of the audits, the plan and the copies (default: the config's, 0).
+    relabel, balance, augment, boost : bool
+        False turns a step off (so does ``false`` in ``[fix]``).
+    workers : int, optional
+        Worker processes for decoding and augmenting (default: one per CPU, at most 8).
+    device : str, optional
+        As ``datacheck audit --device``.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+    command : list of str, optional
+        The command line, recorded in the audits' ``run.json``.
+
+    Returns
+    -------
+    FixResult
+
+    Raises
+    ------
+    UsageError
+        A bad option or config, an output folder that is not a fix of the same settings, a
+        budget below the rows that are not balanced.
+    BadDataError
+        Unreadable data, or a dataset that changed since the fix in ``out`` began.
+    """
+    from .. import __version__
+    from ..engine.loader import default_workers
+    from ..features.arrays import array_columns
+    from ..manifest import load_manifest
+    from ..runs import Sources, output_folder, write_json
+
+    options, spec, audit_cfg = fix_settings(config, {
+        "budget": budget, "seed": seed, "workers": workers, "device": device, "relabel": relabel,
+        "balance": balance, "augment": augment, "boost": boost})
+    if array_columns(dataset):
+        raise UsageError(f"{dataset} holds model outputs as arrays; fix needs image files")
+    max_missing = audit_cfg["audit"]["max_missing"]
+    manifest = load_manifest(dataset, max_missing=max_missing)
+    out = output_folder(out, FIX_MARKER, "fix output")
+    Sources.of(manifest).refuse(out, "--out")
+    frame = manifest.frame
+    if not options["budget"]:
+        options["budget"] = len(frame)
+    from .balance import training_mask
+
+    untouched = int((~training_mask(frame)).sum())
+    if options["budget"] < untouched:
+        raise UsageError(f"--budget {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
+                         "fix keeps as they are; give at least that")
+    seed = audit_cfg["audit"]["seed"]
+    settings = {"dataset": str(Path(manifest.source).resolve()), "budget": options["budget"], "seed": seed,
+                "fix": options, "augment": spec, "audit_config": audit_cfg}
+    marker = out / FIX_MARKER
+    if marker.is_file():
+        _check_resume(marker, manifest, settings, out)
+    from ..config import render_toml
+    from ..runs import atomic_write
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"datacheck_version": __version__, "manifest_fingerprint": manifest.fingerprint,
+                        "status": "running", **settings})
+    text = render_toml(audit_cfg)
+    atomic_write(out / AUDIT_CONFIG, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    ctx = _Context(out=out, source=Path(dataset), manifest=manifest, options=options, spec=spec, seed=seed,
+                   workers=default_workers() if workers is None else workers, audit_workers=workers, progress=progress,
+                   command=command or ["python-api"])
+    runner = _Steps(out, progress)
+    runner.run("audit", True, ctx.audit_source)
+    runner.run("relabel", options["relabel"], ctx.relabel)
+    runner.run("reaudit", options["relabel"], ctx.reaudit)
+    runner.run("balance", True, ctx.balance)
+    runner.run("augment", True, ctx.augment)
+    runner.run("output", True, ctx.output)
+    runner.run("final_audit", True, ctx.final_audit)
+
+    summary, table = _summary(ctx, runner)
+    write_json(out / SUMMARY_NAME, summary)
+    write_json(marker, {"datacheck_version": __version__, "manifest_fingerprint": manifest.fingerprint,
+                        "status": "complete", **settings})
+    result_manifest = pd.read_csv(out / MANIFEST_NAME, dtype=str, keep_default_na=False, na_values=[""])
+    result_manifest["transform"] = result_manifest["transform"].fillna("")
+    written = {"dataset": str(out / DATASET_DIR), "manifest": str(out / MANIFEST_NAME),
+               "summary": str(out / SUMMARY_NAME), "final_audit": str(out / summary["outputs"]["final_audit"])}
+    if (out / REVIEW_NAME).exists():
+        written["review"] = str(out / REVIEW_NAME)
+    return FixResult(out, result_manifest, summary, dict(runner.status), table, written)
+
+
+def _check_resume(marker: Path, manifest, settings: dict, out: Path) -> None:
+    """Refuse to continue a fix of another dataset version (exit 3) or other settings (exit 2)."""
+    from ..audit_run import read_json
+
+    before = read_json(marker)
+    if before.get("manifest_fingerprint") != manifest.fingerprint:
+        raise BadDataError(f"dataset {manifest.source} changed since the fix in {out} began (its manifest fingerprint "
+                           "differs: files, labels or splits); fix it into a new --out")
+    differ = [k for k in settings if before.get(k) != settings[k]]
+    if differ:
+        key = differ[0]
+        detail = {"budget": f" (budget {before.get('budget')}, now {settings['budget']})",
+                  "seed": f" (seed {before.get('seed')}, now {settings['seed']})"}.get(key, f" ({key})")
+        raise UsageError(f"{out} is a fix made with other settings{detail}; rerun with the same ones to continue it, "
+                         "or choose a new --out")
+
+
+class _Steps:
+    """Runs the steps in order; a step whose folder holds a complete marker is reused, unless
+    an earlier step ran again (then everything after it runs again too)."""
+
+    def __init__(self, out: Path, progress):
+        self.out = out
+        self.progress = progress
+        self.redo = False
+        self.status: dict[str, str] = {}
+        self.records: dict[str, dict] = {}
+
+    def folder(self, name: str) -> Path:
+        return self.out / "steps" / f"{STEPS.index(name) + 1}-{name}"
+
+    def run(self, name: str, enabled: bool, work: Callable[[Path], dict]) -> None:
+        from ..audit_run import read_json
+        from ..runs import write_json
+
+        folder = self.folder(name)
+        if self.progress:
+            self.progress(f"fix {name}", STEPS.index(name), len(STEPS))
+        if not enabled:
+            self.status[name] = "skipped"
+            if folder.exists():  # from an earlier run of other settings cannot be: settings are checked
+                shutil.rmtree(folder)
+            return
+        marker = folder / STEP_MARKER
+        if not self.redo and marker.is_file():
+            record = read_json(marker)
+            if record.get("status") == "complete":
+                self.status[name], self.records[name] = "reused", record
+                return
+        self.redo = True
+        # An unfinished step starts over in a clean folder; augment keeps its finished files
+        # (it resumes itself: same plan, seed and settings, checked by its own marker).
+        if folder.exists() and name != "augment":
+            shutil.rmtree(folder)
+        started = time.perf_counter()
+        record = work(folder)
+        record = {"step": name, "status": "complete", "seconds": round(time.perf_counter() - started, 3), **record}
+        write_json(marker, record)
+        self.status[name], self.records[name] = "done", record
+
+
+@dataclass
+class _Context:
+    """The state the steps share; each step reads what earlier steps wrote to disk, so a
+    reused step needs nothing from memory."""
+
+    out: Path
+    source: Path
+    manifest: object
+    options: dict
+    spec: dict
+    seed: int
+    workers: int
+    audit_workers: int | None
+    progress: object
+    command: list
+
+    def step(self, name: str) -> Path:
+        return self.out / "steps" / f"{STEPS.index(name) + 1}-{name}"
+
+    @property
+    def balanced_run(self) -> Path:
+        """The audit that balancing and boosting read: of the repaired set, or of the source."""
+        return self.step("reaudit") if self.options["relabel"] else self.step("audit")
+
+    def _audit(self, source, folder: Path) -> dict:
+        from ..pipeline import audit
+
+        result = audit(source, folder, config=self.out / AUDIT_CONFIG, progress=self.progress, command=self.command,
+                       workers=self.audit_workers)
+        return {"run": folder.relative_to(self.out).as_posix(), "samples": int(result.summary["samples"]),
+                "flagged": {c: int(e["flagged"]) for c, e in result.summary["checks"].items()},
+                "exit_status": int(result.exit_status)}
+
+    # ----------------------------------------------------------------- steps
+
+    def audit_source(self, folder: Path) -> dict:
+        return self._audit(self.source, folder)
+
+    def relabel(self, folder: Path) -> dict:
+        from ..runs import write_parquet
+        from .augment import layout
+        from .relabel import action_counts, relabel
+
+        run = self.step("audit")
+        result = relabel(run, auto=True, drop=True, min_confidence=self.options["min_confidence"],
+                         out=folder, materialize_to=folder / DATASET_DIR)
+        queued = self._review_queue(run, result.changes, folder / REVIEW_NAME)
+        new = result.manifest
+        labeled = new[new["label"].notna()]
+        files = layout(labeled.assign(copies=0))  # materialize's layout: repaired sample id → source id
+        changes = result.changes.set_index("sample_id")
+        source_label = self.manifest.frame.set_index("sample_id")["label"]
+        ids = files["source_id"]
+        mapping = pd.DataFrame({
+            "sample_id": files["out_path"].astype(str),
+            "source_id": ids.astype(str),
+            "source_label": ids.map(source_label).astype("string"),
+            "action": ids.map(changes["action"]).fillna("keep").astype(str),
+            "reason": ids.map(changes["reason"]).fillna("").astype(str),
+        })
+        import pyarrow as pa
+
+        write_parquet(folder / "fix-map.parquet", pa.Table.from_pandas(mapping, preserve_index=False))
+        drops = result.changes[result.changes["action"] == "drop"]
+        return {"counts": action_counts(result.changes),
+                "drop_reasons": {str(k): int(v) for k, v in drops["reason"].value_counts().sort_index().items()},
+                "review_queue": queued,
+                "dataset": (folder / DATASET_DIR).relative_to(self.out).as_posix()}
+
+    @staticmethod
+    def _review_queue(run_dir: Path, changes: pd.DataFrame, path: Path) -> dict:
+        """Write relabel's review queue, plus the samples it dropped as off-distribution that a
+        label check doubted too: for those the label, not the image, may be what is wrong
+        (on sample_data, 4 planted mislabels are dropped as outliers), so a person sees them.
+        They stay out of the result until a decision is imported
+        (``datacheck relabel RUN --import-review review.csv``)."""
+        from ..audit_run import open_run
+        from ..detectors.registry import checks_with_tag
+        from ..fusion import review_ranks
+        from .review import review_queue, write_review_csv
+
+        audit = open_run(run_dir)
+        label_checks, off = set(checks_with_tag("label_evidence")), set(checks_with_tag("off_distribution"))
+        flags = changes["checks"].fillna("").str.split(",").map(set)
+        doubted = ((changes["action"] == "drop") & flags.map(lambda f: bool(f & off) and bool(f & label_checks))).to_numpy()
+        evidence = audit.findings[audit.findings["check"].isin(label_checks) & audit.findings["suggested_label"].notna()]
+        suggestion = (evidence.sort_values("suggested_confidence", ascending=False, kind="stable")
+                      .drop_duplicates("sample_id").set_index("sample_id")["suggested_label"])
+        queue = changes.copy()
+        old = queue.loc[doubted, "old_label"]
+        suggested = queue.loc[doubted, "sample_id"].map(suggestion)
+        queue.loc[doubted, "new_label"] = suggested.where(suggested != old).astype("string")
+        queue.loc[doubted, "reason"] = [
+            f"dropped ({why}); label checks flagged it too ({', '.join(sorted(f & label_checks))})"
+            for why, f in zip(queue.loc[doubted, "reason"], flags[doubted])]
+        queue.loc[doubted, "action"] = "review"
+        write_review_csv(review_queue(audit.manifest().frame, queue, review_ranks(audit.findings)), path)
+        return {"relabel": int((changes["action"] == "review").sum()), "dropped_doubted": int(doubted.sum())}
+
+    def reaudit(self, folder: Path) -> dict:
+        return self._audit(self.step("relabel") / DATASET_DIR, folder)
+
+    def balance(self, folder: Path) -> dict:
+        from ..audit_run import open_run
+        from .balance import MAX_GROWTH, MIN_PLAN_LIMIT, BalanceOptions, balance, plan_balance, training_mask
+        from .boost import validation_errors
+
+        opts = self.options
+        run = open_run(self.balanced_run)
+        frame = run.manifest().frame
+        strategy = "subclusters" if opts["balance"] else "classes"
+        # The groups as balance forms them (a plan with target 1 assigns every group, trims all).
+        dry = plan_balance(frame, run.findings, BalanceOptions(strategy=strategy, target=1,
+                                                               drop_flagged=opts["drop_flagged"], seed=self.seed))
+        member = dry["group"].notna().to_numpy()
+        fixed = int((~member & (dry["action"] != "drop").to_numpy()).sum())
+        flagged = run.findings[(run.findings["check"] == "corrupt") & run.findings["is_issue"]]["sample_id"]
+        grouped = dry[member]
+        groups = (grouped.groupby("group", sort=True).agg(label=("label", "first"), size=("sample_id", "size"))
+                  .reset_index())
+        growable = set(grouped.loc[~grouped["sample_id"].isin(set(flagged)), "group"])
+        budget = opts["budget"]
+        room = budget - fixed
+        if room < 0:
+            raise UsageError(f"--budget {budget} is below the {fixed} rows fix does not balance (val/test rows and "
+                             "training rows the sub-cluster check did not score); give at least that")
+        n_train = int(training_mask(frame).sum())
+        limit = max(MAX_GROWTH * n_train, MIN_PLAN_LIMIT)
+        if room > limit:
+            raise UsageError(f"--budget {budget} would make {room:,} training rows, over the limit of {limit:,} "
+                             f"({MAX_GROWTH} x the {n_train:,} training samples, and at least {MIN_PLAN_LIMIT:,})")
+
+        boost = {"copies": 0, "val_errors": [], "pool": MIN_BOOST_POOL, "rule": "off"}
+        if opts["boost"]:
+            has_val = bool((frame["split"] == "val").any())
+            outputs = run.outputs() if has_val else None
+            if outputs is None:
+                boost["rule"] = "no val split: nothing to boost toward" if not has_val else "the audit trained no model"
+            else:
+                wrong = validation_errors(frame, outputs)
+                cap = math.floor(opts["boost_max_fraction"] * room)
+                boost = {
+                    "copies": int(min(opts["boost_per_error"] * len(wrong), cap)),
+                    "val_errors": [str(s) for s in frame["sample_id"].to_numpy()[wrong]],
+                    "classes": sorted(set(np.asarray(outputs.classes, dtype=object)[outputs.labels[wrong]].tolist())),
+                    "pool": MIN_BOOST_POOL,
+                    "rule": f"{opts['boost_per_error']} per misclassified validation sample ({len(wrong)}), "
+                            f"at most {opts['boost_max_fraction']:g} of the {room} training rows ({cap})",
+                }
+        room -= boost["copies"]
+        class_targets, targets = budget_targets(groups, room, self.seed, growable, by_subcluster=opts["balance"],
+                                                grow=opts["augment"])
+        result = balance(self.balanced_run, folder, BalanceOptions(
+            strategy=strategy, target={g: int(t) for g, t in targets.items()}, drop_flagged=opts["drop_flagged"],
+            max_total=budget - boost["copies"], seed=self.seed, transform=dict(self.spec)))
+        plan = result.plan
+        planned = int((plan["action"] != "drop").sum() + plan["copies"].sum())
+        if boost["copies"]:
+            # Enough candidates that the boosting copies are all made: each kept training
+            # sample of the classes concerned draws `pool` of them.
+            sources = int(((plan["split"] == "train") & (plan["action"] != "drop")
+                           & plan["label"].isin(boost["classes"])).sum())
+            boost["pool"] = max(MIN_BOOST_POOL, math.ceil(boost["copies"] / max(sources, 1)))
+        return {
+            "strategy": strategy,
+            "fixed_rows": fixed,
+            "training_room": room,
+            "planned_rows": planned,
+            "class_targets": {str(k): int(v) for k, v in class_targets.items()},
+            "group_sizes": {str(g): int(s) for g, s in zip(groups["group"], groups["size"])},
+            "group_targets": {str(k): int(v) for k, v in targets.items()},
+            "boost": boost,
+        }
+
+    def augment(self, folder: Path) -> dict:
+        from ..audit_run import read_json
+        from .augment import augment
+
+        boost = read_json(self.step("balance") / STEP_MARKER)["boost"]
+        progress = (lambda done, total: self.progress("augment", done, total)) if self.progress else None
+        result = augment(self.step("balance"), folder, seed=self.seed, resume=True, workers=self.workers,
+                         boost_from=self.balanced_run if boost["copies"] else None,
+                         boost_budget=boost["copies"] or None, boost_pool=boost["pool"], progress=progress)
+        return {"counts": {k: int(v) for k, v in result.counts.items()}}
+
+    def output(self, folder: Path) -> dict:
+        import json
+
+        from ..audit_run import open_run
+        from ..manifest import CONTRACT_COLUMNS, write_manifest
+        from ..runs import atomic_write
+        from .augment import layout
+        from .materialize import materialize
+
+        made = pd.read_csv(self.step("augment") / MANIFEST_NAME, dtype=str, keep_default_na=False, na_values=[""])
+        made = made[["sample_id", "path", "label", "split", "source_id", "transform"]].copy()
+        made["transform"] = made["transform"].fillna("")
+        target = self.out / DATASET_DIR
+        if target.exists():  # an earlier, unfinished output step of this fix
+            shutil.rmtree(target)
+        materialize(made, self.step("augment"), target)
+        files = layout(made.assign(copies=0))
+
+        if self.options["relabel"]:
+            mapping = pd.read_parquet(self.step("relabel") / "fix-map.parquet").set_index("sample_id")
+        else:
+            first = open_run(self.step("audit")).manifest().frame
+            mapping = pd.DataFrame({"source_id": first["sample_id"].astype(str), "source_label": first["label"],
+                                    "action": "keep", "reason": ""}, index=first["sample_id"].astype(str))
+        plan = pd.read_parquet(self.step("balance") / "plan.parquet").set_index("sample_id")
+        mid = made["source_id"]
+        boost_of = [json.loads(t).get("boost") if t else None for t in made["transform"]]
+        copy = (made["transform"] != "").to_numpy()
+        relabelled = mid.map(mapping["action"]).eq("relabel").to_numpy()
+        action = np.where(copy, np.where([b is not None for b in boost_of], "boost", "copy"),
+                          np.where(relabelled, "relabel", "keep"))
+        plan_reason = mid.map(plan["reason"]).fillna("").astype(str).to_numpy()
+        source_label = mid.map(mapping["source_label"]).astype("string")
+        reasons = []
+        for kind, why, b, old, new, first_reason, queued in zip(
+                action, plan_reason, boost_of, source_label, made["label"], mid.map(mapping["reason"]).fillna(""),
+                mid.map(mapping["action"]).eq("review")):
+            if kind == "boost":
+                val = b["val_id"]
+                val = mapping["source_id"].get(val, val)
+                reasons.append(f"boosting: near {val}, which the model gets wrong (cosine {b['cosine']:.2f})")
+            elif kind == "relabel":
+                reasons.append(f"relabelled {old} -> {new}: {first_reason}")
+            elif kind == "keep" and queued:
+                reasons.append(f"in the review queue: {first_reason}")
+            else:
+                reasons.append(why)
+        result = pd.DataFrame({
+            "sample_id": files["out_path"].to_numpy(),
+            "path": files["out_path"].to_numpy(),
+            "label": made["label"].to_numpy(),
+            "split": made["split"].to_numpy(),
+            "source_id": mid.map(mapping["source_id"]).to_numpy(),
+            "source_label": source_label.to_numpy(),
+            "action": action,
+            "group": mid.map(plan["group"]).to_numpy(),
+            "transform": made["transform"].to_numpy(),
+            "reason": reasons,
+        })
+        source = self.manifest.frame.set_index("sample_id")
+        taken = set(result.columns)
+        for column in [c for c in source.columns if c not in CONTRACT_COLUMNS]:  # the user's own columns
+            name = column
+            while name in taken:
+                name = f"user_{name}"
+            taken.add(name)
+            result[name] = result["source_id"].map(source[column]).to_numpy()
+        write_manifest(result, target, self.out / MANIFEST_NAME)
+        review = self.step("relabel") / REVIEW_NAME
+        if self.options["relabel"] and review.is_file():
+            data = review.read_bytes()
+            atomic_write(self.out / REVIEW_NAME, lambda tmp: tmp.write_bytes(data))
+        else:
+            (self.out / REVIEW_NAME).unlink(missing_ok=True)
+        digest = hashlib.sha256((self.out / MANIFEST_NAME).read_bytes()).hexdigest()
+        return {"rows": len(result), "actions": {str(k): int(v) for k, v in pd.Series(action).value_counts()
+                                                  .sort_index().items()}, "manifest_sha256": digest}
+
+    def final_audit(self, folder: Path) -> dict:
+        return self._audit(self.out / DATASET_DIR, folder)
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
+    """``summary.json`` and the per-class table, from what the steps wrote."""
+    from ..audit_run import read_json
+
+    out, opts = ctx.out, ctx.options
+    rec = runner.records
+    result = pd.read_csv(out / MANIFEST_NAME, dtype=str, keep_default_na=False, na_values=[""])
+    source = ctx.manifest.frame
+
+    checks = {}
+    audits = [("before", "audit"), ("repaired", "reaudit"), ("after", "final_audit")]
+    for key, step in audits:
+        for check, n in rec.get(step, {}).get("flagged", {}).items():
+            checks.setdefault(check, {k: None for k, s in audits if s in rec})[key] = n
+
+    if opts["relabel"]:
+        import pyarrow.parquet as pq
+
+        changes = pq.read_table(ctx.step("relabel") / "changes.parquet").to_pandas()
+    else:
+        changes = pd.DataFrame(columns=["sample_id", "action", "old_label", "new_label", "reason", "confidence"])
+    moved = changes[changes["action"] == "relabel"]
+    before = source["label"].fillna("(unlabeled)").value_counts()
+    after = result["label"].value_counts()
+    table = pd.DataFrame({
+        "before": before,
+        "relabel_out": moved["old_label"].value_counts(),
+        "relabel_in": moved["new_label"].value_counts(),
+        "copies": result.loc[result["action"] == "copy", "label"].value_counts(),
+        "boost": result.loc[result["action"] == "boost", "label"].value_counts(),
+        "after": after,
+    }).fillna(0).astype(int)
+    table.insert(3, "removed", table["before"] - table["relabel_out"] + table["relabel_in"]
+                 - (table["after"] - table["copies"] - table["boost"]))
+    table = table.sort_index().rename_axis("class")
+    train_after = result[result["split"].fillna("") == "train"] if result["split"].notna().any() else result
+    classes = {str(c): {k: int(v) for k, v in row.items()} for c, row in table.iterrows()}
+    for c in classes:
+        classes[c]["train_before"] = int(((source["label"] == c) & _train(source)).sum())
+        classes[c]["train_after"] = int((train_after["label"] == c).sum())
+
+    balance = rec["balance"]
+    group_after = result[result["group"].notna()].groupby("group").size()
+    subclusters = {}
+    for group, size in balance["group_sizes"].items():
+        n = int(group_after.get(group, 0))
+        subclusters[group] = {"before": size, "target": balance["group_targets"].get(group), "after": n,
+                              "growth": round(n / size, 3) if size else None}
+    plan = pd.read_parquet(ctx.step("balance") / "plan.parquet")
+    dropped = plan[plan["action"] == "drop"]
+    flagged = dropped["reason"].str.startswith("flagged")
+
+    relabelled = [{"sample_id": r.sample_id, "from": r.old_label, "to": r.new_label, "reason": r.reason}
+                  for r in moved.itertuples(index=False)]
+    augment_counts = rec["augment"]["counts"]
+    n_rows = len(result)
+    summary = {
+        "dataset": str(Path(ctx.manifest.source).resolve()),
+        "budget": opts["budget"],
+        "rows": n_rows,
+        "filled": n_rows == opts["budget"],
+        "seed": ctx.seed,
+        "steps": {name: {"status": runner.status.get(name, "skipped"),
+                         "seconds": rec.get(name, {}).get("seconds"),
+                         "folder": runner.folder(name).relative_to(out).as_posix() if name in rec else None}
+                  for name in STEPS},
+        "checks": checks,
+        "classes": classes,
+        "subclusters": subclusters,
+        "changes": {
+            "relabel": rec.get("relabel", {}).get("counts", {}),
+            "relabel_drop_reasons": rec.get("relabel", {}).get("drop_reasons", {}),
+            "relabelled": relabelled,
+            "balance": {"dropped_flagged": int(flagged.sum()), "trimmed": int((~flagged).sum()),
+                        "dropped_reasons": {str(k): int(v) for k, v in
+                                            dropped["reason"].str.split(":").str[0].value_counts().sort_index().items()},
+                        "copies": int(plan["copies"].sum())},
+            "augment": augment_counts,
+            "actions": {str(k): int(v) for k, v in result["action"].value_counts().sort_index().items()},
+        },
+        "choices": {
+            "budget": {"value": opts["budget"], "rule": "--budget / [fix] budget; default: the source dataset's rows"},
+            "relabel": {"auto": True, "drop": True, "min_confidence": opts["min_confidence"],
+                        "rule": "relabel --auto --drop: relabel where every label check agrees and the suggestion has "
+                                "p >= min_confidence; drop corrupt, off-class outliers, surplus duplicates, leaked copies"},
+            "targets": {"strategy": balance["strategy"], "fixed_rows": balance["fixed_rows"],
+                        "training_room": balance["training_room"], "class_targets": balance["class_targets"],
+                        "rule": ("water-filling over classes, then over each class's sub-clusters: every group ends "
+                                 "at max(size, T), T the highest level that fits the room; below the data, the "
+                                 "largest groups are trimmed first") if opts["balance"] else
+                                "every class grows (or shrinks) by the same factor"},
+            "boost": balance["boost"],
+            "augmentation": {"spec": ctx.spec, "rule": "[augment] of the config, else augment's defaults"},
+            "drop_flagged": opts["drop_flagged"],
+        },
+        "outputs": {"dataset": DATASET_DIR, "manifest": MANIFEST_NAME,
+                    "review": REVIEW_NAME if (out / REVIEW_NAME).exists() else None,
+                    "first_audit": runner.folder("audit").relative_to(out).as_posix(),
+                    "final_audit": runner.folder("final_audit").relative_to(out).as_posix()},
+        "final_exit_status": rec["final_audit"]["exit_status"],
+        "manifest_sha256": rec["output"]["manifest_sha256"],
+    }
+    if (out / REVIEW_NAME).exists():
+        summary["changes"]["review_queue"] = int(len(pd.read_csv(out / REVIEW_NAME)))
+        summary["changes"]["review_queue_parts"] = rec["relabel"]["review_queue"]
+    final = read_json(out / rec["final_audit"]["run"] / "summary.json")
+    summary["final_gates"] = final.get("gates", [])
+    return summary, table
+
+
+def _train(frame: pd.DataFrame) -> np.ndarray:
+    from .balance import training_mask
+
+    return training_mask(frame)
