@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -132,6 +133,8 @@ def _typed(name: str, value, default, origin: str):
         value = float(value) if ok else value
     elif isinstance(default, list):
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif isinstance(default, str) and isinstance(value, os.PathLike):  # cache_dir=Path(...) from Python
+        ok, value = True, os.fspath(value)
     else:
         ok = isinstance(value, type(default))
     if not ok:

@@ -172,3 +172,18 @@ def test_input_normalizations():
     assert abs(per_image.mean().item()) < 1e-6
     with pytest.raises(ValueError, match="unknown normalization"):
         _to_input(pixels, "cpu", "bogus")
+
+
+@needs_wheel
+def test_audit_with_the_pretrained_backbone(tiny_dataset, tmp_path):
+    """``--model efficientnet-lite0``: images decoded at the backbone's 224 px, embedded once, a
+    head cross-validated on the 1280-d features (with threshold samples for AUM)."""
+    import datacheck
+
+    result = datacheck.audit(tiny_dataset, out=tmp_path / "r", checks=["label_issues", "aum", "outliers"],
+                             model="efficientnet-lite0", cache_dir=tmp_path / "cache", workers=0)
+    assert result.outputs.embeddings.shape == (16, 1280)
+    cached = [p for p in tmp_path.glob("cache/pixels-*.npy") if not p.name.endswith(".ok.npy")]
+    assert np.load(cached[0], mmap_mode="r").shape == (16, 3, 224, 224)  # decoded at the model's size
+    assert result.summary["checks"]["aum"]["scored"] == 16
+    assert set(result.findings["check"]) == {"label_issues", "aum", "outliers", "issue_score"}
