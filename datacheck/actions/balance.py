@@ -143,8 +143,8 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
     findings : pandas.DataFrame
         The audit's findings (findings schema). ``subclusters`` needs the ``clusters`` check,
         ``coreset`` the ``coreset`` check; ``drop_flagged`` reads the checks tagged
-        ``label_evidence`` (label_issues, aum), unusable files (corrupt) and ``duplicates``
-        (exact and near duplicates) where the audit ran them.
+        ``label_evidence`` (label_issues, aum: a sample every one of them flags), unusable files
+        (corrupt) and ``duplicates`` (exact and near duplicates) where the audit ran them.
     options : BalanceOptions
 
     Returns
@@ -336,6 +336,19 @@ def _subgroups(findings: pd.DataFrame) -> pd.Series:
     return get_detector_class(check_owner(ran[0])).read_details(findings, ran[0], FINDINGS, fields=["cluster"])["cluster"].astype(object)
 
 
+def _rejected_labels(findings: pd.DataFrame) -> dict[str, str]:
+    """Samples whose label every label check that scored them flags (as ``relabel --auto``
+    requires), with those checks: on roman with injected flips, label_issues and aum together
+    flag flips at precision 0.72, either alone at 0.46-0.55 (benchmarks/detection.py)."""
+    from ..detectors.registry import checks_with_tag
+
+    rows = findings[findings["check"].isin(checks_with_tag("label_evidence"))].sort_values("check", kind="stable")
+    by_sample = rows.groupby("sample_id", sort=False)
+    votes = by_sample["is_issue"].agg(["all", "any"])
+    rejected = votes.index[votes["all"] & votes["any"]]
+    return by_sample["check"].agg(", ".join).reindex(rejected).to_dict()
+
+
 def _flagged_drops(frame: pd.DataFrame, findings: pd.DataFrame, flags: dict, train: np.ndarray) -> dict[int, str]:
     """Training rows to drop before balancing, with the reason: flagged label issues and corrupt
     files, and every duplicate but one per group.
@@ -354,9 +367,11 @@ def _flagged_drops(frame: pd.DataFrame, findings: pd.DataFrame, flags: dict, tra
 
     # By tag: label evidence (label_issues, aum) and unusable image files (corrupt); outliers
     # and leaked copies are relabel --drop's business, duplicates are thinned below.
-    flagged_checks = sorted(set(checks_with_tag("label_evidence"))
-                            | (set(checks_with_tag("drop_candidate")) & set(checks_with_tag("image_quality"))))
-    for check in flagged_checks:
+    for sample, checks in _rejected_labels(findings).items():
+        row = row_of.get(sample)
+        if row is not None and train[row]:
+            drops[row] = f"flagged: {checks}"
+    for check in sorted(set(checks_with_tag("drop_candidate")) & set(checks_with_tag("image_quality"))):
         for sample in flags.get(check, ()):
             row = row_of.get(sample)
             if row is not None and train[row] and row not in drops:
