@@ -166,6 +166,13 @@ USAGE_ERRORS = {
         "int-out-of-range": (["data", "--workers", "-1"], "Invalid value for '--workers'"),
         "extra-argument": (["data", "more"], "Got unexpected extra argument (more)"),
     },
+    "fix": {
+        "unknown-option": (["--bogus", "data", "--out", "o"], "No such option '--bogus'"),
+        "missing-argument": (["--out", "o"], "Missing argument 'DATASET'"),
+        "missing-out": (["data"], "Missing option '--out'"),
+        "bad-int": (["data", "--out", "o", "--budget", "x"], "Invalid value for '--budget'"),
+        "extra-argument": (["data", "more", "--out", "o"], "Got unexpected extra argument (more)"),
+    },
     "relabel": {
         "unknown-option": (["--bogus", "run"], "No such option '--bogus'"),
         "missing-argument": ([], "Missing argument 'RUN'"),

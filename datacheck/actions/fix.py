@@ -415,6 +415,10 @@ def fix(
     manifest = load_manifest(dataset, max_missing=max_missing)
     out = output_folder(out, FIX_MARKER, "fix output")
     Sources.of(manifest).refuse(out, "--out")
+    resolved = Path(os.path.realpath(out))
+    if resolved == Path(os.path.realpath(manifest.root)) or resolved in Path(os.path.realpath(manifest.root)).parents:
+        raise UsageError(f"--out {out} holds the dataset {dataset}; fix writes and replaces folders there, choose "
+                         "another --out")
     frame = manifest.frame
     if not options["budget"]:
         options["budget"] = len(frame)
@@ -504,8 +508,6 @@ class _Steps:
             self.progress(f"fix {name}", STEPS.index(name), len(STEPS))
         if not enabled:
             self.status[name] = "skipped"
-            if folder.exists():  # from an earlier run of other settings cannot be: settings are checked
-                shutil.rmtree(folder)
             return
         marker = folder / STEP_MARKER
         if not self.redo and marker.is_file():
@@ -732,8 +734,9 @@ class _Context:
             mapping = pd.read_parquet(self.step("relabel") / "fix-map.parquet").set_index("sample_id")
         else:
             first = open_run(self.step("audit")).manifest().frame
-            mapping = pd.DataFrame({"source_id": first["sample_id"].astype(str), "source_label": first["label"],
-                                    "action": "keep", "reason": ""}, index=first["sample_id"].astype(str))
+            ids = first["sample_id"].astype(str).to_numpy()
+            mapping = pd.DataFrame({"source_id": ids, "source_label": first["label"].to_numpy(), "action": "keep",
+                                    "reason": ""}, index=ids)
         plan = pd.read_parquet(self.step("balance") / "plan.parquet").set_index("sample_id")
         mid = made["source_id"]
         boost_of = [json.loads(t).get("boost") if t else None for t in made["transform"]]
