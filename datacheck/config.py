@@ -67,6 +67,19 @@ def default_config() -> dict:
     return {"audit": audit, "engine": engine, "train": train, "detectors": detectors}
 
 
+def read_toml(path) -> dict:
+    """The TOML file at ``path`` as a dict; an unreadable or invalid file is a UsageError."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:  # TOML is UTF-8 by definition; tomllib decodes before parsing
+        raise UsageError(f"cannot read config {path}: not UTF-8 text") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise UsageError(f"config {path} is not valid TOML: {str(exc)[:200]}") from exc
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
     """Defaults, updated by the TOML file at ``path`` and then by ``overrides`` (``None`` ignored).
 
@@ -77,15 +90,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     """
     config = default_config()
     if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                user = tomllib.load(fh)
-        except OSError as exc:
-            raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError:  # TOML is UTF-8 by definition; tomllib decodes before parsing
-            raise UsageError(f"cannot read config {path}: not UTF-8 text") from None
-        except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-            raise UsageError(f"config {path} is not valid TOML: {str(exc)[:200]}") from exc
+        user = read_toml(path)
         _merge(config, user, str(path))
     for key, value in (overrides or {}).items():
         if value is not None:

@@ -47,7 +47,6 @@ import hashlib
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +57,6 @@ import pandas as pd
 
 from ..errors import BadDataError, UsageError
 from ..validation import Boolean, Interval, check_int_range, validate_params
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 FIX_MARKER = "fix.json"
 STEP_MARKER = "fix-step.json"
@@ -231,20 +225,10 @@ def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dic
     UsageError
         An unreadable file, unknown section or key, or a bad value.
     """
-    from ..config import _merge, default_config  # noqa: PLC2701 (the config module's own validation)
+    from ..config import _merge, default_config, read_toml  # noqa: PLC2701 (the config module's own validation)
     from .transforms import validate_spec
 
-    user = {}
-    if config is not None:
-        try:
-            with open(config, "rb") as fh:
-                user = tomllib.load(fh)
-        except OSError as exc:
-            raise UsageError(f"cannot read config {config}: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError:
-            raise UsageError(f"cannot read config {config}: not UTF-8 text") from None
-        except (tomllib.TOMLDecodeError, RecursionError) as exc:
-            raise UsageError(f"config {config} is not valid TOML: {str(exc)[:200]}") from exc
+    user = read_toml(config) if config is not None else {}
     unknown = sorted(set(user) - {"fix", "augment", *_AUDIT_SECTIONS})
     if unknown:
         raise UsageError(f"unknown section [{unknown[0]}] in {config}; expected [fix], [augment], [audit], [engine], "
