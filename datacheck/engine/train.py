@@ -116,7 +116,7 @@ def cross_validate(
         softmax[held_out], pred_probs[held_out] = fold_softmax, fold_probs
         # Every fold model embeds every sample: one space shared by all samples (see CrossValResult).
         embeddings[:, k * network.dim : (k + 1) * network.dim] = features / np.sqrt(n_folds)
-        margins.add(k, ~held_out, threshold == k, fold_margins)
+        margins.add(~held_out, threshold == k, fold_margins)
     return CrossValResult(pred_probs, softmax, embeddings, folds, *margins.aum())
 
 
@@ -160,15 +160,17 @@ def threshold_folds(folds: np.ndarray, num_classes: int, fraction: float, seed: 
 
 
 class _Margins:
-    """Collects the fold models' mean training margins into each row's AUM and the pooled cut."""
+    """Collects the fold models' mean training margins into each row's AUM and the pooled
+    threshold samples' AUM."""
 
     def __init__(self, n: int):
         self.total = np.zeros(n, dtype=np.float64)
         self.count = np.zeros(n, dtype=np.int64)
         self.threshold = []
 
-    def add(self, k: int, trained: np.ndarray, fake: np.ndarray, margins: np.ndarray | None) -> None:
-        """``margins`` (M,): fold ``k``'s mean margin of its M training rows (``trained``, bool (N,))."""
+    def add(self, trained: np.ndarray, fake: np.ndarray, margins: np.ndarray | None) -> None:
+        """``margins`` (M,): a fold model's mean margin of its M training rows (``trained``, bool
+        (N,)), of which ``fake`` (bool (N,)) had the fake class."""
         if margins is None:
             return
         own = ~fake[trained]
@@ -247,7 +249,7 @@ def _cross_validate_head(network: Network, pixels, rows, labels, folds, threshol
             probs = torch.softmax(head(features[held_out]), dim=1).cpu().numpy()
         softmax[rows] = _without_fake_class(probs, num_classes)
         pred_probs[rows] = with_neighbour_votes(softmax[rows], features, target, held_out, num_classes, config, device)
-        margins.add(k, ~rows, fake, None if fold_margins is None else fold_margins.mean(axis=0))
+        margins.add(~rows, fake, None if fold_margins is None else fold_margins.mean(axis=0))
     return CrossValResult(pred_probs, softmax, embeddings, folds, *margins.aum())
 
 
