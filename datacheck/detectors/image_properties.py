@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..robust import robust_z, threshold_score
+from ..robust import expected_beyond, robust_z, threshold_score
 from ..validation import Interval
 from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
@@ -93,6 +93,11 @@ class ImageProperties(Detector):
             if check == "low_information":
                 badness = np.where(flat, np.inf, badness)  # a flat image carries no information at all
             self.thresholds_[check] = _describe_cut(stat, median, scale, direction, self.z_threshold, check)
+            # Under the bulk's robust normal fit, clean images past the cut (both tails for a
+            # two-sided statistic); flat images are flagged on their own account.
+            tails = 2 if direction == 0 else 1
+            self.thresholds_[check]["expected_false_positives"] = round(
+                tails * expected_beyond(self.z_threshold, int(scored.sum())), 2)
             shown_z = np.round(np.abs(z) if direction == 0 else z, 3).tolist()
             details = [{stat: v, "z": zz} for v, zz, keep in zip(_raw_values(stat, s), shown_z, scored) if keep]
             parts.append(partial_findings(rows[scored], check, threshold_score(badness[scored], self.z_threshold),

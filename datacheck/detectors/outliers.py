@@ -62,7 +62,7 @@ class Outliers(Detector):
             "median": round(float(np.exp(median)), 4),
             "above": round(float(np.exp(median + cut * scale)), 4),
             "z_cut": round(cut, 3),
-            "rule": f"Benjamini-Hochberg at fdr={self.fdr} on the robust normal null, z cut in [{self.min_z}, "
+            "cut_rule": f"Benjamini-Hochberg at fdr={self.fdr} on the robust normal null, z cut in [{self.min_z}, "
                     f"{self.z_threshold}]",
             "expected_false_positives": round(expected_beyond(cut, len(z)), 1),
         }
