@@ -293,8 +293,7 @@ def audit(
     fused, label_checks = fused_checks(detectors)
     if len(fused) > 1:  # one ranking to review by (a single check's ranking is its own)
         parts.append(issue_scores(pd.concat(parts, ignore_index=True), fused, label_checks))
-        thresholds[FUSED_CHECK] = {"rule": "minimum over kinds of problem (the label checks averaged) of the scores, "
-                                           "each agreeing with its flags; flagged when any check flags",
+        thresholds[FUSED_CHECK] = {"rule": "any check flags; ranked by the worst kind (label checks averaged)",
                                    "checks": fused}
     findings = pd.concat(parts, ignore_index=True) if parts else empty_findings()
     # Each part is sorted by (check, score) and each check comes from one detector, so a
