@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import int_at_least
+from _common import int_at_least, timed_embedding
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "roman"
 
@@ -42,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     from datacheck.engine.loader import default_workers, load_pixels
     from datacheck.engine.models import create_model
     from datacheck.errors import UsageError
-    from datacheck.engine.train import predict
 
     device = resolve_device(args.device)
     paths = sorted(str(p) for p in args.data.rglob("*.png"))[: args.limit]
@@ -59,14 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         pixels, ok, _ = load_pixels(paths, side, workers, cache_dir=None)
         decode = time.perf_counter() - t0
-        predict(network, pixels[: args.batch_size], device, args.batch_size, tta=False)  # warm-up
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        _, embeddings = predict(network, pixels, device, args.batch_size, tta=False)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        embed = time.perf_counter() - t0
+        embeddings, embed = timed_embedding(network, pixels, device, args.batch_size)
         print(f"{side:>5} {decode:>9.1f} {len(paths) / decode:>13.1f} {embed:>8.1f} {len(paths) / embed:>12.1f}  "
               f"{embeddings.shape}, {int((~ok).sum())} unreadable", flush=True)
     return 0

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import timed_embedding
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "roman"
 
 
@@ -33,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     from datacheck.engine.device import resolve_device
     from datacheck.engine.loader import default_workers, load_pixels
     from datacheck.engine.models import create_model
-    from datacheck.engine.train import predict
 
     device = resolve_device(args.device)
     paths = sorted(str(p) for p in args.data.rglob("*.png"))[: args.limit]
@@ -42,14 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     pixels, ok, _ = load_pixels(paths, 224, workers, cache_dir=None)
     decode = time.perf_counter() - t0
     model = create_model("resnet50", num_classes=2, weights="random")
-    predict(model, pixels[: args.batch_size], device, args.batch_size, tta=False)  # warm-up (cuDNN autotune, allocation)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    _, embeddings = predict(model, pixels, device, args.batch_size, tta=False)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    embed = time.perf_counter() - t0
+    embeddings, embed = timed_embedding(model, pixels, device, args.batch_size)
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; {len(paths)} images, 224 px, batch {args.batch_size}, {workers} decode workers")
     print(f"decode + resize:   {len(paths) / decode:8.1f} images/s")
