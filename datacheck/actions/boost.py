@@ -79,8 +79,7 @@ def validation_errors(frame: pd.DataFrame, outputs) -> np.ndarray:
     val = (frame["split"] == "val").fillna(False).to_numpy(dtype=bool)
     if not val.any():
         raise UsageError("--boost-from needs a val split (the samples the model gets wrong)")
-    scored = (outputs.labels >= 0) & ~np.isnan(outputs.pred_probs).any(axis=1)
-    return np.flatnonzero(val & scored & (np.nan_to_num(outputs.pred_probs).argmax(axis=1) != outputs.labels))
+    return np.flatnonzero(val & outputs.scored & (np.nan_to_num(outputs.pred_probs).argmax(axis=1) != outputs.labels))
 
 
 def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: int, spec: dict, pool: int,

@@ -16,10 +16,11 @@ class AUM(Detector):
 
     The margins are recorded during the cross-validated training that the audit runs
     anyway. The cut comes from *threshold samples*: each fold model relabels a random
-    ``min(1/(C+1), 10 %)`` of its training rows to a fake extra class, and the 99th
-    percentile of their AUM is the margin a surely-wrong label reaches
-    (:func:`datacheck.engine.train.threshold_folds`). A sample is flagged when its AUM,
-    averaged over the fold models that trained on it with its own label, is below that cut.
+    ``min(1/(C+1), 10 %)`` of its training rows to a fake extra class, whose AUM shows what a
+    surely-wrong label gets (:func:`datacheck.engine.train.threshold_folds`). From them the
+    share of wrong labels is estimated (:func:`noise_rate`), and that share of the samples
+    with the lowest AUM (averaged over the fold models that trained on each with its own
+    label) is flagged, never a sample above the threshold samples' 99th percentile.
     ``score = sigmoid(AUM - cut)``, so ``score < 0.5`` ⇔ flagged.
     """
 
