@@ -370,6 +370,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
               help="Fix folder: dataset/, manifest.csv, review.csv, summary.json, steps/; rerun to continue it.")
+@click.option("--root", type=click.Path(path_type=Path), help="Folder a manifest file's paths are relative to [default: its folder].")
 @click.option("--budget", type=int, help="Rows of the result, all splits and copies [default: the dataset's rows].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="TOML: [fix], [augment] and the audit's sections (see configs/default.toml).")
@@ -382,7 +383,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per CPU, max 8].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or tables on stderr.")
-def fix(dataset, out, budget, config_path, seed, no_relabel, no_balance, no_augment, no_boost, device, workers, as_json,
+def fix(dataset, out, root, budget, config_path, seed, no_relabel, no_balance, no_augment, no_boost, device, workers, as_json,
         quiet):
     """Audit DATASET, repair it, balance it to --budget rows, augment and boost it, audit the result.
 
@@ -394,7 +395,7 @@ def fix(dataset, out, budget, config_path, seed, no_relabel, no_balance, no_augm
 
     consoles = Consoles.create(quiet=quiet)
     with _progress(consoles) as progress:
-        result = run_fix(dataset, out, budget=budget, config=config_path, seed=seed, relabel=not no_relabel,
+        result = run_fix(dataset, out, root=root, budget=budget, config=config_path, seed=seed, relabel=not no_relabel,
                          balance=not no_balance, augment=not no_augment, boost=not no_boost, workers=workers,
                          device=device, progress=progress, command=["datacheck", *sys.argv[1:]])
     s = result.summary

@@ -261,3 +261,28 @@ def test_steps_turned_off_and_config_sections(tiny_dataset, tmp_path):
     assert set(summary["checks"]) == {"corrupt", "dark", "light", "blurry", "low_information", "odd_size",
                                       "odd_aspect_ratio", "grayscale", "exact_duplicates", "issue_score"}
     assert tree_digest(tiny_dataset) == before
+
+
+def test_manifest_kept_apart_from_its_images_with_root(tiny_dataset, tmp_path):
+    """A manifest file elsewhere with absolute paths (as the downstream benchmark writes one):
+    without --root its paths leave its folder (exit 3); with --root the fix reads the images.
+    Balancing is on and the audit is too small for sub-clusters: classes are balanced instead."""
+    frame = datacheck.load_manifest(tiny_dataset).frame
+    listed = tmp_path / "lists" / "subset.csv"
+    listed.parent.mkdir()
+    subset = frame[frame["label"] == "cat"].assign(path=lambda f: [str(tiny_dataset / p) for p in f["path"]])
+    subset.to_csv(listed, index=False)
+    config = tmp_path / "fix.toml"
+    config.write_text('[audit]\nchecks = ["image_properties"]\n')
+    args = ["fix", listed, "--budget", 20, "--config", config, "--no-relabel", "--no-boost", "--workers", 0]
+    refused = invoke(*args, "--out", tmp_path / "refused")
+    assert_one_line_error(refused, 3, "escapes")
+    result = invoke(*args, "--out", tmp_path / "out", "--root", tiny_dataset, "--json")
+    assert result.exit_code == 0, result.output
+    m = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str, keep_default_na=False)
+    assert len(m) == 20 and set(m["label"]) == {"cat"}
+    assert set(m.loc[m["action"] == "keep", "source_id"]) == set(subset["sample_id"])
+    assert json.loads((tmp_path / "out" / "fix.json").read_text())["root"] == str(tiny_dataset.resolve())
+    # 12 training images: the clusters check splits no class, so fix balances by class and says so
+    targets = json.loads(result.stdout)["choices"]["targets"]
+    assert targets["strategy"] == "classes" and "scored no sample" in targets["strategy_rule"]

@@ -333,6 +333,7 @@ def fix(
     dataset: str | os.PathLike,
     out: str | os.PathLike,
     *,
+    root: str | os.PathLike | None = None,
     budget: int | None = None,
     config: str | os.PathLike | None = None,
     seed: int | None = None,
@@ -354,6 +355,8 @@ def fix(
     out : path-like
         The fix folder: new, empty, or an earlier fix of the same dataset and settings
         (its complete steps are reused).
+    root : path-like, optional
+        For a manifest file: the folder its paths are relative to (as ``datacheck audit --root``).
     budget : int, optional
         Rows of the result, all splits and copies (default: ``[fix] budget``, else the source
         dataset's row count).
@@ -396,7 +399,7 @@ def fix(
     if array_columns(dataset):
         raise UsageError(f"{dataset} holds model outputs as arrays; fix needs image files")
     max_missing = audit_cfg["audit"]["max_missing"]
-    manifest = load_manifest(dataset, max_missing=max_missing)
+    manifest = load_manifest(dataset, max_missing=max_missing, root=root)
     out = output_folder(out, FIX_MARKER, "fix output")
     Sources.of(manifest).refuse(out, "--out")
     resolved = Path(os.path.realpath(out))
@@ -413,7 +416,7 @@ def fix(
         raise UsageError(f"--budget {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
                          "fix keeps as they are; give at least that")
     seed = audit_cfg["audit"]["seed"]
-    settings = {"dataset": str(Path(manifest.source).resolve()), "budget": options["budget"], "seed": seed,
+    settings = {"dataset": str(Path(manifest.source).resolve()), "root": str(manifest.root), "budget": options["budget"], "seed": seed,
                 "fix": options, "augment": spec, "audit_config": audit_cfg}
     marker = out / FIX_MARKER
     if marker.is_file():
@@ -427,7 +430,7 @@ def fix(
     text = render_toml(audit_cfg)
     atomic_write(out / AUDIT_CONFIG, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
-    ctx = _Context(out=out, source=Path(dataset), manifest=manifest, options=options, spec=spec, seed=seed,
+    ctx = _Context(out=out, source=Path(dataset), root=root, manifest=manifest, options=options, spec=spec, seed=seed,
                    workers=default_workers() if workers is None else workers, audit_workers=workers, progress=progress,
                    command=command or ["python-api"])
     runner = _Steps(out, progress)
@@ -518,6 +521,7 @@ class _Context:
 
     out: Path
     source: Path
+    root: object
     manifest: object
     options: dict
     spec: dict
@@ -535,11 +539,11 @@ class _Context:
         """The audit that balancing and boosting read: of the repaired set, or of the source."""
         return self.step("reaudit") if self.options["relabel"] else self.step("audit")
 
-    def _audit(self, source, folder: Path) -> dict:
+    def _audit(self, source, folder: Path, root=None) -> dict:
         from ..pipeline import audit
 
-        result = audit(source, folder, config=self.out / AUDIT_CONFIG, progress=self.progress, command=self.command,
-                       workers=self.audit_workers)
+        result = audit(source, folder, root=root, config=self.out / AUDIT_CONFIG, progress=self.progress,
+                       command=self.command, workers=self.audit_workers)
         return {"run": folder.relative_to(self.out).as_posix(), "samples": int(result.summary["samples"]),
                 "flagged": {c: int(e["flagged"]) for c, e in result.summary["checks"].items()},
                 "exit_status": int(result.exit_status)}
@@ -547,7 +551,7 @@ class _Context:
     # ----------------------------------------------------------------- steps
 
     def audit_source(self, folder: Path) -> dict:
-        return self._audit(self.source, folder)
+        return self._audit(self.source, folder, self.root)
 
     def relabel(self, folder: Path) -> dict:
         from ..runs import write_parquet
@@ -615,13 +619,17 @@ class _Context:
 
     def balance(self, folder: Path) -> dict:
         from ..audit_run import open_run
+        from ..detectors.registry import checks_with_tag
         from .balance import MAX_GROWTH, MIN_PLAN_LIMIT, BalanceOptions, balance, plan_balance, training_mask
         from .boost import validation_errors
 
         opts = self.options
         run = open_run(self.balanced_run)
         frame = run.manifest().frame
-        strategy = "subclusters" if opts["balance"] else "classes"
+        # Sub-clusters where the clusters check scored samples; a set too small for it (no
+        # class large enough to split) is balanced by class, and the summary says so.
+        subgroups = [c for c in checks_with_tag("subgroups") if (run.findings["check"] == c).any()]
+        strategy = "subclusters" if opts["balance"] and subgroups else "classes"
         # The groups as balance forms them (a plan with target 1 assigns every group, trims all).
         dry = plan_balance(frame, run.findings, BalanceOptions(strategy=strategy, target=1,
                                                                drop_flagged=opts["drop_flagged"], seed=self.seed))
@@ -676,6 +684,9 @@ class _Context:
             boost["pool"] = max(MIN_BOOST_POOL, math.ceil(boost["copies"] / max(sources, 1)))
         return {
             "strategy": strategy,
+            "strategy_rule": ("sub-clusters of the clusters check" if strategy == "subclusters" else
+                              "classes: the clusters check scored no sample (no class large enough to split)"
+                              if opts["balance"] else "classes: sub-cluster balancing is off"),
             "fixed_rows": fixed,
             "training_room": room,
             "planned_rows": planned,
@@ -867,7 +878,8 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
             "relabel": {"auto": True, "drop": True, "min_confidence": opts["min_confidence"],
                         "rule": "relabel --auto --drop: relabel where every label check agrees and the suggestion has "
                                 "p >= min_confidence; drop corrupt, off-class outliers, surplus duplicates, leaked copies"},
-            "targets": {"strategy": balance["strategy"], "fixed_rows": balance["fixed_rows"],
+            "targets": {"strategy": balance["strategy"], "strategy_rule": balance.get("strategy_rule", ""),
+                        "fixed_rows": balance["fixed_rows"],
                         "training_room": balance["training_room"], "class_targets": balance["class_targets"],
                         "rule": ("water-filling over classes, then over each class's sub-clusters: every group ends "
                                  "at max(size, T), T the highest level that fits the room; below the data, the "
