@@ -355,6 +355,7 @@ def run_datacheck(data: Path, run_dir: Path) -> dict:
         return {**result, "error": _tail(result["log"])}
     summary = json.loads((run_dir / "summary.json").read_text())
     result["timings_s"] = summary.get("timings_s", {})
+    result["stage_peak_rss_mb"] = summary.get("peak_rss_mb", {})
     result["knn_graph"] = summary.get("knn_graph")
     result["flags"] = datacheck_flags(run_dir / "findings.parquet")
     return result
@@ -596,6 +597,12 @@ def print_growth(results: list[dict]) -> None:
     for r in ok:
         stages += [s for s in r["datacheck"]["timings_s"] if s not in stages]
     rows += [(f"{s} s", [r["datacheck"]["timings_s"].get(s) for r in ok]) for s in stages]
+    # The audit's own high-water mark after each stage: the first stage that reaches the
+    # process's peak is the one that set it.
+    mem_stages: list[str] = []
+    for r in ok:
+        mem_stages += [s for s in r["datacheck"].get("stage_peak_rss_mb", {}) if s not in mem_stages]
+    rows += [(f"RSS after {s} MB", [r["datacheck"].get("stage_peak_rss_mb", {}).get(s) for r in ok]) for s in mem_stages]
     if any("datalab" in r and "wall_s" in r["datalab"] and not r["datalab"].get("timed_out") for r in ok):
         rows.append(("Datalab wall s", [r["datalab"].get("wall_s") if not r["datalab"].get("timed_out") and
                                         "error" not in r["datalab"] else None for r in ok]))

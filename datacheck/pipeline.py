@@ -28,7 +28,7 @@ from .engine.device import check_device_spec, resolve_device
 from .engine.loader import default_workers
 from .engine.train_config import TrainConfig
 from .errors import ExitStatus, UsageError
-from .features import FEATURES, FeatureStore
+from .features import FEATURES, FeatureStore, peak_rss_mb
 from .features.images import image_stats, pixels
 from .features.knn import build_knn_graph
 from .features.arrays import ArrayInputs, array_columns, is_path, load_array_inputs
@@ -257,6 +257,7 @@ def audit(
     if run is not None:
         run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report
     timings["load_manifest"] = round(time.perf_counter() - t0, 3)
+    memory = {"load_manifest": peak_rss_mb()}
     run_info = _run_info(manifest, cfg, device_spec, command)
     if not images and all(is_path(p) for p in (source, pred_probs, labels, embeddings, class_names) if p is not None):
         # read back by later commands (open_run), instead of copying the arrays
@@ -270,7 +271,7 @@ def audit(
     run_id = run.path.name if run is not None else "memory"
     ctx = AuditContext(manifest=manifest, run_id=run_id, seed=opts["seed"],
                        device=device if device is not None else (lambda: resolve_device("auto")),
-                       features=FeatureStore(timings), workers=local_workers)
+                       features=FeatureStore(timings, memory), workers=local_workers)
     # One graph for the audit, as deep as its most demanding reader (a reader's parameter ``k``).
     knn_k = max([d.k for d in detectors if "knn_graph" in d.inputs(available)[0] | d.inputs(available)[1]], default=1)
     if images:
@@ -287,6 +288,7 @@ def audit(
         t0 = time.perf_counter()
         parts.append(detector.run(ctx))
         timings[detector.name] = round(time.perf_counter() - t0, 3)
+        memory[detector.name] = peak_rss_mb()
         thresholds.update(detector.thresholds_)
     if progress:
         progress("checks", len(detectors), len(detectors))
@@ -296,13 +298,16 @@ def audit(
         thresholds[FUSED_CHECK] = {"rule": "any check flags; ranked by the worst kind (label checks averaged)",
                                    "checks": fused}
     findings = pd.concat(parts, ignore_index=True) if parts else empty_findings()
+    parts.clear()  # at millions of rows each copy of the findings counts: hold one at a time
     # Each part is sorted by (check, score) and each check comes from one detector, so a
     # stable sort on the check alone (as integer codes: fast at millions of rows) suffices.
     codes, _ = pd.factorize(findings["check"], sort=True)
     findings = findings.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
     # As every reader of findings.parquet sees them, whether or not the run is written.
     table = findings_table(findings)
+    del findings
     findings = table.to_pandas()
+    memory["findings"] = peak_rss_mb()
     outputs = ctx.features.get("model_outputs") if ctx.features.computed("model_outputs") else None
 
     checks = _check_counts(findings, detectors, thresholds)
@@ -324,6 +329,7 @@ def audit(
         "gates": gate_results,
         "exit_status": int(status),
         "timings_s": timings,
+        "peak_rss_mb": memory,
         "findings_schema_version": FINDINGS_SCHEMA_VERSION,
     }
     if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)

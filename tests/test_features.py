@@ -131,3 +131,23 @@ def test_exact_and_approximate_graphs_give_the_same_outliers(monkeypatch):
     assert approx.summary["knn_graph"]["method"] == "ivf" and exact.summary["knn_graph"]["method"] == "exact"
     assert set(exact.issues("outliers")["sample_id"]) == set(approx.issues("outliers")["sample_id"])
     assert set(exact.issues("outliers")["sample_id"].astype(int)) >= set(range(len(x) - 5, len(x)))
+
+
+def test_summary_records_the_peak_memory_after_each_stage():
+    """``peak_rss_mb``: the process's high-water mark after the manifest, each computed
+    feature, each detector and the findings, never decreasing in stage order."""
+    import sys
+
+    x = _clustered(n=500)
+    labels = np.arange(len(x)) % 20
+    probs = np.full((len(x), 20), 0.01, np.float32)
+    probs[np.arange(len(x)), labels] = 0.81
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=x, checks=["outliers", "label_issues"])
+    memory = result.summary["peak_rss_mb"]
+    if sys.platform == "win32":
+        assert set(memory.values()) == {None}
+        return
+    assert list(memory)[0] == "load_manifest" and list(memory)[-1] == "findings"
+    assert {"knn_graph", "outliers", "label_issues"} <= set(memory)
+    values = list(memory.values())
+    assert values[0] > 10 and values == sorted(values)  # a high-water mark, in MB

@@ -23,6 +23,7 @@ datacheck.features.UndeclaredInput: 'embeddings' is not among the declared input
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Callable
 
@@ -55,12 +56,16 @@ class FeatureStore:
     ----------
     timings : dict, optional
         Seconds spent computing each feature are recorded here under the feature's name.
+    memory : dict, optional
+        The process's peak resident memory (MB, :func:`peak_rss_mb`) once each feature is
+        computed, under the feature's name: which stage raised the peak.
     """
 
-    def __init__(self, timings: dict | None = None):
+    def __init__(self, timings: dict | None = None, memory: dict | None = None):
         self._providers: dict[str, Callable] = {}
         self._values: dict = {}
         self.timings = timings if timings is not None else {}
+        self.memory = memory if memory is not None else {}
 
     @classmethod
     def from_values(cls, **values) -> "FeatureStore":
@@ -74,7 +79,7 @@ class FeatureStore:
         """Offer feature ``name``, computed by ``compute()`` on first use."""
         if name not in FEATURES:
             raise AssertionError(f"unknown feature {name!r}; add it to datacheck.features.FEATURES")
-        self._providers[name] = compute if not timed else _timed(compute, self.timings, name)
+        self._providers[name] = compute if not timed else _timed(compute, self.timings, self.memory, name)
 
     def available(self) -> list[str]:
         """Names of the features this audit can offer, sorted."""
@@ -117,11 +122,22 @@ class FeatureView:
         return name in self._store.available()
 
 
-def _timed(compute: Callable, timings: dict, name: str) -> Callable:
+def _timed(compute: Callable, timings: dict, memory: dict, name: str) -> Callable:
     def run():
         t0 = time.perf_counter()
         value = compute()
         timings[name] = round(time.perf_counter() - t0, 3)
+        memory[name] = peak_rss_mb()
         return value
 
     return run
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set size so far in MB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB elsewhere
