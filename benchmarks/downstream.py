@@ -11,12 +11,16 @@ memorisation), also with those copies excluded.
 
     python benchmarks/downstream.py --train original=DATA --train cleaned=FIXED/ --eval DATA
     python benchmarks/downstream.py --roman [--work runs/downstream-roman] [--json out.json]
+    python benchmarks/downstream.py --fix-yardstick [--budget 10000] [--work runs/downstream-fix]
 
 Manifests are folders or CSV/Parquet/JSONL files (``datacheck.load_manifest``); of a training
 manifest only the ``--train-split`` rows are used (all rows when it has no splits), of the
 evaluation manifest the ``--eval-split`` rows. ``--roman`` builds the conditions of issue #5
 itself from ``../shared/data/roman`` by running datacheck (audit, relabel, balance, augment)
-into ``--work``, skipping those whose command does not exist yet.
+into ``--work``, skipping those whose command does not exist yet. ``--fix-yardstick`` is issue
+#16's: a seeded, stratified ``--holdout`` share of roman's val is held out and never read by
+``fix``; (a) the remaining rows, (b) the same grown to ``--budget`` by augmentation alone and
+(c) ``datacheck fix --budget`` are each trained on all their rows and scored on the held-out part.
 """
 
 from __future__ import annotations
@@ -189,9 +193,10 @@ def load_any_manifest(source: Path, max_missing: int):
 
 
 def select_split(frame, split: str):
-    """Rows of ``split`` with a label; every labelled row when the manifest has no splits."""
+    """Rows of ``split`` with a label; every labelled row when the manifest has no splits or
+    ``split`` is ``"all"``."""
     labelled = frame[frame["label"].notna()]
-    if labelled["split"].notna().any():
+    if split != "all" and labelled["split"].notna().any():
         labelled = labelled[labelled["split"] == split]
     return labelled.reset_index(drop=True)
 
@@ -399,6 +404,84 @@ def build_roman_conditions(data: Path, work: Path, log=print) -> tuple[dict[str,
     return conditions, skipped
 
 
+# --------------------------------------------------------------------------- --fix-yardstick (issue #16)
+
+
+def hold_out(data: Path, work: Path, fraction: float, seed: int) -> tuple[Path, Path]:
+    """Split ``fraction`` of ``data``'s val rows off, stratified by label with ``seed``.
+
+    Writes ``work/holdout.csv`` (the held-out rows, split ``val``) and ``work/dataset.csv``
+    (every other row, splits kept), both with absolute paths, and returns their paths. No step
+    of ``fix`` ever reads the held-out rows: they are only the final evaluation.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from datacheck import load_manifest
+    from datacheck.runs import atomic_write
+
+    manifest = load_manifest(data)
+    frame = manifest.frame.assign(path=[os.path.join(manifest.root, p) for p in manifest.frame["path"]])
+    val = frame[frame["split"] == "val"]
+    if val.empty:
+        raise SystemExit(f"{data} has no val split to hold a part of out")
+    _, held = train_test_split(val.index.to_numpy(), test_size=fraction, random_state=seed,
+                               stratify=val["label"].to_numpy())
+    work.mkdir(parents=True, exist_ok=True)
+    paths = work / "holdout.csv", work / "dataset.csv"
+    for path, rows in zip(paths, (frame.loc[sorted(held)], frame.drop(index=held))):
+        text = rows[["sample_id", "path", "label", "split"]].to_csv(index=False)
+        atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+    return paths
+
+
+def run_fix(dataset: Path, root: Path, out: Path, budget: int, seed: int, extra: list[str], log) -> dict:
+    """``datacheck fix`` into ``out`` (reused when complete); its ``summary.json``."""
+    import json
+
+    summary = out / "summary.json"
+    if not summary.is_file():
+        done = _datacheck("fix", dataset, "--root", root, "--out", out, "--budget", budget, "--seed", seed, *extra,
+                          "-q", log=log)
+        if done.returncode not in (0, 1):  # 1: the final audit's gate, still a complete fix
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            raise SystemExit(f"`datacheck fix` failed (exit {done.returncode}): {last}")
+    return json.loads(summary.read_text(encoding="utf-8"))
+
+
+def fix_yardstick(data: Path, work: Path, budget: int, seeds: int, protocol: Protocol, *, fraction=0.4,
+                  split_seed=0, fix_seed=0, cache_dir=None, workers=1, device="cpu", log=print) -> dict:
+    """Issue #16's yardstick: (a) the original rows, (b) the same augmented to ``budget`` with no
+    cleaning, (c) ``datacheck fix`` to ``budget``; each trained ``seeds`` times on every row it
+    has (train and the held-in val) and scored on the held-out part of val."""
+    holdout, dataset = hold_out(data, work, fraction, split_seed)
+    # (b): fix with every cleaning and targeting step off: class proportions kept, each class
+    # grown by the same factor with the same augmentation policy; nothing dropped.
+    plain = work / "plain.toml"
+    plain.write_text("[fix]\ndrop_flagged = false\n", encoding="utf-8")
+    fixes = {}
+    started = time.perf_counter()
+    fixes["b"] = run_fix(dataset, data, work / "fix-b-augment-only", budget, fix_seed,
+                         ["--no-relabel", "--no-balance", "--no-boost", "--config", plain], log)
+    fixes["c"] = run_fix(dataset, data, work / "fix-c", budget, fix_seed, [], log)
+    log(f"fixes ready after {time.perf_counter() - started:.0f} s")
+    conditions = {"a original (train + held-in val)": dataset,
+                  "b augmented to budget, no cleaning": work / "fix-b-augment-only" / "manifest.csv",
+                  "c datacheck fix": work / "fix-c" / "manifest.csv"}
+    result = evaluate(conditions, holdout, seeds, protocol, train_split="all", eval_split="val",
+                      cache_dir=cache_dir, workers=workers, device=device, log=log)
+    acc = {c["name"][0]: 100 * np.mean(c["accuracy"]) for c in result["conditions"]}
+    fix_seconds = sum(e["seconds"] or 0 for e in fixes["c"]["steps"].values())
+    result["yardstick"] = {
+        "budget": budget, "holdout_fraction": fraction, "split_seed": split_seed, "fix_seed": fix_seed,
+        "c_minus_a": round(acc["c"] - acc["a"], 2), "c_minus_b": round(acc["c"] - acc["b"], 2),
+        "fix_seconds": round(fix_seconds, 1),
+        "targets": {"c >= a + 6": bool(acc["c"] - acc["a"] >= 6), "c >= b + 2": bool(acc["c"] - acc["b"] >= 2),
+                    "fix <= 20 min": bool(fix_seconds <= 1200)},
+        "fix_steps": {k: v["seconds"] for k, v in fixes["c"]["steps"].items()},
+    }
+    return result
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -415,6 +498,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="a training manifest (repeat to compare several)")
     parser.add_argument("--eval", type=Path, help="the evaluation manifest")
     parser.add_argument("--roman", action="store_true", help="build the issue-#5 conditions from the roman dataset")
+    parser.add_argument("--fix-yardstick", action="store_true",
+                        help="issue #16: original vs augmented vs `datacheck fix`, on a held-out part of roman's val")
+    parser.add_argument("--budget", type=int_at_least(1), default=10_000, help="the budget of --fix-yardstick")
+    parser.add_argument("--holdout", type=float, default=0.4, help="share of val held out by --fix-yardstick")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of --fix-yardstick's held-out split")
+    parser.add_argument("--fix-seed", type=int, default=0, help="seed of --fix-yardstick's `datacheck fix` runs")
     parser.add_argument("--data", type=Path, default=DEFAULT_ROMAN, help="the roman dataset, for --roman")
     parser.add_argument("--work", type=Path, default=Path("runs/downstream-roman"), help="working folder of --roman")
     parser.add_argument("--seeds", type=int_at_least(1), default=3)
@@ -448,6 +537,24 @@ def main(argv: list[str] | None = None) -> int:
     skipped: dict[str, str] = {}
     eval_source = args.eval
     try:
+        if args.fix_yardstick:
+            if not args.data.is_dir():
+                parser.error(f"roman dataset not found at {args.data} (pass --data)")
+            work = args.work if args.work != parser.get_default("work") else Path("runs/downstream-fix")
+            result = fix_yardstick(args.data, work, args.budget, args.seeds, protocol, fraction=args.holdout,
+                                   split_seed=args.split_seed, fix_seed=args.fix_seed,
+                                   cache_dir=_cache_dir(args.cache_dir), workers=default_workers(),
+                                   device=args.device, log=log)
+            print(format_table(result))
+            y = result["yardstick"]
+            print(f"budget {y['budget']}; c - a = {y['c_minus_a']:+.1f}p, c - b = {y['c_minus_b']:+.1f}p; "
+                  f"fix took {y['fix_seconds'] / 60:.1f} min; targets: "
+                  + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in y["targets"].items()))
+            if args.json:
+                from datacheck.runs import write_json
+
+                write_json(args.json, result)
+            return 0
         if args.roman:
             if not args.data.is_dir():
                 parser.error(f"roman dataset not found at {args.data} (pass --data)")

@@ -233,12 +233,14 @@ class _InvertedLists:
             who = torch.from_numpy(by_list[bounds[lst] : bounds[lst + 1]] // nprobe).to(device)
             members = torch.from_numpy(self.vectors[lo:hi]).to(device)
             sims = q_all[who] @ members.T
-            top_s, top_p = sims.topk(min(k, hi - lo), dim=1)
+            # Unsorted selections (half the time of sorted ones); each row is sorted once at the end.
+            top_s, top_p = sims.topk(min(k, hi - lo), dim=1, sorted=False)
             merged_s = torch.cat([best_s[who], top_s], 1)
             merged_p = torch.cat([best_p[who], top_p + int(lo)], 1)
-            keep_s, at = merged_s.topk(k, dim=1)
+            keep_s, at = merged_s.topk(k, dim=1, sorted=False)
             best_s[who], best_p[who] = keep_s, merged_p.gather(1, at)
-        return best_s.cpu().numpy(), best_p.cpu().numpy()
+        best_s, at = best_s.sort(dim=1, descending=True, stable=True)
+        return best_s.cpu().numpy(), best_p.gather(1, at).cpu().numpy()
 
 
 def _without_self(sims: np.ndarray, found: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
