@@ -324,6 +324,7 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
 @click.option("--policy", type=click.Choice(["randaugment", "affine", "both"]), help="Transforms applied [default: both].")
 @click.option("--num-ops", type=int, help="RandAugment operations per copy [default: 2].")
 @click.option("--magnitude", type=int, help="RandAugment magnitude, 0-30 [default: 9].")
+@click.option("--exclude-ops", help="RandAugment operations to leave out, comma-separated (e.g. Solarize,Equalize).")
 @click.option("--degrees", type=float, help="Affine rotation range, +/- degrees [default: 15].")
 @click.option("--translate", type=float, help="Affine translation range, fraction of width/height [default: 0.1].")
 @click.option("--scale", type=(float, float), default=None, help="Affine scale range MIN MAX [default: 0.9 1.1].")
@@ -338,7 +339,7 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
 @click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and files written as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or counts on stderr.")
-def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale, seed, resume, boost_from,
+def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, translate, scale, seed, resume, boost_from,
             boost_budget, boost_pool, workers, dataset, as_json, quiet):
     """Make the augmented copies a balance PLAN schedules, into a new dataset folder --out.
 
@@ -349,7 +350,8 @@ def augment(plan_dir, out, policy, num_ops, magnitude, degrees, translate, scale
 
     consoles = Consoles.create(quiet=quiet)
     spec = {"policy": policy, "num_ops": num_ops, "magnitude": magnitude, "degrees": degrees, "translate": translate,
-            "scale": list(scale) if scale else None}
+            "scale": list(scale) if scale else None,
+            "exclude_ops": [op.strip() for op in exclude_ops.split(",") if op.strip()] if exclude_ops else None}
     with _progress(consoles) as progress:
         result = run_augment(plan_dir, out, seed=seed, spec=spec, resume=resume,
                              workers=default_workers() if workers is None else workers, dataset=dataset,
@@ -404,7 +406,7 @@ def fix(dataset, out, root, budget, config_path, seed, no_relabel, no_balance, n
     steps = pd.DataFrame({name: {"status": e["status"], "seconds": "" if e["seconds"] is None else f"{e['seconds']:.0f}"}
                           for name, e in s["steps"].items()}).T.rename_axis("step")
     print_table(steps, consoles.err, title="Steps")
-    checks = pd.DataFrame(s["checks"]).T.fillna("-").rename_axis("check")
+    checks = pd.DataFrame(s["checks"], dtype=object).T.fillna("-").rename_axis("check")
     print_table(checks[(checks != 0).any(axis=1)], consoles.err, title="Samples flagged per check")
     print_table(result.table, consoles.err, title="Rows per class")
     actions = ", ".join(f"{n} {a}" for a, n in s["changes"]["actions"].items())

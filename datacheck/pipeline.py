@@ -498,6 +498,20 @@ def _check_gates(gates: list[Gate], detector_names: list[str]) -> None:
             raise UsageError(f"--fail-on gate {gate} names {gate.check!r}, which this audit does not run (see --checks)")
 
 
+def checks_without_model(checks, detector_params: dict | None = None) -> list[str]:
+    """Of ``checks`` (names or groups), those an image audit runs without training a model:
+    no model outputs, embeddings, AUM or kNN graph among their inputs, as configured by
+    ``detector_params`` (``{name: params}``)."""
+    params = detector_params or {}
+    available = frozenset(FEATURES)
+    kept = []
+    for name in expand_checks(checks):
+        requires, optional = create_detector(name, **params.get(name, {})).inputs(available)
+        if not (requires | optional) & _MODEL_FEATURES:
+            kept.append(name)
+    return kept
+
+
 def _check_counts(findings: pd.DataFrame, detectors, thresholds: dict) -> dict:
     """Per check: flagged and scored counts, percent, threshold and the worst samples."""
     return {check: _counts(findings, check, detector.name, thresholds) for detector in detectors for check in detector.checks}

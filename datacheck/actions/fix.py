@@ -17,7 +17,10 @@ The existing commands, chained, each in its own step folder ``OUT/steps/<n>-<nam
    data-boosting copies near the validation samples the repaired set's model gets wrong;
 6. ``output``: ``OUT/dataset/<split>/<class>/`` (hard links), ``OUT/manifest.csv`` with the
    provenance of every row, ``OUT/review.csv``;
-7. ``final_audit``: the result audited, for the before/after summary ``OUT/summary.json``.
+7. ``final_audit``: the result audited, for the before/after summary ``OUT/summary.json``: by
+   default with the checks that need no model (image properties, duplicates, leakage,
+   imbalance), as the model checks' "after" is the re-audit's (``[fix] final_model_checks``
+   runs them too).
 
 A step is complete when its folder holds ``fix-step.json``; a rerun into the same ``OUT``
 with the same dataset and settings reuses the complete steps and redoes the rest (Ctrl-C,
@@ -65,6 +68,9 @@ MANIFEST_NAME = "manifest.csv"
 REVIEW_NAME = "review.csv"
 DATASET_DIR = "dataset"
 AUDIT_CONFIG = "audit.toml"
+#: The final audit's configuration: ``audit.toml`` with only the checks that need no model,
+#: unless ``[fix] final_model_checks``.
+FINAL_AUDIT_CONFIG = "audit-final.toml"
 #: The steps, in order; each writes into ``steps/<n>-<name>``.
 STEPS = ("audit", "relabel", "reaudit", "balance", "augment", "output", "final_audit")
 #: The ``[fix]`` config section: name → (default, help).
@@ -78,12 +84,15 @@ FIX_OPTIONS = {
     "drop_flagged": (True, "balancing leaves out training samples the repaired set's audit still flags"),
     "boost_per_error": (5, "boosting copies per misclassified validation sample"),
     "boost_max_fraction": (0.1, "boosting copies at most this share of the training rows of the budget"),
+    "screen_ops": (True, "leave out the RandAugment operations whose copies the audit's image checks would flag"),
+    "final_model_checks": (False, "the final audit also runs the checks that train a model (a cross-validation "
+                                  "over the whole result: the longest step by far)"),
 }
 _CONSTRAINTS = {
     "relabel": [Boolean()], "balance": [Boolean()], "augment": [Boolean()], "boost": [Boolean()],
     "budget": [Interval(int, 0, None)], "min_confidence": [Interval(float, 0, 1, closed="right")],
     "drop_flagged": [Boolean()], "boost_per_error": [Interval(int, 0, None)],
-    "boost_max_fraction": [Interval(float, 0, 1)],
+    "boost_max_fraction": [Interval(float, 0, 1)], "final_model_checks": [Boolean()], "screen_ops": [Boolean()],
 }
 #: Candidate copies per training source that boosting draws at least (augment's --boost-pool default).
 MIN_BOOST_POOL = 4
@@ -429,6 +438,8 @@ def fix(
                         "status": "running", **settings})
     text = render_toml(audit_cfg)
     atomic_write(out / AUDIT_CONFIG, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    final_text = render_toml(_final_audit_config(audit_cfg, options["final_model_checks"]))
+    atomic_write(out / FINAL_AUDIT_CONFIG, lambda tmp: tmp.write_text(final_text, encoding="utf-8"))
 
     ctx = _Context(out=out, source=Path(dataset), root=root, manifest=manifest, options=options, spec=spec, seed=seed,
                    workers=default_workers() if workers is None else workers, audit_workers=workers, progress=progress,
@@ -453,6 +464,30 @@ def fix(
     if (out / REVIEW_NAME).exists():
         written["review"] = str(out / REVIEW_NAME)
     return FixResult(out, result_manifest, summary, dict(runner.status), table, written)
+
+
+def _final_audit_config(audit_cfg: dict, model_checks: bool) -> dict:
+    """The final audit's configuration: the checks of ``audit_cfg`` that train no model, unless
+    ``model_checks``. A copy shares its source's label and the model's evidence about it, so
+    the model checks' numbers after the repairs are the re-audit's (``repaired`` in the
+    summary); what the copies themselves can add (dark or blank images, duplicates, leaks) the
+    image checks see, in seconds rather than a cross-validation over the whole budget."""
+    import copy
+
+    from ..pipeline import checks_without_model
+
+    from ..detectors.registry import check_owner
+    from ..gates import parse_gates
+
+    cfg = copy.deepcopy(audit_cfg)
+    if not model_checks:
+        kept = checks_without_model(cfg["audit"]["checks"], cfg["detectors"])
+        cfg["audit"]["checks"] = kept
+        # A gate on a check left out cannot be applied here (the re-audit reports that check).
+        gates = [g for g in parse_gates(cfg["audit"]["fail_on"])
+                 if (g.check if g.check in kept else check_owner(g.check)) in kept]
+        cfg["audit"]["fail_on"] = ",".join(map(str, gates))
+    return cfg
 
 
 def _check_resume(marker: Path, manifest, settings: dict, out: Path) -> None:
@@ -539,10 +574,10 @@ class _Context:
         """The audit that balancing and boosting read: of the repaired set, or of the source."""
         return self.step("reaudit") if self.options["relabel"] else self.step("audit")
 
-    def _audit(self, source, folder: Path, root=None) -> dict:
+    def _audit(self, source, folder: Path, root=None, config: str = AUDIT_CONFIG) -> dict:
         from ..pipeline import audit
 
-        result = audit(source, folder, root=root, config=self.out / AUDIT_CONFIG, progress=self.progress,
+        result = audit(source, folder, root=root, config=self.out / config, progress=self.progress,
                        command=self.command, workers=self.audit_workers)
         return {"run": folder.relative_to(self.out).as_posix(), "samples": int(result.summary["samples"]),
                 "flagged": {c: int(e["flagged"]) for c, e in result.summary["checks"].items()},
@@ -625,7 +660,8 @@ class _Context:
 
         opts = self.options
         run = open_run(self.balanced_run)
-        frame = run.manifest().frame
+        manifest = run.manifest()
+        frame = manifest.frame
         # Sub-clusters where the clusters check scored samples; a set too small for it (no
         # class large enough to split) is balanced by class, and the summary says so.
         subgroups = [c for c in checks_with_tag("subgroups") if (run.findings["check"] == c).any()]
@@ -669,11 +705,12 @@ class _Context:
                             f"at most {opts['boost_max_fraction']:g} of the {room} training rows ({cap})",
                 }
         room -= boost["copies"]
+        screen = self._screen_augmentation(run.summary, manifest)
         class_targets, targets = budget_targets(groups, room, self.seed, growable, by_subcluster=opts["balance"],
                                                 grow=opts["augment"])
         result = balance(self.balanced_run, folder, BalanceOptions(
             strategy=strategy, target={g: int(t) for g, t in targets.items()}, drop_flagged=opts["drop_flagged"],
-            max_total=budget - boost["copies"], seed=self.seed, transform=dict(self.spec)))
+            max_total=budget - boost["copies"], seed=self.seed, transform=dict(screen["spec"])))
         plan = result.plan
         planned = int((plan["action"] != "drop").sum() + plan["copies"].sum())
         if boost["copies"]:
@@ -694,7 +731,22 @@ class _Context:
             "group_sizes": {str(g): int(s) for g, s in zip(groups["group"], groups["size"])},
             "group_targets": {str(k): int(v) for k, v in targets.items()},
             "boost": boost,
+            "augment_screen": screen,
         }
+
+    def _screen_augmentation(self, summary: dict, manifest) -> dict:
+        """The augmentation spec, less the RandAugment operations whose copies the audit's
+        image checks would flag (:mod:`datacheck.actions.augment_screen`), with the evidence."""
+        from .augment_screen import audit_cuts, screen_operations
+        from .balance import training_mask
+
+        if not (self.options["augment"] and self.options["screen_ops"]):
+            return {"spec": dict(self.spec), "rule": "not screened: " + (
+                "augmentation is off" if not self.options["augment"] else "[fix] screen_ops = false")}
+        train = manifest.frame[training_mask(manifest.frame)]
+        paths = [os.path.join(manifest.root, p) for p in train["path"]]
+        record = screen_operations(train["sample_id"].astype(str).tolist(), paths, self.spec, audit_cuts(summary.get("checks", {})), self.seed)
+        return {"spec": {**self.spec, "exclude_ops": record["exclude_ops"]}, **record}
 
     def augment(self, folder: Path) -> dict:
         from ..audit_run import read_json
@@ -787,7 +839,7 @@ class _Context:
                                                   .sort_index().items()}, "manifest_sha256": digest}
 
     def final_audit(self, folder: Path) -> dict:
-        return self._audit(self.out / DATASET_DIR, folder)
+        return self._audit(self.out / DATASET_DIR, folder, config=FINAL_AUDIT_CONFIG)
 
 
 # --------------------------------------------------------------------------- the summary
@@ -886,7 +938,10 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
                                  "largest groups are trimmed first") if opts["balance"] else
                                 "every class grows (or shrinks) by the same factor"},
             "boost": balance["boost"],
-            "augmentation": {"spec": ctx.spec, "rule": "[augment] of the config, else augment's defaults"},
+            "augmentation": {"spec": balance.get("augment_screen", {}).get("spec", ctx.spec),
+                             "rule": "[augment] of the config, else augment's defaults; RandAugment operations whose "
+                                     "copies the audit's image checks would flag left out (screen)",
+                             "screen": balance.get("augment_screen")},
             "drop_flagged": opts["drop_flagged"],
         },
         "outputs": {"dataset": DATASET_DIR, "manifest": MANIFEST_NAME,

@@ -15,7 +15,10 @@ from ..errors import UsageError
 POLICIES = ("randaugment", "affine", "both")
 #: The augmentation ``balance`` records in a plan; ``augment`` options override it.
 DEFAULT_SPEC = {"policy": "both", "num_ops": 2, "magnitude": 9, "degrees": 15.0, "translate": 0.1,
-                "scale": [0.9, 1.1]}
+                "scale": [0.9, 1.1], "exclude_ops": []}
+#: RandAugment's operations (torchvision's names), the ones ``exclude_ops`` may leave out.
+RANDAUGMENT_OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
+                   "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize")
 _RANDAUGMENT_BINS = 31
 #: RandAugment draws from 14 operations; far more per copy only destroys the image (and time).
 MAX_NUM_OPS = 50
@@ -51,6 +54,15 @@ def validate_spec(spec: dict) -> dict:
         raise UsageError(f"--scale must be two numbers {MIN_SCALE} <= min <= max <= {MAX_SCALE}, got {lo} {hi}")
     full["scale"] = [float(lo), float(hi)]
     full["degrees"], full["translate"] = float(full["degrees"]), float(full["translate"])
+    excluded = full["exclude_ops"]
+    if not isinstance(excluded, (list, tuple)) or not all(isinstance(op, str) for op in excluded):
+        raise UsageError(f"--exclude-ops must be a list of RandAugment operation names, got {excluded!r:.60}")
+    unknown = sorted(set(excluded) - set(RANDAUGMENT_OPS))
+    if unknown:
+        raise UsageError(f"unknown RandAugment operation {unknown[0]!r:.40}; known: {', '.join(RANDAUGMENT_OPS)}")
+    if set(excluded) >= set(RANDAUGMENT_OPS):
+        raise UsageError("--exclude-ops leaves RandAugment no operation; use policy \"affine\" instead")
+    full["exclude_ops"] = [op for op in RANDAUGMENT_OPS if op in set(excluded)]  # canonical order
     return full
 
 
@@ -92,6 +104,11 @@ def augment_image(image, spec: dict, seed: int):
     from torchvision.transforms import v2
 
     class RecordingRandAugment(v2.RandAugment):
+        # The operations drawn from: torchvision's, less the excluded ones (this per-call
+        # subclass's own table; torchvision's class is untouched).
+        _AUGMENTATION_SPACE = {op: v for op, v in v2.RandAugment._AUGMENTATION_SPACE.items()
+                               if op not in set(spec.get("exclude_ops", ()))}
+
         def _apply_image_or_video_transform(self, image, transform_id, magnitude, interpolation, fill):
             drawn.setdefault("randaugment", []).append({"op": transform_id, "magnitude": round(float(magnitude), 4)})
             return super()._apply_image_or_video_transform(image, transform_id, magnitude, interpolation, fill)

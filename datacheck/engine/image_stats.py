@@ -133,7 +133,7 @@ def analyze_image(path: str) -> dict:
             warnings.simplefilter("ignore")  # palette/transparency chatter from Pillow
             with open_image(path) as im:
                 im.load()
-                return _measure(im)
+                return measure_image(im)
     except DECODE_ERRORS as exc:
         return _unreadable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
@@ -144,7 +144,8 @@ def _unreadable(reason: str) -> dict:
     return row
 
 
-def _measure(im: Image.Image) -> dict:
+def measure_image(im: Image.Image) -> dict:
+    """The statistics of one decoded image (a row of ``image_stats``; ``error`` empty)."""
     width, height = im.size
     mode = im.mode
     # Palette images store indices: two files with one index map but different palettes are
