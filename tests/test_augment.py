@@ -11,6 +11,8 @@ from PIL import Image
 
 import datacheck
 from datacheck.actions.augment import DEFAULT_SPEC, augment_image, validate_spec
+from datacheck.actions.augment_screen import audit_cuts, screen_operations
+from datacheck.actions.transforms import RANDAUGMENT_OPS
 from datacheck.errors import UsageError
 from datacheck.manifest import load_manifest
 
@@ -117,6 +119,9 @@ def test_policies_and_a_grey_image(tmp_path):
     ({"degrees": 200.0}, "--degrees"),
     ({"translate": 1.5}, "--translate"),
     ({"scale": [1.2, 0.8]}, "--scale"),
+    ({"exclude_ops": ["Invert"]}, "unknown RandAugment operation 'Invert'"),
+    ({"exclude_ops": "Solarize"}, "--exclude-ops must be a list"),
+    ({"exclude_ops": list(RANDAUGMENT_OPS)}, "leaves RandAugment no operation"),
 ])
 def test_bad_settings(spec, message):
     with pytest.raises(UsageError, match=message):
@@ -201,3 +206,62 @@ def test_boost_needs_a_run_with_a_model(plan, tmp_path):
     result = invoke("augment", plan, "--out", tmp_path / "o", "--boost-from", info["run"])
     assert result.exit_code == 2 and "trained no model" in result.stderr
     assert invoke("augment", plan, "--out", tmp_path / "o", "--boost-from", tmp_path / "none").exit_code == 2
+
+
+def test_excluded_operations_are_never_drawn(tmp_path):
+    image = Image.open(make_image(tmp_path / "a.png", 5))
+    keep = ["Rotate", "Equalize"]
+    spec = validate_spec({"policy": "randaugment", "num_ops": 4,
+                          "exclude_ops": [op for op in reversed(RANDAUGMENT_OPS) if op not in keep]})
+    assert spec["exclude_ops"] == [op for op in RANDAUGMENT_OPS if op not in keep]  # canonical order
+    drawn = {d["op"] for seed in range(20) for d in augment_image(image, spec, seed)[1]["randaugment"]}
+    assert drawn == set(keep)
+
+
+def _drawings(folder, n=40):
+    """Dark strokes on white paper, like scanned handwriting: ``n`` files."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    paths = []
+    for i in range(n):
+        page = np.full((48, 48), 255, np.uint8)
+        for _ in range(3):
+            r, c = rng.integers(4, 40, size=2)
+            page[r : r + 8, c : c + 2] = 20
+            page[r : r + 2, c : c + 8] = 20
+        paths.append(str(folder / f"{i}.png"))
+        Image.fromarray(page).save(paths[-1])
+    return paths
+
+
+def test_screen_leaves_out_the_operations_that_make_junk_of_drawings(tmp_path):
+    """Solarize turns white paper black: every copy is past the audit's own dark cut, so it is
+    left out; operations that keep the page white stay. The record holds the evidence and is
+    the same for the same ids wherever the files lie."""
+    paths = _drawings(tmp_path / "a")
+    checks = {"dark": {"threshold": {"statistic": "brightness_high", "below": 170.0}},
+              "light": {"threshold": {"statistic": "brightness_low", "above": 84.0}},
+              "blurry": {"threshold": {}}}
+    cuts = audit_cuts(checks)
+    assert cuts == {"dark": ("brightness_high", "below", 170.0), "light": ("brightness_low", "above", 84.0)}
+    ids = [f"train/x/{i}.png" for i in range(len(paths))]
+    record = screen_operations(ids, paths, validate_spec({}), cuts, seed=0, sample=30)
+    assert record["sample"] == 30 and record["originals_flagged"] == 0.0
+    assert record["flagged"]["Solarize"] == 1.0 and "Solarize" in record["exclude_ops"]
+    for op in ("Identity", "Rotate", "ShearX", "TranslateY"):
+        assert record["flagged"][op] <= 0.05 and op not in record["exclude_ops"]
+    moved = [str(p).replace(str(tmp_path / "a"), str(tmp_path / "b")) for p in paths]
+    (tmp_path / "a").rename(tmp_path / "b")
+    assert screen_operations(ids, moved, validate_spec({}), cuts, seed=0, sample=30) == record
+    # an operation the user left out stays out and is not tried
+    again = screen_operations(ids, moved, validate_spec({"exclude_ops": ["Equalize"]}), cuts, seed=0, sample=30)
+    assert "Equalize" in again["exclude_ops"] and "Equalize" not in again["flagged"]
+
+
+def test_screen_off_without_cuts_or_randaugment(tmp_path):
+    paths = _drawings(tmp_path / "a", n=3)
+    ids = list(map(str, range(3)))
+    cuts = {"dark": ("brightness_high", "below", 170.0)}
+    assert screen_operations(ids, paths, validate_spec({}), {}, seed=0)["rule"].startswith("not screened")
+    affine = screen_operations(ids, paths, validate_spec({"policy": "affine"}), cuts, seed=0)
+    assert affine["exclude_ops"] == [] and "no RandAugment" in affine["rule"]

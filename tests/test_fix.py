@@ -14,6 +14,7 @@ import pytest
 import datacheck
 from datacheck.actions import augment as augment_module
 from datacheck.actions.fix import budget_targets, fill_counts, proportional_counts
+from datacheck.actions.transforms import RANDAUGMENT_OPS
 
 from .conftest import SAMPLE_DATA, assert_one_line_error, invoke, tree_digest
 
@@ -154,6 +155,19 @@ def test_summary_counts_before_and_after(fixed):
             + table["copies"] + table["boost"]).all()
     assert fixed.before.summary["samples"] == 564
     assert set(fixed.steps.values()) == {"done"}
+    # the final audit runs the checks that need no model: the model checks end at the re-audit
+    assert checks["label_issues"]["after"] is None and checks["dark"]["after"] is not None
+    assert "label_issues" not in set(fixed.audit.findings["check"])
+
+
+def test_augmentation_screen_is_recorded_and_applied(fixed):
+    choice = fixed.summary["choices"]["augmentation"]
+    screen = choice["screen"]
+    assert screen["sample"] == 100 and set(screen["flagged"]) == set(RANDAUGMENT_OPS)
+    assert choice["spec"]["exclude_ops"] == screen["exclude_ops"]
+    assert all(screen["flagged"][op] > screen["originals_flagged"] + screen["tolerance"] for op in screen["exclude_ops"])
+    drawn = {d["op"] for t in fixed.manifest["transform"] if t for d in json.loads(t).get("randaugment", [])}
+    assert drawn and not drawn & set(screen["exclude_ops"])
 
 
 def test_source_is_untouched(fixed, source_digest):

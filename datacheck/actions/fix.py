@@ -42,6 +42,9 @@ Rules for the choices a step would otherwise need a person for (recorded in ``su
 - **boosting copies**: ``boost_per_error`` (5, augment's default) per validation sample the
   repaired set's out-of-fold model gets wrong, at most ``boost_max_fraction`` (10 %) of the
   training room; they are reserved from the budget before the targets are set.
+- **augmentation operations**: the RandAugment operations whose copies cross the re-audit's
+  image-property cuts clearly more often than the originals are left out
+  (:mod:`datacheck.actions.augment_screen`; ``[fix] screen_ops``).
 """
 
 from __future__ import annotations
