@@ -108,6 +108,16 @@ def test_corrupt_files_are_never_augmentation_sources():
     assert plan.loc["t1", "copies"] == 3 and plan.loc["t2", "copies"] == 0 and plan.loc["t3", "copies"] == 4
 
 
+def test_copies_come_from_images_no_image_check_flags():
+    """Class a: one dark and one odd-sized image of three, so the clean one makes every copy;
+    class b has only a blurry image, which still grows (rather than not at all)."""
+    frame = frame_of([("a1", "a", "train"), ("a2", "a", "train"), ("a3", "a", "train"), ("b1", "b", "train")])
+    findings = pd.DataFrame([finding("a1", "dark", True), finding("a2", "odd_size", True), finding("a3", "dark"),
+                             finding("b1", "blurry", True)])
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="classes", target=6)).set_index("sample_id")
+    assert plan["copies"].to_dict() == {"a1": 0, "a2": 0, "a3": 3, "b1": 5}
+
+
 @pytest.fixture
 def coreset_findings():
     frame = frame_of([(f"a{i}", "a", "train") for i in range(8)] + [(f"b{i}", "b", "train") for i in range(4)])
