@@ -108,14 +108,19 @@ def test_corrupt_files_are_never_augmentation_sources():
     assert plan.loc["t1", "copies"] == 3 and plan.loc["t2", "copies"] == 0 and plan.loc["t3", "copies"] == 4
 
 
-def test_copies_come_from_images_no_image_check_flags():
-    """Class a: one dark and one odd-sized image of three, so the clean one makes every copy;
-    class b has only a blurry image, which still grows (rather than not at all)."""
-    frame = frame_of([("a1", "a", "train"), ("a2", "a", "train"), ("a3", "a", "train"), ("b1", "b", "train")])
+def test_with_drop_flagged_copies_come_from_images_no_check_doubts():
+    """Class a: a dark, an odd-sized and a doubted-label image of four, so the clean one makes
+    every copy; class b has only a blurry image, which still grows (rather than not at all).
+    Without --drop-flagged the flags do not choose the sources."""
+    frame = frame_of([("a1", "a", "train"), ("a2", "a", "train"), ("a3", "a", "train"), ("a4", "a", "train"),
+                      ("b1", "b", "train")])
     findings = pd.DataFrame([finding("a1", "dark", True), finding("a2", "odd_size", True), finding("a3", "dark"),
-                             finding("b1", "blurry", True)])
-    plan = plan_balance(frame, findings, BalanceOptions(strategy="classes", target=6)).set_index("sample_id")
-    assert plan["copies"].to_dict() == {"a1": 0, "a2": 0, "a3": 3, "b1": 5}
+                             finding("a4", "aum", True), finding("a4", "label_issues"), finding("b1", "blurry", True)])
+    # a4: one label check of two doubts it, so it is kept (not dropped) but not copied
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="classes", target=7, drop_flagged=True))
+    assert plan.set_index("sample_id")["copies"].to_dict() == {"a1": 0, "a2": 0, "a3": 3, "a4": 0, "b1": 6}
+    plain = plan_balance(frame, findings, BalanceOptions(strategy="classes", target=9)).set_index("sample_id")
+    assert (plain.loc[["a1", "a2", "a3", "a4"], "copies"] > 0).all()
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@
     over-full group, outside the coreset, or over the ``max_total`` cap;
 ``augment``
     it stays, and ``copies`` augmented versions of it are to be made by ``datacheck augment``.
-    A group's copies are spread over its images that no image-quality check (``dark``,
-    ``blurry``, ``odd_size``, ...) flags, so junk is kept but not multiplied; a group of only
-    flagged images grows from them.
+    With ``drop_flagged``, a group's copies are spread over its images that no image-quality
+    check (``dark``, ``blurry``, ``odd_size``, ...) and no label check flags, so junk and
+    doubtful labels are kept but not multiplied; a group of only flagged images grows from them.
 
 Only the training split is balanced (rows whose ``split`` is ``train``, or every row when the
 dataset has no splits); validation and test rows are kept exactly as they are, so the
@@ -172,7 +172,11 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
     corrupt = np.isin(ids, list(flags.get("corrupt", ())))
     from ..detectors.registry import checks_with_tag
 
-    poor = np.isin(ids, list(set().union(*(flags.get(c, set()) for c in checks_with_tag("image_quality")))))
+    # With drop_flagged, the audit's flags also choose the copy sources: an image an image
+    # check flags (dark, blank, odd-sized) or whose label a label check doubts is kept but not
+    # copied, so neither junk nor doubt is multiplied.
+    doubted = checks_with_tag("image_quality") + checks_with_tag("label_evidence")
+    poor = corrupt | (options.drop_flagged & np.isin(ids, list(set().union(*(flags.get(c, set()) for c in doubted)))))
 
     if options.drop_flagged:
         for row, why in _flagged_drops(frame, findings, flags, train).items():
@@ -220,9 +224,8 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
             reason[rows[max(want, desired[name]):]] = _surplus_reason(options.strategy, name, desired[name])
             reason[rows[want:desired[name]]] = f"over the --max-total cap ({want} kept in {name})"
             continue
-        # Copies come from images no image check flags: copying a dark, blank or odd-sized
-        # image would multiply what the audit calls junk. A group of only such images still
-        # grows from them (a corrupt file never: it cannot be augmented).
+        # A group of only flagged images still grows from them (a corrupt file never: it
+        # cannot be augmented).
         sources = rows[~poor[rows]]
         if not len(sources):
             sources = rows[~corrupt[rows]]
