@@ -237,10 +237,13 @@ def test_an_interrupt_swallowed_by_a_library_still_exits_130(monkeypatch, tiny_d
 
     real_audit = datacheck.pipeline.audit
     monkeypatch.setattr(datacheck.pipeline, "audit", interrupted_audit)
+    # What the process had before (the default handler; SIG_IGN where a shell started the
+    # tests in the background without job control).
+    before = signal.getsignal(signal.SIGINT)
     result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q")
     assert result.exit_code == ExitStatus.INTERRUPTED, result.output
     assert result.stderr == "datacheck: interrupted\n"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) == before  # restored
 
 
 def test_palette_images_with_other_colours_are_not_exact_duplicates(tmp_path):

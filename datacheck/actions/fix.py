@@ -428,8 +428,8 @@ def fix(
         raise UsageError(f"--budget {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
                          "fix keeps as they are; give at least that")
     seed = audit_cfg["audit"]["seed"]
-    settings = {"dataset": str(Path(manifest.source).resolve()), "root": str(manifest.root), "budget": options["budget"], "seed": seed,
-                "fix": options, "augment": spec, "audit_config": audit_cfg}
+    settings = {"dataset": str(Path(manifest.source).resolve()), "root": str(manifest.root),
+                "budget": options["budget"], "seed": seed, "fix": options, "augment": spec, "audit_config": audit_cfg}
     marker = out / FIX_MARKER
     if marker.is_file():
         _check_resume(marker, manifest, settings, out)
@@ -477,10 +477,9 @@ def _final_audit_config(audit_cfg: dict, model_checks: bool) -> dict:
     image checks see, in seconds rather than a cross-validation over the whole budget."""
     import copy
 
-    from ..pipeline import checks_without_model
-
     from ..detectors.registry import check_owner
     from ..gates import parse_gates
+    from ..pipeline import checks_without_model
 
     cfg = copy.deepcopy(audit_cfg)
     if not model_checks:
