@@ -340,6 +340,11 @@ def _datacheck(*args: str, log) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True)
 
 
+def _last_line(done: subprocess.CompletedProcess) -> str:
+    """The last line a failed command printed on stderr (its one-line error)."""
+    return (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+
+
 def _has_command(name: str) -> bool:
     return subprocess.run([sys.executable, "-m", "datacheck", name, "--help"], capture_output=True).returncode == 0
 
@@ -369,7 +374,7 @@ def build_roman_conditions(data: Path, work: Path, log=print) -> tuple[dict[str,
         checks = ",".join(dict.fromkeys(list_detectors(default_only=True) + extra))
         done = _datacheck("audit", data, "--out", audit, "--checks", checks, "--quiet", log=log)
         if done.returncode not in (0, 1):  # 1: a gate failed, still a complete run
-            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            last = _last_line(done)
             raise DatacheckError(f"`datacheck audit {data}` failed (exit {done.returncode}): {last}")
 
     def step(name: str, output: Path, commands: list[tuple], finished: Path | None = None) -> None:
@@ -382,7 +387,7 @@ def build_roman_conditions(data: Path, work: Path, log=print) -> tuple[dict[str,
             for args in commands:
                 done = _datacheck(*args, log=log)
                 if done.returncode != 0:
-                    last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+                    last = _last_line(done)
                     skipped[name] = f"`datacheck {' '.join(map(str, args))}` failed (exit {done.returncode}): {last}"
                     return
         conditions[name] = output
@@ -443,7 +448,7 @@ def run_fix(dataset: Path, root: Path, out: Path, budget: int, seed: int, extra:
         done = _datacheck("fix", dataset, "--root", root, "--out", out, "--budget", budget, "--seed", seed, *extra,
                           "-q", log=log)
         if done.returncode not in (0, 1):  # 1: the final audit's gate, still a complete fix
-            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            last = _last_line(done)
             raise SystemExit(f"`datacheck fix` failed (exit {done.returncode}): {last}")
     return json.loads(summary.read_text(encoding="utf-8"))
 

@@ -158,6 +158,8 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         ``copies`` the augmented copies to make, ``weight`` the coreset weight (null for other
         strategies), ``transform`` the augmentation as JSON (empty unless ``augment``).
     """
+    from ..detectors.registry import checks_with_tag
+
     options.validate()
     n = len(frame)
     ids = frame["sample_id"].to_numpy(dtype=object)
@@ -170,13 +172,11 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
     group = np.full(n, None, dtype=object)
     flags = _flags(findings)
     corrupt = np.isin(ids, list(flags.get("corrupt", ())))
-    from ..detectors.registry import checks_with_tag
-
     # With drop_flagged, the audit's flags also choose the copy sources: an image an image
     # check flags (dark, blank, odd-sized) or whose label a label check doubts is kept but not
     # copied, so neither junk nor doubt is multiplied.
-    doubted = checks_with_tag("image_quality") + checks_with_tag("label_evidence")
-    poor = corrupt | (options.drop_flagged & np.isin(ids, list(set().union(*(flags.get(c, set()) for c in doubted)))))
+    doubted = set().union(*(flags.get(c, set()) for c in checks_with_tag("image_quality") + checks_with_tag("label_evidence")))
+    poor = corrupt | (options.drop_flagged & np.isin(ids, list(doubted)))
 
     if options.drop_flagged:
         for row, why in _flagged_drops(frame, findings, flags, train).items():

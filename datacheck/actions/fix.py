@@ -747,7 +747,8 @@ class _Context:
                 "augmentation is off" if not self.options["augment"] else "[fix] screen_ops = false")}
         train = manifest.frame[training_mask(manifest.frame)]
         paths = [os.path.join(manifest.root, p) for p in train["path"]]
-        record = screen_operations(train["sample_id"].astype(str).tolist(), paths, self.spec, audit_cuts(summary.get("checks", {})), self.seed)
+        record = screen_operations(train["sample_id"].astype(str).tolist(), paths, self.spec,
+                                   audit_cuts(summary.get("checks", {})), self.seed)
         return {"spec": {**self.spec, "exclude_ops": record["exclude_ops"]}, **record}
 
     def augment(self, folder: Path) -> dict:
@@ -932,7 +933,7 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
             "relabel": {"auto": True, "drop": True, "min_confidence": opts["min_confidence"],
                         "rule": "relabel --auto --drop: relabel where every label check agrees and the suggestion has "
                                 "p >= min_confidence; drop corrupt, off-class outliers, surplus duplicates, leaked copies"},
-            "targets": {"strategy": balance["strategy"], "strategy_rule": balance.get("strategy_rule", ""),
+            "targets": {"strategy": balance["strategy"], "strategy_rule": balance["strategy_rule"],
                         "fixed_rows": balance["fixed_rows"],
                         "training_room": balance["training_room"], "class_targets": balance["class_targets"],
                         "rule": ("water-filling over classes, then over each class's sub-clusters: every group ends "
@@ -940,10 +941,10 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
                                  "largest groups are trimmed first") if opts["balance"] else
                                 "every class grows (or shrinks) by the same factor"},
             "boost": balance["boost"],
-            "augmentation": {"spec": balance.get("augment_screen", {}).get("spec", ctx.spec),
-                             "rule": "[augment] of the config, else augment's defaults; RandAugment operations whose "
-                                     "copies the audit's image checks would flag left out (screen)",
-                             "screen": balance.get("augment_screen")},
+            "augmentation": {"spec": balance["augment_screen"]["spec"],
+                             "rule": "[augment] of the config, else augment's defaults, less the RandAugment "
+                                     "operations the screen left out (screen: its rule and evidence)",
+                             "screen": balance["augment_screen"]},
             "drop_flagged": opts["drop_flagged"],
         },
         "outputs": {"dataset": DATASET_DIR, "manifest": MANIFEST_NAME,

@@ -141,12 +141,12 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int, devi
     nprobe, recall = _FIRST_NPROBE, 0.0
     while True:
         nprobe = min(nprobe, nlist)
-        found = lists.search(query_vectors, quantizer, nprobe, k, queries, device)[1]
+        found = lists.search(query_vectors, nprobe, k, queries, device)[1]
         recall = _recall(found, truth)
         if recall >= TARGET_RECALL or nprobe >= nlist:
             break
         nprobe *= 2
-    distances, indices = lists.search_all(quantizer, nprobe, k, device)
+    distances, indices = lists.search_all(nprobe, k, device)
     info = {"method": "ivf", "k": k, "samples": m, "nlist": nlist, "nprobe": int(nprobe),
             "recall_at_k": round(recall, 4), "recall_queries": len(queries)}
     return KnnGraph(rows, indices, distances, "ivf", info)
@@ -170,11 +170,14 @@ class _InvertedLists:
         ``vectors[p]`` is the sample at position ``order[p]`` of the graph's rows.
     starts : ndarray of shape (nlist + 1,), int64
         List ``l`` is ``vectors[starts[l]:starts[l + 1]]``.
+    quantizer : faiss.Index
+        The trained list centres: finds a vector's nearest lists.
     """
 
     vectors: np.ndarray
     order: np.ndarray
     starts: np.ndarray
+    quantizer: object
 
     @classmethod
     def build(cls, embeddings: np.ndarray, rows: np.ndarray, quantizer, nlist: int) -> _InvertedLists:
@@ -191,26 +194,26 @@ class _InvertedLists:
             # Gather in row order (sequential reads of a memory map), then place.
             sorted_rows = np.argsort(block, kind="stable")
             vectors[start + sorted_rows] = _unit(_take(embeddings, rows[block[sorted_rows]]))
-        return cls(vectors, order, starts)
+        return cls(vectors, order, starts, quantizer)
 
-    def search(self, queries: np.ndarray, quantizer, nprobe: int, k: int, positions: np.ndarray, device: str,
+    def search(self, queries: np.ndarray, nprobe: int, k: int, positions: np.ndarray, device: str,
                ) -> tuple[np.ndarray, np.ndarray]:
         """k nearest of each unit ``queries`` row (Q, D), whose graph position is ``positions``
         (Q,) and which is left out of its own neighbours, among the ``nprobe`` lists nearest to
         it: ``(distances, indices)``, (Q, k) each, indices as graph positions (-1: none)."""
-        probes = quantizer.search(queries, nprobe)[1]
+        probes = self.quantizer.search(queries, nprobe)[1]
         best_s, best_p = self._scan(queries, probes, k + 1, device)
         best_i = np.where(best_p >= 0, self.order[np.maximum(best_p, 0)], -1)
         return _without_self(best_s, best_i, positions, k)
 
-    def search_all(self, quantizer, nprobe: int, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
+    def search_all(self, nprobe: int, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search` with every sample as a query, in graph order: (M, k) each."""
         m = len(self.order)
         distances = np.empty((m, k), np.float32)
         indices = np.empty((m, k), np.int64)
         for start in range(0, m, _QUERY_BLOCK):
             stop = min(start + _QUERY_BLOCK, m)
-            d, i = self.search(self.vectors[start:stop], quantizer, nprobe, k, self.order[start:stop], device)
+            d, i = self.search(self.vectors[start:stop], nprobe, k, self.order[start:stop], device)
             distances[self.order[start:stop]], indices[self.order[start:stop]] = d, i
         return distances, indices
 
