@@ -10,6 +10,8 @@ import pytest
 
 from datacheck.schema import FINDINGS_SCHEMA
 
+from .conftest import SAMPLE_DATA
+
 MIN_RECALL, MIN_PRECISION = 0.9, 0.8
 
 IMAGE_PROPERTY_CHECKS = ["dark", "light", "blurry", "low_information", "odd_size", "odd_aspect_ratio", "grayscale", "corrupt"]
@@ -140,3 +142,18 @@ def test_rerun_reuses_cached_image_statistics(sample_audit, tmp_path):
     # the eight image checks, and their fused review ranking
     assert set(result.findings["check"]) == {*datacheck.detectors.registry.get_detector_class("image_properties").checks,
                                              "issue_score"}
+
+
+def test_approximate_candidate_search_finds_the_same_duplicates(sample_audit, tmp_path, monkeypatch):
+    """Above the exact limit, near-duplicate candidates come from the kNN-graph builder's
+    inverted file: on sample_data (forced approximate) it flags the same copies and leaks."""
+    import datacheck
+    import datacheck.features.knn as knn
+
+    monkeypatch.setattr(knn, "EXACT_MAX", 100)
+    checks = ["exact_duplicates", "near_duplicates", "split_leakage"]
+    result = datacheck.audit(SAMPLE_DATA, checks=checks, out=tmp_path / "run", workers=2)
+    search = result.summary["checks"]["near_duplicates"]["threshold"]["candidate_search"]
+    assert search["method"] == "ivf" and search["recall_at_k"] >= knn.TARGET_RECALL
+    for check in checks:
+        assert flagged(result.findings, check) == flagged(sample_audit.findings, check), check

@@ -56,6 +56,7 @@ class DuplicateGroups:
     nearest_other_split: np.ndarray  # (N,) highest similarity to a candidate in another split (-1 if none)
     threshold: float  # similarity cut used for near duplicates
     chance_similarity: float  # 99th percentile of the similarity to the k-th candidate
+    search: dict  # how the candidates were searched (method, recall)
 
 
 def duplicate_groups(ctx: AuditContext, min_similarity: float, k: int, use_embeddings: bool) -> DuplicateGroups:
@@ -77,6 +78,7 @@ class _Pairs:
     rank: np.ndarray  # (N,) which copy to keep, lower first
     chance: float  # the similarity that unrelated neighbours reach in this dataset
     cut: float  # the data-adaptive cut derived from it (min_similarity still applies)
+    search: dict  # how the candidates were searched (method, recall), for the summary
 
 
 def _compute_groups(ctx: AuditContext, min_similarity: float, k: int, use_embeddings: bool) -> DuplicateGroups:
@@ -100,7 +102,7 @@ def _compute_groups(ctx: AuditContext, min_similarity: float, k: int, use_embedd
     representative[component[order[first]]] = order[first]
     group = np.where(pairs.readable, representative[component], -1)
     return DuplicateGroups(np.flatnonzero(pairs.readable), content_id, group, pairs.rank, pairs.has_content, nearest,
-                           nearest_other, threshold, pairs.chance)
+                           nearest_other, threshold, pairs.chance, pairs.search)
 
 
 def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embeddings: bool) -> _Pairs:
@@ -111,23 +113,43 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     has_content = stats["has_content"].to_numpy(dtype=bool) & readable
     local = np.flatnonzero(has_content)  # local index -> manifest row
     thumbs = decode_thumbnails(stats["thumbnail"].to_numpy()[local], THUMB_SIDE)
-    neighbours = top_k_neighbours(spectral_descriptors(thumbs), k)  # (M, k) local indices
-    a = np.repeat(np.arange(len(local)), neighbours.shape[1])
-    b = neighbours.ravel()
+    neighbours, search = _descriptor_neighbours(spectral_descriptors(thumbs), k, ctx)  # (M, k) local indices
+    found = neighbours >= 0
+    a = np.repeat(np.arange(len(local)), neighbours.shape[1]).reshape(neighbours.shape)[found]
+    b = neighbours[found]
     candidates = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
     extra = _embedding_candidates(ctx.get("embeddings"), local, k, ctx.device) if use_embeddings else np.empty((0, 2), np.int64)
     pairs, inverse = np.unique(np.concatenate([candidates, extra]), axis=0, return_inverse=True)
     # Screen generously below the cut: a copy's half-size colour correlation is far above it.
     screen = min_similarity - _SCREEN_MARGIN
     sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1], screen=screen, workers=ctx.workers)
-    # Similarity of row i to its r-th descriptor candidate.
-    sim_ab = sims[inverse.ravel()[: len(candidates)]].reshape(neighbours.shape)
+    # Similarity of row i to its r-th descriptor candidate (NaN where the search found fewer).
+    sim_ab = np.full(neighbours.shape, np.nan)
+    sim_ab[found] = sims[inverse.ravel()[: len(candidates)]]
     # Chance level: the k-th candidate is a close but (almost always) different image, so the
     # cut must stay clearly above what 1 % of those reach in this dataset.
-    chance = float(np.quantile(sim_ab[:, -1], 0.99)) if sim_ab.size else -1.0
+    last = sim_ab[:, -1][found[:, -1]] if sim_ab.size else np.empty(0)
+    chance = float(np.quantile(last, 0.99)) if len(last) else -1.0
     area = (stats["width"] * stats["height"]).to_numpy(dtype=float)
     return _Pairs(readable, pixel_id, has_content, local[pairs[:, 0]], local[pairs[:, 1]], sims,
-                  _keep_rank(ctx.manifest.frame, area), chance, min(chance, _MAX_CUT))
+                  _keep_rank(ctx.manifest.frame, area), chance, min(chance, _MAX_CUT), search)
+
+
+def _descriptor_neighbours(desc: np.ndarray, k: int, ctx: AuditContext) -> tuple[np.ndarray, dict]:
+    """Each image's ``k`` nearest by its descriptor (M, D): ``(indices (M, k), how)``.
+
+    Exact search up to the kNN graph's exact limit (faiss, no torch); above it, exact search
+    grows as N² (100k images: most of the audit), so the audit's graph builder makes the
+    graph (an inverted file whose recall@k is measured and recorded). A copy is far closer
+    than an image's k-th neighbour, so the approximate graph finds copies even more reliably
+    than its recall@k says. Indices are -1 where the approximate search found fewer than k.
+    """
+    from ..features.knn import EXACT_MAX, build_knn_graph
+
+    if len(desc) <= EXACT_MAX:
+        return top_k_neighbours(desc, k), {"method": "exact", "k": min(k, max(len(desc) - 1, 0)), "samples": len(desc)}
+    graph = build_knn_graph(desc, k, ctx.device, seed=ctx.seed)
+    return graph.indices, graph.info
 
 
 def _embedding_pairs(ctx: AuditContext, k: int) -> _Pairs:
@@ -149,7 +171,8 @@ def _embedding_pairs(ctx: AuditContext, k: int) -> _Pairs:
     nearest = distances[:, 0][found[:, 0]] if k else np.empty(0)
     chance = 1.0 - float(np.median(nearest)) if len(nearest) else -1.0
     cut = 1.0 - _RELATIVE_RADIUS * (1.0 - chance) if len(nearest) else 1.0
-    return _Pairs(readable, content_id, readable.copy(), a, b, sims, _keep_rank(ctx.manifest.frame), chance, cut)
+    return _Pairs(readable, content_id, readable.copy(), a, b, sims, _keep_rank(ctx.manifest.frame), chance, cut,
+                  graph.info)
 
 
 def _embedding_ids(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +302,7 @@ class _DuplicateDetector(Detector):
             chance = {"chance_similarity_q0.99": round(groups.chance_similarity, 4),
                       "embedding_candidates": self.embedding_candidates}
         self.thresholds_[self.checks[0]] = {"min_similarity": round(groups.threshold, 4), **chance,
-                                            "candidates": self.candidates}
+                                            "candidates": self.candidates, "candidate_search": groups.search}
         return groups
 
 
