@@ -56,7 +56,7 @@ def issue_scores(findings: pd.DataFrame, checks: list[str], label_checks=()) -> 
     Parameters
     ----------
     findings : pandas.DataFrame
-        The audit's findings (every check's rows).
+        The audit's findings (at least the rows of ``checks``; ``details`` is not read).
     checks : list of str
         The checks to fuse (:func:`fused_checks`).
     label_checks : collection of str
@@ -72,7 +72,7 @@ def issue_scores(findings: pd.DataFrame, checks: list[str], label_checks=()) -> 
     """
     rows = findings[findings["check"].isin(checks)]
     if rows.empty:
-        return rows.iloc[0:0].assign(check=pd.Series(dtype=object))
+        return rows.iloc[0:0].assign(check=pd.Series(dtype=object), details=pd.Series(dtype=object))
     # Integer codes and numpy throughout: an audit of a million samples has millions of rows.
     sample, ids = pd.factorize(rows["sample_id"], sort=True)  # codes in sample-id order
     check, names = pd.factorize(rows["check"], sort=True)

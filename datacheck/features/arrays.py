@@ -14,8 +14,10 @@ without names, labels that are all whole numbers are column numbers (label ``3``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +58,35 @@ class ArrayInputs:
     labels: Labels
     outputs: ModelOutputs | None
     embeddings: np.ndarray | None
+
+    def release_pages(self) -> None:
+        """Hand the memory-mapped inputs' resident pages back to the system (see :func:`release_pages`)."""
+        release_pages(self.embeddings, *((self.outputs.pred_probs, self.outputs.embeddings) if self.outputs else ()))
+
+
+#: Linux's ``MADV_PAGEOUT`` (5.4+; Python's mmap module names it from 3.12 only).
+_MADV_PAGEOUT = 21
+
+
+def release_pages(*arrays) -> None:
+    """Reclaim the resident pages of memory-mapped ``.npy`` inputs, between the stages that read them.
+
+    A stage that reads a mapped input block by block leaves every page it read resident in
+    the process (the embeddings of 1M x 512 float32: 2 GB of its RSS) until the kernel needs
+    the memory. Reclaiming them when the stage ends keeps the audit's peak memory to what one
+    stage touches; a later stage reads them again (about 1 s per GB). Pages this process
+    modified (rows renormalised in a copy-on-write map) stay. Linux only; elsewhere, and for
+    in-memory arrays, nothing happens.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    for array in arrays:
+        while isinstance(array, np.ndarray) and not isinstance(array, np.memmap):
+            array = array.base  # a view or slice of the map: release the map itself
+        mapping = getattr(array, "_mmap", None)
+        if mapping is not None:
+            with contextlib.suppress(OSError, ValueError):  # an older kernel, or a closed map
+                mapping.madvise(_MADV_PAGEOUT)
 
 
 def array_columns(source) -> set[str]:

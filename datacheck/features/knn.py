@@ -15,8 +15,9 @@ query, so the search goes list by list: one matrix product of the queries probin
 against its members, on the device (the neighbours faiss's per-query scan finds with the same
 probes, at BLAS speed). ``nprobe`` is raised until the recall@k measured against exact search
 on a sample of queries reaches :data:`TARGET_RECALL`. The method and the measured recall are
-recorded in ``summary.json``. Memory: the graph (N·k), the unit vectors grouped by list
-(N·D float32) and the inputs.
+recorded in ``summary.json``. Memory: the graph (N·k), one block of queries (at most
+:data:`_QUERY_BLOCK` x D float32) and the inputs; each list is read from the embeddings (a
+memory map is never copied whole).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _TRAIN_PER_LIST = 40
 _BLOCK = 65_536
 #: Queries per block of the approximate search: bounds its (queries x nprobe) probe table and
 #: the per-list gathers, while each list's matrix product stays large enough for BLAS.
-_QUERY_BLOCK = 262_144
+_QUERY_BLOCK = 65_536
 
 
 @dataclass(frozen=True)
@@ -154,27 +155,32 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int, devi
 
 @dataclass
 class _InvertedLists:
-    """The embedded samples as unit vectors grouped by their nearest list centre.
+    """The embedded samples grouped by their nearest list centre (positions only: each list's
+    vectors are read from the embeddings, a memory map or not, when it is scanned).
 
     Searching an inverted file one query at a time reads each probed list from memory again
     per query (faiss ``IndexIVFFlat``: 9 minutes for 1M x 512 on 2 cores). When every sample
     is a query, the queries can go list by list instead: the queries that probe a list against
     its members is one matrix product, which finds exactly the neighbours the per-query scan
-    finds with the same probes, at BLAS speed.
+    finds with the same probes, at BLAS speed. No grouped copy of the vectors is kept (N·D
+    float32: 2 GB at 1M x 512); a list is gathered and normalised when a query block scans it.
 
     Attributes
     ----------
-    vectors : ndarray of shape (M, D), float32
-        Unit vectors, list by list.
+    embeddings : ndarray of shape (N, D)
+        The audit's embeddings (rows not in ``rows`` are never read).
+    rows : ndarray of shape (M,), int64
+        The graph's rows of ``embeddings``.
     order : ndarray of shape (M,), int64
-        ``vectors[p]`` is the sample at position ``order[p]`` of the graph's rows.
+        Graph positions list by list (ascending within a list, so a list is read in row order).
     starts : ndarray of shape (nlist + 1,), int64
-        List ``l`` is ``vectors[starts[l]:starts[l + 1]]``.
+        List ``l`` is ``order[starts[l]:starts[l + 1]]``.
     quantizer : faiss.Index
         The trained list centres: finds a vector's nearest lists.
     """
 
-    vectors: np.ndarray
+    embeddings: np.ndarray
+    rows: np.ndarray
     order: np.ndarray
     starts: np.ndarray
     quantizer: object
@@ -188,13 +194,7 @@ class _InvertedLists:
                 _unit(_take(embeddings, rows[start : start + _BLOCK])), 1)[1][:, 0]
         order = np.argsort(assigned, kind="stable")
         starts = np.searchsorted(assigned[order], np.arange(nlist + 1)).astype(np.int64)
-        vectors = np.empty((m, embeddings.shape[1]), np.float32)
-        for start in range(0, m, _BLOCK):
-            block = order[start : start + _BLOCK]
-            # Gather in row order (sequential reads of a memory map), then place.
-            sorted_rows = np.argsort(block, kind="stable")
-            vectors[start + sorted_rows] = _unit(_take(embeddings, rows[block[sorted_rows]]))
-        return cls(vectors, order, starts, quantizer)
+        return cls(embeddings, rows, order, starts, quantizer)
 
     def search(self, queries: np.ndarray, nprobe: int, k: int, positions: np.ndarray, device: str,
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -213,8 +213,8 @@ class _InvertedLists:
         indices = np.empty((m, k), np.int64)
         for start in range(0, m, _QUERY_BLOCK):
             stop = min(start + _QUERY_BLOCK, m)
-            d, i = self.search(self.vectors[start:stop], nprobe, k, self.order[start:stop], device)
-            distances[self.order[start:stop]], indices[self.order[start:stop]] = d, i
+            queries = _unit(_take(self.embeddings, self.rows[start:stop]))
+            distances[start:stop], indices[start:stop] = self.search(queries, nprobe, k, np.arange(start, stop), device)
         return distances, indices
 
     def _scan(self, queries: np.ndarray, probes: np.ndarray, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
@@ -234,7 +234,7 @@ class _InvertedLists:
             if hi == lo:
                 continue
             who = torch.from_numpy(by_list[bounds[lst] : bounds[lst + 1]] // nprobe).to(device)
-            members = torch.from_numpy(self.vectors[lo:hi]).to(device)
+            members = torch.from_numpy(_unit(_take(self.embeddings, self.rows[self.order[lo:hi]]))).to(device)
             sims = q_all[who] @ members.T
             # Unsorted selections (half the time of sorted ones); each row is sorted once at the end.
             top_s, top_p = sims.topk(min(k, hi - lo), dim=1, sorted=False)
