@@ -159,7 +159,14 @@ def phase_shift(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[np.ndarra
 
 
 def _spectra(grey: np.ndarray) -> np.ndarray:
-    return np.fft.rfft2(grey - grey.mean(axis=(1, 2), keepdims=True))
+    """Spectra of (P, H, W) grey images for phase correlation, under a Hann window.
+
+    The FFT treats an image as periodic: without the window, the jump between opposite
+    edges (a gradient background) dominates the cross-power spectrum, and it does not move
+    when the content shifts, so the peak stays at (0, 0) for a shifted copy."""
+    h, w = grey.shape[1:]
+    window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    return np.fft.rfft2((grey - grey.mean(axis=(1, 2), keepdims=True)) * window)
 
 
 def _peak_shift(fa: np.ndarray, fb: np.ndarray, shape: tuple, max_shift: int) -> tuple[np.ndarray, np.ndarray]:
