@@ -118,6 +118,18 @@ def test_approximate_graph_reaches_its_recall_and_records_it():
     assert build_knn_graph(x, 10, exact_max=1000, seed=2**32 - 1).info["recall_at_k"] >= 0.95  # the largest seed
 
 
+def test_recall_target_on_the_nearest_only():
+    """recall_k=1 (duplicate candidates): the target holds on each sample's nearest, which
+    needs no more probes than the whole k, and the reported recall is that of the nearest."""
+    x = _clustered()
+    exact = build_knn_graph(x, 10)
+    nearest = build_knn_graph(x, 10, exact_max=1000, recall_k=1)
+    assert nearest.info["recall_k"] == 1 and nearest.k == 10
+    assert nearest.info["nprobe"] <= build_knn_graph(x, 10, exact_max=1000).info["nprobe"]
+    hits = np.mean(nearest.indices[:, 0] == exact.indices[:, 0])
+    assert hits >= 0.95 and abs(hits - nearest.info["recall_at_k"]) < 0.03
+
+
 def test_exact_and_approximate_graphs_give_the_same_outliers(monkeypatch):
     import datacheck.features.knn as knn
 

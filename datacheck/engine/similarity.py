@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+#: Thumbnails per block of descriptor and half-size computation (64x64 RGB: 12 KB each).
+_BLOCK = 4096
 
 
 def decode_thumbnails(blobs, side: int) -> np.ndarray:
@@ -31,12 +33,28 @@ def spectral_descriptors(thumbs: np.ndarray) -> np.ndarray:
     ----------
     thumbs : ndarray of shape (N, S, S, 3), uint8
     """
+    return np.concatenate([_descriptor_block(thumbs[s : s + _BLOCK]) for s in range(0, len(thumbs), _BLOCK)]
+                          or [np.empty((0, _descriptor_size(thumbs.shape[1])), np.float32)])
+
+
+def _descriptor_block(thumbs: np.ndarray) -> np.ndarray:
     grey = _half(thumbs.astype(np.uint16)).astype(np.float32) @ _LUMA
     grey -= grey.mean(axis=(1, 2), keepdims=True)
     side = grey.shape[1]
     spectrum = np.abs(np.fft.rfft2(grey))[:, : side // 2, : side // 4 + 1]
     desc = np.log1p(spectrum).reshape(len(thumbs), -1).astype(np.float32)
     return _unit_rows(desc - desc.mean(axis=1, keepdims=True))
+
+
+def _descriptor_size(side: int) -> int:
+    half = side // 2
+    return (half // 2) * (half // 4 + 1)
+
+
+def half_size(thumbs: np.ndarray) -> np.ndarray:
+    """2x2-averaged thumbnails (N, S/2, S/2, 3), uint8, computed in blocks (bounded temporaries)."""
+    return np.concatenate([_half(thumbs[s : s + _BLOCK].astype(np.uint16)).astype(np.uint8)
+                           for s in range(0, len(thumbs), _BLOCK)] or [thumbs[:, ::2, ::2]])
 
 
 def top_k_neighbours(desc: np.ndarray, k: int) -> np.ndarray:
@@ -99,7 +117,7 @@ class _PairChunks:
     def __init__(self, thumbs, i, j, max_shift: int, screen: float, chunk: int):
         self.thumbs, self.i, self.j = thumbs, i, j
         self.max_shift, self.screen, self.chunk = max_shift, screen, chunk
-        self.halves = _half(thumbs.astype(np.uint16)).astype(np.uint8)  # (N, S/2, S/2, 3), once
+        self.halves = half_size(thumbs)  # (N, S/2, S/2, 3), once
 
     def __len__(self) -> int:
         return -(-len(self.i) // self.chunk)

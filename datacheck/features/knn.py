@@ -82,7 +82,7 @@ class KnnGraph:
 
 
 def build_knn_graph(embeddings: np.ndarray | None, k: int, device: str = "cpu", *, exact_max: int | None = None,
-                    seed: int = 0) -> KnnGraph:
+                    seed: int = 0, recall_k: int | None = None) -> KnnGraph:
     """The ``k``-nearest-neighbour graph of the finite rows of ``embeddings`` by cosine distance.
 
     Parameters
@@ -97,6 +97,11 @@ def build_knn_graph(embeddings: np.ndarray | None, k: int, device: str = "cpu", 
         Largest number of embedded samples searched exactly (default :data:`EXACT_MAX`).
     seed : int
         Seeds the index's training sample and the recall queries.
+    recall_k : int, optional
+        The approximate graph's recall target is met on each sample's ``recall_k`` nearest
+        (default ``k``). A reader that needs only the nearest few with certainty (duplicate
+        candidates: a copy is its original's nearest) asks for fewer; the graph still has
+        ``k`` columns.
     """
     if embeddings is None:
         empty = np.zeros(0, np.int64)
@@ -112,10 +117,10 @@ def build_knn_graph(embeddings: np.ndarray | None, k: int, device: str = "cpu", 
 
         distances, indices = knn_cosine(_take(embeddings, rows), k, device=device)
         return KnnGraph(rows, indices, distances, "exact", {"method": "exact", "k": k, "samples": m})
-    return _ivf_graph(embeddings, rows, k, seed, device)
+    return _ivf_graph(embeddings, rows, k, seed, device, min(recall_k or k, k))
 
 
-def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int, device: str = "cpu") -> KnnGraph:
+def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int, device: str, recall_k: int) -> KnnGraph:
     import faiss
 
     m, d = len(rows), embeddings.shape[1]
@@ -143,13 +148,13 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int, devi
     while True:
         nprobe = min(nprobe, nlist)
         found = lists.search(query_vectors, nprobe, k, queries, device)[1]
-        recall = _recall(found, truth)
+        recall = _recall(found[:, :recall_k], truth[:, :recall_k])
         if recall >= TARGET_RECALL or nprobe >= nlist:
             break
         nprobe *= 2
     distances, indices = lists.search_all(nprobe, k, device)
     info = {"method": "ivf", "k": k, "samples": m, "nlist": nlist, "nprobe": int(nprobe),
-            "recall_at_k": round(recall, 4), "recall_queries": len(queries)}
+            "recall_at_k": round(recall, 4), "recall_k": recall_k, "recall_queries": len(queries)}
     return KnnGraph(rows, indices, distances, "ivf", info)
 
 
