@@ -39,9 +39,11 @@ def spectral_descriptors(thumbs: np.ndarray) -> np.ndarray:
 
 def _descriptor_block(thumbs: np.ndarray) -> np.ndarray:
     grey = _half(thumbs.astype(np.uint16)).astype(np.float32) @ _LUMA
-    grey -= grey.mean(axis=(1, 2), keepdims=True)
     side = grey.shape[1]
-    spectrum = np.abs(np.fft.rfft2(grey))[:, : side // 2, : side // 4 + 1]
+    # Windowed like phase correlation's spectra (:func:`_spectra`): unwindowed, the edges'
+    # content, which a shift replaces, weighs as much as the middle's, and a copy shifted by
+    # 2 pixels of a 32-pixel picture fell behind 8 in 400 other pictures (0.04 windowed).
+    spectrum = np.abs(_spectra(grey))[:, : side // 2, : side // 4 + 1]
     desc = np.log1p(spectrum).reshape(len(thumbs), -1).astype(np.float32)
     return _unit_rows(desc - desc.mean(axis=1, keepdims=True))
 
