@@ -405,12 +405,12 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
     def train_args() -> tuple:
         return manifest, store.get("pixels"), train_config, ctx.device, seed, cache_dir, weights, progress
 
-    map_folds = None
-    if not isinstance(workers, int):  # the Ray engine: one task per fold
-        from .engine.ray_engine import ray_map_folds
+    remote = {}
+    if not isinstance(workers, int):  # the Ray engine: one task per fold, a frozen backbone on an actor pool
+        from .engine.ray_engine import ray_map_folds, ray_map_predict
 
-        map_folds = ray_map_folds(workers)
-    store.provide("model_outputs", lambda: cross_validated_outputs(*train_args(), map_folds=map_folds))
+        remote = {"map_folds": ray_map_folds(workers), "map_predict": ray_map_predict(workers)}
+    store.provide("model_outputs", lambda: cross_validated_outputs(*train_args(), **remote))
     _model_views(ctx, knn_k)
     # Margins recorded by the same cross-validation (threshold samples in each fold).
     store.provide("aum", lambda: store.get("model_outputs").aum, timed=False)

@@ -117,3 +117,20 @@ def test_unknown_engine_is_a_usage_error(tmp_path):
     (tmp_path / "c.toml").write_text('[engine]\nname = "dask"\n')
     result = invoke("audit", SAMPLE_DATA, "--config", tmp_path / "c.toml", "--out", tmp_path / "run")
     assert_one_line_error(result, 2, "engine.name in", "must be one of local, ray")
+
+
+def test_frozen_backbone_on_an_actor_pool_gives_the_local_embeddings(ray_runtime):
+    """The pretrained backbone's embeddings as a Ray Data actor-pool stage: bit for bit the
+    local engine's (same batches, same threads), for a subset of rows in their order."""
+    from datacheck.engine.models import create_model
+    from datacheck.engine.ray_engine import ray_map_predict
+    from datacheck.engine.train import TrainConfig, frozen_features
+
+    paths = _sample_paths()[:70]
+    network = create_model("efficientnet-lite0", 3)
+    config = TrainConfig(model="efficientnet-lite0", image_size=network.input_size, batch_size=4)
+    pixels, _, _ = load_pixels(paths, network.input_size, workers=0)
+    rows = np.arange(len(paths))[::-1][5:]  # not in file order, not a multiple of the batch
+    local, _ = frozen_features(network, pixels, config, "cpu", rows)
+    remote, _ = frozen_features(network, pixels, config, "cpu", rows, map_predict=ray_map_predict(ray_runtime))
+    assert remote.shape == (65, network.dim) and np.array_equal(local, remote)

@@ -1,8 +1,8 @@
 """The Ray engine: the audit's per-sample batch functions as Ray Data ``map_batches`` stages.
 
 ``--engine ray`` hands the files' paths to Ray Data, an existing distributed engine: each
-pure batch function (decoding + image statistics, decoding + resizing for the models) runs
-as a ``map_batches`` stage, so Ray Data partitions the rows into blocks, schedules them on
+pure batch function (decoding + image statistics, decoding + resizing for the models, the
+frozen backbone's embeddings on an actor pool) runs as a ``map_batches`` stage, so Ray Data partitions the rows into blocks, schedules them on
 the cluster's CPUs, retries the task of a worker that dies (Ray Data's default for system
 failures) and applies backpressure. The results stream back to the driver in row order
 (``preserve_order``) and go into the same arrays and caches as the local engine's, so the
@@ -184,6 +184,78 @@ def ray_map_folds(engine: RayEngine) -> Callable:
         return ray.get([task.remote(train, shared, k, torch.get_num_threads()) for k in folds])
 
     return map_folds
+
+
+def ray_map_predict(engine: RayEngine) -> Callable:
+    """A ``map_predict`` for :func:`datacheck.engine.train.frozen_features`: the frozen
+    backbone's embeddings as a Ray Data ``map_batches`` stage on an actor pool.
+
+    Each actor receives the network and the pixels from Ray's object store once (the model is
+    loaded once per actor, not per batch) and embeds whole batches of ``batch_size`` rows;
+    the blocks are multiples of ``batch_size``, so every batch holds the rows the local
+    engine's batch would, and with the same torch threads the embeddings are the local
+    engine's, bit for bit. An actor asks for one CPU, and one GPU when the device is CUDA.
+    """
+
+    def map_predict(network, pixels: np.ndarray, rows: np.ndarray | None, batch_size: int, device: str) -> np.ndarray:
+        engine.start()
+        import pyarrow as pa
+        import ray
+        import torch
+
+        rows = np.arange(len(pixels)) if rows is None else np.asarray(rows)
+        gpu = device.startswith("cuda")
+        resources = ray.cluster_resources()
+        slots = int(resources.get("GPU", 0) if gpu else resources.get("CPU", 1)) or 1
+        batches = -(-len(rows) // batch_size)
+        actors = max(1, min(slots, batches))
+        per_block = batch_size * max(1, -(-batches // (_BLOCKS_PER_CPU * actors)))
+        table = pa.table({"row": np.arange(len(rows), dtype=np.int64)})
+        blocks = [table.slice(start, per_block) for start in range(0, len(rows), per_block)] or [table]
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        dataset = ray.data.from_arrow(blocks).map_batches(
+            _Embedder, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+            # The large inputs as object references: each actor reads them once. (Ray logs one
+            # line that an actor restarted after they are gone could not read them: they live
+            # as long as this call, so a restarted actor always can.)
+            fn_constructor_args=((ray.put(network), ray.put(np.asarray(pixels)), ray.put(rows)),
+                                 "cuda" if gpu else device, torch.get_num_threads()),
+            num_cpus=1, num_gpus=1 if gpu else 0)
+        out = np.empty((len(rows), network.dim), np.float32)
+        expected = 0
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            positions = batch["row"]
+            if len(positions) and not np.array_equal(positions, np.arange(expected, expected + len(positions))):
+                raise RuntimeError(f"Ray returned rows from {positions[0]} where row {expected} was next")
+            out[expected : expected + len(positions)] = batch["embedding"]
+            expected += len(positions)
+        if expected != len(rows):
+            raise RuntimeError(f"Ray returned {expected} of {len(rows)} embeddings")
+        return out
+
+    return map_predict
+
+
+class _Embedder:
+    """An actor of :func:`ray_map_predict`: one network, embedding batches of row positions."""
+
+    def __init__(self, inputs: tuple, device: str, threads: int):
+        import ray
+        import torch
+
+        torch.set_num_threads(threads)
+        self.network, self.pixels, self.rows = ray.get(list(inputs))  # (network, pixels, rows), once per actor
+        self.device = device
+
+    def __call__(self, batch: dict) -> dict:
+        from .train import predict
+
+        positions = batch["row"]
+        _, embeddings = predict(self.network, self.pixels, self.device, max(1, len(positions)), tta=False,
+                                rows=self.rows[positions])
+        return {"row": positions, "embedding": embeddings}
 
 
 def _run_fold(train: Callable, pixels: np.ndarray, k: int, threads: int):

@@ -75,6 +75,7 @@ def cross_validate(
     progress: Progress | None = None,
     rows: np.ndarray | None = None,
     map_folds: Callable | None = None,
+    map_predict: Callable | None = None,
 ) -> CrossValResult:
     """Stratified K-fold training and out-of-fold prediction.
 
@@ -88,6 +89,9 @@ def cross_validate(
     map_folds : callable, optional
         ``map_folds(train, pixels, folds, device)`` returns ``[train(pixels, k) for k in folds]``, e.g.
         as remote tasks (:func:`datacheck.engine.ray_engine.ray_map_folds`); default: in turn, here.
+    map_predict : callable, optional
+        Where a frozen backbone embeds the images (see :func:`frozen_features`), e.g. a Ray
+        Data actor pool (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
     """
     rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
     labels = labels[rows]
@@ -99,7 +103,7 @@ def cross_validate(
     network = create_model(config.model, num_classes, weights)
     if not network.trainable:
         return _cross_validate_head(network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
-                                    device, seed)
+                                    device, seed, map_predict)
     n_folds = int(folds.max() + 1)
     pred_probs = np.zeros((n, num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
@@ -232,10 +236,10 @@ def _without_fake_class(probs, num_classes: int):
 
 
 def _cross_validate_head(network: Network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
-                         device, seed) -> CrossValResult:
+                         device, seed, map_predict=None) -> CrossValResult:
     """Frozen backbone: embed every image once, then cross-validate a linear head on the
     embeddings (with threshold samples, as :func:`train_fold`)."""
-    embeddings, features = frozen_features(network, pixels, config, device, rows)
+    embeddings, features = frozen_features(network, pixels, config, device, rows, map_predict)
     target = torch.as_tensor(labels, device=device)
     pred_probs = np.zeros((len(labels), num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
@@ -280,10 +284,17 @@ def with_neighbour_votes(probs: np.ndarray, features, labels, held_out, num_clas
 
 
 def frozen_features(network: Network, pixels: np.ndarray, config: TrainConfig, device: str,
-                    rows: np.ndarray | None = None):
+                    rows: np.ndarray | None = None, map_predict: Callable | None = None):
     """A frozen backbone's embeddings (M, D) of ``rows`` (default all) as an array, and
-    standardised per dimension on ``device``."""
-    _, embeddings = predict(network, pixels, device, config.batch_size * 4, tta=False, rows=rows)
+    standardised per dimension on ``device``.
+
+    ``map_predict(network, pixels, rows, batch_size, device)`` computes the embeddings
+    elsewhere (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
+    """
+    if map_predict is None:
+        _, embeddings = predict(network, pixels, device, config.batch_size * 4, tta=False, rows=rows)
+    else:
+        embeddings = map_predict(network, pixels, rows, config.batch_size * 4, device)
     features = torch.as_tensor(embeddings, device=device)
     return embeddings, (features - features.mean(0)) / (features.std(0) + 1e-6)
 

@@ -109,13 +109,15 @@ def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np
 
 
 def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: str, seed: int,
-                            cache_dir: str | None, weights=None, progress=None, map_folds=None) -> ModelOutputs:
+                            cache_dir: str | None, weights=None, progress=None, map_folds=None,
+                            map_predict=None) -> ModelOutputs:
     """Train K fold models on the labeled, readable images and collect out-of-fold outputs.
 
     ``inputs`` is :func:`datacheck.engine.loader.load_pixels`' ``(pixels, ok, key)``.
     Results are cached in ``cache_dir`` by file contents, labels, training config, seed and
-    device type, so auditing the same data again skips training. ``map_folds`` runs the folds
-    elsewhere (see :func:`datacheck.engine.train.cross_validate`); the results are the same.
+    device type, so auditing the same data again skips training. ``map_folds`` runs the folds,
+    and ``map_predict`` a frozen backbone's embedding, elsewhere (see
+    :func:`datacheck.engine.train.cross_validate`); the results are the same.
     """
     from ..engine.train import cross_validate
 
@@ -132,7 +134,7 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
     if (counts >= 2).sum() >= 2:  # cross-validation needs two classes with two samples each
         def train() -> dict:
             result = cross_validate(pixels, labels, c, config, device, seed, weights, progress, rows=np.flatnonzero(use),
-                                    map_folds=map_folds)
+                                    map_folds=map_folds, map_predict=map_predict)
             return {"pred_probs": result.pred_probs, "softmax": result.softmax, "embeddings": result.embeddings,
                     "aum": result.aum, "threshold_aum": result.threshold_aum}
 
