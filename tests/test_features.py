@@ -163,3 +163,36 @@ def test_summary_records_the_peak_memory_after_each_stage():
     assert {"knn_graph", "outliers", "label_issues"} <= set(memory)
     values = list(memory.values())
     assert values[0] > 10 and values == sorted(values)  # a high-water mark, in MB
+
+
+def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, monkeypatch):
+    """Statistics are saved every CHECKPOINT_ROWS rows: after a Ctrl-C in the third part, a
+    rerun decodes only from that part on, and gives what an uninterrupted run gives."""
+    import datacheck.engine.loader as loader
+    import datacheck.features.images as images
+    from datacheck.manifest import load_manifest
+
+    from .conftest import make_tiny_dataset
+
+    manifest = load_manifest(make_tiny_dataset(tmp_path / "data"))  # 16 images
+    monkeypatch.setattr(images, "CHECKPOINT_ROWS", 5)
+    real = loader.compute_image_stats
+    decoded = []
+
+    def counting(paths, **kwargs):
+        if len(decoded) == 2 and interrupt:
+            raise KeyboardInterrupt
+        decoded.append(len(paths))
+        return real(paths, **kwargs)
+
+    monkeypatch.setattr(loader, "compute_image_stats", counting)
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    assert decoded == [5, 5] and len(list((tmp_path / "artifacts").rglob("rows-*.parquet"))) == 2
+    interrupt, decoded[:] = False, []
+    resumed = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    assert decoded == [5, 1]  # the third and fourth parts only
+    assert not (tmp_path / "artifacts" / "image_stats.parts").exists()
+    fresh = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "fresh")
+    pd.testing.assert_frame_equal(resumed, fresh)
