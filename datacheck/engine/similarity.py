@@ -212,11 +212,22 @@ def _ncc(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def _edges(grey: np.ndarray) -> np.ndarray:
-    """Central-difference gradient magnitude, same shape as ``grey`` (P, H, W)."""
+    """Gradient magnitude (central differences) of ``grey`` (P, H, W) smoothed by a 1-2-1
+    filter each way, same shape.
+
+    The smoothing makes the edges of a resized copy match its original's: resampling blurs
+    edges, and unsmoothed the edge correlation of 3/4-resized copies of small pictures fell
+    below 0.95 for 18 % of them (2.8 % smoothed; unrelated look-alikes' 99th percentile rose
+    from 0.53 to 0.56).
+    """
+    smooth = grey.copy()
+    smooth[:, 1:-1] = (grey[:, :-2] + 2 * grey[:, 1:-1] + grey[:, 2:]) * 0.25
+    rows = smooth.copy()
+    smooth[:, :, 1:-1] = (rows[:, :, :-2] + 2 * rows[:, :, 1:-1] + rows[:, :, 2:]) * 0.25
     gx = np.zeros_like(grey)
     gy = np.zeros_like(grey)
-    gx[:, :, 1:-1] = grey[:, :, 2:] - grey[:, :, :-2]
-    gy[:, 1:-1, :] = grey[:, 2:, :] - grey[:, :-2, :]
+    gx[:, :, 1:-1] = smooth[:, :, 2:] - smooth[:, :, :-2]
+    gy[:, 1:-1, :] = smooth[:, 2:, :] - smooth[:, :-2, :]
     return np.hypot(gx, gy)
 
 
