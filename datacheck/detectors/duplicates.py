@@ -122,7 +122,8 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     pairs, inverse = np.unique(np.concatenate([candidates, extra]), axis=0, return_inverse=True)
     # Screen generously below the cut: a copy's half-size colour correlation is far above it.
     screen = min_similarity - _SCREEN_MARGIN
-    sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1], screen=screen, workers=ctx.workers)
+    enlarged = ((stats["width"] < THUMB_SIDE) | (stats["height"] < THUMB_SIDE)).to_numpy(dtype=bool)[local]
+    sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1], screen=screen, workers=ctx.workers, enlarged=enlarged)
     # Similarity of row i to its r-th descriptor candidate (NaN where the search found fewer).
     sim_ab = np.full(neighbours.shape, np.nan)
     sim_ab[found] = sims[inverse.ravel()[: len(candidates)]]
