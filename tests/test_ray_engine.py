@@ -134,3 +134,34 @@ def test_frozen_backbone_on_an_actor_pool_gives_the_local_embeddings(ray_runtime
     local, _ = frozen_features(network, pixels, config, "cpu", rows)
     remote, _ = frozen_features(network, pixels, config, "cpu", rows, map_predict=ray_map_predict(ray_runtime))
     assert remote.shape == (65, network.dim) and np.array_equal(local, remote)
+
+
+def _dying_embedder(marker: str):
+    """An _Embedder whose actor process dies (SIGKILL, mid-batch) the first time it sees position 20."""
+    from datacheck.engine.ray_engine import _Embedder
+
+    class DyingEmbedder(_Embedder):
+        def __call__(self, batch: dict) -> dict:
+            if 20 in batch["row"] and not os.path.exists(marker):
+                open(marker, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return super().__call__(batch)
+
+    return DyingEmbedder
+
+
+def test_a_killed_embedding_actor_is_restarted_and_loses_no_row(ray_runtime, tmp_path):
+    from datacheck.engine.models import create_model
+    from datacheck.engine.ray_engine import ray_map_predict
+    from datacheck.engine.train import TrainConfig, frozen_features
+
+    paths = _sample_paths()[:40]
+    network = create_model("efficientnet-lite0", 3)
+    config = TrainConfig(model="efficientnet-lite0", image_size=network.input_size, batch_size=2)
+    pixels, _, _ = load_pixels(paths, network.input_size, workers=0)
+    local, _ = frozen_features(network, pixels, config, "cpu")
+    marker = str(tmp_path / "killed")
+    remote, _ = frozen_features(network, pixels, config, "cpu",
+                                map_predict=ray_map_predict(ray_runtime, actor=_dying_embedder(marker)))
+    assert os.path.exists(marker), "the actor was not killed"
+    assert np.array_equal(local, remote)

@@ -186,7 +186,7 @@ def ray_map_folds(engine: RayEngine) -> Callable:
     return map_folds
 
 
-def ray_map_predict(engine: RayEngine) -> Callable:
+def ray_map_predict(engine: RayEngine, actor: type | None = None) -> Callable:
     """A ``map_predict`` for :func:`datacheck.engine.train.frozen_features`: the frozen
     backbone's embeddings as a Ray Data ``map_batches`` stage on an actor pool.
 
@@ -195,7 +195,10 @@ def ray_map_predict(engine: RayEngine) -> Callable:
     the blocks are multiples of ``batch_size``, so every batch holds the rows the local
     engine's batch would, and with the same torch threads the embeddings are the local
     engine's, bit for bit. An actor asks for one CPU, and one GPU when the device is CUDA.
+    An actor that dies is restarted by Ray Data and its batch run again. ``actor`` replaces
+    the actor class (:class:`_Embedder`'s interface), e.g. to test that.
     """
+    actor = actor or _Embedder
 
     def map_predict(network, pixels: np.ndarray, rows: np.ndarray | None, batch_size: int, device: str) -> np.ndarray:
         engine.start()
@@ -216,7 +219,7 @@ def ray_map_predict(engine: RayEngine) -> Callable:
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False
         dataset = ray.data.from_arrow(blocks).map_batches(
-            _Embedder, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+            actor, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
             # The large inputs as object references: each actor reads them once. (Ray logs one
             # line that an actor restarted after they are gone could not read them: they live
             # as long as this call, so a restarted actor always can.)
