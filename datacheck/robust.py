@@ -64,13 +64,11 @@ def tail_cut(z: np.ndarray, floor: float, ceiling: float, fdr: float) -> float:
     float
         The cut: flag ``z > cut``.
     """
-    from scipy.stats import norm
-
     finite = np.sort(z[np.isfinite(z)])[::-1]  # most extreme first
     if finite.size == 0:
         return float(ceiling)
     ranks = np.arange(1, finite.size + 1)
-    passing = np.flatnonzero(norm.sf(finite) <= fdr * ranks / finite.size)
+    passing = np.flatnonzero(_normal_sf(finite) <= fdr * ranks / finite.size)
     if passing.size == 0:
         return float(ceiling)
     # Just below the least extreme selected sample, so that it is flagged by ``z > cut``.
@@ -80,6 +78,12 @@ def tail_cut(z: np.ndarray, floor: float, ceiling: float, fdr: float) -> float:
 
 def expected_beyond(cut: float, n: int) -> float:
     """Clean samples expected beyond ``cut`` among ``n`` under the robust normal null."""
-    from scipy.stats import norm
+    return float(n * _normal_sf(cut))
 
-    return float(n * norm.sf(cut))
+
+def _normal_sf(x):
+    """The standard normal's survival function: ``scipy.stats.norm.sf``'s own computation
+    (``ndtr(-x)``) without importing scipy.stats (0.4 s, a tenth of a quick audit)."""
+    from scipy.special import ndtr
+
+    return ndtr(-np.asarray(x, dtype=float))

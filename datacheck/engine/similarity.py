@@ -85,7 +85,7 @@ def top_k_neighbours(desc: np.ndarray, k: int) -> np.ndarray:
 
 
 def pair_similarity(
-    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: int = 4, screen: float = -1.0, chunk: int = 4096,
+    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: int = 4, screen: float = -1.0, chunk: int = 1024,
     workers: int = 0, enlarged: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shift-tolerant similarity of image pairs, in [-1, 1] (1 = same picture), shape (P,).
@@ -103,7 +103,9 @@ def pair_similarity(
         Row pairs to compare.
     workers : int
         Processes comparing chunks of ``chunk`` pairs at once (0: here); every chunk is
-        computed alone, so the result does not depend on it.
+        computed alone, so the result does not depend on it. Chunks of 1,024 pairs keep two
+        workers evenly busy on a few thousand images (roman's 13k pairs: 0.33 s, against
+        0.56 s in chunks of 4,096).
     enlarged : ndarray of shape (N,), bool, optional
         Thumbnails enlarged from smaller images. Their edges are blurred by the enlargement
         however the image was made, so a pair with one compares edges of both thumbnails
