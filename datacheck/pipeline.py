@@ -299,9 +299,10 @@ def audit(
     fused, label_checks = fused_checks(detectors)
     if len(fused) > 1:  # one ranking to review by (a single check's ranking is its own)
         # Without the details, which the fused rows replace: a third of the bytes of the findings.
-        evidence = pa.concat_tables([parts[c] for c in fused if c in parts]).drop_columns(["details"]).to_pandas()
+        tables = [parts[c] for c in fused if c in parts] or [findings_table(empty_findings())]
+        evidence = pa.concat_tables(tables).drop_columns(["details"]).to_pandas()
         parts[FUSED_CHECK] = findings_table(issue_scores(evidence, fused, label_checks))
-        del evidence
+        del evidence, tables
         thresholds[FUSED_CHECK] = {"rule": "any check flags; ranked by the worst kind (label checks averaged)",
                                    "checks": fused}
     # Ordered by check (each part is already sorted by score): the order every reader of
