@@ -80,9 +80,12 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, part
     frames = []
     for start in range(0, max(len(paths), 1), CHECKPOINT_ROWS):
         part = parts / f"rows-{start:012d}.parquet"
+        rows = min(CHECKPOINT_ROWS, len(paths) - start)
         try:
             frame = pq.read_table(part).to_pandas()  # saved by an interrupted run (written atomically)
-        except (OSError, pa.ArrowException):
+            if len(frame) != rows:
+                raise ValueError(f"{part} has {len(frame)} rows, not {rows}")  # parts of another size
+        except (OSError, ValueError, pa.ArrowException):
             report = (lambda done, total, start=start: progress("decode images", start + done, len(paths))) if progress else None
             frame = compute_image_stats(paths[start : start + CHECKPOINT_ROWS], workers=workers, batch_size=batch_size,
                                         progress=report)
