@@ -191,7 +191,8 @@ def phase_shift(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[np.ndarra
 
 
 def _spectra(grey: np.ndarray) -> np.ndarray:
-    """Spectra of (P, H, W) grey images for phase correlation, under a Hann window.
+    """Spectra of (P, H, W) grey images, mean removed, under a Hann window (for phase
+    correlation and the descriptor).
 
     The FFT treats an image as periodic: without the window, the jump between opposite
     edges (a gradient background) dominates the cross-power spectrum, and it does not move
