@@ -52,7 +52,7 @@ def test_pixels_equal_the_local_engine(ray_runtime):
 
 
 def test_folds_as_ray_tasks_give_the_local_probabilities(ray_runtime):
-    from datacheck.engine.ray_engine import ray_map_folds
+    from datacheck.engine.ray_engine import ray_map_folds, ray_map_predict
     from datacheck.engine.train import TrainConfig, cross_validate
 
     paths = _sample_paths()
@@ -64,6 +64,11 @@ def test_folds_as_ray_tasks_give_the_local_probabilities(ray_runtime):
     remote = cross_validate(pixels, labels, 3, config, "cpu", seed=5, map_folds=ray_map_folds(ray_runtime))
     assert np.array_equal(local.pred_probs, remote.pred_probs) and np.array_equal(local.softmax, remote.softmax)
     assert np.array_equal(local.embeddings, remote.embeddings)
+    # and each fold model's predictions on an actor pool (as --engine ray runs them)
+    pooled = cross_validate(pixels, labels, 3, config, "cpu", seed=5, map_folds=ray_map_folds(ray_runtime),
+                            map_predict=ray_map_predict(ray_runtime))
+    assert np.array_equal(local.pred_probs, pooled.pred_probs) and np.array_equal(local.embeddings, pooled.embeddings)
+    assert np.array_equal(local.aum, pooled.aum)
 
 
 def _die_once(batch: dict, marker: str) -> dict:
@@ -136,18 +141,18 @@ def test_frozen_backbone_on_an_actor_pool_gives_the_local_embeddings(ray_runtime
     assert remote.shape == (65, network.dim) and np.array_equal(local, remote)
 
 
-def _dying_embedder(marker: str):
-    """An _Embedder whose actor process dies (SIGKILL, mid-batch) the first time it sees position 20."""
-    from datacheck.engine.ray_engine import _Embedder
+def _dying_predictor(marker: str):
+    """A _Predictor whose actor process dies (SIGKILL, mid-batch) the first time it sees position 20."""
+    from datacheck.engine.ray_engine import _Predictor
 
-    class DyingEmbedder(_Embedder):
+    class DyingPredictor(_Predictor):
         def __call__(self, batch: dict) -> dict:
             if 20 in batch["row"] and not os.path.exists(marker):
                 open(marker, "w").close()
                 os.kill(os.getpid(), signal.SIGKILL)
             return super().__call__(batch)
 
-    return DyingEmbedder
+    return DyingPredictor
 
 
 def test_a_killed_embedding_actor_is_restarted_and_loses_no_row(ray_runtime, tmp_path):
@@ -162,6 +167,6 @@ def test_a_killed_embedding_actor_is_restarted_and_loses_no_row(ray_runtime, tmp
     local, _ = frozen_features(network, pixels, config, "cpu")
     marker = str(tmp_path / "killed")
     remote, _ = frozen_features(network, pixels, config, "cpu",
-                                map_predict=ray_map_predict(ray_runtime, actor=_dying_embedder(marker)))
+                                map_predict=ray_map_predict(ray_runtime, actor=_dying_predictor(marker)))
     assert os.path.exists(marker), "the actor was not killed"
     assert np.array_equal(local, remote)

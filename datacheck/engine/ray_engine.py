@@ -1,14 +1,15 @@
 """The Ray engine: the audit's per-sample batch functions as Ray Data ``map_batches`` stages.
 
 ``--engine ray`` hands the files' paths to Ray Data, an existing distributed engine: each
-pure batch function (decoding + image statistics, decoding + resizing for the models, the
-frozen backbone's embeddings on an actor pool) runs as a ``map_batches`` stage, so Ray Data partitions the rows into blocks, schedules them on
-the cluster's CPUs, retries the task of a worker that dies (Ray Data's default for system
-failures) and applies backpressure. The results stream back to the driver in row order
-(``preserve_order``) and go into the same arrays and caches as the local engine's, so the
-findings are identical and a run can mix engines. The K folds of the cross-validated
-training run as K Ray tasks (:func:`ray_map_folds`); the rest of the cross-sample work (the
-kNN graph, cleanlab, K-means) stays on the driver, over the gathered arrays.
+pure batch function (decoding + image statistics, decoding + resizing for the models, and
+the models' predictions and embeddings, on an actor pool) runs as a ``map_batches`` stage,
+so Ray Data partitions the rows into blocks, schedules them on the cluster's CPUs, retries
+the task of a worker that dies (Ray Data's default for system failures) and applies
+backpressure. The results stream back to the driver in row order (``preserve_order``) and
+go into the same arrays and caches as the local engine's, so the findings are identical
+and a run can mix engines. The K folds of the cross-validated training run as K Ray tasks
+(:func:`ray_map_folds`), each returning its trained model; the rest of the cross-sample
+work (the kNN graph, cleanlab, K-means) stays on the driver, over the gathered arrays.
 
 On a cluster every worker must read the paths the manifest lists: a shared file system
 mounted at the same place on every node.
@@ -164,7 +165,8 @@ def _as_list(values: np.ndarray) -> list:
 
 
 def ray_map_folds(engine: RayEngine) -> Callable:
-    """A ``map_folds`` for :func:`datacheck.engine.train.cross_validate`: each fold one Ray task.
+    """A ``map_folds`` for :func:`datacheck.engine.train.cross_validate`: each fold's training
+    (:func:`~datacheck.engine.train.fit_fold`) one Ray task, returning the trained model.
 
     The pixels go to Ray's object store once and every task reads them from there (zero-copy
     on its node); a task asks for one CPU, and one GPU when the device is CUDA (Ray then shows
@@ -187,25 +189,31 @@ def ray_map_folds(engine: RayEngine) -> Callable:
 
 
 def ray_map_predict(engine: RayEngine, actor: type | None = None) -> Callable:
-    """A ``map_predict`` for :func:`datacheck.engine.train.frozen_features`: the frozen
-    backbone's embeddings as a Ray Data ``map_batches`` stage on an actor pool.
+    """A ``map_predict`` for :func:`datacheck.engine.train.predict_fold` and
+    :func:`~datacheck.engine.train.frozen_features`: a model's predictions and embeddings as a
+    Ray Data ``map_batches`` stage on an actor pool.
 
     Each actor receives the network and the pixels from Ray's object store once (the model is
-    loaded once per actor, not per batch) and embeds whole batches of ``batch_size`` rows;
+    loaded once per actor, not per batch) and predicts whole batches of ``batch_size`` rows;
     the blocks are multiples of ``batch_size``, so every batch holds the rows the local
-    engine's batch would, and with the same torch threads the embeddings are the local
-    engine's, bit for bit. An actor asks for one CPU, and one GPU when the device is CUDA.
-    An actor that dies is restarted by Ray Data and its batch run again. ``actor`` replaces
-    the actor class (:class:`_Embedder`'s interface), e.g. to test that.
+    engine's batch would, and with the same torch threads the outputs are the local engine's,
+    bit for bit. An actor asks for one CPU, and one GPU when the device is CUDA. An actor
+    that dies is restarted by Ray Data and its batch run again. The pixels go to the object
+    store once for all the calls (every fold model reads the same). ``actor`` replaces the
+    actor class (:class:`_Predictor`'s interface), e.g. to test that.
     """
-    actor = actor or _Embedder
+    actor = actor or _Predictor
+    stored: dict[int, tuple] = {}  # id(pixels) -> (pixels, their object reference)
 
-    def map_predict(network, pixels: np.ndarray, rows: np.ndarray | None, batch_size: int, device: str) -> np.ndarray:
+    def map_predict(network, pixels: np.ndarray, rows: np.ndarray | None, batch_size: int, device: str,
+                    tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
         engine.start()
         import pyarrow as pa
         import ray
         import torch
 
+        if id(pixels) not in stored:
+            stored[id(pixels)] = (pixels, ray.put(np.asarray(pixels)))
         rows = np.arange(len(pixels)) if rows is None else np.asarray(rows)
         gpu = device.startswith("cuda")
         resources = ray.cluster_resources()
@@ -223,42 +231,45 @@ def ray_map_predict(engine: RayEngine, actor: type | None = None) -> Callable:
             # The large inputs as object references: each actor reads them once. (Ray logs one
             # line that an actor restarted after they are gone could not read them: they live
             # as long as this call, so a restarted actor always can.)
-            fn_constructor_args=((ray.put(network), ray.put(np.asarray(pixels)), ray.put(rows)),
-                                 "cuda" if gpu else device, torch.get_num_threads()),
+            fn_constructor_args=((ray.put(network), stored[id(pixels)][1], ray.put(rows)),
+                                 "cuda" if gpu else device, torch.get_num_threads(), tta),
             num_cpus=1, num_gpus=1 if gpu else 0)
-        out = np.empty((len(rows), network.dim), np.float32)
+        probs, embeddings = [], []
         expected = 0
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             positions = batch["row"]
             if len(positions) and not np.array_equal(positions, np.arange(expected, expected + len(positions))):
                 raise RuntimeError(f"Ray returned rows from {positions[0]} where row {expected} was next")
-            out[expected : expected + len(positions)] = batch["embedding"]
+            probs.append(batch["probs"])
+            embeddings.append(batch["embedding"])
             expected += len(positions)
         if expected != len(rows):
-            raise RuntimeError(f"Ray returned {expected} of {len(rows)} embeddings")
-        return out
+            raise RuntimeError(f"Ray returned {expected} of {len(rows)} predictions")
+        if not probs:
+            return np.zeros((0, network.head.out_features), np.float32), np.zeros((0, network.dim), np.float32)
+        return np.concatenate(probs), np.concatenate(embeddings)
 
     return map_predict
 
 
-class _Embedder:
-    """An actor of :func:`ray_map_predict`: one network, embedding batches of row positions."""
+class _Predictor:
+    """An actor of :func:`ray_map_predict`: one network, predicting batches of row positions."""
 
-    def __init__(self, inputs: tuple, device: str, threads: int):
+    def __init__(self, inputs: tuple, device: str, threads: int, tta: bool):
         import ray
         import torch
 
         torch.set_num_threads(threads)
         self.network, self.pixels, self.rows = ray.get(list(inputs))  # (network, pixels, rows), once per actor
-        self.device = device
+        self.device, self.tta = device, tta
 
     def __call__(self, batch: dict) -> dict:
         from .train import predict
 
         positions = batch["row"]
-        _, embeddings = predict(self.network, self.pixels, self.device, max(1, len(positions)), tta=False,
-                                rows=self.rows[positions])
-        return {"row": positions, "embedding": embeddings}
+        probs, embeddings = predict(self.network, self.pixels, self.device, max(1, len(positions)), tta=self.tta,
+                                    rows=self.rows[positions])
+        return {"row": positions, "probs": probs, "embedding": embeddings}
 
 
 def _run_fold(train: Callable, pixels: np.ndarray, k: int, threads: int):

@@ -90,8 +90,9 @@ def cross_validate(
         ``map_folds(train, pixels, folds, device)`` returns ``[train(pixels, k) for k in folds]``, e.g.
         as remote tasks (:func:`datacheck.engine.ray_engine.ray_map_folds`); default: in turn, here.
     map_predict : callable, optional
-        Where a frozen backbone embeds the images (see :func:`frozen_features`), e.g. a Ray
-        Data actor pool (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
+        Where the models (each fold's, or a frozen backbone) predict and embed the images
+        (see :func:`frozen_features`), e.g. a Ray Data actor pool
+        (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
     """
     rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
     labels = labels[rows]
@@ -108,15 +109,18 @@ def cross_validate(
     pred_probs = np.zeros((n, num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
     embeddings = np.zeros((n, n_folds * network.dim), dtype=np.float32)
-    train = functools.partial(train_fold, labels=labels, rows=rows, folds=folds, threshold=threshold,
+    train = functools.partial(fit_fold, labels=labels, rows=rows, folds=folds, threshold=threshold,
                               num_classes=num_classes, config=config, device=device, seed=seed, weights=weights)
-    if map_folds is None:
-        results = (train(pixels, k, progress=(lambda e, total, k=k: progress(f"train fold {k + 1}/{n_folds}", e, total))
-                         if progress else None) for k in range(n_folds))
-    else:  # e.g. one Ray task per fold: each returns what the loop below writes into place
-        results = map_folds(train, pixels, list(range(n_folds)), device)
-    for k, (fold_softmax, fold_probs, features, fold_margins) in enumerate(results):
+    if map_folds is None:  # one fold at a time: one network held at a time
+        fitted = (train(pixels, k, progress=(lambda e, total, k=k: progress(f"train fold {k + 1}/{n_folds}", e, total))
+                        if progress else None) for k in range(n_folds))
+    else:  # e.g. one Ray task per fold, each returning its trained network
+        fitted = map_folds(train, pixels, list(range(n_folds)), device)
+    for k, (fold_network, fold_margins) in enumerate(fitted):
         held_out = folds == k
+        fold_softmax, fold_probs, features = predict_fold(fold_network, pixels, held_out, labels=labels, rows=rows,
+                                                          num_classes=num_classes, config=config, device=device,
+                                                          map_predict=map_predict)
         softmax[held_out], pred_probs[held_out] = fold_softmax, fold_probs
         # Every fold model embeds every sample: one space shared by all samples (see CrossValResult).
         embeddings[:, k * network.dim : (k + 1) * network.dim] = features / np.sqrt(n_folds)
@@ -192,20 +196,16 @@ class _Margins:
         return aum, pooled.astype(np.float32)
 
 
-def train_fold(pixels: np.ndarray, k: int, *, labels: np.ndarray, rows: np.ndarray, folds: np.ndarray,
-               threshold: np.ndarray, num_classes: int, config: TrainConfig, device: str, seed: int, weights=None,
-               progress: Callable[[int, int], None] | None = None) -> tuple:
-    """Train fold ``k``'s model and predict with it: a pure function of its arguments (seeded by
-    ``seed`` and ``k``), so it runs the same in this process or as a remote task.
+def fit_fold(pixels: np.ndarray, k: int, *, labels: np.ndarray, rows: np.ndarray, folds: np.ndarray,
+             threshold: np.ndarray, num_classes: int, config: TrainConfig, device: str, seed: int, weights=None,
+             progress: Callable[[int, int], None] | None = None) -> tuple:
+    """Train fold ``k``'s model: a pure function of its arguments (seeded by ``seed`` and
+    ``k``), so it runs the same in this process or as a remote task.
 
     Returns
     -------
-    softmax : ndarray of shape (H, C)
-        The model's softmax on the fold's H held-out rows.
-    pred_probs : ndarray of shape (H, C)
-        The same averaged with the k-NN vote of the training rows (:func:`with_neighbour_votes`).
-    features : ndarray of shape (M, D)
-        The model's unit-length embeddings of every row.
+    network : Network
+        The trained model, on the CPU (so that a remote task can return it to any driver).
     margins : ndarray of shape (T,), float32, or None
         The mean margin over the epochs of each of the fold's T training rows (in row order;
         the threshold samples' margin is that of the fake class), or None without threshold
@@ -218,13 +218,34 @@ def train_fold(pixels: np.ndarray, k: int, *, labels: np.ndarray, rows: np.ndarr
     network = create_model(config.model, num_classes + int(fake.any()), weights)
     margins = fit(network, pixels, target[~held_out], config, device, seed * 1009 + k, rows=rows[~held_out],
                   progress=progress, record_margins=fake.any())
-    softmax, _ = predict(network, pixels, device, config.batch_size * 4, rows=rows[held_out])
+    return network.cpu(), None if margins is None else margins.mean(axis=0)
+
+
+def predict_fold(network: Network, pixels: np.ndarray, held_out: np.ndarray, *, labels: np.ndarray, rows: np.ndarray,
+                 num_classes: int, config: TrainConfig, device: str, map_predict: Callable | None = None) -> tuple:
+    """A fold's trained model's outputs, here or through ``map_predict`` (see :func:`frozen_features`).
+
+    Returns
+    -------
+    softmax : ndarray of shape (H, C)
+        The model's softmax on the fold's H held-out rows (with test-time augmentation).
+    pred_probs : ndarray of shape (H, C)
+        The same averaged with the k-NN vote of the training rows (:func:`with_neighbour_votes`).
+    features : ndarray of shape (M, D)
+        The model's unit-length embeddings of every row.
+    """
+    run = map_predict or _predict_here
+    softmax, _ = run(network, pixels, rows[held_out], config.batch_size * 4, device, tta=True)
     softmax = _without_fake_class(softmax, num_classes)
-    _, features = predict(network, pixels, device, config.batch_size * 4, tta=False, rows=rows)
+    _, features = run(network, pixels, rows, config.batch_size * 4, device, tta=False)
     # The vote counts the neighbours' given labels: the fake class is a device of AUM only.
     pred_probs = with_neighbour_votes(softmax, features, labels, held_out, num_classes, config, device)
     features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
-    return softmax, pred_probs, features, None if margins is None else margins.mean(axis=0)
+    return softmax, pred_probs, features
+
+
+def _predict_here(network: Network, pixels: np.ndarray, rows, batch_size: int, device: str, tta: bool) -> tuple:
+    return predict(network, pixels, device, batch_size, tta=tta, rows=rows)
 
 
 def _without_fake_class(probs, num_classes: int):
@@ -238,7 +259,7 @@ def _without_fake_class(probs, num_classes: int):
 def _cross_validate_head(network: Network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
                          device, seed, map_predict=None) -> CrossValResult:
     """Frozen backbone: embed every image once, then cross-validate a linear head on the
-    embeddings (with threshold samples, as :func:`train_fold`)."""
+    embeddings (with threshold samples, as :func:`fit_fold`)."""
     embeddings, features = frozen_features(network, pixels, config, device, rows, map_predict)
     target = torch.as_tensor(labels, device=device)
     pred_probs = np.zeros((len(labels), num_classes), dtype=np.float32)
@@ -288,13 +309,11 @@ def frozen_features(network: Network, pixels: np.ndarray, config: TrainConfig, d
     """A frozen backbone's embeddings (M, D) of ``rows`` (default all) as an array, and
     standardised per dimension on ``device``.
 
-    ``map_predict(network, pixels, rows, batch_size, device)`` computes the embeddings
-    elsewhere (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
+    ``map_predict(network, pixels, rows, batch_size, device, tta)`` returns
+    :func:`predict`'s ``(probabilities, embeddings)`` computed elsewhere
+    (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
     """
-    if map_predict is None:
-        _, embeddings = predict(network, pixels, device, config.batch_size * 4, tta=False, rows=rows)
-    else:
-        embeddings = map_predict(network, pixels, rows, config.batch_size * 4, device)
+    _, embeddings = (map_predict or _predict_here)(network, pixels, rows, config.batch_size * 4, device, tta=False)
     features = torch.as_tensor(embeddings, device=device)
     return embeddings, (features - features.mean(0)) / (features.std(0) + 1e-6)
 
