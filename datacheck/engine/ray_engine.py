@@ -110,32 +110,48 @@ def ray_batches(paths: list[str], fn: Callable[[dict], dict], engine: RayEngine,
     import pyarrow as pa
     import ray
 
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = False
     table = pa.table({"row": np.arange(len(paths), dtype=np.int64), "path": pa.array(paths, pa.string())})
     # A block is a task: a few per CPU of the cluster keep every CPU busy (one block would be
     # one task on one CPU), and bounded blocks keep results streaming back.
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     rows = max(batch_size, min(_MAX_BLOCK_ROWS, -(-len(paths) // (_BLOCKS_PER_CPU * cpus))))
-    blocks = [table.slice(start, rows) for start in range(0, len(paths), rows)] or [table]
-    dataset = ray.data.from_arrow(blocks).map_batches(
+    dataset = _ordered_dataset(table, rows).map_batches(
         _Stage(fn), batch_size=batch_size, batch_format="numpy", zero_copy_batch=True)
+    for start, stop, batch in _in_row_order(dataset, len(paths)):
+        yield start, {name: _as_list(values) for name, values in batch.items()}
+        if progress:
+            progress(stop, len(paths))
+
+
+def _ordered_dataset(table, rows_per_block: int):
+    """``table`` (with a ``row`` column) as a Ray dataset of blocks of ``rows_per_block``
+    rows, whose results come back in row order (``preserve_order``)."""
+    import ray
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    blocks = [table.slice(start, rows_per_block) for start in range(0, table.num_rows, rows_per_block)] or [table]
+    return ray.data.from_arrow(blocks)
+
+
+def _in_row_order(dataset, total: int) -> Iterator[tuple[int, int, dict]]:
+    """``(first row, end row, the batch's other columns)`` of ``dataset``'s result batches, checked to
+    hold rows ``0 .. total - 1`` once each, in order.
+
+    preserve_order keeps the blocks in order; a lost or repeated row would be a Ray bug, and
+    must not silently shift every later sample's findings."""
     expected = 0
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
         rows = batch.pop("row")
         if len(rows) == 0:
             continue
-        # preserve_order keeps the blocks in order; a lost or repeated row would be a Ray bug,
-        # and must not silently shift every later sample's findings.
-        if rows[0] != expected or not np.array_equal(rows, np.arange(expected, expected + len(rows))):
+        if not np.array_equal(rows, np.arange(expected, expected + len(rows))):
             raise RuntimeError(f"Ray returned rows {rows[0]}..{rows[-1]} where row {expected} was next")
-        yield expected, {name: _as_list(values) for name, values in batch.items()}
+        yield expected, expected + len(rows), batch
         expected += len(rows)
-        if progress:
-            progress(expected, len(paths))
-    if expected != len(paths):
-        raise RuntimeError(f"Ray returned {expected} of {len(paths)} rows")
+    if expected != total:
+        raise RuntimeError(f"Ray returned {expected} of {total} rows")
 
 
 class _Stage:
@@ -221,12 +237,7 @@ def ray_map_predict(engine: RayEngine, actor: type | None = None) -> Callable:
         batches = -(-len(rows) // batch_size)
         actors = max(1, min(slots, batches))
         per_block = batch_size * max(1, -(-batches // (_BLOCKS_PER_CPU * actors)))
-        table = pa.table({"row": np.arange(len(rows), dtype=np.int64)})
-        blocks = [table.slice(start, per_block) for start in range(0, len(rows), per_block)] or [table]
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True
-        context.enable_progress_bars = False
-        dataset = ray.data.from_arrow(blocks).map_batches(
+        dataset = _ordered_dataset(pa.table({"row": np.arange(len(rows), dtype=np.int64)}), per_block).map_batches(
             actor, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
             # The large inputs as object references: each actor reads them once. (Ray logs one
             # line that an actor restarted after they are gone could not read them: they live
@@ -235,16 +246,9 @@ def ray_map_predict(engine: RayEngine, actor: type | None = None) -> Callable:
                                  "cuda" if gpu else device, torch.get_num_threads(), tta),
             num_cpus=1, num_gpus=1 if gpu else 0)
         probs, embeddings = [], []
-        expected = 0
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            positions = batch["row"]
-            if len(positions) and not np.array_equal(positions, np.arange(expected, expected + len(positions))):
-                raise RuntimeError(f"Ray returned rows from {positions[0]} where row {expected} was next")
+        for _, _, batch in _in_row_order(dataset, len(rows)):
             probs.append(batch["probs"])
             embeddings.append(batch["embedding"])
-            expected += len(positions)
-        if expected != len(rows):
-            raise RuntimeError(f"Ray returned {expected} of {len(rows)} predictions")
         if not probs:
             return np.zeros((0, network.head.out_features), np.float32), np.zeros((0, network.dim), np.float32)
         return np.concatenate(probs), np.concatenate(embeddings)
