@@ -143,9 +143,9 @@ def _descriptor_neighbours(desc: np.ndarray, k: int, ctx: AuditContext) -> tuple
     grows as N² (100k images: most of the audit), so the audit's graph builder makes the
     graph (an inverted file). Its recall target is set on each image's nearest neighbour,
     not its k-th: a copy is its original's nearest, and the k-th of these descriptors lies
-    among many look-alikes that would need most lists probed (nprobe 128 of 894 at 100k
-    images, against 16 for the nearest). The recall reached is recorded. Indices are -1
-    where the approximate search found fewer than k.
+    among many look-alikes that need far more lists probed. The nprobe and recall reached are
+    recorded (``candidate_search`` in ``summary.json``). Indices are -1 where the approximate
+    search found fewer than k.
     """
     from ..features.knn import EXACT_MAX, build_knn_graph
 
