@@ -272,7 +272,7 @@ def test_steps_turned_off_and_config_sections(tiny_dataset, tmp_path):
     assert len(copies) == 24 and all(json.loads(t)["policy"] == "affine" and json.loads(t)["degrees"] == 5.0
                                      for t in copies["transform"])
     assert not (out / "review.csv").exists() and summary["choices"]["boost"]["copies"] == 0
-    assert set(summary["checks"]) == {"corrupt", "dark", "light", "blurry", "low_information", "odd_size",
+    assert set(summary["checks"]) == {"corrupt", "dark", "light", "blurry", "noisy", "low_information", "odd_size",
                                       "odd_aspect_ratio", "grayscale", "exact_duplicates", "issue_score"}
     assert tree_digest(tiny_dataset) == before
 

@@ -16,9 +16,9 @@ def test_junit_one_case_per_check_failures_from_gates(tmp_path):
     assert result.exit_code == 1, result.output
     suite = ET.parse(junit).getroot()
     cases = {case.get("name"): case for case in suite.iter("testcase")}
-    assert set(cases) == {"exact_duplicates", "split_leakage", "corrupt", "dark", "light", "blurry", "low_information",
-                          "odd_size", "odd_aspect_ratio", "grayscale", "issue_score"}
-    assert suite.get("tests") == "11" and suite.get("failures") == "1"
+    assert set(cases) == {"exact_duplicates", "split_leakage", "corrupt", "dark", "light", "blurry", "noisy",
+                          "low_information", "odd_size", "odd_aspect_ratio", "grayscale", "issue_score"}
+    assert suite.get("tests") == "12" and suite.get("failures") == "1"
     failure = cases["split_leakage"].find("failure")
     assert failure is not None and failure.get("message") == "split_leakage>0: flagged 6 of 563 (1.1%)"
     assert cases["exact_duplicates"].find("failure") is None  # under its gate
@@ -36,5 +36,5 @@ def test_junit_detector_gate_fails_the_checks_that_flagged(tmp_path):
     assert result.exit_code == 1
     suite = ET.parse(junit).getroot()
     failed = {c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None}
-    assert failed == {"corrupt", "dark", "light", "blurry", "low_information", "odd_size", "odd_aspect_ratio",
+    assert failed == {"corrupt", "dark", "light", "blurry", "noisy", "low_information", "odd_size", "odd_aspect_ratio",
                       "grayscale"}

@@ -7,7 +7,7 @@ import pytest
 from .conftest import SHARED_DATA
 
 ROMAN = SHARED_DATA / "roman"
-IMAGE_PROPERTY_CHECKS = ["corrupt", "dark", "light", "blurry", "low_information", "odd_size", "odd_aspect_ratio", "grayscale"]
+IMAGE_PROPERTY_CHECKS = ["corrupt", "dark", "light", "blurry", "noisy", "low_information", "odd_size", "odd_aspect_ratio", "grayscale"]
 
 pytestmark = pytest.mark.skipif(not ROMAN.is_dir(), reason="../shared/data/roman is not available")
 

@@ -7,7 +7,7 @@ numerals at the default magnitude, 11 % of a run's copies were flagged ``dark``)
 therefore tries each operation alone, at the configured magnitude, on a seeded sample of the
 training images, measures the copies with the image statistics of the ``image_properties``
 check, and leaves out the operations whose copies cross that audit's own cuts (``dark``,
-``light``, ``blurry``, ``low_information``) clearly more often than the originals do:
+``light``, ``blurry``, ``noisy``, ``low_information``) clearly more often than the originals do:
 
     flagged share of the operation's copies > flagged share of the originals + ``tolerance``
 
@@ -22,7 +22,8 @@ from .transforms import RANDAUGMENT_OPS, augment_image, copy_seed, open_source, 
 
 #: The image-property checks a copy is screened with: check -> (statistic, side of the cut that is bad).
 SCREENED_CHECKS = {"dark": ("brightness_high", "below"), "light": ("brightness_low", "above"),
-                   "blurry": ("sharpness", "below"), "low_information": ("entropy", "below")}
+                   "blurry": ("sharpness", "below"), "noisy": ("speckle", "above"),
+                   "low_information": ("entropy", "below")}
 #: Training images each operation is tried on.
 SAMPLE = 100
 #: How much more often than the originals an operation's copies may be flagged.

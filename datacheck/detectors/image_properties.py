@@ -1,4 +1,4 @@
-"""Image-property checks: corrupt, dark, light, blurry, low information, odd size/aspect, grayscale.
+"""Image-property checks: corrupt, dark, light, blurry, noisy, low information, odd size/aspect, grayscale.
 
 Every threshold is learned from the dataset itself: a sample is flagged when its statistic
 lies more than ``z_threshold`` robust standard deviations (median/MAD) from the dataset's
@@ -25,6 +25,11 @@ from .registry import register_detector
 # when every image in the dataset is identical in that respect (MAD = 0).
 _LOG_FLOOR = 0.1
 _AREA_FLOOR = 0.2
+# Speckle (the fraction of isolated pixels) is compared as log(speckle + 0.1 %). Most images
+# have none, so its spread is usually 0 and the floor sets the cut: with z_threshold 4 it
+# lies at 0.5 % isolated pixels, where impulse noise or dust is plain to see.
+_SPECKLE_EPS = 0.001
+_SPECKLE_FLOOR = 0.45
 
 
 @register_detector
@@ -42,12 +47,13 @@ class ImageProperties(Detector):
 
     name = "image_properties"
     requires = frozenset({"image_stats"})
-    checks = ("corrupt", "dark", "light", "blurry", "low_information", "odd_size", "odd_aspect_ratio", "grayscale")
+    checks = ("corrupt", "dark", "light", "blurry", "noisy", "low_information", "odd_size", "odd_aspect_ratio", "grayscale")
     tags = frozenset({"image_quality"})
     # An unreadable file leaves the training set; an image too dark, bright, blurred or empty
     # to show its content makes the model's label suggestion for it untrustworthy.
     check_tags = {"corrupt": {"drop_candidate", "unreliable_input"}, "dark": {"unreliable_input"},
                   "light": {"unreliable_input"}, "blurry": {"unreliable_input"},
+                  "noisy": {"unreliable_input"},
                   "low_information": {"unreliable_input"}}
     _parameter_constraints = {"z_threshold": [Interval(float, 0, None, "neither")],
                               "min_color_fraction": [Interval(float, 0, 1, "right")]}
@@ -75,13 +81,14 @@ class ImageProperties(Detector):
             return parts[0]
         flat = ~s["has_content"].to_numpy(dtype=bool)
         width, height = s["width"].to_numpy(float), s["height"].to_numpy(float)
-        # (check, statistic, value, bad direction: -1 low is bad / 0 both ways, scale floor,
+        # (check, statistic, value, bad direction: -1 low is bad / 1 high is bad / 0 both ways, scale floor,
         #  needs content: exposure and sharpness mean nothing for a flat image, which is
         #  reported as low information only)
         measures = [
             ("dark", "brightness_high", np.log1p(s["brightness_high"].to_numpy(float)), -1, _LOG_FLOOR, True),
             ("light", "brightness_low", np.log1p(255.0 - s["brightness_low"].to_numpy(float)), -1, _LOG_FLOOR, True),
             ("blurry", "sharpness", s["sharpness"].to_numpy(float), -1, _LOG_FLOOR, True),
+            ("noisy", "speckle", np.log(s["speckle"].to_numpy(float) + _SPECKLE_EPS), 1, _SPECKLE_FLOOR, True),
             ("low_information", "entropy", np.log(s["entropy"].to_numpy(float) + 0.01), -1, _LOG_FLOOR, False),
             ("odd_size", "area", np.log(width * height), 0, _AREA_FLOOR, False),
             ("odd_aspect_ratio", "aspect_ratio", np.log(width / height), 0, _LOG_FLOOR, False),
@@ -135,6 +142,7 @@ def _describe_cut(stat: str, median: float, scale: float, direction: int, z: flo
     back = {
         "dark": lambda v: exp(v) - 1.0,
         "light": lambda v: 255.0 - (exp(v) - 1.0),
+        "noisy": lambda v: exp(v) - _SPECKLE_EPS,
         "low_information": lambda v: exp(v) - 0.01,
         "odd_size": exp,
         "odd_aspect_ratio": exp,
@@ -145,8 +153,10 @@ def _describe_cut(stat: str, median: float, scale: float, direction: int, z: flo
     if direction == 0:
         info["below"] = round(back(median - z * scale), 4)
         info["above"] = round(back(median + z * scale), 4)
-    elif check == "light":
+    elif check == "light":  # its statistic falls as brightness rises
         info["above"] = round(back(median - z * scale), 4)
+    elif direction > 0:
+        info["above"] = round(back(median + z * scale), 4)
     else:
         info["below"] = round(back(median - z * scale), 4)
     if check == "low_information":
