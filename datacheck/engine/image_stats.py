@@ -173,8 +173,7 @@ def measure_image(im: Image.Image) -> dict:
     entropy = _entropy(hist, low, high)
 
     flat = contrast < FLAT_STD or min(grey.shape) < 3
-    sharpness = math.nan if flat else _sharpness(grey, low, high)
-    speckle = math.nan if flat else _speckle(grey, low, high)
+    sharpness, speckle = (math.nan, math.nan) if flat else _edge_statistics(grey, low, high)
     thumbnail = small.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0).convert("RGB")
     return {
         "width": width,
@@ -223,44 +222,40 @@ def _entropy(hist: np.ndarray, low: float, high: float, bins: int = 32) -> float
     return float(-(prob * np.log2(prob)).sum())
 
 
-def _sharpness(grey: np.ndarray, low: float, high: float) -> float:
-    """log(steepest edge / tonal range): about 0 for a crisp step edge, lower when blurred.
+def _edge_statistics(grey: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """Sharpness and speckle, both from the grey-level steps between neighbouring pixels.
 
-    Blur spreads every edge over more pixels, so the steepest grey-level step between
-    neighbours shrinks relative to the image's tonal range (``high - low``). Normalising by
-    the range makes a dark or washed-out but sharp image as sharp as its normal version, and
-    taking the steepest edges (not the mean) makes the value independent of how much of
-    the image is edges (thin pen strokes versus thick marker strokes).
+    *Sharpness* is log(steepest edge / tonal range): about 0 for a crisp step edge, lower
+    when blurred. Blur spreads every edge over more pixels, so the steepest step shrinks
+    relative to the image's tonal range (``high - low``). Normalising by the range makes a
+    dark or washed-out but sharp image as sharp as its normal version, and taking the
+    steepest edges (not the mean) makes the value independent of how much of the image is
+    edges (thin pen strokes versus thick marker strokes).
 
-    Parameters
-    ----------
-    grey : ndarray of shape (H, W), uint8
-    """
-    g = grey.astype(np.int16)
-    step = np.maximum(np.abs(np.diff(g, axis=0))[:, :-1], np.abs(np.diff(g, axis=1))[:-1, :])
-    steepest = _hist_percentile(np.bincount(step.ravel(), minlength=256), 99.9)
-    return float(math.log(max(steepest, 1e-3) / max(high - low, 1e-3)))
-
-
-def _speckle(grey: np.ndarray, low: float, high: float) -> float:
-    """The fraction of pixels brighter or darker than all four of their neighbours by more
-    than a quarter of the tonal range: impulse (salt-and-pepper) noise, dust and sensor specks.
-
-    Strokes, edges and textures are not isolated in both directions at once, so a clean
-    image scores about 0 whatever its content; a noisy scan scores its noise density.
+    *Speckle* is the fraction of pixels brighter or darker than all four of their neighbours
+    by more than a quarter of the tonal range: impulse (salt-and-pepper) noise, dust and
+    sensor specks. Strokes, edges and textures are not isolated on all four sides, so a
+    clean image scores about 0 whatever its content, and a noisy scan about its noise density.
 
     Parameters
     ----------
     grey : ndarray of shape (H, W), uint8, H and W >= 3
+
+    Returns
+    -------
+    sharpness, speckle : float
     """
     g = grey.astype(np.int16)
-    centre = g[1:-1, 1:-1]
-    step = max((high - low) / 4.0, 8.0)
-    neighbours = (g[:-2, 1:-1], g[2:, 1:-1], g[1:-1, :-2], g[1:-1, 2:])
-    above = np.ones(centre.shape, dtype=bool)
-    below = np.ones(centre.shape, dtype=bool)
-    for n in neighbours:
-        diff = centre - n
-        above &= diff > step
-        below &= diff < -step
-    return float((above | below).mean())
+    down = np.diff(g, axis=0)  # (H - 1, W): pixel below minus pixel
+    right = np.diff(g, axis=1)  # (H, W - 1): pixel to the right minus pixel
+    step = np.maximum(np.abs(down)[:, :-1], np.abs(right)[:-1, :])
+    steepest = _hist_percentile(np.bincount(step.ravel(), minlength=256), 99.9)
+    sharpness = math.log(max(steepest, 1e-3) / max(high - low, 1e-3))
+
+    # For each interior pixel: itself minus the pixel above, below, left and right.
+    jump = max((high - low) / 4.0, 8.0)
+    from_above, from_below = down[:-1, 1:-1], -down[1:, 1:-1]
+    from_left, from_right = right[1:-1, :-1], -right[1:-1, 1:]
+    brighter = (from_above > jump) & (from_below > jump) & (from_left > jump) & (from_right > jump)
+    darker = (from_above < -jump) & (from_below < -jump) & (from_left < -jump) & (from_right < -jump)
+    return float(sharpness), float((brighter | darker).mean())
