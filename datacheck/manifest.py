@@ -293,7 +293,8 @@ def _normalise(frame: pd.DataFrame, root: Path | None, source: Path) -> pd.DataF
     extras = [c for c in frame.columns if c not in CONTRACT_COLUMNS]
     out = pd.DataFrame(index=frame.index)
     if root is not None:
-        out["path"] = [_safe_relpath(p, root, source, i) for i, p in enumerate(frame["path"])]
+        folders: dict = {}  # resolved once per folder: a dataset has few folders and many files
+        out["path"] = [_safe_relpath(p, root, source, i, folders) for i, p in enumerate(frame["path"])]
     elif "path" in frame:
         out["path"] = _as_text(frame["path"], source)
     else:  # row numbers, built as Arrow strings (a million Python strings cost seconds)
@@ -350,8 +351,10 @@ def _normalise_splits(column: pd.Series, source: Path) -> pd.Series:
     return text.map(SPLIT_ALIASES, na_action="ignore").astype("string")
 
 
-def _safe_relpath(value, root: Path, source: Path, row: int) -> str:
-    """``value`` as a POSIX path relative to ``root``; refuse anything that leaves it."""
+def _safe_relpath(value, root: Path, source: Path, row: int, folders: dict) -> str:
+    """``value`` as a POSIX path relative to ``root``; refuse anything that leaves it.
+
+    ``folders`` maps folders to their resolved paths, filled as rows are checked."""
     raw = _cell_text(value, "path", source, row)
     if raw is None:
         raise BadDataError(f"empty path in {source} (row {row + 1}); every row needs a file path")
@@ -361,26 +364,33 @@ def _safe_relpath(value, root: Path, source: Path, row: int) -> str:
     # --max-missing says (and os.stat would raise ValueError on it).
     if "\x00" in raw:
         raise BadDataError(f"path contains a NUL byte: {raw!r} (row {row + 1} of {source})")
-    candidate = Path(raw) if os.path.isabs(raw) else root / raw
-    normal = Path(os.path.normpath(candidate))
+    # Strings and os.path, not pathlib: this runs once per file of the dataset.
+    top = str(root)
+    normal = os.path.normpath(os.path.join(top, raw))  # an absolute raw path stays itself
     # Symlinks are followed: a link inside the dataset that points outside it is refused too.
     try:
-        present = normal.exists() or normal.is_symlink()
-    except OSError:
+        link = stat.S_ISLNK(os.lstat(normal).st_mode)  # a dangling symlink is present too
+        present = True
+    except (OSError, ValueError):
         # Too long a name (ENAMETOOLONG) and the like: no file is there to escape through, and
         # _check_files counts the row as missing, as it does for any path the OS cannot stat.
         present = False
-    try:
-        resolved = normal.resolve() if present else normal
-    except (OSError, RuntimeError):
-        # A symlink loop (a.png -> a.png, or a -> b -> a): RuntimeError before Python 3.13,
-        # OSError in strict resolution. It leads to no file, so nothing can be read or escape
-        # through it; _check_files counts it as missing, like a dangling symlink.
+    if not present:
         resolved = normal
+    elif link:
+        # A symlink loop (a.png -> a.png) resolves to a path that leads to no file, so nothing
+        # can be read or escape through it; _check_files counts it as missing.
+        resolved = os.path.realpath(normal)
+    else:  # only its folders can be links: resolve each folder once
+        folder, name = os.path.split(normal)
+        if folder not in folders:
+            folders[folder] = os.path.realpath(folder)
+        resolved = os.path.join(folders[folder], name)
+    inside = top if top.endswith(os.sep) else top + os.sep
     for path in (normal, resolved):
-        if not path.is_relative_to(root):
+        if path != top and not path.startswith(inside):
             raise BadDataError(f"path escapes the dataset root {root}: {raw!r} (row {row + 1} of {source})")
-    return normal.relative_to(root).as_posix()
+    return normal[len(inside):].replace(os.sep, "/") or "."  # "." names the root: a folder, so missing
 
 
 def _check_files(frame: pd.DataFrame, root: Path, source: Path, max_missing: int):
