@@ -131,6 +131,7 @@ def run_in_workers(batches, workers: int) -> Iterator:
     # error (BrokenProcessPool) instead of leaving its batch waiting for ever.
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(batches,))
+    finished = False
     try:
         pending: deque = deque()
         submitted = 0
@@ -139,7 +140,16 @@ def run_in_workers(batches, workers: int) -> Iterator:
                 pending.append(pool.submit(_run_batch, submitted))
                 submitted += 1
             yield pending.popleft().result()
+        finished = True
     finally:
+        if not finished:
+            # Interrupted (Ctrl-C), failed, or abandoned by the caller: stop the workers now.
+            # Waiting for them to finish their batches takes as long as a batch, and a Ctrl-C
+            # that lands while the pool hands out work can leave shutdown() waiting on a worker
+            # that never gets its stop signal. The executor has no public way to stop its
+            # workers before Python 3.14 (terminate_workers), hence its process table.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
