@@ -188,6 +188,19 @@ def test_no_output_is_written_into_a_folder_dataset(tiny_dataset, tmp_path):
     assert tree_digest(tiny_dataset) == before
 
 
+def test_report_csv_never_replaces_a_file_the_manifest_lists(tiny_dataset, tmp_path):
+    """A manifest dataset is its manifest and the files it lists, wherever they lie."""
+    listed = tiny_dataset / "findings.csv"
+    listed.write_bytes((tiny_dataset / "train" / "cat" / "cat1.png").read_bytes())
+    manifest = write_manifest(tiny_dataset, [{"path": "findings.csv", "label": "cat"},
+                                             {"path": "train/dog/dog1.png", "label": "dog"}])
+    before = tree_digest(tiny_dataset)
+    assert audit(manifest, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q").exit_code == 0
+    result = invoke("report", tmp_path / "run", "--out", tiny_dataset / "report.html", "--csv")
+    assert_one_line_error(result, ExitStatus.USAGE, f"--csv {listed} would write into the audited dataset")
+    assert tree_digest(tiny_dataset) == before
+
+
 def test_relabel_never_overwrites_the_manifest_it_audited(tiny_dataset, tmp_path):
     """Iterating (audit a relabel output, relabel it again into the same folder) would replace the source."""
     assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run1", "-q").exit_code == 0

@@ -16,6 +16,7 @@ JSON embedded in ``<script>`` has ``<``, ``>`` and ``&`` escaped, so a label suc
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -141,6 +142,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     csv_path = None if csv is False or csv is None else out.with_name("findings.csv") if csv is True else Path(csv)
     # The dataset where it now is (--dataset: moved since the audit), else where it was audited.
     sources = Sources.at(dataset) if dataset is not None else Sources.of_run(run.info)
+    if sources is not None and sources.manifest is not None:
+        # A manifest dataset is its manifest and the files it lists: every sample has findings rows.
+        sources = dataclasses.replace(sources, files=pd.Series(run.findings["path"].unique(), dtype=object))
     check_outputs(sources, files={"--out": out, "--csv": csv_path}, run=run.path)
     page, result = render_report(run, max_thumbnails=max_thumbnails, gallery_size=gallery_size,
                                  max_table_rows=max_table_rows, dataset=dataset)
