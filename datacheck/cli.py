@@ -6,7 +6,10 @@ Heavy libraries (pandas, pyarrow, torch) are imported inside the commands, so
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 import signal
 import sys
 import threading
@@ -55,11 +58,19 @@ class DatacheckGroup(click.Group):
             raise
         except KeyboardInterrupt:
             _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+        except BrokenPipeError:
+            # Whoever read stdout has gone (``datacheck audit --json | head -c 10``): nothing is
+            # left to say to them; exit as a process killed by SIGPIPE does, quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)  # 128 + SIGPIPE
         except Exception as exc:  # the one place that may catch everything
             if interrupts.seen:  # e.g. "DataLoader worker exited unexpectedly": Ctrl-C reached it first
                 _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
             if isinstance(exc, DatacheckError):
                 _fail(ctx, f"error: {exc}", exc.exit_status)
+            if isinstance(exc, OSError) and _cannot_write(exc):  # the machine's problem, not a bug
+                where = f" {exc.filename}" if exc.filename else ""
+                _fail(ctx, f"error: cannot write{where}: {exc.strerror or exc}", ExitStatus.USAGE)
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -106,6 +117,19 @@ class _Interrupts:
             self.seen = True
         else:
             self._hook(unraisable)
+
+
+#: Errors of the machine, not of datacheck: a full disk, a read-only file system, no permission.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+
+
+def _cannot_write(exc: OSError) -> bool:
+    """Whether ``exc`` says that an output could not be written for a reason outside datacheck
+    (Arrow's IO errors carry the errno in their message only)."""
+    if exc.errno is not None:
+        return exc.errno in _WRITE_ERRNOS
+    number = re.search(r"\[Errno (\d+)\]", str(exc))
+    return number is not None and int(number.group(1)) in _WRITE_ERRNOS
 
 
 def _fail(ctx: click.Context, message: str, status: ExitStatus):

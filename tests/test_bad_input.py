@@ -389,3 +389,16 @@ def test_a_manifest_datasets_listed_files_are_protected(tiny_dataset, tmp_path):
         assert_one_line_error(_relabel(tmp_path / "run", "--export-review", target), ExitStatus.USAGE,
                               "would write into the audited dataset")
     assert _relabel(tmp_path / "run", "--export-review", tiny_dataset / "val" / "review.csv", "-q").exit_code == 0
+
+
+def test_a_full_disk_is_one_line_exit_2_not_an_internal_error(tiny_dataset, tmp_path, monkeypatch):
+    import errno
+
+    import datacheck.runs
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(datacheck.runs, "atomic_write", full)
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q")
+    assert_one_line_error(result, ExitStatus.USAGE, "cannot write", "No space left on device")
