@@ -59,3 +59,20 @@ def test_noisy_flags_the_noisy_scans_only(scans):
     assert cut["statistic"] == "speckle"
     # most images have no isolated pixels at all: the scale's floor puts the cut at 0.5 %
     assert cut["above"] == pytest.approx(0.005, abs=0.0005)
+
+
+@pytest.mark.parametrize("scale, dtype, mode", [(65535, np.uint16, "I;16"), (1.0, np.float32, "F")])
+def test_high_bit_images_are_scaled_to_8_bits_not_clipped(scale, dtype, mode):
+    rng = np.random.default_rng(2)
+    picture = rng.random((48, 64)) * 0.6 + 0.2  # grey levels in [0.2, 0.8] of the full range
+    picture[10:30, 10:30] = 0.05
+    eight = measure_image(Image.fromarray(np.rint(picture * 255).astype(np.uint8)))
+    high_image = Image.fromarray(np.rint(picture * scale).astype(dtype) if dtype is np.uint16 else picture.astype(dtype))
+    assert high_image.mode == mode
+    high = measure_image(high_image)
+    # the same picture: the same exposure statistics and thumbnail (a 16-bit copy of an 8-bit
+    # image is its near duplicate), where clipping at 255 had made it a white page
+    for stat in ("brightness_low", "brightness_high", "entropy", "has_content"):
+        assert high[stat] == eight[stat], stat
+    assert high["thumbnail"] == eight["thumbnail"]
+    assert high["pixel_hash"] != eight["pixel_hash"]  # different files, different pixels

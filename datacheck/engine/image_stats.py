@@ -110,6 +110,33 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     return Image.open(path)
 
 
+#: Modes of more than 8 bits per pixel: 16-bit (PNG, TIFF), 32-bit integer and float grey.
+_HIGH_BIT_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def eight_bit(im: Image.Image) -> Image.Image:
+    """``im`` in an 8-bit mode: high-bit grey (16-bit, 32-bit integer, float) scaled to ``L``.
+
+    Pillow's own ``convert`` clips such images at 255, which turns a 16-bit scan white. They
+    are scaled from their type's nominal range instead, so exposure means the same as in 8
+    bits: 16-bit by 255/65535; 32-bit integers by the smallest of 255, 65535 and their own
+    maximum that holds their values; floats from [0, 1] when they lie there, else as integers.
+    Other modes are returned unchanged.
+    """
+    if im.mode not in _HIGH_BIT_MODES:
+        return im
+    values = np.asarray(im, dtype=np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if im.mode == "F" and 0.0 <= float(values.min()) and top <= 1.0:
+        full = 1.0
+    elif im.mode.startswith("I;16"):
+        full = 65535.0
+    else:
+        full = 255.0 if top <= 255.0 else 65535.0 if top <= 65535.0 else top
+    scaled = np.clip(np.rint(np.nan_to_num(values) * (255.0 / full)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, "L")
+
+
 def analyze_batch(batch: dict) -> dict:
     """Statistics of a batch of image files.
 
@@ -173,11 +200,12 @@ def _identify(im: Image.Image) -> dict:
     # different pictures, so their colours are hashed, not the indices.
     pixels = im.convert("RGBA").tobytes() if mode in ("P", "PA") else im.tobytes()
     pixel_hash = hashlib.blake2b(f"{mode}:{width}x{height}:".encode() + pixels, digest_size=16).hexdigest()
-    rgb = im.convert("RGB") if mode not in ("RGB", "L") else im
+    eight = eight_bit(im)
+    rgb = eight.convert("RGB") if eight.mode not in ("RGB", "L") else eight
     factor = math.ceil(max(width, height) / ANALYSIS_SIDE)
     small = rgb.reduce(factor) if factor > 1 else rgb
     thumbnail = small.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0).convert("RGB")
-    if small is im:  # the decoded pixels are the copy: read the bytes already taken for the hash
+    if small is im:  # an RGB or L image, small: its bytes, taken for the hash, are the copy
         copy = np.frombuffer(pixels, dtype=np.uint8).reshape((height, width, 3) if mode == "RGB" else (height, width))
     else:
         copy = np.asarray(small)

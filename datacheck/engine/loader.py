@@ -183,7 +183,7 @@ def compute_image_stats(
 
 def model_input(image: Image.Image, side: int) -> np.ndarray:
     """An image as the models take it: RGB, resized to side x side, shape (3, side, side) uint8."""
-    rgb = image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    rgb = eight_bit(image).convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(rgb).transpose(2, 0, 1)
 
 
@@ -255,7 +255,8 @@ def load_pixels(
     key : str
         Content key (also in the cache file name), for caching what is computed from these pixels.
     """
-    key = f"{file_digest(paths)[:32]}-s{side}"
+    # v2: 16-bit and float images scaled to 8 bits, not clipped (image_stats.eight_bit)
+    key = f"{file_digest(paths)[:32]}-s{side}-v2"
     shape = (len(paths), 3, side, side)
     cache = cache_file(cache_dir, "pixels", key, suffix=".npy")
     if cache is None:
