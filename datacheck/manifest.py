@@ -324,6 +324,11 @@ def _as_text(column: pd.Series, source: Path) -> pd.Series:
     if pd.api.types.is_float_dtype(column.dtype):  # a null among integers: 1.0 is the class 1
         whole = column.notna() & (column % 1 == 0) & (column.abs() < 2**53)  # exactly representable
         text[whole] = column[whole].astype(np.int64).astype("string")
+    elif text.str.fullmatch(r"[+-]?\d+(\.\d*)?").fillna(True).all():
+        # A CSV column of numbers, read as text: written from a number column with a gap,
+        # its integers read "1.0", the class 1 of the same labels saved as Parquet or JSONL.
+        whole = text.str.fullmatch(r"[+-]?\d+\.0*").fillna(False).astype(bool)
+        text[whole] = text[whole].str.replace(r"\.0*$", "", regex=True)
     return text.mask(text == "")
 
 

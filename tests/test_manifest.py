@@ -156,6 +156,14 @@ def test_integral_float_labels_are_integer_names(tiny_dataset, tmp_path):
     assert m.frame["label"][0] == "1" and pd.isna(m.frame["label"][1]) and m.frame["label"][2] == "0.5"
     assert m.frame["sample_id"].tolist() == ["10", "11", "12"]
 
+    # The same labels saved as CSV by pandas read "1.0": the class 1 too, in a column of numbers
+    csv = tiny_dataset / "m.csv"
+    pd.DataFrame({"path": paths, "label": [1.0, None, 3.0]}).to_csv(csv, index=False)
+    assert load_manifest(csv).frame["label"].tolist()[::2] == ["1", "3"]
+    # ...and only there: a class named "v1.0" or a column with other names stays as written
+    pd.DataFrame({"path": paths, "label": ["v1.0", "2.0", "cat"]}).to_csv(csv, index=False)
+    assert load_manifest(csv).frame["label"].tolist() == ["v1.0", "2.0", "cat"]
+
 
 @pytest.mark.parametrize(
     "label, shown",
