@@ -200,6 +200,15 @@ def test_findings_details_that_are_not_json_are_bad_data(quick_run, tmp_path):
                           "findings.parquet", "details value is not a JSON object")
 
 
+def test_a_duplicate_representative_that_is_not_a_sample_id_is_bad_data(quick_run, tmp_path):
+    run = copy_of(quick_run, tmp_path)
+    frame = pd.read_parquet(run / "findings.parquet")
+    frame.loc[frame["check"] == "exact_duplicates", "details"] = '{"group": 5, "representative": ["x"]}'
+    frame.to_parquet(run / "findings.parquet")
+    result = invoke("balance", run, "--strategy", "classes", "--drop-flagged", "--out", tmp_path / "plan")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "findings.parquet is damaged", "representative is list")
+
+
 @pytest.mark.parametrize("edit, words", [
     (lambda s: s.update(checks=[]), ("'checks' must be an object",)),
     (lambda s: s["checks"].update(dark=3), ("checks['dark'] must be an object",)),

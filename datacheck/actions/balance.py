@@ -47,7 +47,7 @@ import pandas as pd
 
 from ..audit_run import details_object
 from ..config import check_seed
-from ..errors import UsageError
+from ..errors import BadDataError, UsageError
 
 STRATEGIES = ("subclusters", "classes", "coreset")
 ACTIONS = ("keep", "drop", "augment")
@@ -392,8 +392,11 @@ def _flagged_drops(frame: pd.DataFrame, findings: pd.DataFrame, flags: dict, tra
                 drops[row] = f"flagged: {check}"
     dup = findings[findings["check"].isin(checks_with_tag("duplicates"))]
     pairs, reps = [], set()
-    for sample, details in zip(dup["sample_id"], dup["details"]):
+    for sample, check, details in zip(dup["sample_id"], dup["check"], dup["details"]):
         rep = details_object(details, FINDINGS).get("representative")
+        if rep is not None and not isinstance(rep, str):
+            raise BadDataError(f"{FINDINGS} is damaged: a {check} row's representative is "
+                               f"{type(rep).__name__}, not a sample id; rerun the audit")
         if rep is not None and sample in row_of and rep in row_of:
             pairs.append((row_of[sample], row_of[rep]))
             reps.add(row_of[rep])
