@@ -246,6 +246,10 @@ def test_usage_errors(sample_copy, tmp_path):
     assert_one_line_error(invoke("fix", sample_copy, "--out", tmp_path / "a", "--budget", 100), 2,
                           "below the 120 val/test rows")
     assert_one_line_error(invoke("fix", sample_copy, "--out", tmp_path / "b", "--budget", 0), 2, "--budget")
+    # refused before the audit trains anything, and nothing is written
+    assert_one_line_error(invoke("fix", sample_copy, "--out", tmp_path / "huge", "--budget", 10**8), 2,
+                          "over the limit of 44,400")
+    assert not (tmp_path / "huge").exists()
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "notes.txt").write_text("mine")
     assert_one_line_error(invoke("fix", sample_copy, "--out", tmp_path / "c"), 2, "not an empty folder")

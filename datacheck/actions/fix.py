@@ -421,12 +421,20 @@ def fix(
     frame = manifest.frame
     if not options["budget"]:
         options["budget"] = len(frame)
-    from .balance import training_mask
+    from .balance import MAX_GROWTH, MIN_PLAN_LIMIT, training_mask
 
     untouched = int((~training_mask(frame)).sum())
     if options["budget"] < untouched:
         raise UsageError(f"--budget {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
                          "fix keeps as they are; give at least that")
+    # Before any training: the balance step's limit, with every training sample still there
+    # (the repairs only remove some, so a budget past it now is past it then).
+    n_train = len(frame) - untouched
+    limit = max(MAX_GROWTH * n_train, MIN_PLAN_LIMIT)
+    if options["budget"] - untouched > limit:
+        raise UsageError(f"--budget {options['budget']} would make {options['budget'] - untouched:,} training rows, "
+                         f"over the limit of {limit:,} ({MAX_GROWTH} x the {n_train:,} training samples, and at "
+                         f"least {MIN_PLAN_LIMIT:,})")
     seed = audit_cfg["audit"]["seed"]
     settings = {"dataset": str(Path(manifest.source).resolve()), "root": str(manifest.root),
                 "budget": options["budget"], "seed": seed, "fix": options, "augment": spec, "audit_config": audit_cfg}
