@@ -22,6 +22,7 @@ from .image_stats import (
     DECODE_ERRORS,
     STAT_COLUMNS,
     analyze_batch,
+    eight_bit,
     open_image,
     require_regular_file,
 )
