@@ -64,6 +64,7 @@ def test_gate_not_exceeded_exits_0(tiny_dataset, tmp_path):
         (["--fail-on", "labl_issues>5%"], "unknown check 'labl_issues'"),
         (["--fail-on", "dark>0", "--checks", "exact_duplicates"], "which this audit does not run"),
         (["--checks", "nope"], "unknown check 'nope'"),
+        (["--checks", "dark"], "'dark' is a check of the 'image_properties' detector"),
         (["--checks", "zz*"], "matches no check"),
         (["--device", "tpu"], "bad --device 'tpu'"),
         (["--device", "cuda:7"], "--device cuda:7"),

@@ -81,6 +81,10 @@ def get_detector_class(name: str) -> type[Detector]:
     try:
         return _REGISTRY[name]
     except KeyError:
+        owner = next((n for n, cls in _REGISTRY.items() if name in cls.checks), None)
+        if owner is not None:  # "dark" is one of image_properties' checks, not a detector
+            raise UsageError(f"{name!r} is a check of the {owner!r} detector: select {owner!r} (its findings "
+                             f"rows include {name!r}), or gate it with --fail-on '{name}>0'") from None
         raise UsageError(f"unknown check {name!r}; available: {', '.join(list_detectors())}") from None
 
 
