@@ -21,6 +21,7 @@ import pandas as pd
 from .errors import BadDataError, UsageError
 from .manifest import Manifest, load_manifest
 from .runs import RUN_MARKER
+from .schema import FINDINGS_SCHEMA_VERSION
 from .validation import check_keys, has_type, type_names
 
 OUTPUTS_ARTIFACT = "model_outputs.npz"
@@ -32,7 +33,7 @@ RUN_KEYS = {"dataset": str, "manifest_format": str, "samples": int}
 #: Keys that may be absent but must have this type if present. The fingerprint is required
 #: only by the commands that reload the dataset (:meth:`AuditRun.manifest`): a report does not.
 OPTIONAL_RUN_KEYS = {"manifest_fingerprint": str, "dataset_root": (str, type(None)), "seed": int, "config": dict,
-                     "inputs": dict}
+                     "inputs": dict, "findings_schema_version": int}
 _NUMBER = (int, float)
 #: ``summary.json`` as the report reads it: key → JSON type. Keys may be absent (the report
 #: falls back), but a present key of another type is refused when the run is opened.
@@ -277,6 +278,10 @@ def check_run_info(path: Path, info: dict) -> None:
     if info["samples"] < 0:
         raise BadDataError(f"{path}: key 'samples' must be >= 0, not {info['samples']}; the run is damaged, "
                            "run datacheck audit again")
+    version = info.get("findings_schema_version", FINDINGS_SCHEMA_VERSION)
+    if version > FINDINGS_SCHEMA_VERSION:
+        raise BadDataError(f"{path}: findings schema version {version} is newer than this datacheck reads "
+                           f"({FINDINGS_SCHEMA_VERSION}); upgrade datacheck, or run datacheck audit again")
     for section in ("audit", "train"):  # read with .get() by relabel, balance and boosting
         if not isinstance(info.get("config", {}).get(section, {}), dict):
             raise BadDataError(f"{path}: key 'config.{section}' must be an object; the run is damaged, "
