@@ -68,9 +68,9 @@ class DatacheckGroup(click.Group):
                 _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
             if isinstance(exc, DatacheckError):
                 _fail(ctx, f"error: {exc}", exc.exit_status)
-            if isinstance(exc, OSError) and _cannot_write(exc):  # the machine's problem, not a bug
-                where = f" {exc.filename}" if exc.filename else ""
-                _fail(ctx, f"error: cannot write{where}: {exc.strerror or exc}", ExitStatus.USAGE)
+            if isinstance(exc, OSError) and _machine_error(exc):  # the machine's problem, not a bug
+                where = f"{exc.filename}: " if exc.filename else ""
+                _fail(ctx, f"error: {where}{exc.strerror or exc}", ExitStatus.USAGE)
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             where = traceback.extract_tb(exc.__traceback__)[-1]
@@ -119,17 +119,19 @@ class _Interrupts:
             self._hook(unraisable)
 
 
-#: Errors of the machine, not of datacheck: a full disk, a read-only file system, no permission.
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+#: Errors of the machine, not of datacheck: a full disk or quota, a read-only file system, no
+#: permission (EDQUOT is not defined everywhere).
+_MACHINE_ERRNOS = {getattr(errno, name) for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT", "EFBIG")
+                   if hasattr(errno, name)}
 
 
-def _cannot_write(exc: OSError) -> bool:
-    """Whether ``exc`` says that an output could not be written for a reason outside datacheck
-    (Arrow's IO errors carry the errno in their message only)."""
+def _machine_error(exc: OSError) -> bool:
+    """Whether ``exc`` is a file system refusing an output (Arrow's IO errors carry the errno
+    in their message only)."""
     if exc.errno is not None:
-        return exc.errno in _WRITE_ERRNOS
+        return exc.errno in _MACHINE_ERRNOS
     number = re.search(r"\[Errno (\d+)\]", str(exc))
-    return number is not None and int(number.group(1)) in _WRITE_ERRNOS
+    return number is not None and int(number.group(1)) in _MACHINE_ERRNOS
 
 
 def _fail(ctx: click.Context, message: str, status: ExitStatus):

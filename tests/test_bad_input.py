@@ -401,4 +401,4 @@ def test_a_full_disk_is_one_line_exit_2_not_an_internal_error(tiny_dataset, tmp_
 
     monkeypatch.setattr(datacheck.runs, "atomic_write", full)
     result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q")
-    assert_one_line_error(result, ExitStatus.USAGE, "cannot write", "No space left on device")
+    assert_one_line_error(result, ExitStatus.USAGE, "run.json: No space left on device")
