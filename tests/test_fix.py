@@ -35,6 +35,11 @@ def fixed(tmp_path_factory, source_digest):
     return datacheck.fix(SAMPLE_DATA, out, budget=BUDGET, workers=2)
 
 
+def relabel_changes(fixed) -> pd.DataFrame:
+    """What the fix's relabel step changed (its ``changes.parquet``)."""
+    return pd.read_parquet(fixed.out / "steps" / "2-relabel" / "changes.parquet")
+
+
 # --------------------------------------------------------------------------- the budget rule
 
 
@@ -77,7 +82,7 @@ def test_budget_is_filled_exactly(fixed):
     assert sorted(p.relative_to(fixed.out).as_posix() for p in files) == sorted(manifest["path"])
     # val is only ever dropped from, by the relabel step: its 6 leaked copies and whatever outliers it
     # flagged there (one on some CPUs, none on others: a val sample sits at the outliers cut)
-    changes = pd.read_parquet(fixed.out / "steps" / "2-relabel" / "changes.parquet")
+    changes = relabel_changes(fixed)
     val_drops = changes[(changes["action"] == "drop") & changes["sample_id"].str.startswith("val/")]
     assert (val_drops["reason"].str.contains("split_leakage")).sum() == LEAKED_VAL
     assert (manifest["split"] == "val").sum() == VAL_ROWS - len(val_drops)
@@ -115,7 +120,7 @@ def test_every_row_has_provenance(fixed, truth):
     assert counts["boost"] == 10 and counts["copy"] == BUDGET - 10 - originals
     # 564 less relabel's drops (43-46: how many samples sit past the outliers cut varies with
     # the CPU's float arithmetic), less what balancing leaves out (measured: 0)
-    drops = (pd.read_parquet(fixed.out / "steps" / "2-relabel" / "changes.parquet")["action"] == "drop").sum()
+    drops = (relabel_changes(fixed)["action"] == "drop").sum()
     assert 40 <= drops <= 49 and 564 - drops - 3 <= originals <= 564 - drops
     assert m["sample_id"].is_unique and (m["path"] == "dataset/" + m["sample_id"]).all()
 

@@ -421,7 +421,7 @@ def fix(
     frame = manifest.frame
     if not options["budget"]:
         options["budget"] = len(frame)
-    from .balance import MAX_GROWTH, MIN_PLAN_LIMIT, training_mask
+    from .balance import training_mask
 
     untouched = int((~training_mask(frame)).sum())
     if options["budget"] < untouched:
@@ -429,12 +429,7 @@ def fix(
                          "fix keeps as they are; give at least that")
     # Before any training: the balance step's limit, with every training sample still there
     # (the repairs only remove some, so a budget past it now is past it then).
-    n_train = len(frame) - untouched
-    limit = max(MAX_GROWTH * n_train, MIN_PLAN_LIMIT)
-    if options["budget"] - untouched > limit:
-        raise UsageError(f"--budget {options['budget']} would make {options['budget'] - untouched:,} training rows, "
-                         f"over the limit of {limit:,} ({MAX_GROWTH} x the {n_train:,} training samples, and at "
-                         f"least {MIN_PLAN_LIMIT:,})")
+    _refuse_over_limit(options["budget"], options["budget"] - untouched, len(frame) - untouched)
     seed = audit_cfg["audit"]["seed"]
     settings = {"dataset": str(Path(manifest.source).resolve()), "root": str(manifest.root),
                 "budget": options["budget"], "seed": seed, "fix": options, "augment": spec, "audit_config": audit_cfg}
@@ -665,7 +660,7 @@ class _Context:
     def balance(self, folder: Path) -> dict:
         from ..audit_run import open_run
         from ..detectors.registry import checks_with_tag
-        from .balance import MAX_GROWTH, MIN_PLAN_LIMIT, BalanceOptions, balance, plan_balance, training_mask
+        from .balance import BalanceOptions, balance, plan_balance, training_mask
         from .boost import validation_errors
 
         opts = self.options
@@ -691,11 +686,7 @@ class _Context:
         if room < 0:
             raise UsageError(f"--budget {budget} is below the {fixed} rows fix does not balance (val/test rows and "
                              "training rows the sub-cluster check did not score); give at least that")
-        n_train = int(training_mask(frame).sum())
-        limit = max(MAX_GROWTH * n_train, MIN_PLAN_LIMIT)
-        if room > limit:
-            raise UsageError(f"--budget {budget} would make {room:,} training rows, over the limit of {limit:,} "
-                             f"({MAX_GROWTH} x the {n_train:,} training samples, and at least {MIN_PLAN_LIMIT:,})")
+        _refuse_over_limit(budget, room, int(training_mask(frame).sum()))
 
         boost = {"copies": 0, "val_errors": [], "pool": MIN_BOOST_POOL, "rule": "off"}
         if opts["boost"]:
@@ -974,3 +965,15 @@ def _train(frame: pd.DataFrame) -> np.ndarray:
     from .balance import training_mask
 
     return training_mask(frame)
+
+
+def _refuse_over_limit(budget: int, training_rows: int, n_train: int) -> None:
+    """Refuse a ``budget`` that leaves balancing ``training_rows`` rows to fill, past balance's
+    limit for ``n_train`` training samples (:data:`~datacheck.actions.balance.MAX_GROWTH` ×
+    ``n_train``, at least :data:`~datacheck.actions.balance.MIN_PLAN_LIMIT`)."""
+    from .balance import MAX_GROWTH, MIN_PLAN_LIMIT
+
+    limit = max(MAX_GROWTH * n_train, MIN_PLAN_LIMIT)
+    if training_rows > limit:
+        raise UsageError(f"--budget {budget} would make {training_rows:,} training rows, over the limit of {limit:,} "
+                         f"({MAX_GROWTH} x the {n_train:,} training samples, and at least {MIN_PLAN_LIMIT:,})")
