@@ -29,7 +29,7 @@ from typing import Callable
 
 #: Every feature a detector can declare, with what it holds (row-aligned with the manifest).
 FEATURES = {
-    "image_stats": "pandas.DataFrame, one row per sample: decode error, size, exposure, blur, "
+    "image_stats": "pandas.DataFrame, one row per sample: decode error, size, exposure, blur, speckle, "
                    "entropy statistics, pixel hash, thumbnail (datacheck.engine.image_stats)",
     "pixels": "tuple (pixels (N, 3, S, S) uint8 memory map, readable (N,) bool, content key)",
     "model_outputs": "datacheck.features.model.ModelOutputs: the bundle the next four come from "
