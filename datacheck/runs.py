@@ -128,9 +128,10 @@ class RunDir:
     def clear_outputs(self) -> None:
         """Remove what an earlier audit in this folder wrote and this one may not rewrite:
         its model outputs (an audit without a model check writes none) and the report made
-        from it. The image statistics stay: they are reused when the dataset is unchanged."""
+        from it. The image statistics stay: they are reused when the dataset is unchanged
+        (those an earlier datacheck saved as one file, ``image_stats.parquet``, are not read any more)."""
         for name in ("summary.json", "findings.parquet", "report.html", "findings.csv",
-                     "artifacts/model_outputs.npz"):
+                     "artifacts/model_outputs.npz", "artifacts/image_stats.parquet"):
             (self.path / name).unlink(missing_ok=True)
 
     def file(self, name: str) -> Path:

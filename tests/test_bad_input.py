@@ -7,6 +7,7 @@ import os
 import shutil
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from datacheck.errors import ExitStatus
@@ -329,9 +330,12 @@ def test_a_reused_run_folder_keeps_no_stale_model_outputs(tiny_dataset, tmp_path
     assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", run, "-q").exit_code == 0
     (run / "artifacts" / "model_outputs.npz").write_bytes(b"from an earlier audit")
     (run / "report.html").write_text("an earlier report")
-    (run / "artifacts" / "image_stats.parquet").write_bytes(b"damaged")  # recomputed, not a crash
+    (run / "artifacts" / "image_stats.parquet").write_text("an earlier datacheck's statistics")
+    part = run / "artifacts" / "image_stats" / "rows-000000000000.parquet"
+    part.write_bytes(b"damaged")  # recomputed, not a crash
     assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", run, "-q").exit_code == 0
-    assert sorted(p.name for p in (run / "artifacts").iterdir()) == ["image_stats.parquet"]
+    assert sorted(p.name for p in (run / "artifacts").iterdir()) == ["image_stats"]
+    assert pq.read_table(part).num_rows == 16
     assert not (run / "report.html").exists()
 
 

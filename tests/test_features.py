@@ -193,6 +193,8 @@ def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, mo
     interrupt, decoded[:] = False, []
     resumed = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     assert decoded == [5, 1]  # the third and fourth parts only
-    assert not (tmp_path / "artifacts" / "image_stats.parts").exists()
+    parts = sorted(p.name for p in (tmp_path / "artifacts" / images.IMAGE_STATS_ARTIFACT).iterdir())
+    assert parts == [f"rows-{start:012d}.parquet" for start in (0, 5, 10, 15)]  # the parts are the artifact
+    assert images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts").equals(resumed) and decoded == [5, 1]
     fresh = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "fresh")
     pd.testing.assert_frame_equal(resumed, fresh)

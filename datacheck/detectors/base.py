@@ -282,11 +282,22 @@ def _take(column: pd.Series, rows: np.ndarray):
 def _serialise(details: pd.Series) -> pd.Series:
     """The ``details`` column as JSON text: kept as it is when a detector passed ready-made
     JSON strings (an Arrow string array, the fast path for millions of rows), else one
-    ``json.dumps`` per dict."""
+    JSON encoding per dict."""
     if not pd.api.types.is_object_dtype(details.dtype):
         return details
-    return pd.Series([d if isinstance(d, str) else json.dumps(_jsonable(d), sort_keys=True) for d in details],
-                     dtype=object)
+    return pd.Series([d if isinstance(d, str) else _to_json(d) for d in details], dtype=object)
+
+
+# One encoder for every row (json.dumps with options builds a new one per call); it refuses
+# NaN, so a row holding NaN or numpy scalars is made plain by _jsonable first, and only then.
+_ENCODER = json.JSONEncoder(sort_keys=True, allow_nan=False)
+
+
+def _to_json(details: dict) -> str:
+    try:
+        return _ENCODER.encode(details)
+    except (TypeError, ValueError):
+        return _ENCODER.encode(_jsonable(details))
 
 
 def partial_findings(rows, check, score, is_issue, details, *, suggested_label=None,

@@ -7,8 +7,6 @@ engine's worker processes.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import time
 from pathlib import Path
 
@@ -20,8 +18,15 @@ from ..engine.image_stats import STATS_VERSION
 from ..manifest import Manifest
 from ..runs import write_parquet
 
-#: Where a run keeps the statistics of the images it audited (reused by a rerun of the same dataset).
-IMAGE_STATS_ARTIFACT = "image_stats.parquet"
+#: Where a run keeps the statistics of the images it audited (reused by a rerun of the same
+#: dataset): a folder of Parquet parts of :data:`CHECKPOINT_ROWS` rows, each saved as soon as it
+#: is computed, so the parts that make an interrupted audit resumable are also the finished
+#: artifact (written once, never gathered into one more file).
+IMAGE_STATS_ARTIFACT = "image_stats"
+
+#: Rows per saved part of the statistics (a few minutes of decoding).
+CHECKPOINT_ROWS = 50_000
+_KEY = b"datacheck.manifest_fingerprint"
 
 
 def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts: Path | None = None,
@@ -31,69 +36,59 @@ def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts:
     Parameters
     ----------
     artifacts : path-like, optional
-        A run's artifacts folder: statistics saved there for this very dataset (same manifest
-        fingerprint and statistics version) are read back instead of decoding again, and
-        new ones are saved there. While they are computed, every :data:`CHECKPOINT_ROWS`
-        rows are saved as a part, so an interrupted audit resumes where it stopped.
+        A run's artifacts folder. Parts saved there for this very dataset (same manifest
+        fingerprint and statistics version, :data:`IMAGE_STATS_ARTIFACT`) are read back
+        instead of decoding again; a missing, damaged or other dataset's part is computed
+        and saved. A rerun after an interrupted audit thus decodes only what is missing.
     """
     t0 = time.perf_counter()
     timings = timings if timings is not None else {}
-    cached = artifacts / IMAGE_STATS_ARTIFACT if artifacts is not None else None
     key = f"{manifest.fingerprint}|{STATS_VERSION}".encode()
-    table = _read_stats(cached, key) if cached is not None else None
-    if table is not None:
-        timings["image_stats (cached)"] = round(time.perf_counter() - t0, 3)
-        return table.to_pandas()
-    stats = _compute_in_parts(manifest.abspaths(), workers, batch_size, progress,
-                              parts=artifacts / _PARTS / hashlib.sha256(key).hexdigest()[:16] if artifacts else None)
-    if cached is not None:
-        table = pa.Table.from_pandas(stats, preserve_index=False)
-        write_parquet(cached, table.replace_schema_metadata({**(table.schema.metadata or {}), _KEY: key}))
-        shutil.rmtree(artifacts / _PARTS, ignore_errors=True)
-    timings["image_stats"] = round(time.perf_counter() - t0, 3)
+    folder = artifacts / IMAGE_STATS_ARTIFACT if artifacts is not None else None
+    stats, decoded = _compute_in_parts(manifest.abspaths(), workers, batch_size, progress, folder, key)
+    timings["image_stats" if decoded else "image_stats (cached)"] = round(time.perf_counter() - t0, 3)
     return stats
 
 
-#: Rows per saved part of the statistics while they are computed (a few minutes of decoding).
-CHECKPOINT_ROWS = 50_000
-_PARTS = "image_stats.parts"
-_KEY = b"datacheck.manifest_fingerprint"
-
-
-def _read_stats(path: Path, key: bytes) -> pa.Table | None:
-    """Statistics saved at ``path`` for this dataset (``key``), or None (absent, damaged or another dataset's)."""
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException):
-        return None
-    return table if (table.schema.metadata or {}).get(_KEY) == key else None
-
-
-def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, parts: Path | None) -> pd.DataFrame:
+def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, folder: Path | None,
+                      key: bytes) -> tuple[pd.DataFrame, bool]:
     """:func:`~datacheck.engine.loader.compute_image_stats` of ``paths``, :data:`CHECKPOINT_ROWS`
-    at a time; each part is saved under ``parts`` (when given) and read back by a rerun."""
+    at a time; each part is read from ``folder`` when saved there for ``key``, else computed
+    and saved there (when ``folder`` is given). Returns the statistics and whether any part
+    was decoded."""
     from ..engine.loader import compute_image_stats
 
-    if parts is None:
+    if folder is None:
         return compute_image_stats(paths, workers=workers, batch_size=batch_size,
-                                   progress=(lambda done, total: progress("decode images", done, total)) if progress else None)
-    frames = []
+                                   progress=(lambda done, total: progress("decode images", done, total)) if progress else None), True
+    names, frames, decoded = [], [], False
     for start in range(0, max(len(paths), 1), CHECKPOINT_ROWS):
-        part = parts / f"rows-{start:012d}.parquet"
-        rows = min(CHECKPOINT_ROWS, len(paths) - start)
-        try:
-            frame = pq.read_table(part).to_pandas()  # saved by an interrupted run (written atomically)
-            if len(frame) != rows:
-                raise ValueError(f"{part} has {len(frame)} rows, not {rows}")  # parts of another size
-        except (OSError, ValueError, pa.ArrowException):
+        part = folder / f"rows-{start:012d}.parquet"
+        names.append(part.name)
+        table = _read_part(part, key, rows=min(CHECKPOINT_ROWS, len(paths) - start))
+        if table is None:
             report = (lambda done, total, start=start: progress("decode images", start + done, len(paths))) if progress else None
             frame = compute_image_stats(paths[start : start + CHECKPOINT_ROWS], workers=workers, batch_size=batch_size,
                                         progress=report)
             table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), _KEY: key})
             write_parquet(part, table)
-            frame = table.to_pandas()  # as a resumed run reads it back: the same columns either way
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+            decoded = True
+        frames.append(table.to_pandas())  # as a rerun reads it back: the same columns either way
+    for stale in folder.iterdir():  # parts of a larger, earlier version of the dataset
+        if stale.name not in names:
+            stale.unlink(missing_ok=True)
+    return pd.concat(frames, ignore_index=True), decoded
+
+
+def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
+    """The part saved at ``path`` for this dataset (``key``) with ``rows`` rows, or None
+    (absent, damaged, another dataset's or another part size's)."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException):
+        return None
+    return table if (table.schema.metadata or {}).get(_KEY) == key and table.num_rows == rows else None
 
 
 def pixels(manifest: Manifest, side: int, workers: int, cache_dir, progress=None) -> tuple:
