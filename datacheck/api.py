@@ -147,7 +147,7 @@ def load(run_dir: str | os.PathLike) -> AuditResult:
     from .errors import ExitStatus
 
     run = open_run(run_dir)
-    outputs = run.outputs() if run.info.get("manifest_format") != "arrays" else None
+    outputs = run.outputs() if run.info.manifest_format != "arrays" else None
     return AuditResult(run.path, run.findings, run.summary, ExitStatus(int(run.summary.get("exit_status", 0))),
                        None, outputs, run.info)
 

@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -20,7 +20,6 @@ import pandas as pd
 import pyarrow as pa
 
 from . import __version__
-from .audit_run import OUTPUTS_ARTIFACT
 from .config import default_config, load_config
 from .detectors import AuditContext
 from .detectors.registry import check_owner, create_detector, expand_checks
@@ -33,10 +32,13 @@ from .features.images import image_stats, pixels
 from .features.knn import build_knn_graph
 from .features.arrays import ArrayInputs, array_columns, is_path, load_array_inputs
 from .features.model import cross_validated_outputs
+from .files.model_outputs import OUTPUTS_ARTIFACT, write_outputs
+from .files.run_info import RunInfo
+from .files.summary import SUMMARY_NAME, write_summary
 from .fusion import CHECK as FUSED_CHECK, fused_checks, issue_scores
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
-from .runs import RunDir, Sources, check_outputs, write_json, write_npz, write_parquet
+from .runs import RUN_MARKER, RunDir, Sources, check_outputs, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 
 Progress = Callable[[str, int, int], None]
@@ -67,8 +69,8 @@ class AuditResult:
         The audited samples.
     outputs : ModelOutputs or None
         The model's view of the data, when a model-based check ran.
-    run_info : dict
-        The content of ``run.json``.
+    run_info : RunInfo
+        ``run.json``.
     """
 
     run_dir: Path | None
@@ -77,7 +79,7 @@ class AuditResult:
     exit_status: ExitStatus
     manifest: Manifest | None = None
     outputs: object = None
-    run_info: dict | None = None
+    run_info: RunInfo | None = None
 
     def issues(self, check: str | None = None, *, flagged: bool = True) -> pd.DataFrame:
         """Findings rows, worst first within each check (``score`` ascending).
@@ -111,7 +113,7 @@ class AuditResult:
         run = RunDir(out)
         check_outputs(Sources.of(self.manifest), folders={"out": out})
         run.clear_outputs()
-        info = _saved_manifest(run, self.manifest, dict(self.run_info))
+        info = _saved_manifest(run, self.manifest, self.run_info)
         write_run(run, AuditResult(run.path, self.findings, {**self.summary, "run_id": run.path.name},
                                    self.exit_status, self.manifest, self.outputs, info))
         self.run_dir = run.path
@@ -261,12 +263,12 @@ def audit(
     run_info = _run_info(manifest, cfg, device_spec, command)
     if not images and all(is_path(p) for p in (source, pred_probs, labels, embeddings, class_names) if p is not None):
         # read back by later commands (open_run), instead of copying the arrays
-        run_info["inputs"] = {name: str(Path(path).resolve()) for name, path in (
+        run_info.inputs = {name: str(Path(path).resolve()) for name, path in (
             ("manifest", source), ("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings),
             ("class_names", class_names)) if path is not None}
     if run is not None:
         run_info = _saved_manifest(run, manifest, run_info)
-        write_json(run.file("run.json"), {**run_info, "status": "running"})
+        run_info.write(run.file(RUN_MARKER))  # status "running" until the last write
 
     run_id = run.path.name if run is not None else "memory"
     ctx = AuditContext(manifest=manifest, run_id=run_id, seed=opts["seed"],
@@ -340,7 +342,7 @@ def audit(
         summary["review_first"] = fused["sample_id"].head(_REVIEW_SHOWN).tolist()
     if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
         summary["knn_graph"] = ctx.features.get("knn_graph").info
-    run_info = {**run_info, "device": ctx.device_resolved or "cpu", "status": "complete", "exit_status": int(status)}
+    run_info = replace(run_info, device=ctx.device_resolved or "cpu", status="complete", exit_status=int(status))
     result = AuditResult(run.path if run is not None else None, findings, summary, status, manifest,
                          outputs if manifest.format != "arrays" else None, run_info)
     if run is not None:
@@ -372,18 +374,12 @@ def write_run(run: RunDir, result: AuditResult, table: pa.Table | None = None) -
         # The model's view of the data, which later commands (relabel, balance, augment) read.
         # An audit of user-supplied arrays writes none: its inputs are recorded in run.json
         # and read again (and checked against the fingerprint), rather than copied.
-        outputs = result.outputs
-        arrays = {"classes": np.asarray(outputs.classes, dtype=str), "labels": outputs.labels,
-                  "pred_probs": outputs.pred_probs, "source": np.asarray(outputs.source)}
-        for name in ("embeddings", "softmax"):
-            if getattr(outputs, name) is not None:
-                arrays[name] = getattr(outputs, name)
-        write_npz(run.artifacts / OUTPUTS_ARTIFACT, arrays)
-    write_json(run.file("summary.json"), result.summary)
-    write_json(run.file("run.json"), result.run_info)
+        write_outputs(run.artifacts / OUTPUTS_ARTIFACT, result.outputs)
+    write_summary(run.file(SUMMARY_NAME), result.summary)
+    result.run_info.write(run.file(RUN_MARKER))
 
 
-def _saved_manifest(run: RunDir, manifest: Manifest, run_info: dict) -> dict:
+def _saved_manifest(run: RunDir, manifest: Manifest, run_info: RunInfo) -> RunInfo:
     """``run_info`` pointing at a copy of an in-memory (DataFrame) manifest kept in the run, so
     that later commands reload the dataset from it like from a manifest file."""
     if manifest.format != "dataframe":
@@ -391,7 +387,7 @@ def _saved_manifest(run: RunDir, manifest: Manifest, run_info: dict) -> dict:
     from .manifest import write_manifest
 
     path = write_manifest(manifest.frame, manifest.root, run.artifacts / "manifest.parquet")
-    return {**run_info, "dataset": str(path.resolve()), "manifest_format": "parquet"}
+    return replace(run_info, dataset=str(path.resolve()), manifest_format="parquet")
 
 
 def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, train_config: TrainConfig,
@@ -559,7 +555,7 @@ def _gate_result(gate: Gate, findings: pd.DataFrame, checks: dict) -> dict:
     }
 
 
-def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | None) -> dict:
+def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | None) -> RunInfo:
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(package: str) -> str | None:  # without importing it (torch takes seconds)
@@ -568,19 +564,19 @@ def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | N
         except PackageNotFoundError:
             return None
 
-    return {
-        "datacheck_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command if command is not None else sys.argv,
-        "dataset": str(manifest.source.resolve()),  # absolute: later commands run from anywhere
-        "dataset_root": str(manifest.root),
-        "manifest_format": manifest.format,
-        "manifest_fingerprint": manifest.fingerprint,
-        "samples": len(manifest),
-        "seed": cfg["audit"]["seed"],
-        "device": device,
-        "config": json.loads(json.dumps(cfg)),
-        "versions": {
+    return RunInfo(
+        datacheck_version=__version__,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=command if command is not None else sys.argv,
+        dataset=str(manifest.source.resolve()),  # absolute: later commands run from anywhere
+        dataset_root=str(manifest.root),
+        manifest_format=manifest.format,
+        manifest_fingerprint=manifest.fingerprint,
+        samples=len(manifest),
+        seed=cfg["audit"]["seed"],
+        device=device,
+        config=json.loads(json.dumps(cfg)),
+        versions={
             "python": platform.python_version(),
             "numpy": np.__version__,
             "pandas": pd.__version__,
@@ -588,5 +584,5 @@ def _run_info(manifest: Manifest, cfg: dict, device: str, command: list[str] | N
             "pillow": installed("pillow"),
             "torch": installed("torch"),
         },
-        "findings_schema_version": FINDINGS_SCHEMA_VERSION,
-    }
+        findings_schema_version=FINDINGS_SCHEMA_VERSION,
+    )

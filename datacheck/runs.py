@@ -200,12 +200,13 @@ class Sources:
                    manifest.frame["path"])
 
     @classmethod
-    def of_run(cls, info: dict) -> "Sources | None":
-        """The sources recorded in a run's ``run.json`` (without the listed files), if any."""
-        root, source = info.get("dataset_root"), info.get("dataset")
-        if not isinstance(root, str) or not isinstance(source, str) or info.get("manifest_format") == "arrays":
+    def of_run(cls, info) -> "Sources | None":
+        """The sources recorded in a run's ``run.json`` (a :class:`~datacheck.files.run_info.RunInfo`;
+        without the listed files), if any."""
+        root, source = info.dataset_root, info.dataset
+        if root is None or info.manifest_format == "arrays":
             return None
-        folder = info.get("manifest_format") == "folder"
+        folder = info.manifest_format == "folder"
         return cls(Path(os.path.realpath(root)), None if folder else Path(os.path.realpath(source)))
 
     @classmethod

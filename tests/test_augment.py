@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -161,12 +162,12 @@ def boost_inputs(plan):
     """The plan's run and manifest, with model outputs that get 3 val samples wrong (2 star, 1 ring)."""
     from types import SimpleNamespace
 
-    from datacheck.actions.balance import read_plan
     from datacheck.audit_run import open_run
     from datacheck.features.model import ModelOutputs, label_ids
+    from datacheck.files.plan import read_plan
 
     info, planned = read_plan(plan)
-    run = open_run(info["run"])
+    run = open_run(info.run)
     manifest = run.manifest()
     frame = manifest.frame
     classes, labels = label_ids(manifest)
@@ -177,7 +178,7 @@ def boost_inputs(plan):
     outputs = ModelOutputs(classes, labels, probs, None, "cross-validation")
     # Two epochs are enough to test the mechanics (the audit's config trains 20).
     stub = SimpleNamespace(path=run.path, outputs=lambda: outputs,
-                           info={**run.info, "config": {**run.info["config"], "train": {"epochs": 2}}})
+                           info=replace(run.info, config={**run.info.config, "train": {"epochs": 2}}))
     kept = frame.merge(planned[["sample_id", "action", "copies"]], on="sample_id")
     kept = kept[kept["action"] != "drop"]
     return stub, manifest, kept, frame.loc[wrong, "sample_id"].tolist()

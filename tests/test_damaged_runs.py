@@ -202,6 +202,39 @@ def test_findings_details_that_are_not_json_are_bad_data(quick_run, tmp_path):
                           "findings.parquet", "details value is not a JSON object")
 
 
+def test_findings_naming_a_sample_the_dataset_lacks_are_bad_data(quick_run, tmp_path):
+    """A repair would act on a sample that is not there: every command that reloads the dataset refuses."""
+    run = copy_of(quick_run, tmp_path)
+    frame = pd.read_parquet(run / "findings.parquet")
+    frame.loc[frame.index[-1], "sample_id"] = "train/star/ghost.png"
+    frame.to_parquet(run / "findings.parquet")
+    for args in (["relabel", run], ["balance", run, "--strategy", "classes", "--out", tmp_path / "p"]):
+        assert_one_line_error(invoke(*args), ExitStatus.BAD_DATA, "findings.parquet",
+                              "'train/star/ghost.png' is not in the audited dataset", "1 such id")
+    assert not (tmp_path / "p").exists()
+    assert invoke("report", run, "-q").exit_code == 0  # the report shows the findings as they are
+
+
+def test_run_files_read_back_what_was_written_and_tolerate_newer_keys(quick_run, tmp_path):
+    """run.json and plan.json round-trip through their dataclasses; keys a newer datacheck adds are no error."""
+    from datacheck.files.run_info import RunInfo
+
+    run = copy_of(quick_run, tmp_path)
+    info = RunInfo.read(run / "run.json")
+    assert info.samples == 16 and info.status == "complete" and info.exit_status == 0
+    assert RunInfo.from_dict(info.to_dict()) == info
+    assert json.loads((run / "run.json").read_text()) == info.to_dict()
+    edit_json(run / "run.json", lambda data: data.update(written_by_a_newer_datacheck={"x": 1}))
+    assert RunInfo.read(run / "run.json") == info
+    assert invoke("report", run, "-q").exit_code == 0
+
+
+def test_run_json_inputs_that_are_not_paths_are_bad_data(quick_run, tmp_path):
+    run = copy_of(quick_run, tmp_path)
+    edit_json(run / "run.json", lambda info: info.update(inputs={"pred_probs": 3}))
+    assert_one_line_error(invoke("report", run, "-q"), ExitStatus.BAD_DATA, "run.json", "'inputs' must map names")
+
+
 def test_a_duplicate_representative_that_is_not_a_sample_id_is_bad_data(quick_run, tmp_path):
     run = copy_of(quick_run, tmp_path)
     frame = pd.read_parquet(run / "findings.parquet")
@@ -234,6 +267,15 @@ def test_a_threshold_of_an_unknown_shape_is_shown_as_json(quick_run, tmp_path):
 
 
 # --------------------------------------------------------------------------- 5. plan.json keys
+
+
+def test_plan_json_reads_back_what_balance_wrote(plan, model_run):
+    from datacheck.files.plan import PlanInfo, read_plan
+
+    info, rows = read_plan(plan)
+    assert info == PlanInfo.read(plan / "plan.json")
+    assert Path(info.run) == model_run.resolve() and info.counts["copies"] == int(rows["copies"].sum()) > 0
+    assert json.loads((plan / "plan.json").read_text())["options"]["strategy"] == "classes"
 
 
 @pytest.mark.parametrize("edit, words", [

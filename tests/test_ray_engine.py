@@ -40,7 +40,7 @@ def test_findings_equal_the_local_engine(ray_runtime, tmp_path):
                              cache_dir=str(tmp_path / "ray-cache"))
     pd.testing.assert_frame_equal(remote.findings, local.findings)
     assert (remote.run_dir / "findings.parquet").read_bytes() == (local.run_dir / "findings.parquet").read_bytes()
-    assert remote.run_info["config"]["engine"]["name"] == "ray"
+    assert remote.run_info.config["engine"]["name"] == "ray"
     assert sum(1 for _ in (tmp_path / "ray-cache").rglob("*.npy")) >= 1  # the pixels, cached as the local engine's
 
 

@@ -25,7 +25,6 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import pandas as pd
 
 from ..errors import BadDataError, UsageError
@@ -37,12 +36,7 @@ MANIFEST_NAME = "manifest.csv"
 PNG_COMPRESS_LEVEL = 6
 #: Columns of the output manifest.csv that augment fills itself, besides the contract columns.
 PROVENANCE_COLUMNS = ("source_id", "transform")
-#: A plan may schedule at most this many copies per plan row in all: a hand-edited
-#: ``copies = 10**12`` would otherwise keep augment busy for ever.
-MAX_COPIES_PER_ROW = 1000
 #: Keys of plan.json that augment reads, with their JSON types: required, and checked when present.
-PLAN_KEYS = {"run": str, "manifest_fingerprint": str}
-OPTIONAL_PLAN_KEYS = {"seed": int, "transform": dict}
 
 
 def augment_batch(batch: dict, jobs: dict, out_dir: str) -> dict:
@@ -224,14 +218,12 @@ def augment(
     from ..engine.loader import map_batches
     from ..manifest import CONTRACT_COLUMNS, write_manifest
     from ..runs import Sources, check_outputs, write_json
-    from .balance import PLAN_FILE, PLAN_MARKER, read_plan
+    from ..files.plan import PLAN_FILE, PLAN_MARKER, read_plan
 
     info, plan = read_plan(plan_dir)
-    check_plan_info(Path(plan_dir) / PLAN_MARKER, info)
-    plan = check_plan_rows(Path(plan_dir) / PLAN_FILE, plan)
     overrides = {k: v for k, v in (spec or {}).items() if v is not None}
     validate_spec(overrides)
-    seed = int(info.get("seed", 0)) if seed is None else seed
+    seed = info.seed if seed is None else seed
     boost = None if boost_from is None else {"from": str(Path(boost_from).resolve()), "budget": boost_budget,
                                              "pool": boost_pool}
     # The plan's content, not only its folder: a plan made again in the same place is another plan.
@@ -240,9 +232,9 @@ def augment(
                 "boost": boost}
     out = _check_out(Path(out), resume, settings)
 
-    manifest = open_run(info["run"]).manifest(dataset)  # refuses a dataset changed since the audit
+    manifest = open_run(info.run).manifest(dataset)  # refuses a dataset changed since the audit
     check_outputs(Sources.of(manifest), folders={"--out": out})  # e.g. DATASET/train/augmented would grow the dataset
-    if manifest.fingerprint != info.get("manifest_fingerprint"):
+    if manifest.fingerprint != info.manifest_fingerprint:
         raise BadDataError(f"the plan in {plan_dir} was made from another version of {manifest.source}; "
                            "run datacheck balance again")
     frame = manifest.frame
@@ -260,7 +252,7 @@ def augment(
     specs = {s: validate_spec({**parsed[t], **overrides}) for s, t in zip(rows["sample_id"], rows["transform"]) if t}
     files = layout(rows)
     extra: dict[str, dict] = {}  # boosting copies: output path → provenance
-    plan_spec = plan_transform(info.get("transform", {}), f"{Path(plan_dir) / PLAN_MARKER}: transform")
+    plan_spec = plan_transform(info.transform, f"{Path(plan_dir) / PLAN_MARKER}: transform")
     boost_spec = validate_spec({**plan_spec, **overrides})
     if boost_from is not None:
         files, extra = _add_boost(files, rows, manifest, open_run(boost_from), seed, boost_spec, boost_budget,
@@ -312,73 +304,6 @@ def augment(
 
 
 # --------------------------------------------------------------------------- checks of a plan
-
-
-def check_plan_info(path: Path, info: dict) -> None:
-    """Refuse a ``plan.json`` without the keys augment reads, or with one of the wrong type.
-
-    Raises
-    ------
-    BadDataError
-        Naming the file and the key.
-    """
-    from ..audit_run import check_keys
-
-    check_keys(path, info, PLAN_KEYS, OPTIONAL_PLAN_KEYS, "the plan is damaged, run datacheck balance again")
-
-
-def check_plan_rows(path: Path, plan: pd.DataFrame) -> pd.DataFrame:
-    """Check the rows of ``plan.parquet`` (possibly edited by hand) before anything is made.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        ``plan.parquet``, for messages.
-    plan : pandas.DataFrame
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``plan`` with ``copies`` as int64 and a missing ``transform`` as "".
-
-    Raises
-    ------
-    BadDataError
-        A sample listed twice or without an id, an unknown action, copies that are not a
-        non-negative integer or that an action other than ``augment`` would make, or more
-        copies in all than :data:`MAX_COPIES_PER_ROW` per plan row.
-    """
-    from .balance import ACTIONS
-
-    ids = plan["sample_id"]
-    if ids.isna().any() or ids.duplicated().any():
-        what = "a row without a sample_id" if ids.isna().any() else f"sample {ids[ids.duplicated()].iloc[0]!r} twice"
-        raise BadDataError(f"{path} lists {what}; the plan is damaged, run datacheck balance again")
-    unknown = sorted(set(plan["action"].astype(str)) - set(ACTIONS))
-    if unknown:
-        raise BadDataError(f"{path} has unknown action(s) {', '.join(map(repr, unknown))}; "
-                           f"actions are {', '.join(ACTIONS)}")
-    copies = pd.to_numeric(plan["copies"], errors="coerce").astype("float64")
-    bad = ~(np.isfinite(copies) & (copies >= 0) & (copies == np.round(copies)))
-    if bad.any():
-        row = int(np.argmax(bad.to_numpy()))
-        value = plan["copies"].iloc[row]
-        value = value.item() if isinstance(value, np.generic) else value  # -3, not np.int64(-3)
-        raise BadDataError(f"{path}: copies of sample {ids.iloc[row]!r} is {value!r}, "
-                           "not a non-negative integer")
-    # Summed as floats: int64 would overflow on a hand-edited 10**18, and the limit is far below 2**53.
-    limit = MAX_COPIES_PER_ROW * len(plan)
-    if copies.sum() > limit:
-        raise BadDataError(f"{path} schedules {copies.sum():.0f} copies of {len(plan)} samples, more than "
-                           f"{MAX_COPIES_PER_ROW} per sample in all; the plan is damaged, run datacheck balance again")
-    plan = plan.assign(copies=copies.astype(np.int64), transform=plan["transform"].fillna(""))
-    stray = (plan["copies"] > 0) & ((plan["action"] != "augment") | (plan["transform"] == ""))
-    if stray.any():
-        row = plan[stray].iloc[0]
-        raise BadDataError(f"{path}: sample {row['sample_id']!r} has {row['copies']} copies with action "
-                           f"{row['action']!r} and transform {row['transform']!r:.40}; copies need action 'augment' "
-                           "and a transform")
-    return plan
 
 
 def plan_transform(value, where: str) -> dict:
@@ -461,7 +386,7 @@ def _check_out(out: Path, resume: bool, settings: dict) -> Path:
     marker = out / AUGMENT_MARKER
     if not marker.is_file():
         raise UsageError(f"--resume: {out} is not an augment output (no {AUGMENT_MARKER})")
-    from ..audit_run import read_json
+    from ..files.json_object import read_json
 
     before = read_json(marker)
     if {k: before.get(k) for k in settings} != settings:

@@ -40,23 +40,18 @@ import json
 import math
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..audit_run import details_object
 from ..config import check_seed
 from ..errors import BadDataError, UsageError
+from ..files.findings import details_object
+from ..files.plan import ACTIONS, PLAN_FILE, PLAN_MARKER, PlanInfo, write_plan_rows
 
 STRATEGIES = ("subclusters", "classes", "coreset")
-ACTIONS = ("keep", "drop", "augment")
-PLAN_COLUMNS = ["sample_id", "label", "split", "group", "action", "copies", "weight", "transform", "reason"]
-PLAN_MARKER = "plan.json"
 #: Where details come from, for the message when one is damaged.
 FINDINGS = "the run's findings.parquet"
-PLAN_FILE = "plan.parquet"
-#: Checks whose flagged training samples ``drop_flagged`` removes (duplicates: handled by group).
 #: A plan may make the training split at most this many times its size (and at least
 #: :data:`MIN_PLAN_LIMIT` rows whatever its size): a larger plan is almost surely a mistyped
 #: ``--target``, and ``augment`` would spend days making the copies.
@@ -529,7 +524,7 @@ def balance(
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
-    from ..runs import Sources, check_outputs, output_folder, write_json, write_parquet
+    from ..runs import Sources, check_outputs, output_folder
 
     options.validate()
     out = output_folder(out, PLAN_MARKER, "balance plan")
@@ -545,48 +540,15 @@ def balance(
     new = apply_plan(frame, plan)
     result = BalanceResult(plan, new, balance_table(frame, plan))
     suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
-    result.written["plan"] = str(write_parquet(out / PLAN_FILE, plan_table(plan)))
+    result.written["plan"] = str(write_plan_rows(out / PLAN_FILE, plan))
     result.written["manifest"] = str(write_manifest(new, manifest.root, out / f"manifest{suffix}"))
     counts = {a: int((plan["action"] == a).sum()) for a in ACTIONS}
     counts["copies"] = int(plan["copies"].sum())
-    write_json(out / PLAN_MARKER, {
-        "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
-        "manifest_format": manifest.format, "manifest_fingerprint": manifest.fingerprint, "seed": options.seed,
-        "options": {"strategy": options.strategy, "target": options.target, "budget": options.budget,
-                    "drop_flagged": options.drop_flagged, "max_total": options.max_total},
-        "transform": options.transform, "counts": counts,
-    })
+    PlanInfo(run=str(run.path.resolve()), manifest_fingerprint=manifest.fingerprint, seed=options.seed,
+             transform=options.transform, dataset=str(manifest.source.resolve()), dataset_root=str(manifest.root),
+             manifest_format=manifest.format,
+             options={"strategy": options.strategy, "target": options.target, "budget": options.budget,
+                      "drop_flagged": options.drop_flagged, "max_total": options.max_total},
+             counts=counts).write(out / PLAN_MARKER)
     result.written["plan_json"] = str(out / PLAN_MARKER)
     return result
-
-
-def plan_table(plan: pd.DataFrame):
-    """``plan.parquet`` as an Arrow table with fixed types."""
-    import pyarrow as pa
-
-    schema = pa.schema([
-        ("sample_id", pa.string()), ("label", pa.string()), ("split", pa.string()), ("group", pa.string()),
-        ("action", pa.string()), ("copies", pa.int64()), ("weight", pa.int64()), ("transform", pa.string()),
-        ("reason", pa.string()),
-    ])
-    return pa.Table.from_pandas(plan.loc[:, PLAN_COLUMNS], schema=schema, preserve_index=False)
-
-
-def read_plan(plan_dir: str | os.PathLike) -> tuple[dict, pd.DataFrame]:
-    """``(plan.json, plan.parquet)`` of a plan folder written by :func:`balance`."""
-    from ..audit_run import read_json
-    from ..errors import BadDataError
-
-    path = Path(plan_dir)
-    if not (path / PLAN_MARKER).is_file():
-        what = "does not exist" if not path.exists() else f"is not a balance plan (no {PLAN_MARKER})"
-        raise UsageError(f"plan {path} {what}")
-    info = read_json(path / PLAN_MARKER)
-    try:
-        plan = pd.read_parquet(path / PLAN_FILE)
-    except (OSError, ValueError) as exc:
-        raise BadDataError(f"cannot read {path / PLAN_FILE}: {exc}") from exc
-    missing = set(PLAN_COLUMNS) - set(plan.columns)
-    if missing:
-        raise BadDataError(f"{path / PLAN_FILE} lacks column(s) {', '.join(sorted(missing))}")
-    return info, plan

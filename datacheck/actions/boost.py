@@ -120,7 +120,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
 
     if pool < 1 or (budget is not None and budget < 1):
         raise UsageError("--boost-pool and --boost-budget must be positive integers")
-    if run.info.get("manifest_fingerprint") != manifest.fingerprint:
+    if run.info.manifest_fingerprint != manifest.fingerprint:
         raise UsageError(f"--boost-from {run.path} audited another dataset (or another version) than the plan's")
     outputs = run.outputs()
     if outputs is None:
@@ -135,19 +135,18 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     classes = list(outputs.classes)
     index = {c: i for i, c in enumerate(classes)}
 
-    cfg = run.info.get("config", {})
-    audit_cfg = cfg.get("audit", {})
     try:
-        config = with_model_input(TrainConfig(model=audit_cfg.get("model", "convnet-small"), **cfg.get("train", {})))
+        config = with_model_input(TrainConfig(model=run.info.audit_setting("model", "convnet-small"),
+                                              **run.info.config.get("train", {})))
     except (TypeError, UsageError) as exc:  # an unknown or bad [train] key in a hand-edited run.json
         raise BadDataError(f"{run.path / 'run.json'}: its config.train cannot be used ({exc}); rerun the audit") from None
-    device = resolve_device(audit_cfg.get("device", "auto"))
+    device = resolve_device(run.info.audit_setting("device", "auto"))
     train = kept[(kept["split"] == "train") & kept["label"].notna()]
     root = manifest.root
     pixels, ok, _ = load_pixels([str(root / p) for p in train["path"]], config.image_size, workers)
     target = train["label"].map(index).to_numpy(dtype=np.int64)
     torch.manual_seed(seed)
-    network = create_model(config.model, len(classes), audit_cfg.get("weights") or None)
+    network = create_model(config.model, len(classes), run.info.audit_setting("weights", None) or None)
     if network.trainable:
         fit(network, pixels, target[ok], config, device, seed, rows=np.flatnonzero(ok))
 

@@ -497,7 +497,7 @@ def _final_audit_config(audit_cfg: dict, model_checks: bool) -> dict:
 
 def _check_resume(marker: Path, manifest, settings: dict, out: Path) -> None:
     """Refuse to continue a fix of another dataset version (exit 3) or other settings (exit 2)."""
-    from ..audit_run import read_json
+    from ..files.json_object import read_json
 
     before = read_json(marker)
     if before.get("manifest_fingerprint") != manifest.fingerprint:
@@ -527,7 +527,7 @@ class _Steps:
         return self.out / "steps" / f"{STEPS.index(name) + 1}-{name}"
 
     def run(self, name: str, enabled: bool, work: Callable[[Path], dict]) -> None:
-        from ..audit_run import read_json
+        from ..files.json_object import read_json
         from ..runs import write_json
 
         folder = self.folder(name)
@@ -751,7 +751,7 @@ class _Context:
         return {"spec": {**self.spec, "exclude_ops": record["exclude_ops"]}, **record}
 
     def augment(self, folder: Path) -> dict:
-        from ..audit_run import read_json
+        from ..files.json_object import read_json
         from .augment import augment
 
         boost = read_json(self.step("balance") / STEP_MARKER)["boost"]
@@ -849,7 +849,7 @@ class _Context:
 
 def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
     """``summary.json`` and the per-class table, from what the steps wrote."""
-    from ..audit_run import read_json
+    from ..files.json_object import read_json
 
     out, opts = ctx.out, ctx.options
     rec = runner.records

@@ -163,7 +163,7 @@ class Detector:
         BadDataError
             A value that is not JSON, or a field of the wrong type (a damaged run).
         """
-        from ..audit_run import details_object
+        from ..files.findings import details_object
         from ..errors import BadDataError
         from ..validation import has_type, type_names
 

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..audit_run import AuditRun, details_object, open_run
+from ..audit_run import AuditRun, open_run
+from ..files.findings import details_object
 from ..errors import BadDataError, UsageError
 from ..fusion import CHECK as FUSED_CHECK
 from ..runs import Sources, atomic_write, check_outputs
@@ -200,8 +201,8 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
     ]
     title = f"datacheck report: {run.summary.get('run_id', run.path.name)}"
     body = [
-        f'<header class="top"><h1>{_e(title)}</h1><div class="sub">{_e(run.info.get("dataset", ""))} · '
-        f'audited {_e(run.info.get("created", ""))} · datacheck {_e(run.info.get("datacheck_version", ""))}</div></header>',
+        f'<header class="top"><h1>{_e(title)}</h1><div class="sub">{_e(run.info.dataset)} · '
+        f'audited {_e(run.info.created)} · datacheck {_e(run.info.datacheck_version)}</div></header>',
         "<nav>" + "".join(f'<a href="#{key}">{_e(name)}</a>' for key, name, _ in sections) + "</nav>",
         "<main>",
         *(f'<section id="{key}"><h2>{_e(name)}</h2>{content}</section>' for key, name, content in sections),
@@ -245,12 +246,12 @@ def _fill(template: str, **parts: str) -> str:
 
 
 def _image_root(run: AuditRun, dataset, notes: list[str]) -> Path | None:
-    if run.info.get("manifest_format") == "arrays":
+    if run.info.manifest_format == "arrays":
         notes.append("audited from model outputs (--pred-probs): no images, so no thumbnails")
         return None
     if dataset is not None and not Path(dataset).is_dir():  # asked for: an error, not a quiet note
         raise BadDataError(f"--dataset {dataset}: no such dataset folder")
-    root = Path(dataset) if dataset is not None else Path(run.info.get("dataset_root") or run.info.get("dataset", ""))
+    root = Path(dataset) if dataset is not None else Path(run.info.dataset_root or run.info.dataset)
     if not root.is_dir():
         notes.append(f"dataset folder {root} not found (moved?): thumbnails omitted; pass --dataset to show them")
         return None
@@ -338,7 +339,7 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
     summary, info, findings = run.summary, run.info, run.findings
     checks: dict = summary.get("checks", {})
     flagged = findings[findings["is_issue"]]
-    status = int(summary.get("exit_status", info.get("exit_status", 0)))
+    status = int(summary.get("exit_status", info.exit_status or 0))
     splits = summary.get("splits", {})
     stats = [
         ("samples", f"{summary.get('samples', 0):,}", ""),
@@ -384,16 +385,14 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
         by += f"<div><h3>Per {name}</h3>{_breakdown(findings, flagged, column, name)}</div>"
     parts.append(by + "</div>")
 
-    config = info.get("config", {}) if isinstance(info.get("config"), dict) else {}
-    audit_cfg = config.get("audit", {})
     facts = [
-        ("dataset", info.get("dataset", "")), ("images under", info.get("dataset_root", "")),
-        ("manifest format", info.get("manifest_format", "")), ("run", str(run.path)),
-        ("command", " ".join(map(str, info.get("command", [])))), ("seed", info.get("seed", "")),
-        ("model", audit_cfg.get("model", "")), ("device", info.get("device", "")),
+        ("dataset", info.dataset), ("images under", info.dataset_root or ""),
+        ("manifest format", info.manifest_format), ("run", str(run.path)),
+        ("command", " ".join(map(str, info.command))), ("seed", info.seed),
+        ("model", info.audit_setting("model", "")), ("device", info.device),
         ("missing files", len(summary.get("missing_files", []))),
         ("skipped files", sum(summary.get("skipped_files", {}).values())),
-        ("versions", ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())),
+        ("versions", ", ".join(f"{k} {v}" for k, v in info.versions.items())),
     ]
     parts.append("<h3>Run</h3>" + _table_html(["", ""], [[_e(k), f"<code>{_e(v)}</code>"] for k, v in facts],
                                                 numeric=()))

@@ -1,0 +1,111 @@
+"""``findings.parquet``: one row per (sample, check), in the findings schema (:mod:`datacheck.schema`).
+
+Written by the audit; every reader of a run indexes its columns by name, so a findings table
+written by another tool or edited by hand is checked once, when the run is opened
+(:func:`check_findings`). The ``details`` column (JSON text) is parsed lazily, only for the
+rows a command reads (:func:`details_object`): millions of rows are never all parsed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import BadDataError
+from ..schema import FINDINGS_SCHEMA
+
+FINDINGS_NAME = "findings.parquet"
+
+
+def check_findings(path: Path, table) -> None:
+    """Refuse findings that lack a column of the findings schema or hold one of another type.
+
+    Every reader of a run indexes these columns by name, so a findings table written by
+    another tool (or edited by hand) is checked once here.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        ``findings.parquet``, for messages.
+    table : pyarrow.Table
+
+    Raises
+    ------
+    BadDataError
+    """
+    missing = [name for name in FINDINGS_SCHEMA.names if name not in table.column_names]
+    if missing:
+        raise BadDataError(f"{path} lacks the findings column(s) {', '.join(missing)}; the run is damaged, "
+                           "run datacheck audit again")
+    for expected in FINDINGS_SCHEMA:
+        column = table.column(expected.name)
+        if not _same_kind(column.type, expected):
+            raise BadDataError(f"{path}: findings column {expected.name!r} has type {column.type}, "
+                               f"not {expected.type}; the run is damaged, run datacheck audit again")
+        if not expected.nullable and column.null_count:
+            raise BadDataError(f"{path}: findings column {expected.name!r} has {column.null_count} missing "
+                               "value(s); the run is damaged, run datacheck audit again")
+
+
+def details_object(text, source) -> dict:
+    """The ``details`` of one findings row as a dict.
+
+    ``details`` is not parsed when a run is opened (millions of rows): readers parse the rows
+    they need through this, so a damaged value is reported as bad data, not as a crash.
+
+    Parameters
+    ----------
+    text : str
+        The row's ``details``.
+    source : path-like
+        ``findings.parquet``, for the message.
+
+    Raises
+    ------
+    BadDataError
+        ``text`` is not a JSON object.
+    """
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise BadDataError(f"{source}: a details value is not a JSON object ({str(text)!r:.60}); the run is "
+                           "damaged, run datacheck audit again")
+    return value
+
+
+def _same_kind(actual, expected) -> bool:
+    """Whether a findings column of Arrow type ``actual`` reads like the schema's ``expected`` field.
+
+    The kind matters, not the width: findings rewritten with pandas hold ``large_string``
+    and may hold integer scores, which every reader handles like ``string`` and ``float64``.
+    """
+    if pa.types.is_null(actual):  # an all-null column written by pandas: fine where nulls are allowed
+        return expected.nullable
+    if pa.types.is_string(expected.type):
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual)
+    if pa.types.is_floating(expected.type):
+        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
+    return actual == expected.type
+
+
+def check_sample_ids(path: Path, findings: pd.DataFrame, sample_ids: pd.Series) -> None:
+    """Refuse findings that name a sample the audited dataset does not have.
+
+    Every row the audit writes names one of its samples; another id means the findings were
+    edited, or come from another dataset, and a repair would act on a sample that is not there.
+
+    Raises
+    ------
+    BadDataError
+        Naming the file and the first unknown sample id.
+    """
+    named = pd.Series(pd.unique(findings["sample_id"].to_numpy(dtype=object)))
+    unknown = named[~named.isin(sample_ids)]
+    if len(unknown):
+        raise BadDataError(f"{path}: sample {unknown.iloc[0]!r:.60} is not in the audited dataset "
+                           f"({len(unknown)} such id(s)); the run is damaged, run datacheck audit again")
