@@ -76,3 +76,38 @@ def test_high_bit_images_are_scaled_to_8_bits_not_clipped(scale, dtype, mode):
         assert high[stat] == eight[stat], stat
     assert high["thumbnail"] == eight["thumbnail"]
     assert high["pixel_hash"] != eight["pixel_hash"]  # different files, different pixels
+
+
+def test_photos_stored_sideways_are_measured_as_displayed(tmp_path):
+    """A photo stored landscape with EXIF orientation 6 (turn 90° clockwise to view) is the
+    portrait picture a person sees: its size, its exact duplicate (the same picture saved
+    turned, without the tag), its model input and its augmented copies all follow the tag."""
+    from datacheck.actions.transforms import open_source
+    from datacheck.engine.image_stats import analyze_batch
+    from datacheck.engine.loader import decode_resize_batch
+
+    rng = np.random.default_rng(3)
+    stored = Image.fromarray(rng.integers(0, 256, (20, 40, 3), dtype=np.uint8))  # 40 wide, 20 high
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    tagged, turned, plain = (tmp_path / "photos" / "cat" / name for name in ("tagged.png", "turned.png", "plain.png"))
+    stored.save(tagged, exif=exif)
+    displayed = stored.transpose(Image.Transpose.ROTATE_270)  # what orientation 6 shows: 20 wide, 40 high
+    displayed.save(turned)
+    stored.save(plain)  # the stored pixels without the tag: another picture
+
+    stats = analyze_batch({"path": [str(tagged), str(turned), str(plain)]})
+    assert (stats["width"], stats["height"]) == ([20, 20, 40], [40, 40, 20])
+    assert stats["pixel_hash"][0] == stats["pixel_hash"][1] != stats["pixel_hash"][2]
+    assert stats["thumbnail"][0] == stats["thumbnail"][1]
+
+    model = decode_resize_batch({"path": [str(tagged), str(turned)]}, 16)["pixels"]
+    assert np.array_equal(model[0], model[1])
+    assert np.array_equal(np.asarray(open_source(str(tagged))), np.asarray(displayed))
+
+    result = datacheck.audit(tmp_path / "photos", checks=["exact_duplicates", "image_properties"], workers=0)
+    flagged = result.issues(check="exact_duplicates")["sample_id"].tolist()
+    assert len(flagged) == 1 and flagged[0] in ("cat/tagged.png", "cat/turned.png")
+    # the untagged landscape copy is the odd shape among what people see: two portraits
+    assert result.issues(check="odd_aspect_ratio")["sample_id"].tolist() == ["cat/plain.png"]

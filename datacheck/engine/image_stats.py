@@ -28,7 +28,7 @@ THUMB_SIDE = 64
 FLAT_STD = 2.0
 
 #: Bumped when a statistic's definition changes, so cached statistics are recomputed.
-STATS_VERSION = 3
+STATS_VERSION = 4
 
 STAT_COLUMNS = [
     "width",  # int, pixels
@@ -110,6 +110,28 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     return Image.open(path)
 
 
+#: The EXIF tag that says how a stored image is turned for display (1: as stored).
+_ORIENTATION = 0x0112
+
+
+def upright(im: Image.Image) -> Image.Image:
+    """``im`` as viewers display it: turned by its EXIF orientation, if it has one other than 1.
+
+    Cameras and phones store many photos sideways with an orientation tag. The statistics
+    (aspect ratio), duplicates, thumbnails, model inputs and augmented copies all use the
+    picture a person sees, so a tagged copy and a rotated copy of one photo are one picture.
+    """
+    try:
+        orientation = im.getexif().get(_ORIENTATION, 1)
+    except DECODE_ERRORS:  # a damaged EXIF block: the pixels are still readable
+        return im
+    if orientation not in range(2, 9):
+        return im
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(im)
+
+
 #: Modes of more than 8 bits per pixel: 16-bit (PNG, TIFF), 32-bit integer and float grey.
 _HIGH_BIT_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 
@@ -179,7 +201,7 @@ def _decode(path: str) -> dict:
             warnings.simplefilter("ignore")  # palette/transparency chatter from Pillow
             with open_image(path) as im:
                 im.load()
-                return _identify(im)
+                return _identify(upright(im))
     except DECODE_ERRORS as exc:
         return _unreadable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 

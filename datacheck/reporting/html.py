@@ -295,7 +295,7 @@ class _Thumbnails:
     def _encode(self, path) -> str | None:
         from PIL import Image
 
-        from ..engine.image_stats import DECODE_ERRORS, open_image
+        from ..engine.image_stats import DECODE_ERRORS, open_image, upright
 
         if path is None or (isinstance(path, float) and math.isnan(path)):
             return None
@@ -305,6 +305,7 @@ class _Thumbnails:
         try:
             with open_image(file) as image:  # never a pipe or device: it would hang the report
                 image.draft("RGB", (self.size, self.size))  # JPEG: decode at reduced scale, much faster
+                image = upright(image)  # as viewers show it (EXIF orientation)
                 image.thumbnail((self.size, self.size))
                 if image.mode != "RGB":
                     rgba = image.convert("RGBA")
