@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 import zipfile
@@ -55,6 +56,23 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+#: The name :func:`atomic_write` gives its temporary files (``tempfile.mkstemp``'s 8 random characters).
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Remove the temporary files :func:`atomic_write` left under ``folder`` when its process was
+    killed (SIGKILL, power loss: no ``finally`` ran). Call it only on a folder of ours that no
+    other process is writing (a resumed output). Returns how many were removed."""
+    removed = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if _TEMPORARY.fullmatch(name):
+                Path(parent, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def _blocked_by(path: Path) -> str | None:

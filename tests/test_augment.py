@@ -92,8 +92,15 @@ def test_resume_skips_finished_files_and_makes_the_missing_ones(plan, tmp_path):
     first = copies_of(out)
     gone = sorted(first)[0]
     (out / gone).unlink()
+    # what a SIGKILL leaves while a copy is being written: atomic_write's temporary file
+    killed = (out / gone).parent / f".{(out / gone).name}.k1ll3d_x.tmp"
+    killed.write_bytes(b"half a PNG")
+    user_file = (out / gone).parent / "notes.tmp"  # not ours: kept
+    user_file.write_text("mine")
     result = invoke("augment", plan, "--out", out, "--workers", "0", "--resume", "--json")
     assert result.exit_code == 0, result.output
+    assert not killed.exists() and user_file.read_text() == "mine"
+    user_file.unlink()
     counts = json.loads(result.stdout)["counts"]
     assert counts["written"] == 1 and counts["skipped_existing"] == counts["originals"] + len(first) - 1
     assert copies_of(out) == first

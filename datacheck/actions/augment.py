@@ -387,8 +387,10 @@ def _check_out(out: Path, resume: bool, settings: dict) -> Path:
     if not marker.is_file():
         raise UsageError(f"--resume: {out} is not an augment output (no {AUGMENT_MARKER})")
     from ..files.json_object import read_json
+    from ..runs import remove_temporaries
 
     before = read_json(marker)
     if {k: before.get(k) for k in settings} != settings:
         raise UsageError(f"--resume: {out} was made from another plan, seed or settings; use a new folder")
+    remove_temporaries(out)  # half-written copies of a killed run (a Ctrl-C leaves none)
     return out

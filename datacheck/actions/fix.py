@@ -498,6 +498,7 @@ def _final_audit_config(audit_cfg: dict, model_checks: bool) -> dict:
 def _check_resume(marker: Path, manifest, settings: dict, out: Path) -> None:
     """Refuse to continue a fix of another dataset version (exit 3) or other settings (exit 2)."""
     from ..files.json_object import read_json
+    from ..runs import remove_temporaries
 
     before = read_json(marker)
     if before.get("manifest_fingerprint") != manifest.fingerprint:
@@ -510,6 +511,7 @@ def _check_resume(marker: Path, manifest, settings: dict, out: Path) -> None:
                   "seed": f" (seed {before.get('seed')}, now {settings['seed']})"}.get(key, f" ({key})")
         raise UsageError(f"{out} is a fix made with other settings{detail}; rerun with the same ones to continue it, "
                          "or choose a new --out")
+    remove_temporaries(out)  # half-written files of a killed run (a Ctrl-C leaves none)
 
 
 class _Steps:
