@@ -145,7 +145,7 @@ def test_missing_wheel_says_how_to_get_weights(monkeypatch, tmp_path):
     torch.save(EfficientNetLite0().state_dict(), tmp_path / "lite0.pth")
     assert create_model("efficientnet-lite0", 3, weights=tmp_path / "lite0.pth").input_size == 224
     torch.save(create_model("convnet-small", 3).state_dict(), tmp_path / "other.pth")
-    with pytest.raises(UsageError, match="cannot be loaded into efficientnet-lite0"):
+    with pytest.raises(UsageError, match="does not fit efficientnet-lite0"):
         create_model("efficientnet-lite0", 3, weights=tmp_path / "other.pth")
 
 

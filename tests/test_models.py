@@ -33,8 +33,15 @@ def test_weights_file_round_trip_and_bad_file(tmp_path):
     again = create_model("convnet-small", num_classes=4, weights=tmp_path / "w.pt")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     (tmp_path / "bad.pt").write_bytes(b"garbage")
-    with pytest.raises(UsageError, match="cannot be loaded into convnet-small"):
+    with pytest.raises(UsageError, match=r"bad.pt is not a PyTorch weights file \(a state dict saved with torch.save\)"):
         create_model("convnet-small", num_classes=4, weights=tmp_path / "bad.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(UsageError, match="holds a list, not a state dict of convnet-small"):
+        create_model("convnet-small", num_classes=4, weights=tmp_path / "list.pt")
+    torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(UsageError, match=r'does not fit convnet-small: Missing key\(s\) in state_dict: "features') as info:
+        create_model("convnet-small", num_classes=4, weights=tmp_path / "other.pt")
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
     with pytest.raises(UsageError, match="unknown model"):
         create_model("vit-huge", num_classes=4)
 

@@ -173,12 +173,28 @@ def _load_state(module: nn.Module, path, name: str) -> None:
     if not path.is_file():
         raise UsageError(f"--weights {path}: file not found")
     try:
+        # weights_only: tensors and plain containers only, never arbitrary pickled code
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+    except (RuntimeError, OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        # torch's own messages here are a key's byte value ("101") or advice to unpickle
+        # the file unsafely: neither helps, so say what the file must be.
+        raise UsageError(f"--weights {path} is not a PyTorch weights file (a state dict saved with torch.save) "
+                         f"({type(exc).__name__})") from exc
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UsageError(f"--weights {path} holds a {type(state).__name__}, not a state dict of {name}")
+    try:
         module.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:  # wrong file or architecture
-        raise UsageError(f"--weights {path} cannot be loaded into {name}: {str(exc).splitlines()[0]}") from exc
+    except RuntimeError as exc:  # other layer names or shapes: another architecture
+        raise UsageError(f"--weights {path} does not fit {name}: {_mismatch(exc)}") from exc
+
+
+def _mismatch(exc: RuntimeError) -> str:
+    """The first specific line of a ``load_state_dict`` error (its first line is only a header), shortened."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict") else lines[0]
+    return detail if len(detail) <= 160 else detail[:157] + "..."
 
 
 for _arch, _file, _dim in [
