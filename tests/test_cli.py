@@ -222,3 +222,15 @@ def test_every_usage_error_is_one_line_exit_2(tmp_path, monkeypatch, command, ar
     assert_one_line_error(result, ExitStatus.USAGE, fragment)
     assert result.stdout == "" and "Usage:" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_that_goes_away_is_exit_141_quietly(tiny_dataset, tmp_path):
+    """``datacheck audit --json | true``: the summary cannot be written; the audit still ran,
+    and the exit is a quiet 141 (128 + SIGPIPE), as for any program whose reader closed the pipe."""
+    process = subprocess.Popen([sys.executable, "-m", "datacheck", "audit", str(tiny_dataset), "--checks",
+                                "class_imbalance", "--out", str(tmp_path / "run"), "--json", "-q", "--fail-on", ""],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the command has written anything (its imports alone take longer)
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141 and stderr == b""
+    assert (tmp_path / "run" / "findings.parquet").is_file()
