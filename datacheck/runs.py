@@ -114,8 +114,9 @@ def write_json(path: Path, data: dict) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_parquet(path: Path, table: pa.Table) -> Path:
-    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+def write_parquet(path: Path, table: pa.Table, **options) -> Path:
+    """Write ``table`` atomically (``options``: of ``pyarrow.parquet.write_table``)."""
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp, **options))
 
 
 class RunDir:

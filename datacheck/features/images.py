@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..engine.image_stats import STATS_VERSION
+from ..engine.image_stats import STAT_COLUMNS, STATS_VERSION
 from ..manifest import Manifest
 from ..runs import write_parquet
 
@@ -27,6 +27,10 @@ IMAGE_STATS_ARTIFACT = "image_stats"
 #: Rows per saved part of the statistics (a few minutes of decoding).
 CHECKPOINT_ROWS = 50_000
 _KEY = b"datacheck.manifest_fingerprint"
+#: Thumbnails (12 KB of pixels each) do not compress: stored plainly, a part reads back 25x
+#: faster (0.14 s against 3.5 s for 50,000 rows with Snappy and a dictionary tried first).
+_STORAGE = {"compression": {name: "none" if name == "thumbnail" else "snappy" for name in STAT_COLUMNS},
+            "use_dictionary": [name for name in STAT_COLUMNS if name not in ("thumbnail", "pixel_hash")]}
 
 
 def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts: Path | None = None,
@@ -72,7 +76,7 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
                                         progress=report)
             table = pa.Table.from_pandas(frame, preserve_index=False)
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), _KEY: key})
-            write_parquet(part, table)
+            write_parquet(part, table, **_STORAGE)
             decoded = True
         frames.append(table.to_pandas())  # as a rerun reads it back: the same columns either way
     for stale in folder.iterdir():  # parts of a larger, earlier version of the dataset
