@@ -288,9 +288,19 @@ def _grey_statistics(grey: np.ndarray) -> list[dict]:
              "speckle": float(speckle[i]), "has_content": not flat[i]} for i in range(count)]
 
 
+#: Rows of at least this many 8-bit values are counted by Pillow's histogram, one row at a time
+#: (a single C pass, 2.5x faster than numpy's bincount, which first widens every value to
+#: 64 bits); shorter rows, many small images, in one bincount over the stack.
+_PILLOW_HISTOGRAM_MIN = 4096
+
+
 def _histograms(values: np.ndarray, bins: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """One bincount per row: ``values`` (G, M) of ints in ``[0, bins)`` -> counts (G, bins)
-    (summed ``weights`` (G, M) when given), in a single bincount over offset values."""
+    """One histogram per row: ``values`` (G, M) of ints in ``[0, bins)`` -> counts (G, bins)
+    (summed ``weights`` (G, M) when given)."""
+    if weights is None and bins == 256 and values.dtype == np.uint8 and values.shape[1] >= _PILLOW_HISTOGRAM_MIN:
+        rows = np.ascontiguousarray(values)
+        return np.array([Image.frombuffer("L", (row.size, 1), row, "raw", "L", 0, 1).histogram() for row in rows],
+                        dtype=np.int64).reshape(len(rows), bins)
     offset = values + bins * np.arange(len(values))[:, None]
     flat = np.bincount(offset.ravel(), weights=None if weights is None else weights.ravel(), minlength=bins * len(values))
     return flat.reshape(len(values), bins)
@@ -357,12 +367,14 @@ def _edge_statistics(grey: np.ndarray, low: np.ndarray, high: np.ndarray) -> tup
     g = grey.astype(np.int16)
     down = np.diff(g, axis=1)  # (G, H - 1, W): pixel below minus pixel
     right = np.diff(g, axis=2)  # (G, H, W - 1): pixel to the right minus pixel
-    step = np.maximum(np.abs(down)[:, :, :-1], np.abs(right)[:, :-1, :])
+    step = np.maximum(np.abs(down)[:, :, :-1], np.abs(right)[:, :-1, :]).astype(np.uint8)  # <= 255
     steepest = _hist_percentile(_histograms(step.reshape(len(g), -1), 256), 99.9)
     sharpness = np.log(np.maximum(steepest, 1e-3) / np.maximum(high - low, 1e-3))
 
     # For each interior pixel: itself minus the pixel above, below, left and right.
-    jump = np.maximum((high - low) / 4.0, 8.0)[:, None, None]
+    # Differences are integers, so "> jump" is "> floor(jump)" and "< -jump" is "< -floor(jump)":
+    # compared as int16, not widened to float for every pixel.
+    jump = np.floor(np.maximum((high - low) / 4.0, 8.0)).astype(np.int16)[:, None, None]
     from_above, from_below = down[:, :-1, 1:-1], -down[:, 1:, 1:-1]
     from_left, from_right = right[:, 1:-1, :-1], -right[:, 1:-1, 1:]
     brighter = (from_above > jump) & (from_below > jump) & (from_left > jump) & (from_right > jump)
