@@ -77,12 +77,30 @@ def top_k_neighbours(desc: np.ndarray, k: int) -> np.ndarray:
     index = faiss.IndexFlatIP(desc.shape[1])
     index.add(desc)
     found = index.search(desc, k + 1)[1]
-    # Each row's own entry goes; where an identical row outranked it, the last one goes instead.
-    is_self = found == np.arange(n)[:, None]
-    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+    return found[other_than_self(found, np.arange(n))].reshape(n, k).astype(np.int64)
+
+
+def other_than_self(found: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Which of each query's k + 1 neighbours to keep: all but its own entry, or, where an
+    identical row outranked it (or the search missed it), all but the last.
+
+    Parameters
+    ----------
+    found : ndarray of shape (Q, k + 1), int
+        Neighbour indices, best first.
+    positions : ndarray of shape (Q,), int
+        Each query's own index.
+
+    Returns
+    -------
+    ndarray of shape (Q, k + 1), bool
+        k True per row.
+    """
+    is_self = found == positions[:, None]
+    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), found.shape[1] - 1)
     keep = np.ones_like(found, dtype=bool)
-    keep[np.arange(n), drop] = False
-    return found[keep].reshape(n, k).astype(np.int64)
+    keep[np.arange(len(found)), drop] = False
+    return keep
 
 
 def pair_similarity(

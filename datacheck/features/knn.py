@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine.similarity import other_than_self
+
 #: Up to this many embedded samples the graph is exact.
 EXACT_MAX = 50_000
 #: Recall@k the approximate graph must reach on the sampled queries (when nprobe allows).
@@ -254,10 +256,7 @@ class _InvertedLists:
 def _without_self(sims: np.ndarray, found: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Drop each query's own entry (or its last, where the search did not return itself) from
     its k + 1 best: ``(distances, indices)``, (Q, k) each."""
-    is_self = found == positions[:, None]
-    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
-    keep = np.ones_like(found, dtype=bool)
-    keep[np.arange(len(found)), drop] = False
+    keep = other_than_self(found, positions)
     found = found[keep].reshape(len(found), k)
     sims = sims[keep].reshape(len(found), k)
     distances = np.where(found >= 0, np.clip(1.0 - sims, 0.0, 2.0), np.inf).astype(np.float32)
