@@ -111,3 +111,16 @@ def test_photos_stored_sideways_are_measured_as_displayed(tmp_path):
     assert len(flagged) == 1 and flagged[0] in ("cat/tagged.png", "cat/turned.png")
     # the untagged landscape copy is the odd shape among what people see: two portraits
     assert result.issues(check="odd_aspect_ratio")["sample_id"].tolist() == ["cat/plain.png"]
+
+
+@pytest.mark.parametrize("block", [b"II*\x00", b"II*\x00\xf0\xff\xff\xff", bytes(range(7, 207)),
+                                   b"II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\xff\xff\xff\x7f\x00\xff\xff\xff"],
+                         ids=["header-only", "ifd-past-the-end", "garbage", "huge-count"])
+def test_a_damaged_exif_block_leaves_the_image_readable_as_stored(tmp_path, block):
+    from datacheck.engine.image_stats import analyze_image
+
+    path = tmp_path / "odd.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(
+        path, exif=b"Exif\x00\x00" + block)
+    row = analyze_image(str(path))
+    assert row["error"] == "" and (row["width"], row["height"]) == (40, 24)

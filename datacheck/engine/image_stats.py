@@ -121,15 +121,16 @@ def upright(im: Image.Image) -> Image.Image:
     (aspect ratio), duplicates, thumbnails, model inputs and augmented copies all use the
     picture a person sees, so a tagged copy and a rotated copy of one photo are one picture.
     """
-    try:
-        orientation = im.getexif().get(_ORIENTATION, 1)
-    except DECODE_ERRORS:  # a damaged EXIF block: the pixels are still readable
-        return im
-    if orientation not in range(2, 9):
-        return im
     from PIL import ImageOps
 
-    return ImageOps.exif_transpose(im)
+    # EXIF is optional metadata: a damaged block (Pillow raises struct.error, KeyError, ...
+    # from its parser) leaves the image as stored rather than making readable pixels unreadable.
+    try:
+        if im.getexif().get(_ORIENTATION, 1) not in range(2, 9):
+            return im
+        return ImageOps.exif_transpose(im)
+    except Exception:  # noqa: BLE001 -- see above
+        return im
 
 
 #: Modes of more than 8 bits per pixel: 16-bit (PNG, TIFF), 32-bit integer and float grey.
