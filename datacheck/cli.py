@@ -71,6 +71,9 @@ class DatacheckGroup(click.Group):
             if isinstance(exc, OSError) and _machine_error(exc):  # the machine's problem, not a bug
                 where = f"{exc.filename}: " if exc.filename else ""
                 _fail(ctx, f"error: {where}{exc.strerror or exc}", ExitStatus.USAGE)
+            if isinstance(exc, MemoryError):  # the machine's limit: name it, one line
+                _fail(ctx, f"error: not enough memory{f' ({exc})' if str(exc) else ''}; use a smaller dataset, "
+                      "image size or batch size, or a machine with more memory", ExitStatus.USAGE)
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             where = traceback.extract_tb(exc.__traceback__)[-1]

@@ -234,3 +234,22 @@ def test_a_reader_that_goes_away_is_exit_141_quietly(tiny_dataset, tmp_path):
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 141 and stderr == b""
     assert (tmp_path / "run" / "findings.parquet").is_file()
+
+
+def test_a_training_size_past_the_limit_is_refused_before_any_work(tiny_dataset, tmp_path):
+    config = tmp_path / "big.toml"
+    config.write_text("[train]\nimage_size = 1000000\n")
+    result = invoke("audit", tiny_dataset, "--config", config, "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.USAGE, "train.image_size must be an integer in [16, 1024]")
+    assert not (tmp_path / "run").exists()
+
+
+def test_running_out_of_memory_is_one_line_exit_2(tiny_dataset, tmp_path, monkeypatch):
+    import datacheck.pipeline
+
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 54.6 TiB for an array")
+
+    monkeypatch.setattr(datacheck.pipeline, "load_manifest", too_big)
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.USAGE, "not enough memory (Unable to allocate 54.6 TiB", "smaller")

@@ -38,6 +38,9 @@ def test_weights_file_round_trip_and_bad_file(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(UsageError, match="holds a list, not a state dict of convnet-small"):
         create_model("convnet-small", num_classes=4, weights=tmp_path / "list.pt")
+    torch.save({1: torch.zeros(2)}, tmp_path / "int-keys.pt")
+    with pytest.raises(UsageError, match="holds a dict whose keys are not all layer names, not a state dict"):
+        create_model("convnet-small", num_classes=4, weights=tmp_path / "int-keys.pt")
     torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(UsageError, match=r'does not fit convnet-small: Missing key\(s\) in state_dict: "features') as info:
         create_model("convnet-small", num_classes=4, weights=tmp_path / "other.pt")

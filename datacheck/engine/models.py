@@ -182,8 +182,9 @@ def _load_state(module: nn.Module, path, name: str) -> None:
                          f"({type(exc).__name__})") from exc
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise UsageError(f"--weights {path} holds a {type(state).__name__}, not a state dict of {name}")
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        what = type(state).__name__ if not isinstance(state, dict) else "dict whose keys are not all layer names"
+        raise UsageError(f"--weights {path} holds a {what}, not a state dict of {name}")
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:  # other layer names or shapes: another architecture

@@ -11,6 +11,11 @@ from ..errors import UsageError
 from ..validation import check_int_range
 
 
+#: Largest training input side: 1024 px is 3 MB of decoded pixels per image (the pretrained
+#: backbones take 224).
+MAX_IMAGE_SIZE = 1024
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of cross-validated training (all recorded in run.json)."""
@@ -35,10 +40,12 @@ class TrainConfig:
     threshold_fraction: float = 0.1
 
     def __post_init__(self):
-        # image_size 16: convnet-small halves its input four times.
-        rules = {"image_size": 16, "folds": 2, "epochs": 1, "batch_size": 2, "max_shift": 0, "knn_k": 0}
-        for name, least in rules.items():
-            check_int_range(f"train.{name}", getattr(self, name), least)
+        # image_size 16: convnet-small halves its input four times; at most MAX_IMAGE_SIZE, as
+        # the decoded pixels (N x 3 x side x side bytes) are held for the whole cross-validation.
+        rules = {"image_size": (16, MAX_IMAGE_SIZE), "folds": (2, None), "epochs": (1, None), "batch_size": (2, None),
+                 "max_shift": (0, None), "knn_k": (0, None)}
+        for name, (least, most) in rules.items():
+            check_int_range(f"train.{name}", getattr(self, name), least, most)
         if not self.lr > 0 or not self.weight_decay >= 0 or not 0 <= self.label_smoothing < 1:
             raise UsageError(f"train needs lr > 0, weight_decay >= 0 and 0 <= label_smoothing < 1, got "
                              f"{self.lr}, {self.weight_decay}, {self.label_smoothing}")
