@@ -142,8 +142,9 @@ def test_model_outputs_missing_array_wrong_columns_or_label_ids_are_bad_data(mod
     (lambda info: info.update(seed=True), ("key 'seed' must be an integer",)),
     (lambda info: info.update(config={"audit": []}), ("'config.audit' must be an object",)),
     (lambda info: info["config"]["audit"].update(max_missing="x"), ("'config.audit.max_missing'",)),
+    (lambda info: info["config"]["audit"].update(device=5), ("'config.audit.device' must be a string",)),
     (lambda info: info.update(findings_schema_version=99), ("findings schema version 99 is newer",)),
-], ids=["no-dataset", "int-dataset", "no-fingerprint", "str-samples", "bool-seed", "list-config", "str-max-missing",
+], ids=["no-dataset", "int-dataset", "no-fingerprint", "str-samples", "bool-seed", "list-config", "str-max-missing", "int-device",
         "newer-findings-schema"])
 def test_run_json_without_a_key_or_with_a_wrong_type_is_bad_data(quick_run, tmp_path, edit, words):
     run = copy_of(quick_run, tmp_path)

@@ -14,10 +14,12 @@ from pathlib import Path
 from ..errors import BadDataError, UsageError
 from ..runs import RUN_MARKER, write_json
 from ..schema import FINDINGS_SCHEMA_VERSION
-from ..validation import has_type
+from ..validation import has_type, type_names
 from .json_object import check_fields, read_json
 
 _REMEDY = "the run is damaged, run datacheck audit again"
+#: Settings of ``config["audit"]`` that later commands use again, with their JSON types.
+_AUDIT_SETTINGS = {"model": str, "device": str, "weights": str}
 
 
 @dataclass
@@ -143,5 +145,10 @@ class RunInfo:
         if not has_type(max_missing, int) or max_missing < 0:
             raise BadDataError(f"{path}: key 'config.audit.max_missing' must be an integer >= 0, not "
                                f"{max_missing!r:.40}; {_REMEDY}")
+        for key, kind in _AUDIT_SETTINGS.items():  # read again by boosting (model, device, weights)
+            value = self.audit_setting(key, None)
+            if value is not None and not has_type(value, kind):
+                raise BadDataError(f"{path}: key 'config.audit.{key}' must be {type_names(kind)}, not "
+                                   f"{value!r:.40}; {_REMEDY}")
         if not all(isinstance(value, str) for value in self.inputs.values()):
             raise BadDataError(f"{path}: key 'inputs' must map names to file paths; {_REMEDY}")
