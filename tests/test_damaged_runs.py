@@ -140,11 +140,12 @@ def test_model_outputs_missing_array_wrong_columns_or_label_ids_are_bad_data(mod
     (lambda info: info.pop("manifest_fingerprint"), ("lacks the key 'manifest_fingerprint'",)),
     (lambda info: info.update(samples="16"), ("key 'samples' must be an integer",)),
     (lambda info: info.update(seed=True), ("key 'seed' must be an integer",)),
+    (lambda info: info.update(seed=-1), ("key 'seed' must be in [0, 4294967295]",)),
     (lambda info: info.update(config={"audit": []}), ("'config.audit' must be an object",)),
     (lambda info: info["config"]["audit"].update(max_missing="x"), ("'config.audit.max_missing'",)),
     (lambda info: info["config"]["audit"].update(device=5), ("'config.audit.device' must be a string",)),
     (lambda info: info.update(findings_schema_version=99), ("findings schema version 99 is newer",)),
-], ids=["no-dataset", "int-dataset", "no-fingerprint", "str-samples", "bool-seed", "list-config", "str-max-missing", "int-device",
+], ids=["no-dataset", "int-dataset", "no-fingerprint", "str-samples", "bool-seed", "negative-seed", "list-config", "str-max-missing", "int-device",
         "newer-findings-schema"])
 def test_run_json_without_a_key_or_with_a_wrong_type_is_bad_data(quick_run, tmp_path, edit, words):
     run = copy_of(quick_run, tmp_path)
@@ -171,7 +172,11 @@ def rewrite_findings(run: Path, edit) -> None:
                                     pc_cast(table["score"], pa.string())), ("column 'score' has type string",)),
     (lambda table: table.set_column(table.schema.get_field_index("sample_id"), "sample_id",
                                     pa.nulls(len(table), pa.string())), ("column 'sample_id' has", "missing value")),
-], ids=["no-score", "no-check-details", "str-score", "null-sample-id"])
+    (lambda table: table.set_column(table.schema.get_field_index("score"), "score",
+                                    pa.array([float("inf")] * len(table))), ("'score' has", "outside [0, 1] (first inf)")),
+    (lambda table: table.set_column(table.schema.get_field_index("score"), "score",
+                                    pa.array([-0.5] + [0.5] * (len(table) - 1))), ("1 value(s) outside [0, 1]",)),
+], ids=["no-score", "no-check-details", "str-score", "null-sample-id", "inf-score", "negative-score"])
 def test_findings_without_a_column_or_of_a_wrong_type_are_bad_data(quick_run, tmp_path, edit, words):
     run = copy_of(quick_run, tmp_path)
     rewrite_findings(run, edit)
@@ -251,7 +256,9 @@ def test_a_duplicate_representative_that_is_not_a_sample_id_is_bad_data(quick_ru
     (lambda s: s.update(samples="many"), ("'samples' must be an integer",)),
     (lambda s: s.update(gates=[{"gate": "dark>0"}]), ("gates[0]['failed']",)),
     (lambda s: s.update(splits={"train": "12"}), ("splits['train'] must be an integer",)),
-], ids=["list-checks", "int-check", "str-samples", "gate-without-failed", "str-split-count"])
+    (lambda s: s["checks"]["exact_duplicates"].update(percent=10**400), ("summary['checks']['exact_duplicates']"
+                                                                         "['percent'] is a number",)),
+], ids=["list-checks", "int-check", "str-samples", "gate-without-failed", "str-split-count", "huge-percent"])
 def test_summary_with_values_of_a_wrong_type_is_bad_data(quick_run, tmp_path, edit, words):
     run = copy_of(quick_run, tmp_path)
     edit_json(run / "summary.json", edit)
@@ -284,9 +291,10 @@ def test_plan_json_reads_back_what_balance_wrote(plan, model_run):
     (lambda info: info.pop("manifest_fingerprint"), ("lacks the key 'manifest_fingerprint'",)),
     (lambda info: info.update(run=3), ("key 'run' must be a string",)),
     (lambda info: info.update(seed="zero"), ("key 'seed' must be an integer",)),
+    (lambda info: info.update(seed=10**30), ("key 'seed' must be in [0, 4294967295]",)),
     (lambda info: info.update(transform="both"), ("key 'transform' must be an object",)),
     (lambda info: info.update(transform={"degrees": "big"}), ("transform: degrees must be in [0, 180]",)),
-], ids=["no-run", "no-fingerprint", "int-run", "str-seed", "str-transform", "bad-degrees"])
+], ids=["no-run", "no-fingerprint", "int-run", "str-seed", "huge-seed", "str-transform", "bad-degrees"])
 def test_plan_json_without_a_key_or_with_a_wrong_type_is_bad_data(plan, tmp_path, edit, words):
     damaged = copy_of(plan, tmp_path)
     edit_json(damaged / "plan.json", edit)

@@ -48,6 +48,22 @@ def check_findings(path: Path, table) -> None:
         if not expected.nullable and column.null_count:
             raise BadDataError(f"{path}: findings column {expected.name!r} has {column.null_count} missing "
                                "value(s); the run is damaged, run datacheck audit again")
+    for name in ("score", "suggested_confidence"):  # in [0, 1] (NaN: none), as every reader assumes
+        _check_unit_interval(path, name, table.column(name))
+
+
+def _check_unit_interval(path: Path, name: str, column) -> None:
+    import pyarrow.compute as pc
+
+    if pa.types.is_null(column.type) or len(column) == 0:
+        return
+    values = pc.cast(column, pa.float64())
+    bad = pc.or_(pc.less(values, 0.0), pc.greater(values, 1.0))  # NaN compares false: allowed
+    count = pc.sum(pc.cast(bad, pa.int64())).as_py() or 0
+    if count:
+        first = values.filter(bad)[0].as_py()
+        raise BadDataError(f"{path}: findings column {name!r} has {count} value(s) outside [0, 1] (first {first}); "
+                           "the run is damaged, run datacheck audit again")
 
 
 def details_object(text, source) -> dict:

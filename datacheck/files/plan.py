@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import BadDataError, UsageError
 from ..runs import write_json, write_parquet
+from ..validation import SEED_MAX
 from .json_object import check_fields, read_json
 
 PLAN_MARKER = "plan.json"
@@ -65,7 +66,10 @@ class PlanInfo:
     def read(cls, path: str | os.PathLike) -> "PlanInfo":
         """Read and check ``plan.json`` (BadDataError naming a missing or mistyped key)."""
         path = Path(path)
-        return cls(**check_fields(cls, path, read_json(path), ("run", "manifest_fingerprint"), _REMEDY))
+        info = cls(**check_fields(cls, path, read_json(path), ("run", "manifest_fingerprint"), _REMEDY))
+        if not 0 <= info.seed <= SEED_MAX:
+            raise BadDataError(f"{path}: key 'seed' must be in [0, {SEED_MAX}], not {info.seed}; {_REMEDY}")
+        return info
 
     def write(self, path: str | os.PathLike) -> Path:
         """Write plan.json atomically."""

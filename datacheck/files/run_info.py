@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import BadDataError, UsageError
 from ..runs import RUN_MARKER, write_json
 from ..schema import FINDINGS_SCHEMA_VERSION
-from ..validation import has_type, type_names
+from ..validation import SEED_MAX, has_type, type_names
 from .json_object import check_fields, read_json
 
 _REMEDY = "the run is damaged, run datacheck audit again"
@@ -134,6 +134,8 @@ class RunInfo:
         """The rules beyond the keys' types."""
         if self.samples < 0:
             raise BadDataError(f"{path}: key 'samples' must be >= 0, not {self.samples}; {_REMEDY}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise BadDataError(f"{path}: key 'seed' must be in [0, {SEED_MAX}], not {self.seed}; {_REMEDY}")
         if self.findings_schema_version > FINDINGS_SCHEMA_VERSION:
             raise BadDataError(f"{path}: findings schema version {self.findings_schema_version} is newer than this "
                                f"datacheck reads ({FINDINGS_SCHEMA_VERSION}); upgrade datacheck, or run datacheck "

@@ -72,3 +72,24 @@ def check_summary(path: Path, summary: dict) -> None:
         for key, kind in SUMMARY_GATE_KEYS.items():
             if not has_type(gate.get(key), kind):
                 refuse(f"gates[{i}][{key!r}]", kind)
+    where = _out_of_range(summary)
+    if where is not None:
+        raise BadDataError(f"{path}: {where} is a number datacheck never writes (beyond 2**63); the run is damaged, "
+                           "run datacheck audit again")
+
+
+#: Larger integers than a count or a statistic can be: Python reads any JSON integer, but
+#: formatting one beyond float range fails (a hand-edited 1e400).
+_LARGEST = 2**63
+
+
+def _out_of_range(value, where: str = "summary") -> str | None:
+    """Where in ``value`` (a parsed JSON document) an integer beyond :data:`_LARGEST` is, or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return where if abs(value) >= _LARGEST else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _out_of_range(item, f"{where}[{key!r}]")
+        if found is not None:
+            return found
+    return None
