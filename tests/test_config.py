@@ -121,9 +121,10 @@ def test_quick_config_gates_sample_data_without_training(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[train]\nepochs = 0\n", "train.epochs must be an integer >= 1, got 0"),
-        ("[train]\nfolds = 1\n", "train.folds must be an integer >= 2"),
-        ("[train]\nknn_k = -1\n", "train.knn_k must be an integer >= 0"),
+        ("[train]\nepochs = 0\n", "train.epochs must be an integer in [1, 10000], got 0"),
+        ("[train]\nepochs = 100000000000000000\n", "train.epochs must be an integer in [1, 10000]"),
+        ("[train]\nfolds = 1\n", "train.folds must be an integer in [2, 100]"),
+        ("[train]\nknn_k = -1\n", "train.knn_k must be an integer in [0, 10000]"),
         ("[train]\nlabel_smoothing = 1.0\n", "0 <= label_smoothing < 1"),
         ("[train]\nlr = 0\n", "lr > 0"),
     ],

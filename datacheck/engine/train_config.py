@@ -42,8 +42,10 @@ class TrainConfig:
     def __post_init__(self):
         # image_size 16: convnet-small halves its input four times; at most MAX_IMAGE_SIZE, as
         # the decoded pixels (N x 3 x side x side bytes) are held for the whole cross-validation.
-        rules = {"image_size": (16, MAX_IMAGE_SIZE), "folds": (2, None), "epochs": (1, None), "batch_size": (2, None),
-                 "max_shift": (0, None), "knn_k": (0, None)}
+        # The upper bounds are far past any sensible value: a mistyped or hand-edited 10**29
+        # epochs must be refused, not trained for ever.
+        rules = {"image_size": (16, MAX_IMAGE_SIZE), "folds": (2, 100), "epochs": (1, 10_000),
+                 "batch_size": (2, 65_536), "max_shift": (0, 64), "knn_k": (0, 10_000)}
         for name, (least, most) in rules.items():
             check_int_range(f"train.{name}", getattr(self, name), least, most)
         if not self.lr > 0 or not self.weight_decay >= 0 or not 0 <= self.label_smoothing < 1:
