@@ -176,7 +176,9 @@ def render_toml(config: dict) -> str:
     for key, value in config["engine"].items():
         lines.append(f"# {ENGINE_OPTIONS[key][1]}")
         lines.append(f"{key} = {_toml_value(value)}")
-    lines += ["", "# cross-validated training of the model behind label_issues and outliers", "[train]"]
+    lines += ["", "# cross-validated training of the model behind label_issues and outliers (bounds:",
+              "# image_size 16-1024, folds 2-100, epochs 1-10000, batch_size 2-65536, max_shift 0-64, knn_k 0-10000)",
+              "[train]"]
     lines += [f"{key} = {_toml_value(value)}" for key, value in config["train"].items()]
     for name, params in config["detectors"].items():
         lines += ["", f"[detectors.{name}]"]
