@@ -231,8 +231,11 @@ def _image_rows(root: Path, rel_dir: PurePosixPath, label: str, split: str | Non
 
 
 def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
+    from .engine.image_stats import require_regular_file
+
     text_columns = {c: "string" for c in CONTRACT_COLUMNS}
     try:
+        require_regular_file(path)  # a named pipe or device would block the read for ever
         if fmt == "csv":
             frame = pd.read_csv(path, dtype=text_columns)
             _refuse_implicit_index(frame, path)

@@ -42,9 +42,25 @@ def test_weights_file_round_trip_and_bad_file(tmp_path):
     with pytest.raises(UsageError, match="holds a dict whose keys are not all layer names, not a state dict"):
         create_model("convnet-small", num_classes=4, weights=tmp_path / "int-keys.pt")
     torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(UsageError, match=r'does not fit convnet-small: Missing key\(s\) in state_dict: "features') as info:
+    with pytest.raises(UsageError, match=r"does not fit convnet-small: its layer names differ, missing 20 "
+                                         r"\(first 'features.0.0.weight'\); unexpected 1 \(first 'fc.weight'\)") as info:
         create_model("convnet-small", num_classes=4, weights=tmp_path / "other.pt")
     assert "\n" not in str(info.value) and len(str(info.value)) < 300
+    with pytest.raises(UsageError, match="a folder, not a weights file"):
+        create_model("convnet-small", num_classes=4, weights=tmp_path)
+
+
+def test_weights_of_another_class_count_load_the_features_and_train_a_new_head(tmp_path):
+    """Each fold trains C + 1 classes (AUM's fake class), and a user's weights come from another
+    task: the features are taken, the classifier is left to training."""
+    torch.manual_seed(0)
+    donor = create_model("convnet-small", num_classes=3)
+    torch.save(donor.state_dict(), tmp_path / "three.pt")
+    taker = create_model("convnet-small", num_classes=5, weights=tmp_path / "three.pt")
+    assert all(torch.equal(a, b) for a, b in zip(donor.features.state_dict().values(),
+                                                  taker.features.state_dict().values()))
+    assert taker.head.weight.shape == (5, 128)
+    assert create_model("convnet-small", num_classes=5, weights="random").head.weight.shape == (5, 128)
     with pytest.raises(UsageError, match="unknown model"):
         create_model("vit-huge", num_classes=4)
 

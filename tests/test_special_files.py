@@ -232,3 +232,21 @@ def test_writing_below_a_file_names_the_file(tmp_path):
     with pytest.raises(UsageError, match="dangling is a broken symlink, not a folder"):
         RunDir(tmp_path / "dangling" / "run")
     assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize("role", ["manifest", "--pred-probs", "--labels", "--class-names"])
+def test_a_pipe_given_as_an_input_file_is_refused_never_read(tmp_path, role):
+    """Every file the user names is checked before it is opened: a named pipe without a writer
+    would block the audit for ever."""
+    pipe = tmp_path / ("pipe.csv" if role in ("manifest", "--class-names") else "pipe.npy")
+    os.mkfifo(pipe)
+    np.save(tmp_path / "probs.npy", np.full((6, 2), 0.5))
+    np.save(tmp_path / "labels.npy", np.array([0, 1] * 3))
+    args = {"--pred-probs": tmp_path / "probs.npy", "--labels": tmp_path / "labels.npy"}
+    if role == "manifest":
+        command = ["audit", pipe]
+    else:
+        args[role] = pipe
+        command = ["audit", *[str(x) for pair in args.items() for x in pair]]
+    result = invoke(*command, "--out", tmp_path / "run", "-q")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, str(pipe), "named pipe (FIFO), not a regular file")

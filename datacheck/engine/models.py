@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import pickle
 import os
+import pickle
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -137,7 +138,7 @@ def convnet_small(num_classes: int, weights=None, width: int = 16) -> Network:
         stage(3, w), stage(w, 2 * w), stage(2 * w, 4 * w), stage(4 * w, 8 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten()
     )
     network = Network(features, 8 * w, num_classes, trainable=True)
-    if weights is not None:
+    if weights is not None and str(weights) != "random":  # "random": untrained, as for every model
         _load_state(network, weights, "convnet-small")
     return network
 
@@ -168,13 +169,20 @@ def _hub_checkpoint(filename: str) -> Path | None:
     return path if path.is_file() else None
 
 
+#: Parameter name prefixes of the final classifier (ours, torchvision's ResNets, EfficientNet).
+_CLASSIFIER = ("head.", "fc.", "_fc.", "classifier.")
+
+
 def _load_state(module: nn.Module, path, name: str) -> None:
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"--weights {path}: file not found")
+        raise UsageError(f"--weights {path}: {'a folder, not a weights file' if path.is_dir() else 'file not found'}")
     try:
-        # weights_only: tensors and plain containers only, never arbitrary pickled code
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only: tensors and plain containers only, never arbitrary pickled code; its
+        # warnings (pickle protocol, casts) would print before the one-line error or result
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         # torch's own messages here are a key's byte value ("101") or advice to unpickle
         # the file unsafely: neither helps, so say what the file must be.
@@ -185,10 +193,23 @@ def _load_state(module: nn.Module, path, name: str) -> None:
     if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
         what = type(state).__name__ if not isinstance(state, dict) else "dict whose keys are not all layer names"
         raise UsageError(f"--weights {path} holds a {what}, not a state dict of {name}")
+    own = module.state_dict()
+    head = [key for key in state if key.startswith(_CLASSIFIER)]
+    if any(key in own and getattr(state[key], "shape", None) != own[key].shape for key in head):
+        # A classifier for another number of classes (every fold adds AUM's fake class; a
+        # backbone fine-tuned elsewhere): the features are loaded and the classifier is
+        # trained anew or discarded, as timm does for another num_classes.
+        state = {key: value for key, value in state.items() if key not in head}
     try:
-        module.load_state_dict(state)
-    except RuntimeError as exc:  # other layer names or shapes: another architecture
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # other shapes: another architecture
         raise UsageError(f"--weights {path} does not fit {name}: {_mismatch(exc)}") from exc
+    missing = [key for key in missing if not key.startswith(_CLASSIFIER)]
+    if missing or unexpected:
+        keys = (f"missing {len(missing)} (first {missing[0]!r})" if missing else "") + \
+            ("; " if missing and unexpected else "") + \
+            (f"unexpected {len(unexpected)} (first {unexpected[0]!r})" if unexpected else "")
+        raise UsageError(f"--weights {path} does not fit {name}: its layer names differ, {keys}")
 
 
 def _mismatch(exc: RuntimeError) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..engine.image_stats import SpecialFileError, require_regular_file
 from ..errors import BadDataError, UsageError
 from ..manifest import ARRAY_COLUMNS, MANIFEST_FORMATS, Manifest, load_manifest
 from .model import Labels, ModelOutputs, label_ids
@@ -260,6 +261,7 @@ def _class_names(value, k: int | None) -> list:
         what = "class_names"
     else:
         try:
+            require_regular_file(value)
             classes = [line.strip() for line in Path(value).read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
             raise BadDataError(f"cannot read --class-names {value}: {exc}") from exc
@@ -320,9 +322,12 @@ def _load_array(path, option: str) -> np.ndarray:
             raise BadDataError(f"{option} must be a numeric array, got {type(path).__name__} of objects")
         return array
     try:
+        require_regular_file(path)  # a named pipe would block np.load for ever
         array = np.load(path, mmap_mode="c", allow_pickle=False)
     except FileNotFoundError:
         raise BadDataError(f"{option} {path}: file not found") from None
+    except SpecialFileError as exc:
+        raise BadDataError(f"{option} {path} is {exc}") from None
     except (OSError, ValueError, EOFError) as exc:
         raise BadDataError(f"{option} {path} is not a readable .npy array: {str(exc).splitlines()[0]}") from exc
     if not isinstance(array, np.ndarray):
