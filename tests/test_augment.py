@@ -183,9 +183,10 @@ def boost_inputs(plan):
     wrong = [frame.index[val & (frame["label"] == c)][i] for c, i in (("star", 0), ("star", 1), ("ring", 0))]
     probs[wrong] = np.roll(probs[wrong], 1, axis=1)  # ... except these
     outputs = ModelOutputs(classes, labels, probs, None, "cross-validation")
-    # Two epochs are enough to test the mechanics (the audit's config trains 20).
-    stub = SimpleNamespace(path=run.path, outputs=lambda: outputs,
-                           info=replace(run.info, config={**run.info.config, "train": {"epochs": 2}}))
+    # Two epochs are enough to test the mechanics (the audit's config trains 20). The audit ran
+    # on a GPU that this machine lacks: boosting trains where it can.
+    config = {**run.info.config, "audit": {**run.info.config["audit"], "device": "cuda:7"}, "train": {"epochs": 2}}
+    stub = SimpleNamespace(path=run.path, outputs=lambda: outputs, info=replace(run.info, config=config))
     kept = frame.merge(planned[["sample_id", "action", "copies"]], on="sample_id")
     kept = kept[kept["action"] != "drop"]
     return stub, manifest, kept, frame.loc[wrong, "sample_id"].tolist()

@@ -140,13 +140,18 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
                                               **run.info.config.get("train", {})))
     except (TypeError, UsageError) as exc:  # an unknown or bad [train] key in a hand-edited run.json
         raise BadDataError(f"{run.path / 'run.json'}: its config.train cannot be used ({exc}); rerun the audit") from None
-    device = resolve_device(run.info.audit_setting("device", "auto"))
+    # Where the audit trained (a GPU machine, say) need not exist here: training runs where it can.
+    device = resolve_device("auto")
     train = kept[(kept["split"] == "train") & kept["label"].notna()]
     root = manifest.root
     pixels, ok, _ = load_pixels([str(root / p) for p in train["path"]], config.image_size, workers)
     target = train["label"].map(index).to_numpy(dtype=np.int64)
     torch.manual_seed(seed)
-    network = create_model(config.model, len(classes), run.info.audit_setting("weights", None) or None)
+    try:
+        network = create_model(config.model, len(classes), run.info.audit_setting("weights", None) or None)
+    except UsageError as exc:  # e.g. the audit's --weights file is on another machine
+        raise UsageError(f"--boost-from {run.path}: the audit's model cannot be built here ({exc}); "
+                         "audit again on this machine") from None
     if network.trainable:
         fit(network, pixels, target[ok], config, device, seed, rows=np.flatnonzero(ok))
 
