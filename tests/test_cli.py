@@ -253,3 +253,13 @@ def test_running_out_of_memory_is_one_line_exit_2(tiny_dataset, tmp_path, monkey
     monkeypatch.setattr(datacheck.pipeline, "load_manifest", too_big)
     result = invoke("audit", tiny_dataset, "--out", tmp_path / "run")
     assert_one_line_error(result, ExitStatus.USAGE, "not enough memory (Unable to allocate 54.6 TiB", "smaller")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["audit", "--help"]])
+def test_click_output_to_a_closed_pipe_is_exit_141_too(args):
+    """--help and --version are printed by click itself, which reports a closed pipe as status 1."""
+    process = subprocess.Popen([sys.executable, "-m", "datacheck", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141 and stderr == b""
