@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -153,6 +154,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     4 internal error, 130 interrupted.
     """
     ctx.obj = {"debug": debug}
+    # Pillow's warnings about files (odd EXIF tags, palette transparency, huge images) would
+    # print on stderr past -q, once per worker; datacheck reports files it cannot use itself.
+    # Set before any worker starts, so the forked workers inherit it.
+    warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
 
 
 def _split_list(value: str | None) -> list[str] | None:

@@ -263,3 +263,26 @@ def test_click_output_to_a_closed_pipe_is_exit_141_too(args):
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=60) == 141 and stderr == b""
+
+
+def test_quiet_means_no_library_warnings_on_stderr(tmp_path):
+    """An image whose EXIF orientation is stored oddly makes Pillow warn as it is read; with -q
+    nothing but errors may reach stderr (the report reads every image again for thumbnails)."""
+    import struct
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(tmp_path / "data" / cls / f"{i}.png")
+    # orientation 6 stored as two SHORTs: Pillow warns "tag 274 had too many entries"
+    ifd = struct.pack("<H", 1) + struct.pack("<HHI", 0x0112, 3, 2) + struct.pack("<HH", 6, 6) + struct.pack("<I", 0)
+    Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(
+        tmp_path / "data" / "a" / "odd.jpg", exif=b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd)
+    for args in (["audit", tmp_path / "data", "--checks", "image_properties", "--out", tmp_path / "run", "--fail-on", ""],
+                 ["report", tmp_path / "run"]):
+        done = subprocess.run([sys.executable, "-m", "datacheck", *map(str, args), "-q"], capture_output=True, timeout=120)
+        assert done.returncode == 0 and done.stderr == b"", done.stderr
