@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import BadDataError, UsageError
-from .files.findings import FINDINGS_NAME, check_findings, check_sample_ids
+from .files.findings import FINDINGS_NAME, check_findings, check_sample_ids, check_suggested_labels
 from .files.model_outputs import OUTPUTS_ARTIFACT, check_outputs_file, read_classes, read_outputs
 from .files.run_info import RunInfo
 from .files.summary import SUMMARY_NAME, read_summary
@@ -85,6 +85,12 @@ class AuditRun:
                     f"manifest fingerprint); run datacheck audit on it again"
                 )
         check_sample_ids(self.path / FINDINGS_NAME, self.findings, manifest.frame["sample_id"])
+        classes = set(manifest.frame["label"].dropna())
+        if self.info.manifest_format == "arrays":
+            classes |= set(self._array_inputs().labels.classes)
+        elif (self.artifacts / OUTPUTS_ARTIFACT).exists():
+            classes |= set(read_classes(self.artifacts / OUTPUTS_ARTIFACT))
+        check_suggested_labels(self.path / FINDINGS_NAME, self.findings, classes)
         # The fingerprint matched, so this is the audited dataset wherever it is now: keep it,
         # so later calls (classes()) do not look for it again where it was audited.
         self._manifest = manifest

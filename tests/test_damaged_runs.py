@@ -221,6 +221,18 @@ def test_findings_naming_a_sample_the_dataset_lacks_are_bad_data(quick_run, tmp_
     assert invoke("report", run, "-q").exit_code == 0  # the report shows the findings as they are
 
 
+def test_findings_suggesting_a_label_the_audit_never_had_are_bad_data(model_run, tmp_path):
+    """relabel --auto must never invent a class from a hand-edited suggestion."""
+    run = copy_of(model_run, tmp_path)
+    frame = pd.read_parquet(run / "findings.parquet")
+    suggesting = frame.index[frame["suggested_label"].notna()]
+    frame.loc[suggesting[0], ["suggested_label", "suggested_confidence"]] = ["zebra", 0.99]
+    frame.to_parquet(run / "findings.parquet")
+    for args in (["relabel", run, "--auto"], ["balance", run, "--strategy", "classes", "--out", tmp_path / "p"]):
+        assert_one_line_error(invoke(*args), ExitStatus.BAD_DATA, "findings.parquet",
+                              "suggested label 'zebra' is not a class of the audit")
+
+
 def test_run_files_read_back_what_was_written_and_tolerate_newer_keys(quick_run, tmp_path):
     """run.json and plan.json round-trip through their dataclasses; keys a newer datacheck adds are no error."""
     from datacheck.files.run_info import RunInfo

@@ -125,3 +125,24 @@ def check_sample_ids(path: Path, findings: pd.DataFrame, sample_ids: pd.Series) 
     if len(unknown):
         raise BadDataError(f"{path}: sample {unknown.iloc[0]!r:.60} is not in the audited dataset "
                            f"({len(unknown)} such id(s)); the run is damaged, run datacheck audit again")
+
+
+def check_suggested_labels(path: Path, findings: pd.DataFrame, classes) -> None:
+    """Refuse findings that suggest a label that is none of the audit's classes.
+
+    A label check suggests one of the classes it was trained on; any other name would make
+    ``relabel --auto`` invent a class.
+
+    Raises
+    ------
+    BadDataError
+        Naming the file and the first unknown label.
+    """
+    suggested = findings["suggested_label"].dropna()
+    if suggested.empty:
+        return
+    named = pd.Series(pd.unique(suggested.to_numpy(dtype=object)))
+    unknown = named[~named.isin(list(classes))]
+    if len(unknown):
+        raise BadDataError(f"{path}: suggested label {unknown.iloc[0]!r:.60} is not a class of the audit; "
+                           "the run is damaged, run datacheck audit again")
