@@ -38,6 +38,10 @@ def test_weights_file_round_trip_and_bad_file(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(UsageError, match="holds a list, not a state dict of convnet-small"):
         create_model("convnet-small", num_classes=4, weights=tmp_path / "list.pt")
+    torch.save({k: v.to(torch.complex64) for k, v in model.state_dict().items() if v.is_floating_point()},
+               tmp_path / "complex.pt")
+    with pytest.raises(UsageError, match="holds complex tensors, not the real weights of convnet-small"):
+        create_model("convnet-small", num_classes=4, weights=tmp_path / "complex.pt")
     torch.save({1: torch.zeros(2)}, tmp_path / "int-keys.pt")
     with pytest.raises(UsageError, match="holds a dict whose keys are not all layer names, not a state dict"):
         create_model("convnet-small", num_classes=4, weights=tmp_path / "int-keys.pt")

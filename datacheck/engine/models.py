@@ -193,6 +193,8 @@ def _load_state(module: nn.Module, path, name: str) -> None:
     if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
         what = type(state).__name__ if not isinstance(state, dict) else "dict whose keys are not all layer names"
         raise UsageError(f"--weights {path} holds a {what}, not a state dict of {name}")
+    if any(torch.is_tensor(value) and value.is_complex() for value in state.values()):
+        raise UsageError(f"--weights {path} holds complex tensors, not the real weights of {name}")
     own = module.state_dict()
     head = [key for key in state if key.startswith(_CLASSIFIER)]
     if any(key in own and getattr(state[key], "shape", None) != own[key].shape for key in head):
