@@ -15,6 +15,7 @@ untouched. Nothing here ever writes to the dataset.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -254,7 +255,10 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
             names = pq.read_schema(path).names
             frame = pd.read_parquet(path, columns=[c for c in names if c not in ARRAY_COLUMNS])
         else:
-            frame = pd.read_json(path, lines=True, dtype=False)
+            # utf-8-sig: a byte-order mark (Windows editors) is read past, as for CSV
+            frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
+    except TypeError as exc:  # pandas on a JSONL line that is an array, a number or null
+        raise BadDataError(f"cannot read manifest {path}: {_non_object_line(path)}") from exc
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         # pandas/pyarrow errors are ValueError/OSError subclasses; EmptyDataError included.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -267,6 +271,20 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
         columns = ", ".join(map(str, frame.columns)) or "none"
         raise BadDataError(f"manifest {path} has no 'path' column (columns: {columns})")
     return frame
+
+
+def _non_object_line(path: Path) -> str:
+    """Which line of a JSONL manifest is not a JSON object (read again only on that error)."""
+    with open(path, encoding="utf-8-sig") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    return f"line {number} is not JSON"
+                if not isinstance(value, dict):
+                    return f"line {number} is {type(value).__name__ if value is not None else 'null'}, not a JSON object"
+    return "every line must be a JSON object"
 
 
 def _refuse_implicit_index(frame: pd.DataFrame, path: Path) -> None:

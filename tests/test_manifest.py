@@ -232,3 +232,23 @@ def test_folder_names_with_surrounding_spaces_are_kept(tmp_path):
     assert sorted(frame["path"]) == [" lead/a.png", "b/c.png"]
     (tmp_path / "m.csv").write_text("path,label\n b/c.png ,b\n")
     assert load_manifest(tmp_path / "m.csv", root=tmp_path / "ds").frame["path"].tolist() == ["b/c.png"]
+
+
+@pytest.mark.parametrize("line, words", [("[1, 2, 3]", "line 3 is list, not a JSON object"),
+                                         ("42", "line 3 is int, not a JSON object"),
+                                         ("null", "line 3 is null, not a JSON object")])
+def test_a_jsonl_line_that_is_not_an_object_is_bad_data(tmp_path, line, words):
+    for i in range(3):
+        make_image(tmp_path / "img" / f"{i}.png", i)
+    rows = [json.dumps({"path": f"img/{i}.png", "label": "ab"[i % 2]}) for i in range(3)]
+    (tmp_path / "m.jsonl").write_text("\n".join(rows[:2] + [line] + rows[2:]) + "\n")
+    result = invoke("audit", tmp_path / "m.jsonl", "--checks", "class_imbalance", "--out", tmp_path / "run", "-q")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "cannot read manifest", words)
+
+
+def test_a_jsonl_manifest_with_a_byte_order_mark_is_read_like_a_csv_one(tmp_path):
+    for i in range(4):
+        make_image(tmp_path / "img" / f"{i}.png", i)
+    rows = [{"path": f"img/{i}.png", "label": "ab"[i % 2]} for i in range(4)]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8-sig")
+    assert load_manifest(tmp_path / "m.jsonl").frame["label"].tolist() == ["a", "b", "a", "b"]
