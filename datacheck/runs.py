@@ -213,8 +213,14 @@ class Sources:
         """The sources of a :class:`datacheck.manifest.Manifest`."""
         if manifest.format == "folder":
             return cls(Path(os.path.realpath(manifest.root)), None)
-        if manifest.format == "arrays":  # --pred-probs: the input arrays are not listed files
-            return cls(Path(os.path.realpath(manifest.source)), Path(os.path.realpath(manifest.source)))
+        if manifest.format == "arrays":
+            from .manifest import MANIFEST_FORMATS
+
+            source = Path(manifest.source)
+            if source.suffix.lower() not in MANIFEST_FORMATS or not source.is_file():
+                return cls(Path(os.path.realpath(source)), Path(os.path.realpath(source)))  # --pred-probs alone
+            # A manifest the arrays align with: the files its rows name are protected too,
+            # although an array audit never reads them.
         return cls(Path(os.path.realpath(manifest.root)), Path(os.path.realpath(manifest.source)),
                    manifest.frame["path"])
 
@@ -223,7 +229,12 @@ class Sources:
         """The sources recorded in a run's ``run.json`` (a :class:`~datacheck.files.run_info.RunInfo`;
         without the listed files), if any."""
         root, source = info.dataset_root, info.dataset
-        if root is None or info.manifest_format == "arrays":
+        if info.manifest_format == "arrays":  # the manifest the arrays came with, else the arrays
+            source = info.inputs.get("manifest") or info.inputs.get("pred_probs") or info.inputs.get("embeddings")
+            if source is None:
+                return None
+            root = root if "manifest" in info.inputs and root is not None else source
+        if root is None:
             return None
         folder = info.manifest_format == "folder"
         return cls(Path(os.path.realpath(root)), None if folder else Path(os.path.realpath(source)))

@@ -15,10 +15,10 @@ import pytest
 
 import datacheck
 from datacheck.audit_run import open_run
-from datacheck.errors import BadDataError, UsageError
+from datacheck.errors import BadDataError, ExitStatus, UsageError
 from datacheck.features.arrays import load_array_inputs
 
-from .conftest import assert_one_line_error, invoke
+from .conftest import assert_one_line_error, invoke, make_image
 
 NAMES = ["ant", "bee", "cat"]
 
@@ -194,3 +194,29 @@ def test_release_pages_returns_a_mapped_input_and_keeps_its_values(tmp_path):
     assert before - rss_mb() > 48
     assert mapped[0, 0] == 7.0
     np.testing.assert_array_equal(mapped[1:], values[1:])
+
+
+def test_no_output_lands_on_a_file_the_array_audit_read_or_its_manifest_lists(tmp_path):
+    """An array audit never reads the images its manifest lists, but they are the user's dataset."""
+    rows = ["path,label"]
+    for i in range(8):
+        make_image(tmp_path / "data" / "img" / f"{i}.png", i)
+        rows.append(f"img/{i}.png,{'ab'[i % 2]}")
+    (tmp_path / "data" / "m.csv").write_text("\n".join(rows) + "\n")
+    probs = np.tile(np.array([[0.9, 0.1], [0.1, 0.9]], np.float32), (4, 1))
+    np.save(tmp_path / "p.npy", probs)
+    image = tmp_path / "data" / "img" / "0.png"
+    before = image.read_bytes()
+    assert invoke("audit", tmp_path / "data" / "m.csv", "--pred-probs", tmp_path / "p.npy", "--out", tmp_path / "run",
+                  "-q", "--fail-on", "").exit_code == 0
+    for args in (["relabel", tmp_path / "run", "--export-review", image],
+                 ["relabel", tmp_path / "run", "--export-label-studio", image],
+                 ["report", tmp_path / "run", "--out", image]):
+        assert_one_line_error(invoke(*args, "-q"), ExitStatus.USAGE, "would write into the audited dataset")
+    assert image.read_bytes() == before
+    np.save(tmp_path / "labels.npy", np.array([0, 1] * 4))
+    assert invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "labels.npy",
+                  "--out", tmp_path / "bare", "-q", "--fail-on", "").exit_code == 0
+    assert_one_line_error(invoke("report", tmp_path / "bare", "--out", tmp_path / "p.npy", "-q"), ExitStatus.USAGE,
+                          "would write into the audited dataset")
+    assert np.array_equal(np.load(tmp_path / "p.npy"), probs)
