@@ -253,8 +253,8 @@ def audit(
         train_config = with_model_input(train_config)
         check_outputs(sources, folders={"--cache-dir": cache_dir})
     check_outputs(sources, files={"--junit": junit}, run=out)
-    if junit is not None and Path(junit).is_dir():  # found now, not after the whole audit has run
-        raise UsageError(f"--junit {junit} is a folder; give the XML file's path")
+    if junit is not None and out is not None and os.path.realpath(junit) == os.path.realpath(out):
+        raise UsageError(f"--junit {junit} is the run folder (--out); give the XML file's path")
     run = RunDir(out) if out is not None else None
     if run is not None:
         run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report

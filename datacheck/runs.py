@@ -303,6 +303,9 @@ def check_outputs(sources: "Sources | None", *, files: dict | None = None, folde
         output, or below a path that is not a folder.
     """
     folders = {o: p for o, p in (folders or {}).items() if p is not None}
+    for option, path in {**(files or {}), **folders}.items():
+        if path is not None and not str(path).strip():
+            raise UsageError(f"{option} is empty; give a path")
     given = {o: Path(os.path.realpath(p)) for o, p in {**(files or {}), **folders}.items() if p is not None}
     for option, path in given.items():
         refuse_unwritable(path, option)
@@ -310,6 +313,8 @@ def check_outputs(sources: "Sources | None", *, files: dict | None = None, folde
             sources.refuse(path, option)
         if run is not None:
             refuse_run_files(path, run, option)
+        if option not in folders:
+            _refuse_file_output(path, option)
     for what, kept in (keep or {}).items():
         if kept is None:
             continue
@@ -323,6 +328,24 @@ def check_outputs(sources: "Sources | None", *, files: dict | None = None, folde
             # Two outputs on one file, or a file written into a folder output (which must be new or ours).
             if a == b or (first in folders and a in b.parents) or (second in folders and b in a.parents):
                 raise UsageError(f"{first} {a} and {second} {b} overlap; give each output its own place")
+
+
+#: The files that make a folder a datacheck run: no output of another command may replace them.
+_RUN_FILES = (RUN_MARKER, "summary.json", "findings.parquet")
+
+
+def _refuse_file_output(path: Path, option: str) -> None:
+    """Refuse, before any work, a file output that could only fail or destroy something when
+    written at the end: a folder, device or pipe in its place (``/dev/null``: outputs are
+    written to a temporary file and renamed), or a file of any datacheck run."""
+    if path.exists() and not path.is_file():
+        what = "is a folder" if path.is_dir() else "exists and is not a regular file"
+        raise UsageError(f"{option} {path} {what}; give a file path")
+    folder = path.parent
+    if (path.name in _RUN_FILES and is_marker(folder / RUN_MARKER)) or (
+            folder.name == "artifacts" and is_marker(folder.parent / RUN_MARKER)):
+        raise UsageError(f"{option} {path} is a file of the datacheck run in {folder if path.name in _RUN_FILES else folder.parent}; "
+                         "choose another path")
 
 
 def write_npz(path: Path, arrays: dict) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -346,7 +347,24 @@ def test_cache_and_junit_are_checked_before_the_audit(tiny_dataset, tmp_path):
     assert_one_line_error(result, ExitStatus.USAGE, "one of the run's own files")
     result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "r", "--junit", tmp_path)
     assert_one_line_error(result, ExitStatus.USAGE, "is a folder")
+    if Path("/dev/null").exists():  # a CI idiom, but outputs are written to a temporary file and renamed
+        result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "r", "--junit", "/dev/null")
+        assert_one_line_error(result, ExitStatus.USAGE, "/dev/null exists and is not a regular file")
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "r", "--junit", tmp_path / "r")
+    assert_one_line_error(result, ExitStatus.USAGE, "is the run folder (--out)")
     assert not (tmp_path / "r").exists() and not (tiny_dataset / "cache").exists()
+
+
+def test_no_output_replaces_a_file_of_another_run(tiny_dataset, tmp_path):
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "a", "-q").exit_code == 0
+    before = {name: (tmp_path / "a" / name).read_bytes() for name in ("run.json", "summary.json", "findings.parquet")}
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "b", "--junit", tmp_path / "a" / "run.json")
+    assert_one_line_error(result, ExitStatus.USAGE, "is a file of the datacheck run in")
+    assert not (tmp_path / "b").exists()
+    assert audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "b", "-q").exit_code == 0
+    result = invoke("report", tmp_path / "b", "--out", tmp_path / "a" / "summary.json", "-q")
+    assert_one_line_error(result, ExitStatus.USAGE, "is a file of the datacheck run in")
+    assert {name: (tmp_path / "a" / name).read_bytes() for name in before} == before
 
 
 @pytest.mark.parametrize("text, fragment", [
