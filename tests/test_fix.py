@@ -219,6 +219,21 @@ def test_interrupted_rerun_completes_byte_identical(fixed, tmp_path, monkeypatch
     assert json.loads((out / "fix.json").read_text())["status"] == "complete"
 
 
+def test_a_rerun_restores_deleted_outputs(fixed, tmp_path):
+    """A complete fix whose manifest, review queue or dataset folder was deleted makes them again
+    (it was an internal error, or a success that left them missing)."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(fixed.out, out, symlinks=True)
+    (out / "manifest.csv").unlink()
+    (out / "review.csv").unlink()
+    result = datacheck.fix(SAMPLE_DATA, out, budget=BUDGET, workers=2)
+    assert result.steps["balance"] == "reused" and result.steps["output"] == "done"
+    assert (out / "manifest.csv").read_bytes() == (fixed.out / "manifest.csv").read_bytes()
+    assert (out / "review.csv").read_bytes() == (fixed.out / "review.csv").read_bytes()
+
+
 def test_cli_reuses_a_complete_fix(fixed):
     result = invoke("fix", SAMPLE_DATA, "--out", fixed.out, "--budget", BUDGET, "--json")
     assert result.exit_code == 0, result.output

@@ -456,7 +456,9 @@ def fix(
     runner.run("reaudit", options["relabel"], ctx.reaudit)
     runner.run("balance", True, ctx.balance)
     runner.run("augment", True, ctx.augment)
-    runner.run("output", True, ctx.output)
+    queued = options["relabel"] and (ctx.step("relabel") / REVIEW_NAME).is_file()  # copied out by the output step
+    runner.run("output", True, ctx.output,
+               outputs=(out / MANIFEST_NAME, out / DATASET_DIR) + ((out / REVIEW_NAME,) if queued else ()))
     runner.run("final_audit", True, ctx.final_audit)
 
     summary, table = _summary(ctx, runner)
@@ -528,7 +530,9 @@ class _Steps:
     def folder(self, name: str) -> Path:
         return self.out / "steps" / f"{STEPS.index(name) + 1}-{name}"
 
-    def run(self, name: str, enabled: bool, work: Callable[[Path], dict]) -> None:
+    def run(self, name: str, enabled: bool, work: Callable[[Path], dict], outputs: tuple[Path, ...] = ()) -> None:
+        """Run step ``name`` (or reuse it: complete, nothing before it redone, and its
+        ``outputs`` outside its folder still there)."""
         from ..files.json_object import read_json
         from ..runs import write_json
 
@@ -539,15 +543,16 @@ class _Steps:
             self.status[name] = "skipped"
             return
         marker = folder / STEP_MARKER
-        if not self.redo and marker.is_file():
+        if not self.redo and marker.is_file() and all(path.exists() for path in outputs):
             record = read_json(marker)
             if record.get("status") == "complete":
                 self.status[name], self.records[name] = "reused", record
                 return
-        self.redo = True
-        # An unfinished step starts over in a clean folder; augment keeps its finished files
-        # (it resumes itself: same plan, seed and settings, checked by its own marker).
-        if folder.exists() and name != "augment":
+        earlier_redone, self.redo = self.redo, True
+        # An unfinished step starts over in a clean folder. Augment keeps its finished files
+        # after an interruption (it resumes itself: same plan, seed and settings, checked by
+        # its own marker), but not when the plan was made again.
+        if folder.exists() and (name != "augment" or earlier_redone):
             shutil.rmtree(folder)
         started = time.perf_counter()
         record = work(folder)
