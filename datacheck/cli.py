@@ -411,7 +411,8 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="TOML: [fix], [augment] and the audit's sections (see configs/default.toml).")
 @click.option("--seed", type=int, help="Seed of the audits, the plan and the copies [default: 0].")
-@click.option("--no-relabel", is_flag=True, help="No relabelling or dropping (and no second audit).")
+@click.option("--no-relabel", is_flag=True, help="No relabel step: no label changes, repair drops or second audit (balancing still leaves out "
+                   "flagged samples unless [fix] drop_flagged = false).")
 @click.option("--no-balance", is_flag=True, help="No sub-cluster balancing: every class grows by the same factor.")
 @click.option("--no-augment", is_flag=True, help="No augmented copies (nor boosting): the budget can only trim.")
 @click.option("--no-boost", is_flag=True, help="No data-boosting copies.")
