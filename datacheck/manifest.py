@@ -117,7 +117,7 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
     if isinstance(source, pd.DataFrame):  # the Python API: a manifest already in memory
         root = Path(root if root is not None else os.getcwd()).resolve()
         if not root.is_dir():
-            raise BadDataError(f"dataset root not found: {root}")
+            raise BadDataError(f"dataset root {root} is a file, not a folder" if root.exists() else f"dataset root not found: {root}")
         where = Path("<DataFrame>")
         if source.empty:
             raise BadDataError("the manifest DataFrame has no rows")
@@ -140,7 +140,7 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
             raise BadDataError(f"unsupported manifest type '{source.suffix}' for {source} (expected a folder or {known})")
         root = Path(root).resolve() if root is not None else source.resolve().parent
         if not root.is_dir():
-            raise BadDataError(f"dataset root not found: {root}")
+            raise BadDataError(f"dataset root {root} is a file, not a folder" if root.exists() else f"dataset root not found: {root}")
         frame = _read_table(source, fmt)
         skipped = {}
     if frame.empty:

@@ -220,3 +220,12 @@ def test_no_output_lands_on_a_file_the_array_audit_read_or_its_manifest_lists(tm
     assert_one_line_error(invoke("report", tmp_path / "bare", "--out", tmp_path / "p.npy", "-q"), ExitStatus.USAGE,
                           "would write into the audited dataset")
     assert np.array_equal(np.load(tmp_path / "p.npy"), probs)
+
+
+def test_class_names_listed_twice_are_named(tmp_path):
+    np.save(tmp_path / "p.npy", np.tile(np.array([[0.5, 0.5]], np.float32), (4, 1)))
+    np.save(tmp_path / "l.npy", np.array([0, 1, 0, 1]))
+    (tmp_path / "names.txt").write_text("cat\ncat\n")
+    result = invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy", "--class-names",
+                    tmp_path / "names.txt", "--out", tmp_path / "run", "-q")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "--class-names lists 'cat' twice")

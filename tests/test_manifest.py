@@ -252,3 +252,10 @@ def test_a_jsonl_manifest_with_a_byte_order_mark_is_read_like_a_csv_one(tmp_path
     rows = [{"path": f"img/{i}.png", "label": "ab"[i % 2]} for i in range(4)]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8-sig")
     assert load_manifest(tmp_path / "m.jsonl").frame["label"].tolist() == ["a", "b", "a", "b"]
+
+
+def test_a_root_that_is_a_file_is_named_as_such(tmp_path):
+    make_image(tmp_path / "img" / "0.png", 0)
+    (tmp_path / "m.csv").write_text("path,label\nimg/0.png,a\n")
+    result = invoke("audit", tmp_path / "m.csv", "--root", tmp_path / "m.csv", "--out", tmp_path / "run", "-q")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "m.csv is a file, not a folder")

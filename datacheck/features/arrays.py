@@ -266,7 +266,10 @@ def _class_names(value, k: int | None) -> list:
         except (OSError, UnicodeDecodeError) as exc:
             raise BadDataError(f"cannot read --class-names {value}: {exc}") from exc
         what = "--class-names"
-    if (k is not None and len(classes) != k) or len(set(classes)) != len(classes) or not classes:
+    twice = pd.Series(classes)[pd.Series(classes).duplicated()]
+    if len(twice):
+        raise BadDataError(f"{what} lists {twice.iloc[0]!r} twice; each column needs its own class name")
+    if (k is not None and len(classes) != k) or not classes:
         count = f"{k} " if k is not None else ""
         raise BadDataError(f"{what} must list {count}distinct names, one per column (found {len(classes)})")
     return classes

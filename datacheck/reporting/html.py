@@ -250,7 +250,8 @@ def _image_root(run: AuditRun, dataset, notes: list[str]) -> Path | None:
         notes.append("audited from model outputs (--pred-probs): no images, so no thumbnails")
         return None
     if dataset is not None and not Path(dataset).is_dir():  # asked for: an error, not a quiet note
-        raise BadDataError(f"--dataset {dataset}: no such dataset folder")
+        what = "is a file; give the folder its paths start from" if Path(dataset).exists() else "no such dataset folder"
+        raise BadDataError(f"--dataset {dataset}: {what}")
     root = Path(dataset) if dataset is not None else Path(run.info.dataset_root or run.info.dataset)
     if not root.is_dir():
         notes.append(f"dataset folder {root} not found (moved?): thumbnails omitted; pass --dataset to show them")
