@@ -229,3 +229,11 @@ def test_class_names_listed_twice_are_named(tmp_path):
     result = invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy", "--class-names",
                     tmp_path / "names.txt", "--out", tmp_path / "run", "-q")
     assert_one_line_error(result, ExitStatus.BAD_DATA, "--class-names lists 'cat' twice")
+
+
+def test_a_nan_in_a_parquet_probability_column_names_its_row(tmp_path):
+    frame = pd.DataFrame({"sample_id": ["a", "b", "c"], "label": ["x", "y", "x"],
+                          "pred_probs": [[0.9, 0.1], [float("nan"), 1.0], [0.8, 0.2]]})
+    frame.to_parquet(tmp_path / "m.parquet")  # pandas writes the NaN inside the list as a null
+    result = invoke("audit", tmp_path / "m.parquet", "--out", tmp_path / "run", "-q")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "column 'pred_probs'", "missing or NaN value in row 2")

@@ -303,8 +303,11 @@ def _list_column(column: pa.Array, name: str, source) -> np.ndarray:
         row = int(np.argmax(lengths != lengths[0]))
         raise BadDataError(f"column {name!r} of {source}: row {row + 1} has {lengths[row]} values, row 1 has {lengths[0]}")
     values = column.flatten()
-    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)) or values.null_count:
-        raise BadDataError(f"column {name!r} of {source} must hold numbers without nulls, got {values.type}")
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        raise BadDataError(f"column {name!r} of {source} must hold numbers, got {values.type}")
+    if values.null_count:  # pandas writes a NaN inside a list as a null
+        row = int(np.argmax(pc.is_null(column.flatten()).to_numpy(zero_copy_only=False))) // max(int(lengths[0]), 1)
+        raise BadDataError(f"column {name!r} of {source} has a missing or NaN value in row {row + 1}")
     width = int(lengths[0]) if len(lengths) else 0
     return values.to_numpy(zero_copy_only=False).reshape(len(column), width)
 
