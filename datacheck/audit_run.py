@@ -85,11 +85,7 @@ class AuditRun:
                     f"manifest fingerprint); run datacheck audit on it again"
                 )
         check_sample_ids(self.path / FINDINGS_NAME, self.findings, manifest.frame["sample_id"])
-        classes = set(manifest.frame["label"].dropna())
-        if self.info.manifest_format == "arrays":
-            classes |= set(self._array_inputs().labels.classes)
-        elif (self.artifacts / OUTPUTS_ARTIFACT).exists():
-            classes |= set(read_classes(self.artifacts / OUTPUTS_ARTIFACT))
+        classes = set(manifest.frame["label"].dropna()) | set(self._model_classes() or ())
         check_suggested_labels(self.path / FINDINGS_NAME, self.findings, classes)
         # The fingerprint matched, so this is the audited dataset wherever it is now: keep it,
         # so later calls (classes()) do not look for it again where it was audited.
@@ -115,12 +111,16 @@ class AuditRun:
 
     def classes(self) -> list:
         """The audit's class names (the columns of ``pred_probs``), without loading the arrays."""
+        classes = self._model_classes()
+        return classes if classes is not None else sorted(self.manifest().frame["label"].dropna().unique())
+
+    def _model_classes(self) -> list | None:
+        """The classes of the model outputs (the user's arrays, or ``model_outputs.npz``), or
+        None when the audit trained no model."""
         if self.info.manifest_format == "arrays":
             return list(self._array_inputs().labels.classes)
         path = self.artifacts / OUTPUTS_ARTIFACT
-        if path.exists():
-            return read_classes(path)
-        return sorted(self.manifest().frame["label"].dropna().unique())
+        return read_classes(path) if path.exists() else None
 
     def _array_inputs(self):
         """The :class:`datacheck.features.arrays.ArrayInputs` of an array audit, read again

@@ -116,8 +116,7 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
         return _array_manifest(source, root)
     if isinstance(source, pd.DataFrame):  # the Python API: a manifest already in memory
         root = Path(root if root is not None else os.getcwd()).resolve()
-        if not root.is_dir():
-            raise BadDataError(f"dataset root {root} is a file, not a folder" if root.exists() else f"dataset root not found: {root}")
+        _require_root(root)
         where = Path("<DataFrame>")
         if source.empty:
             raise BadDataError("the manifest DataFrame has no rows")
@@ -139,8 +138,7 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
             known = ", ".join(sorted(MANIFEST_FORMATS))
             raise BadDataError(f"unsupported manifest type '{source.suffix}' for {source} (expected a folder or {known})")
         root = Path(root).resolve() if root is not None else source.resolve().parent
-        if not root.is_dir():
-            raise BadDataError(f"dataset root {root} is a file, not a folder" if root.exists() else f"dataset root not found: {root}")
+        _require_root(root)
         frame = _read_table(source, fmt)
         skipped = {}
     if frame.empty:
@@ -229,6 +227,11 @@ def _image_rows(root: Path, rel_dir: PurePosixPath, label: str, split: str | Non
 
 
 # --------------------------------------------------------------------------- manifest files
+
+
+def _require_root(root: Path) -> None:
+    if not root.is_dir():
+        raise BadDataError(f"dataset root {root} is a file, not a folder" if root.exists() else f"dataset root not found: {root}")
 
 
 def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:

@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 from .errors import UsageError
 
 RUN_MARKER = "run.json"
+#: The files that make a folder a datacheck run: no output of another command may replace them.
+_RUN_FILES = (RUN_MARKER, "summary.json", "findings.parquet")
 _UMASK = os.umask(0o22)
 os.umask(_UMASK)
 
@@ -274,7 +276,7 @@ def refuse_run_files(path: str | os.PathLike, run: str | os.PathLike, option: st
     never be written (see :func:`refuse_unwritable`)."""
     refuse_unwritable(path, option)
     out, run = Path(os.path.realpath(path)), Path(os.path.realpath(run))
-    if out in {run / name for name in (RUN_MARKER, "summary.json", "findings.parquet")} or run / "artifacts" in out.parents:
+    if out in {run / name for name in _RUN_FILES} or run / "artifacts" in out.parents:
         raise UsageError(f"{option} {path} is one of the run's own files; choose another path")
 
 
@@ -328,10 +330,6 @@ def check_outputs(sources: "Sources | None", *, files: dict | None = None, folde
             # Two outputs on one file, or a file written into a folder output (which must be new or ours).
             if a == b or (first in folders and a in b.parents) or (second in folders and b in a.parents):
                 raise UsageError(f"{first} {a} and {second} {b} overlap; give each output its own place")
-
-
-#: The files that make a folder a datacheck run: no output of another command may replace them.
-_RUN_FILES = (RUN_MARKER, "summary.json", "findings.parquet")
 
 
 def _refuse_file_output(path: Path, option: str) -> None:

@@ -36,7 +36,6 @@ MANIFEST_NAME = "manifest.csv"
 PNG_COMPRESS_LEVEL = 6
 #: Columns of the output manifest.csv that augment fills itself, besides the contract columns.
 PROVENANCE_COLUMNS = ("source_id", "transform")
-#: Keys of plan.json that augment reads, with their JSON types: required, and checked when present.
 
 
 def augment_batch(batch: dict, jobs: dict, out_dir: str) -> dict:

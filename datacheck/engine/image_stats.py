@@ -15,7 +15,7 @@ import stat
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 # Statistics are computed on a copy no larger than this on its longer side: it bounds the
 # cost for large photos and keeps blur comparable between image sizes.
@@ -121,8 +121,6 @@ def upright(im: Image.Image) -> Image.Image:
     (aspect ratio), duplicates, thumbnails, model inputs and augmented copies all use the
     picture a person sees, so a tagged copy and a rotated copy of one photo are one picture.
     """
-    from PIL import ImageOps
-
     # EXIF is optional metadata: a damaged block (Pillow raises struct.error, KeyError, ...
     # from its parser) leaves the image as stored rather than making readable pixels unreadable.
     try:

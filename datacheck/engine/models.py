@@ -207,11 +207,10 @@ def _load_state(module: nn.Module, path, name: str) -> None:
     except RuntimeError as exc:  # other shapes: another architecture
         raise UsageError(f"--weights {path} does not fit {name}: {_mismatch(exc)}") from exc
     missing = [key for key in missing if not key.startswith(_CLASSIFIER)]
-    if missing or unexpected:
-        keys = (f"missing {len(missing)} (first {missing[0]!r})" if missing else "") + \
-            ("; " if missing and unexpected else "") + \
-            (f"unexpected {len(unexpected)} (first {unexpected[0]!r})" if unexpected else "")
-        raise UsageError(f"--weights {path} does not fit {name}: its layer names differ, {keys}")
+    differ = [f"{what} {len(keys)} (first {keys[0]!r})" for what, keys in (("missing", missing), ("unexpected", unexpected))
+              if keys]
+    if differ:
+        raise UsageError(f"--weights {path} does not fit {name}: its layer names differ, {'; '.join(differ)}")
 
 
 def _mismatch(exc: RuntimeError) -> str:

@@ -266,7 +266,8 @@ def _class_names(value, k: int | None) -> list:
         except (OSError, UnicodeDecodeError) as exc:
             raise BadDataError(f"cannot read --class-names {value}: {exc}") from exc
         what = "--class-names"
-    twice = pd.Series(classes)[pd.Series(classes).duplicated()]
+    names = pd.Series(classes, dtype=object)
+    twice = names[names.duplicated()]
     if len(twice):
         raise BadDataError(f"{what} lists {twice.iloc[0]!r} twice; each column needs its own class name")
     if (k is not None and len(classes) != k) or not classes:
@@ -306,7 +307,7 @@ def _list_column(column: pa.Array, name: str, source) -> np.ndarray:
     if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
         raise BadDataError(f"column {name!r} of {source} must hold numbers, got {values.type}")
     if values.null_count:  # pandas writes a NaN inside a list as a null
-        row = int(np.argmax(pc.is_null(column.flatten()).to_numpy(zero_copy_only=False))) // max(int(lengths[0]), 1)
+        row = int(np.argmax(values.is_null().to_numpy(zero_copy_only=False))) // max(int(lengths[0]), 1)
         raise BadDataError(f"column {name!r} of {source} has a missing or NaN value in row {row + 1}")
     width = int(lengths[0]) if len(lengths) else 0
     return values.to_numpy(zero_copy_only=False).reshape(len(column), width)

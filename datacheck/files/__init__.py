@@ -17,3 +17,6 @@ file                  module              reader / writer
 
 Any JSON object datacheck writes is read through :func:`.json_object.read_json`.
 """
+
+#: What every refusal of a damaged run file tells the user to do.
+RUN_DAMAGED = "the run is damaged, run datacheck audit again"

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import BadDataError
+from . import RUN_DAMAGED
 from ..schema import FINDINGS_SCHEMA
 
 FINDINGS_NAME = "findings.parquet"
@@ -38,16 +39,15 @@ def check_findings(path: Path, table) -> None:
     """
     missing = [name for name in FINDINGS_SCHEMA.names if name not in table.column_names]
     if missing:
-        raise BadDataError(f"{path} lacks the findings column(s) {', '.join(missing)}; the run is damaged, "
-                           "run datacheck audit again")
+        raise BadDataError(f"{path} lacks the findings column(s) {', '.join(missing)}; {RUN_DAMAGED}")
     for expected in FINDINGS_SCHEMA:
         column = table.column(expected.name)
         if not _same_kind(column.type, expected):
             raise BadDataError(f"{path}: findings column {expected.name!r} has type {column.type}, "
-                               f"not {expected.type}; the run is damaged, run datacheck audit again")
+                               f"not {expected.type}; {RUN_DAMAGED}")
         if not expected.nullable and column.null_count:
             raise BadDataError(f"{path}: findings column {expected.name!r} has {column.null_count} missing "
-                               "value(s); the run is damaged, run datacheck audit again")
+                               f"value(s); {RUN_DAMAGED}")
     for name in ("score", "suggested_confidence"):  # in [0, 1] (NaN: none), as every reader assumes
         _check_unit_interval(path, name, table.column(name))
 
@@ -63,7 +63,7 @@ def _check_unit_interval(path: Path, name: str, column) -> None:
     if count:
         first = values.filter(bad)[0].as_py()
         raise BadDataError(f"{path}: findings column {name!r} has {count} value(s) outside [0, 1] (first {first}); "
-                           "the run is damaged, run datacheck audit again")
+                           f"{RUN_DAMAGED}")
 
 
 def details_object(text, source) -> dict:
@@ -89,8 +89,8 @@ def details_object(text, source) -> dict:
     except (TypeError, ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
-        raise BadDataError(f"{source}: a details value is not a JSON object ({str(text)!r:.60}); the run is "
-                           "damaged, run datacheck audit again")
+        raise BadDataError(f"{source}: a details value is not a JSON object ({str(text)!r:.60}); "
+                           f"{RUN_DAMAGED}")
     return value
 
 
@@ -120,11 +120,10 @@ def check_sample_ids(path: Path, findings: pd.DataFrame, sample_ids: pd.Series) 
     BadDataError
         Naming the file and the first unknown sample id.
     """
-    named = pd.Series(pd.unique(findings["sample_id"].to_numpy(dtype=object)))
-    unknown = named[~named.isin(sample_ids)]
+    unknown = _unknown(findings["sample_id"], sample_ids)
     if len(unknown):
         raise BadDataError(f"{path}: sample {unknown.iloc[0]!r:.60} is not in the audited dataset "
-                           f"({len(unknown)} such id(s)); the run is damaged, run datacheck audit again")
+                           f"({len(unknown)} such id(s)); {RUN_DAMAGED}")
 
 
 def check_suggested_labels(path: Path, findings: pd.DataFrame, classes) -> None:
@@ -138,11 +137,12 @@ def check_suggested_labels(path: Path, findings: pd.DataFrame, classes) -> None:
     BadDataError
         Naming the file and the first unknown label.
     """
-    suggested = findings["suggested_label"].dropna()
-    if suggested.empty:
-        return
-    named = pd.Series(pd.unique(suggested.to_numpy(dtype=object)))
-    unknown = named[~named.isin(list(classes))]
+    unknown = _unknown(findings["suggested_label"].dropna(), list(classes))
     if len(unknown):
-        raise BadDataError(f"{path}: suggested label {unknown.iloc[0]!r:.60} is not a class of the audit; "
-                           "the run is damaged, run datacheck audit again")
+        raise BadDataError(f"{path}: suggested label {unknown.iloc[0]!r:.60} is not a class of the audit; {RUN_DAMAGED}")
+
+
+def _unknown(values: pd.Series, allowed) -> pd.Series:
+    """The distinct ``values`` not in ``allowed`` (each value tested once, not once per row)."""
+    named = pd.Series(pd.unique(values.to_numpy(dtype=object)), dtype=object)
+    return named[~named.isin(allowed)]

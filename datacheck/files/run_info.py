@@ -15,9 +15,9 @@ from ..errors import BadDataError, UsageError
 from ..runs import RUN_MARKER, write_json
 from ..schema import FINDINGS_SCHEMA_VERSION
 from ..validation import SEED_MAX, has_type, type_names
+from . import RUN_DAMAGED
 from .json_object import check_fields, read_json
 
-_REMEDY = "the run is damaged, run datacheck audit again"
 #: Settings of ``config["audit"]`` that later commands use again, with their JSON types.
 _AUDIT_SETTINGS = {"model": str, "device": str, "weights": str}
 
@@ -104,7 +104,7 @@ class RunInfo:
     @classmethod
     def from_dict(cls, data: dict, path: str | os.PathLike = RUN_MARKER) -> "RunInfo":
         """A :class:`RunInfo` of a JSON object, checked (``path`` names the file in messages)."""
-        info = cls(**check_fields(cls, path, data, ("dataset", "manifest_format", "samples"), _REMEDY))
+        info = cls(**check_fields(cls, path, data, ("dataset", "manifest_format", "samples"), RUN_DAMAGED))
         info._check(path)
         return info
 
@@ -127,30 +127,30 @@ class RunInfo:
     def fingerprint(self, path: str | os.PathLike) -> str:
         """The manifest fingerprint; BadDataError naming ``path`` (run.json) when it is absent."""
         if self.manifest_fingerprint is None:
-            raise BadDataError(f"{path} lacks the key 'manifest_fingerprint'; {_REMEDY}")
+            raise BadDataError(f"{path} lacks the key 'manifest_fingerprint'; {RUN_DAMAGED}")
         return self.manifest_fingerprint
 
     def _check(self, path) -> None:
         """The rules beyond the keys' types."""
         if self.samples < 0:
-            raise BadDataError(f"{path}: key 'samples' must be >= 0, not {self.samples}; {_REMEDY}")
+            raise BadDataError(f"{path}: key 'samples' must be >= 0, not {self.samples}; {RUN_DAMAGED}")
         if not 0 <= self.seed <= SEED_MAX:
-            raise BadDataError(f"{path}: key 'seed' must be in [0, {SEED_MAX}], not {self.seed}; {_REMEDY}")
+            raise BadDataError(f"{path}: key 'seed' must be in [0, {SEED_MAX}], not {self.seed}; {RUN_DAMAGED}")
         if self.findings_schema_version > FINDINGS_SCHEMA_VERSION:
             raise BadDataError(f"{path}: findings schema version {self.findings_schema_version} is newer than this "
                                f"datacheck reads ({FINDINGS_SCHEMA_VERSION}); upgrade datacheck, or run datacheck "
                                "audit again")
         for section in ("audit", "train"):  # read with .get() by relabel, balance and boosting
             if not isinstance(self.config.get(section, {}), dict):
-                raise BadDataError(f"{path}: key 'config.{section}' must be an object; {_REMEDY}")
+                raise BadDataError(f"{path}: key 'config.{section}' must be an object; {RUN_DAMAGED}")
         max_missing = self.audit_setting("max_missing", 0)  # reloading the manifest uses it
         if not has_type(max_missing, int) or max_missing < 0:
             raise BadDataError(f"{path}: key 'config.audit.max_missing' must be an integer >= 0, not "
-                               f"{max_missing!r:.40}; {_REMEDY}")
+                               f"{max_missing!r:.40}; {RUN_DAMAGED}")
         for key, kind in _AUDIT_SETTINGS.items():  # read again by boosting (model, device, weights)
             value = self.audit_setting(key, None)
             if value is not None and not has_type(value, kind):
                 raise BadDataError(f"{path}: key 'config.audit.{key}' must be {type_names(kind)}, not "
-                                   f"{value!r:.40}; {_REMEDY}")
+                                   f"{value!r:.40}; {RUN_DAMAGED}")
         if not all(isinstance(value, str) for value in self.inputs.values()):
-            raise BadDataError(f"{path}: key 'inputs' must map names to file paths; {_REMEDY}")
+            raise BadDataError(f"{path}: key 'inputs' must map names to file paths; {RUN_DAMAGED}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import BadDataError
 from ..runs import write_json
 from ..validation import has_type, type_names
+from . import RUN_DAMAGED
 from .json_object import read_json
 
 SUMMARY_NAME = "summary.json"
@@ -51,7 +52,7 @@ def check_summary(path: Path, summary: dict) -> None:
         Naming the file and the first bad key.
     """
     def refuse(key, kind):
-        raise BadDataError(f"{path}: {key} must be {type_names(kind)}; the run is damaged, run datacheck audit again")
+        raise BadDataError(f"{path}: {key} must be {type_names(kind)}; {RUN_DAMAGED}")
 
     for key, kind in SUMMARY_KEYS.items():
         if key in summary and not has_type(summary[key], kind):
@@ -74,8 +75,7 @@ def check_summary(path: Path, summary: dict) -> None:
                 refuse(f"gates[{i}][{key!r}]", kind)
     where = _out_of_range(summary)
     if where is not None:
-        raise BadDataError(f"{path}: {where} is a number datacheck never writes (beyond 2**63); the run is damaged, "
-                           "run datacheck audit again")
+        raise BadDataError(f"{path}: {where} is a number datacheck never writes (beyond 2**63); {RUN_DAMAGED}")
 
 
 #: Larger integers than a count or a statistic can be: Python reads any JSON integer, but
