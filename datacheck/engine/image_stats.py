@@ -288,7 +288,7 @@ def _grey_statistics(grey: np.ndarray) -> list[dict]:
 
 
 #: Rows of at least this many 8-bit values are counted by Pillow's histogram, one row at a time
-#: (a single C pass, 2.5x faster than numpy's bincount, which first widens every value to
+#: (a single C pass, faster than numpy's bincount, which first widens every value to
 #: 64 bits); shorter rows, many small images, in one bincount over the stack.
 _PILLOW_HISTOGRAM_MIN = 4096
 

@@ -27,8 +27,8 @@ IMAGE_STATS_ARTIFACT = "image_stats"
 #: Rows per saved part of the statistics (a few minutes of decoding).
 CHECKPOINT_ROWS = 50_000
 _KEY = b"datacheck.manifest_fingerprint"
-#: Thumbnails (12 KB of pixels each) do not compress: stored plainly, a part reads back 25x
-#: faster (0.14 s against 3.5 s for 50,000 rows with Snappy and a dictionary tried first).
+#: Thumbnails (12 KB of pixels each) do not compress: stored plainly, without a dictionary
+#: tried first, a part reads back at the speed of a copy instead of through a decompressor.
 _STORAGE = {"compression": {name: "none" if name == "thumbnail" else "snappy" for name in STAT_COLUMNS},
             "use_dictionary": [name for name in STAT_COLUMNS if name not in ("thumbnail", "pixel_hash")]}
 
