@@ -1,7 +1,7 @@
 """Detection quality of every check, and of the fused per-sample score, on data with known problems.
 
-For each method (every check that ran, the union and intersection of the label-evidence
-checks, the fused ``issue_score`` (the audit's ``check == "issue_score"`` findings rows), and the
+For each method (every check that ran, among them ``label_fused``, the audit's one label flag
+fused from the label checks, the union and intersection of the label-evidence checks, the fused ``issue_score`` (the audit's ``check == "issue_score"`` findings rows), and the
 baseline ``min_score`` = each sample's lowest score over all checks, flagged when any check
 flags it) the script prints precision, recall and F1 of the method's own cut (``is_issue``)
 and the average precision of its ranking (``sklearn.metrics.average_precision_score`` of
@@ -109,6 +109,7 @@ SAMPLE_TARGET = {"exact_duplicate": "exact_duplicates", "near_duplicate": "near_
 GROUPED_ISSUES = ("exact_duplicate", "near_duplicate", "split_leakage")
 LABEL_EVIDENCE_FALLBACK = ("label_issues", "aum")
 FUSED, MIN = "issue_score", "min_score"
+LABEL_FUSED = "label_fused"  # the audit's one label flag fused from the label checks
 UNION, INTERSECTION = "label_ev_any", "label_ev_all"
 TARGETS = {"flip": (0.8, 0.7), "off_class": (0.8, 0.5), "sample_label": (0.9, 0.8)}
 
@@ -560,7 +561,7 @@ def bench_roman(args, work: Path, checks) -> dict:
     objective = set(checks_with_tag("duplicates")) | set(checks_with_tag("groups")) | set(checks_with_tag("image_quality"))
     base = result.findings[result.findings["check"].isin(objective) & result.findings["is_issue"]]["sample_id"]
     keep_base = ~(pd.Index(ids).isin(set(base)) & clean)
-    label_methods = set(evidence) | {UNION, INTERSECTION, FUSED, MIN}
+    label_methods = set(evidence) | {UNION, INTERSECTION, FUSED, MIN, LABEL_FUSED}
     rows, extra = {}, {}
     for method, (score, flagged) in methods.items():
         extra[method] = {"flag_pct": 100 * flagged.mean()}
@@ -590,7 +591,7 @@ def bench_roman(args, work: Path, checks) -> dict:
 
     targets = []
     r_min, p_min = TARGETS["flip"]
-    flip_sets = [m for m in (*evidence, UNION, INTERSECTION) if m in rows]
+    flip_sets = [m for m in (*evidence, LABEL_FUSED, UNION, INTERSECTION) if m in rows]
 
     def flip_line(m):
         r = rows[m]
@@ -669,7 +670,7 @@ def bench_sample(args, work: Path, checks, seed: int) -> dict:
     targets_of = {c: [] for c in methods}
     for name in issues:
         target = SAMPLE_TARGET.get(name, name)
-        for c in (evidence if name == "mislabeled" else [target]):
+        for c in ([*evidence, LABEL_FUSED] if name == "mislabeled" else [target]):
             if c in targets_of:
                 targets_of[c].append(name)
     for m in (UNION, INTERSECTION):
@@ -723,7 +724,7 @@ def bench_sample(args, work: Path, checks, seed: int) -> dict:
               + f"   {fmt(base['recall'], 7)} {fmt(base['ap_vs_clean'], 6)}")
     r_min, p_min = TARGETS["sample_label"]
     targets = []
-    for m in [m for m in (*evidence, UNION, INTERSECTION, FUSED) if m in rows]:
+    for m in [m for m in (*evidence, LABEL_FUSED, UNION, INTERSECTION, FUSED) if m in rows]:
         e = rows[m]
         if m == FUSED:
             t = per_issue[FUSED]["mislabeled"]

@@ -454,10 +454,14 @@ def run_fix(dataset: Path, root: Path, out: Path, budget: int, seed: int, extra:
 
 
 def fix_yardstick(data: Path, work: Path, budget: int, seeds: int, protocol: Protocol, *, fraction=0.4,
-                  split_seed=0, fix_seed=0, cache_dir=None, workers=1, device="cpu", log=print) -> dict:
+                  split_seed=0, fix_seed=0, cache_dir=None, workers=1, device="cpu", variants=(), log=print) -> dict:
     """Issue #16's yardstick: (a) the original rows, (b) the same augmented to ``budget`` with no
     cleaning, (c) ``datacheck fix`` to ``budget``; each trained ``seeds`` times on every row it
-    has (train and the held-in val) and scored on the held-out part of val."""
+    has (train and the held-in val) and scored on the held-out part of val.
+
+    ``variants``: ``(name, config)`` pairs, each one more condition ``datacheck fix --config
+    config`` (same budget and seed), to compare a setting with (c) on the same held-out part.
+    """
     holdout, dataset = hold_out(data, work, fraction, split_seed)
     # (b): fix with every cleaning and targeting step off: class proportions kept, each class
     # grown by the same factor with the same augmentation policy; nothing dropped.
@@ -468,13 +472,17 @@ def fix_yardstick(data: Path, work: Path, budget: int, seeds: int, protocol: Pro
     fixes["b"] = run_fix(dataset, data, work / "fix-b-augment-only", budget, fix_seed,
                          ["--no-relabel", "--no-balance", "--no-boost", "--config", plain], log)
     fixes["c"] = run_fix(dataset, data, work / "fix-c", budget, fix_seed, [], log)
-    log(f"fixes ready after {time.perf_counter() - started:.0f} s")
     conditions = {"a original (train + held-in val)": dataset,
                   "b augmented to budget, no cleaning": work / "fix-b-augment-only" / "manifest.csv",
                   "c datacheck fix": work / "fix-c" / "manifest.csv"}
+    for name, config in variants:
+        folder = work / f"fix-variant-{name}"
+        run_fix(dataset, data, folder, budget, fix_seed, ["--config", config.resolve()], log)
+        conditions[f"variant {name} ({config.name})"] = folder / "manifest.csv"
+    log(f"fixes ready after {time.perf_counter() - started:.0f} s")
     result = evaluate(conditions, holdout, seeds, protocol, train_split="all", eval_split="val",
                       cache_dir=cache_dir, workers=workers, device=device, log=log)
-    acc = {c["name"][0]: 100 * np.mean(c["accuracy"]) for c in result["conditions"]}
+    acc = {c["name"][0]: 100 * np.mean(c["accuracy"]) for c in result["conditions"][:3]}
     fix_seconds = sum(e["seconds"] or 0 for e in fixes["c"]["steps"].values())
     result["yardstick"] = {
         "budget": budget, "holdout_fraction": fraction, "split_seed": split_seed, "fix_seed": fix_seed,
@@ -483,6 +491,8 @@ def fix_yardstick(data: Path, work: Path, budget: int, seeds: int, protocol: Pro
         "targets": {"c >= a + 6": bool(acc["c"] - acc["a"] >= 6), "c >= b + 2": bool(acc["c"] - acc["b"] >= 2),
                     "fix <= 20 min": bool(fix_seconds <= 1200)},
         "fix_steps": {k: v["seconds"] for k, v in fixes["c"]["steps"].items()},
+        "variants_minus_c": {c["name"]: round(100 * np.mean(c["accuracy"]) - acc["c"], 2)
+                             for c in result["conditions"][3:]},
     }
     return result
 
@@ -509,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holdout", type=float, default=0.4, help="share of val held out by --fix-yardstick")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of --fix-yardstick's held-out split")
     parser.add_argument("--fix-seed", type=int, default=0, help="seed of --fix-yardstick's `datacheck fix` runs")
+    parser.add_argument("--fix-variant", action="append", type=_named_path, default=[], metavar="NAME=CONFIG",
+                        help="--fix-yardstick: one more condition, `datacheck fix --config CONFIG` (repeatable)")
     parser.add_argument("--data", type=Path, default=DEFAULT_ROMAN, help="the roman dataset, for --roman")
     parser.add_argument("--work", type=Path, default=Path("runs/downstream-roman"), help="working folder of --roman")
     parser.add_argument("--seeds", type=int_at_least(1), default=3)
@@ -549,12 +561,14 @@ def main(argv: list[str] | None = None) -> int:
             result = fix_yardstick(args.data, work, args.budget, args.seeds, protocol, fraction=args.holdout,
                                    split_seed=args.split_seed, fix_seed=args.fix_seed,
                                    cache_dir=_cache_dir(args.cache_dir), workers=default_workers(),
-                                   device=args.device, log=log)
+                                   device=args.device, variants=args.fix_variant, log=log)
             print(format_table(result))
             y = result["yardstick"]
             print(f"budget {y['budget']}; c - a = {y['c_minus_a']:+.1f}p, c - b = {y['c_minus_b']:+.1f}p; "
                   f"fix took {y['fix_seconds'] / 60:.1f} min; targets: "
                   + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in y["targets"].items()))
+            for name, diff in y["variants_minus_c"].items():
+                print(f"{name} - c = {diff:+.1f}p")
             if args.json:
                 from datacheck.runs import write_json
 

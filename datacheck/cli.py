@@ -275,6 +275,8 @@ class _progress:
 @click.option("--min-confidence", type=float, default=0.6, show_default=True,
               help="Out-of-fold probability of the suggested label that --auto requires.")
 @click.option("--drop", is_flag=True, help="Remove corrupt files, off-class outliers, surplus duplicates, leaked copies.")
+@click.option("--hold-out-review", is_flag=True,
+              help="Leave the samples queued for review out of the new manifest until a decision is imported.")
 @click.option("--export-review", type=click.Path(path_type=Path), help="Write the review queue as CSV.")
 @click.option("--export-label-studio", type=click.Path(path_type=Path), help="Write the review queue as Label Studio tasks (JSON).")
 @click.option("--import-review", type=click.Path(path_type=Path), help="Apply decisions from a review CSV or a Label Studio JSON export.")
@@ -284,7 +286,7 @@ class _progress:
 @click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and files written as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No table on stderr.")
-def relabel(run_dir, auto, min_confidence, drop, export_review, export_label_studio, import_review, out, materialize_to,
+def relabel(run_dir, auto, min_confidence, drop, hold_out_review, export_review, export_label_studio, import_review, out, materialize_to,
             dataset, as_json, quiet):
     """Fix labels and remove bad samples found by the audit in RUN; queue the rest for review.
 
@@ -298,7 +300,7 @@ def relabel(run_dir, auto, min_confidence, drop, export_review, export_label_stu
     consoles = Consoles.create(quiet=quiet)
     result = run_relabel(run_dir, auto=auto, drop=drop, min_confidence=min_confidence, import_review=import_review,
                          export_review=export_review, export_label_studio=export_label_studio, out=out,
-                         materialize_to=materialize_to, dataset=dataset)
+                         materialize_to=materialize_to, dataset=dataset, hold_out_review=hold_out_review)
     print_table(result.table, consoles.err, title="Changes per class" + ("" if result.written else " (dry run)"))
     for kind, where in result.written.items():
         consoles.err.print(f"{kind}: {where}", markup=False)

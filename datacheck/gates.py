@@ -51,8 +51,9 @@ def _check_known(name: str, gate: str) -> None:
     listing the check names, which are what most gates use (a detector's checks may differ from
     its name)."""
     from .detectors.registry import list_checks, list_detectors
+    from .fusion import CHECK as FUSED_CHECK, LABEL_CHECK
 
-    checks, detectors = list_checks(), list_detectors()
+    checks, detectors = sorted([*list_checks(), LABEL_CHECK, FUSED_CHECK]), list_detectors()
     if name in checks or name in detectors:
         return
     hint = f" (did you mean {name.lower()!r}?)" if name.lower() in checks + detectors else ""

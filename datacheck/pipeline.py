@@ -35,7 +35,7 @@ from .features.model import cross_validated_outputs
 from .files.model_outputs import OUTPUTS_ARTIFACT, write_outputs
 from .files.run_info import RunInfo
 from .files.summary import SUMMARY_NAME, write_summary
-from .fusion import CHECK as FUSED_CHECK, fused_checks, issue_scores
+from .fusion import CHECK as FUSED_CHECK, LABEL_CHECK, fused_checks, issue_scores, label_scores
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
 from .runs import RUN_MARKER, RunDir, Sources, check_outputs, write_parquet
@@ -307,6 +307,12 @@ def audit(
         del evidence, tables
         thresholds[FUSED_CHECK] = {"rule": "any check flags; ranked by the worst kind (label checks averaged)",
                                    "checks": fused}
+    label_ran = [c for c in label_checks if c in parts and parts[c].num_rows]
+    if len(label_ran) > 1:  # one label flag from every label check's evidence
+        evidence = pa.concat_tables([parts[c] for c in label_ran]).drop_columns(["details"]).to_pandas()
+        rows, thresholds[LABEL_CHECK] = label_scores(evidence, label_ran)
+        parts[LABEL_CHECK] = findings_table(rows)
+        del evidence, rows
     # Ordered by check (each part is already sorted by score): the order every reader of
     # findings.parquet sees, whether or not the run is written. Concatenation copies nothing.
     table = pa.concat_tables([parts[c] for c in sorted(parts)]) if parts else findings_table(empty_findings())
@@ -316,8 +322,9 @@ def audit(
     outputs = ctx.features.get("model_outputs") if ctx.features.computed("model_outputs") else None
 
     checks = _check_counts(findings, detectors, thresholds)
-    if FUSED_CHECK in thresholds:
-        checks[FUSED_CHECK] = _counts(findings, FUSED_CHECK, FUSED_CHECK, thresholds)
+    for fused_check in (LABEL_CHECK, FUSED_CHECK):
+        if fused_check in thresholds:
+            checks[fused_check] = _counts(findings, fused_check, fused_check, thresholds)
     gate_results = [_gate_result(g, findings, checks) for g in gates]
     status = ExitStatus.GATE_FAILED if any(g["failed"] for g in gate_results) else ExitStatus.OK
     timings["total"] = round(time.perf_counter() - started, 3)

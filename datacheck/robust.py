@@ -87,3 +87,13 @@ def _normal_sf(x):
     from scipy.special import ndtr
 
     return ndtr(-np.asarray(x, dtype=float))
+
+
+def count_cut(values: np.ndarray, count: int) -> float:
+    """A cut with exactly the ``count`` lowest ``values`` below it (fewer on ties)."""
+    if count <= 0:
+        return float(values.min())
+    ordered = np.sort(values)
+    if count >= len(ordered):
+        return float(np.nextafter(ordered[-1], np.inf))
+    return float((ordered[count - 1] + ordered[count]) / 2)

@@ -186,4 +186,4 @@ def test_audit_with_the_pretrained_backbone(tiny_dataset, tmp_path):
     cached = [p for p in tmp_path.glob("cache/pixels-*.npy") if not p.name.endswith(".ok.npy")]
     assert np.load(cached[0], mmap_mode="r").shape == (16, 3, 224, 224)  # decoded at the model's size
     assert result.summary["checks"]["aum"]["scored"] == 16
-    assert set(result.findings["check"]) == {"label_issues", "aum", "outliers", "issue_score"}
+    assert set(result.findings["check"]) == {"label_issues", "aum", "label_fused", "outliers", "issue_score"}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from datacheck.detectors.aum import noise_rate
-from datacheck.fusion import CHECK, issue_scores, review_ranks
+from datacheck.fusion import CHECK, LABEL_CHECK, issue_scores, label_scores, review_ranks
 from datacheck.robust import expected_beyond, tail_cut
 
 
@@ -22,6 +22,28 @@ def _rows(check: str, scores: dict, flagged: set, suggested: dict | None = None)
         "suggested_label": [suggested.get(i) for i in ids],
         "suggested_confidence": [0.9 if i in suggested else np.nan for i in ids], "details": "{}",
     })
+
+
+def test_label_fused_flags_the_mean_count_by_the_mean_evidence():
+    findings = pd.concat([
+        _rows("label_issues", {"s1": 0.9, "s2": 0.8, "s3": 0.7, "s4": 0.2, "s5": 0.95}, {"s3", "s4"}, {"s3": "b", "s4": "c"}),
+        _rows("aum", {"s1": 0.95, "s2": 0.1, "s3": 0.3, "s4": 0.6, "s5": 0.7}, {"s2", "s3", "s4", "s5"} - {"s4", "s5"}),
+        _rows("aum", {"s6": 0.05}, {"s6"}),  # scored by one label check only: its own evidence
+    ], ignore_index=True)
+    rows, threshold = label_scores(findings, ["label_issues", "aum"])
+    assert (rows["check"] == LABEL_CHECK).all() and len(rows) == 6
+    # calibrated: flagged x/2, unflagged (1+x)/2; mean over the checks that scored the sample
+    evidence = {"s1": (0.95 + 0.975) / 2, "s2": (0.9 + 0.05) / 2, "s3": (0.35 + 0.15) / 2, "s4": (0.1 + 0.8) / 2,
+                "s5": (0.975 + 0.85) / 2, "s6": 0.025}
+    assert threshold["flag_counts"] == {"label_issues": 2, "aum": 3} and threshold["n"] == 3  # 2.5, rounded up
+    assert rows["sample_id"].tolist()[:3] == ["s6", "s3", "s4"]  # the three lowest mean evidences
+    assert rows["is_issue"].tolist() == [True, True, True, False, False, False]
+    assert ((rows["score"] < 0.5) == rows["is_issue"]).all() and rows["score"].is_monotonic_increasing
+    got = {i: json.loads(d)["evidence"] for i, d in zip(rows["sample_id"], rows["details"])}
+    assert got == pytest.approx(evidence, abs=1e-4)
+    assert json.loads(rows.set_index("sample_id").loc["s3", "details"])["checks"] == ["aum", "label_issues"]
+    assert rows.set_index("sample_id").loc["s3", "suggested_label"] == "b"  # from the check that flags it
+    assert threshold["cut"] == pytest.approx((evidence["s4"] + evidence["s2"]) / 2, abs=1e-4)
 
 
 def test_issue_score_is_the_worst_agreed_score_in_review_order():

@@ -118,6 +118,30 @@ def test_review_csv_round_trip(run_dir, tmp_path):
     assert len(result.manifest) == 563
 
 
+def test_hold_out_review_leaves_the_queue_out_until_decided(run_dir, tmp_path):
+    out, review = tmp_path / "held", tmp_path / "review.csv"
+    result = invoke("relabel", run_dir, "--drop", "--hold-out-review", "--out", out, "--export-review", review, "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)["counts"]
+    assert counts["review"] >= 10
+    manifest = pd.read_csv(out / "manifest.csv")
+    changes = pd.read_parquet(out / "changes.parquet")
+    queued = set(changes.loc[changes["action"] == "review", "sample_id"])
+    assert len(manifest) == 564 - counts["drop"] - counts["review"]
+    assert not queued & set(manifest["sample_id"])
+    assert json.loads((out / "relabel.json").read_text())["hold_out_review"] is True
+
+    # A decided sample comes back (kept or relabelled); the undecided stay out.
+    queue = pd.read_csv(review, dtype=str, keep_default_na=False)
+    queue.loc[queue.index[0], "decision"] = "keep"
+    queue.to_csv(review, index=False)
+    again = relabel(run_dir, drop=True, hold_out_review=True, import_review=review)
+    assert queue["sample_id"].iloc[0] in set(again.manifest["sample_id"])
+    assert len(again.manifest) == len(manifest) + 1
+    table = again.table
+    assert int(table["after"].sum()) == len(again.manifest)
+
+
 def test_label_studio_round_trip(run_dir, tmp_path):
     tasks_path = tmp_path / "tasks.json"
     relabel(run_dir, export_label_studio=tasks_path)

@@ -84,6 +84,7 @@ FIX_OPTIONS = {
     "boost": (True, "add copies near the validation samples the repaired set's model gets wrong"),
     "budget": (0, "rows of the result, all splits and copies; 0 = the source dataset's row count"),
     "min_confidence": (0.6, "relabel --auto: out-of-fold probability the suggested class needs"),
+    "hold_out_review": (False, "samples queued for review stay out of the result until a decision is imported"),
     "drop_flagged": (True, "balancing leaves out training samples the repaired set's audit still flags"),
     "boost_per_error": (5, "boosting copies per misclassified validation sample"),
     "boost_max_fraction": (0.1, "boosting copies at most this share of the training rows of the budget"),
@@ -94,7 +95,7 @@ FIX_OPTIONS = {
 _CONSTRAINTS = {
     "relabel": [Boolean()], "balance": [Boolean()], "augment": [Boolean()], "boost": [Boolean()],
     "budget": [Interval(int, 0, None)], "min_confidence": [Interval(float, 0, 1, closed="right")],
-    "drop_flagged": [Boolean()], "boost_per_error": [Interval(int, 0, None)],
+    "drop_flagged": [Boolean()], "hold_out_review": [Boolean()], "boost_per_error": [Interval(int, 0, None)],
     "boost_max_fraction": [Interval(float, 0, 1)], "final_model_checks": [Boolean()], "screen_ops": [Boolean()],
 }
 #: Candidate copies per training source that boosting draws at least (augment's --boost-pool default).
@@ -607,7 +608,8 @@ class _Context:
 
         run = self.step("audit")
         result = relabel(run, auto=True, drop=True, min_confidence=self.options["min_confidence"],
-                         out=folder, materialize_to=folder / DATASET_DIR)
+                         out=folder, materialize_to=folder / DATASET_DIR,
+                         hold_out_review=self.options["hold_out_review"])
         queued = self._review_queue(run, result.changes, folder / REVIEW_NAME)
         new = result.manifest
         labeled = new[new["label"].notna()]
@@ -937,8 +939,10 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
         "choices": {
             "budget": {"value": opts["budget"], "rule": "--budget / [fix] budget; default: the source dataset's rows"},
             "relabel": {"auto": True, "drop": True, "min_confidence": opts["min_confidence"],
+                        "hold_out_review": opts["hold_out_review"],
                         "rule": "relabel --auto --drop: relabel where every label check agrees and the suggestion has "
-                                "p >= min_confidence; drop corrupt, off-class outliers, surplus duplicates, leaked copies"},
+                                "p >= min_confidence; drop corrupt, off-class outliers, surplus duplicates, leaked copies"
+                                + ("; the samples queued for review stay out" if opts["hold_out_review"] else "")},
             "targets": {"strategy": balance["strategy"], "strategy_rule": balance["strategy_rule"],
                         "fixed_rows": balance["fixed_rows"],
                         "training_room": balance["training_room"], "class_targets": balance["class_targets"],

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from ..fusion import CHECK as FUSED_CHECK, review_ranks
+from ..fusion import CHECK as FUSED_CHECK, LABEL_CHECK, review_ranks
 from ..schema import CHANGES_SCHEMA
 
 ACTIONS = ("relabel", "drop", "review", "keep")
@@ -87,7 +87,7 @@ def plan_changes(
     suggesting = evidence[evidence["suggested_label"].notna()]
     if auto and suggesting.empty:
         raise UsageError("--auto needs label suggestions; audit with the label_issues check")
-    flagged = findings[findings["is_issue"] & (findings["check"] != FUSED_CHECK)]  # the checks' own flags
+    flagged = findings[findings["is_issue"] & ~findings["check"].isin([FUSED_CHECK, LABEL_CHECK])]  # the checks' own flags
     checks = flagged.groupby("sample_id", sort=False)["check"].agg(lambda c: ",".join(sorted(set(c))))
     # One suggestion per sample: the most confident of the label checks that make them.
     suggestion = (suggesting.sort_values("suggested_confidence", ascending=False, kind="stable")
@@ -126,17 +126,18 @@ def plan_changes(
     return _typed(changes)
 
 
-def apply_changes(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
+def apply_changes(frame: pd.DataFrame, changes: pd.DataFrame, *, hold_out_review: bool = False) -> pd.DataFrame:
     """The new manifest: ``drop`` rows removed, ``relabel`` rows with their new label.
 
-    Rows under review or kept are unchanged; the order of the remaining rows is kept.
+    Rows under review are unchanged, or left out with ``hold_out_review``; kept rows are
+    unchanged; the order of the remaining rows is kept.
     """
     actions = changes.set_index("sample_id")
     out = frame.copy()
     relabel = actions[actions["action"] == "relabel"]["new_label"]
     hit = out["sample_id"].isin(relabel.index)
     out.loc[hit, "label"] = out.loc[hit, "sample_id"].map(relabel).astype("string")
-    dropped = actions.index[actions["action"] == "drop"]
+    dropped = actions.index[actions["action"].isin(["drop", "review"] if hold_out_review else ["drop"])]
     return out[~out["sample_id"].isin(dropped)].reset_index(drop=True)
 
 
@@ -161,8 +162,9 @@ def fill_old_labels(changes: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     return changes
 
 
-def change_table(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
-    """Per class: samples, relabelled away, relabelled in, dropped, queued for review, after."""
+def change_table(frame: pd.DataFrame, changes: pd.DataFrame, *, hold_out_review: bool = False) -> pd.DataFrame:
+    """Per class: samples, relabelled away, relabelled in, dropped, queued for review, after
+    (less the queued ones with ``hold_out_review``)."""
     counts = frame["label"].fillna("(unlabeled)").value_counts().rename("samples")
     by = {a: changes[changes["action"] == a] for a in ACTIONS}
     table = pd.DataFrame({
@@ -173,6 +175,8 @@ def change_table(frame: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
         "review": by["review"]["old_label"].fillna("(unlabeled)").value_counts(),
     }).fillna(0).astype(int)
     table["after"] = table["samples"] - table["relabel_out"] + table["relabel_in"] - table["drop"]
+    if hold_out_review:
+        table["after"] -= table["review"]
     return table.sort_index().rename_axis("class")
 
 
@@ -227,11 +231,14 @@ def relabel(
     out: str | os.PathLike | None = None,
     materialize_to: str | os.PathLike | None = None,
     dataset: str | os.PathLike | None = None,
+    hold_out_review: bool = False,
 ) -> RelabelResult:
     """``datacheck relabel``: plan fixes from an audit run, then write what was asked for.
 
     Without ``out``, ``materialize_to`` or an export it is a dry run. The audited dataset is
-    reloaded and must be unchanged since the audit (see :meth:`AuditRun.manifest`).
+    reloaded and must be unchanged since the audit (see :meth:`AuditRun.manifest`). With
+    ``hold_out_review`` the samples queued for review are left out of the new manifest (and
+    the materialized copy) until a decision for them is imported.
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
@@ -266,8 +273,8 @@ def relabel(
         suggested = evidence.drop_duplicates("sample_id").set_index("sample_id")["suggested_label"]
         decisions = read_decisions(Path(import_review), frame, suggested, classes)
         changes = fill_old_labels(merge_decisions(changes, decisions), frame)
-    new_frame = apply_changes(frame, changes)
-    result = RelabelResult(changes, new_frame, change_table(frame, changes))
+    new_frame = apply_changes(frame, changes, hold_out_review=hold_out_review)
+    result = RelabelResult(changes, new_frame, change_table(frame, changes, hold_out_review=hold_out_review))
 
     queue = review_queue(frame, changes, review_ranks(run.findings))
     if export_review is not None:
@@ -281,7 +288,7 @@ def relabel(
         write_json(out_dir / RELABEL_MARKER, {
             "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
             "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
-            "min_confidence": min_confidence, "import_review": str(import_review) if import_review else None,
+            "min_confidence": min_confidence, "hold_out_review": hold_out_review, "import_review": str(import_review) if import_review else None,
             "counts": action_counts(changes),
         })
     if materialize_to is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..robust import count_cut
 from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
@@ -40,7 +41,7 @@ class AUM(Detector):
         aum = out.aum[rows].astype(float)
         noise = noise_rate(aum, out.threshold_aum)
         ceiling = float(np.percentile(out.threshold_aum, 99))
-        cut = min(ceiling, _count_cut(aum, round(noise * len(aum))))
+        cut = min(ceiling, count_cut(aum, round(noise * len(aum))))
         flagged = aum < cut
         self.thresholds_[self.name] = {
             "rule": "the estimated_noise_rate x N lowest AUM, below the 99th percentile of the threshold samples' AUM",
@@ -76,13 +77,3 @@ def noise_rate(aum: np.ndarray, threshold_aum: np.ndarray) -> float:
     marks = np.quantile(threshold_aum, levels)
     below = np.searchsorted(np.sort(aum), marks) / len(aum)
     return float(min(1.0, (below / levels).min()))
-
-
-def _count_cut(values: np.ndarray, count: int) -> float:
-    """A cut with exactly the ``count`` lowest ``values`` below it (fewer on ties)."""
-    if count <= 0:
-        return float(values.min())
-    ordered = np.sort(values)
-    if count >= len(ordered):
-        return float(np.nextafter(ordered[-1], np.inf))
-    return float((ordered[count - 1] + ordered[count]) / 2)
