@@ -31,7 +31,7 @@ its own estimate of the number of wrong labels (cleanlab's from the confident jo
 from the threshold samples); averaging the estimates and the evidence keeps a sample that
 both doubt above one that only one doubts, without the recall lost by requiring both
 (``benchmarks/detection.py``: on sample_data's planted mislabels, three seeds, recall
-0.92–0.96 at precision 0.85–0.92, where AUM alone reaches precision 0.77–0.83 and both
+0.92–0.96 at precision 0.83–0.92, where AUM alone reaches precision 0.77–0.83 and both
 checks together recall 0.79–0.88).
 """
 
