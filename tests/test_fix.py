@@ -222,8 +222,6 @@ def test_interrupted_rerun_completes_byte_identical(fixed, tmp_path, monkeypatch
 def test_a_rerun_restores_deleted_outputs(fixed, tmp_path):
     """A complete fix whose manifest, review queue or dataset folder was deleted makes them again
     (it was an internal error, or a success that left them missing)."""
-    import shutil
-
     out = tmp_path / "copy"
     shutil.copytree(fixed.out, out, symlinks=True)
     (out / "manifest.csv").unlink()
@@ -232,6 +230,21 @@ def test_a_rerun_restores_deleted_outputs(fixed, tmp_path):
     assert result.steps["balance"] == "reused" and result.steps["output"] == "done"
     assert (out / "manifest.csv").read_bytes() == (fixed.out / "manifest.csv").read_bytes()
     assert (out / "review.csv").read_bytes() == (fixed.out / "review.csv").read_bytes()
+
+
+def test_a_rerun_restores_a_deleted_image_of_the_result(fixed, tmp_path):
+    """One image deleted from a complete fix's dataset folder: the rerun notices and makes it again."""
+    out = tmp_path / "copy"
+    shutil.copytree(fixed.out, out, symlinks=True)
+    listed = pd.read_csv(out / "manifest.csv", dtype=str)["path"]
+    victim = out / listed.iloc[len(listed) // 2]
+    original = victim.read_bytes()
+    victim.unlink()
+    result = datacheck.fix(SAMPLE_DATA, out, budget=BUDGET, workers=2)
+    assert result.steps["augment"] == "reused" and result.steps["output"] == "done"
+    assert victim.read_bytes() == original
+    assert (out / "manifest.csv").read_bytes() == (fixed.out / "manifest.csv").read_bytes()
+    assert sum(1 for p in (out / "dataset").rglob("*") if p.is_file()) == len(listed)
 
 
 def test_cli_reuses_a_complete_fix(fixed):

@@ -34,10 +34,16 @@ def test_findings_equal_the_local_engine(ray_runtime, tmp_path):
 
     # Each engine from a fresh cache: Ray decodes the statistics and the model's pixels and
     # trains the folds as tasks; the local engine does all of it here. The run folders are
-    # named alike (a folder's name is the findings' run_id).
-    local = datacheck.audit(SAMPLE_DATA, out=tmp_path / "local" / "sample", cache_dir=str(tmp_path / "local-cache"))
+    # named alike (a folder's name is the findings' run_id). Every default check runs; 2 folds
+    # of 4 epochs instead of 5 of 20 exercise the same code (each fold's predictions start an
+    # actor pool, seconds each, whatever the data's size).
+    config = tmp_path / "short.toml"
+    config.write_text("[train]\nepochs = 4\nfolds = 2\n")
+    local = datacheck.audit(SAMPLE_DATA, out=tmp_path / "local" / "sample", cache_dir=str(tmp_path / "local-cache"),
+                            config=config)
     remote = datacheck.audit(SAMPLE_DATA, out=tmp_path / "ray" / "sample", engine="ray",
-                             cache_dir=str(tmp_path / "ray-cache"))
+                             cache_dir=str(tmp_path / "ray-cache"), config=config)
+    assert set(local.findings["check"]) >= {"label_issues", "aum", "label_fused", "outliers", "near_duplicates"}
     pd.testing.assert_frame_equal(remote.findings, local.findings)
     assert (remote.run_dir / "findings.parquet").read_bytes() == (local.run_dir / "findings.parquet").read_bytes()
     assert remote.run_info.config["engine"]["name"] == "ray"

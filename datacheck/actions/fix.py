@@ -24,7 +24,7 @@ The existing commands, chained, each in its own step folder ``OUT/steps/<n>-<nam
 
 A step is complete when its folder holds ``fix-step.json``; a rerun into the same ``OUT``
 with the same dataset and settings reuses the complete steps and redoes the rest (Ctrl-C,
-then rerun, continues). ``OUT/fix.json`` records the settings and the dataset's manifest
+then rerun, continues); the output step is redone when a file of its result is missing. ``OUT/fix.json`` records the settings and the dataset's manifest
 fingerprint: a changed dataset is refused (exit 3), other settings too (exit 2).
 
 Rules for the choices a step would otherwise need a person for (recorded in ``summary.json``):
@@ -458,8 +458,7 @@ def fix(
     runner.run("balance", True, ctx.balance)
     runner.run("augment", True, ctx.augment)
     queued = options["relabel"] and (ctx.step("relabel") / REVIEW_NAME).is_file()  # copied out by the output step
-    runner.run("output", True, ctx.output,
-               outputs=(out / MANIFEST_NAME, out / DATASET_DIR) + ((out / REVIEW_NAME,) if queued else ()))
+    runner.run("output", True, ctx.output, intact=lambda: _result_intact(out, queued))
     runner.run("final_audit", True, ctx.final_audit)
 
     summary, table = _summary(ctx, runner)
@@ -473,6 +472,18 @@ def fix(
     if (out / REVIEW_NAME).exists():
         written["review"] = str(out / REVIEW_NAME)
     return FixResult(out, result_manifest, summary, dict(runner.status), table, written)
+
+
+def _result_intact(out: Path, queued: bool) -> bool:
+    """Whether the output step's results are all still there: the manifest, the review queue
+    when there is one, and every file the manifest lists (a rerun makes what is missing again)."""
+    if not (out / MANIFEST_NAME).is_file() or (queued and not (out / REVIEW_NAME).is_file()):
+        return False
+    try:
+        paths = pd.read_csv(out / MANIFEST_NAME, usecols=["path"], dtype=str, keep_default_na=False)["path"]
+    except (OSError, ValueError):  # unreadable or edited: made again
+        return False
+    return all(os.path.isfile(os.path.join(out, path)) for path in paths)
 
 
 def _final_audit_config(audit_cfg: dict, model_checks: bool) -> dict:
@@ -531,9 +542,10 @@ class _Steps:
     def folder(self, name: str) -> Path:
         return self.out / "steps" / f"{STEPS.index(name) + 1}-{name}"
 
-    def run(self, name: str, enabled: bool, work: Callable[[Path], dict], outputs: tuple[Path, ...] = ()) -> None:
-        """Run step ``name`` (or reuse it: complete, nothing before it redone, and its
-        ``outputs`` outside its folder still there)."""
+    def run(self, name: str, enabled: bool, work: Callable[[Path], dict], intact: Callable[[], bool] = lambda: True,
+            ) -> None:
+        """Run step ``name`` (or reuse it: complete, nothing before it redone, and ``intact()``:
+        its outputs outside its folder still there)."""
         from ..files.json_object import read_json
         from ..runs import write_json
 
@@ -544,7 +556,7 @@ class _Steps:
             self.status[name] = "skipped"
             return
         marker = folder / STEP_MARKER
-        if not self.redo and marker.is_file() and all(path.exists() for path in outputs):
+        if not self.redo and marker.is_file() and intact():
             record = read_json(marker)
             if record.get("status") == "complete":
                 self.status[name], self.records[name] = "reused", record
