@@ -70,9 +70,17 @@ def test_folds_as_ray_tasks_give_the_local_probabilities(ray_runtime):
     remote = cross_validate(pixels, labels, 3, config, "cpu", seed=5, map_folds=ray_map_folds(ray_runtime))
     assert np.array_equal(local.pred_probs, remote.pred_probs) and np.array_equal(local.softmax, remote.softmax)
     assert np.array_equal(local.embeddings, remote.embeddings)
-    # and each fold model's predictions on an actor pool (as --engine ray runs them)
+    # and each fold model's predictions on an actor pool (as --engine ray runs them): one pool
+    # for all of them (an actor takes seconds to start)
+    inferences, on_ray = [], ray_map_predict(ray_runtime)
+
+    def counted(calls, *args):
+        inferences.append(len(calls))
+        return on_ray(calls, *args)
+
     pooled = cross_validate(pixels, labels, 3, config, "cpu", seed=5, map_folds=ray_map_folds(ray_runtime),
-                            map_predict=ray_map_predict(ray_runtime))
+                            map_predict=counted)
+    assert inferences == [6]  # held-out predictions and embeddings of the 3 fold models, in one stage
     assert np.array_equal(local.pred_probs, pooled.pred_probs) and np.array_equal(local.embeddings, pooled.embeddings)
     assert np.array_equal(local.aum, pooled.aum)
 

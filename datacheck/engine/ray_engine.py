@@ -205,24 +205,26 @@ def ray_map_folds(engine: RayEngine) -> Callable:
 
 
 def ray_map_predict(engine: RayEngine, actor: type | None = None) -> Callable:
-    """A ``map_predict`` for :func:`datacheck.engine.train.predict_fold` and
-    :func:`~datacheck.engine.train.frozen_features`: a model's predictions and embeddings as a
+    """A ``map_predict`` for :func:`datacheck.engine.train.predict_folds` and
+    :func:`~datacheck.engine.train.frozen_features`: models' predictions and embeddings as one
     Ray Data ``map_batches`` stage on an actor pool.
 
-    Each actor receives the network and the pixels from Ray's object store once (the model is
-    loaded once per actor, not per batch) and predicts whole batches of ``batch_size`` rows;
-    the blocks are multiples of ``batch_size``, so every batch holds the rows the local
-    engine's batch would, and with the same torch threads the outputs are the local engine's,
-    bit for bit. An actor asks for one CPU, and one GPU when the device is CUDA. An actor
-    that dies is restarted by Ray Data and its batch run again. The pixels go to the object
-    store once for all the calls (every fold model reads the same). ``actor`` replaces the
-    actor class (:class:`_Predictor`'s interface), e.g. to test that.
+    One call takes every ``(network, rows, tta)`` inference of its caller (all the fold
+    models' held-out predictions and embeddings) through one actor pool: starting an actor
+    costs seconds (a process, torch), whatever the data's size. Each actor receives the
+    networks and the pixels from Ray's object store once and predicts whole batches of
+    ``batch_size`` rows of one inference: each inference's rows are padded to whole batches
+    and the blocks are multiples of ``batch_size``, so every batch holds the rows the local
+    engine's batch would, and with the same torch threads the outputs are the local
+    engine's, bit for bit. An actor asks for one CPU, and one GPU when the device is CUDA.
+    An actor that dies is restarted by Ray Data and its batch run again. The pixels go to
+    the object store once for all the calls. ``actor`` replaces the actor class
+    (:class:`_Predictor`'s interface), e.g. to test that.
     """
     actor = actor or _Predictor
     stored: dict[int, tuple] = {}  # id(pixels) -> (pixels, their object reference)
 
-    def map_predict(network, pixels: np.ndarray, rows: np.ndarray | None, batch_size: int, device: str,
-                    tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def map_predict(calls: list, pixels: np.ndarray, batch_size: int, device: str) -> list:
         engine.start()
         import pyarrow as pa
         import ray
@@ -230,50 +232,69 @@ def ray_map_predict(engine: RayEngine, actor: type | None = None) -> Callable:
 
         if id(pixels) not in stored:
             stored[id(pixels)] = (pixels, ray.put(np.asarray(pixels)))
-        rows = np.arange(len(pixels)) if rows is None else np.asarray(rows)
+        networks = list({id(network): network for network, _, _ in calls}.values())
+        which = [next(i for i, n in enumerate(networks) if n is network) for network, _, _ in calls]
+        rows = [np.arange(len(pixels)) if r is None else np.asarray(r) for _, r, _ in calls]
+        sizes = np.array([len(r) for r in rows], dtype=np.int64)
+        # One row per position of each inference, padded (position -1) to whole batches.
+        padded = -(-sizes // batch_size) * batch_size
+        call = np.repeat(np.arange(len(calls)), padded)
+        position = np.arange(padded.sum()) - np.repeat(np.cumsum(padded) - padded, padded)
+        position[position >= np.repeat(sizes, padded)] = -1
+        order = np.full(len(position), -1, np.int64)
+        order[position >= 0] = np.arange(sizes.sum())
         gpu = device.startswith("cuda")
         resources = ray.cluster_resources()
         slots = int(resources.get("GPU", 0) if gpu else resources.get("CPU", 1)) or 1
-        batches = -(-len(rows) // batch_size)
+        batches = int(padded.sum()) // batch_size
         actors = max(1, min(slots, batches))
         per_block = batch_size * max(1, -(-batches // (_BLOCKS_PER_CPU * actors)))
-        dataset = _ordered_dataset(pa.table({"row": np.arange(len(rows), dtype=np.int64)}), per_block).map_batches(
+        table = pa.table({"row": order, "call": call, "position": position})
+        dataset = _ordered_dataset(table, per_block).map_batches(
             actor, batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
             # The large inputs as object references: each actor reads them once. (Ray logs one
             # line that an actor restarted after they are gone could not read them: they live
             # as long as this call, so a restarted actor always can.)
-            fn_constructor_args=((ray.put(network), stored[id(pixels)][1], ray.put(rows)),
-                                 "cuda" if gpu else device, torch.get_num_threads(), tta),
+            fn_constructor_args=((ray.put(networks), stored[id(pixels)][1], ray.put(rows)),
+                                 [(w, tta) for w, (_, _, tta) in zip(which, calls)],
+                                 "cuda" if gpu else device, torch.get_num_threads()),
             num_cpus=1, num_gpus=1 if gpu else 0)
         probs, embeddings = [], []
-        for _, _, batch in _in_row_order(dataset, len(rows)):
+        for _, _, batch in _in_row_order(dataset, int(sizes.sum())):
             probs.append(batch["probs"])
             embeddings.append(batch["embedding"])
+        cuts = np.cumsum(sizes)[:-1]
         if not probs:
-            return np.zeros((0, network.head.out_features), np.float32), np.zeros((0, network.dim), np.float32)
-        return np.concatenate(probs), np.concatenate(embeddings)
+            return [(np.zeros((0, networks[w].head.out_features), np.float32), np.zeros((0, networks[w].dim), np.float32))
+                    for w in which]
+        return list(zip(np.split(np.concatenate(probs), cuts), np.split(np.concatenate(embeddings), cuts)))
 
     return map_predict
 
 
 class _Predictor:
-    """An actor of :func:`ray_map_predict`: one network, predicting batches of row positions."""
+    """An actor of :func:`ray_map_predict`: the networks, predicting batches of row positions."""
 
-    def __init__(self, inputs: tuple, device: str, threads: int, tta: bool):
+    def __init__(self, inputs: tuple, calls: list, device: str, threads: int):
         import ray
         import torch
 
         torch.set_num_threads(threads)
-        self.network, self.pixels, self.rows = ray.get(list(inputs))  # (network, pixels, rows), once per actor
-        self.device, self.tta = device, tta
+        self.networks, self.pixels, self.rows = ray.get(list(inputs))  # once per actor
+        self.calls, self.device = calls, device  # per inference: (its network, tta)
 
     def __call__(self, batch: dict) -> dict:
         from .train import predict
 
-        positions = batch["row"]
-        probs, embeddings = predict(self.network, self.pixels, self.device, max(1, len(positions)), tta=self.tta,
-                                    rows=self.rows[positions])
-        return {"row": positions, "probs": probs, "embedding": embeddings}
+        real = batch["position"] >= 0
+        call = int(batch["call"][0])
+        if (batch["call"] != call).any() or not real.any():  # whole batches of one inference: see ray_map_predict
+            raise RuntimeError("Ray Data formed a batch across inferences; their outputs would not be the local engine's")
+        network, tta = self.calls[call]
+        positions = self.rows[call][batch["position"][real]]
+        probs, embeddings = predict(self.networks[network], self.pixels, self.device, len(positions), tta=tta,
+                                    rows=positions)
+        return {"row": batch["row"][real], "probs": probs, "embedding": embeddings}
 
 
 def _run_fold(train: Callable, pixels: np.ndarray, k: int, threads: int):

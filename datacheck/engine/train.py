@@ -92,7 +92,8 @@ def cross_validate(
     map_predict : callable, optional
         Where the models (each fold's, or a frozen backbone) predict and embed the images
         (see :func:`frozen_features`), e.g. a Ray Data actor pool
-        (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
+        (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here. With
+        ``map_folds``, every fold model's predictions go to it in one call.
     """
     rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
     labels = labels[rows]
@@ -112,19 +113,22 @@ def cross_validate(
     train = functools.partial(fit_fold, labels=labels, rows=rows, folds=folds, threshold=threshold,
                               num_classes=num_classes, config=config, device=device, seed=seed, weights=weights)
     if map_folds is None:  # one fold at a time: one network held at a time
-        fitted = (train(pixels, k, progress=(lambda e, total, k=k: progress(f"train fold {k + 1}/{n_folds}", e, total))
-                        if progress else None) for k in range(n_folds))
-    else:  # e.g. one Ray task per fold, each returning its trained network
+        groups = ([(k, *train(pixels, k, progress=(lambda e, total, k=k: progress(f"train fold {k + 1}/{n_folds}", e,
+                                                                                    total)) if progress else None))]
+                  for k in range(n_folds))
+    else:  # e.g. one Ray task per fold, each returning its trained network; then all their predictions at once
         fitted = map_folds(train, pixels, list(range(n_folds)), device)
-    for k, (fold_network, fold_margins) in enumerate(fitted):
-        held_out = folds == k
-        fold_softmax, fold_probs, features = predict_fold(fold_network, pixels, held_out, labels=labels, rows=rows,
-                                                          num_classes=num_classes, config=config, device=device,
-                                                          map_predict=map_predict)
-        softmax[held_out], pred_probs[held_out] = fold_softmax, fold_probs
-        # Every fold model embeds every sample: one space shared by all samples (see CrossValResult).
-        embeddings[:, k * network.dim : (k + 1) * network.dim] = features / np.sqrt(n_folds)
-        margins.add(~held_out, threshold == k, fold_margins)
+        groups = [[(k, fold_network, fold_margins) for k, (fold_network, fold_margins) in enumerate(fitted)]]
+    for group in groups:  # [(fold, network, margins), ...]
+        outputs = predict_folds([(k, fold_network) for k, fold_network, _ in group], pixels, folds, labels=labels,
+                                rows=rows, num_classes=num_classes, config=config, device=device,
+                                map_predict=map_predict)
+        for (k, _, fold_margins), (fold_softmax, fold_probs, features) in zip(group, outputs):
+            held_out = folds == k
+            softmax[held_out], pred_probs[held_out] = fold_softmax, fold_probs
+            # Every fold model embeds every sample: one space shared by all samples (see CrossValResult).
+            embeddings[:, k * network.dim : (k + 1) * network.dim] = features / np.sqrt(n_folds)
+            margins.add(~held_out, threshold == k, fold_margins)
     return CrossValResult(pred_probs, softmax, embeddings, folds, *margins.aum())
 
 
@@ -221,31 +225,43 @@ def fit_fold(pixels: np.ndarray, k: int, *, labels: np.ndarray, rows: np.ndarray
     return network.cpu(), None if margins is None else margins.mean(axis=0)
 
 
-def predict_fold(network: Network, pixels: np.ndarray, held_out: np.ndarray, *, labels: np.ndarray, rows: np.ndarray,
-                 num_classes: int, config: TrainConfig, device: str, map_predict: Callable | None = None) -> tuple:
-    """A fold's trained model's outputs, here or through ``map_predict`` (see :func:`frozen_features`).
+def predict_folds(fitted: list, pixels: np.ndarray, folds: np.ndarray, *, labels: np.ndarray, rows: np.ndarray,
+                  num_classes: int, config: TrainConfig, device: str, map_predict: Callable | None = None) -> list:
+    """Trained fold models' outputs, computed here or through ``map_predict`` in one call
+    (see :func:`frozen_features`).
+
+    Parameters
+    ----------
+    fitted : list of (int, Network)
+        Each fold's number and its trained model.
+    folds : ndarray of shape (M,), int
+        The fold of each of the M ``rows``.
 
     Returns
     -------
-    softmax : ndarray of shape (H, C)
-        The model's softmax on the fold's H held-out rows (with test-time augmentation).
-    pred_probs : ndarray of shape (H, C)
-        The same averaged with the k-NN vote of the training rows (:func:`with_neighbour_votes`).
-    features : ndarray of shape (M, D)
-        The model's unit-length embeddings of every row.
+    list of (softmax, pred_probs, features), one per fold of ``fitted``
+        ``softmax`` (H, C): the model's softmax on the fold's H held-out rows (with test-time
+        augmentation); ``pred_probs`` (H, C): the same averaged with the k-NN vote of the
+        training rows (:func:`with_neighbour_votes`); ``features`` (M, D): the model's
+        unit-length embeddings of every row.
     """
-    run = map_predict or _predict_here
-    softmax, _ = run(network, pixels, rows[held_out], config.batch_size * 4, device, tta=True)
-    softmax = _without_fake_class(softmax, num_classes)
-    _, features = run(network, pixels, rows, config.batch_size * 4, device, tta=False)
-    # The vote counts the neighbours' given labels: the fake class is a device of AUM only.
-    pred_probs = with_neighbour_votes(softmax, features, labels, held_out, num_classes, config, device)
-    features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
-    return softmax, pred_probs, features
+    calls = [call for k, network in fitted for call in ((network, rows[folds == k], True), (network, rows, False))]
+    outputs = (map_predict or _predict_here)(calls, pixels, config.batch_size * 4, device)
+    results = []
+    for i, (k, _) in enumerate(fitted):
+        held_out = folds == k
+        softmax = _without_fake_class(outputs[2 * i][0], num_classes)
+        features = outputs[2 * i + 1][1]
+        # The vote counts the neighbours' given labels: the fake class is a device of AUM only.
+        pred_probs = with_neighbour_votes(softmax, features, labels, held_out, num_classes, config, device)
+        features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
+        results.append((softmax, pred_probs, features))
+    return results
 
 
-def _predict_here(network: Network, pixels: np.ndarray, rows, batch_size: int, device: str, tta: bool) -> tuple:
-    return predict(network, pixels, device, batch_size, tta=tta, rows=rows)
+def _predict_here(calls: list, pixels: np.ndarray, batch_size: int, device: str) -> list:
+    """:func:`predict` of each ``(network, rows, tta)`` of ``calls``, here, in turn."""
+    return [predict(network, pixels, device, batch_size, tta=tta, rows=rows) for network, rows, tta in calls]
 
 
 def _without_fake_class(probs, num_classes: int):
@@ -309,11 +325,11 @@ def frozen_features(network: Network, pixels: np.ndarray, config: TrainConfig, d
     """A frozen backbone's embeddings (M, D) of ``rows`` (default all) as an array, and
     standardised per dimension on ``device``.
 
-    ``map_predict(network, pixels, rows, batch_size, device, tta)`` returns
-    :func:`predict`'s ``(probabilities, embeddings)`` computed elsewhere
-    (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
+    ``map_predict(calls, pixels, batch_size, device)`` returns :func:`predict`'s
+    ``(probabilities, embeddings)`` of each ``(network, rows, tta)`` of ``calls`` (``rows`` None:
+    all), computed elsewhere (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
     """
-    _, embeddings = (map_predict or _predict_here)(network, pixels, rows, config.batch_size * 4, device, tta=False)
+    _, embeddings = (map_predict or _predict_here)([(network, rows, False)], pixels, config.batch_size * 4, device)[0]
     features = torch.as_tensor(embeddings, device=device)
     return embeddings, (features - features.mean(0)) / (features.std(0) + 1e-6)
 
