@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -538,6 +539,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int_at_least(1), default=Protocol.epochs, help=argparse.SUPPRESS)
     parser.add_argument("--image-size", type=int_at_least(16), default=Protocol.image_size, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # Checked before any work: a variant fails otherwise only after the other fixes (an hour on roman).
+    names = [name for name, _ in args.fix_variant]
+    if args.fix_variant and not args.fix_yardstick:
+        parser.error("--fix-variant goes with --fix-yardstick")
+    for name, config in args.fix_variant:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or names.count(name) > 1:
+            parser.error(f"--fix-variant {name!r}: names are distinct letters, digits, '-' or '_' (a folder each)")
+        if not config.is_file():
+            parser.error(f"--fix-variant {name}: no config file at {config}")
 
     from datacheck.errors import DatacheckError
     from datacheck.engine.loader import default_workers

@@ -222,9 +222,8 @@ def audit(
         explicit = opts["checks"] != default_config()["audit"]["checks"]
         detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in expand_checks(opts["checks"])]
         detectors = _runnable(detectors, available, explicit)
-    detector_names = [d.name for d in detectors]
     gates = parse_gates(opts["fail_on"])
-    _check_gates(gates, detector_names)
+    _check_gates(gates, detectors)
     device_spec = check_device_spec(opts["device"])
     # An accelerator asked for by name is checked now; "auto" is resolved (importing torch)
     # only when a check computes on a device.
@@ -506,12 +505,16 @@ def default_out(source: Path) -> Path:
     return Path("runs") / f"{name or 'dataset'}-{stamp}"
 
 
-def _check_gates(gates: list[Gate], detector_names: list[str]) -> None:
-    """Every gate must name a check (or detector) that this audit runs; :func:`parse_gates`
-    has already refused names that are neither."""
+def _check_gates(gates: list[Gate], detectors: list) -> None:
+    """Every gate must name a check (or detector) that this audit runs, or a fused check it
+    computes (``issue_score`` from two or more fused checks, ``label_fused`` from two or more
+    label checks); :func:`parse_gates` has already refused names that are neither."""
+    names = [d.name for d in detectors]
+    fused, label_checks = fused_checks(detectors)
+    computed = {name for name, sources in ((FUSED_CHECK, fused), (LABEL_CHECK, label_checks)) if len(sources) > 1}
     for gate in gates:
-        owner = gate.check if gate.check in detector_names else check_owner(gate.check)
-        if owner not in detector_names:
+        owner = gate.check if gate.check in names or gate.check in computed else check_owner(gate.check)
+        if owner not in names and owner not in computed:
             raise UsageError(f"--fail-on gate {gate} names {gate.check!r}, which this audit does not run (see --checks)")
 
 

@@ -26,7 +26,7 @@ from .errors import UsageError
 
 RUN_MARKER = "run.json"
 #: The files that make a folder a datacheck run: no output of another command may replace them.
-_RUN_FILES = (RUN_MARKER, "summary.json", "findings.parquet")
+RUN_FILES = (RUN_MARKER, "summary.json", "findings.parquet")
 _UMASK = os.umask(0o22)
 os.umask(_UMASK)
 
@@ -276,7 +276,7 @@ def refuse_run_files(path: str | os.PathLike, run: str | os.PathLike, option: st
     never be written (see :func:`refuse_unwritable`)."""
     refuse_unwritable(path, option)
     out, run = Path(os.path.realpath(path)), Path(os.path.realpath(run))
-    if out in {run / name for name in _RUN_FILES} or run / "artifacts" in out.parents:
+    if out in {run / name for name in RUN_FILES} or run / "artifacts" in out.parents:
         raise UsageError(f"{option} {path} is one of the run's own files; choose another path")
 
 
@@ -340,9 +340,9 @@ def _refuse_file_output(path: Path, option: str) -> None:
         what = "is a folder" if path.is_dir() else "exists and is not a regular file"
         raise UsageError(f"{option} {path} {what}; give a file path")
     folder = path.parent
-    if (path.name in _RUN_FILES and is_marker(folder / RUN_MARKER)) or (
+    if (path.name in RUN_FILES and is_marker(folder / RUN_MARKER)) or (
             folder.name == "artifacts" and is_marker(folder.parent / RUN_MARKER)):
-        raise UsageError(f"{option} {path} is a file of the datacheck run in {folder if path.name in _RUN_FILES else folder.parent}; "
+        raise UsageError(f"{option} {path} is a file of the datacheck run in {folder if path.name in RUN_FILES else folder.parent}; "
                          "choose another path")
 
 

@@ -167,3 +167,17 @@ def test_roman_mode_runs_the_datacheck_chain_and_skips_what_is_missing(downstrea
     calls.clear()
     downstream.build_roman_conditions(data, tmp_path / "work", log=lambda m: None)
     assert calls == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fix-variant", "a=configs/quick.toml"], "--fix-variant goes with --fix-yardstick"),
+    (["--fix-yardstick", "--fix-variant", "a=/no/such.toml"], "no config file at /no/such.toml"),
+    (["--fix-yardstick", "--fix-variant", "../up=configs/quick.toml"], "names are distinct"),
+    (["--fix-yardstick", "--fix-variant", "a=configs/quick.toml", "--fix-variant", "a=configs/quick.toml"],
+     "names are distinct"),
+])
+def test_fix_variants_are_checked_before_any_work(downstream, args, message, capsys, monkeypatch):
+    monkeypatch.chdir(SCRIPT.parents[1])
+    with pytest.raises(SystemExit) as exit_info:
+        downstream.main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

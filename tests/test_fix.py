@@ -247,6 +247,18 @@ def test_a_rerun_restores_a_deleted_image_of_the_result(fixed, tmp_path):
     assert sum(1 for p in (out / "dataset").rglob("*") if p.is_file()) == len(listed)
 
 
+def test_a_rerun_redoes_an_edited_manifest_and_a_final_audit_missing_its_findings(fixed, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(fixed.out, out, symlinks=True)
+    lines = (out / "manifest.csv").read_text().splitlines(keepends=True)
+    (out / "manifest.csv").write_text("".join(lines[:100]))  # cut short: every listed file still there
+    (out / "steps" / "7-final_audit" / "findings.parquet").unlink()
+    result = datacheck.fix(SAMPLE_DATA, out, budget=BUDGET, workers=2)
+    assert result.steps["augment"] == "reused" and result.steps["output"] == "done" and result.steps["final_audit"] == "done"
+    assert (out / "manifest.csv").read_bytes() == (fixed.out / "manifest.csv").read_bytes()
+    assert len(result.manifest) == BUDGET and (out / "steps" / "7-final_audit" / "findings.parquet").is_file()
+
+
 def test_cli_reuses_a_complete_fix(fixed):
     result = invoke("fix", SAMPLE_DATA, "--out", fixed.out, "--budget", BUDGET, "--json")
     assert result.exit_code == 0, result.output

@@ -99,3 +99,21 @@ def test_tail_cut_lowers_the_cut_only_when_many_samples_stand_out():
     expected_clean = expected_beyond(cut, len(with_outliers))
     assert expected_clean / flagged.sum() <= 0.2  # the false discovery rate it promises
     assert tail_cut(np.concatenate([bulk, np.full(2000, 2.5)]), 2.0, 3.0, 0.2) == 2.0  # never below the floor
+
+
+def test_gates_on_the_fused_checks(tiny_dataset, tmp_path):
+    """``--fail-on`` accepts the fused checks where the audit computes them, and applies them."""
+    from .conftest import assert_one_line_error, invoke
+
+    config = tmp_path / "short.toml"
+    config.write_text("[train]\nimage_size = 16\nfolds = 2\nepochs = 1\n")
+    common = ["--config", config, "--cache-dir", "off", "--json", "-q"]
+    result = invoke("audit", tiny_dataset, "--checks", "label_issues,aum", "--out", tmp_path / "run",
+                    "--fail-on", f"{LABEL_CHECK}>=0,{CHECK}>=0", *common)
+    assert result.exit_code == 1, result.output
+    gates = {g["gate"]: g for g in json.loads(result.stdout)["gates"]}
+    assert set(gates) == {f"{LABEL_CHECK}>=0", f"{CHECK}>=0"} and all(g["failed"] for g in gates.values())
+    assert gates[f"{LABEL_CHECK}>=0"]["scored"] == 16  # every sample, val included (label_issues scores it)
+    # one label check: no label_fused to gate on
+    assert_one_line_error(invoke("audit", tiny_dataset, "--checks", "aum", "--out", tmp_path / "other",
+                                 "--fail-on", f"{LABEL_CHECK}>0", *common), 2, "which this audit does not run")

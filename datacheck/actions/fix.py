@@ -404,7 +404,7 @@ def fix(
     from ..engine.loader import default_workers
     from ..features.arrays import array_columns
     from ..manifest import load_manifest
-    from ..runs import Sources, output_folder, write_json
+    from ..runs import RUN_FILES, Sources, output_folder, write_json
 
     options, spec, audit_cfg = fix_settings(config, {
         "budget": budget, "seed": seed, "workers": workers, "device": device, "relabel": relabel,
@@ -452,14 +452,18 @@ def fix(
                    workers=default_workers() if workers is None else workers, audit_workers=workers, progress=progress,
                    command=command or ["python-api"])
     runner = _Steps(out, progress)
-    runner.run("audit", True, ctx.audit_source)
+
+    def audited(name: str) -> Callable[[], bool]:  # an audit step's run files all there
+        return lambda: all((ctx.step(name) / file).is_file() for file in RUN_FILES)
+
+    runner.run("audit", True, ctx.audit_source, intact=audited("audit"))
     runner.run("relabel", options["relabel"], ctx.relabel)
-    runner.run("reaudit", options["relabel"], ctx.reaudit)
+    runner.run("reaudit", options["relabel"], ctx.reaudit, intact=audited("reaudit"))
     runner.run("balance", True, ctx.balance)
     runner.run("augment", True, ctx.augment)
     queued = options["relabel"] and (ctx.step("relabel") / REVIEW_NAME).is_file()  # copied out by the output step
-    runner.run("output", True, ctx.output, intact=lambda: _result_intact(out, queued))
-    runner.run("final_audit", True, ctx.final_audit)
+    runner.run("output", True, ctx.output, intact=lambda: _result_intact(out, queued, ctx.step("output") / STEP_MARKER))
+    runner.run("final_audit", True, ctx.final_audit, intact=audited("final_audit"))
 
     summary, table = _summary(ctx, runner)
     write_json(out / SUMMARY_NAME, summary)
@@ -474,14 +478,20 @@ def fix(
     return FixResult(out, result_manifest, summary, dict(runner.status), table, written)
 
 
-def _result_intact(out: Path, queued: bool) -> bool:
-    """Whether the output step's results are all still there: the manifest, the review queue
-    when there is one, and every file the manifest lists (a rerun makes what is missing again)."""
+def _result_intact(out: Path, queued: bool, marker: Path) -> bool:
+    """Whether the output step's results are all still there as it wrote them: the manifest
+    (its SHA-256 as recorded in the step's ``marker``), the review queue when there is one,
+    and every file the manifest lists (a rerun makes what is missing or edited again)."""
+    from ..files.json_object import read_json
+
     if not (out / MANIFEST_NAME).is_file() or (queued and not (out / REVIEW_NAME).is_file()):
         return False
     try:
+        recorded = read_json(marker).get("manifest_sha256") if marker.is_file() else None
+        if hashlib.sha256((out / MANIFEST_NAME).read_bytes()).hexdigest() != recorded:
+            return False
         paths = pd.read_csv(out / MANIFEST_NAME, usecols=["path"], dtype=str, keep_default_na=False)["path"]
-    except (OSError, ValueError):  # unreadable or edited: made again
+    except (OSError, ValueError, BadDataError):  # unreadable: made again
         return False
     return all(os.path.isfile(os.path.join(out, path)) for path in paths)
 
