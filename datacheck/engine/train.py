@@ -112,13 +112,15 @@ def cross_validate(
     embeddings = np.zeros((n, n_folds * network.dim), dtype=np.float32)
     train = functools.partial(fit_fold, labels=labels, rows=rows, folds=folds, threshold=threshold,
                               num_classes=num_classes, config=config, device=device, seed=seed, weights=weights)
+    def trained_here(k: int) -> tuple:  # (fold, network, margins)
+        fold_progress = (lambda e, total: progress(f"train fold {k + 1}/{n_folds}", e, total)) if progress else None
+        return (k, *train(pixels, k, progress=fold_progress))
+
     if map_folds is None:  # one fold at a time: one network held at a time
-        groups = ([(k, *train(pixels, k, progress=(lambda e, total, k=k: progress(f"train fold {k + 1}/{n_folds}", e,
-                                                                                    total)) if progress else None))]
-                  for k in range(n_folds))
+        groups = ([trained_here(k)] for k in range(n_folds))
     else:  # e.g. one Ray task per fold, each returning its trained network; then all their predictions at once
         fitted = map_folds(train, pixels, list(range(n_folds)), device)
-        groups = [[(k, fold_network, fold_margins) for k, (fold_network, fold_margins) in enumerate(fitted)]]
+        groups = [[(k, *network_and_margins) for k, network_and_margins in enumerate(fitted)]]
     for group in groups:  # [(fold, network, margins), ...]
         outputs = predict_folds([(k, fold_network) for k, fold_network, _ in group], pixels, folds, labels=labels,
                                 rows=rows, num_classes=num_classes, config=config, device=device,
