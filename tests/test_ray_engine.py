@@ -184,3 +184,25 @@ def test_a_killed_embedding_actor_is_restarted_and_loses_no_row(ray_runtime, tmp
                                 map_predict=ray_map_predict(ray_runtime, actor=_dying_predictor(marker)))
     assert os.path.exists(marker), "the actor was not killed"
     assert np.array_equal(local, remote)
+
+
+def test_inferences_of_several_networks_in_one_stage_equal_the_local_ones(ray_runtime):
+    """Inferences of different sizes (none a whole number of batches), networks and tta flags
+    share one actor-pool stage; each comes back in its order, bit for bit the local one."""
+    import torch
+
+    from datacheck.engine.models import create_model
+    from datacheck.engine.ray_engine import ray_map_predict
+    from datacheck.engine.train import _predict_here
+
+    torch.manual_seed(0)
+    networks = [create_model("convnet-small", 3), create_model("convnet-small", 3)]  # other weights
+    pixels = np.random.default_rng(0).integers(0, 256, size=(9, 3, 16, 16), dtype=np.uint8)
+    calls = [(networks[0], np.array([8, 1, 4, 0, 2]), True), (networks[1], None, False),
+             (networks[0], np.array([3]), False)]
+    local = _predict_here(calls, pixels, 2, "cpu")
+    remote = ray_map_predict(ray_runtime)(calls, pixels, 2, "cpu")
+    assert [p.shape for p, _ in remote] == [(5, 3), (9, 3), (1, 3)]
+    assert not np.array_equal(local[1][1][3], local[2][1][0])  # row 3 by the two networks: a mix-up shows
+    for (local_probs, local_embeddings), (probs, embeddings) in zip(local, remote):
+        assert np.array_equal(local_probs, probs) and np.array_equal(local_embeddings, embeddings)

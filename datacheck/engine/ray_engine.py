@@ -233,6 +233,8 @@ def ray_map_predict(engine: RayEngine, actor: type | None = None) -> Callable:
         if id(pixels) not in stored:
             stored[id(pixels)] = (pixels, ray.put(np.asarray(pixels)))
         networks = list({id(network): network for network, _, _ in calls}.values())
+        if len({(network.head.out_features, network.dim) for network in networks}) > 1:
+            raise ValueError("the networks of one predict stage must have the same output sizes")  # one column each
         which = [next(i for i, n in enumerate(networks) if n is network) for network, _, _ in calls]
         rows = [np.arange(len(pixels)) if r is None else np.asarray(r) for _, r, _ in calls]
         sizes = np.array([len(r) for r in rows], dtype=np.int64)
