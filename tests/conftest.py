@@ -23,7 +23,11 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 def pytest_configure(config):
     # Tests never write to the user's cache; they share one cache directory per session,
     # so the sample dataset's cross-validated model is trained once.
-    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="datacheck-test-cache-")
+    config._datacheck_cache = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="datacheck-test-cache-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "_datacheck_cache", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
