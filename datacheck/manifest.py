@@ -14,6 +14,7 @@ untouched. Nothing here ever writes to the dataset.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -243,6 +244,7 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
         if fmt == "csv":
             frame = pd.read_csv(path, dtype=text_columns)
             _refuse_implicit_index(frame, path)
+            _refuse_repeated_columns(path)
             # pandas reads "NA", "None", "null", "n/a", "nan"... as missing. The extra columns keep
             # that (and the types it gives them), but in the columns datacheck interprets these
             # are names: a class folder called "NA" is a class, and relabel writes it back as
@@ -262,7 +264,7 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
             frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
     except TypeError as exc:  # pandas on a JSONL line that is an array, a number or null
         raise BadDataError(f"cannot read manifest {path}: {_non_object_line(path)}") from exc
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:
         # pandas/pyarrow errors are ValueError/OSError subclasses; EmptyDataError included.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", reason)
@@ -288,6 +290,19 @@ def _non_object_line(path: Path) -> str:
                 if not isinstance(value, dict):
                     return f"line {number} is {type(value).__name__ if value is not None else 'null'}, not a JSON object"
     return "every line must be a JSON object"
+
+
+def _refuse_repeated_columns(path: Path) -> None:
+    """Refuse a CSV whose header names one of datacheck's columns twice (``label,...,label``).
+
+    pandas renames the second copy (``label.1``), so the first would be used without a word,
+    whichever the user meant. Repeated columns of the user's own are kept as pandas names them.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as lines:
+        header = next(csv.reader(lines), [])
+    repeated = sorted({name for name in header if name in CONTRACT_COLUMNS and header.count(name) > 1})
+    if repeated:
+        raise BadDataError(f"manifest {path} has more than one {repeated[0]!r} column; keep one")
 
 
 def _refuse_implicit_index(frame: pd.DataFrame, path: Path) -> None:

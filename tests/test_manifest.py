@@ -220,6 +220,17 @@ def test_ragged_csv_names_the_bad_row(tiny_dataset, tmp_path, body, reason):
     assert audit_error(path, tmp_path / "run") == f"datacheck: error: cannot read manifest {path}: {reason}"
 
 
+def test_a_csv_naming_a_column_of_ours_twice_is_refused(tiny_dataset, tmp_path):
+    """pandas would rename the second ``label`` and the first would be used without a word."""
+    path = tiny_dataset / "m.csv"
+    path.write_text("path,label,label\ntrain/cat/cat0.png,cat,dog\n")
+    assert audit_error(path, tmp_path / "run") == f"datacheck: error: manifest {path} has more than one 'label' column; keep one"
+    path.write_text("path,label,note,note\ntrain/cat/cat0.png,cat,a,b\n")  # the user's own: kept as pandas names them
+    from datacheck import load_manifest
+
+    assert list(load_manifest(path).frame.columns)[-2:] == ["note", "note.1"]
+
+
 def test_folder_names_with_surrounding_spaces_are_kept(tmp_path):
     """A stray blank in a CSV cell is stripped, but a file whose name has one is found as it is."""
     from datacheck import load_manifest

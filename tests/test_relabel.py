@@ -98,12 +98,13 @@ def test_review_csv_round_trip(run_dir, tmp_path):
                                    "reason", "decision", "new_label"]
     assert len(queue) >= 20
     with_suggestion = queue[queue["suggested_label"] != ""]
-    accept, explicit, drop, keep = (with_suggestion.iloc[i] for i in range(4))
+    accept, explicit, drop, keep, same = (with_suggestion.iloc[i] for i in range(5))
     other = next(c for c in ("circle", "square", "triangle") if c not in (explicit["label"], explicit["suggested_label"]))
     queue.loc[accept.name, "decision"] = "relabel"
     queue.loc[explicit.name, ["decision", "new_label"]] = ["relabel", other]
     queue.loc[drop.name, "decision"] = "drop"
     queue.loc[keep.name, "decision"] = "Keep"
+    queue.loc[same.name, ["decision", "new_label"]] = ["relabel", same["label"]]  # to the label it has: a keep
     queue.to_csv(review, index=False)
 
     result = relabel(run_dir, import_review=review)
@@ -114,7 +115,8 @@ def test_review_csv_round_trip(run_dir, tmp_path):
     assert new[keep["sample_id"]] == keep["label"]
     actions = result.changes.set_index("sample_id")["action"]
     assert actions[keep["sample_id"]] == "keep" and actions[drop["sample_id"]] == "drop"
-    assert (actions == "review").sum() == len(queue) - 4  # undecided rows stay queued
+    assert actions[same["sample_id"]] == "keep" and new[same["sample_id"]] == same["label"]
+    assert (actions == "review").sum() == len(queue) - 5  # undecided rows stay queued
     assert len(result.manifest) == 563
 
 

@@ -154,11 +154,15 @@ def merge_decisions(changes: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFr
 
 
 def fill_old_labels(changes: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """Fill ``old_label`` from the manifest (rows that came only from a review file lack it)."""
+    """Fill ``old_label`` from the manifest (rows that came only from a review file lack it);
+    a decision to relabel a sample to the label it has is a ``keep``."""
     labels = frame.set_index("sample_id")["label"]
     changes = changes.copy()
     changes["old_label"] = changes["sample_id"].map(labels).astype("string")
     changes["checks"] = changes["checks"].fillna("")
+    unchanged = (changes["action"] == "relabel") & (changes["new_label"] == changes["old_label"]).fillna(False)
+    changes.loc[unchanged, "action"] = "keep"
+    changes.loc[unchanged, "new_label"] = pd.NA
     return changes
 
 
