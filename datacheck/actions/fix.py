@@ -24,8 +24,10 @@ The existing commands, chained, each in its own step folder ``OUT/steps/<n>-<nam
 
 A step is complete when its folder holds ``fix-step.json``; a rerun into the same ``OUT``
 with the same dataset and settings reuses the complete steps and redoes the rest (Ctrl-C,
-then rerun, continues); the output step is redone when a file of its result is missing. ``OUT/fix.json`` records the settings and the dataset's manifest
-fingerprint: a changed dataset is refused (exit 3), other settings too (exit 2).
+then rerun, continues). An audit step missing its run files, and the output step when a file
+of the result is missing or ``manifest.csv`` is not the one it wrote, are redone too.
+``OUT/fix.json`` records the settings and the dataset's manifest fingerprint: a changed
+dataset is refused (exit 3), other settings too (exit 2).
 
 Rules for the choices a step would otherwise need a person for (recorded in ``summary.json``):
 
