@@ -506,16 +506,20 @@ def default_out(source: Path) -> Path:
 
 
 def _check_gates(gates: list[Gate], detectors: list) -> None:
-    """Every gate must name a check (or detector) that this audit runs, or a fused check it
-    computes (``issue_score`` from two or more fused checks, ``label_fused`` from two or more
-    label checks); :func:`parse_gates` has already refused names that are neither."""
-    names = [d.name for d in detectors]
+    """Every gate must name a check (or detector) that this audit runs (see :func:`gates_not_run`);
+    :func:`parse_gates` has already refused names that are neither."""
+    for gate in gates_not_run(gates, detectors)[:1]:
+        raise UsageError(f"--fail-on gate {gate} names {gate.check!r}, which this audit does not run (see --checks)")
+
+
+def gates_not_run(gates: list[Gate], detectors: list) -> list[Gate]:
+    """The ``gates`` that name neither a check (or detector) of ``detectors`` nor a fused check
+    they make (``issue_score`` from two or more fused checks, ``label_fused`` from two or more
+    label checks)."""
+    names = {d.name for d in detectors}
     fused, label_checks = fused_checks(detectors)
-    computed = {name for name, sources in ((FUSED_CHECK, fused), (LABEL_CHECK, label_checks)) if len(sources) > 1}
-    for gate in gates:
-        owner = gate.check if gate.check in names or gate.check in computed else check_owner(gate.check)
-        if owner not in names and owner not in computed:
-            raise UsageError(f"--fail-on gate {gate} names {gate.check!r}, which this audit does not run (see --checks)")
+    names |= {name for name, sources in ((FUSED_CHECK, fused), (LABEL_CHECK, label_checks)) if len(sources) > 1}
+    return [gate for gate in gates if (gate.check if gate.check in names else check_owner(gate.check)) not in names]
 
 
 def checks_without_model(checks, detector_params: dict | None = None) -> list[str]:

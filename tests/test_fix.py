@@ -360,3 +360,15 @@ def test_manifest_kept_apart_from_its_images_with_root(tiny_dataset, tmp_path):
     # 12 training images: the clusters check splits no class, so fix balances by class and says so
     targets = json.loads(result.stdout)["choices"]["targets"]
     assert targets["strategy"] == "classes" and "scored no sample" in targets["strategy_rule"]
+
+
+def test_the_final_audit_keeps_the_gates_it_can_apply():
+    """Without the model checks, gates on them (and on label_fused, made from them) are left to
+    the re-audit; issue_score is still fused from the image checks, so its gate stays."""
+    from datacheck.actions.fix import _final_audit_config
+    from datacheck.config import default_config
+
+    cfg = default_config()
+    cfg["audit"]["fail_on"] = "issue_score>5%,label_fused>0,aum>1,dark>0,image_properties>10%"
+    assert _final_audit_config(cfg, False)["audit"]["fail_on"] == "issue_score>5%,dark>0,image_properties>10%"
+    assert _final_audit_config(cfg, True)["audit"]["fail_on"] == cfg["audit"]["fail_on"]

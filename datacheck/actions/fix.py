@@ -506,18 +506,18 @@ def _final_audit_config(audit_cfg: dict, model_checks: bool) -> dict:
     image checks see, in seconds rather than a cross-validation over the whole budget."""
     import copy
 
-    from ..detectors.registry import check_owner
+    from ..detectors.registry import create_detector
     from ..gates import parse_gates
-    from ..pipeline import checks_without_model
+    from ..pipeline import checks_without_model, gates_not_run
 
     cfg = copy.deepcopy(audit_cfg)
     if not model_checks:
         kept = checks_without_model(cfg["audit"]["checks"], cfg["detectors"])
         cfg["audit"]["checks"] = kept
         # A gate on a check left out cannot be applied here (the re-audit reports that check).
-        gates = [g for g in parse_gates(cfg["audit"]["fail_on"])
-                 if (g.check if g.check in kept else check_owner(g.check)) in kept]
-        cfg["audit"]["fail_on"] = ",".join(map(str, gates))
+        gates = parse_gates(cfg["audit"]["fail_on"])
+        left_out = gates_not_run(gates, [create_detector(name, **cfg["detectors"].get(name, {})) for name in kept])
+        cfg["audit"]["fail_on"] = ",".join(str(g) for g in gates if g not in left_out)
     return cfg
 
 
