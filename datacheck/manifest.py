@@ -14,7 +14,6 @@ untouched. Nothing here ever writes to the dataset.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -264,7 +263,7 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
             frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
     except TypeError as exc:  # pandas on a JSONL line that is an array, a number or null
         raise BadDataError(f"cannot read manifest {path}: {_non_object_line(path)}") from exc
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         # pandas/pyarrow errors are ValueError/OSError subclasses; EmptyDataError included.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", reason)
@@ -298,8 +297,9 @@ def _refuse_repeated_columns(path: Path) -> None:
     pandas renames the second copy (``label.1``), so the first would be used without a word,
     whichever the user meant. Repeated columns of the user's own are kept as pandas names them.
     """
-    with open(path, newline="", encoding="utf-8-sig") as lines:
-        header = next(csv.reader(lines), [])
+    # The header as pandas' parser reads it (blank lines before it, quoting, a byte-order mark),
+    # but as a row of values, which pandas does not rename.
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
     repeated = sorted({name for name in header if name in CONTRACT_COLUMNS and header.count(name) > 1})
     if repeated:
         raise BadDataError(f"manifest {path} has more than one {repeated[0]!r} column; keep one")

@@ -223,8 +223,10 @@ def test_ragged_csv_names_the_bad_row(tiny_dataset, tmp_path, body, reason):
 def test_a_csv_naming_a_column_of_ours_twice_is_refused(tiny_dataset, tmp_path):
     """pandas would rename the second ``label`` and the first would be used without a word."""
     path = tiny_dataset / "m.csv"
-    path.write_text("path,label,label\ntrain/cat/cat0.png,cat,dog\n")
-    assert audit_error(path, tmp_path / "run") == f"datacheck: error: manifest {path} has more than one 'label' column; keep one"
+    for text in ("path,label,label\ntrain/cat/cat0.png,cat,dog\n",
+                 "\r\n\r\npath,label,label\r\ntrain/cat/cat0.png,cat,dog\r\n"):  # blank lines before the header too
+        path.write_text(text)
+        assert audit_error(path, tmp_path / "run") == f"datacheck: error: manifest {path} has more than one 'label' column; keep one"
     path.write_text("path,label,note,note\ntrain/cat/cat0.png,cat,a,b\n")  # the user's own: kept as pandas names them
     from datacheck import load_manifest
 
