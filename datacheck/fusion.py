@@ -62,6 +62,14 @@ def agree_with_flags(score: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     return np.where(flagged, score / 2, (1 + score) / 2)
 
 
+def _calibrated(rows: pd.DataFrame) -> tuple[np.ndarray, pd.Index, np.ndarray, np.ndarray]:
+    """Per findings row: its sample's code (codes in sample-id order), then the sample ids, and
+    per row its flag and its score calibrated to the flag (:func:`agree_with_flags`)."""
+    sample, ids = pd.factorize(rows["sample_id"], sort=True)
+    flagged = rows["is_issue"].to_numpy(dtype=bool)
+    return sample, ids, flagged, agree_with_flags(rows["score"].to_numpy(dtype=float), flagged)
+
+
 def issue_scores(findings: pd.DataFrame, checks: list[str], label_checks=()) -> pd.DataFrame:
     """Findings rows of the fused check, one per sample scored by any of ``checks``, in review order.
 
@@ -86,10 +94,8 @@ def issue_scores(findings: pd.DataFrame, checks: list[str], label_checks=()) -> 
     if rows.empty:
         return rows.iloc[0:0].assign(check=pd.Series(dtype=object), details=pd.Series(dtype=object))
     # Integer codes and numpy throughout: an audit of a million samples has millions of rows.
-    sample, ids = pd.factorize(rows["sample_id"], sort=True)  # codes in sample-id order
+    sample, ids, flagged, agreed = _calibrated(rows)
     check, names = pd.factorize(rows["check"], sort=True)
-    flagged = rows["is_issue"].to_numpy(dtype=bool)
-    agreed = agree_with_flags(rows["score"].to_numpy(dtype=float), flagged)
     # One evidence group per check, except the label checks, which form one group (averaged).
     group = np.where(np.isin(names, list(label_checks)), -1, np.arange(len(names)))[check] + 1
     pair, pairs = pd.factorize(sample.astype(np.int64) * (len(names) + 1) + group)
@@ -151,9 +157,7 @@ def label_scores(findings: pd.DataFrame, label_checks) -> tuple[pd.DataFrame, di
     from .robust import count_cut
 
     rows = findings[findings["check"].isin(label_checks)]
-    sample, ids = pd.factorize(rows["sample_id"], sort=True)
-    flagged = rows["is_issue"].to_numpy(dtype=bool)
-    agreed = agree_with_flags(rows["score"].to_numpy(dtype=float), flagged)
+    sample, ids, flagged, agreed = _calibrated(rows)
     evidence = np.bincount(sample, weights=agreed, minlength=len(ids)) / np.bincount(sample, minlength=len(ids))
     per_check = rows.loc[rows["is_issue"], "check"].value_counts().reindex(label_checks, fill_value=0)
     count = int(np.floor(per_check.mean() + 0.5))  # halves round up
