@@ -286,8 +286,8 @@ class _progress:
 @click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and files written as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No table on stderr.")
-def relabel(run_dir, auto, min_confidence, drop, hold_out_review, export_review, export_label_studio, import_review, out, materialize_to,
-            dataset, as_json, quiet):
+def relabel(run_dir, auto, min_confidence, drop, hold_out_review, export_review, export_label_studio, import_review, out,
+            materialize_to, dataset, as_json, quiet):
     """Fix labels and remove bad samples found by the audit in RUN; queue the rest for review.
 
     Never modifies the dataset: writes a new manifest and changes.parquet (--out), a cleaned

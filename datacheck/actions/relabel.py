@@ -292,7 +292,8 @@ def relabel(
         write_json(out_dir / RELABEL_MARKER, {
             "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
             "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
-            "min_confidence": min_confidence, "hold_out_review": hold_out_review, "import_review": str(import_review) if import_review else None,
+            "min_confidence": min_confidence, "hold_out_review": hold_out_review,
+            "import_review": str(import_review) if import_review else None,
             "counts": action_counts(changes),
         })
     if materialize_to is not None:

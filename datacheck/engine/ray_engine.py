@@ -267,8 +267,8 @@ def ray_map_predict(engine: RayEngine, actor: type | None = None) -> Callable:
             embeddings.append(batch["embedding"])
         cuts = np.cumsum(sizes)[:-1]
         if not probs:
-            return [(np.zeros((0, networks[w].head.out_features), np.float32), np.zeros((0, networks[w].dim), np.float32))
-                    for w in which]
+            return [(np.zeros((0, networks[w].head.out_features), np.float32),
+                     np.zeros((0, networks[w].dim), np.float32)) for w in which]
         return list(zip(np.split(np.concatenate(probs), cuts), np.split(np.concatenate(embeddings), cuts)))
 
     return map_predict
