@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
 STARTUP_TARGET_S = 0.3  # datacheck --help and import datacheck
 SPEEDUP_TARGET = 5.0  # CleanVision wall / datacheck wall
 STARTUP_RUNS = 10
-HEAVY_MODULES = ("torch", "torchvision", "cleanlab", "sklearn", "faiss")
+HEAVY_MODULES = ("torch", "torchvision", "cleanlab", "sklearn", "scipy", "faiss")
 
 # What a CleanVision user runs: its default issue types, its default progress output.
 CLEANVISION_SCRIPT = """\

@@ -10,7 +10,7 @@ import pytest
 
 from datacheck.detectors.aum import noise_rate
 from datacheck.fusion import CHECK, LABEL_CHECK, issue_scores, label_scores, review_ranks
-from datacheck.robust import expected_beyond, tail_cut
+from datacheck.robust import expected_beyond, normal_sf, tail_cut
 
 
 def _rows(check: str, scores: dict, flagged: set, suggested: dict | None = None) -> pd.DataFrame:
@@ -86,6 +86,15 @@ def test_noise_rate_recovers_the_wrong_share_of_a_mixture():
     estimate = noise_rate(np.concatenate([wrong, clean]), threshold)
     assert estimate == pytest.approx(0.06, abs=0.01)
     assert noise_rate(clean, threshold) < 0.002  # no wrong labels: (almost) none estimated
+
+
+def test_normal_tail_matches_scipy_far_into_the_tail():
+    from scipy.special import ndtr
+
+    z = np.array([-40.0, -3.0, 0.0, 0.5, 1.96, 5.0, 10.0, 37.0])
+    assert np.allclose(normal_sf(z), ndtr(-z), rtol=1e-12, atol=0)
+    assert normal_sf(37.0) == pytest.approx(5.725571e-300, rel=1e-6)  # not rounded to 0
+    assert np.isnan(normal_sf(np.array([np.nan]))).all()
 
 
 def test_tail_cut_lowers_the_cut_only_when_many_samples_stand_out():

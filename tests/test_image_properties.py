@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import datacheck
-from datacheck.engine.image_stats import measure_image
+from datacheck.engine.image_stats import _edge_statistics, _histograms, measure_image
 
 
 def drawn_numeral(rng: np.random.Generator, size: int = 120) -> Image.Image:
@@ -36,6 +36,36 @@ def test_speckle_measures_isolated_pixels_not_strokes():
     assert 0.05 < noisy < 0.2
     flat = measure_image(Image.new("L", (50, 50), 200))
     assert np.isnan(flat["speckle"])
+
+
+def test_speckle_counts_each_interior_pixel_beyond_all_four_neighbours():
+    """The flat-row computation against the definition, pixel by pixel, on random stacks."""
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        count, height, width = (int(v) for v in rng.integers((1, 3, 3), (4, 12, 12)))
+        grey = rng.integers(0, 256, size=(count, height, width)).astype(np.uint8)
+        low, high = rng.uniform(0, 100, count), rng.uniform(100, 255, count)
+        _, speckle = _edge_statistics(grey, low, high)
+        for i in range(count):
+            g, jump = grey[i].astype(int), max((high[i] - low[i]) / 4.0, 8.0)
+            hits = 0
+            for y in range(1, height - 1):
+                for x in range(1, width - 1):
+                    steps = [g[y, x] - g[y + dy, x + dx] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+                    hits += min(steps) > jump or max(steps) < -jump
+            assert speckle[i] == hits / ((height - 2) * (width - 2))
+
+
+@pytest.mark.parametrize("kind", ["varied", "mostly_white", "constant", "two_values"])
+def test_byte_histograms_count_every_value(kind):
+    rng = np.random.default_rng(4)
+    rows = {"varied": rng.integers(0, 256, (3, 5000)),
+            "mostly_white": np.where(rng.random((3, 5000)) < 0.9, 255, rng.integers(0, 256, (3, 5000))),
+            "constant": np.full((3, 5000), 7),
+            "two_values": np.where(rng.random((3, 5000)) < 0.5, 0, 200)}[kind].astype(np.uint8)
+    hist = _histograms(rows, 256)
+    assert hist.dtype == np.int64
+    assert np.array_equal(hist, np.stack([np.bincount(row, minlength=256) for row in rows]))
 
 
 @pytest.fixture(scope="module")

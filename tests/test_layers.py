@@ -13,7 +13,7 @@ import pytest
 from .conftest import REPO_ROOT, SAMPLE_DATA
 
 PACKAGE = REPO_ROOT / "datacheck"
-HEAVY = ("torch", "torchvision", "cleanlab", "sklearn", "faiss")
+HEAVY = ("torch", "torchvision", "cleanlab", "sklearn", "scipy", "faiss")
 
 
 def _module_name(path: Path) -> str:

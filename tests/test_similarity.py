@@ -64,6 +64,35 @@ def test_connected_components():
     assert labels.tolist() == [0, 1, 1, 3, 1, 3]
 
 
+def _components_by_search(n: int, pairs: np.ndarray) -> list[int]:
+    """The smallest member of each node's component, by a plain graph search."""
+    neighbours: list[set] = [set() for _ in range(n)]
+    for a, b in pairs.tolist():
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    labels = [-1] * n
+    for start in range(n):  # ascending: a component is first reached from its smallest member
+        if labels[start] < 0:
+            labels[start], frontier = start, [start]
+            while frontier:
+                node = frontier.pop()
+                for other in neighbours[node]:
+                    if labels[other] < 0:
+                        labels[other] = start
+                        frontier.append(other)
+    return labels
+
+
+def test_connected_components_match_a_graph_search_on_random_graphs():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 80))
+        pairs = rng.integers(0, n, size=(int(rng.integers(0, 100)), 2))  # self-loops and repeats too
+        assert connected_components(n, pairs).tolist() == _components_by_search(n, pairs)
+    chain = rng.permutation(np.stack([np.arange(9_999), np.arange(1, 10_000)], axis=1))  # one long path
+    assert (connected_components(10_000, chain) == 0).all()
+
+
 def _gradient_scene(rng: np.random.Generator, side: int = 32) -> np.ndarray:
     """A small picture whose background is a strong colour gradient (its opposite edges differ)."""
     y, x = np.mgrid[0:side, 0:side] / (side - 1)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..robust import normal_sf
 from ..validation import Interval
 from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
@@ -172,7 +173,7 @@ def _kde_upper_tail(null: np.ndarray, statistic: float) -> float:
     h = float(np.std(null, ddof=1)) * b ** (-0.2) if b >= 2 else 0.0
     if not h > 0:  # a KDE needs spread; fall back to the permutation rank
         return float((1 + np.count_nonzero(null >= statistic)) / (b + 1))
-    return float(np.clip(_normal_cdf((null - statistic) / h).mean(), 0.0, 1.0))
+    return float(np.clip(normal_sf((statistic - null) / h).mean(), 0.0, 1.0))
 
 
 def _sample_scores(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
@@ -195,17 +196,8 @@ def _sample_scores(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     variance = (1.0 - sum_p3) / 12.0 / np.maximum(k, 1) * (n - 1.0 - k) / (n - 2.0)
     informative = (k > 0) & (variance > 0)  # a sample whose neighbours are all others: no evidence
     scores = np.ones(n)
-    scores[informative] = _normal_cdf((mean_u[informative] - 0.5) / np.sqrt(variance[informative]))
+    scores[informative] = normal_sf((0.5 - mean_u[informative]) / np.sqrt(variance[informative]))
     return np.clip(scores, 0.0, 1.0)
-
-
-def _normal_cdf(x: np.ndarray) -> np.ndarray:
-    """The standard normal CDF, accurate far into the tails (a p-value of 1e-30 stays 1e-30)."""
-    # scipy comes with scikit-learn and cleanlab; imported here, not at module level, so that
-    # registering the detector costs an audit that does not run it nothing.
-    from scipy.special import ndtr
-
-    return ndtr(x)
 
 
 @register_detector

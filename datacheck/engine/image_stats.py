@@ -28,7 +28,7 @@ THUMB_SIDE = 64
 FLAT_STD = 2.0
 
 #: Bumped when a statistic's definition changes, so cached statistics are recomputed.
-STATS_VERSION = 4
+STATS_VERSION = 5
 
 STAT_COLUMNS = [
     "width",  # int, pixels
@@ -220,7 +220,11 @@ def _identify(im: Image.Image) -> dict:
     # Palette images store indices: two files with one index map but different palettes are
     # different pictures, so their colours are hashed, not the indices.
     pixels = im.convert("RGBA").tobytes() if mode in ("P", "PA") else im.tobytes()
-    pixel_hash = hashlib.blake2b(f"{mode}:{width}x{height}:".encode() + pixels, digest_size=16).hexdigest()
+    # SHA-256 (hardware-accelerated on current x86 and ARM cores, 2-3x faster than BLAKE2b
+    # there), truncated to 128 bits: an exact-duplicate identity, not a signature.
+    digest = hashlib.sha256(f"{mode}:{width}x{height}:".encode())
+    digest.update(pixels)
+    pixel_hash = digest.hexdigest()[:32]
     eight = eight_bit(im)
     rgb = eight.convert("RGB") if eight.mode not in ("RGB", "L") else eight
     factor = math.ceil(max(width, height) / ANALYSIS_SIDE)
@@ -287,22 +291,38 @@ def _grey_statistics(grey: np.ndarray) -> list[dict]:
              "speckle": float(speckle[i]), "has_content": not flat[i]} for i in range(count)]
 
 
-#: Rows of at least this many 8-bit values are counted by Pillow's histogram, one row at a time
-#: (a single C pass, faster than numpy's bincount, which first widens every value to
-#: 64 bits); shorter rows, many small images, in one bincount over the stack.
-_PILLOW_HISTOGRAM_MIN = 4096
+#: Rows of at least this many 8-bit values are counted one row at a time (:func:`_byte_histogram`);
+#: shorter rows, many small images, in one bincount over the stack.
+_BYTE_HISTOGRAM_MIN = 4096
 
 
 def _histograms(values: np.ndarray, bins: int, weights: np.ndarray | None = None) -> np.ndarray:
     """One histogram per row: ``values`` (G, M) of ints in ``[0, bins)`` -> counts (G, bins)
     (summed ``weights`` (G, M) when given)."""
-    if weights is None and bins == 256 and values.dtype == np.uint8 and values.shape[1] >= _PILLOW_HISTOGRAM_MIN:
-        rows = np.ascontiguousarray(values)
-        return np.array([Image.frombuffer("L", (row.size, 1), row, "raw", "L", 0, 1).histogram() for row in rows],
-                        dtype=np.int64).reshape(len(rows), bins)
+    if weights is None and bins == 256 and values.dtype == np.uint8 and values.shape[1] >= _BYTE_HISTOGRAM_MIN:
+        return np.stack([_byte_histogram(row) for row in np.ascontiguousarray(values)])
     offset = values + bins * np.arange(len(values))[:, None]
     flat = np.bincount(offset.ravel(), weights=None if weights is None else weights.ravel(), minlength=bins * len(values))
     return flat.reshape(len(values), bins)
+
+
+def _byte_histogram(row: np.ndarray) -> np.ndarray:
+    """Counts of each value 0-255 in a contiguous uint8 ``row`` (M,), int64 (256,).
+
+    A histogram loop stalls when consecutive values are equal (each increment waits for the
+    previous one to the same counter): on a page that is 90 % white, or the grey-level
+    steps of one (98 % zero), counting costs 3x what it does on varied values. So when a
+    sample of the row shows one value in the majority, only the other values are counted
+    and the majority value's count is what remains; otherwise Pillow counts the whole row.
+    """
+    sample = np.bincount(row[:: max(1, row.size // 512)], minlength=256)
+    common = int(sample.argmax())
+    if sample[common] * 2 > sample.sum():
+        rest = row[row != common]
+        hist = np.bincount(rest, minlength=256)
+        hist[common] = row.size - rest.size
+        return hist.astype(np.int64, copy=False)
+    return np.array(Image.frombuffer("L", (row.size, 1), row, "raw", "L", 0, 1).histogram(), dtype=np.int64)
 
 
 def _hist_percentile(hist: np.ndarray, q: float) -> np.ndarray:
@@ -370,13 +390,20 @@ def _edge_statistics(grey: np.ndarray, low: np.ndarray, high: np.ndarray) -> tup
     steepest = _hist_percentile(_histograms(step.reshape(len(g), -1), 256), 99.9)
     sharpness = np.log(np.maximum(steepest, 1e-3) / np.maximum(high - low, 1e-3))
 
-    # For each interior pixel: itself minus the pixel above, below, left and right.
-    # Differences are integers, so "> jump" is "> floor(jump)" and "< -jump" is "< -floor(jump)":
-    # compared as int16, not widened to float for every pixel.
-    jump = np.floor(np.maximum((high - low) / 4.0, 8.0)).astype(np.int16)[:, None, None]
-    from_above, from_below = down[:, :-1, 1:-1], -down[:, 1:, 1:-1]
-    from_left, from_right = right[:, 1:-1, :-1], -right[:, 1:-1, 1:]
-    brighter = (from_above > jump) & (from_below > jump) & (from_left > jump) & (from_right > jump)
-    darker = (from_above < -jump) & (from_below < -jump) & (from_left < -jump) & (from_right < -jump)
-    isolated = (brighter | darker).reshape(len(g), -1)
-    return sharpness, isolated.sum(axis=1) / isolated.shape[1]
+    # An interior pixel is isolated when it exceeds the brightest of its four neighbours, or
+    # falls below the darkest, by more than the jump. Differences are integers, so "> jump"
+    # is "> floor(jump)": compared as int16, not widened to float for every pixel. The image
+    # is taken as one flat row per image, where the neighbours above and below are W away:
+    # contiguous slices, several times faster than 2-D strided views; the first and last
+    # columns, whose flat "neighbours" wrap to the next row, are left out of the count.
+    count, height, width = g.shape
+    flat = g.reshape(count, height * width)
+    centre = flat[:, width:-width]
+    above, below = flat[:, : -2 * width], flat[:, 2 * width :]
+    left, right_of = flat[:, width - 1 : -width - 1], flat[:, width + 1 : height * width - width + 1]
+    brightest = np.maximum(np.maximum(above, below), np.maximum(left, right_of))
+    darkest = np.minimum(np.minimum(above, below), np.minimum(left, right_of))
+    jump = np.floor(np.maximum((high - low) / 4.0, 8.0)).astype(np.int16)[:, None]
+    isolated = ((centre - brightest) > jump) | ((darkest - centre) > jump)
+    interior = isolated.reshape(count, height - 2, width)[:, :, 1:-1].reshape(count, -1)
+    return sharpness, np.count_nonzero(interior, axis=1) / interior.shape[1]
