@@ -31,7 +31,7 @@ def audit(
     embeddings=None,
     class_names: Sequence[str] | str | os.PathLike | None = None,
     checks: Sequence | str | None = None,
-    config: str | os.PathLike | None = None,
+    config: str | os.PathLike | dict | None = None,
     out: str | os.PathLike | None = None,
     root: str | os.PathLike | None = None,
     seed: int | None = None,
@@ -72,8 +72,9 @@ def audit(
     checks : sequence of str or Detector, or str, optional
         Detectors to run: names (wildcards allowed: ``"*dup*"``) or configured instances
         (``Outliers(k=20)``); default: every default detector whose inputs the data has.
-    config : path-like, optional
-        TOML file of settings (``configs/default.toml`` lists every default).
+    config : path-like or dict, optional
+        TOML file of settings (``configs/default.toml`` lists every default), or its tables
+        as a dict: ``{"detectors": {"outliers": {"k": 20}}}``.
     out : path-like, optional
         Write the run directory there (what ``datacheck audit --out`` writes); None keeps the
         audit in memory (``result.save(dir)`` writes it later).
@@ -103,6 +104,10 @@ def audit(
     """
     from .detectors import Detector
 
+    if data is not None and not isinstance(data, (str, os.PathLike, pd.DataFrame)):
+        hint = ": pass pd.DataFrame(data)" if isinstance(data, dict) else ""
+        raise UsageError(f"data must be a dataset folder, a manifest file or a pandas DataFrame, "
+                         f"got a {type(data).__name__}{hint}")
     instances = None
     names = None
     if isinstance(checks, (str, Detector)):
@@ -114,7 +119,12 @@ def audit(
         else:
             names = [str(c) for c in checks]
     if isinstance(labels, (list, tuple, pd.Series, np.ndarray)) and not _is_numeric(labels):
+        named = class_names is not None
         labels, class_names = _label_ids(labels, class_names)
+        columns = np.shape(pred_probs)[1] if not named and np.ndim(pred_probs) == 2 else len(class_names)
+        if columns != len(class_names):  # sorted distinct labels cannot say which column is which
+            raise UsageError(f"labels name {len(class_names)} classes but pred_probs has {columns} columns; "
+                             "pass class_names, one per column in column order")
     if data is not None and labels is not None:
         raise UsageError("labels go without data: a manifest's labels are its label column")
     if data is None and pred_probs is None:

@@ -177,7 +177,8 @@ def open_run(path: str | os.PathLike) -> AuditRun:
     try:
         table = pq.read_table(path / FINDINGS_NAME)
     except (OSError, pa.ArrowException) as exc:
-        raise BadDataError(f"cannot read {path / FINDINGS_NAME}: {exc}") from exc
+        reason = "missing" if isinstance(exc, FileNotFoundError) else exc
+        raise BadDataError(f"cannot read {path / FINDINGS_NAME}: {reason}") from exc
     check_findings(path / FINDINGS_NAME, table)
     outputs = path / "artifacts" / OUTPUTS_ARTIFACT
     if info.manifest_format != "arrays" and outputs.exists():

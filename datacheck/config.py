@@ -8,10 +8,12 @@ keyword defaults), so they cannot drift from what runs; ``configs/default.toml``
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
 import math
+import numbers
 import os
 import sys
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 
 from .engine.train_config import TrainConfig
@@ -80,8 +82,9 @@ def read_toml(path) -> dict:
         raise UsageError(f"config {path} is not valid TOML: {str(exc)[:200]}") from exc
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
-    """Defaults, updated by the TOML file at ``path`` and then by ``overrides`` (``None`` ignored).
+def load_config(path: str | Path | Mapping | None = None, overrides: dict | None = None) -> dict:
+    """Defaults, updated by the TOML file at ``path`` (or a dict of its tables) and then by
+    ``overrides`` (``None`` ignored).
 
     Raises
     ------
@@ -89,7 +92,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         Unreadable TOML, unknown sections or keys, or values of the wrong type.
     """
     config = default_config()
-    if path is not None:
+    if isinstance(path, Mapping):  # the Python API: the TOML file's tables as a dict
+        _merge(config, dict(path), "the config dict")
+    elif path is not None:
         user = read_toml(path)
         _merge(config, user, str(path))
     for key, value in (overrides or {}).items():
@@ -111,7 +116,7 @@ def _merge(config: dict, user: dict, origin: str) -> None:
         for key, value in user.get(section, {}).items():
             if key not in config[section]:
                 raise UsageError(f"unknown option {section}.{key} in {origin}; known: {', '.join(config[section])}")
-            config[section][key] = _typed(f"{section}.{key}", value, config[section][key], origin)
+            config[section][key] = value = _typed(f"{section}.{key}", value, config[section][key], origin)
             if section == "audit":
                 _check_audit_value(key, value, origin, list(config["detectors"]))
             if section == "engine" and key == "name" and value not in ENGINES:
@@ -134,8 +139,10 @@ def _typed(name: str, value, default, origin: str):
     if isinstance(default, bool) or isinstance(value, bool):
         ok = isinstance(value, bool) and isinstance(default, bool)
     elif isinstance(default, float):
-        ok = isinstance(value, (int, float))
+        ok = isinstance(value, numbers.Real)  # numpy scalars too (a value taken from an array)
         value = float(value) if ok else value
+    elif isinstance(default, int) and isinstance(value, numbers.Integral):
+        ok, value = True, int(value)
     elif isinstance(default, list):
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     elif isinstance(default, str) and isinstance(value, os.PathLike):  # cache_dir=Path(...) from Python

@@ -120,6 +120,7 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
         where = Path("<DataFrame>")
         if source.empty:
             raise BadDataError("the manifest DataFrame has no rows")
+        _require_path_column(source, where)
         frame = _normalise(source.reset_index(drop=True).copy(), root, where)
         frame, missing, fingerprint = _check_files(frame, root, where, max_missing)
         return Manifest(frame, root, where, "dataframe", {}, missing, fingerprint)
@@ -142,8 +143,10 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
         frame = _read_table(source, fmt)
         skipped = {}
     if frame.empty:
-        detail = "".join(f", skipped {n} {why.replace('_', '-')} file(s)" for why, n in skipped.items())
-        raise BadDataError(f"no images found in {source}{detail}")
+        detail = "".join(f", skipped {n} {_SKIP_WORDS[why]}" for why, n in skipped.items())
+        hint = ("; a folder dataset keeps each class's images in a folder named after the class "
+                "(root/<class>/... or root/<split>/<class>/...)" if skipped.get("outside_class_folder") else "")
+        raise BadDataError(f"no images found in {source}{detail}{hint}")
     frame = _normalise(frame, root, source)
     frame, missing, fingerprint = _check_files(frame, root, source, max_missing)
     return Manifest(frame, root, source, fmt, skipped, missing, fingerprint)
@@ -176,6 +179,10 @@ def _array_manifest(source: "str | os.PathLike | pd.DataFrame", root) -> Manifes
 # --------------------------------------------------------------------------- folders
 
 
+#: How a message names the files a folder scan skipped, by reason.
+_SKIP_WORDS = {"non_image": "non-image file(s)", "outside_class_folder": "image(s) outside any class folder"}
+
+
 def _scan_folder(root: Path) -> tuple[pd.DataFrame, dict]:
     """List image files under ``root/<class>/`` or ``root/<split>/<class>/``."""
     top_dirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
@@ -188,11 +195,11 @@ def _scan_folder(root: Path) -> tuple[pd.DataFrame, dict]:
             f"mixed folder layout in {root}: {split_dirs[0]!r} is a split name but {others[0]!r} is not; "
             "use root/<class>/* or root/<split>/<class>/* (or a manifest file)"
         )
-    skipped["non_image"] += _count_files(root)  # loose files beside the class/split folders
+    _count_loose_files(root, skipped)  # beside the class/split folders
     if split_dirs:
         for split_dir in split_dirs:
             split = SPLIT_ALIASES[split_dir.lower()]
-            skipped["non_image"] += _count_files(root / split_dir)
+            _count_loose_files(root / split_dir, skipped)
             for label in _subdirs(root / split_dir):
                 rows += _image_rows(root, PurePosixPath(split_dir, label), label, split, skipped)
     else:
@@ -206,8 +213,14 @@ def _subdirs(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
-def _count_files(folder: Path) -> int:
-    return sum(1 for e in os.scandir(folder) if not e.is_dir() and not e.name.startswith("."))
+def _count_loose_files(folder: Path, skipped: dict) -> None:
+    """Count the files directly in ``folder`` (above the class folders) as skipped: images as
+    ``outside_class_folder`` (no class to give them), the rest as ``non_image``."""
+    for entry in os.scandir(folder):
+        if not entry.name.startswith(".") and not entry.is_dir():
+            image = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+            why = "outside_class_folder" if image else "non_image"
+            skipped[why] = skipped.get(why, 0) + 1
 
 
 def _image_rows(root: Path, rel_dir: PurePosixPath, label: str, split: str | None, skipped: dict) -> list[tuple]:
@@ -271,10 +284,15 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
             header, line, seen = ragged.groups()
             reason = f"ragged CSV: line {line} has {seen} fields, the header has {header}"
         raise BadDataError(f"cannot read manifest {path}: {reason}") from exc
-    if need_path and "path" not in frame.columns:
-        columns = ", ".join(map(str, frame.columns)) or "none"
-        raise BadDataError(f"manifest {path} has no 'path' column (columns: {columns})")
+    if need_path:
+        _require_path_column(frame, path)
     return frame
+
+
+def _require_path_column(frame: pd.DataFrame, source: Path) -> None:
+    if "path" not in frame.columns:
+        columns = ", ".join(map(str, frame.columns)) or "none"
+        raise BadDataError(f"manifest {source} has no 'path' column (columns: {columns})")
 
 
 def _non_object_line(path: Path) -> str:

@@ -127,9 +127,9 @@ class AuditResult:
 
     def balance(self, out: str | Path, **options):
         """:func:`datacheck.balance` on this audit, writing the plan into ``out``."""
-        from .actions.balance import BalanceOptions, balance
+        from .actions.balance import balance
 
-        return balance(self._saved("balance"), out, BalanceOptions(**options))
+        return balance(self._saved("balance"), out, **options)
 
     def report(self, out: str | Path | None = None, **options):
         """:func:`datacheck.reporting`: the HTML report of this audit (default ``RUN/report.html``)."""

@@ -215,11 +215,15 @@ class Sources:
         """The sources of a :class:`datacheck.manifest.Manifest`."""
         if manifest.format == "folder":
             return cls(Path(os.path.realpath(manifest.root)), None)
+        if manifest.format == "dataframe":  # in memory: the dataset is the files it lists, no manifest file
+            return cls(Path(os.path.realpath(manifest.root)), None, manifest.frame["path"])
         if manifest.format == "arrays":
             from .manifest import MANIFEST_FORMATS
 
             source = Path(manifest.source)
-            if source.suffix.lower() not in MANIFEST_FORMATS or not source.is_file():
+            if not source.is_file():  # in-memory arrays: nothing on disk is the dataset
+                return cls(Path(os.path.realpath(manifest.root)), None, manifest.frame["sample_id"].iloc[:0])
+            if source.suffix.lower() not in MANIFEST_FORMATS:
                 return cls(Path(os.path.realpath(source)), Path(os.path.realpath(source)))  # --pred-probs alone
             # A manifest the arrays align with: the files its rows name are protected too,
             # although an array audit never reads them.
@@ -256,12 +260,12 @@ class Sources:
         """
         refuse_unwritable(path, option)
         out = Path(os.path.realpath(path))
-        if self.manifest is None:
+        if self.manifest is None and self.files is None:  # a dataset folder: all of it
             overlaps = out == self.root or self.root in out.parents
         else:
             # The manifest itself, a folder holding it, a listed file or a folder holding one
             # (every listed file lies inside root: the manifest refuses paths that leave it).
-            overlaps = out == self.manifest or out in self.manifest.parents
+            overlaps = self.manifest is not None and (out == self.manifest or out in self.manifest.parents)
             if not overlaps and self.files is not None and (out == self.root or self.root in out.parents):
                 rel = out.relative_to(self.root).as_posix()
                 overlaps = len(self.files) > 0 if rel == "." else bool(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import datacheck
 from datacheck.detectors.outliers import Outliers
-from datacheck.errors import UsageError
+from datacheck.errors import BadDataError, UsageError
 
 from .conftest import SAMPLE_DATA
 
@@ -93,6 +95,44 @@ def test_library_errors_name_parameters(arrays):
         datacheck.audit(SAMPLE_DATA, pred_probs=probs, labels=labels)
     with pytest.raises(UsageError, match="check 'aum' did not run"):
         datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues").issues("aum")
+
+
+def test_notebook_inputs_get_clear_errors_or_work(arrays, tmp_path, monkeypatch):
+    probs, labels, _ = arrays
+    with pytest.raises(UsageError, match="data must be .* got a dict: pass pd.DataFrame"):
+        datacheck.audit({"path": ["a.png"], "label": ["x"]})
+    with pytest.raises(UsageError, match="data must be .* got a list"):
+        datacheck.audit([str(SAMPLE_DATA)])
+    with pytest.raises(BadDataError, match="has no 'path' column"):
+        datacheck.audit(pd.DataFrame({"filepath": ["train/a.png"], "label": ["a"]}), root=SAMPLE_DATA)
+    names = np.array(["cat", "dog", "emu"])[np.minimum(labels, 1)]  # 2 of the 3 columns' classes used
+    with pytest.raises(UsageError, match="labels name 2 classes but pred_probs has 3 columns; pass class_names"):
+        datacheck.audit(pred_probs=probs, labels=names)
+    assert len(datacheck.audit(pred_probs=probs, labels=names, class_names=["cat", "dog", "emu"],
+                               checks="label_issues").issues()) > 0
+    # numpy integers (a value taken from an array) and a config dict, as a notebook passes them
+    monkeypatch.chdir(tmp_path)
+    result = datacheck.audit(pred_probs=probs, labels=labels, seed=np.int64(3), max_missing=np.int32(0), out=".",
+                             config={"audit": {"checks": ["label_issues"]}})
+    assert list(result.summary["checks"]) == ["label_issues"]
+    assert json.loads((tmp_path / "run.json").read_text())["seed"] == 3  # in-memory arrays: "." is no dataset
+
+
+def test_a_dataframe_audit_may_write_beside_the_listed_files_not_over_them(tmp_path, monkeypatch):
+    frame = pd.DataFrame({"path": ["train/circle/" + p.name for p in sorted((SAMPLE_DATA / "train" / "circle").glob("*.png"))[:3]]})
+    monkeypatch.chdir(tmp_path)
+    assert datacheck.audit(frame, root=SAMPLE_DATA, checks="exact_duplicates", out=".", workers=0).run_dir is not None
+    for inside in (SAMPLE_DATA / "train", SAMPLE_DATA / frame["path"][0]):
+        with pytest.raises(UsageError, match="would write into the audited dataset"):
+            datacheck.audit(frame, root=SAMPLE_DATA, checks="exact_duplicates", out=inside, workers=0)
+
+
+def test_balance_takes_its_settings_as_keywords(tmp_path):
+    run = datacheck.audit(SAMPLE_DATA, checks=["exact_duplicates", "class_imbalance"], workers=0, out=tmp_path / "run")
+    result = datacheck.balance(run.run_dir, tmp_path / "plan", strategy="classes", target=30)
+    assert (result.table["after"] == 30).all()
+    with pytest.raises(UsageError, match="options must be a BalanceOptions, got dict"):
+        datacheck.balance(run.run_dir, tmp_path / "plan2", {"strategy": "classes"})
 
 
 def test_top_level_exports():

@@ -199,6 +199,12 @@ def test_findings_rewritten_by_pandas_are_still_read(quick_run, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_a_run_missing_its_findings_says_so(quick_run, tmp_path):
+    run = copy_of(quick_run, tmp_path)
+    (run / "findings.parquet").unlink()
+    assert_one_line_error(invoke("report", run), ExitStatus.BAD_DATA, "findings.parquet: missing")
+
+
 def test_findings_details_that_are_not_json_are_bad_data(quick_run, tmp_path):
     run = copy_of(quick_run, tmp_path)
     frame = pd.read_parquet(run / "findings.parquet")

@@ -44,6 +44,17 @@ def test_class_folder_layout_with_nested_files_and_skips(tmp_path):
     assert m.skipped == {"non_image": 2}
 
 
+def test_images_outside_any_class_folder_are_named_so(tmp_path):
+    flat = tmp_path / "flat"
+    for i in range(3):
+        make_image(flat / f"{i}.png", i)
+    result = invoke("audit", flat, "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "skipped 3 image(s) outside any class folder; a folder "
+                                                        "dataset keeps each class's images in a folder named after the class")
+    make_image(flat / "a" / "x.png", 9)
+    assert load_manifest(flat).skipped == {"outside_class_folder": 3}
+
+
 def test_valid_folder_is_the_val_split(tmp_path):
     make_image(tmp_path / "d" / "Train" / "x" / "1.png", 1)
     make_image(tmp_path / "d" / "valid" / "x" / "2.png", 2)

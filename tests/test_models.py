@@ -32,9 +32,10 @@ def test_weights_file_round_trip_and_bad_file(tmp_path):
     torch.save(model.state_dict(), tmp_path / "w.pt")
     again = create_model("convnet-small", num_classes=4, weights=tmp_path / "w.pt")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
-    (tmp_path / "bad.pt").write_bytes(b"garbage")
-    with pytest.raises(UsageError, match=r"bad.pt is not a PyTorch weights file \(a state dict saved with torch.save\)"):
-        create_model("convnet-small", num_classes=4, weights=tmp_path / "bad.pt")
+    for text in (b"garbage", b"README text\n"):  # the weights-only unpickler raises IndexError on the second
+        (tmp_path / "bad.pt").write_bytes(text)
+        with pytest.raises(UsageError, match=r"bad.pt is not a PyTorch weights file \(a state dict saved with torch.save\)"):
+            create_model("convnet-small", num_classes=4, weights=tmp_path / "bad.pt")
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(UsageError, match="holds a list, not a state dict of convnet-small"):
         create_model("convnet-small", num_classes=4, weights=tmp_path / "list.pt")

@@ -135,7 +135,8 @@ def test_missing_and_unreadable_files(tmp_path):
     (tmp_path / "p.npy").write_bytes(b"not numpy")
     np.save(tmp_path / "l.npy", np.zeros(3, int))
     result = audit("--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy", "--out", tmp_path / "r")
-    assert result.exit_code == ExitStatus.BAD_DATA and "is not a readable .npy array" in result.stderr
+    assert result.exit_code == ExitStatus.BAD_DATA and "is not a readable .npy array: not in .npy format" in result.stderr
+    assert "allow_pickle" not in result.stderr  # numpy's advice to load it unsafely is not passed on
     result = audit("--pred-probs", tmp_path / "nope.npy", "--labels", tmp_path / "l.npy", "--out", tmp_path / "r")
     assert result.exit_code == ExitStatus.BAD_DATA and "file not found" in result.stderr
 

@@ -11,6 +11,7 @@ import pytest
 import datacheck
 from datacheck.actions.relabel import relabel
 from datacheck.audit_run import open_run
+from datacheck.errors import BadDataError
 from datacheck.manifest import load_manifest
 
 from .conftest import SAMPLE_DATA, invoke, tree_digest
@@ -118,6 +119,18 @@ def test_review_csv_round_trip(run_dir, tmp_path):
     assert actions[same["sample_id"]] == "keep" and new[same["sample_id"]] == same["label"]
     assert (actions == "review").sum() == len(queue) - 5  # undecided rows stay queued
     assert len(result.manifest) == 563
+
+
+def test_accepting_a_suggestion_the_review_file_does_not_show_is_refused(run_dir, tmp_path):
+    """A blank new_label accepts the suggestion the reviewer saw; where the file shows none,
+    the decision is an error, not a silent keep (the model's own top label may be the given one)."""
+    review = tmp_path / "review.csv"
+    relabel(run_dir, export_review=review)
+    queue = pd.read_csv(review, dtype=str, keep_default_na=False)
+    queue.loc[queue.index[0], ["decision", "suggested_label", "new_label"]] = ["relabel", "", ""]
+    queue.to_csv(review, index=False)
+    with pytest.raises(BadDataError, match="names no new_label and has no suggestion"):
+        relabel(run_dir, import_review=review)
 
 
 def test_hold_out_review_leaves_the_queue_out_until_decided(run_dir, tmp_path):

@@ -513,19 +513,40 @@ class BalanceResult:
 def balance(
     run_dir: str | os.PathLike,
     out: str | os.PathLike,
-    options: BalanceOptions,
+    options: BalanceOptions | None = None,
     *,
+    strategy: str = BalanceOptions.strategy,
+    target: int | dict | None = BalanceOptions.target,
+    budget: float = BalanceOptions.budget,
+    drop_flagged: bool = BalanceOptions.drop_flagged,
+    max_total: int | None = BalanceOptions.max_total,
+    seed: int | None = None,
     dataset: str | os.PathLike | None = None,
 ) -> BalanceResult:
     """``datacheck balance``: plan from an audit run and write ``plan.parquet``, ``plan.json``
     and the resulting manifest into ``out``. Never touches the dataset.
 
-    ``options.seed`` None means the audit's seed.
+    Parameters
+    ----------
+    options : BalanceOptions, optional
+        Every setting at once (as the CLI and ``datacheck fix`` pass them); when given, the
+        keyword settings below are not read. ``options.seed`` None means the audit's seed.
+    strategy, target, budget, drop_flagged, max_total, seed
+        The settings of :class:`BalanceOptions`, when ``options`` is not given; ``seed``
+        None (the default here) is the audit's seed.
+    dataset : path-like, optional
+        Where the audited dataset is now, if it moved since the audit.
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
     from ..runs import Sources, check_outputs, output_folder
 
+    if options is None:
+        options = BalanceOptions(strategy=strategy, target=target, budget=budget, drop_flagged=drop_flagged,
+                                 max_total=max_total, seed=seed)
+    elif not isinstance(options, BalanceOptions):
+        raise UsageError(f"options must be a BalanceOptions, got {type(options).__name__}; "
+                         "or give its settings as keywords (strategy=..., target=...)")
     options.validate()
     out = output_folder(out, PLAN_MARKER, "balance plan")
     run = open_run(run_dir)

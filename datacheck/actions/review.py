@@ -104,7 +104,9 @@ def read_decisions(path: Path, frame: pd.DataFrame, suggestions: pd.Series, clas
     frame : pandas.DataFrame
         The audited manifest: every decided sample must be in it.
     suggestions : pandas.Series
-        Suggested label by sample id (a CSV ``relabel`` with a blank ``new_label`` accepts it).
+        Suggested label by sample id: a CSV ``relabel`` with a blank ``new_label`` accepts
+        the file's own ``suggested_label`` (what the reviewer saw) or, in a file without that
+        column, this one.
     classes : list of str
         Allowed labels for ``relabel``.
 
@@ -148,7 +150,10 @@ def _csv_decisions(path: Path, suggestions: pd.Series) -> pd.DataFrame:
                            f"{', '.join(DECISIONS)} (or blank)")
     table = table[table["decision"] != ""]
     accept = (table["decision"] == "relabel") & (table["new_label"] == "")
-    table.loc[accept, "new_label"] = table.loc[accept, "sample_id"].map(suggestions).fillna("")
+    if "suggested_label" in table.columns:  # accept the suggestion the reviewer saw (blank: none)
+        table.loc[accept, "new_label"] = table.loc[accept, "suggested_label"].str.strip()
+    else:
+        table.loc[accept, "new_label"] = table.loc[accept, "sample_id"].map(suggestions).fillna("")
     table.loc[table["decision"] != "relabel", "new_label"] = ""
     return pd.DataFrame({"sample_id": table["sample_id"].str.strip(), "action": table["decision"],
                          "new_label": table["new_label"].replace("", None)})

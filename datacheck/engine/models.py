@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
-import pickle
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -183,9 +182,10 @@ def _load_state(module: nn.Module, path, name: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
-        # torch's own messages here are a key's byte value ("101") or advice to unpickle
-        # the file unsafely: neither helps, so say what the file must be.
+    except Exception as exc:  # noqa: BLE001 - the weights-only unpickler fails on foreign bytes in many ways
+        # (RuntimeError, UnpicklingError, KeyError, IndexError on a text file...); torch's own
+        # messages are a key's byte value ("101") or advice to unpickle the file unsafely:
+        # neither helps, so say what the file must be.
         raise UsageError(f"--weights {path} is not a PyTorch weights file (a state dict saved with torch.save) "
                          f"({type(exc).__name__})") from exc
     if isinstance(state, dict) and "state_dict" in state:

@@ -336,7 +336,11 @@ def _load_array(path, option: str) -> np.ndarray:
     except SpecialFileError as exc:
         raise BadDataError(f"{option} {path} is {exc}") from None
     except (OSError, ValueError, EOFError) as exc:
-        raise BadDataError(f"{option} {path} is not a readable .npy array: {str(exc).splitlines()[0]}") from exc
+        # numpy takes a file without the .npy header for a pickle, and an object array needs
+        # one; both messages advise loading it unsafely: never advice to pass on
+        reason = ("holds Python objects, not numbers" if "Object arrays" in str(exc)
+                  else "not in .npy format" if "pickle" in str(exc) else str(exc).splitlines()[0])
+        raise BadDataError(f"{option} {path} is not a readable .npy array: {reason} (write it with numpy.save)") from exc
     if not isinstance(array, np.ndarray):
         array.close()
         raise BadDataError(f"{option} {path} must be a single .npy array, not an .npz archive")

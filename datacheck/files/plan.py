@@ -100,7 +100,8 @@ def read_plan(plan_dir: str | os.PathLike) -> tuple[PlanInfo, pd.DataFrame]:
     try:
         plan = pd.read_parquet(path / PLAN_FILE)
     except (OSError, ValueError) as exc:
-        raise BadDataError(f"cannot read {path / PLAN_FILE}: {exc}") from exc
+        reason = "missing" if isinstance(exc, FileNotFoundError) else exc
+        raise BadDataError(f"cannot read {path / PLAN_FILE}: {reason}") from exc
     missing = set(PLAN_COLUMNS) - set(plan.columns)
     if missing:
         raise BadDataError(f"{path / PLAN_FILE} lacks column(s) {', '.join(sorted(missing))}")

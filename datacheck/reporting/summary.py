@@ -55,9 +55,12 @@ def print_summary(summary: dict, run_dir: Path, console: Console) -> None:
         table.add_row(check, str(info["flagged"]), f"{info['percent']:.1f}", escape(format_threshold(info["threshold"])),
                       escape(" ".join(info["worst"])), style=style)
     console.print(table)
-    skipped = sum(summary["skipped_files"].values())
-    if skipped:
-        console.print(f"skipped {skipped} non-image file(s)")
+    skipped = summary["skipped_files"]
+    if skipped.get("non_image"):
+        console.print(f"skipped {skipped['non_image']} non-image file(s)")
+    if skipped.get("outside_class_folder"):
+        console.print(f"[yellow]skipped {skipped['outside_class_folder']} image(s) outside any class folder "
+                      "(no class to give them)[/]")
     if summary["missing_files"]:
         console.print(f"[yellow]{len(summary['missing_files'])} listed file(s) missing and left out[/]")
     corrupt = summary["checks"].get("corrupt", {}).get("flagged", 0)
