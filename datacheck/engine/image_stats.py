@@ -394,7 +394,7 @@ def _edge_statistics(grey: np.ndarray, low: np.ndarray, high: np.ndarray) -> tup
     # falls below the darkest, by more than the jump. Differences are integers, so "> jump"
     # is "> floor(jump)": compared as int16, not widened to float for every pixel. The image
     # is taken as one flat row per image, where the neighbours above and below are W away:
-    # contiguous slices, several times faster than 2-D strided views; the first and last
+    # contiguous slices, faster than 2-D strided views (1.3x on roman); the first and last
     # columns, whose flat "neighbours" wrap to the next row, are left out of the count.
     count, height, width = g.shape
     flat = g.reshape(count, height * width)
