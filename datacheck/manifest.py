@@ -228,14 +228,14 @@ def _image_rows(root: Path, rel_dir: PurePosixPath, label: str, split: str | Non
     rows = []
     for dirpath, dirnames, filenames in os.walk(root / rel_dir):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        rel = Path(dirpath).relative_to(root).as_posix()
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 skipped["non_image"] += 1
                 continue
-            rows.append((str(rel / name), label, split))
+            rows.append((f"{rel}/{name}", label, split))
     return rows
 
 
@@ -351,7 +351,7 @@ def _normalise(frame: pd.DataFrame, root: Path | None, source: Path) -> pd.DataF
     out = pd.DataFrame(index=frame.index)
     if root is not None:
         folders: dict = {}  # resolved once per folder: a dataset has few folders and many files
-        out["path"] = [_safe_relpath(p, root, source, i, folders) for i, p in enumerate(frame["path"])]
+        out["path"] = [_safe_relpath(p, root, source, i, folders) for i, p in enumerate(frame["path"].tolist())]
     elif "path" in frame:
         out["path"] = _as_text(frame["path"], source)
     else:  # row numbers, built as Arrow strings (a million Python strings cost seconds)
@@ -464,9 +464,10 @@ def _check_files(frame: pd.DataFrame, root: Path, source: Path, max_missing: int
     ``corrupt``) without ever opening it (:func:`datacheck.engine.image_stats.open_image`).
     """
     sizes, mtimes, present = [], [], []
-    for rel in frame["path"]:
+    top = str(root)  # strings and os.path, not pathlib: this runs once per file
+    for rel in frame["path"].tolist():
         try:
-            st = os.stat(root / rel)  # follows symlinks; never opens the file
+            st = os.stat(os.path.join(top, rel))  # follows symlinks; never opens the file
         except OSError:
             st = None
         ok = st is not None and not stat.S_ISDIR(st.st_mode)
@@ -482,7 +483,7 @@ def _check_files(frame: pd.DataFrame, root: Path, source: Path, max_missing: int
             f"allow some with --max-missing (now {max_missing})"
         )
     digest = hashlib.sha256()
-    for row, size, mtime in zip(frame[CONTRACT_COLUMNS].itertuples(index=False), sizes, mtimes):
+    for row, size, mtime in zip(zip(*(frame[c].tolist() for c in CONTRACT_COLUMNS)), sizes, mtimes):
         digest.update("\t".join(map(str, (*row, size, mtime))).encode())
         digest.update(b"\n")
     kept = frame[present.to_numpy()].reset_index(drop=True)
