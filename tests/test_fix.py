@@ -372,3 +372,9 @@ def test_the_final_audit_keeps_the_gates_it_can_apply():
     cfg["audit"]["fail_on"] = "issue_score>5%,label_fused>0,aum>1,dark>0,image_properties>10%"
     assert _final_audit_config(cfg, False)["audit"]["fail_on"] == "issue_score>5%,dark>0,image_properties>10%"
     assert _final_audit_config(cfg, True)["audit"]["fail_on"] == cfg["audit"]["fail_on"]
+
+
+def test_an_out_that_cannot_be_a_folder_is_a_usage_error(tmp_path):
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")  # a link to a folder that does not exist
+    assert_one_line_error(invoke("fix", SAMPLE_DATA, "--out", dangling), 2, "cannot be made a folder")

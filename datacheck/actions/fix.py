@@ -442,7 +442,10 @@ def fix(
     from ..config import render_toml
     from ..runs import atomic_write
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a dangling link, a link loop, /proc...: not a folder we can make
+        raise UsageError(f"--out {out} cannot be made a folder: {exc.strerror or exc}") from exc
     write_json(marker, {"datacheck_version": __version__, "manifest_fingerprint": manifest.fingerprint,
                         "status": "running", **settings})
     text = render_toml(audit_cfg)
