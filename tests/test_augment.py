@@ -215,6 +215,9 @@ def test_boost_needs_a_run_with_a_model(plan, tmp_path):
     result = invoke("augment", plan, "--out", tmp_path / "o", "--boost-from", info["run"])
     assert result.exit_code == 2 and "trained no model" in result.stderr
     assert invoke("augment", plan, "--out", tmp_path / "o", "--boost-from", tmp_path / "none").exit_code == 2
+    # every candidate is an image made and embedded: an unbounded pool ran for ever
+    result = invoke("augment", plan, "--out", tmp_path / "o", "--boost-from", info["run"], "--boost-pool", 1000)
+    assert result.exit_code == 2 and "--boost-pool must be at most 64" in result.stderr
 
 
 def test_excluded_operations_are_never_drawn(tmp_path):

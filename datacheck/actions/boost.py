@@ -21,6 +21,9 @@ import pandas as pd
 from ..errors import BadDataError, UsageError
 
 
+#: Most boosting candidates drawn per training sample (each is augmented and embedded).
+MAX_BOOST_POOL = 64
+
 def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
     """Make candidate copies in memory, resized for the model (pure over the batch).
 
@@ -120,6 +123,8 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
 
     if pool < 1 or (budget is not None and budget < 1):
         raise UsageError("--boost-pool and --boost-budget must be positive integers")
+    if pool > MAX_BOOST_POOL:  # every candidate is an image made and embedded: pool x the training rows
+        raise UsageError(f"--boost-pool must be at most {MAX_BOOST_POOL}, got {pool}")
     if run.info.manifest_fingerprint != manifest.fingerprint:
         raise UsageError(f"--boost-from {run.path} audited another dataset (or another version) than the plan's")
     outputs = run.outputs()
