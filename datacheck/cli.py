@@ -370,7 +370,7 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
               help="Audit run: add the candidate copies nearest to the val samples its model gets wrong.")
 @click.option("--boost-budget", type=click.IntRange(min=1), help="Boosting copies to add [default: 5 per wrong val sample].")
 @click.option("--boost-pool", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Boosting candidates drawn per training sample.")
+              help="Boosting candidates drawn per training sample (at most 64).")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per CPU, max 8].")
 @click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and files written as JSON on stdout.")
