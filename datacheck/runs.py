@@ -165,6 +165,8 @@ def output_folder(path: str | os.PathLike, marker: str, what: str) -> Path:
     Anything else is refused, so a typo in ``--out`` never mixes our files into a user's folder.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists():  # dangling, or a loop: no folder can be made there
+        raise UsageError(f"--out {path} is a broken symlink, not a folder; choose another")
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not is_marker(path / marker))):
         raise UsageError(f"--out {path} exists and is not an empty folder or an earlier {what}; choose another")
     refuse_unwritable(path, "--out")

@@ -377,4 +377,7 @@ def test_the_final_audit_keeps_the_gates_it_can_apply():
 def test_an_out_that_cannot_be_a_folder_is_a_usage_error(tmp_path):
     dangling = tmp_path / "dangling"
     dangling.symlink_to(tmp_path / "nowhere")  # a link to a folder that does not exist
-    assert_one_line_error(invoke("fix", SAMPLE_DATA, "--out", dangling), 2, "cannot be made a folder")
+    assert_one_line_error(invoke("fix", SAMPLE_DATA, "--out", dangling), 2, "is a broken symlink, not a folder")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert_one_line_error(invoke("fix", SAMPLE_DATA, "--out", loop), 2, "is a broken symlink, not a folder")

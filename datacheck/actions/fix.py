@@ -444,7 +444,7 @@ def fix(
 
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a dangling link, a link loop, /proc...: not a folder we can make
+    except OSError as exc:  # a place where no folder can be made (/proc/...); broken links are refused above
         raise UsageError(f"--out {out} cannot be made a folder: {exc.strerror or exc}") from exc
     write_json(marker, {"datacheck_version": __version__, "manifest_fingerprint": manifest.fingerprint,
                         "status": "running", **settings})
