@@ -449,6 +449,8 @@ def fix(dataset, out, root, budget, config_path, seed, no_relabel, no_balance, n
     actions = ", ".join(f"{n} {a}" for a, n in s["changes"]["actions"].items())
     consoles.err.print(f"{s['rows']} rows for a budget of {s['budget']} ({actions}); review queue: "
                        f"{s['changes'].get('review_queue', 0)}; written to {result.out}", markup=False)
+    for note in result.notes:  # past --quiet too: they say what the fix could not do
+        click.echo(f"datacheck: note: {note}", err=True)
     if as_json:
         consoles.out.print_json(json.dumps({"out": str(result.out), **s}))
     sys.exit(int(result.exit_status))

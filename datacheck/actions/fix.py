@@ -334,6 +334,11 @@ class FixResult:
         return load(self.out / self.summary["outputs"]["first_audit"])
 
     @property
+    def notes(self) -> list:
+        """What the user should know about choices the fix made (a step that could not do all its work)."""
+        return list(self.summary.get("notes", []))
+
+    @property
     def exit_status(self):
         """The final audit's exit status: ``GATE_FAILED`` when it exceeds a ``fail_on`` gate of the config."""
         from ..errors import ExitStatus
@@ -634,7 +639,10 @@ class _Context:
         from .relabel import action_counts, relabel
 
         run = self.step("audit")
-        result = relabel(run, auto=True, drop=True, min_confidence=self.options["min_confidence"],
+        note = self._no_suggestions(run)
+        # Without label suggestions (a one-class dataset) there is nothing to relabel to: the
+        # other repairs (drops, the review queue) still run, and the summary says why.
+        result = relabel(run, auto=note is None, drop=True, min_confidence=self.options["min_confidence"],
                          out=folder, materialize_to=folder / DATASET_DIR,
                          hold_out_review=self.options["hold_out_review"])
         queued = self._review_queue(run, result.changes, folder / REVIEW_NAME)
@@ -657,8 +665,25 @@ class _Context:
         drops = result.changes[result.changes["action"] == "drop"]
         return {"counts": action_counts(result.changes),
                 "drop_reasons": {str(k): int(v) for k, v in drops["reason"].value_counts().sort_index().items()},
-                "review_queue": queued,
+                "review_queue": queued, "auto": note is None, "note": note,
                 "dataset": (folder / DATASET_DIR).relative_to(self.out).as_posix()}
+
+    @staticmethod
+    def _no_suggestions(run_dir: Path) -> str | None:
+        """Why the audit in ``run_dir`` suggests no label (so ``relabel --auto`` has nothing to
+        apply), or None when it suggests some."""
+        from ..audit_run import open_run
+        from ..detectors.registry import checks_with_tag
+
+        audit = open_run(run_dir)
+        findings = audit.findings
+        evidence = findings["check"].isin(set(checks_with_tag("label_evidence"))) & findings["suggested_label"].notna()
+        if evidence.any():
+            return None
+        classes = int(audit.summary.get("classes", 0))
+        why = (f"a dataset with {classes} class{'es' if classes != 1 else ''} has no label suggestions"
+               if classes < 2 else "the audit made no label suggestions")
+        return f"labels not changed: {why}; the relabel step only removed junk and duplicates and queued doubts"
 
     @staticmethod
     def _review_queue(run_dir: Path, changes: pd.DataFrame, path: Path) -> dict:
@@ -675,7 +700,9 @@ class _Context:
         audit = open_run(run_dir)
         label_checks, off = set(checks_with_tag("label_evidence")), set(checks_with_tag("off_distribution"))
         flags = changes["checks"].fillna("").str.split(",").map(set)
-        doubted = ((changes["action"] == "drop") & flags.map(lambda f: bool(f & off) and bool(f & label_checks))).to_numpy()
+        # numpy, not pandas: with no changes at all the mapped Series is an empty object column.
+        doubted = ((changes["action"] == "drop").to_numpy(dtype=bool)
+                   & np.array([bool(f & off) and bool(f & label_checks) for f in flags], dtype=bool))
         evidence = audit.findings[audit.findings["check"].isin(label_checks) & audit.findings["suggested_label"].notna()]
         suggestion = (evidence.sort_values("suggested_confidence", ascending=False, kind="stable")
                       .drop_duplicates("sample_id").set_index("sample_id")["suggested_label"])
@@ -965,7 +992,7 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
         },
         "choices": {
             "budget": {"value": opts["budget"], "rule": "--budget / [fix] budget; default: the source dataset's rows"},
-            "relabel": {"auto": True, "drop": True, "min_confidence": opts["min_confidence"],
+            "relabel": {"auto": rec.get("relabel", {}).get("auto", True), "drop": True, "min_confidence": opts["min_confidence"],
                         "hold_out_review": opts["hold_out_review"],
                         "rule": "relabel --auto --drop: relabel where every label check agrees and the suggestion has "
                                 "p >= min_confidence; drop corrupt, off-class outliers, surplus duplicates, leaked copies"
@@ -996,6 +1023,7 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
         summary["changes"]["review_queue_parts"] = rec["relabel"]["review_queue"]
     final = read_json(out / rec["final_audit"]["run"] / "summary.json")
     summary["final_gates"] = final.get("gates", [])
+    summary["notes"] = [n for n in (rec.get("relabel", {}).get("note"),) if n]
     return summary, table
 
 
