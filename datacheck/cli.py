@@ -418,12 +418,13 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
 @click.option("--no-balance", is_flag=True, help="No sub-cluster balancing: every class grows by the same factor.")
 @click.option("--no-augment", is_flag=True, help="No augmented copies (nor boosting): the budget can only trim.")
 @click.option("--no-boost", is_flag=True, help="No data-boosting copies.")
+@click.option("--max-missing", type=click.IntRange(min=0), help="Missing files tolerated before exit 3 [default: 0].")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per CPU, max 8].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or tables on stderr.")
-def fix(dataset, out, root, budget, config_path, seed, no_relabel, no_balance, no_augment, no_boost, device, workers, as_json,
-        quiet):
+def fix(dataset, out, root, budget, config_path, seed, no_relabel, no_balance, no_augment, no_boost, max_missing, device,
+        workers, as_json, quiet):
     """Audit DATASET, repair it, balance it to --budget rows, augment and boost it, audit the result.
 
     Never modifies DATASET. Writes a complete dataset folder with a provenance manifest, the
@@ -436,7 +437,7 @@ def fix(dataset, out, root, budget, config_path, seed, no_relabel, no_balance, n
     with _progress(consoles) as progress:
         result = run_fix(dataset, out, root=root, budget=budget, config=config_path, seed=seed, relabel=not no_relabel,
                          balance=not no_balance, augment=not no_augment, boost=not no_boost, workers=workers,
-                         device=device, progress=progress, command=["datacheck", *sys.argv[1:]])
+                         device=device, max_missing=max_missing, progress=progress, command=["datacheck", *sys.argv[1:]])
     s = result.summary
     import pandas as pd
 

@@ -49,3 +49,29 @@ def test_one_class_dataset_is_fixed_without_relabelling(tmp_path, quick):
     m = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
     assert len(m) == 20 and set(m["label"]) == {"cat"} and not (m["action"] == "relabel").any()
     assert tree_digest(data) == before
+
+
+def test_missing_files_are_tolerated_with_max_missing(tmp_path, quick):
+    """The missing-files error names --max-missing, and fix accepts it (before: "No such
+    option"); in Python the keyword is max_missing."""
+    data = make_tiny_dataset(tmp_path / "tiny")
+    frame = datacheck.load_manifest(data).frame
+    frame.to_csv(data / "manifest.csv", index=False)
+    (data / "train" / "cat" / "cat0.png").unlink()
+    args = ["fix", data / "manifest.csv", "--config", quick, "--workers", 0, "-q", "--no-relabel", "--no-boost"]
+    assert_one_line_error(invoke(*args, "--out", tmp_path / "refused"), 3, "1 of 16 files",
+                          "allow some with --max-missing (now 0)")
+    assert not (tmp_path / "refused").exists()
+    assert_one_line_error(invoke(*args, "--out", tmp_path / "neg", "--max-missing", -1), 2, "--max-missing")
+    result = invoke(*args, "--out", tmp_path / "out", "--max-missing", 1, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 15  # the budget defaults to the rows there are
+    assert "train/cat/cat0.png" not in set(pd.read_csv(tmp_path / "out" / "manifest.csv")["source_id"])
+    with pytest.raises(datacheck.BadDataError, match=r"allow some with max_missing \(now 0\)"):
+        datacheck.fix(data / "manifest.csv", tmp_path / "api", config=quick, workers=0)
+    with pytest.raises(UsageError, match="^max_missing must be an integer >= 0, got -1$"):
+        datacheck.fix(data / "manifest.csv", tmp_path / "api", config=quick, max_missing=-1)
+    with pytest.raises(UsageError, match="^budget must be an integer >= 1, got 0$"):
+        datacheck.fix(data / "manifest.csv", tmp_path / "api", config=quick, budget=0)
+    assert not (tmp_path / "api").exists()

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import os
 import shutil
 import time
@@ -64,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadDataError, UsageError
-from ..validation import Boolean, Interval, check_int_range, validate_params
+from ..validation import SEED_MAX, Boolean, Interval, check_int_range, validate_params
 
 FIX_MARKER = "fix.json"
 STEP_MARKER = "fix-step.json"
@@ -227,8 +228,10 @@ def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dic
         ``magnitude``, ``degrees``, ``translate``, ``scale``) and the audit's sections
         (``[audit]``, ``[engine]``, ``[train]``, ``[detectors.<name>]``).
     overrides : dict
-        Command-line values: ``budget``, ``seed``, ``workers``, ``device``, ``relabel``,
-        ``balance``, ``augment``, ``boost`` (False turns a step off); None = not given.
+        Command-line values: ``budget``, ``seed``, ``workers``, ``device``, ``max_missing``,
+        ``relabel``, ``balance``, ``augment``, ``boost`` (False turns a step off); None = not
+        given. ``names``: how to call an option in a message (``--budget`` on the command
+        line, ``budget`` in Python; default the command line's).
 
     Returns
     -------
@@ -262,8 +265,13 @@ def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dic
         given["boost_max_fraction"] = float(given["boost_max_fraction"])
     validate_params(_CONSTRAINTS, given, "fix")
     options.update(given)
+    names = overrides.get("names") or _cli_name
+    for key, least, most in (("budget", 1, None), ("max_missing", 0, None), ("seed", 0, SEED_MAX)):
+        if isinstance(overrides.get(key), numbers.Integral) and not isinstance(overrides[key], bool):
+            overrides[key] = int(overrides[key])  # numpy integers too (a value taken from an array)
+        if overrides.get(key) is not None:
+            check_int_range(names(key), overrides[key], least, most)
     if overrides.get("budget") is not None:
-        check_int_range("--budget", overrides["budget"], 1)
         options["budget"] = overrides["budget"]
     for step in ("relabel", "balance", "augment", "boost"):
         if overrides.get(step) is False:
@@ -278,7 +286,7 @@ def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dic
     audit_cfg = default_config()
     _merge(audit_cfg, {k: v for k, v in user.items() if k in _AUDIT_SECTIONS}, str(config))
     # Not workers: they change where the work runs, not what it finds (a resumed fix may use others).
-    cli = {k: overrides.get(k) for k in ("seed", "device") if overrides.get(k) is not None}
+    cli = {k: overrides.get(k) for k in ("seed", "device", "max_missing") if overrides.get(k) is not None}
     if cli:
         _merge(audit_cfg, {"audit": cli}, "command line")
     checks = list(audit_cfg["audit"]["checks"])
@@ -363,6 +371,7 @@ def fix(
     boost: bool = True,
     workers: int | None = None,
     device: str | None = None,
+    max_missing: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     command: list[str] | None = None,
 ) -> FixResult:
@@ -390,10 +399,15 @@ def fix(
         Worker processes for decoding and augmenting (default: one per CPU, at most 8).
     device : str, optional
         As ``datacheck audit --device``.
+    max_missing : int, optional
+        Listed files that may be missing (they are left out; more is bad data), as
+        ``datacheck audit --max-missing`` (default: the config's ``[audit] max_missing``, 0).
     progress : callable, optional
         ``progress(stage, done, total)``.
     command : list of str, optional
-        The command line, recorded in the audits' ``run.json``.
+        The command line, recorded in the audits' ``run.json``; given (by ``datacheck fix``),
+        messages name the command line's options (``--budget``), else this function's
+        keywords (``budget``).
 
     Returns
     -------
@@ -413,13 +427,19 @@ def fix(
     from ..manifest import load_manifest
     from ..runs import RUN_FILES, Sources, output_folder, write_json
 
+    names = _cli_name if command is not None else _api_name
     options, spec, audit_cfg = fix_settings(config, {
-        "budget": budget, "seed": seed, "workers": workers, "device": device, "relabel": relabel,
-        "balance": balance, "augment": augment, "boost": boost})
+        "budget": budget, "seed": seed, "workers": workers, "device": device, "max_missing": max_missing,
+        "relabel": relabel, "balance": balance, "augment": augment, "boost": boost, "names": names})
     if array_columns(dataset):
         raise UsageError(f"{dataset} holds model outputs as arrays; fix needs image files")
     max_missing = audit_cfg["audit"]["max_missing"]
-    manifest = load_manifest(dataset, max_missing=max_missing, root=root)
+    try:
+        manifest = load_manifest(dataset, max_missing=max_missing, root=root)
+    except BadDataError as exc:  # the loader names audit's option; fix's may be spelt otherwise
+        if names is _cli_name:
+            raise
+        raise BadDataError(str(exc).replace("--max-missing", names("max_missing"))) from None
     out = output_folder(out, FIX_MARKER, "fix output")
     Sources.of(manifest).refuse(out, "--out")
     resolved = Path(os.path.realpath(out))
@@ -1031,6 +1051,16 @@ def _train(frame: pd.DataFrame) -> np.ndarray:
     from .balance import training_mask
 
     return training_mask(frame)
+
+
+def _cli_name(keyword: str) -> str:
+    """An option as the command line spells it: ``max_missing`` -> ``--max-missing``."""
+    return "--" + keyword.replace("_", "-")
+
+
+def _api_name(keyword: str) -> str:
+    """An option as :func:`fix` spells it: its keyword."""
+    return keyword
 
 
 def _refuse_over_limit(budget: int, training_rows: int, n_train: int) -> None:
