@@ -75,3 +75,18 @@ def test_missing_files_are_tolerated_with_max_missing(tmp_path, quick):
     with pytest.raises(UsageError, match="^budget must be an integer >= 1, got 0$"):
         datacheck.fix(data / "manifest.csv", tmp_path / "api", config=quick, budget=0)
     assert not (tmp_path / "api").exists()
+
+
+def test_an_out_of_another_dataset_is_refused_as_such(tmp_path, quick):
+    """--out holding the fix of dataset A, asked to fix dataset B: exit 2, "another dataset"
+    (before: exit 3, "B changed since the fix began"), and the folder is left as it was."""
+    first, other = make_one_class(tmp_path / "a"), make_tiny_dataset(tmp_path / "b")
+    out = tmp_path / "out"
+    args = ["--out", out, "--budget", 20, "--config", quick, "--workers", 0, "-q", "--no-relabel", "--no-boost"]
+    assert invoke("fix", first, *args).exit_code == 0
+    before = tree_digest(out)
+    assert_one_line_error(invoke("fix", other, *args), 2, f"{out} is a fix of another dataset ({first.resolve()})",
+                          f"not of {other.resolve()}", "new --out")
+    with pytest.raises(UsageError, match="is a fix of another dataset"):
+        datacheck.fix(other, out, budget=20, config=quick, workers=0, relabel=False, boost=False)
+    assert tree_digest(out) == before

@@ -27,7 +27,7 @@ with the same dataset and settings reuses the complete steps and redoes the rest
 then rerun, continues). An audit step missing its run files, and the output step when a file
 of the result is missing or ``manifest.csv`` is not the one it wrote, are redone too.
 ``OUT/fix.json`` records the settings and the dataset's manifest fingerprint: a changed
-dataset is refused (exit 3), other settings too (exit 2).
+dataset is refused (exit 3), another dataset or other settings too (exit 2).
 
 Rules for the choices a step would otherwise need a person for (recorded in ``summary.json``):
 
@@ -550,11 +550,20 @@ def _final_audit_config(audit_cfg: dict, model_checks: bool) -> dict:
 
 
 def _check_resume(marker: Path, manifest, settings: dict, out: Path) -> None:
-    """Refuse to continue a fix of another dataset version (exit 3) or other settings (exit 2)."""
+    """Refuse to continue a fix of another dataset or other settings (exit 2), or of another
+    version of the same dataset (exit 3)."""
     from ..files.json_object import read_json
     from ..runs import remove_temporaries
 
     before = read_json(marker)
+    # Another dataset is a choice of --out, not a change in the data: asked to fix B into
+    # the folder of a fix of A, say so rather than "B changed".
+    if before.get("dataset") != settings["dataset"]:
+        raise UsageError(f"{out} is a fix of another dataset ({before.get('dataset')}), not of {settings['dataset']}; "
+                         "fix this one into a new --out, or rerun with that dataset to continue it")
+    if before.get("root") != settings["root"]:
+        raise UsageError(f"{out} is a fix of {settings['dataset']} with another dataset root ({before.get('root')}, "
+                         f"now {settings['root']}); rerun with the same --root to continue it, or choose a new --out")
     if before.get("manifest_fingerprint") != manifest.fingerprint:
         raise BadDataError(f"dataset {manifest.source} changed since the fix in {out} began (its manifest fingerprint "
                            "differs: files, labels or splits); fix it into a new --out")
