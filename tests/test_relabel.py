@@ -14,7 +14,7 @@ from datacheck.audit_run import open_run
 from datacheck.errors import BadDataError
 from datacheck.manifest import load_manifest
 
-from .conftest import SAMPLE_DATA, invoke, tree_digest
+from .conftest import SAMPLE_DATA, assert_one_line_error, invoke, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +255,33 @@ def test_malformed_review_csv(quick_run, tmp_path, content, message):
     result = invoke("relabel", run, "--import-review", review)
     assert result.exit_code == 3, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("sep, encoding", [(";", "cp1252"), (";", "utf-8-sig"), ("\t", "utf-8"), (",", "cp1252")],
+                         ids=["excel-europe", "excel-utf8-semicolon", "tab", "comma-cp1252"])
+def test_review_csv_saved_by_a_spreadsheet_is_read(quick_run, tmp_path, sep, encoding):
+    """Excel in a decimal-comma locale saves `;`-separated CSV, as Windows-1252 unless told
+    UTF-8 (with a byte-order mark): the decisions are read all the same (before: "lacks
+    column(s) sample_id, ...", or "'utf-8' codec can't decode byte 0xe9")."""
+    _, run = quick_run
+    ids = open_run(run).findings["sample_id"].drop_duplicates().head(3).tolist()
+    rows = [["sample_id", "reason", "decision", "new_label"], [ids[0], "tache sombre, café", "drop", ""],
+            [ids[1], "déjà vu", "keep", ""], [ids[2], "", "", ""]]
+    review = tmp_path / "review.csv"
+    review.write_bytes("\r\n".join(sep.join(f'"{v}"' if sep in v else v for v in row) for row in rows)
+                      .encode(encoding))
+    result = invoke("relabel", run, "--import-review", review, "--json", "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"] == {"relabel": 0, "drop": 1, "review": 0, "keep": 1}
+
+
+def test_review_csv_in_no_known_encoding_is_one_line_naming_it(quick_run, tmp_path):
+    _, run = quick_run
+    review = tmp_path / "review.csv"
+    review.write_bytes(b"sample_id,decision,new_label\n\x81\x8d,drop,\n")  # undefined in Windows-1252 too
+    line = assert_one_line_error(invoke("relabel", run, "--import-review", review), 3,
+                                 f"cannot read review file {review}", "neither UTF-8 nor Windows-1252")
+    assert "0x81" in line
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"tasks": []}', '[{"data": {}}]',

@@ -133,11 +133,52 @@ def read_decisions(path: Path, frame: pd.DataFrame, suggestions: pd.Series, clas
     return _validated(decisions, path, frame, classes)
 
 
-def _csv_decisions(path: Path, suggestions: pd.Series) -> pd.DataFrame:
+#: Field separators a review CSV may use: spreadsheets in locales with a decimal comma
+#: (Excel in most of Europe) save CSV with ``;``, and some tools save tab-separated text.
+CSV_SEPARATORS = (",", ";", "\t")
+
+
+def read_review_table(path: Path) -> pd.DataFrame:
+    """A review CSV as text columns, as a spreadsheet may have saved it.
+
+    The text is UTF-8 (with or without a byte-order mark), else Windows-1252 (Excel's "CSV"
+    on Western-European Windows); the separator is the one of :data:`CSV_SEPARATORS` that
+    makes ``sample_id`` a column of the header (else the one the header holds most of).
+
+    Raises
+    ------
+    BadDataError
+        The file cannot be read, is neither encoding, or is not CSV.
+    """
+    import csv
+    import io
+
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadDataError(f"cannot read review file {path}: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError as again:  # bytes Windows-1252 leaves undefined (0x81, 0x8d, ...)
+            raise BadDataError(f"cannot read review file {path}: it is neither UTF-8 nor Windows-1252 text (byte "
+                               f"0x{data[again.start]:02x} at offset {again.start}); save it as CSV UTF-8") from exc
+    header = text.splitlines()[0] if text.strip() else ""
+    fields = {sep: [f.strip() for f in next(csv.reader([header], delimiter=sep), [])] for sep in CSV_SEPARATORS}
+    sep = next((s for s in CSV_SEPARATORS if "sample_id" in fields[s]), None)
+    if sep is None:
+        sep = max(CSV_SEPARATORS, key=lambda s: (len(fields[s]), -CSV_SEPARATORS.index(s)))
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
         raise BadDataError(f"cannot read review file {path}: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def _csv_decisions(path: Path, suggestions: pd.Series) -> pd.DataFrame:
+    table = read_review_table(path)
+    table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in ("sample_id", "decision", "new_label") if c not in table.columns]
     if missing:
         raise BadDataError(f"review file {path} lacks column(s) {', '.join(missing)} (export one with --export-review)")
