@@ -284,8 +284,47 @@ def test_review_csv_in_no_known_encoding_is_one_line_naming_it(quick_run, tmp_pa
     assert "0x81" in line
 
 
+def test_label_studio_export_most_recent_annotation_by_sample_id(quick_run, tmp_path):
+    """Tasks in another order than exported, several annotations per task: the most recent
+    annotation (updated_at, else created_at; else the last listed) that was not cancelled
+    decides; one submitted without a choice (empty result) leaves the task in review instead
+    of failing the import; a task for a sample the audit does not have is refused by number."""
+    _, run = quick_run
+    frame = open_run(run).manifest().frame.set_index("sample_id")
+    ids = frame.index[:4].tolist()
+    other = {i: sorted(set(frame["label"]) - {frame.loc[i, "label"]})[0] for i in ids}
+
+    def ann(choice, cancelled=False, **times):
+        return {"was_cancelled": cancelled, **times, "result": [] if choice is None else [
+            {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [choice]}}]}
+
+    tasks = [
+        # listed last but older: the drop made on May 2nd decides
+        {"data": {"sample_id": ids[0]}, "annotations": [ann("(drop)", updated_at="2024-05-02T10:00:00.000000Z"),
+                                                        ann(other[ids[0]], updated_at="2024-05-01T10:00:00Z")]},
+        # the most recent one was cancelled: the earlier relabel decides
+        {"data": {"sample_id": ids[1]}, "annotations": [ann(other[ids[1]], created_at="2024-01-01T00:00:00Z"),
+                                                        ann("(drop)", True, created_at="2024-06-01T00:00:00Z")]},
+        # submitted without a choice: not reviewed
+        {"data": {"sample_id": ids[2]}, "annotations": [ann(None, created_at="2024-01-01T00:00:00Z")]},
+        # no times: the last listed decides
+        {"data": {"sample_id": ids[3]}, "annotations": [ann("(drop)"), ann(frame.loc[ids[3], "label"])]},
+    ][::-1]
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    changes = relabel(run, import_review=export).changes.set_index("sample_id")
+    assert changes.loc[ids[0], "action"] == "drop"
+    assert changes.loc[ids[1], "action"] == "relabel" and changes.loc[ids[1], "new_label"] == other[ids[1]]
+    assert ids[2] not in changes.index  # undecided, as before the review
+    assert changes.loc[ids[3], "action"] == "keep"
+    export.write_text(json.dumps([*tasks, {"data": {"sample_id": "elsewhere/x.png"}, "annotations": []}]))
+    assert_one_line_error(invoke("relabel", run, "--import-review", export), 3,
+                          "task 5 is for sample 'elsewhere/x.png', which is not in the audited dataset")
+
+
 @pytest.mark.parametrize("content", ["{not json", '{"tasks": []}', '[{"data": {}}]',
-                                     '[{"data": {"sample_id": "a"}, "annotations": [{"result": []}]}]'])
+                                     '[{"data": {"sample_id": "a"}, "annotations": [{"result": []}]}]',
+                                     '[{"data": {"sample_id": "a"}}]'])
 def test_malformed_label_studio_export(quick_run, tmp_path, content):
     _, run = quick_run
     export = tmp_path / "export.json"

@@ -6,7 +6,8 @@ CSV: one row per queued sample; a reviewer fills ``decision`` with ``relabel``, 
 Label Studio: a JSON list of tasks (``data.image`` is a local-files URL relative to the dataset
 root, the suggestion is a pre-annotation under ``predictions``), written with the labeling
 config that matches it (``<name>.label_config.xml``: one choice per class plus ``(drop)``).
-Its JSON export is imported: the last annotation of each task that was not cancelled decides.
+Its JSON export is imported, tasks matched by ``data.sample_id``: the most recent annotation of
+each task that was not cancelled decides (one without a choice leaves the task in review).
 """
 
 from __future__ import annotations
@@ -201,6 +202,9 @@ def _csv_decisions(path: Path, suggestions: pd.Series) -> pd.DataFrame:
 
 
 def _label_studio_decisions(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Decisions from a Label Studio JSON export, matched to samples by ``data.sample_id``
+    (what :func:`write_label_studio` stores), never by the tasks' order: Label Studio exports
+    them in its own order, and a task may be left out or added."""
     try:
         tasks = json.loads(path.read_text(encoding="utf-8-sig"))  # tolerate a BOM, as for CSV
     except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
@@ -214,35 +218,60 @@ def _label_studio_decisions(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(data, dict) or not isinstance(data.get("sample_id"), str):
             raise BadDataError(f"Label Studio export {path}: task {number} has no data.sample_id "
                                "(import tasks made by --export-label-studio)")
+        sample_id = data["sample_id"]
+        if sample_id not in given.index:  # annotated or not: the export is of another dataset or run
+            raise BadDataError(f"Label Studio export {path}: task {number} is for sample {sample_id!r}, which is not "
+                               "in the audited dataset; was it exported from another run?")
         annotations = task.get("annotations") or []
         if not isinstance(annotations, list):
             raise BadDataError(f"Label Studio export {path}: task {number} has annotations that are not a list")
-        choice = _last_choice(annotations, path, number)
+        choice = _latest_choice(annotations, path, number)
         if choice is None:
-            continue  # not annotated yet: stays in review
-        sample_id = data["sample_id"]
+            continue  # not annotated yet, or submitted without a choice: stays in review
         if choice == DROP_CHOICE:
             rows.append((sample_id, "drop", None))
-        elif sample_id in given.index and choice == given.get(sample_id):
+        elif choice == given.get(sample_id):
             rows.append((sample_id, "keep", None))
         else:
             rows.append((sample_id, "relabel", choice))
     return pd.DataFrame(rows, columns=["sample_id", "action", "new_label"])
 
 
-def _last_choice(annotations: list, path: Path, number: int) -> str | None:
-    """The chosen value of the last annotation that was not cancelled, if any."""
-    for annotation in reversed(annotations):
-        if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
-            continue
-        results = annotation.get("result") or []
-        for result in results if isinstance(results, list) else [None]:
-            value = result.get("value") if isinstance(result, dict) else None
-            choices = value.get("choices") if isinstance(value, dict) else None
-            if isinstance(choices, list) and len(choices) == 1 and isinstance(choices[0], str):
-                return choices[0]
-        raise BadDataError(f"Label Studio export {path}: task {number} has an annotation without a single choice")
+def _annotation_time(annotation: dict):
+    """When an annotation was last saved (``updated_at``, else ``created_at``, as UTC), or None."""
+    from datetime import datetime, timezone
+
+    for key in ("updated_at", "created_at"):
+        value = annotation.get(key)
+        if isinstance(value, str):
+            try:
+                when = datetime.fromisoformat(value.strip())
+            except ValueError:
+                continue
+            return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
     return None
+
+
+def _latest_choice(annotations: list, path: Path, number: int) -> str | None:
+    """The chosen value of the most recent annotation that was not cancelled (by
+    ``updated_at``/``created_at``; without them, the last one listed), or None: none, or the
+    most recent one has an empty ``result`` (submitted without a choice)."""
+    from datetime import datetime, timezone
+
+    earliest = datetime.min.replace(tzinfo=timezone.utc)
+    valid = [(i, a) for i, a in enumerate(annotations) if isinstance(a, dict) and not a.get("was_cancelled")]
+    if not valid:
+        return None
+    _, latest = max(valid, key=lambda item: (_annotation_time(item[1]) or earliest, item[0]))
+    results = latest.get("result") or []
+    if isinstance(results, list) and not results:
+        return None
+    for result in results if isinstance(results, list) else [None]:
+        value = result.get("value") if isinstance(result, dict) else None
+        choices = value.get("choices") if isinstance(value, dict) else None
+        if isinstance(choices, list) and len(choices) == 1 and isinstance(choices[0], str):
+            return choices[0]
+    raise BadDataError(f"Label Studio export {path}: task {number} has an annotation without a single choice")
 
 
 def _validated(decisions: pd.DataFrame, path: Path, frame: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
