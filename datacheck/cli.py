@@ -369,8 +369,8 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
 @click.option("--boost-from", type=click.Path(path_type=Path),
               help="Audit run: add the candidate copies nearest to the val samples its model gets wrong.")
 @click.option("--boost-budget", type=click.IntRange(min=1), help="Boosting copies to add [default: 5 per wrong val sample].")
-@click.option("--boost-pool", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Boosting candidates drawn per training sample (at most 64).")
+@click.option("--boost-pool", type=click.IntRange(min=1),
+              help="Boosting candidates drawn per training sample, at most 64 [default: 4].")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per CPU, max 8].")
 @click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and files written as JSON on stdout.")
@@ -384,6 +384,10 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
     from .actions.augment import augment as run_augment
     from .engine.loader import default_workers
 
+    given = [flag for flag, value in (("--boost-budget", boost_budget), ("--boost-pool", boost_pool)) if value is not None]
+    if given and boost_from is None:  # else silently ignored: no boosting copies
+        raise click.UsageError(f"{given[0]} needs --boost-from RUN (the audit whose model's validation errors the "
+                               "boosting copies are chosen for)")
     consoles = Consoles.create(quiet=quiet)
     spec = {"policy": policy, "num_ops": num_ops, "magnitude": magnitude, "degrees": degrees, "translate": translate,
             "scale": list(scale) if scale else None,

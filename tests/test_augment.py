@@ -17,7 +17,7 @@ from datacheck.actions.transforms import RANDAUGMENT_OPS
 from datacheck.errors import UsageError
 from datacheck.manifest import load_manifest
 
-from .conftest import SAMPLE_DATA, invoke, make_image, tree_digest
+from .conftest import SAMPLE_DATA, assert_one_line_error, invoke, make_image, tree_digest
 
 
 def copies_of(folder) -> dict[str, str]:
@@ -218,6 +218,16 @@ def test_boost_needs_a_run_with_a_model(plan, tmp_path):
     # every candidate is an image made and embedded: an unbounded pool ran for ever
     result = invoke("augment", plan, "--out", tmp_path / "o", "--boost-from", info["run"], "--boost-pool", 1000)
     assert result.exit_code == 2 and "--boost-pool must be at most 64" in result.stderr
+
+
+@pytest.mark.parametrize("option, keyword", [("--boost-budget", "boost_budget"), ("--boost-pool", "boost_pool")])
+def test_boost_options_without_boost_from_are_refused(plan, tmp_path, option, keyword):
+    """Before, they were silently ignored: no boosting copies, exit 0."""
+    out = tmp_path / "o"
+    assert_one_line_error(invoke("augment", plan, "--out", out, option, 3), 2, f"{option} needs --boost-from")
+    with pytest.raises(UsageError, match=f"^{keyword} needs boost_from"):
+        datacheck.augment(plan, out, **{keyword: 3})
+    assert not out.exists()
 
 
 def test_excluded_operations_are_never_drawn(tmp_path):

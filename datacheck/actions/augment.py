@@ -34,6 +34,8 @@ AUGMENT_MARKER = "augment.json"
 MANIFEST_NAME = "manifest.csv"
 #: zlib level of every PNG written: fixed, so reruns are byte-identical.
 PNG_COMPRESS_LEVEL = 6
+#: Boosting candidates drawn per kept training source when ``boost_pool`` is not given.
+DEFAULT_BOOST_POOL = 4
 #: Columns of the output manifest.csv that augment fills itself, besides the contract columns.
 PROVENANCE_COLUMNS = ("source_id", "transform")
 
@@ -186,7 +188,7 @@ def augment(
     dataset: str | os.PathLike | None = None,
     boost_from: str | os.PathLike | None = None,
     boost_budget: int | None = None,
-    boost_pool: int = 4,
+    boost_pool: int | None = None,
 ) -> AugmentResult:
     """``datacheck augment``: make a plan's copies and write ``out`` as a complete dataset.
 
@@ -211,7 +213,8 @@ def augment(
     boost_from : path-like, optional
         An audit run of the same dataset: add data-boosting copies (:mod:`.boost`) to the
         training split, ``boost_budget`` of them (default 5 per misclassified validation
-        sample) chosen from ``boost_pool`` candidates per training source.
+        sample) chosen from ``boost_pool`` candidates per training source (default 4).
+        ``boost_budget`` and ``boost_pool`` need ``boost_from``.
     """
     from ..audit_run import open_run
     from ..engine.loader import map_batches
@@ -219,6 +222,12 @@ def augment(
     from ..runs import Sources, check_outputs, write_json
     from ..files.plan import PLAN_FILE, PLAN_MARKER, read_plan
 
+    given = [name for name, value in (("boost_budget", boost_budget), ("boost_pool", boost_pool)) if value is not None]
+    if boost_from is None and given:  # else silently no boosting, which the caller did not ask for
+        raise UsageError(f"{given[0]} needs boost_from (the audit run whose model's validation errors the copies "
+                         "are chosen for); without it no boosting copies are made")
+    if boost_pool is None:
+        boost_pool = DEFAULT_BOOST_POOL
     info, plan = read_plan(plan_dir)
     overrides = {k: v for k, v in (spec or {}).items() if v is not None}
     validate_spec(overrides)

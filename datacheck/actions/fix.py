@@ -848,9 +848,11 @@ class _Context:
 
         boost = read_json(self.step("balance") / STEP_MARKER)["boost"]
         progress = (lambda done, total: self.progress("augment", done, total)) if self.progress else None
+        boosting = bool(boost["copies"])
         result = augment(self.step("balance"), folder, seed=self.seed, resume=True, workers=self.workers,
-                         boost_from=self.balanced_run if boost["copies"] else None,
-                         boost_budget=boost["copies"] or None, boost_pool=boost["pool"], progress=progress)
+                         boost_from=self.balanced_run if boosting else None,
+                         boost_budget=boost["copies"] if boosting else None,
+                         boost_pool=boost["pool"] if boosting else None, progress=progress)
         return {"counts": {k: int(v) for k, v in result.counts.items()}}
 
     def output(self, folder: Path) -> dict:
