@@ -140,3 +140,24 @@ def test_top_level_exports():
                  "Detector", "register_detector", "create_detector"):
         assert callable(getattr(datacheck, name)), name
     assert "label_issues" in datacheck.list_detectors()
+
+
+def test_fix_and_relabel_switches_must_be_booleans(tiny_dataset, tmp_path):
+    """relabel="no" is truthy: it was taken for True. A switch is a bool (numpy's too); else
+    a UsageError naming the keyword, before anything is written."""
+    for bad in ("no", 0, None):
+        with pytest.raises(UsageError, match=f"^relabel must be True or False, got {bad!r}$"):
+            datacheck.fix(tiny_dataset, tmp_path / "fix", relabel=bad)
+    with pytest.raises(UsageError, match="^boost must be True or False, got 'false'$"):
+        datacheck.fix(tiny_dataset, tmp_path / "fix", boost="false")
+    assert not (tmp_path / "fix").exists()
+    config = tmp_path / "quick.toml"
+    config.write_text('[audit]\nchecks = ["image_properties"]\n')
+    fixed = datacheck.fix(tiny_dataset, tmp_path / "fix", budget=20, config=config, workers=0,
+                          relabel=np.bool_(False), boost=np.False_)
+    assert fixed.steps["relabel"] == "skipped" and len(fixed.manifest) == 20
+    run = fixed.before.run_dir
+    for keyword in ("auto", "drop", "hold_out_review"):
+        with pytest.raises(UsageError, match=f"^{keyword} must be True or False, got 'no'$"):
+            datacheck.relabel(run, **{keyword: "no"})
+    assert datacheck.relabel(run, drop=np.True_).changes.empty

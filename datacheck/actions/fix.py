@@ -428,6 +428,11 @@ def fix(
     from ..runs import RUN_FILES, Sources, output_folder, write_json
 
     names = _cli_name if command is not None else _api_name
+    flags = {"relabel": relabel, "balance": balance, "augment": augment, "boost": boost}
+    for name, value in flags.items():  # relabel="no" is truthy: it must not pass for True
+        if not isinstance(value, (bool, np.bool_)):
+            raise UsageError(f"{name} must be True or False, got {value!r:.40}")
+    relabel, balance, augment, boost = (bool(v) for v in flags.values())
     options, spec, audit_cfg = fix_settings(config, {
         "budget": budget, "seed": seed, "workers": workers, "device": device, "max_missing": max_missing,
         "relabel": relabel, "balance": balance, "augment": augment, "boost": boost, "names": names})

@@ -251,6 +251,11 @@ def relabel(
     from .materialize import check_target, materialize
     from .review import label_config_path, read_decisions, review_queue, write_label_studio, write_review_csv
 
+    flags = {"auto": auto, "drop": drop, "hold_out_review": hold_out_review}
+    for name, value in flags.items():  # drop="no" is truthy: it must not pass for True
+        if not isinstance(value, (bool, np.bool_)):
+            raise UsageError(f"{name} must be True or False, got {value!r:.40}")
+    auto, drop, hold_out_review = (bool(v) for v in flags.values())
     run = open_run(run_dir)
     out_dir = output_folder(out, RELABEL_MARKER, "relabel output") if out is not None else None
     if materialize_to is not None:
