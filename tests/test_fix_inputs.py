@@ -90,3 +90,25 @@ def test_an_out_of_another_dataset_is_refused_as_such(tmp_path, quick):
     with pytest.raises(UsageError, match="is a fix of another dataset"):
         datacheck.fix(other, out, budget=20, config=quick, workers=0, relabel=False, boost=False)
     assert tree_digest(out) == before
+
+
+def test_other_settings_name_the_first_that_differs(tmp_path, quick):
+    """Before, only budget and seed were named ("other settings (fix)" for the rest)."""
+    data = make_one_class(tmp_path / "one")
+    out = tmp_path / "out"
+    args = ["fix", data, "--out", out, "--budget", 20, "--workers", 0, "-q", "--no-boost"]
+    assert invoke(*args, "--config", quick).exit_code == 0
+    before = tree_digest(out)
+    assert_one_line_error(invoke(*args[:-1], "--config", quick), 2, "other settings ([fix] boost false, now true)")
+    other = tmp_path / "other.toml"
+    other.write_text(QUICK + "\n[augment]\nmagnitude = 12\n")
+    assert_one_line_error(invoke(*args, "--config", other), 2, "other settings ([augment] magnitude 9, now 12)")
+    other.write_text('[audit]\nchecks = ["image_properties", "exact_duplicates"]\n')
+    assert_one_line_error(invoke(*args, "--config", other), 2,
+                          '([audit] checks ["image_properties", "clusters", "label_issues"], now '
+                          '["image_properties", "exact_duplicates", "clusters", "label_issues"])')
+    other.write_text(QUICK + "\n[detectors.image_properties]\nz_threshold = 5.0\n")
+    assert_one_line_error(invoke(*args, "--config", other), 2, "([detectors.image_properties] z_threshold 4.0, now 5.0)")
+    with pytest.raises(UsageError, match=r"other settings \(seed 0, now 3\)"):
+        datacheck.fix(data, out, budget=20, config=quick, workers=0, boost=False, seed=3)
+    assert tree_digest(out) == before

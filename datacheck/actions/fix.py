@@ -572,14 +572,46 @@ def _check_resume(marker: Path, manifest, settings: dict, out: Path) -> None:
     if before.get("manifest_fingerprint") != manifest.fingerprint:
         raise BadDataError(f"dataset {manifest.source} changed since the fix in {out} began (its manifest fingerprint "
                            "differs: files, labels or splits); fix it into a new --out")
-    differ = [k for k in settings if before.get(k) != settings[k]]
-    if differ:
-        key = differ[0]
-        detail = {"budget": f" (budget {before.get('budget')}, now {settings['budget']})",
-                  "seed": f" (seed {before.get('seed')}, now {settings['seed']})"}.get(key, f" ({key})")
-        raise UsageError(f"{out} is a fix made with other settings{detail}; rerun with the same ones to continue it, "
-                         "or choose a new --out")
+    import json
+
+    now = json.loads(json.dumps(settings, default=str))  # as fix.json holds them
+    differ = _first_difference({k: before.get(k, _UNSET) for k in now}, now)
+    if differ is not None:
+        key, was, is_ = differ
+        raise UsageError(f"{out} is a fix made with other settings ({key} {_shown(was)}, now {_shown(is_)}); rerun "
+                         "with the same ones to continue it, or choose a new --out")
     remove_temporaries(out)  # half-written files of a killed run (a Ctrl-C leaves none)
+
+
+#: A setting an earlier fix did not record.
+_UNSET = object()
+
+
+def _first_difference(before, now, path: tuple = ()) -> tuple[str, object, object] | None:
+    """The first setting (in ``now``'s order) whose value differs, as ``(name, before, now)``:
+    ``budget``, ``[fix] relabel``, ``[augment] magnitude``, ``[audit] checks``,
+    ``[detectors.outliers] k``; None when they are equal."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        for key in [*now, *(k for k in before if k not in now)]:
+            found = _first_difference(before.get(key, _UNSET), now.get(key, _UNSET), (*path, str(key)))
+            if found is not None:
+                return found
+        return None
+    if before == now:
+        return None
+    parts = path[1:] if path[:1] == ("audit_config",) else path
+    name = parts[0] if len(parts) == 1 else f"[{'.'.join(parts[:-1])}] {parts[-1]}"
+    return name, before, now
+
+
+def _shown(value) -> str:
+    """A setting's value in a message: as JSON (``true``, ``"cpu"``, ``["a", "b"]``), cut short."""
+    import json
+
+    if value is _UNSET:
+        return "(not set)"
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 class _Steps:
