@@ -50,14 +50,32 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
             reason = _blocked_by(path) or exc.strerror or str(exc)
             raise UsageError(f"cannot write {path}: {reason}") from None
         os.close(fd)
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what a plain open() would
-        os.replace(tmp, path)
+        try:
+            write(Path(tmp))
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what a plain open() would
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _naming(exc, path, tmp) from exc
     finally:
         # Also reached on Ctrl-C, which can arrive anywhere: no temporary file is left behind.
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _naming(exc: OSError, path: Path, tmp: str) -> OSError:
+    """``exc`` naming ``path``: a full disk found while writing (a file's ``write`` or
+    ``close``, Arrow's writers) says nothing of the file, or names our temporary file, so the
+    user would not know which output failed. Its errno is kept (Arrow's is in its message)."""
+    if exc.filename not in (None, tmp, str(tmp)):
+        return exc
+    number = exc.errno
+    if number is None:
+        found = re.search(r"\[Errno (\d+)\]", str(exc), flags=re.IGNORECASE)
+        number = int(found.group(1)) if found else None
+    if number is None:
+        return exc
+    return OSError(number, os.strerror(number), str(path))
 
 
 #: The name :func:`atomic_write` gives its temporary files (``tempfile.mkstemp``'s 8 random characters).

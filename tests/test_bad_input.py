@@ -424,3 +424,30 @@ def test_a_full_disk_is_one_line_exit_2_not_an_internal_error(tiny_dataset, tmp_
     monkeypatch.setattr(datacheck.runs, "atomic_write", full)
     result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q")
     assert_one_line_error(result, ExitStatus.USAGE, "run.json: No space left on device")
+
+
+def test_a_disk_filling_up_while_writing_names_the_output(tiny_dataset, tmp_path, monkeypatch):
+    """The disk fills up inside a write: Python's file objects raise ENOSPC without a file name,
+    Arrow with the errno only in its message. The line names the output, not the temporary file
+    (before: "datacheck: error: No space left on device", which file?)."""
+    import errno
+    import pathlib
+
+    import pyarrow.parquet as pq
+
+    def full_text(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pathlib.Path, "write_text", full_text)
+        result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q")
+    line = assert_one_line_error(result, ExitStatus.USAGE, f"{tmp_path / 'run' / 'run.json'}: No space left on device")
+    assert ".tmp" not in line
+
+    def full_arrow(*args, **kwargs):
+        raise OSError("[Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full_arrow)
+    result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run2", "-q")
+    assert_one_line_error(result, ExitStatus.USAGE, str(tmp_path / "run2"), ".parquet: No space left on device")
+    assert not [p for p in (tmp_path / "run2").rglob("*.tmp")]
