@@ -112,3 +112,24 @@ def test_other_settings_name_the_first_that_differs(tmp_path, quick):
     with pytest.raises(UsageError, match=r"other settings \(seed 0, now 3\)"):
         datacheck.fix(data, out, budget=20, config=quick, workers=0, boost=False, seed=3)
     assert tree_digest(out) == before
+
+
+def test_a_budget_that_leaves_classes_without_training_rows(tmp_path, quick):
+    """A budget of exactly the val/test rows trimmed every training row away, silently; now it
+    is refused (exit 2), and a budget that leaves some class no training row says which."""
+    data = make_tiny_dataset(tmp_path / "tiny")  # 12 train, 4 val rows; classes cat and dog
+    args = ["fix", data, "--config", quick, "--workers", 0, "-q", "--no-relabel", "--no-boost"]
+    assert_one_line_error(invoke(*args, "--out", tmp_path / "a", "--budget", 4), 2,
+                          "--budget 4 equals the 4 val/test rows", "no training rows")
+    with pytest.raises(UsageError, match="^budget 4 equals the 4 val/test rows"):
+        datacheck.fix(data, tmp_path / "a", budget=4, config=quick, relabel=False, boost=False)
+    assert not (tmp_path / "a").exists()
+    result = invoke(*args, "--out", tmp_path / "b", "--budget", 5, "--json")
+    assert result.exit_code == 0, result.output
+    m = pd.read_csv(tmp_path / "b" / "manifest.csv", dtype=str, keep_default_na=False)
+    empty = sorted({"cat", "dog"} - set(m.loc[m["split"] == "train", "label"]))
+    assert len(empty) == 1
+    notes = [line for line in result.stderr.splitlines() if line.startswith("datacheck: note: ")]
+    assert notes == [f"datacheck: note: the budget leaves 1 training row for 2 classes: class {empty[0]} left "
+                     "without training rows; give a larger budget"]
+    assert json.loads(result.stdout)["notes"] == [notes[0].removeprefix("datacheck: note: ")]

@@ -458,8 +458,11 @@ def fix(
 
     untouched = int((~training_mask(frame)).sum())
     if options["budget"] < untouched:
-        raise UsageError(f"--budget {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
+        raise UsageError(f"{names('budget')} {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
                          "fix keeps as they are; give at least that")
+    if options["budget"] == untouched < len(frame):  # every training row would go: nothing left to train on
+        raise UsageError(f"{names('budget')} {options['budget']} equals the {untouched} val/test rows of {dataset}, which fix "
+                         "keeps as they are, and would leave no training rows; give more than that")
     # Before any training: the balance step's limit, with every training sample still there
     # (the repairs only remove some, so a budget past it now is past it then).
     _refuse_over_limit(options["budget"], options["budget"] - untouched, len(frame) - untouched)
@@ -838,6 +841,10 @@ class _Context:
         screen = self._screen_augmentation(run.summary, manifest)
         class_targets, targets = budget_targets(groups, room, self.seed, growable, by_subcluster=opts["balance"],
                                                 grow=opts["augment"])
+        emptied = sorted(str(c) for c, t in class_targets.items() if t == 0)
+        note = (f"the budget leaves {room} training row{'s' if room != 1 else ''} for {len(class_targets)} classes: "
+                f"class{'es' if len(emptied) > 1 else ''} {', '.join(emptied)} left without training rows; give a larger "
+                "budget" if emptied else None)
         result = balance(self.balanced_run, folder, BalanceOptions(
             strategy=strategy, target={g: int(t) for g, t in targets.items()}, drop_flagged=opts["drop_flagged"],
             max_total=budget - boost["copies"], seed=self.seed, transform=dict(screen["spec"])))
@@ -862,6 +869,7 @@ class _Context:
             "group_targets": {str(k): int(v) for k, v in targets.items()},
             "boost": boost,
             "augment_screen": screen,
+            "note": note,
         }
 
     def _screen_augmentation(self, summary: dict, manifest) -> dict:
@@ -1091,7 +1099,7 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
         summary["changes"]["review_queue_parts"] = rec["relabel"]["review_queue"]
     final = read_json(out / rec["final_audit"]["run"] / "summary.json")
     summary["final_gates"] = final.get("gates", [])
-    summary["notes"] = [n for n in (rec.get("relabel", {}).get("note"),) if n]
+    summary["notes"] = [n for n in (rec.get("relabel", {}).get("note"), rec["balance"].get("note")) if n]
     return summary, table
 
 
