@@ -133,3 +133,16 @@ def test_a_budget_that_leaves_classes_without_training_rows(tmp_path, quick):
     assert notes == [f"datacheck: note: the budget leaves 1 training row for 2 classes: class {empty[0]} left "
                      "without training rows; give a larger budget"]
     assert json.loads(result.stdout)["notes"] == [notes[0].removeprefix("datacheck: note: ")]
+
+
+def test_config_budget_zero_is_the_datasets_row_count(tmp_path):
+    """As README says: `[fix] budget = 0` is the default, the source dataset's rows (--budget 0
+    on the command line is refused: give a number of rows, or leave it out)."""
+    data = make_tiny_dataset(tmp_path / "tiny")
+    config = tmp_path / "fix.toml"
+    config.write_text(QUICK + "\n[fix]\nbudget = 0\nrelabel = false\nboost = false\n")
+    result = invoke("fix", data, "--out", tmp_path / "out", "--config", config, "--workers", 0, "-q", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["budget"] == summary["rows"] == 16
+    assert_one_line_error(invoke("fix", data, "--out", tmp_path / "b", "--budget", 0), 2, "--budget must be an integer >= 1")
