@@ -725,8 +725,9 @@ class _Context:
             "sample_id": files["out_path"].astype(str),
             "source_id": ids.astype(str),
             "source_label": ids.map(source_label).astype("string"),
-            "action": ids.map(changes["action"]).fillna("keep").astype(str),
-            "reason": ids.map(changes["reason"]).fillna("").astype(str),
+            # object first: with no changes at all, the mapped column is float NaN
+            "action": ids.map(changes["action"]).astype(object).fillna("keep").astype(str),
+            "reason": ids.map(changes["reason"]).astype(object).fillna("").astype(str),
         })
         import pyarrow as pa
 
