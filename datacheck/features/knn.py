@@ -16,7 +16,8 @@ against its members, on the device (the neighbours faiss's per-query scan finds 
 probes, at BLAS speed). ``nprobe`` is raised until the recall@k measured against exact search
 on a sample of queries reaches :data:`TARGET_RECALL`. The method and the measured recall are
 recorded in ``summary.json``. Memory: the graph (N·k), one block of queries (at most
-:data:`_QUERY_BLOCK` x D float32) and the inputs; each list is read from the embeddings (a
+:data:`_QUERY_BLOCK` x D float32), its table of best neighbours per probed list (at most
+:data:`_SLOT_BYTES`) and the inputs; each list is read from the embeddings (a
 memory map is never copied whole).
 """
 
@@ -43,6 +44,8 @@ _BLOCK = 65_536
 #: Queries per block of the approximate search: bounds its (queries x nprobe) probe table and
 #: the per-list gathers, while each list's matrix product stays large enough for BLAS.
 _QUERY_BLOCK = 65_536
+#: Bound on a query block's table of per-list best neighbours (:meth:`_InvertedLists._scan`).
+_SLOT_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -218,20 +221,27 @@ class _InvertedLists:
         m = len(self.order)
         distances = np.empty((m, k), np.float32)
         indices = np.empty((m, k), np.int64)
-        for start in range(0, m, _QUERY_BLOCK):
-            stop = min(start + _QUERY_BLOCK, m)
+        block = scan_block(nprobe, k)
+        for start in range(0, m, block):
+            stop = min(start + block, m)
             queries = _unit(_take(self.embeddings, self.rows[start:stop]))
             distances[start:stop], indices[start:stop] = self.search(queries, nprobe, k, np.arange(start, stop), device)
         return distances, indices
 
     def _scan(self, queries: np.ndarray, probes: np.ndarray, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
         """Best ``k`` similarities and list positions of each query over its probed lists,
-        list by list: (Q, k) each, best first (-inf / -1 where the lists held fewer)."""
+        list by list: (Q, k) each, best first (-inf / -1 where the lists held fewer).
+
+        Each list's best ``k`` for a query go to that query's slot for the list (a
+        (Q, nprobe, k) table, :func:`scan_block` bounds it); one selection over the slots
+        at the end ranks them. Merging into a running best after every list cost as much
+        again as the products when the vectors are short (120-value image descriptors).
+        """
         import torch
 
         q_count, nprobe = probes.shape
-        best_s = torch.full((q_count, k), -torch.inf, device=device)
-        best_p = torch.full((q_count, k), -1, dtype=torch.int64, device=device)
+        slot_s = torch.full((q_count, nprobe, k), -torch.inf, device=device)
+        slot_p = torch.full((q_count, nprobe, k), -1, dtype=torch.int64, device=device)
         flat = probes.ravel()
         by_list = np.argsort(flat, kind="stable")
         bounds = np.searchsorted(flat[by_list], np.arange(len(self.starts)))
@@ -240,17 +250,23 @@ class _InvertedLists:
             lo, hi = self.starts[lst], self.starts[lst + 1]
             if hi == lo:
                 continue
-            who = torch.from_numpy(by_list[bounds[lst] : bounds[lst + 1]] // nprobe).to(device)
+            entries = torch.from_numpy(by_list[bounds[lst] : bounds[lst + 1]]).to(device)
+            who, slot = entries // nprobe, entries % nprobe
             members = torch.from_numpy(_unit(_take(self.embeddings, self.rows[self.order[lo:hi]]))).to(device)
-            sims = q_all[who] @ members.T
             # Unsorted selections (half the time of sorted ones); each row is sorted once at the end.
-            top_s, top_p = sims.topk(min(k, hi - lo), dim=1, sorted=False)
-            merged_s = torch.cat([best_s[who], top_s], 1)
-            merged_p = torch.cat([best_p[who], top_p + int(lo)], 1)
-            keep_s, at = merged_s.topk(k, dim=1, sorted=False)
-            best_s[who], best_p[who] = keep_s, merged_p.gather(1, at)
+            top_s, top_p = (q_all[who] @ members.T).topk(min(k, hi - lo), dim=1, sorted=False)
+            slot_s[who, slot, : top_s.shape[1]] = top_s
+            slot_p[who, slot, : top_s.shape[1]] = top_p + int(lo)
+        best_s, at = slot_s.reshape(q_count, -1).topk(k, dim=1, sorted=False)
+        best_p = slot_p.reshape(q_count, -1).gather(1, at)
         best_s, at = best_s.sort(dim=1, descending=True, stable=True)
         return best_s.cpu().numpy(), best_p.gather(1, at).cpu().numpy()
+
+
+def scan_block(nprobe: int, k: int) -> int:
+    """Queries per block of :meth:`_InvertedLists.search_all`: :data:`_QUERY_BLOCK`, fewer where
+    the block's slot table (12 bytes per query, probe and neighbour) would pass :data:`_SLOT_BYTES`."""
+    return int(max(1024, min(_QUERY_BLOCK, _SLOT_BYTES // (12 * nprobe * (k + 1)))))
 
 
 def _without_self(sims: np.ndarray, found: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
