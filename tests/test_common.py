@@ -122,3 +122,22 @@ def test_findings_columns_are_assembled_in_sorted_order(context):
         np.testing.assert_array_equal(out["suggested_confidence"], [0.7, np.nan, 0.8, 0.9])
     with pytest.raises(AssertionError, match="undeclared checks"):
         Toy()._complete(partial_findings([0], "c", 0.5, False, [{}]), ctx)
+
+
+def test_json_records_match_one_encoding_per_row():
+    """The Arrow-built details read back as the dicts a detector would have encoded one by one."""
+    import json
+
+    import pyarrow as pa
+
+    from datacheck.detectors.base import json_records
+
+    z = np.array([0.1235, -19.732, 3.0, np.nan, np.inf, 1e-07, 12345678.9])
+    area = pa.array(["[32, 32]", "[1, 2]", "[3, 4]", "[5, 6]", "[7, 8]", "[9, 10]", "[11, 12]"])
+    records = json_records({"z": z, "area": area}).to_pylist()
+    assert records[0] == '{"area": [32, 32], "z": 0.1235}'  # keys sorted, as the row encoder writes them
+    decoded = [json.loads(r) for r in records]
+    assert [d["z"] for d in decoded] == [0.1235, -19.732, 3.0, None, None, 1e-07, 12345678.9]
+    assert [d["area"] for d in decoded][1] == [1, 2]
+    with pytest.raises(ValueError):
+        json_records({})

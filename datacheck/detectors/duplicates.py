@@ -15,10 +15,13 @@ similarity reaches the cut, and leaks are such groups across splits (given by a 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..engine.image_stats import THUMB_SIDE
 from ..engine.similarity import (
@@ -29,7 +32,7 @@ from ..engine.similarity import (
     top_k_neighbours,
 )
 from ..validation import Boolean, Interval
-from .base import AuditContext, Detector, partial_findings
+from .base import AuditContext, Detector, json_records, partial_findings
 from .registry import register_detector
 
 _SPLIT_RANK = {"train": 0, "val": 1, "test": 2}
@@ -235,6 +238,19 @@ def _pixel_ids(stats: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return readable, np.where(readable, pd.factorize(stats["pixel_hash"])[0], -1)
 
 
+def _group_details(rows: np.ndarray, groups: dict[int, dict], numbers: dict | None = None) -> pa.Array:
+    """The details of ``rows`` (R,): the ``numbers`` (each (R,)) of every row, with the group
+    fields of the rows in ``groups``. Most rows are in no group; theirs are built by Arrow,
+    without a dict per row (:func:`json_records`)."""
+    numbers = numbers or {}
+    plain = json_records(numbers) if numbers else pa.array(["{}"] * len(rows), pa.string())
+    if not groups:
+        return plain
+    grouped = pa.array([json.dumps({**{k: float(v[i]) for k, v in numbers.items()}, **groups[r]}, sort_keys=True)
+                        if r in groups else None for i, r in enumerate(rows)], pa.string())
+    return pc.coalesce(grouped, plain)
+
+
 def _keep_rank(frame: pd.DataFrame, area: np.ndarray | None = None) -> np.ndarray:
     """Which copy of a duplicate group to keep, as a rank (N,), lower first: the largest
     image (``area``, for images), then ``train`` before val/test (leaks are removed from
@@ -351,7 +367,7 @@ class ExactDuplicates(Detector):
                 score[r] = 1.0 if r == keep else 0.0
                 details[r] = {"group": ids[keep], "group_size": len(members), "representative": ids[keep],
                               "copies": [ids[m] for m in members if m != r][:_MAX_LISTED]}
-        return partial_findings(rows, self.name, score[rows], score[rows] < 0.5, [details.get(r, {}) for r in rows])
+        return partial_findings(rows, self.name, score[rows], score[rows] < 0.5, _group_details(rows, details))
 
 
 @register_detector
@@ -400,7 +416,7 @@ class NearDuplicates(_DuplicateDetector):
                 details[r] = {"group": ids[rep], "group_size": len(members), "representative": ids[rep],
                               "members": [ids[m] for m in members if m != r][:_MAX_LISTED]}
         score = np.clip(1.0 - g.nearest[rows], 0.0, 1.0)
-        out_details = [{"nearest_similarity": round(float(g.nearest[r]), 4), **details.get(r, {})} for r in rows]
+        out_details = _group_details(rows, details, {"nearest_similarity": np.round(g.nearest[rows], 4)})
         return partial_findings(rows, self.name, score, flagged[rows], out_details)
 
 
@@ -444,6 +460,6 @@ class SplitLeakage(_DuplicateDetector):
                               "matches": [ids[m] for m in members if split[m] != split[r] and pd.notna(split[m])][:_MAX_LISTED]}
         score = np.clip(1.0 - g.nearest_other_split[rows], 0.0, 1.0)
         score = np.where(flagged[rows], np.minimum(score, 1.0 - g.threshold), score)
-        out_details = [{"nearest_other_split_similarity": round(float(g.nearest_other_split[r]), 4), **details.get(r, {})}
-                       for r in rows]
+        out_details = _group_details(rows, details,
+                                     {"nearest_other_split_similarity": np.round(g.nearest_other_split[rows], 4)})
         return partial_findings(rows, self.name, score, flagged[rows], out_details)

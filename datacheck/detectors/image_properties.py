@@ -8,14 +8,16 @@ therefore sets its own norm instead of being flagged wholesale.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..robust import expected_beyond, robust_z, threshold_score
 from ..validation import Interval
-from .base import AuditContext, Detector, partial_findings
+from .base import AuditContext, Detector, json_records, partial_findings
 from .registry import register_detector
 
 # Statistics are compared on log scales (brightness: of the distance from the clipped end),
@@ -72,7 +74,8 @@ class ImageProperties(Detector):
                 "corrupt",
                 readable.astype(float),
                 ~readable,
-                [{"error": e} if e else {} for e in stats["error"]],
+                # Errors are rare: one encoding per unreadable file, a constant otherwise.
+                pa.array([json.dumps({"error": e}) if e else "{}" for e in stats["error"]], pa.string()),
             )
         ]
         s = stats[readable]
@@ -105,8 +108,8 @@ class ImageProperties(Detector):
             tails = 2 if direction == 0 else 1
             self.thresholds_[check]["expected_false_positives"] = round(
                 tails * expected_beyond(self.z_threshold, int(scored.sum())), 2)
-            shown_z = np.round(np.abs(z) if direction == 0 else z, 3).tolist()
-            details = [{stat: v, "z": zz} for v, zz, keep in zip(_raw_values(stat, s), shown_z, scored) if keep]
+            shown_z = np.round(np.abs(z) if direction == 0 else z, 3)[scored]
+            details = json_records({stat: _raw_values(stat, s[scored]), "z": shown_z})
             parts.append(partial_findings(rows[scored], check, threshold_score(badness[scored], self.z_threshold),
                                           badness[scored] > self.z_threshold, details))
         parts.append(self._grayscale(s, rows))
@@ -123,17 +126,21 @@ class ImageProperties(Detector):
             "rule": "colorfulness < 0.01" if in_color_dataset else "off: not a colour dataset",
             "color_fraction": round(color_fraction, 4),
         }
-        details = [{"colorfulness": round(float(c), 4)} for c in colorfulness]
+        details = json_records({"colorfulness": np.round(colorfulness, 4)})
         return partial_findings(rows, "grayscale", score, grey & in_color_dataset, details)
 
 
-def _raw_values(stat: str, s: pd.DataFrame) -> list:
-    """The untransformed statistic per readable sample, for the details column."""
+def _raw_values(stat: str, s: pd.DataFrame):
+    """The untransformed statistic per sample of ``s``, for the details column: numbers, or
+    for ``area`` the JSON text ``[width, height]``."""
     if stat == "area":
-        return [[int(w), int(h)] for w, h in zip(s["width"], s["height"])]
+        import pyarrow.compute as pc
+
+        width, height = (pa.array(s[side].to_numpy(np.int64)).cast(pa.string()) for side in ("width", "height"))
+        return pc.binary_join_element_wise("[", width, ", ", height, "]", "")
     if stat == "aspect_ratio":
-        return np.round(s["width"].to_numpy(float) / s["height"].to_numpy(float), 4).tolist()
-    return np.round(s[stat].to_numpy(float), 4).tolist()
+        return np.round(s["width"].to_numpy(float) / s["height"].to_numpy(float), 4)
+    return np.round(s[stat].to_numpy(float), 4)
 
 
 def _describe_cut(stat: str, median: float, scale: float, direction: int, z: float, check: str) -> dict:
