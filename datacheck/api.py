@@ -14,12 +14,13 @@ a parameter left as None takes the default (or the ``config`` file's value).
 from __future__ import annotations
 
 import os
+import re
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .errors import UsageError
+from .errors import BadDataError, DatacheckError, UsageError
 from .pipeline import AuditResult
 
 
@@ -108,6 +109,13 @@ def audit(
         hint = ": pass pd.DataFrame(data)" if isinstance(data, dict) else ""
         raise UsageError(f"data must be a dataset folder, a manifest file or a pandas DataFrame, "
                          f"got a {type(data).__name__}{hint}")
+    for name, value in (("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings)):
+        if isinstance(value, (list, tuple)):  # ragged nested lists: numpy's ValueError names no argument
+            try:
+                np.asarray(value)
+            except (ValueError, TypeError) as exc:
+                raise BadDataError(f"{name} must be a rectangular array of numbers; its rows differ in length "
+                                   f"or hold something else ({type(exc).__name__} from numpy)") from None
     instances = None
     names = None
     if isinstance(checks, (str, Detector)):
@@ -138,9 +146,12 @@ def audit(
                "ray_address": ray_address}
     if instances is not None:
         options["detectors"] = instances
-    return run(data, out, config=config, progress=progress, pred_probs=pred_probs, labels=labels,
-               embeddings=embeddings, class_names=class_names, root=root, junit=junit, command=["python-api"],
-               **options)
+    try:
+        return run(data, out, config=config, progress=progress, pred_probs=pred_probs, labels=labels,
+                   embeddings=embeddings, class_names=class_names, root=root, junit=junit, command=["python-api"],
+                   **options)
+    except DatacheckError as exc:  # the code behind both names datacheck audit's options: name ours
+        raise type(exc)(in_python(str(exc))) from None
 
 
 def load(run_dir: str | os.PathLike) -> AuditResult:
@@ -160,6 +171,30 @@ def load(run_dir: str | os.PathLike) -> AuditResult:
     outputs = run.outputs() if run.info.manifest_format != "arrays" else None
     return AuditResult(run.path, run.findings, run.summary, ExitStatus(int(run.summary.get("exit_status", 0))),
                        None, outputs, run.info)
+
+
+#: ``datacheck audit``'s options as :func:`audit` spells them (its keywords); the messages of the
+#: code both share name the command line's.
+_KEYWORDS = {"--" + name.replace("_", "-"): name for name in (
+    "pred_probs", "labels", "embeddings", "class_names", "checks", "config", "out", "root", "seed", "fail_on",
+    "max_missing", "device", "workers", "model", "weights", "cache_dir", "engine", "ray_address", "junit")}
+_OPTION = re.compile(r"(?<![\w/.-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w-])")
+#: config.py's name for a keyword's value: ``audit.workers in command line``, ``engine.name in command line``.
+_OVERRIDE = re.compile(r"\b(audit|engine)\.(\w+) in command line\b")
+
+
+def in_python(message: str) -> str:
+    """A message of the code behind ``datacheck audit``, as :func:`audit`'s caller reads it: the
+    options it names (``--max-missing``, ``--pred-probs``) as keywords (``max_missing``,
+    ``pred_probs``), and ``DATASET`` as ``data``.
+
+    >>> in_python("allow some with --max-missing (now 0)")
+    'allow some with max_missing (now 0)'
+    """
+    message = _OPTION.sub(lambda m: _KEYWORDS.get(m.group(0), m.group(0)), message)
+    message = _OVERRIDE.sub(lambda m: "engine" if m.groups() == ("engine", "name") else m.group(2), message)
+    return (message.replace("a DATASET manifest file", "data that is a manifest file")
+            .replace("a DATASET", "data").replace("DATASET", "data"))
 
 
 def _is_numeric(values) -> bool:
