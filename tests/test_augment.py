@@ -105,7 +105,21 @@ def test_resume_skips_finished_files_and_makes_the_missing_ones(plan, tmp_path):
     assert counts["written"] == 1 and counts["skipped_existing"] == counts["originals"] + len(first) - 1
     assert copies_of(out) == first
     result = invoke("augment", plan, "--out", out, "--resume", "--seed", "5")
-    assert result.exit_code == 2 and "another plan, seed or settings" in result.stderr
+    assert_one_line_error(result, 2, f"--resume: {out} was made with other settings (seed 0, now 5)")
+
+
+def test_resume_with_other_settings_names_the_first_that_differs_and_both_values(plan, tmp_path):
+    out = tmp_path / "data"
+    assert invoke("augment", plan, "--out", out, "--workers", "0", "--magnitude", "9").exit_code == 0
+    assert_one_line_error(invoke("augment", plan, "--out", out, "--resume", "--magnitude", "12"), 2,
+                          "(magnitude 9, now 12); rerun with the same ones to continue it, or use a new folder")
+    # a setting left to the plan is shown with the plan's value
+    assert_one_line_error(invoke("augment", plan, "--out", out, "--resume", "--magnitude", "9", "--policy", "affine"),
+                          2, '(policy "both", now "affine")')
+    assert_one_line_error(invoke("augment", plan, "--out", out, "--resume", "--magnitude", "9", "--scale", "0.5", "2"),
+                          2, "(scale [0.9, 1.1], now [0.5, 2.0])")
+    assert_one_line_error(invoke("augment", plan, "--out", out, "--resume", "--magnitude", "9", "--boost-from", plan),
+                          2, f'(boost_from null, now "{plan.resolve()}")')
 
 
 def test_policies_and_a_grey_image(tmp_path):

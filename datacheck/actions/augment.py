@@ -238,7 +238,8 @@ def augment(
     plan_digest = hashlib.sha256((Path(plan_dir) / PLAN_FILE).read_bytes()).hexdigest()
     settings = {"plan": str(Path(plan_dir).resolve()), "plan_sha256": plan_digest, "seed": seed, "overrides": overrides,
                 "boost": boost}
-    out = _check_out(Path(out), resume, settings)
+    plan_spec = plan_transform(info.transform, f"{Path(plan_dir) / PLAN_MARKER}: transform")
+    out = _check_out(Path(out), resume, settings, plan_spec)
 
     manifest = open_run(info.run).manifest(dataset)  # refuses a dataset changed since the audit
     check_outputs(Sources.of(manifest), folders={"--out": out})  # e.g. DATASET/train/augmented would grow the dataset
@@ -260,7 +261,6 @@ def augment(
     specs = {s: validate_spec({**parsed[t], **overrides}) for s, t in zip(rows["sample_id"], rows["transform"]) if t}
     files = layout(rows)
     extra: dict[str, dict] = {}  # boosting copies: output path → provenance
-    plan_spec = plan_transform(info.transform, f"{Path(plan_dir) / PLAN_MARKER}: transform")
     boost_spec = validate_spec({**plan_spec, **overrides})
     if boost_from is not None:
         files, extra = _add_boost(files, rows, manifest, open_run(boost_from), seed, boost_spec, boost_budget,
@@ -383,8 +383,9 @@ def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, pr
     return pd.concat([files, boosted], ignore_index=True), extra
 
 
-def _check_out(out: Path, resume: bool, settings: dict) -> Path:
-    """Refuse a non-empty ``out`` unless resuming an earlier augment of the same plan and settings."""
+def _check_out(out: Path, resume: bool, settings: dict, plan_spec: dict) -> Path:
+    """Refuse a non-empty ``out`` unless resuming an earlier augment of the same plan and settings
+    (``plan_spec``: the plan's augmentation, what a setting not given means)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
@@ -399,6 +400,30 @@ def _check_out(out: Path, resume: bool, settings: dict) -> Path:
 
     before = read_json(marker)
     if {k: before.get(k) for k in settings} != settings:
-        raise UsageError(f"--resume: {out} was made from another plan, seed or settings; use a new folder")
+        key, was, now = _first_setting_that_differs(before, settings, plan_spec)
+        raise UsageError(f"--resume: {out} was made with other settings ({key} {was}, now {now}); rerun with the "
+                         "same ones to continue it, or use a new folder")
     remove_temporaries(out)  # half-written copies of a killed run (a Ctrl-C leaves none)
     return out
+
+
+def _first_setting_that_differs(before: dict, settings: dict, plan_spec: dict) -> tuple[str, str, str]:
+    """The first setting of an augment output's marker (``before``) that ``settings`` change,
+    as ``(name, before, now)`` shown for a message: ``("magnitude", "9", "12")``, ``("seed", "0",
+    "5")``, ``("plan", ...)``. A setting left to the plan is shown with the plan's value."""
+    from .fix import _UNSET, _first_difference, _shown  # fix's --out check words it alike
+
+    def view(values: dict) -> dict:
+        overrides = values.get("overrides")
+        boost = values.get("boost")
+        spec = {**plan_spec, **overrides} if isinstance(overrides, dict) else {"settings": overrides}
+        boost = boost if isinstance(boost, dict) else {}
+        return {"plan": values.get("plan", _UNSET), "plan contents (SHA-256)": values.get("plan_sha256", _UNSET),
+                "seed": values.get("seed", _UNSET), **spec, "boost_from": boost.get("from"),
+                "boost_budget": boost.get("budget"), "boost_pool": boost.get("pool")}
+
+    # Compared as augment.json holds them (JSON: a tuple is a list).
+    now = json.loads(json.dumps(settings, default=str))
+    found = _first_difference(view(before), view(now)) or _first_difference(before, now)
+    key, was, is_ = found if found is not None else ("settings", _UNSET, _UNSET)
+    return key, _shown(was), _shown(is_)
