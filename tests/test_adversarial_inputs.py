@@ -68,3 +68,38 @@ def test_in_python_leaves_paths_and_unknown_options_alone():
 
     assert in_python("--out /tmp/my--out/x--seed exists") == "out /tmp/my--out/x--seed exists"
     assert in_python("--batch-size must be ...") == "--batch-size must be ..."
+
+
+# --------------------------------------------------------------------------- report of a damaged run
+
+
+@pytest.fixture
+def array_run(tmp_path, probs):
+    """A finished audit run of arrays (seconds; no images, no model)."""
+    run = tmp_path / "run"
+    datacheck.audit(pred_probs=probs, labels=probs.argmax(axis=1), out=run)
+    return run
+
+
+def test_report_of_a_run_whose_summary_is_a_named_pipe_is_bad_data_not_a_hang(array_run):
+    import os
+    import subprocess
+    import sys
+
+    (array_run / "summary.json").unlink()
+    os.mkfifo(array_run / "summary.json")  # nothing ever writes to it: reading it would block for ever
+    done = subprocess.run([sys.executable, "-m", "datacheck", "report", str(array_run)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip() == (f"datacheck: error: cannot read {array_run / 'summary.json'}: a named pipe (FIFO), "
+                                   "not a regular file: not read")
+
+
+def test_report_of_a_run_whose_findings_are_a_folder_says_so(array_run):
+    from .conftest import assert_one_line_error, invoke
+
+    (array_run / "findings.parquet").unlink()
+    (array_run / "findings.parquet").mkdir()  # pyarrow reads it as a dataset without columns
+    assert_one_line_error(invoke("report", array_run), 3,
+                          f"{array_run / 'findings.parquet'} is a folder, not a regular file: not read; the run is "
+                          "damaged")

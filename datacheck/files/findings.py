@@ -37,6 +37,14 @@ def check_findings(path: Path, table) -> None:
     ------
     BadDataError
     """
+    from ..engine.image_stats import SpecialFileError, require_regular_file
+
+    try:  # pyarrow reads a folder as a dataset of no files: no columns, where the file is the problem
+        require_regular_file(path)
+    except SpecialFileError as exc:
+        raise BadDataError(f"{path} is {exc}; {RUN_DAMAGED}") from None
+    except OSError:
+        pass  # read already; the table is checked below
     missing = [name for name in FINDINGS_SCHEMA.names if name not in table.column_names]
     if missing:
         raise BadDataError(f"{path} lacks the findings column(s) {', '.join(missing)}; {RUN_DAMAGED}")

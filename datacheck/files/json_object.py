@@ -13,7 +13,10 @@ from ..validation import check_keys
 
 def read_json(path: Path) -> dict:
     """The JSON object in ``path``; BadDataError if it is missing, unreadable or not an object."""
+    from ..engine.image_stats import require_regular_file
+
     try:
+        require_regular_file(path)  # a named pipe would block the read for ever
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BadDataError(f"{path} is missing; the run directory is incomplete") from None
