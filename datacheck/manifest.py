@@ -283,6 +283,12 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
         if ragged:  # pandas' own wording ("Error tokenizing data. C error: ...") is parser jargon
             header, line, seen = ragged.groups()
             reason = f"ragged CSV: line {line} has {seen} fields, the header has {header}"
+        elif fmt == "jsonl" and isinstance(exc, ValueError) and not isinstance(exc, UnicodeDecodeError):
+            # pandas names a character offset into the whole file ("at position 1280"): name the line
+            try:
+                reason = _non_object_line(path, reason)
+            except (OSError, UnicodeDecodeError):
+                pass
         raise BadDataError(f"cannot read manifest {path}: {reason}") from exc
     if need_path:
         _require_path_column(frame, path)
@@ -295,8 +301,9 @@ def _require_path_column(frame: pd.DataFrame, source: Path) -> None:
         raise BadDataError(f"manifest {source} has no 'path' column (columns: {columns})")
 
 
-def _non_object_line(path: Path) -> str:
-    """Which line of a JSONL manifest is not a JSON object (read again only on that error)."""
+def _non_object_line(path: Path, otherwise: str = "every line must be a JSON object") -> str:
+    """Which line of a JSONL manifest is not a JSON object (read again only on that error);
+    ``otherwise`` when every line is one."""
     with open(path, encoding="utf-8-sig") as lines:
         for number, line in enumerate(lines, 1):
             if line.strip():
@@ -306,7 +313,7 @@ def _non_object_line(path: Path) -> str:
                     return f"line {number} is not JSON"
                 if not isinstance(value, dict):
                     return f"line {number} is {type(value).__name__ if value is not None else 'null'}, not a JSON object"
-    return "every line must be a JSON object"
+    return otherwise
 
 
 def _refuse_repeated_columns(path: Path) -> None:

@@ -103,3 +103,19 @@ def test_report_of_a_run_whose_findings_are_a_folder_says_so(array_run):
     assert_one_line_error(invoke("report", array_run), 3,
                           f"{array_run / 'findings.parquet'} is a folder, not a regular file: not read; the run is "
                           "damaged")
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def test_a_jsonl_manifest_with_a_broken_line_names_the_line(tmp_path):
+    from .conftest import assert_one_line_error, invoke
+
+    lines = [f'{{"sample_id": "s{i}", "label": {i % 2}, "path": "x{i}.png"}}' for i in range(30)]
+    lines[20] = '{"sample_id": "s20", "lab'  # a line cut short, as a killed writer leaves it
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    np.save(tmp_path / "P.npy", np.full((30, 2), 0.5, np.float32))
+    result = invoke("audit", manifest, "--pred-probs", tmp_path / "P.npy", "--out", tmp_path / "run")
+    assert_one_line_error(result, 3, f"cannot read manifest {manifest}: line 21 is not JSON")
+    assert not (tmp_path / "run").exists()
