@@ -481,7 +481,7 @@ def report(run_dir, out, max_thumbnails, gallery_size, max_table_rows, with_csv,
     from .reporting.html import write_report
 
     result = write_report(run_dir, out, max_thumbnails=max_thumbnails, csv=with_csv, gallery_size=gallery_size,
-                          max_table_rows=max_table_rows, dataset=dataset)
+                          max_table_rows=max_table_rows, dataset=dataset, command=sys.argv)
     if quiet:
         return
     for note in result.notes:

@@ -119,3 +119,19 @@ def test_a_jsonl_manifest_with_a_broken_line_names_the_line(tmp_path):
     result = invoke("audit", manifest, "--pred-probs", tmp_path / "P.npy", "--out", tmp_path / "run")
     assert_one_line_error(result, 3, f"cannot read manifest {manifest}: line 21 is not JSON")
     assert not (tmp_path / "run").exists()
+
+
+def test_report_in_python_names_its_keywords_and_the_cli_its_options(array_run, tmp_path):
+    from .conftest import assert_one_line_error, invoke
+
+    with pytest.raises(UsageError, match=r"^max_thumbnails must be an integer >= 0, got -1$"):
+        datacheck.report(array_run, max_thumbnails=-1)
+    with pytest.raises(UsageError, match=r"^gallery_size must be an integer >= 0, got 'x'$"):
+        datacheck.report(array_run, gallery_size="x")  # was a TypeError from '<'
+    with pytest.raises(UsageError, match=r"^out .* is a folder; give the HTML file's path$"):
+        datacheck.report(array_run, tmp_path)
+    with pytest.raises(UsageError, match=r"^csv .*summary\.json is one of the run's own files"):
+        datacheck.report(array_run, tmp_path / "r.html", csv=array_run / "summary.json")
+    assert datacheck.report(array_run, tmp_path / "r.html", max_thumbnails=np.int64(3)).html.is_file()
+    assert_one_line_error(invoke("report", array_run, "--out", tmp_path), 2,
+                          f"--out {tmp_path} is a folder; give the HTML file's path")
