@@ -137,6 +137,9 @@ def test_missing_and_unreadable_files(tmp_path):
     result = audit("--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy", "--out", tmp_path / "r")
     assert result.exit_code == ExitStatus.BAD_DATA and "is not a readable .npy array: not in .npy format" in result.stderr
     assert "allow_pickle" not in result.stderr  # numpy's advice to load it unsafely is not passed on
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    result = audit("--pred-probs", tmp_path / "objects.npy", "--labels", tmp_path / "l.npy", "--out", tmp_path / "r")
+    assert result.exit_code == ExitStatus.BAD_DATA and "holds Python objects, not numbers" in result.stderr
     result = audit("--pred-probs", tmp_path / "nope.npy", "--labels", tmp_path / "l.npy", "--out", tmp_path / "r")
     assert result.exit_code == ExitStatus.BAD_DATA and "file not found" in result.stderr
 

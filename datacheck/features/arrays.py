@@ -338,7 +338,8 @@ def _load_array(path, option: str) -> np.ndarray:
     except (OSError, ValueError, EOFError) as exc:
         # numpy takes a file without the .npy header for a pickle, and an object array needs
         # one; both messages advise loading it unsafely: never advice to pass on
-        reason = ("holds Python objects, not numbers" if "Object arrays" in str(exc)
+        objects = "Object arrays" in str(exc) or "Python objects" in str(exc)  # np.load's words, or np.memmap's
+        reason = ("holds Python objects, not numbers" if objects
                   else "not in .npy format" if "pickle" in str(exc) else str(exc).splitlines()[0])
         raise BadDataError(f"{option} {path} is not a readable .npy array: {reason} (write it with numpy.save)") from exc
     if not isinstance(array, np.ndarray):
