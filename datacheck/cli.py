@@ -300,7 +300,8 @@ def relabel(run_dir, auto, min_confidence, drop, hold_out_review, export_review,
     consoles = Consoles.create(quiet=quiet)
     result = run_relabel(run_dir, auto=auto, drop=drop, min_confidence=min_confidence, import_review=import_review,
                          export_review=export_review, export_label_studio=export_label_studio, out=out,
-                         materialize_to=materialize_to, dataset=dataset, hold_out_review=hold_out_review)
+                         materialize_to=materialize_to, dataset=dataset, hold_out_review=hold_out_review,
+                         command=sys.argv)
     print_table(result.table, consoles.err, title="Changes per class" + ("" if result.written else " (dry run)"))
     for kind, where in result.written.items():
         consoles.err.print(f"{kind}: {where}", markup=False)

@@ -404,3 +404,33 @@ def test_run_of_a_relative_dataset_path_works_from_another_folder(sample_copy, t
     monkeypatch.chdir(tmp_path)
     result = invoke("relabel", run.run_dir, "--drop")
     assert result.exit_code == 0, result.output
+
+
+def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, tmp_path):
+    """datacheck.relabel names its keywords (min_confidence, materialize_to, out), not the CLI's
+    options; a non-number min_confidence is a UsageError, not a TypeError; numpy numbers pass."""
+    import numpy as np
+
+    from datacheck.errors import UsageError
+
+    run = datacheck.audit(tiny_dataset, out=tmp_path / "run", checks=["image_properties"], workers=0).run_dir
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep me")
+    for kwargs, message in [
+        ({"min_confidence": "x"}, r"^min_confidence must be in \(0, 1\], got 'x'$"),  # was a TypeError from '<'
+        ({"min_confidence": 1.5}, r"^min_confidence must be in \(0, 1\], got 1\.5$"),
+        ({"auto": True}, r"^auto needs label suggestions; audit with the label_issues check$"),
+        ({"out": busy}, r"^out .*busy exists and is not an empty folder or an earlier relabel output; choose another$"),
+        ({"materialize_to": busy}, r"^materialize_to .*busy exists and is not an empty folder; choose another$"),
+        ({"import_review": tmp_path / "r.csv"}, r"^import_review .*r\.csv: file not found$"),
+        ({"export_review": run / "summary.json"}, r"^export_review .*summary\.json is one of the run's own files"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            datacheck.relabel(run, **kwargs)
+    assert (busy / "mine.txt").read_text() == "keep me"
+    datacheck.relabel(run, min_confidence=np.float32(0.7), out=tmp_path / "fixed")
+    assert json.loads((tmp_path / "fixed" / "relabel.json").read_text())["min_confidence"] == pytest.approx(0.7)
+    assert_one_line_error(invoke("relabel", run, "--min-confidence", 1.5), 2, "--min-confidence must be in (0, 1], got 1.5")
+    assert_one_line_error(invoke("relabel", run, "--auto"), 2, "error: --auto needs label suggestions")
+    assert_one_line_error(invoke("relabel", run, "--materialize", busy), 2, f"error: --materialize {busy} exists")

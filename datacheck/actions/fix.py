@@ -713,7 +713,7 @@ class _Context:
         # other repairs (drops, the review queue) still run, and the summary says why.
         result = relabel(run, auto=note is None, drop=True, min_confidence=self.options["min_confidence"],
                          out=folder, materialize_to=folder / DATASET_DIR,
-                         hold_out_review=self.options["hold_out_review"])
+                         hold_out_review=self.options["hold_out_review"], command=self.command)
         queued = self._review_queue(run, result.changes, folder / REVIEW_NAME)
         new = result.manifest
         labeled = new[new["label"].notna()]

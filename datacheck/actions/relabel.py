@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..api import keyword_errors
 from ..errors import UsageError
 from ..fusion import CHECK as FUSED_CHECK, LABEL_CHECK, review_ranks
 from ..schema import CHANGES_SCHEMA
@@ -77,8 +79,8 @@ def plan_changes(
     """
     from ..detectors.registry import checks_with_tag
 
-    if not 0 < min_confidence <= 1:
-        raise UsageError(f"--min-confidence must be in (0, 1], got {min_confidence}")
+    if isinstance(min_confidence, bool) or not isinstance(min_confidence, numbers.Real) or not 0 < min_confidence <= 1:
+        raise UsageError(f"--min-confidence must be in (0, 1], got {min_confidence!r:.40}")
     label_checks = set(checks_with_tag("label_evidence"))
     drop_checks = set(checks_with_tag("drop_candidate"))
     unreliable_checks = set(checks_with_tag("unreliable_input"))
@@ -223,6 +225,7 @@ class RelabelResult:
     written: dict = field(default_factory=dict)
 
 
+@keyword_errors({"--materialize": "materialize_to"})
 def relabel(
     run_dir: str | os.PathLike,
     *,
@@ -236,6 +239,7 @@ def relabel(
     materialize_to: str | os.PathLike | None = None,
     dataset: str | os.PathLike | None = None,
     hold_out_review: bool = False,
+    command: list[str] | None = None,
 ) -> RelabelResult:
     """``datacheck relabel``: plan fixes from an audit run, then write what was asked for.
 
@@ -243,6 +247,9 @@ def relabel(
     reloaded and must be unchanged since the audit (see :meth:`AuditRun.manifest`). With
     ``hold_out_review`` the samples queued for review are left out of the new manifest (and
     the materialized copy) until a decision for them is imported.
+
+    ``command``: the command line; given (by ``datacheck relabel``), messages name its options
+    (``--min-confidence``), else this function's keywords (``min_confidence``).
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
@@ -297,7 +304,7 @@ def relabel(
         write_json(out_dir / RELABEL_MARKER, {
             "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
             "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
-            "min_confidence": min_confidence, "hold_out_review": hold_out_review,
+            "min_confidence": float(min_confidence), "hold_out_review": hold_out_review,
             "import_review": str(import_review) if import_review else None,
             "counts": action_counts(changes),
         })
