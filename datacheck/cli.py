@@ -341,7 +341,7 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
     consoles = Consoles.create(quiet=quiet)
     options = BalanceOptions(strategy=strategy, target=target, budget=budget, drop_flagged=drop_flagged,
                              max_total=max_total, seed=seed, transform=dict(DEFAULT_SPEC))
-    result = run_balance(run_dir, out, options, dataset=dataset)
+    result = run_balance(run_dir, out, options, dataset=dataset, command=sys.argv)
     print_table(result.table, consoles.err, title=f"Training samples per class ({strategy})")
     for kind, where in result.written.items():
         consoles.err.print(f"{kind}: {where}", markup=False)

@@ -14,7 +14,7 @@ from datacheck.detectors.registry import list_detectors
 from datacheck.errors import UsageError
 from datacheck.manifest import load_manifest
 
-from .conftest import SAMPLE_DATA, invoke, tree_digest
+from .conftest import SAMPLE_DATA, assert_one_line_error, invoke, tree_digest
 
 
 def frame_of(rows):
@@ -278,3 +278,40 @@ def test_coreset_plan_on_sample_data(cluster_run, tmp_path):
     manifest = load_manifest(SAMPLE_DATA).frame
     assert len(pd.read_csv(out / "manifest.csv")) == len(manifest) - (plan["action"] == "drop").sum()
     assert np.isin(plan.loc[plan["split"] == "val", "action"], ["keep"]).all()
+
+
+def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, tmp_path):
+    """datacheck.balance names its keywords (max_total, budget, strategy, out, checks), not the
+    CLI's options; a non-number budget or max_total, or a drop_flagged that is no bool, is a
+    UsageError, not a TypeError; numpy numbers pass."""
+    run = datacheck.audit(tiny_dataset, out=tmp_path / "run", checks=["image_properties"], workers=0).run_dir
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep me")
+    for kwargs, message in [
+        ({"max_total": "x"}, r"^max_total must be a positive integer, got 'x'$"),  # was a TypeError from '<'
+        ({"max_total": 1.5}, r"^max_total must be a positive integer, got 1\.5$"),  # was 'below the 4 rows'
+        ({"strategy": "coreset", "budget": "x"}, r"^budget must be in \(0, 1\], got 'x'$"),  # was a TypeError
+        ({"drop_flagged": "no"}, r"^drop_flagged must be True or False, got 'no'$"),  # was numpy's TypeError
+        ({"target": 0}, r"^target must be a positive integer, got 0$"),
+        ({"max_total": 3}, r"^max_total 3 is below the 4 rows balancing does not touch"),
+        ({"target": 10**6}, r"^target 1000000 would make .* choose a smaller target, or cap the result with max_total N "),
+        ({"strategy": "coreset", "target": 3}, r"^target does not apply to strategy coreset \(use budget\)$"),
+        ({"strategy": "subclusters"}, r"^strategy subclusters needs the clusters check; audit with checks including "),
+        ({"seed": -1}, r"^seed must be an integer in \[0, 4294967295\], got -1$"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            datacheck.balance(run, tmp_path / "plan", **{"strategy": "classes", **kwargs})
+    with pytest.raises(UsageError, match=r"^out .*busy exists and is not an empty folder or an earlier balance plan"):
+        datacheck.balance(run, busy, strategy="classes")
+    assert not (tmp_path / "plan").exists() and (busy / "mine.txt").read_text() == "keep me"
+    datacheck.balance(run, tmp_path / "plan", strategy="classes", target=np.int64(8), max_total=np.int32(40),
+                      seed=np.int64(3), budget=np.float32(0.5), drop_flagged=np.True_)
+    info = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    assert info["seed"] == 3 and info["options"]["target"] == 8 and info["options"]["drop_flagged"] is True
+    assert_one_line_error(invoke("balance", run, "--strategy", "classes", "--max-total", 3, "--out", tmp_path / "p"), 2,
+                          "error: --max-total 3 is below the 4 rows")
+    assert_one_line_error(invoke("balance", run, "--strategy", "coreset", "--budget", 2, "--out", tmp_path / "p"), 2,
+                          "error: --budget must be in (0, 1], got 2.0")
+    assert_one_line_error(invoke("balance", run, "--out", tmp_path / "p"), 2,
+                          "error: --strategy subclusters needs the clusters check; audit with --checks including")

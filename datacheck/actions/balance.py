@@ -38,12 +38,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from ..api import keyword_errors
 from ..config import check_seed
 from ..errors import BadDataError, UsageError
 from ..files.findings import details_object
@@ -96,6 +98,14 @@ class BalanceOptions:
     transform: dict = field(default_factory=dict)
 
     def validate(self) -> None:
+        """Refuse a bad setting (UsageError); numpy numbers and booleans become Python's."""
+        for name in ("target", "max_total", "seed"):  # a value taken from an array
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                setattr(self, name, int(value))
+        if not isinstance(self.drop_flagged, (bool, np.bool_)):  # drop_flagged="no" is truthy
+            raise UsageError(f"drop_flagged must be True or False, got {self.drop_flagged!r:.40}")
+        self.drop_flagged = bool(self.drop_flagged)
         if self.strategy not in STRATEGIES:
             raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if isinstance(self.target, dict):
@@ -103,14 +113,17 @@ class BalanceOptions:
                    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0]
             if bad:
                 raise UsageError(f"per-group targets must be non-negative integers, got {bad[0]!r}")
-        elif self.target is not None and (not isinstance(self.target, (int, np.integer)) or self.target < 1):
+        elif self.target is not None and (isinstance(self.target, bool) or not isinstance(self.target, int)
+                                          or self.target < 1):
             raise UsageError(f"--target must be a positive integer, got {self.target!r}")
         if self.target is not None and self.strategy == "coreset":
             raise UsageError("--target does not apply to --strategy coreset (use --budget)")
-        if not 0 < self.budget <= 1:
-            raise UsageError(f"--budget must be in (0, 1], got {self.budget}")
-        if self.max_total is not None and self.max_total < 1:
-            raise UsageError(f"--max-total must be a positive integer, got {self.max_total}")
+        if isinstance(self.budget, bool) or not isinstance(self.budget, numbers.Real) or not 0 < self.budget <= 1:
+            raise UsageError(f"--budget must be in (0, 1], got {self.budget!r:.40}")
+        self.budget = float(self.budget)
+        if self.max_total is not None and (isinstance(self.max_total, bool) or not isinstance(self.max_total, int)
+                                           or self.max_total < 1):
+            raise UsageError(f"--max-total must be a positive integer, got {self.max_total!r:.40}")
         if self.seed is not None:
             check_seed(self.seed)  # the audit's own rule: a seed any random generator accepts
 
@@ -510,6 +523,7 @@ class BalanceResult:
     written: dict = field(default_factory=dict)
 
 
+@keyword_errors()
 def balance(
     run_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -522,6 +536,7 @@ def balance(
     max_total: int | None = BalanceOptions.max_total,
     seed: int | None = None,
     dataset: str | os.PathLike | None = None,
+    command: list[str] | None = None,
 ) -> BalanceResult:
     """``datacheck balance``: plan from an audit run and write ``plan.parquet``, ``plan.json``
     and the resulting manifest into ``out``. Never touches the dataset.
@@ -536,6 +551,9 @@ def balance(
         None (the default here) is the audit's seed.
     dataset : path-like, optional
         Where the audited dataset is now, if it moved since the audit.
+    command : list of str, optional
+        The command line; given (by ``datacheck balance``), messages name its options
+        (``--max-total``), else this function's keywords (``max_total``).
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest

@@ -848,7 +848,7 @@ class _Context:
                 "budget" if emptied else None)
         result = balance(self.balanced_run, folder, BalanceOptions(
             strategy=strategy, target={g: int(t) for g, t in targets.items()}, drop_flagged=opts["drop_flagged"],
-            max_total=budget - boost["copies"], seed=self.seed, transform=dict(screen["spec"])))
+            max_total=budget - boost["copies"], seed=self.seed, transform=dict(screen["spec"])), command=self.command)
         plan = result.plan
         planned = int((plan["action"] != "drop").sum() + plan["copies"].sum())
         if boost["copies"]:
