@@ -397,7 +397,8 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
         result = run_augment(plan_dir, out, seed=seed, spec=spec, resume=resume,
                              workers=default_workers() if workers is None else workers, dataset=dataset,
                              boost_from=boost_from, boost_budget=boost_budget, boost_pool=boost_pool,
-                             progress=(lambda done, total: progress("augment", done, total)) if progress else None)
+                             progress=(lambda done, total: progress("augment", done, total)) if progress else None,
+                             command=sys.argv)
     c = result.counts
     consoles.err.print(f"{c['augmented']} augmented copies ({c['boosted']} of them boosting; {c['written']} written now), "
                        f"{c['originals']} originals "

@@ -301,3 +301,46 @@ def test_screen_off_without_cuts_or_randaugment(tmp_path):
     assert screen_operations(ids, paths, validate_spec({}), {}, seed=0)["rule"].startswith("not screened")
     affine = screen_operations(ids, paths, validate_spec({"policy": "affine"}), cuts, seed=0)
     assert affine["exclude_ops"] == [] and "no RandAugment" in affine["rule"]
+
+
+def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, tmp_path):
+    """datacheck.augment names its keywords (out, resume, seed, workers, spec['magnitude'],
+    boost_pool), not the CLI's options; a bad type is a UsageError, not a TypeError or
+    AttributeError (or a seed silently taken); numpy integers pass."""
+    run = datacheck.audit(tiny_dataset, out=tmp_path / "run", checks=["image_properties"], workers=0).run_dir
+    plan = tmp_path / "plan"
+    datacheck.balance(run, plan, strategy="classes", target=8)  # 2 copies per class
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep me")
+    out = tmp_path / "out"
+    for kwargs, message in [
+        ({"spec": {"magnitude": 40}}, r"^spec\['magnitude'\] must be an integer in \[0, 30\], got 40$"),
+        ({"spec": {"num_ops": True}}, r"^spec\['num_ops'\] and spec\['magnitude'\] must be integers, not true/false$"),
+        ({"spec": "magnitude=9"}, r"^spec must be a dict of augmentation settings \(policy, .*\), got a str$"),
+        ({"seed": "x"}, r"^seed must be an integer in \[0, 4294967295\], got 'x'$"),  # was taken as a seed
+        ({"seed": 1.5}, r"^seed must be an integer in \[0, 4294967295\], got 1\.5$"),
+        ({"workers": "x"}, r"^workers must be an integer >= 0, got 'x'$"),  # was an AttributeError
+        ({"boost_from": run, "boost_pool": "x"}, r"^boost_pool must be an integer >= 1, got 'x'$"),  # was a TypeError
+        ({"boost_from": run}, r"^boost_from .*run: the audit trained no model"),
+        ({"resume": "no"}, r"^resume must be True or False, got 'no'$"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            datacheck.augment(plan, out, **kwargs)
+    assert not out.exists()
+    with pytest.raises(UsageError, match=r"^out .*busy is not empty; choose another folder, or resume an interrupted"):
+        datacheck.augment(plan, busy)
+    with pytest.raises(UsageError, match=r"^resume: .*busy is not an augment output"):
+        datacheck.augment(plan, busy, resume=True)
+    with pytest.raises(UsageError, match=r"^out .*mine\.txt exists and is not a folder$"):
+        datacheck.augment(plan, busy / "mine.txt")
+    result = datacheck.augment(plan, out, seed=np.int64(2), workers=np.int64(0), spec={"magnitude": np.int64(9)})
+    assert result.counts["augmented"] == 4 and json.loads((out / "augment.json").read_text())["seed"] == 2
+    with pytest.raises(UsageError, match=r"^resume: .* was made with other settings \(magnitude 9, now 12\)"):
+        datacheck.augment(plan, out, seed=2, resume=True, spec={"magnitude": 12})
+    assert_one_line_error(invoke("augment", plan, "--out", busy), 2,
+                          f"error: --out {busy} is not empty; choose another folder, or --resume an interrupted augment")
+    assert_one_line_error(invoke("augment", plan, "--out", busy, "--resume"), 2, f"error: --resume: {busy} is not an")
+    assert_one_line_error(invoke("augment", plan, "--out", tmp_path / "o", "--magnitude", 40), 2,
+                          "error: --magnitude must be an integer in [0, 30], got 40")
+    assert (busy / "mine.txt").read_text() == "keep me"

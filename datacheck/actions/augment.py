@@ -25,8 +25,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
+from ..api import keyword_errors
 from ..errors import BadDataError, UsageError
 from .transforms import DEFAULT_SPEC, POLICIES, augment_image, copy_seed, open_source, validate_spec  # noqa: F401
 
@@ -176,6 +178,11 @@ class AugmentResult:
     renamed_columns: dict = field(default_factory=dict)
 
 
+#: The options of ``datacheck augment`` that Python gives in ``spec`` (and balance's, named in a hint).
+_SPELT = {**{"--" + key.replace("_", "-"): f"spec[{key!r}]" for key in DEFAULT_SPEC}, "--drop-flagged": "drop_flagged"}
+
+
+@keyword_errors(_SPELT)
 def augment(
     plan_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -189,6 +196,7 @@ def augment(
     boost_from: str | os.PathLike | None = None,
     boost_budget: int | None = None,
     boost_pool: int | None = None,
+    command: list[str] | None = None,
 ) -> AugmentResult:
     """``datacheck augment``: make a plan's copies and write ``out`` as a complete dataset.
 
@@ -215,21 +223,40 @@ def augment(
         training split, ``boost_budget`` of them (default 5 per misclassified validation
         sample) chosen from ``boost_pool`` candidates per training source (default 4).
         ``boost_budget`` and ``boost_pool`` need ``boost_from``.
+    command : list of str, optional
+        The command line; given (by ``datacheck augment``), messages name its options
+        (``--resume``, ``--magnitude``), else this function's keywords (``resume``, ``spec['magnitude']``).
     """
     from ..audit_run import open_run
+    from ..config import check_seed
     from ..engine.loader import map_batches
     from ..manifest import CONTRACT_COLUMNS, write_manifest
     from ..runs import Sources, check_outputs, write_json
     from ..files.plan import PLAN_FILE, PLAN_MARKER, read_plan
+    from ..validation import check_int_range
 
     given = [name for name, value in (("boost_budget", boost_budget), ("boost_pool", boost_pool)) if value is not None]
     if boost_from is None and given:  # else silently no boosting, which the caller did not ask for
         raise UsageError(f"{given[0]} needs boost_from (the audit run whose model's validation errors the copies "
                          "are chosen for); without it no boosting copies are made")
+    if not isinstance(resume, (bool, np.bool_)):  # resume="no" is truthy
+        raise UsageError(f"resume must be True or False, got {resume!r:.40}")
+    if spec is not None and not isinstance(spec, dict):
+        raise UsageError(f"spec must be a dict of augmentation settings ({', '.join(DEFAULT_SPEC)}), "
+                         f"got a {type(spec).__name__}")
+    # numpy numbers (a value taken from an array) as Python's
+    seed, workers, boost_budget, boost_pool = (v.item() if isinstance(v, np.generic) else v
+                                               for v in (seed, workers, boost_budget, boost_pool))
+    if seed is not None:
+        check_seed(seed)
+    check_int_range("--workers", workers, 0)
+    for name, value in (("--boost-budget", boost_budget), ("--boost-pool", boost_pool)):
+        if value is not None:
+            check_int_range(name, value, 1)
     if boost_pool is None:
         boost_pool = DEFAULT_BOOST_POOL
     info, plan = read_plan(plan_dir)
-    overrides = {k: v for k, v in (spec or {}).items() if v is not None}
+    overrides = {k: v.item() if isinstance(v, np.generic) else v for k, v in (spec or {}).items() if v is not None}
     validate_spec(overrides)
     seed = info.seed if seed is None else seed
     boost = None if boost_from is None else {"from": str(Path(boost_from).resolve()), "budget": boost_budget,
@@ -239,7 +266,7 @@ def augment(
     settings = {"plan": str(Path(plan_dir).resolve()), "plan_sha256": plan_digest, "seed": seed, "overrides": overrides,
                 "boost": boost}
     plan_spec = plan_transform(info.transform, f"{Path(plan_dir) / PLAN_MARKER}: transform")
-    out = _check_out(Path(out), resume, settings, plan_spec)
+    out = _check_out(Path(out), bool(resume), settings, plan_spec)
 
     manifest = open_run(info.run).manifest(dataset)  # refuses a dataset changed since the audit
     check_outputs(Sources.of(manifest), folders={"--out": out})  # e.g. DATASET/train/augmented would grow the dataset

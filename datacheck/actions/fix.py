@@ -898,7 +898,7 @@ class _Context:
         result = augment(self.step("balance"), folder, seed=self.seed, resume=True, workers=self.workers,
                          boost_from=self.balanced_run if boosting else None,
                          boost_budget=boost["copies"] if boosting else None,
-                         boost_pool=boost["pool"] if boosting else None, progress=progress)
+                         boost_pool=boost["pool"] if boosting else None, progress=progress, command=self.command)
         return {"counts": {k: int(v) for k, v in result.counts.items()}}
 
     def output(self, folder: Path) -> dict:
