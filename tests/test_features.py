@@ -191,10 +191,20 @@ def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, mo
         images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     assert decoded == [5, 5] and len(list((tmp_path / "artifacts").rglob("rows-*.parquet"))) == 2
     interrupt, decoded[:] = False, []
-    resumed = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    resumed, thumbnails = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     assert decoded == [5, 1]  # the third and fourth parts only
     parts = sorted(p.name for p in (tmp_path / "artifacts" / images.IMAGE_STATS_ARTIFACT).iterdir())
     assert parts == [f"rows-{start:012d}.parquet" for start in (0, 5, 10, 15)]  # the parts are the artifact
-    assert images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts").equals(resumed) and decoded == [5, 1]
-    fresh = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "fresh")
+    assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [images.IMAGE_STATS_ARTIFACT]
+    again, again_thumbnails = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    assert again.equals(resumed) and decoded == [5, 1]
+    fresh, fresh_thumbnails = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "fresh")
     pd.testing.assert_frame_equal(resumed, fresh)
+    # The thumbnails: read back from the parts, memory-mapped, equal to a decode in memory.
+    in_memory_stats, in_memory = images.image_stats(manifest, 0, 4)
+    assert isinstance(thumbnails, np.memmap) and thumbnails.shape == (16, 64, 64, 3)
+    np.testing.assert_array_equal(np.asarray(thumbnails), in_memory)
+    np.testing.assert_array_equal(np.asarray(again_thumbnails), in_memory)
+    np.testing.assert_array_equal(np.asarray(fresh_thumbnails), in_memory)
+    assert "thumbnail" not in resumed and in_memory.any(axis=(1, 2, 3)).all()
+    pd.testing.assert_frame_equal(in_memory_stats, fresh)

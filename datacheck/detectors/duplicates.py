@@ -26,7 +26,6 @@ import pyarrow.compute as pc
 from ..engine.image_stats import THUMB_SIDE
 from ..engine.similarity import (
     connected_components,
-    decode_thumbnails,
     pair_similarity,
     spectral_descriptors,
     top_k_neighbours,
@@ -112,11 +111,11 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     """Images: candidates by a translation-tolerant descriptor (and the model's embeddings, if
     asked), verified by shift-tolerant pixel similarity."""
     stats = ctx.get("image_stats")
+    thumbs = ctx.get("thumbnails")  # (N, S, S, 3), by manifest row; maybe a memory map, never copied whole
     readable, pixel_id = _pixel_ids(stats)
     has_content = stats["has_content"].to_numpy(dtype=bool) & readable
     local = np.flatnonzero(has_content)  # local index -> manifest row
-    thumbs = decode_thumbnails(stats["thumbnail"].to_numpy()[local], THUMB_SIDE)
-    neighbours, search = _descriptor_neighbours(spectral_descriptors(thumbs), k, ctx)  # (M, k) local indices
+    neighbours, search = _descriptor_neighbours(spectral_descriptors(thumbs, local), k, ctx)  # (M, k) local indices
     found = neighbours >= 0
     a = np.repeat(np.arange(len(local)), neighbours.shape[1]).reshape(neighbours.shape)[found]
     b = neighbours[found]
@@ -125,8 +124,9 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     pairs, inverse = np.unique(np.concatenate([candidates, extra]), axis=0, return_inverse=True)
     # Screen generously below the cut: a copy's half-size colour correlation is far above it.
     screen = min_similarity - _SCREEN_MARGIN
-    enlarged = ((stats["width"] < THUMB_SIDE) | (stats["height"] < THUMB_SIDE)).to_numpy(dtype=bool)[local]
-    sims = pair_similarity(thumbs, pairs[:, 0], pairs[:, 1], screen=screen, workers=ctx.workers, enlarged=enlarged)
+    enlarged = ((stats["width"] < THUMB_SIDE) | (stats["height"] < THUMB_SIDE)).to_numpy(dtype=bool)
+    sims = pair_similarity(thumbs, local[pairs[:, 0]], local[pairs[:, 1]], screen=screen, workers=ctx.workers,
+                           enlarged=enlarged)
     # Similarity of row i to its r-th descriptor candidate (NaN where the search found fewer).
     sim_ab = np.full(neighbours.shape, np.nan)
     sim_ab[found] = sims[inverse.ravel()[: len(candidates)]]
@@ -288,7 +288,7 @@ def _members(groups: DuplicateGroups) -> dict[int, np.ndarray]:
 class _DuplicateDetector(Detector):
     """Shared parameters of the hash-based duplicate detectors."""
 
-    requires = frozenset({"image_stats"})
+    requires = frozenset({"image_stats", "thumbnails"})
     tags = frozenset({"groups"})
     _parameter_constraints = {"min_similarity": [Interval(float, 0, 1, "neither")],
                               "candidates": [Interval(int, 1, None)],

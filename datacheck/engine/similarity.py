@@ -23,19 +23,18 @@ _QUARTER_MARGIN = 0.3
 _BLOCK = 4096
 
 
-def decode_thumbnails(blobs, side: int) -> np.ndarray:
-    """Stack thumbnail bytes into an array of shape (N, side, side, 3), uint8."""
-    return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), side, side, 3)
-
-
-def spectral_descriptors(thumbs: np.ndarray) -> np.ndarray:
-    """Unit-norm translation-tolerant descriptors, shape (N, D), float32.
+def spectral_descriptors(thumbs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Unit-norm translation-tolerant descriptors, shape (M, D), float32.
 
     Parameters
     ----------
     thumbs : ndarray of shape (N, S, S, 3), uint8
+        May be a memory map: it is read a block of rows at a time.
+    rows : ndarray of shape (M,), int, optional
+        The rows to describe (default: all).
     """
-    return np.concatenate([_descriptor_block(thumbs[s : s + _BLOCK]) for s in range(0, len(thumbs), _BLOCK)]
+    rows = np.arange(len(thumbs)) if rows is None else np.asarray(rows)
+    return np.concatenate([_descriptor_block(thumbs[rows[s : s + _BLOCK]]) for s in range(0, len(rows), _BLOCK)]
                           or [np.empty((0, _descriptor_size(thumbs.shape[1])), np.float32)])
 
 

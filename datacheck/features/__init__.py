@@ -30,7 +30,9 @@ from typing import Callable
 #: Every feature a detector can declare, with what it holds (row-aligned with the manifest).
 FEATURES = {
     "image_stats": "pandas.DataFrame, one row per sample: decode error, size, exposure, blur, speckle, "
-                   "entropy statistics, pixel hash, thumbnail (datacheck.engine.image_stats)",
+                   "entropy statistics, pixel hash (datacheck.engine.image_stats)",
+    "thumbnails": "ndarray (N, 64, 64, 3) uint8: each image's RGB thumbnail, zeros where unreadable "
+                  "(a memory map when the audit has a run folder)",
     "pixels": "tuple (pixels (N, 3, S, S) uint8 memory map, readable (N,) bool, content key)",
     "model_outputs": "datacheck.features.model.ModelOutputs: the bundle the next four come from "
                      "(what a run keeps in artifacts/model_outputs.npz)",

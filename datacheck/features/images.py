@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..engine.image_stats import STAT_COLUMNS, STATS_VERSION
+from ..engine.image_stats import STAT_COLUMNS, STATS_VERSION, THUMB_SIDE
 from ..manifest import Manifest
 from ..runs import write_parquet
 
@@ -26,6 +27,8 @@ IMAGE_STATS_ARTIFACT = "image_stats"
 
 #: Rows per saved part of the statistics (a few minutes of decoding).
 CHECKPOINT_ROWS = 50_000
+#: Thumbnails copied at a time from a part into the audit's thumbnails (50 MB of bytes).
+_THUMBNAIL_SLICE = 4096
 _KEY = b"datacheck.manifest_fingerprint"
 #: Thumbnails (12 KB of pixels each) do not compress: stored plainly, without a dictionary
 #: tried first, a part reads back at the speed of a copy instead of through a decompressor.
@@ -34,8 +37,8 @@ _STORAGE = {"compression": {name: "none" if name == "thumbnail" else "snappy" fo
 
 
 def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts: Path | None = None,
-                progress=None, timings: dict | None = None) -> pd.DataFrame:
-    """Per-image statistics (one row per manifest row, :data:`~datacheck.engine.image_stats.STAT_COLUMNS`).
+                progress=None, timings: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-image statistics and thumbnails.
 
     Parameters
     ----------
@@ -44,27 +47,61 @@ def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts:
         fingerprint and statistics version, :data:`IMAGE_STATS_ARTIFACT`) are read back
         instead of decoding again; a missing, damaged or other dataset's part is computed
         and saved. A rerun after an interrupted audit thus decodes only what is missing.
+
+    Returns
+    -------
+    stats : pandas.DataFrame
+        One row per manifest row: :data:`~datacheck.engine.image_stats.STAT_COLUMNS` but the
+        thumbnail (a few hundred bytes per image).
+    thumbnails : ndarray of shape (N, THUMB_SIDE, THUMB_SIDE, 3), uint8
+        Zeros where unreadable. With ``artifacts``, a memory map of a nameless temporary file
+        in that folder (12 KB per image on disk, read through the page cache, gone when the
+        audit ends), so a folder of millions of images does not hold them in memory.
     """
     t0 = time.perf_counter()
     timings = timings if timings is not None else {}
     key = f"{manifest.fingerprint}|{STATS_VERSION}".encode()
     folder = artifacts / IMAGE_STATS_ARTIFACT if artifacts is not None else None
-    stats, decoded = _compute_in_parts(manifest.abspaths(), workers, batch_size, progress, folder, key)
+    stats, thumbnails, decoded = _compute_in_parts(manifest.abspaths(), workers, batch_size, progress, folder, key)
     timings["image_stats" if decoded else "image_stats (cached)"] = round(time.perf_counter() - t0, 3)
-    return stats
+    return stats, thumbnails
+
+
+def split_thumbnails(stats: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``stats`` as :func:`~datacheck.engine.loader.compute_image_stats` returns it, split into
+    the statistics without the ``thumbnail`` column and the thumbnails (N, S, S, 3) uint8 in memory."""
+    thumbnails = np.zeros((len(stats), THUMB_SIDE, THUMB_SIDE, 3), np.uint8)
+    _fill_thumbnails(thumbnails, 0, stats["thumbnail"])
+    return stats.drop(columns="thumbnail"), thumbnails
+
+
+def _fill_thumbnails(out: np.ndarray, start: int, column) -> None:
+    """Copy a column of thumbnail bytes (b"" where unreadable; a pandas Series or an Arrow
+    column) into ``out[start:]``, a few thousand at a time (bounded temporaries)."""
+    size = THUMB_SIDE * THUMB_SIDE * 3
+    for s in range(0, len(column), _THUMBNAIL_SLICE):
+        part = column.slice(s, _THUMBNAIL_SLICE).to_pylist() if hasattr(column, "slice") else \
+            column.iloc[s : s + _THUMBNAIL_SLICE].tolist()
+        whole = np.array([len(b) == size for b in part], dtype=bool)
+        if whole.any():
+            pixels = np.frombuffer(b"".join(b for b, w in zip(part, whole) if w), np.uint8)
+            out[start + s + np.flatnonzero(whole)] = pixels.reshape(-1, THUMB_SIDE, THUMB_SIDE, 3)
 
 
 def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, folder: Path | None,
-                      key: bytes) -> tuple[pd.DataFrame, bool]:
+                      key: bytes) -> tuple[pd.DataFrame, np.ndarray, bool]:
     """:func:`~datacheck.engine.loader.compute_image_stats` of ``paths``, :data:`CHECKPOINT_ROWS`
     at a time; each part is read from ``folder`` when saved there for ``key``, else computed
-    and saved there (when ``folder`` is given). Returns the statistics and whether any part
-    was decoded."""
+    and saved there (when ``folder`` is given). Returns the statistics, the thumbnails and
+    whether any part was decoded."""
     from ..engine.loader import compute_image_stats
 
     if folder is None:
-        return compute_image_stats(paths, workers=workers, batch_size=batch_size,
-                                   progress=(lambda done, total: progress("decode images", done, total)) if progress else None), True
+        frame = compute_image_stats(paths, workers=workers, batch_size=batch_size,
+                                    progress=(lambda done, total: progress("decode images", done, total)) if progress else None)
+        return *split_thumbnails(frame), True
+    folder.mkdir(parents=True, exist_ok=True)
+    thumbnails = _temporary_map(folder.parent, (len(paths), THUMB_SIDE, THUMB_SIDE, 3))
     names, frames, decoded = [], [], False
     for start in range(0, max(len(paths), 1), CHECKPOINT_ROWS):
         part = folder / f"rows-{start:012d}.parquet"
@@ -78,11 +115,25 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), _KEY: key})
             write_parquet(part, table, **_STORAGE)
             decoded = True
-        frames.append(table.to_pandas())  # as a rerun reads it back: the same columns either way
+        _fill_thumbnails(thumbnails, start, table.column("thumbnail"))
+        # As a rerun reads it back: the same columns either way; no Python bytes per thumbnail.
+        frames.append(table.drop_columns(["thumbnail"]).to_pandas())
     for stale in folder.iterdir():  # parts of a larger, earlier version of the dataset
         if stale.name not in names:
             stale.unlink(missing_ok=True)
-    return pd.concat(frames, ignore_index=True), decoded
+    return pd.concat(frames, ignore_index=True), thumbnails, decoded
+
+
+def _temporary_map(folder: Path, shape: tuple) -> np.ndarray:
+    """A writable uint8 memory map of ``shape`` (zeros) backed by a nameless temporary file in
+    ``folder``: its disk space is given back when the map is dropped or the process ends, even
+    by a crash (no file is left in the run)."""
+    if not np.prod(shape):
+        return np.zeros(shape, np.uint8)
+    import tempfile
+
+    with tempfile.TemporaryFile(dir=folder) as backing:  # the map keeps its own reference to the file
+        return np.memmap(backing, dtype=np.uint8, mode="w+", shape=shape)
 
 
 def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
