@@ -208,3 +208,32 @@ def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, mo
     np.testing.assert_array_equal(np.asarray(fresh_thumbnails), in_memory)
     assert "thumbnail" not in resumed and in_memory.any(axis=(1, 2, 3)).all()
     pd.testing.assert_frame_equal(in_memory_stats, fresh)
+
+
+def test_a_full_disk_for_the_thumbnails_is_a_usage_error(tmp_path, monkeypatch):
+    """The thumbnails' temporary file takes its disk space before it is mapped, so a full disk
+    is one clear error, not a crash when a page of a sparse file is first written."""
+    import errno
+    import os
+
+    import datacheck.features.images as images
+    from datacheck.errors import UsageError
+
+    if not hasattr(os, "posix_fallocate"):
+        pytest.skip("no posix_fallocate on this platform")
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(UsageError, match=r"cannot keep the thumbnails in .*: No space left on device \(1 MB needed"):
+        images._temporary_map(tmp_path, (100, 64, 64, 3))
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)  # a file system that cannot: mapped sparse
+    mapped = images._temporary_map(tmp_path, (3, 64, 64, 3))
+    mapped[1] = 5
+    assert mapped.shape == (3, 64, 64, 3) and int(mapped.sum()) == 5 * 64 * 64 * 3

@@ -7,6 +7,8 @@ engine's worker processes.
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engine.image_stats import STAT_COLUMNS, STATS_VERSION, THUMB_SIDE
+from ..errors import UsageError
 from ..manifest import Manifest
 from ..runs import write_parquet
 
@@ -132,7 +135,17 @@ def _temporary_map(folder: Path, shape: tuple) -> np.ndarray:
         return np.zeros(shape, np.uint8)
     import tempfile
 
+    size = int(np.prod(shape))
     with tempfile.TemporaryFile(dir=folder) as backing:  # the map keeps its own reference to the file
+        # Disk space is taken now: a full disk is an error here, not a crash (SIGBUS) when a
+        # page of a sparse file is first written through the map.
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(backing.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot: sparse, as before
+                raise UsageError(f"cannot keep the thumbnails in {folder}: {exc.strerror} "
+                                 f"({size / 2**20:,.0f} MB needed while the audit runs)") from None
         return np.memmap(backing, dtype=np.uint8, mode="w+", shape=shape)
 
 
