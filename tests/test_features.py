@@ -237,3 +237,14 @@ def test_a_full_disk_for_the_thumbnails_is_a_usage_error(tmp_path, monkeypatch):
     mapped = images._temporary_map(tmp_path, (3, 64, 64, 3))
     mapped[1] = 5
     assert mapped.shape == (3, 64, 64, 3) and int(mapped.sum()) == 5 * 64 * 64 * 3
+
+
+def test_thumbnail_column_is_the_arrow_column_of_its_bytes():
+    import pyarrow as pa
+
+    from datacheck.features.images import _binary_column
+
+    values = pd.Series([b"\x01" * 12, b"", b"\x02\x03" * 6, b""], dtype=object)
+    column = _binary_column(values)
+    assert column.type == pa.binary() and column.equals(pa.array(values.tolist(), pa.binary()))
+    assert _binary_column(pd.Series([], dtype=object)).to_pylist() == []
