@@ -131,7 +131,7 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
 
 def _binary_column(values: pd.Series) -> pa.Array:
     """A column of bytes (thumbnails) as one Arrow binary array, by one join: Arrow's
-    conversion of a column of bytes objects grows its buffers as it goes, and took 2.2 GB for
+    conversion of a column of bytes objects grows its buffers as it goes, and took 2.1 GB for
     the 600 MB of a 50,000-image part."""
     items = values.tolist()
     offsets = np.zeros(len(items) + 1, np.int64)
