@@ -13,8 +13,6 @@ a parameter left as None takes the default (or the ``config`` file's value).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import re
 from typing import Callable, Sequence
@@ -22,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import BadDataError, DatacheckError, UsageError
+from .errors import AUDIT_KEYWORDS, BadDataError, DatacheckError, UsageError, as_keywords
 from .pipeline import AuditResult
 
 
@@ -175,12 +173,6 @@ def load(run_dir: str | os.PathLike) -> AuditResult:
                        None, outputs, run.info)
 
 
-#: ``datacheck audit``'s options as :func:`audit` spells them (its keywords); the messages of the
-#: code both share name the command line's.
-_KEYWORDS = {"--" + name.replace("_", "-"): name for name in (
-    "pred_probs", "labels", "embeddings", "class_names", "checks", "config", "out", "root", "seed", "fail_on",
-    "max_missing", "device", "workers", "model", "weights", "cache_dir", "engine", "ray_address", "junit")}
-_OPTION = re.compile(r"(?<![\w/.-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w-])")
 #: config.py's name for a keyword's value: ``audit.workers in command line``, ``engine.name in command line``.
 _OVERRIDE = re.compile(r"\b(audit|engine)\.(\w+) in command line\b")
 
@@ -193,39 +185,10 @@ def in_python(message: str) -> str:
     >>> in_python("allow some with --max-missing (now 0)")
     'allow some with max_missing (now 0)'
     """
-    message = _as_keywords(message, _KEYWORDS)
+    message = as_keywords(message, AUDIT_KEYWORDS)
     message = _OVERRIDE.sub(lambda m: "engine" if m.groups() == ("engine", "name") else m.group(2), message)
     return (message.replace("a DATASET manifest file", "data that is a manifest file")
             .replace("a DATASET", "data").replace("DATASET", "data"))
-
-
-def keyword_errors(spelt: dict | None = None):
-    """Decorate a function that a ``datacheck`` command and Python both call (``relabel``,
-    ``balance``, ``augment``), whose messages name the command's options: called without
-    ``command`` (from Python), the options its errors name become its keywords (``--out`` ->
-    ``out``, ``--boost-pool`` -> ``boost_pool``; :func:`audit`'s too: ``--checks`` -> ``checks``).
-    ``spelt``: options whose keyword is spelt otherwise (``{"--materialize": "materialize_to"}``).
-    Called with ``command`` (by the CLI), its messages are left as they are.
-    """
-    def decorate(function):
-        keywords = {**_KEYWORDS, **{"--" + name.replace("_", "-"): name for name in inspect.signature(function).parameters},
-                    **(spelt or {})}
-
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            try:
-                return function(*args, **kwargs)
-            except DatacheckError as exc:
-                if kwargs.get("command") is not None:
-                    raise
-                raise type(exc)(_as_keywords(str(exc), keywords)) from None
-        return wrapper
-    return decorate
-
-
-def _as_keywords(message: str, keywords: dict) -> str:
-    """``message`` with the options that ``keywords`` maps (``--max-missing``) as their keywords."""
-    return _OPTION.sub(lambda m: keywords.get(m.group(0), m.group(0)), message)
 
 
 def _is_numeric(values) -> bool:

@@ -6,6 +6,9 @@ Library code raises a :class:`DatacheckError` subclass; the single top-level han
 
 from __future__ import annotations
 
+import functools
+import inspect
+import re
 from enum import IntEnum, unique
 
 
@@ -42,3 +45,40 @@ class BadDataError(DatacheckError):
     """The dataset or manifest cannot be audited as given."""
 
     exit_status = ExitStatus.BAD_DATA
+
+
+#: ``datacheck audit``'s options as ``datacheck.audit`` spells them (its keywords); the messages of the
+#: code both share name the command line's.
+AUDIT_KEYWORDS = {"--" + name.replace("_", "-"): name for name in (
+    "pred_probs", "labels", "embeddings", "class_names", "checks", "config", "out", "root", "seed", "fail_on",
+    "max_missing", "device", "workers", "model", "weights", "cache_dir", "engine", "ray_address", "junit")}
+_OPTION = re.compile(r"(?<![\w/.-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w-])")
+
+
+def keyword_errors(spelt: dict | None = None):
+    """Decorate a function that a ``datacheck`` command and Python both call (``relabel``,
+    ``balance``, ``augment``, ``fix``, ``write_report``), whose messages name the command's options: called without
+    ``command`` (from Python), the options its errors name become its keywords (``--out`` ->
+    ``out``, ``--boost-pool`` -> ``boost_pool``; ``datacheck.audit``'s too: ``--checks`` -> ``checks``).
+    ``spelt``: options whose keyword is spelt otherwise (``{"--materialize": "materialize_to"}``).
+    Called with ``command`` (by the CLI), its messages are left as they are.
+    """
+    def decorate(function):
+        keywords = {**AUDIT_KEYWORDS, **{"--" + name.replace("_", "-"): name for name in inspect.signature(function).parameters},
+                    **(spelt or {})}
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except DatacheckError as exc:
+                if kwargs.get("command") is not None:
+                    raise
+                raise type(exc)(as_keywords(str(exc), keywords)) from None
+        return wrapper
+    return decorate
+
+
+def as_keywords(message: str, keywords: dict) -> str:
+    """``message`` with the options that ``keywords`` maps (``--max-missing``) as their keywords."""
+    return _OPTION.sub(lambda m: keywords.get(m.group(0), m.group(0)), message)

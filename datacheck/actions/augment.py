@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from ..api import keyword_errors
+from ..errors import keyword_errors
 from ..errors import BadDataError, UsageError
 from .transforms import DEFAULT_SPEC, POLICIES, augment_image, copy_seed, open_source, validate_spec  # noqa: F401
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from ..api import keyword_errors
+from ..errors import keyword_errors
 from ..config import check_seed
 from ..errors import BadDataError, UsageError
 from ..files.findings import details_object

@@ -64,7 +64,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..errors import BadDataError, UsageError
+from ..errors import BadDataError, UsageError, keyword_errors
 from ..validation import SEED_MAX, Boolean, Interval, check_int_range, validate_params
 
 FIX_MARKER = "fix.json"
@@ -230,8 +230,7 @@ def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dic
     overrides : dict
         Command-line values: ``budget``, ``seed``, ``workers``, ``device``, ``max_missing``,
         ``relabel``, ``balance``, ``augment``, ``boost`` (False turns a step off); None = not
-        given. ``names``: how to call an option in a message (``--budget`` on the command
-        line, ``budget`` in Python; default the command line's).
+        given.
 
     Returns
     -------
@@ -265,12 +264,11 @@ def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dic
         given["boost_max_fraction"] = float(given["boost_max_fraction"])
     validate_params(_CONSTRAINTS, given, "fix")
     options.update(given)
-    names = overrides.get("names") or _cli_name
     for key, least, most in (("budget", 1, None), ("max_missing", 0, None), ("seed", 0, SEED_MAX)):
         if isinstance(overrides.get(key), numbers.Integral) and not isinstance(overrides[key], bool):
             overrides[key] = int(overrides[key])  # numpy integers too (a value taken from an array)
         if overrides.get(key) is not None:
-            check_int_range(names(key), overrides[key], least, most)
+            check_int_range("--" + key.replace("_", "-"), overrides[key], least, most)
     if overrides.get("budget") is not None:
         options["budget"] = overrides["budget"]
     for step in ("relabel", "balance", "augment", "boost"):
@@ -357,6 +355,7 @@ class FixResult:
 # --------------------------------------------------------------------------- the command
 
 
+@keyword_errors()
 def fix(
     dataset: str | os.PathLike,
     out: str | os.PathLike,
@@ -427,7 +426,6 @@ def fix(
     from ..manifest import load_manifest
     from ..runs import RUN_FILES, Sources, output_folder, write_json
 
-    names = _cli_name if command is not None else _api_name
     flags = {"relabel": relabel, "balance": balance, "augment": augment, "boost": boost}
     for name, value in flags.items():  # relabel="no" is truthy: it must not pass for True
         if not isinstance(value, (bool, np.bool_)):
@@ -435,16 +433,11 @@ def fix(
     relabel, balance, augment, boost = (bool(v) for v in flags.values())
     options, spec, audit_cfg = fix_settings(config, {
         "budget": budget, "seed": seed, "workers": workers, "device": device, "max_missing": max_missing,
-        "relabel": relabel, "balance": balance, "augment": augment, "boost": boost, "names": names})
+        "relabel": relabel, "balance": balance, "augment": augment, "boost": boost})
     if array_columns(dataset):
         raise UsageError(f"{dataset} holds model outputs as arrays; fix needs image files")
     max_missing = audit_cfg["audit"]["max_missing"]
-    try:
-        manifest = load_manifest(dataset, max_missing=max_missing, root=root)
-    except BadDataError as exc:  # the loader names audit's option; fix's may be spelt otherwise
-        if names is _cli_name:
-            raise
-        raise BadDataError(str(exc).replace("--max-missing", names("max_missing"))) from None
+    manifest = load_manifest(dataset, max_missing=max_missing, root=root)
     out = output_folder(out, FIX_MARKER, "fix output")
     Sources.of(manifest).refuse(out, "--out")
     resolved = Path(os.path.realpath(out))
@@ -458,10 +451,10 @@ def fix(
 
     untouched = int((~training_mask(frame)).sum())
     if options["budget"] < untouched:
-        raise UsageError(f"{names('budget')} {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
+        raise UsageError(f"--budget {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
                          "fix keeps as they are; give at least that")
     if options["budget"] == untouched < len(frame):  # every training row would go: nothing left to train on
-        raise UsageError(f"{names('budget')} {options['budget']} equals the {untouched} val/test rows of {dataset}, which fix "
+        raise UsageError(f"--budget {options['budget']} equals the {untouched} val/test rows of {dataset}, which fix "
                          "keeps as they are, and would leave no training rows; give more than that")
     # Before any training: the balance step's limit, with every training sample still there
     # (the repairs only remove some, so a budget past it now is past it then).
@@ -1108,16 +1101,6 @@ def _train(frame: pd.DataFrame) -> np.ndarray:
     from .balance import training_mask
 
     return training_mask(frame)
-
-
-def _cli_name(keyword: str) -> str:
-    """An option as the command line spells it: ``max_missing`` -> ``--max-missing``."""
-    return "--" + keyword.replace("_", "-")
-
-
-def _api_name(keyword: str) -> str:
-    """An option as :func:`fix` spells it: its keyword."""
-    return keyword
 
 
 def _refuse_over_limit(budget: int, training_rows: int, n_train: int) -> None:

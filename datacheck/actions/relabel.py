@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..api import keyword_errors
+from ..errors import keyword_errors
 from ..errors import UsageError
 from ..fusion import CHECK as FUSED_CHECK, LABEL_CHECK, review_ranks
 from ..schema import CHANGES_SCHEMA

@@ -34,7 +34,7 @@ import pandas as pd
 from .. import __version__
 from ..audit_run import AuditRun, open_run
 from ..files.findings import details_object
-from ..errors import BadDataError, UsageError
+from ..errors import BadDataError, UsageError, keyword_errors
 from ..fusion import CHECK as FUSED_CHECK
 from ..runs import Sources, atomic_write, check_outputs
 from .csv import write_findings_csv
@@ -97,6 +97,7 @@ class ReportResult:
     notes: list[str] = field(default_factory=list)
 
 
+@keyword_errors()
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
                  max_thumbnails: int = DEFAULT_MAX_THUMBNAILS, csv: bool | str | os.PathLike = False,
                  gallery_size: int = DEFAULT_GALLERY_SIZE, max_table_rows: int = DEFAULT_MAX_TABLE_ROWS,
@@ -136,26 +137,23 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     BadDataError
         A run file is unreadable.
     """
-    from ..actions.fix import _api_name, _cli_name  # as fix tells its callers apart
-
-    names = _cli_name if command is not None else _api_name
     for name, value in (("max_thumbnails", max_thumbnails), ("gallery_size", gallery_size),
                         ("max_table_rows", max_table_rows)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise UsageError(f"{names(name)} must be an integer >= 0, got {value!r:.40}")
+            raise UsageError(f"--{name.replace('_', '-')} must be an integer >= 0, got {value!r:.40}")
     run = open_run(run_dir)
     out = Path(out) if out is not None else run.path / "report.html"
     if out.is_dir():
-        raise UsageError(f"{names('out')} {out} is a folder; give the HTML file's path")
+        raise UsageError(f"--out {out} is a folder; give the HTML file's path")
     csv_path = None if csv is False or csv is None else out.with_name("findings.csv") if csv is True else Path(csv)
     # The dataset where it now is (--dataset: moved since the audit), else where it was audited.
     sources = Sources.at(dataset) if dataset is not None else Sources.of_run(run.info)
     if sources is not None and sources.manifest is not None:
         # A manifest dataset is its manifest and the files it lists: every sample has findings rows.
         sources = dataclasses.replace(sources, files=pd.Series(run.findings["path"].unique(), dtype=object))
-    check_outputs(sources, files={names("out"): out, names("csv"): csv_path}, run=run.path)
+    check_outputs(sources, files={"--out": out, "--csv": csv_path}, run=run.path)
     page, result = render_report(run, max_thumbnails=int(max_thumbnails), gallery_size=int(gallery_size),
-                                 max_table_rows=int(max_table_rows), dataset=dataset, names=names)
+                                 max_table_rows=int(max_table_rows), dataset=dataset)
     data = page.encode("utf-8")
     atomic_write(out, lambda tmp: tmp.write_bytes(data))
     result.html, result.size_bytes = out, len(data)
@@ -166,11 +164,11 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
 def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS,
                   gallery_size: int = DEFAULT_GALLERY_SIZE, max_table_rows: int = DEFAULT_MAX_TABLE_ROWS,
-                  dataset: str | os.PathLike | None = None, names=None) -> tuple[str, ReportResult]:
+                  dataset: str | os.PathLike | None = None) -> tuple[str, ReportResult]:
     """The report page of ``run`` as text, and what it holds (``html``/``size_bytes`` unset)."""
     findings = run.findings
     notes: list[str] = []
-    thumbs = _Thumbnails(_image_root(run, dataset, notes, names), max_thumbnails, THUMBNAIL_PX)
+    thumbs = _Thumbnails(_image_root(run, dataset, notes), max_thumbnails, THUMBNAIL_PX)
 
     galleries = _gallery_rows(findings, gallery_size)
     source = run.path / "findings.parquet"  # names the file when a details value is damaged
@@ -252,14 +250,13 @@ def _fill(template: str, **parts: str) -> str:
     return re.sub(r"<!--@(\w+)@-->", lambda m: parts[m.group(1)], template)
 
 
-def _image_root(run: AuditRun, dataset, notes: list[str], names=None) -> Path | None:
-    """``names``: how a message calls an option (``--dataset``, the default, or ``dataset``)."""
+def _image_root(run: AuditRun, dataset, notes: list[str]) -> Path | None:
     if run.info.manifest_format == "arrays":
         notes.append("audited from model outputs (--pred-probs): no images, so no thumbnails")
         return None
     if dataset is not None and not Path(dataset).is_dir():  # asked for: an error, not a quiet note
         what = "is a file; give the folder its paths start from" if Path(dataset).exists() else "no such dataset folder"
-        raise BadDataError(f"{names('dataset') if names else '--dataset'} {dataset}: {what}")
+        raise BadDataError(f"--dataset {dataset}: {what}")
     root = Path(dataset) if dataset is not None else Path(run.info.dataset_root or run.info.dataset)
     if not root.is_dir():
         notes.append(f"dataset folder {root} not found (moved?): thumbnails omitted; pass --dataset to show them")
