@@ -22,8 +22,10 @@ import pandas as pd
 
 from .errors import AUDIT_KEYWORDS, BadDataError, DatacheckError, UsageError, as_keywords
 from .pipeline import AuditResult
+from .validation import paths_checked
 
 
+@paths_checked
 def audit(
     data=None,
     *,
@@ -154,6 +156,7 @@ def audit(
         raise type(exc)(in_python(str(exc))) from None
 
 
+@paths_checked
 def load(run_dir: str | os.PathLike) -> AuditResult:
     """Open a run directory written by ``datacheck audit`` or :meth:`AuditResult.save`.
 

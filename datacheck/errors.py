@@ -61,16 +61,20 @@ def keyword_errors(spelt: dict | None = None):
     ``command`` (from Python), the options its errors name become its keywords (``--out`` ->
     ``out``, ``--boost-pool`` -> ``boost_pool``; ``datacheck.audit``'s too: ``--checks`` -> ``checks``).
     ``spelt``: options whose keyword is spelt otherwise (``{"--materialize": "materialize_to"}``).
-    Called with ``command`` (by the CLI), its messages are left as they are.
+    Called with ``command`` (by the CLI), its messages are left as they are. Its path arguments
+    are checked first (:func:`datacheck.validation.paths_checked`).
     """
     def decorate(function):
+        from .validation import paths_checked  # validation imports this module
+
+        checked = paths_checked(function)
         keywords = {**AUDIT_KEYWORDS, **{"--" + name.replace("_", "-"): name for name in inspect.signature(function).parameters},
                     **(spelt or {})}
 
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
             try:
-                return function(*args, **kwargs)
+                return checked(*args, **kwargs)
             except DatacheckError as exc:
                 if kwargs.get("command") is not None:
                     raise

@@ -14,7 +14,10 @@ datacheck.errors.UsageError: outliers.k must be an integer >= 1, got 0
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,6 +173,52 @@ def check_keys(path, data: dict, required: dict, optional: dict, remedy: str) ->
         if not has_type(value, kind):  # JSON true/false is not a sample count or a seed
             raise BadDataError(f"{path}: key {key!r} must be {type_names(kind)}, not {type(value).__name__} "
                                f"{value!r:.60}; {remedy}")
+
+
+#: What a path parameter's annotation may list beside ``os.PathLike``, and how a message says it.
+_PATH_KINDS = {"bool": (bool, "True, False"), "str": (str, "a str"), "os.PathLike": (os.PathLike, "an os.PathLike"),
+               "dict": (dict, "a dict"), "None": (type(None), "None")}
+
+
+def check_path(name: str, value, kinds: tuple = (str, os.PathLike)) -> None:
+    """Raise :class:`UsageError` unless ``value`` is one of ``kinds`` (keys of ``_PATH_KINDS``'
+    types): ``out=3`` would otherwise reach pathlib, whose TypeError names no argument, and
+    ``config=3`` would read file descriptor 3.
+    """
+    if isinstance(value, kinds):
+        return
+    names = [what for kind, what in _PATH_KINDS.values() if kind in kinds]
+    what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    got = "None" if value is None else f"{type(value).__name__} {value!r:.60}"
+    raise UsageError(f"{name} must be {what}, got {got}")
+
+
+def paths_checked(function):
+    """Decorate a Python entry point (``datacheck.audit``, ``load``, and through
+    :func:`datacheck.errors.keyword_errors` ``relabel``, ``balance``, ``augment``, ``fix``,
+    ``report``) so that each argument given to a parameter annotated as a path
+    (``str | os.PathLike``, maybe ``| None``, ``| dict``, ``| bool``) is checked by :func:`check_path`
+    before any work. A parameter whose annotation lists another type (``Sequence[str] | str | os.PathLike``)
+    is left to the function.
+    """
+    signature = inspect.signature(function)
+    kinds = {}
+    for name, parameter in signature.parameters.items():
+        alternatives = [a.strip() for a in str(parameter.annotation).split("|")]
+        if "os.PathLike" in alternatives and all(a in _PATH_KINDS for a in alternatives):
+            kinds[name] = tuple(_PATH_KINDS[a][0] for a in alternatives)
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            given = signature.bind(*args, **kwargs).arguments
+        except TypeError:  # a wrong call: Python's own message says what is wrong
+            given = {}
+        for name, value in given.items():
+            if name in kinds:
+                check_path(name, value, kinds[name])
+        return function(*args, **kwargs)
+    return wrapper
 
 
 def has_type(value, kind) -> bool:

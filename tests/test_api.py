@@ -12,7 +12,7 @@ import datacheck
 from datacheck.detectors.outliers import Outliers
 from datacheck.errors import BadDataError, UsageError
 
-from .conftest import SAMPLE_DATA
+from .conftest import SAMPLE_DATA, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +161,30 @@ def test_fix_and_relabel_switches_must_be_booleans(tiny_dataset, tmp_path):
         with pytest.raises(UsageError, match=f"^{keyword} must be True or False, got 'no'$"):
             datacheck.relabel(run, **{keyword: "no"})
     assert datacheck.relabel(run, drop=np.True_).changes.empty
+
+
+def test_path_arguments_of_another_type_name_their_keyword(tiny_dataset, tmp_path, monkeypatch):
+    """out=3 reached pathlib, whose TypeError names no argument (and config=3 read file
+    descriptor 3): every path keyword of the API says what it accepts, before any work."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = tree_digest(tiny_dataset)
+    path, optional = "a str or an os.PathLike", "a str, an os.PathLike or None"
+    calls = [
+        (lambda: datacheck.audit(tiny_dataset, out=3), f"^out must be {optional}, got int 3$"),
+        (lambda: datacheck.audit(tiny_dataset, root=b"x"), f"^root must be {optional}, got bytes b'x'$"),
+        (lambda: datacheck.audit(tiny_dataset, config=3), "^config must be a str, an os.PathLike, a dict or None, got int 3$"),
+        (lambda: datacheck.load(3), f"^run_dir must be {path}, got int 3$"),
+        (lambda: datacheck.report(tiny_dataset, out=3.5), f"^out must be {optional}, got float 3.5$"),
+        (lambda: datacheck.report(tiny_dataset, csv=1), "^csv must be True, False, a str or an os.PathLike, got int 1$"),
+        (lambda: datacheck.fix(tiny_dataset, out=None), f"^out must be {path}, got None$"),
+        (lambda: datacheck.fix([tiny_dataset], "fixed"), rf"^dataset must be {path}, got list \["),
+        (lambda: datacheck.relabel(tiny_dataset, dataset=["a"]), rf"^dataset must be {optional}, got list \['a'\]$"),
+        (lambda: datacheck.balance(tiny_dataset, 3), f"^out must be {path}, got int 3$"),
+        (lambda: datacheck.augment(3, "copies"), f"^plan_dir must be {path}, got int 3$"),
+    ]
+    for call, message in calls:
+        with pytest.raises(UsageError, match=message):
+            call()
+    assert list(work.iterdir()) == [] and tree_digest(tiny_dataset) == before
