@@ -235,8 +235,32 @@ def _image_rows(root: Path, rel_dir: PurePosixPath, label: str, split: str | Non
             if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 skipped["non_image"] += 1
                 continue
-            rows.append((f"{rel}/{name}", label, split))
+            path = f"{rel}/{name}"
+            if not path.isascii():  # the check below costs nothing for the usual ASCII names
+                _require_utf8_name(path, root)
+            rows.append((path, label, split))
     return rows
+
+
+def _require_utf8_name(path: str, root: Path) -> None:
+    """Refuse a file or class folder name that is not valid UTF-8 (``path`` relative to ``root``).
+
+    Python gives such names (Latin-1 or CP-1252 names from an old archive) as text with
+    surrogate escapes, which no output can hold: findings, manifests and reports are UTF-8.
+    Skipping the file would leave it out of the audit while a training script still reads
+    it, so the user is asked to rename it.
+
+    Raises
+    ------
+    BadDataError
+        ``path`` holds bytes that are not UTF-8.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise BadDataError(f"file name is not valid UTF-8: '{shown}' in {root}; rename it "
+                           "(findings, manifests and reports are UTF-8)") from None
 
 
 # --------------------------------------------------------------------------- manifest files
