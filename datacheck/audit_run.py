@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import BadDataError, UsageError
+from .files import RUN_DAMAGED
 from .files.findings import FINDINGS_NAME, check_findings, check_sample_ids, check_suggested_labels
 from .files.model_outputs import OUTPUTS_ARTIFACT, check_outputs_file, read_classes, read_outputs
 from .files.run_info import RunInfo
@@ -175,6 +176,7 @@ def open_run(path: str | os.PathLike) -> AuditRun:
     info = RunInfo.read(path / RUN_MARKER)
     summary = read_summary(path / SUMMARY_NAME)
     try:
+        _require_regular(path / FINDINGS_NAME)
         table = pq.read_table(path / FINDINGS_NAME)
     except (OSError, pa.ArrowException) as exc:
         reason = "missing" if isinstance(exc, FileNotFoundError) else exc
@@ -182,5 +184,24 @@ def open_run(path: str | os.PathLike) -> AuditRun:
     check_findings(path / FINDINGS_NAME, table)
     outputs = path / "artifacts" / OUTPUTS_ARTIFACT
     if info.manifest_format != "arrays" and outputs.exists():
+        _require_regular(outputs)
         check_outputs_file(outputs, info.samples)
     return AuditRun(path, info, summary, table.to_pandas())
+
+
+def _require_regular(path: Path) -> None:
+    """Refuse a run file that is a named pipe, a device or a folder before it is opened:
+    reading a pipe blocks for ever, and ``/dev/zero`` never ends (``model_outputs.npz`` read
+    from it fills the memory). A missing file raises ``FileNotFoundError`` for the caller.
+
+    Raises
+    ------
+    BadDataError
+        Naming the file and what it is.
+    """
+    from .engine.image_stats import SpecialFileError, require_regular_file
+
+    try:
+        require_regular_file(path)
+    except SpecialFileError as exc:
+        raise BadDataError(f"{path} is {exc}; {RUN_DAMAGED}") from None

@@ -451,3 +451,31 @@ def test_a_disk_filling_up_while_writing_names_the_output(tiny_dataset, tmp_path
     result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run2", "-q")
     assert_one_line_error(result, ExitStatus.USAGE, str(tmp_path / "run2"), ".parquet: No space left on device")
     assert not [p for p in (tmp_path / "run2").rglob("*.tmp")]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes as on POSIX")
+@pytest.mark.parametrize("name", ["findings.parquet", "artifacts/model_outputs.npz"])
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_a_run_file_that_is_a_pipe_or_a_device_is_named_not_read(tiny_dataset, tmp_path, name, special):
+    """findings.parquet linked to /dev/zero was said to be "missing"; a pipe there blocked the
+    read for ever, and model_outputs.npz read from /dev/zero filled the memory. Each is refused
+    before it is opened (in a subprocess with a timeout, so a regression fails instead of hanging)."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    assert audit(tiny_dataset, "--out", run, "--checks", "class_imbalance", "-q").exit_code == 0
+    target = run / name
+    target.unlink(missing_ok=True)
+    target.parent.mkdir(exist_ok=True)
+    if special == "fifo":
+        os.mkfifo(target)
+    else:
+        os.symlink(special, target)
+    kind = "a named pipe (FIFO)" if special == "fifo" else "a character device"
+    done = subprocess.run([sys.executable, "-m", "datacheck", "report", str(run)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == ExitStatus.BAD_DATA, done.stderr
+    assert done.stderr == (f"datacheck: error: {target} is {kind}, not a regular file: not read; the run is damaged, "
+                           "run datacheck audit again\n")
+    assert not (run / "report.html").exists()
