@@ -22,3 +22,39 @@ def test_a_file_name_that_is_not_utf8_is_bad_data_naming_the_file(tiny_dataset, 
     result = invoke("audit", tiny_dataset, "--out", tmp_path / "run", *QUICK)
     assert_one_line_error(result, 3, "not valid UTF-8", "train/cat/caf\\xe9.png", "rename")
     assert tree_digest(tiny_dataset) == before
+
+
+def report_thumbnails(page: str) -> dict:
+    """Sample id -> the report's embedded thumbnail, decoded (through the findings table's rows)."""
+    import base64
+    import io
+    import json
+    import re
+
+    from PIL import Image
+
+    data = json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1))
+    images = {}
+    for row in data["table"]["rows"]:
+        uri = data["thumbs"].get(row[8] or "", "")
+        if uri.startswith("data:image/jpeg;base64,"):
+            images[row[0]] = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    return images
+
+
+def test_report_thumbnails_of_16_bit_and_float_images_are_scaled_not_clipped(tiny_dataset, tmp_path):
+    # Mid-grey scans: 32768 of 65535 and 0.5 of 1.0. Pillow's own conversion clipped the first
+    # to a white thumbnail and the second to a black one, where the statistics see grey 128.
+    import numpy as np
+    from PIL import Image
+
+    folder = tiny_dataset / "train" / "cat"
+    Image.fromarray(np.full((32, 32), 32768, np.uint16)).save(folder / "scan16.png")
+    Image.fromarray(np.full((32, 32), 0.5, np.float32), "F").save(folder / "depth.tiff")
+    run = tmp_path / "run"
+    assert invoke("audit", tiny_dataset, "--out", run, *QUICK, "--fail-on", "").exit_code == 0
+    assert invoke("report", run, "-q").exit_code == 0
+    thumbs = report_thumbnails((run / "report.html").read_text())
+    for name in ("scan16.png", "depth.tiff"):
+        mean = np.asarray(thumbs[f"train/cat/{name}"].convert("L"), dtype=float).mean()
+        assert abs(mean - 128) < 8, (name, mean)

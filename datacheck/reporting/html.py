@@ -301,7 +301,7 @@ class _Thumbnails:
     def _encode(self, path) -> str | None:
         from PIL import Image
 
-        from ..engine.image_stats import DECODE_ERRORS, open_image, upright
+        from ..engine.image_stats import DECODE_ERRORS, eight_bit, open_image, upright
 
         if path is None or (isinstance(path, float) and math.isnan(path)):
             return None
@@ -311,7 +311,9 @@ class _Thumbnails:
         try:
             with open_image(file) as image:  # never a pipe or device: it would hang the report
                 image.draft("RGB", (self.size, self.size))  # JPEG: decode at reduced scale, much faster
-                image = upright(image)  # as viewers show it (EXIF orientation)
+                # As viewers show it (EXIF orientation); 16-bit and float grey scaled to 8 bits as
+                # the statistics see them: Pillow's conversion clips them (a 16-bit scan turns white).
+                image = eight_bit(upright(image))
                 image.thumbnail((self.size, self.size))
                 if image.mode != "RGB":
                     rgba = image.convert("RGBA")
