@@ -237,3 +237,19 @@ def test_a_nan_in_a_parquet_probability_column_names_its_row(tmp_path):
     frame.to_parquet(tmp_path / "m.parquet")  # pandas writes the NaN inside the list as a null
     result = invoke("audit", tmp_path / "m.parquet", "--out", tmp_path / "run", "-q")
     assert_one_line_error(result, ExitStatus.BAD_DATA, "column 'pred_probs'", "missing or NaN value in row 2")
+
+
+@pytest.mark.parametrize("lists, row", [([[], [], []], 1), ([[0.9, 0.1], [], [0.8, 0.2]], 2), ([[], [0.9, 0.1], [0.8, 0.2]], 1)])
+def test_empty_lists_in_a_probability_column_name_the_column_and_first_empty_row(tmp_path, lists, row):
+    """Empty lists read as a (3, 0) array ("must be a 2-D array ... got shape (3, 0)"), or an
+    empty first row blamed every other row ("row 2 has 2 values, row 1 has 0")."""
+    table = pa.table({"sample_id": ["a", "b", "c"], "label": ["x", "y", "x"],
+                      "pred_probs": pa.array(lists, pa.list_(pa.float64()))})
+    pq.write_table(table, tmp_path / "m.parquet")
+    result = invoke("audit", tmp_path / "m.parquet", "--out", tmp_path / "run", "-q")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, f"column 'pred_probs' of {tmp_path / 'm.parquet'} holds an "
+                          f"empty list in row {row}; every row needs its values")
+    frame = table.to_pandas()
+    with pytest.raises(BadDataError, match=rf"^column 'pred_probs' of <DataFrame> holds an empty list in row {row};"):
+        datacheck.audit(frame)
+    assert not (tmp_path / "run").exists()

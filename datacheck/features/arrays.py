@@ -279,7 +279,7 @@ def _class_names(value, k: int | None) -> list:
 def _array_columns(source) -> dict[str, np.ndarray]:
     """The ``pred_probs``/``embeddings`` list columns of a Parquet manifest or DataFrame, as (N, ·) arrays."""
     if isinstance(source, pd.DataFrame):
-        return {c: _stack(source[c], c) for c in ARRAY_COLUMNS if c in source.columns}
+        return {c: _stack(source[c], f"column {c!r} of <DataFrame>") for c in ARRAY_COLUMNS if c in source.columns}
     names = sorted(array_columns(source))
     if not names:
         return {}
@@ -300,6 +300,9 @@ def _list_column(column: pa.Array, name: str, source) -> np.ndarray:
     import pyarrow.compute as pc
 
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    if (lengths == 0).any():  # else an empty first row reads as every other row being wrong
+        row = int(np.argmax(lengths == 0))
+        raise BadDataError(f"column {name!r} of {source} holds an empty list in row {row + 1}; every row needs its values")
     if len(lengths) and (lengths != lengths[0]).any():
         row = int(np.argmax(lengths != lengths[0]))
         raise BadDataError(f"column {name!r} of {source}: row {row + 1} has {lengths[row]} values, row 1 has {lengths[0]}")
@@ -313,11 +316,25 @@ def _list_column(column: pa.Array, name: str, source) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).reshape(len(column), width)
 
 
-def _stack(column: pd.Series, name: str) -> np.ndarray:
-    try:
-        return np.stack([np.asarray(v, dtype=np.float64) for v in column])
-    except (ValueError, TypeError) as exc:
-        raise BadDataError(f"column {name!r} must hold one equal-length list of numbers per row: {exc}") from exc
+def _stack(column: pd.Series, what: str) -> np.ndarray:
+    """A DataFrame's list column as an (N, D) array; a row that is not a list of numbers, is
+    empty or differs in length from the first is named (numpy's own errors name no row)."""
+    rows = []
+    for i, value in enumerate(column):
+        try:
+            row = np.asarray(value, dtype=np.float64)
+        except (ValueError, TypeError):
+            row = None
+        if row is None or row.ndim != 1 or np.asarray(value).dtype.kind not in "iufO":  # "b": True is no number
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise BadDataError(f"{what} must hold a list of numbers per row; row {i + 1} holds {shown}")
+        if len(row) == 0:
+            raise BadDataError(f"{what} holds an empty list in row {i + 1}; every row needs its values")
+        if rows and len(row) != len(rows[0]):
+            raise BadDataError(f"{what}: row {i + 1} has {len(row)} values, row 1 has {len(rows[0])}")
+        rows.append(row)
+    return np.stack(rows)
 
 
 def _load_array(path, option: str) -> np.ndarray:
