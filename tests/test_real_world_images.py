@@ -58,3 +58,16 @@ def test_report_thumbnails_of_16_bit_and_float_images_are_scaled_not_clipped(tin
     for name in ("scan16.png", "depth.tiff"):
         mean = np.asarray(thumbs[f"train/cat/{name}"].convert("L"), dtype=float).mean()
         assert abs(mean - 128) < 8, (name, mean)
+
+
+def test_junit_report_is_well_formed_xml_when_file_names_hold_control_characters(tiny_dataset, tmp_path):
+    # Linux names may hold any byte but "/" and NUL; ElementTree wrote a form feed as it is,
+    # which no XML parser (a CI system's included) reads.
+    import xml.etree.ElementTree as ET
+
+    (tiny_dataset / "train" / "cat" / "scan\x0c\x1b.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    junit = tmp_path / "junit.xml"
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "run", *QUICK, "--junit", junit, "-q")
+    assert result.exit_code == 1  # the quick config's corrupt>0 gate
+    failure = ET.parse(junit).find(".//testcase[@name='corrupt']/failure")
+    assert "train/cat/scan\\x0c\\x1b.jpg" in failure.text

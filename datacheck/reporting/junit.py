@@ -8,10 +8,15 @@ their flagged count in ``system-out``.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..runs import atomic_write
+
+# Characters XML 1.0 does not allow, escaped or not: control characters other than tab and
+# newlines, and U+FFFE/U+FFFF. File names may hold them (Linux allows any byte but "/" and NUL).
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def junit_xml(summary: dict) -> str:
@@ -49,7 +54,11 @@ def junit_xml(summary: dict) -> str:
             f"flagged {info['flagged']} of {info['scored']} ({info['percent']:.1f}%)")
     suite.set("failures", str(failures))
     ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    text = ET.tostring(suite, encoding="unicode")
+    # ElementTree writes such characters as they are, which no XML parser (CI's included) reads:
+    # a sample id "scan\x0c.jpg" is shown with the character spelled out instead.
+    text = _NOT_XML.sub(lambda m: repr(m.group())[1:-1], text)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n"
 
 
 def write_junit(summary: dict, path: str | Path) -> Path:
