@@ -253,3 +253,26 @@ def test_empty_lists_in_a_probability_column_name_the_column_and_first_empty_row
     with pytest.raises(BadDataError, match=rf"^column 'pred_probs' of <DataFrame> holds an empty list in row {row};"):
         datacheck.audit(frame)
     assert not (tmp_path / "run").exists()
+
+
+def test_nan_in_an_embeddings_column_names_the_column_not_an_option(tmp_path):
+    """The values of a manifest's list column were checked as if given by --embeddings, so a
+    DataFrame's NaN was blamed on a flag (or a keyword) its user never passed; rows of a table
+    count from 1, as the manifest's other messages count them."""
+    embeddings = np.ones((4, 3))
+    embeddings[2, 1] = np.nan
+    frame = pd.DataFrame({"sample_id": list("abcd"), "label": list("xyxy"), "embeddings": list(embeddings)})
+    with pytest.raises(BadDataError, match=r"^column 'embeddings' of <DataFrame> has NaN or infinite values "
+                                           r"\(first in row 3\)$"):
+        datacheck.audit(frame)
+    with pytest.raises(BadDataError, match=r"^embeddings has NaN or infinite values \(first in row 2\)$"):
+        datacheck.audit(frame.drop(columns="embeddings"), embeddings=embeddings)  # the keyword's array: numpy's rows
+    pq.write_table(pa.table({"sample_id": list("abcd"), "label": list("xyxy"),
+                             "embeddings": pa.array(embeddings.tolist())}), tmp_path / "m.parquet")  # NaN, not null
+    result = invoke("audit", tmp_path / "m.parquet", "--out", tmp_path / "run", "-q")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, f"column 'embeddings' of {tmp_path / 'm.parquet'} has NaN or "
+                          "infinite values (first in row 3)")
+    probs = np.full((4, 2), 0.5)
+    probs[1] = [0.5, 0.7]
+    with pytest.raises(BadDataError, match=r"^column 'pred_probs' of <DataFrame> rows must sum to 1 \(row 2 sums"):
+        datacheck.audit(frame.drop(columns="embeddings").assign(pred_probs=list(probs)))

@@ -41,6 +41,29 @@ _BLOCK_BYTES = 16 << 20
 _OPTION = {"pred_probs": "--pred-probs", "embeddings": "--embeddings"}
 
 
+@dataclass(frozen=True)
+class _Named:
+    """How a message names an array: ``--embeddings`` (a file or an array, given as an option
+    or a keyword; rows counted from 0, as numpy counts them), or ``column 'embeddings' of
+    m.parquet`` (rows counted from 1, as the manifest's messages count a table's rows), so a
+    column is never blamed on an option its user did not pass.
+    """
+
+    text: str
+    first_row: int = 0
+
+    def __str__(self) -> str:
+        return self.text
+
+    def row(self, index: int) -> int:
+        return index + self.first_row
+
+
+def _column(name: str, source) -> _Named:
+    where = "<DataFrame>" if isinstance(source, pd.DataFrame) else source
+    return _Named(f"column {name!r} of {where}", 1)
+
+
 @dataclass
 class ArrayInputs:
     """An array audit's inputs, row-aligned.
@@ -146,10 +169,11 @@ def load_array_inputs(source=None, *, pred_probs=None, labels=None, embeddings=N
     if pred_probs is None and embeddings is None:
         raise UsageError("an array audit needs --pred-probs or --embeddings (files, or columns of a Parquet manifest)")
     n = len(manifest)
-    probs = _probabilities(pred_probs, n) if pred_probs is not None else None
+    named = {name: _column(name, source) if name in columns else _Named(_OPTION[name]) for name in ARRAY_COLUMNS}
+    probs = _probabilities(pred_probs, n, named["pred_probs"]) if pred_probs is not None else None
     classes = _classes(class_names, manifest.frame["label"], probs.shape[1] if probs is not None else None)
     classes, ids = label_ids(manifest, classes)
-    emb = _embeddings(embeddings, n) if embeddings is not None else None
+    emb = _embeddings(embeddings, n, named["embeddings"]) if embeddings is not None else None
     digest = hashlib.sha256(manifest.fingerprint.encode())
     _digest(digest, probs if probs is not None else emb)
     manifest.fingerprint = digest.hexdigest()
@@ -196,28 +220,30 @@ def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
     return Manifest(frame, Path(os.getcwd()), Path(source), "arrays", fingerprint=digest.hexdigest())
 
 
-def _probabilities(value, n: int | None) -> np.ndarray:
-    """``pred_probs`` (N, K) float32, checked block by block; rows off 1 by rounding renormalised."""
-    probs = _load_array(value, "--pred-probs")
-    _check_real(probs, "--pred-probs")
+def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs")) -> np.ndarray:
+    """``pred_probs`` (N, K) float32, checked block by block; rows off 1 by rounding renormalised.
+    ``what`` names it in messages."""
+    probs = _load_array(value, str(what))
+    _check_real(probs, str(what))
     if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] == 0:
-        raise BadDataError(f"--pred-probs must be a 2-D array of shape (N, K) with K >= 2, got shape {probs.shape}")
+        raise BadDataError(f"{what} must be a 2-D array of shape (N, K) with K >= 2, got shape {probs.shape}")
     if n is not None and len(probs) != n:
-        raise BadDataError(f"--pred-probs has {len(probs)} rows, the manifest {n}: they must be row-aligned")
+        raise BadDataError(f"{what} has {len(probs)} rows, the manifest {n}: they must be row-aligned")
     # float32 throughout: a 1,000,000 x 100 array is 400 MB, and float64 would double it.
     probs = probs.astype(np.float32, copy=False)
     sums = np.empty(len(probs))
     for start, block in _blocks(probs):
         sums[start : start + len(block)] = block.sum(axis=1, dtype=np.float64)
         if not np.isfinite(sums[start : start + len(block)]).all():  # a NaN or inf makes its row's sum non-finite
-            _check_finite(block, "--pred-probs", start)
+            _check_finite(block, what, start)
         if block.min() < 0:
             row = start + int(np.argmax((block < 0).any(axis=1)))
-            raise BadDataError(f"--pred-probs has negative values (first in row {row}); pass probabilities, not logits")
+            raise BadDataError(f"{what} has negative values (first in row {what.row(row)}); pass probabilities, not logits")
     bad = np.abs(sums - 1) > SUM_TOLERANCE
     if bad.any():
         row = int(np.argmax(bad))
-        raise BadDataError(f"--pred-probs rows must sum to 1 (row {row} sums to {sums[row]:.4g}); pass softmax probabilities")
+        raise BadDataError(f"{what} rows must sum to 1 (row {what.row(row)} sums to {sums[row]:.4g}); "
+                           "pass softmax probabilities")
     off = np.flatnonzero(np.abs(sums - 1) > _RENORMALISE_ABOVE)
     if len(off):
         if not probs.flags.writeable or probs is value:  # the caller's array is never modified
@@ -226,15 +252,15 @@ def _probabilities(value, n: int | None) -> np.ndarray:
     return probs
 
 
-def _embeddings(value, n: int) -> np.ndarray:
-    """``embeddings`` (N, D) float32, finite, checked block by block."""
-    embeddings = _load_array(value, "--embeddings")
-    _check_real(embeddings, "--embeddings")
+def _embeddings(value, n: int, what: _Named = _Named("--embeddings")) -> np.ndarray:
+    """``embeddings`` (N, D) float32, finite, checked block by block; ``what`` names it in messages."""
+    embeddings = _load_array(value, str(what))
+    _check_real(embeddings, str(what))
     if embeddings.ndim != 2 or len(embeddings) != n or embeddings.shape[1] == 0:
-        raise BadDataError(f"--embeddings must have shape ({n}, D), got {embeddings.shape}")
+        raise BadDataError(f"{what} must have shape ({n}, D), got {embeddings.shape}")
     embeddings = embeddings.astype(np.float32, copy=False)
     for start, block in _blocks(embeddings):
-        _check_finite(block, "--embeddings", start)
+        _check_finite(block, what, start)
     return embeddings
 
 
@@ -279,7 +305,7 @@ def _class_names(value, k: int | None) -> list:
 def _array_columns(source) -> dict[str, np.ndarray]:
     """The ``pred_probs``/``embeddings`` list columns of a Parquet manifest or DataFrame, as (N, ·) arrays."""
     if isinstance(source, pd.DataFrame):
-        return {c: _stack(source[c], f"column {c!r} of <DataFrame>") for c in ARRAY_COLUMNS if c in source.columns}
+        return {c: _stack(source[c], _column(c, source)) for c in ARRAY_COLUMNS if c in source.columns}
     names = sorted(array_columns(source))
     if not names:
         return {}
@@ -316,7 +342,7 @@ def _list_column(column: pa.Array, name: str, source) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).reshape(len(column), width)
 
 
-def _stack(column: pd.Series, what: str) -> np.ndarray:
+def _stack(column: pd.Series, what: _Named) -> np.ndarray:
     """A DataFrame's list column as an (N, D) array; a row that is not a list of numbers, is
     empty or differs in length from the first is named (numpy's own errors name no row)."""
     rows = []
@@ -372,10 +398,10 @@ def _check_real(array: np.ndarray, option: str) -> None:
         raise BadDataError(f"{option} must hold real numbers (integer or float), got dtype {array.dtype}")
 
 
-def _check_finite(array: np.ndarray, option: str, offset: int = 0) -> None:
+def _check_finite(array: np.ndarray, what: _Named, offset: int = 0) -> None:
     if not np.isfinite(array).all():
         row = offset + int(np.argwhere(~np.isfinite(array))[0, 0])
-        raise BadDataError(f"{option} has NaN or infinite values (first in row {row})")
+        raise BadDataError(f"{what} has NaN or infinite values (first in row {what.row(row)})")
 
 
 def _blocks(array: np.ndarray):
