@@ -129,12 +129,7 @@ def audit(
         else:
             names = [str(c) for c in checks]
     if isinstance(labels, (list, tuple, pd.Series, np.ndarray)) and not _is_numeric(labels):
-        named = class_names is not None
-        labels, class_names = _label_ids(labels, class_names)
-        columns = np.shape(pred_probs)[1] if not named and np.ndim(pred_probs) == 2 else len(class_names)
-        if columns != len(class_names):  # sorted distinct labels cannot say which column is which
-            raise UsageError(f"labels name {len(class_names)} classes but pred_probs has {columns} columns; "
-                             "pass class_names, one per column in column order")
+        labels, class_names = _label_ids(labels, class_names, np.shape(pred_probs)[1] if np.ndim(pred_probs) == 2 else None)
     if data is not None and labels is not None:
         raise UsageError("labels go without data: a manifest's labels are its label column")
     if data is None and pred_probs is None:
@@ -199,15 +194,30 @@ def _is_numeric(values) -> bool:
     return np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
 
 
-def _label_ids(labels, class_names) -> tuple[np.ndarray, list]:
-    """String labels as ids into ``class_names`` (default: the sorted distinct labels)."""
+#: A label that is a column number when no class names are given: "3", not "03" or "3.0" (as
+#: for a manifest's labels); 18 digits at most, so that it is an int64.
+_WHOLE = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+def _label_ids(labels, class_names, columns: int | None) -> tuple[np.ndarray, list | None]:
+    """Text labels as ids into ``class_names``; without them, whole numbers (``"0"``..``"K-1"``,
+    as a CSV gives them) are column numbers (sorted as text, ``"10"`` would come before ``"2"``),
+    other labels name the ``columns`` columns in sorted order. Class names None: the ids are
+    column numbers, checked against ``pred_probs`` as numeric labels are.
+    """
     names = pd.Series(np.asarray(labels, dtype=object))
     if names.isna().any():
         raise UsageError("labels has missing values; every row of pred_probs needs its given label")
     names = names.astype(str)
+    if class_names is None and names.str.fullmatch(_WHOLE).all():
+        return names.to_numpy(dtype=np.int64), None
     classes = [str(c) for c in class_names] if class_names is not None else sorted(names.unique())
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise UsageError(f"labels {unknown[:3]} are not among class_names")
+    if class_names is None and columns is not None and columns != len(classes):
+        # sorted distinct labels cannot say which column is which
+        raise UsageError(f"labels name {len(classes)} classes but pred_probs has {columns} columns; "
+                         "pass class_names, one per column in column order")
     return names.map(index).to_numpy(dtype=np.int64), classes

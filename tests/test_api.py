@@ -188,3 +188,21 @@ def test_path_arguments_of_another_type_name_their_keyword(tiny_dataset, tmp_pat
         with pytest.raises(UsageError, match=message):
             call()
     assert list(work.iterdir()) == [] and tree_digest(tiny_dataset) == before
+
+
+def test_whole_number_text_labels_are_column_numbers():
+    """Labels "0".."11" (a CSV's class ids read as text) were sorted as text, so "10" named
+    column 2: 190 of 240 correct labels flagged. As for a manifest's labels, whole numbers
+    are column numbers; "²" (a digit to str.isdigit, not to int) is a name, not a crash."""
+    k, n = 12, 240
+    ids = np.arange(n) % k
+    probs = np.full((n, k), 0.01)
+    probs[np.arange(n), ids] = 1 - 0.01 * (k - 1)
+    for labels in (ids.astype(str), pd.Series(ids.astype(str)), list(ids.astype(str))):
+        result = datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues")
+        assert result.summary["checks"]["label_issues"]["flagged"] == 0
+        assert result.findings["label"].head(3).tolist() == ["0", "1", "2"]
+    with pytest.raises(BadDataError, match=r"^labels has id 12 at row 11, outside 0\.\.11"):
+        datacheck.audit(pred_probs=probs, labels=(ids + 1).astype(str))
+    frame = pd.DataFrame({"sample_id": list("abcd"), "label": ["²", "1", "²", "1"], "pred_probs": [[0.9, 0.1]] * 4})
+    assert len(datacheck.audit(frame, checks="label_issues").findings) == 4

@@ -269,7 +269,7 @@ def _classes(class_names, labels: pd.Series, k: int | None) -> list | None:
     if class_names is not None:
         return _class_names(class_names, k)
     names = [str(name) for name in labels.dropna().unique()]
-    numbers = [int(name) if name.isdigit() else -1 for name in names]
+    numbers = [int(name) if name.isdecimal() else -1 for name in names]  # isdigit takes "²", which int() refuses
     if names and all(v >= 0 and str(v) == name for v, name in zip(numbers, names)):  # "3", not "03"
         width = k if k is not None else max(numbers) + 1
         if max(numbers) >= width:
