@@ -128,7 +128,12 @@ def audit(
             instances = checks
         else:
             names = [str(c) for c in checks]
-    if isinstance(labels, (list, tuple, pd.Series, np.ndarray)) and not _is_numeric(labels):
+    if class_names is not None and not isinstance(class_names, (str, os.PathLike, list, tuple, np.ndarray, pd.Series, pd.Index)):
+        raise UsageError(f"class_names must be a sequence of names or a text file (str or os.PathLike), "
+                         f"got {type(class_names).__name__} {class_names!r:.60}")
+    # pandas arrays too: a Categorical or a StringArray of names is no numeric array
+    if (isinstance(labels, (list, tuple, pd.Series, pd.Index, pd.api.extensions.ExtensionArray, np.ndarray))
+            and not _is_numeric(labels)):
         labels, class_names = _label_ids(labels, class_names, np.shape(pred_probs)[1] if np.ndim(pred_probs) == 2 else None)
     if data is not None and labels is not None:
         raise UsageError("labels go without data: a manifest's labels are its label column")
@@ -212,6 +217,9 @@ def _label_ids(labels, class_names, columns: int | None) -> tuple[np.ndarray, li
     if class_names is None and names.str.fullmatch(_WHOLE).all():
         return names.to_numpy(dtype=np.int64), None
     classes = [str(c) for c in class_names] if class_names is not None else sorted(names.unique())
+    twice = pd.Series(classes)[pd.Series(classes).duplicated()]
+    if len(twice):
+        raise UsageError(f"class_names lists {twice.iloc[0]!r} twice; each column needs its own class name")
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(names) - set(index))
     if unknown:

@@ -206,3 +206,20 @@ def test_whole_number_text_labels_are_column_numbers():
         datacheck.audit(pred_probs=probs, labels=(ids + 1).astype(str))
     frame = pd.DataFrame({"sample_id": list("abcd"), "label": ["²", "1", "²", "1"], "pred_probs": [[0.9, 0.1]] * 4})
     assert len(datacheck.audit(frame, checks="label_issues").findings) == 4
+
+
+def test_labels_as_pandas_arrays_and_class_names_of_another_type(arrays):
+    """A Categorical or a StringArray of names was refused as "a numeric array ... of objects"
+    (while a Series holding it worked); class_names=3 was numpy's TypeError, and a name listed
+    twice was blamed on the labels."""
+    probs, labels, _ = arrays
+    names = np.array(["cat", "dog", "emu"])[labels]
+    for given in (pd.Categorical(names), pd.array(names, dtype="string"), pd.Index(names)):
+        assert len(datacheck.audit(pred_probs=probs, labels=given, checks="label_issues").issues()) == 30
+    with pytest.raises(UsageError, match="^labels has missing values"):
+        datacheck.audit(pred_probs=probs, labels=pd.Categorical([None, *names[1:]]))
+    with pytest.raises(UsageError, match=r"^class_names must be a sequence of names or a text file \(str or "
+                                         r"os.PathLike\), got int 3$"):
+        datacheck.audit(pred_probs=probs, labels=names, class_names=3)
+    with pytest.raises(UsageError, match="^class_names lists 'cat' twice; each column needs its own class name$"):
+        datacheck.audit(pred_probs=probs, labels=names, class_names=["cat", "cat", "emu"])
