@@ -111,6 +111,8 @@ def audit(
         hint = ": pass pd.DataFrame(data)" if isinstance(data, dict) else ""
         raise UsageError(f"data must be a dataset folder, a manifest file or a pandas DataFrame, "
                          f"got a {type(data).__name__}{hint}")
+    if isinstance(pred_probs, pd.DataFrame) and not isinstance(pred_probs.columns, pd.RangeIndex):
+        class_names = _column_classes(pred_probs, class_names)
     for name, value in (("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings)):
         if isinstance(value, (list, tuple)):  # ragged nested lists: numpy's ValueError names no argument
             try:
@@ -197,6 +199,18 @@ def in_python(message: str) -> str:
 def _is_numeric(values) -> bool:
     array = np.asarray(values)
     return np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+
+
+def _column_classes(pred_probs: pd.DataFrame, class_names) -> list:
+    """The class names of a ``pred_probs`` DataFrame: its column names (otherwise ignored, so
+    labels would be matched to columns in sorted order, whatever the columns say), which
+    ``class_names``, when given too, must repeat in order."""
+    columns = [str(c) for c in pred_probs.columns]
+    if class_names is not None and (isinstance(class_names, (str, os.PathLike))
+                                    or [str(c) for c in class_names] != columns):
+        raise UsageError(f"class_names differ from the column names of the pred_probs DataFrame ({columns[:5]}); "
+                         "give the classes once")
+    return columns
 
 
 #: A label that is a column number when no class names are given: "3", not "03" or "3.0" (as

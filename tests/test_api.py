@@ -223,3 +223,18 @@ def test_labels_as_pandas_arrays_and_class_names_of_another_type(arrays):
         datacheck.audit(pred_probs=probs, labels=names, class_names=3)
     with pytest.raises(UsageError, match="^class_names lists 'cat' twice; each column needs its own class name$"):
         datacheck.audit(pred_probs=probs, labels=names, class_names=["cat", "cat", "emu"])
+
+
+def test_a_pred_probs_dataframe_names_its_columns(arrays):
+    """Its column names were ignored: labels matched the columns in sorted order, whatever the
+    columns said (columns "emu", "dog", "cat" read as "cat", "dog", "emu")."""
+    probs, labels, _ = arrays
+    names = np.array(["cat", "dog", "emu"])[labels]
+    frame = pd.DataFrame(probs[:, ::-1], columns=["emu", "dog", "cat"])
+    result = datacheck.audit(pred_probs=frame, labels=names, checks="label_issues")
+    assert set(result.issues()["sample_id"].astype(int)) == set(range(30))
+    result = datacheck.audit(pred_probs=frame, labels=2 - labels, checks="label_issues")  # ids: column numbers
+    assert set(result.findings["label"]) == {"cat", "dog", "emu"} and len(result.issues()) == 30
+    with pytest.raises(UsageError, match=r"^class_names differ from the column names of the pred_probs DataFrame"):
+        datacheck.audit(pred_probs=frame, labels=names, class_names=["cat", "dog", "emu"])
+
