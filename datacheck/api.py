@@ -111,6 +111,9 @@ def audit(
         hint = ": pass pd.DataFrame(data)" if isinstance(data, dict) else ""
         raise UsageError(f"data must be a dataset folder, a manifest file or a pandas DataFrame, "
                          f"got a {type(data).__name__}{hint}")
+    if isinstance(data, pd.DataFrame) and data.columns.duplicated().any():  # data["label"] would be a table
+        raise BadDataError(f"data has the column {data.columns[data.columns.duplicated()][0]!r} twice; "
+                           "each column must have its own name")
     if isinstance(pred_probs, pd.DataFrame) and not isinstance(pred_probs.columns, pd.RangeIndex):
         class_names = _column_classes(pred_probs, class_names)
     for name, value in (("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings)):

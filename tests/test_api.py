@@ -238,3 +238,9 @@ def test_a_pred_probs_dataframe_names_its_columns(arrays):
     with pytest.raises(UsageError, match=r"^class_names differ from the column names of the pred_probs DataFrame"):
         datacheck.audit(pred_probs=frame, labels=names, class_names=["cat", "dog", "emu"])
 
+
+def test_a_dataframe_with_a_column_name_twice_is_bad_data():
+    """data["label"] was then a DataFrame: AttributeError, a traceback."""
+    frame = pd.DataFrame([["a.png", "x", "y"]], columns=["path", "label", "label"])
+    with pytest.raises(BadDataError, match="^data has the column 'label' twice; each column must have its own name$"):
+        datacheck.audit(frame, root=SAMPLE_DATA)
