@@ -115,7 +115,7 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     readable, pixel_id = _pixel_ids(stats)
     has_content = stats["has_content"].to_numpy(dtype=bool) & readable
     local = np.flatnonzero(has_content)  # local index -> manifest row
-    neighbours, search = _descriptor_neighbours(spectral_descriptors(thumbs, local), k, ctx)  # (M, k) local indices
+    neighbours, search = _descriptor_neighbours(spectral_descriptors(thumbs, local, ctx.workers), k, ctx)  # (M, k) local indices
     found = neighbours >= 0
     a = np.repeat(np.arange(len(local)), neighbours.shape[1]).reshape(neighbours.shape)[found]
     b = neighbours[found]

@@ -19,11 +19,11 @@ import numpy as np
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: How far below the half-size screen a pair may score at quarter size and still be compared at half size.
 _QUARTER_MARGIN = 0.3
-#: Thumbnails per block of descriptor and half-size computation (64x64 RGB: 12 KB each).
+#: Thumbnails per block of descriptor and quarter-size computation (64x64 RGB: 12 KB each).
 _BLOCK = 4096
 
 
-def spectral_descriptors(thumbs: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def spectral_descriptors(thumbs: np.ndarray, rows: np.ndarray | None = None, workers: int = 0) -> np.ndarray:
     """Unit-norm translation-tolerant descriptors, shape (M, D), float32.
 
     Parameters
@@ -32,10 +32,34 @@ def spectral_descriptors(thumbs: np.ndarray, rows: np.ndarray | None = None) -> 
         May be a memory map: it is read a block of rows at a time.
     rows : ndarray of shape (M,), int, optional
         The rows to describe (default: all).
+    workers : int
+        Processes describing blocks of rows at once (0: here); the result does not depend on it.
     """
     rows = np.arange(len(thumbs)) if rows is None else np.asarray(rows)
-    return np.concatenate([_descriptor_block(thumbs[rows[s : s + _BLOCK]]) for s in range(0, len(rows), _BLOCK)]
-                          or [np.empty((0, _descriptor_size(thumbs.shape[1])), np.float32)])
+    blocks = _RowBlocks(thumbs, rows, _descriptor_block)
+    return blocks.gather(workers) if len(rows) else np.empty((0, _descriptor_size(thumbs.shape[1])), np.float32)
+
+
+class _RowBlocks:
+    """``fn`` of the thumbnails of ``rows``, :data:`_BLOCK` rows at a time, as ``blocks[b]``
+    (for :func:`~datacheck.engine.loader.run_in_workers`: forked workers share ``thumbs``,
+    a memory map or an array, and return only each block's small result)."""
+
+    def __init__(self, thumbs: np.ndarray, rows: np.ndarray, fn):
+        self.thumbs, self.rows, self.fn = thumbs, rows, fn
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // _BLOCK)
+
+    def __getitem__(self, b: int) -> np.ndarray:
+        return self.fn(self.thumbs[self.rows[b * _BLOCK : (b + 1) * _BLOCK]])
+
+    def gather(self, workers: int) -> np.ndarray:
+        """Every block's result, concatenated in row order (one block: computed here, as a
+        worker would take longer to start than to do it)."""
+        from .loader import run_in_workers
+
+        return np.concatenate(list(run_in_workers(self, min(workers, len(self)) if len(self) > 1 else 0)))
 
 
 def _descriptor_block(thumbs: np.ndarray) -> np.ndarray:
@@ -69,9 +93,13 @@ def _descriptor_size(thumb_side: int) -> int:
 
 
 def half_size(thumbs: np.ndarray) -> np.ndarray:
-    """2x2-averaged thumbnails (N, S/2, S/2, 3), uint8, computed in blocks (bounded temporaries)."""
-    return np.concatenate([(_half_sums(thumbs[s : s + _BLOCK]) >> 2).astype(np.uint8)
-                           for s in range(0, len(thumbs), _BLOCK)] or [thumbs[:, ::2, ::2]])
+    """2x2-averaged thumbnails (P, S/2, S/2, 3), uint8."""
+    return (_half_sums(thumbs) >> 2).astype(np.uint8)
+
+
+def quarter_size(thumbs: np.ndarray) -> np.ndarray:
+    """:func:`half_size` of the half-size thumbnails (P, S/4, S/4, 3), uint8."""
+    return half_size(half_size(thumbs))
 
 
 def top_k_neighbours(desc: np.ndarray, k: int) -> np.ndarray:
@@ -152,18 +180,23 @@ def pair_similarity(
 
     if not len(i):
         return np.empty(0, dtype=np.float64)
-    chunks = _PairChunks(thumbs, i, j, max_shift, screen, chunk, enlarged)
+    chunks = _PairChunks(thumbs, i, j, max_shift, screen, chunk, enlarged, workers)
     return np.concatenate(list(run_in_workers(chunks, min(workers, len(chunks)))))
 
 
 class _PairChunks:
-    """:func:`pair_similarity` of the c-th chunk of pairs, as ``chunks[c]``."""
+    """:func:`pair_similarity` of the c-th chunk of pairs, as ``chunks[c]``.
 
-    def __init__(self, thumbs, i, j, max_shift: int, screen: float, chunk: int, enlarged=None):
+    Only the quarter-size thumbnails of the paired images are held (768 bytes an image); the
+    half-size ones are made, from ``thumbs``, for the pairs of a chunk that pass the quarter
+    screen (about 5 % of a large folder's), so 1M images do not hold 3 GB of them.
+    """
+
+    def __init__(self, thumbs, i, j, max_shift: int, screen: float, chunk: int, enlarged=None, workers: int = 0):
         self.thumbs, self.i, self.j, self.enlarged = thumbs, i, j, enlarged
         self.max_shift, self.screen, self.chunk = max_shift, screen, chunk
-        self.halves = half_size(thumbs)  # (N, S/2, S/2, 3), once
-        self.quarters = half_size(self.halves)  # (N, S/4, S/4, 3)
+        self.members = np.unique(np.concatenate([i, j]))  # the images in any pair, sorted
+        self.quarters = _RowBlocks(thumbs, self.members, quarter_size).gather(workers)  # (U, S/4, S/4, 3)
 
     def __len__(self) -> int:
         return -(-len(self.i) // self.chunk)
@@ -174,10 +207,14 @@ class _PairChunks:
         # benchmarks/scale_images.py's planted copies >= 0.86, shifted by a fraction of a pixel
         # at worst), while about 95 % of unrelated candidates fall below; the half-size screen,
         # 4x dearer, then sees only the rest.
-        result = _coarse_similarity(self.quarters, ii, jj, max(self.max_shift // 4, 1))
+        result = _coarse_similarity(self.quarters, np.searchsorted(self.members, ii), np.searchsorted(self.members, jj),
+                                    max(self.max_shift // 4, 1))
         finer = result >= self.screen - _QUARTER_MARGIN
         if finer.any():
-            result[finer] = _coarse_similarity(self.halves, ii[finer], jj[finer], max(self.max_shift // 2, 1))
+            images = np.unique(np.concatenate([ii[finer], jj[finer]]))
+            halves = half_size(self.thumbs[images])  # (V, S/2, S/2, 3), this chunk's only
+            result[finer] = _coarse_similarity(halves, np.searchsorted(images, ii[finer]),
+                                               np.searchsorted(images, jj[finer]), max(self.max_shift // 2, 1))
         verify = finer & (result >= self.screen)
         if verify.any():
             a = self.thumbs[ii[verify]].astype(np.float32)
@@ -193,7 +230,7 @@ class _PairChunks:
 
 
 def _coarse_similarity(halves: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: int) -> np.ndarray:
-    """Colour NCC of half-size thumbnails (N, S/2, S/2, 3) at their phase-correlation shift, shape (P,).
+    """Colour NCC of reduced thumbnails (N, s, s, 3) at their phase-correlation shift, shape (P,).
 
     Each image's spectrum is computed once per chunk, however many pairs it is in.
     """
