@@ -62,10 +62,12 @@ def audit(
         a manifest gives the arrays' sample ids, labels and splits (its paths are not read),
         so duplicates and split leakage are found on the embeddings.
     labels : array-like of shape (N,), optional
-        Given labels, as class ids in ``0..K-1`` or as class names (strings), row-aligned with
+        Given labels, as class ids in ``0..K-1`` (numbers, or whole-number text such as ``"3"``)
+        or as class names (strings; a pandas Series, Categorical or Index too), row-aligned with
         ``pred_probs``; or a ``.npy`` path. Only without ``data``.
     pred_probs : array-like of shape (N, K), optional
-        Out-of-fold predicted probabilities (rows sum to 1), or a ``.npy`` path (memory-mapped).
+        Out-of-fold predicted probabilities (rows sum to 1), or a ``.npy`` path (memory-mapped);
+        a DataFrame's column names are the class names.
     embeddings : array-like of shape (N, D), optional
         Embeddings of the same samples (enable ``outliers``, ``clusters`` and, with a manifest,
         the duplicate checks), or a ``.npy`` path (memory-mapped).
