@@ -154,3 +154,30 @@ def test_a_damaged_exif_block_leaves_the_image_readable_as_stored(tmp_path, bloc
         path, exif=b"Exif\x00\x00" + block)
     row = analyze_image(str(path))
     assert row["error"] == "" and (row["width"], row["height"]) == (40, 24)
+
+
+def test_images_under_3_px_on_a_side_have_content_by_their_contrast(tmp_path):
+    """A 1x5000 strip with a real grey spread is not flat: ``has_content`` follows the grey
+    std alone; sharpness and speckle, which need four neighbours, stay NaN (not scored)."""
+    rng = np.random.default_rng(5)
+    strip = np.clip(rng.normal(128, 40, size=(1, 5000)), 0, 255).astype(np.uint8)
+    for pixels in (strip, strip.T.copy(), np.repeat(strip[:, :300], 2, axis=0), np.array([[0, 255]], np.uint8)):
+        stats = measure_image(Image.fromarray(pixels))
+        assert stats["contrast"] >= 2.0 and stats["has_content"], pixels.shape
+        assert np.isnan(stats["sharpness"]) and np.isnan(stats["speckle"]), pixels.shape
+        assert len(stats["thumbnail"]) == 64 * 64 * 3
+    assert not measure_image(Image.fromarray(np.full((1, 300), 7, np.uint8)))["has_content"]
+
+    # In an audit: the strip is not low information, and its thumbnail (64x64, as for any
+    # image) finds its half-length copy as a near duplicate.
+    (tmp_path / "i").mkdir()
+    for i in range(12):
+        drawn_numeral(rng).save(tmp_path / "i" / f"clean{i:02d}.png")
+    Image.fromarray(strip).save(tmp_path / "i" / "strip.png")
+    Image.fromarray(strip).resize((2500, 1)).save(tmp_path / "i" / "strip_half.png")
+    Image.fromarray(np.full((1, 300), 7, np.uint8)).save(tmp_path / "i" / "flat_strip.png")
+    result = datacheck.audit(tmp_path, checks=["image_properties", "near_duplicates"], workers=0, cache_dir="off")
+    assert set(result.issues(check="low_information")["sample_id"]) == {"i/flat_strip.png"}
+    for check in ("blurry", "noisy"):
+        assert "i/strip.png" not in set(result.findings.query("check == @check")["sample_id"])
+    assert set(result.issues(check="near_duplicates")["sample_id"]) == {"i/strip_half.png"}

@@ -28,7 +28,7 @@ THUMB_SIDE = 64
 FLAT_STD = 2.0
 
 #: Bumped when a statistic's definition changes, so cached statistics are recomputed.
-STATS_VERSION = 5
+STATS_VERSION = 6
 
 STAT_COLUMNS = [
     "width",  # int, pixels
@@ -42,9 +42,9 @@ STAT_COLUMNS = [
     "brightness_mean",
     "contrast",  # std of luminance, 0-255
     "entropy",  # Shannon entropy of a 32-bin luminance histogram over the image's own range, bits
-    "sharpness",  # log(steepest edge / tonal range), <= ~0; NaN for flat images
+    "sharpness",  # log(steepest edge / tonal range), <= ~0; NaN for flat images and those under 3 px on a side
     "colorfulness",  # mean max channel difference, 0-1; 0 for grey images
-    "speckle",  # fraction of isolated pixels (impulse noise, dust), 0-1; NaN for flat images
+    "speckle",  # fraction of isolated pixels (impulse noise, dust), 0-1; NaN for flat images and those under 3 px on a side
     "pixel_hash",  # hex digest of mode, size and decoded pixels ("" if unreadable)
     "thumbnail",  # bytes: THUMB_SIDE x THUMB_SIDE x 3 uint8 RGB, b"" if unreadable
     "has_content",  # bool: not flat (grey std >= FLAT_STD) and readable
@@ -281,11 +281,16 @@ def _grey_statistics(grey: np.ndarray) -> list[dict]:
     mean = (hist @ levels) / size  # integer sums: exact
     contrast = np.sqrt(np.maximum((hist @ levels**2) / size - mean * mean, 0.0))
     entropy = _entropy(hist, low, high)
-    flat = (contrast < FLAT_STD) | (min(grey.shape[1:]) < 3)
+    flat = contrast < FLAT_STD
     sharpness = np.full(count, np.nan)
     speckle = np.full(count, np.nan)
-    if not flat.all():
-        sharpness[~flat], speckle[~flat] = _edge_statistics(grey[~flat], low[~flat], high[~flat])
+    # Sharpness and speckle compare a pixel with its neighbours on all four sides, which an
+    # image under 3 px on a side does not have: they stay NaN there (not scored by the blurry
+    # and noisy checks), but such an image can have content all the same (a 1x5000 strip).
+    measurable = ~flat & (min(grey.shape[1:]) >= 3)
+    if measurable.any():
+        sharpness[measurable], speckle[measurable] = _edge_statistics(grey[measurable], low[measurable],
+                                                                      high[measurable])
     return [{"brightness_low": float(low[i]), "brightness_high": float(high[i]), "brightness_mean": float(mean[i]),
              "contrast": float(contrast[i]), "entropy": float(entropy[i]), "sharpness": float(sharpness[i]),
              "speckle": float(speckle[i]), "has_content": not flat[i]} for i in range(count)]
