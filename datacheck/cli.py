@@ -160,6 +160,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
 
 
+def _print_notes(notes: list[str]) -> None:
+    """One ``datacheck: note: ...`` line on stderr per note of a command's result."""
+    for note in notes:
+        click.echo(f"datacheck: note: {note}", err=True)
+
+
 def _split_list(value: str | None) -> list[str] | None:
     # "" is an empty selection (refused with a clear message), not "the default checks".
     return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
@@ -345,10 +351,11 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
     print_table(result.table, consoles.err, title=f"Training samples per class ({strategy})")
     for kind, where in result.written.items():
         consoles.err.print(f"{kind}: {where}", markup=False)
+    _print_notes(result.notes)  # past --quiet, as fix's: they say what the plan could not do
     if as_json:
         counts = {a: int((result.plan["action"] == a).sum()) for a in ("keep", "drop", "augment")}
         counts["copies"] = int(result.plan["copies"].sum())
-        consoles.out.print_json(json.dumps({"counts": counts, "written": result.written}))
+        consoles.out.print_json(json.dumps({"counts": counts, "written": result.written, "notes": result.notes}))
 
 
 # --------------------------------------------------------------------------- augment
@@ -456,8 +463,7 @@ def fix(dataset, out, root, budget, config_path, seed, no_relabel, no_balance, n
     actions = ", ".join(f"{n} {a}" for a, n in s["changes"]["actions"].items())
     consoles.err.print(f"{s['rows']} rows for a budget of {s['budget']} ({actions}); review queue: "
                        f"{s['changes'].get('review_queue', 0)}; written to {result.out}", markup=False)
-    for note in result.notes:  # past --quiet too: they say what the fix could not do
-        click.echo(f"datacheck: note: {note}", err=True)
+    _print_notes(result.notes)  # past --quiet too: they say what the fix could not do
     if as_json:
         consoles.out.print_json(json.dumps({"out": str(result.out), **s}))
     sys.exit(int(result.exit_status))
@@ -486,8 +492,7 @@ def report(run_dir, out, max_thumbnails, gallery_size, max_table_rows, with_csv,
                           max_table_rows=max_table_rows, dataset=dataset, command=sys.argv)
     if quiet:
         return
-    for note in result.notes:
-        click.echo(f"datacheck: note: {note}", err=True)
+    _print_notes(result.notes)
     click.echo(f"report written to {result.html} ({result.size_bytes / 1e6:.1f} MB, "
                f"{result.thumbnails} thumbnails, {result.table_rows:,} of {result.findings_rows:,} findings rows)", err=True)
     if result.csv is not None:

@@ -315,3 +315,36 @@ def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, t
                           "error: --budget must be in (0, 1], got 2.0")
     assert_one_line_error(invoke("balance", run, "--out", tmp_path / "p"), 2,
                           "error: --strategy subclusters needs the clusters check; audit with --checks including")
+
+
+def test_drop_flagged_says_which_classes_it_leaves_without_training_rows(tmp_path):
+    """Class b is three exact copies of class a's images: --drop-flagged keeps a's copies and
+    drops all of b. The plan is still written (not an error), and one note line on stderr (past
+    --quiet, as fix's) and the JSON's notes name b; from Python, ``notes`` names the keyword."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    data = tmp_path / "data"
+    for name in ("a", "b", "c"):
+        (data / name).mkdir(parents=True)
+    for name in ("a", "c"):
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(data / name / f"{i}.png")
+    for i in range(3):
+        (data / "b" / f"{i}.png").write_bytes((data / "a" / f"{i}.png").read_bytes())
+    run = datacheck.audit(data, out=tmp_path / "run", checks=["exact_duplicates"], workers=0, cache_dir="off").run_dir
+    before = tree_digest(data)
+
+    result = invoke("balance", run, "--strategy", "classes", "--drop-flagged", "--out", tmp_path / "plan", "-q", "--json")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("datacheck: note: class b left without training rows: "), lines
+    assert "--drop-flagged dropped all its training samples, flagged by the audit (duplicates)" in lines[0]
+    assert json.loads(result.stdout)["notes"] == [lines[0].removeprefix("datacheck: note: ")]
+    assert (tmp_path / "plan" / "plan.parquet").exists() and (tmp_path / "plan" / "manifest.csv").exists()
+    assert tree_digest(data) == before
+
+    plan = datacheck.balance(run, tmp_path / "plan2", strategy="classes", drop_flagged=True)
+    assert len(plan.notes) == 1 and "drop_flagged dropped all its training samples" in plan.notes[0]
+    assert datacheck.balance(run, tmp_path / "plan3", strategy="classes").notes == []
+    assert invoke("balance", run, "--strategy", "classes", "--out", tmp_path / "plan4").stderr.count("note:") == 0

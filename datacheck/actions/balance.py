@@ -333,6 +333,26 @@ def balance_table(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("class")
 
 
+def classes_left_without_training_rows(frame: pd.DataFrame, plan: pd.DataFrame) -> list[str]:
+    """Classes with training rows in ``frame`` and none after ``plan`` (no row kept, no copy), sorted.
+
+    Dropping flagged samples can empty a class (every image of it an exact copy of another
+    class's images), and so can a per-group target of 0 or a tight ``max_total``; a model
+    trained on the result then never sees the class, which the plan's table alone hides.
+    """
+    train = training_mask(frame) & pd.notna(frame["label"]).to_numpy()
+    labels = frame["label"].to_numpy(dtype=object)
+    kept = (plan["action"] != "drop").to_numpy() | (plan["copies"].to_numpy() > 0)
+    before = {str(c) for c in labels[train]}
+    return sorted(before - {str(c) for c in labels[train & kept]})
+
+
+def left_without_training_rows(classes: list[str]) -> str:
+    """``"class b left without training rows"`` (``"classes a, b ..."`` for more): the words of
+    every note that says so (``balance``, ``fix``)."""
+    return f"class{'es' if len(classes) > 1 else ''} {', '.join(classes)} left without training rows"
+
+
 def group_sizes(plan: pd.DataFrame) -> pd.Series:
     """Rows per balanced group after the plan (kept + copies), by group name."""
     planned = plan[plan["group"].notna() & (plan["action"] != "drop")]
@@ -515,12 +535,16 @@ class BalanceResult:
     table : pandas.DataFrame
         Per-class counts (:func:`balance_table`).
     written : dict of str to str
+    notes : list of str
+        What the plan could not do that a user should know, e.g. classes it leaves without
+        training rows (``datacheck balance`` prints each as a ``datacheck: note:`` line).
     """
 
     plan: pd.DataFrame
     manifest: pd.DataFrame
     table: pd.DataFrame
     written: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
 
 @keyword_errors()
@@ -578,6 +602,20 @@ def balance(
     plan = plan_balance(frame, run.findings, options)
     new = apply_plan(frame, plan)
     result = BalanceResult(plan, new, balance_table(frame, plan))
+    emptied = classes_left_without_training_rows(frame, plan)
+    if emptied:
+        dropped = plan["label"].isin(emptied) & (plan["action"] == "drop")
+        their = "their" if len(emptied) > 1 else "its"
+        reasons = plan.loc[dropped, "reason"].astype(str)
+        if reasons.str.startswith("flagged: ").all():
+            option = "--drop-flagged" if command is not None else "drop_flagged"
+            # "flagged: duplicate of a/0.png" names one kept copy each: the kind is enough here.
+            kinds = sorted({"duplicates" if r.startswith("flagged: duplicate of ") else r.removeprefix("flagged: ")
+                            for r in reasons})
+            why = f"{option} dropped all {their} training samples, flagged by the audit ({'; '.join(kinds)})"
+        else:
+            why = f"the plan drops all {their} training samples"
+        result.notes.append(f"{left_without_training_rows(emptied)}: {why}; see the reason column of {PLAN_FILE}")
     suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
     result.written["plan"] = str(write_plan_rows(out / PLAN_FILE, plan))
     result.written["manifest"] = str(write_manifest(new, manifest.root, out / f"manifest{suffix}"))
