@@ -344,3 +344,39 @@ def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, t
     assert_one_line_error(invoke("augment", plan, "--out", tmp_path / "o", "--magnitude", 40), 2,
                           "error: --magnitude must be an integer in [0, 30], got 40")
     assert (busy / "mine.txt").read_text() == "keep me"
+
+
+def test_a_saved_boost_choice_is_reused_only_for_the_same_audit_run(plan, monkeypatch):
+    """A resumed augment reuses the boosting copies chosen before the interruption (choosing
+    them trains a model), unless the audit run they were chosen from has changed since."""
+    from datacheck.actions import augment as augment_module
+    from datacheck.actions import boost as boost_module
+    from datacheck.audit_run import open_run
+    from datacheck.files.plan import read_plan
+    from datacheck.actions.augment import _add_boost, layout
+
+    info, planned = read_plan(plan)
+    run = open_run(info.run)
+    manifest = run.manifest()
+    rows = manifest.frame.merge(planned[["sample_id", "action", "copies", "transform"]], on="sample_id")
+    rows = rows[rows["action"] != "drop"].reset_index(drop=True)
+    source = rows[rows["split"] == "train"]["sample_id"].iloc[0]
+    choice = pd.DataFrame({"source_id": [source], "copy": [7], "val_id": ["val/x"], "cosine": [0.5]})
+    calls = []
+    monkeypatch.setattr(boost_module, "select_boost", lambda *a, **k: calls.append(1) or choice)
+
+    def boost(saved=None):
+        return _add_boost(layout(rows), rows, manifest, run, 0, DEFAULT_SPEC, None, 2, 0, None, saved)
+
+    files, extra, kept = boost()
+    assert calls == [1] and len(files) == len(layout(rows)) + 1 and len(extra) == 1
+    assert kept["boost_choice"]["rows"]["copy"] == [7]
+    again = boost(json.loads(json.dumps(kept["boost_choice"])))  # as the marker reads back
+    assert calls == [1] and again[0].equals(files) and again[1] == extra  # reused: no model trained
+    stale = {**kept["boost_choice"], "run_sha256": "0" * 64}  # the run was audited again since
+    boost(stale)
+    assert calls == [1, 1]
+    broken = {**kept["boost_choice"], "rows": {"source_id": ["nobody"], "copy": [1], "val_id": ["v"], "cosine": [0.1]}}
+    boost(broken)  # a hand-edited marker naming an unknown source: chosen again, not a KeyError
+    assert calls == [1, 1, 1]
+    assert augment_module._run_digest(run) == kept["boost_choice"]["run_sha256"]

@@ -13,6 +13,7 @@ import pytest
 
 import datacheck
 from datacheck.actions import augment as augment_module
+from datacheck.actions import boost as boost_module
 from datacheck.actions.fix import budget_targets, fill_counts, proportional_counts
 from datacheck.actions.transforms import RANDAUGMENT_OPS
 
@@ -208,7 +209,13 @@ def test_interrupted_rerun_completes_byte_identical(fixed, tmp_path, monkeypatch
     assert json.loads((out / "fix.json").read_text())["status"] == "running"
     assert not (out / "manifest.csv").exists() and not (out / "steps" / "5-augment" / "fix-step.json").exists()
     monkeypatch.undo()
+    marker = json.loads((out / "steps" / "5-augment" / "augment.json").read_text())
+    assert marker["status"] == "running" and len(marker["boost_choice"]["rows"]["source_id"]) > 0
 
+    def train_again(*args, **kwargs):
+        raise AssertionError("the boosting copies were chosen before Ctrl-C: the rerun reuses them")
+
+    monkeypatch.setattr(boost_module, "select_boost", train_again)
     result = datacheck.fix(SAMPLE_DATA, out, budget=BUDGET, workers=2)
     assert result.steps == {"audit": "reused", "relabel": "reused", "reaudit": "reused", "balance": "reused",
                             "augment": "done", "output": "done", "final_audit": "done"}

@@ -266,7 +266,7 @@ def augment(
     settings = {"plan": str(Path(plan_dir).resolve()), "plan_sha256": plan_digest, "seed": seed, "overrides": overrides,
                 "boost": boost}
     plan_spec = plan_transform(info.transform, f"{Path(plan_dir) / PLAN_MARKER}: transform")
-    out = _check_out(Path(out), bool(resume), settings, plan_spec)
+    out, before = _check_out(Path(out), bool(resume), settings, plan_spec)
 
     manifest = open_run(info.run).manifest(dataset)  # refuses a dataset changed since the audit
     check_outputs(Sources.of(manifest), folders={"--out": out})  # e.g. DATASET/train/augmented would grow the dataset
@@ -289,11 +289,13 @@ def augment(
     files = layout(rows)
     extra: dict[str, dict] = {}  # boosting copies: output path → provenance
     boost_spec = validate_spec({**plan_spec, **overrides})
+    boost_choice = {}  # kept in the marker: a resumed run reuses it instead of training the embedding model again
     if boost_from is not None:
-        files, extra = _add_boost(files, rows, manifest, open_run(boost_from), seed, boost_spec, boost_budget,
-                                  boost_pool, workers, progress)
+        files, extra, boost_choice = _add_boost(files, rows, manifest, open_run(boost_from), seed, boost_spec,
+                                                boost_budget, boost_pool, workers, progress,
+                                                (before or {}).get("boost_choice"))
 
-    write_json(out / AUGMENT_MARKER, {**settings, "status": "running"})
+    write_json(out / AUGMENT_MARKER, {**settings, "status": "running", **boost_choice})
     path_of = dict(zip(rows["sample_id"], rows["path"]))
     counts = {"originals": 0, "linked": 0, "copied": 0, "augmented": 0, "boosted": 0, "written": 0,
               "skipped_existing": 0, "skipped_unlabeled": unlabeled}
@@ -334,7 +336,8 @@ def augment(
         new[name] = user.loc[files["source_id"], column].to_numpy()
     renamed = {column: name for column, name in names.items() if column != name}
     written = {"manifest": str(write_manifest(new, out, out / MANIFEST_NAME)), "folder": str(out)}
-    write_json(out / AUGMENT_MARKER, {**settings, "status": "complete", "counts": counts, "renamed_columns": renamed})
+    write_json(out / AUGMENT_MARKER, {**settings, "status": "complete", "counts": counts, "renamed_columns": renamed,
+                                      **boost_choice})
     return AugmentResult(new, counts, written, renamed)
 
 
@@ -390,16 +393,25 @@ def user_columns(frame: pd.DataFrame) -> dict:
     return names
 
 
-def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, progress):
-    """``files`` with the boosting copies appended, and per boosting file its provenance
-    (``{"boost": {"val_id", "cosine"}}``)."""
+def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, progress, saved=None):
+    """``files`` with the boosting copies appended, per boosting file its provenance
+    (``{"boost": {"val_id", "cosine"}}``), and the choice to keep in the marker
+    (``{"boost_choice": {"run_sha256", "rows"}}``).
+
+    ``saved`` is the choice an interrupted run of the same settings kept: reused when the
+    audit run it was made from is unchanged (its ``run.json`` and model outputs), so a resume
+    does not train the embedding model again (on roman, most of the step's time).
+    """
     from .boost import select_boost
 
-    first_copy = dict(zip(rows["sample_id"], rows["copies"].astype(int)))
-    chosen = select_boost(run, manifest, rows, first_copy, seed=seed, spec=spec, pool=pool, budget=budget,
-                          workers=workers, progress=progress)
+    digest = _run_digest(run)
     originals = files[files["copy"] < 0]
     folder_of = {s: PurePosixPath(p).parent for p, s in zip(originals["out_path"], originals["source_id"])}
+    chosen = _saved_choice(saved, digest, set(folder_of))
+    if chosen is None:
+        first_copy = dict(zip(rows["sample_id"], rows["copies"].astype(int)))
+        chosen = select_boost(run, manifest, rows, first_copy, seed=seed, spec=spec, pool=pool, budget=budget,
+                              workers=workers, progress=progress)
     path_of = dict(zip(rows["sample_id"], rows["path"]))
     names = [copy_name(folder_of[s], path_of[s], s, int(k)) for s, k in zip(chosen["source_id"], chosen["copy"])]
     if set(names) & set(files["out_path"]):
@@ -407,16 +419,53 @@ def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, pr
     extra = {n: {"boost": {"val_id": v, "cosine": c}} for n, v, c in zip(names, chosen["val_id"], chosen["cosine"])}
     boosted = pd.DataFrame({"out_path": names, "source_id": chosen["source_id"].to_numpy(),
                             "copy": chosen["copy"].to_numpy()})
-    return pd.concat([files, boosted], ignore_index=True), extra
+    kept = {"boost_choice": {"run_sha256": digest, "rows": {c: chosen[c].tolist() for c in _CHOICE_COLUMNS}}}
+    return pd.concat([files, boosted], ignore_index=True), extra, kept
 
 
-def _check_out(out: Path, resume: bool, settings: dict, plan_spec: dict) -> Path:
+#: The columns of a boosting choice (:func:`datacheck.actions.boost.select_boost`).
+_CHOICE_COLUMNS = ("source_id", "copy", "val_id", "cosine")
+
+
+def _saved_choice(saved, digest: str, sources: set) -> pd.DataFrame | None:
+    """The boosting choice a marker kept (``saved``), if made from the audit run whose
+    :func:`_run_digest` is ``digest`` and naming only kept ``sources``; else None (choose again:
+    the run was audited again since, or the marker was edited by hand)."""
+    rows = saved.get("rows") if isinstance(saved, dict) and saved.get("run_sha256") == digest else None
+    if not isinstance(rows, dict) or set(rows) != set(_CHOICE_COLUMNS):
+        return None
+    try:
+        chosen = pd.DataFrame(rows).astype({"source_id": str, "copy": np.int64, "val_id": str, "cosine": float})
+    except (TypeError, ValueError):
+        return None
+    return chosen[list(_CHOICE_COLUMNS)] if set(chosen["source_id"]) <= sources else None
+
+
+def _run_digest(run) -> str:
+    """SHA-256 of what a boosting choice is made from in an audit run: ``run.json`` (settings,
+    dataset fingerprint) and the model outputs (which validation samples are wrong)."""
+    from ..engine.image_stats import require_regular_file
+    from ..files.model_outputs import OUTPUTS_ARTIFACT
+    from ..runs import RUN_MARKER
+
+    digest = hashlib.sha256()
+    for path in (run.path / RUN_MARKER, run.artifacts / OUTPUTS_ARTIFACT):
+        try:
+            require_regular_file(path)  # a pipe would block: the audit run's own reader reports it
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"<absent>")
+    return digest.hexdigest()
+
+
+def _check_out(out: Path, resume: bool, settings: dict, plan_spec: dict) -> tuple[Path, dict | None]:
     """Refuse a non-empty ``out`` unless resuming an earlier augment of the same plan and settings
-    (``plan_spec``: the plan's augmentation, what a setting not given means)."""
+    (``plan_spec``: the plan's augmentation, what a setting not given means). Returns ``out``
+    and the resumed run's marker (None for a new folder)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
-        return out
+        return out, None
     if not resume:
         raise UsageError(f"--out {out} is not empty; choose another folder, or --resume an interrupted augment")
     marker = out / AUGMENT_MARKER
@@ -431,7 +480,7 @@ def _check_out(out: Path, resume: bool, settings: dict, plan_spec: dict) -> Path
         raise UsageError(f"--resume: {out} was made with other settings ({key} {was}, now {now}); rerun with the "
                          "same ones to continue it, or use a new folder")
     remove_temporaries(out)  # half-written copies of a killed run (a Ctrl-C leaves none)
-    return out
+    return out, before
 
 
 def _first_setting_that_differs(before: dict, settings: dict, plan_spec: dict) -> tuple[str, str, str]:
