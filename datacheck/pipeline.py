@@ -41,6 +41,7 @@ from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
 from .runs import RUN_MARKER, RunDir, Sources, check_outputs, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
+from .validation import paths_checked
 
 Progress = Callable[[str, int, int], None]
 _WORST_SHOWN = 3
@@ -107,7 +108,8 @@ class AuditResult:
         return pd.DataFrame([{"check": c, **{k: e[k] for k in ("detector", "flagged", "scored", "percent")}}
                              for c, e in self.summary["checks"].items()])
 
-    def save(self, out: str | Path) -> Path:
+    @paths_checked
+    def save(self, out: str | os.PathLike) -> Path:
         """Write the run directory (as ``datacheck audit --out`` does); later commands read it."""
         if self.manifest is None:
             raise UsageError("this result was loaded from a run directory; it is saved already")

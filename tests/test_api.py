@@ -187,6 +187,9 @@ def test_path_arguments_of_another_type_name_their_keyword(tiny_dataset, tmp_pat
     for call, message in calls:
         with pytest.raises(UsageError, match=message):
             call()
+    in_memory = datacheck.audit(tiny_dataset, checks=["exact_duplicates"], workers=0)
+    with pytest.raises(UsageError, match=f"^out must be {path}, got int 3$"):
+        in_memory.save(3)
     assert list(work.iterdir()) == [] and tree_digest(tiny_dataset) == before
 
 
