@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
-_GATE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|>)\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+# ASCII only: \d would also take other scripts' digits ("corrupt>\u0663", an Arabic-Indic 3),
+# which float() reads as a number nobody typed on purpose.
+_GATE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|>)\s*(\d+(?:\.\d+)?)\s*(%?)\s*$", re.ASCII)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,15 @@ def test_unknown_gate_lists_check_names(arrays, tmp_path):
                           "image_properties")
 
 
+@pytest.mark.parametrize("spec", ["corrupt>\u0663", "corrupt>\uff11", "corrupt>1e999", "corrupt>-1", "corrupt>>1", ">0",
+                                  "corrupt>"])
+def test_gate_limits_are_ascii_numbers(spec):
+    """An Arabic-Indic or full-width digit was read as a limit by float(); now, as an exponent or a
+    sign, it is a malformed gate."""
+    with pytest.raises(UsageError, match=r"^bad --fail-on gate .*; expected CHECK>N or CHECK>N%"):
+        parse_gates(spec)
+
+
 def test_gate_names_checks_and_detectors():
     assert [g.check for g in parse_gates("dark>5%,image_properties>0,exact_duplicates>0")] == [
         "dark", "image_properties", "exact_duplicates"]
