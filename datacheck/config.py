@@ -69,14 +69,30 @@ def default_config() -> dict:
     return {"audit": audit, "engine": engine, "train": train, "detectors": detectors}
 
 
+#: A config file larger than this is refused unread: every setting fits in a few KB, and a
+#: file of gigabytes (a wrong path) would otherwise be read whole into memory.
+MAX_CONFIG_BYTES = 16 * 2**20
+
+
 def read_toml(path) -> dict:
-    """The TOML file at ``path`` as a dict; an unreadable or invalid file is a UsageError."""
+    """The TOML file at ``path`` as a dict; an unreadable or invalid file is a UsageError.
+
+    Only a regular file is opened (symlinks followed): reading a named pipe without a writer
+    blocks forever, and ``/dev/zero`` never ends. A UTF-8 byte order mark, which Windows
+    editors write, is skipped.
+    """
+    from .engine.image_stats import require_regular_file
+
     try:
+        require_regular_file(path)
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise UsageError(f"config {path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a datacheck config")
+        return tomllib.loads(data.decode("utf-8-sig"))
     except OSError as exc:
         raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError:  # TOML is UTF-8 by definition; tomllib decodes before parsing
+    except UnicodeDecodeError:  # TOML is UTF-8 by definition
         raise UsageError(f"cannot read config {path}: not UTF-8 text") from None
     except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise UsageError(f"config {path} is not valid TOML: {str(exc)[:200]}") from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datacheck.config import default_config, load_config, render_toml
+from datacheck.config import MAX_CONFIG_BYTES, default_config, load_config, render_toml
 from datacheck.errors import UsageError
 
 from .conftest import REPO_ROOT, SAMPLE_DATA, invoke
@@ -82,6 +82,35 @@ def test_config_that_is_not_utf8(tmp_path):
     path.write_bytes(b"\xff\xfe[audit]\n")
     with pytest.raises(UsageError, match="not UTF-8 text"):
         load_config(path)
+
+
+def test_config_that_is_no_regular_file_is_refused_unread(tmp_path):
+    """A FIFO (no writer: reading blocks forever), a link to /dev/zero (never ends) and a folder
+    are usage errors naming what the path is; so is a file too large to be a config."""
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.toml"
+    zero.symlink_to("/dev/zero")
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    for path, what in ((fifo, "a named pipe (FIFO)"), (zero, "a character device"), (folder, "a folder")):
+        with pytest.raises(UsageError, match=None) as info:
+            load_config(path)
+        assert str(info.value) == f"cannot read config {path}: {what}, not a regular file: not read"
+    huge = tmp_path / "huge.toml"
+    with open(huge, "wb") as fh:
+        fh.truncate(MAX_CONFIG_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(UsageError, match=r"is over 16 MiB: not a datacheck config$"):
+        load_config(huge)
+
+
+def test_config_with_a_utf8_byte_order_mark_loads(tmp_path):
+    """Windows editors start UTF-8 files with a BOM; tomllib called it an invalid statement at 1:1."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeff[audit]\nseed = 7\n".encode())
+    assert load_config(path)["audit"]["seed"] == 7
 
 
 @pytest.mark.parametrize(

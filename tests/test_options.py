@@ -79,6 +79,17 @@ def test_config_that_is_not_utf8_exits_2(arrays, tmp_path):
     assert_one_line_error(invoke(*arrays, "--config", config), 2, f"cannot read config {config}: not UTF-8 text")
 
 
+def test_config_that_is_a_fifo_exits_2_without_waiting(arrays, tmp_path):
+    """Reading a named pipe that nobody writes blocked the audit forever."""
+    import os
+
+    config = tmp_path / "c.toml"
+    os.mkfifo(config)
+    assert_one_line_error(invoke(*arrays, "--config", config, "--out", tmp_path / "run"), 2,
+                          f"cannot read config {config}: a named pipe (FIFO), not a regular file")
+    assert not (tmp_path / "run").exists()
+
+
 # --------------------------------------------------------------------------- audit: --checks
 
 
