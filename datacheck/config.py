@@ -140,7 +140,13 @@ def _merge(config: dict, user: dict, origin: str) -> None:
                 raise UsageError(f"{option} must be one of {', '.join(ENGINES)}, got {value!r}")
     for name, params in user.get("detectors", {}).items():
         if name not in config["detectors"]:
-            raise UsageError(f"unknown detector [detectors.{name}] in {origin}; known: {', '.join(config['detectors'])}")
+            from .detectors.registry import check_owner
+
+            # [detectors.dark]: a check's parameters are its detector's (z_threshold of image_properties)
+            owner = check_owner(name) if isinstance(name, str) else None
+            hint = f" ({name!r} is a check of {owner!r}: its parameters go in [detectors.{owner}])" if owner else ""
+            raise UsageError(f"unknown detector [detectors.{name}] in {origin}{hint}; "
+                             f"known: {', '.join(config['detectors'])}")
         if not isinstance(params, dict):
             raise UsageError(f"detectors.{name} in {origin} must be a table")
         for key, value in params.items():

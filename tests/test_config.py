@@ -113,6 +113,14 @@ def test_config_with_a_utf8_byte_order_mark_loads(tmp_path):
     assert load_config(path)["audit"]["seed"] == 7
 
 
+def test_detector_table_named_after_a_check_names_its_detector(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[detectors.dark]\nz_threshold = 3.0\n")
+    with pytest.raises(UsageError, match=r"^unknown detector \[detectors.dark\] in .* \('dark' is a check of "
+                                         r"'image_properties': its parameters go in \[detectors.image_properties\]\)"):
+        load_config(path)
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
