@@ -165,8 +165,9 @@ def _typed(name: str, value, default, origin: str):
         value = float(value) if ok else value
     elif isinstance(default, int) and isinstance(value, numbers.Integral):
         ok, value = True, int(value)
-    elif isinstance(default, list):
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif isinstance(default, list):  # a tuple from Python, as the checks keyword takes one
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = list(value) if ok else value
     elif isinstance(default, str) and isinstance(value, os.PathLike):  # cache_dir=Path(...) from Python
         ok, value = True, os.fspath(value)
     else:

@@ -121,6 +121,13 @@ def test_detector_table_named_after_a_check_names_its_detector(tmp_path):
         load_config(path)
 
 
+def test_a_tuple_of_checks_in_a_config_dict_is_a_list():
+    """As the checks keyword takes a tuple, so does the config dict (it was 'must be list')."""
+    assert load_config({"audit": {"checks": ("image_properties",)}})["audit"]["checks"] == ["image_properties"]
+    with pytest.raises(UsageError, match=r"audit.checks in the config dict must be list, got \('a', 1\)"):
+        load_config({"audit": {"checks": ("a", 1)}})
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
