@@ -181,7 +181,7 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.option("--max-missing", type=click.IntRange(min=0), help="Missing files tolerated before exit 3 [default: 0].")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps [default: auto].")
 @click.option("--workers", type=click.IntRange(min=0), help="Decoding worker processes [default: one per CPU, max 8].")
-@click.option("--model", help="Model trained by cross-validation: convnet-small, efficientnet-lite0 (offline ImageNet weights), resnet18, ... [default: convnet-small].")
+@click.option("--model", help="Model trained by cross-validation: convnet-small, efficientnet-lite0 (offline ImageNet weights), resnet18, ..., torchvision:<name> [default: convnet-small].")
 @click.option("--weights", help="Weights file for --model (pretrained backbones); 'random' for untrained.")
 @click.option("--cache-dir", help="Cache of decoded images and model outputs; 'off' disables [default: ~/.cache/datacheck].")
 @click.option("--engine", help="Where decoding and per-image work run: local or ray (pip install 'datacheck[ray]') [default: local].")

