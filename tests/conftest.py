@@ -113,3 +113,16 @@ def assert_one_line_error(result: Result, status: int, *fragments: str) -> str:
         assert fragment in line, (fragment, line)
     assert "Traceback" not in result.output
     return line
+
+
+def install_plugin(root: Path, monkeypatch, module: str, source: str, group: str, entries: str) -> Path:
+    """A package as pip leaves it: ``module.py`` and a ``.dist-info`` declaring ``entries``
+    (``"name = module:object"`` lines) in entry point ``group``, on sys.path. Returns the
+    entry points file (rewrite it to declare others)."""
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{entries}\n")
+    monkeypatch.syspath_prepend(str(root))
+    return info / "entry_points.txt"

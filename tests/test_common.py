@@ -141,3 +141,34 @@ def test_json_records_match_one_encoding_per_row():
     assert [d["area"] for d in decoded][1] == [1, 2]
     with pytest.raises(ValueError):
         json_records({})
+
+
+def test_an_installed_package_adds_a_detector_through_an_entry_point(tmp_path, monkeypatch, tiny_dataset):
+    """A package declaring ``[project.entry-points."datacheck.detectors"]`` (a real ``.dist-info``
+    on sys.path) adds a check that runs like a built-in one; a broken plugin is named."""
+    from datacheck.detectors import registry
+
+    from .conftest import install_plugin, invoke
+
+    declared = install_plugin(tmp_path, monkeypatch, "my_checks", (
+        "import numpy as np\n"
+        "from datacheck.detectors.base import Detector, partial_findings\n"
+        "class Odd(Detector):\n"
+        "    name, checks, requires, tags = 'odd_rows', ('odd_rows',), frozenset(), frozenset({'dataset'})\n"
+        "    def find(self, ctx):\n"
+        "        rows = np.arange(len(ctx.manifest))\n"
+        "        return partial_findings(rows, 'odd_rows', (rows % 2 == 0).astype(float), rows % 2 == 1,\n"
+        "                                [{} for _ in rows])\n"
+        "broken = 3\n"), "datacheck.detectors", "odd = my_checks:Odd")
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    assert "odd_rows" in list_detectors()
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "r", "--checks", "odd_rows", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    findings = pd.read_parquet(tmp_path / "r" / "findings.parquet")
+    assert (findings["check"] == "odd_rows").all() and findings["is_issue"].sum() == len(findings) // 2
+
+    declared.write_text("[datacheck.detectors]\nbad = my_checks:broken\n")
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    with pytest.raises(UsageError, match=r"^detector plugin 'bad' \(my_checks:broken\): "):
+        list_detectors()

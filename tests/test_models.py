@@ -9,7 +9,7 @@ import torch
 from datacheck.engine.models import create_model, list_models
 from datacheck.errors import UsageError
 
-from .conftest import invoke
+from .conftest import install_plugin, invoke
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -210,18 +210,13 @@ def test_an_installed_package_adds_a_model_through_an_entry_point(tmp_path, monk
     ``.dist-info`` on sys.path) gives a model the CLI trains like a built-in one."""
     from datacheck.engine import models
 
-    (tmp_path / "my_models.py").write_text(
+    declared = install_plugin(tmp_path, monkeypatch, "my_models", (
         "from torch import nn\n"
         "from datacheck.engine.models import Network\n"
         "def tiny(num_classes, weights=None):\n"
         "    return Network(nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten()), 48, num_classes, trainable=True)\n"
         "tiny.input_size = 16\n"
-        "broken = 3\n")
-    info = tmp_path / "my_models-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-models\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[datacheck.models]\ntiny-pool = my_models:tiny\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+        "broken = 3\n"), "datacheck.models", "tiny-pool = my_models:tiny")
     monkeypatch.setattr(models, "_plugins_loaded", False)
     monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
     monkeypatch.setattr(models, "_INPUT_SIZES", dict(models._INPUT_SIZES))
@@ -230,7 +225,7 @@ def test_an_installed_package_adds_a_model_through_an_entry_point(tmp_path, monk
                     "--checks", "label_issues", "-q")
     assert result.exit_code == 0, result.output
 
-    (info / "entry_points.txt").write_text("[datacheck.models]\nresnet18 = my_models:tiny\nbad = my_models:broken\n")
+    declared.write_text("[datacheck.models]\nresnet18 = my_models:tiny\nbad = my_models:broken\n")
     monkeypatch.setattr(models, "_plugins_loaded", False)
     with pytest.raises(UsageError, match=r"model plugin '(resnet18|bad)' \(my_models:\w+\)"):
         create_model("convnet-small", 2)

@@ -54,19 +54,13 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from importlib.metadata import entry_points
+    from ..plugins import register_entry_points
 
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            cls = entry.load()
-        except Exception as exc:  # any failure inside a third-party module
-            raise UsageError(f"detector plugin {entry.name!r} ({entry.value}) failed to load: "
-                             f"{type(exc).__name__}: {exc}") from exc
+    def register(name: str, cls) -> None:
         if _REGISTRY.get(getattr(cls, "name", None)) is not cls:
-            try:
-                register_detector(cls)
-            except (TypeError, ValueError) as exc:
-                raise UsageError(f"detector plugin {entry.name!r} ({entry.value}): {exc}") from exc
+            register_detector(cls)
+
+    register_entry_points(ENTRY_POINT_GROUP, "detector", register)
 
 
 def list_detectors(filter: str | None = None, default_only: bool = False) -> list[str]:

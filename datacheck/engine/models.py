@@ -103,21 +103,15 @@ def _load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from importlib.metadata import entry_points
+    from ..plugins import register_entry_points
 
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            factory = entry.load()
-        except Exception as exc:  # any failure inside a third-party module
-            raise UsageError(f"model plugin {entry.name!r} ({entry.value}) failed to load: "
-                             f"{type(exc).__name__}: {exc}") from exc
+    def register(name: str, factory) -> None:
         if not callable(factory):
-            raise UsageError(f"model plugin {entry.name!r} ({entry.value}) is not a factory of networks")
-        if _MODELS.get(entry.name) is not factory:
-            try:
-                register_model(entry.name, input_size=getattr(factory, "input_size", None))(factory)
-            except ValueError as exc:  # the name of a built-in model
-                raise UsageError(f"model plugin {entry.name!r} ({entry.value}): {exc}") from exc
+            raise TypeError("it is not a factory of networks")
+        if _MODELS.get(name) is not factory:
+            register_model(name, input_size=getattr(factory, "input_size", None))(factory)
+
+    register_entry_points(ENTRY_POINT_GROUP, "model", register)
 
 
 #: Prefix of a torchvision classification architecture used as a frozen feature extractor.
