@@ -44,7 +44,11 @@ def threshold_score(badness: np.ndarray, threshold: float) -> np.ndarray:
     ranking among the flagged samples (a normal CDF would round them all to 0).
     """
     b = np.clip(np.nan_to_num(np.asarray(badness, dtype=float), nan=0.0, posinf=1e12), 0.0, 1e12)
-    return 1.0 / (1.0 + (b / threshold) ** 2)
+    # A tiny threshold (z_threshold = 1e-300 is > 0, so allowed) makes the ratio or its square
+    # overflow to inf, and 1 / (1 + inf) = 0 is the right score to float precision (the exact
+    # one is below 1e-308): the overflow is expected, not a warning for the user's stderr.
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + (b / threshold) ** 2)
 
 
 def tail_cut(z: np.ndarray, floor: float, ceiling: float, fdr: float) -> float:

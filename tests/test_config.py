@@ -180,3 +180,26 @@ def test_bad_training_settings_exit_2_before_any_work(tmp_path, text, message):
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_tiny_z_threshold_scores_without_an_overflow_warning():
+    """``[detectors.outliers] z_threshold = 1e-300`` is allowed (> 0): every z above it is
+    flagged with a score of 0, and the overflow of ``(z / threshold) ** 2`` on the way is no
+    RuntimeWarning on the user's stderr."""
+    import warnings
+
+    import numpy as np
+
+    import datacheck
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    probs = np.full((40, 2), 0.5)
+    embeddings = rng.normal(size=(40, 8))
+    config = {"detectors": {"outliers": {"z_threshold": 1e-300, "fdr": 0.0}}}  # fdr 0: the cut is z_threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks="outliers",
+                                 config=config)
+    flagged = result.issues("outliers")
+    assert len(flagged) > 0 and (flagged["score"] == 0).all()
