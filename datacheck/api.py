@@ -74,9 +74,10 @@ def audit(
     class_names : sequence of str or path-like, optional
         The K class names of the ``pred_probs`` columns, in order (a text file: one per line).
         Without them, whole-number labels are column numbers and other labels are sorted.
-    checks : sequence of str or Detector, or str, optional
+    checks : str or Detector, or list or tuple of them, optional
         Detectors to run: names (wildcards allowed: ``"*dup*"``) or configured instances
         (``Outliers(k=20)``); default: every default detector whose inputs the data has.
+        Anything else (bytes, a number, ``[None]``) is a :class:`UsageError` naming ``checks``.
     config : path-like or dict, optional
         TOML file of settings (``configs/default.toml`` lists every default), or its tables
         as a dict: ``{"detectors": {"outliers": {"k": 20}}}``.
@@ -130,6 +131,7 @@ def audit(
     if isinstance(checks, (str, Detector)):
         checks = [checks]
     if checks is not None:
+        _check_checks(checks, Detector)
         checks = list(checks)
         if any(isinstance(c, Detector) for c in checks):
             instances = checks
@@ -199,6 +201,21 @@ def in_python(message: str) -> str:
     message = _OVERRIDE.sub(lambda m: "engine" if m.groups() == ("engine", "name") else m.group(2), message)
     return (message.replace("a DATASET manifest file", "data that is a manifest file")
             .replace("a DATASET", "data").replace("DATASET", "data"))
+
+
+def _check_checks(checks, detector_type: type) -> None:
+    """Raise :class:`UsageError` unless ``checks`` is a list or tuple of names and Detectors.
+
+    Anything else was taken apart by ``list()`` and ``str()``: ``123`` failed with a TypeError
+    naming no keyword, ``b"image_properties"`` became the checks ``'105'``, ``'109'``, ...,
+    and ``[None]`` the check ``'None'``.
+    """
+    what = "a check name (str), a Detector, or a list or tuple of them"
+    if not isinstance(checks, (list, tuple)):
+        raise UsageError(f"checks must be {what}, got {type(checks).__name__} {checks!r:.60}")
+    for item in checks:
+        if not isinstance(item, (str, detector_type)):
+            raise UsageError(f"checks must be {what}; it holds {type(item).__name__} {item!r:.60}")
 
 
 def _is_numeric(values) -> bool:

@@ -247,3 +247,27 @@ def test_a_dataframe_with_a_column_name_twice_is_bad_data():
     frame = pd.DataFrame([["a.png", "x", "y"]], columns=["path", "label", "label"])
     with pytest.raises(BadDataError, match="^data has the column 'label' twice; each column must have its own name$"):
         datacheck.audit(frame, root=SAMPLE_DATA)
+
+
+@pytest.mark.parametrize("checks, shown", [
+    (123, "got int 123"),
+    (b"image_properties", "got bytes b'image_properties'"),
+    ({"outliers"}, "got set"),
+    ([None], "holds NoneType None"),
+    ([1], "holds int 1"),
+    (("label_issues", b"outliers"), "holds bytes b'outliers'"),
+])
+def test_checks_of_another_type_name_the_keyword(arrays, checks, shown):
+    """Only a name, a Detector, or a list or tuple of them: a number was a TypeError, bytes
+    were split into the checks '105', '109', ..., and [None] was the check 'None'."""
+    probs, labels, _ = arrays
+    with pytest.raises(UsageError, match="^checks must be a check name") as info:
+        datacheck.audit(pred_probs=probs, labels=labels, checks=checks)
+    assert shown in str(info.value)
+
+
+def test_checks_as_a_tuple_of_names_and_detectors(arrays):
+    probs, labels, embeddings = arrays
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings,
+                             checks=("label_issues", Outliers(k=5)))
+    assert {"label_issues", "outliers"} <= set(result.summary["checks"])
