@@ -203,3 +203,34 @@ def test_a_tiny_z_threshold_scores_without_an_overflow_warning():
                                  config=config)
     flagged = result.issues("outliers")
     assert len(flagged) > 0 and (flagged["score"] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[detectors.clusters]\nn_init = 1000000000000\n", "clusters.n_init must be an integer in [1, 100]"),
+        ("[detectors.clusters]\nn_init = 101\n", "clusters.n_init must be an integer in [1, 100], got 101"),
+        ("[detectors.clusters]\nk = 1000000000000\n", "clusters.k must be an integer in [0, 1000]"),
+        ("[detectors.clusters]\nmax_k = 1000000000000\n", "clusters.max_k must be an integer in [1, 100]"),
+        ("[detectors.non_iid]\nn_permutations = 1000000000000\n",
+         "non_iid.n_permutations must be an integer in [1, 10000]"),
+        ("[detectors.non_iid]\nk = 1000000000000\n", "non_iid.k must be an integer in [1, 1000]"),
+    ],
+)
+def test_parameters_that_size_work_have_upper_bounds(tmp_path, text, message):
+    """A huge n_init was an internal error (exit 4, a torch allocation); every parameter that
+    sizes an allocation or a loop is bounded, exit 2 before a run folder exists."""
+    from .conftest import assert_one_line_error
+
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    result = invoke("audit", SAMPLE_DATA, "--config", path, "--checks", "clusters,non_iid", "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_upper_bounds_of_sizing_parameters_are_accepted():
+    from datacheck.detectors import create_detector
+
+    create_detector("clusters", n_init=100, k=1000, max_k=100).validate_params()
+    create_detector("non_iid", k=1000, n_permutations=10_000).validate_params()

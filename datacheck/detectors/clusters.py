@@ -15,6 +15,13 @@ from .registry import register_detector
 _SILHOUETTE_SAMPLE = 2000
 # A candidate k needs at least this many fitted samples per cluster on average.
 _MIN_PER_CLUSTER = 3
+# Upper bounds of the parameters that size work, checked before any (exit 2): k-means++ holds
+# (N, n_init, trials) distances and (n_init, k, D) centres, and choosing k runs K-means and a
+# silhouette for each k up to max_k, so n_init = 10**12 was a torch allocation failure (exit 4)
+# and max_k = 10**12 an audit that does not end. Each bound is far above any useful setting.
+MAX_N_INIT = 100
+MAX_K = 1000
+MAX_MAX_K = 100
 
 
 @register_detector
@@ -49,16 +56,16 @@ class Clusters(Detector):
     n_components : int, default 32
         PCA dimensions (fewer for a small class: at most its fitted samples - 1).
     k : int, default 0
-        Clusters per class; 0 = chosen per class by silhouette (capped at the class's
-        fitted samples / 3).
+        Clusters per class, at most 1000; 0 = chosen per class by silhouette (capped at the
+        class's fitted samples / 3).
     max_k : int, default 8
-        Largest k tried when choosing.
+        Largest k tried when choosing, at most 100.
     min_silhouette : float, default 0.25
         Below this best silhouette a class is one cluster; in [0, 1) (0: always the best k >= 2).
     min_ratio : float, default 0.25
         Flag sub-clusters smaller than this fraction of the class's typical sub-cluster.
     n_init : int, default 3
-        K-means initialisations per (class, k).
+        K-means initialisations per (class, k), at most 100.
     """
 
     name = "clusters"
@@ -68,11 +75,11 @@ class Clusters(Detector):
     details = {"cluster": int, "cluster_size": int, "class_clusters": int, "typical_size": (int, float)}
     _parameter_constraints = {
         "n_components": [Interval(int, 1, None)],
-        "k": [Interval(int, 0, None)],
-        "max_k": [Interval(int, 1, None)],
+        "k": [Interval(int, 0, MAX_K)],
+        "max_k": [Interval(int, 1, MAX_MAX_K)],
         "min_silhouette": [Interval(float, 0, 1, "left")],
         "min_ratio": [Interval(float, 0, 1, "neither")],
-        "n_init": [Interval(int, 1, None)],
+        "n_init": [Interval(int, 1, MAX_N_INIT)],
     }
 
     def __init__(self, *, n_components: int = 32, k: int = 0, max_k: int = 8, min_silhouette: float = 0.25,

@@ -200,6 +200,14 @@ def _sample_scores(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     return np.clip(scores, 0.0, 1.0)
 
 
+# Upper bounds of the parameters that size work, checked before any (exit 2): the audit's kNN
+# graph holds N x k neighbours (k up to N - 1), and each permutation is a pass over the N k
+# edges, so k or n_permutations = 10**12 was an allocation failure or an audit that does not
+# end. 10000 permutations resolve a p-value to 1e-4; cleanlab's test uses k = 10.
+MAX_K = 1000
+MAX_PERMUTATIONS = 10_000
+
+
 @register_detector
 class NonIID(Detector):
     """Flag a dataset whose order is informative (non-IID), and the samples that make it so.
@@ -220,9 +228,9 @@ class NonIID(Detector):
     Parameters
     ----------
     k : int, default 10
-        Neighbours per sample.
+        Neighbours per sample, at most 1000.
     n_permutations : int, default 25
-        Random re-orderings that calibrate the p-value.
+        Random re-orderings that calibrate the p-value, at most 10000.
     alpha : float, default 0.05
         Significance level, in (0, 1): of the dataset test and of each sample's score.
     """
@@ -233,8 +241,8 @@ class NonIID(Detector):
     tags = frozenset({"dataset"})
     default = False
     _parameter_constraints = {
-        "k": [Interval(int, 1, None)],
-        "n_permutations": [Interval(int, 1, None)],
+        "k": [Interval(int, 1, MAX_K)],
+        "n_permutations": [Interval(int, 1, MAX_PERMUTATIONS)],
         # alpha = 1 would call every dataset non-IID (every p-value is below 1)
         "alpha": [Interval(float, 0, 1, "neither")],
     }
