@@ -146,3 +146,36 @@ def test_config_budget_zero_is_the_datasets_row_count(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["budget"] == summary["rows"] == 16
     assert_one_line_error(invoke("fix", data, "--out", tmp_path / "b", "--budget", 0), 2, "--budget must be an integer >= 1")
+
+
+def test_a_class_that_drop_flagged_empties_is_named_in_a_note(tmp_path):
+    """Every training image of dog is an exact copy of a cat image: the audit flags the copies,
+    balancing leaves them out ([fix] drop_flagged), and dog has no training row left. Before,
+    no note said so (dog dropped out of the budget's class targets); now one does, on stderr
+    and in the summary's notes, naming dog and no other class."""
+    data = tmp_path / "copies"
+    seed = 0
+    for i in range(6):
+        make_image(data / "train" / "cat" / f"cat{i}.png", seed + i)
+    for i in range(3):
+        target = data / "train" / "dog" / f"dog{i}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((data / "train" / "cat" / f"cat{i}.png").read_bytes())
+    for label in ("cat", "dog"):
+        for i in range(2):
+            make_image(data / "val" / label / f"{label}{i}.png", 100 + seed)
+            seed += 1
+    before = tree_digest(data)
+    config = tmp_path / "c.toml"
+    config.write_text('[audit]\nchecks = ["image_properties", "exact_duplicates"]\n[train]\nepochs = 1\nfolds = 2\n')
+    result = invoke("fix", data, "--out", tmp_path / "out", "--config", config, "--workers", 0, "-q", "--json",
+                    "--no-relabel", "--no-boost")
+    assert result.exit_code == 0, result.output
+    notes = [line.removeprefix("datacheck: note: ") for line in result.stderr.splitlines()
+             if line.startswith("datacheck: note: ")]
+    assert len(notes) == 1 and notes[0].startswith("class dog left without training rows: "), result.stderr
+    assert "[fix] drop_flagged left out all its training samples" in notes[0]
+    assert json.loads(result.stdout)["notes"] == notes
+    m = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str, keep_default_na=False)
+    assert "dog" not in set(m.loc[m["split"] == "train", "label"])
+    assert tree_digest(data) == before

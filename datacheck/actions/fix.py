@@ -786,7 +786,8 @@ class _Context:
     def balance(self, folder: Path) -> dict:
         from ..audit_run import open_run
         from ..detectors.registry import checks_with_tag
-        from .balance import BalanceOptions, balance, plan_balance, training_mask
+        from .balance import (BalanceOptions, balance, classes_left_without_training_rows, left_without_training_rows,
+                              plan_balance, training_mask)
         from .boost import validation_errors
 
         opts = self.options
@@ -843,6 +844,16 @@ class _Context:
             strategy=strategy, target={g: int(t) for g, t in targets.items()}, drop_flagged=opts["drop_flagged"],
             max_total=budget - boost["copies"], seed=self.seed, transform=dict(screen["spec"])), command=self.command)
         plan = result.plan
+        notes = [note] if note else []
+        # A class whose every training sample drop_flagged leaves out (all exact copies of
+        # another class's images, say) forms no group, so it is not in class_targets and the
+        # budget's note cannot name it; the plan can.
+        flagged_out = [c for c in classes_left_without_training_rows(frame, plan) if c not in emptied]
+        if flagged_out:
+            their = "their" if len(flagged_out) > 1 else "its"
+            notes.append(f"{left_without_training_rows(flagged_out)}: [fix] drop_flagged left out all {their} "
+                         f"training samples, flagged by the repaired set's audit; see the reason column of "
+                         f"{result.written['plan']}")
         planned = int((plan["action"] != "drop").sum() + plan["copies"].sum())
         if boost["copies"]:
             # Enough candidates that the boosting copies are all made: each kept training
@@ -863,7 +874,7 @@ class _Context:
             "group_targets": {str(k): int(v) for k, v in targets.items()},
             "boost": boost,
             "augment_screen": screen,
-            "note": note,
+            "notes": notes,
         }
 
     def _screen_augmentation(self, summary: dict, manifest) -> dict:
@@ -1093,7 +1104,9 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
         summary["changes"]["review_queue_parts"] = rec["relabel"]["review_queue"]
     final = read_json(out / rec["final_audit"]["run"] / "summary.json")
     summary["final_gates"] = final.get("gates", [])
-    summary["notes"] = [n for n in (rec.get("relabel", {}).get("note"), rec["balance"].get("note")) if n]
+    # "note": the balance record of a fix begun before it could hold more than one
+    balance_notes = rec["balance"].get("notes", [rec["balance"].get("note")])
+    summary["notes"] = [n for n in (rec.get("relabel", {}).get("note"), *balance_notes) if n]
     return summary, table
 
 
