@@ -215,6 +215,8 @@ def test_a_tiny_z_threshold_scores_without_an_overflow_warning():
         ("[detectors.non_iid]\nn_permutations = 1000000000000\n",
          "non_iid.n_permutations must be an integer in [1, 10000]"),
         ("[detectors.non_iid]\nk = 1000000000000\n", "non_iid.k must be an integer in [1, 1000]"),
+        ("[detectors.outliers]\nk = 1000000000000\n", "outliers.k must be an integer in [1, 1000]"),
+        ("[detectors.near_duplicates]\ncandidates = 1001\n", "near_duplicates.candidates must be an integer in [1, 1000]"),
     ],
 )
 def test_parameters_that_size_work_have_upper_bounds(tmp_path, text, message):
@@ -224,7 +226,8 @@ def test_parameters_that_size_work_have_upper_bounds(tmp_path, text, message):
 
     path = tmp_path / "c.toml"
     path.write_text(text)
-    result = invoke("audit", SAMPLE_DATA, "--config", path, "--checks", "clusters,non_iid", "--out", tmp_path / "run")
+    result = invoke("audit", SAMPLE_DATA, "--config", path, "--checks", "clusters,non_iid,outliers,near_duplicates",
+                    "--out", tmp_path / "run")
     assert_one_line_error(result, 2, message)
     assert not (tmp_path / "run").exists()
 
@@ -234,3 +237,5 @@ def test_upper_bounds_of_sizing_parameters_are_accepted():
 
     create_detector("clusters", n_init=100, k=1000, max_k=100).validate_params()
     create_detector("non_iid", k=1000, n_permutations=10_000).validate_params()
+    create_detector("outliers", k=1000).validate_params()
+    create_detector("near_duplicates", candidates=1000).validate_params()

@@ -30,6 +30,7 @@ from ..engine.similarity import (
     spectral_descriptors,
     top_k_neighbours,
 )
+from ..features.knn import MAX_NEIGHBOURS
 from ..validation import Boolean, Interval
 from .base import AuditContext, Detector, json_records, partial_findings
 from .registry import register_detector
@@ -291,7 +292,7 @@ class _DuplicateDetector(Detector):
     requires = frozenset({"image_stats", "thumbnails"})
     tags = frozenset({"groups"})
     _parameter_constraints = {"min_similarity": [Interval(float, 0, 1, "neither")],
-                              "candidates": [Interval(int, 1, None)],
+                              "candidates": [Interval(int, 1, MAX_NEIGHBOURS)],
                               "embedding_candidates": [Boolean()]}
 
     def __init__(self, *, min_similarity: float = 0.95, candidates: int = 5, embedding_candidates: bool = False):
@@ -389,7 +390,7 @@ class NearDuplicates(_DuplicateDetector):
     min_similarity : float, default 0.95
         Lowest similarity between near duplicates.
     candidates : int, default 5
-        Nearest neighbours per image (by a translation-tolerant descriptor) that are verified.
+        Nearest neighbours per image (by a translation-tolerant descriptor) that are verified, at most 1000.
     embedding_candidates : bool, default False
         Also verify the nearest neighbours in the model's embedding space (which sees through
         rescaling, crops and exposure changes). The check then requires the embeddings, and

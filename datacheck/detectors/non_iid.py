@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..features.knn import MAX_NEIGHBOURS
 from ..robust import normal_sf
 from ..validation import Interval
 from .base import AuditContext, Detector, partial_findings
@@ -200,11 +201,9 @@ def _sample_scores(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     return np.clip(scores, 0.0, 1.0)
 
 
-# Upper bounds of the parameters that size work, checked before any (exit 2): the audit's kNN
-# graph holds N x k neighbours (k up to N - 1), and each permutation is a pass over the N k
-# edges, so k or n_permutations = 10**12 was an allocation failure or an audit that does not
-# end. 10000 permutations resolve a p-value to 1e-4; cleanlab's test uses k = 10.
-MAX_K = 1000
+# Upper bound of the permutations, checked before any work (exit 2): each is a pass over the
+# graph's N k edges, so 10**12 was an audit that does not end. 10000 resolve a p-value to 1e-4.
+# k is bounded as every graph reader's is (MAX_NEIGHBOURS); cleanlab's test uses k = 10.
 MAX_PERMUTATIONS = 10_000
 
 
@@ -241,7 +240,7 @@ class NonIID(Detector):
     tags = frozenset({"dataset"})
     default = False
     _parameter_constraints = {
-        "k": [Interval(int, 1, MAX_K)],
+        "k": [Interval(int, 1, MAX_NEIGHBOURS)],
         "n_permutations": [Interval(int, 1, MAX_PERMUTATIONS)],
         # alpha = 1 would call every dataset non-IID (every p-value is below 1)
         "alpha": [Interval(float, 0, 1, "neither")],

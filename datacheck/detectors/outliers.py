@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..features.knn import MAX_NEIGHBOURS
 from ..robust import expected_beyond, robust_z, tail_cut, threshold_score
 from ..validation import Interval
 from .base import AuditContext, Detector, partial_findings
@@ -24,7 +25,7 @@ class Outliers(Detector):
     Parameters
     ----------
     k : int, default 10
-        Neighbours averaged.
+        Neighbours averaged, at most 1000.
     z_threshold : float, default 3.0
         The cut when few samples stand out; a sample beyond it is always flagged.
     min_z : float, default 2.0
@@ -37,7 +38,7 @@ class Outliers(Detector):
     requires = frozenset({"knn_graph"})
     checks = ("outliers",)
     tags = frozenset({"drop_candidate", "unreliable_input", "off_distribution"})
-    _parameter_constraints = {"k": [Interval(int, 1, None)], "z_threshold": [Interval(float, 0, None, "neither")],
+    _parameter_constraints = {"k": [Interval(int, 1, MAX_NEIGHBOURS)], "z_threshold": [Interval(float, 0, None, "neither")],
                               "min_z": [Interval(float, 0, None, "neither")], "fdr": [Interval(float, 0, 1, "left")]}
 
     def __init__(self, *, k: int = 10, z_threshold: float = 3.0, min_z: float = 2.0, fdr: float = 0.2):

@@ -29,6 +29,9 @@ import numpy as np
 
 from ..engine.similarity import other_than_self
 
+#: Most neighbours a detector may ask of the graph (its ``k`` parameter), checked before any
+#: work: the graph holds N x k of them, so k = 10**12 was an allocation failure, not an error.
+MAX_NEIGHBOURS = 1000
 #: Up to this many embedded samples the graph is exact.
 EXACT_MAX = 50_000
 #: Recall@k the approximate graph must reach on the sampled queries (when nprobe allows).
