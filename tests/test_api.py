@@ -63,7 +63,7 @@ def test_configured_detector_instances(arrays):
     result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers(k=5)])
     assert list(result.summary["checks"]) == ["outliers"]
     assert "5 nearest" in result.summary["checks"]["outliers"]["threshold"]["statistic"]
-    with pytest.raises(UsageError, match="outliers.k must be an integer >= 1"):
+    with pytest.raises(UsageError, match=r"outliers.k must be an integer in \[1, 1000\], got 0"):
         datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers(k=0)])
 
 
