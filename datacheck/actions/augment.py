@@ -402,7 +402,7 @@ def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, pr
     audit run it was made from is unchanged (its ``run.json`` and model outputs), so a resume
     does not train the embedding model again (on roman, most of the step's time).
     """
-    from .boost import select_boost
+    from .boost import CHOICE_DTYPES, select_boost
 
     digest = _run_digest(run)
     originals = files[files["copy"] < 0]
@@ -419,26 +419,24 @@ def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, pr
     extra = {n: {"boost": {"val_id": v, "cosine": c}} for n, v, c in zip(names, chosen["val_id"], chosen["cosine"])}
     boosted = pd.DataFrame({"out_path": names, "source_id": chosen["source_id"].to_numpy(),
                             "copy": chosen["copy"].to_numpy()})
-    kept = {"boost_choice": {"run_sha256": digest, "rows": {c: chosen[c].tolist() for c in _CHOICE_COLUMNS}}}
+    kept = {"boost_choice": {"run_sha256": digest, "rows": {c: chosen[c].tolist() for c in CHOICE_DTYPES}}}
     return pd.concat([files, boosted], ignore_index=True), extra, kept
-
-
-#: The columns of a boosting choice (:func:`datacheck.actions.boost.select_boost`).
-_CHOICE_COLUMNS = ("source_id", "copy", "val_id", "cosine")
 
 
 def _saved_choice(saved, digest: str, sources: set) -> pd.DataFrame | None:
     """The boosting choice a marker kept (``saved``), if made from the audit run whose
     :func:`_run_digest` is ``digest`` and naming only kept ``sources``; else None (choose again:
     the run was audited again since, or the marker was edited by hand)."""
+    from .boost import CHOICE_DTYPES
+
     rows = saved.get("rows") if isinstance(saved, dict) and saved.get("run_sha256") == digest else None
-    if not isinstance(rows, dict) or set(rows) != set(_CHOICE_COLUMNS):
+    if not isinstance(rows, dict) or set(rows) != set(CHOICE_DTYPES):
         return None
     try:
-        chosen = pd.DataFrame(rows).astype({"source_id": str, "copy": np.int64, "val_id": str, "cosine": float})
+        chosen = pd.DataFrame(rows).astype(CHOICE_DTYPES)
     except (TypeError, ValueError):
         return None
-    return chosen[list(_CHOICE_COLUMNS)] if set(chosen["source_id"]) <= sources else None
+    return chosen[list(CHOICE_DTYPES)] if set(chosen["source_id"]) <= sources else None
 
 
 def _run_digest(run) -> str:

@@ -23,6 +23,8 @@ from ..errors import BadDataError, UsageError
 
 #: Most boosting candidates drawn per training sample (each is augmented and embedded).
 MAX_BOOST_POOL = 64
+#: The columns of a boosting choice (what :func:`select_boost` returns) and their types.
+CHOICE_DTYPES = {"source_id": str, "copy": np.int64, "val_id": str, "cosine": float}
 
 def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
     """Make candidate copies in memory, resized for the model (pure over the batch).
@@ -132,8 +134,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
         raise UsageError(f"--boost-from {run.path}: the audit trained no model (run it with label_issues)")
     frame = manifest.frame
     wrong = validation_errors(frame, outputs)
-    empty = pd.DataFrame({"source_id": pd.Series(dtype=str), "copy": pd.Series(dtype=np.int64),
-                          "val_id": pd.Series(dtype=str), "cosine": pd.Series(dtype=float)})
+    empty = pd.DataFrame({column: pd.Series(dtype=kind) for column, kind in CHOICE_DTYPES.items()})
     if not len(wrong):
         return empty
     budget = 5 * len(wrong) if budget is None else budget
