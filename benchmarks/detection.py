@@ -121,6 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the roman injection and of its audit")
     parser.add_argument("--sample-seeds", type=int, nargs="+", default=[0, 1, 2], help="audit seeds for sample_data")
     parser.add_argument("--checks", nargs="+", help="detectors to run (default: the default ones plus aum; '*' = all)")
+    parser.add_argument("--model", help="embedding model of the roman and sample_data audits (datacheck's default otherwise)")
     parser.add_argument("--cache-dir", help="datacheck cache shared by all audits (default: a fresh one per audit: cold)")
     parser.add_argument("--workers", type=int_at_least(0), help="decoding processes (datacheck's default otherwise)")
     parser.add_argument("--roman", type=Path, default=ROMAN, help=f"roman dataset (default: {ROMAN})")
@@ -274,6 +275,8 @@ def default_checks() -> list[str]:
 def run_audit(data, name: str, args, work: Path, seed: int, checks=None, **kwargs):
     import datacheck
 
+    if args.model and data is not None:  # label-errors audits read given probabilities: no model
+        kwargs["model"] = args.model
     with tempfile.TemporaryDirectory(prefix="datacheck-detection-cache-") as fresh:
         started = time.perf_counter()
         result = datacheck.audit(data, out=work / "runs" / name, checks=checks, seed=seed,

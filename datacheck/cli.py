@@ -379,12 +379,15 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
 @click.option("--boost-budget", type=click.IntRange(min=1), help="Boosting copies to add [default: 5 per wrong val sample].")
 @click.option("--boost-pool", type=click.IntRange(min=1),
               help="Boosting candidates drawn per training sample, at most 64 [default: 4].")
+@click.option("--screen/--no-screen", default=True,
+              help="Draw a copy again while the plan's audit would flag it (dark, blurry, ...) but not its source, "
+                   "or pair it with its source as a near duplicate [default: screen].")
 @click.option("--workers", type=click.IntRange(min=0), help="Worker processes [default: one per CPU, max 8].")
 @click.option("--dataset", type=click.Path(path_type=Path), help="Where the audited dataset is now [default: as audited].")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and files written as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or counts on stderr.")
 def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, translate, scale, seed, resume, boost_from,
-            boost_budget, boost_pool, workers, dataset, as_json, quiet):
+            boost_budget, boost_pool, screen, workers, dataset, as_json, quiet):
     """Make the augmented copies a balance PLAN schedules, into a new dataset folder --out.
 
     Deterministic: the same plan, seed and settings write byte-identical files.
@@ -403,7 +406,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
     with _progress(consoles) as progress:
         result = run_augment(plan_dir, out, seed=seed, spec=spec, resume=resume,
                              workers=default_workers() if workers is None else workers, dataset=dataset,
-                             boost_from=boost_from, boost_budget=boost_budget, boost_pool=boost_pool,
+                             boost_from=boost_from, boost_budget=boost_budget, boost_pool=boost_pool, screen=screen,
                              progress=(lambda done, total: progress("augment", done, total)) if progress else None,
                              command=sys.argv)
     c = result.counts

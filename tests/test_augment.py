@@ -12,7 +12,7 @@ from PIL import Image
 
 import datacheck
 from datacheck.actions.augment import DEFAULT_SPEC, augment_image, validate_spec
-from datacheck.actions.augment_screen import audit_cuts, screen_operations
+from datacheck.actions.augment_screen import MAX_DRAWS, CopyScreen, audit_cuts, screen_operations, screened_copy
 from datacheck.actions.transforms import RANDAUGMENT_OPS
 from datacheck.errors import UsageError
 from datacheck.manifest import load_manifest
@@ -66,7 +66,7 @@ def test_writes_exactly_the_planned_copies_with_provenance(plan, augmented):
                 assert im.size == src.size
         assert sources.loc[row.source_id, "action"] == "augment" and row.label == sources.loc[row.source_id, "label"]
         params = json.loads(row.transform)
-        assert params["policy"] == "both" and isinstance(params["seed"], int)
+        assert params["policy"] == "both" and isinstance(params["seed"], int) and 1 <= params["draws"] <= MAX_DRAWS
         assert set(params["affine"]) == {"angle", "translate", "scale", "shear"} and len(params["randaugment"]) == 2
     per_source = copies["source_id"].value_counts()
     assert (per_source == sources.loc[per_source.index, "copies"]).all()
@@ -301,6 +301,54 @@ def test_screen_off_without_cuts_or_randaugment(tmp_path):
     assert screen_operations(ids, paths, validate_spec({}), {}, seed=0)["rule"].startswith("not screened")
     affine = screen_operations(ids, paths, validate_spec({"policy": "affine"}), cuts, seed=0)
     assert affine["exclude_ops"] == [] and "no RandAugment" in affine["rule"]
+
+
+def _only(*ops: str) -> dict:
+    return validate_spec({"policy": "randaugment", "num_ops": 1, "exclude_ops": [o for o in RANDAUGMENT_OPS if o not in ops]})
+
+
+def test_a_copy_the_audit_would_flag_is_drawn_again(tmp_path):
+    """A copy past a cut its source is not past (Solarize: white paper turns black, past the
+    dark cut) is drawn again from a derived seed until one passes; the seed used and the
+    draws are recorded, and the same seed gives the same copy. When no draw can pass, the
+    last one is kept with its faults."""
+    from datacheck.engine.image_stats import measure_image
+
+    paths = _drawings(tmp_path / "a", n=12)
+    screen = CopyScreen({"dark": ("brightness_high", "below", 170.0)})
+    redrawn = 0
+    for i, path in enumerate(paths):
+        image = Image.open(path).convert("L")
+        copy, params = screened_copy(image, _only("Solarize", "Rotate"), 1000 + i, screen)
+        assert screen.faults(measure_image(image), measure_image(copy)) == [] and "faults" not in params
+        unscreened, first = screened_copy(image, _only("Solarize", "Rotate"), 1000 + i, None)
+        assert first["draws"] == 1 and first["seed"] == 1000 + i
+        if params["draws"] > 1:
+            redrawn += 1
+            assert params["seed"] != 1000 + i and first["randaugment"][0]["op"] == "Solarize"
+            assert measure_image(unscreened)["brightness_high"] < 170.0
+        again, same = screened_copy(image, _only("Solarize", "Rotate"), 1000 + i, screen)
+        assert same == params and np.array_equal(np.asarray(again), np.asarray(copy))
+    assert 3 <= redrawn <= 9  # about half of the first draws are Solarize
+    image = Image.open(paths[0]).convert("L")
+    _, hopeless = screened_copy(image, _only("Solarize"), 7, screen)
+    assert hopeless["draws"] == MAX_DRAWS and hopeless["faults"] == ["dark"]
+
+
+def test_a_copy_that_is_a_near_duplicate_of_its_source_is_drawn_again(tmp_path):
+    """Identity makes a copy equal to its source: by the audit's near-duplicate cut it is one,
+    so it is rejected; a rotated or sheared one is not. Without a near-duplicate cut (the audit
+    ran no such check) the identical copy passes."""
+    from datacheck.engine.image_stats import measure_image
+
+    image = Image.open(_drawings(tmp_path / "a", n=1)[0]).convert("L")
+    source = measure_image(image)
+    same, _ = screened_copy(image, _only("Identity"), 3, None)
+    assert CopyScreen({}, near_cut=0.95).faults(source, measure_image(same)) == ["near_duplicates"]
+    assert CopyScreen({}, near_cut=None).faults(source, measure_image(same)) == []
+    _, params = screened_copy(image, _only("Identity", "ShearX", "Rotate"), 3, CopyScreen({}, near_cut=0.95))
+    assert params["randaugment"][0]["op"] != "Identity" and "faults" not in params
+    assert CopyScreen.from_summary({"near_duplicates": {"threshold": {"min_similarity": 0.97}}}) == CopyScreen({}, 0.97)
 
 
 def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, tmp_path):

@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..errors import keyword_errors
 from ..errors import BadDataError, UsageError
+from .augment_screen import CopyScreen, screened_copy
 from .transforms import DEFAULT_SPEC, POLICIES, augment_image, copy_seed, open_source, validate_spec  # noqa: F401
 
 AUGMENT_MARKER = "augment.json"
@@ -42,7 +43,7 @@ DEFAULT_BOOST_POOL = 4
 PROVENANCE_COLUMNS = ("source_id", "transform")
 
 
-def augment_batch(batch: dict, jobs: dict, out_dir: str) -> dict:
+def augment_batch(batch: dict, jobs: dict, out_dir: str, screen: CopyScreen | None = None) -> dict:
     """Make the copies named in ``batch`` (pure over the batch; runs in DataLoader workers).
 
     Parameters
@@ -52,12 +53,14 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str) -> dict:
     jobs : dict
         Output path → ``(source file, seed, spec, extra provenance dict)``.
     out_dir : str
+    screen : CopyScreen, optional
+        Copies it rejects are drawn again (:func:`.augment_screen.screened_copy`).
 
     Returns
     -------
     dict
-        ``"path"``, ``"transform"`` (JSON of the spec, seed, drawn parameters and extra
-        provenance), ``"written"`` (bool: False for a file a resumed run already had) and
+        ``"path"``, ``"transform"`` (JSON of the spec, the seed used, the number of draws,
+        the drawn parameters and extra provenance), ``"written"`` (bool: False for a file a resumed run already had) and
         ``"error"`` (empty or the decode error), one per path.
     """
     from ..engine.image_stats import DECODE_ERRORS
@@ -74,12 +77,12 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str) -> dict:
                 out[key].append(value)
             continue
         # A resumed run still draws the parameters (for the manifest) but never rewrites a file.
-        result, drawn = augment_image(image, spec, seed)
+        result, drawn = screened_copy(image, spec, seed, screen)
         fresh = not target.exists()
         if fresh:
             atomic_write(target, lambda tmp: result.save(tmp, format="PNG", optimize=False,
                                                          compress_level=PNG_COMPRESS_LEVEL))
-        transform = json.dumps({**spec, "seed": seed, **drawn, **extra}, sort_keys=True)
+        transform = json.dumps({**spec, **drawn, **extra}, sort_keys=True)
         for key, value in (("path", rel), ("transform", transform), ("written", fresh), ("error", "")):
             out[key].append(value)
     return out
@@ -196,6 +199,7 @@ def augment(
     boost_from: str | os.PathLike | None = None,
     boost_budget: int | None = None,
     boost_pool: int | None = None,
+    screen: bool = True,
     command: list[str] | None = None,
 ) -> AugmentResult:
     """``datacheck augment``: make a plan's copies and write ``out`` as a complete dataset.
@@ -223,6 +227,10 @@ def augment(
         training split, ``boost_budget`` of them (default 5 per misclassified validation
         sample) chosen from ``boost_pool`` candidates per training source (default 4).
         ``boost_budget`` and ``boost_pool`` need ``boost_from``.
+    screen : bool, default True
+        Draw a copy again (at most :data:`.augment_screen.MAX_DRAWS` times) while it crosses
+        an image-property cut of the plan's audit that its source does not, or is a near
+        duplicate of its source by that audit's cut (:class:`.augment_screen.CopyScreen`).
     command : list of str, optional
         The command line; given (by ``datacheck augment``), messages name its options
         (``--resume``, ``--magnitude``), else this function's keywords (``resume``, ``spec['magnitude']``).
@@ -239,8 +247,9 @@ def augment(
     if boost_from is None and given:  # else silently no boosting, which the caller did not ask for
         raise UsageError(f"{given[0]} needs boost_from (the audit run whose model's validation errors the copies "
                          "are chosen for); without it no boosting copies are made")
-    if not isinstance(resume, (bool, np.bool_)):  # resume="no" is truthy
-        raise UsageError(f"resume must be True or False, got {resume!r:.40}")
+    for name, value in (("resume", resume), ("screen", screen)):
+        if not isinstance(value, (bool, np.bool_)):  # resume="no" is truthy
+            raise UsageError(f"{name} must be True or False, got {value!r:.40}")
     if spec is not None and not isinstance(spec, dict):
         raise UsageError(f"spec must be a dict of augmentation settings ({', '.join(DEFAULT_SPEC)}), "
                          f"got a {type(spec).__name__}")
@@ -264,11 +273,13 @@ def augment(
     # The plan's content, not only its folder: a plan made again in the same place is another plan.
     plan_digest = hashlib.sha256((Path(plan_dir) / PLAN_FILE).read_bytes()).hexdigest()
     settings = {"plan": str(Path(plan_dir).resolve()), "plan_sha256": plan_digest, "seed": seed, "overrides": overrides,
-                "boost": boost}
+                "boost": boost, "screen": bool(screen)}
     plan_spec = plan_transform(info.transform, f"{Path(plan_dir) / PLAN_MARKER}: transform")
     out, before = _check_out(Path(out), bool(resume), settings, plan_spec)
 
-    manifest = open_run(info.run).manifest(dataset)  # refuses a dataset changed since the audit
+    audited = open_run(info.run)
+    manifest = audited.manifest(dataset)  # refuses a dataset changed since the audit
+    copy_screen = CopyScreen.from_summary(audited.summary.get("checks", {})) if screen else None
     check_outputs(Sources.of(manifest), folders={"--out": out})  # e.g. DATASET/train/augmented would grow the dataset
     if manifest.fingerprint != info.manifest_fingerprint:
         raise BadDataError(f"the plan in {plan_dir} was made from another version of {manifest.source}; "
@@ -293,7 +304,7 @@ def augment(
     if boost_from is not None:
         files, extra, boost_choice = _add_boost(files, rows, manifest, open_run(boost_from), seed, boost_spec,
                                                 boost_budget, boost_pool, workers, progress,
-                                                (before or {}).get("boost_choice"))
+                                                (before or {}).get("boost_choice"), copy_screen)
 
     write_json(out / AUGMENT_MARKER, {**settings, "status": "running", **boost_choice})
     path_of = dict(zip(rows["sample_id"], rows["path"]))
@@ -310,7 +321,7 @@ def augment(
     jobs = {rel: (str(manifest.root / path_of[s]), copy_seed(seed, s, int(k)),
                   boost_spec if rel in extra else specs[s], extra.get(rel, {}))
             for rel, s, k in made[["out_path", "source_id", "copy"]].itertuples(index=False)}
-    result = map_batches(list(jobs), functools.partial(augment_batch, jobs=jobs, out_dir=str(out)), workers,
+    result = map_batches(list(jobs), functools.partial(augment_batch, jobs=jobs, out_dir=str(out), screen=copy_screen), workers,
                          batch_size=16, progress=progress)
     errors = [e for e in result.get("error", []) if e]
     if errors:
@@ -393,7 +404,7 @@ def user_columns(frame: pd.DataFrame) -> dict:
     return names
 
 
-def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, progress, saved=None):
+def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, progress, saved=None, screen=None):
     """``files`` with the boosting copies appended, per boosting file its provenance
     (``{"boost": {"val_id", "cosine"}}``), and the choice to keep in the marker
     (``{"boost_choice": {"run_sha256", "rows"}}``).
@@ -411,7 +422,7 @@ def _add_boost(files, rows, manifest, run, seed, spec, budget, pool, workers, pr
     if chosen is None:
         first_copy = dict(zip(rows["sample_id"], rows["copies"].astype(int)))
         chosen = select_boost(run, manifest, rows, first_copy, seed=seed, spec=spec, pool=pool, budget=budget,
-                              workers=workers, progress=progress)
+                              workers=workers, progress=progress, screen=screen)
     path_of = dict(zip(rows["sample_id"], rows["path"]))
     names = [copy_name(folder_of[s], path_of[s], s, int(k)) for s, k in zip(chosen["source_id"], chosen["copy"])]
     if set(names) & set(files["out_path"]):
@@ -494,7 +505,8 @@ def _first_setting_that_differs(before: dict, settings: dict, plan_spec: dict) -
         boost = boost if isinstance(boost, dict) else {}
         return {"plan": values.get("plan", _UNSET), "plan contents (SHA-256)": values.get("plan_sha256", _UNSET),
                 "seed": values.get("seed", _UNSET), **spec, "boost_from": boost.get("from"),
-                "boost_budget": boost.get("budget"), "boost_pool": boost.get("pool")}
+                "boost_budget": boost.get("budget"), "boost_pool": boost.get("pool"),
+                "screen": values.get("screen", _UNSET)}
 
     # Compared as augment.json holds them (JSON: a tuple is a list).
     now = json.loads(json.dumps(settings, default=str))

@@ -12,9 +12,20 @@ check, and leaves out the operations whose copies cross that audit's own cuts (`
     flagged share of the operation's copies > flagged share of the originals + ``tolerance``
 
 The rule, the shares and what was left out are recorded (``summary.json``: ``choices``).
+
+Even with the operations screened, a few of thousands of copies still cross a cut (a strong
+``Brightness`` draw on a pale scan), and a mild draw leaves a copy so close to its source that
+the audit's ``near_duplicates`` check pairs them. :class:`CopyScreen` checks each copy as it is
+made, against the same audit: a copy past a cut its source is not past, or at least as similar
+to its source as the audit's near-duplicate cut, is drawn again from a seed derived from its
+own (at most :data:`MAX_DRAWS` draws; the seed used and the number of draws are in the copy's
+provenance). So ``fix`` does not add what its own final audit would report.
 """
 
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,6 +64,87 @@ def flagged_by(stats: dict, cuts: dict) -> list[str]:
         if np.isfinite(v) and (v < value if side == "below" else v > value):
             out.append(check)
     return out
+
+
+#: Draws a copy gets before it is kept as it is: its own seed, then seeds derived from it.
+MAX_DRAWS = 8
+
+
+def redraw_seed(seed: int, draw: int) -> int:
+    """The seed of a copy's ``draw``-th draw (0 = its own ``seed``): a 63-bit hash."""
+    if draw == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}|draw|{draw}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+@dataclass(frozen=True)
+class CopyScreen:
+    """What an augmented copy must not be, by the cuts of the audit its plan came from.
+
+    Attributes
+    ----------
+    cuts : dict
+        :func:`audit_cuts`: a copy past one of them that its source is not past is junk.
+    near_cut : float or None
+        The audit's near-duplicate similarity cut: a copy at least this similar to its source
+        adds nothing a second copy of the source would not (None: the audit had no such check).
+    """
+
+    cuts: dict
+    near_cut: float | None = None
+
+    @classmethod
+    def from_summary(cls, checks: dict) -> "CopyScreen":
+        """The screen of an audit's ``summary.json`` ``checks``."""
+        near = (checks.get("near_duplicates") or {}).get("threshold", {}).get("min_similarity")
+        return cls(audit_cuts(checks), float(near) if near is not None and np.isfinite(near) else None)
+
+    def faults(self, source: dict, copy: dict) -> list[str]:
+        """Why a copy is rejected: the checks it fails that its source passes, and
+        ``near_duplicates`` when it is a near duplicate of the source.
+
+        Parameters
+        ----------
+        source, copy : dict
+            :func:`datacheck.engine.image_stats.measure_image` rows of the source and the copy.
+        """
+        from ..engine.image_stats import THUMB_SIDE
+        from ..engine.similarity import pair_similarity
+
+        faults = sorted(set(flagged_by(copy, self.cuts)) - set(flagged_by(source, self.cuts)))
+        if self.near_cut is not None and source["has_content"] and copy["has_content"]:
+            thumbs = np.stack([np.frombuffer(row["thumbnail"], np.uint8).reshape(THUMB_SIDE, THUMB_SIDE, 3)
+                               for row in (source, copy)])
+            small = min(source["width"], source["height"]) < THUMB_SIDE  # a copy keeps its source's size
+            similarity = pair_similarity(thumbs, np.array([0]), np.array([1]), screen=self.near_cut - 0.15,
+                                         enlarged=np.array([small, small]))[0]
+            if similarity >= self.near_cut:
+                faults.append("near_duplicates")
+        return faults
+
+
+def screened_copy(image, spec: dict, seed: int, screen: CopyScreen | None):
+    """:func:`~datacheck.actions.transforms.augment_image`, drawn again while ``screen`` rejects it.
+
+    Returns
+    -------
+    image : PIL.Image.Image
+        The first accepted draw, or the last one after :data:`MAX_DRAWS`.
+    params : dict
+        The drawn parameters, plus ``seed`` (the one used), ``draws`` and, when no draw was
+        accepted, ``faults`` (the last draw's).
+    """
+    from ..engine.image_stats import measure_image
+
+    source = measure_image(image) if screen is not None else None
+    for draw in range(MAX_DRAWS):
+        used = redraw_seed(seed, draw)
+        copy, drawn = augment_image(image, spec, used)
+        faults = screen.faults(source, measure_image(copy)) if screen is not None else []
+        if not faults:
+            return copy, {**drawn, "seed": used, "draws": draw + 1}
+    return copy, {**drawn, "seed": used, "draws": MAX_DRAWS, "faults": faults}
 
 
 def screen_operations(ids: list[str], paths: list[str], spec: dict, cuts: dict, seed: int, *, sample: int = SAMPLE,

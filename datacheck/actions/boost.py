@@ -26,7 +26,7 @@ MAX_BOOST_POOL = 64
 #: The columns of a boosting choice (what :func:`select_boost` returns) and their types.
 CHOICE_DTYPES = {"source_id": str, "copy": np.int64, "val_id": str, "cosine": float}
 
-def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
+def candidate_batch(batch: dict, jobs: dict, side: int, screen=None) -> dict:
     """Make candidate copies in memory, resized for the model (pure over the batch).
 
     Parameters
@@ -37,6 +37,8 @@ def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
         Key → ``(source file, seed, spec)``.
     side : int
         Model input side in pixels.
+    screen : datacheck.actions.augment_screen.CopyScreen, optional
+        As augment draws the copies, so that a chosen candidate is the copy augment writes.
 
     Returns
     -------
@@ -45,13 +47,14 @@ def candidate_batch(batch: dict, jobs: dict, side: int) -> dict:
     """
     from ..engine.image_stats import DECODE_ERRORS
     from ..engine.loader import model_input
-    from .transforms import augment_image, open_source
+    from .augment_screen import screened_copy
+    from .transforms import open_source
 
     pixels, ok = [], []
     for key in batch["path"]:
         source, seed, spec = jobs[key]
         try:
-            image, _ = augment_image(open_source(source), spec, seed)
+            image, _ = screened_copy(open_source(source), spec, seed, screen)
         except DECODE_ERRORS:
             pixels.append(np.zeros((3, side, side), np.uint8))
             ok.append(False)
@@ -88,7 +91,7 @@ def validation_errors(frame: pd.DataFrame, outputs) -> np.ndarray:
 
 
 def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: int, spec: dict, pool: int,
-                 budget: int | None, workers: int, progress=None) -> pd.DataFrame:
+                 budget: int | None, workers: int, progress=None, screen=None) -> pd.DataFrame:
     """Choose boosting copies.
 
     Parameters
@@ -109,6 +112,8 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
         Candidates per training source.
     budget : int or None
         Copies to add; None: 5 per misclassified validation sample.
+    screen : datacheck.actions.augment_screen.CopyScreen, optional
+        The screen augment draws the copies with (:func:`candidate_batch`).
 
     Returns
     -------
@@ -177,7 +182,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
             copy = first_copy.get(sample_id, 0) + j
             jobs[f"{sample_id}#{copy}"] = (str(root / rel), copy_seed(seed, sample_id, copy), spec)
             meta.append((sample_id, copy, index[label]))
-    made = map_batches(list(jobs), functools.partial(candidate_batch, jobs=jobs, side=config.image_size), workers,
+    made = map_batches(list(jobs), functools.partial(candidate_batch, jobs=jobs, side=config.image_size, screen=screen), workers,
                        progress=progress)
     cand_ok = np.asarray(made["ok"], dtype=bool)
     cand_emb = embed(np.stack(made["pixels"]))

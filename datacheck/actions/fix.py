@@ -46,7 +46,9 @@ Rules for the choices a step would otherwise need a person for (recorded in ``su
   training room; they are reserved from the budget before the targets are set.
 - **augmentation operations**: the RandAugment operations whose copies cross the re-audit's
   image-property cuts clearly more often than the originals are left out
-  (:mod:`datacheck.actions.augment_screen`; ``[fix] screen_ops``).
+  (:mod:`datacheck.actions.augment_screen`; ``[fix] screen_ops``). Each copy is then drawn
+  again (at most 8 times) while it crosses a cut its source does not, or is a near duplicate
+  of its source by the audit's cut (``[fix] screen_copies``).
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ FIX_OPTIONS = {
     "boost_per_error": (5, "boosting copies per misclassified validation sample"),
     "boost_max_fraction": (0.1, "boosting copies at most this share of the training rows of the budget"),
     "screen_ops": (True, "leave out the RandAugment operations whose copies the audit's image checks would flag"),
+    "screen_copies": (True, "draw a copy again while the audit would flag it but not its source, or pair it with "
+                            "its source as a near duplicate"),
     "final_model_checks": (False, "the final audit also runs the checks that train a model (a cross-validation "
                                   "over the whole result: the longest step by far)"),
 }
@@ -100,6 +104,7 @@ _CONSTRAINTS = {
     "budget": [Interval(int, 0, None)], "min_confidence": [Interval(float, 0, 1, closed="right")],
     "drop_flagged": [Boolean()], "hold_out_review": [Boolean()], "boost_per_error": [Interval(int, 0, None)],
     "boost_max_fraction": [Interval(float, 0, 1)], "final_model_checks": [Boolean()], "screen_ops": [Boolean()],
+    "screen_copies": [Boolean()],
 }
 #: Candidate copies per training source that boosting draws at least (augment's --boost-pool default).
 MIN_BOOST_POOL = 4
@@ -902,7 +907,8 @@ class _Context:
         result = augment(self.step("balance"), folder, seed=self.seed, resume=True, workers=self.workers,
                          boost_from=self.balanced_run if boosting else None,
                          boost_budget=boost["copies"] if boosting else None,
-                         boost_pool=boost["pool"] if boosting else None, progress=progress, command=self.command)
+                         boost_pool=boost["pool"] if boosting else None, screen=self.options["screen_copies"],
+                         progress=progress, command=self.command)
         return {"counts": {k: int(v) for k, v in result.counts.items()}}
 
     def output(self, folder: Path) -> dict:
