@@ -67,17 +67,21 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str, screen: CopyScreen | No
     from ..runs import atomic_write
 
     out = {"path": [], "transform": [], "written": [], "error": []}
+    last = (None, None, None)  # a source's copies come one after another: decode and measure it once
     for rel in batch["path"]:
         source, seed, spec, extra = jobs[rel]
         target = Path(out_dir) / rel
-        try:
-            image = open_source(source)
-        except DECODE_ERRORS as exc:
-            for key, value in (("path", rel), ("transform", ""), ("written", False), ("error", f"{source}: {exc}")):
-                out[key].append(value)
-            continue
+        if last[0] != source:
+            try:
+                image = open_source(source)
+            except DECODE_ERRORS as exc:
+                for key, value in (("path", rel), ("transform", ""), ("written", False), ("error", f"{source}: {exc}")):
+                    out[key].append(value)
+                continue
+            last = (source, image, screen.measure(image) if screen is not None else None)
+        _, image, measured = last
         # A resumed run still draws the parameters (for the manifest) but never rewrites a file.
-        result, drawn = screened_copy(image, spec, seed, screen)
+        result, drawn = screened_copy(image, spec, seed, screen, measured)
         fresh = not target.exists()
         if fresh:
             atomic_write(target, lambda tmp: result.save(tmp, format="PNG", optimize=False,

@@ -94,6 +94,13 @@ class CopyScreen:
     cuts: dict
     near_cut: float | None = None
 
+    @staticmethod
+    def measure(image) -> dict:
+        """What :meth:`faults` reads of an image (a :func:`~datacheck.engine.image_stats.measure_image` row)."""
+        from ..engine.image_stats import measure_image
+
+        return measure_image(image)
+
     @classmethod
     def from_summary(cls, checks: dict) -> "CopyScreen":
         """The screen of an audit's ``summary.json`` ``checks``."""
@@ -124,8 +131,10 @@ class CopyScreen:
         return faults
 
 
-def screened_copy(image, spec: dict, seed: int, screen: CopyScreen | None):
+def screened_copy(image, spec: dict, seed: int, screen: CopyScreen | None, source: dict | None = None):
     """:func:`~datacheck.actions.transforms.augment_image`, drawn again while ``screen`` rejects it.
+
+    ``source`` is :meth:`CopyScreen.measure` of ``image`` when the caller has it already.
 
     Returns
     -------
@@ -135,13 +144,12 @@ def screened_copy(image, spec: dict, seed: int, screen: CopyScreen | None):
         The drawn parameters, plus ``seed`` (the one used), ``draws`` and, when no draw was
         accepted, ``faults`` (the last draw's).
     """
-    from ..engine.image_stats import measure_image
-
-    source = measure_image(image) if screen is not None else None
+    if screen is not None and source is None:
+        source = screen.measure(image)
     for draw in range(MAX_DRAWS):
         used = redraw_seed(seed, draw)
         copy, drawn = augment_image(image, spec, used)
-        faults = screen.faults(source, measure_image(copy)) if screen is not None else []
+        faults = screen.faults(source, screen.measure(copy)) if screen is not None else []
         if not faults:
             return copy, {**drawn, "seed": used, "draws": draw + 1}
     return copy, {**drawn, "seed": used, "draws": MAX_DRAWS, "faults": faults}
