@@ -7,6 +7,7 @@ that were complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -384,18 +385,52 @@ def cached_arrays(path: Path | None, compute: Callable[[], dict]) -> dict:
     """The arrays ``compute()`` returns, read from the ``.npz`` file at ``path`` when it exists.
 
     Otherwise they are computed and written there atomically, so an interrupted run leaves
-    no half file and the next run resumes from what completed. ``path=None`` disables caching.
+    no half file and the next run resumes from what completed. Processes that miss the same
+    entry at once (two audits of one dataset sharing a cache: CI jobs, notebook kernels) take
+    turns on a lock file beside it, so the first computes and the others read its result
+    instead of training the same models again. ``path=None`` disables caching.
     """
-    if path is not None and path.exists():
-        try:
-            with np.load(path) as data:
-                return {name: data[name] for name in data.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-            pass  # a damaged cache entry (e.g. a disk filled up elsewhere): compute it again
-    arrays = compute()
-    if path is not None:
-        write_npz(path, arrays)
+    if path is None:
+        return compute()
+    arrays = _read_cached(path)
+    if arrays is not None:
+        return arrays
+    with _entry_lock(path):
+        arrays = _read_cached(path)  # written by another process while this one waited
+        if arrays is None:
+            arrays = compute()
+            write_npz(path, arrays)
     return arrays
+
+
+def _read_cached(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None  # a damaged cache entry (e.g. a disk filled up elsewhere): compute it again
+
+
+@contextlib.contextmanager
+def _entry_lock(path: Path):
+    """An exclusive advisory lock on ``<path>.lock`` while the entry is computed (POSIX; the
+    system releases it if the process dies). Where it cannot be taken (no ``fcntl``, a cache on
+    a file system without locks, a read-only cache) the entry is computed unlocked."""
+    try:
+        import fcntl
+
+        handle = open(path.with_name(path.name + ".lock"), "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
 
 
 def cache_file(cache_dir: str | os.PathLike | None, kind: str, *key_parts, suffix: str = ".npz") -> Path | None:

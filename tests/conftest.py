@@ -21,9 +21,17 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 def pytest_configure(config):
-    # Tests never write to the user's cache; they share one cache directory per session,
-    # so the sample dataset's cross-validated model is trained once.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # a pytest-xdist worker inherits the controller's cache directory and thread settings
+    # Tests never write to the user's cache; they share one cache directory per session (all
+    # workers of a parallel run alike), so the sample dataset's cross-validated model is
+    # trained once.
     config._datacheck_cache = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="datacheck-test-cache-")
+    if getattr(config.option, "numprocesses", None):
+        # Parallel workers share the cores: one torch and BLAS thread each, or two trainings
+        # at once oversubscribe them (two 2-thread trainings on 2 cores took 4x as long).
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(variable, "1")
 
 
 def pytest_unconfigure(config):

@@ -351,6 +351,35 @@ def test_a_copy_that_is_a_near_duplicate_of_its_source_is_drawn_again(tmp_path):
     assert CopyScreen.from_summary({"near_duplicates": {"threshold": {"min_similarity": 0.97}}}) == CopyScreen({}, 0.97)
 
 
+def test_a_copy_that_is_a_near_duplicate_of_a_sibling_is_drawn_again(tmp_path):
+    """Solarize at one magnitude is one picture: a second copy equals the first. The second is
+    rejected as a near duplicate of its sibling, and augment_batch gives every copy the same
+    draws however the copies are split into batches (a sibling made in an earlier batch is
+    drawn again, identically)."""
+    from datacheck.actions.augment import SIBLING_RUN, _earlier_siblings, augment_batch
+
+    path = _drawings(tmp_path / "a", n=1)[0]
+    image = Image.open(path).convert("L")
+    screen = CopyScreen({}, near_cut=0.95)
+    first, params, measured = screened_copy(image, _only("Solarize"), 1, screen, measure=True)
+    assert params["draws"] == 1 and "faults" not in params
+    _, second = screened_copy(image, _only("Solarize"), 2, screen, siblings=[measured])
+    assert second["draws"] == MAX_DRAWS and second["faults"] == ["near_duplicates"]
+
+    made = pd.DataFrame({"out_path": [f"c{k}.png" for k in range(SIBLING_RUN + 2)] + ["boost.png"],
+                         "source_id": "s", "copy": list(range(SIBLING_RUN + 2)) + [SIBLING_RUN + 2]})
+    earlier = _earlier_siblings(made, {"boost.png": {}})
+    assert earlier[0] == () and earlier[2] == ("c0.png", "c1.png") and len(earlier[SIBLING_RUN - 1]) == SIBLING_RUN - 1
+    assert earlier[SIBLING_RUN] == () and earlier[SIBLING_RUN + 1] == (f"c{SIBLING_RUN}.png",) and earlier[-1] == ()
+    spec = _only("Identity", "Solarize", "Rotate", "ShearX")
+    jobs = {f"c{k}.png": (path, 100 + k, spec, {}, tuple(f"c{j}.png" for j in range(k))) for k in range(6)}
+    whole = augment_batch({"path": list(jobs)}, jobs, str(tmp_path / "one"), screen)
+    split = [augment_batch({"path": part}, jobs, str(tmp_path / "two"), screen) for part in (list(jobs)[:4], list(jobs)[4:])]
+    assert whole["transform"] == split[0]["transform"] + split[1]["transform"]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "one").iterdir()} == {p.name: p.read_bytes() for p in (tmp_path / "two").iterdir()}
+    assert any(json.loads(t)["draws"] > 1 for t in whole["transform"])  # Identity and repeated Solarize draws
+
+
 def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, tmp_path):
     """datacheck.augment names its keywords (out, resume, seed, workers, spec['magnitude'],
     boost_pool), not the CLI's options; a bad type is a UsageError, not a TypeError or

@@ -39,6 +39,10 @@ MANIFEST_NAME = "manifest.csv"
 PNG_COMPRESS_LEVEL = 6
 #: Boosting candidates drawn per kept training source when ``boost_pool`` is not given.
 DEFAULT_BOOST_POOL = 4
+#: A copy is screened against the earlier copies of its source whose index falls in its run
+#: of this many (copies 0-31, 32-63, ...), not only against the source: two mild draws can
+#: make two copies that are near duplicates of each other.
+SIBLING_RUN = 32
 #: Columns of the output manifest.csv that augment fills itself, besides the contract columns.
 PROVENANCE_COLUMNS = ("source_id", "transform")
 
@@ -51,7 +55,9 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str, screen: CopyScreen | No
     batch : dict
         ``{"path": list of str}``: output paths relative to ``out_dir`` (keys of ``jobs``).
     jobs : dict
-        Output path → ``(source file, seed, spec, extra provenance dict)``.
+        Output path → ``(source file, seed, spec, extra provenance dict, earlier)``, where
+        ``earlier`` are the output paths of the copies of the same source the copy must not
+        be a near duplicate of (:data:`SIBLING_RUN`), in the order they are made.
     out_dir : str
     screen : CopyScreen, optional
         Copies it rejects are drawn again (:func:`.augment_screen.screened_copy`).
@@ -60,28 +66,42 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str, screen: CopyScreen | No
     -------
     dict
         ``"path"``, ``"transform"`` (JSON of the spec, the seed used, the number of draws,
-        the drawn parameters and extra provenance), ``"written"`` (bool: False for a file a resumed run already had) and
-        ``"error"`` (empty or the decode error), one per path.
+        the drawn parameters and extra provenance), ``"written"`` (bool: False for a file a
+        resumed run already had) and ``"error"`` (empty or the decode error), one per path.
     """
     from ..engine.image_stats import DECODE_ERRORS
     from ..runs import atomic_write
 
     out = {"path": [], "transform": [], "written": [], "error": []}
-    last = (None, None, None)  # a source's copies come one after another: decode and measure it once
+    sources: dict = {}  # source file -> (image, its measurement): a source's copies come one after another
+    made: dict = {}  # output path -> (copy, params, its measurement), this batch's and the siblings they need
+
+    def draw(rel: str):
+        # A sibling made in an earlier batch is drawn again here (the same draws: the same copy).
+        if rel not in made:
+            source, seed, spec, _, earlier = jobs[rel]
+            image, measured = sources[source]
+            if screen is not None:
+                for sibling in earlier:
+                    draw(sibling)
+            made[rel] = screened_copy(image, spec, seed, screen, measured,
+                                      [made[e][2] for e in earlier] if screen is not None else [], measure=True)
+        return made[rel]
+
     for rel in batch["path"]:
-        source, seed, spec, extra = jobs[rel]
+        source, _, spec, extra, _ = jobs[rel]
         target = Path(out_dir) / rel
-        if last[0] != source:
+        if source not in sources:
             try:
                 image = open_source(source)
             except DECODE_ERRORS as exc:
                 for key, value in (("path", rel), ("transform", ""), ("written", False), ("error", f"{source}: {exc}")):
                     out[key].append(value)
                 continue
-            last = (source, image, screen.measure(image) if screen is not None else None)
-        _, image, measured = last
+            sources.clear()
+            sources[source] = (image, screen.measure(image) if screen is not None else None)
         # A resumed run still draws the parameters (for the manifest) but never rewrites a file.
-        result, drawn = screened_copy(image, spec, seed, screen, measured)
+        result, drawn, _ = draw(rel)
         fresh = not target.exists()
         if fresh:
             atomic_write(target, lambda tmp: result.save(tmp, format="PNG", optimize=False,
@@ -323,8 +343,8 @@ def augment(
 
     made = files[files["copy"] >= 0]
     jobs = {rel: (str(manifest.root / path_of[s]), copy_seed(seed, s, int(k)),
-                  boost_spec if rel in extra else specs[s], extra.get(rel, {}))
-            for rel, s, k in made[["out_path", "source_id", "copy"]].itertuples(index=False)}
+                  boost_spec if rel in extra else specs[s], extra.get(rel, {}), earlier)
+            for rel, s, k, earlier in zip(made["out_path"], made["source_id"], made["copy"], _earlier_siblings(made, extra))}
     result = map_batches(list(jobs), functools.partial(augment_batch, jobs=jobs, out_dir=str(out), screen=copy_screen), workers,
                          batch_size=16, progress=progress)
     errors = [e for e in result.get("error", []) if e]
@@ -357,6 +377,26 @@ def augment(
 
 
 # --------------------------------------------------------------------------- checks of a plan
+
+
+def _earlier_siblings(made: pd.DataFrame, boosting: dict) -> list[tuple]:
+    """Per planned copy (rows of ``made``: ``out_path, source_id, copy``), the output paths of
+    the earlier copies of its source in its run of :data:`SIBLING_RUN` copy indices: the
+    copies it is screened against besides its source. Runs are fixed by the copy index, so
+    what a copy is compared with does not depend on batches or workers, and a copy is never
+    compared with more than ``SIBLING_RUN - 1`` others. Boosting copies (``boosting``'s keys)
+    are chosen as candidates drawn alone (:mod:`.boost`), so they have no siblings and are
+    nobody's."""
+    planned = made[~made["out_path"].isin(list(boosting))]
+    runs: dict = {}
+    for rel, source, k in zip(planned["out_path"], planned["source_id"], planned["copy"]):
+        runs.setdefault((source, int(k) // SIBLING_RUN), []).append((int(k), rel))
+    before = {}
+    for members in runs.values():
+        members.sort()
+        for i, (_, rel) in enumerate(members):
+            before[rel] = tuple(r for _, r in members[:i])
+    return [before.get(rel, ()) for rel in made["out_path"]]
 
 
 def plan_transform(value, where: str) -> dict:

@@ -17,8 +17,8 @@ Even with the operations screened, a few of thousands of copies still cross a cu
 ``Brightness`` draw on a pale scan), and a mild draw leaves a copy so close to its source that
 the audit's ``near_duplicates`` check pairs them. :class:`CopyScreen` checks each copy as it is
 made, against the same audit: a copy past a cut its source is not past, or at least as similar
-to its source as the audit's near-duplicate cut, is drawn again from a seed derived from its
-own (at most :data:`MAX_DRAWS` draws; the seed used and the number of draws are in the copy's
+to its source (or to an earlier copy of it) as the audit's near-duplicate cut, is drawn again
+from a seed derived from its own (at most :data:`MAX_DRAWS` draws; the seed used and the number of draws are in the copy's
 provenance). So ``fix`` does not add what its own final audit would report.
 """
 
@@ -107,34 +107,39 @@ class CopyScreen:
         near = (checks.get("near_duplicates") or {}).get("threshold", {}).get("min_similarity")
         return cls(audit_cuts(checks), float(near) if near is not None and np.isfinite(near) else None)
 
-    def faults(self, source: dict, copy: dict) -> list[str]:
+    def faults(self, source: dict, copy: dict, siblings: list[dict] = ()) -> list[str]:
         """Why a copy is rejected: the checks it fails that its source passes, and
-        ``near_duplicates`` when it is a near duplicate of the source.
+        ``near_duplicates`` when it is a near duplicate of the source or of a sibling.
 
         Parameters
         ----------
         source, copy : dict
-            :func:`datacheck.engine.image_stats.measure_image` rows of the source and the copy.
+            :meth:`measure` of the source and the copy.
+        siblings : list of dict
+            :meth:`measure` of other copies of the source it must not be a near duplicate of.
         """
         from ..engine.image_stats import THUMB_SIDE
         from ..engine.similarity import pair_similarity
 
         faults = sorted(set(flagged_by(copy, self.cuts)) - set(flagged_by(source, self.cuts)))
-        if self.near_cut is not None and source["has_content"] and copy["has_content"]:
+        others = [row for row in (source, *siblings) if row["has_content"]]
+        if self.near_cut is not None and copy["has_content"] and others:
             thumbs = np.stack([np.frombuffer(row["thumbnail"], np.uint8).reshape(THUMB_SIDE, THUMB_SIDE, 3)
-                               for row in (source, copy)])
-            small = min(source["width"], source["height"]) < THUMB_SIDE  # a copy keeps its source's size
-            similarity = pair_similarity(thumbs, np.array([0]), np.array([1]), screen=self.near_cut - 0.15,
-                                         enlarged=np.array([small, small]))[0]
-            if similarity >= self.near_cut:
+                               for row in (copy, *others)])
+            small = min(source["width"], source["height"]) < THUMB_SIDE  # copies keep their source's size
+            similarity = pair_similarity(thumbs, np.zeros(len(others), np.int64), np.arange(1, len(thumbs)),
+                                         screen=self.near_cut - 0.15, enlarged=np.full(len(thumbs), small))
+            if (similarity >= self.near_cut).any():
                 faults.append("near_duplicates")
         return faults
 
 
-def screened_copy(image, spec: dict, seed: int, screen: CopyScreen | None, source: dict | None = None):
+def screened_copy(image, spec: dict, seed: int, screen: CopyScreen | None, source: dict | None = None,
+                  siblings: list[dict] = (), *, measure: bool = False):
     """:func:`~datacheck.actions.transforms.augment_image`, drawn again while ``screen`` rejects it.
 
-    ``source`` is :meth:`CopyScreen.measure` of ``image`` when the caller has it already.
+    ``source`` is :meth:`CopyScreen.measure` of ``image`` when the caller has it already;
+    ``siblings`` (measurements) are other copies of it the copy must not be a near duplicate of.
 
     Returns
     -------
@@ -143,16 +148,23 @@ def screened_copy(image, spec: dict, seed: int, screen: CopyScreen | None, sourc
     params : dict
         The drawn parameters, plus ``seed`` (the one used), ``draws`` and, when no draw was
         accepted, ``faults`` (the last draw's).
+    measured : dict or None
+        With ``measure``: :meth:`CopyScreen.measure` of the copy (None without a screen).
     """
     if screen is not None and source is None:
         source = screen.measure(image)
+    measured = None
     for draw in range(MAX_DRAWS):
         used = redraw_seed(seed, draw)
         copy, drawn = augment_image(image, spec, used)
-        faults = screen.faults(source, screen.measure(copy)) if screen is not None else []
+        if screen is None:
+            break
+        measured = screen.measure(copy)
+        faults = screen.faults(source, measured, siblings)
         if not faults:
-            return copy, {**drawn, "seed": used, "draws": draw + 1}
-    return copy, {**drawn, "seed": used, "draws": MAX_DRAWS, "faults": faults}
+            break
+    params = {**drawn, "seed": used, "draws": draw + 1, **({"faults": faults} if screen is not None and faults else {})}
+    return (copy, params, measured) if measure else (copy, params)
 
 
 def screen_operations(ids: list[str], paths: list[str], spec: dict, cuts: dict, seed: int, *, sample: int = SAMPLE,
