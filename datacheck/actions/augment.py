@@ -254,7 +254,8 @@ def augment(
     screen : bool, default True
         Draw a copy again (at most :data:`.augment_screen.MAX_DRAWS` times) while it crosses
         an image-property cut of the plan's audit that its source does not, or is a near
-        duplicate of its source by that audit's cut (:class:`.augment_screen.CopyScreen`).
+        duplicate of its source or of an earlier copy of it (:data:`SIBLING_RUN`) by that
+        audit's cut (:class:`.augment_screen.CopyScreen`).
     command : list of str, optional
         The command line; given (by ``datacheck augment``), messages name its options
         (``--resume``, ``--magnitude``), else this function's keywords (``resume``, ``spec['magnitude']``).

@@ -18,8 +18,9 @@ Even with the operations screened, a few of thousands of copies still cross a cu
 the audit's ``near_duplicates`` check pairs them. :class:`CopyScreen` checks each copy as it is
 made, against the same audit: a copy past a cut its source is not past, or at least as similar
 to its source (or to an earlier copy of it) as the audit's near-duplicate cut, is drawn again
-from a seed derived from its own (at most :data:`MAX_DRAWS` draws; the seed used and the number of draws are in the copy's
-provenance). So ``fix`` does not add what its own final audit would report.
+from a seed derived from its own (at most :data:`MAX_DRAWS` draws; the seed used and the
+number of draws are in the copy's provenance). So ``fix`` does not add what its own final
+audit would report.
 """
 
 from __future__ import annotations
