@@ -84,7 +84,8 @@ def _standardise(pixels: np.ndarray, device: str):
     """uint8 (B, 3, S, S) → float (B, 3, S, S), zero mean and unit scale per image."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).to(device).float()
+    # A read-only array (a memory-mapped cache) is copied as it is cast: torch warns on sharing it.
+    x = torch.tensor(pixels, device=device, dtype=torch.float32)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return (x - mean) / (x.std(dim=(1, 2, 3), keepdim=True) + 1.0)
 
