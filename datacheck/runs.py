@@ -417,20 +417,24 @@ def _read_cached(path: Path) -> dict | None:
 def _entry_lock(path: Path):
     """An exclusive advisory lock on ``<path>.lock`` while the entry is computed (POSIX; the
     system releases it if the process dies). Where it cannot be taken (no ``fcntl``, a cache on
-    a file system without locks, a read-only cache) the entry is computed unlocked."""
+    a file system without locks, a read-only cache, a lock path that is a pipe: opened without
+    blocking) the entry is computed unlocked."""
     try:
         import fcntl
 
-        handle = open(path.with_name(path.name + ".lock"), "a")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o644)
     except (ImportError, OSError):
         yield
         return
-    with handle:
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:
             pass
         yield
+    finally:
+        os.close(fd)
 
 
 def cache_file(cache_dir: str | os.PathLike | None, kind: str, *key_parts, suffix: str = ".npz") -> Path | None:

@@ -40,6 +40,19 @@ def test_concurrent_misses_compute_once(tmp_path):
     assert np.array_equal(cached_arrays(path, lambda: {"x": np.zeros(1)})["x"], np.arange(5))
 
 
+def test_a_new_cache_folder_and_a_pipe_as_lock_file(tmp_path):
+    """The first entry of a cache folder not made yet is locked (the folder is made first); a
+    lock path that is a pipe is never waited on: the entry is computed unlocked."""
+    import os
+
+    path = cache_file(tmp_path / "new" / "cache", "cv", "key")
+    assert np.array_equal(cached_arrays(path, lambda: {"x": np.ones(3)})["x"], np.ones(3))
+    assert path.exists() and path.with_name(path.name + ".lock").is_file()
+    other = cache_file(tmp_path, "cv", "other")
+    os.mkfifo(other.with_name(other.name + ".lock"))
+    assert np.array_equal(cached_arrays(other, lambda: {"x": np.zeros(2)})["x"], np.zeros(2))
+
+
 def test_a_damaged_entry_is_computed_again_and_no_cache_computes_each_time(tmp_path):
     path = cache_file(tmp_path, "cv", "key")
     path.write_bytes(b"not an npz")
