@@ -349,6 +349,8 @@ def test_a_copy_that_is_a_near_duplicate_of_its_source_is_drawn_again(tmp_path):
     _, params = screened_copy(image, _only("Identity", "ShearX", "Rotate"), 3, CopyScreen({}, near_cut=0.95))
     assert params["randaugment"][0]["op"] != "Identity" and "faults" not in params
     assert CopyScreen.from_summary({"near_duplicates": {"threshold": {"min_similarity": 0.97}}}) == CopyScreen({}, 0.97)
+    on_embeddings = {"min_similarity": 0.42, "on": "embeddings (cosine)"}  # a cosine cut: not a pixel similarity
+    assert CopyScreen.from_summary({"near_duplicates": {"threshold": on_embeddings}}) == CopyScreen({}, None)
 
 
 def test_a_copy_that_is_a_near_duplicate_of_a_sibling_is_drawn_again(tmp_path):

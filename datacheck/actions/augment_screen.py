@@ -104,8 +104,11 @@ class CopyScreen:
 
     @classmethod
     def from_summary(cls, checks: dict) -> "CopyScreen":
-        """The screen of an audit's ``summary.json`` ``checks``."""
-        near = (checks.get("near_duplicates") or {}).get("threshold", {}).get("min_similarity")
+        """The screen of an audit's ``summary.json`` ``checks``. A near-duplicate cut on
+        embeddings (an audit given ``--embeddings``: a cosine, another scale) is not a pixel
+        similarity, so it is not used."""
+        threshold = (checks.get("near_duplicates") or {}).get("threshold", {})
+        near = None if "on" in threshold else threshold.get("min_similarity")
         return cls(audit_cuts(checks), float(near) if near is not None and np.isfinite(near) else None)
 
     def faults(self, source: dict, copy: dict, siblings: list[dict] = ()) -> list[str]:
