@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..errors import keyword_errors
 from ..errors import BadDataError, UsageError
-from .augment_screen import CopyScreen, screened_copy
+from .augment_screen import CopyScreen, LastSource, screened_copy
 from .transforms import DEFAULT_SPEC, POLICIES, augment_image, copy_seed, open_source, validate_spec  # noqa: F401
 
 AUGMENT_MARKER = "augment.json"
@@ -73,14 +73,14 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str, screen: CopyScreen | No
     from ..runs import atomic_write
 
     out = {"path": [], "transform": [], "written": [], "error": []}
-    sources: dict = {}  # source file -> (image, its measurement): a source's copies come one after another
+    sources = LastSource(screen)
     made: dict = {}  # output path -> (copy, params, its measurement), this batch's and the siblings they need
 
     def draw(rel: str):
         # A sibling made in an earlier batch is drawn again here (the same draws: the same copy).
         if rel not in made:
             source, seed, spec, _, earlier = jobs[rel]
-            image, measured = sources[source]
+            image, measured = sources.open(source)  # the current one: siblings share their source
             if screen is not None:
                 for sibling in earlier:
                     draw(sibling)
@@ -91,15 +91,12 @@ def augment_batch(batch: dict, jobs: dict, out_dir: str, screen: CopyScreen | No
     for rel in batch["path"]:
         source, _, spec, extra, _ = jobs[rel]
         target = Path(out_dir) / rel
-        if source not in sources:
-            try:
-                image = open_source(source)
-            except DECODE_ERRORS as exc:
-                for key, value in (("path", rel), ("transform", ""), ("written", False), ("error", f"{source}: {exc}")):
-                    out[key].append(value)
-                continue
-            sources.clear()
-            sources[source] = (image, screen.measure(image) if screen is not None else None)
+        try:
+            sources.open(source)
+        except DECODE_ERRORS as exc:
+            for key, value in (("path", rel), ("transform", ""), ("written", False), ("error", f"{source}: {exc}")):
+                out[key].append(value)
+            continue
         # A resumed run still draws the parameters (for the manifest) but never rewrites a file.
         result, drawn, _ = draw(rel)
         fresh = not target.exists()

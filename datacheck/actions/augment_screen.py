@@ -138,6 +138,23 @@ class CopyScreen:
         return faults
 
 
+class LastSource:
+    """The source image last opened, and its :meth:`CopyScreen.measure` when screening: the
+    copies (and boosting candidates) of one source come one after another, so it is decoded
+    and measured once for all of them."""
+
+    def __init__(self, screen: CopyScreen | None):
+        self.screen, self.path, self.image, self.measured = screen, None, None, None
+
+    def open(self, path: str) -> tuple:
+        """``(image, measurement or None)`` of the source at ``path``; raises the decode errors."""
+        if path != self.path:
+            image = open_source(path)
+            self.path, self.image = path, image
+            self.measured = self.screen.measure(image) if self.screen is not None else None
+        return self.image, self.measured
+
+
 def screened_copy(image, spec: dict, seed: int, screen: CopyScreen | None, source: dict | None = None,
                   siblings: list[dict] = (), *, measure: bool = False):
     """:func:`~datacheck.actions.transforms.augment_image`, drawn again while ``screen`` rejects it.

@@ -47,14 +47,15 @@ def candidate_batch(batch: dict, jobs: dict, side: int, screen=None) -> dict:
     """
     from ..engine.image_stats import DECODE_ERRORS
     from ..engine.loader import model_input
-    from .augment_screen import screened_copy
-    from .transforms import open_source
+    from .augment_screen import LastSource, screened_copy
 
+    sources = LastSource(screen)
     pixels, ok = [], []
     for key in batch["path"]:
         source, seed, spec = jobs[key]
         try:
-            image, _ = screened_copy(open_source(source), spec, seed, screen)
+            image, measured = sources.open(source)
+            image, _ = screened_copy(image, spec, seed, screen, measured)
         except DECODE_ERRORS:
             pixels.append(np.zeros((3, side, side), np.uint8))
             ok.append(False)
