@@ -18,6 +18,13 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO_ROOT / "sample_data"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+#: Test files of a minute or more (measured with ``--durations``), collected first. Workers take
+#: whole files in collection order (pyproject's ``--dist loadfile --no-loadscope-reorder``), so
+#: these start at once, one per worker, and the short files fill in behind them. test_fix.py
+#: trains sample_data's model, which the other files' ``sample_audit`` then reads from the
+#: shared cache; xdist's own order (most tests first) had left both long files to the end, with
+#: a core idle while the last one ran, and one worker waiting on the other's training.
+LONG_FILES = ("test_fix.py", "test_ray_engine.py")
 
 
 def pytest_configure(config):
@@ -32,6 +39,11 @@ def pytest_configure(config):
         # at once oversubscribe them (two 2-thread trainings on 2 cores took 4x as long).
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(variable, "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    first = {name: rank for rank, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: first.get(item.path.name, len(LONG_FILES)))  # stable: the rest keep their order
 
 
 def pytest_unconfigure(config):
