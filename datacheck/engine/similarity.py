@@ -19,8 +19,10 @@ import numpy as np
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: How far below the half-size screen a pair may score at quarter size and still be compared at half size.
 _QUARTER_MARGIN = 0.3
-#: Thumbnails per block of descriptor and quarter-size computation (64x64 RGB: 12 KB each).
+#: Thumbnails per block of descriptor and quarter-size computation (64x64 RGB: 12 KB each),
+#: at most and (where there are as many) at least.
 _BLOCK = 4096
+_MIN_BLOCK = 512
 
 
 def spectral_descriptors(thumbs: np.ndarray, rows: np.ndarray | None = None, workers: int = 0) -> np.ndarray:
@@ -36,30 +38,35 @@ def spectral_descriptors(thumbs: np.ndarray, rows: np.ndarray | None = None, wor
         Processes describing blocks of rows at once (0: here); the result does not depend on it.
     """
     rows = np.arange(len(thumbs)) if rows is None else np.asarray(rows)
-    blocks = _RowBlocks(thumbs, rows, _descriptor_block)
-    return blocks.gather(workers) if len(rows) else np.empty((0, _descriptor_size(thumbs.shape[1])), np.float32)
+    blocks = _RowBlocks(thumbs, rows, _descriptor_block, workers)
+    return blocks.gather() if len(rows) else np.empty((0, _descriptor_size(thumbs.shape[1])), np.float32)
 
 
 class _RowBlocks:
-    """``fn`` of the thumbnails of ``rows``, :data:`_BLOCK` rows at a time, as ``blocks[b]``
+    """``fn`` of the thumbnails of ``rows``, a block of rows at a time, as ``blocks[b]``
     (for :func:`~datacheck.engine.loader.run_in_workers`: forked workers share ``thumbs``,
-    a memory map or an array, and return only each block's small result)."""
+    a memory map or an array, and return only each block's small result).
 
-    def __init__(self, thumbs: np.ndarray, rows: np.ndarray, fn):
-        self.thumbs, self.rows, self.fn = thumbs, rows, fn
+    Blocks hold at most :data:`_BLOCK` rows, and fewer where that keeps every worker busy:
+    a few thousand images make one block per worker, not one block for one of them.
+    """
+
+    def __init__(self, thumbs: np.ndarray, rows: np.ndarray, fn, workers: int):
+        self.thumbs, self.rows, self.fn, self.workers = thumbs, rows, fn, workers
+        self.block = int(min(_BLOCK, max(_MIN_BLOCK, -(-len(rows) // max(workers, 1)))))
 
     def __len__(self) -> int:
-        return -(-len(self.rows) // _BLOCK)
+        return -(-len(self.rows) // self.block)
 
     def __getitem__(self, b: int) -> np.ndarray:
-        return self.fn(self.thumbs[self.rows[b * _BLOCK : (b + 1) * _BLOCK]])
+        return self.fn(self.thumbs[self.rows[b * self.block : (b + 1) * self.block]])
 
-    def gather(self, workers: int) -> np.ndarray:
+    def gather(self) -> np.ndarray:
         """Every block's result, concatenated in row order (one block: computed here, as a
         worker would take longer to start than to do it)."""
         from .loader import run_in_workers
 
-        return np.concatenate(list(run_in_workers(self, min(workers, len(self)) if len(self) > 1 else 0)))
+        return np.concatenate(list(run_in_workers(self, min(self.workers, len(self)) if len(self) > 1 else 0)))
 
 
 def _descriptor_block(thumbs: np.ndarray) -> np.ndarray:
@@ -196,7 +203,7 @@ class _PairChunks:
         self.thumbs, self.i, self.j, self.enlarged = thumbs, i, j, enlarged
         self.max_shift, self.screen, self.chunk = max_shift, screen, chunk
         self.members = np.unique(np.concatenate([i, j]))  # the images in any pair, sorted
-        self.quarters = _RowBlocks(thumbs, self.members, quarter_size).gather(workers)  # (U, S/4, S/4, 3)
+        self.quarters = _RowBlocks(thumbs, self.members, quarter_size, workers).gather()  # (U, S/4, S/4, 3)
 
     def __len__(self) -> int:
         return -(-len(self.i) // self.chunk)
