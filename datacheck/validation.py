@@ -110,7 +110,21 @@ class Boolean:
         return [1, "yes", None]
 
 
-Constraint = Any  # Interval | Options | Boolean: anything with accepts/describe/invalid_values
+@dataclass(frozen=True)
+class Text:
+    """Any string (a path, a name); ``""`` usually means "not given"."""
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, str)
+
+    def describe(self) -> str:
+        return "a string"
+
+    def invalid_values(self) -> list:
+        return [3, True, None]
+
+
+Constraint = Any  # Interval | Options | Boolean | Text: anything with accepts/describe/invalid_values
 
 
 def validate_params(constraints: dict, params: dict, owner: str) -> None:

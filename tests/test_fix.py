@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -388,3 +389,18 @@ def test_an_out_that_cannot_be_a_folder_is_a_usage_error(tmp_path):
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     assert_one_line_error(invoke("fix", SAMPLE_DATA, "--out", loop), 2, "is a broken symlink, not a folder")
+
+
+def test_the_final_audit_judges_image_properties_by_the_reaudits_cuts(fixed):
+    """The result is measured with the ruler the repaired set was: cuts learned again on the
+    result would move with its copies (here one more image counted dark after than before)."""
+    final = json.loads((fixed.out / "steps" / "7-final_audit" / "summary.json").read_text())["checks"]
+    reaudit = json.loads((fixed.out / "steps" / "3-reaudit" / "summary.json").read_text())["checks"]
+    for check in ("dark", "light", "blurry", "noisy", "low_information", "odd_size", "odd_aspect_ratio"):
+        cut, learned = final[check]["threshold"], reaudit[check]["threshold"]
+        assert Path(cut["learned_in"]).resolve() == (fixed.out / "steps" / "3-reaudit").resolve()
+        assert (cut["center"], cut["scale"]) == (learned["center"], learned["scale"])
+    # Copies are screened against these very cuts, so the result has no more such images than the repaired set.
+    counts = fixed.summary["checks"]
+    for check in ("dark", "light", "blurry", "noisy", "low_information"):
+        assert counts[check]["after"] <= counts[check]["repaired"], (check, counts[check])

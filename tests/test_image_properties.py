@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
@@ -181,3 +182,50 @@ def test_images_under_3_px_on_a_side_have_content_by_their_contrast(tmp_path):
     for check in ("blurry", "noisy"):
         assert "i/strip.png" not in set(result.findings.query("check == @check")["sample_id"])
     assert set(result.issues(check="near_duplicates")["sample_id"]) == {"i/strip_half.png"}
+
+
+def test_cuts_from_an_earlier_audit_judge_new_data_by_its_ruler(tmp_path):
+    """Scans at half exposure are all alike, so a batch of them sets its own norm and flags
+    none as dark; with the cuts a normal batch learned (``cuts_from``) every one is dark, and
+    the summary names where the cut was learned."""
+    rng = np.random.default_rng(3)
+    normal, dim = tmp_path / "normal" / "i", tmp_path / "dim" / "i"
+    normal.mkdir(parents=True)
+    dim.mkdir(parents=True)
+    for i in range(24):
+        im = drawn_numeral(rng)
+        im.save(normal / f"scan{i:02d}.png")
+        Image.fromarray((np.asarray(im) // 2).astype(np.uint8)).save(dim / f"scan{i:02d}.png")
+    reference = datacheck.audit(tmp_path / "normal", out=tmp_path / "runs" / "normal", checks=["image_properties"],
+                                workers=0, cache_dir="off")
+    assert reference.summary["checks"]["dark"]["flagged"] == 0
+
+    own = datacheck.audit(tmp_path / "dim", checks=["image_properties"], workers=0, cache_dir="off")
+    assert own.summary["checks"]["dark"]["flagged"] == 0
+    config = {"detectors": {"image_properties": {"cuts_from": str(tmp_path / "runs" / "normal")}}}
+    judged = datacheck.audit(tmp_path / "dim", checks=["image_properties"], config=config, workers=0, cache_dir="off")
+    assert judged.summary["checks"]["dark"]["flagged"] == 24
+    cut = judged.summary["checks"]["dark"]["threshold"]
+    learned = reference.summary["checks"]["dark"]["threshold"]
+    assert cut["learned_in"] == str(tmp_path / "runs" / "normal")
+    assert (cut["center"], cut["scale"], cut["below"]) == (learned["center"], learned["scale"], learned["below"])
+    # the summary file itself is a reference too; the grayscale rule is not a learned cut
+    config["detectors"]["image_properties"]["cuts_from"] = str(tmp_path / "runs" / "normal" / "summary.json")
+    again = datacheck.audit(tmp_path / "dim", checks=["image_properties"], config=config, workers=0, cache_dir="off")
+    pd.testing.assert_frame_equal(again.findings, judged.findings)
+
+
+@pytest.mark.parametrize("reference", ["missing", "other_checks", "not_json"])
+def test_an_unusable_cuts_from_is_a_usage_error_before_any_work(tmp_path, tiny_dataset, reference):
+    from .conftest import assert_one_line_error, invoke
+
+    if reference == "other_checks":  # an audit that learned no image-property cut
+        datacheck.audit(tiny_dataset, out=tmp_path / "ref", checks=["exact_duplicates"], workers=0, cache_dir="off")
+    elif reference == "not_json":
+        (tmp_path / "ref").mkdir()
+        (tmp_path / "ref" / "summary.json").write_text("[1, 2")
+    (tmp_path / "c.toml").write_text(f'[detectors.image_properties]\ncuts_from = "{tmp_path / "ref"}"\n')
+    result = invoke("audit", tiny_dataset, "--config", tmp_path / "c.toml", "--checks", "image_properties",
+                    "--out", tmp_path / "run", "--cache-dir", "off")
+    assert_one_line_error(result, 2, "image_properties.cuts_from", str(tmp_path / "ref"))
+    assert not (tmp_path / "run").exists()

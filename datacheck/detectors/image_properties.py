@@ -3,7 +3,9 @@
 Every threshold is learned from the dataset itself: a sample is flagged when its statistic
 lies more than ``z_threshold`` robust standard deviations (median/MAD) from the dataset's
 median in the bad direction. A dataset that is all grayscale handwriting on white paper
-therefore sets its own norm instead of being flagged wholesale.
+therefore sets its own norm instead of being flagged wholesale. Or, with ``cuts_from``, the
+norm learned by an earlier audit is applied as it is (scikit-learn's fit, then transform), so
+that a new batch, or a repaired version of the data, is judged by the same ruler.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ..robust import expected_beyond, robust_z, threshold_score
-from ..validation import Interval
+from ..errors import BadDataError, UsageError
+from ..validation import Interval, Text
 from .base import AuditContext, Detector, json_records, partial_findings
 from .registry import register_detector
 
@@ -45,6 +48,11 @@ class ImageProperties(Detector):
     min_color_fraction : float, default 0.5
         The ``grayscale`` check only runs when at least this fraction of readable images
         is in colour (grayscale images in a grayscale dataset are not an issue).
+    cuts_from : str, default ""
+        An earlier audit's run folder (or its ``summary.json``): apply the median and spread
+        each check learned there instead of learning them from this data, so that counts
+        compare like with like (``datacheck fix`` judges its result by the re-audit's cuts).
+        ``z_threshold`` still sets how far is too far; ``grayscale`` is not a learned cut.
     """
 
     name = "image_properties"
@@ -58,11 +66,17 @@ class ImageProperties(Detector):
                   "noisy": {"unreliable_input"},
                   "low_information": {"unreliable_input"}}
     _parameter_constraints = {"z_threshold": [Interval(float, 0, None, "neither")],
-                              "min_color_fraction": [Interval(float, 0, 1, "right")]}
+                              "min_color_fraction": [Interval(float, 0, 1, "right")],
+                              "cuts_from": [Text()]}
 
-    def __init__(self, *, z_threshold: float = 4.0, min_color_fraction: float = 0.5):
+    def __init__(self, *, z_threshold: float = 4.0, min_color_fraction: float = 0.5, cuts_from: str = ""):
         self.z_threshold = z_threshold
         self.min_color_fraction = min_color_fraction
+        self.cuts_from = cuts_from
+
+    def _check_params(self) -> None:
+        if self.cuts_from:
+            learned_cuts(self.cuts_from)  # an unusable reference is a usage error before any work
 
     def find(self, ctx: AuditContext):
         stats = ctx.get("image_stats")
@@ -96,13 +110,20 @@ class ImageProperties(Detector):
             ("odd_size", "area", np.log(width * height), 0, _AREA_FLOOR, False),
             ("odd_aspect_ratio", "aspect_ratio", np.log(width / height), 0, _LOG_FLOOR, False),
         ]
+        reference = learned_cuts(self.cuts_from) if self.cuts_from else {}
         for check, stat, value, direction, floor, needs_content in measures:
             scored = np.isfinite(value) & ~(flat & needs_content)
-            z, median, scale = robust_z(np.where(scored, value, np.nan), floor)
+            if check in reference:
+                median, scale = reference[check]
+                z = (np.where(scored, value, np.nan) - median) / scale
+            else:
+                z, median, scale = robust_z(np.where(scored, value, np.nan), floor)
             badness = np.abs(z) if direction == 0 else direction * z
             if check == "low_information":
                 badness = np.where(flat, np.inf, badness)  # a flat image carries no information at all
             self.thresholds_[check] = _describe_cut(stat, median, scale, direction, self.z_threshold, check)
+            if check in reference:
+                self.thresholds_[check]["learned_in"] = self.cuts_from
             # Under the bulk's robust normal fit, clean images past the cut (both tails for a
             # two-sided statistic); flat images are flagged on their own account.
             tails = 2 if direction == 0 else 1
@@ -157,6 +178,9 @@ def _describe_cut(stat: str, median: float, scale: float, direction: int, z: flo
     info = {"statistic": stat, "z_threshold": z, "median": round(back(median), 4) if math.isfinite(median) else None}
     if not math.isfinite(median):
         return info
+    # The fit itself, unrounded, on the scale the check compares (log units but for sharpness):
+    # what ``cuts_from`` applies to another dataset.
+    info["center"], info["scale"] = median, scale
     if direction == 0:
         info["below"] = round(back(median - z * scale), 4)
         info["above"] = round(back(median + z * scale), 4)
@@ -169,3 +193,45 @@ def _describe_cut(stat: str, median: float, scale: float, direction: int, z: flo
     if check == "low_information":
         info["or"] = "flat image (grey std < 2)"
     return info
+
+
+#: The checks whose cut is a robust z-score on a transformed statistic (a median and a
+#: spread), which ``cuts_from`` can take from another audit.
+LEARNED_CHECKS = ("dark", "light", "blurry", "noisy", "low_information", "odd_size", "odd_aspect_ratio")
+
+
+def learned_cuts(source: str) -> dict[str, tuple[float, float]]:
+    """``check -> (center, scale)`` of each image-property check an earlier audit learned.
+
+    Parameters
+    ----------
+    source : str
+        That audit's run folder or its ``summary.json``.
+
+    Raises
+    ------
+    UsageError
+        The file is missing or unreadable, or records no learned cut (an audit that did not
+        run the image-property checks, or ran them with a datacheck before 0.1's ``center``).
+    """
+    from pathlib import Path
+
+    from ..files.json_object import read_json
+
+    path = Path(source)
+    path = path / "summary.json" if path.is_dir() else path
+    try:
+        checks = read_json(path).get("checks")
+    except BadDataError as exc:
+        raise UsageError(f"image_properties.cuts_from: {exc}") from None
+    cuts = {}
+    for check in LEARNED_CHECKS:
+        fit = checks.get(check, {}).get("threshold", {}) if isinstance(checks, dict) else {}
+        center, scale = (fit.get(key) if isinstance(fit, dict) else None for key in ("center", "scale"))
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (center, scale)) \
+                and scale > 0:
+            cuts[check] = (float(center), float(scale))
+    if not cuts:
+        raise UsageError(f"image_properties.cuts_from: {path} records no learned image-property cut "
+                         "(its audit did not run image_properties, or an older datacheck wrote it)")
+    return cuts
