@@ -371,8 +371,17 @@ def test_a_copy_that_is_a_near_duplicate_of_a_sibling_is_drawn_again(tmp_path):
     made = pd.DataFrame({"out_path": [f"c{k}.png" for k in range(SIBLING_RUN + 2)] + ["boost.png"],
                          "source_id": "s", "copy": list(range(SIBLING_RUN + 2)) + [SIBLING_RUN + 2]})
     earlier = _earlier_siblings(made, {"boost.png": {}})
-    assert earlier[0] == () and earlier[2] == ("c0.png", "c1.png") and len(earlier[SIBLING_RUN - 1]) == SIBLING_RUN - 1
-    assert earlier[SIBLING_RUN] == () and earlier[SIBLING_RUN + 1] == (f"c{SIBLING_RUN}.png",) and earlier[-1] == ()
+    # every planned copy is also compared with its source's boosting copy, which is compared with nothing
+    assert earlier[0] == ("boost.png",) and earlier[2] == ("boost.png", "c0.png", "c1.png")
+    assert len(earlier[SIBLING_RUN - 1]) == SIBLING_RUN
+    assert earlier[SIBLING_RUN] == ("boost.png",) and earlier[SIBLING_RUN + 1] == ("boost.png", f"c{SIBLING_RUN}.png")
+    assert earlier[-1] == ()
+    other = _earlier_siblings(made.assign(source_id=["s"] * (SIBLING_RUN + 2) + ["t"]), {"boost.png": {}})
+    assert other[0] == () and other[2] == ("c0.png", "c1.png")  # another source's boosting copy is not a sibling
+    # a planned copy that repeats its source's boosting copy is drawn again
+    boost_then_copy = {"b.png": (path, 1, _only("Solarize"), {}, ()), "c.png": (path, 2, _only("Solarize"), {}, ("b.png",))}
+    drawn = augment_batch({"path": ["c.png"]}, boost_then_copy, str(tmp_path / "boost"), screen)
+    assert json.loads(drawn["transform"][0])["faults"] == ["near_duplicates"]
     spec = _only("Identity", "Solarize", "Rotate", "ShearX")
     jobs = {f"c{k}.png": (path, 100 + k, spec, {}, tuple(f"c{j}.png" for j in range(k))) for k in range(6)}
     whole = augment_batch({"path": list(jobs)}, jobs, str(tmp_path / "one"), screen)

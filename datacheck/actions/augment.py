@@ -379,21 +379,26 @@ def augment(
 
 def _earlier_siblings(made: pd.DataFrame, boosting: dict) -> list[tuple]:
     """Per planned copy (rows of ``made``: ``out_path, source_id, copy``), the output paths of
-    the earlier copies of its source in its run of :data:`SIBLING_RUN` copy indices: the
-    copies it is screened against besides its source. Runs are fixed by the copy index, so
-    what a copy is compared with does not depend on batches or workers, and a copy is never
-    compared with more than ``SIBLING_RUN - 1`` others. Boosting copies (``boosting``'s keys)
-    are chosen as candidates drawn alone (:mod:`.boost`), so they have no siblings and are
-    nobody's."""
-    planned = made[~made["out_path"].isin(list(boosting))]
+    the copies it is screened against besides its source: the boosting copies of its source,
+    then the earlier copies of its source in its run of :data:`SIBLING_RUN` copy indices.
+    Runs are fixed by the copy index, so what a copy is compared with does not depend on
+    batches or workers, and a copy is never compared with more than ``SIBLING_RUN - 1``
+    planned others. Boosting copies (``boosting``'s keys) are chosen as candidates drawn alone
+    (:mod:`.boost`): they are compared with their source only, and the planned copies of that
+    source with them (on roman, two boosting copies had been near duplicates of planned ones)."""
+    is_boost = made["out_path"].isin(list(boosting)).to_numpy()
+    boosts: dict = {}
+    for rel, source in zip(made["out_path"][is_boost], made["source_id"][is_boost]):
+        boosts.setdefault(source, []).append(rel)
+    planned = made[~is_boost]
     runs: dict = {}
     for rel, source, k in zip(planned["out_path"], planned["source_id"], planned["copy"]):
         runs.setdefault((source, int(k) // SIBLING_RUN), []).append((int(k), rel))
     before = {}
-    for members in runs.values():
+    for (source, _), members in runs.items():
         members.sort()
         for i, (_, rel) in enumerate(members):
-            before[rel] = tuple(r for _, r in members[:i])
+            before[rel] = tuple(boosts.get(source, ())) + tuple(r for _, r in members[:i])
     return [before.get(rel, ()) for rel in made["out_path"]]
 
 
