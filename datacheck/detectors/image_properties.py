@@ -226,7 +226,8 @@ def learned_cuts(source: str) -> dict[str, tuple[float, float]]:
         raise UsageError(f"image_properties.cuts_from: {exc}") from None
     cuts = {}
     for check in LEARNED_CHECKS:
-        fit = checks.get(check, {}).get("threshold", {}) if isinstance(checks, dict) else {}
+        entry = checks.get(check) if isinstance(checks, dict) else None  # a hand-edited file may hold anything
+        fit = entry.get("threshold") if isinstance(entry, dict) else None
         center, scale = (fit.get(key) if isinstance(fit, dict) else None for key in ("center", "scale"))
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (center, scale)) \
                 and scale > 0:
