@@ -10,6 +10,8 @@ from PIL import Image, ImageDraw
 import datacheck
 from datacheck.engine.image_stats import _edge_statistics, _histograms, measure_image
 
+from .conftest import assert_one_line_error, invoke
+
 
 def drawn_numeral(rng: np.random.Generator, size: int = 120) -> Image.Image:
     """Black pen strokes on white paper, like a scanned handwritten numeral."""
@@ -217,8 +219,6 @@ def test_cuts_from_an_earlier_audit_judge_new_data_by_its_ruler(tmp_path):
 
 @pytest.mark.parametrize("reference", ["missing", "other_checks", "not_json"])
 def test_an_unusable_cuts_from_is_a_usage_error_before_any_work(tmp_path, tiny_dataset, reference):
-    from .conftest import assert_one_line_error, invoke
-
     if reference == "other_checks":  # an audit that learned no image-property cut
         datacheck.audit(tiny_dataset, out=tmp_path / "ref", checks=["exact_duplicates"], workers=0, cache_dir="off")
     elif reference == "not_json":

@@ -1006,9 +1006,10 @@ class _Context:
         config = read_toml(self.out / FINAL_AUDIT_CONFIG)
         try:
             learned_cuts(str(self.balanced_run))
-        except UsageError:  # that audit did not run the image-property checks: the result's own cuts
-            return self._audit(self.out / DATASET_DIR, folder, config=config)
-        config.setdefault("detectors", {}).setdefault("image_properties", {})["cuts_from"] = str(self.balanced_run)
+        except UsageError:
+            pass  # that audit did not run the image-property checks: the result's own cuts
+        else:
+            config.setdefault("detectors", {}).setdefault("image_properties", {})["cuts_from"] = str(self.balanced_run)
         return self._audit(self.out / DATASET_DIR, folder, config=config)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from ..robust import expected_beyond, robust_z, threshold_score
 from ..errors import BadDataError, UsageError
+from ..files.json_object import read_json
 from ..validation import Interval, Text
 from .base import AuditContext, Detector, json_records, partial_findings
 from .registry import register_detector
@@ -214,10 +216,6 @@ def learned_cuts(source: str) -> dict[str, tuple[float, float]]:
         The file is missing or unreadable, or records no learned cut (an audit that did not
         run the image-property checks, or ran them with a datacheck before 0.1's ``center``).
     """
-    from pathlib import Path
-
-    from ..files.json_object import read_json
-
     path = Path(source)
     path = path / "summary.json" if path.is_dir() else path
     try:
