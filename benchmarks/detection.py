@@ -122,6 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample-seeds", type=int, nargs="+", default=[0, 1, 2], help="audit seeds for sample_data")
     parser.add_argument("--checks", nargs="+", help="detectors to run (default: the default ones plus aum; '*' = all)")
     parser.add_argument("--model", help="embedding model of the roman and sample_data audits (datacheck's default otherwise)")
+    parser.add_argument("--config", type=Path, help="datacheck config TOML of the roman and sample_data audits "
+                                                     "(e.g. another [train] image_size)")
     parser.add_argument("--cache-dir", help="datacheck cache shared by all audits (default: a fresh one per audit: cold)")
     parser.add_argument("--workers", type=int_at_least(0), help="decoding processes (datacheck's default otherwise)")
     parser.add_argument("--roman", type=Path, default=ROMAN, help=f"roman dataset (default: {ROMAN})")
@@ -275,8 +277,11 @@ def default_checks() -> list[str]:
 def run_audit(data, name: str, args, work: Path, seed: int, checks=None, **kwargs):
     import datacheck
 
-    if args.model and data is not None:  # label-errors audits read given probabilities: no model
-        kwargs["model"] = args.model
+    if data is not None:  # label-errors audits read given probabilities: no model, no training
+        if args.model:
+            kwargs["model"] = args.model
+        if args.config:
+            kwargs["config"] = args.config
     with tempfile.TemporaryDirectory(prefix="datacheck-detection-cache-") as fresh:
         started = time.perf_counter()
         result = datacheck.audit(data, out=work / "runs" / name, checks=checks, seed=seed,
