@@ -210,6 +210,33 @@ def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, mo
     pd.testing.assert_frame_equal(in_memory_stats, fresh)
 
 
+def test_thumbnails_are_read_from_arrow_buffers_as_from_bytes():
+    """A part's thumbnail column is read from Arrow's buffers in place; whole thumbnails land
+    where the bytes path puts them, and empty, null, damaged (other length) rows stay zero,
+    in a chunked and a sliced column alike."""
+    import pyarrow as pa
+
+    import datacheck.features.images as images
+
+    size = 64 * 64 * 3
+    rng = np.random.default_rng(0)
+    values = [rng.integers(1, 256, size, dtype=np.uint8).tobytes() for _ in range(7)]
+    values[1], values[4] = b"", b"\x01" * 10  # unreadable; damaged
+    values[5] = None
+    expected = np.zeros((9, 64, 64, 3), np.uint8)
+    images._fill_thumbnails(expected, 2, pd.Series([b"" if v is None else v for v in values]))
+    for column in (pa.chunked_array([pa.array(values[:3]), pa.array(values[3:])]),
+                   pa.array([b"x" * size] + values).slice(1)):
+        out = np.zeros_like(expected)
+        images._fill_thumbnails(out, 2, column)
+        np.testing.assert_array_equal(out, expected)
+    assert expected[[2, 4, 5, 8]].all() and not expected[[0, 1, 3, 6, 7]].any()  # rows 2-8 are values 0-6
+    whole = pa.array([values[0], values[2]])  # every row whole: one contiguous copy
+    out = np.zeros((2, 64, 64, 3), np.uint8)
+    images._fill_thumbnails(out, 0, whole)
+    np.testing.assert_array_equal(out.reshape(2, -1), np.frombuffer(values[0] + values[2], np.uint8).reshape(2, -1))
+
+
 def test_a_full_disk_for_the_thumbnails_is_a_usage_error(tmp_path, monkeypatch):
     """The thumbnails' temporary file takes its disk space before it is mapped, so a full disk
     is one clear error, not a crash when a page of a sparse file is first written."""
