@@ -111,6 +111,39 @@ def test_high_bit_images_are_scaled_to_8_bits_not_clipped(scale, dtype, mode):
     assert high["pixel_hash"] != eight["pixel_hash"]  # different files, different pixels
 
 
+def test_large_jpegs_are_decoded_at_a_reduced_scale(tmp_path, monkeypatch):
+    """A JPEG at least twice the analysis side on both sides is decoded at 1/2-1/8 scale (never
+    under the analysis side): statistics as from the full decode, the file's own size (as
+    displayed), one hash for copies of its image data, another than a lossless re-save's."""
+    import datacheck.engine.image_stats as image_stats
+
+    rng = np.random.default_rng(4)
+    smooth = Image.fromarray(rng.integers(0, 256, (12, 18, 3), dtype=np.uint8)).resize((1200, 800), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    photo, commented, lossless, small = (tmp_path / name for name in ("photo.jpg", "commented.jpg", "photo.png", "small.jpg"))
+    smooth.save(photo, quality=92, exif=exif)
+    smooth.save(commented, quality=92, exif=exif, comment=b"another file, the same image data")
+    with Image.open(photo) as im:
+        full = image_stats.upright(im.convert("RGB"))
+    full.save(lossless)
+    smooth.resize((500, 800)).save(small, quality=92)  # under twice 256 wide: decoded whole
+
+    decoded_sizes = []
+    real = image_stats._identify
+    monkeypatch.setattr(image_stats, "_identify", lambda im, *a: decoded_sizes.append(im.size) or real(im, *a))
+    stats = image_stats.analyze_batch({"path": [str(p) for p in (photo, commented, lossless, small)]})
+    assert decoded_sizes == [(400, 600), (400, 600), (800, 1200), (500, 800)]  # shown portrait; 1/2 scale
+    assert (stats["width"], stats["height"]) == ([800, 800, 800, 500], [1200, 1200, 1200, 800])
+    assert stats["pixel_hash"][0] == stats["pixel_hash"][1] != stats["pixel_hash"][2]
+    for name in ("brightness_mean", "contrast", "entropy", "colorfulness"):  # the lossless re-save: the full decode
+        assert stats[name][0] == pytest.approx(stats[name][2], rel=0.02), name
+    from datacheck.engine.similarity import pair_similarity
+
+    thumbs = np.stack([np.frombuffer(t, np.uint8).reshape(64, 64, 3) for t in stats["thumbnail"]])
+    assert pair_similarity(thumbs, np.array([0]), np.array([2]))[0] > 0.99  # a near duplicate of its re-save
+
+
 def test_photos_stored_sideways_are_measured_as_displayed(tmp_path):
     """A photo stored landscape with EXIF orientation 6 (turn 90° clockwise to view) is the
     portrait picture a person sees: its size, its exact duplicate (the same picture saved

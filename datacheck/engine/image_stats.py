@@ -28,7 +28,7 @@ THUMB_SIDE = 64
 FLAT_STD = 2.0
 
 #: Bumped when a statistic's definition changes, so cached statistics are recomputed.
-STATS_VERSION = 6
+STATS_VERSION = 7  # 7: large JPEGs decoded at a reduced scale
 
 STAT_COLUMNS = [
     "width",  # int, pixels
@@ -194,13 +194,28 @@ def measure_image(im: Image.Image) -> dict:
 
 
 def _decode(path: str) -> dict:
-    """:func:`_identify` of the image at ``path``, or an unreadable row; never raises for a bad file."""
+    """:func:`_identify` of the image at ``path``, or an unreadable row; never raises for a bad file.
+
+    A JPEG at least twice :data:`ANALYSIS_SIDE` on both sides is decoded at 1/2, 1/4 or 1/8
+    of its size (libjpeg's scaled IDCT, Pillow's ``draft``), never below that side: the
+    statistics, the thumbnail and the analysis copy are made from a copy no larger anyway
+    (the same size of copy either way), and a 12-megapixel photo then costs about a quarter
+    of its full decode and hash. Its width and height are the file's. Its
+    ``pixel_hash`` is of those scaled pixels, the same for every copy of the file's image data
+    (a copy with other metadata too), but not equal to the hash of a lossless re-save of its
+    full pixels (a PNG made from it), which the near-duplicate check finds instead.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # palette/transparency chatter from Pillow
             with open_image(path) as im:
+                stored = im.size
+                scaled = im.draft(None, (ANALYSIS_SIDE, ANALYSIS_SIDE)) is not None and im.size != stored
                 im.load()
-                return _identify(upright(im))
+                shown = upright(im)
+                # The file's own size, as shown (a 90-degree turn swaps its sides).
+                size = stored[::-1] if shown.size == im.size[::-1] and shown.size != im.size else stored
+                return _identify(shown, size if scaled else None)
     except DECODE_ERRORS as exc:
         return _unreadable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
@@ -211,18 +226,21 @@ def _unreadable(reason: str) -> dict:
     return row
 
 
-def _identify(im: Image.Image) -> dict:
+def _identify(im: Image.Image, file_size: tuple[int, int] | None = None) -> dict:
     """What needs the whole decoded image: size, mode, pixel hash, thumbnail, and the analysis
     copy (``"copy"``: uint8 (H, W) grey or (H, W, 3) RGB, at most :data:`ANALYSIS_SIDE` on
-    its longer side)."""
+    its longer side). ``file_size`` is the image's (width, height) when ``im`` was decoded
+    at a reduced scale (:func:`_decode`)."""
     width, height = im.size
     mode = im.mode
     # Palette images store indices: two files with one index map but different palettes are
     # different pictures, so their colours are hashed, not the indices.
     pixels = im.convert("RGBA").tobytes() if mode in ("P", "PA") else im.tobytes()
     # SHA-256 (hardware-accelerated on current x86 and ARM cores, 2-3x faster than BLAKE2b
-    # there), truncated to 128 bits: an exact-duplicate identity, not a signature.
-    digest = hashlib.sha256(f"{mode}:{width}x{height}:".encode())
+    # there), truncated to 128 bits: an exact-duplicate identity, not a signature. Pixels
+    # decoded at a reduced scale say so, so they never equal a full decode of that size.
+    scaled = f"<{file_size[0]}x{file_size[1]}" if file_size else ""
+    digest = hashlib.sha256(f"{mode}:{width}x{height}{scaled}:".encode())
     digest.update(pixels)
     pixel_hash = digest.hexdigest()[:32]
     eight = eight_bit(im)
@@ -234,6 +252,8 @@ def _identify(im: Image.Image) -> dict:
         copy = np.frombuffer(pixels, dtype=np.uint8).reshape((height, width, 3) if mode == "RGB" else (height, width))
     else:
         copy = np.asarray(small)
+    if file_size:
+        width, height = file_size
     return {"width": width, "height": height, "mode": mode, "pixel_hash": pixel_hash,
             "thumbnail": thumbnail.tobytes(), "error": "", "copy": copy}
 
