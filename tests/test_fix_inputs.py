@@ -179,3 +179,20 @@ def test_a_class_that_drop_flagged_empties_is_named_in_a_note(tmp_path):
     m = pd.read_csv(tmp_path / "out" / "manifest.csv", dtype=str, keep_default_na=False)
     assert "dog" not in set(m.loc[m["split"] == "train", "label"])
     assert tree_digest(data) == before
+
+
+def test_a_fix_json_without_a_settings_section_names_it(tmp_path, quick):
+    """A hand-edited fix.json without its whole ``audit_config`` section: exit 2 naming it
+    (before: exit 4, IndexError in the message's setting name), and the folder is left as it was."""
+    data = make_one_class(tmp_path / "one")
+    out = tmp_path / "out"
+    args = ["fix", data, "--out", out, "--budget", 12, "--config", quick, "--workers", 0, "-q", "--no-relabel",
+            "--no-boost"]
+    assert invoke(*args).exit_code == 0
+    marker = out / "fix.json"
+    recorded = json.loads(marker.read_text())
+    del recorded["audit_config"]
+    marker.write_text(json.dumps(recorded))
+    before = tree_digest(out)
+    assert_one_line_error(invoke(*args), 2, "other settings (audit_config (not set), now {")
+    assert tree_digest(out) == before

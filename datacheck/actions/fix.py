@@ -601,7 +601,9 @@ def _first_difference(before, now, path: tuple = ()) -> tuple[str, object, objec
         return None
     if before == now:
         return None
-    parts = path[1:] if path[:1] == ("audit_config",) else path
+    # The audit's sections are named as in the config file ([audit] seed), but the whole
+    # section, absent from a hand-edited fix.json, by its own key.
+    parts = path[1:] if path[:1] == ("audit_config",) and len(path) > 1 else path
     name = parts[0] if len(parts) == 1 else f"[{'.'.join(parts[:-1])}] {parts[-1]}"
     return name, before, now
 
