@@ -196,3 +196,22 @@ def test_a_fix_json_without_a_settings_section_names_it(tmp_path, quick):
     before = tree_digest(out)
     assert_one_line_error(invoke(*args), 2, "other settings (audit_config (not set), now {")
     assert tree_digest(out) == before
+
+
+def test_a_steps_file_deleted_by_hand_makes_that_step_again(tmp_path):
+    """A file a complete step wrote beside its marker (the plan, augment's own marker), deleted
+    from DIR/steps: the rerun makes that step again and gives the same manifest (before: exit
+    4, FileNotFoundError, or exit 2 "not an augment output")."""
+    data = make_tiny_dataset(tmp_path / "tiny")
+    out = tmp_path / "out"
+    config = tmp_path / "short.toml"
+    config.write_text(QUICK + "[train]\nepochs = 1\nfolds = 2\n")
+    args = ["fix", data, "--out", out, "--budget", 20, "--config", config, "--workers", 0, "-q", "--no-boost",
+            "--no-relabel"]
+    assert invoke(*args).exit_code == 0
+    digest = (out / "manifest.csv").read_bytes()
+    for name in ("4-balance/plan.parquet", "5-augment/augment.json"):
+        (out / "steps" / name).unlink()
+        result = invoke(*args)
+        assert result.exit_code == 0, (name, result.output)
+        assert (out / "steps" / name).is_file() and (out / "manifest.csv").read_bytes() == digest

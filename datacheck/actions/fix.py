@@ -648,18 +648,29 @@ class _Steps:
         marker = folder / STEP_MARKER
         if not self.redo and marker.is_file() and intact():
             record = read_json(marker)
-            if record.get("status") == "complete":
+            # The files the step wrote beside its marker, which later steps and the summary
+            # read: one deleted by hand makes the step run again, as a deleted result file
+            # does (a marker of an earlier datacheck lists none).
+            files = record.get("files", [])
+            kept = isinstance(files, list) and all(isinstance(f, str) and (folder / f).is_file() for f in files)
+            if record.get("status") == "complete" and kept:
                 self.status[name], self.records[name] = "reused", record
                 return
         earlier_redone, self.redo = self.redo, True
         # An unfinished step starts over in a clean folder. Augment keeps its finished files
         # after an interruption (it resumes itself: same plan, seed and settings, checked by
-        # its own marker), but not when the plan was made again.
-        if folder.exists() and (name != "augment" or earlier_redone):
+        # its own marker), but not when the plan was made again, nor without that marker
+        # (deleted: augment would refuse to resume a folder it cannot recognise).
+        from .augment import AUGMENT_MARKER
+
+        if folder.exists() and (name != "augment" or earlier_redone or not (folder / AUGMENT_MARKER).is_file()):
             shutil.rmtree(folder)
         started = time.perf_counter()
         record = work(folder)
-        record = {"step": name, "status": "complete", "seconds": round(time.perf_counter() - started, 3), **record}
+        files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != STEP_MARKER) \
+            if folder.is_dir() else []
+        record = {"step": name, "status": "complete", "seconds": round(time.perf_counter() - started, 3), **record,
+                  "files": files}
         write_json(marker, record)
         self.status[name], self.records[name] = "done", record
 
