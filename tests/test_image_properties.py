@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -262,3 +264,29 @@ def test_an_unusable_cuts_from_is_a_usage_error_before_any_work(tmp_path, tiny_d
                     "--out", tmp_path / "run", "--cache-dir", "off")
     assert_one_line_error(result, 2, "image_properties.cuts_from", str(tmp_path / "ref"))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("center", ["1" + "0" * 400, "true", '"0.5"'])
+def test_a_cuts_from_center_that_is_no_float_is_not_a_learned_cut(tmp_path, tiny_dataset, center):
+    """A hand-edited summary.json whose only cut has a centre too large for a float (a JSON
+    integer of 401 digits), a boolean or text: no learned cut, exit 2 (before, the integer
+    was exit 4: OverflowError in math.isfinite)."""
+    (tmp_path / "ref.json").write_text('{"checks": {"dark": {"threshold": {"center": %s, "scale": 1}}}}' % center)
+    (tmp_path / "c.toml").write_text(f'[detectors.image_properties]\ncuts_from = "{tmp_path / "ref.json"}"\n')
+    result = invoke("audit", tiny_dataset, "--config", tmp_path / "c.toml", "--checks", "image_properties",
+                    "--out", tmp_path / "run", "--cache-dir", "off")
+    assert_one_line_error(result, 2, "image_properties.cuts_from", "records no learned image-property cut")
+
+
+def test_a_cuts_from_spread_too_small_for_the_data_flags_without_warnings(tmp_path, tiny_dataset):
+    """A hand-made cut whose spread is so small that z overflows: every image is past it, and
+    stderr holds no numpy RuntimeWarning (before: "overflow encountered in divide")."""
+    (tmp_path / "ref.json").write_text('{"checks": {"dark": {"threshold": {"center": 1e308, "scale": 1e-308}}}}')
+    (tmp_path / "c.toml").write_text(f'[detectors.image_properties]\ncuts_from = "{tmp_path / "ref.json"}"\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # printed on stderr by the command line
+        result = invoke("audit", tiny_dataset, "--config", tmp_path / "c.toml", "--checks", "image_properties",
+                        "--out", tmp_path / "run", "--cache-dir", "off", "-q")
+    assert result.exit_code == 0, result.output
+    dark = pd.read_parquet(tmp_path / "run" / "findings.parquet").query("check == 'dark'")
+    assert len(dark) == 16 and dark["is_issue"].all()

@@ -117,7 +117,9 @@ class ImageProperties(Detector):
             scored = np.isfinite(value) & ~(flat & needs_content)
             if check in reference:
                 median, scale = reference[check]
-                z = (np.where(scored, value, np.nan) - median) / scale
+                # A hand-made spread can be small enough for z to overflow: inf is past any cut.
+                with np.errstate(over="ignore"):
+                    z = (np.where(scored, value, np.nan) - median) / scale
             else:
                 z, median, scale = robust_z(np.where(scored, value, np.nan), floor)
             badness = np.abs(z) if direction == 0 else direction * z
@@ -226,11 +228,22 @@ def learned_cuts(source: str) -> dict[str, tuple[float, float]]:
     for check in LEARNED_CHECKS:
         entry = checks.get(check) if isinstance(checks, dict) else None  # a hand-edited file may hold anything
         fit = entry.get("threshold") if isinstance(entry, dict) else None
-        center, scale = (fit.get(key) if isinstance(fit, dict) else None for key in ("center", "scale"))
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (center, scale)) \
-                and scale > 0:
-            cuts[check] = (float(center), float(scale))
+        center, scale = (_finite(fit.get(key)) if isinstance(fit, dict) else None for key in ("center", "scale"))
+        if center is not None and scale is not None and scale > 0:
+            cuts[check] = (center, scale)
     if not cuts:
         raise UsageError(f"image_properties.cuts_from: {path} records no learned image-property cut "
                          "(its audit did not run image_properties, or an older datacheck wrote it)")
     return cuts
+
+
+def _finite(value) -> float | None:
+    """``value`` as a finite float, else None: a JSON number may be text, a boolean, or an
+    integer too large for a float (``math.isfinite`` raises OverflowError on it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
