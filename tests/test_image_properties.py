@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -290,3 +291,19 @@ def test_a_cuts_from_spread_too_small_for_the_data_flags_without_warnings(tmp_pa
     assert result.exit_code == 0, result.output
     dark = pd.read_parquet(tmp_path / "run" / "findings.parquet").query("check == 'dark'")
     assert len(dark) == 16 and dark["is_issue"].all()
+
+
+def test_cuts_from_the_run_folder_the_audit_writes_is_read_before_it_is_cleared(tmp_path, tiny_dataset):
+    """``cuts_from`` naming the audit's own --out (an earlier run there): the cuts are read
+    when the configuration is checked, so the audit replaces that run, judged by its cuts
+    (before: the run folder was cleared first, then "summary.json is missing", exit 2, and
+    the earlier run's summary and findings were gone)."""
+    run = tmp_path / "run"
+    args = ["audit", tiny_dataset, "--checks", "image_properties", "--out", run, "--cache-dir", "off", "-q"]
+    assert invoke(*args).exit_code == 0
+    learned = json.loads((run / "summary.json").read_text())["checks"]["dark"]["threshold"]
+    (tmp_path / "c.toml").write_text(f'[detectors.image_properties]\ncuts_from = "{run}"\n')
+    result = invoke(*args, "--config", tmp_path / "c.toml")
+    assert result.exit_code == 0, result.output
+    again = json.loads((run / "summary.json").read_text())["checks"]["dark"]["threshold"]
+    assert again["learned_in"] == str(run) and (again["center"], again["scale"]) == (learned["center"], learned["scale"])

@@ -77,8 +77,11 @@ class ImageProperties(Detector):
         self.cuts_from = cuts_from
 
     def _check_params(self) -> None:
-        if self.cuts_from:
-            learned_cuts(self.cuts_from)  # an unusable reference is a usage error before any work
+        # Read when first checked, not in find (run checks again): an unusable reference is a
+        # usage error before any work, and the reference may be the run folder this audit
+        # writes (its own --out), which the audit clears before the checks run.
+        if getattr(self, "_reference", (None, None))[0] != self.cuts_from:
+            self._reference = (self.cuts_from, learned_cuts(self.cuts_from) if self.cuts_from else {})
 
     def find(self, ctx: AuditContext):
         stats = ctx.get("image_stats")
@@ -112,7 +115,9 @@ class ImageProperties(Detector):
             ("odd_size", "area", np.log(width * height), 0, _AREA_FLOOR, False),
             ("odd_aspect_ratio", "aspect_ratio", np.log(width / height), 0, _LOG_FLOOR, False),
         ]
-        reference = learned_cuts(self.cuts_from) if self.cuts_from else {}
+        source, reference = getattr(self, "_reference", (None, None))
+        if source != self.cuts_from:  # not checked since cuts_from was set
+            reference = learned_cuts(self.cuts_from) if self.cuts_from else {}
         for check, stat, value, direction, floor, needs_content in measures:
             scored = np.isfinite(value) & ~(flat & needs_content)
             if check in reference:
