@@ -220,7 +220,7 @@ def audit(
         available = {"labels"} | ({"model_outputs", "pred_probs", "softmax"} if "pred_probs" in arrays else set()) | (
             {"embeddings", "knn_graph"} if "embeddings" in arrays else set())
     if instances is not None:  # configured in Python: each must run
-        detectors = _runnable(_configured(instances), available, explicit=True)
+        detectors = _runnable(_configured(instances, cfg["detectors"]), available, explicit=True)
     else:
         explicit = opts["checks"] != default_config()["audit"]["checks"]
         detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in expand_checks(opts["checks"])]
@@ -452,19 +452,30 @@ def _graph(ctx: AuditContext, knn_k: int) -> None:
                                                               seed=ctx.seed))
 
 
-def _configured(instances) -> list:
-    """Detectors given as names or configured instances (:func:`datacheck.audit`'s ``checks``)."""
+def _configured(instances, settings: dict) -> list:
+    """Detectors given as names (wildcards allowed) or configured instances (:func:`datacheck.audit`'s
+    ``checks``); a named one takes its ``settings`` (the config's ``[detectors.NAME]``), as with
+    names alone. A wildcard leaves out what the list names itself (a configured instance wins)."""
     from .detectors import Detector
 
+    given = {item.name for item in instances if isinstance(item, Detector)}
+    given |= {item for item in instances if isinstance(item, str) and not any(ch in item for ch in "*?[")}
     detectors = []
     for item in instances:
-        detector = create_detector(item) if isinstance(item, str) else item
-        if not isinstance(detector, Detector):
-            raise UsageError(f"checks must be detector names or Detector instances, got {type(item).__name__}")
-        detector.validate_params()
-        if any(d.name == detector.name for d in detectors):
-            raise UsageError(f"checks names {detector.name!r} twice")
-        detectors.append(detector)
+        if isinstance(item, str):
+            names = expand_checks([item])
+            if names != [item]:  # a wildcard (or an alias): what the list names itself is not doubled
+                names = [name for name in names if name not in given and name not in {d.name for d in detectors}]
+            made = [create_detector(name, **settings.get(name, {})) for name in names]
+        else:
+            made = [item]
+        for detector in made:
+            if not isinstance(detector, Detector):
+                raise UsageError(f"checks must be detector names or Detector instances, got {type(item).__name__}")
+            detector.validate_params()
+            if any(d.name == detector.name for d in detectors):
+                raise UsageError(f"checks names {detector.name!r} twice")
+            detectors.append(detector)
     if not detectors:
         raise UsageError("checks names no detector")
     return detectors

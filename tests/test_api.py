@@ -266,6 +266,27 @@ def test_checks_of_another_type_name_the_keyword(arrays, checks, shown):
     assert shown in str(info.value)
 
 
+def test_a_wildcard_beside_a_detector_expands_and_names_take_the_config(arrays, tmp_path):
+    """README's ``checks=["*dup*", Outliers(k=20)]``: a wildcard in a list with a configured
+    detector expands (it was "unknown check '*dup*'"), names take their config section as
+    names alone do, and a wildcard does not double a detector the list configures itself."""
+    probs, labels, embeddings = arrays
+    config = tmp_path / "c.toml"
+    config.write_text("[detectors.near_duplicates]\nmin_similarity = 0.9995\n[detectors.outliers]\nk = 7\n")
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, config=config,
+                             checks=["*dup*", Outliers(k=20)])
+    checks = result.summary["checks"]
+    assert {"exact_duplicates", "near_duplicates", "outliers"} <= set(checks) and "label_issues" not in checks
+    assert checks["near_duplicates"]["threshold"]["min_similarity"] == 0.9995  # above the relative cut (0.998)
+    assert "20 nearest" in checks["outliers"]["threshold"]["statistic"]  # the instance, not the config's k = 7
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=["out*", Outliers(k=20)])
+    assert "20 nearest" in result.summary["checks"]["outliers"]["threshold"]["statistic"]
+    with pytest.raises(UsageError, match="matches no check"):
+        datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=["nope*", Outliers(k=5)])
+    with pytest.raises(UsageError, match="names 'outliers' twice"):
+        datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=["outliers", Outliers(k=5)])
+
+
 def test_checks_as_a_tuple_of_names_and_detectors(arrays):
     probs, labels, embeddings = arrays
     result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings,
