@@ -120,6 +120,15 @@ def test_resume_with_other_settings_names_the_first_that_differs_and_both_values
                           2, "(scale [0.9, 1.1], now [0.5, 2.0])")
     assert_one_line_error(invoke("augment", plan, "--out", out, "--resume", "--magnitude", "9", "--boost-from", plan),
                           2, f'(boost_from null, now "{plan.resolve()}")')
+    # settings given with the plan's own values, then left to the plan: the same in effect
+    result = invoke("augment", plan, "--out", out, "--workers", "0", "--resume", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["written"] == 0
+    again = tmp_path / "again"
+    assert invoke("augment", plan, "--out", again, "--workers", "0", "--policy", "both", "--num-ops", "2",
+                  "--magnitude", "9", "--scale", "0.9", "1.1").exit_code == 0
+    assert invoke("augment", plan, "--out", again, "--workers", "0", "--resume").exit_code == 0
+    assert copies_of(again) == copies_of(out)
 
 
 def test_policies_and_a_grey_image(tmp_path):

@@ -531,12 +531,20 @@ def _check_out(out: Path, resume: bool, settings: dict, plan_spec: dict) -> tupl
     from ..runs import remove_temporaries
 
     before = read_json(marker)
-    if {k: before.get(k) for k in settings} != settings:
+    if _in_effect({k: before.get(k) for k in settings}, plan_spec) != _in_effect(settings, plan_spec):
         key, was, now = _first_setting_that_differs(before, settings, plan_spec)
         raise UsageError(f"--resume: {out} was made with other settings ({key} {was}, now {now}); rerun with the "
                          "same ones to continue it, or use a new folder")
     remove_temporaries(out)  # half-written copies of a killed run (a Ctrl-C leaves none)
     return out, before
+
+
+def _in_effect(settings: dict, plan_spec: dict) -> dict:
+    """``settings`` as they act: the augmentation overrides laid over the plan's own (a setting
+    given with the plan's value is the plan's), in JSON's types (a tuple is a list)."""
+    overrides = settings.get("overrides")
+    spec = {**plan_spec, **overrides} if isinstance(overrides, dict) else overrides
+    return json.loads(json.dumps({**settings, "overrides": spec}))
 
 
 def _first_setting_that_differs(before: dict, settings: dict, plan_spec: dict) -> tuple[str, str, str]:
