@@ -526,13 +526,15 @@ def _check_files(frame: pd.DataFrame, root: Path, source: Path, max_missing: int
 # --------------------------------------------------------------------------- writing
 
 
-def write_manifest(frame: pd.DataFrame, root: str | os.PathLike, path: str | os.PathLike) -> Path:
+def write_manifest(frame: pd.DataFrame, root: str | os.PathLike | None, path: str | os.PathLike) -> Path:
     """Write a manifest ``frame`` (paths relative to ``root``) to ``path``, atomically.
 
     The format follows the suffix of ``path`` (``.csv``, ``.parquet``, ``.jsonl``). Paths are
     rewritten relative to the new file's folder when the files lie under it (so the manifest
     can be audited again); otherwise they are written as absolute paths, which a training
     script can read and :func:`load_manifest` accepts with ``root`` set to a folder holding them.
+    ``root`` None: the rows are arrays, whose paths (if any) were never read; they are written
+    as they are, not made into file paths.
 
     Returns
     -------
@@ -545,15 +547,16 @@ def write_manifest(frame: pd.DataFrame, root: str | os.PathLike, path: str | os.
     fmt = MANIFEST_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise BadDataError(f"cannot write a manifest as '{path.suffix}' ({path}); use .csv, .parquet or .jsonl")
-    base = path.resolve().parent
-    root = Path(root).resolve()
-
-    def relocate(rel: str) -> str:
-        absolute = Path(os.path.normpath(root / rel))
-        return absolute.relative_to(base).as_posix() if absolute.is_relative_to(base) else str(absolute)
-
     out = frame.copy()
-    out["path"] = [relocate(p) for p in out["path"]]
+    if root is not None:
+        base = path.resolve().parent
+        root = Path(root).resolve()
+
+        def relocate(rel: str) -> str:
+            absolute = Path(os.path.normpath(root / rel))
+            return absolute.relative_to(base).as_posix() if absolute.is_relative_to(base) else str(absolute)
+
+        out["path"] = [relocate(p) for p in out["path"]]
 
     def write(tmp: Path) -> None:
         if fmt == "csv":

@@ -391,6 +391,11 @@ def test_pred_probs_run_relabels_from_its_recorded_inputs(tmp_path):
     assert result.exit_code == 0, result.output
     changes = pd.read_parquet(tmp_path / "fixed" / "changes.parquet")
     assert set(changes.loc[changes["action"] == "relabel", "sample_id"].astype(int)) == set(range(15))
+    # rows of arrays have no files: the manifest's path stays the row number (was "<cwd>/0", ...)
+    manifest = pd.read_csv(tmp_path / "fixed" / "manifest.csv", dtype=str)
+    assert manifest["path"].tolist() == [str(i) for i in range(300)] == manifest["sample_id"].tolist()
+    listed = invoke("relabel", run.run_dir, "--auto", "--out", tmp_path / "again", "--json")
+    assert json.loads(listed.stdout)["written"]["relabel"] == str(tmp_path / "again" / "relabel.json")
     result = invoke("relabel", run.run_dir, "--materialize", tmp_path / "m")
     assert result.exit_code == 2 and "needs image files" in result.stderr
     np.save(tmp_path / "l.npy", np.roll(labels, 1))  # the labels change after the audit

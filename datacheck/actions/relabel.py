@@ -299,8 +299,11 @@ def relabel(
         tasks, config = write_label_studio(queue, classes, Path(export_label_studio), f"datacheck {run.path.name}")
         result.written["label_studio"], result.written["label_studio_config"] = str(tasks), str(config)
     if out_dir is not None:
-        result.written["manifest"] = str(write_manifest(new_frame, manifest.root, out_dir / f"manifest{suffix}"))
+        arrays = run.info.manifest_format == "arrays"  # an arrays audit carries its paths (if any); none were read
+        result.written["manifest"] = str(write_manifest(new_frame, None if arrays else manifest.root,
+                                                        out_dir / f"manifest{suffix}"))
         result.written["changes"] = str(write_parquet(out_dir / "changes.parquet", changes_table(changes)))
+        result.written["relabel"] = str(out_dir / RELABEL_MARKER)
         write_json(out_dir / RELABEL_MARKER, {
             "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
             "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
