@@ -215,3 +215,20 @@ def test_a_steps_file_deleted_by_hand_makes_that_step_again(tmp_path):
         result = invoke(*args)
         assert result.exit_code == 0, (name, result.output)
         assert (out / "steps" / name).is_file() and (out / "manifest.csv").read_bytes() == digest
+
+
+def test_the_materialized_dataset_folder_has_a_plain_folders_permissions(tmp_path):
+    """``DIR/dataset`` (fix's output step, relabel --materialize) is built under a temporary
+    name and renamed: it had mkdtemp's mode 0700, so only its owner could read the fixed
+    dataset; now a plain mkdir's (0777 less the umask), as its subfolders have."""
+    import os
+
+    from datacheck.actions.materialize import materialize
+
+    data = make_tiny_dataset(tmp_path / "tiny")
+    frame = datacheck.load_manifest(data).frame
+    materialize(frame, data, tmp_path / "out" / "dataset")
+    umask = os.umask(0o22)
+    os.umask(umask)
+    mode = (tmp_path / "out" / "dataset").stat().st_mode & 0o777
+    assert mode == 0o777 & ~umask == (tmp_path / "out" / "dataset" / "train").stat().st_mode & 0o777

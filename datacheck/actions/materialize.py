@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UsageError
+from ..runs import _UMASK
 
 
 def check_target(out: str | os.PathLike) -> Path:
@@ -56,6 +57,7 @@ def materialize(frame: pd.DataFrame, root: str | os.PathLike, out: str | os.Path
     sources = dict(zip(labeled["sample_id"], labeled["path"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give what a plain mkdir would (others may read the dataset)
     counts = {"files": len(files), "linked": 0, "copied": 0, "skipped_unlabeled": int(len(frame) - len(labeled))}
     try:
         for out_path, sample_id in zip(files["out_path"], files["source_id"]):
