@@ -464,7 +464,7 @@ def _configured(instances, settings: dict) -> list:
     for item in instances:
         if isinstance(item, str):
             names = expand_checks([item])
-            if names != [item]:  # a wildcard (or an alias): what the list names itself is not doubled
+            if any(ch in item for ch in "*?["):  # a wildcard: what the list names itself is not doubled
                 names = [name for name in names if name not in given and name not in {d.name for d in detectors}]
             made = [create_detector(name, **settings.get(name, {})) for name in names]
         else:
