@@ -477,3 +477,16 @@ def test_a_saved_boost_choice_is_reused_only_for_the_same_audit_run(plan, monkey
     boost(broken)  # a hand-edited marker naming an unknown source: chosen again, not a KeyError
     assert calls == [1, 1, 1]
     assert augment_module._run_digest(run) == kept["boost_choice"]["run_sha256"]
+
+
+def test_boost_without_a_kept_training_sample_of_the_wrong_classes_adds_nothing(boost_inputs):
+    """The plan dropped every training sample of the classes the model gets wrong (star and
+    ring; in fix, a class whose training rows drop_flagged all left out): no candidate, no
+    boosting copy (before: KeyError 'ok', exit 4)."""
+    from datacheck.actions.boost import select_boost
+
+    run, manifest, kept, _ = boost_inputs
+    kept = kept[~((kept["split"] == "train") & kept["label"].isin(["star", "ring"]))]
+    first = dict(zip(kept["sample_id"], kept["copies"]))
+    chosen = select_boost(run, manifest, kept, first, seed=0, spec=DEFAULT_SPEC, pool=2, budget=7, workers=0)
+    assert chosen.empty and list(chosen.columns) == ["source_id", "copy", "val_id", "cosine"]

@@ -158,6 +158,10 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     root = manifest.root
     pixels, ok, _ = load_pixels([str(root / p) for p in train["path"]], config.image_size, workers)
     target = train["label"].map(index).to_numpy(dtype=np.int64)
+    val_label = outputs.labels[wrong]
+    sources = train[ok & np.isin(target, val_label)]
+    if not len(sources):  # the plan kept no readable training sample of those classes: no candidate to draw
+        return empty
     torch.manual_seed(seed)
     try:
         network = create_model(config.model, len(classes), run.info.audit_setting("weights", None) or None)
@@ -172,11 +176,9 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
         return features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-12)
 
     val_ids = frame["sample_id"].to_numpy(dtype=object)[wrong]
-    val_label = outputs.labels[wrong]
     val_px, _, _ = load_pixels([str(root / p) for p in frame["path"].to_numpy()[wrong]], config.image_size, workers)
     val_emb = embed(val_px)
 
-    sources = train[ok & np.isin(target, val_label)]
     jobs, meta = {}, []
     for sample_id, rel, label in sources[["sample_id", "path", "label"]].itertuples(index=False):
         for j in range(pool):
