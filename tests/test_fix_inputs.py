@@ -5,6 +5,7 @@ so each test takes seconds."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -232,3 +233,13 @@ def test_the_materialized_dataset_folder_has_a_plain_folders_permissions(tmp_pat
     os.umask(umask)
     mode = (tmp_path / "out" / "dataset").stat().st_mode & 0o777
     assert mode == 0o777 & ~umask == (tmp_path / "out" / "dataset" / "train").stat().st_mode & 0o777
+
+
+def test_a_dataset_without_training_rows_is_refused_before_any_audit(tmp_path, quick):
+    """Only a val split: refused at once (before: an audit and a re-audit ran, then balance's
+    "there is no labeled training row to balance"), and no --out is made."""
+    data = make_tiny_dataset(tmp_path / "tiny")
+    shutil.rmtree(data / "train")
+    result = invoke("fix", data, "--out", tmp_path / "out", "--budget", 20, "--config", quick, "--workers", 0)
+    assert_one_line_error(result, 2, "has no training rows", "val/test")
+    assert not (tmp_path / "out").exists()

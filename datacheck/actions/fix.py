@@ -456,6 +456,9 @@ def fix(
     from .balance import training_mask
 
     untouched = int((~training_mask(frame)).sum())
+    if untouched == len(frame):  # before the audits: balancing would refuse it after them
+        raise UsageError(f"{dataset} has no training rows (every row is val/test, which fix keeps as they are); "
+                         "fix balances and augments the train split")
     if options["budget"] < untouched:
         raise UsageError(f"--budget {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
                          "fix keeps as they are; give at least that")
