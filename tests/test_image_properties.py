@@ -307,3 +307,20 @@ def test_cuts_from_the_run_folder_the_audit_writes_is_read_before_it_is_cleared(
     assert result.exit_code == 0, result.output
     again = json.loads((run / "summary.json").read_text())["checks"]["dark"]["threshold"]
     assert again["learned_in"] == str(run) and (again["center"], again["scale"]) == (learned["center"], learned["scale"])
+
+
+def test_a_detector_reused_after_its_reference_was_audited_again_reads_the_new_cuts(tmp_path, tiny_dataset):
+    """One ``ImageProperties(cuts_from=...)`` instance in two audits, the reference re-audited
+    in between on other data: the second audit applies the new cuts, not the first read's."""
+    from datacheck.detectors.image_properties import ImageProperties
+
+    reference = tmp_path / "ref"
+    datacheck.audit(tiny_dataset, out=reference, checks=["image_properties"], workers=0, cache_dir="off")
+    detector = ImageProperties(cuts_from=str(reference))
+    datacheck.audit(tiny_dataset, out=tmp_path / "a", checks=[detector], workers=0, cache_dir="off")
+    for path in tiny_dataset.rglob("*.png"):  # other data: every image darker
+        Image.open(path).point(lambda v: v // 4).save(path)
+    datacheck.audit(tiny_dataset, out=reference, checks=["image_properties"], workers=0, cache_dir="off")
+    learned = json.loads((reference / "summary.json").read_text())["checks"]["dark"]["threshold"]["center"]
+    again = datacheck.audit(tiny_dataset, out=tmp_path / "b", checks=[detector], workers=0, cache_dir="off")
+    assert again.summary["checks"]["dark"]["threshold"]["center"] == learned

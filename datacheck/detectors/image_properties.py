@@ -79,9 +79,12 @@ class ImageProperties(Detector):
     def _check_params(self) -> None:
         # Read when first checked, not in find (run checks again): an unusable reference is a
         # usage error before any work, and the reference may be the run folder this audit
-        # writes (its own --out), which the audit clears before the checks run.
-        if getattr(self, "_reference", (None, None))[0] != self.cuts_from:
-            self._reference = (self.cuts_from, learned_cuts(self.cuts_from) if self.cuts_from else {})
+        # writes (its own --out), which the audit clears before the checks run. Read again
+        # when the file changed since (an instance reused after the reference was re-audited).
+        stamp = _stamp(self.cuts_from) if self.cuts_from else None
+        source, seen, _ = getattr(self, "_reference", (None, None, None))
+        if source != self.cuts_from or (stamp is not None and stamp != seen):
+            self._reference = (self.cuts_from, stamp, learned_cuts(self.cuts_from) if self.cuts_from else {})
 
     def find(self, ctx: AuditContext):
         stats = ctx.get("image_stats")
@@ -115,7 +118,7 @@ class ImageProperties(Detector):
             ("odd_size", "area", np.log(width * height), 0, _AREA_FLOOR, False),
             ("odd_aspect_ratio", "aspect_ratio", np.log(width / height), 0, _LOG_FLOOR, False),
         ]
-        source, reference = getattr(self, "_reference", (None, None))
+        source, _, reference = getattr(self, "_reference", (None, None, None))
         if source != self.cuts_from:  # not checked since cuts_from was set
             reference = learned_cuts(self.cuts_from) if self.cuts_from else {}
         for check, stat, value, direction, floor, needs_content in measures:
@@ -209,6 +212,21 @@ def _describe_cut(stat: str, median: float, scale: float, direction: int, z: flo
 LEARNED_CHECKS = ("dark", "light", "blurry", "noisy", "low_information", "odd_size", "odd_aspect_ratio")
 
 
+def _summary_path(source: str) -> Path:
+    """The ``summary.json`` that ``cuts_from`` names (a run folder or the file itself)."""
+    path = Path(source)
+    return path / "summary.json" if path.is_dir() else path
+
+
+def _stamp(source: str) -> tuple[int, int] | None:
+    """``(modification time in ns, size)`` of ``cuts_from``'s summary, None when it is gone."""
+    try:
+        info = _summary_path(source).stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
 def learned_cuts(source: str) -> dict[str, tuple[float, float]]:
     """``check -> (center, scale)`` of each image-property check an earlier audit learned.
 
@@ -223,8 +241,7 @@ def learned_cuts(source: str) -> dict[str, tuple[float, float]]:
         The file is missing or unreadable, or records no learned cut (an audit that did not
         run the image-property checks, or ran them with a datacheck before 0.1's ``center``).
     """
-    path = Path(source)
-    path = path / "summary.json" if path.is_dir() else path
+    path = _summary_path(source)
     try:
         checks = read_json(path).get("checks")
     except BadDataError as exc:
