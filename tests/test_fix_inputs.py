@@ -235,6 +235,19 @@ def test_the_materialized_dataset_folder_has_a_plain_folders_permissions(tmp_pat
     assert mode == 0o777 & ~umask == (tmp_path / "out" / "dataset" / "train").stat().st_mode & 0o777
 
 
+def test_a_dataset_without_labelled_training_rows_is_refused_before_any_audit(tmp_path, quick):
+    """Every train label empty: one line naming the labels, exit 3, before any audit (was the
+    relabel step's "no images found in .../steps/2-relabel/dataset"), and no --out is made."""
+    data = make_tiny_dataset(tmp_path / "tiny")
+    rows = [{"path": p.relative_to(data).as_posix(), "split": p.parts[-3],
+             "label": "" if p.parts[-3] == "train" else p.parts[-2]} for p in sorted(data.rglob("*.png"))]
+    pd.DataFrame(rows).to_csv(tmp_path / "unlabelled.csv", index=False)
+    result = invoke("fix", tmp_path / "unlabelled.csv", "--root", data, "--out", tmp_path / "out", "--budget", 20,
+                    "--config", quick, "--workers", 0)
+    assert_one_line_error(result, 3, "has no labelled training row")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_dataset_without_training_rows_is_refused_before_any_audit(tmp_path, quick):
     """Only a val split: refused at once (before: an audit and a re-audit ran, then balance's
     "there is no labeled training row to balance"), and no --out is made."""
