@@ -226,7 +226,7 @@ def test_thumbnails_are_read_from_arrow_buffers_as_from_bytes():
     expected = np.zeros((9, 64, 64, 3), np.uint8)
     images._fill_thumbnails(expected, 2, pd.Series([b"" if v is None else v for v in values]))
     for column in (pa.chunked_array([pa.array(values[:3]), pa.array(values[3:])]),
-                   pa.array([b"x" * size] + values).slice(1)):
+                   pa.array([b"x" * size] + values).slice(1), pa.array(values, pa.large_binary())):
         out = np.zeros_like(expected)
         images._fill_thumbnails(out, 2, column)
         np.testing.assert_array_equal(out, expected)

@@ -107,7 +107,8 @@ def _fill_from_arrow(out: np.ndarray, start: int, chunk: pa.Array) -> None:
     if not len(chunk):
         return
     size = THUMB_SIDE * THUMB_SIDE * 3
-    offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+    width = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32  # offsets of binary / large_binary
+    offsets = np.frombuffer(chunk.buffers()[1], width)[chunk.offset : chunk.offset + len(chunk) + 1]
     lengths = np.diff(offsets)
     whole = lengths == size
     if chunk.null_count:
