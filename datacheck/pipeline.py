@@ -23,7 +23,7 @@ import pyarrow as pa
 from . import __version__
 from .config import default_config, load_config
 from .detectors import AuditContext
-from .detectors.registry import check_owner, create_detector, expand_checks
+from .detectors.registry import check_owner, create_detector, expand_checks, is_pattern
 from .engine.device import check_device_spec, resolve_device
 from .engine.loader import default_workers
 from .engine.train_config import TrainConfig
@@ -459,12 +459,12 @@ def _configured(instances, settings: dict) -> list:
     from .detectors import Detector
 
     given = {item.name for item in instances if isinstance(item, Detector)}
-    given |= {item for item in instances if isinstance(item, str) and not any(ch in item for ch in "*?[")}
+    given |= {item for item in instances if isinstance(item, str) and not is_pattern(item)}
     detectors = []
     for item in instances:
         if isinstance(item, str):
             names = expand_checks([item])
-            if any(ch in item for ch in "*?["):  # a wildcard: what the list names itself is not doubled
+            if is_pattern(item):  # what the list names itself is not doubled
                 names = [name for name in names if name not in given and name not in {d.name for d in detectors}]
             made = [create_detector(name, **settings.get(name, {})) for name in names]
         else:

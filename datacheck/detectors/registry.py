@@ -124,11 +124,16 @@ def check_owner(check: str) -> str | None:
     return None
 
 
+def is_pattern(item: str) -> bool:
+    """Whether a ``--checks`` item is an fnmatch wildcard rather than a detector's name."""
+    return any(ch in item for ch in "*?[")
+
+
 def expand_checks(spec: list[str]) -> list[str]:
     """Detector names for ``--checks`` items, expanding fnmatch wildcards; order kept."""
     names: list[str] = []
     for item in spec:
-        matches = list_detectors(filter=item) if any(ch in item for ch in "*?[") else [get_detector_class(item).name]
+        matches = list_detectors(filter=item) if is_pattern(item) else [get_detector_class(item).name]
         if not matches:
             raise UsageError(f"--checks pattern {item!r} matches no check; available: {', '.join(list_detectors())}")
         names += [m for m in matches if m not in names]
