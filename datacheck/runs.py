@@ -64,6 +64,15 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def temporary_folder(target: Path) -> Path:
+    """A new hidden folder beside ``target`` (same file system: it can be renamed into
+    ``target``'s place), with the permissions a plain ``mkdir`` gives (``mkdtemp`` makes 0700,
+    as ``mkstemp`` makes files 0600 in :func:`atomic_write`)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    return tmp
+
+
 def _naming(exc: OSError, path: Path, tmp: str) -> OSError:
     """``exc`` naming ``path``: a full disk found while writing (a file's ``write`` or
     ``close``, Arrow's writers) says nothing of the file, or names our temporary file, so the

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import UsageError
-from ..runs import _UMASK
+from ..runs import temporary_folder
 
 
 def check_target(out: str | os.PathLike) -> Path:
@@ -56,8 +55,7 @@ def materialize(frame: pd.DataFrame, root: str | os.PathLike, out: str | os.Path
     files = layout(labeled.assign(copies=0))
     sources = dict(zip(labeled["sample_id"], labeled["path"]))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give what a plain mkdir would (others may read the dataset)
+    tmp = temporary_folder(out)  # others may read the dataset, as a plain mkdir's folder
     counts = {"files": len(files), "linked": 0, "copied": 0, "skipped_unlabeled": int(len(frame) - len(labeled))}
     try:
         for out_path, sample_id in zip(files["out_path"], files["source_id"]):
