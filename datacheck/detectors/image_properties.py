@@ -77,14 +77,23 @@ class ImageProperties(Detector):
         self.cuts_from = cuts_from
 
     def _check_params(self) -> None:
-        # Read when first checked, not in find (run checks again): an unusable reference is a
-        # usage error before any work, and the reference may be the run folder this audit
-        # writes (its own --out), which the audit clears before the checks run. Read again
-        # when the file changed since (an instance reused after the reference was re-audited).
-        stamp = _stamp(self.cuts_from) if self.cuts_from else None
-        source, seen, _ = getattr(self, "_reference", (None, None, None))
+        # Read when the parameters are checked, before any work: an unusable reference is a
+        # usage error then, and the reference may be the run folder this audit writes (its
+        # own --out), which the audit clears before the checks run.
+        self._learned_cuts()
+
+    def _learned_cuts(self) -> dict[str, tuple[float, float]]:
+        """:func:`learned_cuts` of ``cuts_from`` ({} without it), kept from its last read: read
+        again when ``cuts_from`` was set to another reference, or its file changed since (an
+        instance reused after the reference was re-audited), but not when the file is gone."""
+        if not self.cuts_from:
+            return {}
+        stamp = _stamp(self.cuts_from)
+        source, seen, cuts = getattr(self, "_reference", (None, None, None))
         if source != self.cuts_from or (stamp is not None and stamp != seen):
-            self._reference = (self.cuts_from, stamp, learned_cuts(self.cuts_from) if self.cuts_from else {})
+            cuts = learned_cuts(self.cuts_from)
+            self._reference = (self.cuts_from, stamp, cuts)
+        return cuts
 
     def find(self, ctx: AuditContext):
         stats = ctx.get("image_stats")
@@ -118,9 +127,7 @@ class ImageProperties(Detector):
             ("odd_size", "area", np.log(width * height), 0, _AREA_FLOOR, False),
             ("odd_aspect_ratio", "aspect_ratio", np.log(width / height), 0, _LOG_FLOOR, False),
         ]
-        source, _, reference = getattr(self, "_reference", (None, None, None))
-        if source != self.cuts_from:  # not checked since cuts_from was set
-            reference = learned_cuts(self.cuts_from) if self.cuts_from else {}
+        reference = self._learned_cuts()
         for check, stat, value, direction, floor, needs_content in measures:
             scored = np.isfinite(value) & ~(flat & needs_content)
             if check in reference:
