@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from _common import int_at_least  # benchmarks/ is on sys.path when run as a script
 from scale import measured
+from scale_images import decode_seconds, flagged_ids  # the full decode in a pool, and the flags per check
 
 CHECKS = "image_properties,exact_duplicates,near_duplicates"
 CLASSES = 4
@@ -140,23 +141,6 @@ def image_paths(root: Path) -> list[str]:
     return sorted(str(p) for p in (root / "train").rglob("*") if p.suffix in (".jpg", ".png"))
 
 
-def _decode(paths: list[str]) -> None:
-    from PIL import Image
-
-    for path in paths:
-        with Image.open(path) as image:
-            np.asarray(image.convert("RGB"))
-
-
-def decode_seconds(paths: list[str], workers: int) -> float:
-    """Seconds ``workers`` processes take to decode every file whole to an RGB array."""
-    chunks = [paths[start : start + 8] for start in range(0, len(paths), 8)]
-    started = time.perf_counter()
-    with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(_decode, chunks))
-    return time.perf_counter() - started
-
-
 def run_audit(root: Path, runs: Path, workers: int) -> dict:
     run_dir = runs / f"audit-{root.name}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -165,12 +149,8 @@ def run_audit(root: Path, runs: Path, workers: int) -> dict:
            "--cache-dir", "off", "--workers", str(workers), "-q", "--json", "--fail-on", ""]
     result = {"command": " ".join(["datacheck", *cmd[3:]]), **measured(cmd, runs / f"{run_dir.name}.measure.json")}
     if result["returncode"] == 0:
-        import pyarrow.parquet as pq
-
         result["timings_s"] = json.loads((run_dir / "summary.json").read_text())["timings_s"]
-        frame = pq.read_table(run_dir / "findings.parquet", columns=["sample_id", "check"],
-                              filters=[("is_issue", "==", True)]).to_pandas()
-        result["flags"] = {check: sorted(ids) for check, ids in frame.groupby("check")["sample_id"]}
+        result["flags"] = flagged_ids(run_dir / "findings.parquet")
     return result
 
 
@@ -178,7 +158,7 @@ def score(flags: dict, pairs: list[dict]) -> dict:
     """Found / planted per kind: the pair flagged (either member) by the check that answers it."""
     out = {}
     for kind, check in PLANTED.items():
-        flagged = set(flags.get(check, []))
+        flagged = flags.get(check, set())
         planted = [p for p in pairs if p["kind"] == kind]
         found = [p for p in planted if p["copy"] in flagged or p["original"] in flagged]
         out[kind] = {"check": check, "planted": len(planted), "found": len(found)}
@@ -193,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = image_paths(root)
     for path in paths:  # into the page cache, for both measurements
         Path(path).read_bytes()
-    decode = decode_seconds(paths, args.workers)
+    decode = decode_seconds(paths, args.workers, chunk=8)  # a few photos per task: both processes busy
     audit = run_audit(root, args.data_dir / "runs", args.workers)
     if audit["returncode"] != 0:
         print(f"audit failed (exit {audit['returncode']})", file=sys.stderr)
@@ -208,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, s in scores.items():
         print(f"  {kind:18s} {s['check']:17s} found {s['found']}/{s['planted']}")
     if args.json:
-        audit.pop("flags")
+        audit.pop("flags")  # sets: not JSON
         args.json.write_text(json.dumps({"command": " ".join(sys.argv), "files": len(paths), "decode_s": decode,
                                          "audit": audit, "audit_over_decode": ratio, "scores": scores}, indent=1))
     return 0

@@ -273,9 +273,10 @@ def _decode(paths: list[str]) -> None:
             np.asarray(image.convert("RGB"))
 
 
-def decode_seconds(paths: list[str], workers: int) -> float:
-    """Seconds ``workers`` processes take to decode every file to an RGB array (pool start included)."""
-    chunks = [paths[start : start + DECODE_CHUNK] for start in range(0, len(paths), DECODE_CHUNK)]
+def decode_seconds(paths: list[str], workers: int, chunk: int = DECODE_CHUNK) -> float:
+    """Seconds ``workers`` processes take to decode every file to an RGB array (pool start
+    included), ``chunk`` files per task."""
+    chunks = [paths[start : start + chunk] for start in range(0, len(paths), chunk)]
     started = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_decode, chunks))
