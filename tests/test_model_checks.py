@@ -118,6 +118,25 @@ def test_training_on_cuda(tmp_path):
     assert result.summary["checks"]["label_issues"]["threshold"]["out_of_fold_accuracy"] >= 0.9
 
 
+@pytest.mark.gpu
+def test_cuda_audit_is_deterministic(tmp_path):
+    """Same input and seed on CUDA, same findings: training picks deterministic cuDNN kernels
+    (``engine.device.deterministic_kernels``), and leaves torch's flags as it found them."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    import datacheck
+
+    from .conftest import SAMPLE_DATA
+
+    runs = [datacheck.audit(SAMPLE_DATA, out=tmp_path / f"r{i}", device="cuda", cache_dir="off", workers=2)
+            for i in range(2)]
+    first, second = (run.findings.drop(columns="run_id") for run in runs)
+    assert (first["check"] == "label_issues").sum() > 0
+    pd.testing.assert_frame_equal(first, second)
+    assert not torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
+
 def test_aum_ranks_mislabels_below_clean_samples(tmp_path, truth):
     """AUM from the default cross-validation (threshold samples in each fold) finds the planted mislabels."""
     from sklearn.metrics import average_precision_score

@@ -229,3 +229,18 @@ def test_an_installed_package_adds_a_model_through_an_entry_point(tmp_path, monk
     monkeypatch.setattr(models, "_plugins_loaded", False)
     with pytest.raises(UsageError, match=r"model plugin '(resnet18|bad)' \(my_models:\w+\)"):
         create_model("convnet-small", 2)
+
+
+def test_deterministic_kernels_set_cudnn_flags_on_cuda_only_and_restore_them():
+    import torch
+
+    from datacheck.engine.device import deterministic_kernels
+
+    cudnn = torch.backends.cudnn
+    before = cudnn.deterministic, cudnn.benchmark
+    with deterministic_kernels("cpu"):
+        assert (cudnn.deterministic, cudnn.benchmark) == before
+    with pytest.raises(RuntimeError, match="boom"), deterministic_kernels("cuda:0"):
+        assert cudnn.deterministic and not cudnn.benchmark
+        raise RuntimeError("boom")
+    assert (cudnn.deterministic, cudnn.benchmark) == before  # restored, also after an error

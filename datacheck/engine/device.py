@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from ..errors import UsageError
@@ -48,3 +49,26 @@ def resolve_device(spec: str) -> str:
     if spec == "mps" and not has_mps:
         raise UsageError("--device mps: MPS is not available on this machine (use --device cpu or auto)")
     return spec
+
+
+@contextlib.contextmanager
+def deterministic_kernels(device: str):
+    """Within the block, cuDNN on ``device`` uses only deterministic convolution algorithms.
+
+    By default cuDNN may pick a convolution backward pass that sums with atomics, whose
+    order (and so the trained weights) changes from run to run. Training must be a pure
+    function of its seed, so the flags are set here and restored after (a library must not
+    leave torch's global settings changed). A no-op off CUDA.
+    """
+    if not device.startswith("cuda"):
+        yield
+        return
+    import torch
+
+    cudnn = torch.backends.cudnn
+    before = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .device import deterministic_kernels
 from .knn import knn_vote_probs
 from .models import Network, create_model
 from .train_config import TrainConfig  # noqa: F401  (re-exported: the config of everything here)
@@ -424,27 +425,28 @@ def fit(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     target = torch.as_tensor(labels, dtype=torch.long)
     margins = np.zeros((config.epochs, len(labels)), dtype=np.float32) if record_margins else None
-    for epoch in range(config.epochs):
-        order = torch.randperm(len(labels), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            if len(idx) < 2:  # BatchNorm needs two samples
-                continue
-            x = _to_input(pixels[rows[idx.numpy()]], device, network.normalization)
-            x = random_shift(x, config.max_shift, generator)
-            y = target[idx].to(device, non_blocking=True)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                logits, _ = network(x)
-                loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            if margins is not None:
-                margins[epoch, idx.numpy()] = _margin(logits.detach().float(), y).cpu().numpy()
-        if progress:
-            progress(epoch + 1, config.epochs)
+    with deterministic_kernels(device):  # same seed, same weights, also on CUDA
+        for epoch in range(config.epochs):
+            order = torch.randperm(len(labels), generator=generator)
+            for start in range(0, len(order), config.batch_size):
+                idx = order[start : start + config.batch_size]
+                if len(idx) < 2:  # BatchNorm needs two samples
+                    continue
+                x = _to_input(pixels[rows[idx.numpy()]], device, network.normalization)
+                x = random_shift(x, config.max_shift, generator)
+                y = target[idx].to(device, non_blocking=True)
+                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                    logits, _ = network(x)
+                    loss = loss_fn(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                if margins is not None:
+                    margins[epoch, idx.numpy()] = _margin(logits.detach().float(), y).cpu().numpy()
+            if progress:
+                progress(epoch + 1, config.epochs)
     return margins
 
 
