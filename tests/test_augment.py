@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -190,7 +191,6 @@ def test_bad_input_exit_statuses(plan, augmented, tmp_path, sample_copy):
 @pytest.fixture(scope="module")
 def boost_inputs(plan):
     """The plan's run and manifest, with model outputs that get 3 val samples wrong (2 star, 1 ring)."""
-    from types import SimpleNamespace
 
     from datacheck.audit_run import open_run
     from datacheck.features.model import ModelOutputs, label_ids
@@ -231,6 +231,36 @@ def test_boost_adds_the_nearest_candidates_of_the_wrong_val_samples_classes(boos
     assert not chosen.duplicated(["source_id", "copy"]).any() and chosen["cosine"].between(-1, 1).all()
     again = select_boost(run, manifest, kept, first, seed=0, spec=DEFAULT_SPEC, pool=2, budget=7, workers=0)
     assert again.equals(chosen)
+
+
+@pytest.mark.parametrize("audit_device, asked", [("cpu", ["cpu"]), ("cuda:7", ["cuda:7", "auto"])])
+def test_boost_trains_on_the_audits_device_where_this_machine_has_it(boost_inputs, monkeypatch, audit_device, asked):
+    """``fix --device cpu`` on a GPU machine boosts on the CPU too; an audit's GPU that this
+    machine lacks falls back to the best device here (before, boosting always took ``auto``)."""
+    import datacheck.engine.device as device_module
+    import datacheck.engine.loader as loader_module
+    from datacheck.actions.boost import select_boost
+
+    run, manifest, kept, _ = boost_inputs
+    config = {**run.info.config, "audit": {**run.info.config["audit"], "device": audit_device}}
+    run = SimpleNamespace(path=run.path, outputs=run.outputs, info=replace(run.info, config=config))
+    seen, resolve = [], device_module.resolve_device
+
+    def spy(spec):
+        seen.append(spec)
+        return resolve(spec) if spec in ("cpu", "auto") else resolve("cuda:7")  # no such GPU here or in CI
+
+    class Chosen(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Chosen
+
+    monkeypatch.setattr(device_module, "resolve_device", spy)
+    monkeypatch.setattr(loader_module, "load_pixels", stop)  # the device is chosen: stop before training
+    with pytest.raises(Chosen):
+        select_boost(run, manifest, kept, {}, seed=0, spec=DEFAULT_SPEC, pool=2, budget=7, workers=0)
+    assert seen == asked
 
 
 def test_boost_needs_a_run_with_a_model(plan, tmp_path):

@@ -152,8 +152,12 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
                                               **run.info.config.get("train", {})))
     except (TypeError, UsageError) as exc:  # an unknown or bad [train] key in a hand-edited run.json
         raise BadDataError(f"{run.path / 'run.json'}: its config.train cannot be used ({exc}); rerun the audit") from None
-    # Where the audit trained (a GPU machine, say) need not exist here: training runs where it can.
-    device = resolve_device("auto")
+    # The device the audit was told to use (fix's --device reaches boosting so), where this machine
+    # has it; where it does not (an audit on a GPU machine, say), the best device here.
+    try:
+        device = resolve_device(run.info.audit_setting("device", "auto"))
+    except UsageError:
+        device = resolve_device("auto")
     train = kept[(kept["split"] == "train") & kept["label"].notna()]
     root = manifest.root
     pixels, ok, _ = load_pixels([str(root / p) for p in train["path"]], config.image_size, workers)
