@@ -209,7 +209,8 @@ def boost_inputs(plan):
     # Two epochs are enough to test the mechanics (the audit's config trains 20). The audit ran
     # on a GPU that this machine lacks: boosting trains where it can.
     config = {**run.info.config, "audit": {**run.info.config["audit"], "device": "cuda:7"}, "train": {"epochs": 2}}
-    stub = SimpleNamespace(path=run.path, outputs=lambda: outputs, info=replace(run.info, config=config))
+    stub = SimpleNamespace(path=run.path, outputs=lambda: outputs, info=replace(run.info, config=config),
+                           findings=run.findings)
     kept = frame.merge(planned[["sample_id", "action", "copies"]], on="sample_id")
     kept = kept[kept["action"] != "drop"]
     return stub, manifest, kept, frame.loc[wrong, "sample_id"].tolist()
@@ -233,6 +234,27 @@ def test_boost_adds_the_nearest_candidates_of_the_wrong_val_samples_classes(boos
     assert again.equals(chosen)
 
 
+def test_boost_copies_no_flagged_or_doubted_source_while_its_class_has_others(boost_inputs):
+    """A boosting copy of a light scan stayed light (seen on a GPU, where the audit's model
+    chose such a source): like balance's copies, boosting multiplies neither junk nor doubt."""
+    from datacheck.actions.boost import select_boost
+
+    run, manifest, kept, _ = boost_inputs
+    train = kept[kept["split"] == "train"]
+    star, ring = (train.loc[train["label"] == label, "sample_id"] for label in ("star", "ring"))
+    # every star source but one is dark, every ring source doubted by label_issues
+    flagged = [*star.iloc[1:], *ring]
+    extra = pd.DataFrame({"sample_id": flagged, "check": ["dark"] * (len(star) - 1) + ["label_issues"] * len(ring),
+                          "is_issue": True})
+    run = SimpleNamespace(path=run.path, outputs=run.outputs, info=run.info,
+                          findings=pd.concat([run.findings, extra], ignore_index=True))
+    first = dict(zip(kept["sample_id"], kept["copies"]))
+    chosen = select_boost(run, manifest, kept, first, seed=0, spec=DEFAULT_SPEC, pool=2, budget=7, workers=0)
+    by_class = kept.set_index("sample_id").loc[chosen["source_id"], "label"]
+    assert set(chosen.loc[(by_class == "star").to_numpy(), "source_id"]) == {star.iloc[0]}  # the one clean star
+    assert (by_class == "ring").any()  # ring has only doubted sources: it grows from them
+
+
 @pytest.mark.parametrize("audit_device, asked", [("cpu", ["cpu"]), ("cuda:7", ["cuda:7", "auto"])])
 def test_boost_trains_on_the_audits_device_where_this_machine_has_it(boost_inputs, monkeypatch, audit_device, asked):
     """``fix --device cpu`` on a GPU machine boosts on the CPU too; an audit's GPU that this
@@ -243,7 +265,7 @@ def test_boost_trains_on_the_audits_device_where_this_machine_has_it(boost_input
 
     run, manifest, kept, _ = boost_inputs
     config = {**run.info.config, "audit": {**run.info.config["audit"], "device": audit_device}}
-    run = SimpleNamespace(path=run.path, outputs=run.outputs, info=replace(run.info, config=config))
+    run = SimpleNamespace(path=run.path, outputs=run.outputs, info=replace(run.info, config=config), findings=run.findings)
     seen, resolve = [], device_module.resolve_device
 
     def spy(spec):

@@ -166,7 +166,6 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         ``copies`` the augmented copies to make, ``weight`` the coreset weight (null for other
         strategies), ``transform`` the augmentation as JSON (empty unless ``augment``).
     """
-    from ..detectors.registry import checks_with_tag
 
     options.validate()
     n = len(frame)
@@ -183,7 +182,7 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
     # With drop_flagged, the audit's flags also choose the copy sources: an image an image
     # check flags (dark, blank, odd-sized) or whose label a label check doubts is kept but not
     # copied, so neither junk nor doubt is multiplied.
-    doubted = set().union(*(flags.get(c, set()) for c in checks_with_tag("image_quality") + checks_with_tag("label_evidence")))
+    doubted = copy_doubts(findings)
     poor = corrupt | (options.drop_flagged & np.isin(ids, list(doubted)))
 
     if options.drop_flagged:
@@ -360,6 +359,16 @@ def group_sizes(plan: pd.DataFrame) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- pieces
+
+
+def copy_doubts(findings: pd.DataFrame) -> set:
+    """Ids of the samples not to make copies of: flagged by an image-quality check (dark,
+    blank, odd-sized, ...) or doubted by a label check, so neither junk nor doubt is multiplied."""
+    from ..detectors.registry import checks_with_tag
+
+    flagged = findings[findings["is_issue"] & findings["check"].isin(checks_with_tag("image_quality")
+                                                                     + checks_with_tag("label_evidence"))]
+    return set(flagged["sample_id"])
 
 
 def _flags(findings: pd.DataFrame) -> dict[str, set]:

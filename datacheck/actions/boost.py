@@ -127,6 +127,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     from ..engine.loader import load_pixels, map_batches
     from ..engine.models import create_model, with_model_input
     from ..engine.train import TrainConfig, fit, predict
+    from .balance import copy_doubts
     from .transforms import copy_seed
 
     if pool < 1 or (budget is not None and budget < 1):
@@ -164,6 +165,10 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     target = train["label"].map(index).to_numpy(dtype=np.int64)
     val_label = outputs.labels[wrong]
     sources = train[ok & np.isin(target, val_label)]
+    # As balance's copies: no copy of an image the audit flags as junk or whose label it doubts,
+    # unless its class has no other source (the class then grows from what it has).
+    clean = ~sources["sample_id"].isin(copy_doubts(run.findings))
+    sources = sources[clean | ~clean.groupby(sources["label"]).transform("any")]
     if not len(sources):  # the plan kept no readable training sample of those classes: no candidate to draw
         return empty
     torch.manual_seed(seed)
