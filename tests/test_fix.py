@@ -97,7 +97,8 @@ def test_budget_is_filled_exactly(fixed):
     for label, n in train["label"].value_counts().items():
         assert n == targets[label] + boost.get(label, 0), label
     assert max(targets.values()) - min(targets.values()) <= 1  # measured: 84-85 per class
-    assert fixed.summary["choices"]["boost"]["copies"] == len(boost.index) * 5 == boost.sum() == 10  # 2 val errors
+    val_errors = fixed.summary["choices"]["boost"]["val_errors"]
+    assert fixed.summary["choices"]["boost"]["copies"] == 5 * len(val_errors) == boost.sum() > 0  # measured: 2 val errors
 
 
 def test_every_row_has_provenance(fixed, truth):
@@ -119,7 +120,8 @@ def test_every_row_has_provenance(fixed, truth):
     assert (m.loc[m["split"] == "train", "group"].notna()).all()
     counts = fixed.summary["changes"]["actions"]
     originals = counts["keep"] + counts["relabel"]
-    assert counts["boost"] == 10 and counts["copy"] == BUDGET - 10 - originals
+    boosted = fixed.summary["choices"]["boost"]["copies"]
+    assert counts["boost"] == boosted > 0 and counts["copy"] == BUDGET - boosted - originals
     # 564 less relabel's drops (43-46: how many samples sit past the outliers cut varies with
     # the CPU's float arithmetic), less what balancing leaves out (measured: 0)
     drops = (relabel_changes(fixed)["action"] == "drop").sum()
