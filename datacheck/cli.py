@@ -311,8 +311,10 @@ def relabel(run_dir, auto, min_confidence, drop, hold_out_review, export_review,
     print_table(result.table, consoles.err, title="Changes per class" + ("" if result.written else " (dry run)"))
     for kind, where in result.written.items():
         consoles.err.print(f"{kind}: {where}", markup=False)
+    _print_notes(result.notes)  # past --quiet: they say what the changes cost
     if as_json:
-        consoles.out.print_json(json.dumps({"counts": action_counts(result.changes), "written": result.written}))
+        consoles.out.print_json(json.dumps({"counts": action_counts(result.changes), "written": result.written,
+                                            "notes": result.notes}))
 
 
 # --------------------------------------------------------------------------- balance

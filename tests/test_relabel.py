@@ -439,3 +439,25 @@ def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, t
     assert_one_line_error(invoke("relabel", run, "--min-confidence", 1.5), 2, "--min-confidence must be in (0, 1], got 1.5")
     assert_one_line_error(invoke("relabel", run, "--auto"), 2, "error: --auto needs label suggestions")
     assert_one_line_error(invoke("relabel", run, "--materialize", busy), 2, f"error: --materialize {busy} exists")
+
+
+def test_a_class_left_without_training_rows_is_a_note(tmp_path):
+    """Relabelling every sample of a class away empties it: said on stderr, in --json and in
+    relabel.json (before, the class vanished from the result silently)."""
+    import numpy as np
+
+    labels = np.repeat([0, 1, 2], [40, 40, 4])
+    probs = np.full((84, 3), 0.05)
+    probs[np.arange(84), labels] = 0.9
+    probs[80:] = [0.9, 0.05, 0.05]  # the 4 samples of class 2 all look like class 0
+    np.save(tmp_path / "p.npy", probs)
+    np.save(tmp_path / "l.npy", labels)
+    run = datacheck.audit(None, out=tmp_path / "run", pred_probs=tmp_path / "p.npy", labels=tmp_path / "l.npy")
+    result = invoke("relabel", run.run_dir, "--auto", "--out", tmp_path / "fixed", "--json")
+    assert result.exit_code == 0, result.output
+    note = "class 2 left without training rows: relabel moved or dropped every one"
+    assert f"datacheck: note: {note}" in result.stderr.splitlines()
+    assert json.loads(result.stdout)["notes"] == [note]
+    assert json.loads((tmp_path / "fixed" / "relabel.json").read_text())["notes"] == [note]
+    kept = invoke("relabel", run.run_dir, "--out", tmp_path / "dry")  # no --auto: nothing moves, no note
+    assert kept.exit_code == 0 and "note:" not in kept.stderr

@@ -186,6 +186,17 @@ def change_table(frame: pd.DataFrame, changes: pd.DataFrame, *, hold_out_review:
     return table.sort_index().rename_axis("class")
 
 
+def _emptied_classes(frame: pd.DataFrame, new_frame: pd.DataFrame) -> list[str]:
+    """A note naming the classes with training rows in ``frame`` and none in ``new_frame``
+    (a model trained on the result would not know them), or no note."""
+    from .balance import left_without_training_rows, training_mask
+
+    before = set(frame.loc[training_mask(frame), "label"].dropna())
+    after = set(new_frame.loc[training_mask(new_frame), "label"].dropna())
+    gone = sorted(before - after)
+    return [f"{left_without_training_rows(gone)}: relabel moved or dropped every one"] if gone else []
+
+
 def action_counts(changes: pd.DataFrame) -> dict:
     """Samples per action, for ``--json`` and ``relabel.json``."""
     return {a: int((changes["action"] == a).sum()) for a in ACTIONS}
@@ -217,12 +228,16 @@ class RelabelResult:
         Per-class counts before and after (:func:`change_table`).
     written : dict of str to str
         Files and folders written, by kind; empty for a dry run.
+    notes : list of str
+        What the changes did that a person should know: the classes they leave without
+        training rows (every sample of them dropped or relabelled away).
     """
 
     changes: pd.DataFrame
     manifest: pd.DataFrame
     table: pd.DataFrame
     written: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
 
 @keyword_errors({"--materialize": "materialize_to"})
@@ -290,7 +305,8 @@ def relabel(
         decisions = read_decisions(Path(import_review), frame, suggested, classes)
         changes = fill_old_labels(merge_decisions(changes, decisions), frame)
     new_frame = apply_changes(frame, changes, hold_out_review=hold_out_review)
-    result = RelabelResult(changes, new_frame, change_table(frame, changes, hold_out_review=hold_out_review))
+    result = RelabelResult(changes, new_frame, change_table(frame, changes, hold_out_review=hold_out_review),
+                           notes=_emptied_classes(frame, new_frame))
 
     queue = review_queue(frame, changes, review_ranks(run.findings))
     if export_review is not None:
@@ -309,7 +325,7 @@ def relabel(
             "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
             "min_confidence": float(min_confidence), "hold_out_review": hold_out_review,
             "import_review": str(import_review) if import_review else None,
-            "counts": action_counts(changes),
+            "counts": action_counts(changes), "notes": result.notes,
         })
     if materialize_to is not None:
         if manifest.format == "arrays":
