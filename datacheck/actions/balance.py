@@ -166,7 +166,6 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         ``copies`` the augmented copies to make, ``weight`` the coreset weight (null for other
         strategies), ``transform`` the augmentation as JSON (empty unless ``augment``).
     """
-
     options.validate()
     n = len(frame)
     ids = frame["sample_id"].to_numpy(dtype=object)
