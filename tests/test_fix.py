@@ -327,7 +327,13 @@ def test_usage_errors(sample_copy, tmp_path):
     assert_one_line_error(invoke("fix", sample_copy, "--out", tmp_path / "e", "--config", config), 2, "magnitude")
     config.write_text("[nope]\n")
     assert_one_line_error(invoke("fix", sample_copy, "--out", tmp_path / "f", "--config", config), 2, "[nope]")
-    assert not any((tmp_path / name).exists() for name in "abdef")
+    # refused before --out is made, so the corrected command can use it (it once held the bad settings)
+    assert_one_line_error(invoke("fix", sample_copy, "--out", tmp_path / "g", "--device", "cuda:7"), 2, "cuda:7")
+    config.write_text('[audit]\nmodel = "nope"\n')
+    assert_one_line_error(invoke("fix", sample_copy, "--out", tmp_path / "h", "--config", config), 2, "unknown model")
+    config.write_text(f'[audit]\nmodel = "resnet18"\nweights = "{tmp_path / "none.pth"}"\n')
+    assert_one_line_error(invoke("fix", sample_copy, "--out", tmp_path / "i", "--config", config), 2, "none.pth")
+    assert not any((tmp_path / name).exists() for name in "abdefghi")
 
 
 def test_steps_turned_off_and_config_sections(tiny_dataset, tmp_path):

@@ -224,6 +224,19 @@ def budget_targets(groups: pd.DataFrame, room: int, seed: int, growable: set, *,
 # --------------------------------------------------------------------------- settings
 
 
+def _check_model_and_device(audit: dict, needs_model: bool) -> None:
+    """What the first audit would refuse only once it starts: an accelerator this machine lacks,
+    and (when a step needs the model) an unknown model or a missing weights file. Checked
+    before ``--out`` is made, so that the corrected command can reuse it (a fix folder holds
+    its settings, and a rerun with others is refused)."""
+    from ..engine.device import resolve_device
+    from ..engine.models import create_model
+
+    resolve_device(audit["device"])
+    if needs_model:
+        create_model(audit["model"], 2, audit["weights"] or None)
+
+
 def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dict, dict, dict]:
     """The ``[fix]`` options, the augmentation spec and the audit configuration.
 
@@ -442,6 +455,7 @@ def fix(
         "relabel": relabel, "balance": balance, "augment": augment, "boost": boost})
     if array_columns(dataset):
         raise UsageError(f"{dataset} holds model outputs as arrays; fix needs image files")
+    _check_model_and_device(audit_cfg["audit"], needs_model=relabel or balance or boost)
     max_missing = audit_cfg["audit"]["max_missing"]
     manifest = load_manifest(dataset, max_missing=max_missing, root=root)
     out = output_folder(out, FIX_MARKER, "fix output")
