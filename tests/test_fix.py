@@ -336,6 +336,26 @@ def test_usage_errors(sample_copy, tmp_path):
     assert not any((tmp_path / name).exists() for name in "abdefghi")
 
 
+def test_a_result_short_of_the_budget_says_why(tiny_dataset, tmp_path, monkeypatch):
+    """Boosting that cannot make every copy reserved for it (too few candidates: unreadable or
+    screened out) leaves the result short of the budget: a note says by how much and why
+    (before, only the summary's ``filled`` said so)."""
+    import numpy as np
+
+    real_select = boost_module.select_boost
+    # one misclassified val sample, and one candidate fewer than asked for
+    monkeypatch.setattr(boost_module, "validation_errors",
+                        lambda frame, outputs: np.flatnonzero((frame["split"] == "val").to_numpy())[:1])
+    monkeypatch.setattr(boost_module, "select_boost", lambda *args, **kwargs: real_select(*args, **kwargs).iloc[:-1])
+    config = tmp_path / "fix.toml"
+    config.write_text('[audit]\nchecks = ["image_properties"]\n\n[train]\nepochs = 2\n')
+    result = datacheck.fix(tiny_dataset, tmp_path / "out", budget=40, config=config, workers=0)
+    assert result.summary["choices"]["boost"]["copies"] == 3  # 5 per error, at most 10 % of the 36 training rows
+    assert result.summary["rows"] == 39 and not result.summary["filled"]
+    assert "the result has 39 rows, 1 short of the budget of 40: boosting made 2 of the 3 copies reserved for it" \
+        in result.notes
+
+
 def test_steps_turned_off_and_config_sections(tiny_dataset, tmp_path):
     """No relabelling, balancing or boosting, and audit checks that train no model (seconds):
     the classes grow by the same factor to the budget, with the [augment] policy of the config."""

@@ -91,6 +91,17 @@ def validation_errors(frame: pd.DataFrame, outputs) -> np.ndarray:
     return np.flatnonzero(val & outputs.scored & (np.nan_to_num(outputs.pred_probs).argmax(axis=1) != outputs.labels))
 
 
+def copy_sources(rows: pd.DataFrame, findings: pd.DataFrame) -> pd.Series:
+    """Which of ``rows`` (``sample_id``, ``label``) boosting draws candidates from, bool by row:
+    as balance's copies, none the audit (``findings``) flags as junk or whose label it doubts
+    (:func:`datacheck.actions.balance.copy_doubts`), unless its class has no other source (the
+    class then grows from what it has)."""
+    from .balance import copy_doubts
+
+    clean = ~rows["sample_id"].isin(copy_doubts(findings))
+    return clean | ~clean.groupby(rows["label"]).transform("any")
+
+
 def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: int, spec: dict, pool: int,
                  budget: int | None, workers: int, progress=None, screen=None) -> pd.DataFrame:
     """Choose boosting copies.
@@ -127,7 +138,6 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     from ..engine.loader import load_pixels, map_batches
     from ..engine.models import create_model, with_model_input
     from ..engine.train import TrainConfig, fit, predict
-    from .balance import copy_doubts
     from .transforms import copy_seed
 
     if pool < 1 or (budget is not None and budget < 1):
@@ -165,10 +175,7 @@ def select_boost(run, manifest, kept: pd.DataFrame, first_copy: dict, *, seed: i
     target = train["label"].map(index).to_numpy(dtype=np.int64)
     val_label = outputs.labels[wrong]
     sources = train[ok & np.isin(target, val_label)]
-    # As balance's copies: no copy of an image the audit flags as junk or whose label it doubts,
-    # unless its class has no other source (the class then grows from what it has).
-    clean = ~sources["sample_id"].isin(copy_doubts(run.findings))
-    sources = sources[clean | ~clean.groupby(sources["label"]).transform("any")]
+    sources = sources[copy_sources(sources, run.findings)]
     if not len(sources):  # the plan kept no readable training sample of those classes: no candidate to draw
         return empty
     torch.manual_seed(seed)

@@ -830,7 +830,7 @@ class _Context:
         from ..detectors.registry import checks_with_tag
         from .balance import (BalanceOptions, balance, classes_left_without_training_rows, left_without_training_rows,
                               plan_balance, training_mask)
-        from .boost import validation_errors
+        from .boost import copy_sources, validation_errors
 
         opts = self.options
         run = open_run(self.balanced_run)
@@ -898,10 +898,10 @@ class _Context:
                          f"{result.written['plan']}")
         planned = int((plan["action"] != "drop").sum() + plan["copies"].sum())
         if boost["copies"]:
-            # Enough candidates that the boosting copies are all made: each kept training
-            # sample of the classes concerned draws `pool` of them.
-            sources = int(((plan["split"] == "train") & (plan["action"] != "drop")
-                           & plan["label"].isin(boost["classes"])).sum())
+            # Enough candidates that the boosting copies are all made: each source boosting
+            # draws from (boost.copy_sources of the kept training rows) draws `pool` of them.
+            kept = plan[(plan["split"] == "train") & (plan["action"] != "drop") & plan["label"].isin(boost["classes"])]
+            sources = int(copy_sources(kept, run.findings).sum())
             boost["pool"] = max(MIN_BOOST_POOL, math.ceil(boost["copies"] / max(sources, 1)))
         return {
             "strategy": strategy,
@@ -1165,6 +1165,11 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
     # "note": the balance record of a fix begun before it could hold more than one
     balance_notes = rec["balance"].get("notes", [rec["balance"].get("note")])
     summary["notes"] = [n for n in (rec.get("relabel", {}).get("note"), *balance_notes) if n]
+    short = opts["budget"] - n_rows
+    if short > 0:  # the copies reserved for boosting had too few candidates (unreadable, or screened out)
+        made, reserved = summary["changes"]["actions"].get("boost", 0), balance["boost"]["copies"]
+        why = f": boosting made {made} of the {reserved} copies reserved for it" if made < reserved else ""
+        summary["notes"].append(f"the result has {n_rows} rows, {short} short of the budget of {opts['budget']}{why}")
     return summary, table
 
 
