@@ -98,9 +98,12 @@ GOOD = np.random.default_rng(1).dirichlet(np.ones(4), size=50)
         (None, np.full(50, -1), "id -1 at row 0"),
         (None, np.full(50, 1.5), "integer class ids"),
         (None, np.array(["a"] * 50), "integer class ids"),
+        # Cast to int64 these wrapped (-1, INT64_MIN) and numpy warned on stderr.
+        (None, np.full(50, 2**64 - 1, dtype=np.uint64), "id 18446744073709551615 at row 0"),
+        (None, np.full(50, 1e30), "id 1e+30 at row 0, outside 0..3"),
     ],
     ids=["nan", "inf", "negative", "not_normalised", "one_d", "short_labels", "label_too_big", "label_negative",
-         "fractional_labels", "string_labels"],
+         "fractional_labels", "string_labels", "uint64_label", "huge_float_label"],
 )
 def test_bad_arrays_exit_3(tmp_path, probs, labels, message):
     result = _bad(tmp_path, probs, labels)

@@ -192,11 +192,14 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
     whole = np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw) & (raw == np.round(raw)))
     if not (np.issubdtype(raw.dtype, np.integer) or whole):
         raise BadDataError("--labels must hold integer class ids")
-    labels = raw.astype(np.int64)
-    out_of_range = (labels < 0) | (labels >= probs.shape[1])
+    # Range-checked before the cast to int64, which would wrap a uint64 id or a float above 2**63.
+    out_of_range = (raw < 0) | (raw >= probs.shape[1])
     if out_of_range.any():
         row = int(np.argmax(out_of_range))
-        raise BadDataError(f"--labels has id {labels[row]} at row {row}, outside 0..{probs.shape[1] - 1} (the --pred-probs columns)")
+        value = raw[row].item()  # exact for any integer dtype; a whole float prints as an int while exact
+        value = int(value) if isinstance(value, float) and abs(value) < 2**53 else value
+        raise BadDataError(f"--labels has id {value} at row {row}, outside 0..{probs.shape[1] - 1} (the --pred-probs columns)")
+    labels = raw.astype(np.int64)
     embeddings = _embeddings(embeddings_path, len(probs)) if embeddings_path is not None else None
     classes = _class_names(class_names_path, probs.shape[1]) if class_names_path is not None else None
     return ModelOutputs(classes or [str(i) for i in range(probs.shape[1])], labels, probs, embeddings, "files")
