@@ -455,7 +455,7 @@ def fix(
         "relabel": relabel, "balance": balance, "augment": augment, "boost": boost})
     if array_columns(dataset):
         raise UsageError(f"{dataset} holds model outputs as arrays; fix needs image files")
-    _check_model_and_device(audit_cfg["audit"], needs_model=relabel or balance or boost)
+    _check_model_and_device(audit_cfg["audit"], needs_model=any(options[s] for s in ("relabel", "balance", "boost")))
     max_missing = audit_cfg["audit"]["max_missing"]
     manifest = load_manifest(dataset, max_missing=max_missing, root=root)
     out = output_folder(out, FIX_MARKER, "fix output")
