@@ -328,7 +328,7 @@ def relabel(run_dir, auto, min_confidence, drop, hold_out_review, export_review,
               show_default=True, help="Groups to balance: class x sub-cluster, class, or keep the CRUST coreset.")
 @click.option("--target", type=int, help="Samples per group [default: the largest group]; a plan may make the "
               "training split at most 100x its size (at least 10,000 rows): bound it with --max-total.")
-@click.option("--budget", type=float, default=0.5, show_default=True, help="--strategy coreset: fraction of each class kept.")
+@click.option("--budget", type=float, help="--strategy coreset: fraction of each class kept [default: 0.5].")
 @click.option("--drop-flagged", is_flag=True, help="First drop label issues, corrupt files and surplus duplicates.")
 @click.option("--max-total", type=int, help="Cap on the rows of the result, all splits and copies included.")
 @click.option("--seed", type=int, help="Seed of every random choice [default: the audit's seed].")
@@ -347,7 +347,10 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
     from .reporting.summary import print_table
 
     consoles = Consoles.create(quiet=quiet)
-    options = BalanceOptions(strategy=strategy, target=target, budget=budget, drop_flagged=drop_flagged,
+    if budget is not None and strategy != "coreset":  # as --target with coreset: refused, not ignored
+        raise click.UsageError(f"--budget applies only to --strategy coreset, not {strategy} (use --target)")
+    options = BalanceOptions(strategy=strategy, target=target, drop_flagged=drop_flagged,
+                             **({} if budget is None else {"budget": budget}),
                              max_total=max_total, seed=seed, transform=dict(DEFAULT_SPEC))
     result = run_balance(run_dir, out, options, dataset=dataset, command=sys.argv)
     print_table(result.table, consoles.err, title=f"Training samples per class ({strategy})")

@@ -217,6 +217,15 @@ def test_bad_input_exit_statuses(quick_run, tmp_path, sample_copy):
     assert not (tmp_path / "p2").exists()
 
 
+def test_budget_without_coreset_is_refused_not_ignored(tmp_path):
+    # --budget with --strategy classes was silently ignored (the plan kept every sample), while
+    # --target with --strategy coreset is refused: both are usage errors now, before any work.
+    for strategy in ("classes", "subclusters"):
+        result = invoke("balance", tmp_path / "run", "--strategy", strategy, "--budget", "0.3", "--out", tmp_path / "p")
+        assert_one_line_error(result, 2, f"--budget applies only to --strategy coreset, not {strategy}")
+    assert not (tmp_path / "p").exists()
+
+
 # --------------------------------------------------------------------------- with the clusters detector
 
 needs_clusters = pytest.mark.skipif("clusters" not in list_detectors(), reason="the clusters detector is not registered")
