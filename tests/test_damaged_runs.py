@@ -343,8 +343,12 @@ def set_first(column: str, value, where: str | None = None):
     (set_first("transform", "{not json", where="augment"), ("is not a JSON object",)),
     (set_first("transform", '{"policy": "sharpen"}', where="augment"), ("policy must be one of",)),
     (lambda frame: pd.concat([frame, frame.iloc[:1]]), ("twice",)),
+    # The transform parsed into a struct (or a list) column: exit 4, "unhashable type", before.
+    (lambda frame: frame.assign(transform=[{"policy": "both"}] * len(frame)), ("transform {'policy': 'both'} is not text",)),
+    (lambda frame: frame.assign(transform=[["both"]] * len(frame)), ("is not text",)),
+    (lambda frame: frame.assign(sample_id=range(len(frame))), ("sample_id 0 is not text",)),
 ], ids=["negative", "fraction", "null", "explode", "huge", "keep-with-copies", "transform-not-json", "bad-policy",
-        "duplicate-id"])
+        "duplicate-id", "struct-transform", "list-transform", "int-sample-id"])
 def test_hand_edited_plan_rows_are_bad_data(plan, tmp_path, edit, words):
     damaged = copy_of(plan, tmp_path)
     frame = edit(pd.read_parquet(damaged / "plan.parquet"))

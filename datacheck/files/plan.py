@@ -138,10 +138,19 @@ def check_plan_rows(path: Path, plan: pd.DataFrame) -> pd.DataFrame:
     Raises
     ------
     BadDataError
-        A sample listed twice or without an id, an unknown action, copies that are not a
-        non-negative integer or that an action other than ``augment`` would make, or more
-        copies in all than :data:`MAX_COPIES_PER_ROW` per plan row.
+        A sample_id or transform that is not text, a sample listed twice or without an id, an
+        unknown action, copies that are not a non-negative integer or that an action other
+        than ``augment`` would make, or more copies in all than :data:`MAX_COPIES_PER_ROW` per
+        plan row.
     """
+    for column in ("sample_id", "transform"):  # a hand-edited file may hold lists or structs here
+        values = plan[column]
+        not_text = values.notna() & ~values.map(lambda v: isinstance(v, str))
+        if not_text.any():
+            value = values[not_text].iloc[0]
+            value = value.item() if isinstance(value, np.generic) else value  # 3, not np.int64(3)
+            raise BadDataError(f"{path}: {column} {value!r:.60} is not text; "
+                               "the plan is damaged, run datacheck balance again")
     ids = plan["sample_id"]
     if ids.isna().any() or ids.duplicated().any():
         what = "a row without a sample_id" if ids.isna().any() else f"sample {ids[ids.duplicated()].iloc[0]!r} twice"
