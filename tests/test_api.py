@@ -249,6 +249,20 @@ def test_a_dataframe_with_a_column_name_twice_is_bad_data():
         datacheck.audit(frame, root=SAMPLE_DATA)
 
 
+@pytest.mark.parametrize("files", [True, False])
+def test_load_manifest_of_a_dataframe_with_doubled_or_multi_level_columns_is_bad_data(files):
+    """Both failed as AttributeError ('DataFrame' object has no attribute 'tolist' / 'dtype'):
+    load_manifest is public, and datacheck.audit's own check saw only doubled names."""
+    doubled = pd.DataFrame([["a.png", "x", "y"]], columns=["path", "label", "label"])
+    with pytest.raises(BadDataError, match="^the manifest DataFrame has the column 'label' twice"):
+        datacheck.load_manifest(doubled, root=SAMPLE_DATA, files=files)
+    nested = pd.DataFrame([["a.png", "x"]], columns=pd.MultiIndex.from_tuples([("path", "a"), ("label", "b")]))
+    with pytest.raises(BadDataError, match="^the manifest DataFrame has 2-level columns; flatten them"):
+        datacheck.load_manifest(nested, root=SAMPLE_DATA, files=files)
+    with pytest.raises(BadDataError, match="2-level columns"):
+        datacheck.audit(nested, root=SAMPLE_DATA)
+
+
 @pytest.mark.parametrize("checks, shown", [
     (123, "got int 123"),
     (b"image_properties", "got bytes b'image_properties'"),
