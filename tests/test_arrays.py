@@ -231,6 +231,16 @@ def test_class_names_listed_twice_are_named(tmp_path):
     assert_one_line_error(result, ExitStatus.BAD_DATA, "--class-names lists 'cat' twice")
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_class_name(tmp_path):
+    """A names file saved by a Windows editor: the first class was '\ufeffcat', so a manifest
+    labelled 'cat' was refused ("label(s) 'cat' are not among the 2 class names")."""
+    np.save(tmp_path / "p.npy", np.tile(np.array([[0.5, 0.5]], np.float32), (4, 1)))
+    (tmp_path / "names.txt").write_text("cat\ndog\n", encoding="utf-8-sig")
+    frame = pd.DataFrame({"sample_id": ["a", "b", "c", "d"], "label": ["cat", "dog", "cat", "dog"]})
+    inputs = load_array_inputs(frame, pred_probs=tmp_path / "p.npy", class_names=tmp_path / "names.txt")
+    assert list(inputs.outputs.classes) == ["cat", "dog"]
+
+
 def test_a_nan_in_a_parquet_probability_column_names_its_row(tmp_path):
     frame = pd.DataFrame({"sample_id": ["a", "b", "c"], "label": ["x", "y", "x"],
                           "pred_probs": [[0.9, 0.1], [float("nan"), 1.0], [0.8, 0.2]]})

@@ -291,7 +291,8 @@ def _class_names(value, k: int | None) -> list:
     else:
         try:
             require_regular_file(value)
-            classes = [line.strip() for line in Path(value).read_text(encoding="utf-8").splitlines() if line.strip()]
+            # utf-8-sig, as for a CSV manifest: a byte order mark (Windows editors) is not part of the first name.
+            classes = [line.strip() for line in Path(value).read_text(encoding="utf-8-sig").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
             raise BadDataError(f"cannot read --class-names {value}: {exc}") from exc
         what = "--class-names"
