@@ -347,10 +347,7 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
     from .reporting.summary import print_table
 
     consoles = Consoles.create(quiet=quiet)
-    if budget is not None and strategy != "coreset":  # as --target with coreset: refused, not ignored
-        raise click.UsageError(f"--budget applies only to --strategy coreset, not {strategy} (use --target)")
-    options = BalanceOptions(strategy=strategy, target=target, drop_flagged=drop_flagged,
-                             **({} if budget is None else {"budget": budget}),
+    options = BalanceOptions(strategy=strategy, target=target, budget=budget, drop_flagged=drop_flagged,
                              max_total=max_total, seed=seed, transform=dict(DEFAULT_SPEC))
     result = run_balance(run_dir, out, options, dataset=dataset, command=sys.argv)
     print_table(result.table, consoles.err, title=f"Training samples per class ({strategy})")

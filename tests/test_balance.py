@@ -154,7 +154,8 @@ def test_coreset_keeps_the_selection_with_weights(coreset_findings):
     (BalanceOptions(strategy="coreset"), "needs the coreset check"),
     (BalanceOptions(strategy="classes", target=0), "--target must be a positive integer"),
     (BalanceOptions(strategy="coreset", target=3), "does not apply"),
-    (BalanceOptions(strategy="classes", budget=1.5), "--budget must be in"),
+    (BalanceOptions(strategy="coreset", budget=1.5), "--budget must be in"),
+    (BalanceOptions(strategy="classes", budget=0.5), "--budget applies only to --strategy coreset"),
     (BalanceOptions(strategy="other"), "--strategy must be one of"),
 ])
 def test_bad_options(options, message):
@@ -223,6 +224,8 @@ def test_budget_without_coreset_is_refused_not_ignored(tmp_path):
     for strategy in ("classes", "subclusters"):
         result = invoke("balance", tmp_path / "run", "--strategy", strategy, "--budget", "0.3", "--out", tmp_path / "p")
         assert_one_line_error(result, 2, f"--budget applies only to --strategy coreset, not {strategy}")
+        with pytest.raises(UsageError, match=f"^budget applies only to strategy coreset, not {strategy}"):
+            datacheck.balance(tmp_path / "run", tmp_path / "p", strategy=strategy, budget=0.3)  # the API too
     assert not (tmp_path / "p").exists()
 
 
@@ -315,7 +318,7 @@ def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, t
         datacheck.balance(run, busy, strategy="classes")
     assert not (tmp_path / "plan").exists() and (busy / "mine.txt").read_text() == "keep me"
     datacheck.balance(run, tmp_path / "plan", strategy="classes", target=np.int64(8), max_total=np.int32(40),
-                      seed=np.int64(3), budget=np.float32(0.5), drop_flagged=np.True_)
+                      seed=np.int64(3), drop_flagged=np.True_)
     info = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert info["seed"] == 3 and info["options"]["target"] == 8 and info["options"]["drop_flagged"] is True
     assert_one_line_error(invoke("balance", run, "--strategy", "classes", "--max-total", 3, "--out", tmp_path / "p"), 2,

@@ -57,6 +57,8 @@ FINDINGS = "the run's findings.parquet"
 #: A plan may make the training split at most this many times its size (and at least
 #: :data:`MIN_PLAN_LIMIT` rows whatever its size): a larger plan is almost surely a mistyped
 #: ``--target``, and ``augment`` would spend days making the copies.
+#: ``--strategy coreset``'s default ``--budget``: the fraction of each class kept.
+CORESET_BUDGET = 0.5
 MAX_GROWTH = 100
 MIN_PLAN_LIMIT = 10_000
 
@@ -75,8 +77,9 @@ class BalanceOptions:
         its size (``datacheck fix`` fills a budget this way).
         A plan whose training split would grow past :data:`MAX_GROWTH` × its size (at least
         :data:`MIN_PLAN_LIMIT` rows) is refused; ``max_total`` bounds it.
-    budget : float in (0, 1]
-        ``coreset``: fraction of each class to keep.
+    budget : float in (0, 1] or None
+        ``coreset``: fraction of each class to keep (None: :data:`CORESET_BUDGET`). Refused
+        with another strategy, as ``target`` with ``coreset``: a setting that would be ignored.
     drop_flagged : bool
         Drop training samples flagged as label issues or corrupt, and duplicates beyond one
         per group, before balancing.
@@ -91,7 +94,7 @@ class BalanceOptions:
 
     strategy: str = "subclusters"
     target: int | dict | None = None
-    budget: float = 0.5
+    budget: float | None = None
     drop_flagged: bool = False
     max_total: int | None = None
     seed: int | None = 0
@@ -118,9 +121,13 @@ class BalanceOptions:
             raise UsageError(f"--target must be a positive integer, got {self.target!r}")
         if self.target is not None and self.strategy == "coreset":
             raise UsageError("--target does not apply to --strategy coreset (use --budget)")
-        if isinstance(self.budget, bool) or not isinstance(self.budget, numbers.Real) or not 0 < self.budget <= 1:
-            raise UsageError(f"--budget must be in (0, 1], got {self.budget!r:.40}")
-        self.budget = float(self.budget)
+        if self.budget is not None and self.strategy != "coreset":
+            raise UsageError(f"--budget applies only to --strategy coreset, not {self.strategy} (use --target)")
+        if self.strategy == "coreset":
+            budget = CORESET_BUDGET if self.budget is None else self.budget
+            if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not 0 < budget <= 1:
+                raise UsageError(f"--budget must be in (0, 1], got {budget!r:.40}")
+            self.budget = float(budget)
         if self.max_total is not None and (isinstance(self.max_total, bool) or not isinstance(self.max_total, int)
                                            or self.max_total < 1):
             raise UsageError(f"--max-total must be a positive integer, got {self.max_total!r:.40}")
