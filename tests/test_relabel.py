@@ -441,6 +441,30 @@ def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, t
     assert_one_line_error(invoke("relabel", run, "--materialize", busy), 2, f"error: --materialize {busy} exists")
 
 
+def test_materialize_onto_an_empty_mount_point_is_a_usage_error(tiny_dataset, tmp_path, monkeypatch):
+    """An empty mount point passed the empty-folder check, then its rmdir failed with EBUSY:
+    exit 4 (internal error). Refused before anything is written instead (simulated: mounting
+    needs root)."""
+    import errno
+    import os
+
+    run = datacheck.audit(tiny_dataset, out=tmp_path / "run", checks=["image_properties"], workers=0).run_dir
+    mount = tmp_path / "volume"
+    mount.mkdir()
+    is_mount, rmdir = os.path.ismount, Path.rmdir
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == mount or is_mount(p))
+
+    def busy_rmdir(self):
+        if self == mount:
+            raise OSError(errno.EBUSY, "Device or resource busy", str(self))
+        rmdir(self)
+
+    monkeypatch.setattr(Path, "rmdir", busy_rmdir)
+    result = invoke("relabel", run, "--materialize", mount, catch_exceptions=True)
+    assert_one_line_error(result, 2, f"error: --materialize {mount} is a mount point")
+    assert list(mount.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["run", "tiny", "volume"]
+
+
 def test_a_class_left_without_training_rows_is_a_note(tmp_path):
     """Relabelling every sample of a class away empties it: said on stderr, in --json and in
     relabel.json (before, the class vanished from the result silently)."""

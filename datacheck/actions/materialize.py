@@ -19,10 +19,13 @@ from ..runs import temporary_folder
 
 
 def check_target(out: str | os.PathLike) -> Path:
-    """``out`` as a Path; refused unless it is new or an empty folder."""
+    """``out`` as a Path; refused unless it is new or an empty folder (not a mount point)."""
     out = Path(out)
     if out.is_symlink():  # the finished folder is renamed into place, which a link cannot take
         raise UsageError(f"--materialize {out} is a symbolic link; give the folder's own path")
+    if os.path.ismount(out):  # nor can a mount point (EBUSY), however empty
+        raise UsageError(f"--materialize {out} is a mount point, which the finished folder cannot replace; "
+                         "give a new folder inside it")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--materialize {out} exists and is not an empty folder; choose another")
     return out
