@@ -336,12 +336,17 @@ def check_outputs(sources: "Sources | None", *, files: dict | None = None, folde
     ------
     UsageError
         An output in the dataset, on the run's files, on a kept input, overlapping another
-        output, or below a path that is not a folder.
+        output, below a path that is not a folder, or a file output that is a symbolic link.
     """
     folders = {o: p for o, p in (folders or {}).items() if p is not None}
     for option, path in {**(files or {}), **folders}.items():
         if path is not None and not str(path).strip():
             raise UsageError(f"{option} is empty; give a path")
+    for option, path in (files or {}).items():
+        # A file output is written beside itself and renamed into place, which would replace
+        # the link (and /dev/stdout with it, for root) instead of writing where it points.
+        if path is not None and Path(path).is_symlink():
+            raise UsageError(f"{option} {path} is a symbolic link, which writing would replace; give the file's own path")
     given = {o: Path(os.path.realpath(p)) for o, p in {**(files or {}), **folders}.items() if p is not None}
     for option, path in given.items():
         refuse_unwritable(path, option)

@@ -371,6 +371,26 @@ def test_no_output_replaces_a_file_of_another_run(tiny_dataset, tmp_path):
     assert {name: (tmp_path / "a" / name).read_bytes() for name in before} == before
 
 
+def test_a_file_output_that_is_a_symlink_is_refused_not_replaced(tiny_dataset, tmp_path):
+    """Outputs are written beside themselves and renamed into place: a symlink given as
+    --export-review, --junit or report --out was replaced by a regular file (the link lost,
+    its target untouched; as root, --export-review /dev/stdout replaced /dev/stdout)."""
+    run = tmp_path / "run"
+    assert invoke("audit", tiny_dataset, "--out", run, "--checks", "image_properties", "-q").exit_code == 0
+    target = tmp_path / "target.txt"
+    target.write_text("precious")
+    for args in (["relabel", run, "--export-review"], ["report", run, "--out"],
+                 ["audit", tiny_dataset, "--out", tmp_path / "r2", "--checks", "image_properties", "--junit"]):
+        link = tmp_path / "link"
+        link.symlink_to(target)
+        result = invoke(*args, link)
+        assert_one_line_error(result, 2, f"{link} is a symbolic link")
+        assert link.is_symlink() and target.read_text() == "precious"
+        link.unlink()
+    assert not (tmp_path / "r2").exists()
+
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("audit = 5\n", "must be a table"),
     ("a = " + "[" * 2000 + "]" * 2000 + "\n", "not valid TOML"),
