@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AUDIT_KEYWORDS, BadDataError, DatacheckError, UsageError, as_keywords
+from .manifest import require_flat_columns
 from .pipeline import AuditResult
 from .validation import paths_checked
 
@@ -114,9 +115,8 @@ def audit(
         hint = ": pass pd.DataFrame(data)" if isinstance(data, dict) else ""
         raise UsageError(f"data must be a dataset folder, a manifest file or a pandas DataFrame, "
                          f"got a {type(data).__name__}{hint}")
-    if isinstance(data, pd.DataFrame) and data.columns.duplicated().any():  # data["label"] would be a table
-        raise BadDataError(f"data has the column {data.columns[data.columns.duplicated()][0]!r} twice; "
-                           "each column must have its own name")
+    if isinstance(data, pd.DataFrame):  # before anything reads data["label"], which would be a table
+        require_flat_columns(data, "data")
     if isinstance(pred_probs, pd.DataFrame) and not isinstance(pred_probs.columns, pd.RangeIndex):
         class_names = _column_classes(pred_probs, class_names)
     for name, value in (("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings)):

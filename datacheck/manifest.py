@@ -113,7 +113,7 @@ def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int =
         or more than ``max_missing`` missing files.
     """
     if isinstance(source, pd.DataFrame):
-        _require_flat_columns(source)
+        require_flat_columns(source, "the manifest DataFrame")
     if not files:
         return _array_manifest(source, root)
     if isinstance(source, pd.DataFrame):  # the Python API: a manifest already in memory
@@ -321,15 +321,16 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
     return frame
 
 
-def _require_flat_columns(frame: pd.DataFrame) -> None:
+def require_flat_columns(frame: pd.DataFrame, what: str) -> None:
     """A manifest DataFrame's columns are single names, each once: ``frame["label"]`` must be
-    one column, not a table (which failed later as an AttributeError)."""
+    one column, not a table (which failed later as an AttributeError). ``what`` names the
+    frame in the message."""
     if frame.columns.nlevels > 1:
-        raise BadDataError(f"the manifest DataFrame has {frame.columns.nlevels}-level columns; "
-                           "flatten them to single names (path, label, ...)")
+        raise BadDataError(f"{what} has {frame.columns.nlevels}-level columns; flatten them to single names "
+                           "(path, label, ...)")
     twice = frame.columns[frame.columns.duplicated()]
     if len(twice):
-        raise BadDataError(f"the manifest DataFrame has the column {twice[0]!r} twice; each column must have its own name")
+        raise BadDataError(f"{what} has the column {twice[0]!r} twice; each column must have its own name")
 
 
 def _require_path_column(frame: pd.DataFrame, source: Path) -> None:

@@ -57,10 +57,10 @@ FINDINGS = "the run's findings.parquet"
 #: A plan may make the training split at most this many times its size (and at least
 #: :data:`MIN_PLAN_LIMIT` rows whatever its size): a larger plan is almost surely a mistyped
 #: ``--target``, and ``augment`` would spend days making the copies.
-#: ``--strategy coreset``'s default ``--budget``: the fraction of each class kept.
-CORESET_BUDGET = 0.5
 MAX_GROWTH = 100
 MIN_PLAN_LIMIT = 10_000
+#: ``--strategy coreset``'s default ``--budget``: the fraction of each class kept.
+CORESET_BUDGET = 0.5
 
 
 @dataclass
