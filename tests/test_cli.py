@@ -288,3 +288,25 @@ def test_quiet_means_no_library_warnings_on_stderr(tmp_path):
                  ["report", tmp_path / "run"]):
         done = subprocess.run([sys.executable, "-m", "datacheck", *map(str, args), "-q"], capture_output=True, timeout=120)
         assert done.returncode == 0 and done.stderr == b"", done.stderr
+
+
+@pytest.mark.parametrize("code, status", [(None, 0), (0, 0), (3, 3), (141, 141)])
+def test_the_exit_without_teardown_keeps_the_status_output_and_exit_handlers(code, status):
+    """The console script leaves with os._exit once the command is done (Python's teardown of
+    pandas and pyarrow costs 0.1 s): buffered output is still written, atexit handlers still
+    run, after the output, and the status is the command's."""
+    script = ("import atexit, sys; atexit.register(lambda: print('handler', flush=True)); "
+              "from datacheck.__main__ import exit_without_teardown; "
+              f"print('out', end=''); print('err', end='', file=sys.stderr); exit_without_teardown({code!r})")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (status, "outhandler\n", "err")
+
+
+def test_the_exit_waits_for_a_thread_still_running():
+    """A non-daemon thread still working when the command ends gets the ordinary exit, which
+    waits for it."""
+    script = ("import threading, time; from datacheck.__main__ import exit_without_teardown; "
+              "threading.Thread(target=lambda: (time.sleep(0.5), print('thread done', flush=True))).start(); "
+              "exit_without_teardown(5)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (5, "thread done\n")
