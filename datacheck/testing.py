@@ -33,7 +33,8 @@ def make_context(manifest: Manifest, *, image_stats: pd.DataFrame | None = None,
     manifest : Manifest
     image_stats : pandas.DataFrame, optional
         Per-image statistics (:func:`datacheck.engine.loader.compute_image_stats`); their
-        ``thumbnail`` column is offered as the ``thumbnails`` feature.
+        ``thumbnail`` and ``descriptor`` columns are offered as the ``thumbnails`` and
+        ``thumbnail_descriptors`` features.
     outputs : datacheck.features.model.ModelOutputs, optional
         Split into ``model_outputs``, ``labels``, ``pred_probs``, ``softmax``, ``embeddings``
         and the ``knn_graph`` (``knn_k`` neighbours) of the embeddings.
@@ -41,13 +42,13 @@ def make_context(manifest: Manifest, *, image_stats: pd.DataFrame | None = None,
     only : set of str, optional
         Offer only these features (the rest are left out, so reading them fails).
     """
-    from .features.images import split_thumbnails
+    from .features.images import split_arrays
     from .features.knn import build_knn_graph
 
     store = FeatureStore()
     values = {"image_stats": image_stats, "aum": aum}
     if image_stats is not None and "thumbnail" in image_stats:  # as compute_image_stats returns them
-        values["image_stats"], values["thumbnails"] = split_thumbnails(image_stats)
+        values["image_stats"], values["thumbnails"], values["thumbnail_descriptors"] = split_arrays(image_stats)
     if outputs is not None:
         values.update(model_outputs=outputs, labels=outputs.label_ids, pred_probs=outputs.pred_probs,
                       softmax=outputs.softmax)

@@ -8,6 +8,7 @@ import pytest
 
 import datacheck
 from datacheck.features import FeatureStore, UndeclaredInput
+from datacheck.engine.similarity import spectral_descriptors
 from datacheck.features.knn import build_knn_graph
 
 from .conftest import SAMPLE_DATA
@@ -191,23 +192,28 @@ def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, mo
         images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     assert decoded == [5, 5] and len(list((tmp_path / "artifacts").rglob("rows-*.parquet"))) == 2
     interrupt, decoded[:] = False, []
-    resumed, thumbnails = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    resumed, thumbnails, descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     assert decoded == [5, 1]  # the third and fourth parts only
     parts = sorted(p.name for p in (tmp_path / "artifacts" / images.IMAGE_STATS_ARTIFACT).iterdir())
     assert parts == [f"rows-{start:012d}.parquet" for start in (0, 5, 10, 15)]  # the parts are the artifact
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [images.IMAGE_STATS_ARTIFACT]
-    again, again_thumbnails = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    again, again_thumbnails, again_descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     assert again.equals(resumed) and decoded == [5, 1]
-    fresh, fresh_thumbnails = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "fresh")
+    fresh, fresh_thumbnails, _ = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "fresh")
     pd.testing.assert_frame_equal(resumed, fresh)
     # The thumbnails: read back from the parts, memory-mapped, equal to a decode in memory.
-    in_memory_stats, in_memory = images.image_stats(manifest, 0, 4)
+    in_memory_stats, in_memory, in_memory_descriptors = images.image_stats(manifest, 0, 4)
     assert isinstance(thumbnails, np.memmap) and thumbnails.shape == (16, 64, 64, 3)
     np.testing.assert_array_equal(np.asarray(thumbnails), in_memory)
     np.testing.assert_array_equal(np.asarray(again_thumbnails), in_memory)
     np.testing.assert_array_equal(np.asarray(fresh_thumbnails), in_memory)
     assert "thumbnail" not in resumed and in_memory.any(axis=(1, 2, 3)).all()
     pd.testing.assert_frame_equal(in_memory_stats, fresh)
+    # The descriptors, made by the decoding workers: those of the whole array of thumbnails.
+    assert isinstance(descriptors, np.memmap) and descriptors.shape == (16, 120) and descriptors.dtype == np.float32
+    for got in (descriptors, again_descriptors, in_memory_descriptors):
+        np.testing.assert_array_equal(np.asarray(got), spectral_descriptors(in_memory))
+    assert "descriptor" not in resumed
 
 
 def test_thumbnails_are_read_from_arrow_buffers_as_from_bytes():
@@ -224,17 +230,24 @@ def test_thumbnails_are_read_from_arrow_buffers_as_from_bytes():
     values[1], values[4] = b"", b"\x01" * 10  # unreadable; damaged
     values[5] = None
     expected = np.zeros((9, 64, 64, 3), np.uint8)
-    images._fill_thumbnails(expected, 2, pd.Series([b"" if v is None else v for v in values]))
+    images._fill_rows(expected, 2, pd.Series([b"" if v is None else v for v in values]))
     for column in (pa.chunked_array([pa.array(values[:3]), pa.array(values[3:])]),
                    pa.array([b"x" * size] + values).slice(1), pa.array(values, pa.large_binary())):
         out = np.zeros_like(expected)
-        images._fill_thumbnails(out, 2, column)
+        images._fill_rows(out, 2, column)
         np.testing.assert_array_equal(out, expected)
     assert expected[[2, 4, 5, 8]].all() and not expected[[0, 1, 3, 6, 7]].any()  # rows 2-8 are values 0-6
     whole = pa.array([values[0], values[2]])  # every row whole: one contiguous copy
     out = np.zeros((2, 64, 64, 3), np.uint8)
-    images._fill_thumbnails(out, 0, whole)
+    images._fill_rows(out, 0, whole)
     np.testing.assert_array_equal(out.reshape(2, -1), np.frombuffer(values[0] + values[2], np.uint8).reshape(2, -1))
+    # Rows of another type (descriptors, float32) are read as that type, by either path.
+    floats = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for column in (pa.array([floats[0].tobytes(), b"", floats[1].tobytes()]),
+                   pd.Series([floats[0].tobytes(), b"", floats[1].tobytes()])):
+        out = np.zeros((3, 3), np.float32)
+        images._fill_rows(out, 0, column)
+        np.testing.assert_array_equal(out, [floats[0], [0, 0, 0], floats[1]])
 
 
 def test_a_full_disk_for_the_thumbnails_is_a_usage_error(tmp_path, monkeypatch):

@@ -27,7 +27,6 @@ from ..engine.image_stats import THUMB_SIDE
 from ..engine.similarity import (
     connected_components,
     pair_similarity,
-    spectral_descriptors,
     top_k_neighbours,
 )
 from ..features.knn import MAX_NEIGHBOURS
@@ -116,7 +115,9 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     readable, pixel_id = _pixel_ids(stats)
     has_content = stats["has_content"].to_numpy(dtype=bool) & readable
     local = np.flatnonzero(has_content)  # local index -> manifest row
-    neighbours, search = _descriptor_neighbours(spectral_descriptors(thumbs, local, ctx.workers), k, ctx)  # (M, k) local indices
+    # Descriptors made by the workers that decoded the images: (M, D), in memory.
+    descriptors = np.asarray(ctx.get("thumbnail_descriptors")[local], dtype=np.float32)
+    neighbours, search = _descriptor_neighbours(descriptors, k, ctx)  # (M, k) local indices
     found = neighbours >= 0
     a = np.repeat(np.arange(len(local)), neighbours.shape[1]).reshape(neighbours.shape)[found]
     b = neighbours[found]
@@ -289,7 +290,7 @@ def _members(groups: DuplicateGroups) -> dict[int, np.ndarray]:
 class _DuplicateDetector(Detector):
     """Shared parameters of the hash-based duplicate detectors."""
 
-    requires = frozenset({"image_stats", "thumbnails"})
+    requires = frozenset({"image_stats", "thumbnails", "thumbnail_descriptors"})
     tags = frozenset({"groups"})
     _parameter_constraints = {"min_similarity": [Interval(float, 0, 1, "neither")],
                               "candidates": [Interval(int, 1, MAX_NEIGHBOURS)],

@@ -17,6 +17,8 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
+from .similarity import spectral_descriptors
+
 # Statistics are computed on a copy no larger than this on its longer side: it bounds the
 # cost for large photos and keeps blur comparable between image sizes.
 ANALYSIS_SIDE = 256
@@ -28,7 +30,7 @@ THUMB_SIDE = 64
 FLAT_STD = 2.0
 
 #: Bumped when a statistic's definition changes, so cached statistics are recomputed.
-STATS_VERSION = 7  # 7: large JPEGs decoded at a reduced scale
+STATS_VERSION = 8  # 7: large JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors
 
 STAT_COLUMNS = [
     "width",  # int, pixels
@@ -47,6 +49,10 @@ STAT_COLUMNS = [
     "speckle",  # fraction of isolated pixels (impulse noise, dust), 0-1; NaN for flat images and those under 3 px on a side
     "pixel_hash",  # hex digest of mode, size and decoded pixels ("" if unreadable)
     "thumbnail",  # bytes: THUMB_SIDE x THUMB_SIDE x 3 uint8 RGB, b"" if unreadable
+    # bytes: the thumbnail's near-duplicate descriptor, float32 (datacheck.engine.similarity.
+    # spectral_descriptors), b"" if unreadable. Made here, beside the thumbnail, so the
+    # workers that decode the images describe them too, instead of one more pass afterwards.
+    "descriptor",
     "has_content",  # bool: not flat (grey std >= FLAT_STD) and readable
     "error",  # "" if decoded, else why not
 ]
@@ -178,6 +184,7 @@ def analyze_batch(batch: dict) -> dict:
     """
     rows = [_decode(p) for p in batch["path"]]
     _measure_copies([row for row in rows if not row["error"]])
+    _describe_thumbnails([row for row in rows if not row["error"]])
     return {name: [row[name] for row in rows] for name in STAT_COLUMNS}
 
 
@@ -190,6 +197,7 @@ def measure_image(im: Image.Image) -> dict:
     """The statistics of one decoded image (a row of ``image_stats``; ``error`` empty)."""
     row = _identify(im)
     _measure_copies([row])
+    _describe_thumbnails([row])
     return {name: row[name] for name in STAT_COLUMNS}
 
 
@@ -222,7 +230,7 @@ def _decode(path: str) -> dict:
 
 def _unreadable(reason: str) -> dict:
     row = {name: math.nan for name in STAT_COLUMNS}
-    row.update(width=0, height=0, mode="", pixel_hash="", thumbnail=b"", has_content=False, error=reason.splitlines()[0])
+    row.update(width=0, height=0, mode="", pixel_hash="", thumbnail=b"", descriptor=b"", has_content=False, error=reason.splitlines()[0])
     return row
 
 
@@ -286,6 +294,14 @@ def _measure_copies(rows: list[dict]) -> None:
     if members:
         for row, stats, c in zip(members, _grey_statistics(greys), np.concatenate(colours)):
             row.update(stats, colorfulness=float(c))
+
+
+def _describe_thumbnails(rows: list[dict]) -> None:
+    """Add each row's thumbnail descriptor (float32 bytes) to the row, one pass for them all."""
+    if rows:
+        thumbs = np.frombuffer(b"".join(row["thumbnail"] for row in rows), np.uint8)
+        for row, descriptor in zip(rows, spectral_descriptors(thumbs.reshape(-1, THUMB_SIDE, THUMB_SIDE, 3))):
+            row["descriptor"] = descriptor.tobytes()
 
 
 def _grey_statistics(greys: list[np.ndarray]) -> list[dict]:

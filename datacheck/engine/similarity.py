@@ -25,21 +25,20 @@ _BLOCK = 4096
 _MIN_BLOCK = 512
 
 
-def spectral_descriptors(thumbs: np.ndarray, rows: np.ndarray | None = None, workers: int = 0) -> np.ndarray:
-    """Unit-norm translation-tolerant descriptors, shape (M, D), float32.
+def spectral_descriptors(thumbs: np.ndarray) -> np.ndarray:
+    """Unit-norm translation-tolerant descriptors, shape (N, D), float32 (D = :func:`descriptor_size`).
+
+    Each row depends on its own thumbnail only, so descriptors computed a batch at a time (as
+    the image-statistics workers do, :func:`datacheck.engine.image_stats.analyze_batch`) equal
+    those of the whole array.
 
     Parameters
     ----------
     thumbs : ndarray of shape (N, S, S, 3), uint8
-        May be a memory map: it is read a block of rows at a time.
-    rows : ndarray of shape (M,), int, optional
-        The rows to describe (default: all).
-    workers : int
-        Processes describing blocks of rows at once (0: here); the result does not depend on it.
+        Read :data:`_BLOCK` rows at a time, so temporaries stay bounded.
     """
-    rows = np.arange(len(thumbs)) if rows is None else np.asarray(rows)
-    blocks = _RowBlocks(thumbs, rows, _descriptor_block, workers)
-    return blocks.gather() if len(rows) else np.empty((0, _descriptor_size(thumbs.shape[1])), np.float32)
+    blocks = [_descriptor_block(np.asarray(thumbs[s : s + _BLOCK])) for s in range(0, len(thumbs), _BLOCK)]
+    return np.concatenate(blocks) if blocks else np.empty((0, descriptor_size(thumbs.shape[1])), np.float32)
 
 
 class _RowBlocks:
@@ -94,7 +93,8 @@ def _highest_frequency(side: int) -> int:
     return max(1, 7 * side // 32)
 
 
-def _descriptor_size(thumb_side: int) -> int:
+def descriptor_size(thumb_side: int) -> int:
+    """Values in the descriptor of a ``thumb_side``-pixel thumbnail (120 for 64 pixels)."""
     f = _highest_frequency(thumb_side // 2)
     return (2 * f + 1) * (f + 1)
 

@@ -33,6 +33,9 @@ FEATURES = {
                    "entropy statistics, pixel hash (datacheck.engine.image_stats)",
     "thumbnails": "ndarray (N, 64, 64, 3) uint8: each image's RGB thumbnail, zeros where unreadable "
                   "(a memory map when the audit has a run folder)",
+    "thumbnail_descriptors": "ndarray (N, 120) float32: each thumbnail's translation-tolerant descriptor "
+                             "(datacheck.engine.similarity.spectral_descriptors), zeros where unreadable; "
+                             "a memory map as the thumbnails are",
     "pixels": "tuple (pixels (N, 3, S, S) uint8 memory map, readable (N,) bool, content key)",
     "model_outputs": "datacheck.features.model.ModelOutputs: the bundle the next four come from "
                      "(what a run keeps in artifacts/model_outputs.npz)",

@@ -1,4 +1,5 @@
-"""Image features: per-image statistics and decoded pixels, from the files of a manifest.
+"""Image features: per-image statistics, thumbnails and their descriptors, and decoded pixels,
+from the files of a manifest.
 
 Both come from the pure batch function :func:`datacheck.engine.image_stats.analyze_batch`
 (statistics) and the loader's decode-and-resize (pixels), run over the files by the local
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engine.image_stats import STAT_COLUMNS, STATS_VERSION, THUMB_SIDE
+from ..engine.similarity import descriptor_size
 from ..errors import UsageError
 from ..manifest import Manifest
 from ..runs import write_parquet
@@ -30,18 +32,21 @@ IMAGE_STATS_ARTIFACT = "image_stats"
 
 #: Rows per saved part of the statistics (a few minutes of decoding).
 CHECKPOINT_ROWS = 50_000
-#: Thumbnails copied at a time from a part into the audit's thumbnails (50 MB of bytes).
+#: Values copied at a time from a part into the audit's thumbnails or descriptors (50 MB of thumbnails).
 _THUMBNAIL_SLICE = 4096
+#: The columns of fixed-size binary values kept out of the statistics frame, in arrays.
+_ARRAY_COLUMNS = ("thumbnail", "descriptor")
 _KEY = b"datacheck.manifest_fingerprint"
-#: Thumbnails (12 KB of pixels each) do not compress: stored plainly, without a dictionary
-#: tried first, a part reads back at the speed of a copy instead of through a decompressor.
-_STORAGE = {"compression": {name: "none" if name == "thumbnail" else "snappy" for name in STAT_COLUMNS},
-            "use_dictionary": [name for name in STAT_COLUMNS if name not in ("thumbnail", "pixel_hash")]}
+#: Thumbnails (12 KB of pixels each) and their descriptors (480 bytes of float32) do not
+#: compress: stored plainly, without a dictionary tried first, a part reads back at the speed
+#: of a copy instead of through a decompressor.
+_STORAGE = {"compression": {name: "none" if name in _ARRAY_COLUMNS else "snappy" for name in STAT_COLUMNS},
+            "use_dictionary": [name for name in STAT_COLUMNS if name not in (*_ARRAY_COLUMNS, "pixel_hash")]}
 
 
 def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts: Path | None = None,
-                progress=None, timings: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-image statistics and thumbnails.
+                progress=None, timings: dict | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Per-image statistics, thumbnails and the thumbnails' near-duplicate descriptors.
 
     Parameters
     ----------
@@ -55,58 +60,72 @@ def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts:
     -------
     stats : pandas.DataFrame
         One row per manifest row: :data:`~datacheck.engine.image_stats.STAT_COLUMNS` but the
-        thumbnail (a few hundred bytes per image).
+        thumbnail and the descriptor (a few hundred bytes per image).
     thumbnails : ndarray of shape (N, THUMB_SIDE, THUMB_SIDE, 3), uint8
         Zeros where unreadable. With ``artifacts``, a memory map of a nameless temporary file
         in that folder (12 KB per image on disk, read through the page cache, gone when the
         audit ends), so a folder of millions of images does not hold them in memory.
+    descriptors : ndarray of shape (N, D), float32
+        Each thumbnail's :func:`~datacheck.engine.similarity.spectral_descriptors`, zeros where
+        unreadable; a memory map as the thumbnails are.
     """
     t0 = time.perf_counter()
     timings = timings if timings is not None else {}
     key = f"{manifest.fingerprint}|{STATS_VERSION}".encode()
     folder = artifacts / IMAGE_STATS_ARTIFACT if artifacts is not None else None
-    stats, thumbnails, decoded = _compute_in_parts(manifest.abspaths(), workers, batch_size, progress, folder, key)
+    stats, thumbnails, descriptors, decoded = _compute_in_parts(manifest.abspaths(), workers, batch_size, progress,
+                                                                folder, key)
     timings["image_stats" if decoded else "image_stats (cached)"] = round(time.perf_counter() - t0, 3)
-    return stats, thumbnails
+    return stats, thumbnails, descriptors
 
 
-def split_thumbnails(stats: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+def _array_shapes(n: int) -> tuple[tuple, tuple]:
+    """Shapes of the thumbnails and the descriptors of ``n`` images."""
+    return (n, THUMB_SIDE, THUMB_SIDE, 3), (n, descriptor_size(THUMB_SIDE))
+
+
+def split_arrays(stats: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """``stats`` as :func:`~datacheck.engine.loader.compute_image_stats` returns it, split into
-    the statistics without the ``thumbnail`` column and the thumbnails (N, S, S, 3) uint8 in memory."""
-    thumbnails = np.zeros((len(stats), THUMB_SIDE, THUMB_SIDE, 3), np.uint8)
-    _fill_thumbnails(thumbnails, 0, stats["thumbnail"])
-    return stats.drop(columns="thumbnail"), thumbnails
+    the statistics without the ``thumbnail`` and ``descriptor`` columns, the thumbnails
+    (N, S, S, 3) uint8 and the descriptors (N, D) float32, in memory."""
+    thumb_shape, descriptor_shape = _array_shapes(len(stats))
+    thumbnails, descriptors = np.zeros(thumb_shape, np.uint8), np.zeros(descriptor_shape, np.float32)
+    _fill_rows(thumbnails, 0, stats["thumbnail"])
+    _fill_rows(descriptors, 0, stats["descriptor"])
+    return stats.drop(columns=list(_ARRAY_COLUMNS)), thumbnails, descriptors
 
 
-def _fill_thumbnails(out: np.ndarray, start: int, column) -> None:
-    """Copy a column of thumbnail bytes (b"" where unreadable; a pandas Series of bytes or an
-    Arrow binary column) into ``out[start:]``; other rows of ``out`` are left as they are."""
+def _fill_rows(out: np.ndarray, start: int, column) -> None:
+    """Copy a column of each row's bytes (a thumbnail or a descriptor, b"" where unreadable; a
+    pandas Series of bytes or an Arrow binary column) into ``out[start:]``, read as
+    ``out.dtype``; other rows of ``out`` are left as they are, and so are values of another
+    size than a row of ``out`` (a damaged part)."""
     if isinstance(column, (pa.Array, pa.ChunkedArray)):
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
         for chunk in chunks:
             _fill_from_arrow(out, start, chunk)
             start += len(chunk)
         return
-    size = THUMB_SIDE * THUMB_SIDE * 3
+    size = out[0].nbytes if len(out) else 0
     for s in range(0, len(column), _THUMBNAIL_SLICE):  # a few thousand at a time: bounded temporaries
         part = column.iloc[s : s + _THUMBNAIL_SLICE].tolist()
         whole = np.array([len(b) == size for b in part], dtype=bool)
         if whole.any():
-            pixels = np.frombuffer(b"".join(b for b, w in zip(part, whole) if w), np.uint8)
-            out[start + s + np.flatnonzero(whole)] = pixels.reshape(-1, THUMB_SIDE, THUMB_SIDE, 3)
+            values = np.frombuffer(b"".join(b for b, w in zip(part, whole) if w), out.dtype)
+            out[start + s + np.flatnonzero(whole)] = values.reshape(-1, *out.shape[1:])
 
 
 def _fill_from_arrow(out: np.ndarray, start: int, chunk: pa.Array) -> None:
-    """:func:`_fill_thumbnails` of one Arrow binary array, read in place from its buffers.
+    """:func:`_fill_rows` of one Arrow binary array, read in place from its buffers.
 
-    A thumbnail is either whole (12 KB) or empty, so the whole ones lie back to back in the
-    array's data buffer, in row order: one view of it is every thumbnail, with no Python
-    bytes object per row (a 50,000-row part: 0.3 s instead of 1.2 s). A value of another
-    length (a damaged part) is left out, as the per-row path leaves it out.
+    A value is either whole (a thumbnail: 12 KB) or empty, so the whole ones lie back to back
+    in the array's data buffer, in row order: one view of it is every value, with no Python
+    bytes object per row (a 50,000-row part of thumbnails: 0.3 s instead of 1.2 s). A value
+    of another length (a damaged part) is left out, as the per-row path leaves it out.
     """
     if not len(chunk):
         return
-    size = THUMB_SIDE * THUMB_SIDE * 3
+    size = out[0].nbytes
     width = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32  # offsets of binary / large_binary
     offsets = np.frombuffer(chunk.buffers()[1], width)[chunk.offset : chunk.offset + len(chunk) + 1]
     lengths = np.diff(offsets)
@@ -117,30 +136,32 @@ def _fill_from_arrow(out: np.ndarray, start: int, chunk: pa.Array) -> None:
         return
     data = np.frombuffer(chunk.buffers()[2], np.uint8)
     if ((lengths == 0) | whole).all():
-        pixels = data[offsets[0] : offsets[-1]]
+        values = data[offsets[0] : offsets[-1]]
     else:
-        pixels = np.concatenate([data[o : o + size] for o in offsets[:-1][whole]])
-    pixels = pixels.reshape(-1, THUMB_SIDE, THUMB_SIDE, 3)
+        values = np.concatenate([data[o : o + size] for o in offsets[:-1][whole]])
+    values = values.view(out.dtype).reshape(-1, *out.shape[1:])
     if whole.all():
-        out[start : start + len(chunk)] = pixels
+        out[start : start + len(chunk)] = values
     else:
-        out[start + np.flatnonzero(whole)] = pixels
+        out[start + np.flatnonzero(whole)] = values
 
 
 def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, folder: Path | None,
-                      key: bytes) -> tuple[pd.DataFrame, np.ndarray, bool]:
+                      key: bytes) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, bool]:
     """:func:`~datacheck.engine.loader.compute_image_stats` of ``paths``, :data:`CHECKPOINT_ROWS`
     at a time; each part is read from ``folder`` when saved there for ``key``, else computed
-    and saved there (when ``folder`` is given). Returns the statistics, the thumbnails and
-    whether any part was decoded."""
+    and saved there (when ``folder`` is given). Returns the statistics, the thumbnails, their
+    descriptors and whether any part was decoded."""
     from ..engine.loader import compute_image_stats
 
     if folder is None:
         frame = compute_image_stats(paths, workers=workers, batch_size=batch_size,
                                     progress=(lambda done, total: progress("decode images", done, total)) if progress else None)
-        return *split_thumbnails(frame), True
+        return *split_arrays(frame), True
     folder.mkdir(parents=True, exist_ok=True)
-    thumbnails = _temporary_map(folder.parent, (len(paths), THUMB_SIDE, THUMB_SIDE, 3))
+    thumb_shape, descriptor_shape = _array_shapes(len(paths))
+    thumbnails = _temporary_map(folder.parent, thumb_shape, np.uint8)
+    descriptors = _temporary_map(folder.parent, descriptor_shape, np.float32)
     names, frames, decoded = [], [], False
     for start in range(0, max(len(paths), 1), CHECKPOINT_ROWS):
         part = folder / f"rows-{start:012d}.parquet"
@@ -150,19 +171,22 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
             report = (lambda done, total, start=start: progress("decode images", start + done, len(paths))) if progress else None
             frame = compute_image_stats(paths[start : start + CHECKPOINT_ROWS], workers=workers, batch_size=batch_size,
                                         progress=report)
-            thumbnail = _binary_column(frame.pop("thumbnail"))
-            table = pa.Table.from_pandas(frame, preserve_index=False).append_column("thumbnail", thumbnail)
+            arrays = {name: _binary_column(frame.pop(name)) for name in _ARRAY_COLUMNS}
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            for name, column in arrays.items():
+                table = table.append_column(name, column)
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), _KEY: key})
-            del frame, thumbnail
+            del frame, arrays
             write_parquet(part, table, **_STORAGE)
             decoded = True
-        _fill_thumbnails(thumbnails, start, table.column("thumbnail"))
+        _fill_rows(thumbnails, start, table.column("thumbnail"))
+        _fill_rows(descriptors, start, table.column("descriptor"))
         # As a rerun reads it back: the same columns either way; no Python bytes per thumbnail.
-        frames.append(table.drop_columns(["thumbnail"]).to_pandas())
+        frames.append(table.drop_columns(list(_ARRAY_COLUMNS)).to_pandas())
     for stale in folder.iterdir():  # parts of a larger, earlier version of the dataset
         if stale.name not in names:
             stale.unlink(missing_ok=True)
-    return pd.concat(frames, ignore_index=True), thumbnails, decoded
+    return pd.concat(frames, ignore_index=True), thumbnails, descriptors, decoded
 
 
 def _binary_column(values: pd.Series) -> pa.Array:
@@ -178,15 +202,15 @@ def _binary_column(values: pd.Series) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), len(items), [None, pa.py_buffer(offsets.astype(np.int32)), data])
 
 
-def _temporary_map(folder: Path, shape: tuple) -> np.ndarray:
-    """A writable uint8 memory map of ``shape`` (zeros) backed by a nameless temporary file in
+def _temporary_map(folder: Path, shape: tuple, dtype=np.uint8) -> np.ndarray:
+    """A writable memory map of ``shape`` and ``dtype`` (zeros) backed by a nameless temporary file in
     ``folder``: its disk space is given back when the map is dropped or the process ends, even
     by a crash (no file is left in the run)."""
     if not np.prod(shape):
-        return np.zeros(shape, np.uint8)
+        return np.zeros(shape, dtype)
     import tempfile
 
-    size = int(np.prod(shape))
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
     with tempfile.TemporaryFile(dir=folder) as backing:  # the map keeps its own reference to the file
         # Disk space is taken now: a full disk is an error here, not a crash (SIGBUS) when a
         # page of a sparse file is first written through the map.
@@ -197,7 +221,7 @@ def _temporary_map(folder: Path, shape: tuple) -> np.ndarray:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot: sparse, as before
                 raise UsageError(f"cannot keep the thumbnails in {folder}: {exc.strerror} "
                                  f"({size / 2**20:,.0f} MB needed while the audit runs)") from None
-        return np.memmap(backing, dtype=np.uint8, mode="w+", shape=shape)
+        return np.memmap(backing, dtype=dtype, mode="w+", shape=shape)
 
 
 def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
