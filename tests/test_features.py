@@ -119,6 +119,57 @@ def test_approximate_graph_reaches_its_recall_and_records_it():
     assert build_knn_graph(x, 10, exact_max=1000, seed=2**32 - 1).info["recall_at_k"] >= 0.95  # the largest seed
 
 
+def test_probing_every_list_is_exact_search():
+    """nprobe = nlist scans every list, so it finds exactly the exact graph's neighbours (the
+    HNSW graph over the list centres once returned 4 % of 200 asked lists as missing)."""
+    import datacheck.features.knn as knn
+
+    x = np.random.default_rng(0).standard_normal((8000, 64)).astype(np.float32)  # no clusters: many lists each
+    exact = build_knn_graph(x, 10)
+    nlist = 200
+    lists = knn._InvertedLists.build(x, np.arange(len(x)), _trained_quantizer(x, nlist), nlist)
+    distances, indices = lists.search_all(nlist, 10, "cpu")
+    np.testing.assert_array_equal(np.sort(indices, axis=1), np.sort(exact.indices, axis=1))
+    np.testing.assert_allclose(distances, exact.distances, atol=1e-5)
+
+
+def test_the_cpu_scan_is_numpy_and_finds_what_the_torch_scan_finds():
+    """On the CPU the lists are scanned with numpy (an image audit of a large folder never
+    imports torch); torch's scan (an accelerator's) finds the same neighbours."""
+    import subprocess
+    import sys
+
+    import datacheck.features.knn as knn
+
+    x = _clustered()
+    lists = knn._InvertedLists.build(x, np.arange(len(x)), _trained_quantizer(x, 40), 40)
+    queries = knn._unit(x[:500])
+    probes = lists.quantizer.search(queries, 8)[1]
+    by_numpy = lists._scan(queries, probes, 11, "cpu")
+    by_torch = lists._scan_torch(queries, lists._visits(probes), 8, 11, "cpu")
+    np.testing.assert_allclose(by_numpy[0], by_torch[0], atol=1e-5)
+    assert (by_numpy[1] == by_torch[1]).mean() > 0.999  # the same but for ties in the last bit
+    script = ("import sys, numpy as np; from datacheck.features.knn import build_knn_graph; "
+              "x = np.random.default_rng(0).standard_normal((3000, 16)).astype(np.float32); "
+              "g = build_knn_graph(x, 5, 'cpu', exact_max=1000); "
+              "print(g.info['method'], 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["ivf", "False"], done.stderr
+
+
+def _trained_quantizer(x: np.ndarray, nlist: int):
+    """An HNSW index over ``nlist`` list centres trained on ``x``, as the graph builder makes it."""
+    import faiss
+
+    import datacheck.features.knn as knn
+
+    quantizer = faiss.IndexHNSWFlat(x.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFFlat(quantizer, x.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 0
+    index.train(knn._unit(x))
+    return quantizer
+
+
 def test_recall_target_on_the_nearest_only():
     """recall_k=1 (duplicate candidates): the target holds on each sample's nearest, which
     needs no more probes than the whole k, and the reported recall is that of the nearest."""
