@@ -285,8 +285,10 @@ def test_palette_images_with_other_colours_are_not_exact_duplicates(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [(["--model", "nope"], "unknown model 'nope'"),
                                             (["--model", "resnet18", "--weights", "absent.pt"], "file not found")])
-def test_a_bad_model_fails_before_a_run_folder_exists(tiny_dataset, tmp_path, args, fragment):
-    result = audit(tiny_dataset, "--checks", "label_issues", "--out", tmp_path / "run", *args)
+@pytest.mark.parametrize("checks", ["label_issues", "image_properties"])
+def test_a_bad_model_fails_before_a_run_folder_exists(tiny_dataset, tmp_path, args, fragment, checks):
+    """Also when no check selected trains: a model named for nothing is a mistake to say."""
+    result = audit(tiny_dataset, "--checks", checks, "--out", tmp_path / "run", *args)
     assert_one_line_error(result, ExitStatus.USAGE, fragment)
     assert not (tmp_path / "run").exists()
 
