@@ -186,6 +186,15 @@ def _check_audit_value(key: str, value, origin: str, detectors: list[str]) -> No
     option = f"--{key.replace('_', '-')}" if origin == "command line" else f"audit.{key} in {origin}"
     if key in AUDIT_RANGES:
         check_int_range(option, value, *AUDIT_RANGES[key])
+    name, where = (option, "") if origin == "command line" else (f"audit.{key}", f" in {origin}")
+    if key == "device":
+        from .engine.device import check_device_spec
+
+        check_device_spec(value, name, where)
+    if key == "fail_on":
+        from .gates import parse_gates
+
+        parse_gates(value, name, where)
     if key == "checks" and not value:  # e.g. --checks , : an audit that checks nothing is a mistake, not a success
         raise UsageError(f"{option} names no detector; give one or more of: {', '.join(detectors)}")
 

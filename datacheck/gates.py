@@ -31,24 +31,25 @@ class Gate:
         return value > self.limit if self.op == ">" else value >= self.limit
 
 
-def parse_gates(spec: str | None) -> list[Gate]:
-    """Parse a comma-separated gate list; raise :class:`UsageError` on bad syntax."""
+def parse_gates(spec: str | None, option: str = "--fail-on", where: str = "") -> list[Gate]:
+    """Parse a comma-separated gate list; raise :class:`UsageError` on bad syntax, naming
+    ``option`` and, for a config file's value, ``where`` it is (" in FILE")."""
     gates = []
     for part in (spec or "").split(","):
         if not part.strip():
             continue
         match = _GATE.match(part)
         if not match:
-            raise UsageError(f"bad --fail-on gate {part.strip()!r}; expected CHECK>N or CHECK>N% (e.g. near_duplicates>0,dark>5%)")
+            raise UsageError(f"bad {option} gate {part.strip()!r}{where}; expected CHECK>N or CHECK>N% (e.g. near_duplicates>0,dark>5%)")
         check, op, limit, percent = match.groups()
         if percent and float(limit) > 100:
-            raise UsageError(f"bad --fail-on gate {part.strip()!r}: a percentage cannot exceed 100")
-        _check_known(check, part.strip())
+            raise UsageError(f"bad {option} gate {part.strip()!r}{where}: a percentage cannot exceed 100")
+        _check_known(check, part.strip(), option, where)
         gates.append(Gate(check, op, float(limit), bool(percent)))
     return gates
 
 
-def _check_known(name: str, gate: str) -> None:
+def _check_known(name: str, gate: str, option: str, where: str) -> None:
     """A gate names a check (``dark``) or a detector (``image_properties``); refuse anything else,
     listing the check names, which are what most gates use (a detector's checks may differ from
     its name)."""
@@ -60,5 +61,5 @@ def _check_known(name: str, gate: str) -> None:
         return
     hint = f" (did you mean {name.lower()!r}?)" if name.lower() in checks + detectors else ""
     others = [d for d in detectors if d not in checks]  # a detector named like its one check is listed once
-    raise UsageError(f"bad --fail-on gate {gate!r}: unknown check {name!r}{hint}; checks: {', '.join(checks)}; "
+    raise UsageError(f"bad {option} gate {gate!r}{where}: unknown check {name!r}{hint}; checks: {', '.join(checks)}; "
                      f"or a detector (its checks together): {', '.join(others)}")

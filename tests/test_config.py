@@ -62,6 +62,10 @@ def test_int_is_accepted_for_a_float():
         ("[detectors.image_properties]\nz_threshold = inf\n", "must be a finite number, got inf"),
         ("[detectors.outliers]\nz_threshold = nan\n", "must be a finite number, got nan"),
         ("[train]\nlr = inf\n", "train.lr in"),
+        # named as the file's key, not as the command-line option that would set it
+        ("[audit]\ndevice = 'tpu'\n", "bad audit.device 'tpu' in "),
+        ("[audit]\nfail_on = 'dark>>1'\n", "bad audit.fail_on gate 'dark>>1' in "),
+        ("[audit]\nfail_on = 'darkk>1'\n", "bad audit.fail_on gate 'darkk>1' in "),
     ],
 )
 def test_bad_config_is_a_usage_error(tmp_path, text, message):

@@ -10,8 +10,9 @@ from ..errors import UsageError
 _SPEC = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def check_device_spec(spec: str) -> str:
-    """``spec`` normalised (``auto`` when empty), without importing torch.
+def check_device_spec(spec: str, option: str = "--device", where: str = "") -> str:
+    """``spec`` normalised (``auto`` when empty), without importing torch. Errors name
+    ``option`` and, for a config file's value, ``where`` it is (" in FILE").
 
     Raises
     ------
@@ -20,7 +21,7 @@ def check_device_spec(spec: str) -> str:
     """
     spec = (spec or "auto").strip().lower()
     if not _SPEC.match(spec):
-        raise UsageError(f"bad --device {spec!r}; expected auto, cpu, cuda, cuda:N or mps")
+        raise UsageError(f"bad {option} {spec!r}{where}; expected auto, cpu, cuda, cuda:N or mps")
     return spec
 
 
