@@ -257,6 +257,9 @@ def audit(
         create_model(train_config.model, 2, opts["weights"] or None)
     if images and needs & _MODEL_FEATURES:
         train_config = with_model_input(train_config)
+    if images and (needs & _MODEL_FEATURES or opts["cache_dir"]):
+        # A --cache-dir given inside the dataset is refused even where no selected check would
+        # use it: the same option must not be fine or not depending on the checks.
         check_outputs(sources, folders={"--cache-dir": cache_dir})
     check_outputs(sources, files={"--junit": junit}, run=out)
     if junit is not None and out is not None and os.path.realpath(junit) == os.path.realpath(out):

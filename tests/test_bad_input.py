@@ -347,8 +347,9 @@ def test_a_reused_run_folder_keeps_no_stale_model_outputs(tiny_dataset, tmp_path
 
 
 def test_cache_and_junit_are_checked_before_the_audit(tiny_dataset, tmp_path):
-    result = audit(tiny_dataset, "--checks", "label_issues", "--cache-dir", tiny_dataset / "cache", "--out", tmp_path / "r")
-    assert_one_line_error(result, ExitStatus.USAGE, "--cache-dir")
+    for checks in ("label_issues", "image_properties"):  # also where no selected check reads the cache
+        result = audit(tiny_dataset, "--checks", checks, "--cache-dir", tiny_dataset / "cache", "--out", tmp_path / "r")
+        assert_one_line_error(result, ExitStatus.USAGE, "--cache-dir")
     result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "r", "--junit", tmp_path / "r" / "run.json")
     assert_one_line_error(result, ExitStatus.USAGE, "one of the run's own files")
     result = audit(tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "r", "--junit", tmp_path)
