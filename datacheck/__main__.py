@@ -36,8 +36,9 @@ def exit_without_teardown(code: int | None) -> None:
     files are closed: flush the standard streams, run the ``atexit`` handlers (those of
     multiprocessing, of temporary folders' finalizers, of Ray) as the teardown would, and
     leave with ``os._exit``. Where a thread of the command is still running (the teardown
-    would wait for it), a stream cannot be flushed (Python then reports it and exits 120),
-    or this Python has no ``atexit._run_exitfuncs``, the ordinary exit runs instead.
+    would wait for it), a profiler or tracer is active (it reports after the command), a
+    stream cannot be flushed (Python then reports it and exits 120), or this Python has no
+    ``atexit._run_exitfuncs``, the ordinary exit runs instead.
     """
     import atexit
     import os
@@ -46,7 +47,10 @@ def exit_without_teardown(code: int | None) -> None:
 
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     others_running = any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread())
-    if run_exit_handlers is None or others_running or not isinstance(code, (int, type(None))):
+    # A profiler or tracer (python -m cProfile -m datacheck, a debugger) writes its results
+    # after the command returns: leave it the ordinary exit.
+    observed = sys.getprofile() is not None or sys.gettrace() is not None
+    if run_exit_handlers is None or others_running or observed or not isinstance(code, (int, type(None))):
         raise SystemExit(code)
     try:
         sys.stdout.flush()

@@ -310,3 +310,13 @@ def test_the_exit_waits_for_a_thread_still_running():
               "exit_without_teardown(5)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (5, "thread done\n")
+
+
+def test_a_profiler_still_gets_its_report(tmp_path):
+    """``python -m cProfile -o F -m datacheck ...`` writes F after the command returns: a
+    profiled (or traced) run takes the ordinary exit."""
+    out = tmp_path / "profile.out"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "datacheck", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "datacheck, version" in done.stdout
+    assert out.stat().st_size > 1000
