@@ -339,3 +339,34 @@ def test_thumbnail_column_is_the_arrow_column_of_its_bytes():
     column = _binary_column(values)
     assert column.type == pa.binary() and column.equals(pa.array(values.tolist(), pa.binary()))
     assert _binary_column(pd.Series([], dtype=object)).to_pylist() == []
+
+
+@pytest.mark.parametrize("damage", ["drop descriptor", "descriptor as text", "extra column"])
+def test_a_part_without_the_expected_columns_is_computed_again(tmp_path, damage):
+    """A statistics part with this dataset's key but other columns (an edited or foreign file)
+    is decoded again, not read into wrong or missing descriptors."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import datacheck.features.images as images
+    from datacheck.manifest import load_manifest
+
+    from .conftest import make_tiny_dataset
+
+    manifest = load_manifest(make_tiny_dataset(tmp_path / "data"))
+    stats, thumbnails, descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    part = next((tmp_path / "artifacts" / images.IMAGE_STATS_ARTIFACT).iterdir())
+    table = pq.read_table(part)
+    metadata = table.schema.metadata
+    if damage == "drop descriptor":
+        table = table.drop_columns(["descriptor"])
+    elif damage == "descriptor as text":
+        column = table.schema.get_field_index("descriptor")
+        table = table.set_column(column, "descriptor", pa.array(["x" * 480] * table.num_rows))
+    else:
+        table = table.append_column("extra", pa.array([1] * table.num_rows))
+    pq.write_table(table.replace_schema_metadata(metadata), part)
+    again, again_thumbnails, again_descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    pd.testing.assert_frame_equal(again, stats)
+    np.testing.assert_array_equal(np.asarray(again_descriptors), np.asarray(descriptors))
+    assert set(pq.read_table(part).column_names) == set(images.STAT_COLUMNS)  # saved again, whole

@@ -226,12 +226,19 @@ def _temporary_map(folder: Path, shape: tuple, dtype=np.uint8) -> np.ndarray:
 
 def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
     """The part saved at ``path`` for this dataset (``key``) with ``rows`` rows, or None
-    (absent, damaged, another dataset's or another part size's)."""
+    (absent, damaged, another dataset's or another part size's, or without the columns of
+    :data:`~datacheck.engine.image_stats.STAT_COLUMNS`, binary where they hold arrays)."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException):
         return None
-    return table if (table.schema.metadata or {}).get(_KEY) == key and table.num_rows == rows else None
+    if (table.schema.metadata or {}).get(_KEY) != key or table.num_rows != rows:
+        return None
+    if set(table.column_names) != set(STAT_COLUMNS):
+        return None
+    binary = all(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in
+                 (table.schema.field(name).type for name in _ARRAY_COLUMNS))
+    return table if binary else None
 
 
 def pixels(manifest: Manifest, side: int, workers: int, cache_dir, progress=None) -> tuple:
