@@ -52,15 +52,18 @@ def exit_without_teardown(code: int | None) -> None:
     observed = sys.getprofile() is not None or sys.gettrace() is not None
     if run_exit_handlers is None or others_running or observed or not isinstance(code, (int, type(None))):
         raise SystemExit(code)
+    # A stream is None where Python started with its descriptor closed (``datacheck ... >&-``).
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
     except (OSError, ValueError):
         raise SystemExit(code) from None
     run_exit_handlers()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
     except (OSError, ValueError):
         pass  # a handler's late output to a reader that went away: the status stands
     os._exit(code or 0)
