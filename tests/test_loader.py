@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +38,28 @@ def test_an_abandoned_pool_stops_its_workers_instead_of_waiting_for_their_batche
     t0 = time.perf_counter()
     results.close()  # what a Ctrl-C or an error in the caller does to the generator
     assert time.perf_counter() - t0 < 5.0  # not the 30 s a batch takes
+
+
+class BigBatches:
+    """Every batch is 8 MB: a worker spends its time writing results into the pipe."""
+
+    def __len__(self):
+        return 200
+
+    def __getitem__(self, i):
+        return b"x" * (8 << 20)
+
+
+def test_a_pool_stopped_while_a_worker_writes_a_result_does_not_hang():
+    """A Ctrl-C while a worker sends a result larger than a pipe holds (a batch of images'
+    statistics, descriptors and thumbnails): the stopped worker left half a message, which the
+    executor's thread waited on for ever, and the audit hung after its Ctrl-C."""
+    script = ("from tests.test_loader import BigBatches; from datacheck.engine.loader import run_in_workers\n"
+              "for _ in range(5):\n"
+              "    results = run_in_workers(BigBatches(), 2); next(results); results.close()\n")
+    try:  # in a process of its own, which the timeout can kill
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                              cwd=Path(__file__).resolve().parents[1])
+    except subprocess.TimeoutExpired:
+        pytest.fail("the stopped pool hung")
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -152,6 +152,14 @@ def run_in_workers(batches, workers: int) -> Iterator:
             # workers before Python 3.14 (terminate_workers), hence its process table.
             for process in list((getattr(pool, "_processes", None) or {}).values()):
                 process.terminate()
+            # A worker stopped while it wrote a result (a batch's result is hundreds of KB, more
+            # than a pipe holds) leaves half a message: the executor's thread would wait for
+            # the rest for ever, and shutdown() with it, as this process holds the pipe's
+            # write end too. Closing that copy lets the read end at an end of file once the
+            # workers are gone: the executor sees a broken pool and stops.
+            results = getattr(pool, "_result_queue", None)
+            if results is not None:
+                results._writer.close()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
