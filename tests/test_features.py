@@ -370,3 +370,45 @@ def test_a_part_without_the_expected_columns_is_computed_again(tmp_path, damage)
     pd.testing.assert_frame_equal(again, stats)
     np.testing.assert_array_equal(np.asarray(again_descriptors), np.asarray(descriptors))
     assert set(pq.read_table(part).column_names) == set(images.STAT_COLUMNS)  # saved again, whole
+
+
+@pytest.mark.parametrize("damage", ["short descriptors", "some descriptors short", "null descriptors",
+                                    "empty descriptors", "NaN descriptors", "null thumbnails", "long thumbnails"])
+def test_a_part_with_damaged_array_values_is_computed_again(tmp_path, damage):
+    """A statistics part with this dataset's key and columns, but thumbnails or descriptors of
+    the wrong length, null, missing where the thumbnail is there, or not numbers: decoded
+    again. They were read as zeros ("unreadable"), and the near-duplicate and leakage
+    findings changed without a word."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import datacheck.features.images as images
+    from datacheck.manifest import load_manifest
+
+    from .conftest import make_tiny_dataset
+
+    manifest = load_manifest(make_tiny_dataset(tmp_path / "data"))
+    stats, thumbnails, descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    part = next((tmp_path / "artifacts" / images.IMAGE_STATS_ARTIFACT).iterdir())
+    table = pq.read_table(part)
+    metadata = table.schema.metadata
+    name = "thumbnail" if "thumbnails" in damage else "descriptor"
+    values = table.column(name).to_pylist()
+    if damage == "short descriptors":
+        values = [v[:-4] for v in values]
+    elif damage == "some descriptors short":
+        values = [v[:-4] if i == 3 else v for i, v in enumerate(values)]
+    elif damage.startswith("null"):
+        values = [None if i % 2 else v for i, v in enumerate(values)]
+    elif damage == "empty descriptors":
+        values = [b""] * len(values)
+    elif damage == "NaN descriptors":
+        values = [np.full(len(v) // 4, np.nan, np.float32).tobytes() for v in values]
+    else:
+        values = [v + b"\0" for v in values]
+    table = table.set_column(table.schema.get_field_index(name), name, pa.array(values, pa.binary()))
+    pq.write_table(table.replace_schema_metadata(metadata), part)
+    again, again_thumbnails, again_descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    pd.testing.assert_frame_equal(again, stats)
+    np.testing.assert_array_equal(np.asarray(again_thumbnails), np.asarray(thumbnails))
+    np.testing.assert_array_equal(np.asarray(again_descriptors), np.asarray(descriptors))

@@ -227,7 +227,8 @@ def _temporary_map(folder: Path, shape: tuple, dtype=np.uint8) -> np.ndarray:
 def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
     """The part saved at ``path`` for this dataset (``key``) with ``rows`` rows, or None
     (absent, damaged, another dataset's or another part size's, or without the columns of
-    :data:`~datacheck.engine.image_stats.STAT_COLUMNS`, binary where they hold arrays)."""
+    :data:`~datacheck.engine.image_stats.STAT_COLUMNS`, binary where they hold arrays, or
+    with a thumbnail or descriptor not :func:`_whole_arrays`)."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException):
@@ -238,7 +239,29 @@ def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
         return None
     binary = all(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in
                  (table.schema.field(name).type for name in _ARRAY_COLUMNS))
-    return table if binary else None
+    return table if binary and _whole_arrays(table) else None
+
+
+def _whole_arrays(table: pa.Table) -> bool:
+    """Whether every thumbnail and descriptor of a part is as the workers make them: whole
+    (finite numbers, for a descriptor) where the image was read, empty in both where not."""
+    import pyarrow.compute as pc
+
+    thumb_shape, descriptor_shape = _array_shapes(1)
+    lengths = []
+    for name, size in zip(_ARRAY_COLUMNS, (int(np.prod(thumb_shape)), int(np.prod(descriptor_shape)) * 4)):
+        column = table.column(name)
+        if column.null_count:
+            return False
+        length = pc.binary_length(column).to_numpy()
+        if not np.isin(length, (0, size)).all():
+            return False
+        lengths.append(length > 0)
+    if not np.array_equal(*lengths):
+        return False
+    descriptors = np.zeros((table.num_rows, descriptor_shape[1]), np.float32)
+    _fill_rows(descriptors, 0, table.column("descriptor"))
+    return bool(np.isfinite(descriptors).all())
 
 
 def pixels(manifest: Manifest, side: int, workers: int, cache_dir, progress=None) -> tuple:
