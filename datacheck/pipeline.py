@@ -284,7 +284,8 @@ def audit(
                        device=device if device is not None else (lambda: resolve_device("auto")),
                        features=FeatureStore(timings, memory), workers=local_workers)
     # One graph for the audit, as deep as its most demanding reader (a reader's parameter ``k``).
-    knn_k = max([d.k for d in detectors if "knn_graph" in d.inputs(available)[0] | d.inputs(available)[1]], default=1)
+    knn_k = max([d.graph_k for d in detectors if "knn_graph" in d.inputs(available)[0] | d.inputs(available)[1]],
+                default=1)
     if images:
         _image_features(ctx, manifest, run, train_config, workers, opts, cache_dir, knn_k, progress, timings)
     else:

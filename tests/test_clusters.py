@@ -111,6 +111,37 @@ def test_planted_subgroup_is_found(sample_audit, truth):
         np.testing.assert_allclose(group["score"], np.minimum(1, group["cluster_size"] / group["typical_size"]))
 
 
+def test_a_rare_group_of_outlying_samples_of_one_class_is_a_sub_cluster():
+    """Five samples of class c0 drawn around a style of their own (far from the class's bulk,
+    as close to each other as the bulk's samples are), and eight junk samples scattered two
+    per class: all thirteen are outliers. With k = 1 (one K-means cluster a class), the rare
+    group alone becomes a flagged sub-cluster; junk, whose outlying neighbours are of other
+    classes or too few, does not."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 32)) * 3
+    bulk = [centres[c] + rng.normal(size=(300, 32)) for c in range(4)]
+    style = centres[0] + rng.normal(size=32) * 3 + rng.normal(size=(5, 32))
+    junk = rng.normal(size=(8, 32)) * 6
+    x = np.concatenate([*bulk, style, junk]).astype(np.float32)
+    labels = np.array([c for c in range(4) for _ in range(300)] + [0] * 5 + [0, 0, 1, 1, 2, 2, 3, 3])
+    probs = np.full((len(labels), 4), 0.02, np.float32)
+    probs[np.arange(len(labels)), labels] = 0.94
+    outputs = ModelOutputs(["c0", "c1", "c2", "c3"], labels, probs, x, "test")
+    manifest = manifest_for_outputs(outputs, "arrays")
+    group, scattered = {str(i) for i in range(1200, 1205)}, {str(i) for i in range(1205, 1213)}
+
+    outliers = create_detector("outliers").run(make_context(manifest, outputs=outputs))
+    assert set(outliers.loc[outliers["is_issue"], "sample_id"]) == group | scattered
+    detector = create_detector("clusters", k=1)
+    rows = clusters_rows(detector.run(make_context(manifest, outputs=outputs)))
+    assert set(rows.loc[rows["is_issue"], "sample_id"]) == group
+    members = rows[rows["sample_id"].isin(group)]
+    assert (members["cluster_size"] == 5).all() and (members["class_clusters"] == 2).all()
+    assert detector.thresholds_["clusters"]["classes"]["c0"]["rare_groups"] == [5]
+    without = clusters_rows(create_detector("clusters", k=1, rare_groups=False).run(make_context(manifest, outputs=outputs)))
+    assert not without["is_issue"].any()
+
+
 def sample_context(sample_audit, seed=0):
     run = open_run(sample_audit.run_dir)
     outputs, manifest = run.outputs(), run.manifest()
@@ -164,10 +195,11 @@ def test_small_classes_and_missing_embeddings():
 def test_small_classes_are_clustered_on_the_cpu_whatever_the_device(sample_audit):
     """A GPU spends more on launches than on sample_data-sized classes (roman on an H200: 3.4 s
     against 1.5 s on its CPU): they are clustered on the CPU, with the CPU's result. The context
-    names a GPU that does not exist, so any use of it would fail."""
+    names a GPU that does not exist, so any use of it would fail (the rare groups, which read
+    the kNN graph the audit builds on its device, are left out)."""
     from datacheck.testing import make_context
 
     manifest = sample_audit.manifest
     ctx = make_context(manifest, outputs=sample_audit.outputs, seed=0, device="cuda:7")
-    on_cpu = create_detector("clusters").run(sample_context(sample_audit)[0])
-    pd.testing.assert_frame_equal(create_detector("clusters").run(ctx), on_cpu)
+    on_cpu = create_detector("clusters", rare_groups=False).run(sample_context(sample_audit)[0])
+    pd.testing.assert_frame_equal(create_detector("clusters", rare_groups=False).run(ctx), on_cpu)

@@ -375,6 +375,22 @@ def test_auto_needs_every_label_check_that_ran_to_agree():
     assert "c" not in low.index  # neither flagged nor confident enough: left alone
 
 
+def test_drop_queues_an_outlier_of_a_rare_sub_cluster_for_review():
+    """--drop removes an off-distribution outlier, but one that is also in a rare sub-cluster
+    of its class (clusters) may be a style the class holds a few of: it is queued for review.
+    Another drop reason (a leaked copy, a corrupt file) still drops it."""
+    from datacheck.actions.relabel import plan_changes
+
+    frame = pd.DataFrame({"sample_id": list("abcd"), "path": list("abcd"), "label": ["cat"] * 4, "split": [None] * 4})
+    findings = pd.DataFrame([
+        {"sample_id": s, "check": c, "is_issue": True, "suggested_label": None, "suggested_confidence": None}
+        for s, c in [("a", "outliers"), ("b", "outliers"), ("b", "clusters"), ("c", "clusters"),
+                     ("d", "outliers"), ("d", "clusters"), ("d", "split_leakage")]])
+    changes = plan_changes(frame, findings, drop=True).set_index("sample_id")
+    assert changes["action"].to_dict() == {"a": "drop", "b": "review", "d": "drop"}
+    assert changes.loc["b", "reason"] == "outliers"
+
+
 def test_pred_probs_run_relabels_from_its_recorded_inputs(tmp_path):
     import numpy as np
 

@@ -41,7 +41,8 @@ ACTIONS = ("relabel", "drop", "review", "keep")
 # a new detector reaches relabel by its tags alone: "label_evidence" (the given label is
 # wrong), "drop_candidate" (removed by --drop; duplicates: all but the representative),
 # "unreliable_input" (the model's suggestion for the sample is not trusted: never
-# auto-relabelled), "off_distribution" (queued for review).
+# auto-relabelled), "off_distribution" (queued for review), "subgroups" (a rare sub-cluster:
+# an off-distribution member is queued for review even with --drop).
 
 CHANGES_COLUMNS = CHANGES_SCHEMA.names
 #: Marks an ``--out`` folder as relabel's own (it may be written again).
@@ -85,6 +86,7 @@ def plan_changes(
     drop_checks = set(checks_with_tag("drop_candidate"))
     unreliable_checks = set(checks_with_tag("unreliable_input"))
     review_checks = set(checks_with_tag("off_distribution"))
+    subgroup_checks = set(checks_with_tag("subgroups"))
     evidence = findings[findings["check"].isin(label_checks)]
     suggesting = evidence[evidence["suggested_label"].notna()]
     if auto and suggesting.empty:
@@ -104,7 +106,11 @@ def plan_changes(
             new_label, confidence, source = suggestion.loc[sample_id, ["suggested_label", "suggested_confidence", "check"]]
         disagrees = new_label is not None and not pd.isna(label) and new_label != label
         drop_reasons = sorted(flags & drop_checks)
-        if drop and drop_reasons:
+        # Far from the data (outliers) but in a rare sub-cluster of its class (clusters): a
+        # style the class holds a few of, which is what balancing grows, or junk that repeats.
+        # Only a person can tell: queued for review, not dropped.
+        rare_style = bool(flags & subgroup_checks) and set(drop_reasons) <= review_checks
+        if drop and drop_reasons and not rare_style:
             rows.append((sample_id, "drop", label, None, "flagged: " + ", ".join(drop_reasons), flags, confidence))
             continue
         label_votes = flags & label_checks

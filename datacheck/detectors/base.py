@@ -202,6 +202,12 @@ class Detector:
         from one kind of input or another (duplicates: pixels for images, else embeddings)."""
         return frozenset(self.requires), frozenset(self.optional)
 
+    @property
+    def graph_k(self) -> int:
+        """Neighbours per sample this detector reads from the ``knn_graph`` (the audit builds
+        the graph as deep as its deepest reader): its ``k`` parameter unless it says otherwise."""
+        return int(getattr(self, "k", 1))
+
     def validate_params(self) -> None:
         """Raise :class:`UsageError` for an invalid parameter value (before any work)."""
         validate_params(self._parameter_constraints, self.get_params(), self.name)

@@ -53,11 +53,7 @@ class Outliers(Detector):
         if len(rows) <= self.k:
             self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
             return partial_findings([], self.name, [], [], [])
-        distances, _ = graph.first(self.k)
-        # An approximate graph may miss a neighbour (inf): count it as the farthest possible.
-        mean_distance = np.minimum(distances, 2.0).mean(axis=1)
-        z, median, scale = robust_z(np.log(mean_distance + 1e-6), 0.1)
-        cut = tail_cut(z, min(self.min_z, self.z_threshold), self.z_threshold, self.fdr) if self.fdr else self.z_threshold
+        mean_distance, z, median, scale, cut = self.outlying(graph)
         self.thresholds_[self.name] = {
             "statistic": f"mean cosine distance to {self.k} nearest",
             "median": round(float(np.exp(median)), 4),
@@ -69,3 +65,14 @@ class Outliers(Detector):
         }
         details = [{"knn_distance": round(float(d), 4), "z": round(float(zz), 3)} for d, zz in zip(mean_distance, z)]
         return partial_findings(rows, self.name, threshold_score(z, cut), z > cut, details)
+
+    def outlying(self, graph) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+        """This check's statistic over the graph's samples (more than ``k`` of them): the mean
+        distance to the ``k`` nearest (M,), its robust z (M,), the log-median and scale of
+        the z, and the cut on z (flagged: ``z > cut``)."""
+        distances, _ = graph.first(self.k)
+        # An approximate graph may miss a neighbour (inf): count it as the farthest possible.
+        mean_distance = np.minimum(distances, 2.0).mean(axis=1)
+        z, median, scale = robust_z(np.log(mean_distance + 1e-6), 0.1)
+        cut = tail_cut(z, min(self.min_z, self.z_threshold), self.z_threshold, self.fdr) if self.fdr else self.z_threshold
+        return mean_distance, z, median, scale, cut
