@@ -412,3 +412,14 @@ def test_a_part_with_damaged_array_values_is_computed_again(tmp_path, damage):
     pd.testing.assert_frame_equal(again, stats)
     np.testing.assert_array_equal(np.asarray(again_thumbnails), np.asarray(thumbnails))
     np.testing.assert_array_equal(np.asarray(again_descriptors), np.asarray(descriptors))
+
+
+@pytest.mark.parametrize("rows, k, exact_max", [(3000, 0, 1000), (30, 5, 10), (100, 200, 10)])
+def test_the_approximate_graph_answers_where_the_exact_one_does(rows, k, exact_max):
+    """Above exact_max, k = 0 (was a ZeroDivisionError measuring the recall) and fewer than 40
+    rows per list (no list at all: faiss's AssertionError) give the graph exact search gives."""
+    x = np.random.default_rng(0).standard_normal((rows, 16)).astype(np.float32)
+    exact = build_knn_graph(x, k)
+    approx = build_knn_graph(x, k, exact_max=exact_max)
+    assert approx.indices.shape == exact.indices.shape == (rows, min(k, rows - 1))
+    np.testing.assert_array_equal(np.sort(approx.indices, axis=1), np.sort(exact.indices, axis=1))

@@ -118,10 +118,10 @@ def build_knn_graph(embeddings: np.ndarray | None, k: int, device: str = "cpu", 
         return KnnGraph(empty, np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32), info={"method": "none"})
     rows = _finite_rows(embeddings)
     m = len(rows)
-    if m < 2:
+    k = min(k, m - 1)
+    if k < 1:  # no neighbour to find: fewer than 2 embedded samples, or none asked for
         return KnnGraph(rows, np.zeros((m, 0), np.int64), np.zeros((m, 0), np.float32),
                         info={"method": "exact", "k": 0, "samples": m})
-    k = min(k, m - 1)
     if m <= (EXACT_MAX if exact_max is None else exact_max):
         from ..engine.knn import knn_cosine  # torch: only once a graph is needed
 
@@ -138,7 +138,7 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int, devi
     # A query costs about nlist·D (finding its lists) + nprobe·(N/nlist)·D (scanning them),
     # least at nlist = sqrt(nprobe·N); an HNSW graph over the list centres makes the first term
     # small too (a flat one costs N·nlist·D at add and again at search: 1M did not finish in 17 min).
-    nlist = int(min(max(16, np.sqrt(_FIRST_NPROBE * 2 * m)), m // _TRAIN_PER_LIST))
+    nlist = int(max(1, min(max(16, np.sqrt(_FIRST_NPROBE * 2 * m)), m // _TRAIN_PER_LIST)))  # 1: a small exact_max
     quantizer = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = seed % 2**31  # the coarse K-means: deterministic for a seed (faiss takes a C int)
