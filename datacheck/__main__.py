@@ -7,10 +7,16 @@ def main() -> None:
     import signal
     import sys
 
-    from .cli import cli
-
     try:
+        from .cli import cli
+
         cli(prog_name="datacheck")
+    except KeyboardInterrupt:
+        # A Ctrl-C before the command sets its own handler (while click and rich are
+        # imported, the first tenth of a second): one line and 130, as during the command.
+        if sys.stderr is not None:
+            sys.stderr.write("datacheck: interrupted\n")
+        code = 130
     except SystemExit as exc:
         # Click answers a closed stdout in its own code (--help, --version, its usage
         # errors) with status 1, "a gate failed" here, after swapping stdout for a wrapper
