@@ -39,6 +39,10 @@ class DatacheckGroup(click.Group):
             raise  # plain ``datacheck``: the help text
         except click.UsageError as exc:  # ``datacheck --bogus``: one line, like a command's bad option
             _fail(ctx, f"error: {exc.format_message()} (see 'datacheck --help')", ExitStatus.USAGE)
+        except OSError as exc:  # ``datacheck --version > /dev/full``: click prints it while parsing
+            if not _machine_error(exc):
+                raise
+            _fail(ctx, f"error: {exc.strerror or exc}", ExitStatus.USAGE)
 
     def invoke(self, ctx: click.Context):
         interrupts = _Interrupts()
@@ -139,7 +143,10 @@ def _machine_error(exc: OSError) -> bool:
 
 
 def _fail(ctx: click.Context, message: str, status: ExitStatus):
-    click.echo(f"datacheck: {message}", err=True)
+    try:
+        click.echo(f"datacheck: {message}", err=True)
+    except (OSError, ValueError):
+        pass  # stderr cannot take the line (``2> /dev/full``): the status still says it
     ctx.exit(int(status))
 
 

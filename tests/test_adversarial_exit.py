@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +38,22 @@ def test_a_ctrl_c_while_the_command_line_loads_is_one_line_and_130():
               "main()\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (130, "datacheck: interrupted\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args, redirect, status", [
+    (["--version"], ">", 2),  # click prints it while parsing, outside the command's handler
+    (["audit", "no-such-dataset"], "2>", 3),  # the error line itself cannot be written: the status stands
+    (["audit", "{tiny}", "--checks", "class_imbalance", "--out", "{run}"], "2>", 2),  # the summary table cannot
+])
+def test_a_full_disk_behind_stdout_or_stderr_is_its_documented_status(tmp_path, tiny_dataset, args, redirect, status):
+    """stdout or stderr on a full device (``> /dev/full``): ENOSPC is the machine refusing an
+    output, status 2 (or the command's own status where only its error line is lost), never
+    status 1 ("a gate failed") after a traceback."""
+    args = [a.format(tiny=tiny_dataset, run=tmp_path / "run") for a in args]
+    command = shlex.join([sys.executable, "-m", "datacheck", *args]) + f" {redirect} /dev/full"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == status
+    if redirect == ">":
+        assert done.stderr == "datacheck: error: No space left on device\n"
