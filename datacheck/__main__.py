@@ -10,6 +10,10 @@ def main() -> None:
     try:
         from .cli import cli
 
+        # Ctrl-C is the command's: cli sets a handler that interrupts it while it runs, and
+        # gives this one back after. Before it (click parsing, a few ms) and after it (the
+        # status decided) a Ctrl-C is ignored: it was click's "Aborted!" and status 1 there.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         cli(prog_name="datacheck")
     except KeyboardInterrupt:
         # A Ctrl-C before the command sets its own handler (while click and rich are

@@ -57,3 +57,29 @@ def test_a_full_disk_behind_stdout_or_stderr_is_its_documented_status(tmp_path, 
     assert done.returncode == status
     if redirect == ">":
         assert done.stderr == "datacheck: error: No space left on device\n"
+
+
+@pytest.mark.parametrize("moment", ["parse", "after"])
+def test_a_ctrl_c_outside_the_command_neither_aborts_nor_changes_its_status(moment):
+    """A Ctrl-C while click parses the command line (before the command sets its handler) or
+    once the command has given Ctrl-C back (click's exit, the status decided): click's own
+    "Aborted!" and status 1 (a failed gate), or a KeyboardInterrupt traceback where it landed in
+    the console script's last lines; now it is ignored there, and the status is the command's."""
+    patch = {
+        "parse": ("real = cli.DatacheckGroup.parse_args\n"
+                  "def parse_args(self, ctx, args):\n"
+                  "    os.kill(os.getpid(), signal.SIGINT); time.sleep(0.1)\n"
+                  "    return real(self, ctx, args)\n"
+                  "cli.DatacheckGroup.parse_args = parse_args\n"),
+        "after": ("real = cli._Interrupts.__exit__\n"
+                  "def __exit__(self, *exc):\n"
+                  "    real(self, *exc); os.kill(os.getpid(), signal.SIGINT); time.sleep(0.1)\n"
+                  "cli._Interrupts.__exit__ = __exit__\n"),
+    }[moment]
+    script = ("import os, signal, sys, time\n"
+              "import datacheck.cli as cli\n" + patch +
+              "sys.argv = ['datacheck', 'audit', 'no-such-dataset']\n"
+              "from datacheck.__main__ import main\n"
+              "main()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (3, "datacheck: error: dataset not found: no-such-dataset\n")
