@@ -378,16 +378,17 @@ def test_auto_needs_every_label_check_that_ran_to_agree():
 def test_drop_queues_an_outlier_of_a_rare_sub_cluster_for_review():
     """--drop removes an off-distribution outlier, but one that is also in a rare sub-cluster
     of its class (clusters) may be a style the class holds a few of: it is queued for review.
-    Another drop reason (a leaked copy, a corrupt file) still drops it."""
+    Another drop reason (a leaked copy, a corrupt file) or an image problem still drops it."""
     from datacheck.actions.relabel import plan_changes
 
-    frame = pd.DataFrame({"sample_id": list("abcd"), "path": list("abcd"), "label": ["cat"] * 4, "split": [None] * 4})
+    frame = pd.DataFrame({"sample_id": list("abcde"), "path": list("abcde"), "label": ["cat"] * 5, "split": [None] * 5})
     findings = pd.DataFrame([
         {"sample_id": s, "check": c, "is_issue": True, "suggested_label": None, "suggested_confidence": None}
         for s, c in [("a", "outliers"), ("b", "outliers"), ("b", "clusters"), ("c", "clusters"),
-                     ("d", "outliers"), ("d", "clusters"), ("d", "split_leakage")]])
+                     ("d", "outliers"), ("d", "clusters"), ("d", "split_leakage"),
+                     ("e", "outliers"), ("e", "clusters"), ("e", "odd_aspect_ratio")]])
     changes = plan_changes(frame, findings, drop=True).set_index("sample_id")
-    assert changes["action"].to_dict() == {"a": "drop", "b": "review", "d": "drop"}
+    assert changes["action"].to_dict() == {"a": "drop", "b": "review", "d": "drop", "e": "drop"}
     assert changes.loc["b", "reason"] == "outliers"
 
 

@@ -87,6 +87,7 @@ def plan_changes(
     unreliable_checks = set(checks_with_tag("unreliable_input"))
     review_checks = set(checks_with_tag("off_distribution"))
     subgroup_checks = set(checks_with_tag("subgroups"))
+    quality_checks = set(checks_with_tag("image_quality"))
     evidence = findings[findings["check"].isin(label_checks)]
     suggesting = evidence[evidence["suggested_label"].notna()]
     if auto and suggesting.empty:
@@ -106,10 +107,12 @@ def plan_changes(
             new_label, confidence, source = suggestion.loc[sample_id, ["suggested_label", "suggested_confidence", "check"]]
         disagrees = new_label is not None and not pd.isna(label) and new_label != label
         drop_reasons = sorted(flags & drop_checks)
-        # Far from the data (outliers) but in a rare sub-cluster of its class (clusters): a
-        # style the class holds a few of, which is what balancing grows, or junk that repeats.
-        # Only a person can tell: queued for review, not dropped.
-        rare_style = bool(flags & subgroup_checks) and set(drop_reasons) <= review_checks
+        # Far from the data (outliers) but in a rare sub-cluster of its class (clusters), with
+        # nothing wrong in the image itself: a style the class holds a few of, which is what
+        # balancing grows, or junk that repeats. Only a person can tell: queued for review, not
+        # dropped. (An odd-shaped scan in a sub-cluster of its own was grown 18-fold otherwise.)
+        rare_style = (bool(flags & subgroup_checks) and set(drop_reasons) <= review_checks
+                      and not flags & quality_checks)
         if drop and drop_reasons and not rare_style:
             rows.append((sample_id, "drop", label, None, "flagged: " + ", ".join(drop_reasons), flags, confidence))
             continue
