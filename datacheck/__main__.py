@@ -7,6 +7,7 @@ def main() -> None:
     import signal
     import sys
 
+    code: int | None = 0  # click's standalone mode always ends in SystemExit; this is in case not
     try:
         from .cli import cli
 
@@ -62,21 +63,26 @@ def exit_without_teardown(code: int | None) -> None:
     observed = sys.getprofile() is not None or sys.gettrace() is not None
     if run_exit_handlers is None or others_running or observed or not isinstance(code, (int, type(None))):
         raise SystemExit(code)
-    # A stream is None where Python started with its descriptor closed (``datacheck ... >&-``).
     try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
+        _flush_standard_streams()
     except (OSError, ValueError):
         raise SystemExit(code) from None
     run_exit_handlers()
     try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
+        _flush_standard_streams()
     except (OSError, ValueError):
         pass  # a handler's late output to a reader that went away: the status stands
     os._exit(code or 0)
+
+
+def _flush_standard_streams() -> None:
+    """Flush stdout and stderr; a stream is None where Python started with its descriptor
+    closed (``datacheck ... >&-``)."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
 
 
 if __name__ == "__main__":

@@ -157,9 +157,9 @@ def run_in_workers(batches, workers: int) -> Iterator:
             # the rest for ever, and shutdown() with it, as this process holds the pipe's
             # write end too. Closing that copy lets the read end at an end of file once the
             # workers are gone: the executor sees a broken pool and stops.
-            results = getattr(pool, "_result_queue", None)
-            if results is not None:
-                results._writer.close()
+            writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+            if writer is not None:
+                writer.close()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
