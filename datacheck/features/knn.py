@@ -13,8 +13,8 @@ lists whose centres faiss trains (``IndexIVFFlat``'s coarse K-means, inner produ
 vectors, an HNSW graph over the centres to find a sample's nearest lists). Every sample is a
 query, so the search goes list by list: one matrix product of the queries probing a list
 against its members (the neighbours faiss's per-query scan finds with the same probes, at BLAS
-speed), with numpy on the CPU and torch on an accelerator. ``nprobe`` is raised until the recall@k measured against exact search
-on a sample of queries reaches :data:`TARGET_RECALL`. The method and the measured recall are
+speed), with numpy on the CPU and torch on an accelerator. ``nprobe`` is raised until the
+recall@k measured against exact search on a sample of queries reaches :data:`TARGET_RECALL`. The method and the measured recall are
 recorded in ``summary.json``. Memory: the graph (N·k), one block of queries (at most
 :data:`_QUERY_BLOCK` x D float32), its table of best neighbours per probed list (at most
 :data:`_SLOT_BYTES`) and the inputs; each list is read from the embeddings (a
