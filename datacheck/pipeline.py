@@ -247,17 +247,18 @@ def audit(
         manifest = array_inputs.manifest
     sources = Sources.of(manifest)  # no output may land in the audited dataset
     check_outputs(sources, folders={"--out": out})
+    trains = images and bool(needs & _MODEL_FEATURES)
     # A bad --model or --weights fails now, before a run folder exists, not after decoding;
     # also when no check trains (a model named for nothing is a mistake, not a default to
     # ignore), though only then if one was named: the check imports torch.
     model_named = opts["model"] != default_config()["audit"]["model"] or bool(opts["weights"])
-    if images and (needs & _MODEL_FEATURES or model_named):
+    if trains or (images and model_named):
         from .engine.models import create_model, with_model_input
 
         create_model(train_config.model, 2, opts["weights"] or None)
-    if images and needs & _MODEL_FEATURES:
-        train_config = with_model_input(train_config)
-    if images and (needs & _MODEL_FEATURES or opts["cache_dir"]):
+        if trains:
+            train_config = with_model_input(train_config)
+    if trains or (images and opts["cache_dir"]):
         # A --cache-dir given inside the dataset is refused even where no selected check would
         # use it: the same option must not be fine or not depending on the checks.
         check_outputs(sources, folders={"--cache-dir": cache_dir})
