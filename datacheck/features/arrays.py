@@ -261,6 +261,11 @@ def _embeddings(value, n: int, what: _Named = _Named("--embeddings")) -> np.ndar
     _check_real(embeddings, str(what))
     if embeddings.ndim != 2 or len(embeddings) != n or embeddings.shape[1] == 0:
         raise BadDataError(f"{what} must have shape ({n}, D), got {embeddings.shape}")
+    if embeddings.shape[1] == 1:
+        # Every check compares embeddings by cosine, and the cosine of two 1-D vectors is only
+        # their sign: 58 of 60 random values were near duplicates, and relabel --drop emptied classes.
+        raise BadDataError(f"{what} has 1 dimension (shape {embeddings.shape}); cosine similarity of 1-D vectors "
+                           "is only their sign: give embeddings of 2 or more dimensions")
     embeddings = embeddings.astype(np.float32, copy=False)
     for start, block in _blocks(embeddings):
         _check_finite(block, what, start)

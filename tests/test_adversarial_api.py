@@ -1,0 +1,56 @@
+"""An adversarial pass over the Python API as a notebook uses it, and the repairs on unusual runs.
+
+Each test pins a bug found by feeding the API what a real user has at hand (pandas nullable
+dtypes, one-dimensional embeddings, a typo in a target dict); all use tiny in-memory arrays or
+the tiny image dataset with checks that train no model, so the file takes seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import datacheck
+from datacheck.errors import BadDataError, ExitStatus, UsageError
+
+from .conftest import assert_one_line_error, invoke
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    """60 samples of 3 classes; rows 0..5 carry a label the probabilities disagree with."""
+    rng = np.random.default_rng(0)
+    n = 60
+    truth = np.arange(n) % 3
+    probs = np.full((n, 3), 0.05, np.float32)
+    probs[np.arange(n), truth] = 0.9
+    labels = truth.copy()
+    labels[:6] = (truth[:6] + 1) % 3
+    embeddings = rng.normal(size=(n, 4)).astype(np.float32)
+    return probs, labels, embeddings
+
+
+# --------------------------------------------------------------------------- embeddings of one dimension
+
+
+def test_one_dimensional_embeddings_are_bad_data_not_all_near_duplicates(arrays, tmp_path):
+    """Cosine similarity of 1-D vectors is their sign: 58 of 60 random values were flagged as
+    near duplicates, and ``relabel --drop`` then dropped whole classes."""
+    probs, labels, embeddings = arrays
+    with pytest.raises(BadDataError, match=r"^embeddings has 1 dimension \(shape \(60, 1\)\); cosine"):
+        datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings[:, :1])
+    frame = pd.DataFrame({"sample_id": [f"s{i}" for i in range(60)], "label": labels.astype(str),
+                          "embeddings": list(embeddings[:, :1])})
+    with pytest.raises(BadDataError, match=r"^column 'embeddings' of <DataFrame> has 1 dimension"):
+        datacheck.audit(frame)
+    np.save(tmp_path / "p.npy", probs)
+    np.save(tmp_path / "l.npy", labels)
+    np.save(tmp_path / "e.npy", embeddings[:, :1])
+    result = invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy",
+                    "--embeddings", tmp_path / "e.npy", "--out", tmp_path / "run")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "--embeddings has 1 dimension")
+    assert not (tmp_path / "run").exists()
+    # two dimensions are embeddings like any other
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings[:, :2], checks="outliers")
+    assert result.summary["checks"]["outliers"]["scored"] == 60
