@@ -54,3 +54,36 @@ def test_one_dimensional_embeddings_are_bad_data_not_all_near_duplicates(arrays,
     # two dimensions are embeddings like any other
     result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings[:, :2], checks="outliers")
     assert result.summary["checks"]["outliers"]["scored"] == 60
+
+
+# --------------------------------------------------------------------------- pandas' nullable dtypes
+
+
+@pytest.mark.parametrize("dtype", ["Float64", "float64[pyarrow]", "Float32"])
+def test_nullable_float_frames_are_arrays_and_their_missing_values_are_named(arrays, dtype):
+    """``pd.read_parquet(..., dtype_backend=...)`` and ``convert_dtypes()`` give nullable
+    columns, which numpy sees as objects: refused as "a DataFrame of objects", a missing
+    value as well as none."""
+    probs, labels, embeddings = arrays
+    frame = pd.DataFrame(probs, columns=["a", "b", "c"]).astype(dtype)
+    result = datacheck.audit(pred_probs=frame, labels=np.array(["a", "b", "c"])[labels], checks="label_issues")
+    assert result.summary["checks"]["label_issues"]["flagged"] == 6
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=pd.DataFrame(embeddings).astype(dtype),
+                             checks="outliers")
+    assert result.summary["checks"]["outliers"]["scored"] == 60
+    frame.iloc[7, 1] = pd.NA
+    with pytest.raises(BadDataError, match=r"^pred_probs has NaN or infinite values \(first in row 7\)$"):
+        datacheck.audit(pred_probs=frame, labels=labels, checks="label_issues")
+
+
+def test_missing_numeric_labels_are_named_as_missing(arrays):
+    """A nullable Int64 label column with a gap (or float labels with NaN) was "labels must
+    hold integer class ids", which they do but for the gap."""
+    probs, labels, _ = arrays
+    gap = pd.array(labels, dtype="Int64")
+    gap[9] = pd.NA
+    for given in (gap, pd.Series(gap), labels.astype(float) * np.where(np.arange(60) == 9, np.nan, 1)):
+        with pytest.raises(BadDataError, match=r"^labels has a missing value \(NaN\) in row 9; every pred_probs row needs its given label$"):
+            datacheck.audit(pred_probs=probs, labels=given, checks="label_issues")
+    assert datacheck.audit(pred_probs=probs, labels=pd.array(labels, dtype="Int8"),
+                           checks="label_issues").summary["checks"]["label_issues"]["flagged"] == 6

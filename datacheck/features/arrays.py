@@ -188,6 +188,9 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
     raw = _load_array(labels_path, "--labels")
     if raw.ndim != 1 or len(raw) != len(probs):
         raise BadDataError(f"--labels must be a 1-D array of {len(probs)} class ids (one per --pred-probs row), got shape {raw.shape}")
+    if np.issubdtype(raw.dtype, np.floating) and np.isnan(raw).any():  # a gap (pandas NA), not a fraction
+        raise BadDataError(f"--labels has a missing value (NaN) in row {int(np.argmax(np.isnan(raw)))}; "
+                           "every --pred-probs row needs its given label")
     # Whole floats (1.0) are accepted as ids; complex, boolean and text arrays are not.
     whole = np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw) & (raw == np.round(raw)))
     if not (np.issubdtype(raw.dtype, np.integer) or whole):
@@ -377,6 +380,8 @@ def _load_array(path, option: str) -> np.ndarray:
     """A ``.npy`` file's array, memory-mapped copy-on-write (nothing ever reaches the file),
     or an in-memory array as it is."""
     if not is_path(path):
+        if isinstance(path, (pd.DataFrame, pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
+            path = _pandas_numbers(path)
         array = np.asarray(path)
         if array.dtype == object:
             raise BadDataError(f"{option} must be a numeric array, got {type(path).__name__} of objects")
@@ -399,6 +404,18 @@ def _load_array(path, option: str) -> np.ndarray:
         array.close()
         raise BadDataError(f"{option} {path} must be a single .npy array, not an .npz archive")
     return array
+
+
+def _pandas_numbers(values):
+    """A pandas table or column of numbers in pandas' nullable dtypes (``Float64``, ``Int64``,
+    ``float64[pyarrow]``: ``convert_dtypes()``, ``read_parquet(dtype_backend=...)``) as a float64
+    array, missing values NaN; anything else as it is. numpy sees those dtypes as objects, and
+    a probability table of them was refused as "a DataFrame of objects"."""
+    dtypes = list(values.dtypes) if isinstance(values, pd.DataFrame) else [values.dtype]
+    nullable = [d for d in dtypes if isinstance(d, pd.api.extensions.ExtensionDtype)]
+    if nullable and all(pd.api.types.is_numeric_dtype(d) and not pd.api.types.is_bool_dtype(d) for d in dtypes):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return values
 
 
 def _check_real(array: np.ndarray, option: str) -> None:
