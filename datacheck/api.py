@@ -23,7 +23,7 @@ import pandas as pd
 from .errors import AUDIT_KEYWORDS, BadDataError, DatacheckError, UsageError, as_keywords
 from .manifest import require_flat_columns
 from .pipeline import AuditResult
-from .validation import paths_checked
+from .validation import check_callable, paths_checked
 
 
 @paths_checked
@@ -111,6 +111,7 @@ def audit(
     """
     from .detectors import Detector
 
+    check_callable("progress", progress, "progress(stage, done, total)")
     if data is not None and not isinstance(data, (str, os.PathLike, pd.DataFrame)):
         hint = ": pass pd.DataFrame(data)" if isinstance(data, dict) else ""
         raise UsageError(f"data must be a dataset folder, a manifest file or a pandas DataFrame, "

@@ -169,6 +169,14 @@ def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool 
         raise UsageError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} {what}, got {value!r}")
 
 
+def check_callable(name: str, value, signature: str) -> None:
+    """Raise :class:`UsageError` unless ``value`` is None or callable (a ``progress`` hook):
+    ``progress=3`` was called only once work had begun, a TypeError naming no argument, after
+    ``fix`` had made its output folder."""
+    if value is not None and not callable(value):
+        raise UsageError(f"{name} must be a function {signature} or None, got {type(value).__name__} {value!r:.60}")
+
+
 def check_keys(path, data: dict, required: dict, optional: dict, remedy: str) -> None:
     """Refuse a JSON object (run.json, plan.json) without a ``required`` key, or with a
     ``required``/``optional`` key of another type (``key -> type or tuple of types``).

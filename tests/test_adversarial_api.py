@@ -87,3 +87,23 @@ def test_missing_numeric_labels_are_named_as_missing(arrays):
             datacheck.audit(pred_probs=probs, labels=given, checks="label_issues")
     assert datacheck.audit(pred_probs=probs, labels=pd.array(labels, dtype="Int8"),
                            checks="label_issues").summary["checks"]["label_issues"]["flagged"] == 6
+
+
+# --------------------------------------------------------------------------- a progress hook that is not a function
+
+
+def test_a_progress_that_is_not_a_function_names_the_keyword_before_any_work(arrays, tiny_dataset, tmp_path):
+    """``progress=3`` was a TypeError ("'int' object is not callable") from the first stage,
+    and ``fix`` had made its output folder by then."""
+    probs, labels, _ = arrays
+    with pytest.raises(UsageError, match=r"^progress must be a function progress\(stage, done, total\) or None, "
+                                         r"got int 3$"):
+        datacheck.audit(pred_probs=probs, labels=labels, progress=3)
+    with pytest.raises(UsageError, match=r"^progress must be a function progress\(stage, done, total\) or None, "
+                                         r"got str 'bar'$"):
+        datacheck.fix(tiny_dataset, tmp_path / "fixed", progress="bar")
+    assert not (tmp_path / "fixed").exists()
+    with pytest.raises(UsageError, match=r"^progress must be a function progress\(done, total\) or None, got int 3$"):
+        datacheck.augment(tmp_path / "plan", tmp_path / "out", progress=3)
+    seen = []
+    datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues", progress=lambda *a: seen.append(a))

@@ -263,7 +263,7 @@ def augment(
     from ..manifest import CONTRACT_COLUMNS, write_manifest
     from ..runs import Sources, check_outputs, write_json
     from ..files.plan import PLAN_FILE, PLAN_MARKER, read_plan
-    from ..validation import check_int_range
+    from ..validation import check_callable, check_int_range
 
     given = [name for name, value in (("boost_budget", boost_budget), ("boost_pool", boost_pool)) if value is not None]
     if boost_from is None and given:  # else silently no boosting, which the caller did not ask for
@@ -272,6 +272,7 @@ def augment(
     for name, value in (("resume", resume), ("screen", screen)):
         if not isinstance(value, (bool, np.bool_)):  # resume="no" is truthy
             raise UsageError(f"{name} must be True or False, got {value!r:.40}")
+    check_callable("progress", progress, "progress(done, total)")
     if spec is not None and not isinstance(spec, dict):
         raise UsageError(f"spec must be a dict of augmentation settings ({', '.join(DEFAULT_SPEC)}), "
                          f"got a {type(spec).__name__}")

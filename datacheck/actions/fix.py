@@ -444,12 +444,14 @@ def fix(
     from ..features.arrays import array_columns
     from ..manifest import load_manifest
     from ..runs import RUN_FILES, Sources, output_folder, write_json
+    from ..validation import check_callable
 
     flags = {"relabel": relabel, "balance": balance, "augment": augment, "boost": boost}
     for name, value in flags.items():  # relabel="no" is truthy: it must not pass for True
         if not isinstance(value, (bool, np.bool_)):
             raise UsageError(f"{name} must be True or False, got {value!r:.40}")
     relabel, balance, augment, boost = (bool(v) for v in flags.values())
+    check_callable("progress", progress, "progress(stage, done, total)")
     options, spec, audit_cfg = fix_settings(config, {
         "budget": budget, "seed": seed, "workers": workers, "device": device, "max_missing": max_missing,
         "relabel": relabel, "balance": balance, "augment": augment, "boost": boost})
