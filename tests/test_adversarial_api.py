@@ -107,3 +107,33 @@ def test_a_progress_that_is_not_a_function_names_the_keyword_before_any_work(arr
         datacheck.augment(tmp_path / "plan", tmp_path / "out", progress=3)
     seen = []
     datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues", progress=lambda *a: seen.append(a))
+
+
+# --------------------------------------------------------------------------- balance settings that were ignored
+
+
+@pytest.fixture
+def tiny_run(tiny_dataset, tmp_path):
+    """An audit of the tiny dataset (2 classes x 6 train + 2 val) with a check that trains no model."""
+    return datacheck.audit(tiny_dataset, out=tmp_path / "run", checks="exact_duplicates", workers=0).run_dir
+
+
+def test_a_per_group_target_for_a_group_that_does_not_exist_is_refused(tiny_run, tmp_path):
+    """``target={"cta": 10}`` (a typo of cat) planned every group at its own size, as if
+    no target had been given, and wrote the plan."""
+    with pytest.raises(UsageError, match=r"^target names group\(s\) 'cta' that the plan does not have; "
+                                         r"its groups: cat, dog$"):
+        datacheck.balance(tiny_run, tmp_path / "plan", strategy="classes", target={"cta": 10, "dog": 8})
+    assert not (tmp_path / "plan").exists()
+    plan = datacheck.balance(tiny_run, tmp_path / "plan", strategy="classes", target={"cat": 10}).plan
+    assert plan.groupby("group")["copies"].sum().to_dict() == {"cat": 4, "dog": 0}
+
+
+def test_balance_settings_given_twice_are_refused_not_ignored(tiny_run, tmp_path):
+    """With ``options`` given, ``strategy="classes"`` was silently not read: the plan used the
+    options' default strategy (subclusters), and failed for a check the caller never asked for."""
+    with pytest.raises(UsageError, match=r"^give the settings either as options \(a BalanceOptions\) or as keywords, "
+                                         r"not both: strategy='classes', target=8$"):
+        datacheck.balance(tiny_run, tmp_path / "plan", datacheck.BalanceOptions(), strategy="classes", target=8)
+    options = datacheck.BalanceOptions(strategy="classes", target=8)
+    assert datacheck.balance(tiny_run, tmp_path / "plan", options).plan["copies"].sum() == 4

@@ -469,6 +469,14 @@ def _targets(group: np.ndarray, scored: np.ndarray, corrupt: np.ndarray, target:
                          "a dataset without splits counts as train)")
     if target is None:
         target = int(sizes.max())
+    if isinstance(target, dict):
+        # A group the plan does not have (a typo: "cta") kept every group at its own size, and
+        # the plan was written as if no target had been given.
+        unknown = sorted(set(map(str, target)) - set(names.tolist()))
+        if unknown:
+            shown = ", ".join(map(str, names[:20])) + (", ..." if len(names) > 20 else "")
+            raise UsageError(f"target names group(s) {', '.join(map(repr, unknown[:3]))} that the plan does not have; "
+                             f"its groups: {shown}")
     desired = {}
     for name, size in zip(names, sizes):
         want = int(target.get(str(name), size)) if isinstance(target, dict) else target
@@ -604,6 +612,17 @@ def balance(
     elif not isinstance(options, BalanceOptions):
         raise UsageError(f"options must be a BalanceOptions, got {type(options).__name__}; "
                          "or give its settings as keywords (strategy=..., target=...)")
+    else:
+        # The keywords are not read with options: one given too was silently ignored
+        # (strategy="classes" planned by sub-clusters).
+        given = {"strategy": (strategy, BalanceOptions.strategy), "target": (target, BalanceOptions.target),
+                 "budget": (budget, BalanceOptions.budget), "drop_flagged": (drop_flagged, BalanceOptions.drop_flagged),
+                 "max_total": (max_total, BalanceOptions.max_total), "seed": (seed, None)}
+        twice = [f"{name}={value!r:.40}" for name, (value, default) in given.items()
+                 if value is not default and value != default]
+        if twice:
+            raise UsageError("give the settings either as options (a BalanceOptions) or as keywords, not both: "
+                             + ", ".join(twice))
     options.validate()
     out = output_folder(out, PLAN_MARKER, "balance plan")
     run = open_run(run_dir)
