@@ -28,6 +28,15 @@ from .errors import UsageError
 RUN_MARKER = "run.json"
 #: The files that make a folder a datacheck run: no output of another command may replace them.
 RUN_FILES = (RUN_MARKER, "summary.json", "findings.parquet")
+_MANIFESTS = ("manifest.csv", "manifest.parquet", "manifest.jsonl")
+#: The marker of each other command's output folder (files/plan.py's PLAN_MARKER, relabel's,
+#: augment's and fix's), what it is, and the files of it no report or export may replace.
+OUTPUT_FILES = {
+    "plan.json": ("balance plan", ("plan.json", "plan.parquet", *_MANIFESTS)),
+    "relabel.json": ("relabel output", ("relabel.json", "changes.parquet", *_MANIFESTS)),
+    "augment.json": ("augment output", ("augment.json", *_MANIFESTS)),
+    "fix.json": ("fix output", ("fix.json", "summary.json", *_MANIFESTS)),
+}
 _UMASK = os.umask(0o22)
 os.umask(_UMASK)
 
@@ -383,6 +392,11 @@ def _refuse_file_output(path: Path, option: str) -> None:
             folder.name == "artifacts" and is_marker(folder.parent / RUN_MARKER)):
         raise UsageError(f"{option} {path} is a file of the datacheck run in {folder if path.name in RUN_FILES else folder.parent}; "
                          "choose another path")
+    # The other commands' outputs too: a report written over a plan's plan.json left a plan
+    # that augment could not read.
+    for marker, (what, names) in OUTPUT_FILES.items():
+        if path.name in names and is_marker(folder / marker):
+            raise UsageError(f"{option} {path} is a file of the datacheck {what} in {folder}; choose another path")
 
 
 def write_npz(path: Path, arrays: dict) -> Path:

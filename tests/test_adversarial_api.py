@@ -137,3 +137,50 @@ def test_balance_settings_given_twice_are_refused_not_ignored(tiny_run, tmp_path
         datacheck.balance(tiny_run, tmp_path / "plan", datacheck.BalanceOptions(), strategy="classes", target=8)
     options = datacheck.BalanceOptions(strategy="classes", target=8)
     assert datacheck.balance(tiny_run, tmp_path / "plan", options).plan["copies"].sum() == 4
+
+
+# --------------------------------------------------------------------------- outputs written over other outputs
+
+
+def test_no_report_or_export_replaces_a_file_of_a_plan_relabel_augment_or_fix_output(tiny_run, tmp_path):
+    """``report(out="plans/p/plan.json")`` replaced the plan's marker with HTML (the plan
+    could no longer be augmented: "cannot read plan.json"); only a run's own files were
+    protected."""
+    plan = tmp_path / "plan"
+    datacheck.balance(tiny_run, plan, strategy="classes", target=8)
+    datacheck.relabel(tiny_run, drop=True, out=tmp_path / "rel")
+    datacheck.augment(plan, tmp_path / "aug")
+    fixed = tmp_path / "fixed"
+    fixed.mkdir()
+    (fixed / "fix.json").write_text('{"datacheck_version": "0.1.0", "status": "running"}')
+    (fixed / "manifest.csv").write_text("sample_id,path,label\n")
+    protected = [(plan, "plan.json", "balance plan"), (plan, "plan.parquet", "balance plan"),
+                 (plan, "manifest.csv", "balance plan"), (tmp_path / "rel", "relabel.json", "relabel output"),
+                 (tmp_path / "rel", "changes.parquet", "relabel output"), (tmp_path / "rel", "manifest.csv", "relabel output"),
+                 (tmp_path / "aug", "augment.json", "augment output"), (tmp_path / "aug", "manifest.csv", "augment output"),
+                 (fixed, "fix.json", "fix output"), (fixed, "manifest.csv", "fix output")]
+    before = {folder / name: (folder / name).read_bytes() for folder, name, _ in protected}
+    for folder, name, what in protected:
+        with pytest.raises(UsageError, match=rf"^out {folder / name} is a file of the datacheck {what} in {folder}; "
+                                             "choose another path$"):
+            datacheck.report(tiny_run, out=folder / name)
+        result = invoke("relabel", tiny_run, "--export-review", folder / name)
+        assert_one_line_error(result, ExitStatus.USAGE, f"is a file of the datacheck {what} in {folder}")
+    assert {path: path.read_bytes() for path in before} == before
+    assert datacheck.augment(plan, tmp_path / "aug", resume=True).counts["augmented"] == 4
+    # beside them, and a folder that merely holds a file of such a name, are fine
+    assert datacheck.report(tiny_run, out=plan / "report.html", csv=True).csv == plan / "findings.csv"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "plan.json").write_text('{"my": "own plan"}')
+    datacheck.report(tiny_run, out=tmp_path / "mine" / "plan.json")
+
+
+def test_the_protected_output_markers_are_the_commands_own():
+    from datacheck.actions.augment import AUGMENT_MARKER
+    from datacheck.actions.fix import FIX_MARKER
+    from datacheck.actions.relabel import RELABEL_MARKER
+    from datacheck.files.plan import PLAN_FILE, PLAN_MARKER
+    from datacheck.runs import OUTPUT_FILES
+
+    assert set(OUTPUT_FILES) == {PLAN_MARKER, RELABEL_MARKER, AUGMENT_MARKER, FIX_MARKER}
+    assert PLAN_FILE in OUTPUT_FILES[PLAN_MARKER][1]
