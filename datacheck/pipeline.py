@@ -29,7 +29,7 @@ from .engine.loader import default_workers
 from .engine.train_config import TrainConfig
 from .errors import ExitStatus, UsageError
 from .features import FEATURES, FeatureStore, peak_rss_mb
-from .features.images import image_stats, pixels
+from .features.images import ARRAY_COLUMNS, image_stats, pixels
 from .features.knn import build_knn_graph
 from .features.arrays import ArrayInputs, array_columns, is_path, load_array_inputs
 from .features.model import cross_validated_outputs
@@ -49,7 +49,8 @@ _REVIEW_SHOWN = 20
 #: Features whose provider trains the model on the images (run.json's model settings apply).
 _MODEL_FEATURES = frozenset({"model_outputs", "labels", "pred_probs", "softmax", "embeddings", "aum", "knn_graph"})
 #: What a user must give for a feature the audit lacks, in their words.
-_WHAT_PROVIDES = {"image_stats": "images", "thumbnails": "images", "thumbnail_descriptors": "images", "pixels": "images", "aum": "images", "embeddings": "embeddings",
+_WHAT_PROVIDES = {"image_stats": "images", "thumbnails": "images", "thumbnail_descriptors": "images",
+                  "thumbnail_quarters": "images", "pixels": "images", "aum": "images", "embeddings": "embeddings",
                   "knn_graph": "embeddings"}
 
 
@@ -412,12 +413,12 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
                     workers: int, opts: dict, cache_dir, knn_k: int, progress, timings: dict) -> None:
     """Offer the features of a folder or manifest of images (computed only when read)."""
     store, weights, seed = ctx.features, opts["weights"] or None, opts["seed"]
-    decoded = functools.cache(lambda: image_stats(  # one decode of every image gives all three
+    decoded = functools.cache(lambda: image_stats(  # one decode of every image gives the statistics and arrays
         manifest, workers, opts["batch_size"], artifacts=run.artifacts if run is not None else None,
         progress=progress, timings=timings))
     store.provide("image_stats", lambda: decoded()[0], timed=False)
-    store.provide("thumbnails", lambda: decoded()[1], timed=False)
-    store.provide("thumbnail_descriptors", lambda: decoded()[2], timed=False)
+    for feature, _, _ in ARRAY_COLUMNS.values():
+        store.provide(feature, lambda feature=feature: decoded()[1][feature], timed=False)
     store.provide("pixels", lambda: pixels(manifest, train_config.image_size, workers, cache_dir, progress), timed=False)
 
     def train_args() -> tuple:

@@ -33,8 +33,8 @@ def make_context(manifest: Manifest, *, image_stats: pd.DataFrame | None = None,
     manifest : Manifest
     image_stats : pandas.DataFrame, optional
         Per-image statistics (:func:`datacheck.engine.loader.compute_image_stats`); their
-        ``thumbnail`` and ``descriptor`` columns are offered as the ``thumbnails`` and
-        ``thumbnail_descriptors`` features.
+        ``thumbnail``, ``descriptor`` and ``quarter`` columns are offered as the ``thumbnails``,
+        ``thumbnail_descriptors`` and ``thumbnail_quarters`` features.
     outputs : datacheck.features.model.ModelOutputs, optional
         Split into ``model_outputs``, ``labels``, ``pred_probs``, ``softmax``, ``embeddings``
         and the ``knn_graph`` (``knn_k`` neighbours) of the embeddings.
@@ -48,7 +48,8 @@ def make_context(manifest: Manifest, *, image_stats: pd.DataFrame | None = None,
     store = FeatureStore()
     values = {"image_stats": image_stats, "aum": aum}
     if image_stats is not None and "thumbnail" in image_stats:  # as compute_image_stats returns them
-        values["image_stats"], values["thumbnails"], values["thumbnail_descriptors"] = split_arrays(image_stats)
+        values["image_stats"], arrays = split_arrays(image_stats)
+        values.update(arrays)
     if outputs is not None:
         values.update(model_outputs=outputs, labels=outputs.label_ids, pred_probs=outputs.pred_probs,
                       softmax=outputs.softmax)

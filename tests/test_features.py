@@ -8,7 +8,7 @@ import pytest
 
 import datacheck
 from datacheck.features import FeatureStore, UndeclaredInput
-from datacheck.engine.similarity import spectral_descriptors
+from datacheck.engine.similarity import quarter_size, spectral_descriptors
 from datacheck.features.knn import build_knn_graph
 
 from .conftest import SAMPLE_DATA
@@ -255,17 +255,21 @@ def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, mo
         images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     assert decoded == [5, 5] and len(list((tmp_path / "artifacts").rglob("rows-*.parquet"))) == 2
     interrupt, decoded[:] = False, []
-    resumed, thumbnails, descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    resumed, arrays = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    thumbnails, descriptors = arrays["thumbnails"], arrays["thumbnail_descriptors"]
     assert decoded == [5, 1]  # the third and fourth parts only
     parts = sorted(p.name for p in (tmp_path / "artifacts" / images.IMAGE_STATS_ARTIFACT).iterdir())
     assert parts == [f"rows-{start:012d}.parquet" for start in (0, 5, 10, 15)]  # the parts are the artifact
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [images.IMAGE_STATS_ARTIFACT]
-    again, again_thumbnails, again_descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    again, again_arrays = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    again_thumbnails, again_descriptors = again_arrays["thumbnails"], again_arrays["thumbnail_descriptors"]
     assert again.equals(resumed) and decoded == [5, 1]
-    fresh, fresh_thumbnails, _ = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "fresh")
+    fresh, fresh_arrays = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "fresh")
+    fresh_thumbnails = fresh_arrays["thumbnails"]
     pd.testing.assert_frame_equal(resumed, fresh)
     # The thumbnails: read back from the parts, memory-mapped, equal to a decode in memory.
-    in_memory_stats, in_memory, in_memory_descriptors = images.image_stats(manifest, 0, 4)
+    in_memory_stats, in_memory_arrays = images.image_stats(manifest, 0, 4)
+    in_memory, in_memory_descriptors = in_memory_arrays["thumbnails"], in_memory_arrays["thumbnail_descriptors"]
     assert isinstance(thumbnails, np.memmap) and thumbnails.shape == (16, 64, 64, 3)
     np.testing.assert_array_equal(np.asarray(thumbnails), in_memory)
     np.testing.assert_array_equal(np.asarray(again_thumbnails), in_memory)
@@ -277,6 +281,11 @@ def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, mo
     for got in (descriptors, again_descriptors, in_memory_descriptors):
         np.testing.assert_array_equal(np.asarray(got), spectral_descriptors(in_memory))
     assert "descriptor" not in resumed
+    # The quarter-size thumbnails, made beside the descriptors: those of the thumbnails.
+    for got in (arrays, again_arrays, in_memory_arrays):
+        assert got["thumbnail_quarters"].shape == (16, 16, 16, 3)
+        np.testing.assert_array_equal(np.asarray(got["thumbnail_quarters"]), quarter_size(in_memory))
+    assert "quarter" not in resumed
 
 
 def test_thumbnails_are_read_from_arrow_buffers_as_from_bytes():
@@ -366,7 +375,7 @@ def test_a_part_without_the_expected_columns_is_computed_again(tmp_path, damage)
     from .conftest import make_tiny_dataset
 
     manifest = load_manifest(make_tiny_dataset(tmp_path / "data"))
-    stats, thumbnails, descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    stats, arrays = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     part = next((tmp_path / "artifacts" / images.IMAGE_STATS_ARTIFACT).iterdir())
     table = pq.read_table(part)
     metadata = table.schema.metadata
@@ -378,14 +387,16 @@ def test_a_part_without_the_expected_columns_is_computed_again(tmp_path, damage)
     else:
         table = table.append_column("extra", pa.array([1] * table.num_rows))
     pq.write_table(table.replace_schema_metadata(metadata), part)
-    again, again_thumbnails, again_descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    again, again_arrays = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     pd.testing.assert_frame_equal(again, stats)
-    np.testing.assert_array_equal(np.asarray(again_descriptors), np.asarray(descriptors))
+    for name, values in arrays.items():
+        np.testing.assert_array_equal(np.asarray(again_arrays[name]), np.asarray(values))
     assert set(pq.read_table(part).column_names) == set(images.STAT_COLUMNS)  # saved again, whole
 
 
 @pytest.mark.parametrize("damage", ["short descriptors", "some descriptors short", "null descriptors",
-                                    "empty descriptors", "NaN descriptors", "null thumbnails", "long thumbnails"])
+                                    "empty descriptors", "NaN descriptors", "null thumbnails", "long thumbnails",
+                                    "short quarters", "empty quarters"])
 def test_a_part_with_damaged_array_values_is_computed_again(tmp_path, damage):
     """A statistics part with this dataset's key and columns, but thumbnails or descriptors of
     the wrong length, null, missing where the thumbnail is there, or not numbers: decoded
@@ -400,19 +411,19 @@ def test_a_part_with_damaged_array_values_is_computed_again(tmp_path, damage):
     from .conftest import make_tiny_dataset
 
     manifest = load_manifest(make_tiny_dataset(tmp_path / "data"))
-    stats, thumbnails, descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    stats, arrays = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     part = next((tmp_path / "artifacts" / images.IMAGE_STATS_ARTIFACT).iterdir())
     table = pq.read_table(part)
     metadata = table.schema.metadata
-    name = "thumbnail" if "thumbnails" in damage else "descriptor"
+    name = "thumbnail" if "thumbnails" in damage else "quarter" if "quarters" in damage else "descriptor"
     values = table.column(name).to_pylist()
-    if damage == "short descriptors":
+    if damage in ("short descriptors", "short quarters"):
         values = [v[:-4] for v in values]
     elif damage == "some descriptors short":
         values = [v[:-4] if i == 3 else v for i, v in enumerate(values)]
     elif damage.startswith("null"):
         values = [None if i % 2 else v for i, v in enumerate(values)]
-    elif damage == "empty descriptors":
+    elif damage in ("empty descriptors", "empty quarters"):
         values = [b""] * len(values)
     elif damage == "NaN descriptors":
         values = [np.full(len(v) // 4, np.nan, np.float32).tobytes() for v in values]
@@ -420,10 +431,10 @@ def test_a_part_with_damaged_array_values_is_computed_again(tmp_path, damage):
         values = [v + b"\0" for v in values]
     table = table.set_column(table.schema.get_field_index(name), name, pa.array(values, pa.binary()))
     pq.write_table(table.replace_schema_metadata(metadata), part)
-    again, again_thumbnails, again_descriptors = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
+    again, again_arrays = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
     pd.testing.assert_frame_equal(again, stats)
-    np.testing.assert_array_equal(np.asarray(again_thumbnails), np.asarray(thumbnails))
-    np.testing.assert_array_equal(np.asarray(again_descriptors), np.asarray(descriptors))
+    for name, values in arrays.items():
+        np.testing.assert_array_equal(np.asarray(again_arrays[name]), np.asarray(values))
 
 
 @pytest.mark.parametrize("rows, k, exact_max", [(3000, 0, 1000), (30, 5, 10), (100, 200, 10)])

@@ -128,7 +128,7 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     screen = min_similarity - _SCREEN_MARGIN
     enlarged = ((stats["width"] < THUMB_SIDE) | (stats["height"] < THUMB_SIDE)).to_numpy(dtype=bool)
     sims = pair_similarity(thumbs, local[pairs[:, 0]], local[pairs[:, 1]], screen=screen, workers=ctx.workers,
-                           enlarged=enlarged)
+                           enlarged=enlarged, quarters=ctx.get("thumbnail_quarters"))
     # Similarity of row i to its r-th descriptor candidate (NaN where the search found fewer).
     sim_ab = np.full(neighbours.shape, np.nan)
     sim_ab[found] = sims[inverse.ravel()[: len(candidates)]]
@@ -290,7 +290,7 @@ def _members(groups: DuplicateGroups) -> dict[int, np.ndarray]:
 class _DuplicateDetector(Detector):
     """Shared parameters of the hash-based duplicate detectors."""
 
-    requires = frozenset({"image_stats", "thumbnails", "thumbnail_descriptors"})
+    requires = frozenset({"image_stats", "thumbnails", "thumbnail_descriptors", "thumbnail_quarters"})
     tags = frozenset({"groups"})
     _parameter_constraints = {"min_similarity": [Interval(float, 0, 1, "neither")],
                               "candidates": [Interval(int, 1, MAX_NEIGHBOURS)],

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from .similarity import spectral_descriptors
+from .similarity import describe_thumbnails
 
 # Statistics are computed on a copy no larger than this on its longer side: it bounds the
 # cost for large photos and keeps blur comparable between image sizes.
@@ -30,7 +30,7 @@ THUMB_SIDE = 64
 FLAT_STD = 2.0
 
 #: Bumped when a statistic's definition changes, so cached statistics are recomputed.
-STATS_VERSION = 8  # 7: large JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors
+STATS_VERSION = 9  # 7: large JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors; 9: quarters
 
 STAT_COLUMNS = [
     "width",  # int, pixels
@@ -53,6 +53,9 @@ STAT_COLUMNS = [
     # spectral_descriptors), b"" if unreadable. Made here, beside the thumbnail, so the
     # workers that decode the images describe them too, instead of one more pass afterwards.
     "descriptor",
+    # bytes: the thumbnail reduced to a quarter of its side (THUMB_SIDE / 4 square, RGB uint8:
+    # the near-duplicate search's first screen), b"" if unreadable; made beside the descriptor.
+    "quarter",
     "has_content",  # bool: not flat (grey std >= FLAT_STD) and readable
     "error",  # "" if decoded, else why not
 ]
@@ -230,7 +233,8 @@ def _decode(path: str) -> dict:
 
 def _unreadable(reason: str) -> dict:
     row = {name: math.nan for name in STAT_COLUMNS}
-    row.update(width=0, height=0, mode="", pixel_hash="", thumbnail=b"", descriptor=b"", has_content=False, error=reason.splitlines()[0])
+    row.update(width=0, height=0, mode="", pixel_hash="", thumbnail=b"", descriptor=b"", quarter=b"", has_content=False,
+               error=reason.splitlines()[0])
     return row
 
 
@@ -297,11 +301,13 @@ def _measure_copies(rows: list[dict]) -> None:
 
 
 def _describe_thumbnails(rows: list[dict]) -> None:
-    """Add each row's thumbnail descriptor (float32 bytes) to the row, one pass for them all."""
+    """Add each row's thumbnail descriptor (float32 bytes) and quarter-size thumbnail (uint8
+    bytes) to the row, one pass for them all."""
     if rows:
         thumbs = np.frombuffer(b"".join(row["thumbnail"] for row in rows), np.uint8)
-        for row, descriptor in zip(rows, spectral_descriptors(thumbs.reshape(-1, THUMB_SIDE, THUMB_SIDE, 3))):
-            row["descriptor"] = descriptor.tobytes()
+        descriptors, quarters = describe_thumbnails(thumbs.reshape(-1, THUMB_SIDE, THUMB_SIDE, 3))
+        for row, descriptor, quarter in zip(rows, descriptors, quarters):
+            row["descriptor"], row["quarter"] = descriptor.tobytes(), quarter.tobytes()
 
 
 def _grey_statistics(greys: list[np.ndarray]) -> list[dict]:

@@ -37,8 +37,35 @@ def spectral_descriptors(thumbs: np.ndarray) -> np.ndarray:
     thumbs : ndarray of shape (N, S, S, 3), uint8
         Read :data:`_BLOCK` rows at a time, so temporaries stay bounded.
     """
-    blocks = [_descriptor_block(np.asarray(thumbs[s : s + _BLOCK])) for s in range(0, len(thumbs), _BLOCK)]
-    return np.concatenate(blocks) if blocks else np.empty((0, descriptor_size(thumbs.shape[1])), np.float32)
+    return describe_thumbnails(thumbs)[0]
+
+
+def describe_thumbnails(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`spectral_descriptors` and :func:`quarter_size` thumbnails of ``thumbs``, from one
+    2x2 reduction of each (both start from the half-size image).
+
+    The image-statistics workers make both beside each thumbnail, so the near-duplicate
+    search neither describes nor reduces the thumbnails again (a pass over 12 KB an image:
+    a second of a 100,000-image audit, and a pool of its own on a few thousand).
+
+    Parameters
+    ----------
+    thumbs : ndarray of shape (N, S, S, 3), uint8
+        Read :data:`_BLOCK` rows at a time, so temporaries stay bounded.
+
+    Returns
+    -------
+    descriptors : ndarray of shape (N, D), float32
+    quarters : ndarray of shape (N, S/4, S/4, 3), uint8
+    """
+    side = thumbs.shape[1]
+    descriptors = np.empty((len(thumbs), descriptor_size(side)), np.float32)
+    quarters = np.empty((len(thumbs), side // 4, side // 4, 3), np.uint8)
+    for s in range(0, len(thumbs), _BLOCK):
+        sums = _half_sums(np.asarray(thumbs[s : s + _BLOCK]))
+        descriptors[s : s + _BLOCK] = _descriptor_block(sums)
+        quarters[s : s + _BLOCK] = half_size((sums >> 2).astype(np.uint8))
+    return descriptors, quarters
 
 
 class _RowBlocks:
@@ -68,8 +95,9 @@ class _RowBlocks:
         return np.concatenate(list(run_in_workers(self, min(self.workers, len(self)) if len(self) > 1 else 0)))
 
 
-def _descriptor_block(thumbs: np.ndarray) -> np.ndarray:
-    grey = (_half_sums(thumbs).astype(np.float32) * 0.25) @ _LUMA
+def _descriptor_block(half_sums: np.ndarray) -> np.ndarray:
+    """Descriptors (P, D) of thumbnails given by their :func:`_half_sums` (P, S/2, S/2, 3)."""
+    grey = (half_sums.astype(np.float32) * 0.25) @ _LUMA
     side = grey.shape[1]
     # Windowed like phase correlation's spectra (:func:`_spectra`): unwindowed, the edges'
     # content, which a shift replaces, weighs as much as the middle's, and a copy of a small
@@ -84,7 +112,7 @@ def _descriptor_block(thumbs: np.ndarray) -> np.ndarray:
     f = _highest_frequency(side)
     rows = np.r_[0 : f + 1, -f:0]
     spectrum = np.abs(_spectra(grey))[:, rows, : f + 1]
-    desc = np.log1p(spectrum).reshape(len(thumbs), -1).astype(np.float32)
+    desc = np.log1p(spectrum).reshape(len(grey), -1).astype(np.float32)
     return _unit_rows(desc - desc.mean(axis=1, keepdims=True))
 
 
@@ -154,7 +182,7 @@ def other_than_self(found: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 def pair_similarity(
     thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: int = 4, screen: float = -1.0, chunk: int = 1024,
-    workers: int = 0, enlarged: np.ndarray | None = None,
+    workers: int = 0, enlarged: np.ndarray | None = None, quarters: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shift-tolerant similarity of image pairs, in [-1, 1] (1 = same picture), shape (P,).
 
@@ -182,12 +210,15 @@ def pair_similarity(
         edge correlation of 3/4-resized copies of 32-pixel pictures often fell below 0.95
         (tests/test_similarity.py). Thumbnails at full detail keep sharp edges, which tell
         apart look-alike drawings (two circles of one size on similar backgrounds).
+    quarters : ndarray of shape (N, S/4, S/4, 3), uint8, optional
+        :func:`quarter_size` of ``thumbs``, when already made (:func:`describe_thumbnails`);
+        else they are made here for the images in any pair.
     """
     from .loader import run_in_workers
 
     if not len(i):
         return np.empty(0, dtype=np.float64)
-    chunks = _PairChunks(thumbs, i, j, max_shift, screen, chunk, enlarged, workers)
+    chunks = _PairChunks(thumbs, i, j, max_shift, screen, chunk, enlarged, workers, quarters)
     return np.concatenate(list(run_in_workers(chunks, min(workers, len(chunks)))))
 
 
@@ -199,11 +230,13 @@ class _PairChunks:
     screen (about 5 % of a large folder's), so 1M images do not hold 3 GB of them.
     """
 
-    def __init__(self, thumbs, i, j, max_shift: int, screen: float, chunk: int, enlarged=None, workers: int = 0):
+    def __init__(self, thumbs, i, j, max_shift: int, screen: float, chunk: int, enlarged=None, workers: int = 0,
+                 quarters=None):
         self.thumbs, self.i, self.j, self.enlarged = thumbs, i, j, enlarged
         self.max_shift, self.screen, self.chunk = max_shift, screen, chunk
         self.members = np.unique(np.concatenate([i, j]))  # the images in any pair, sorted
-        self.quarters = _RowBlocks(thumbs, self.members, quarter_size, workers).gather()  # (U, S/4, S/4, 3)
+        self.quarters = (np.asarray(quarters[self.members]) if quarters is not None else
+                         _RowBlocks(thumbs, self.members, quarter_size, workers).gather())  # (U, S/4, S/4, 3)
 
     def __len__(self) -> int:
         return -(-len(self.i) // self.chunk)

@@ -36,6 +36,8 @@ FEATURES = {
     "thumbnail_descriptors": "ndarray (N, 120) float32: each thumbnail's translation-tolerant descriptor "
                              "(datacheck.engine.similarity.spectral_descriptors), zeros where unreadable; "
                              "a memory map as the thumbnails are",
+    "thumbnail_quarters": "ndarray (N, 16, 16, 3) uint8: each thumbnail reduced 4x (2x2 means twice), "
+                          "zeros where unreadable; a memory map as the thumbnails are",
     "pixels": "tuple (pixels (N, 3, S, S) uint8 memory map, readable (N,) bool, content key)",
     "model_outputs": "datacheck.features.model.ModelOutputs: the bundle the next four come from "
                      "(what a run keeps in artifacts/model_outputs.npz)",

@@ -34,10 +34,16 @@ IMAGE_STATS_ARTIFACT = "image_stats"
 CHECKPOINT_ROWS = 50_000
 #: Values copied at a time from a part into the audit's thumbnails or descriptors (50 MB of thumbnails).
 _THUMBNAIL_SLICE = 4096
-#: The columns of fixed-size binary values kept out of the statistics frame, in arrays.
-_ARRAY_COLUMNS = ("thumbnail", "descriptor")
+#: The columns of fixed-size binary values kept out of the statistics frame, in arrays: each
+#: column's feature name, the shape of one row's array and its type.
+ARRAY_COLUMNS = {
+    "thumbnail": ("thumbnails", (THUMB_SIDE, THUMB_SIDE, 3), np.uint8),
+    "descriptor": ("thumbnail_descriptors", (descriptor_size(THUMB_SIDE),), np.float32),
+    "quarter": ("thumbnail_quarters", (THUMB_SIDE // 4, THUMB_SIDE // 4, 3), np.uint8),
+}
+_ARRAY_COLUMNS = tuple(ARRAY_COLUMNS)
 _KEY = b"datacheck.manifest_fingerprint"
-#: Thumbnails (12 KB of pixels each) and their descriptors (480 bytes of float32) do not
+#: Thumbnails (12 KB of pixels each), their descriptors (480 bytes of float32) and quarters do not
 #: compress: stored plainly, without a dictionary tried first, a part reads back at the speed
 #: of a copy instead of through a decompressor.
 _STORAGE = {"compression": {name: "none" if name in _ARRAY_COLUMNS else "snappy" for name in STAT_COLUMNS},
@@ -45,8 +51,8 @@ _STORAGE = {"compression": {name: "none" if name in _ARRAY_COLUMNS else "snappy"
 
 
 def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts: Path | None = None,
-                progress=None, timings: dict | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Per-image statistics, thumbnails and the thumbnails' near-duplicate descriptors.
+                progress=None, timings: dict | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Per-image statistics, thumbnails, and the thumbnails' near-duplicate descriptors and quarters.
 
     Parameters
     ----------
@@ -59,40 +65,35 @@ def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts:
     Returns
     -------
     stats : pandas.DataFrame
-        One row per manifest row: :data:`~datacheck.engine.image_stats.STAT_COLUMNS` but the
-        thumbnail and the descriptor (a few hundred bytes per image).
-    thumbnails : ndarray of shape (N, THUMB_SIDE, THUMB_SIDE, 3), uint8
-        Zeros where unreadable. With ``artifacts``, a memory map of a nameless temporary file
-        in that folder (12 KB per image on disk, read through the page cache, gone when the
+        One row per manifest row: :data:`~datacheck.engine.image_stats.STAT_COLUMNS` but those of
+        :data:`ARRAY_COLUMNS` (a few hundred bytes per image).
+    arrays : dict of str to ndarray
+        By feature name (:data:`ARRAY_COLUMNS`), row-aligned with ``stats``, zeros where
+        unreadable: ``thumbnails`` (N, THUMB_SIDE, THUMB_SIDE, 3) uint8,
+        ``thumbnail_descriptors`` (N, D) float32 (:func:`~datacheck.engine.similarity.spectral_descriptors`)
+        and ``thumbnail_quarters`` (N, THUMB_SIDE / 4, THUMB_SIDE / 4, 3) uint8. With
+        ``artifacts``, each is a memory map of a nameless temporary file in that folder (for
+        the thumbnails 12 KB per image on disk, read through the page cache, gone when the
         audit ends), so a folder of millions of images does not hold them in memory.
-    descriptors : ndarray of shape (N, D), float32
-        Each thumbnail's :func:`~datacheck.engine.similarity.spectral_descriptors`, zeros where
-        unreadable; a memory map as the thumbnails are.
     """
     t0 = time.perf_counter()
     timings = timings if timings is not None else {}
     key = f"{manifest.fingerprint}|{STATS_VERSION}".encode()
     folder = artifacts / IMAGE_STATS_ARTIFACT if artifacts is not None else None
-    stats, thumbnails, descriptors, decoded = _compute_in_parts(manifest.abspaths(), workers, batch_size, progress,
-                                                                folder, key)
+    stats, arrays, decoded = _compute_in_parts(manifest.abspaths(), workers, batch_size, progress, folder, key)
     timings["image_stats" if decoded else "image_stats (cached)"] = round(time.perf_counter() - t0, 3)
-    return stats, thumbnails, descriptors
+    return stats, arrays
 
 
-def _array_shapes(n: int) -> tuple[tuple, tuple]:
-    """Shapes of the thumbnails and the descriptors of ``n`` images."""
-    return (n, THUMB_SIDE, THUMB_SIDE, 3), (n, descriptor_size(THUMB_SIDE))
-
-
-def split_arrays(stats: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def split_arrays(stats: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """``stats`` as :func:`~datacheck.engine.loader.compute_image_stats` returns it, split into
-    the statistics without the ``thumbnail`` and ``descriptor`` columns, the thumbnails
-    (N, S, S, 3) uint8 and the descriptors (N, D) float32, in memory."""
-    thumb_shape, descriptor_shape = _array_shapes(len(stats))
-    thumbnails, descriptors = np.zeros(thumb_shape, np.uint8), np.zeros(descriptor_shape, np.float32)
-    _fill_rows(thumbnails, 0, stats["thumbnail"])
-    _fill_rows(descriptors, 0, stats["descriptor"])
-    return stats.drop(columns=list(_ARRAY_COLUMNS)), thumbnails, descriptors
+    the statistics without the columns of :data:`ARRAY_COLUMNS` and those columns as arrays by
+    feature name (as :func:`image_stats` returns them), in memory."""
+    arrays = {}
+    for column, (feature, shape, dtype) in ARRAY_COLUMNS.items():
+        arrays[feature] = np.zeros((len(stats), *shape), dtype)
+        _fill_rows(arrays[feature], 0, stats[column])
+    return stats.drop(columns=list(_ARRAY_COLUMNS)), arrays
 
 
 def _fill_rows(out: np.ndarray, start: int, column) -> None:
@@ -147,11 +148,11 @@ def _fill_from_arrow(out: np.ndarray, start: int, chunk: pa.Array) -> None:
 
 
 def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, folder: Path | None,
-                      key: bytes) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, bool]:
+                      key: bytes) -> tuple[pd.DataFrame, dict[str, np.ndarray], bool]:
     """:func:`~datacheck.engine.loader.compute_image_stats` of ``paths``, :data:`CHECKPOINT_ROWS`
     at a time; each part is read from ``folder`` when saved there for ``key``, else computed
-    and saved there (when ``folder`` is given). Returns the statistics, the thumbnails, their
-    descriptors and whether any part was decoded."""
+    and saved there (when ``folder`` is given). Returns the statistics, the arrays (as
+    :func:`image_stats`) and whether any part was decoded."""
     from ..engine.loader import compute_image_stats
 
     if folder is None:
@@ -159,9 +160,8 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
                                     progress=(lambda done, total: progress("decode images", done, total)) if progress else None)
         return *split_arrays(frame), True
     folder.mkdir(parents=True, exist_ok=True)
-    thumb_shape, descriptor_shape = _array_shapes(len(paths))
-    thumbnails = _temporary_map(folder.parent, thumb_shape, np.uint8)
-    descriptors = _temporary_map(folder.parent, descriptor_shape, np.float32)
+    arrays = {feature: _temporary_map(folder.parent, (len(paths), *shape), dtype)
+              for feature, shape, dtype in ARRAY_COLUMNS.values()}
     names, frames, decoded = [], [], False
     for start in range(0, max(len(paths), 1), CHECKPOINT_ROWS):
         part = folder / f"rows-{start:012d}.parquet"
@@ -171,22 +171,22 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
             report = (lambda done, total, start=start: progress("decode images", start + done, len(paths))) if progress else None
             frame = compute_image_stats(paths[start : start + CHECKPOINT_ROWS], workers=workers, batch_size=batch_size,
                                         progress=report)
-            arrays = {name: _binary_column(frame.pop(name)) for name in _ARRAY_COLUMNS}
+            binary = {name: _binary_column(frame.pop(name)) for name in _ARRAY_COLUMNS}
             table = pa.Table.from_pandas(frame, preserve_index=False)
-            for name, column in arrays.items():
+            for name, column in binary.items():
                 table = table.append_column(name, column)
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), _KEY: key})
-            del frame, arrays
+            del frame, binary
             write_parquet(part, table, **_STORAGE)
             decoded = True
-        _fill_rows(thumbnails, start, table.column("thumbnail"))
-        _fill_rows(descriptors, start, table.column("descriptor"))
+        for column, (feature, _, _) in ARRAY_COLUMNS.items():
+            _fill_rows(arrays[feature], start, table.column(column))
         # As a rerun reads it back: the same columns either way; no Python bytes per thumbnail.
         frames.append(table.drop_columns(list(_ARRAY_COLUMNS)).to_pandas())
     for stale in folder.iterdir():  # parts of a larger, earlier version of the dataset
         if stale.name not in names:
             stale.unlink(missing_ok=True)
-    return pd.concat(frames, ignore_index=True), thumbnails, descriptors, decoded
+    return pd.concat(frames, ignore_index=True), arrays, decoded
 
 
 def _binary_column(values: pd.Series) -> pa.Array:
@@ -228,7 +228,7 @@ def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
     """The part saved at ``path`` for this dataset (``key``) with ``rows`` rows, or None
     (absent, damaged, another dataset's or another part size's, or without the columns of
     :data:`~datacheck.engine.image_stats.STAT_COLUMNS`, binary where they hold arrays, or
-    with a thumbnail or descriptor not :func:`_whole_arrays`)."""
+    with an array value not :func:`_whole_arrays`)."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException):
@@ -243,23 +243,23 @@ def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
 
 
 def _whole_arrays(table: pa.Table) -> bool:
-    """Whether every thumbnail and descriptor of a part is as the workers make them: whole
-    (finite numbers, for a descriptor) where the image was read, empty in both where not."""
+    """Whether every array value of a part (:data:`ARRAY_COLUMNS`) is as the workers make it:
+    whole (finite numbers, for a descriptor) where the image was read, empty in all where not."""
     import pyarrow.compute as pc
 
-    thumb_shape, descriptor_shape = _array_shapes(1)
     lengths = []
-    for name, size in zip(_ARRAY_COLUMNS, (int(np.prod(thumb_shape)), int(np.prod(descriptor_shape)) * 4)):
+    for name, (_, shape, dtype) in ARRAY_COLUMNS.items():
         column = table.column(name)
         if column.null_count:
             return False
         length = pc.binary_length(column).to_numpy()
-        if not np.isin(length, (0, size)).all():
+        if not np.isin(length, (0, int(np.prod(shape)) * np.dtype(dtype).itemsize)).all():
             return False
         lengths.append(length > 0)
-    if not np.array_equal(*lengths):
+    if any(not np.array_equal(lengths[0], other) for other in lengths[1:]):
         return False
-    descriptors = np.zeros((table.num_rows, descriptor_shape[1]), np.float32)
+    _, shape, dtype = ARRAY_COLUMNS["descriptor"]
+    descriptors = np.zeros((table.num_rows, *shape), dtype)
     _fill_rows(descriptors, 0, table.column("descriptor"))
     return bool(np.isfinite(descriptors).all())
 
