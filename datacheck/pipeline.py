@@ -27,7 +27,7 @@ from .detectors.registry import check_owner, create_detector, expand_checks, is_
 from .engine.device import check_device_spec, resolve_device
 from .engine.loader import default_workers
 from .engine.train_config import TrainConfig
-from .errors import ExitStatus, UsageError
+from .errors import ExitStatus, UsageError, as_keywords
 from .features import FEATURES, FeatureStore, peak_rss_mb
 from .features.images import ARRAY_COLUMNS, image_stats, pixels
 from .features.knn import build_knn_graph
@@ -94,6 +94,11 @@ class AuditResult:
         flagged : bool, default True
             Only the samples the check flagged; False: every scored sample.
         """
+        # Checked here: a list was pandas' "unhashable type", and flagged="no" passed for True.
+        if check is not None and not isinstance(check, str):
+            raise UsageError(f"check must be the name of a check or detector (a str), got {type(check).__name__} {check!r:.60}")
+        if not isinstance(flagged, (bool, np.bool_)):
+            raise UsageError(f"flagged must be True or False, got {flagged!r:.40}")
         rows = self.findings
         if check is not None:
             own = [c for c, entry in self.summary["checks"].items() if entry["detector"] == check] or [check]
@@ -114,7 +119,10 @@ class AuditResult:
         """Write the run directory (as ``datacheck audit --out`` does); later commands read it."""
         if self.manifest is None:
             raise UsageError("this result was loaded from a run directory; it is saved already")
-        run = RunDir(out)
+        try:
+            run = RunDir(out)
+        except UsageError as exc:  # RunDir speaks of datacheck audit's --out; here it is save's out
+            raise UsageError(as_keywords(str(exc), {"--out": "out"})) from None
         check_outputs(Sources.of(self.manifest), folders={"out": out})
         run.clear_outputs()
         info = _saved_manifest(run, self.manifest, self.run_info)

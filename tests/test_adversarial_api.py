@@ -184,3 +184,30 @@ def test_the_protected_output_markers_are_the_commands_own():
 
     assert set(OUTPUT_FILES) == {PLAN_MARKER, RELABEL_MARKER, AUGMENT_MARKER, FIX_MARKER}
     assert PLAN_FILE in OUTPUT_FILES[PLAN_MARKER][1]
+
+
+# --------------------------------------------------------------------------- the result object's own methods
+
+
+def test_result_methods_name_their_arguments(arrays, tmp_path):
+    """``result.issues(["label_issues"])`` was pandas' "unhashable type: 'list'",
+    ``flagged="no"`` passed for True, and ``result.save`` named the command line's ``--out``."""
+    probs, labels, _ = arrays
+    result = datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues")
+    with pytest.raises(UsageError, match=r"^check must be the name of a check or detector \(a str\), "
+                                         r"got list \['label_issues'\]$"):
+        result.issues(["label_issues"])
+    with pytest.raises(UsageError, match=r"^check must be the name of a check or detector \(a str\), got int 3$"):
+        result.issues(3)
+    with pytest.raises(UsageError, match=r"^flagged must be True or False, got 'no'$"):
+        result.issues("label_issues", flagged="no")
+    assert len(result.issues("label_issues", flagged=np.bool_(False))) == 60
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(UsageError, match=rf"^out {tmp_path / 'file'} exists and is not a folder$"):
+        result.save(tmp_path / "file")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match=r"^out .*folder is a non-empty folder that is not a datacheck run; choose"):
+        result.save(tmp_path / "folder")
+    assert (tmp_path / "file").read_text() == "mine" and (tmp_path / "folder" / "notes.txt").read_text() == "mine"
+    assert datacheck.load(result.save(tmp_path / "run")).summary["checks"]["label_issues"]["flagged"] == 6
