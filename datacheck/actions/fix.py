@@ -882,8 +882,7 @@ class _Context:
                                                 grow=opts["augment"])
         emptied = sorted(str(c) for c, t in class_targets.items() if t == 0)
         note = (f"the budget leaves {room} training row{'s' if room != 1 else ''} for {len(class_targets)} classes: "
-                f"class{'es' if len(emptied) > 1 else ''} {', '.join(emptied)} left without training rows; give a larger "
-                "budget" if emptied else None)
+                f"{left_without_training_rows(emptied)}; give a larger budget" if emptied else None)
         result = balance(self.balanced_run, folder, BalanceOptions(
             strategy=strategy, target={g: int(t) for g, t in targets.items()}, drop_flagged=opts["drop_flagged"],
             max_total=budget - boost["copies"], seed=self.seed, transform=dict(screen["spec"])), command=self.command)
