@@ -91,6 +91,25 @@ def test_manifest_with_arrays_finds_duplicates_and_leaks(planted, tmp_path):
     assert thresholds["on"] == "embeddings (cosine)" and 0.9 < thresholds["min_similarity"] < 1
 
 
+@pytest.mark.parametrize("dimensions", [2, 3, 5])
+def test_low_dimensional_embeddings_are_not_near_duplicates_by_chance(dimensions):
+    """2,000 random embeddings of a few dimensions: unrelated samples are near duplicates no
+    more often than the designed 0.1 % chance (Datalab's 0.13 x median radius flagged 240, 103
+    and 15 of them in 2, 3 and 5 dimensions), while rescaled copies (x 1.5, jittered by 1e-7) still are."""
+    rng = np.random.default_rng(dimensions)
+    n = 2000
+    emb = rng.normal(size=(n, dimensions)).astype(np.float32)
+    emb[n - 3 :] = emb[:3] * 1.5 + rng.normal(size=(3, dimensions)).astype(np.float32) * 1e-7
+    probs = np.full((n, 2), 0.5, np.float32)
+    result = datacheck.audit(None, labels=rng.integers(0, 2, n), pred_probs=probs, embeddings=emb,
+                             checks=["near_duplicates"])
+    near = set(result.issues("near_duplicates")["sample_id"].astype(int))
+    assert all(near & {i, n - 3 + i} for i in range(3))  # one member of each copied pair
+    assert len(near - {0, 1, 2, n - 3, n - 2, n - 1}) <= 4
+    radius = result.summary["checks"]["near_duplicates"]["threshold"]["relative_radius"]
+    assert radius == pytest.approx({2: 2.1e-6, 3: 0.00144, 5: 0.038}[dimensions], rel=0.05)
+
+
 def test_parquet_list_columns_equal_npy_files(planted, tmp_path):
     d = planted["dir"]
     table = pa.Table.from_pandas(planted["frame"], preserve_index=False)

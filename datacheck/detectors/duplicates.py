@@ -41,6 +41,8 @@ _SCREEN_MARGIN = 0.15  # pairs this far below min_similarity at half size are no
 #: Embeddings: near duplicates are closer than this fraction of the median nearest-neighbour
 #: distance (cleanlab Datalab's ``near_duplicate`` default, 0.13).
 _RELATIVE_RADIUS = 0.13
+#: Most of the samples of locally uniform data a near-duplicate cut on embeddings may flag by chance.
+_CHANCE_SHARE = 0.001
 _EMBEDDING_INPUTS = frozenset({"embeddings", "knn_graph"})
 _SAME_DISTANCE = 1e-6  # cosine distance of identical vectors, up to float rounding
 
@@ -165,22 +167,58 @@ def _embedding_pairs(ctx: AuditContext, k: int) -> _Pairs:
     pair's similarity is the cosine similarity of their embeddings.
 
     The cut is relative to the data's density, as cleanlab's Datalab draws it: a pair is
-    closer than :data:`_RELATIVE_RADIUS` times the median distance to the nearest neighbour
+    closer than :func:`relative_radius` times the median distance to the nearest neighbour
     (in 8 dimensions, unrelated random vectors reach a cosine of 0.97; in a well-spread
     512-dimensional embedding, 0.5)."""
     readable, content_id = ctx.memo(("embedding_ids",), lambda: _embedding_ids(ctx))
-    graph = ctx.get("knn_graph")
+    graph, embeddings = ctx.get("knn_graph"), ctx.get("embeddings")
+    radius = relative_radius(embeddings.shape[1])
     k = min(k, graph.k)
     distances, neighbours = graph.first(k)
     found = neighbours >= 0
     a = np.repeat(graph.rows, k).reshape(-1, k)[found]
     b = graph.rows[neighbours[found]]
+    if radius < _RELATIVE_RADIUS:
+        # So tight a cut is below what the graph's float32 distances resolve (near 0 their
+        # step is 6e-8, an angle of 3.5e-4 rad: 300 random 2-D vectors had pairs at "0"):
+        # the candidate pairs are measured again in float64 (few dimensions: cheap).
+        distances = distances.astype(np.float64)
+        distances[found] = _cosine_distances(embeddings, a, b)
     sims = 1.0 - distances[found].astype(np.float64)
     nearest = distances[:, 0][found[:, 0]] if k else np.empty(0)
     chance = 1.0 - float(np.median(nearest)) if len(nearest) else -1.0
-    cut = 1.0 - _RELATIVE_RADIUS * (1.0 - chance) if len(nearest) else 1.0
+    cut = 1.0 - radius * (1.0 - chance) if len(nearest) else 1.0
     return _Pairs(readable, content_id, readable.copy(), a, b, sims, _keep_rank(ctx.manifest.frame), chance, cut,
                   graph.info)
+
+
+def relative_radius(dimensions: int) -> float:
+    """The near-duplicate cut on embeddings of ``dimensions`` values, as a fraction of the
+    median cosine distance to the nearest neighbour: :data:`_RELATIVE_RADIUS`, or less where
+    so few dimensions make unrelated samples that close by chance.
+
+    Unit vectors of D values lie on a sphere of D - 1 dimensions, and a cosine distance
+    grows as the square of the angle, so where the data are locally uniform the share of
+    samples whose nearest neighbour is closer than ``r`` times the median distance is
+    ``1 - 2 ** -(r ** ((D - 1) / 2))``: under 0.1 % at r = 0.13 from D = 8 on, but 22 % at
+    D = 2 (random 2-D embeddings had 12 of 60 samples flagged). The radius is capped so
+    that share stays at most :data:`_CHANCE_SHARE`; exact and nearly exact copies are closer
+    than any of these radii.
+    """
+    sphere = max(int(dimensions) - 1, 1)
+    return float(min(_RELATIVE_RADIUS, (_CHANCE_SHARE / np.log(2)) ** (2.0 / sphere)))
+
+
+def _cosine_distances(embeddings: np.ndarray, a: np.ndarray, b: np.ndarray, block: int = 65_536) -> np.ndarray:
+    """Cosine distance of rows ``a`` and ``b`` (P,) of ``embeddings`` (N, D), in float64, (P,)."""
+    out = np.empty(len(a))
+    for s in range(0, len(a), block):
+        x = np.asarray(embeddings[a[s : s + block]], np.float64)
+        y = np.asarray(embeddings[b[s : s + block]], np.float64)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        y /= np.linalg.norm(y, axis=1, keepdims=True)
+        out[s : s + block] = np.maximum(1.0 - np.einsum("pd,pd->p", x, y), 0.0)
+    return out
 
 
 def _embedding_ids(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
@@ -318,7 +356,7 @@ class _DuplicateDetector(Detector):
         groups = duplicate_groups(ctx, self.min_similarity, self.candidates, self.embedding_candidates)
         if _on_embeddings(ctx.available()):
             chance = {"on": "embeddings (cosine)", "median_nearest_similarity": round(groups.chance_similarity, 4),
-                      "relative_radius": _RELATIVE_RADIUS}
+                      "relative_radius": round(relative_radius(ctx.get("embeddings").shape[1]), 6)}
         else:
             chance = {"chance_similarity_q0.99": round(groups.chance_similarity, 4),
                       "embedding_candidates": self.embedding_candidates}
