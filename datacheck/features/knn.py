@@ -42,6 +42,8 @@ RECALL_QUERIES = 1_000
 _FIRST_NPROBE = 4
 #: Training points per inverted list (faiss warns below 39).
 _TRAIN_PER_LIST = 40
+#: Up to this many lists the coarse K-means assigns its points exactly (see :func:`_ivf_graph`).
+_FLAT_TRAINING_MAX_LISTS = 1600
 #: Rows per block of normalisation, adding and searching: bounded temporaries at any N.
 _BLOCK = 65_536
 #: Queries per block of the approximate search: bounds its (queries x nprobe) probe table and
@@ -149,6 +151,13 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int, devi
     # 25 iterations: 65 s of a 100k x 512 graph); 40 points and 10 iterations place the lists
     # well enough for the recall target, which nprobe then secures (measured below).
     index.cp.niter = 10
+    # Each K-means step assigns the training points to their nearest centre through the
+    # quantizer itself unless told otherwise: through the HNSW graph, rebuilt every step. Up
+    # to a few thousand lists an exact assignment (one BLAS product per step) is cheaper:
+    # 100k x 512 (894 lists) trained in 3.9 s instead of 11.8 s, 100k image descriptors in
+    # 2.0 s instead of 4.5 s; at 1M x 512 (2,828 lists) it took 41 s against 22 s.
+    if nlist <= _FLAT_TRAINING_MAX_LISTS:
+        index.clustering_index = faiss.IndexFlatIP(d)
     train = np.sort(rng.choice(m, size=min(m, _TRAIN_PER_LIST * nlist), replace=False))
     index.train(_unit(_take(embeddings, rows[train])))  # trains the quantizer: the list centres
     lists = _InvertedLists.build(embeddings, rows, quantizer, nlist)
