@@ -232,7 +232,6 @@ def test_summary_records_the_peak_memory_after_each_stage():
 def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, monkeypatch):
     """Statistics are saved every CHECKPOINT_ROWS rows: after a Ctrl-C in the third part, a
     rerun decodes only from that part on, and gives what an uninterrupted run gives."""
-    import datacheck.engine.loader as loader
     import datacheck.features.images as images
     from datacheck.manifest import load_manifest
 
@@ -240,16 +239,16 @@ def test_interrupted_image_statistics_resume_from_their_saved_parts(tmp_path, mo
 
     manifest = load_manifest(make_tiny_dataset(tmp_path / "data"))  # 16 images
     monkeypatch.setattr(images, "CHECKPOINT_ROWS", 5)
-    real = loader.compute_image_stats
+    real = images._decode_rows
     decoded = []
 
-    def counting(paths, **kwargs):
+    def counting(paths, *args):
         if len(decoded) == 2 and interrupt:
             raise KeyboardInterrupt
         decoded.append(len(paths))
-        return real(paths, **kwargs)
+        return real(paths, *args)
 
-    monkeypatch.setattr(loader, "compute_image_stats", counting)
+    monkeypatch.setattr(images, "_decode_rows", counting)
     interrupt = True
     with pytest.raises(KeyboardInterrupt):
         images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts")
@@ -351,15 +350,20 @@ def test_a_full_disk_for_the_thumbnails_is_a_usage_error(tmp_path, monkeypatch):
     assert mapped.shape == (3, 64, 64, 3) and int(mapped.sum()) == 5 * 64 * 64 * 3
 
 
-def test_thumbnail_column_is_the_arrow_column_of_its_bytes():
+def test_a_parts_array_column_is_the_arrow_column_of_the_rows_bytes():
+    """Rows of an array as the binary column a part saves: each whole row's bytes, b"" for
+    the unreadable ones (in place from the array when all are whole)."""
     import pyarrow as pa
 
-    from datacheck.features.images import _binary_column
+    from datacheck.features.images import _binary_rows
 
-    values = pd.Series([b"\x01" * 12, b"", b"\x02\x03" * 6, b""], dtype=object)
-    column = _binary_column(values)
-    assert column.type == pa.binary() and column.equals(pa.array(values.tolist(), pa.binary()))
-    assert _binary_column(pd.Series([], dtype=object)).to_pylist() == []
+    values = np.arange(4 * 6, dtype=np.uint16).reshape(4, 2, 3)
+    whole = np.array([True, False, True, False])
+    column = _binary_rows(values, whole)
+    expected = [values[i].tobytes() if w else b"" for i, w in enumerate(whole)]
+    assert column.type == pa.binary() and column.to_pylist() == expected
+    assert _binary_rows(values, np.ones(4, bool)).to_pylist() == [v.tobytes() for v in values]
+    assert _binary_rows(values[:0], np.ones(0, bool)).to_pylist() == []
 
 
 @pytest.mark.parametrize("damage", ["drop descriptor", "descriptor as text", "extra column"])

@@ -98,7 +98,7 @@ def split_arrays(stats: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarra
 
 def _fill_rows(out: np.ndarray, start: int, column) -> None:
     """Copy a column of each row's bytes (a thumbnail or a descriptor, b"" where unreadable; a
-    pandas Series of bytes or an Arrow binary column) into ``out[start:]``, read as
+    list or pandas Series of bytes, or an Arrow binary column) into ``out[start:]``, read as
     ``out.dtype``; other rows of ``out`` are left as they are, and so are values of another
     size than a row of ``out`` (a damaged part)."""
     if isinstance(column, (pa.Array, pa.ChunkedArray)):
@@ -108,8 +108,9 @@ def _fill_rows(out: np.ndarray, start: int, column) -> None:
             start += len(chunk)
         return
     size = out[0].nbytes if len(out) else 0
+    column = column.tolist() if isinstance(column, pd.Series) else column
     for s in range(0, len(column), _THUMBNAIL_SLICE):  # a few thousand at a time: bounded temporaries
-        part = column.iloc[s : s + _THUMBNAIL_SLICE].tolist()
+        part = column[s : s + _THUMBNAIL_SLICE]
         whole = np.array([len(b) == size for b in part], dtype=bool)
         if whole.any():
             values = np.frombuffer(b"".join(b for b, w in zip(part, whole) if w), out.dtype)
@@ -149,16 +150,15 @@ def _fill_from_arrow(out: np.ndarray, start: int, chunk: pa.Array) -> None:
 
 def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, folder: Path | None,
                       key: bytes) -> tuple[pd.DataFrame, dict[str, np.ndarray], bool]:
-    """:func:`~datacheck.engine.loader.compute_image_stats` of ``paths``, :data:`CHECKPOINT_ROWS`
+    """The statistics and arrays of ``paths`` (:func:`_decode_rows`), :data:`CHECKPOINT_ROWS`
     at a time; each part is read from ``folder`` when saved there for ``key``, else computed
     and saved there (when ``folder`` is given). Returns the statistics, the arrays (as
     :func:`image_stats`) and whether any part was decoded."""
-    from ..engine.loader import compute_image_stats
-
     if folder is None:
-        frame = compute_image_stats(paths, workers=workers, batch_size=batch_size,
-                                    progress=(lambda done, total: progress("decode images", done, total)) if progress else None)
-        return *split_arrays(frame), True
+        arrays = {feature: np.zeros((len(paths), *shape), dtype) for feature, shape, dtype in ARRAY_COLUMNS.values()}
+        frame = _decode_rows(paths, arrays, 0, workers, batch_size,
+                             (lambda done, total: progress("decode images", done, total)) if progress else None)
+        return frame, arrays, True
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {feature: _temporary_map(folder.parent, (len(paths), *shape), dtype)
               for feature, shape, dtype in ARRAY_COLUMNS.values()}
@@ -169,18 +169,18 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
         table = _read_part(part, key, rows=min(CHECKPOINT_ROWS, len(paths) - start))
         if table is None:
             report = (lambda done, total, start=start: progress("decode images", start + done, len(paths))) if progress else None
-            frame = compute_image_stats(paths[start : start + CHECKPOINT_ROWS], workers=workers, batch_size=batch_size,
-                                        progress=report)
-            binary = {name: _binary_column(frame.pop(name)) for name in _ARRAY_COLUMNS}
+            frame = _decode_rows(paths[start : start + CHECKPOINT_ROWS], arrays, start, workers, batch_size, report)
+            stop, whole = start + len(frame), (frame["error"] == "").to_numpy()
             table = pa.Table.from_pandas(frame, preserve_index=False)
-            for name, column in binary.items():
-                table = table.append_column(name, column)
+            for column, (feature, _, _) in ARRAY_COLUMNS.items():
+                table = table.append_column(column, _binary_rows(arrays[feature][start:stop], whole))
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), _KEY: key})
-            del frame, binary
+            del frame
             write_parquet(part, table, **_STORAGE)
             decoded = True
-        for column, (feature, _, _) in ARRAY_COLUMNS.items():
-            _fill_rows(arrays[feature], start, table.column(column))
+        else:
+            for column, (feature, _, _) in ARRAY_COLUMNS.items():
+                _fill_rows(arrays[feature], start, table.column(column))
         # As a rerun reads it back: the same columns either way; no Python bytes per thumbnail.
         frames.append(table.drop_columns(list(_ARRAY_COLUMNS)).to_pandas())
     for stale in folder.iterdir():  # parts of a larger, earlier version of the dataset
@@ -189,17 +189,39 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
     return pd.concat(frames, ignore_index=True), arrays, decoded
 
 
-def _binary_column(values: pd.Series) -> pa.Array:
-    """A column of bytes (thumbnails) as one Arrow binary array, by one join: Arrow's
-    conversion of a column of bytes objects grows its buffers as it goes, and took 2.1 GB for
-    the 600 MB of a 50,000-image part."""
-    items = values.tolist()
-    offsets = np.zeros(len(items) + 1, np.int64)
-    np.cumsum([len(b) for b in items], out=offsets[1:])
-    if offsets[-1] >= 2**31:  # binary's 32-bit offsets (a part is 50,000 thumbnails of 12 KB: 600 MB)
-        return pa.array(items, pa.large_binary()).cast(pa.binary())
-    data = pa.py_buffer(b"".join(items))
-    return pa.Array.from_buffers(pa.binary(), len(items), [None, pa.py_buffer(offsets.astype(np.int32)), data])
+def _decode_rows(paths: list[str], arrays: dict, start: int, workers, batch_size: int, progress) -> pd.DataFrame:
+    """Decode and measure ``paths``, the audit's rows from ``start`` on
+    (:func:`~datacheck.engine.image_stats.analyze_batch` in the workers).
+
+    Each batch's thumbnails, descriptors and quarters are copied into ``arrays`` (by feature)
+    as the batch arrives, while the workers decode the next ones: no Python bytes object per
+    thumbnail outlives its batch (a 50,000-image part held 600 MB of them, and a joined copy),
+    and nothing is left to copy once the last batch is in. Returns the statistics, the other
+    columns of :data:`~datacheck.engine.image_stats.STAT_COLUMNS`, one row per path.
+    """
+    from ..engine.image_stats import analyze_batch
+    from ..engine.loader import iter_batches
+
+    names = [name for name in STAT_COLUMNS if name not in ARRAY_COLUMNS]
+    columns: dict[str, list] = {name: [] for name in names}
+    for first, result in iter_batches(paths, analyze_batch, workers, batch_size, progress):
+        for column, (feature, _, _) in ARRAY_COLUMNS.items():
+            _fill_rows(arrays[feature], start + first, result[column])
+        for name in names:
+            columns[name].extend(result[name])
+    return pd.DataFrame(columns, columns=names)
+
+
+def _binary_rows(values: np.ndarray, whole: np.ndarray) -> pa.Array:
+    """Rows of ``values`` (n, ...) as an Arrow binary column, as the workers give them: each row's
+    bytes where ``whole`` (n,) is True, b"" elsewhere. Read in place from ``values`` (a memory
+    map) when every row is whole; a 50,000-image part is 600 MB, within 32-bit offsets."""
+    size = values[0].nbytes if len(values) else 0
+    offsets = np.zeros(len(values) + 1, np.int64)
+    np.cumsum(np.where(whole, size, 0), out=offsets[1:])
+    data = np.ascontiguousarray(values if whole.all() else values[whole])
+    kind, width = (pa.binary(), np.int32) if offsets[-1] < 2**31 else (pa.large_binary(), np.int64)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(offsets.astype(width)), pa.py_buffer(data)])
 
 
 def _temporary_map(folder: Path, shape: tuple, dtype=np.uint8) -> np.ndarray:
