@@ -203,3 +203,35 @@ def test_small_classes_are_clustered_on_the_cpu_whatever_the_device(sample_audit
     ctx = make_context(manifest, outputs=sample_audit.outputs, seed=0, device="cuda:7")
     on_cpu = create_detector("clusters", rare_groups=False).run(sample_context(sample_audit)[0])
     pd.testing.assert_frame_equal(create_detector("clusters", rare_groups=False).run(ctx), on_cpu)
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_kmeans_runs_side_by_side_equal_one_at_a_time(monkeypatch, k):
+    """Small problems iterate their n_init runs together (one matrix product per step for all
+    of them); the result is the one-run-at-a-time (Hamerly) result: same centres, labels,
+    inertia and iterations."""
+    from datacheck.engine import kmeans as engine
+
+    rng = np.random.default_rng(k)
+    points = (rng.normal(size=(600, 16)) + rng.integers(0, 4, 600)[:, None] * 3.0).astype(np.float32)
+    together = engine.kmeans(points, k, n_init=4, seed=3)
+    monkeypatch.setattr(engine, "_TOGETHER_MAX", 0)
+    alone = engine.kmeans(points, k, n_init=4, seed=3)
+    np.testing.assert_allclose(together.centers, alone.centers, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(together.labels, alone.labels)
+    assert together.n_iter == alone.n_iter and together.inertia == pytest.approx(alone.inertia, rel=1e-6)
+
+
+def test_kmeans_runs_side_by_side_handle_empty_clusters_as_one_at_a_time(monkeypatch):
+    """k = 4 on 3 distinct points (each 5 times): a cluster stays empty however its centre is
+    moved (onto a far point, scikit-learn's rule), so every run stops at max_iter; the runs
+    side by side do what one run at a time does."""
+    from datacheck.engine import kmeans as engine
+
+    points = np.repeat(np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32), 5, axis=0)
+    together = engine.kmeans(points, 4, n_init=3, seed=0, max_iter=50)
+    monkeypatch.setattr(engine, "_TOGETHER_MAX", 0)
+    alone = engine.kmeans(points, 4, n_init=3, seed=0, max_iter=50)
+    assert sorted(np.bincount(together.labels, minlength=4)) == [0, 5, 5, 5] and together.inertia == 0.0
+    assert together.n_iter == alone.n_iter == 50
+    np.testing.assert_array_equal(together.labels, alone.labels)
