@@ -235,3 +235,26 @@ def test_kmeans_runs_side_by_side_handle_empty_clusters_as_one_at_a_time(monkeyp
     assert sorted(np.bincount(together.labels, minlength=4)) == [0, 5, 5, 5] and together.inertia == 0.0
     assert together.n_iter == alone.n_iter == 50
     np.testing.assert_array_equal(together.labels, alone.labels)
+
+
+@pytest.mark.parametrize("n", [40, 900, 2600])
+def test_silhouettes_from_one_distance_matrix_equal_scikit_learns(n):
+    """The silhouettes that choose k come from one matrix of the sample's distances, not one
+    scikit-learn call per k: the same scores (its sample of 2,000 above that, by its seed), a
+    lone-member cluster included; a labeling with one cluster is not scored."""
+    from sklearn.metrics import silhouette_score
+
+    from datacheck.detectors.clusters import _Silhouette
+
+    rng = np.random.default_rng(n)
+    points = (rng.normal(size=(n, 8)) + rng.integers(0, 3, n)[:, None] * 2.0).astype(np.float32)
+    silhouette = _Silhouette(points, seed=5)
+    for k in (2, 3, 6):
+        labels = kmeans(points, k, n_init=2, seed=0).labels
+        expected = silhouette_score(points, labels, sample_size=min(n, 2000), random_state=5)
+        assert silhouette.score(labels) == pytest.approx(float(expected), abs=1e-6)
+    lone = np.zeros(n, np.int64)
+    lone[silhouette.sample[0]] = 1
+    assert silhouette.score(lone) == pytest.approx(float(silhouette_score(points, lone, sample_size=min(n, 2000),
+                                                                          random_state=5)), abs=1e-6)
+    assert silhouette.score(np.zeros(n, np.int64)) is None
