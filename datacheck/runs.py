@@ -324,7 +324,8 @@ def refuse_run_files(path: str | os.PathLike, run: str | os.PathLike, option: st
 
 
 def check_outputs(sources: "Sources | None", *, files: dict | None = None, folders: dict | None = None,
-                  run: str | os.PathLike | None = None, keep: dict | None = None) -> None:
+                  run: str | os.PathLike | None = None, keep: dict | None = None,
+                  own: str | os.PathLike | None = None) -> None:
     """The output gate: a command declares every file and folder it will write, and all are
     checked together, before anything is written.
 
@@ -340,6 +341,9 @@ def check_outputs(sources: "Sources | None", *, files: dict | None = None, folde
         may replace.
     keep : dict of str to path-like, optional
         Inputs the command reads that no output may overwrite (``--import-review``).
+    own : path-like, optional
+        The command's own ``--out`` folder, already checked by :func:`output_folder` (new,
+        empty, or an earlier output of the same command): its files may be written again.
 
     Raises
     ------
@@ -364,7 +368,10 @@ def check_outputs(sources: "Sources | None", *, files: dict | None = None, folde
         if run is not None:
             refuse_run_files(path, run, option)
         if option not in folders:
-            _refuse_file_output(path, option)
+            # A command run again into its own earlier output rewrites that output's files; the
+            # guard on other outputs' files is for the other commands (relabel --out twice was
+            # refused as writing over "a file of the datacheck relabel output").
+            _refuse_file_output(path, option, others_only=own is not None and path.parent == Path(os.path.realpath(own)))
     for what, kept in (keep or {}).items():
         if kept is None:
             continue
@@ -380,14 +387,17 @@ def check_outputs(sources: "Sources | None", *, files: dict | None = None, folde
                 raise UsageError(f"{first} {a} and {second} {b} overlap; give each output its own place")
 
 
-def _refuse_file_output(path: Path, option: str) -> None:
+def _refuse_file_output(path: Path, option: str, others_only: bool = False) -> None:
     """Refuse, before any work, a file output that could only fail or destroy something when
     written at the end: a folder, device or pipe in its place (``/dev/null``: outputs are
-    written to a temporary file and renamed), or a file of any datacheck run."""
+    written to a temporary file and renamed), or a file of any datacheck run (unless
+    ``others_only``: a file in the command's own output folder)."""
     if path.exists() and not path.is_file():
         what = "is a folder" if path.is_dir() else "exists and is not a regular file"
         raise UsageError(f"{option} {path} {what}; give a file path")
     folder = path.parent
+    if others_only:
+        return
     if (path.name in RUN_FILES and is_marker(folder / RUN_MARKER)) or (
             folder.name == "artifacts" and is_marker(folder.parent / RUN_MARKER)):
         raise UsageError(f"{option} {path} is a file of the datacheck run in {folder if path.name in RUN_FILES else folder.parent}; "

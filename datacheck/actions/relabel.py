@@ -300,7 +300,7 @@ def relabel(
                "--export-label-studio's config": label_config_path(Path(export_label_studio)) if export_label_studio else None,
                **{f"--out's {name}": out_dir / name for name in own}},
         folders={"--materialize": materialize_to},
-        keep={"the review being imported (--import-review)": import_review},
+        keep={"the review being imported (--import-review)": import_review}, own=out_dir,
     )
     frame = manifest.frame
     changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)
