@@ -47,3 +47,43 @@ def test_relabel_rewrites_its_own_earlier_output(quick_run, tmp_path):
                           "is a file of the datacheck relabel output")
     assert_one_line_error(invoke("report", run, "--out", out / "relabel.json", "-q"), 2,
                           "is a file of the datacheck relabel output")
+
+
+def interrupt(monkeypatch, module, name):
+    """Ctrl-C lands while ``module.name`` runs, its first call only (as a SIGINT would)."""
+    real = getattr(module, name)
+    calls = []
+
+    def once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, once)
+
+
+@pytest.mark.parametrize("command", ["relabel", "balance"])
+def test_ctrl_c_between_two_output_files_then_the_same_command_finishes(quick_run, tmp_path, monkeypatch, command):
+    """Ctrl-C after the first file of the output was written but before its marker (relabel:
+    manifest.csv then changes.parquet then relabel.json; balance: plan.parquet then
+    manifest.csv then plan.json) left a folder that no rerun would take: exit 2, "--out DIR
+    exists and is not an empty folder or an earlier relabel output". Now the marker is
+    written first, and the rerun's output is byte for byte an uninterrupted run's."""
+    import datacheck.manifest
+    import datacheck.runs
+
+    _, run = quick_run
+    options = ["--drop"] if command == "relabel" else ["--strategy", "classes"]
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    assert invoke(command, run, *options, "--out", reference, "-q").exit_code == 0
+    with monkeypatch.context() as patch:
+        if command == "relabel":
+            interrupt(patch, datacheck.runs, "write_parquet")  # changes.parquet, after the manifest
+        else:
+            interrupt(patch, datacheck.manifest, "write_manifest")  # the manifest, after plan.parquet
+        stopped = invoke(command, run, *options, "--out", out, "-q")
+    assert stopped.exit_code == 130 and stopped.stderr == "datacheck: interrupted\n", stopped.output
+    again = invoke(command, run, *options, "--out", out, "-q")
+    assert again.exit_code == 0, again.output
+    assert tree_digest(out) == tree_digest(reference)

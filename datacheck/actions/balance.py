@@ -651,15 +651,21 @@ def balance(
             why = f"the plan drops all {their} training samples"
         result.notes.append(f"{left_without_training_rows(emptied)}: {why}; see the reason column of {PLAN_FILE}")
     suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
-    result.written["plan"] = str(write_plan_rows(out / PLAN_FILE, plan))
-    result.written["manifest"] = str(write_manifest(new, manifest.root, out / f"manifest{suffix}"))
     counts = {a: int((plan["action"] == a).sum()) for a in ACTIONS}
     counts["copies"] = int(plan["copies"].sum())
+    # plan.json first, and an earlier plan's files gone before it: Ctrl-C between two files
+    # then leaves a folder the same command takes again (without plan.json it was refused as
+    # not a plan), and never this plan.json beside another plan's rows (augment says the
+    # rows are missing instead).
+    for name in (PLAN_FILE, f"manifest{suffix}"):
+        (out / name).unlink(missing_ok=True)
     PlanInfo(run=str(run.path.resolve()), manifest_fingerprint=manifest.fingerprint, seed=options.seed,
              transform=options.transform, dataset=str(manifest.source.resolve()), dataset_root=str(manifest.root),
              manifest_format=manifest.format,
              options={"strategy": options.strategy, "target": options.target, "budget": options.budget,
                       "drop_flagged": options.drop_flagged, "max_total": options.max_total},
              counts=counts).write(out / PLAN_MARKER)
+    result.written["plan"] = str(write_plan_rows(out / PLAN_FILE, plan))
+    result.written["manifest"] = str(write_manifest(new, manifest.root, out / f"manifest{suffix}"))
     result.written["plan_json"] = str(out / PLAN_MARKER)
     return result

@@ -324,11 +324,11 @@ def relabel(
         tasks, config = write_label_studio(queue, classes, Path(export_label_studio), f"datacheck {run.path.name}")
         result.written["label_studio"], result.written["label_studio_config"] = str(tasks), str(config)
     if out_dir is not None:
-        arrays = run.info.manifest_format == "arrays"  # an arrays audit carries its paths (if any); none were read
-        result.written["manifest"] = str(write_manifest(new_frame, None if arrays else manifest.root,
-                                                        out_dir / f"manifest{suffix}"))
-        result.written["changes"] = str(write_parquet(out_dir / "changes.parquet", changes_table(changes)))
-        result.written["relabel"] = str(out_dir / RELABEL_MARKER)
+        # The marker first, and an earlier output's files gone before it: Ctrl-C between two
+        # files then leaves a folder the same command takes again (without its marker, the
+        # folder was refused as not ours), and never this marker beside another run's files.
+        for name in own[:-1]:
+            (out_dir / name).unlink(missing_ok=True)
         write_json(out_dir / RELABEL_MARKER, {
             "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
             "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
@@ -336,6 +336,11 @@ def relabel(
             "import_review": str(import_review) if import_review else None,
             "counts": action_counts(changes), "notes": result.notes,
         })
+        arrays = run.info.manifest_format == "arrays"  # an arrays audit carries its paths (if any); none were read
+        result.written["manifest"] = str(write_manifest(new_frame, None if arrays else manifest.root,
+                                                        out_dir / f"manifest{suffix}"))
+        result.written["changes"] = str(write_parquet(out_dir / "changes.parquet", changes_table(changes)))
+        result.written["relabel"] = str(out_dir / RELABEL_MARKER)
     if materialize_to is not None:
         if manifest.format == "arrays":
             raise UsageError("--materialize needs image files; this run was audited from --pred-probs arrays")
