@@ -87,3 +87,40 @@ def test_ctrl_c_between_two_output_files_then_the_same_command_finishes(quick_ru
     again = invoke(command, run, *options, "--out", out, "-q")
     assert again.exit_code == 0, again.output
     assert tree_digest(out) == tree_digest(reference)
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[fix]\nbudget = "10"\n', "fix.budget in {config} must be an integer >= 0, got '10'"),
+    ("[fix]\nbudget = [1]\n", "fix.budget in {config} must be an integer >= 0, got [1]"),
+    ("[fix.budget]\nx = 1\n", "fix.budget in {config} must be an integer >= 0, got {{'x': 1}}"),
+    ("[fix]\nboost_max_fraction = nan\n", "fix.boost_max_fraction in {config} must be a finite number in [0, 1], got nan"),
+    ("[fix]\nmin_confidence = inf\n", "fix.min_confidence in {config} must be a finite number > 0 and <= 1, got inf"),
+    ('[fix]\nrelabel = "yes"\n', "fix.relabel in {config} must be true or false, got 'yes'"),
+])
+def test_a_bad_fix_value_names_its_key_and_file(tmp_path, text, words):
+    """A [fix] value of the wrong type or range: exit 2 before any work, naming the key and
+    the file as every other section's errors do (before: "fix.budget must be an integer >= 0,
+    got '10'", which file unsaid)."""
+    data = make_tiny_dataset(tmp_path / "tiny")
+    config = tmp_path / "fix.toml"
+    config.write_text(text)
+    out = tmp_path / "out"
+    assert_one_line_error(invoke("fix", data, "--out", out, "--config", config, "--workers", 0, "-q"), 2,
+                          words.format(config=config))
+    assert not out.exists()
+
+
+def test_a_budget_from_the_config_is_named_as_such(tmp_path):
+    """`[fix] budget` past what fix can make was refused as "--budget 1000000 would make ...",
+    an option the command line never had; now the message names the key and the file."""
+    data = make_tiny_dataset(tmp_path / "tiny")
+    config = tmp_path / "fix.toml"
+    config.write_text("[fix]\nbudget = 1000000\n")
+    out = tmp_path / "out"
+    args = ["fix", data, "--out", out, "--config", config, "--workers", 0, "-q"]
+    assert_one_line_error(invoke(*args), 2, f"[fix] budget 1000000 of {config} would make 999,996 training rows")
+    config.write_text("[fix]\nbudget = 3\n")
+    assert_one_line_error(invoke(*args), 2, f"[fix] budget 3 of {config} is below the 4 val/test rows")
+    # Given on the command line, it is still --budget.
+    assert_one_line_error(invoke(*args, "--budget", 4), 2, "--budget 4 equals the 4 val/test rows")
+    assert not out.exists()

@@ -281,7 +281,11 @@ def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dic
         given["min_confidence"] = float(given["min_confidence"])
     if isinstance(given.get("boost_max_fraction"), int) and not isinstance(given.get("boost_max_fraction"), bool):
         given["boost_max_fraction"] = float(given["boost_max_fraction"])
-    validate_params(_CONSTRAINTS, given, "fix")
+    try:
+        validate_params(_CONSTRAINTS, given, "fix")
+    except UsageError as exc:  # name the file, as the audit sections' errors do ("fix.budget must be ...": which file?)
+        key, rest = str(exc).split(" must be ", 1)
+        raise UsageError(f"{key} in {config} must be {rest}") from None
     options.update(given)
     for key, least, most in (("budget", 1, None), ("max_missing", 0, None), ("seed", 0, SEED_MAX)):
         if isinstance(overrides.get(key), numbers.Integral) and not isinstance(overrides[key], bool):
@@ -467,8 +471,12 @@ def fix(
         raise UsageError(f"--out {out} holds the dataset {dataset}; fix writes and replaces folders there, choose "
                          "another --out")
     frame = manifest.frame
+    # A budget from the config is named as such: "--budget 1000000 would make ..." named an
+    # option the command line did not have.
+    from_config = budget is None and bool(options["budget"])
     if not options["budget"]:
         options["budget"] = len(frame)
+    named = f"[fix] budget {options['budget']} of {config}" if from_config else f"--budget {options['budget']}"
     from .balance import training_mask
 
     untouched = int((~training_mask(frame)).sum())
@@ -479,14 +487,14 @@ def fix(
         raise BadDataError(f"{dataset} has no labelled training row (every train row's label is empty); fix "
                            "audits, relabels and balances by the labels")
     if options["budget"] < untouched:
-        raise UsageError(f"--budget {options['budget']} is below the {untouched} val/test rows of {dataset}, which "
-                         "fix keeps as they are; give at least that")
+        raise UsageError(f"{named} is below the {untouched} val/test rows of {dataset}, "
+                         "which fix keeps as they are; give at least that")
     if options["budget"] == untouched < len(frame):  # every training row would go: nothing left to train on
-        raise UsageError(f"--budget {options['budget']} equals the {untouched} val/test rows of {dataset}, which fix "
-                         "keeps as they are, and would leave no training rows; give more than that")
+        raise UsageError(f"{named} equals the {untouched} val/test rows of {dataset}, which "
+                         "fix keeps as they are, and would leave no training rows; give more than that")
     # Before any training: the balance step's limit, with every training sample still there
     # (the repairs only remove some, so a budget past it now is past it then).
-    _refuse_over_limit(options["budget"], options["budget"] - untouched, len(frame) - untouched)
+    _refuse_over_limit(options["budget"], options["budget"] - untouched, len(frame) - untouched, named)
     seed = audit_cfg["audit"]["seed"]
     settings = {"dataset": str(Path(manifest.source).resolve()), "root": str(manifest.root),
                 "budget": options["budget"], "seed": seed, "fix": options, "augment": spec, "audit_config": audit_cfg}
@@ -1180,13 +1188,15 @@ def _train(frame: pd.DataFrame) -> np.ndarray:
     return training_mask(frame)
 
 
-def _refuse_over_limit(budget: int, training_rows: int, n_train: int) -> None:
+def _refuse_over_limit(budget: int, training_rows: int, n_train: int, named: str | None = None) -> None:
     """Refuse a ``budget`` that leaves balancing ``training_rows`` rows to fill, past balance's
     limit for ``n_train`` training samples (:data:`~datacheck.actions.balance.MAX_GROWTH` ×
-    ``n_train``, at least :data:`~datacheck.actions.balance.MIN_PLAN_LIMIT`)."""
+    ``n_train``, at least :data:`~datacheck.actions.balance.MIN_PLAN_LIMIT`); ``named``: the
+    budget as the message names it (default ``--budget N``)."""
     from .balance import MAX_GROWTH, MIN_PLAN_LIMIT
 
     limit = max(MAX_GROWTH * n_train, MIN_PLAN_LIMIT)
     if training_rows > limit:
-        raise UsageError(f"--budget {budget} would make {training_rows:,} training rows, over the limit of {limit:,} "
+        raise UsageError(f"{named or f'--budget {budget}'} would make {training_rows:,} training rows, over the limit "
+                         f"of {limit:,} "
                          f"({MAX_GROWTH} x the {n_train:,} training samples, and at least {MIN_PLAN_LIMIT:,})")
