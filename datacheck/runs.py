@@ -371,7 +371,8 @@ def check_outputs(sources: "Sources | None", *, files: dict | None = None, folde
             # A command run again into its own earlier output rewrites that output's files; the
             # guard on other outputs' files is for the other commands (relabel --out twice was
             # refused as writing over "a file of the datacheck relabel output").
-            _refuse_file_output(path, option, others_only=own is not None and path.parent == Path(os.path.realpath(own)))
+            ours = own is not None and path.parent == Path(os.path.realpath(own))
+            _refuse_file_output(path, option, others_only=ours)
     for what, kept in (keep or {}).items():
         if kept is None:
             continue
