@@ -75,6 +75,18 @@ def make_image(path: Path, seed: int, size=(32, 32), mode="RGB") -> Path:
     return path
 
 
+def label_arrays(n: int, wrong: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` samples of 3 classes (row i is class i % 3) as an array audit takes them: the true
+    classes, probabilities (0.9 on the true class, float32) and labels, the first ``wrong`` of
+    them moved to the next class (labels the probabilities disagree with)."""
+    truth = np.arange(n) % 3
+    probs = np.full((n, 3), 0.05, np.float32)
+    probs[np.arange(n), truth] = 0.9
+    labels = truth.copy()
+    labels[:wrong] = (truth[:wrong] + 1) % 3
+    return truth, probs, labels
+
+
 def make_tiny_dataset(root: Path) -> Path:
     """``root/<split>/<class>/`` with 2 classes x 6 images in train and 2 x 2 in val."""
     seed = 0

@@ -14,7 +14,7 @@ import pytest
 import datacheck
 from datacheck.errors import BadDataError, ExitStatus, UsageError
 
-from .conftest import assert_one_line_error, invoke
+from .conftest import assert_one_line_error, invoke, label_arrays
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +22,7 @@ def arrays():
     """60 samples of 3 classes; rows 0..5 carry a label the probabilities disagree with."""
     rng = np.random.default_rng(0)
     n = 60
-    truth = np.arange(n) % 3
-    probs = np.full((n, 3), 0.05, np.float32)
-    probs[np.arange(n), truth] = 0.9
-    labels = truth.copy()
-    labels[:6] = (truth[:6] + 1) % 3
+    _, probs, labels = label_arrays(n, wrong=6)
     embeddings = rng.normal(size=(n, 4)).astype(np.float32)
     return probs, labels, embeddings
 

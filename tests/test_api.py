@@ -12,7 +12,7 @@ import datacheck
 from datacheck.detectors.outliers import Outliers
 from datacheck.errors import BadDataError, UsageError
 
-from .conftest import SAMPLE_DATA, tree_digest
+from .conftest import SAMPLE_DATA, label_arrays, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +20,7 @@ def arrays():
     """300 samples of 3 classes; rows 0..29 get a wrong label the probabilities disagree with."""
     rng = np.random.default_rng(0)
     n = 300
-    truth = np.arange(n) % 3
-    probs = np.full((n, 3), 0.05, np.float32)
-    probs[np.arange(n), truth] = 0.9
-    labels = truth.copy()
-    labels[:30] = (truth[:30] + 1) % 3
+    truth, probs, labels = label_arrays(n, wrong=30)
     embeddings = rng.normal(size=(n, 8)).astype(np.float32) * 0.5
     embeddings[np.arange(n), truth] += 5  # one direction per class
     embeddings[-3:] = 0
