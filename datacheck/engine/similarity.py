@@ -45,8 +45,8 @@ def describe_thumbnails(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     2x2 reduction of each (both start from the half-size image).
 
     The image-statistics workers make both beside each thumbnail, so the near-duplicate
-    search neither describes nor reduces the thumbnails again (a pass over 12 KB an image:
-    a second of a 100,000-image audit, and a pool of its own on a few thousand).
+    search neither describes nor reduces the thumbnails again (a pass over 12 KB an image,
+    in a pool of its own: 0.14 s of a quick audit of roman's 2,880 images).
 
     Parameters
     ----------
