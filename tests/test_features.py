@@ -398,6 +398,30 @@ def test_a_part_without_the_expected_columns_is_computed_again(tmp_path, damage)
     assert set(pq.read_table(part).column_names) == set(images.STAT_COLUMNS)  # saved again, whole
 
 
+def test_a_part_with_unreadable_images_reads_back_as_decoded(tmp_path):
+    """Unreadable images leave empty values in a part's array columns, among whole ones (the
+    part's columns are cut from the audit's arrays): a rerun reads the part back (no decoding)
+    with the same statistics, and zeros in every array where the image was unreadable."""
+    import datacheck.features.images as images
+    from datacheck.manifest import load_manifest
+
+    from .conftest import make_tiny_dataset
+
+    root = make_tiny_dataset(tmp_path / "data")
+    (root / "train" / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    manifest = load_manifest(root)
+    timings = {}
+    stats, arrays = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts", timings=timings)
+    broken = (stats["error"] != "").to_numpy()
+    assert broken.sum() == 1 and "image_stats" in timings
+    again, again_arrays = images.image_stats(manifest, 0, 4, artifacts=tmp_path / "artifacts", timings=timings)
+    assert "image_stats (cached)" in timings  # read back, not decoded
+    pd.testing.assert_frame_equal(again, stats)
+    for name, values in arrays.items():
+        np.testing.assert_array_equal(np.asarray(again_arrays[name]), np.asarray(values))
+        assert not np.asarray(values)[broken].any() and np.asarray(values)[~broken].any(axis=tuple(range(1, values.ndim))).all()
+
+
 @pytest.mark.parametrize("damage", ["short descriptors", "some descriptors short", "null descriptors",
                                     "empty descriptors", "NaN descriptors", "null thumbnails", "long thumbnails",
                                     "short quarters", "empty quarters"])
