@@ -59,10 +59,10 @@ class DatacheckGroup(click.Group):
             raise
         except SystemExit:
             if interrupts.seen:  # a Ctrl-C that a library swallowed must not pass for success
-                _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+                interrupts.fail(ctx)
             raise
         except KeyboardInterrupt:
-            _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+            interrupts.fail(ctx)
         except BrokenPipeError:
             # Whoever read stdout has gone (``datacheck audit --json | head -c 10``): nothing is
             # left to say to them; exit as a process killed by SIGPIPE does, quietly.
@@ -70,7 +70,7 @@ class DatacheckGroup(click.Group):
             ctx.exit(141)  # 128 + SIGPIPE
         except Exception as exc:  # the one place that may catch everything
             if interrupts.seen:  # e.g. "DataLoader worker exited unexpectedly": Ctrl-C reached it first
-                _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+                interrupts.fail(ctx)
             if isinstance(exc, DatacheckError):
                 _fail(ctx, f"error: {exc}", exc.exit_status)
             if isinstance(exc, OSError) and _machine_error(exc):  # the machine's problem, not a bug
@@ -89,7 +89,7 @@ class DatacheckGroup(click.Group):
                 ExitStatus.INTERNAL_ERROR,
             )
         if interrupts.seen:
-            _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+            interrupts.fail(ctx)
         return result
 
 
@@ -99,26 +99,51 @@ class _Interrupts:
     DataLoader shuts its workers down in ``__del__``): such a run must still exit 130, and
     with one line, not a traceback."""
 
+    #: Signals that stop a command as Ctrl-C does. SIGTERM (``kill``, ``timeout``, a cancelled
+    #: CI job) and SIGHUP (its terminal closed) killed the main process at once, and its forked
+    #: worker processes lived on, idle for ever, holding its stdout and stderr open (``datacheck
+    #: augment ... | tee log`` never ended); raised as an interrupt, the command stops its
+    #: workers on the way out. The exit status is then 128 + the signal's number.
+    STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
     def __init__(self):
         self.seen = False
+        self.signal = None  # the last stopping signal other than Ctrl-C's
 
     def __enter__(self):
         self._hook = sys.unraisablehook
         sys.unraisablehook = self._unraisable
-        self._handler = None
+        self._handlers = {}
+        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():  # signals can only be set there
-            self._handler = signal.signal(signal.SIGINT, self._interrupt)
+            for number in (signal.SIGINT, *self.STOPPING):
+                self._handlers[number] = signal.signal(number, self._interrupt)
         return self
 
     def __exit__(self, *exc):
         if exc[0] is None:  # else objects on the traceback (a DataLoader) may yet be finalised
             sys.unraisablehook = self._hook
-        if self._handler is not None:
-            signal.signal(signal.SIGINT, self._handler)
+        for number, handler in self._handlers.items():
+            signal.signal(number, handler)
 
     def _interrupt(self, signum, frame):
+        if os.getpid() != self._pid:
+            # A forked worker inherited this handler: it ends as the signal's default would
+            # have it (the main process stops its workers with SIGTERM).
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         self.seen = True
+        if signum != signal.SIGINT:
+            self.signal = signum
         raise KeyboardInterrupt
+
+    def fail(self, ctx: click.Context):
+        """Exit as an interrupted command: 130 after Ctrl-C, 128 + the signal's number after another."""
+        if self.signal is None:
+            _fail(ctx, "interrupted", ExitStatus.INTERRUPTED)
+        name = "terminated" if self.signal == getattr(signal, "SIGTERM", None) else "hung up"
+        _fail(ctx, name, 128 + self.signal)
 
     def _unraisable(self, unraisable):
         if issubclass(unraisable.exc_type, KeyboardInterrupt):
@@ -142,7 +167,7 @@ def _machine_error(exc: OSError) -> bool:
     return number is not None and int(number.group(1)) in _MACHINE_ERRNOS
 
 
-def _fail(ctx: click.Context, message: str, status: ExitStatus):
+def _fail(ctx: click.Context, message: str, status: ExitStatus | int):
     try:
         click.echo(f"datacheck: {message}", err=True)
     except (OSError, ValueError):

@@ -124,3 +124,57 @@ def test_a_budget_from_the_config_is_named_as_such(tmp_path):
     # Given on the command line, it is still --budget.
     assert_one_line_error(invoke(*args, "--budget", 4), 2, "--budget 4 equals the 4 val/test rows")
     assert not out.exists()
+
+
+SLOW_AUGMENT = """
+import importlib, pathlib, sys, time
+augment = importlib.import_module("datacheck.actions.augment")  # the module: the package's name is the function
+real, started = augment.augment_batch, pathlib.Path(sys.argv[1])
+def slow(*args, **kwargs):
+    started.touch()  # a worker is making copies
+    time.sleep(2)
+    return real(*args, **kwargs)
+augment.augment_batch = slow
+sys.argv = ["datacheck", *sys.argv[2:]]
+from datacheck.__main__ import main
+main()
+"""
+
+
+def test_sigterm_stops_the_workers_too_and_the_resumed_augment_finishes(quick_run, tmp_path):
+    """`kill PID` (or `timeout`, a cancelled CI job) while augment's worker processes made
+    copies: the main process died at once and its forked workers lived on, idle for ever,
+    holding its stdout and stderr, so `datacheck augment ... | tee log` never ended. Now
+    SIGTERM stops the command as Ctrl-C does: workers stopped, one line, exit 143 (128 +
+    SIGTERM), and --resume finishes the copies."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, run = quick_run
+    plan = tmp_path / "plan"
+    assert invoke("balance", run, "--strategy", "classes", "--target", 20, "--out", plan, "-q").exit_code == 0
+    started, out = tmp_path / "started", tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-c", SLOW_AUGMENT, started, "augment", plan, "--out", out,
+                                "--workers", "2", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), process.communicate()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)  # before: its workers kept the pipes open for ever
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # whatever is left of its process group
+        except ProcessLookupError:
+            pass
+    assert process.returncode == 143 and stderr == "datacheck: terminated\n", (process.returncode, stderr)
+    resumed = invoke("augment", plan, "--out", out, "--resume", "--workers", 0, "-q")
+    assert resumed.exit_code == 0, resumed.output
+    reference = tmp_path / "reference"
+    assert invoke("augment", plan, "--out", reference, "--workers", 0, "-q").exit_code == 0
+    assert sha(out / "manifest.csv") == sha(reference / "manifest.csv")
