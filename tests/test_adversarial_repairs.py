@@ -96,6 +96,10 @@ def test_ctrl_c_between_two_output_files_then_the_same_command_finishes(quick_ru
     ("[fix]\nboost_max_fraction = nan\n", "fix.boost_max_fraction in {config} must be a finite number in [0, 1], got nan"),
     ("[fix]\nmin_confidence = inf\n", "fix.min_confidence in {config} must be a finite number > 0 and <= 1, got inf"),
     ('[fix]\nrelabel = "yes"\n', "fix.relabel in {config} must be true or false, got 'yes'"),
+    # [augment] errors name the file's keys (before: "num-ops and --magnitude", "exclude-ops")
+    ("[augment]\nmagnitude = true\n", "[augment] in {config}: num_ops and magnitude must be integers, not true/false"),
+    ("[augment]\nnum_ops = 0\n", "[augment] in {config}: num_ops must be an integer in [1, 50], got 0"),
+    ('[augment]\nexclude_ops = "Solarize"\n', "[augment] in {config}: exclude_ops must be a list of RandAugment"),
 ])
 def test_a_bad_fix_value_names_its_key_and_file(tmp_path, text, words):
     """A [fix] value of the wrong type or range: exit 2 before any work, naming the key and

@@ -58,6 +58,7 @@ import hashlib
 import math
 import numbers
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -302,7 +303,10 @@ def fix_settings(config: str | os.PathLike | None, overrides: dict) -> tuple[dic
     try:
         spec = validate_spec(dict(user.get("augment", {})))
     except UsageError as exc:
-        raise UsageError(f"[augment] in {config}: {str(exc).removeprefix('--')}") from None
+        # The file's keys, not augment's options: "num-ops and --magnitude must be integers"
+        # for `magnitude = true` named neither as the file spells it.
+        message = re.sub(r"--([a-z]+(?:-[a-z]+)*)", lambda m: m.group(1).replace("-", "_"), str(exc))
+        raise UsageError(f"[augment] in {config}: {message}") from None
 
     audit_cfg = default_config()
     _merge(audit_cfg, {k: v for k, v in user.items() if k in _AUDIT_SECTIONS}, str(config))
