@@ -168,6 +168,9 @@ def _machine_error(exc: OSError) -> bool:
 
 
 def _fail(ctx: click.Context, message: str, status: ExitStatus | int):
+    # One line whatever the message quotes: a path or label with a newline (or a terminal
+    # escape) in it made the error two lines, or rewrote the terminal; shown escaped, as repr does.
+    message = "".join(c if c.isprintable() or c == "\t" else ascii(c)[1:-1] for c in message)
     try:
         click.echo(f"datacheck: {message}", err=True)
     except (OSError, ValueError):

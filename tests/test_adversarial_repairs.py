@@ -182,3 +182,14 @@ def test_sigterm_stops_the_workers_too_and_the_resumed_augment_finishes(quick_ru
     reference = tmp_path / "reference"
     assert invoke("augment", plan, "--out", reference, "--workers", 0, "-q").exit_code == 0
     assert sha(out / "manifest.csv") == sha(reference / "manifest.csv")
+
+
+def test_an_error_naming_a_path_with_a_newline_stays_one_line(quick_run, tmp_path):
+    """A path holding a newline (or a terminal escape) split the error into two lines on
+    stderr; now it is shown escaped, as repr shows it."""
+    data, run = quick_run
+    (tmp_path / "file").write_text("not a folder")
+    line = assert_one_line_error(invoke("fix", data, "--out", tmp_path / "file" / "x\ny", "-q"), 2,
+                                 "x\\ny cannot be written", "is a file, not a folder")
+    assert "\n" not in line
+    assert_one_line_error(invoke("relabel", str(run) + "\x1b[2J", "--drop"), 2, "\\x1b[2J does not exist")
