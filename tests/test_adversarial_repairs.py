@@ -193,3 +193,26 @@ def test_an_error_naming_a_path_with_a_newline_stays_one_line(quick_run, tmp_pat
                                  "x\\ny cannot be written", "is a file, not a folder")
     assert "\n" not in line
     assert_one_line_error(invoke("relabel", str(run) + "\x1b[2J", "--drop"), 2, "\\x1b[2J does not exist")
+
+
+@pytest.mark.parametrize("command", [["relabel", "--drop"], ["balance", "--strategy", "classes", "--out", "plan"],
+                                     ["report", "--out", "report.html"]])
+def test_findings_listing_a_sample_twice_for_a_check_are_bad_data(quick_run, tmp_path, command):
+    """findings.parquet appended to itself (two runs' findings concatenated by a script):
+    relabel and balance failed with an internal error (pandas' "Reindexing only valid with
+    uniquely valued Index objects", exit 4), report with "int() argument must be ... not
+    'Series'". Now it is a damaged run, exit 3, before any work."""
+    import shutil
+
+    import pandas as pd
+
+    _, run = quick_run
+    damaged = tmp_path / "run"
+    shutil.copytree(run, damaged)
+    findings = pd.read_parquet(damaged / "findings.parquet")
+    pd.concat([findings, findings]).to_parquet(damaged / "findings.parquet", index=False)
+    name, *options = command
+    options = [str(tmp_path / o) if o in ("plan", "report.html") else o for o in options]
+    assert_one_line_error(invoke(name, damaged, *options, "-q"), 3, f"{damaged / 'findings.parquet'}: sample ",
+                          "has 2 rows for check", f"({len(findings)} such pair(s)); the run is damaged")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written

@@ -58,6 +58,17 @@ def check_findings(path: Path, table) -> None:
                                f"value(s); {RUN_DAMAGED}")
     for name in ("score", "suggested_confidence"):  # in [0, 1] (NaN: none), as every reader assumes
         _check_unit_interval(path, name, table.column(name))
+    # One row per (sample, check), as the audit writes them: findings appended to themselves
+    # (two runs' tables concatenated) failed every repair with an internal error (pandas'
+    # "Reindexing only valid with uniquely valued Index objects").
+    pairs = table.select(["check", "sample_id"]).group_by(["check", "sample_id"]).aggregate([([], "count_all")])
+    if pairs.num_rows < table.num_rows:
+        import pyarrow.compute as pc
+
+        twice = pairs.filter(pc.greater(pairs["count_all"], 1))
+        raise BadDataError(f"{path}: sample {twice['sample_id'][0].as_py()!r:.60} has {twice['count_all'][0].as_py()} "
+                           f"rows for check {twice['check'][0].as_py()!r:.40} ({twice.num_rows} such pair(s)); "
+                           f"{RUN_DAMAGED}")
 
 
 def _check_unit_interval(path: Path, name: str, column) -> None:
