@@ -63,3 +63,45 @@ def test_a_pool_stopped_while_a_worker_writes_a_result_does_not_hang():
     except subprocess.TimeoutExpired:
         pytest.fail("the stopped pool hung")
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_workers_leave_when_their_main_process_is_killed_outright():
+    """kill -9 (or the out-of-memory killer) of the main process stops no one: its workers,
+    busy or idle, lived on for ever, holding the command's stdout and stderr open (so
+    'datacheck audit ... | tee log' never ended). Each worker now leaves once its parent is gone."""
+    import os
+    import signal
+
+    script = ("import os, sys\nfrom tests.test_loader import SlowBatches\n"
+              "from datacheck.engine.loader import run_in_workers\n"
+              "results = run_in_workers(SlowBatches(8, 60.0), 2); next(results)\n"
+              "import multiprocessing; print(' '.join(str(c.pid) for c in multiprocessing.active_children()), flush=True)\n"
+              "import time; time.sleep(60)\n")
+    main = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    workers: list[int] = []
+    try:
+        workers = [int(pid) for pid in main.stdout.readline().split()]
+        assert len(workers) == 2
+        main.send_signal(signal.SIGKILL)
+        main.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        alive = workers
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [pid for pid in workers if _running(pid)]
+        assert alive == [], f"workers {alive} outlived their killed parent"
+    finally:
+        main.kill()
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -168,12 +168,37 @@ _worker_batches = None
 
 def _start_worker(batches) -> None:
     """In each worker: keep the batches, and leave Ctrl-C to the main process (which stops
-    the pool), so an interrupt gives one message rather than one traceback per worker."""
+    the pool), so an interrupt gives one message rather than one traceback per worker.
+
+    SIGTERM and SIGHUP get their default action back: the command line's handlers, inherited
+    by fork, would let a worker busy in a long C call (a decode) stop only when the call
+    returns, and the main process stops its workers with SIGTERM. A worker also leaves when its
+    parent is gone: a main process killed outright (``kill -9``, the out-of-memory killer)
+    stops no one, and its workers lived on for ever, holding its stdout and stderr open.
+    """
     import signal
+    import threading
 
     global _worker_batches
     _worker_batches = batches
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    threading.Thread(target=_leave_with_parent, args=(os.getppid(),), name="datacheck-parent-watch", daemon=True).start()
+
+
+#: How often a worker checks that the process that started it is still there, in seconds.
+_PARENT_CHECK_S = 1.0
+
+
+def _leave_with_parent(parent: int) -> None:
+    """Exit this worker once ``parent`` has died (the worker is then re-parented elsewhere)."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(_PARENT_CHECK_S)
+    os._exit(1)
 
 
 def _run_batch(i: int) -> dict:
