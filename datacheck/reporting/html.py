@@ -261,6 +261,14 @@ def _image_root(run: AuditRun, dataset, notes: list[str]) -> Path | None:
     if not root.is_dir():
         notes.append(f"dataset folder {root} not found (moved?): thumbnails omitted; pass --dataset to show them")
         return None
+    # The thumbnails are decoded from the files as they are now: a dataset changed since the
+    # audit (an image rewritten under the same name, files added or removed) would show
+    # pictures that are not the ones audited, without a word. The repairs refuse such a
+    # dataset; a report, which changes nothing, says so on the page.
+    try:
+        run.manifest(dataset)
+    except BadDataError as exc:
+        notes.append(f"the thumbnails show the files as they are now, which are not those audited ({exc})")
     return root
 
 
