@@ -197,6 +197,15 @@ def _check_audit_value(key: str, value, origin: str, detectors: list[str]) -> No
         parse_gates(value, name, where)
     if key == "checks" and not value:  # e.g. --checks , : an audit that checks nothing is a mistake, not a success
         raise UsageError(f"{option} names no detector; give one or more of: {', '.join(detectors)}")
+    if key == "checks" and origin != "command line":
+        # A name the registry does not know is found here, so the error names the file it is in
+        # (the audit would find it later, as if --checks had named it).
+        from .detectors.registry import expand_checks
+
+        try:
+            expand_checks(value)
+        except UsageError as exc:
+            raise UsageError(f"{option}: {exc}") from None
 
 
 def render_toml(config: dict) -> str:

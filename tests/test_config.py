@@ -243,3 +243,18 @@ def test_upper_bounds_of_sizing_parameters_are_accepted():
     create_detector("non_iid", k=1000, n_permutations=10_000).validate_params()
     create_detector("outliers", k=1000).validate_params()
     create_detector("near_duplicates", candidates=1000).validate_params()
+
+
+@pytest.mark.parametrize("checks", ['["nope"]', '["label_issues", "outlyers"]', '["*nothing*"]'])
+def test_an_unknown_check_in_a_config_file_names_the_file(tmp_path, checks):
+    """[audit] checks naming no detector said only "unknown check 'nope'", as if --checks had
+    named it: the error names the config file's key and path, exit 2 before a run folder exists."""
+    from .conftest import assert_one_line_error
+
+    path = tmp_path / "c.toml"
+    path.write_text(f"[audit]\nchecks = {checks}\n")
+    result = invoke("audit", SAMPLE_DATA, "--config", path, "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, f"audit.checks in {path}: ")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UsageError, match="audit.checks in the config dict: unknown check 'nope'"):
+        load_config({"audit": {"checks": ["nope"]}})
