@@ -259,7 +259,8 @@ def _image_root(run: AuditRun, dataset, notes: list[str]) -> Path | None:
         raise BadDataError(f"--dataset {dataset}: {what}")
     root = Path(dataset) if dataset is not None else Path(run.info.dataset_root or run.info.dataset)
     if not root.is_dir():
-        notes.append(f"dataset folder {root} not found (moved?): thumbnails omitted; pass --dataset (dataset= in Python) to show them")
+        notes.append(f"dataset folder {root} not found (moved?): thumbnails omitted; "
+                     "pass --dataset (dataset= in Python) to show them")
         return None
     # The thumbnails are decoded from the files as they are now: a dataset changed since the
     # audit (an image rewritten under the same name, files added or removed) would show
