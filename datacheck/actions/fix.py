@@ -521,7 +521,7 @@ def fix(
 
     ctx = _Context(out=out, source=Path(dataset), root=root, manifest=manifest, options=options, spec=spec, seed=seed,
                    workers=default_workers() if workers is None else workers, audit_workers=workers, progress=progress,
-                   command=command or ["python-api"])
+                   command=command or ["python-api"], budget_name=named)
     runner = _Steps(out, progress)
 
     def audited(name: str) -> Callable[[], bool]:  # an audit step's run files all there
@@ -725,6 +725,8 @@ class _Context:
     audit_workers: int | None
     progress: object
     command: list
+    #: The budget as its errors name it: ``--budget N``, or ``[fix] budget N of FILE``.
+    budget_name: str
 
     def step(self, name: str) -> Path:
         return self.out / "steps" / f"{STEPS.index(name) + 1}-{name}"
@@ -867,9 +869,9 @@ class _Context:
         budget = opts["budget"]
         room = budget - fixed
         if room < 0:
-            raise UsageError(f"--budget {budget} is below the {fixed} rows fix does not balance (val/test rows and "
+            raise UsageError(f"{self.budget_name} is below the {fixed} rows fix does not balance (val/test rows and "
                              "training rows the sub-cluster check did not score); give at least that")
-        _refuse_over_limit(budget, room, int(training_mask(frame).sum()))
+        _refuse_over_limit(budget, room, int(training_mask(frame).sum()), self.budget_name)
 
         boost = {"copies": 0, "val_errors": [], "pool": MIN_BOOST_POOL, "rule": "off"}
         if opts["boost"]:
