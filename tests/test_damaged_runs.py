@@ -408,3 +408,17 @@ def test_relabel_of_a_moved_dataset_without_model_outputs(dataset, tmp_path):
     before.rename(tmp_path / "after")
     result = invoke("relabel", run, "--dataset", tmp_path / "after", "-q")
     assert result.exit_code == 0, result.output
+
+
+def test_a_json_file_saved_with_a_byte_order_mark_reads_as_without(tmp_path):
+    """A run or plan file edited by hand and saved as "UTF-8 with BOM" (Windows editors) is the
+    same JSON object: it was refused as damaged ("Unexpected UTF-8 BOM")."""
+    from datacheck.errors import BadDataError
+    from datacheck.files.json_object import read_json
+
+    path = tmp_path / "plan.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"strategy": "classes", "seed": 0}).encode())
+    assert read_json(path) == {"strategy": "classes", "seed": 0}
+    path.write_bytes(b"\xef\xbb\xbf[1, 2]")
+    with pytest.raises(BadDataError, match="is not a JSON object"):
+        read_json(path)

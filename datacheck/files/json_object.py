@@ -17,7 +17,9 @@ def read_json(path: Path) -> dict:
 
     try:
         require_regular_file(path)  # a named pipe would block the read for ever
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a file edited by hand and saved "UTF-8 with BOM" (Windows editors) is
+        # the same JSON; json.loads refused its first character.
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise BadDataError(f"{path} is missing; the run directory is incomplete") from None
     except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
