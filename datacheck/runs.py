@@ -220,7 +220,7 @@ def is_marker(path: Path) -> bool:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe named run.json would block the read
             return False
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM, as read_json allows
     except (OSError, ValueError, RecursionError):  # unreadable, not UTF-8 or not JSON: not ours
         return False
     return isinstance(data, dict) and any(key in data for key in _MARKER_KEYS)
