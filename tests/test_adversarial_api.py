@@ -207,3 +207,21 @@ def test_result_methods_name_their_arguments(arrays, tmp_path):
         result.save(tmp_path / "folder")
     assert (tmp_path / "file").read_text() == "mine" and (tmp_path / "folder" / "notes.txt").read_text() == "mine"
     assert datacheck.load(result.save(tmp_path / "run")).summary["checks"]["label_issues"]["flagged"] == 6
+
+
+def test_masked_arrays_read_their_masked_values_as_missing(arrays):
+    """A numpy masked array's masked entries are gaps to its user, but np.asarray kept the
+    values under the mask and the audit used them silently. They are missing values now:
+    refused by row, as pandas' gaps are; a masked array without masked entries is its data."""
+    probs, labels, _ = arrays
+    masked_probs = np.ma.masked_array(probs, mask=np.zeros_like(probs, dtype=bool))
+    masked_probs[7, 1] = np.ma.masked
+    with pytest.raises(BadDataError, match=r"pred_probs has NaN or infinite values \(first in row 7\)"):
+        datacheck.audit(labels=labels, pred_probs=masked_probs, checks=["label_issues"])
+    masked_labels = np.ma.masked_array(labels, mask=np.arange(len(labels)) == 9)
+    with pytest.raises(BadDataError, match="labels has a missing value .* in row 9"):
+        datacheck.audit(labels=masked_labels, pred_probs=probs, checks=["label_issues"])
+    plain = datacheck.audit(labels=labels, pred_probs=probs, checks=["label_issues"])
+    unmasked = datacheck.audit(labels=np.ma.masked_array(labels), pred_probs=np.ma.masked_array(probs),
+                               checks=["label_issues"])
+    assert unmasked.issues()["sample_id"].tolist() == plain.issues()["sample_id"].tolist()

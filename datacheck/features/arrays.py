@@ -382,6 +382,10 @@ def _load_array(path, option: str) -> np.ndarray:
     if not is_path(path):
         if isinstance(path, (pd.DataFrame, pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
             path = _pandas_numbers(path)
+        if isinstance(path, np.ma.MaskedArray) and path.dtype.kind in "iuf" and np.ma.getmaskarray(path).any():
+            # np.asarray keeps the values under a mask, which numpy.ma users mean as gaps: read
+            # them as missing (NaN), as pandas' gaps are, so they are refused or skipped by row.
+            path = path.astype(np.float64).filled(np.nan)
         array = np.asarray(path)
         if array.dtype == object:
             raise BadDataError(f"{option} must be a numeric array, got {type(path).__name__} of objects")
