@@ -135,7 +135,7 @@ class Clusters(Detector):
             return self._off("no embeddings")
         scored = scored_rows(given, probs) & np.isfinite(embeddings).all(axis=1)
         n_classes = len(given.classes)
-        group = self._rare_groups(ctx.get("knn_graph"), given.ids) if self.rare_groups else np.full(len(scored), -1)
+        group = self._rare_groups(ctx, given.ids) if self.rare_groups else np.full(len(scored), -1)
         parts, per_class = [], {}
         for c in range(n_classes):
             rows = np.flatnonzero(scored & (given.ids == c))
@@ -161,15 +161,16 @@ class Clusters(Detector):
                                 np.concatenate([p["is_issue"] for p in parts]),
                                 [d for p in parts for d in p["details"]])
 
-    def _rare_groups(self, graph, label_ids: np.ndarray) -> np.ndarray:
+    def _rare_groups(self, ctx: AuditContext, label_ids: np.ndarray) -> np.ndarray:
         """Each manifest row's rare group (the smallest member's row), -1 outside any: outlying
         samples linked through their first neighbours to outlying samples of their class,
         components of at least ``min_group``."""
+        graph = ctx.get("knn_graph")
         group = np.full(len(label_ids), -1, np.int64)
         rule = Outliers()
         if len(graph.rows) <= rule.k:
             return group
-        _, z, _, _, cut = rule.outlying(graph)
+        _, z, _, _, cut = rule.outlying_in(ctx)  # shared with the outliers check when it runs
         outlying = z > cut  # (M,), by graph position
         _, neighbours = graph.first(_GROUP_LINKS)
         a = np.repeat(np.arange(len(graph.rows)), _GROUP_LINKS).reshape(neighbours.shape)

@@ -53,7 +53,7 @@ class Outliers(Detector):
         if len(rows) <= self.k:
             self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
             return partial_findings([], self.name, [], [], [])
-        mean_distance, z, median, scale, cut = self.outlying(graph)
+        mean_distance, z, median, scale, cut = self.outlying_in(ctx)
         self.thresholds_[self.name] = {
             "statistic": f"mean cosine distance to {self.k} nearest",
             "median": round(float(np.exp(median)), 4),
@@ -65,6 +65,12 @@ class Outliers(Detector):
         }
         details = [{"knn_distance": round(float(d), 4), "z": round(float(zz), 3)} for d, zz in zip(mean_distance, z)]
         return partial_findings(rows, self.name, threshold_score(z, cut), z > cut, details)
+
+    def outlying_in(self, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+        """:meth:`outlying` on the audit's kNN graph, computed once per audit for these
+        parameters (``clusters`` reads it too, for its rare groups)."""
+        key = ("outlying", self.k, self.z_threshold, self.min_z, self.fdr)
+        return ctx.memo(key, lambda: self.outlying(ctx.get("knn_graph")))
 
     def outlying(self, graph) -> tuple[np.ndarray, np.ndarray, float, float, float]:
         """This check's statistic over the graph's samples (more than ``k`` of them): the mean
