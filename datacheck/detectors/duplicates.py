@@ -28,6 +28,7 @@ from ..engine.similarity import (
     connected_components,
     pair_similarity,
     top_k_neighbours,
+    unit_rows,
 )
 from ..features.knn import MAX_NEIGHBOURS
 from ..validation import Boolean, Interval
@@ -213,10 +214,8 @@ def _cosine_distances(embeddings: np.ndarray, a: np.ndarray, b: np.ndarray, bloc
     """Cosine distance of rows ``a`` and ``b`` (P,) of ``embeddings`` (N, D), in float64, (P,)."""
     out = np.empty(len(a))
     for s in range(0, len(a), block):
-        x = np.asarray(embeddings[a[s : s + block]], np.float64)
-        y = np.asarray(embeddings[b[s : s + block]], np.float64)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        y /= np.linalg.norm(y, axis=1, keepdims=True)
+        x = unit_rows(np.asarray(embeddings[a[s : s + block]], np.float64))
+        y = unit_rows(np.asarray(embeddings[b[s : s + block]], np.float64))
         out[s : s + block] = np.maximum(1.0 - np.einsum("pd,pd->p", x, y), 0.0)
     return out
 

@@ -113,7 +113,7 @@ def _descriptor_block(half_sums: np.ndarray) -> np.ndarray:
     rows = np.r_[0 : f + 1, -f:0]
     spectrum = np.abs(_spectra(grey))[:, rows, : f + 1]
     desc = np.log1p(spectrum).reshape(len(grey), -1).astype(np.float32)
-    return _unit_rows(desc - desc.mean(axis=1, keepdims=True))
+    return unit_rows(desc - desc.mean(axis=1, keepdims=True))
 
 
 def _highest_frequency(side: int) -> int:
@@ -374,7 +374,8 @@ def _half_sums(x: np.ndarray) -> np.ndarray:
     return np.add(pairs[:, :, :, 0], pairs[:, :, :, 1])
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (N, D) scaled to unit length, in ``x``'s float type (zero rows stay zero)."""
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norm, 1e-12)
 
