@@ -195,8 +195,10 @@ def _lloyd(points, sq_norms, centers, max_iter: int, tol_abs: float) -> tuple[to
 
 def _lloyd_together(points, sq_norms, centers, max_iter: int, tol_abs: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain Lloyd iterations of R runs side by side: each step measures every point against
-    the R x k centres in one matrix product and sums the clusters of all runs in one
-    ``index_add_``; a run that has converged keeps its centres while the others go on.
+    the R x k centres in one matrix product and counts the clusters of all runs in one
+    ``bincount`` (their float64 sums, as :func:`_cluster_sums` makes them, one ``index_add_`` a
+    run, from one float64 copy of the points); a run that has converged keeps its centres
+    while the others go on.
 
     On a few thousand points a step's work is a few microseconds, and the dozen torch calls
     of a step cost more: :func:`_lloyd_one`, run after run and with the bookkeeping of its

@@ -41,13 +41,12 @@ ARRAY_COLUMNS = {
     "descriptor": ("thumbnail_descriptors", (descriptor_size(THUMB_SIDE),), np.float32),
     "quarter": ("thumbnail_quarters", (THUMB_SIDE // 4, THUMB_SIDE // 4, 3), np.uint8),
 }
-_ARRAY_COLUMNS = tuple(ARRAY_COLUMNS)
 _KEY = b"datacheck.manifest_fingerprint"
 #: Thumbnails (12 KB of pixels each), their descriptors (480 bytes of float32) and quarters do not
 #: compress: stored plainly, without a dictionary tried first, a part reads back at the speed
 #: of a copy instead of through a decompressor.
-_STORAGE = {"compression": {name: "none" if name in _ARRAY_COLUMNS else "snappy" for name in STAT_COLUMNS},
-            "use_dictionary": [name for name in STAT_COLUMNS if name not in (*_ARRAY_COLUMNS, "pixel_hash")]}
+_STORAGE = {"compression": {name: "none" if name in ARRAY_COLUMNS else "snappy" for name in STAT_COLUMNS},
+            "use_dictionary": [name for name in STAT_COLUMNS if name not in (*ARRAY_COLUMNS, "pixel_hash")]}
 
 
 def image_stats(manifest: Manifest, workers: int, batch_size: int, *, artifacts: Path | None = None,
@@ -93,7 +92,7 @@ def split_arrays(stats: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarra
     for column, (feature, shape, dtype) in ARRAY_COLUMNS.items():
         arrays[feature] = np.zeros((len(stats), *shape), dtype)
         _fill_rows(arrays[feature], 0, stats[column])
-    return stats.drop(columns=list(_ARRAY_COLUMNS)), arrays
+    return stats.drop(columns=list(ARRAY_COLUMNS)), arrays
 
 
 def _fill_rows(out: np.ndarray, start: int, column) -> None:
@@ -182,7 +181,7 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
             for column, (feature, _, _) in ARRAY_COLUMNS.items():
                 _fill_rows(arrays[feature], start, table.column(column))
         # As a rerun reads it back: the same columns either way; no Python bytes per thumbnail.
-        frames.append(table.drop_columns(list(_ARRAY_COLUMNS)).to_pandas())
+        frames.append(table.drop_columns(list(ARRAY_COLUMNS)).to_pandas())
     for stale in folder.iterdir():  # parts of a larger, earlier version of the dataset
         if stale.name not in names:
             stale.unlink(missing_ok=True)
@@ -260,7 +259,7 @@ def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
     if set(table.column_names) != set(STAT_COLUMNS):
         return None
     binary = all(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in
-                 (table.schema.field(name).type for name in _ARRAY_COLUMNS))
+                 (table.schema.field(name).type for name in ARRAY_COLUMNS))
     return table if binary and _whole_arrays(table) else None
 
 
