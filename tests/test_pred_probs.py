@@ -117,6 +117,23 @@ def test_float16_rounding_is_renormalised(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_rounding_below_zero_is_zero_and_the_callers_array_untouched():
+    """A last column computed as ``1 - sum(others)`` can come out at -1e-9: rounding, not logits
+    (cleanlab refuses it; we read it as 0). -1e-5 is still refused."""
+    import datacheck
+    from datacheck.errors import BadDataError
+
+    probs = GOOD.astype(np.float64)
+    probs[7] = [0.5, 0.3, 0.2 + 1e-9, -1e-9]
+    kept = probs.copy()
+    result = datacheck.audit(None, pred_probs=probs, labels=probs.argmax(axis=1), checks=["label_issues"])
+    assert len(result.issues(check="label_issues", flagged=False)) == 50
+    assert np.array_equal(probs, kept)
+    probs[7] = [0.5, 0.3, 0.2 + 1e-5, -1e-5]
+    with pytest.raises(BadDataError, match=r"pred_probs has negative values \(first in row 7\)"):
+        datacheck.audit(None, pred_probs=probs, labels=probs.argmax(axis=1), checks=["label_issues"])
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -36,6 +36,9 @@ SUM_TOLERANCE = 1e-2
 #: Rows deviating less than this from a sum of 1 are float rounding and left as they are
 #: (renormalising them would write to every page of a memory-mapped file).
 _RENORMALISE_ABOVE = 1e-4
+#: Negative probabilities down to this are float rounding (a last column computed as
+#: ``1 - sum(others)``) and set to 0; below it they are logits or garbage, an error.
+_ROUNDING_BELOW_ZERO = 1e-6
 #: Bytes per block of rows validated at once: bounded temporaries at any N and D.
 _BLOCK_BYTES = 16 << 20
 _OPTION = {"pred_probs": "--pred-probs", "embeddings": "--embeddings"}
@@ -238,13 +241,22 @@ def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs")) 
     # float32 throughout: a 1,000,000 x 100 array is 400 MB, and float64 would double it.
     probs = probs.astype(np.float32, copy=False)
     sums = np.empty(len(probs))
+    below_zero = []
     for start, block in _blocks(probs):
         sums[start : start + len(block)] = block.sum(axis=1, dtype=np.float64)
         if not np.isfinite(sums[start : start + len(block)]).all():  # a NaN or inf makes its row's sum non-finite
             _check_finite(block, what, start)
         if block.min() < 0:
-            row = start + int(np.argmax((block < 0).any(axis=1)))
-            raise BadDataError(f"{what} has negative values (first in row {what.row(row)}); pass probabilities, not logits")
+            if block.min() < -_ROUNDING_BELOW_ZERO:
+                row = start + int(np.argmax((block < -_ROUNDING_BELOW_ZERO).any(axis=1)))
+                raise BadDataError(f"{what} has negative values (first in row {what.row(row)}); "
+                                   "pass probabilities, not logits")
+            below_zero.append(start + np.flatnonzero((block < 0).any(axis=1)))
+    if below_zero:
+        if not probs.flags.writeable or probs is value:  # the caller's array is never modified
+            probs = probs.copy()
+        rows = np.concatenate(below_zero)
+        probs[rows] = np.maximum(probs[rows], 0)
     bad = np.abs(sums - 1) > SUM_TOLERANCE
     if bad.any():
         row = int(np.argmax(bad))
