@@ -446,6 +446,7 @@ def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, t
         ({"out": busy}, r"^out .*busy exists and is not an empty folder or an earlier relabel output; choose another$"),
         ({"materialize_to": busy}, r"^materialize_to .*busy exists and is not an empty folder; choose another$"),
         ({"import_review": tmp_path / "r.csv"}, r"^import_review .*r\.csv: file not found$"),
+        ({"import_review": busy}, r"^import_review .*busy: is a folder; give the review file in it$"),
         ({"export_review": run / "summary.json"}, r"^export_review .*summary\.json is one of the run's own files"),
     ]:
         with pytest.raises(UsageError, match=message):

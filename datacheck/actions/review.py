@@ -124,7 +124,8 @@ def read_decisions(path: Path, frame: pd.DataFrame, suggestions: pd.Series, clas
     """
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"--import-review {path}: file not found")
+        raise UsageError(f"--import-review {path}: " + ("is a folder; give the review file in it" if path.is_dir() else
+                                                         "file not found" if not path.exists() else "not a regular file"))
     if path.suffix.lower() == ".json":
         decisions = _label_studio_decisions(path, frame)
     elif path.suffix.lower() == ".csv":
