@@ -177,7 +177,8 @@ def _embedding_pairs(ctx: AuditContext, k: int) -> _Pairs:
     k = min(k, graph.k)
     distances, neighbours = graph.first(k)
     found = neighbours >= 0
-    a = np.repeat(graph.rows, k).reshape(-1, k)[found]
+    # reshaped by the row count: a graph of one sample has k = 0, and reshape(-1, 0) raised
+    a = np.repeat(graph.rows, k).reshape(len(graph.rows), k)[found]
     b = graph.rows[neighbours[found]]
     if radius < _RELATIVE_RADIUS:
         # So tight a cut is below what the graph's float32 distances resolve (near 0 their
@@ -232,7 +233,7 @@ def _embedding_ids(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
     readable = np.zeros(n, bool)
     readable[graph.rows] = True
     close = (graph.distances <= _SAME_DISTANCE) & (graph.indices >= 0)
-    a = np.repeat(graph.rows, graph.k).reshape(-1, graph.k)[close]
+    a = np.repeat(graph.rows, graph.k).reshape(len(graph.rows), graph.k)[close]  # k = 0 for one sample
     b = graph.rows[graph.indices[close]]
     same = np.array([np.array_equal(embeddings[i], embeddings[j]) for i, j in zip(a, b)], dtype=bool)
     component = connected_components(n, np.stack([a[same], b[same]], axis=1))
