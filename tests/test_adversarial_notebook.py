@@ -30,3 +30,40 @@ def test_one_sample_with_embeddings_scores_it_and_flags_nothing():
     for check in ("exact_duplicates", "near_duplicates"):
         alone = datacheck.audit(pred_probs=probs, labels=[0], embeddings=embeddings, checks=check)
         assert alone.summary["checks"][check]["scored"] == 1
+
+
+# --------------------------------------------------------------------------- the caller's arrays
+
+
+class _Subclass(np.ndarray):
+    """An ndarray subclass of the user's own (as np.matrix and astropy's Quantity are)."""
+
+
+def _rounded_probs(n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities whose rows sum to 0.995 (renormalised by the audit) and their labels."""
+    labels = np.arange(n) % 3
+    probs = np.full((n, 3), 0.05, np.float32)
+    probs[np.arange(n), labels] = 0.9
+    return probs * np.float32(0.995), labels
+
+
+def test_renormalising_never_writes_to_an_array_subclass_or_the_file_of_an_r_plus_map(tmp_path):
+    """Rows off 1 by rounding are renormalised in a copy; a subclass of ndarray arrives as a
+    base-class view of the caller's memory, which ``probs is value`` took for a copy: a masked
+    array, a subclass of the user's own and an ``np.memmap`` opened "r+" (the file on disk)
+    were rewritten."""
+    probs, labels = _rounded_probs()
+    path = tmp_path / "p.npy"
+    np.save(path, probs)
+    given = {
+        "masked": np.ma.masked_array(probs.copy()),
+        "subclass": probs.copy().view(_Subclass),
+        "memmap r+": np.load(path, mmap_mode="r+"),
+    }
+    for name, value in given.items():
+        result = datacheck.audit(pred_probs=value, labels=labels, checks="label_issues")
+        assert result.summary["checks"]["label_issues"]["scored"] == 60
+        np.testing.assert_array_equal(np.asarray(value), probs, err_msg=name)
+    del given
+    np.testing.assert_array_equal(np.load(path), probs)
+    assert np.load(path).sum(axis=1)[0] == pytest.approx(0.995, abs=1e-6)
