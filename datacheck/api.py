@@ -75,6 +75,8 @@ def audit(
     class_names : sequence of str or path-like, optional
         The K class names of the ``pred_probs`` columns, in order (a text file: one per line).
         Without them, whole-number labels are column numbers and other labels are sorted.
+        Names that are numbers (a classifier's ``classes_``, as a DataFrame's columns too) name
+        numeric labels by value.
     checks : str or Detector, or list or tuple of them, optional
         Detectors to run: names (wildcards allowed: ``"*dup*"``) or configured instances
         (``Outliers(k=20)``); default: every default detector whose inputs the data has.
@@ -118,7 +120,8 @@ def audit(
                          f"got a {type(data).__name__}{hint}")
     if isinstance(data, pd.DataFrame):  # before anything reads data["label"], which would be a table
         require_flat_columns(data, "data")
-    if isinstance(pred_probs, pd.DataFrame) and not isinstance(pred_probs.columns, pd.RangeIndex):
+    # columns named 0..K-1 (pandas' default) name nothing; range(1, 4) or [10, 20, 30] name classes
+    if isinstance(pred_probs, pd.DataFrame) and not pred_probs.columns.equals(pd.RangeIndex(pred_probs.shape[1])):
         class_names = _column_classes(pred_probs, class_names)
     for name, value in (("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings)):
         if isinstance(value, (list, tuple)):  # ragged nested lists: numpy's ValueError names no argument
@@ -233,7 +236,8 @@ def _column_classes(pred_probs: pd.DataFrame, class_names) -> list:
                                     or [str(c) for c in class_names] != columns):
         raise UsageError(f"class_names differ from the column names of the pred_probs DataFrame ({columns[:5]}); "
                          "give the classes once")
-    return columns
+    # as they are, not as text: numeric labels are matched to columns named by numbers by value
+    return list(pred_probs.columns)
 
 
 #: A label that is a column number when no class names are given: "3", not "03" or "3.0" (as

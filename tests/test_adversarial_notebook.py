@@ -67,3 +67,49 @@ def test_renormalising_never_writes_to_an_array_subclass_or_the_file_of_an_r_plu
     del given
     np.testing.assert_array_equal(np.load(path), probs)
     assert np.load(path).sum(axis=1)[0] == pytest.approx(0.995, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- classes named by numbers
+
+
+def _flipped(n: int = 90, wrong: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (0.9 on class i % 3, columns 0, 1, 2) and class ids, the first ``wrong`` moved on."""
+    truth = np.arange(n) % 3
+    probs = np.full((n, 3), 0.05)
+    probs[np.arange(n), truth] = 0.9
+    labels = truth.copy()
+    labels[:wrong] = (truth[:wrong] + 1) % 3
+    return probs, labels
+
+
+def test_numeric_labels_follow_columns_and_class_names_that_are_numbers():
+    """Numeric labels were always column numbers: the columns of a pred_probs DataFrame
+    reordered to [2, 0, 1] were read as 0, 1, 2 without a word (85 of 90 samples flagged
+    instead of the 5 wrong ones), and scikit-learn's ``classes_`` [10, 11, 12] (as columns or
+    class_names) had label 10 refused as a column outside 0..2."""
+    probs, labels = _flipped()
+    wrong = [str(i) for i in range(5)]
+    frame = pd.DataFrame(probs, columns=[0, 1, 2])
+    given = {
+        "reordered columns": (frame[[2, 0, 1]], labels, None),
+        "columns classes_": (pd.DataFrame(probs, columns=[10, 11, 12]), labels + 10, None),
+        "columns range(1, 4)": (pd.DataFrame(probs, columns=range(1, 4)), pd.Series(labels + 1), None),
+        "class_names classes_": (probs, labels + 10, np.array([10, 11, 12])),
+        "float columns": (pd.DataFrame(probs, columns=[0.0, 1.0, 2.0]), labels, None),
+    }
+    for name, (pred_probs, given_labels, class_names) in given.items():
+        result = datacheck.audit(pred_probs=pred_probs, labels=given_labels, class_names=class_names,
+                                 checks="label_issues")
+        assert sorted(result.issues()["sample_id"]) == wrong, name
+    result = datacheck.audit(pred_probs=probs, labels=labels + 10, class_names=[10, 11, 12], checks="label_issues")
+    assert result.issues()["label"].tolist()[:3] == ["11", "12", "10"]
+    assert result.issues()["suggested_label"].tolist()[:3] == ["10", "11", "12"]
+    # the same DataFrame, with a manifest's labels, was right already
+    result = datacheck.audit(pd.DataFrame({"label": labels}), pred_probs=frame[[2, 0, 1]], checks="label_issues")
+    assert sorted(result.issues()["sample_id"]) == wrong
+    with pytest.raises(datacheck.BadDataError, match=r"^labels has 1 at row 0, which is not among the class "
+                                                     r"names \[10, 11, 12\]: with class names that are numbers"):
+        datacheck.audit(pred_probs=probs, labels=labels, class_names=[10, 11, 12])
+    # text names keep numeric labels as column numbers (as documented)
+    result = datacheck.audit(pred_probs=pd.DataFrame(probs, columns=["a", "b", "c"]), labels=labels, checks="label_issues")
+    assert sorted(result.issues()["sample_id"]) == wrong
