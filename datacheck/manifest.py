@@ -27,7 +27,9 @@ import pandas as pd
 
 from .errors import BadDataError, UsageError
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+# At least what torchvision's ImageFolder reads (.pgm, .ppm: the ORL and Yale face sets), which
+# a team trains from the same folder: an image it trains on must not be skipped as a non-image.
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 MANIFEST_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 SPLIT_ALIASES = {
     "train": "train",

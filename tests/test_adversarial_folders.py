@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from PIL import Image
 
 from datacheck.manifest import load_manifest
 
@@ -48,3 +50,30 @@ def test_split_folders_beside_another_folder_are_still_a_mixed_layout(tmp_path):
     make_image(data / "extras" / "1.png", 1)
     result = invoke("audit", data, "--out", tmp_path / "run", *QUICK)
     assert result.exit_code == 3 and "mixed folder layout" in result.stderr
+
+
+def test_portable_anymap_images_are_read_as_torchvision_reads_them(tmp_path):
+    # The ORL and Yale face sets are .pgm files, which torchvision's ImageFolder trains on; they
+    # were skipped as non-images ("no images found ... skipped 6 non-image file(s)").
+    data = tmp_path / "faces"
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (28, 23), dtype=np.uint8).repeat(4, 0).repeat(4, 1)
+    for label in ("s1", "s2"):
+        (data / label).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.roll(grey, 7 * i + (label == "s2") * 40, axis=1)).save(data / label / f"{i}.pgm")
+        shifted = np.roll(grey, 20 if label == "s2" else 60, axis=0)
+        Image.fromarray(np.stack([shifted, shifted[::-1], shifted[:, ::-1]], -1)).save(data / label / "colour.ppm")
+    # A 16-bit PGM (maxval 65535) of the first face: measured as the 8-bit one, not clipped white.
+    Image.fromarray(grey.astype(np.uint16) * 257).save(data / "s1" / "deep.pgm")
+    result = invoke("audit", data, "--out", tmp_path / "run", "-q", "--json", *QUICK)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["samples"], summary["skipped_files"]) == (7, {})
+    findings = pd.read_parquet(tmp_path / "run" / "findings.parquet")
+    dark = findings[findings["check"] == "dark"].set_index("sample_id")["details"].map(json.loads)
+    assert dark["s1/deep.pgm"]["brightness_high"] == dark["s1/0.pgm"]["brightness_high"] < 255
+    exact = findings[(findings["check"] == "exact_duplicates") & findings["is_issue"]]
+    assert exact.empty  # 16-bit and 8-bit files hold other pixels: near duplicates, not exact
+    near = findings[findings["check"] == "near_duplicates"].set_index("sample_id")
+    assert near.loc["s1/deep.pgm", "is_issue"] != near.loc["s1/0.pgm", "is_issue"]  # one copy kept
