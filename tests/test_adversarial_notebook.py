@@ -113,3 +113,22 @@ def test_numeric_labels_follow_columns_and_class_names_that_are_numbers():
     # text names keep numeric labels as column numbers (as documented)
     result = datacheck.audit(pred_probs=pd.DataFrame(probs, columns=["a", "b", "c"]), labels=labels, checks="label_issues")
     assert sorted(result.issues()["sample_id"]) == wrong
+
+
+# --------------------------------------------------------------------------- tensors
+
+
+def test_a_tensor_numpy_cannot_read_is_bad_data_naming_the_keyword():
+    """Embeddings straight from a model (``requires_grad``) or in bfloat16: np.asarray raised
+    torch's RuntimeError / TypeError, a traceback that named no argument of audit."""
+    torch = pytest.importorskip("torch")
+    probs, labels = _flipped()
+    with pytest.raises(datacheck.BadDataError, match=r"^embeddings cannot be read as a numpy array \(Tensor\): "
+                                                     r"Can't call numpy\(\) on Tensor that requires grad"):
+        datacheck.audit(pred_probs=probs, labels=labels, embeddings=torch.ones(90, 4, requires_grad=True))
+    with pytest.raises(datacheck.BadDataError, match=r"^pred_probs cannot be read as a numpy array \(Tensor\): "
+                                                     r".*BFloat16"):
+        datacheck.audit(pred_probs=torch.from_numpy(probs).bfloat16(), labels=labels)
+    # a plain CPU tensor is an array like any other
+    result = datacheck.audit(pred_probs=torch.from_numpy(probs), labels=torch.from_numpy(labels), checks="label_issues")
+    assert sorted(result.issues()["sample_id"]) == [str(i) for i in range(5)]

@@ -440,7 +440,13 @@ def _load_array(path, option: str) -> np.ndarray:
             # np.asarray keeps the values under a mask, which numpy.ma users mean as gaps: read
             # them as missing (NaN), as pandas' gaps are, so they are refused or skipped by row.
             path = path.astype(np.float64).filled(np.nan)
-        array = np.asarray(path)
+        try:
+            array = np.asarray(path)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            # what __array__ raises: a torch tensor that requires grad (RuntimeError), one of
+            # bfloat16 or on a GPU (TypeError); a traceback named no argument
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BadDataError(f"{option} cannot be read as a numpy array ({type(path).__name__}): {reason}") from None
         if array.dtype == object:
             raise BadDataError(f"{option} must be a numeric array, got {type(path).__name__} of objects")
         return array
