@@ -15,7 +15,7 @@ import pytest
 import datacheck
 from datacheck.actions import augment as augment_module
 from datacheck.actions import boost as boost_module
-from datacheck.actions.fix import budget_targets, fill_counts, proportional_counts
+from datacheck.actions.budget import budget_targets, fill_counts, proportional_counts
 from datacheck.actions.transforms import RANDAUGMENT_OPS
 
 from .conftest import SAMPLE_DATA, assert_one_line_error, invoke, tree_digest
