@@ -126,9 +126,13 @@ class AuditResult:
         check_outputs(Sources.of(self.manifest), folders={"out": out})
         run.clear_outputs()
         info = _saved_manifest(run, self.manifest, self.run_info)
-        write_run(run, AuditResult(run.path, self.findings, {**self.summary, "run_id": run.path.name},
-                                   self.exit_status, self.manifest, self.outputs, info))
-        self.run_dir = run.path
+        # The run's name in the findings too, as an audit with out= writes them: their run_id
+        # column said "memory" while summary.json named the run, and two saved runs' findings
+        # put together could not be told apart. This result then equals datacheck.load(out).
+        findings = self.findings.assign(run_id=run.path.name)
+        summary = {**self.summary, "run_id": run.path.name}
+        write_run(run, AuditResult(run.path, findings, summary, self.exit_status, self.manifest, self.outputs, info))
+        self.run_dir, self.findings, self.summary = run.path, findings, summary
         return run.path
 
     def relabel(self, **options):

@@ -132,3 +132,27 @@ def test_a_tensor_numpy_cannot_read_is_bad_data_naming_the_keyword():
     # a plain CPU tensor is an array like any other
     result = datacheck.audit(pred_probs=torch.from_numpy(probs), labels=torch.from_numpy(labels), checks="label_issues")
     assert sorted(result.issues()["sample_id"]) == [str(i) for i in range(5)]
+
+
+# --------------------------------------------------------------------------- save and load
+
+
+def test_a_saved_result_names_its_run_in_the_findings_and_equals_what_load_reads(tmp_path):
+    """``save(dir)`` wrote findings whose run_id column said "memory" while summary.json named
+    the run (an audit with out= writes the name in both), and the result kept "memory"."""
+    probs, labels = _flipped()
+    embeddings = np.random.default_rng(0).normal(size=(90, 4))
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings)
+    assert set(result.findings["run_id"]) == {"memory"}
+    result.save(tmp_path / "mine")
+    written = pd.read_parquet(tmp_path / "mine" / "findings.parquet")
+    assert set(written["run_id"]) == {"mine"}
+    again = datacheck.load(tmp_path / "mine")
+    assert again.summary["run_id"] == "mine" and set(again.findings["run_id"]) == {"mine"}
+    pd.testing.assert_frame_equal(result.findings, again.findings)
+    assert result.summary == again.summary
+    pd.testing.assert_frame_equal(result.issues("label_issues"), again.issues("label_issues"))
+    assert len(again.issues("label_issues")) == 5
+    direct = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, out=tmp_path / "direct")
+    pd.testing.assert_frame_equal(direct.findings.drop(columns="run_id"), again.findings.drop(columns="run_id"))
+    assert set(direct.findings["run_id"]) == {"direct"}
