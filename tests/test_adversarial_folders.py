@@ -12,7 +12,7 @@ from PIL import Image
 
 from datacheck.manifest import load_manifest
 
-from .conftest import invoke, make_image
+from .conftest import assert_one_line_error, invoke, make_image
 
 QUICK = ("--checks", "image_properties,exact_duplicates,near_duplicates", "--workers", "0", "--cache-dir", "off")
 
@@ -77,3 +77,22 @@ def test_portable_anymap_images_are_read_as_torchvision_reads_them(tmp_path):
     assert exact.empty  # 16-bit and 8-bit files hold other pixels: near duplicates, not exact
     near = findings[findings["check"] == "near_duplicates"].set_index("sample_id")
     assert near.loc["s1/deep.pgm", "is_issue"] != near.loc["s1/0.pgm", "is_issue"]  # one copy kept
+
+
+def test_repairs_of_a_one_class_audit_say_why_its_checks_were_off(tmp_path):
+    # The default audit of one class runs label_issues and clusters, which turn themselves off
+    # (no second class to suggest, no model to embed); relabel --auto and balance told the user
+    # to "audit with the label_issues check" / "--checks including clusters", which they had done.
+    for i in range(12):
+        make_image(tmp_path / "data" / "only" / f"{i}.png", i)
+    ran = invoke("audit", tmp_path / "data", "--out", tmp_path / "run", "-q", "--workers", "0", "--cache-dir", "off")
+    assert ran.exit_code == 0, ran.output
+    relabel = invoke("relabel", tmp_path / "run", "--auto", "--drop", "--out", tmp_path / "fixed")
+    line = assert_one_line_error(relabel, 2, "--auto needs label suggestions",
+                                 "label_issues was off: out-of-fold probabilities for fewer than two classes")
+    assert "audit with the label_issues check" not in line
+    assert invoke("relabel", tmp_path / "run", "--drop", "--out", tmp_path / "fixed", "-q").exit_code == 0
+    balance = invoke("balance", tmp_path / "run", "--out", tmp_path / "plan")
+    line = assert_one_line_error(balance, 2, "clusters was off: no embeddings", "--strategy classes")
+    assert "--checks including clusters" not in line
+    assert invoke("balance", tmp_path / "run", "--out", tmp_path / "plan", "--strategy", "classes", "-q").exit_code == 0

@@ -633,6 +633,14 @@ def balance(
     frame = manifest.frame
     if options.seed is None:
         options = replace(options, seed=run.seed)
+    needed = {"subclusters": "clusters", "coreset": "coreset"}.get(options.strategy)
+    if needed and not (run.findings["check"] == needed).any():
+        from .relabel import turned_off
+
+        off = turned_off(run.summary, [needed])
+        if off:  # plan_balance would ask for an audit "with --checks including" it, which this one had
+            raise UsageError(f"--strategy {options.strategy} needs the {needed} check's findings, and in the audit "
+                             f"in {run.path} {off}; plan with --strategy classes")
     plan = plan_balance(frame, run.findings, options)
     new = apply_plan(frame, plan)
     result = BalanceResult(plan, new, balance_table(frame, plan))

@@ -137,6 +137,21 @@ def plan_changes(
     return _typed(changes)
 
 
+def turned_off(summary: dict, checks) -> str:
+    """Which of ``checks`` the audit ran but turned off, and why, from its ``summary.json``
+    (``"label_issues was off: out-of-fold probabilities for fewer than two classes ..."``), or ""
+    when each either did not run or ran. A check that is off writes no findings, so only the
+    summary tells "not asked for" from "asked for, nothing to work on" (a dataset of one class)."""
+    reasons = []
+    for check in checks:
+        threshold = (summary.get("checks") or {}).get(check, {})
+        rule = threshold.get("threshold", {}) if isinstance(threshold, dict) else {}
+        rule = rule.get("rule", "") if isinstance(rule, dict) else ""
+        if isinstance(rule, str) and rule.startswith("off"):
+            reasons.append(f"{check} was {rule}")
+    return "; ".join(reasons)
+
+
 def apply_changes(frame: pd.DataFrame, changes: pd.DataFrame, *, hold_out_review: bool = False) -> pd.DataFrame:
     """The new manifest: ``drop`` rows removed, ``relabel`` rows with their new label.
 
@@ -303,6 +318,14 @@ def relabel(
         keep={"the review being imported (--import-review)": import_review}, own=out_dir,
     )
     frame = manifest.frame
+    if auto:
+        from ..detectors.registry import checks_with_tag
+
+        off = turned_off(run.summary, checks_with_tag("label_evidence"))
+        label_checks = run.findings["check"].isin(checks_with_tag("label_evidence"))
+        if off and not run.findings.loc[label_checks, "suggested_label"].notna().any():
+            # plan_changes would ask for an audit "with the label_issues check", which this one had.
+            raise UsageError(f"--auto needs label suggestions, and the audit in {run.path} made none: {off}")
     changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)
     classes = list(run.classes())
     if import_review is not None:
