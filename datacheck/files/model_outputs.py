@@ -131,13 +131,3 @@ def _reason(exc: Exception) -> str:
     """``Type: first line of the message`` of an exception (its type alone if it has no message)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _damaged(path: Path, why: str) -> BadDataError:
-    return BadDataError(f"{path} is damaged ({why}); rerun the audit")
-
-
-def _reason(exc: Exception) -> str:
-    """``Type: first line of the message`` of an exception (its type alone if it has no message)."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
