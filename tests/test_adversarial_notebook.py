@@ -156,3 +156,23 @@ def test_a_saved_result_names_its_run_in_the_findings_and_equals_what_load_reads
     direct = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, out=tmp_path / "direct")
     pd.testing.assert_frame_equal(direct.findings.drop(columns="run_id"), again.findings.drop(columns="run_id"))
     assert set(direct.findings["run_id"]) == {"direct"}
+
+
+# --------------------------------------------------------------------------- a manifest without labels
+
+
+@pytest.mark.parametrize("frame, others", [
+    (pd.DataFrame({"labels": np.arange(90) % 3}), "labels"),     # the keyword's name, not the column's
+    (pd.DataFrame({"label": [None] * 90, "x": 0}), "x"),
+])
+def test_pred_probs_with_a_manifest_without_labels_is_bad_data_not_an_audit_of_nothing(frame, others):
+    """With no label, label_issues and class_imbalance scored 0 samples and the audit passed
+    every gate (fail_on="label_issues>0": exit 0)."""
+    probs, _ = _flipped()
+    with pytest.raises(datacheck.BadDataError, match=rf"^pred_probs needs labels, and the manifest <DataFrame> has "
+                                                     rf"none: no 'label' column, or every row's is empty \(other "
+                                                     rf"columns: {others}\)$"):
+        datacheck.audit(frame, pred_probs=pd.DataFrame(probs, columns=["a", "b", "c"]), fail_on="label_issues>0")
+    # embeddings alone need no labels
+    result = datacheck.audit(frame, embeddings=np.random.default_rng(0).normal(size=(90, 4)), checks="outliers")
+    assert result.summary["checks"]["outliers"]["scored"] == 90

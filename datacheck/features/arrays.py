@@ -174,6 +174,12 @@ def load_array_inputs(source=None, *, pred_probs=None, labels=None, embeddings=N
     n = len(manifest)
     named = {name: _column(name, source) if name in columns else _Named(_OPTION[name]) for name in ARRAY_COLUMNS}
     probs = _probabilities(pred_probs, n, named["pred_probs"]) if pred_probs is not None else None
+    if probs is not None and manifest.frame["label"].isna().all():
+        # Probabilities are read against labels: without one, the label checks scored nothing
+        # and the audit passed every gate (a column named "labels", as the keyword is, was no label).
+        others = [str(c) for c in manifest.frame.columns if c not in ("sample_id", "path", "label", "split")]
+        raise BadDataError(f"{named['pred_probs']} needs labels, and the manifest {manifest.source} has none: no 'label' "
+                           f"column, or every row's is empty (other columns: {', '.join(others[:8]) or 'none'})")
     classes = _classes(class_names, manifest.frame["label"], probs.shape[1] if probs is not None else None)
     classes, ids = label_ids(manifest, classes)
     emb = _embeddings(embeddings, n, named["embeddings"]) if embeddings is not None else None
