@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .engine.train_config import TrainConfig
 from .errors import UsageError
-from .validation import SEED_MAX, check_int_range, check_seed  # noqa: F401  (check_seed: re-exported)
+from .validation import SEED_MAX, check_int_range
 
 if sys.version_info >= (3, 11):
     import tomllib

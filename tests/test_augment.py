@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import datacheck
-from datacheck.actions.augment import DEFAULT_SPEC, augment_image, validate_spec
+from datacheck.actions.transforms import DEFAULT_SPEC, augment_image, validate_spec
 from datacheck.actions.augment_screen import MAX_DRAWS, CopyScreen, audit_cuts, screen_operations, screened_copy
 from datacheck.actions.transforms import RANDAUGMENT_OPS
 from datacheck.errors import UsageError

@@ -28,10 +28,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from ..errors import keyword_errors
-from ..errors import BadDataError, UsageError
+from ..errors import BadDataError, UsageError, keyword_errors
 from .augment_screen import CopyScreen, LastSource, screened_copy
-from .transforms import DEFAULT_SPEC, POLICIES, augment_image, copy_seed, open_source, validate_spec  # noqa: F401
+from .transforms import DEFAULT_SPEC, copy_seed, validate_spec
 
 AUGMENT_MARKER = "augment.json"
 MANIFEST_NAME = "manifest.csv"
@@ -258,7 +257,7 @@ def augment(
         (``--resume``, ``--magnitude``), else this function's keywords (``resume``, ``spec['magnitude']``).
     """
     from ..audit_run import open_run
-    from ..config import check_seed
+    from ..validation import check_seed
     from ..engine.loader import map_batches
     from ..manifest import CONTRACT_COLUMNS, write_manifest
     from ..runs import Sources, check_outputs, write_json

@@ -45,11 +45,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from ..errors import keyword_errors
-from ..config import check_seed
-from ..errors import BadDataError, UsageError
+from ..errors import BadDataError, UsageError, keyword_errors
 from ..files.findings import details_object
 from ..files.plan import ACTIONS, PLAN_FILE, PLAN_MARKER, PlanInfo, write_plan_rows
+from ..validation import check_seed
 
 STRATEGIES = ("subclusters", "classes", "coreset")
 #: Where details come from, for the message when one is damaged.

@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import keyword_errors
-from ..errors import UsageError
+from ..errors import UsageError, keyword_errors
 from ..fusion import CHECK as FUSED_CHECK, LABEL_CHECK, review_ranks
 from ..schema import CHANGES_SCHEMA
 
