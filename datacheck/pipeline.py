@@ -84,6 +84,14 @@ class AuditResult:
     outputs: object = None
     run_info: RunInfo | None = None
 
+    def __repr__(self) -> str:
+        # The dataclass's own repr printed every field: the findings table, the manifest, the
+        # whole config and the timings, 6 KB for 90 samples as a notebook cell's output.
+        checks = self.summary.get("checks", {})
+        flagged = {check: entry.get("flagged") for check, entry in checks.items()}
+        return (f"AuditResult(run_dir={str(self.run_dir) if self.run_dir else None!r}, "
+                f"samples={self.summary.get('samples')}, flagged={flagged}, exit_status={self.exit_status!r})")
+
     def issues(self, check: str | None = None, *, flagged: bool = True) -> pd.DataFrame:
         """Findings rows, worst first within each check (``score`` ascending).
 

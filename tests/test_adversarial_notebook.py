@@ -176,3 +176,18 @@ def test_pred_probs_with_a_manifest_without_labels_is_bad_data_not_an_audit_of_n
     # embeddings alone need no labels
     result = datacheck.audit(frame, embeddings=np.random.default_rng(0).normal(size=(90, 4)), checks="outliers")
     assert result.summary["checks"]["outliers"]["scored"] == 90
+
+
+# --------------------------------------------------------------------------- a notebook cell's output
+
+
+def test_the_result_repr_is_one_line_of_counts_not_every_table(tmp_path):
+    """A cell ending in ``result`` printed the dataclass's repr: the findings table, the
+    manifest, the whole config and the timings (6 KB for 90 samples)."""
+    probs, labels = _flipped()
+    result = datacheck.audit(pred_probs=probs, labels=labels)
+    assert repr(result) == ("AuditResult(run_dir=None, samples=90, flagged={'class_imbalance': 0, 'label_issues': 5}, "
+                            "exit_status=<ExitStatus.OK: 0>)")
+    result.save(tmp_path / "run")
+    assert repr(datacheck.load(tmp_path / "run")) == repr(result)
+    assert repr(result).startswith(f"AuditResult(run_dir={str(tmp_path / 'run')!r}, samples=90,")
