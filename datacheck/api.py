@@ -150,6 +150,10 @@ def audit(
         labels, class_names = _label_ids(labels, class_names, np.shape(pred_probs)[1] if np.ndim(pred_probs) == 2 else None)
     if data is not None and labels is not None:
         raise UsageError("labels go without data: a manifest's labels are its label column")
+    if data is None and pred_probs is None and (labels is not None or embeddings is not None):
+        # as cleanlab's Datalab takes features with labels: say how, not only what is missing
+        raise UsageError("labels or embeddings without pred_probs go with data, a manifest of their rows: "
+                         "audit(pd.DataFrame({'label': labels}), embeddings=embeddings)")
     if data is None and pred_probs is None:
         raise UsageError("audit needs data (a dataset folder, manifest or DataFrame) or pred_probs with labels")
     if data is None and labels is None:

@@ -191,3 +191,22 @@ def test_the_result_repr_is_one_line_of_counts_not_every_table(tmp_path):
     result.save(tmp_path / "run")
     assert repr(datacheck.load(tmp_path / "run")) == repr(result)
     assert repr(result).startswith(f"AuditResult(run_dir={str(tmp_path / 'run')!r}, samples=90,")
+
+
+# --------------------------------------------------------------------------- embeddings with labels, no pred_probs
+
+
+def test_labels_and_embeddings_without_pred_probs_are_told_how_to_go_together():
+    """``audit(labels=y, embeddings=e)`` (as Datalab takes features and labels) said only
+    "audit needs data ... or pred_probs with labels"; the way that works is a manifest frame."""
+    labels = np.array(["a", "b", "c"])[np.arange(90) % 3]
+    embeddings = np.random.default_rng(0).normal(size=(90, 4))
+    embeddings[7] = embeddings[8]
+    hint = (r"^labels or embeddings without pred_probs go with data, a manifest of their rows: "
+            r"audit\(pd.DataFrame\(\{'label': labels\}\), embeddings=embeddings\)$")
+    for given in ({"labels": labels, "embeddings": embeddings}, {"embeddings": embeddings}, {"labels": labels}):
+        with pytest.raises(datacheck.UsageError, match=hint):
+            datacheck.audit(**given)
+    result = datacheck.audit(pd.DataFrame({"label": labels}), embeddings=embeddings)
+    assert result.issues("exact_duplicates")["sample_id"].tolist() == ["8"]
+    assert result.summary["checks"]["class_imbalance"]["scored"] == 90
