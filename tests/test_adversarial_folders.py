@@ -11,6 +11,7 @@ import pandas as pd
 from PIL import Image
 
 from datacheck.manifest import load_manifest
+from datacheck.reporting.summary import format_threshold
 
 from .conftest import assert_one_line_error, invoke, make_image
 
@@ -96,3 +97,26 @@ def test_repairs_of_a_one_class_audit_say_why_its_checks_were_off(tmp_path):
     line = assert_one_line_error(balance, 2, "clusters was off: no embeddings", "--strategy classes")
     assert "--checks including clusters" not in line
     assert invoke("balance", tmp_path / "run", "--out", tmp_path / "plan", "--strategy", "classes", "-q").exit_code == 0
+
+
+def test_a_class_with_val_images_and_none_in_train_is_the_worst_imbalance(tmp_path):
+    # root/val/triangle/ without root/train/triangle/: a model trained on the split never learns
+    # triangles, yet class_imbalance counted train's classes only and flagged nothing.
+    data = tmp_path / "data"
+    seed = 0
+    for split, sizes in (("train", {"circle": 6, "square": 5}), ("val", {"circle": 2, "square": 2, "triangle": 3})):
+        for label, n in sizes.items():
+            for i in range(n):
+                make_image(data / split / label / f"{i}.png", seed)
+                seed += 1
+    result = invoke("audit", data, "--checks", "class_imbalance", "--out", tmp_path / "run", "--json", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    check = json.loads(result.stdout)["checks"]["class_imbalance"]
+    assert (check["flagged"], check["scored"]) == (3, 14)
+    assert check["threshold"]["not_in_train"] == ["triangle"] and check["threshold"]["median_class_size"] == 5.5
+    assert format_threshold(check["threshold"]) == "class size < 2.75 (train); none in train: triangle"
+    findings = pd.read_parquet(tmp_path / "run" / "findings.parquet")
+    flagged = findings[findings["is_issue"]]
+    assert sorted(flagged["sample_id"]) == [f"val/triangle/{i}.png" for i in range(3)]
+    assert (flagged["score"] == 0).all()
+    assert set(findings.loc[~findings["is_issue"], "split"]) == {"train"}

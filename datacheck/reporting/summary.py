@@ -30,7 +30,9 @@ def _format_threshold(threshold: dict) -> str:
     if "min_similarity" in threshold:
         return f"similarity >= {threshold['min_similarity']:g}"
     if "median_class_size" in threshold:
-        return f"class size < {threshold['below']:g} ({threshold['scope']})"
+        missing = threshold.get("not_in_train")
+        missing = f"; none in train: {', '.join(map(str, missing))}" if isinstance(missing, list) and missing else ""
+        return f"class size < {threshold['below']:g} ({threshold['scope']}){missing}"
     stat = threshold.get("statistic", "")
     cuts = []
     if "below" in threshold:
