@@ -210,3 +210,28 @@ def test_labels_and_embeddings_without_pred_probs_are_told_how_to_go_together():
     result = datacheck.audit(pd.DataFrame({"label": labels}), embeddings=embeddings)
     assert result.issues("exact_duplicates")["sample_id"].tolist() == ["8"]
     assert result.summary["checks"]["class_imbalance"]["scored"] == 90
+
+
+# --------------------------------------------------------------------------- a column of vectors
+
+
+def test_a_series_of_vectors_is_rows_as_a_list_of_them_is():
+    """``embeddings=df["embedding"]`` (a column of arrays, as a notebook keeps model outputs
+    beside the data) was refused as "a Series of objects", while ``list(df["embedding"])``
+    passed; a bad row is named, counted from 0 as for any array given in memory."""
+    probs, labels = _flipped(60, wrong=4)
+    embeddings = np.random.default_rng(0).normal(size=(60, 4))
+    embeddings[9] = embeddings[10]
+    frame = pd.DataFrame({"embedding": list(embeddings), "probs": list(probs)}, index=[f"r{i}" for i in range(60)])
+    result = datacheck.audit(pred_probs=frame["probs"], labels=labels, embeddings=frame["embedding"])
+    expected = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings)
+    pd.testing.assert_frame_equal(result.findings, expected.findings)
+    assert result.issues("exact_duplicates")["sample_id"].tolist() in (["9"], ["10"])
+    assert sorted(result.issues("label_issues")["sample_id"]) == ["0", "1", "2", "3"]
+    short = frame["embedding"].copy()
+    short.iloc[3] = np.zeros(3)
+    with pytest.raises(datacheck.BadDataError, match=r"^embeddings: row 3 has 3 values, row 0 has 4$"):
+        datacheck.audit(pred_probs=probs, labels=labels, embeddings=short)
+    short.iloc[3] = None
+    with pytest.raises(datacheck.BadDataError, match=r"^embeddings must hold a list of numbers per row; row 3 holds None$"):
+        datacheck.audit(pred_probs=probs, labels=labels, embeddings=short)

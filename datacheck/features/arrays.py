@@ -427,11 +427,11 @@ def _stack(column: pd.Series, what: _Named) -> np.ndarray:
         if row is None or row.ndim != 1 or np.asarray(value).dtype.kind not in "iufO":  # "b": True is no number
             shown = repr(value)
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            raise BadDataError(f"{what} must hold a list of numbers per row; row {i + 1} holds {shown}")
+            raise BadDataError(f"{what} must hold a list of numbers per row; row {what.row(i)} holds {shown}")
         if len(row) == 0:
-            raise BadDataError(f"{what} holds an empty list in row {i + 1}; every row needs its values")
+            raise BadDataError(f"{what} holds an empty list in row {what.row(i)}; every row needs its values")
         if rows and len(row) != len(rows[0]):
-            raise BadDataError(f"{what}: row {i + 1} has {len(row)} values, row 1 has {len(rows[0])}")
+            raise BadDataError(f"{what}: row {what.row(i)} has {len(row)} values, row {what.row(0)} has {len(rows[0])}")
         rows.append(row)
     return np.stack(rows)
 
@@ -440,6 +440,11 @@ def _load_array(path, option: str) -> np.ndarray:
     """A ``.npy`` file's array, memory-mapped copy-on-write (nothing ever reaches the file),
     or an in-memory array as it is."""
     if not is_path(path):
+        if (isinstance(path, pd.Series) and path.dtype == object and len(path)
+                and isinstance(path.iloc[0], (list, tuple, np.ndarray))):
+            # A column of vectors (df["embedding"], as a notebook keeps them) is rows as a
+            # list of them is: it was refused as "a Series of objects", which list(column) passed.
+            return _stack(path, _Named(option))
         if isinstance(path, (pd.DataFrame, pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
             path = _pandas_numbers(path)
         if isinstance(path, np.ma.MaskedArray) and path.dtype.kind in "iuf" and np.ma.getmaskarray(path).any():
