@@ -116,6 +116,10 @@ def audit(
     check_callable("progress", progress, "progress(stage, done, total)")
     if data is not None and not isinstance(data, (str, os.PathLike, pd.DataFrame)):
         hint = ": pass pd.DataFrame(data)" if isinstance(data, dict) else ""
+        numbers = isinstance(data, (list, tuple)) and len(data) > 0 and not isinstance(data[0], (str, os.PathLike))
+        if hasattr(data, "__array__") or numbers:
+            # audit(probs, labels), as cleanlab's find_label_issues(labels, pred_probs) takes them
+            hint = ": arrays go by keyword, audit(pred_probs=..., labels=..., embeddings=...)"
         raise UsageError(f"data must be a dataset folder, a manifest file or a pandas DataFrame, "
                          f"got a {type(data).__name__}{hint}")
     if isinstance(data, pd.DataFrame):  # before anything reads data["label"], which would be a table

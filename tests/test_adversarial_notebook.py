@@ -235,3 +235,15 @@ def test_a_series_of_vectors_is_rows_as_a_list_of_them_is():
     short.iloc[3] = None
     with pytest.raises(datacheck.BadDataError, match=r"^embeddings must hold a list of numbers per row; row 3 holds None$"):
         datacheck.audit(pred_probs=probs, labels=labels, embeddings=short)
+
+
+def test_arrays_given_as_data_are_told_to_go_by_keyword():
+    """``audit(probs, labels=y)`` (probabilities first, as a cleanlab call takes arrays by
+    position) said what data must be, not where the array goes."""
+    probs, labels = _flipped()
+    hint = r"got a {}: arrays go by keyword, audit\(pred_probs=\.\.\., labels=\.\.\., embeddings=\.\.\.\)$"
+    for given in (probs, probs.tolist(), pd.Series(labels)):
+        with pytest.raises(datacheck.UsageError, match=hint.format(type(given).__name__)):
+            datacheck.audit(given, labels=labels)
+    with pytest.raises(datacheck.UsageError, match=r"got a list$"):  # file names: no such hint
+        datacheck.audit(["a.png"])
