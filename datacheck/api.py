@@ -125,8 +125,10 @@ def audit(
     if isinstance(data, pd.DataFrame):  # before anything reads data["label"], which would be a table
         require_flat_columns(data, "data")
     # columns named 0..K-1 (pandas' default) name nothing; range(1, 4) or [10, 20, 30] name classes
+    named_by = "class_names"  # what a message names the classes by
     if isinstance(pred_probs, pd.DataFrame) and not pred_probs.columns.equals(pd.RangeIndex(pred_probs.shape[1])):
         class_names = _column_classes(pred_probs, class_names)
+        named_by = "the pred_probs DataFrame's column names"
     for name, value in (("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings)):
         if isinstance(value, (list, tuple)):  # ragged nested lists: numpy's ValueError names no argument
             try:
@@ -151,7 +153,8 @@ def audit(
     # pandas arrays too: a Categorical or a StringArray of names is no numeric array
     if (isinstance(labels, (list, tuple, pd.Series, pd.Index, pd.api.extensions.ExtensionArray, np.ndarray))
             and not _is_numeric(labels)):
-        labels, class_names = _label_ids(labels, class_names, np.shape(pred_probs)[1] if np.ndim(pred_probs) == 2 else None)
+        labels, class_names = _label_ids(labels, class_names, np.shape(pred_probs)[1] if np.ndim(pred_probs) == 2 else None,
+                                         named_by)
     if data is not None and labels is not None:
         raise UsageError("labels go without data: a manifest's labels are its label column")
     if data is None and pred_probs is None and (labels is not None or embeddings is not None):
@@ -253,11 +256,12 @@ def _column_classes(pred_probs: pd.DataFrame, class_names) -> list:
 _WHOLE = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
-def _label_ids(labels, class_names, columns: int | None) -> tuple[np.ndarray, list | None]:
+def _label_ids(labels, class_names, columns: int | None, named_by: str = "class_names") -> tuple[np.ndarray, list | None]:
     """Text labels as ids into ``class_names``; without them, whole numbers (``"0"``..``"K-1"``,
     as a CSV gives them) are column numbers (sorted as text, ``"10"`` would come before ``"2"``),
     other labels name the ``columns`` columns in sorted order. Class names None: the ids are
-    column numbers, checked against ``pred_probs`` as numeric labels are.
+    column numbers, checked against ``pred_probs`` as numeric labels are. ``named_by`` is where the
+    class names came from, as a message names it (a DataFrame's columns: no ``class_names`` was given).
     """
     names = pd.Series(np.asarray(labels, dtype=object))
     if names.isna().any():
@@ -268,11 +272,12 @@ def _label_ids(labels, class_names, columns: int | None) -> tuple[np.ndarray, li
     classes = [str(c) for c in class_names] if class_names is not None else sorted(names.unique())
     twice = pd.Series(classes)[pd.Series(classes).duplicated()]
     if len(twice):
-        raise UsageError(f"class_names lists {twice.iloc[0]!r} twice; each column needs its own class name")
+        listed = "class_names lists" if named_by == "class_names" else "the pred_probs DataFrame has the column"
+        raise UsageError(f"{listed} {twice.iloc[0]!r} twice; each column needs its own class name")
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(names) - set(index))
     if unknown:
-        raise UsageError(f"labels {unknown[:3]} are not among class_names")
+        raise UsageError(f"labels {unknown[:3]} are not among {named_by}")
     if class_names is None and columns is not None and columns != len(classes):
         # sorted distinct labels cannot say which column is which
         raise UsageError(f"labels name {len(classes)} classes but pred_probs has {columns} columns; "

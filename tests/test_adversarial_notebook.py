@@ -247,3 +247,20 @@ def test_arrays_given_as_data_are_told_to_go_by_keyword():
             datacheck.audit(given, labels=labels)
     with pytest.raises(datacheck.UsageError, match=r"got a list$"):  # file names: no such hint
         datacheck.audit(["a.png"])
+
+
+def test_labels_unknown_to_a_pred_probs_dataframe_name_its_columns_not_class_names():
+    """Text labels are matched to a pred_probs DataFrame's column names; one that is none of
+    them, or a column name given twice, was blamed on class_names, which the user never passed."""
+    probs, ids = _flipped()
+    labels = np.array(["cat", "dog", "emu"])[ids]
+    labels[4] = "eum"
+    frame = pd.DataFrame(probs, columns=["cat", "dog", "emu"])
+    with pytest.raises(datacheck.UsageError,
+                       match=r"^labels \['eum'\] are not among the pred_probs DataFrame's column names$"):
+        datacheck.audit(pred_probs=frame, labels=labels)
+    with pytest.raises(datacheck.UsageError, match=r"^labels \['eum'\] are not among class_names$"):
+        datacheck.audit(pred_probs=probs, labels=labels, class_names=["cat", "dog", "emu"])
+    with pytest.raises(datacheck.UsageError, match=r"^the pred_probs DataFrame has the column 'cat' twice; "
+                                                   r"each column needs its own class name$"):
+        datacheck.audit(pred_probs=pd.DataFrame(probs, columns=["cat", "cat", "emu"]), labels=labels)
