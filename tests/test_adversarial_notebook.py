@@ -264,3 +264,21 @@ def test_labels_unknown_to_a_pred_probs_dataframe_name_its_columns_not_class_nam
     with pytest.raises(datacheck.UsageError, match=r"^the pred_probs DataFrame has the column 'cat' twice; "
                                                    r"each column needs its own class name$"):
         datacheck.audit(pred_probs=pd.DataFrame(probs, columns=["cat", "cat", "emu"]), labels=labels)
+
+
+def test_one_probability_per_row_is_told_how_to_give_both_classes():
+    """``predict_proba(X)[:, 1]`` of a binary classifier, the usual scikit-learn habit, got only
+    "must be a 2-D array of shape (N, K)"; its two-column form is audited as cleanlab does."""
+    from cleanlab.filter import find_label_issues
+
+    positive = np.r_[np.full(40, 0.9), np.full(40, 0.1)]
+    labels = np.r_[np.ones(40, int), np.zeros(40, int)]
+    labels[[0, 1, 50]] = 1 - labels[[0, 1, 50]]
+    for given in (positive, positive[:, None]):
+        with pytest.raises(datacheck.BadDataError, match=r"got shape \(80,(?: 1)?\); for one class's probability p "
+                                                         r"of two, pass both: np.column_stack\(\[1 - p, p\]\)$"):
+            datacheck.audit(pred_probs=given, labels=labels)
+    both = np.column_stack([1 - positive, positive])
+    result = datacheck.audit(pred_probs=both, labels=labels, checks="label_issues")
+    assert sorted(result.issues()["sample_id"].astype(int)) == [0, 1, 50]
+    assert find_label_issues(labels, both).sum() == 3

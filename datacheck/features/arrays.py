@@ -271,7 +271,10 @@ def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs")) 
     probs = _load_array(value, str(what))
     _check_real(probs, str(what))
     if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] == 0:
-        raise BadDataError(f"{what} must be a 2-D array of shape (N, K) with K >= 2, got shape {probs.shape}")
+        # one probability per row is a binary classifier's predict_proba(X)[:, 1]: say how to give both
+        binary = "; for one class's probability p of two, pass both: np.column_stack([1 - p, p])" if (
+            probs.ndim == 1 or (probs.ndim == 2 and probs.shape[1] == 1)) and probs.size else ""
+        raise BadDataError(f"{what} must be a 2-D array of shape (N, K) with K >= 2, got shape {probs.shape}{binary}")
     if n is not None and len(probs) != n:
         raise BadDataError(f"{what} has {len(probs)} rows, the manifest {n}: they must be row-aligned")
     # float32 throughout: a 1,000,000 x 100 array is 400 MB, and float64 would double it.
