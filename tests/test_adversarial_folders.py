@@ -120,3 +120,24 @@ def test_a_class_with_val_images_and_none_in_train_is_the_worst_imbalance(tmp_pa
     assert sorted(flagged["sample_id"]) == [f"val/triangle/{i}.png" for i in range(3)]
     assert (flagged["score"] == 0).all()
     assert set(findings.loc[~findings["is_issue"], "split"]) == {"train"}
+
+
+def test_a_file_without_an_image_extension_is_refused_before_a_folder_is_written(tmp_path):
+    # A manifest may list "blobs/ab12" or "x.jfif" (Pillow reads them by content), but the folder
+    # written by relabel --materialize, augment and fix is scanned by extension: the originals
+    # were linked there and then left out ("no images found in fix/steps/2-relabel/dataset").
+    data = tmp_path / "data"
+    names = ["a0.jfif", "a1", "a2.png", "b0", "b1.png", "b2.png"]
+    for i, name in enumerate(names):
+        make_image(data / "blobs" / f"{i}.png", i).rename(data / "blobs" / name)  # PNG bytes by any name
+    manifest = data / "manifest.csv"
+    pd.DataFrame({"path": [f"blobs/{n}" for n in names], "label": list("aaabbb")}).to_csv(manifest, index=False)
+    ran = invoke("audit", manifest, "--out", tmp_path / "run", "-q", "--json", *QUICK)
+    assert ran.exit_code == 0 and json.loads(ran.stdout)["samples"] == 6
+    for args in (["relabel", tmp_path / "run", "--drop", "--out", tmp_path / "rel", "--materialize", tmp_path / "mat"],
+                 ["balance", tmp_path / "run", "--strategy", "classes", "--out", tmp_path / "plan", "-q"],
+                 ["augment", tmp_path / "plan", "--out", tmp_path / "aug", "--workers", "0"]):
+        result = invoke(*args)
+        if args[0] != "balance":
+            assert_one_line_error(result, 3, "cannot write 'blobs/a0.jfif' into a folder dataset", ".png")
+    assert not any((tmp_path / name).exists() for name in ("rel", "mat", "aug"))

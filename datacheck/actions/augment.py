@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadDataError, UsageError, keyword_errors
+from ..manifest import IMAGE_EXTENSIONS
 from .augment_screen import CopyScreen, LastSource, screened_copy
 from .transforms import DEFAULT_SPEC, copy_seed, validate_spec
 
@@ -137,6 +138,14 @@ def layout(rows: pd.DataFrame) -> pd.DataFrame:
                 or len(label.encode("utf-8")) > 255):
             raise BadDataError(f"cannot write class {label[:60]!r} as a folder name (hidden, too long or "
                                "with a path separator or NUL); rename the class in the manifest")
+    # A manifest may list files by any name (Pillow reads them by content), but the folder scan
+    # takes images by extension: an original named "ab12" or "x.jfif" would be missing from the
+    # folder when it is audited again (fix's re-audit found "no images").
+    unread = next((p for p in rows["path"] if PurePosixPath(p).suffix.lower() not in IMAGE_EXTENSIONS), None)
+    if unread is not None:
+        raise BadDataError(f"cannot write {unread[:80]!r} into a folder dataset: a folder is scanned for image "
+                           f"extensions ({' '.join(sorted(IMAGE_EXTENSIONS))}), so it would be left out when the "
+                           "folder is audited again; give the file one in the dataset and its manifest")
     taken: set[str] = set()
     out = []
     columns = ["sample_id", "path", "label", "split", "copies"]

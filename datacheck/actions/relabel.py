@@ -339,6 +339,10 @@ def relabel(
     result = RelabelResult(changes, new_frame, change_table(frame, changes, hold_out_review=hold_out_review),
                            notes=_emptied_classes(frame, new_frame))
 
+    if materialize_to is not None and manifest.format != "arrays":
+        from .augment import layout
+
+        layout(new_frame[new_frame["label"].notna()].assign(copies=0))  # a name it refuses: before any file is written
     queue = review_queue(frame, changes, review_ranks(run.findings))
     if export_review is not None:
         result.written["review"] = str(write_review_csv(queue, Path(export_review)))
