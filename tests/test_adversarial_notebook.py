@@ -282,3 +282,25 @@ def test_one_probability_per_row_is_told_how_to_give_both_classes():
     result = datacheck.audit(pred_probs=both, labels=labels, checks="label_issues")
     assert sorted(result.issues()["sample_id"].astype(int)) == [0, 1, 50]
     assert find_label_issues(labels, both).sum() == 3
+
+
+# --------------------------------------------------------------------------- numpy numbers as settings
+
+
+def test_detector_parameters_that_are_numpy_numbers_are_the_numbers_they_hold():
+    """``Outliers(k=np.int64(20))`` (k computed from an array) was refused as "outliers.k must
+    be an integer in [1, 1000], got np.int64(20)", and a float32 z_threshold as no finite
+    number, while the same values in a config dict were taken."""
+    from datacheck.detectors.outliers import Outliers
+
+    probs, labels = _flipped()
+    embeddings = np.random.default_rng(0).normal(size=(90, 4))
+    detector = Outliers(k=np.int64(20), z_threshold=np.float32(2.5))
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[detector])
+    threshold = result.summary["checks"]["outliers"]["threshold"]
+    assert threshold["statistic"] == "mean cosine distance to 20 nearest" and threshold["z_cut"] <= 2.5
+    assert detector.get_params()["k"] == 20 and type(detector.get_params()["k"]) is int
+    with pytest.raises(datacheck.UsageError, match=r"^outliers.k must be an integer in \[1, 1000\], got 0$"):
+        datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers(k=np.int64(0))])
+    with pytest.raises(datacheck.UsageError, match=r"^outliers.k must be an integer in \[1, 1000\], got True$"):
+        datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers(k=np.bool_(True))])

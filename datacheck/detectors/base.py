@@ -210,6 +210,12 @@ class Detector:
 
     def validate_params(self) -> None:
         """Raise :class:`UsageError` for an invalid parameter value (before any work)."""
+        for name, value in self.get_params().items():
+            # A numpy number (k=np.int64(20), computed from an array) is the Python number it
+            # holds, as in a config dict: it was refused as "must be an integer ..., got
+            # np.int64(20)", and a numpy float32 as no finite number.
+            if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+                setattr(self, name, value.item())
         validate_params(self._parameter_constraints, self.get_params(), self.name)
         self._check_params()
 
