@@ -242,6 +242,10 @@ def audit(
             {"embeddings", "knn_graph"} if "embeddings" in arrays else set())
     if instances is not None:  # configured in Python: each must run
         detectors = _runnable(_configured(instances, cfg["detectors"]), available, explicit=True)
+        # run.json's config records the settings given: these detectors and their parameters
+        # (it said the defaults, k = 10 for an Outliers(k=20), and every default check).
+        opts["checks"] = [d.name for d in detectors]
+        cfg["detectors"].update({d.name: d.get_params() for d in detectors})
     else:
         explicit = opts["checks"] != default_config()["audit"]["checks"]
         detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in expand_checks(opts["checks"])]

@@ -304,3 +304,22 @@ def test_detector_parameters_that_are_numpy_numbers_are_the_numbers_they_hold():
         datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers(k=np.int64(0))])
     with pytest.raises(datacheck.UsageError, match=r"^outliers.k must be an integer in \[1, 1000\], got True$"):
         datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks=[Outliers(k=np.bool_(True))])
+
+
+def test_run_json_records_the_configured_detectors_that_ran(tmp_path):
+    """With detector instances as checks, run.json's config said the defaults: outliers k = 10
+    for an ``Outliers(k=20)``, and every default check (aum and image_properties among them)."""
+    import json
+
+    from datacheck.detectors.outliers import Outliers
+
+    probs, labels = _flipped()
+    embeddings = np.random.default_rng(0).normal(size=(90, 4))
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, out=tmp_path / "run",
+                             checks=[Outliers(k=20, z_threshold=2.5), "label_issues"])
+    config = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    assert config["audit"]["checks"] == ["outliers", "label_issues"]
+    assert config["detectors"]["outliers"] == {"k": 20, "z_threshold": 2.5, "min_z": 2.0, "fdr": 0.2}
+    assert result.run_info.config == config
+    assert len(datacheck.load(tmp_path / "run").issues("label_issues")) == 5
+    assert datacheck.report(tmp_path / "run").findings_rows == len(result.findings)
