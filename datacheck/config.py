@@ -158,6 +158,9 @@ def _merge(config: dict, user: dict, origin: str) -> None:
 
 def _typed(name: str, value, default, origin: str):
     """``value`` if it has the default's type (an int is accepted for a float)."""
+    numpy = sys.modules.get("numpy")  # a numpy bool exists only where numpy is imported (not by the CLI)
+    if numpy is not None and isinstance(value, numpy.bool_):
+        value = bool(value)  # a flag computed from an array, as numpy numbers are taken below
     if isinstance(default, bool) or isinstance(value, bool):
         ok = isinstance(value, bool) and isinstance(default, bool)
     elif isinstance(default, float):

@@ -323,3 +323,17 @@ def test_run_json_records_the_configured_detectors_that_ran(tmp_path):
     assert result.run_info.config == config
     assert len(datacheck.load(tmp_path / "run").issues("label_issues")) == 5
     assert datacheck.report(tmp_path / "run").findings_rows == len(result.findings)
+
+
+def test_a_numpy_bool_in_a_config_dict_is_the_flag_it_holds():
+    """``config={"detectors": {"clusters": {"rare_groups": np.any(...)}}}`` was refused as
+    "must be bool, got np.False_", while numpy numbers in the same dict were taken."""
+    probs, labels = _flipped()
+    embeddings = np.random.default_rng(0).normal(size=(90, 4))
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks="clusters",
+                             config={"detectors": {"clusters": {"rare_groups": np.bool_(False), "max_k": np.int64(4)}}})
+    settings = result.run_info.config["detectors"]["clusters"]
+    assert settings["rare_groups"] is False and settings["max_k"] == 4
+    assert "rare_groups" not in result.summary["checks"]["clusters"]["threshold"]
+    with pytest.raises(datacheck.UsageError, match=r"^detectors.clusters.k in the config dict must be int, got True$"):
+        datacheck.audit(pred_probs=probs, labels=labels, config={"detectors": {"clusters": {"k": np.True_}}})
