@@ -124,6 +124,7 @@ def audit(
                          f"got a {type(data).__name__}{hint}")
     if isinstance(data, pd.DataFrame):  # before anything reads data["label"], which would be a table
         require_flat_columns(data, "data")
+    _check_row_order({"data": data, "labels": labels, "pred_probs": pred_probs, "embeddings": embeddings})
     # columns named 0..K-1 (pandas' default) name nothing; range(1, 4) or [10, 20, 30] name classes
     named_by = "class_names"  # what a message names the classes by
     if isinstance(pred_probs, pd.DataFrame) and not pred_probs.columns.equals(pd.RangeIndex(pred_probs.shape[1])):
@@ -231,6 +232,27 @@ def _check_checks(checks, detector_type: type) -> None:
     for item in checks:
         if not isinstance(item, (str, detector_type)):
             raise UsageError(f"checks must be {what}; it holds {type(item).__name__} {item!r:.60}")
+
+
+def _check_row_order(given: dict) -> None:
+    """Refuse pandas inputs whose indexes hold the same labels in different orders.
+
+    Rows are matched by position, as scikit-learn and cleanlab match them; pandas matches by
+    index. A table re-sorted after its probabilities were put beside it (``data.sort_values``,
+    ``pred_probs`` keeping the old order) was audited against the wrong rows without a word.
+    Indexes that are equal, or share no such order (a default range beside ids), are left alone.
+
+    Raises
+    ------
+    BadDataError
+        Naming both arguments and how to align them.
+    """
+    indexed = [(name, value.index) for name, value in given.items() if isinstance(value, (pd.DataFrame, pd.Series))]
+    for (first, reference), (name, index) in zip(indexed, indexed[1:]):
+        if (len(index) == len(reference) and not index.equals(reference) and index.is_unique
+                and reference.is_unique and index.sort_values().equals(reference.sort_values())):
+            raise BadDataError(f"{name} has the index of {first} in another order; rows are matched by position: "
+                               f"align them ({name}.loc[{first}.index]) or pass {name}.to_numpy()")
 
 
 def _is_numeric(values) -> bool:

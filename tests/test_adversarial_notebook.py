@@ -337,3 +337,28 @@ def test_a_numpy_bool_in_a_config_dict_is_the_flag_it_holds():
     assert "rare_groups" not in result.summary["checks"]["clusters"]["threshold"]
     with pytest.raises(datacheck.UsageError, match=r"^detectors.clusters.k in the config dict must be int, got True$"):
         datacheck.audit(pred_probs=probs, labels=labels, config={"detectors": {"clusters": {"k": np.True_}}})
+
+
+# --------------------------------------------------------------------------- pandas indexes
+
+
+def test_pandas_inputs_whose_indexes_hold_the_same_labels_in_another_order_are_refused():
+    """Rows are matched by position: a manifest frame sorted after its probabilities were put
+    beside it (``data.sort_values("label")``) was audited against the wrong rows, 40 of 60
+    labels flagged instead of the 3 wrong ones."""
+    probs, labels = _flipped(60, wrong=3)
+    ids = [f"id{i}" for i in range(60)]
+    frame = pd.DataFrame({"sample_id": ids, "label": labels}, index=ids)
+    table = pd.DataFrame(probs, index=ids)
+    assert len(datacheck.audit(frame, pred_probs=table).issues("label_issues")) == 3
+    resorted = frame.sort_values("label", kind="stable")
+    with pytest.raises(datacheck.BadDataError, match=r"^pred_probs has the index of data in another order; rows are "
+                                                     r"matched by position: align them \(pred_probs.loc\[data.index\]\) "
+                                                     r"or pass pred_probs.to_numpy\(\)$"):
+        datacheck.audit(resorted, pred_probs=table)
+    aligned = datacheck.audit(resorted, pred_probs=table.loc[resorted.index])
+    assert sorted(aligned.issues("label_issues")["sample_id"]) == ["id0", "id1", "id2"]
+    with pytest.raises(datacheck.BadDataError, match=r"^pred_probs has the index of labels in another order"):
+        datacheck.audit(pred_probs=table, labels=pd.Series(labels, index=ids).iloc[::-1])
+    # indexes that share no order are matched by position, as before
+    assert len(datacheck.audit(pred_probs=table, labels=pd.Series(labels)).issues("label_issues")) == 3
