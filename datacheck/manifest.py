@@ -191,10 +191,12 @@ def _scan_folder(root: Path) -> tuple[pd.DataFrame, dict]:
     """List image files under ``root/<class>/`` or ``root/<split>/<class>/``."""
     top_dirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     split_dirs = [d for d in top_dirs if d.lower() in SPLIT_ALIASES]
-    if split_dirs and len(split_dirs) != len(top_dirs) and not any(_subdirs(root / d) for d in split_dirs):
+    if (split_dirs and len(split_dirs) != len(top_dirs) and not any(_subdirs(root / d) for d in split_dirs)
+            and all(_holds_images(root / d) for d in top_dirs)):
         # Classes named like splits (Pascal VOC's "train") beside other classes: a split folder
         # holds class folders, and these hold none. The flat outputs of relabel --materialize,
-        # augment and fix are laid out so too, and must audit again.
+        # augment and fix are laid out so too, and must audit again. (Beside a folder of no
+        # images, train/*.jpg + annotations/*.json, it is no class layout: still refused.)
         split_dirs = []
     skipped = {"non_image": 0}
     rows = []
@@ -220,6 +222,15 @@ def _scan_folder(root: Path) -> tuple[pd.DataFrame, dict]:
 
 def _subdirs(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether any file at or below ``folder`` (hidden ones aside) has an image extension."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS for n in filenames):
+            return True
+    return False
 
 
 def _count_loose_files(folder: Path, skipped: dict) -> None:

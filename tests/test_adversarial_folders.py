@@ -51,6 +51,13 @@ def test_split_folders_beside_another_folder_are_still_a_mixed_layout(tmp_path):
     make_image(data / "extras" / "1.png", 1)
     result = invoke("audit", data, "--out", tmp_path / "run", *QUICK)
     assert result.exit_code == 3 and "mixed folder layout" in result.stderr
+    # Nor is train/*.png beside a folder of annotations a class "train" (a detection dataset).
+    flat = tmp_path / "detection"
+    make_image(flat / "train" / "0.png", 2)
+    (flat / "annotations").mkdir()
+    (flat / "annotations" / "0.json").write_text("{}")
+    result = invoke("audit", flat, "--out", tmp_path / "run2", *QUICK)
+    assert result.exit_code == 3 and "mixed folder layout" in result.stderr
 
 
 def test_portable_anymap_images_are_read_as_torchvision_reads_them(tmp_path):
