@@ -192,11 +192,11 @@ def _scan_folder(root: Path) -> tuple[pd.DataFrame, dict]:
     top_dirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     split_dirs = [d for d in top_dirs if d.lower() in SPLIT_ALIASES]
     if (split_dirs and len(split_dirs) != len(top_dirs) and not any(_subdirs(root / d) for d in split_dirs)
-            and all(_holds_images(root / d) for d in top_dirs)):
+            and any(_holds_images(root / d) for d in top_dirs if d not in split_dirs)):
         # Classes named like splits (Pascal VOC's "train") beside other classes: a split folder
         # holds class folders, and these hold none. The flat outputs of relabel --materialize,
-        # augment and fix are laid out so too, and must audit again. (Beside a folder of no
-        # images, train/*.jpg + annotations/*.json, it is no class layout: still refused.)
+        # augment and fix are laid out so too, and must audit again. (Beside folders of no
+        # images only, train/*.jpg + annotations/*.json, it is no class layout: still refused.)
         split_dirs = []
     skipped = {"non_image": 0}
     rows = []

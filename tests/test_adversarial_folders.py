@@ -26,6 +26,7 @@ def test_a_class_named_like_a_split_beside_other_classes_is_a_class(tmp_path):
     for label, seed in (("train", 0), ("bus", 10), ("Test", 20)):
         for i in range(3):
             make_image(data / label / f"{i}.png", seed + i)
+    (data / "sofa").mkdir()  # an empty class folder beside them changes nothing
     manifest = load_manifest(data)
     assert manifest.frame["label"].value_counts().to_dict() == {"Test": 3, "bus": 3, "train": 3}
     assert manifest.frame["split"].isna().all()
