@@ -362,3 +362,48 @@ def test_pandas_inputs_whose_indexes_hold_the_same_labels_in_another_order_are_r
         datacheck.audit(pred_probs=table, labels=pd.Series(labels, index=ids).iloc[::-1])
     # indexes that share no order are matched by position, as before
     assert len(datacheck.audit(pred_probs=table, labels=pd.Series(labels)).issues("label_issues")) == 3
+
+
+# --------------------------------------------------------------------------- a cell run again
+
+
+_CELL = '''
+import numpy as np
+from datacheck import Detector, register_detector
+from datacheck.detectors.base import partial_findings
+
+@register_detector
+class LongVectors(Detector):
+    name = "long_vectors"
+    requires = frozenset({"embeddings"})
+    checks = ("long_vectors",)
+    _parameter_constraints = {}
+
+    def find(self, ctx):
+        norms = np.linalg.norm(ctx.get("embeddings"), axis=1)
+        return partial_findings(np.arange(len(norms)), self.name, 1 / (1 + norms), norms > CUT, [{}] * len(norms))
+'''
+
+
+def test_a_notebook_cell_that_registers_a_detector_can_run_again(monkeypatch):
+    """Running the cell again (the notebook way to edit a detector) defines a new class of the
+    same module and name: it was "a detector named 'long_vectors' is already registered" until
+    the kernel restarted. The edited class replaces the old one; another module's is refused."""
+    from datacheck.detectors import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    probs, labels = _flipped()
+    embeddings = np.ones((90, 4))
+    embeddings[:7] *= 10
+    cell = {"__name__": "__main__"}
+    flagged = []
+    for cut in (3.0, 30.0):  # the cell edited and run again
+        cell["CUT"] = cut
+        exec(compile(_CELL, "<cell>", "exec"), cell)
+        result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings, checks="long_vectors")
+        flagged.append(result.summary["checks"]["long_vectors"]["flagged"])
+    assert flagged == [7, 0]
+    assert datacheck.list_detectors().count("long_vectors") == 1
+    other = {"__name__": "somewhere_else", "CUT": 1.0}
+    with pytest.raises(ValueError, match="a detector named 'long_vectors' is already registered"):
+        exec(compile(_CELL, "<other>", "exec"), other)

@@ -33,10 +33,15 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
     missing = set(cls.param_names()) - set(cls._parameter_constraints)
     if missing:
         raise TypeError(f"detector {cls.name!r} declares no constraints for parameter(s) {sorted(missing)}")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+    old = _REGISTRY.get(cls.name)
+    # A notebook cell run again defines its class again, a new object of the same module and
+    # name: it replaces the one it redefines (that was "already registered", until a restart).
+    # Another detector of that name (a built-in, another module's) is still refused.
+    redefined = old is not None and (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__)
+    if old is not None and old is not cls and not redefined:
         raise ValueError(f"a detector named {cls.name!r} is already registered")
     # A check belongs to one detector: findings are sorted, gated and reported by check.
-    taken = {c: n for n, other in _REGISTRY.items() if other is not cls for c in other.checks}
+    taken = {c: n for n, other in _REGISTRY.items() if n != cls.name for c in other.checks}
     clash = sorted(set(cls.checks) & set(taken))
     if clash:
         raise ValueError(f"check {clash[0]!r} of {cls.name!r} is already produced by {taken[clash[0]]!r}")
