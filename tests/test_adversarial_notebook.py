@@ -407,3 +407,30 @@ def test_a_notebook_cell_that_registers_a_detector_can_run_again(monkeypatch):
     other = {"__name__": "somewhere_else", "CUT": 1.0}
     with pytest.raises(ValueError, match="a detector named 'long_vectors' is already registered"):
         exec(compile(_CELL, "<other>", "exec"), other)
+
+
+_MODEL_CELL = '''
+from datacheck.engine.models import register_model
+
+@register_model("cell_net", input_size=SIDE)
+def cell_net(num_classes, weights):
+    raise NotImplementedError
+'''
+
+
+def test_a_notebook_cell_that_registers_a_model_can_run_again(monkeypatch):
+    """As for detectors: ``register_model`` in a cell run again was "a model named 'cell_net'
+    is already registered"; the redefined factory (and its input size) replaces the old one."""
+    from datacheck.engine import models
+
+    monkeypatch.setattr(models, "_MODELS", dict(models._MODELS))
+    monkeypatch.setattr(models, "_INPUT_SIZES", dict(models._INPUT_SIZES))
+    cell = {"__name__": "__main__"}
+    for side in (64, 96):
+        cell["SIDE"] = side
+        exec(compile(_MODEL_CELL, "<cell>", "exec"), cell)
+    assert models._MODELS["cell_net"] is cell["cell_net"] and models._INPUT_SIZES["cell_net"] == 96
+    with pytest.raises(ValueError, match="a model named 'cell_net' is already registered"):
+        exec(compile(_MODEL_CELL, "<other>", "exec"), {"__name__": "somewhere_else", "SIDE": 32})
+    with pytest.raises(ValueError, match="a model named 'convnet-small' is already registered"):
+        models.register_model("convnet-small")(cell["cell_net"])

@@ -73,7 +73,12 @@ def register_model(name: str, input_size: int | None = None):
     square side its network takes (None: the config's image size)."""
 
     def decorator(factory):
-        if name in _MODELS:
+        old = _MODELS.get(name)
+        # A notebook cell run again defines its factory again (same module and name): it
+        # replaces the one it redefines, as register_detector's classes do; another is refused.
+        where = [(getattr(f, "__module__", None), getattr(f, "__qualname__", None)) for f in (factory, old)]
+        redefined = old is not None and where[0][1] is not None and where[0] == where[1]
+        if old is not None and old is not factory and not redefined:
             raise ValueError(f"a model named {name!r} is already registered")
         _MODELS[name] = factory
         _INPUT_SIZES[name] = input_size
