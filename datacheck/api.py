@@ -249,8 +249,9 @@ def _check_row_order(given: dict) -> None:
     """
     indexed = [(name, value.index) for name, value in given.items() if isinstance(value, (pd.DataFrame, pd.Series))]
     for (first, reference), (name, index) in zip(indexed, indexed[1:]):
+        # by membership, not sorting: labels of mixed types ("a", 1) do not sort
         if (len(index) == len(reference) and not index.equals(reference) and index.is_unique
-                and reference.is_unique and index.sort_values().equals(reference.sort_values())):
+                and reference.is_unique and reference.isin(index).all()):
             raise BadDataError(f"{name} has the index of {first} in another order; rows are matched by position: "
                                f"align them ({name}.loc[{first}.index]) or pass {name}.to_numpy()")
 

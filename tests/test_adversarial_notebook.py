@@ -362,6 +362,10 @@ def test_pandas_inputs_whose_indexes_hold_the_same_labels_in_another_order_are_r
         datacheck.audit(pred_probs=table, labels=pd.Series(labels, index=ids).iloc[::-1])
     # indexes that share no order are matched by position, as before
     assert len(datacheck.audit(pred_probs=table, labels=pd.Series(labels)).issues("label_issues")) == 3
+    # labels of mixed types, which do not sort (a TypeError from the first version of this check)
+    mixed = ["a", *range(1, 60)]
+    with pytest.raises(datacheck.BadDataError, match=r"^pred_probs has the index of labels in another order"):
+        datacheck.audit(pred_probs=pd.DataFrame(probs, index=mixed[::-1]), labels=pd.Series(labels, index=mixed))
 
 
 # --------------------------------------------------------------------------- a cell run again
