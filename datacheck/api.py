@@ -117,7 +117,9 @@ def audit(
     if data is not None and not isinstance(data, (str, os.PathLike, pd.DataFrame)):
         hint = ": pass pd.DataFrame(data)" if isinstance(data, dict) else ""
         numbers = isinstance(data, (list, tuple)) and len(data) > 0 and not isinstance(data[0], (str, os.PathLike))
-        if hasattr(data, "__array__") or numbers:
+        if hasattr(data, "to_pandas") and (hasattr(data, "column_names") or hasattr(data, "columns")):
+            hint = ": pass data.to_pandas()"  # a table of another library (pyarrow, polars) is a manifest
+        elif hasattr(data, "__array__") or numbers:
             # audit(probs, labels), as cleanlab's find_label_issues(labels, pred_probs) takes them
             hint = ": arrays go by keyword, audit(pred_probs=..., labels=..., embeddings=...)"
         raise UsageError(f"data must be a dataset folder, a manifest file or a pandas DataFrame, "

@@ -247,6 +247,10 @@ def test_arrays_given_as_data_are_told_to_go_by_keyword():
             datacheck.audit(given, labels=labels)
     with pytest.raises(datacheck.UsageError, match=r"got a list$"):  # file names: no such hint
         datacheck.audit(["a.png"])
+    import pyarrow as pa  # a table of another library is a manifest, not an array
+
+    with pytest.raises(datacheck.UsageError, match=r"got a Table: pass data.to_pandas\(\)$"):
+        datacheck.audit(pa.table({"label": labels}), pred_probs=probs)
 
 
 def test_labels_unknown_to_a_pred_probs_dataframe_name_its_columns_not_class_names():
