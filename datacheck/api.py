@@ -71,7 +71,8 @@ def audit(
         a DataFrame's column names are the class names.
     embeddings : array-like of shape (N, D), optional
         Embeddings of the same samples (enable ``outliers``, ``clusters`` and, with a manifest,
-        the duplicate checks), or a ``.npy`` path (memory-mapped).
+        the duplicate checks), or a ``.npy`` path (memory-mapped); a pandas Series of vectors
+        (``df["embedding"]``) is its rows, as for ``pred_probs``.
     class_names : sequence of str or path-like, optional
         The K class names of the ``pred_probs`` columns, in order (a text file: one per line).
         Without them, whole-number labels are column numbers and other labels are sorted.
