@@ -149,3 +149,25 @@ def test_a_file_without_an_image_extension_is_refused_before_a_folder_is_written
         if args[0] != "balance":
             assert_one_line_error(result, 3, "cannot write 'blobs/a0.jfif' into a folder dataset", ".png")
     assert not any((tmp_path / name).exists() for name in ("rel", "mat", "aug"))
+
+
+def test_fix_names_the_classes_its_relabel_step_left_without_rows(tmp_path):
+    # Class "zz" holds two exact copies of "aa" images: relabel --drop keeps the aa copies, so
+    # zz is gone from the result. datacheck relabel says so in a note; fix said nothing (notes
+    # [] in summary.json, no note line) and wrote a dataset without the class.
+    data = tmp_path / "data"
+    for label, seed in (("aa", 0), ("bb", 100)):
+        for i in range(8):
+            make_image(data / label / f"{i}.png", seed + i)
+    (data / "zz").mkdir()
+    for i in range(2):
+        (data / "zz" / f"copy{i}.png").write_bytes((data / "aa" / f"{i}.png").read_bytes())
+    config = tmp_path / "fast.toml"
+    config.write_text("[train]\nepochs = 2\n")
+    result = invoke("fix", data, "--out", tmp_path / "fixed", "--budget", "20", "--config", config,
+                    "--workers", "0", "--no-boost", "-q")
+    assert result.exit_code == 0, result.output
+    note = "class zz left without training rows: relabel moved or dropped every one"
+    assert f"datacheck: note: {note}" in result.stderr
+    summary = json.loads((tmp_path / "fixed" / "summary.json").read_text())
+    assert summary["notes"] == [note] and summary["classes"]["zz"]["after"] == 0

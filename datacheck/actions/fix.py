@@ -680,6 +680,9 @@ class _Context:
         return {"counts": action_counts(result.changes),
                 "drop_reasons": {str(k): int(v) for k, v in drops["reason"].value_counts().sort_index().items()},
                 "review_queue": queued, "auto": note is None, "note": note,
+                # relabel's own notes (classes it left without training rows, e.g. every sample
+                # of a 2-image class dropped as an outlier): the result lacks those classes
+                "notes": list(result.notes),
                 "dataset": (folder / DATASET_DIR).relative_to(self.out).as_posix()}
 
     @staticmethod
@@ -1072,7 +1075,8 @@ def _summary(ctx: _Context, runner: _Steps) -> tuple[dict, pd.DataFrame]:
     summary["final_gates"] = final.get("gates", [])
     # "note": the balance record of a fix begun before it could hold more than one
     balance_notes = rec["balance"].get("notes", [rec["balance"].get("note")])
-    summary["notes"] = [n for n in (rec.get("relabel", {}).get("note"), *balance_notes) if n]
+    relabel_rec = rec.get("relabel", {})
+    summary["notes"] = [n for n in (relabel_rec.get("note"), *relabel_rec.get("notes", []), *balance_notes) if n]
     short = opts["budget"] - n_rows
     if short > 0:  # the copies reserved for boosting had too few candidates (unreadable, or screened out)
         made, reserved = summary["changes"]["actions"].get("boost", 0), balance["boost"]["copies"]
