@@ -69,6 +69,31 @@ def test_outliers_rank_off_class_images_high(sample_audit, truth):
     assert abs(len(clean) - sample_audit.summary["checks"]["outliers"]["threshold"]["expected_false_positives"]) <= 3
 
 
+def test_outliers_measure_each_class_against_its_own_spread():
+    """Ten Gaussian classes, one of them about 3x more spread in cosine terms (its centre near
+    the origin), and 100 planted outliers of random labels. Against one global scale every
+    member of the diffuse class stood out (2,161 flagged, 2,061 of them its clean members);
+    against each class's own median and spread, 120 are flagged, 92 of them planted."""
+    import datacheck
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((10, 64)) * 3
+    centres[0] *= 0.1
+    labels = rng.integers(0, 10, 20_000)
+    x = centres[labels] + rng.standard_normal((20_000, 64))
+    planted = rng.choice(20_000, 100, replace=False)
+    x[planted] = rng.standard_normal((100, 64)) * 6
+    probs = np.full((20_000, 10), 0.01)
+    probs[np.arange(20_000), labels] = 0.91
+    result = datacheck.audit(pd.DataFrame({"label": labels}), pred_probs=probs, embeddings=x.astype(np.float32),
+                             checks=["outliers"])
+    found = result.issues("outliers")["sample_id"].astype(int).to_numpy()
+    threshold = result.summary["checks"]["outliers"]["threshold"]
+    assert threshold["classes_standardised"] == 10
+    assert np.isin(planted, found).sum() >= 90
+    assert len(found) <= 130 and (labels[found] == 0).sum() <= 20
+
+
 def test_training_is_deterministic(tmp_path):
     """Same input + seed -> identical findings, training again from scratch (no cache); 2
     folds of 4 epochs instead of 5 of 20 run the same code."""
