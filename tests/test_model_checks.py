@@ -73,7 +73,8 @@ def test_outliers_measure_each_class_against_its_own_spread():
     """Ten Gaussian classes, one of them about 3x more spread in cosine terms (its centre near
     the origin), and 100 planted outliers of random labels. Against one global scale every
     member of the diffuse class stood out (2,161 flagged, 2,061 of them its clean members);
-    against each class's own median and spread, 120 are flagged, 92 of them planted."""
+    that class, whose median distance lies far from the data's, is measured against its own
+    median and spread: 95 are flagged, 92 of them planted."""
     import datacheck
 
     rng = np.random.default_rng(0)
@@ -89,9 +90,9 @@ def test_outliers_measure_each_class_against_its_own_spread():
                              checks=["outliers"])
     found = result.issues("outliers")["sample_id"].astype(int).to_numpy()
     threshold = result.summary["checks"]["outliers"]["threshold"]
-    assert threshold["classes_standardised"] == 10
+    assert "0" in threshold["classes_on_their_own"]  # and "3", whose median lies 1.1 SD out
     assert np.isin(planted, found).sum() >= 90
-    assert len(found) <= 130 and (labels[found] == 0).sum() <= 20
+    assert len(found) <= 110 and (labels[found] == 0).sum() <= 10
 
 
 def test_training_is_deterministic(tmp_path):

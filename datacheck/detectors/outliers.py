@@ -11,22 +11,28 @@ from ..validation import Interval
 from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
-#: Classes with at least this many scored samples have their own median and spread of the
+#: Classes with at least this many scored samples can have their own median and spread of the
 #: distance; smaller ones (a MAD from a handful is noise) are measured against the whole data's.
 MIN_CLASS_SAMPLES = 50
+#: A class whose median distance lies further than this many of the whole data's robust
+#: standard deviations from the data's median is measured on its own: against the data's
+#: scale, its members would stand out as a class, not one by one.
+CLASS_SHIFT = 1.0
 
 
 @register_detector
 class Outliers(Detector):
     """Flag samples whose mean cosine distance to their ``k`` nearest neighbours is unusually large.
 
-    The distance is compared on a log scale with the distribution of the sample's class (robust
-    z-score, median/MAD), as the image-property checks are; samples without a label, and those
-    of classes with fewer than :data:`MIN_CLASS_SAMPLES` scored samples, with the whole
-    dataset's. Classes differ in spread: against one global scale, every member of a diffuse
-    class stood out (a mixture of 10 Gaussian classes, one of them about 3x more spread in
-    cosine terms: 2,061 of its 2,000-odd clean members flagged, AP of 100 planted outliers 0.35;
-    within classes: 120 flagged, 92 of them planted, AP 0.93). The cut adapts to the data: it
+    The distance is compared on a log scale with the dataset's own distribution (robust
+    z-score, median/MAD), as the image-property checks are. A class of at least
+    :data:`MIN_CLASS_SAMPLES` scored samples whose median distance lies more than
+    :data:`CLASS_SHIFT` robust standard deviations from the data's is measured against its own
+    median and MAD instead: classes differ in spread, and against the data's scale every member
+    of a diffuse class stood out (a mixture of 10 Gaussian classes, one of them about 3x more
+    spread in cosine terms: 2,061 of its clean members flagged; on its own: 95 flagged in all,
+    92 of them the 100 planted outliers). Classes within that band keep the data's scale,
+    estimated from every sample. The cut adapts to the data: it
     is the lowest z at which the samples beyond it hold at most ``fdr`` expected clean ones
     under the bulk's robust normal fit (Benjamini-Hochberg, :func:`datacheck.robust.tail_cut`),
     between ``min_z`` and ``z_threshold``. ``score < 0.5`` ⇔ flagged.
@@ -64,16 +70,15 @@ class Outliers(Detector):
             return partial_findings([], self.name, [], [], [])
         mean_distance, z, median, scale, cut = self.outlying_in(ctx)
         groups = self._class_groups(ctx, rows)
-        within = len(np.unique(groups[groups >= 0]))
-        if within:  # no one distance cut: each class measured on its own has its own
-            statistic = (f"robust z within its class of the mean cosine distance to {self.k} nearest "
-                         f"({within} classes of >= {MIN_CLASS_SAMPLES})")
-            cuts = {"above": round(cut, 3)}
-        else:
-            statistic = f"mean cosine distance to {self.k} nearest"
-            cuts = {"median": round(float(np.exp(median)), 4), "above": round(float(np.exp(median + cut * scale)), 4)}
+        shifted = self.shifted_classes(np.log(mean_distance + 1e-6), groups, median, scale)
+        labels = ctx.manifest.frame["label"].iloc[rows]
+        own = sorted({str(labels.iloc[int(np.argmax(groups == code))]) for code in shifted})
         self.thresholds_[self.name] = {
-            "statistic": statistic, **cuts, "z_cut": round(cut, 3), "classes_standardised": within,
+            "statistic": f"mean cosine distance to {self.k} nearest",
+            "median": round(float(np.exp(median)), 4),
+            "above": round(float(np.exp(median + cut * scale)), 4),  # the cut but in classes_on_their_own
+            "z_cut": round(cut, 3),
+            "classes_on_their_own": own,
             "cut_rule": f"Benjamini-Hochberg at fdr={self.fdr} on the robust normal null, z cut in [{self.min_z}, "
                     f"{self.z_threshold}]",
             "expected_false_positives": round(expected_beyond(cut, len(z)), 1),
@@ -96,6 +101,15 @@ class Outliers(Detector):
         counts = np.bincount(codes[codes >= 0], minlength=1)
         return np.where((codes >= 0) & (counts[np.maximum(codes, 0)] >= MIN_CLASS_SAMPLES), codes, -1)
 
+    @staticmethod
+    def shifted_classes(log_distance: np.ndarray, groups: np.ndarray | None, median: float, scale: float) -> list:
+        """The class codes of ``groups`` (M,) whose median ``log_distance`` (M,) lies more than
+        :data:`CLASS_SHIFT` ``scale`` from ``median``: those measured on their own."""
+        if groups is None:
+            return []
+        return [code for code in np.unique(groups[groups >= 0])
+                if abs(np.median(log_distance[groups == code]) - median) > CLASS_SHIFT * scale]
+
     def outlying(self, graph, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float, float, float]:
         """This check's statistic over the graph's samples (more than ``k`` of them): the mean
         distance to the ``k`` nearest (M,), its robust z (M,), the whole data's log-median and
@@ -107,9 +121,8 @@ class Outliers(Detector):
         mean_distance = np.minimum(distances, 2.0).mean(axis=1)
         log_distance = np.log(mean_distance + 1e-6)
         z, median, scale = robust_z(log_distance, 0.1)
-        if groups is not None:
-            for code in np.unique(groups[groups >= 0]):
-                members = groups == code
-                z[members] = robust_z(log_distance[members], 0.1)[0]
+        for code in self.shifted_classes(log_distance, groups, median, scale):
+            members = groups == code
+            z[members] = robust_z(log_distance[members], 0.1)[0]
         cut = tail_cut(z, min(self.min_z, self.z_threshold), self.z_threshold, self.fdr) if self.fdr else self.z_threshold
         return mean_distance, z, median, scale, cut
