@@ -114,8 +114,8 @@ class Outliers(Detector):
         """This check's statistic over the graph's samples (more than ``k`` of them): the mean
         distance to the ``k`` nearest (M,), its robust z (M,), the whole data's log-median and
         scale, and the cut on z (flagged: ``z > cut``). ``groups`` (M,): each sample's class
-        code, whose own median and scale make its z; -1 (and every sample, when None): the
-        whole data's."""
+        code (-1: none); the samples of a class that :meth:`shifted_classes` names get their z
+        from their class's median and MAD, every other sample from the whole data's."""
         distances, _ = graph.first(self.k)
         # An approximate graph may miss a neighbour (inf): count it as the farthest possible.
         mean_distance = np.minimum(distances, 2.0).mean(axis=1)
