@@ -170,8 +170,8 @@ class Clusters(Detector):
         rule = Outliers()
         if len(graph.rows) <= rule.k:
             return group
-        _, z, _, _, cut = rule.outlying_in(ctx)  # shared with the outliers check when it runs
-        outlying = z > cut  # (M,), by graph position
+        found = rule.outlying_in(ctx)  # shared with the outliers check when it runs
+        outlying = found.z > found.cut  # (M,), by graph position
         _, neighbours = graph.first(_GROUP_LINKS)
         a = np.repeat(np.arange(len(graph.rows)), _GROUP_LINKS).reshape(neighbours.shape)
         same = (neighbours >= 0) & outlying[:, None]

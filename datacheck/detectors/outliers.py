@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -68,61 +70,60 @@ class Outliers(Detector):
         if len(rows) <= self.k:
             self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
             return partial_findings([], self.name, [], [], [])
-        mean_distance, z, median, scale, cut = self.outlying_in(ctx)
-        groups = self._class_groups(ctx, rows)
-        shifted = self.shifted_classes(np.log(mean_distance + 1e-6), groups, median, scale)
-        labels = ctx.manifest.frame["label"].iloc[rows]
-        own = sorted({str(labels.iloc[int(np.argmax(groups == code))]) for code in shifted})
+        found = self.outlying_in(ctx)
         self.thresholds_[self.name] = {
             "statistic": f"mean cosine distance to {self.k} nearest",
-            "median": round(float(np.exp(median)), 4),
-            "above": round(float(np.exp(median + cut * scale)), 4),  # the cut but in classes_on_their_own
-            "z_cut": round(cut, 3),
-            "classes_on_their_own": own,
+            "median": round(float(np.exp(found.median)), 4),
+            "above": round(float(np.exp(found.median + found.cut * found.scale)), 4),  # but in classes_on_their_own
+            "z_cut": round(found.cut, 3),
+            "classes_on_their_own": found.classes_on_their_own,
             "cut_rule": f"Benjamini-Hochberg at fdr={self.fdr} on the robust normal null, z cut in [{self.min_z}, "
                     f"{self.z_threshold}]",
-            "expected_false_positives": round(expected_beyond(cut, len(z)), 1),
+            "expected_false_positives": round(expected_beyond(found.cut, len(found.z)), 1),
         }
-        details = [{"knn_distance": round(float(d), 4), "z": round(float(zz), 3)} for d, zz in zip(mean_distance, z)]
-        return partial_findings(rows, self.name, threshold_score(z, cut), z > cut, details)
+        details = [{"knn_distance": round(float(d), 4), "z": round(float(zz), 3)}
+                   for d, zz in zip(found.mean_distance, found.z)]
+        return partial_findings(rows, self.name, threshold_score(found.z, found.cut), found.z > found.cut, details)
 
-    def outlying_in(self, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray, float, float, float]:
-        """:meth:`outlying` on the audit's kNN graph, computed once per audit for these
-        parameters (``clusters`` reads it too, for its rare groups)."""
+    def outlying_in(self, ctx: AuditContext) -> Outlying:
+        """:meth:`outlying` on the audit's kNN graph and given labels, computed once per audit
+        for these parameters (``clusters`` reads it too, for its rare groups)."""
         key = ("outlying", self.k, self.z_threshold, self.min_z, self.fdr)
         graph = ctx.get("knn_graph")
-        return ctx.memo(key, lambda: self.outlying(graph, self._class_groups(ctx, graph.rows)))
+        return ctx.memo(key, lambda: self.outlying(graph, ctx.manifest.frame["label"].iloc[graph.rows]))
 
-    @staticmethod
-    def _class_groups(ctx: AuditContext, rows: np.ndarray) -> np.ndarray:
-        """The class of each of the graph's ``rows`` (M,) as a code, -1 where it is measured
-        against the whole data (no label, or a class under :data:`MIN_CLASS_SAMPLES` of them)."""
-        codes = pd.factorize(ctx.manifest.frame["label"].iloc[rows])[0].astype(np.int64)  # -1: no label
-        counts = np.bincount(codes[codes >= 0], minlength=1)
-        return np.where((codes >= 0) & (counts[np.maximum(codes, 0)] >= MIN_CLASS_SAMPLES), codes, -1)
+    def outlying(self, graph, labels: pd.Series | None = None) -> Outlying:
+        """This check's statistic over the graph's samples (more than ``k`` of them).
 
-    @staticmethod
-    def shifted_classes(log_distance: np.ndarray, groups: np.ndarray | None, median: float, scale: float) -> list:
-        """The class codes of ``groups`` (M,) whose median ``log_distance`` (M,) lies more than
-        :data:`CLASS_SHIFT` ``scale`` from ``median``: those measured on their own."""
-        if groups is None:
-            return []
-        return [code for code in np.unique(groups[groups >= 0])
-                if abs(np.median(log_distance[groups == code]) - median) > CLASS_SHIFT * scale]
-
-    def outlying(self, graph, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float, float, float]:
-        """This check's statistic over the graph's samples (more than ``k`` of them): the mean
-        distance to the ``k`` nearest (M,), its robust z (M,), the whole data's log-median and
-        scale, and the cut on z (flagged: ``z > cut``). ``groups`` (M,): each sample's class
-        code (-1: none); the samples of a class that :meth:`shifted_classes` names get their z
-        from their class's median and MAD, every other sample from the whole data's."""
+        ``labels`` (M,), the given label of each (NaN: none): a class of at least
+        :data:`MIN_CLASS_SAMPLES` of them whose median log distance lies more than
+        :data:`CLASS_SHIFT` of the data's robust standard deviations from the data's median
+        gets its z from its own median and MAD; every other sample from the whole data's.
+        """
         distances, _ = graph.first(self.k)
         # An approximate graph may miss a neighbour (inf): count it as the farthest possible.
         mean_distance = np.minimum(distances, 2.0).mean(axis=1)
         log_distance = np.log(mean_distance + 1e-6)
         z, median, scale = robust_z(log_distance, 0.1)
-        for code in self.shifted_classes(log_distance, groups, median, scale):
-            members = groups == code
-            z[members] = robust_z(log_distance[members], 0.1)[0]
+        own = []
+        if labels is not None:
+            codes, names = pd.factorize(labels)  # code -1: no label
+            counts = np.bincount(codes[codes >= 0], minlength=len(names))
+            for code in np.flatnonzero(counts >= MIN_CLASS_SAMPLES):
+                members = codes == code
+                if abs(np.median(log_distance[members]) - median) > CLASS_SHIFT * scale:
+                    z[members] = robust_z(log_distance[members], 0.1)[0]
+                    own.append(str(names[code]))
         cut = tail_cut(z, min(self.min_z, self.z_threshold), self.z_threshold, self.fdr) if self.fdr else self.z_threshold
-        return mean_distance, z, median, scale, cut
+        return Outlying(mean_distance, z, median, scale, cut, sorted(own))
+
+
+class Outlying(NamedTuple):
+    """:meth:`Outliers.outlying`: over the graph's M samples."""
+
+    mean_distance: np.ndarray  # (M,) mean cosine distance to the k nearest
+    z: np.ndarray  # (M,) robust z of its log
+    median: float  # the whole data's log-median
+    scale: float  # and robust standard deviation
+    cut: float  # flagged: z > cut
+    classes_on_their_own: list  # the classes measured against their own median and MAD
