@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .balance import cap_counts, hash_order
+
 
 def fill_counts(sizes: dict, room: int, seed: int, growable=None) -> dict:
     """Sizes per group that add up to ``room``: water-filling up, or down.
@@ -36,8 +38,6 @@ def fill_counts(sizes: dict, room: int, seed: int, growable=None) -> dict:
     -------
     dict of str to int
     """
-    from .balance import cap_counts, hash_order
-
     names = list(sizes)
     have = np.array([int(sizes[n]) for n in names], dtype=np.int64)
     if room <= have.sum():
@@ -65,8 +65,6 @@ def fill_counts(sizes: dict, room: int, seed: int, growable=None) -> dict:
 def proportional_counts(sizes: dict, room: int, seed: int) -> dict:
     """Sizes per group in proportion to the current ones, adding up to ``room`` (largest
     remainder, ties in a seeded order): every group grows or shrinks by the same factor."""
-    from .balance import hash_order
-
     names = list(sizes)
     have = np.array([int(sizes[n]) for n in names], dtype=np.float64)
     exact = have * room / have.sum()

@@ -391,7 +391,7 @@ def fix(
                          "fix keeps as they are, and would leave no training rows; give more than that")
     # Before any training: the balance step's limit, with every training sample still there
     # (the repairs only remove some, so a budget past it now is past it then).
-    _refuse_over_limit(options["budget"], options["budget"] - untouched, len(frame) - untouched, named)
+    _refuse_over_limit(named, options["budget"] - untouched, len(frame) - untouched)
     seed = audit_cfg["audit"]["seed"]
     settings = {"dataset": str(Path(manifest.source).resolve()), "root": str(manifest.root),
                 "budget": options["budget"], "seed": seed, "fix": options, "augment": spec, "audit_config": audit_cfg}
@@ -767,7 +767,7 @@ class _Context:
         if room < 0:
             raise UsageError(f"{self.budget_name} is below the {fixed} rows fix does not balance (val/test rows and "
                              "training rows the sub-cluster check did not score); give at least that")
-        _refuse_over_limit(budget, room, int(training_mask(frame).sum()), self.budget_name)
+        _refuse_over_limit(self.budget_name, room, int(training_mask(frame).sum()))
 
         boost = {"copies": 0, "val_errors": [], "pool": MIN_BOOST_POOL, "rule": "off"}
         if opts["boost"]:
@@ -1091,15 +1091,14 @@ def _train(frame: pd.DataFrame) -> np.ndarray:
     return training_mask(frame)
 
 
-def _refuse_over_limit(budget: int, training_rows: int, n_train: int, named: str | None = None) -> None:
-    """Refuse a ``budget`` that leaves balancing ``training_rows`` rows to fill, past balance's
-    limit for ``n_train`` training samples (:data:`~datacheck.actions.balance.MAX_GROWTH` ×
-    ``n_train``, at least :data:`~datacheck.actions.balance.MIN_PLAN_LIMIT`); ``named``: the
-    budget as the message names it (default ``--budget N``)."""
+def _refuse_over_limit(named: str, training_rows: int, n_train: int) -> None:
+    """Refuse a budget (``named`` as the message names it: ``--budget N`` or ``[fix] budget N
+    of FILE``) that leaves balancing ``training_rows`` rows to fill, past balance's limit for
+    ``n_train`` training samples (:data:`~datacheck.actions.balance.MAX_GROWTH` × ``n_train``,
+    at least :data:`~datacheck.actions.balance.MIN_PLAN_LIMIT`)."""
     from .balance import MAX_GROWTH, MIN_PLAN_LIMIT
 
     limit = max(MAX_GROWTH * n_train, MIN_PLAN_LIMIT)
     if training_rows > limit:
-        raise UsageError(f"{named or f'--budget {budget}'} would make {training_rows:,} training rows, over the limit "
-                         f"of {limit:,} "
+        raise UsageError(f"{named} would make {training_rows:,} training rows, over the limit of {limit:,} "
                          f"({MAX_GROWTH} x the {n_train:,} training samples, and at least {MIN_PLAN_LIMIT:,})")

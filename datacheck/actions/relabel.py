@@ -143,9 +143,9 @@ def turned_off(summary: dict, checks) -> str:
     summary tells "not asked for" from "asked for, nothing to work on" (a dataset of one class)."""
     reasons = []
     for check in checks:
-        threshold = (summary.get("checks") or {}).get(check, {})
-        rule = threshold.get("threshold", {}) if isinstance(threshold, dict) else {}
-        rule = rule.get("rule", "") if isinstance(rule, dict) else ""
+        entry = (summary.get("checks") or {}).get(check, {})
+        threshold = entry.get("threshold", {}) if isinstance(entry, dict) else {}
+        rule = threshold.get("rule", "") if isinstance(threshold, dict) else ""
         if isinstance(rule, str) and rule.startswith("off"):
             reasons.append(f"{check} was {rule}")
     return "; ".join(reasons)
