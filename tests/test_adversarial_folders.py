@@ -4,7 +4,6 @@ modes, sizes far from the rest. Each test pins a bug found by using datacheck on
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
