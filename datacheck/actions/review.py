@@ -1,7 +1,9 @@
 """The human review round-trip: export the queue as CSV or Label Studio tasks, import decisions.
 
 CSV: one row per queued sample; a reviewer fills ``decision`` with ``relabel``, ``drop`` or
-``keep`` (blank: undecided) and, for ``relabel``, ``new_label`` (blank: accept the suggestion).
+``keep`` (blank: undecided) and, for ``relabel``, ``new_label`` (blank: accept the suggestion). Text
+cells a spreadsheet would run as formulas are escaped with a leading ``'`` (CSV injection) and
+read back as they were.
 
 Label Studio: a JSON list of tasks (``data.image`` is a local-files URL relative to the dataset
 root, the suggestion is a pre-annotation under ``predictions``), written with the labeling
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadDataError, UsageError
+from ..reporting.csv import escape_formulas, unescape_formulas
 from ..runs import atomic_write
 
 DECISIONS = ("relabel", "drop", "keep")
@@ -58,7 +61,11 @@ def review_queue(frame: pd.DataFrame, changes: pd.DataFrame, ranks: pd.Series | 
 
 
 def write_review_csv(queue: pd.DataFrame, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: queue.loc[:, REVIEW_COLUMNS].to_csv(tmp, index=False))
+    """Write the review queue as CSV for a spreadsheet: text cells that it would run as a formula
+    (a sample id ``=HYPERLINK(...)``) are escaped with a leading ``'``, which
+    :func:`read_review_table` removes again."""
+    table = escape_formulas(queue.loc[:, REVIEW_COLUMNS])
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
 def write_label_studio(queue: pd.DataFrame, classes: list[str], path: Path, model_version: str) -> tuple[Path, Path]:
@@ -145,7 +152,8 @@ def read_review_table(path: Path) -> pd.DataFrame:
 
     The text is UTF-8 (with or without a byte-order mark), else Windows-1252 (Excel's "CSV"
     on Western-European Windows); the separator is the one of :data:`CSV_SEPARATORS` that
-    makes ``sample_id`` a column of the header (else the one the header holds most of).
+    makes ``sample_id`` a column of the header (else the one the header holds most of). Cells
+    :func:`write_review_csv` escaped are read as they were (a sample id ``'=x`` is ``=x``).
 
     Raises
     ------
@@ -173,9 +181,10 @@ def read_review_table(path: Path) -> pd.DataFrame:
     if sep is None:
         sep = max(CSV_SEPARATORS, key=lambda s: (len(fields[s]), -CSV_SEPARATORS.index(s)))
     try:
-        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+        table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:
         raise BadDataError(f"cannot read review file {path}: {str(exc).strip().splitlines()[0]}") from exc
+    return unescape_formulas(table)
 
 
 def _csv_decisions(path: Path, suggestions: pd.Series) -> pd.DataFrame:

