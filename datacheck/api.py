@@ -65,7 +65,8 @@ def audit(
     labels : array-like of shape (N,), optional
         Given labels, as class ids in ``0..K-1`` (numbers, or whole-number text such as ``"3"``)
         or as class names (strings; a pandas Series, Categorical or Index too), row-aligned with
-        ``pred_probs``; or a ``.npy`` path. Only without ``data``.
+        ``pred_probs``; or a ``.npy`` path. Only without ``data``. Booleans are the classes
+        ``"False"`` and ``"True"`` (the columns 0 and 1 without ``class_names``).
     pred_probs : array-like of shape (N, K), optional
         Out-of-fold predicted probabilities (rows sum to 1), or a ``.npy`` path (memory-mapped);
         a DataFrame's column names are the class names.

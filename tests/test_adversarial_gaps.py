@@ -5,13 +5,17 @@ output folder at once. Array audits and tiny datasets with checks that train no 
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import datacheck
+from datacheck.errors import BadDataError
 from datacheck.reporting.csv import escape_formulas, write_findings_csv
+
+from .conftest import invoke
 
 # --------------------------------------------------------------------------- CSV injection
 
@@ -82,3 +86,61 @@ def test_findings_csv_escapes_text_cells_only(hostile_run, tmp_path):
     findings = datacheck.load(run).findings.head(2).assign(score=[-0.5, 0.25])
     written = pd.read_csv(write_findings_csv(findings, tmp_path / "f.csv"), dtype=str, keep_default_na=False)
     assert written["score"].tolist() == ["-0.5", "0.25"]
+
+
+# --------------------------------------------------------------------------- boolean labels
+
+
+@pytest.fixture(scope="module")
+def binary():
+    """40 samples of a binary target: boolean labels, the first 4 flipped against
+    probabilities (columns False, True) that are confident of the truth."""
+    n = 40
+    truth = (np.arange(n) % 2).astype(bool)
+    labels = truth.copy()
+    labels[:4] = ~labels[:4]
+    probs = np.full((n, 2), 0.05)
+    probs[np.arange(n), truth.astype(int)] = 0.95
+    return labels, probs
+
+
+@pytest.mark.parametrize("kind", ["ndarray", "list", "Series", "boolean", "classes_", "DataFrame columns"])
+def test_boolean_labels_are_the_classes_false_and_true(binary, kind):
+    """As scikit-learn takes a boolean target (classes_ [False, True]) and a manifest's boolean
+    label column is read: the classes "False" and "True", False the first column (before:
+    "labels must hold integer class ids")."""
+    labels, probs = binary
+    given = {"ndarray": {"labels": labels}, "list": {"labels": labels.tolist()},
+             "Series": {"labels": pd.Series(labels)}, "boolean": {"labels": pd.array(labels, dtype="boolean")},
+             "classes_": {"labels": labels, "class_names": np.array([False, True])},
+             "DataFrame columns": {"labels": labels, "pred_probs": pd.DataFrame(probs, columns=[False, True])}}[kind]
+    result = datacheck.audit(**{"pred_probs": probs, **given})
+    issues = result.issues("label_issues")
+    assert sorted(issues["sample_id"]) == ["0", "1", "2", "3"]
+    assert issues.set_index("sample_id")["suggested_label"].sort_index().tolist() == ["False", "True", "False", "True"]
+    assert sorted(result.findings["label"].unique()) == ["False", "True"]
+
+
+def test_boolean_labels_by_name_and_in_a_manifest(binary, tmp_path):
+    labels, probs = binary
+    # class names in another order: matched by name, not as the ids 0 and 1
+    reordered = datacheck.audit(pred_probs=probs[:, ::-1], labels=labels, class_names=["True", "False"])
+    assert sorted(reordered.issues("label_issues")["sample_id"]) == ["0", "1", "2", "3"]
+    in_frame = datacheck.audit(pd.DataFrame({"label": labels}), pred_probs=probs)
+    assert sorted(in_frame.issues("label_issues")["sample_id"]) == ["0", "1", "2", "3"]
+    np.save(tmp_path / "p.npy", probs)
+    np.save(tmp_path / "l.npy", labels)
+    result = invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy", "--out",
+                    tmp_path / "run", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["checks"]["label_issues"]["flagged"] == 4
+
+
+def test_boolean_labels_that_cannot_name_the_columns_say_how(binary):
+    labels, probs = binary
+    three = np.column_stack([probs * 0.5, np.full(len(probs), 0.5)])
+    with pytest.raises(BadDataError, match=r"^labels are booleans, the classes False and True, but pred_probs has 3 "
+                                           r"columns; give class_names, one per column, False and True among them$"):
+        datacheck.audit(pred_probs=three, labels=labels)
+    with pytest.raises(BadDataError, match=r"^labels are booleans, and False is not among the class names \['no', 'yes'\]$"):
+        datacheck.audit(pred_probs=pd.DataFrame(probs, columns=["no", "yes"]), labels=labels)

@@ -10,6 +10,7 @@ without one, sample ids are row numbers and the labels come from ``--labels``.
 Class ids: the columns of ``pred_probs`` are the classes in the order of ``--class-names``;
 without names, labels that are all whole numbers are column numbers (label ``3`` is column
 3), and other labels are sorted, as scikit-learn's ``LabelEncoder`` and cleanlab order them.
+Boolean labels are the classes ``"False"`` and ``"True"`` (in that order without names).
 """
 
 from __future__ import annotations
@@ -203,7 +204,9 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
     classes = _class_names(class_names_path, probs.shape[1]) if class_names_path is not None else None
     if classes is not None and not is_path(class_names_path) and _are_numbers(class_names_path):
         raw = _ids_by_value(raw, class_names_path)
-    # Whole floats (1.0) are accepted as ids; complex, boolean and text arrays are not.
+    if raw.dtype == np.bool_:
+        raw, classes = _boolean_ids(raw, classes, probs.shape[1])
+    # Whole floats (1.0) are accepted as ids; complex and text arrays are not.
     whole = np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw) & (raw == np.round(raw)))
     if not (np.issubdtype(raw.dtype, np.integer) or whole):
         raise BadDataError("--labels must hold integer class ids")
@@ -217,6 +220,32 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
     labels = raw.astype(np.int64)
     embeddings = _embeddings(embeddings_path, len(probs)) if embeddings_path is not None else None
     return ModelOutputs(classes or [str(i) for i in range(probs.shape[1])], labels, probs, embeddings, "files")
+
+
+def _boolean_ids(raw: np.ndarray, classes: list | None, k: int) -> tuple[np.ndarray, list]:
+    """Boolean labels (a binary target) as ids of the classes named ``"False"`` and ``"True"``.
+
+    They are names, as pandas' ``str`` gives them and as a manifest's boolean label column is
+    read, not the ids 0 and 1 of a column each: with ``classes`` (the class names) they are
+    matched by name; without, ``False`` is column 0 and ``True`` column 1, the order of
+    scikit-learn's ``classes_`` for a boolean target (they were refused as "not integer class ids").
+
+    Raises
+    ------
+    BadDataError
+        Without class names, ``pred_probs`` has other than 2 columns; with them, a label the
+        names do not list.
+    """
+    if classes is None and k != 2:
+        raise BadDataError(f"--labels are booleans, the classes False and True, but --pred-probs has {k} columns; "
+                           "give --class-names, one per column, False and True among them")
+    names = classes if classes is not None else ["False", "True"]
+    index = {name: i for i, name in enumerate(names)}
+    used = [name for name, present in (("False", not raw.all()), ("True", raw.any())) if present]
+    unknown = [name for name in used if name not in index]
+    if unknown:
+        raise BadDataError(f"--labels are booleans, and {unknown[0]} is not among the class names {names[:10]}")
+    return np.where(raw, index.get("True", -1), index.get("False", -1)).astype(np.int64), names
 
 
 def _are_numbers(names) -> bool:
