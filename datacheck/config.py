@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .engine.train_config import TrainConfig
 from .errors import UsageError
-from .validation import SEED_MAX, check_int_range
+from .validation import SEED_MAX, check_int_range, validate_params
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -154,6 +154,15 @@ def _merge(config: dict, user: dict, origin: str) -> None:
                 known = ", ".join(config["detectors"][name]) or "none"
                 raise UsageError(f"unknown parameter detectors.{name}.{key} in {origin}; known: {known}")
             config["detectors"][name][key] = _typed(f"detectors.{name}.{key}", value, config["detectors"][name][key], origin)
+        # Each given value's own bounds too, whichever detectors this audit selects: an
+        # out-of-range [detectors.non_iid] n_permutations passed while non_iid was not selected
+        # (its type was checked, its range not), and the same file failed only in the run that
+        # selected it. Rules across parameters and files a value names (cuts_from) are left to
+        # create_detector, for the detectors that run.
+        from .detectors.registry import get_detector_class
+
+        validate_params(get_detector_class(name)._parameter_constraints,
+                        {key: config["detectors"][name][key] for key in params}, name)
 
 
 def _typed(name: str, value, default, origin: str):
