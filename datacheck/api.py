@@ -94,7 +94,9 @@ def audit(
         or the working directory for a DataFrame).
     seed, fail_on, max_missing, device, workers, model, weights, cache_dir, engine, ray_address
         As the ``datacheck audit`` options of the same names (``--fail-on`` etc.); ``engine="ray"``
-        runs the per-image work on Ray Data (``pip install 'datacheck[ray]'``).
+        runs the per-image work on Ray Data (``pip install 'datacheck[ray]'``). ``model`` and
+        ``weights`` name the model trained on images: with ``pred_probs`` or ``embeddings``
+        nothing is trained, and either is a :class:`UsageError`.
     junit : path-like, optional
         Also write a JUnit XML report.
     progress : callable, optional

@@ -235,6 +235,12 @@ def audit(
     if class_names is not None and not arrays:
         raise UsageError("--class-names goes with --pred-probs or --embeddings")
     images = not arrays
+    # An array audit reads the model's outputs it is given and trains nothing, so a model named
+    # for it (here, not as a config file's default) would be ignored without a word.
+    named = [f"--{name}" for name in ("model", "weights") if options.get(name) is not None]
+    if named and not images:
+        raise UsageError(f"{named[0]} goes with an audit of images, which trains a model; an audit of --pred-probs "
+                         f"or --embeddings trains none: leave {named[0]} out")
     if images:
         available = set(FEATURES)
     else:

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 import datacheck
-from datacheck.errors import BadDataError
+from datacheck.errors import BadDataError, UsageError
 from datacheck.reporting.csv import escape_formulas, write_findings_csv
 
-from .conftest import invoke
+from .conftest import assert_one_line_error, invoke
 
 # --------------------------------------------------------------------------- CSV injection
 
@@ -144,3 +144,39 @@ def test_boolean_labels_that_cannot_name_the_columns_say_how(binary):
         datacheck.audit(pred_probs=three, labels=labels)
     with pytest.raises(BadDataError, match=r"^labels are booleans, and False is not among the class names \['no', 'yes'\]$"):
         datacheck.audit(pred_probs=pd.DataFrame(probs, columns=["no", "yes"]), labels=labels)
+
+
+# --------------------------------------------------------------------------- a model that nothing trains
+
+
+@pytest.mark.parametrize("given", [{"model": "resnet18"}, {"model": "convnet-small"}, {"weights": "w.pt"}])
+def test_a_model_named_for_an_array_audit_is_refused(binary, given):
+    """An audit of pred_probs or embeddings trains nothing: model= was silently ignored."""
+    labels, probs = binary
+    (name,) = given
+    message = (rf"^{name} goes with an audit of images, which trains a model; an audit of pred_probs or embeddings "
+               rf"trains none: leave {name} out$")
+    with pytest.raises(UsageError, match=message):
+        datacheck.audit(pred_probs=probs, labels=labels, **given)
+    with pytest.raises(UsageError, match=message):  # a manifest of the arrays' rows, embeddings alone
+        datacheck.audit(pd.DataFrame({"label": labels}), embeddings=probs, **given)
+
+
+def test_model_on_the_command_line_of_an_array_audit_is_exit_2(binary, tmp_path):
+    labels, probs = binary
+    np.save(tmp_path / "p.npy", probs)
+    np.save(tmp_path / "l.npy", labels.astype(np.int64))
+    result = invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy", "--model",
+                    "efficientnet-lite0", "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, "--model goes with an audit of images", "leave --model out")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_is_still_taken_where_it_can_be_used(binary, tiny_dataset):
+    labels, probs = binary
+    # a config file's model is a project default, not a request for this audit
+    result = datacheck.audit(pred_probs=probs, labels=labels, config={"audit": {"model": "resnet18"}})
+    assert result.summary["checks"]["label_issues"]["flagged"] == 4
+    # an image audit: the model is the one its model checks would train
+    result = datacheck.audit(tiny_dataset, checks=["exact_duplicates"], model="convnet-small", workers=0)
+    assert result.summary["samples"] == 16
