@@ -13,9 +13,10 @@ import pytest
 
 import datacheck
 from datacheck.errors import BadDataError, UsageError
+from datacheck.manifest import load_manifest
 from datacheck.reporting.csv import escape_formulas, write_findings_csv
 
-from .conftest import assert_one_line_error, invoke
+from .conftest import assert_one_line_error, invoke, make_image
 
 # --------------------------------------------------------------------------- CSV injection
 
@@ -180,3 +181,39 @@ def test_a_model_is_still_taken_where_it_can_be_used(binary, tiny_dataset):
     # an image audit: the model is the one its model checks would train
     result = datacheck.audit(tiny_dataset, checks=["exact_duplicates"], model="convnet-small", workers=0)
     assert result.summary["samples"] == 16
+
+
+# --------------------------------------------------------------------------- column names that are numbers
+
+
+def test_columns_named_by_whole_numbers_are_read_by_name(tmp_path):
+    """Reported as "read by position": they are not. pandas names a CSV's columns by its header
+    text, and datacheck reads its own columns by those names wherever they stand: the user's
+    columns "1" and "0" keep their values, and nothing is taken for path or label by place."""
+    for i in range(6):
+        make_image(tmp_path / "imgs" / f"{i}.png", seed=i)
+    (tmp_path / "m.csv").write_text("1,label,0,path\n" + "".join(f"x{i},{'ab'[i % 2]},{10 * i},imgs/{i}.png\n"
+                                                                for i in range(6)))
+    frame = load_manifest(tmp_path / "m.csv").frame
+    assert list(frame.columns) == ["sample_id", "path", "label", "split", "1", "0"]
+    assert frame["path"].tolist() == [f"imgs/{i}.png" for i in range(6)]
+    assert frame["label"].tolist() == list("ababab")
+    assert frame["1"].tolist() == [f"x{i}" for i in range(6)] and frame["0"].tolist() == [0, 10, 20, 30, 40, 50]
+    # a header of numbers alone names no path: said with the columns, not read by position
+    (tmp_path / "numbers.csv").write_text("0,1,2\nimgs/0.png,a,x\n")
+    with pytest.raises(BadDataError, match=r"has no 'path' column \(columns: 0, 1, 2\)$"):
+        load_manifest(tmp_path / "numbers.csv")
+    # and the user's columns come back under their names in what relabel writes
+    run = datacheck.audit(tmp_path / "m.csv", out=tmp_path / "run", checks=["exact_duplicates"], workers=0)
+    datacheck.relabel(run.run_dir, out=tmp_path / "fixed")
+    written = pd.read_csv(tmp_path / "fixed" / "manifest.csv", dtype=str)
+    assert written.columns.tolist()[-2:] == ["1", "0"] and written["0"].tolist() == ["0", "10", "20", "30", "40", "50"]
+
+
+def test_an_array_manifest_with_a_column_named_1_reads_ids_and_labels_by_name(binary, tmp_path):
+    labels, probs = binary
+    rows = "".join(f"s{i},{i * 7},{'yes' if label else 'no'}\n" for i, label in enumerate(labels))
+    (tmp_path / "m.csv").write_text("sample_id,1,label\n" + rows)
+    result = datacheck.audit(tmp_path / "m.csv", pred_probs=probs)
+    assert sorted(result.issues("label_issues")["sample_id"]) == ["s0", "s1", "s2", "s3"]
+    assert sorted(result.findings["label"].unique()) == ["no", "yes"]
