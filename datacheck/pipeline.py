@@ -39,7 +39,7 @@ from .files.summary import SUMMARY_NAME, write_summary
 from .fusion import CHECK as FUSED_CHECK, LABEL_CHECK, fused_checks, issue_scores, label_scores
 from .gates import Gate, parse_gates
 from .manifest import Manifest, load_manifest
-from .runs import RUN_MARKER, RunDir, Sources, check_outputs, write_parquet
+from .runs import RUN_MARKER, RunDir, Sources, check_outputs, folder_lock, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 from .validation import paths_checked
 
@@ -132,14 +132,16 @@ class AuditResult:
         except UsageError as exc:  # RunDir speaks of datacheck audit's --out; here it is save's out
             raise UsageError(as_keywords(str(exc), {"--out": "out"})) from None
         check_outputs(Sources.of(self.manifest), folders={"out": out})
-        run.clear_outputs()
-        info = _saved_manifest(run, self.manifest, self.run_info)
-        # The run's name in the findings too, as an audit with out= writes them: their run_id
-        # column said "memory" while summary.json named the run, and two saved runs' findings
-        # put together could not be told apart. This result then equals datacheck.load(out).
-        findings = self.findings.assign(run_id=run.path.name)
-        summary = {**self.summary, "run_id": run.path.name}
-        write_run(run, AuditResult(run.path, findings, summary, self.exit_status, self.manifest, self.outputs, info))
+        with folder_lock(out, "out"):
+            run.clear_outputs()
+            info = _saved_manifest(run, self.manifest, self.run_info)
+            # The run's name in the findings too, as an audit with out= writes them: their run_id
+            # column said "memory" while summary.json named the run, and two saved runs' findings
+            # put together could not be told apart. This result then equals datacheck.load(out).
+            findings = self.findings.assign(run_id=run.path.name)
+            summary = {**self.summary, "run_id": run.path.name}
+            write_run(run, AuditResult(run.path, findings, summary, self.exit_status, self.manifest, self.outputs,
+                                       info))
         self.run_dir, self.findings, self.summary = run.path, findings, summary
         return run.path
 
@@ -297,110 +299,113 @@ def audit(
     if junit is not None and out is not None and os.path.realpath(junit) == os.path.realpath(out):
         raise UsageError(f"--junit {junit} is the run folder (--out); give the XML file's path")
     run = RunDir(out) if out is not None else None
-    if run is not None:
-        run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report
-    timings["load_manifest"] = round(time.perf_counter() - t0, 3)
-    memory = {"load_manifest": peak_rss_mb()}
-    run_info = _run_info(manifest, cfg, device_spec, command)
-    if not images and all(is_path(p) for p in (source, pred_probs, labels, embeddings, class_names) if p is not None):
-        # read back by later commands (open_run), instead of copying the arrays
-        run_info.inputs = {name: str(Path(path).resolve()) for name, path in (
-            ("manifest", source), ("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings),
-            ("class_names", class_names)) if path is not None}
-    if run is not None:
-        run_info = _saved_manifest(run, manifest, run_info)
-        run_info.write(run.file(RUN_MARKER))  # status "running" until the last write
+    # Held until the run is written: another audit (or report) writing the folder now is refused.
+    with folder_lock(out):
+        if run is not None:
+            run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report
+        timings["load_manifest"] = round(time.perf_counter() - t0, 3)
+        memory = {"load_manifest": peak_rss_mb()}
+        run_info = _run_info(manifest, cfg, device_spec, command)
+        if not images and all(is_path(p) for p in (source, pred_probs, labels, embeddings, class_names)
+                              if p is not None):
+            # read back by later commands (open_run), instead of copying the arrays
+            run_info.inputs = {name: str(Path(path).resolve()) for name, path in (
+                ("manifest", source), ("pred_probs", pred_probs), ("labels", labels), ("embeddings", embeddings),
+                ("class_names", class_names)) if path is not None}
+        if run is not None:
+            run_info = _saved_manifest(run, manifest, run_info)
+            run_info.write(run.file(RUN_MARKER))  # status "running" until the last write
 
-    run_id = run.path.name if run is not None else "memory"
-    ctx = AuditContext(manifest=manifest, run_id=run_id, seed=opts["seed"],
-                       device=device if device is not None else (lambda: resolve_device("auto")),
-                       features=FeatureStore(timings, memory), workers=local_workers)
-    # One graph for the audit, as deep as its most demanding reader (a reader's parameter ``k``).
-    knn_k = max([d.graph_k for d in detectors if "knn_graph" in d.inputs(available)[0] | d.inputs(available)[1]],
-                default=1)
-    if images:
-        _image_features(ctx, manifest, run, train_config, workers, opts, cache_dir, knn_k, progress, timings)
-    else:
-        _array_features(ctx, array_inputs, knn_k)
-    for name in sorted(needs):
-        ctx.get(name)  # compute inputs up front, so detector timings are the detectors' own
-    # Memory-mapped inputs are read again by the stages that need them, not held resident between them.
-    release_inputs = array_inputs.release_pages if not images else (lambda: None)
-    release_inputs()
-
-    parts, thresholds = {}, {}  # check -> its rows as an Arrow table (no Python object per row)
-    for i, detector in enumerate(detectors):
-        if progress:
-            progress(f"check {detector.name}", i, len(detectors))
-        t0 = time.perf_counter()
-        parts.update(_by_check(findings_table(detector.run(ctx))))
+        run_id = run.path.name if run is not None else "memory"
+        ctx = AuditContext(manifest=manifest, run_id=run_id, seed=opts["seed"],
+                           device=device if device is not None else (lambda: resolve_device("auto")),
+                           features=FeatureStore(timings, memory), workers=local_workers)
+        # One graph for the audit, as deep as its most demanding reader (a reader's parameter ``k``).
+        knn_k = max([d.graph_k for d in detectors if "knn_graph" in d.inputs(available)[0] | d.inputs(available)[1]],
+                    default=1)
+        if images:
+            _image_features(ctx, manifest, run, train_config, workers, opts, cache_dir, knn_k, progress, timings)
+        else:
+            _array_features(ctx, array_inputs, knn_k)
+        for name in sorted(needs):
+            ctx.get(name)  # compute inputs up front, so detector timings are the detectors' own
+        # Memory-mapped inputs are read again by the stages that need them, not held resident between them.
+        release_inputs = array_inputs.release_pages if not images else (lambda: None)
         release_inputs()
-        timings[detector.name] = round(time.perf_counter() - t0, 3)
-        memory[detector.name] = peak_rss_mb()
-        thresholds.update(detector.thresholds_)
-    if progress:
-        progress("checks", len(detectors), len(detectors))
-    fused, label_checks = fused_checks(detectors)
-    if len(fused) > 1:  # one ranking to review by (a single check's ranking is its own)
-        # Without the details, which the fused rows replace: a third of the bytes of the findings.
-        tables = [parts[c] for c in fused if c in parts] or [findings_table(empty_findings())]
-        evidence = pa.concat_tables(tables).drop_columns(["details"]).to_pandas()
-        parts[FUSED_CHECK] = findings_table(issue_scores(evidence, fused, label_checks))
-        del evidence, tables
-        thresholds[FUSED_CHECK] = {"rule": "any check flags; ranked by the worst kind (label checks averaged)",
-                                   "checks": fused}
-    label_ran = [c for c in label_checks if c in parts and parts[c].num_rows]
-    if len(label_ran) > 1:  # one label flag from every label check's evidence
-        evidence = pa.concat_tables([parts[c] for c in label_ran]).drop_columns(["details"]).to_pandas()
-        rows, thresholds[LABEL_CHECK] = label_scores(evidence, label_ran)
-        parts[LABEL_CHECK] = findings_table(rows)
-        del evidence, rows
-    # Ordered by check (each part is already sorted by score): the order every reader of
-    # findings.parquet sees, whether or not the run is written. Concatenation copies nothing.
-    table = pa.concat_tables([parts[c] for c in sorted(parts)]) if parts else findings_table(empty_findings())
-    parts.clear()
-    findings = table.to_pandas()
-    memory["findings"] = peak_rss_mb()
-    outputs = ctx.features.get("model_outputs") if ctx.features.computed("model_outputs") else None
 
-    checks = _check_counts(findings, detectors, thresholds)
-    for fused_check in (LABEL_CHECK, FUSED_CHECK):
-        if fused_check in thresholds:
-            checks[fused_check] = _counts(findings, fused_check, fused_check, thresholds)
-    gate_results = [_gate_result(g, findings, checks) for g in gates]
-    status = ExitStatus.GATE_FAILED if any(g["failed"] for g in gate_results) else ExitStatus.OK
-    timings["total"] = round(time.perf_counter() - started, 3)
-    summary = {
-        "run_id": ctx.run_id,
-        "dataset": str(manifest.source),
-        "samples": len(manifest),
-        "splits": {("(none)" if pd.isna(k) else str(k)): int(v)
-                   for k, v in manifest.frame["split"].value_counts(dropna=False).items()},
-        "classes": int(manifest.frame["label"].nunique()),
-        "skipped_files": manifest.skipped,
-        "missing_files": manifest.missing,
-        "checks": checks,
-        "gates": gate_results,
-        "exit_status": int(status),
-        "timings_s": timings,
-        "peak_rss_mb": memory,
-        "findings_schema_version": FINDINGS_SCHEMA_VERSION,
-    }
-    if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)
-        fused = findings[(findings["check"] == FUSED_CHECK) & findings["is_issue"]]
-        summary["review_first"] = fused["sample_id"].head(_REVIEW_SHOWN).tolist()
-    if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
-        summary["knn_graph"] = ctx.features.get("knn_graph").info
-    run_info = replace(run_info, device=ctx.device_resolved or "cpu", status="complete", exit_status=int(status))
-    result = AuditResult(run.path if run is not None else None, findings, summary, status, manifest,
-                         outputs if manifest.format != "arrays" else None, run_info)
-    if run is not None:
-        write_run(run, result, table)
-    if junit is not None:
-        from .reporting.junit import write_junit
+        parts, thresholds = {}, {}  # check -> its rows as an Arrow table (no Python object per row)
+        for i, detector in enumerate(detectors):
+            if progress:
+                progress(f"check {detector.name}", i, len(detectors))
+            t0 = time.perf_counter()
+            parts.update(_by_check(findings_table(detector.run(ctx))))
+            release_inputs()
+            timings[detector.name] = round(time.perf_counter() - t0, 3)
+            memory[detector.name] = peak_rss_mb()
+            thresholds.update(detector.thresholds_)
+        if progress:
+            progress("checks", len(detectors), len(detectors))
+        fused, label_checks = fused_checks(detectors)
+        if len(fused) > 1:  # one ranking to review by (a single check's ranking is its own)
+            # Without the details, which the fused rows replace: a third of the bytes of the findings.
+            tables = [parts[c] for c in fused if c in parts] or [findings_table(empty_findings())]
+            evidence = pa.concat_tables(tables).drop_columns(["details"]).to_pandas()
+            parts[FUSED_CHECK] = findings_table(issue_scores(evidence, fused, label_checks))
+            del evidence, tables
+            thresholds[FUSED_CHECK] = {"rule": "any check flags; ranked by the worst kind (label checks averaged)",
+                                       "checks": fused}
+        label_ran = [c for c in label_checks if c in parts and parts[c].num_rows]
+        if len(label_ran) > 1:  # one label flag from every label check's evidence
+            evidence = pa.concat_tables([parts[c] for c in label_ran]).drop_columns(["details"]).to_pandas()
+            rows, thresholds[LABEL_CHECK] = label_scores(evidence, label_ran)
+            parts[LABEL_CHECK] = findings_table(rows)
+            del evidence, rows
+        # Ordered by check (each part is already sorted by score): the order every reader of
+        # findings.parquet sees, whether or not the run is written. Concatenation copies nothing.
+        table = pa.concat_tables([parts[c] for c in sorted(parts)]) if parts else findings_table(empty_findings())
+        parts.clear()
+        findings = table.to_pandas()
+        memory["findings"] = peak_rss_mb()
+        outputs = ctx.features.get("model_outputs") if ctx.features.computed("model_outputs") else None
 
-        write_junit(summary, junit)
-    return result
+        checks = _check_counts(findings, detectors, thresholds)
+        for fused_check in (LABEL_CHECK, FUSED_CHECK):
+            if fused_check in thresholds:
+                checks[fused_check] = _counts(findings, fused_check, fused_check, thresholds)
+        gate_results = [_gate_result(g, findings, checks) for g in gates]
+        status = ExitStatus.GATE_FAILED if any(g["failed"] for g in gate_results) else ExitStatus.OK
+        timings["total"] = round(time.perf_counter() - started, 3)
+        summary = {
+            "run_id": ctx.run_id,
+            "dataset": str(manifest.source),
+            "samples": len(manifest),
+            "splits": {("(none)" if pd.isna(k) else str(k)): int(v)
+                       for k, v in manifest.frame["split"].value_counts(dropna=False).items()},
+            "classes": int(manifest.frame["label"].nunique()),
+            "skipped_files": manifest.skipped,
+            "missing_files": manifest.missing,
+            "checks": checks,
+            "gates": gate_results,
+            "exit_status": int(status),
+            "timings_s": timings,
+            "peak_rss_mb": memory,
+            "findings_schema_version": FINDINGS_SCHEMA_VERSION,
+        }
+        if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)
+            fused = findings[(findings["check"] == FUSED_CHECK) & findings["is_issue"]]
+            summary["review_first"] = fused["sample_id"].head(_REVIEW_SHOWN).tolist()
+        if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
+            summary["knn_graph"] = ctx.features.get("knn_graph").info
+        run_info = replace(run_info, device=ctx.device_resolved or "cpu", status="complete", exit_status=int(status))
+        result = AuditResult(run.path if run is not None else None, findings, summary, status, manifest,
+                             outputs if manifest.format != "arrays" else None, run_info)
+        if run is not None:
+            write_run(run, result, table)
+        if junit is not None:
+            from .reporting.junit import write_junit
+
+            write_junit(summary, junit)
+        return result
 
 
 def _by_check(table: pa.Table) -> dict[str, pa.Table]:

@@ -37,6 +37,9 @@ OUTPUT_FILES = {
     "augment.json": ("augment output", ("augment.json", *_MANIFESTS)),
     "fix.json": ("fix output", ("fix.json", "summary.json", *_MANIFESTS)),
 }
+#: The lock file a command holds in the folder it writes (:func:`folder_lock`); while it
+#: writes, the only file of ours that is not an output, so no folder check counts it.
+LOCK_NAME = ".datacheck.lock"
 _UMASK = os.umask(0o22)
 os.umask(_UMASK)
 
@@ -103,8 +106,9 @@ _TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
 
 def remove_temporaries(folder: Path) -> int:
     """Remove the temporary files :func:`atomic_write` left under ``folder`` when its process was
-    killed (SIGKILL, power loss: no ``finally`` ran). Call it only on a folder of ours that no
-    other process is writing (a resumed output). Returns how many were removed."""
+    killed (SIGKILL, power loss: no ``finally`` ran). Call it only on a folder of ours whose lock
+    this process holds (:func:`folder_lock`: no other process is writing it), a resumed output.
+    Returns how many were removed."""
     removed = 0
     for parent, _, names in os.walk(folder):
         for name in names:
@@ -174,7 +178,7 @@ class RunDir:
         if self.path.exists():
             if not self.path.is_dir():
                 raise UsageError(f"--out {self.path} exists and is not a folder")
-            if any(self.path.iterdir()) and not is_marker(self.path / RUN_MARKER):
+            if holds_files(self.path) and not is_marker(self.path / RUN_MARKER):
                 raise UsageError(f"--out {self.path} is a non-empty folder that is not a datacheck run; choose another")
         else:
             refuse_unwritable(self.path, "--out")
@@ -204,10 +208,98 @@ def output_folder(path: str | os.PathLike, marker: str, what: str) -> Path:
     path = Path(path)
     if path.is_symlink() and not path.exists():  # dangling, or a loop: no folder can be made there
         raise UsageError(f"--out {path} is a broken symlink, not a folder; choose another")
-    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not is_marker(path / marker))):
+    if path.exists() and (not path.is_dir() or (holds_files(path) and not is_marker(path / marker))):
         raise UsageError(f"--out {path} exists and is not an empty folder or an earlier {what}; choose another")
     refuse_unwritable(path, "--out")
     return path
+
+
+def holds_files(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but a lock file (:data:`LOCK_NAME`): one left by a
+    command killed before its first output does not make an empty folder someone else's."""
+    return any(entry.name != LOCK_NAME for entry in os.scandir(folder))
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike | None, option: str = "--out"):
+    """Hold the exclusive lock of the output ``folder`` while a command writes it.
+
+    Two commands writing one folder at once (two CI jobs given the same ``--out``) would mix
+    their files, and a resumed command's clean-up (:func:`remove_temporaries`) would delete the
+    other's files in progress: the second is refused instead, before it writes anything. Take
+    it after the command's checks of its outputs, before its first write. The lock is
+    ``fcntl.flock`` on ``folder/.datacheck.lock`` (the folder is made if new), which the system
+    releases when the process ends, however it ends: a killed command leaves no stale lock
+    (its lock file at most, which :func:`holds_files` ignores); a command that finishes removes
+    the file. Where no lock can be taken (no ``fcntl``, as on Windows; a file system without
+    locks; a folder that cannot be written, which the command's writes then report) the folder
+    is written unlocked. ``folder`` None (a command that writes no folder): nothing is locked.
+
+    Raises
+    ------
+    UsageError
+        Another process holds the lock (exit 2), or no folder can be made at ``folder``.
+    """
+    fd = _take_lock(Path(folder), option) if folder is not None else None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            # Removed while still held: a process that opened it meanwhile finds it gone once
+            # it has the lock, and takes the path's new file (see _take_lock).
+            with contextlib.suppress(OSError):
+                os.unlink(Path(folder) / LOCK_NAME)
+            os.close(fd)
+
+
+def _take_lock(folder: Path, option: str) -> int | None:
+    """The descriptor of ``folder``'s lock file, locked; None where locks cannot be taken."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = _blocked_by(folder / LOCK_NAME) or exc.strerror or str(exc)
+        raise UsageError(f"{option} {folder} cannot be written: {reason}") from None
+    path = folder / LOCK_NAME
+    while True:
+        try:
+            # O_NONBLOCK: a pipe of that name must not hang the command
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise UsageError(f"{option} {folder} is being written by another datacheck process{holder}; wait for it "
+                             "to finish, or write elsewhere") from None
+        except OSError:  # a file system without locks
+            os.close(fd)
+            return None
+        try:
+            current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except OSError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # the file of a holder that finished since it was opened: not the lock any more
+    with contextlib.suppress(OSError):  # who holds it, for a message of the next one refused
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _lock_holder(fd: int) -> str:
+    """`` (pid N)``: the process that wrote its id into the lock file ``fd``, if it did yet."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return f" (pid {text})" if text.isdecimal() else ""
 
 
 #: Keys of which a datacheck marker file (run.json, plan.json, ...) has at least one.

@@ -4,8 +4,11 @@ output folder at once. Array audits and tiny datasets with checks that train no 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -217,3 +220,66 @@ def test_an_array_manifest_with_a_column_named_1_reads_ids_and_labels_by_name(bi
     result = datacheck.audit(tmp_path / "m.csv", pred_probs=probs)
     assert sorted(result.issues("label_issues")["sample_id"]) == ["s0", "s1", "s2", "s3"]
     assert sorted(result.findings["label"].unique()) == ["no", "yes"]
+
+
+# --------------------------------------------------------------------------- one writer per output folder
+
+
+@contextlib.contextmanager
+def held_elsewhere(*folders):
+    """The output lock of each of ``folders``, held by another Python process through datacheck's
+    own helper (as a command writing them holds it); that process is killed with SIGKILL at
+    the end, as a crashed command would be. Yields its pid."""
+    code = ("import contextlib, sys, time\nfrom datacheck.runs import folder_lock\n"
+            "with contextlib.ExitStack() as locks:\n"
+            "    for folder in sys.argv[1:]:\n        locks.enter_context(folder_lock(folder))\n"
+            "    print('held', flush=True)\n    time.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, *map(str, folders)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_an_audit_into_a_folder_another_process_writes_is_refused(tiny_dataset, tmp_path):
+    """Two audits into one --out at once mixed their files; now the second is exit 2 before it
+    writes anything, and a killed holder leaves no lock behind (the system drops it)."""
+    run = tmp_path / "run"
+    args = ("audit", tiny_dataset, "--out", run, "--checks", "exact_duplicates", "--workers", 0, "-q")
+    with held_elsewhere(run) as pid:
+        assert_one_line_error(invoke(*args), 2, f"--out {run} is being written by another datacheck process "
+                                                f"(pid {pid}); wait for it to finish, or write elsewhere")
+        assert [p.name for p in run.iterdir()] == [".datacheck.lock"]  # nothing of the audit's
+        with pytest.raises(UsageError, match=rf"^out {run} is being written by another datacheck process"):
+            datacheck.audit(tiny_dataset, out=run, checks=["exact_duplicates"], workers=0)
+    assert (run / ".datacheck.lock").exists()  # the killed holder's file, no longer locked
+    assert invoke(*args).exit_code == 0
+    assert sorted(p.name for p in run.iterdir()) == ["artifacts", "findings.parquet", "run.json", "summary.json"]
+
+
+def test_every_command_that_writes_a_folder_takes_its_lock(tiny_dataset, tmp_path):
+    run, plan, made = tmp_path / "run", tmp_path / "plan", tmp_path / "made"
+    assert invoke("audit", tiny_dataset, "--out", run, "--checks", "exact_duplicates,image_properties", "--workers", 0,
+                  "-q").exit_code == 0
+    assert invoke("balance", run, "--strategy", "classes", "--out", plan, "-q").exit_code == 0
+    assert invoke("augment", plan, "--out", made, "--workers", 0, "-q").exit_code == 0
+    # a file an augment in progress is writing, which a resumed one would delete as a killed run's
+    in_progress = made / "train" / "cat" / ".cat0-aug0.png.abcd1234.tmp"
+    in_progress.write_bytes(b"half")
+    outs = {name: tmp_path / name for name in ("relabel", "balance", "fix")}
+    with held_elsewhere(run, made, *outs.values()) as pid:
+        busy = "is being written by another datacheck process"
+        for args, folder in [(("relabel", run, "--out", outs["relabel"]), outs["relabel"]),
+                             (("balance", run, "--strategy", "classes", "--out", outs["balance"]), outs["balance"]),
+                             (("augment", plan, "--out", made, "--resume", "--workers", 0), made),
+                             (("fix", tiny_dataset, "--out", outs["fix"], "--workers", 0), outs["fix"])]:
+            assert_one_line_error(invoke(*args, "-q"), 2, f"--out {folder} {busy} (pid {pid})")
+        assert_one_line_error(invoke("report", run, "-q"), 2, f"the run {run} {busy} (pid {pid})")
+        assert in_progress.read_bytes() == b"half"
+        assert all([p.name for p in folder.iterdir()] == [".datacheck.lock"] for folder in outs.values())
+        assert not (run / "report.html").exists()
+        # a report written elsewhere does not write into the run
+        assert invoke("report", run, "--out", tmp_path / "elsewhere.html", "-q").exit_code == 0
+    assert invoke("report", run, "-q").exit_code == 0 and (run / "report.html").is_file()

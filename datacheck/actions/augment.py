@@ -269,7 +269,7 @@ def augment(
     from ..validation import check_seed
     from ..engine.loader import map_batches
     from ..manifest import CONTRACT_COLUMNS, write_manifest
-    from ..runs import Sources, check_outputs, write_json
+    from ..runs import Sources, check_outputs, folder_lock, remove_temporaries, write_json
     from ..files.plan import PLAN_FILE, PLAN_MARKER, read_plan
     from ..validation import check_callable, check_int_range
 
@@ -337,49 +337,53 @@ def augment(
                                                 boost_budget, boost_pool, workers, progress,
                                                 (before or {}).get("boost_choice"), copy_screen)
 
-    write_json(out / AUGMENT_MARKER, {**settings, "status": "running", **boost_choice})
-    path_of = dict(zip(rows["sample_id"], rows["path"]))
-    counts = {"originals": 0, "linked": 0, "copied": 0, "augmented": 0, "boosted": 0, "written": 0,
-              "skipped_existing": 0, "skipped_unlabeled": unlabeled}
-    for rel, source_id in files.loc[files["copy"] < 0, ["out_path", "source_id"]].itertuples(index=False):
-        counts["originals"] += 1
-        if (out / rel).exists():
-            counts["skipped_existing"] += 1
-        else:
-            counts[link_or_copy(manifest.root / path_of[source_id], out / rel)] += 1
+    with folder_lock(out):  # after every check: a refused augment leaves no folder behind
+        if before is not None:
+            remove_temporaries(out)  # half-written copies of a killed run (a Ctrl-C leaves none)
+        write_json(out / AUGMENT_MARKER, {**settings, "status": "running", **boost_choice})
+        path_of = dict(zip(rows["sample_id"], rows["path"]))
+        counts = {"originals": 0, "linked": 0, "copied": 0, "augmented": 0, "boosted": 0, "written": 0,
+                  "skipped_existing": 0, "skipped_unlabeled": unlabeled}
+        for rel, source_id in files.loc[files["copy"] < 0, ["out_path", "source_id"]].itertuples(index=False):
+            counts["originals"] += 1
+            if (out / rel).exists():
+                counts["skipped_existing"] += 1
+            else:
+                counts[link_or_copy(manifest.root / path_of[source_id], out / rel)] += 1
 
-    made = files[files["copy"] >= 0]
-    jobs = {rel: (str(manifest.root / path_of[s]), copy_seed(seed, s, int(k)),
-                  boost_spec if rel in extra else specs[s], extra.get(rel, {}), earlier)
-            for rel, s, k, earlier in zip(made["out_path"], made["source_id"], made["copy"], _earlier_siblings(made, extra))}
-    result = map_batches(list(jobs), functools.partial(augment_batch, jobs=jobs, out_dir=str(out), screen=copy_screen), workers,
-                         batch_size=16, progress=progress)
-    errors = [e for e in result.get("error", []) if e]
-    if errors:
-        raise BadDataError(f"{len(errors)} source image(s) could not be decoded (first: {errors[0]}); "
-                           "balance with --drop-flagged to leave corrupt files out")
-    transform = dict(zip(result.get("path", []), result.get("transform", [])))
-    counts["augmented"], counts["boosted"] = len(jobs), len(extra)
-    counts["written"] = int(sum(result.get("written", [])))
-    counts["skipped_existing"] += len(jobs) - counts["written"]
+        made = files[files["copy"] >= 0]
+        jobs = {rel: (str(manifest.root / path_of[s]), copy_seed(seed, s, int(k)),
+                      boost_spec if rel in extra else specs[s], extra.get(rel, {}), earlier)
+                for rel, s, k, earlier in zip(made["out_path"], made["source_id"], made["copy"],
+                                              _earlier_siblings(made, extra))}
+        work = functools.partial(augment_batch, jobs=jobs, out_dir=str(out), screen=copy_screen)
+        result = map_batches(list(jobs), work, workers, batch_size=16, progress=progress)
+        errors = [e for e in result.get("error", []) if e]
+        if errors:
+            raise BadDataError(f"{len(errors)} source image(s) could not be decoded (first: {errors[0]}); "
+                               "balance with --drop-flagged to leave corrupt files out")
+        transform = dict(zip(result.get("path", []), result.get("transform", [])))
+        counts["augmented"], counts["boosted"] = len(jobs), len(extra)
+        counts["written"] = int(sum(result.get("written", [])))
+        counts["skipped_existing"] += len(jobs) - counts["written"]
 
-    source = rows.set_index("sample_id")
-    new = pd.DataFrame({
-        "sample_id": files["out_path"].to_numpy(),
-        "path": files["out_path"].to_numpy(),
-        "label": source.loc[files["source_id"], "label"].to_numpy(),
-        "split": source.loc[files["source_id"], "split"].to_numpy(),
-        "source_id": files["source_id"].to_numpy(),
-        "transform": [transform.get(p, "") for p in files["out_path"]],
-    })
-    names = user_columns(frame)
-    user = frame.set_index("sample_id")
-    for column, name in names.items():
-        new[name] = user.loc[files["source_id"], column].to_numpy()
-    renamed = {column: name for column, name in names.items() if column != name}
-    written = {"manifest": str(write_manifest(new, out, out / MANIFEST_NAME)), "folder": str(out)}
-    write_json(out / AUGMENT_MARKER, {**settings, "status": "complete", "counts": counts, "renamed_columns": renamed,
-                                      **boost_choice})
+        source = rows.set_index("sample_id")
+        new = pd.DataFrame({
+            "sample_id": files["out_path"].to_numpy(),
+            "path": files["out_path"].to_numpy(),
+            "label": source.loc[files["source_id"], "label"].to_numpy(),
+            "split": source.loc[files["source_id"], "split"].to_numpy(),
+            "source_id": files["source_id"].to_numpy(),
+            "transform": [transform.get(p, "") for p in files["out_path"]],
+        })
+        names = user_columns(frame)
+        user = frame.set_index("sample_id")
+        for column, name in names.items():
+            new[name] = user.loc[files["source_id"], column].to_numpy()
+        renamed = {column: name for column, name in names.items() if column != name}
+        written = {"manifest": str(write_manifest(new, out, out / MANIFEST_NAME)), "folder": str(out)}
+        write_json(out / AUGMENT_MARKER, {**settings, "status": "complete", "counts": counts,
+                                          "renamed_columns": renamed, **boost_choice})
     return AugmentResult(new, counts, written, renamed)
 
 
@@ -526,10 +530,13 @@ def _run_digest(run) -> str:
 def _check_out(out: Path, resume: bool, settings: dict, plan_spec: dict) -> tuple[Path, dict | None]:
     """Refuse a non-empty ``out`` unless resuming an earlier augment of the same plan and settings
     (``plan_spec``: the plan's augmentation, what a setting not given means). Returns ``out``
-    and the resumed run's marker (None for a new folder)."""
+    and the resumed run's marker (None for a new folder), whose temporary files the caller
+    removes once it holds the folder's lock."""
+    from ..runs import holds_files
+
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or not holds_files(out):
         return out, None
     if not resume:
         raise UsageError(f"--out {out} is not empty; choose another folder, or --resume an interrupted augment")
@@ -537,14 +544,12 @@ def _check_out(out: Path, resume: bool, settings: dict, plan_spec: dict) -> tupl
     if not marker.is_file():
         raise UsageError(f"--resume: {out} is not an augment output (no {AUGMENT_MARKER})")
     from ..files.json_object import read_json
-    from ..runs import remove_temporaries
 
     before = read_json(marker)
     if _in_effect({k: before.get(k) for k in settings}, plan_spec) != _in_effect(settings, plan_spec):
         key, was, now = _first_setting_that_differs(before, settings, plan_spec)
         raise UsageError(f"--resume: {out} was made with other settings ({key} {was}, now {now}); rerun with the "
                          "same ones to continue it, or use a new folder")
-    remove_temporaries(out)  # half-written copies of a killed run (a Ctrl-C leaves none)
     return out, before
 
 

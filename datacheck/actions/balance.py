@@ -603,7 +603,7 @@ def balance(
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
-    from ..runs import Sources, check_outputs, output_folder
+    from ..runs import Sources, check_outputs, folder_lock, output_folder
 
     if options is None:
         options = BalanceOptions(strategy=strategy, target=target, budget=budget, drop_flagged=drop_flagged,
@@ -664,15 +664,16 @@ def balance(
     # then leaves a folder the same command takes again (without plan.json it was refused as
     # not a plan), and never this plan.json beside another plan's rows (augment says the
     # rows are missing instead).
-    for name in (PLAN_FILE, f"manifest{suffix}"):
-        (out / name).unlink(missing_ok=True)
-    PlanInfo(run=str(run.path.resolve()), manifest_fingerprint=manifest.fingerprint, seed=options.seed,
-             transform=options.transform, dataset=str(manifest.source.resolve()), dataset_root=str(manifest.root),
-             manifest_format=manifest.format,
-             options={"strategy": options.strategy, "target": options.target, "budget": options.budget,
-                      "drop_flagged": options.drop_flagged, "max_total": options.max_total},
-             counts=counts).write(out / PLAN_MARKER)
-    result.written["plan"] = str(write_plan_rows(out / PLAN_FILE, plan))
-    result.written["manifest"] = str(write_manifest(new, manifest.root, out / f"manifest{suffix}"))
-    result.written["plan_json"] = str(out / PLAN_MARKER)
+    with folder_lock(out):
+        for name in (PLAN_FILE, f"manifest{suffix}"):
+            (out / name).unlink(missing_ok=True)
+        PlanInfo(run=str(run.path.resolve()), manifest_fingerprint=manifest.fingerprint, seed=options.seed,
+                 transform=options.transform, dataset=str(manifest.source.resolve()), dataset_root=str(manifest.root),
+                 manifest_format=manifest.format,
+                 options={"strategy": options.strategy, "target": options.target, "budget": options.budget,
+                          "drop_flagged": options.drop_flagged, "max_total": options.max_total},
+                 counts=counts).write(out / PLAN_MARKER)
+        result.written["plan"] = str(write_plan_rows(out / PLAN_FILE, plan))
+        result.written["manifest"] = str(write_manifest(new, manifest.root, out / f"manifest{suffix}"))
+        result.written["plan_json"] = str(out / PLAN_MARKER)
     return result

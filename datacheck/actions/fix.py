@@ -344,7 +344,7 @@ def fix(
     from ..engine.loader import default_workers
     from ..features.arrays import array_columns
     from ..manifest import load_manifest
-    from ..runs import RUN_FILES, Sources, output_folder, write_json
+    from ..runs import RUN_FILES, Sources, folder_lock, output_folder, remove_temporaries, write_json
     from ..validation import check_callable
 
     flags = {"relabel": relabel, "balance": balance, "augment": augment, "boost": boost}
@@ -396,7 +396,8 @@ def fix(
     settings = {"dataset": str(Path(manifest.source).resolve()), "root": str(manifest.root),
                 "budget": options["budget"], "seed": seed, "fix": options, "augment": spec, "audit_config": audit_cfg}
     marker = out / FIX_MARKER
-    if marker.is_file():
+    resumed = marker.is_file()
+    if resumed:
         _check_resume(marker, manifest, settings, out)
     from ..config import render_toml
     from ..runs import atomic_write
@@ -405,40 +406,44 @@ def fix(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a place where no folder can be made (/proc/...); broken links are refused above
         raise UsageError(f"--out {out} cannot be made a folder: {exc.strerror or exc}") from exc
-    write_json(marker, {"datacheck_version": __version__, "manifest_fingerprint": manifest.fingerprint,
-                        "status": "running", **settings})
-    text = render_toml(audit_cfg)
-    atomic_write(out / AUDIT_CONFIG, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    final_text = render_toml(_final_audit_config(audit_cfg, options["final_model_checks"]))
-    atomic_write(out / FINAL_AUDIT_CONFIG, lambda tmp: tmp.write_text(final_text, encoding="utf-8"))
+    with folder_lock(out):
+        if resumed:
+            remove_temporaries(out)  # half-written files of a killed run (a Ctrl-C leaves none)
+        write_json(marker, {"datacheck_version": __version__, "manifest_fingerprint": manifest.fingerprint,
+                            "status": "running", **settings})
+        text = render_toml(audit_cfg)
+        atomic_write(out / AUDIT_CONFIG, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        final_text = render_toml(_final_audit_config(audit_cfg, options["final_model_checks"]))
+        atomic_write(out / FINAL_AUDIT_CONFIG, lambda tmp: tmp.write_text(final_text, encoding="utf-8"))
 
-    ctx = _Context(out=out, source=Path(dataset), root=root, manifest=manifest, options=options, spec=spec, seed=seed,
-                   workers=default_workers() if workers is None else workers, audit_workers=workers, progress=progress,
-                   command=command or ["python-api"], budget_name=named)
-    runner = _Steps(out, progress)
+        ctx = _Context(out=out, source=Path(dataset), root=root, manifest=manifest, options=options, spec=spec,
+                       seed=seed, workers=default_workers() if workers is None else workers, audit_workers=workers,
+                       progress=progress, command=command or ["python-api"], budget_name=named)
+        runner = _Steps(out, progress)
 
-    def audited(name: str) -> Callable[[], bool]:  # an audit step's run files all there
-        return lambda: all((ctx.step(name) / file).is_file() for file in RUN_FILES)
+        def audited(name: str) -> Callable[[], bool]:  # an audit step's run files all there
+            return lambda: all((ctx.step(name) / file).is_file() for file in RUN_FILES)
 
-    runner.run("audit", True, ctx.audit_source, intact=audited("audit"))
-    runner.run("relabel", options["relabel"], ctx.relabel)
-    runner.run("reaudit", options["relabel"], ctx.reaudit, intact=audited("reaudit"))
-    runner.run("balance", True, ctx.balance)
-    runner.run("augment", True, ctx.augment)
-    queued = options["relabel"] and (ctx.step("relabel") / REVIEW_NAME).is_file()  # copied out by the output step
-    runner.run("output", True, ctx.output, intact=lambda: _result_intact(out, queued, ctx.step("output") / STEP_MARKER))
-    runner.run("final_audit", True, ctx.final_audit, intact=audited("final_audit"))
+        runner.run("audit", True, ctx.audit_source, intact=audited("audit"))
+        runner.run("relabel", options["relabel"], ctx.relabel)
+        runner.run("reaudit", options["relabel"], ctx.reaudit, intact=audited("reaudit"))
+        runner.run("balance", True, ctx.balance)
+        runner.run("augment", True, ctx.augment)
+        queued = options["relabel"] and (ctx.step("relabel") / REVIEW_NAME).is_file()  # copied out by the output step
+        runner.run("output", True, ctx.output,
+                   intact=lambda: _result_intact(out, queued, ctx.step("output") / STEP_MARKER))
+        runner.run("final_audit", True, ctx.final_audit, intact=audited("final_audit"))
 
-    summary, table = _summary(ctx, runner)
-    write_json(out / SUMMARY_NAME, summary)
-    write_json(marker, {"datacheck_version": __version__, "manifest_fingerprint": manifest.fingerprint,
-                        "status": "complete", **settings})
-    result_manifest = pd.read_csv(out / MANIFEST_NAME, dtype=str, keep_default_na=False, na_values=[""])
-    result_manifest["transform"] = result_manifest["transform"].fillna("")
-    written = {"dataset": str(out / DATASET_DIR), "manifest": str(out / MANIFEST_NAME),
-               "summary": str(out / SUMMARY_NAME), "final_audit": str(out / summary["outputs"]["final_audit"])}
-    if (out / REVIEW_NAME).exists():
-        written["review"] = str(out / REVIEW_NAME)
+        summary, table = _summary(ctx, runner)
+        write_json(out / SUMMARY_NAME, summary)
+        write_json(marker, {"datacheck_version": __version__, "manifest_fingerprint": manifest.fingerprint,
+                            "status": "complete", **settings})
+        result_manifest = pd.read_csv(out / MANIFEST_NAME, dtype=str, keep_default_na=False, na_values=[""])
+        result_manifest["transform"] = result_manifest["transform"].fillna("")
+        written = {"dataset": str(out / DATASET_DIR), "manifest": str(out / MANIFEST_NAME),
+                   "summary": str(out / SUMMARY_NAME), "final_audit": str(out / summary["outputs"]["final_audit"])}
+        if (out / REVIEW_NAME).exists():
+            written["review"] = str(out / REVIEW_NAME)
     return FixResult(out, result_manifest, summary, dict(runner.status), table, written)
 
 
@@ -485,9 +490,9 @@ def _final_audit_config(audit_cfg: dict, model_checks: bool) -> dict:
 
 def _check_resume(marker: Path, manifest, settings: dict, out: Path) -> None:
     """Refuse to continue a fix of another dataset or other settings (exit 2), or of another
-    version of the same dataset (exit 3)."""
+    version of the same dataset (exit 3). The caller removes a killed run's temporary files
+    once it holds the folder's lock."""
     from ..files.json_object import read_json
-    from ..runs import remove_temporaries
 
     before = read_json(marker)
     # Another dataset is a choice of --out, not a change in the data: asked to fix B into
@@ -509,7 +514,6 @@ def _check_resume(marker: Path, manifest, settings: dict, out: Path) -> None:
         key, was, is_ = differ
         raise UsageError(f"{out} is a fix made with other settings ({key} {_shown(was)}, now {_shown(is_)}); rerun "
                          "with the same ones to continue it, or choose a new --out")
-    remove_temporaries(out)  # half-written files of a killed run (a Ctrl-C leaves none)
 
 
 #: A setting an earlier fix did not record.

@@ -291,7 +291,7 @@ def relabel(
     """
     from ..audit_run import open_run
     from ..manifest import write_manifest
-    from ..runs import Sources, check_outputs, output_folder, write_json, write_parquet
+    from ..runs import Sources, check_outputs, folder_lock, output_folder, write_json, write_parquet
     from ..schema import changes_table
     from .materialize import check_target, materialize
     from .review import label_config_path, read_decisions, review_queue, write_label_studio, write_review_csv
@@ -344,33 +344,36 @@ def relabel(
 
         layout(new_frame[new_frame["label"].notna()].assign(copies=0))  # a name it refuses: before any file is written
     queue = review_queue(frame, changes, review_ranks(run.findings))
-    if export_review is not None:
-        result.written["review"] = str(write_review_csv(queue, Path(export_review)))
-    if export_label_studio is not None:
-        tasks, config = write_label_studio(queue, classes, Path(export_label_studio), f"datacheck {run.path.name}")
-        result.written["label_studio"], result.written["label_studio_config"] = str(tasks), str(config)
-    if out_dir is not None:
-        # The marker first, and an earlier output's files gone before it: Ctrl-C between two
-        # files then leaves a folder the same command takes again (without its marker, the
-        # folder was refused as not ours), and never this marker beside another run's files.
-        for name in own[:-1]:
-            (out_dir / name).unlink(missing_ok=True)
-        write_json(out_dir / RELABEL_MARKER, {
-            "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()), "dataset_root": str(manifest.root),
-            "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
-            "min_confidence": float(min_confidence), "hold_out_review": hold_out_review,
-            "import_review": str(import_review) if import_review else None,
-            "counts": action_counts(changes), "notes": result.notes,
-        })
-        arrays = run.info.manifest_format == "arrays"  # an arrays audit carries its paths (if any); none were read
-        result.written["manifest"] = str(write_manifest(new_frame, None if arrays else manifest.root,
-                                                        out_dir / f"manifest{suffix}"))
-        result.written["changes"] = str(write_parquet(out_dir / "changes.parquet", changes_table(changes)))
-        result.written["relabel"] = str(out_dir / RELABEL_MARKER)
-    if materialize_to is not None:
-        if manifest.format == "arrays":
-            raise UsageError("--materialize needs image files; this run was audited from --pred-probs arrays")
-        materialize(new_frame, manifest.root, materialize_to)
-        result.written["materialized"] = str(materialize_to)
+    with folder_lock(out_dir):  # None: no --out folder to lock (exports are single files)
+        if export_review is not None:
+            result.written["review"] = str(write_review_csv(queue, Path(export_review)))
+        if export_label_studio is not None:
+            tasks, config = write_label_studio(queue, classes, Path(export_label_studio), f"datacheck {run.path.name}")
+            result.written["label_studio"], result.written["label_studio_config"] = str(tasks), str(config)
+        if out_dir is not None:
+            # The marker first, and an earlier output's files gone before it: Ctrl-C between two
+            # files then leaves a folder the same command takes again (without its marker, the
+            # folder was refused as not ours), and never this marker beside another run's files.
+            for name in own[:-1]:
+                (out_dir / name).unlink(missing_ok=True)
+            write_json(out_dir / RELABEL_MARKER, {
+                "run": str(run.path.resolve()), "dataset": str(manifest.source.resolve()),
+                "dataset_root": str(manifest.root),
+                "manifest_fingerprint": manifest.fingerprint, "auto": auto, "drop": drop,
+                "min_confidence": float(min_confidence), "hold_out_review": hold_out_review,
+                "import_review": str(import_review) if import_review else None,
+                "counts": action_counts(changes), "notes": result.notes,
+            })
+            # an arrays audit carries its paths (if any); none were read
+            arrays = run.info.manifest_format == "arrays"
+            result.written["manifest"] = str(write_manifest(new_frame, None if arrays else manifest.root,
+                                                            out_dir / f"manifest{suffix}"))
+            result.written["changes"] = str(write_parquet(out_dir / "changes.parquet", changes_table(changes)))
+            result.written["relabel"] = str(out_dir / RELABEL_MARKER)
+        if materialize_to is not None:
+            if manifest.format == "arrays":
+                raise UsageError("--materialize needs image files; this run was audited from --pred-probs arrays")
+            materialize(new_frame, manifest.root, materialize_to)
+            result.written["materialized"] = str(materialize_to)
     return result
 

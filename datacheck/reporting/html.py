@@ -36,7 +36,7 @@ from ..audit_run import AuditRun, open_run
 from ..files.findings import details_object
 from ..errors import BadDataError, UsageError, keyword_errors
 from ..fusion import CHECK as FUSED_CHECK
-from ..runs import Sources, atomic_write, check_outputs
+from ..runs import Sources, atomic_write, check_outputs, folder_lock
 from .csv import write_findings_csv
 from .summary import format_threshold
 
@@ -152,13 +152,18 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         # A manifest dataset is its manifest and the files it lists: every sample has findings rows.
         sources = dataclasses.replace(sources, files=pd.Series(run.findings["path"].unique(), dtype=object))
     check_outputs(sources, files={"--out": out, "--csv": csv_path}, run=run.path)
-    page, result = render_report(run, max_thumbnails=int(max_thumbnails), gallery_size=int(gallery_size),
-                                 max_table_rows=int(max_table_rows), dataset=dataset)
-    data = page.encode("utf-8")
-    atomic_write(out, lambda tmp: tmp.write_bytes(data))
-    result.html, result.size_bytes = out, len(data)
-    if csv_path is not None:
-        result.csv = write_findings_csv(run.findings, csv_path)
+    # Written into the run (the default): not while an audit rewrites it, which removes the last
+    # report and findings.csv first; nor may an audit start on the run while it is written.
+    into_run = any(os.path.realpath(path.parent) == os.path.realpath(run.path) for path in (out, csv_path)
+                   if path is not None)
+    with folder_lock(run.path if into_run else None, "the run"):
+        page, result = render_report(run, max_thumbnails=int(max_thumbnails), gallery_size=int(gallery_size),
+                                     max_table_rows=int(max_table_rows), dataset=dataset)
+        data = page.encode("utf-8")
+        atomic_write(out, lambda tmp: tmp.write_bytes(data))
+        result.html, result.size_bytes = out, len(data)
+        if csv_path is not None:
+            result.csv = write_findings_csv(run.findings, csv_path)
     return result
 
 
