@@ -63,18 +63,20 @@ def test_outliers_rank_off_class_images_high(sample_audit, truth):
     assert len(found & planted) >= 5
     # Besides the off-class images, mostly other planted anomalies (blank, blurry, distorted
     # images) stand out in embedding space. The cut is data-adaptive (Benjamini-Hochberg at
-    # fdr 0.2): measured 19 flagged, 15 of them planted, 3.5 clean ones expected.
+    # fdr 0.2): measured 19-22 flagged, 1-2 of them clean against 3.6-5.5 expected (the
+    # estimate errs on the safe side here; models trained on 1 or 2 threads differ).
     clean = found - set(truth["sample_id"])
     assert len(clean) <= 0.25 * len(found)
-    assert abs(len(clean) - sample_audit.summary["checks"]["outliers"]["threshold"]["expected_false_positives"]) <= 3
+    assert len(clean) <= sample_audit.summary["checks"]["outliers"]["threshold"]["expected_false_positives"] + 3
 
 
 def test_outliers_measure_each_class_against_its_own_spread():
     """Ten Gaussian classes, one of them about 3x more spread in cosine terms (its centre near
-    the origin), and 100 planted outliers of random labels. Against one global scale every
-    member of the diffuse class stood out (2,161 flagged, 2,061 of them its clean members);
-    that class, whose median distance lies far from the data's, is measured against its own
-    median and spread: 95 are flagged, 92 of them planted."""
+    the origin), and 100 planted outliers of random labels. Against the data's median and scale
+    every member of the diffuse class stood out (2,161 flagged, 2,061 of them its clean
+    members); about each class's own median: 120 flagged, 92 of them planted, none of the
+    diffuse class, and the 28 others about the 27 clean ones the cut expects (the far tails
+    of the Gaussian classes)."""
     import datacheck
 
     rng = np.random.default_rng(0)
@@ -90,9 +92,34 @@ def test_outliers_measure_each_class_against_its_own_spread():
                              checks=["outliers"])
     found = result.issues("outliers")["sample_id"].astype(int).to_numpy()
     threshold = result.summary["checks"]["outliers"]["threshold"]
-    assert "0" in threshold["classes_on_their_own"]  # and "3", whose median lies 1.1 SD out
+    above = threshold["above_by_class"]
+    assert above["0"] > 5 * max(v for name, v in above.items() if name != "0")  # measured 0.80 against 0.065-0.092
     assert np.isin(planted, found).sum() >= 90
-    assert len(found) <= 110 and (labels[found] == 0).sum() <= 10
+    clean = len(found) - np.isin(found, planted).sum()
+    assert (labels[found] == 0).sum() <= 5 and abs(clean - threshold["expected_false_positives"]) <= 10
+
+
+def test_outliers_find_junk_filed_under_a_tight_class():
+    """Six Gaussian classes of 400, one a little tighter (0.9 of the others' spread: its
+    median distance lies within one robust SD of the data's, as roman's "i" and "viii" do),
+    and 10 junk samples filed under it, spread 1.8x as wide. Against the data's median, 3
+    stood out; about their class's median, all 10 (13 flagged, about the 3 clean ones the
+    cut expects)."""
+    import datacheck
+
+    rng = np.random.default_rng(1)
+    n, d, classes = 400, 32, 6
+    centres = rng.standard_normal((classes, d)) * 4
+    spread = np.array([0.9] + [1.0] * (classes - 1))
+    labels = np.repeat(np.arange(classes), n)
+    x = centres[labels] + rng.standard_normal((classes * n, d)) * spread[labels, None]
+    junk = centres[0] + rng.standard_normal((10, d)) * 1.8
+    x = np.concatenate([x, junk]).astype(np.float32)
+    labels = np.concatenate([labels, np.zeros(10, int)]).astype(str)
+    result = datacheck.audit(pd.DataFrame({"label": labels}), pred_probs=np.full((len(x), classes), 1 / classes),
+                             embeddings=x, checks=["outliers"])
+    found = result.issues("outliers")["sample_id"].astype(int).to_numpy()
+    assert (found >= classes * n).sum() == 10 and len(found) <= 16
 
 
 def test_training_is_deterministic(tmp_path):
