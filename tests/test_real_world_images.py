@@ -1,4 +1,4 @@
-"""Image folders as teams have them: odd file names, high-bit and transparent images, through the CLI."""
+"""Image folders as teams have them: odd file names, high-bit and transparent images."""
 
 from __future__ import annotations
 
@@ -71,3 +71,57 @@ def test_junit_report_is_well_formed_xml_when_file_names_hold_control_characters
     assert result.exit_code == 1  # the quick config's corrupt>0 gate
     failure = ET.parse(junit).find(".//testcase[@name='corrupt']/failure")
     assert "train/cat/scan\\x0c\\x1b.jpg" in failure.text
+
+
+def _icon(path, mode: str):
+    """A black disc on a transparent 32x32 background whose hidden colour is black (as most
+    tools store it): RGBA, LA (grey with alpha) or P with a transparent palette entry."""
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[:32, :32]
+    disc = (yy - 16) ** 2 + (xx - 16) ** 2 < 64  # radius 8: about a fifth of the pixels
+    alpha = np.where(disc, 255, 0).astype(np.uint8)
+    black = np.zeros((32, 32), np.uint8)
+    if mode == "P":
+        image = Image.fromarray(np.where(disc, 1, 0).astype(np.uint8), "P")
+        image.putpalette([0, 0, 0, 0, 0, 0])
+        image.info["transparency"] = 0
+        image.save(path, transparency=0)
+    else:
+        bands = [black, alpha] if mode == "LA" else [black, black, black, alpha]
+        Image.fromarray(np.stack(bands, axis=2), mode).save(path)
+    return disc.mean()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_images_are_measured_and_shown_on_white(tmp_path, mode):
+    """An icon on a transparent background is what viewers show, a dark disc on white: its
+    statistics, thumbnail and model input see that, not the black stored under the
+    transparent pixels (a black square, flagged dark)."""
+    import numpy as np
+    from PIL import Image
+
+    from datacheck.engine.image_stats import analyze_image
+    from datacheck.engine.loader import model_input
+
+    ink = _icon(tmp_path / "icon.png", mode)
+    stats = analyze_image(str(tmp_path / "icon.png"))
+    assert stats["error"] == "" and stats["brightness_high"] == 255
+    assert abs(stats["brightness_mean"] - 255 * (1 - ink)) < 3  # measured: white but for the disc
+    thumb = np.frombuffer(stats["thumbnail"], np.uint8)
+    assert thumb.max() == 255 and thumb.mean() > 150
+    with Image.open(tmp_path / "icon.png") as image:
+        pixels = model_input(image, 32)
+    assert pixels.shape == (3, 32, 32) and pixels[:, 0, 0].tolist() == [255, 255, 255] and pixels[:, 16, 16].max() == 0
+
+
+def test_a_transparent_icon_among_photos_is_not_dark(tiny_dataset, tmp_path):
+    _icon(tiny_dataset / "train" / "cat" / "icon.png", "RGBA")
+    run = tmp_path / "run"
+    assert invoke("audit", tiny_dataset, "--out", run, *QUICK, "--checks", "image_properties", "--fail-on", "").exit_code == 0
+    import pandas as pd
+
+    findings = pd.read_parquet(run / "findings.parquet")
+    dark = findings[(findings["check"] == "dark") & (findings["sample_id"] == "train/cat/icon.png")]
+    assert len(dark) == 1 and not dark["is_issue"].iloc[0] and dark["score"].iloc[0] == 1.0

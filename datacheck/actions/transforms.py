@@ -143,9 +143,10 @@ def augment_image(image, spec: dict, seed: int):
 
 def open_source(path: str):
     """A source image decoded as ``L`` (grey) or ``RGB``; raises one of the decode errors."""
-    from ..engine.image_stats import eight_bit, open_image, upright  # a pipe or device is refused, never read
+    from ..engine.image_stats import eight_bit, on_white, open_image, upright  # a pipe or device is refused, never read
 
     with open_image(path) as im:
         im.load()
-        im = eight_bit(upright(im))  # as displayed (EXIF orientation); 16-bit and float grey scaled to L, not clipped
+        # as displayed (EXIF orientation, transparency on white); 16-bit and float grey scaled to L, not clipped
+        im = on_white(eight_bit(upright(im)))
         return im.convert("L" if im.mode in ("L", "1") else "RGB")

@@ -30,7 +30,7 @@ THUMB_SIDE = 64
 FLAT_STD = 2.0
 
 #: Bumped when a statistic's definition changes, so cached statistics are recomputed.
-STATS_VERSION = 9  # 7: large JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors; 9: quarters
+STATS_VERSION = 10  # 7: large JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors; 9: quarters; 10: transparency on white
 
 STAT_COLUMNS = [
     "width",  # int, pixels
@@ -138,6 +138,21 @@ def upright(im: Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(im)
     except Exception:  # noqa: BLE001 -- see above
         return im
+
+
+def on_white(im: Image.Image) -> Image.Image:
+    """``im`` laid on white paper where it is transparent (RGB; ``L`` for grey with alpha), as
+    viewers and the report show it; an image without transparency is returned unchanged.
+
+    Dropping the alpha channel instead shows what the file stores under its transparent
+    pixels, mostly black: a dark logo or icon on a transparent background became a dark
+    square, flagged ``dark``, and its thumbnail and model input were that square.
+    """
+    if im.mode not in ("RGBA", "RGBa", "LA", "La", "PA") and "transparency" not in im.info:
+        return im
+    grey = im.mode in ("LA", "La", "L")
+    flat = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA")).convert("RGB")
+    return flat.convert("L") if grey else flat
 
 
 #: Modes of more than 8 bits per pixel: 16-bit (PNG, TIFF), 32-bit integer and float grey.
@@ -255,7 +270,7 @@ def _identify(im: Image.Image, file_size: tuple[int, int] | None = None) -> dict
     digest = hashlib.sha256(f"{mode}:{width}x{height}{scaled}:".encode())
     digest.update(pixels)
     pixel_hash = digest.hexdigest()[:32]
-    eight = eight_bit(im)
+    eight = on_white(eight_bit(im))
     rgb = eight.convert("RGB") if eight.mode not in ("RGB", "L") else eight
     factor = math.ceil(max(width, height) / ANALYSIS_SIDE)
     small = rgb.reduce(factor) if factor > 1 else rgb

@@ -23,6 +23,7 @@ from .image_stats import (
     STAT_COLUMNS,
     analyze_batch,
     eight_bit,
+    on_white,
     open_image,
     require_regular_file,
     upright,
@@ -217,9 +218,10 @@ def compute_image_stats(
 
 
 def model_input(image: Image.Image, side: int) -> np.ndarray:
-    """An image as the models take it: upright (EXIF orientation), RGB, resized to side x side,
+    """An image as the models take it: upright (EXIF orientation), transparency on white, RGB, resized to side x side,
     shape (3, side, side) uint8."""
-    rgb = eight_bit(upright(image)).convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    rgb = on_white(eight_bit(upright(image))).convert("RGB")
+    rgb = rgb.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(rgb).transpose(2, 0, 1)
 
 
@@ -291,8 +293,9 @@ def load_pixels(
     key : str
         Content key (also in the cache file name), for caching what is computed from these pixels.
     """
-    # v2: 16-bit and float images scaled to 8 bits, not clipped (image_stats.eight_bit); v3: upright (EXIF)
-    key = f"{file_digest(paths)[:32]}-s{side}-v3"
+    # v2: 16-bit and float images scaled to 8 bits, not clipped (image_stats.eight_bit); v3: upright
+    # (EXIF); v4: transparency on white (image_stats.on_white)
+    key = f"{file_digest(paths)[:32]}-s{side}-v4"
     shape = (len(paths), 3, side, side)
     cache = cache_file(cache_dir, "pixels", key, suffix=".npy")
     if cache is None:

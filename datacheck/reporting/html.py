@@ -313,9 +313,7 @@ class _Thumbnails:
         return self.keys.get(sample_id, "")
 
     def _encode(self, path) -> str | None:
-        from PIL import Image
-
-        from ..engine.image_stats import DECODE_ERRORS, eight_bit, open_image, upright
+        from ..engine.image_stats import DECODE_ERRORS, eight_bit, on_white, open_image, upright
 
         if path is None or (isinstance(path, float) and math.isnan(path)):
             return None
@@ -329,10 +327,7 @@ class _Thumbnails:
                 # the statistics see them: Pillow's conversion clips them (a 16-bit scan turns white).
                 image = eight_bit(upright(image))
                 image.thumbnail((self.size, self.size))
-                if image.mode != "RGB":
-                    rgba = image.convert("RGBA")
-                    image = Image.new("RGB", rgba.size, (255, 255, 255))
-                    image.paste(rgba, mask=rgba.getchannel("A"))
+                image = on_white(image).convert("RGB")
                 buffer = io.BytesIO()
                 image.save(buffer, "JPEG", quality=75, optimize=True)
         except DECODE_ERRORS:
