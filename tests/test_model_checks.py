@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,6 +122,27 @@ def test_outliers_find_junk_filed_under_a_tight_class():
                              embeddings=x, checks=["outliers"])
     found = result.issues("outliers")["sample_id"].astype(int).to_numpy()
     assert (found >= classes * n).sum() == 10 and len(found) <= 16
+
+
+def test_outliers_of_unlabeled_samples_are_cut_at_the_distance_the_summary_gives():
+    """Without labels every sample is measured about the data's median and pooled scale: the
+    flagged ones are exactly those beyond the summary's ``above`` distance (a scale left at 1
+    for them flagged fewer than the summary's cut said)."""
+    import datacheck
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 16)) + np.repeat(rng.standard_normal((10, 16)) * 4, 200, axis=0)
+    x[:10] = rng.standard_normal((10, 16)) * 20
+    x[10:22] += rng.standard_normal((12, 16)) * 2  # moderately off their cluster
+    result = datacheck.audit(pd.DataFrame({"path": [f"s{i}" for i in range(2000)]}), embeddings=x.astype(np.float32),
+                             checks=["outliers"])
+    rows = result.findings[result.findings["check"] == "outliers"]
+    distance = rows["details"].map(lambda d: json.loads(d)["knn_distance"]).to_numpy()
+    above = result.summary["checks"]["outliers"]["threshold"]["above"]
+    near = np.abs(distance - above) < 1e-3  # rounded to 4 places in both
+    assert (rows["is_issue"].to_numpy() == (distance > above))[~near].all()
+    flagged = set(rows.loc[rows["is_issue"], "sample_id"])
+    assert {f"s{i}" for i in range(10)} <= flagged and len(flagged & {f"s{i}" for i in range(10, 22)}) >= 8  # measured 10
 
 
 def test_training_is_deterministic(tmp_path):

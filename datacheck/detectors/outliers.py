@@ -104,7 +104,7 @@ class Outliers(Detector):
         mean_distance = np.minimum(distances, 2.0).mean(axis=1)
         log_distance = np.log(mean_distance + 1e-6)
         centre = np.full(len(log_distance), np.median(log_distance))
-        scales = np.ones(len(log_distance))
+        scales = np.zeros(len(log_distance))  # the pooled scale, below, where no class has its own
         classes = {}
         if labels is not None:
             codes, names = pd.factorize(labels)  # code -1: no label
