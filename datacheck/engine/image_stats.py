@@ -30,7 +30,8 @@ THUMB_SIDE = 64
 FLAT_STD = 2.0
 
 #: Bumped when a statistic's definition changes, so cached statistics are recomputed.
-STATS_VERSION = 10  # 7: large JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors; 9: quarters; 10: transparency on white
+STATS_VERSION = 11  # 7: large JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors; 9: quarters; 10: transparency on white;
+# 11: NaN and infinite pixels of float images do not set their range
 
 STAT_COLUMNS = [
     "width",  # int, pixels
@@ -171,14 +172,18 @@ def eight_bit(im: Image.Image) -> Image.Image:
     if im.mode not in _HIGH_BIT_MODES:
         return im
     values = np.asarray(im, dtype=np.float64)
-    top = float(values.max()) if values.size else 0.0
-    if im.mode == "F" and 0.0 <= float(values.min()) and top <= 1.0:
+    # The range is that of the finite values: depth maps mark pixels without a depth NaN or
+    # infinite, and a NaN or infinite maximum scaled every pixel to black. Such a pixel shows
+    # as 0 (NaN, -inf) or full scale (+inf).
+    finite = values[np.isfinite(values)]
+    top = float(finite.max()) if finite.size else 0.0
+    if im.mode == "F" and 0.0 <= (float(finite.min()) if finite.size else 0.0) and top <= 1.0:
         full = 1.0
     elif im.mode.startswith("I;16"):
         full = 65535.0
     else:
         full = 255.0 if top <= 255.0 else 65535.0 if top <= 65535.0 else top
-    scaled = np.clip(np.rint(np.nan_to_num(values) * (255.0 / full)), 0, 255).astype(np.uint8)
+    scaled = np.rint(np.nan_to_num(np.clip(values, 0.0, full)) * (255.0 / full)).astype(np.uint8)
     return Image.fromarray(scaled, "L")
 
 
