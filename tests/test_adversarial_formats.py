@@ -26,3 +26,21 @@ def test_a_float_depth_map_with_holes_is_measured_by_its_finite_values(tmp_path,
     with Image.open(tmp_path / "depth.tiff") as image:
         pixels = model_input(image, 32)
     assert pixels[:, 16, 16].tolist() == [128, 128, 128] and pixels[:, 0, 0].tolist() == [hole_level] * 3
+
+
+def test_a_16_bit_grey_png_with_a_transparent_value_is_laid_on_white(tmp_path):
+    # PNG's tRNS chunk names one grey value transparent, in 16 bits as in 8. The 8-bit icon was
+    # measured as viewers show it, a dark disc on white; its 16-bit twin lost the transparency
+    # when scaled to 8 bits and was measured as the black square stored under it (flagged dark).
+    yy, xx = np.mgrid[:32, :32]
+    disc = (yy - 16) ** 2 + (xx - 16) ** 2 < 64
+    Image.fromarray(np.where(disc, 2570, 0).astype(np.uint16)).save(tmp_path / "icon16.png", transparency=0)
+    Image.fromarray(np.where(disc, 10, 0).astype(np.uint8)).save(tmp_path / "icon8.png", transparency=0)
+    with Image.open(tmp_path / "icon16.png") as image:
+        assert image.mode == "I;16" and image.info["transparency"] == 0
+        pixels = model_input(image, 32)
+    assert pixels[:, 0, 0].tolist() == [255, 255, 255] and pixels[:, 16, 16].tolist() == [10, 10, 10]
+    sixteen, eight = analyze_image(str(tmp_path / "icon16.png")), analyze_image(str(tmp_path / "icon8.png"))
+    for name in ("brightness_high", "brightness_mean", "contrast", "entropy", "sharpness"):
+        assert sixteen[name] == eight[name], name
+    assert sixteen["brightness_high"] == 255 and sixteen["thumbnail"] == eight["thumbnail"]

@@ -31,7 +31,7 @@ FLAT_STD = 2.0
 
 #: Bumped when a statistic's definition changes, so cached statistics are recomputed.
 STATS_VERSION = 11  # 7: large JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors; 9: quarters; 10: transparency on white;
-# 11: NaN and infinite pixels of float images do not set their range
+# 11: NaN and infinite pixels of float images do not set their range; 12: 16-bit grey's transparent value on white
 
 STAT_COLUMNS = [
     "width",  # int, pixels
@@ -167,7 +167,8 @@ def eight_bit(im: Image.Image) -> Image.Image:
     are scaled from their type's nominal range instead, so exposure means the same as in 8
     bits: 16-bit by 255/65535; 32-bit integers by the smallest of 255, 65535 and their own
     maximum that holds their values; floats from [0, 1] when they lie there, else as integers.
-    Other modes are returned unchanged.
+    Other modes are returned unchanged. An image with a transparent grey value comes back as
+    ``LA``, its alpha 0 where that value is.
     """
     if im.mode not in _HIGH_BIT_MODES:
         return im
@@ -184,6 +185,12 @@ def eight_bit(im: Image.Image) -> Image.Image:
     else:
         full = 255.0 if top <= 255.0 else 65535.0 if top <= 65535.0 else top
     scaled = np.rint(np.nan_to_num(np.clip(values, 0.0, full)) * (255.0 / full)).astype(np.uint8)
+    transparent = im.info.get("transparency")
+    if isinstance(transparent, int):
+        # A grey value marked transparent (PNG's tRNS, 16 bits as in 8) becomes an alpha band,
+        # which on_white lays on white as for an 8-bit image: a new image keeps no info, and
+        # the scaled value would also hide the opaque pixels that round to it.
+        return Image.fromarray(np.stack([scaled, np.where(values == transparent, 0, 255).astype(np.uint8)], axis=2), "LA")
     return Image.fromarray(scaled, "L")
 
 
