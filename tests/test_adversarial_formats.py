@@ -8,7 +8,11 @@ import pytest
 from PIL import Image
 
 from datacheck.engine.image_stats import analyze_image
-from datacheck.engine.loader import model_input
+from datacheck.engine.loader import decode_resize_batch, model_input
+
+from .conftest import REPO_ROOT, invoke, make_image
+
+QUICK = ["--config", REPO_ROOT / "configs" / "quick.toml", "--workers", 0]
 
 
 @pytest.mark.parametrize("hole", [np.nan, np.inf, -np.inf])
@@ -44,3 +48,32 @@ def test_a_16_bit_grey_png_with_a_transparent_value_is_laid_on_white(tmp_path):
     for name in ("brightness_high", "brightness_mean", "contrast", "entropy", "sharpness"):
         assert sixteen[name] == eight[name], name
     assert sixteen["brightness_high"] == 255 and sixteen["thumbnail"] == eight["thumbnail"]
+
+
+def _damaged_png(path) -> None:
+    """A PNG whose compressed pixel data has one byte flipped: zlib stops at it."""
+    make_image(path, 7, size=(64, 64))
+    data = bytearray(path.read_bytes())
+    data[data.find(b"IDAT") + 10] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_png_with_damaged_pixel_data_is_unreadable_for_the_model_and_the_report_too(tiny_dataset, tmp_path):
+    # Finding a PNG's EXIF loads its pixels; the EXIF reader swallowed that load's error, and
+    # Pillow then hands out the half-decoded pixels as loaded. The statistics called the file
+    # corrupt, but the model trained on it as a black picture of its class, and the report
+    # showed that black picture.
+    damaged = tiny_dataset / "train" / "cat" / "damaged.png"
+    _damaged_png(damaged)
+    assert analyze_image(str(damaged))["error"] == "OSError: broken data stream when reading image file"
+    assert decode_resize_batch({"path": [str(damaged)]}, 32)["ok"] == [False]
+    run = tmp_path / "run"
+    assert invoke("audit", tiny_dataset, "--out", run, *QUICK, "-q").exit_code == 1  # quick's corrupt>0 gate
+    assert invoke("report", run, "-q").exit_code == 0
+    import json
+    import re
+
+    page = (run / "report.html").read_text()
+    data = json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1))
+    thumb = next(data["thumbs"][row[8]] for row in data["table"]["rows"] if row[0] == "train/cat/damaged.png")
+    assert thumb.startswith("data:image/svg+xml")  # the placeholder of an unreadable file

@@ -131,6 +131,10 @@ def upright(im: Image.Image) -> Image.Image:
     (aspect ratio), duplicates, thumbnails, model inputs and augmented copies all use the
     picture a person sees, so a tagged copy and a rotated copy of one photo are one picture.
     """
+    # Decoded first, outside the guard below: a PNG's EXIF may follow its pixel data, so
+    # getexif() decodes them, and a damaged stream's error swallowed there left the image
+    # "loaded" with the pixels decoded so far (Pillow does not raise it again).
+    im.load()
     # EXIF is optional metadata: a damaged block (Pillow raises struct.error, KeyError, ...
     # from its parser) leaves the image as stored rather than making readable pixels unreadable.
     try:

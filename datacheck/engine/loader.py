@@ -295,8 +295,8 @@ def load_pixels(
     """
     # v2: 16-bit and float images scaled to 8 bits, not clipped (image_stats.eight_bit); v3: upright
     # (EXIF); v4: transparency on white (image_stats.on_white); v5: float images' NaN and infinite pixels
-    # out of their range; v6: 16-bit grey's transparent value on white
-    key = f"{file_digest(paths)[:32]}-s{side}-v6"
+    # out of their range; v6: 16-bit grey's transparent value on white; v7: a damaged PNG stream is not ok
+    key = f"{file_digest(paths)[:32]}-s{side}-v7"
     shape = (len(paths), 3, side, side)
     cache = cache_file(cache_dir, "pixels", key, suffix=".npy")
     if cache is None:
