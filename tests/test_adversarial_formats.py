@@ -77,3 +77,28 @@ def test_a_png_with_damaged_pixel_data_is_unreadable_for_the_model_and_the_repor
     data = json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1))
     thumb = next(data["thumbs"][row[8]] for row in data["table"]["rows"] if row[0] == "train/cat/damaged.png")
     assert thumb.startswith("data:image/svg+xml")  # the placeholder of an unreadable file
+
+
+def test_the_reason_a_file_is_unreadable_does_not_depend_on_where_the_dataset_lies(tmp_path):
+    # A zero-byte file or a web page saved as .jpg: Pillow's message held the absolute path, the
+    # only difference between the findings of two copies of a dataset.
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from .conftest import make_tiny_dataset
+
+    details = []
+    for name in ("here", "there"):
+        root = make_tiny_dataset(tmp_path / name / "data")
+        (root / "train" / "cat" / "empty.png").write_bytes(b"")
+        run = tmp_path / name / "run"
+        assert invoke("audit", root, "--out", run, *QUICK, "--fail-on", "", "-q").exit_code == 0
+        findings = pd.read_parquet(run / "findings.parquet").drop(columns="run_id")
+        details.append(findings)
+        shutil.rmtree(root)
+    corrupt = details[0][(details[0]["check"] == "corrupt") & details[0]["is_issue"]]
+    assert corrupt["sample_id"].tolist() == ["train/cat/empty.png"]
+    assert json.loads(corrupt["details"].iloc[0]) == {"error": "UnidentifiedImageError: cannot identify image file 'empty.png'"}
+    pd.testing.assert_frame_equal(details[0], details[1])

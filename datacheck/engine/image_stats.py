@@ -259,7 +259,10 @@ def _decode(path: str) -> dict:
                 size = stored[::-1] if shown.size == im.size[::-1] and shown.size != im.size else stored
                 return _identify(shown, size if scaled else None)
     except DECODE_ERRORS as exc:
-        return _unreadable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        # Pillow names the file by the path it was given, absolute here: the reason names it by
+        # its file name, so the findings of one dataset do not depend on where it lies.
+        message = str(exc).replace(path, os.path.basename(path))
+        return _unreadable(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
 
 
 def _unreadable(reason: str) -> dict:
