@@ -102,3 +102,29 @@ def test_the_reason_a_file_is_unreadable_does_not_depend_on_where_the_dataset_li
     assert corrupt["sample_id"].tolist() == ["train/cat/empty.png"]
     assert json.loads(corrupt["details"].iloc[0]) == {"error": "UnidentifiedImageError: cannot identify image file 'empty.png'"}
     pd.testing.assert_frame_equal(details[0], details[1])
+
+
+def test_a_damaged_exif_block_is_ignored_without_a_warning_from_the_python_api(tmp_path):
+    # The command line silences Pillow's warnings; a notebook calling datacheck.audit or
+    # datacheck.report got "UserWarning: Corrupt EXIF data" from each process that read the
+    # file for the model or a thumbnail. The image is used as stored, its orientation unknown.
+    import io
+    import warnings
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn a quarter", then the block's first directory offset broken
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 40), (200, 30, 30)).save(buffer, "JPEG", exif=exif.tobytes())
+    data = bytearray(buffer.getvalue())
+    start = data.find(b"Exif\x00\x00") + 6
+    data[start + 4 : start + 8] = b"\xff\xff\xff\x7f"
+    (tmp_path / "photo.jpg").write_bytes(bytes(data))
+    Image.new("RGB", (48, 40), (200, 30, 30)).save(tmp_path / "photo.png", exif=bytes(data[start - 6 : start + 200]))
+    for name in ("photo.jpg", "photo.png"):  # a JPEG's EXIF is read at open, a PNG's when asked for
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pixels = decode_resize_batch({"path": [str(tmp_path / name)]}, 16)["pixels"][0]
+            stats = analyze_image(str(tmp_path / name))
+        assert [str(w.message) for w in caught] == [], name
+        assert np.abs(pixels[:, 8, 8].astype(int) - [200, 30, 30]).max() <= 3, name  # the JPEG's rounding
+        assert (stats["width"], stats["height"]) == (48, 40), name

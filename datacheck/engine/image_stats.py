@@ -117,7 +117,11 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         Any of :data:`DECODE_ERRORS`, as from ``PIL.Image.open``.
     """
     require_regular_file(path)
-    return Image.open(path)
+    # A JPEG's EXIF is read at open (for its resolution): a damaged block warns "Corrupt EXIF
+    # data", which the Python API printed from every process reading the file (see upright).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Image.open(path)
 
 
 #: The EXIF tag that says how a stored image is turned for display (1: as stored).
@@ -136,11 +140,16 @@ def upright(im: Image.Image) -> Image.Image:
     # "loaded" with the pixels decoded so far (Pillow does not raise it again).
     im.load()
     # EXIF is optional metadata: a damaged block (Pillow raises struct.error, KeyError, ...
-    # from its parser) leaves the image as stored rather than making readable pixels unreadable.
+    # from its parser, or warns "Corrupt EXIF data") leaves the image as stored rather than
+    # making readable pixels unreadable, and says nothing: the command line silences Pillow's
+    # warnings, a notebook calling the Python API got one from every process reading the file
+    # (a PNG's EXIF is read here, a JPEG's at open_image).
     try:
-        if im.getexif().get(_ORIENTATION, 1) not in range(2, 9):
-            return im
-        return ImageOps.exif_transpose(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if im.getexif().get(_ORIENTATION, 1) not in range(2, 9):
+                return im
+            return ImageOps.exif_transpose(im)
     except Exception:  # noqa: BLE001 -- see above
         return im
 
