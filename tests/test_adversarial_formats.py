@@ -128,3 +128,67 @@ def test_a_damaged_exif_block_is_ignored_without_a_warning_from_the_python_api(t
         assert [str(w.message) for w in caught] == [], name
         assert np.abs(pixels[:, 8, 8].astype(int) - [200, 30, 30]).max() <= 3, name  # the JPEG's rounding
         assert (stats["width"], stats["height"]) == (48, 40), name
+
+
+@pytest.mark.parametrize("name", ["anim.gif", "pages.tiff", "anim.webp"])
+def test_a_file_of_several_frames_is_measured_by_its_first_as_viewers_show_it(tmp_path, name):
+    first = Image.new("RGB", (32, 32), (250, 250, 250))
+    first.paste((0, 0, 0), (0, 0, 4, 4))
+    first.save(tmp_path / name, save_all=True, append_images=[Image.new("RGB", (32, 32))], duration=100)
+    with Image.open(tmp_path / name) as image:
+        assert image.n_frames == 2
+    stats = analyze_image(str(tmp_path / name))
+    assert stats["error"] == "" and stats["brightness_high"] == 250  # the second frame is black
+    assert abs(stats["brightness_mean"] - (250 * 1008) / 1024) < 1
+
+
+def test_a_cmyk_jpeg_is_measured_as_its_rgb_conversion(tmp_path):
+    make_image(tmp_path / "rgb.png", 3, size=(48, 40))
+    Image.open(tmp_path / "rgb.png").convert("CMYK").save(tmp_path / "print.jpg", quality=95)
+    Image.open(tmp_path / "print.jpg").convert("RGB").save(tmp_path / "converted.png")
+    cmyk, rgb = analyze_image(str(tmp_path / "print.jpg")), analyze_image(str(tmp_path / "converted.png"))
+    assert cmyk["mode"] == "CMYK" and rgb["mode"] == "RGB"
+    for name in ("brightness_low", "brightness_high", "brightness_mean", "contrast", "colorfulness", "thumbnail"):
+        assert cmyk[name] == rgb[name], name
+
+
+def _bomb_png(path, side: int) -> None:
+    """A 1-bit, all-black PNG of side x side pixels, written row by row (100 KB for 30000)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + (side + 7) // 8)
+    pixels = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_and_a_truncated_jpeg_are_corrupt_rows_not_a_crash(tiny_dataset, tmp_path):
+    # 900 megapixels of zeros: never decoded (a worker would hold gigabytes), one corrupt row
+    # naming the limit. A truncated JPEG stays unreadable: Pillow's LOAD_TRUNCATED_IMAGES,
+    # which would pass it off as an image with a grey bottom, is not switched on.
+    import io
+    import json
+
+    import pandas as pd
+    from PIL import ImageFile
+
+    folder = tiny_dataset / "train" / "cat"
+    _bomb_png(folder / "scan.png", 30000)
+    buffer = io.BytesIO()
+    Image.open(folder / "cat0.png").save(buffer, "JPEG")
+    (folder / "cut.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    run = tmp_path / "run"
+    result = invoke("audit", tiny_dataset, "--out", run, *QUICK, "-q")
+    assert result.exit_code == 1 and result.stderr == "datacheck: gate failed: corrupt>0 (flagged 2 of 18, 11.1%)\n"
+    assert not ImageFile.LOAD_TRUNCATED_IMAGES
+    findings = pd.read_parquet(run / "findings.parquet")
+    corrupt = findings[(findings["check"] == "corrupt") & findings["is_issue"]].set_index("sample_id")["details"]
+    assert json.loads(corrupt["train/cat/scan.png"])["error"] == (
+        "DecompressionBombError: Image size (900000000 pixels) exceeds limit of 178956970 pixels, "
+        "could be decompression bomb DOS attack.")
+    assert json.loads(corrupt["train/cat/cut.jpg"])["error"] == "OSError: Truncated File Read"
