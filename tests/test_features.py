@@ -488,12 +488,23 @@ def test_the_approximate_graph_answers_where_the_exact_one_does(rows, k, exact_m
 def test_released_rows_of_a_thumbnail_map_read_back_unchanged(tmp_path):
     """Rows let out of resident memory once written (a 1M-image folder kept 12 GB of thumbnails
     resident) are read back from the map's file as they were, whatever the page alignment."""
-    from datacheck.features.images import _release, _temporary_map
+    from datacheck.engine.memory import release_rows
+    from datacheck.features.images import _temporary_map
 
     values = _temporary_map(tmp_path, (1000, 7, 5), np.uint8)  # 35-byte rows: parts straddle pages
     expected = np.random.default_rng(0).integers(0, 256, values.shape, dtype=np.uint8)
     values[:] = expected
     for start, stop in ((0, 300), (300, 301), (301, 1000)):
-        _release(values, start, stop)
+        release_rows(values, start, stop)
     assert np.array_equal(values, expected)
     assert list(tmp_path.iterdir()) == []  # nameless: nothing left in the folder
+    # A copy-on-write map keeps its changes (released, a changed page would be the file's again);
+    # views and arrays in memory are fine too.
+    path = tmp_path / "v.npy"
+    np.save(path, expected)
+    changed = np.load(path, mmap_mode="c")
+    changed[5] = 0
+    release_rows(changed)
+    release_rows(changed[10:20])
+    release_rows(expected)
+    assert not changed[5].any() and np.array_equal(changed[6:], expected[6:])

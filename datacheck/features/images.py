@@ -9,7 +9,6 @@ engine's worker processes.
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engine.image_stats import STAT_COLUMNS, STATS_VERSION, THUMB_SIDE
+from ..engine.memory import release_rows
 from ..engine.similarity import descriptor_size
 from ..errors import UsageError
 from ..manifest import Manifest
@@ -182,7 +182,7 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
             for column, (feature, _, _) in ARRAY_COLUMNS.items():
                 _fill_rows(arrays[feature], start, table.column(column))
         for feature, _, _ in ARRAY_COLUMNS.values():  # written (or read back) and saved: out of memory
-            _release(arrays[feature], start, start + table.num_rows)
+            release_rows(arrays[feature], start, start + table.num_rows)
         # As a rerun reads it back: the same columns either way; no Python bytes per thumbnail.
         frames.append(table.drop_columns(list(ARRAY_COLUMNS)).to_pandas())
     for stale in folder.iterdir():  # parts of a larger, earlier version of the dataset
@@ -246,21 +246,6 @@ def _temporary_map(folder: Path, shape: tuple, dtype=np.uint8) -> np.ndarray:
                 raise UsageError(f"cannot keep the thumbnails in {folder}: {exc.strerror} "
                                  f"({size / 2**20:,.0f} MB needed while the audit runs)") from None
         return np.memmap(backing, dtype=dtype, mode="w+", shape=shape)
-
-
-def _release(values: np.ndarray, start: int, stop: int) -> None:
-    """Let rows ``start:stop`` of a memory map (:func:`_temporary_map`) leave this process's
-    resident memory once filled: they stay in its file (and the page cache) and come back
-    when read. Without it every thumbnail stayed resident: a folder of 1,000,000 images peaked
-    at 12.9 GB, 12 GB of it thumbnails that the near-duplicate check reads for a few pairs."""
-    backing = getattr(values, "_mmap", None)
-    if backing is None or not hasattr(mmap, "MADV_DONTNEED") or stop <= start:
-        return
-    page = mmap.PAGESIZE
-    # bytes from the start of the map (numpy maps from the offset rounded down to the granularity)
-    first = start * values.strides[0] + values.offset % mmap.ALLOCATIONGRANULARITY
-    aligned = first - first % page
-    backing.madvise(mmap.MADV_DONTNEED, aligned, (stop - start) * values.strides[0] + first - aligned)
 
 
 def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
