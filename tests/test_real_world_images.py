@@ -125,3 +125,29 @@ def test_a_transparent_icon_among_photos_is_not_dark(tiny_dataset, tmp_path):
     findings = pd.read_parquet(run / "findings.parquet")
     dark = findings[(findings["check"] == "dark") & (findings["sample_id"] == "train/cat/icon.png")]
     assert len(dark) == 1 and not dark["is_issue"].iloc[0] and dark["score"].iloc[0] == 1.0
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "1", "CMYK"])
+def test_large_images_shrunk_in_strips_measure_as_whole(monkeypatch, mode):
+    """An image over the strip limit is hashed and shrunk a strip of rows at a time (a
+    169-megapixel RGBA PNG took 3.3 GB whole): the hash, the thumbnail and the analysis copy
+    are exactly the whole image's, partial boxes at the edges included (1,003 x 701 px)."""
+    import numpy as np
+    from PIL import Image
+
+    from datacheck.engine import image_stats
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (701, 1003, 4), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGBA")
+    if mode == "P":
+        image = image.convert("RGB").quantize(64)
+        image.info["transparency"] = 3
+    else:
+        image = image.convert(mode)
+    whole = image_stats._identify(image)
+    monkeypatch.setattr(image_stats, "_STRIP_PIXELS", 50_000)  # strips of 12 rows (factor 4)
+    strips = image_stats._identify(image)
+    assert whole["pixel_hash"] == strips["pixel_hash"] and whole["thumbnail"] == strips["thumbnail"]
+    assert whole["copy"].shape == strips["copy"].shape == ((176, 251, 3) if mode not in ("L", "LA") else (176, 251))
+    assert np.array_equal(whole["copy"], strips["copy"])
