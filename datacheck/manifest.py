@@ -489,6 +489,8 @@ def _safe_relpath(value, root: Path, source: Path, row: int, folders: dict) -> s
     # --max-missing says (and os.stat would raise ValueError on it).
     if "\x00" in raw:
         raise BadDataError(f"path contains a NUL byte: {raw!r} (row {row + 1} of {source})")
+    if "\\" in raw and os.sep == "/" and not os.path.lexists(os.path.join(str(root), raw)):
+        raw = raw.replace("\\", "/")  # written on Windows ("train\cat\1.png"), where "\" separates folders
     # Strings and os.path, not pathlib: this runs once per file of the dataset.
     top = str(root)
     normal = os.path.normpath(os.path.join(top, raw))  # an absolute raw path stays itself

@@ -1,0 +1,36 @@
+"""Manifest files as teams export them: Windows paths, URLs, Excel's encodings and separators."""
+
+from __future__ import annotations
+
+from datacheck.manifest import load_manifest
+
+from .conftest import REPO_ROOT, invoke, tree_digest
+
+QUICK = ["--config", REPO_ROOT / "configs" / "quick.toml", "--workers", 0, "-q", "--fail-on", ""]
+
+
+def listed(root) -> list[str]:
+    """The tiny dataset's images, relative POSIX paths in sorted order."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+
+
+def test_windows_backslash_paths_are_read_as_folders(tiny_dataset, tmp_path):
+    # A manifest written on Windows: "train\cat\cat0.png". On Linux no file has that name, and
+    # all 16 rows were "missing"; a backslash is a separator there unless such a file exists.
+    files = listed(tiny_dataset)
+    manifest = tiny_dataset / "m.csv"
+    manifest.write_text("path,label\r\n" + "".join(f"{p.replace('/', chr(92))},{p.split('/')[1]}\r\n" for p in files))
+    loaded = load_manifest(manifest)
+    assert loaded.frame["path"].tolist() == files
+    assert loaded.frame["sample_id"].tolist() == files
+    before = tree_digest(tiny_dataset)
+    result = invoke("audit", manifest, "--out", tmp_path / "run", *QUICK)
+    assert result.exit_code == 0, result.output
+    assert tree_digest(tiny_dataset) == before
+
+
+def test_a_file_whose_name_holds_a_backslash_is_still_that_file(tiny_dataset):
+    (tiny_dataset / "train" / "cat" / "a\\b.png").write_bytes((tiny_dataset / "train" / "cat" / "cat0.png").read_bytes())
+    manifest = tiny_dataset / "m.csv"
+    manifest.write_text("path,label\ntrain/cat/a\\b.png,cat\n")
+    assert load_manifest(manifest).frame["path"].tolist() == ["train/cat/a\\b.png"]
