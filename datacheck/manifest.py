@@ -44,6 +44,7 @@ CONTRACT_COLUMNS = ["sample_id", "path", "label", "split"]
 #: :mod:`datacheck.features.arrays` as (N, K)/(N, D) arrays, never as pandas objects.
 ARRAY_COLUMNS = ("pred_probs", "embeddings")
 _SHOW = 3  # how many offending values an error message names
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # s3://, gs://, https://, file://
 
 
 @dataclass
@@ -489,6 +490,11 @@ def _safe_relpath(value, root: Path, source: Path, row: int, folders: dict) -> s
     # --max-missing says (and os.stat would raise ValueError on it).
     if "\x00" in raw:
         raise BadDataError(f"path contains a NUL byte: {raw!r} (row {row + 1} of {source})")
+    if "://" in raw and _URL.match(raw) and not os.path.lexists(os.path.join(str(root), raw)):
+        # os.path.normpath would make "s3://b/x.png" the missing file "s3:/b/x.png", on every row
+        hint = ("list it as a plain path" if raw[:5].lower() == "file:" else
+                "datacheck reads local files: download them and list their local paths")
+        raise BadDataError(f"path is a URL, not a local file: {raw!r} (row {row + 1} of {source}); {hint}")
     if "\\" in raw and os.sep == "/" and not os.path.lexists(os.path.join(str(root), raw)):
         raw = raw.replace("\\", "/")  # written on Windows ("train\cat\1.png"), where "\" separates folders
     # Strings and os.path, not pathlib: this runs once per file of the dataset.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from datacheck.manifest import load_manifest
 
-from .conftest import REPO_ROOT, invoke, tree_digest
+from .conftest import REPO_ROOT, assert_one_line_error, invoke, tree_digest
 
 QUICK = ["--config", REPO_ROOT / "configs" / "quick.toml", "--workers", 0, "-q", "--fail-on", ""]
 
@@ -34,3 +36,17 @@ def test_a_file_whose_name_holds_a_backslash_is_still_that_file(tiny_dataset):
     manifest = tiny_dataset / "m.csv"
     manifest.write_text("path,label\ntrain/cat/a\\b.png,cat\n")
     assert load_manifest(manifest).frame["path"].tolist() == ["train/cat/a\\b.png"]
+
+
+@pytest.mark.parametrize("prefix, hint", [("s3://bucket/data/", "download them"), ("https://example.com/data/", "download"),
+                                          ("file:///TINY/", "list it as a plain path")])
+def test_a_url_in_the_path_column_is_one_line_naming_its_row(tiny_dataset, tmp_path, prefix, hint):
+    # Cloud exports list s3:// or https:// URLs; os.path.normpath made them "s3:/bucket/..." and
+    # every row was reported missing (16 of 16, however high --max-missing).
+    files = listed(tiny_dataset)
+    prefix = prefix.replace("TINY", str(tiny_dataset).lstrip("/"))
+    manifest = tiny_dataset / "m.csv"
+    manifest.write_text("path,label\n" + files[0] + ",cat\n" + "".join(f"{prefix}{p},x\n" for p in files[1:]))
+    result = invoke("audit", manifest, "--out", tmp_path / "run", *QUICK, "--max-missing", 100)
+    assert_one_line_error(result, 3, f"path is a URL, not a local file: '{prefix}{files[1]}' (row 2 of {manifest})", hint)
+    assert not (tmp_path / "run").exists()
