@@ -299,15 +299,16 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
     try:
         require_regular_file(path)  # a named pipe or device would block the read for ever
         if fmt == "csv":
-            frame = pd.read_csv(path, dtype=text_columns)
+            dialect = _csv_dialect(path)
+            frame = pd.read_csv(path, dtype=text_columns, **dialect)
             _refuse_implicit_index(frame, path)
-            _refuse_repeated_columns(path)
+            _refuse_repeated_columns(path, dialect)
             # pandas reads "NA", "None", "null", "n/a", "nan"... as missing. The extra columns keep
             # that (and the types it gives them), but in the columns datacheck interprets these
             # are names: a class folder called "NA" is a class, and relabel writes it back as
             # "NA". There only an empty cell is missing, so read those columns again verbatim.
             verbatim = pd.read_csv(path, dtype="string", usecols=lambda c: c in CONTRACT_COLUMNS,
-                                   keep_default_na=False, na_values=[""])
+                                   keep_default_na=False, na_values=[""], **dialect)
             frame[verbatim.columns] = verbatim
         elif fmt == "parquet":
             # Array (list) columns are read as arrays by datacheck.features.arrays, not as a
@@ -373,7 +374,30 @@ def _non_object_line(path: Path, otherwise: str = "every line must be a JSON obj
     return otherwise
 
 
-def _refuse_repeated_columns(path: Path) -> None:
+def _csv_dialect(path: Path) -> dict:
+    """``read_csv`` options for a CSV as spreadsheets save it: UTF-16 (Excel's "Unicode text",
+    byte-order mark first, a header naming one of our columns: binary junk can start with those
+    two bytes) and, when the header is one field that ``;`` or a tab splits into names that
+    include one of ours, that separator (Excel in a European locale, a TSV named .csv).
+    """
+    with open(path, "rb") as file:
+        start = file.read(4096)
+    dialect = {}
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff") and os.path.getsize(path) % 2 == 0:  # odd: not UTF-16
+        first_line = start.decode("utf-16", "replace").split("\n", 1)[0]
+        if any(name in first_line for name in CONTRACT_COLUMNS):
+            dialect["encoding"] = "utf-16"
+    header = pd.read_csv(path, nrows=0, **dialect).columns
+    if len(header) == 1:
+        for sep in ("\t", ";"):
+            names = str(header[0]).split(sep)
+            if len(names) > 1 and set(names) & set(CONTRACT_COLUMNS):
+                dialect["sep"] = sep
+                break
+    return dialect
+
+
+def _refuse_repeated_columns(path: Path, dialect: dict) -> None:
     """Refuse a CSV whose header names one of datacheck's columns twice (``label,...,label``).
 
     pandas renames the second copy (``label.1``), so the first would be used without a word,
@@ -381,7 +405,7 @@ def _refuse_repeated_columns(path: Path) -> None:
     """
     # The header as pandas' parser reads it (blank lines before it, quoting, a byte-order mark),
     # but as a row of values, which pandas does not rename.
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, **dialect).iloc[0].tolist()
     repeated = sorted({name for name in header if name in CONTRACT_COLUMNS and header.count(name) > 1})
     if repeated:
         raise BadDataError(f"manifest {path} has more than one {repeated[0]!r} column; keep one")

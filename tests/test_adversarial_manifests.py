@@ -50,3 +50,21 @@ def test_a_url_in_the_path_column_is_one_line_naming_its_row(tiny_dataset, tmp_p
     result = invoke("audit", manifest, "--out", tmp_path / "run", *QUICK, "--max-missing", 100)
     assert_one_line_error(result, 3, f"path is a URL, not a local file: '{prefix}{files[1]}' (row 2 of {manifest})", hint)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("sep, encoding, bom", [(";", "utf-8", b"\xef\xbb\xbf"), ("\t", "utf-8", b""), ("\t", "utf-16-le", b"\xff\xfe"),
+                                                (",", "utf-16-be", b"\xfe\xff")],
+                         ids=["excel_semicolons_bom", "tsv_named_csv", "excel_unicode_text", "utf16_be_commas"])
+def test_csv_as_excel_saves_it_is_read(tiny_dataset, sep, encoding, bom):
+    # Excel in a European locale separates with ";", its "Unicode text" is UTF-16 with tabs, and a
+    # TSV is often saved as .csv: each was "no 'path' column (columns: path;label)" or a UTF-8
+    # decoding error.
+    files = listed(tiny_dataset)
+    text = f"path{sep}label{sep}split\r\n" + "".join(f"{p}{sep}{'chat' if '/cat/' in p else 'hund'}é{sep}{p.split('/')[0]}\r\n"
+                                                     for p in files)
+    manifest = tiny_dataset / "m.csv"
+    manifest.write_bytes(bom + text.encode(encoding))
+    frame = load_manifest(manifest).frame
+    assert frame["path"].tolist() == files
+    assert frame["label"].value_counts().to_dict() == {"chaté": 8, "hundé": 8}
+    assert frame["split"].tolist() == [p.split("/")[0] for p in files]
