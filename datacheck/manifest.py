@@ -336,6 +336,8 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
             except (OSError, UnicodeDecodeError):
                 pass
         raise BadDataError(f"cannot read manifest {path}: {reason}") from exc
+    if not len(frame):  # a header only, or blank lines: not "no 'path' column"
+        raise BadDataError(f"the manifest {path} has no rows")
     if need_path:
         _require_path_column(frame, path)
     return frame

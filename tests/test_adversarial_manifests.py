@@ -68,3 +68,21 @@ def test_csv_as_excel_saves_it_is_read(tiny_dataset, sep, encoding, bom):
     assert frame["path"].tolist() == files
     assert frame["label"].value_counts().to_dict() == {"chaté": 8, "hundé": 8}
     assert frame["split"].tolist() == [p.split("/")[0] for p in files]
+
+
+@pytest.mark.parametrize("name, content", [("m.csv", b"path,label\r\n"), ("m.jsonl", b"\n"), ("m.jsonl", b"\n  \n")],
+                         ids=["csv_header_only", "jsonl_blank_line", "jsonl_blank_lines"])
+def test_an_empty_manifest_says_it_has_no_rows(tmp_path, name, content):
+    # Was "no images found" for the CSV and "no 'path' column (columns: none)" for the JSONL.
+    manifest = tmp_path / name
+    manifest.write_bytes(content)
+    result = invoke("audit", manifest, "--out", tmp_path / "run", *QUICK)
+    assert_one_line_error(result, 3, f"the manifest {manifest} has no rows")
+    assert manifest.read_bytes() == content
+
+
+def test_trailing_blank_lines_of_a_jsonl_manifest_are_not_rows(tiny_dataset):
+    files = listed(tiny_dataset)
+    manifest = tiny_dataset / "m.jsonl"
+    manifest.write_text("".join(f'{{"path": "{p}", "label": "cat"}}\n' for p in files) + "\n\n")
+    assert load_manifest(manifest).frame["path"].tolist() == files
