@@ -29,9 +29,11 @@ THUMB_SIDE = 64
 # similarity are meaningless there (the low-information check reports such images instead).
 FLAT_STD = 2.0
 
-#: Bumped when a statistic's definition changes, so cached statistics are recomputed.
-STATS_VERSION = 11  # 7: large JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors; 9: quarters; 10: transparency on white;
-# 11: NaN and infinite pixels of float images do not set their range; 12: 16-bit grey's transparent value on white
+#: Bumped when a statistic's definition changes, so cached statistics are recomputed. 7: large
+#: JPEGs decoded at a reduced scale; 8: the thumbnails' descriptors; 9: quarters; 10: transparency
+#: on white; 11: NaN and infinite pixels of float images do not set their range; 12: 16-bit grey's
+#: transparent value on white.
+STATS_VERSION = 12
 
 STAT_COLUMNS = [
     "width",  # int, pixels
