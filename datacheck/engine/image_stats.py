@@ -301,7 +301,7 @@ def _identify(im: Image.Image, file_size: tuple[int, int] | None = None) -> dict
     else:
         pixels = _hashed_bytes(im)
         digest.update(pixels)
-        shown = _displayed(im)
+        shown = displayed(im)
         small = shown.reduce(factor) if factor > 1 else shown
     pixel_hash = digest.hexdigest()[:32]
     thumbnail = small.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0).convert("RGB")
@@ -327,14 +327,14 @@ def _hashed_bytes(im: Image.Image) -> bytes:
     return im.convert("RGBA").tobytes() if im.mode in ("P", "PA") else im.tobytes()
 
 
-def _displayed(im: Image.Image) -> Image.Image:
-    """``im`` as it is measured: 8 bits, transparency on white, ``L`` or ``RGB``."""
+def displayed(im: Image.Image) -> Image.Image:
+    """``im`` as it is measured and shown to the models: 8 bits, transparency on white, ``L`` or ``RGB``."""
     eight = on_white(eight_bit(im))
     return eight.convert("RGB") if eight.mode not in ("RGB", "L") else eight
 
 
 def _shrink_in_strips(im: Image.Image, factor: int, digest) -> Image.Image:
-    """``_displayed(im).reduce(factor)``, with ``digest`` updated by ``im``'s pixels (colours of a
+    """``displayed(im).reduce(factor)``, with ``digest`` updated by ``im``'s pixels (colours of a
     palette image) as :func:`_identify` hashes them, computed a strip of rows at a time.
 
     Whole, a 169-megapixel RGBA PNG took 3.3 GB on top of its decode (its bytes for the hash,
@@ -349,7 +349,7 @@ def _shrink_in_strips(im: Image.Image, factor: int, digest) -> Image.Image:
     for top in range(0, height, rows):
         strip = im.crop((0, top, width, min(top + rows, height)))
         digest.update(_hashed_bytes(strip))
-        parts.append(_displayed(strip).reduce(factor))
+        parts.append(displayed(strip).reduce(factor))
     small = Image.new(parts[0].mode, (parts[0].width, sum(part.height for part in parts)))
     top = 0
     for part in parts:

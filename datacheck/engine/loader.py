@@ -22,8 +22,7 @@ from .image_stats import (
     DECODE_ERRORS,
     STAT_COLUMNS,
     analyze_batch,
-    eight_bit,
-    on_white,
+    displayed,
     open_image,
     require_regular_file,
     upright,
@@ -220,8 +219,7 @@ def compute_image_stats(
 def model_input(image: Image.Image, side: int) -> np.ndarray:
     """An image as the models take it: upright (EXIF orientation), transparency on white, RGB, resized to side x side,
     shape (3, side, side) uint8."""
-    rgb = on_white(eight_bit(upright(image))).convert("RGB")
-    rgb = rgb.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    rgb = displayed(upright(image)).convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(rgb).transpose(2, 0, 1)
 
 
