@@ -151,3 +151,18 @@ def test_large_images_shrunk_in_strips_measure_as_whole(monkeypatch, mode):
     assert whole["pixel_hash"] == strips["pixel_hash"] and whole["thumbnail"] == strips["thumbnail"]
     assert whole["copy"].shape == strips["copy"].shape == ((176, 251, 3) if mode not in ("L", "LA") else (176, 251))
     assert np.array_equal(whole["copy"], strips["copy"])
+
+
+def test_a_greyscale_copy_of_a_training_image_in_val_is_a_leak(sample_copy, tmp_path):
+    """Teams keep greyscale versions of colour photos beside them; one in the validation split
+    of a training image leaks it. Its colour correlation with the original fell below the cut."""
+    import pandas as pd
+    from PIL import Image
+
+    originals = sorted((sample_copy / "train" / "ring").glob("*.png"))[:6]
+    for path in originals:
+        Image.open(path).convert("L").save(sample_copy / "val" / "ring" / f"grey_{path.name}")
+    assert invoke("audit", sample_copy, "--out", tmp_path / "run", "-q", "--cache-dir", "off", *QUICK).exit_code == 1  # leaks fail it
+    findings = pd.read_parquet(tmp_path / "run" / "findings.parquet")
+    leaks = set(findings.loc[(findings.check == "split_leakage") & findings.is_issue, "sample_id"])
+    assert {f"val/ring/grey_{path.name}" for path in originals} <= leaks

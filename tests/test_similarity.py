@@ -149,3 +149,29 @@ def test_resized_copies_of_small_pictures_match_on_smoothed_edges():
     assert (smoothed >= 0.95).mean() >= 0.95 > (sharp >= 0.95).mean()
     unrelated = pair_similarity(thumbs, np.arange(99), np.arange(1, 100), enlarged=np.ones(200, bool))
     assert unrelated.max() < 0.6
+
+
+def test_greyscale_copies_of_colour_pictures_match_by_luminance():
+    """A grey copy has no colour to correlate: its colour NCC with the original was below
+    0.95 for most of these pictures. Pairs with a grey image compare luminance instead, and
+    that does not make a grey picture match an unrelated colour one."""
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    originals, copies = [], []
+    for _ in range(100):
+        scene = Image.fromarray(_gradient_scene(rng)).resize((64, 64), Image.Resampling.BILINEAR)
+        originals.append(np.asarray(scene))
+        copies.append(np.asarray(scene.convert("L").convert("RGB")))  # as the audit thumbnails a grey file
+    thumbs = np.concatenate([originals, copies])
+    grey = thumbs[100:].astype(np.float32)
+    colour_only = np.array([np.corrcoef(thumbs[k].ravel().astype(np.float32), grey[k].ravel())[0, 1] for k in range(100)])
+    assert (colour_only >= 0.95).mean() < 0.5  # what the colour NCC alone said
+    # (a grey copy of a picture whose colours are nearly all of one luminance is a flat
+    # picture: two of these score 0.94)
+    sims = pair_similarity(thumbs, np.arange(100), np.arange(100, 200))
+    assert (sims >= 0.95).mean() >= 0.95
+    unrelated = pair_similarity(thumbs, np.arange(99), np.arange(101, 200))
+    assert unrelated.max() < 0.6
+    candidates = top_k_neighbours(spectral_descriptors(thumbs), 5)[100:]
+    assert (candidates == np.arange(100)[:, None]).any(axis=1).all()
