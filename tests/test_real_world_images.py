@@ -166,3 +166,60 @@ def test_a_greyscale_copy_of_a_training_image_in_val_is_a_leak(sample_copy, tmp_
     findings = pd.read_parquet(tmp_path / "run" / "findings.parquet")
     leaks = set(findings.loc[(findings.check == "split_leakage") & findings.is_issue, "sample_id"])
     assert {f"val/ring/grey_{path.name}" for path in originals} <= leaks
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F", "F01"])
+def test_high_bit_images_are_scaled_strip_by_strip_as_in_one_piece(monkeypatch, mode):
+    """eight_bit reads the values in their own type and scales a strip of rows at a time (a
+    64-megapixel 16-bit scan took 2.6 GB in float64 at once): every value is the one-piece
+    float64 formula's, NaN and infinite pixels included."""
+    import numpy as np
+    from PIL import Image
+
+    from datacheck.engine import image_stats
+
+    rng = np.random.default_rng(0)
+    shape = (37, 23)
+    if mode == "I;16":
+        values = rng.integers(0, 65536, shape).astype(np.uint16)
+    elif mode == "I":
+        values = rng.integers(-5000, 300_000, shape).astype(np.int32)
+    else:
+        values = (rng.random(shape) * (1.0 if mode == "F01" else 900.0)).astype(np.float32)
+        values[3, 4], values[20, 1], values[36, 22] = np.nan, np.inf, -np.inf
+    im = Image.fromarray(values) if mode != "I;16" else Image.frombytes("I;16", shape[::-1], values.tobytes())
+    monkeypatch.setattr(image_stats, "_SCALE_ROWS", 5)
+    got = np.asarray(image_stats.eight_bit(im))
+
+    wide = values.astype(np.float64)  # the formula in one piece
+    finite = wide[np.isfinite(wide)]
+    top = finite.max()
+    full = (1.0 if mode == "F01" else 65535.0 if mode == "I;16" else 255.0 if top <= 255 else 65535.0 if top <= 65535
+            else top)
+    expected = np.rint(np.nan_to_num(np.clip(wide, 0.0, full)) * (255.0 / full)).astype(np.uint8)
+    np.testing.assert_array_equal(got, expected)
+    assert got.max() >= 250 and (not mode.startswith("F") or got[36, 22] == 0)
+
+
+def test_a_large_16_bit_scan_is_scaled_without_whole_image_float_copies():
+    """numpy's allocations while a 16-megapixel 16-bit image is scaled to 8 bits: its values
+    as stored (2 bytes a pixel), the result (1 byte) and its image; in float64 at once, 37 bytes."""
+    import tracemalloc
+
+    import numpy as np
+    from PIL import Image
+
+    from datacheck.engine.image_stats import eight_bit
+
+    side = 4000
+    values = (np.arange(side * side, dtype=np.uint32) % 65536).astype(np.uint16)
+    im = Image.frombytes("I;16", (side, side), values.tobytes())
+    del values
+    tracemalloc.start()
+    try:
+        small = eight_bit(im)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert small.mode == "L" and small.size == (side, side)
+    assert peak < 5 * side * side  # bytes (4.5 measured; 37 in float64 at once)

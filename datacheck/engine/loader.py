@@ -219,7 +219,9 @@ def compute_image_stats(
 def model_input(image: Image.Image, side: int) -> np.ndarray:
     """An image as the models take it: upright (EXIF orientation), transparency on white, RGB, resized to side x side,
     shape (3, side, side) uint8."""
-    rgb = displayed(upright(image)).convert("RGB").resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    # Resized before a grey image is made RGB: the same values (each channel is resized alike),
+    # without a whole-size RGB copy (192 MB for a 64-megapixel scan).
+    rgb = displayed(upright(image)).resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0).convert("RGB")
     return np.asarray(rgb).transpose(2, 0, 1)
 
 
