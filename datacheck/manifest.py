@@ -207,18 +207,33 @@ def _scan_folder(root: Path) -> tuple[pd.DataFrame, dict]:
             f"mixed folder layout in {root}: {split_dirs[0]!r} is a split name but {others[0]!r} is not; "
             "use root/<class>/* or root/<split>/<class>/* (or a manifest file)"
         )
-    _count_loose_files(root, skipped)  # beside the class/split folders
     if split_dirs:
+        _count_loose_files(root, skipped)  # beside the split folders
         for split_dir in split_dirs:
-            split = SPLIT_ALIASES[split_dir.lower()]
-            _count_loose_files(root / split_dir, skipped)
-            for label in _subdirs(root / split_dir):
-                rows += _image_rows(root, PurePosixPath(split_dir, label), label, split, skipped)
+            rows += _class_rows(root, PurePosixPath(split_dir), SPLIT_ALIASES[split_dir.lower()], skipped)
     else:
-        for label in top_dirs:
-            rows += _image_rows(root, PurePosixPath(label), label, None, skipped)
+        rows += _class_rows(root, PurePosixPath(), None, skipped)
     frame = pd.DataFrame(rows, columns=["path", "label", "split"])
     return frame, {k: v for k, v in skipped.items() if v}
+
+
+def _class_rows(root: Path, rel_dir: PurePosixPath, split: str | None, skipped: dict) -> list[tuple]:
+    """The rows of ``root/rel_dir``'s class folders, each named after its class; or, where none
+    of its folders holds an image, of the images directly in it, unlabeled (a folder of photos
+    as CleanVision audits it: the image checks and duplicates run, the label checks say they
+    are off). Images beside class folders have no class and are counted as skipped."""
+    folder = root / rel_dir
+    rows, in_classes = [], {"non_image": 0}
+    for label in _subdirs(folder):
+        rows += _image_rows(root, rel_dir / label, label, split, in_classes)
+    if rows:
+        skipped["non_image"] += in_classes["non_image"]
+        _count_loose_files(folder, skipped)
+        return rows
+    loose = _image_rows(root, rel_dir, None, split, skipped, recurse=False)
+    if not loose:  # no images at all: say what was skipped below too
+        skipped["non_image"] += in_classes["non_image"]
+    return loose
 
 
 def _subdirs(folder: Path) -> list[str]:
@@ -244,11 +259,13 @@ def _count_loose_files(folder: Path, skipped: dict) -> None:
             skipped[why] = skipped.get(why, 0) + 1
 
 
-def _image_rows(root: Path, rel_dir: PurePosixPath, label: str, split: str | None, skipped: dict) -> list[tuple]:
-    """Image files anywhere below ``root/rel_dir`` (sorted, hidden files ignored)."""
+def _image_rows(root: Path, rel_dir: PurePosixPath, label: str | None, split: str | None, skipped: dict,
+                recurse: bool = True) -> list[tuple]:
+    """Image files anywhere below ``root/rel_dir`` (directly in it only, unless ``recurse``;
+    sorted, hidden files ignored)."""
     rows = []
     for dirpath, dirnames, filenames in os.walk(root / rel_dir):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recurse else []
         rel = Path(dirpath).relative_to(root).as_posix()
         for name in sorted(filenames):
             if name.startswith("."):
@@ -256,7 +273,7 @@ def _image_rows(root: Path, rel_dir: PurePosixPath, label: str, split: str | Non
             if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 skipped["non_image"] += 1
                 continue
-            path = f"{rel}/{name}"
+            path = f"{rel}/{name}" if rel != "." else name
             if not path.isascii():  # the check below costs nothing for the usual ASCII names
                 _require_utf8_name(path, root)
             rows.append((path, label, split))

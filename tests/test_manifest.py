@@ -44,15 +44,45 @@ def test_class_folder_layout_with_nested_files_and_skips(tmp_path):
     assert m.skipped == {"non_image": 2}
 
 
-def test_images_outside_any_class_folder_are_named_so(tmp_path):
+def test_images_beside_class_folders_are_named_so(tmp_path):
     flat = tmp_path / "flat"
     for i in range(3):
         make_image(flat / f"{i}.png", i)
-    result = invoke("audit", flat, "--out", tmp_path / "run")
-    assert_one_line_error(result, ExitStatus.BAD_DATA, "skipped 3 image(s) outside any class folder; a folder "
-                                                        "dataset keeps each class's images in a folder named after the class")
     make_image(flat / "a" / "x.png", 9)
-    assert load_manifest(flat).skipped == {"outside_class_folder": 3}
+    manifest = load_manifest(flat)
+    assert manifest.skipped == {"outside_class_folder": 3}
+    assert manifest.frame["path"].tolist() == ["a/x.png"]
+
+
+def test_a_folder_of_images_without_class_folders_is_unlabeled_images(tmp_path):
+    """A folder of photos (what CleanVision audits) was 'no images found'; its images are
+    unlabeled samples: the image checks and duplicates run, the label checks say they are off."""
+    flat = tmp_path / "flat"
+    for i in range(3):
+        make_image(flat / f"{i}.png", i)
+    make_image(flat / "copy.png", 0)
+    (flat / "notes.txt").write_text("not an image")
+    (flat / "annotations").mkdir()  # a folder of no images is no class
+    (flat / "annotations" / "0.json").write_text("{}")
+    manifest = load_manifest(flat)
+    assert manifest.frame["path"].tolist() == ["0.png", "1.png", "2.png", "copy.png"]
+    assert manifest.frame["label"].isna().all() and manifest.frame["split"].isna().all()
+    assert manifest.skipped == {"non_image": 1}
+    result = invoke("audit", flat, "--out", tmp_path / "run", "--checks", "exact_duplicates,class_imbalance",
+                    "--workers", 0, "--cache-dir", "off", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["samples"] == 4 and summary["checks"]["exact_duplicates"]["flagged"] == 1
+    assert summary["checks"]["class_imbalance"]["threshold"]["rule"] == "off: fewer than two labeled classes"
+
+
+def test_split_folders_of_images_without_class_folders_are_unlabeled_splits(tmp_path):
+    data = tmp_path / "d"
+    make_image(data / "train" / "a.png", 1)
+    make_image(data / "test" / "b.png", 2)
+    frame = load_manifest(data).frame
+    assert frame["path"].tolist() == ["test/b.png", "train/a.png"]
+    assert frame["split"].tolist() == ["test", "train"] and frame["label"].isna().all()
 
 
 def test_valid_folder_is_the_val_split(tmp_path):

@@ -55,6 +55,7 @@ class ClassImbalance(Detector):
                 self.thresholds_[self.name]["not_in_train"] = sorted(map(str, frame.loc[untrained, "label"].unique()))
         labels = frame.loc[in_scope, "label"]
         if not len(counts) or labels.nunique() < 2:
+            self.thresholds_[self.name]["rule"] = "off: fewer than two labeled classes"
             return partial_findings([], self.name, [], [], [])
         size = labels.map(counts).fillna(0).to_numpy(dtype=float)
         ratio = size / median
