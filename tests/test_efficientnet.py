@@ -187,3 +187,31 @@ def test_audit_with_the_pretrained_backbone(tiny_dataset, tmp_path):
     assert np.load(cached[0], mmap_mode="r").shape == (16, 3, 224, 224)  # decoded at the model's size
     assert result.summary["checks"]["aum"]["scored"] == 16
     assert set(result.findings["check"]) == {"label_issues", "aum", "label_fused", "outliers", "issue_score"}
+
+
+@needs_wheel
+def test_a_folder_of_unlabeled_photos_gets_outliers_from_the_pretrained_backbone(tmp_path):
+    """A frozen backbone's features need no label: unlabeled images are embedded too, so a
+    folder of photos without classes gets outliers. Before, nothing was embedded without two
+    labeled classes to cross-validate, and outliers said 'off'. sample_data's circles, flat:
+    the flagged images are its planted problems (other shapes filed as circles, a checkerboard,
+    a blank, a washed-out and a blurred circle)."""
+    import shutil
+
+    import pandas as pd
+
+    import datacheck
+
+    from .conftest import SAMPLE_DATA
+
+    flat = tmp_path / "photos"
+    shutil.copytree(SAMPLE_DATA / "train" / "circle", flat)
+    truth = pd.read_csv(SAMPLE_DATA / "truth.csv")
+    planted = truth[truth["sample_id"].str.startswith("train/circle/") & (truth["issue"] != "corrupt")
+                    & ~truth["issue"].str.contains("duplicate|leakage")]
+    planted = set(planted["sample_id"].str.rsplit("/", n=1).str[-1])
+    result = datacheck.audit(flat, checks=["outliers"], model="efficientnet-lite0", cache_dir="off", workers=0)
+    outliers = result.summary["checks"]["outliers"]
+    assert outliers["scored"] == 59  # every readable image (one of the 60 is corrupt)
+    flagged = set(result.issues("outliers")["sample_id"])
+    assert len(flagged & planted) >= 6 and len(flagged - planted) <= 1, (flagged, planted)

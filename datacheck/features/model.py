@@ -145,4 +145,41 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
         embeddings[use] = arrays["embeddings"]
         aum.aum[use] = arrays["aum"]
         aum.threshold_aum = arrays["threshold_aum"]
+    else:
+        use = np.zeros(n, bool)
+    embeddings = _frozen_embeddings_of_the_rest(embeddings, ok & ~use, pixels, key, config, device, cache_dir, weights,
+                                                map_predict)
     return ModelOutputs(classes, labels, pred_probs, embeddings, "cross-validation", softmax, aum)
+
+
+def _frozen_embeddings_of_the_rest(embeddings: np.ndarray | None, rest: np.ndarray, pixels, key: str, config,
+                                   device: str, cache_dir, weights, map_predict) -> np.ndarray | None:
+    """``embeddings`` (N, D) with the ``rest`` rows (N,) bool, readable images the cross-validation
+    did not score (unlabeled, or every row where there was no cross-validation), embedded too when
+    the model is a frozen pretrained backbone.
+
+    A frozen backbone's features do not depend on any label, so a folder of unlabeled photos
+    gets outliers (and near-duplicate candidates) from an ImageNet model, as the labeled rows
+    do. A model trained here has nothing to embed them with that its space was not fitted
+    without: they stay NaN, as before.
+    """
+    from ..engine.models import create_model
+    from ..engine.train import frozen_features
+
+    if not rest.any():
+        return embeddings
+    network = create_model(config.model, 1, weights)
+    if network.trainable:
+        return embeddings
+    rows = np.flatnonzero(rest)
+
+    def embed() -> dict:
+        return {"embeddings": frozen_features(network, pixels, config, device, rows, map_predict)[0]}
+
+    path = cache_file(cache_dir, "frozen-v1", key, config.model, config.key(), device.split(":")[0], weights,
+                      rows.tobytes())
+    found = cached_arrays(path, embed)["embeddings"]
+    if embeddings is None:
+        embeddings = np.full((len(rest), found.shape[1]), np.nan, dtype=np.float32)
+    embeddings[rows] = found
+    return embeddings
