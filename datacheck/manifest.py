@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BadDataError, UsageError
+from .spreadsheet_csv import read_spreadsheet_csv
 
 # At least what torchvision's ImageFolder reads (.pgm, .ppm: the ORL and Yale face sets), which
 # a team trains from the same folder: an image it trains on must not be skipped as a non-image.
@@ -45,6 +46,7 @@ CONTRACT_COLUMNS = ["sample_id", "path", "label", "split"]
 ARRAY_COLUMNS = ("pred_probs", "embeddings")
 _SHOW = 3  # how many offending values an error message names
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # s3://, gs://, https://, file://
+_WINDOWS_ABSOLUTE = re.compile(r"[A-Za-z]:[\\/]|\\\\")  # C:\data, D:/x.png, \\server\share (UNC)
 
 
 @dataclass
@@ -312,21 +314,14 @@ def _require_root(root: Path) -> None:
 def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
     from .engine.image_stats import require_regular_file
 
-    text_columns = {c: "string" for c in CONTRACT_COLUMNS}
     try:
         require_regular_file(path)  # a named pipe or device would block the read for ever
         if fmt == "csv":
-            dialect = _csv_dialect(path)
-            frame = pd.read_csv(path, dtype=text_columns, **dialect)
-            _refuse_implicit_index(frame, path)
-            _refuse_repeated_columns(path, dialect)
             # pandas reads "NA", "None", "null", "n/a", "nan"... as missing. The extra columns keep
             # that (and the types it gives them), but in the columns datacheck interprets these
             # are names: a class folder called "NA" is a class, and relabel writes it back as
-            # "NA". There only an empty cell is missing, so read those columns again verbatim.
-            verbatim = pd.read_csv(path, dtype="string", usecols=lambda c: c in CONTRACT_COLUMNS,
-                                   keep_default_na=False, na_values=[""], **dialect)
-            frame[verbatim.columns] = verbatim
+            # "NA". There only an empty cell is missing: those columns are read verbatim.
+            frame = read_spreadsheet_csv(path, expected=CONTRACT_COLUMNS, what="manifest", verbatim=CONTRACT_COLUMNS)
         elif fmt == "parquet":
             # Array (list) columns are read as arrays by datacheck.features.arrays, not as a
             # million pandas objects.
@@ -342,11 +337,7 @@ def _read_table(path: Path, fmt: str, need_path: bool = True) -> pd.DataFrame:
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         # pandas/pyarrow errors are ValueError/OSError subclasses; EmptyDataError included.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", reason)
-        if ragged:  # pandas' own wording ("Error tokenizing data. C error: ...") is parser jargon
-            header, line, seen = ragged.groups()
-            reason = f"ragged CSV: line {line} has {seen} fields, the header has {header}"
-        elif fmt == "jsonl" and isinstance(exc, ValueError) and not isinstance(exc, UnicodeDecodeError):
+        if fmt == "jsonl" and isinstance(exc, ValueError) and not isinstance(exc, UnicodeDecodeError):
             # pandas names a character offset into the whole file ("at position 1280"): name the line
             try:
                 reason = _non_object_line(path, reason)
@@ -391,59 +382,6 @@ def _non_object_line(path: Path, otherwise: str = "every line must be a JSON obj
                 if not isinstance(value, dict):
                     return f"line {number} is {type(value).__name__ if value is not None else 'null'}, not a JSON object"
     return otherwise
-
-
-def _csv_dialect(path: Path) -> dict:
-    """``read_csv`` options for a CSV as spreadsheets save it: UTF-16 (Excel's "Unicode text",
-    byte-order mark first, a header naming one of our columns: binary junk can start with those
-    two bytes) and, when the header is one field that ``;`` or a tab splits into names that
-    include one of ours, that separator (Excel in a European locale, a TSV named .csv).
-    """
-    with open(path, "rb") as file:
-        start = file.read(4096)
-    dialect = {}
-    if start[:2] in (b"\xff\xfe", b"\xfe\xff") and os.path.getsize(path) % 2 == 0:  # odd: not UTF-16
-        first_line = start.decode("utf-16", "replace").split("\n", 1)[0]
-        if any(name in first_line for name in CONTRACT_COLUMNS):
-            dialect["encoding"] = "utf-16"
-    header = pd.read_csv(path, nrows=0, **dialect).columns
-    if len(header) == 1:
-        for sep in ("\t", ";"):
-            names = str(header[0]).split(sep)
-            if len(names) > 1 and set(names) & set(CONTRACT_COLUMNS):
-                dialect["sep"] = sep
-                break
-    return dialect
-
-
-def _refuse_repeated_columns(path: Path, dialect: dict) -> None:
-    """Refuse a CSV whose header names one of datacheck's columns twice (``label,...,label``).
-
-    pandas renames the second copy (``label.1``), so the first would be used without a word,
-    whichever the user meant. Repeated columns of the user's own are kept as pandas names them.
-    """
-    # The header as pandas' parser reads it (blank lines before it, quoting, a byte-order mark),
-    # but as a row of values, which pandas does not rename.
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, **dialect).iloc[0].tolist()
-    repeated = sorted({name for name in header if name in CONTRACT_COLUMNS and header.count(name) > 1})
-    if repeated:
-        raise BadDataError(f"manifest {path} has more than one {repeated[0]!r} column; keep one")
-
-
-def _refuse_implicit_index(frame: pd.DataFrame, path: Path) -> None:
-    """Refuse a CSV whose first row has more fields than its header.
-
-    pandas takes the surplus leading fields of such a row as the index, for every row, so each
-    column silently holds its left neighbour's values (the path column gets the labels) and
-    the error surfaces rows later as a misleading "empty path" or "missing files". A longer
-    row further down is a parser error already (see :func:`_read_table`).
-    """
-    if not isinstance(frame.index, pd.RangeIndex):
-        header = len(frame.columns)
-        raise BadDataError(
-            f"cannot read manifest {path}: ragged CSV: the first row after the header has "
-            f"{header + frame.index.nlevels} fields, the header has {header} (a stray delimiter?)"
-        )
 
 
 # --------------------------------------------------------------------------- validation
@@ -538,6 +476,13 @@ def _safe_relpath(value, root: Path, source: Path, row: int, folders: dict) -> s
         hint = ("list it as a plain path" if raw[:5].lower() == "file:" else
                 "datacheck reads local files: download them and list their local paths")
         raise BadDataError(f"path is a URL, not a local file: {raw!r} (row {row + 1} of {source}); {hint}")
+    if os.sep == "/" and _WINDOWS_ABSOLUTE.match(raw) and not _listed_file_exists(root, raw):
+        # A drive or UNC path is absolute on Windows only: made relative here, every row was
+        # one more missing file ("C:/data/cat/1.png" under the dataset root).
+        base = ("the manifest's folder" if source.name != "<DataFrame>" and source.resolve().parent == root
+                else "the dataset root")
+        raise BadDataError(f"path is a Windows drive path, not a path on this machine: {raw!r} (row {row + 1} of "
+                           f"{source}); paths must be relative to {base} {root} (or absolute on this machine)")
     if "\\" in raw and os.sep == "/" and not os.path.lexists(os.path.join(str(root), raw)):
         raw = raw.replace("\\", "/")  # written on Windows ("train\cat\1.png"), where "\" separates folders
     # Strings and os.path, not pathlib: this runs once per file of the dataset.
@@ -567,6 +512,25 @@ def _safe_relpath(value, root: Path, source: Path, row: int, folders: dict) -> s
         if path != top and not path.startswith(inside):
             raise BadDataError(f"path escapes the dataset root {root}: {raw!r} (row {row + 1} of {source})")
     return normal[len(inside):].replace(os.sep, "/") or "."  # "." names the root: a folder, so missing
+
+
+def _listed_file_exists(root: Path, raw: str) -> bool:
+    """Whether a file is there as a manifest names it, ``\\`` read as a character or as a
+    separator: a path that looks like a Windows one is then that file (a folder called ``C:``).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The dataset root, which relative paths start from.
+    raw : str
+        The path as the manifest lists it.
+
+    Returns
+    -------
+    bool
+    """
+    top = str(root)
+    return os.path.lexists(os.path.join(top, raw)) or os.path.lexists(os.path.join(top, raw.replace("\\", "/")))
 
 
 def _check_files(frame: pd.DataFrame, root: Path, source: Path, max_missing: int):

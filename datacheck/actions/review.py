@@ -25,12 +25,15 @@ import pandas as pd
 from ..errors import BadDataError, UsageError
 from ..reporting.csv import escape_formulas, unescape_formulas
 from ..runs import atomic_write
+from ..spreadsheet_csv import read_spreadsheet_csv
 
 DECISIONS = ("relabel", "drop", "keep")
 #: The Label Studio choice that means "remove this sample".
 DROP_CHOICE = "(drop)"
 REVIEW_COLUMNS = ["sample_id", "path", "split", "label", "suggested_label", "confidence", "checks", "reason",
                   "decision", "new_label"]
+#: The columns of a filled review CSV that its decisions are read from.
+REVIEW_READ_COLUMNS = ("sample_id", "decision", "new_label")
 _SHOW = 3
 
 
@@ -142,55 +145,30 @@ def read_decisions(path: Path, frame: pd.DataFrame, suggestions: pd.Series, clas
     return _validated(decisions, path, frame, classes)
 
 
-#: Field separators a review CSV may use: spreadsheets in locales with a decimal comma
-#: (Excel in most of Europe) save CSV with ``;``, and some tools save tab-separated text.
-CSV_SEPARATORS = (",", ";", "\t")
-
-
 def read_review_table(path: Path) -> pd.DataFrame:
     """A review CSV as text columns, as a spreadsheet may have saved it.
 
-    The text is UTF-8 (with or without a byte-order mark), else Windows-1252 (Excel's "CSV"
-    on Western-European Windows); the separator is the one of :data:`CSV_SEPARATORS` that
-    makes ``sample_id`` a column of the header (else the one the header holds most of). Cells
+    Read by :func:`datacheck.spreadsheet_csv.read_spreadsheet_csv`: UTF-8 (with or without a
+    byte-order mark), UTF-16 with a byte-order mark (Excel's "Unicode text"), else
+    Windows-1252 (Excel's "CSV" on Western-European Windows); separated by ``,``, ``;``
+    (Excel in a decimal-comma locale) or tabs, the one that makes ``sample_id``, ``decision``
+    or ``new_label`` a column of the header. Every cell is text, an empty one ``""``. Cells
     :func:`write_review_csv` escaped are read as they were (a sample id ``'=x`` is ``=x``).
 
     Raises
     ------
     BadDataError
-        The file cannot be read, is neither encoding, or is not CSV.
+        The file cannot be read, is in none of these encodings, is ragged or is not CSV.
     """
-    import csv
-    import io
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadDataError(f"cannot read review file {path}: {exc.strerror or exc}") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        try:
-            text = data.decode("cp1252")
-        except UnicodeDecodeError as again:  # bytes Windows-1252 leaves undefined (0x81, 0x8d, ...)
-            raise BadDataError(f"cannot read review file {path}: it is neither UTF-8 nor Windows-1252 text (byte "
-                               f"0x{data[again.start]:02x} at offset {again.start}); save it as CSV UTF-8") from exc
-    header = text.splitlines()[0] if text.strip() else ""
-    fields = {sep: [f.strip() for f in next(csv.reader([header], delimiter=sep), [])] for sep in CSV_SEPARATORS}
-    sep = next((s for s in CSV_SEPARATORS if "sample_id" in fields[s]), None)
-    if sep is None:
-        sep = max(CSV_SEPARATORS, key=lambda s: (len(fields[s]), -CSV_SEPARATORS.index(s)))
-    try:
-        table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise BadDataError(f"cannot read review file {path}: {str(exc).strip().splitlines()[0]}") from exc
+    table = read_spreadsheet_csv(path, expected=REVIEW_READ_COLUMNS, what="review file", dtype=str,
+                                 keep_default_na=False)
     return unescape_formulas(table)
 
 
 def _csv_decisions(path: Path, suggestions: pd.Series) -> pd.DataFrame:
     table = read_review_table(path)
     table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in ("sample_id", "decision", "new_label") if c not in table.columns]
+    missing = [c for c in REVIEW_READ_COLUMNS if c not in table.columns]
     if missing:
         raise BadDataError(f"review file {path} lacks column(s) {', '.join(missing)} (export one with --export-review)")
     table["decision"] = table["decision"].str.strip().str.lower()
