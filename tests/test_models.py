@@ -244,3 +244,27 @@ def test_deterministic_kernels_set_cudnn_flags_on_cuda_only_and_restore_them():
         assert cudnn.deterministic and not cudnn.benchmark
         raise RuntimeError("boom")
     assert (cudnn.deterministic, cudnn.benchmark) == before  # restored, also after an error
+
+
+@pytest.mark.parametrize("model", ["convnet-small", "resnet18"])
+def test_unlabeled_rows_are_embedded_into_the_labeled_rows_space(model):
+    """``embed_rows``: every fold model (or the frozen backbone) embeds rows it never trains on
+    or predicts, in the cross-validated rows' space, and nothing else changes. An unlabeled
+    row that is a copy of a labeled one gets its embedding."""
+    from datacheck.engine.train import TrainConfig, cross_validate
+
+    # resnet18 untrained: the point is where the rows land, not what they mean
+    weights = "random" if model == "resnet18" else None
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(50, 3, 32, 32), dtype=np.uint8)
+    pixels[45:] = pixels[:5]  # the unlabeled rows 45-49 are copies of rows 0-4
+    labels = np.repeat(np.arange(3), 15)
+    rows, extra = np.arange(45), np.arange(45, 50)
+    config = TrainConfig(image_size=32, epochs=2, folds=3, model=model)
+    alone = cross_validate(pixels, np.r_[labels, -np.ones(5, int)], 3, config, "cpu", seed=1, weights=weights, rows=rows)
+    both = cross_validate(pixels, np.r_[labels, -np.ones(5, int)], 3, config, "cpu", seed=1, weights=weights,
+                          rows=rows, embed_rows=extra)
+    assert both.embeddings.shape == (50, alone.embeddings.shape[1])
+    np.testing.assert_array_equal(both.pred_probs, alone.pred_probs)
+    np.testing.assert_array_equal(both.embeddings[:45], alone.embeddings)
+    np.testing.assert_allclose(both.embeddings[45:], alone.embeddings[:5], rtol=1e-5, atol=1e-6)

@@ -39,8 +39,9 @@ class CrossValResult:
         feature space (see :func:`with_neighbour_votes`).
     softmax : ndarray of shape (N, C), float32
         The fold models' own out-of-fold softmax (the network's output, e.g. for gradients).
-    embeddings : ndarray of shape (N, K * D), float32
-        Penultimate-layer features of every sample from each of the K fold models, each
+    embeddings : ndarray of shape (N + E, K * D), float32
+        Penultimate-layer features of every sample (the N cross-validated rows, then the E rows
+        given to embed only) from each of the K fold models, each
         L2-normalised and scaled by 1/sqrt(K), side by side: unit vectors whose cosine is the
         mean of the K models' cosines. Out-of-fold features would come from K different
         models, i.e. K incomparable spaces (two copies of one image in different folds land
@@ -77,6 +78,7 @@ def cross_validate(
     rows: np.ndarray | None = None,
     map_folds: Callable | None = None,
     map_predict: Callable | None = None,
+    embed_rows: np.ndarray | None = None,
 ) -> CrossValResult:
     """Stratified K-fold training and out-of-fold prediction.
 
@@ -95,8 +97,12 @@ def cross_validate(
         (see :func:`frozen_features`), e.g. a Ray Data actor pool
         (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here. With
         ``map_folds``, every fold model's predictions go to it in one call.
+    embed_rows : ndarray of int, shape (E,), optional
+        Rows not to cross-validate (unlabeled ones) that the models embed too, into the same
+        space: their embeddings follow the M rows' in the result's ``embeddings``.
     """
     rows = np.arange(len(labels)) if rows is None else np.asarray(rows)
+    extra = np.zeros(0, np.int64) if embed_rows is None else np.asarray(embed_rows, np.int64)
     labels = labels[rows]
     n = len(rows)
     folds = stratified_folds(labels, config.folds, seed)
@@ -105,12 +111,16 @@ def cross_validate(
     torch.manual_seed(seed)
     network = create_model(config.model, num_classes, weights)
     if not network.trainable:
-        return _cross_validate_head(network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
-                                    device, seed, map_predict)
+        result = _cross_validate_head(network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
+                                      device, seed, map_predict)
+        if len(extra):  # raw backbone features, as the cross-validated rows' (not the head's standardised ones)
+            more = frozen_features(network, pixels, config, device, extra, map_predict)[0]
+            result.embeddings = np.concatenate([result.embeddings, more])
+        return result
     n_folds = int(folds.max() + 1)
     pred_probs = np.zeros((n, num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
-    embeddings = np.zeros((n, n_folds * network.dim), dtype=np.float32)
+    embeddings = np.zeros((n + len(extra), n_folds * network.dim), dtype=np.float32)
     train = functools.partial(fit_fold, labels=labels, rows=rows, folds=folds, threshold=threshold,
                               num_classes=num_classes, config=config, device=device, seed=seed, weights=weights)
     def trained_here(k: int) -> tuple:  # (fold, network, margins)
@@ -125,7 +135,7 @@ def cross_validate(
     for group in groups:  # [(fold, network, margins), ...]
         outputs = predict_folds([(k, fold_network) for k, fold_network, _ in group], pixels, folds, labels=labels,
                                 rows=rows, num_classes=num_classes, config=config, device=device,
-                                map_predict=map_predict)
+                                map_predict=map_predict, extra=extra)
         for (k, _, fold_margins), (fold_softmax, fold_probs, features) in zip(group, outputs):
             held_out = folds == k
             softmax[held_out], pred_probs[held_out] = fold_softmax, fold_probs
@@ -229,7 +239,8 @@ def fit_fold(pixels: np.ndarray, k: int, *, labels: np.ndarray, rows: np.ndarray
 
 
 def predict_folds(fitted: list, pixels: np.ndarray, folds: np.ndarray, *, labels: np.ndarray, rows: np.ndarray,
-                  num_classes: int, config: TrainConfig, device: str, map_predict: Callable | None = None) -> list:
+                  num_classes: int, config: TrainConfig, device: str, map_predict: Callable | None = None,
+                  extra: np.ndarray | None = None) -> list:
     """Trained fold models' outputs, computed here or through ``map_predict`` in one call
     (see :func:`frozen_features`).
 
@@ -239,16 +250,19 @@ def predict_folds(fitted: list, pixels: np.ndarray, folds: np.ndarray, *, labels
         Each fold's number and its trained model.
     folds : ndarray of shape (M,), int
         The fold of each of the M ``rows``.
+    extra : ndarray of int, shape (E,), optional
+        More rows to embed (not predicted, no fold).
 
     Returns
     -------
     list of (softmax, pred_probs, features), one per fold of ``fitted``
         ``softmax`` (H, C): the model's softmax on the fold's H held-out rows (with test-time
         augmentation); ``pred_probs`` (H, C): the same averaged with the k-NN vote of the
-        training rows (:func:`with_neighbour_votes`); ``features`` (M, D): the model's
-        unit-length embeddings of every row.
+        training rows (:func:`with_neighbour_votes`); ``features`` (M + E, D): the model's
+        unit-length embeddings of every row, then of the ``extra`` rows.
     """
-    calls = [call for k, network in fitted for call in ((network, rows[folds == k], True), (network, rows, False))]
+    embedded = rows if extra is None or not len(extra) else np.concatenate([rows, extra])
+    calls = [call for k, network in fitted for call in ((network, rows[folds == k], True), (network, embedded, False))]
     outputs = (map_predict or _predict_here)(calls, pixels, config.batch_size * 4, device)
     results = []
     for i, (k, _) in enumerate(fitted):
@@ -256,7 +270,7 @@ def predict_folds(fitted: list, pixels: np.ndarray, folds: np.ndarray, *, labels
         softmax = _without_fake_class(outputs[2 * i][0], num_classes)
         features = outputs[2 * i + 1][1]
         # The vote counts the neighbours' given labels: the fake class is a device of AUM only.
-        pred_probs = with_neighbour_votes(softmax, features, labels, held_out, num_classes, config, device)
+        pred_probs = with_neighbour_votes(softmax, features[: len(rows)], labels, held_out, num_classes, config, device)
         features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-12
         results.append((softmax, pred_probs, features))
     return results

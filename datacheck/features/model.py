@@ -111,7 +111,9 @@ def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np
 def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: str, seed: int,
                             cache_dir: str | None, weights=None, progress=None, map_folds=None,
                             map_predict=None) -> ModelOutputs:
-    """Train K fold models on the labeled, readable images and collect out-of-fold outputs.
+    """Train K fold models on the labeled, readable images and collect out-of-fold outputs;
+    the readable images without a label are embedded too (every fold model's space, or a
+    frozen backbone's, which needs no training: then even without two classes).
 
     ``inputs`` is :func:`datacheck.engine.loader.load_pixels`' ``(pixels, ok, key)``.
     Results are cached in ``cache_dir`` by file contents, labels, training config, seed and
@@ -131,47 +133,44 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
     aum = AumOutputs(np.full(n, np.nan, dtype=np.float32), np.zeros(0, dtype=np.float32))
     embeddings = None
     counts = np.bincount(labels[use], minlength=c)
+    # Readable rows without a label are embedded too, by every fold model (or the frozen
+    # backbone), into the labeled rows' space: unlabeled images get outliers and
+    # near-duplicate candidates like the others.
+    extra = np.flatnonzero(ok & ~use)
     if (counts >= 2).sum() >= 2:  # cross-validation needs two classes with two samples each
         def train() -> dict:
             result = cross_validate(pixels, labels, c, config, device, seed, weights, progress, rows=np.flatnonzero(use),
-                                    map_folds=map_folds, map_predict=map_predict)
+                                    map_folds=map_folds, map_predict=map_predict, embed_rows=extra)
             return {"pred_probs": result.pred_probs, "softmax": result.softmax, "embeddings": result.embeddings,
                     "aum": result.aum, "threshold_aum": result.threshold_aum}
 
-        path = cache_file(cache_dir, "cv-v4", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
+        path = cache_file(cache_dir, "cv-v5", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
         arrays = cached_arrays(path, train)
         pred_probs[use], softmax[use] = arrays["pred_probs"], arrays["softmax"]
         embeddings = np.full((n, arrays["embeddings"].shape[1]), np.nan, dtype=np.float32)
-        embeddings[use] = arrays["embeddings"]
+        embeddings[use], embeddings[extra] = arrays["embeddings"][: use.sum()], arrays["embeddings"][use.sum() :]
         aum.aum[use] = arrays["aum"]
         aum.threshold_aum = arrays["threshold_aum"]
-    else:
-        use = np.zeros(n, bool)
-    embeddings = _frozen_embeddings_of_the_rest(embeddings, ok & ~use, pixels, key, config, device, cache_dir, weights,
-                                                map_predict)
+    elif len(extra):
+        embeddings = _frozen_embeddings(extra, n, pixels, key, config, device, cache_dir, weights, map_predict)
     return ModelOutputs(classes, labels, pred_probs, embeddings, "cross-validation", softmax, aum)
 
 
-def _frozen_embeddings_of_the_rest(embeddings: np.ndarray | None, rest: np.ndarray, pixels, key: str, config,
-                                   device: str, cache_dir, weights, map_predict) -> np.ndarray | None:
-    """``embeddings`` (N, D) with the ``rest`` rows (N,) bool, readable images the cross-validation
-    did not score (unlabeled, or every row where there was no cross-validation), embedded too when
-    the model is a frozen pretrained backbone.
+def _frozen_embeddings(rows: np.ndarray, n: int, pixels, key: str, config, device: str, cache_dir, weights,
+                       map_predict) -> np.ndarray | None:
+    """Embeddings (n, D) of ``rows`` by the model when it is a frozen pretrained backbone (NaN
+    elsewhere), for data without two labeled classes to cross-validate on; None for a model
+    trained here, which has nothing to learn from.
 
-    A frozen backbone's features do not depend on any label, so a folder of unlabeled photos
-    gets outliers (and near-duplicate candidates) from an ImageNet model, as the labeled rows
-    do. A model trained here has nothing to embed them with that its space was not fitted
-    without: they stay NaN, as before.
+    A frozen backbone's features do not depend on any label: a folder of unlabeled photos
+    gets outliers from an ImageNet model.
     """
     from ..engine.models import create_model
     from ..engine.train import frozen_features
 
-    if not rest.any():
-        return embeddings
     network = create_model(config.model, 1, weights)
     if network.trainable:
-        return embeddings
-    rows = np.flatnonzero(rest)
+        return None
 
     def embed() -> dict:
         return {"embeddings": frozen_features(network, pixels, config, device, rows, map_predict)[0]}
@@ -179,7 +178,6 @@ def _frozen_embeddings_of_the_rest(embeddings: np.ndarray | None, rest: np.ndarr
     path = cache_file(cache_dir, "frozen-v1", key, config.model, config.key(), device.split(":")[0], weights,
                       rows.tobytes())
     found = cached_arrays(path, embed)["embeddings"]
-    if embeddings is None:
-        embeddings = np.full((len(rest), found.shape[1]), np.nan, dtype=np.float32)
+    embeddings = np.full((n, found.shape[1]), np.nan, dtype=np.float32)
     embeddings[rows] = found
     return embeddings
