@@ -381,3 +381,19 @@ def test_hostile_report_runs_no_injected_script(chromium, tmp_path):
     assert 'data-js-errors="0"' in dom.stdout and 'data-ready="1"' in dom.stdout
     assert dom.stdout.count("<script") == 2  # no element was injected by the hostile strings
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom.stdout  # the label shows as text in the table
+
+
+def test_unlabeled_samples_show_no_label_not_pandas_missing_marker(tmp_path):
+    """A folder of unlabeled photos: the cards said 'label <NA> · <NA>' (pandas' missing
+    value printed); an unlabeled sample is 'label (none)' and shows no split."""
+    from .conftest import make_image
+
+    photos = tmp_path / "photos"
+    for i in range(4):
+        make_image(photos / f"{i}.png", i)
+    make_image(photos / "copy.png", 0)
+    assert invoke("audit", photos, "--out", tmp_path / "run", "-q", "--checks", "exact_duplicates", "--workers", 0,
+                  "--cache-dir", "off").exit_code == 0
+    page = write_report(tmp_path / "run", tmp_path / "r.html").html.read_text()
+    assert "&lt;NA&gt;" not in page and "<NA>" not in page
+    assert page.count("label <b>(none)</b></div>") >= 2  # the copy and its original

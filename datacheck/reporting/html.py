@@ -230,8 +230,8 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
 
 
 def _e(value) -> str:
-    """HTML-escaped text of a value; missing values (None, NaN) are empty."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """HTML-escaped text of a value; missing values (None, NaN, pandas' NA) are empty."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return html.escape(str(value), quote=True)
 
@@ -453,7 +453,7 @@ def _sample_card(row, thumbs: _Thumbnails, extra: str = "", cls: str = "") -> st
     image = f'<img data-t="{_e(key)}" alt="">' if key else ""
     suggested = row.get("suggested_label")
     lines = [f'<div class="id" title="{_e(row["sample_id"])}">{_e(row["sample_id"])}</div>',
-             f'<div class="kv">label <b>{_e(row.get("label"))}</b>'
+             f'<div class="kv">label <b>{_e(row.get("label")) or "(none)"}</b>'
              + (f' · {_e(row.get("split"))}' if _e(row.get("split")) else "") + "</div>"]
     if _e(suggested):
         conf = row.get("suggested_confidence")
