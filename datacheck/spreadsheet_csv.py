@@ -249,9 +249,22 @@ def _verbatim_options(header: list[str], verbatim: Collection[str]) -> dict:
     dict
         ``dtype``, ``keep_default_na`` and ``na_values`` for :func:`pandas.read_csv`.
     """
-    from pandas._libs.parsers import STR_NA_VALUES  # the words read_csv takes as missing by default
-
-    defaults = sorted(STR_NA_VALUES)
+    defaults = sorted(_pandas_na_words())
     na_values: dict = {position: defaults for position in range(len(header))}
     na_values.update({name: [""] for name in verbatim})
     return {"dtype": {name: "string" for name in verbatim}, "keep_default_na": False, "na_values": na_values}
+
+
+def _pandas_na_words() -> frozenset:
+    """The words :func:`pandas.read_csv` reads as missing by default: pandas' own set (a private
+    name, where pandas 2 and 3 keep it), else the list pandas documents."""
+    try:
+        from pandas._libs.parsers import STR_NA_VALUES
+    except ImportError:
+        return _DOCUMENTED_NA_WORDS
+    return frozenset(STR_NA_VALUES)
+
+
+#: read_csv's ``na_values`` defaults, as pandas documents them.
+_DOCUMENTED_NA_WORDS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                                  "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})

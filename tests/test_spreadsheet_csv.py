@@ -144,3 +144,13 @@ def test_a_csv_manifest_is_opened_once(tiny_dataset, monkeypatch):
     assert len(opened) == 1
     assert frame["label"].tolist() == ["NA"] * 16  # a class called "NA", still verbatim
     assert frame["note"].isna().all()
+
+
+def test_the_documented_missing_value_words_are_pandas_own():
+    """The fallback for pandas' private set of missing-value words is the same set (a pandas
+    that changes it fails here, not silently in the manifests it reads)."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    from datacheck.spreadsheet_csv import _DOCUMENTED_NA_WORDS
+
+    assert set(STR_NA_VALUES) == _DOCUMENTED_NA_WORDS
