@@ -130,8 +130,9 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     # Screen generously below the cut: a copy's half-size colour correlation is far above it.
     screen = min_similarity - _SCREEN_MARGIN
     enlarged = ((stats["width"] < THUMB_SIDE) | (stats["height"] < THUMB_SIDE)).to_numpy(dtype=bool)
+    reduced = ((stats["width"] > THUMB_SIDE) | (stats["height"] > THUMB_SIDE)).to_numpy(dtype=bool)
     sims = pair_similarity(thumbs, local[pairs[:, 0]], local[pairs[:, 1]], screen=screen, workers=ctx.workers,
-                           enlarged=enlarged, quarters=ctx.get("thumbnail_quarters"))
+                           enlarged=enlarged, quarters=ctx.get("thumbnail_quarters"), reduced=reduced)
     # Similarity of row i to its r-th descriptor candidate (NaN where the search found fewer).
     sim_ab = np.full(neighbours.shape, np.nan)
     sim_ab[found] = sims[inverse.ravel()[: len(candidates)]]
