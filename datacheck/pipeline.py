@@ -457,7 +457,7 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
     store.provide("pixels", lambda: pixels(manifest, train_config.image_size, workers, cache_dir, progress), timed=False)
 
     def train_args() -> tuple:
-        return manifest, store.get("pixels"), train_config, ctx.device, seed, cache_dir, weights, progress
+        return manifest, lambda: store.get("pixels"), train_config, ctx.device, seed, cache_dir, weights, progress
 
     remote = {}
     if not isinstance(workers, int):  # the Ray engine: one task per fold, a frozen backbone on an actor pool

@@ -508,3 +508,31 @@ def test_released_rows_of_a_thumbnail_map_read_back_unchanged(tmp_path):
     release_rows(changed[10:20])
     release_rows(expected)
     assert not changed[5].any() and np.array_equal(changed[6:], expected[6:])
+
+
+def test_an_unlabeled_folder_decodes_nothing_for_a_model_it_cannot_train(tmp_path, monkeypatch):
+    """A default audit of a folder of unlabeled photos: the model to train has no labels, so no
+    image is decoded for it (before, every image was, for nothing) and cleanlab is not imported
+    (a second of an audit with nothing to score)."""
+    import subprocess
+    import sys
+
+    from datacheck.engine import loader
+
+    from .conftest import make_image
+
+    photos = tmp_path / "photos"
+    for i in range(12):
+        make_image(photos / f"{i}.png", i)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("pixels decoded for a model that cannot train")
+
+    monkeypatch.setattr(loader, "load_pixels", refused)
+    result = datacheck.audit(photos, cache_dir="off", workers=0)
+    assert result.summary["checks"]["label_issues"]["scored"] == 0
+    assert result.summary["checks"]["outliers"]["threshold"]["rule"].startswith("off")
+    script = (f"import sys, datacheck; datacheck.audit({str(photos)!r}, checks=['label_issues'], cache_dir='off', "
+              "workers=0); print('cleanlab' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "False"

@@ -47,9 +47,6 @@ class LabelIssues(Detector):
         self.score_method = score_method
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
-        from cleanlab.filter import find_label_issues
-        from cleanlab.rank import get_label_quality_scores
-
         given, probs = ctx.get("labels"), ctx.get("pred_probs")
         labels, classes = given.ids, given.classes
         scored = scored_rows(given, probs)
@@ -61,6 +58,10 @@ class LabelIssues(Detector):
         if len(np.unique(labels)) < 2:
             # E.g. too few images to cross-validate (two classes with two samples each are needed).
             return self._off(f"out-of-fold probabilities for fewer than two classes ({len(labels)} sample(s) scored)")
+        # Imported only when there is something to score: cleanlab costs an audit of unlabeled images a second.
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+
         # cleanlab needs every class id below C to be a column; it is, by construction.
         with warnings.catch_warnings():
             # "May not flag all label issues in class k: too few examples" is expected for tiny classes.

@@ -6,6 +6,7 @@ Computed by cross-validated training on the images; arrays the user brings are r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,14 +109,16 @@ def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np
     return list(classes), labels.map(index).fillna(-1).astype(np.int64).to_numpy()
 
 
-def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: str, seed: int,
+def cross_validated_outputs(manifest: Manifest, load_inputs: Callable[[], tuple], config, device: str, seed: int,
                             cache_dir: str | None, weights=None, progress=None, map_folds=None,
                             map_predict=None) -> ModelOutputs:
     """Train K fold models on the labeled, readable images and collect out-of-fold outputs;
     the readable images without a label are embedded too (every fold model's space, or a
     frozen backbone's, which needs no training: then even without two classes).
 
-    ``inputs`` is :func:`datacheck.engine.loader.load_pixels`' ``(pixels, ok, key)``.
+    ``load_inputs()`` gives :func:`datacheck.engine.loader.load_pixels`' ``(pixels, ok, key)``;
+    it is not called (no image is decoded for a model) when no model would use the pixels: fewer
+    than two labeled classes and a model that would have to be trained on them.
     Results are cached in ``cache_dir`` by file contents, labels, training config, seed and
     device type, so auditing the same data again skips training. ``map_folds`` runs the folds,
     and ``map_predict`` a frozen backbone's embedding, elsewhere (see
@@ -124,20 +127,21 @@ def cross_validated_outputs(manifest: Manifest, inputs: tuple, config, device: s
     from ..engine.train import cross_validate
 
     classes, labels = label_ids(manifest)
-    pixels, ok, key = inputs
-    use = ok & (labels >= 0)
-    labels = np.where(use, labels, -1)
     n, c = len(manifest), len(classes)
     pred_probs = np.full((n, c), np.nan, dtype=np.float32)
     softmax = pred_probs.copy()
     aum = AumOutputs(np.full(n, np.nan, dtype=np.float32), np.zeros(0, dtype=np.float32))
+    if not _can_cross_validate(labels, c) and _network(config, weights).trainable:
+        return ModelOutputs(classes, labels, pred_probs, None, "cross-validation", softmax, aum)
+    pixels, ok, key = load_inputs()
+    use = ok & (labels >= 0)
+    labels = np.where(use, labels, -1)
     embeddings = None
-    counts = np.bincount(labels[use], minlength=c)
     # Readable rows without a label are embedded too, by every fold model (or the frozen
     # backbone), into the labeled rows' space: unlabeled images get outliers and
     # near-duplicate candidates like the others.
     extra = np.flatnonzero(ok & ~use)
-    if (counts >= 2).sum() >= 2:  # cross-validation needs two classes with two samples each
+    if _can_cross_validate(labels, c):
         def train() -> dict:
             result = cross_validate(pixels, labels, c, config, device, seed, weights, progress, rows=np.flatnonzero(use),
                                     map_folds=map_folds, map_predict=map_predict, embed_rows=extra)
@@ -165,10 +169,9 @@ def _frozen_embeddings(rows: np.ndarray, n: int, pixels, key: str, config, devic
     A frozen backbone's features do not depend on any label: a folder of unlabeled photos
     gets outliers from an ImageNet model.
     """
-    from ..engine.models import create_model
     from ..engine.train import frozen_features
 
-    network = create_model(config.model, 1, weights)
+    network = _network(config, weights)
     if network.trainable:
         return None
 
@@ -181,3 +184,15 @@ def _frozen_embeddings(rows: np.ndarray, n: int, pixels, key: str, config, devic
     embeddings = np.full((n, found.shape[1]), np.nan, dtype=np.float32)
     embeddings[rows] = found
     return embeddings
+
+
+def _can_cross_validate(labels: np.ndarray, num_classes: int) -> bool:
+    """Whether the class ids ``labels`` (N,), -1 for none, hold two classes of two samples each."""
+    return int((np.bincount(labels[labels >= 0], minlength=num_classes) >= 2).sum()) >= 2
+
+
+def _network(config, weights):
+    """The configured model, untrained (for whether it is ``trainable``, or a frozen backbone to embed with)."""
+    from ..engine.models import create_model
+
+    return create_model(config.model, 1, weights)
