@@ -219,7 +219,10 @@ def test_images_under_3_px_on_a_side_have_content_by_their_contrast(tmp_path):
     assert set(result.issues(check="low_information")["sample_id"]) == {"i/flat_strip.png"}
     for check in ("blurry", "noisy"):
         assert "i/strip.png" not in set(result.findings.query("check == @check")["sample_id"])
-    assert set(result.issues(check="near_duplicates")["sample_id"]) == {"i/strip_half.png"}
+    # (two of the numerals, single strokes of one slant a few pixels apart, are near duplicates
+    # of each other once aligned to a fraction of a pixel: what matters here is the strips)
+    near = set(result.issues(check="near_duplicates")["sample_id"])
+    assert {sample for sample in near if "strip" in sample} == {"i/strip_half.png"}
 
 
 def test_cuts_from_an_earlier_audit_judge_new_data_by_its_ruler(tmp_path):
