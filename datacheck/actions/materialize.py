@@ -31,8 +31,21 @@ def check_target(out: str | os.PathLike) -> Path:
     return out
 
 
+def folder_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` a folder dataset holds: the labeled ones; or, when no row has a
+    label (a folder of photos), every row, its label ``""``, which :func:`materialize` lays out
+    directly in ``out/`` or ``out/<split>/``, as the folder scan reads unlabeled images. Beside
+    class folders an image has no class, so unlabeled rows beside labeled ones are left out.
+    """
+    labeled = frame[frame["label"].notna()]
+    if len(labeled) or not len(frame):
+        return labeled
+    return frame.assign(label="")
+
+
 def materialize(frame: pd.DataFrame, root: str | os.PathLike, out: str | os.PathLike) -> dict:
-    """Link or copy every labeled row of ``frame`` into ``out/<split>/<label>/<file name>``.
+    """Link or copy every labeled row of ``frame`` into ``out/<split>/<label>/<file name>``
+    (every row into ``out/<split>/<file name>`` when none is labeled: :func:`folder_rows`).
 
     The layout (and the renaming of two files with the same name in one class folder) is
     ``augment``'s, with no copies: :func:`datacheck.actions.augment.layout`.
@@ -54,7 +67,7 @@ def materialize(frame: pd.DataFrame, root: str | os.PathLike, out: str | os.Path
     from .augment import layout, link_or_copy
 
     out = check_target(out)
-    labeled = frame[frame["label"].notna()]
+    labeled = folder_rows(frame)
     files = layout(labeled.assign(copies=0))
     sources = dict(zip(labeled["sample_id"], labeled["path"]))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -253,7 +253,8 @@ class RelabelResult:
         Files and folders written, by kind; empty for a dry run.
     notes : list of str
         What the changes did that a person should know: the classes they leave without
-        training rows (every sample of them dropped or relabelled away).
+        training rows (every sample of them dropped or relabelled away); the unlabeled rows
+        that ``materialize_to``'s folder leaves out.
     """
 
     changes: pd.DataFrame
@@ -341,8 +342,13 @@ def relabel(
 
     if materialize_to is not None and manifest.format != "arrays":
         from .augment import layout
+        from .materialize import folder_rows
 
-        layout(new_frame[new_frame["label"].notna()].assign(copies=0))  # a name it refuses: before any file is written
+        held = folder_rows(new_frame)
+        layout(held.assign(copies=0))  # a name it refuses: before any file is written
+        if len(held) < len(new_frame):
+            result.notes.append(f"{len(new_frame) - len(held)} unlabeled row(s) are not in the folder {materialize_to}: "
+                                "beside class folders a folder dataset has no place for images without a class")
     queue = review_queue(frame, changes, review_ranks(run.findings))
     with folder_lock(out_dir):  # None: no --out folder to lock (exports are single files)
         if export_review is not None:
