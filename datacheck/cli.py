@@ -450,6 +450,9 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
     consoles.err.print(f"{c['augmented']} augmented copies ({c['boosted']} of them boosting; {c['written']} written now), "
                        f"{c['originals']} originals "
                        f"({c['linked']} linked, {c['copied']} copied); dataset: {result.written['folder']}", markup=False)
+    if c.get("skipped_unlabeled"):  # past --quiet: a split of them vanished from the dataset
+        _print_notes([f"{c['skipped_unlabeled']} unlabeled row(s) of the plan are not in {result.written['folder']}: "
+                      "beside class folders a folder dataset has no place for images without a class"])
     if as_json:
         consoles.out.print_json(json.dumps({"counts": c, "written": result.written}))
 

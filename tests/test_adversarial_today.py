@@ -78,3 +78,16 @@ def test_relabel_materialize_says_which_unlabeled_rows_it_leaves_out(tmp_path):
     assert result.exit_code == 0, result.output
     notes = [line for line in result.stderr.splitlines() if line.startswith("datacheck: note:")]
     assert len(notes) == 1 and "3 unlabeled" in notes[0], result.stderr
+
+
+def test_augment_says_which_unlabeled_rows_it_leaves_out(tmp_path):
+    """`balance` keeps unlabeled val rows as they are, but `augment`'s folder left them out:
+    the val split vanished with exit 0, its count only in `--json` (`skipped_unlabeled`).
+    Now a `datacheck: note:` line on stderr says so."""
+    run = _audit(_labeled_train_unlabeled_val(tmp_path / "data"), tmp_path / "run", tmp_path)
+    plan = tmp_path / "plan"
+    assert invoke("balance", run, "--strategy", "classes", "--out", plan, "-q").exit_code == 0
+    result = invoke("augment", plan, "--out", tmp_path / "aug", "--workers", 0, "-q")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("datacheck: note:")]
+    assert len(notes) == 1 and "3 unlabeled" in notes[0], result.stderr
