@@ -91,3 +91,23 @@ def test_augment_says_which_unlabeled_rows_it_leaves_out(tmp_path):
     assert result.exit_code == 0, result.output
     notes = [line for line in result.stderr.splitlines() if line.startswith("datacheck: note:")]
     assert len(notes) == 1 and "3 unlabeled" in notes[0], result.stderr
+
+
+def test_balance_of_unlabeled_photos_does_not_ask_for_the_clusters_check_it_ran(tmp_path):
+    """A flat folder audited with `--model efficientnet-lite0` has embeddings, so `clusters`
+    ran, and with no labeled sample scored none; its summary gave a rule as if it had
+    clustered, and `balance` said "needs the clusters check; audit with --checks including
+    clusters", which the audit had. Now clusters says it was off, and balance says why."""
+    data = tmp_path / "photos"
+    for i in range(12):
+        make_image(data / f"p{i}.png", i)
+    run = tmp_path / "run"
+    result = invoke("audit", data, "--out", run, "--model", "efficientnet-lite0", "--checks", "clusters",
+                    "--workers", 0, "-q")
+    assert result.exit_code == 0, result.output
+    import json
+
+    rule = json.loads((run / "summary.json").read_text())["checks"]["clusters"]["threshold"]["rule"]
+    assert rule.startswith("off"), rule
+    result = invoke("balance", run, "--out", tmp_path / "plan")
+    assert result.exit_code == 2 and "--checks including" not in result.stderr, result.stderr

@@ -134,6 +134,8 @@ class Clusters(Detector):
         if embeddings is None:
             return self._off("no embeddings")
         scored = scored_rows(given, probs) & np.isfinite(embeddings).all(axis=1)
+        if not scored.any():  # a folder of unlabeled photos embedded by a frozen backbone
+            return self._off("no labeled sample with the model's outputs (sub-clusters are per class)")
         n_classes = len(given.classes)
         group = self._rare_groups(ctx, given.ids) if self.rare_groups else np.full(len(scored), -1)
         parts, per_class = [], {}
