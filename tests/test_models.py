@@ -268,3 +268,18 @@ def test_unlabeled_rows_are_embedded_into_the_labeled_rows_space(model):
     np.testing.assert_array_equal(both.pred_probs, alone.pred_probs)
     np.testing.assert_array_equal(both.embeddings[:45], alone.embeddings)
     np.testing.assert_allclose(both.embeddings[45:], alone.embeddings[:5], rtol=1e-5, atol=1e-6)
+
+
+def test_a_frozen_backbone_standardises_one_row_without_nan_or_a_warning():
+    """One image embedded by a frozen backbone (a folder of one photo): torch's std of one row
+    warned 'degrees of freedom is <= 0' on stderr and the standardised features were NaN."""
+    import warnings
+
+    from datacheck.engine.train import TrainConfig, frozen_features
+
+    network = create_model("resnet18", 2, "random")
+    pixels = np.random.default_rng(0).integers(0, 256, size=(1, 3, 32, 32), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        raw, standardised = frozen_features(network, pixels, TrainConfig(image_size=32, model="resnet18"), "cpu")
+    assert raw.shape == (1, 512) and torch.isfinite(standardised).all() and float(standardised.abs().max()) == 0.0

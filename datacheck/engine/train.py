@@ -348,7 +348,9 @@ def frozen_features(network: Network, pixels: np.ndarray, config: TrainConfig, d
     """
     _, embeddings = (map_predict or _predict_here)([(network, rows, False)], pixels, config.batch_size * 4, device)[0]
     features = torch.as_tensor(embeddings, device=device)
-    return embeddings, (features - features.mean(0)) / (features.std(0) + 1e-6)
+    # One row has no spread to scale by (torch warns, and the division gives NaN): it is its own mean.
+    spread = features.std(0) if len(features) > 1 else torch.ones_like(features[0])
+    return embeddings, (features - features.mean(0)) / (spread + 1e-6)
 
 
 #: Full-batch optimisation steps of a linear head (a convex problem: this converges).
