@@ -244,7 +244,7 @@ def test_a_dataset_without_labelled_training_rows_is_refused_before_any_audit(tm
     pd.DataFrame(rows).to_csv(tmp_path / "unlabelled.csv", index=False)
     result = invoke("fix", tmp_path / "unlabelled.csv", "--root", data, "--out", tmp_path / "out", "--budget", 20,
                     "--config", quick, "--workers", 0)
-    assert_one_line_error(result, 3, "has no labelled training row")
+    assert_one_line_error(result, 3, "has no labeled training row")
     assert not (tmp_path / "out").exists()
 
 

@@ -381,7 +381,7 @@ def fix(
         raise UsageError(f"{dataset} has no training rows (every row is val/test, which fix keeps as they are); "
                          "fix balances and augments the train split")
     if frame.loc[training_mask(frame), "label"].isna().all():  # before the audits: nothing to learn or balance
-        raise BadDataError(f"{dataset} has no labelled training row (every train row's label is empty); fix "
+        raise BadDataError(f"{dataset} has no labeled training row (every train row's label is empty); fix "
                            "audits, relabels and balances by the labels")
     if options["budget"] < untouched:
         raise UsageError(f"{named} is below the {untouched} val/test rows of {dataset}, "
