@@ -369,7 +369,10 @@ def _colour_ncc(a, b, grey_a, grey_b, dy, dx, grey) -> np.ndarray:
     copy was often below the cut (7 of 10 such copies in sample_data found), so a greyscale
     copy of a training image in the test split was not reported as leaking.
     """
-    result = _ncc_at(a, b, dy, dx)
+    result = np.empty(len(a))
+    colour = ~grey
+    if colour.any():
+        result[colour] = _ncc_at(a[colour], b[colour], dy[colour], dx[colour])
     if grey.any():
         result[grey] = _ncc_at(grey_a[grey], grey_b[grey], dy[grey], dx[grey])
     return result
