@@ -319,7 +319,7 @@ def _verify(a: np.ndarray, b: np.ndarray, grey: np.ndarray, soft: np.ndarray, fi
     """
     a, b = a.astype(np.float32), b.astype(np.float32)
     grey_a, grey_b = a @ _LUMA, b @ _LUMA
-    dy, dx, fy, fx = _peak_shift(_spectra(grey_a), _spectra(grey_b), a.shape[1:3], max_shift, refine=True)
+    dy, dx, fy, fx = phase_shift(grey_a, grey_b, max_shift, refine=True)
     if fine.any():
         a[fine], b[fine] = _halfway(a[fine], b[fine], fy[fine], fx[fine])
         grey_a[fine], grey_b[fine] = a[fine] @ _LUMA, b[fine] @ _LUMA
@@ -342,16 +342,13 @@ def _coarse_similarity(halves: np.ndarray, i: np.ndarray, j: np.ndarray, max_shi
     luma = half @ _LUMA
     spectra = _spectra(luma)
     a, b = inverse[: len(i)], inverse[len(i) :]
-    if fine is None or not fine.any():
-        dy, dx = _peak_shift(spectra[a], spectra[b], half.shape[1:3], max_shift)
-        return _colour_ncc(half[a], half[b], luma[a], luma[b], dy, dx, grey)
     result = np.empty(len(i))
-    whole = ~fine
+    whole = np.ones(len(i), dtype=bool) if fine is None else ~fine
     if whole.any():
         dy, dx = _peak_shift(spectra[a[whole]], spectra[b[whole]], half.shape[1:3], max_shift)
         result[whole] = _colour_ncc(half[a[whole]], half[b[whole]], luma[a[whole]], luma[b[whole]], dy, dx,
                                     grey[whole])
-    rows = np.flatnonzero(fine)
+    rows = np.flatnonzero(~whole)
     for start in range(0, len(rows), 4 * _VERIFY_BLOCK):
         part = rows[start : start + 4 * _VERIFY_BLOCK]
         dy, dx, fy, fx = _peak_shift(spectra[a[part]], spectra[b[part]], half.shape[1:3], max_shift, refine=True)
@@ -388,7 +385,7 @@ def _ncc_at(a: np.ndarray, b: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.
     return result
 
 
-def phase_shift(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[np.ndarray, np.ndarray]:
+def phase_shift(a: np.ndarray, b: np.ndarray, max_shift: int, refine: bool = False) -> tuple:
     """Integer shifts (dy, dx), each within ±``max_shift``, that best align ``a`` with ``b``.
 
     Phase correlation: the inverse FFT of the normalised cross-power spectrum peaks at the
@@ -397,12 +394,16 @@ def phase_shift(a: np.ndarray, b: np.ndarray, max_shift: int) -> tuple[np.ndarra
     Parameters
     ----------
     a, b : ndarray of shape (P, H, W), float32
+    refine : bool, default False
+        Also return the peak's sub-pixel offsets from (dy, dx) (:func:`_peak_fraction`).
 
     Returns
     -------
     dy, dx : ndarray of shape (P,), int
+    fy, fx : ndarray of shape (P,), float, each in [-0.5, 0.5]
+        With ``refine`` only.
     """
-    return _peak_shift(_spectra(a), _spectra(b), a.shape[1:], max_shift)
+    return _peak_shift(_spectra(a), _spectra(b), a.shape[1:], max_shift, refine)
 
 
 def _spectra(grey: np.ndarray) -> np.ndarray:
