@@ -131,7 +131,9 @@ def cross_validated_outputs(manifest: Manifest, load_inputs: Callable[[], tuple]
     pred_probs = np.full((n, c), np.nan, dtype=np.float32)
     softmax = pred_probs.copy()
     aum = AumOutputs(np.full(n, np.nan, dtype=np.float32), np.zeros(0, dtype=np.float32))
-    if not _can_cross_validate(labels, c) and _network(config, weights).trainable:
+    # Without two labeled classes only a frozen backbone has a use for the pixels (built once here).
+    network = None if _can_cross_validate(labels, c) else _network(config, weights)
+    if network is not None and network.trainable:
         return ModelOutputs(classes, labels, pred_probs, None, "cross-validation", softmax, aum)
     pixels, ok, key = load_inputs()
     use = ok & (labels >= 0)
@@ -152,26 +154,27 @@ def cross_validated_outputs(manifest: Manifest, load_inputs: Callable[[], tuple]
         arrays = cached_arrays(path, train)
         pred_probs[use], softmax[use] = arrays["pred_probs"], arrays["softmax"]
         embeddings = np.full((n, arrays["embeddings"].shape[1]), np.nan, dtype=np.float32)
-        embeddings[use], embeddings[extra] = arrays["embeddings"][: use.sum()], arrays["embeddings"][use.sum() :]
+        scored = int(use.sum())
+        embeddings[use], embeddings[extra] = arrays["embeddings"][:scored], arrays["embeddings"][scored:]
         aum.aum[use] = arrays["aum"]
         aum.threshold_aum = arrays["threshold_aum"]
     elif len(extra):
-        embeddings = _frozen_embeddings(extra, n, pixels, key, config, device, cache_dir, weights, map_predict)
+        network = network if network is not None else _network(config, weights)  # unreadable images left < 2 classes
+        embeddings = _frozen_embeddings(network, extra, n, pixels, key, config, device, cache_dir, weights, map_predict)
     return ModelOutputs(classes, labels, pred_probs, embeddings, "cross-validation", softmax, aum)
 
 
-def _frozen_embeddings(rows: np.ndarray, n: int, pixels, key: str, config, device: str, cache_dir, weights,
+def _frozen_embeddings(network, rows: np.ndarray, n: int, pixels, key: str, config, device: str, cache_dir, weights,
                        map_predict) -> np.ndarray | None:
-    """Embeddings (n, D) of ``rows`` by the model when it is a frozen pretrained backbone (NaN
-    elsewhere), for data without two labeled classes to cross-validate on; None for a model
-    trained here, which has nothing to learn from.
+    """Embeddings (n, D) of ``rows`` by ``network`` (the configured model, untrained) when it is
+    a frozen pretrained backbone (NaN elsewhere), for data without two labeled classes to
+    cross-validate on; None for a model trained here, which has nothing to learn from.
 
     A frozen backbone's features do not depend on any label: a folder of unlabeled photos
     gets outliers from an ImageNet model.
     """
     from ..engine.train import frozen_features
 
-    network = _network(config, weights)
     if network.trainable:
         return None
 
