@@ -111,12 +111,8 @@ def cross_validate(
     torch.manual_seed(seed)
     network = create_model(config.model, num_classes, weights)
     if not network.trainable:
-        result = _cross_validate_head(network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
-                                      device, seed, map_predict)
-        if len(extra):  # raw backbone features, as the cross-validated rows' (not the head's standardised ones)
-            more = frozen_features(network, pixels, config, device, extra, map_predict)[0]
-            result.embeddings = np.concatenate([result.embeddings, more])
-        return result
+        return _cross_validate_head(network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
+                                    device, seed, map_predict, extra)
     n_folds = int(folds.max() + 1)
     pred_probs = np.zeros((n, num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
@@ -290,10 +286,12 @@ def _without_fake_class(probs, num_classes: int):
 
 
 def _cross_validate_head(network: Network, pixels, rows, labels, folds, threshold, margins, num_classes, config,
-                         device, seed, map_predict=None) -> CrossValResult:
-    """Frozen backbone: embed every image once, then cross-validate a linear head on the
-    embeddings (with threshold samples, as :func:`fit_fold`)."""
-    embeddings, features = frozen_features(network, pixels, config, device, rows, map_predict)
+                         device, seed, map_predict=None, extra=()) -> CrossValResult:
+    """Frozen backbone: embed every image once (the ``rows`` and then the ``extra`` ones, in one
+    pass), then cross-validate a linear head on the ``rows``' embeddings (with threshold
+    samples, as :func:`fit_fold`)."""
+    embedded = np.concatenate([rows, extra]) if len(extra) else rows
+    embeddings, features = frozen_features(network, pixels, config, device, embedded, map_predict, fitted=len(rows))
     target = torch.as_tensor(labels, device=device)
     pred_probs = np.zeros((len(labels), num_classes), dtype=np.float32)
     softmax = np.zeros_like(pred_probs)
@@ -338,16 +336,17 @@ def with_neighbour_votes(probs: np.ndarray, features, labels, held_out, num_clas
 
 
 def frozen_features(network: Network, pixels: np.ndarray, config: TrainConfig, device: str,
-                    rows: np.ndarray | None = None, map_predict: Callable | None = None):
-    """A frozen backbone's embeddings (M, D) of ``rows`` (default all) as an array, and
-    standardised per dimension on ``device``.
+                    rows: np.ndarray | None = None, map_predict: Callable | None = None, fitted: int | None = None):
+    """A frozen backbone's embeddings (M, D) of ``rows`` (default all) as an array, and the first
+    ``fitted`` of them (default all) standardised per dimension by their own mean and spread, on
+    ``device`` (the rows a head is trained and evaluated on; the others are only embedded).
 
     ``map_predict(calls, pixels, batch_size, device)`` returns :func:`predict`'s
     ``(probabilities, embeddings)`` of each ``(network, rows, tta)`` of ``calls`` (``rows`` None:
     all), computed elsewhere (:func:`datacheck.engine.ray_engine.ray_map_predict`); default: here.
     """
     _, embeddings = (map_predict or _predict_here)([(network, rows, False)], pixels, config.batch_size * 4, device)[0]
-    features = torch.as_tensor(embeddings, device=device)
+    features = torch.as_tensor(embeddings[:fitted], device=device)
     # One row has no spread to scale by (torch warns, and the division gives NaN): it is its own mean.
     spread = features.std(0) if len(features) > 1 else torch.ones_like(features[0])
     return embeddings, (features - features.mean(0)) / (spread + 1e-6)
