@@ -32,7 +32,7 @@ from .features import FEATURES, FeatureStore, peak_rss_mb
 from .features.images import ARRAY_COLUMNS, image_stats, pixels
 from .features.knn import build_knn_graph
 from .features.arrays import ArrayInputs, array_columns, is_path, load_array_inputs
-from .features.model import cross_validated_outputs
+from .features.model import Orientation, cross_validated_outputs, orientation_outputs
 from .files.model_outputs import OUTPUTS_ARTIFACT, write_outputs
 from .files.run_info import RunInfo
 from .files.summary import SUMMARY_NAME, write_summary
@@ -465,6 +465,15 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
 
         remote = {"map_folds": ray_map_folds(workers), "map_predict": ray_map_predict(workers)}
     store.provide("model_outputs", lambda: cross_validated_outputs(*train_args(), **remote))
+
+    def orientation() -> Orientation:
+        # It joins the distance in embedding space: where no sample was embedded (no labels to
+        # train on) there is nothing to join, and no image is decoded for it.
+        if store.get("model_outputs").embeddings is None:
+            return Orientation(None, float("nan"), "off: no sample embedded")
+        return orientation_outputs(lambda: store.get("pixels"), train_config, ctx.device, seed, cache_dir)
+
+    store.provide("orientation", orientation)
     _model_views(ctx, knn_k)
     # Margins recorded by the same cross-validation (threshold samples in each fold).
     store.provide("aum", lambda: store.get("model_outputs").aum, timed=False)

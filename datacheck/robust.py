@@ -10,7 +10,7 @@ import numpy as np
 MAD_TO_STD = 1.4826
 
 
-def robust_z(values: np.ndarray, min_scale: float) -> tuple[np.ndarray, float, float]:
+def robust_z(values: np.ndarray, min_scale: float, upper: bool = False) -> tuple[np.ndarray, float, float]:
     """Modified z-scores (Iglewicz & Hoaglin): ``(x - median) / (1.4826 * MAD)``.
 
     Parameters
@@ -21,6 +21,9 @@ def robust_z(values: np.ndarray, min_scale: float) -> tuple[np.ndarray, float, f
         Lower bound on the scale, in the units of ``values``. When most samples share one
         value (every image 64x64) the MAD is 0 and any difference would be "infinitely"
         unusual; the floor says how big a difference must be to count at all.
+    upper : bool, default False
+        Take the MAD of the values above the median only (a semi-MAD): for a right tail of a
+        skewed bulk, whose long left side would widen the scale and hide it.
 
     Returns
     -------
@@ -32,7 +35,8 @@ def robust_z(values: np.ndarray, min_scale: float) -> tuple[np.ndarray, float, f
     if finite.size == 0:
         return np.full(values.shape, np.nan), float("nan"), float(min_scale)
     median = float(np.median(finite))
-    scale = max(MAD_TO_STD * float(np.median(np.abs(finite - median))), float(min_scale))
+    deviations = finite[finite > median] - median if upper else np.abs(finite - median)
+    scale = max(MAD_TO_STD * float(np.median(deviations)) if deviations.size else 0.0, float(min_scale))
     return (values - median) / scale, median, scale
 
 

@@ -323,7 +323,7 @@ def test_run_json_records_the_configured_detectors_that_ran(tmp_path):
                              checks=[Outliers(k=20, z_threshold=2.5), "label_issues"])
     config = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
     assert config["audit"]["checks"] == ["outliers", "label_issues"]
-    assert config["detectors"]["outliers"] == {"k": 20, "z_threshold": 2.5, "min_z": 2.0, "fdr": 0.2}
+    assert config["detectors"]["outliers"] == {"k": 20, "z_threshold": 2.5, "min_z": 2.0, "fdr": 0.2, "orientation": True}
     assert result.run_info.config == config
     assert len(datacheck.load(tmp_path / "run").issues("label_issues")) == 5
     assert datacheck.report(tmp_path / "run").findings_rows == len(result.findings)

@@ -270,3 +270,13 @@ def test_grouped_column_topk_is_exact(shape):
     expected = torch.topk(sims, 10, dim=0)
     top, idx = _column_topk(sims, 10)
     assert torch.equal(top, expected.values.T) and torch.equal(idx, expected.indices.T)
+
+
+def test_round_shapes_have_no_upright_look_so_outliers_keep_the_distance_alone(sample_audit):
+    """sample_data's discs, rings and squares look alike every way up: the orientation networks
+    tell a quarter turn little better than chance (measured 0.29), so the outliers check says
+    the surprise is off and measures the distance alone."""
+    threshold = sample_audit.summary["checks"]["outliers"]["threshold"]
+    assert threshold["orientation"]["held_out_turn_accuracy"] < 0.5
+    assert threshold["orientation"]["rule"].startswith("off: held-out turn accuracy")
+    assert "above_by_class" in threshold

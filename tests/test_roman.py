@@ -37,3 +37,13 @@ def test_duplicates_and_cross_split_leaks_are_reported(roman_audit):
     findings = roman_audit.findings
     leaks = findings[(findings["check"] == "split_leakage") & findings["is_issue"]]
     assert (leaks["split"] != "train").all()
+
+
+def test_outliers_add_the_orientation_surprise_of_handwriting(roman_audit):
+    """Handwritten numerals have an upright look: the orientation networks tell most quarter
+    turns (measured 0.77), so their surprise joins the distance, and the outliers check flags a
+    few percent (measured: scrawls, letters, crossed-out and turned scans)."""
+    threshold = roman_audit.summary["checks"]["outliers"]["threshold"]
+    assert threshold["orientation"]["held_out_turn_accuracy"] >= 0.6
+    assert "orientation surprise" in threshold["statistic"]
+    assert 0.005 < roman_audit.summary["checks"]["outliers"]["flagged"] / roman_audit.summary["samples"] < 0.06

@@ -410,6 +410,7 @@ def fit(
     record_margins: bool = False,
     progress: Callable[[int, int], None] | None = None,
     rows: np.ndarray | None = None,
+    quarter_turns: bool = False,
 ) -> np.ndarray | None:
     """Train ``network`` in place on (pixels, labels).
 
@@ -422,6 +423,10 @@ def fit(
     rows : ndarray of int, shape (M,), optional
         The rows of ``pixels`` to train on (default: all, M = N), gathered batch by batch
         rather than copied.
+    quarter_turns : bool, default False
+        Self-supervised instead: each image of a batch is turned by a random number of
+        quarter turns (0-3), which is its target (``labels`` only give M; the network has
+        four outputs). See :mod:`datacheck.engine.orientation`.
 
     Returns
     -------
@@ -449,7 +454,11 @@ def fit(
                     continue
                 x = _to_input(pixels[rows[idx.numpy()]], device, network.normalization)
                 x = random_shift(x, config.max_shift, generator)
-                y = target[idx].to(device, non_blocking=True)
+                if quarter_turns:
+                    turns = torch.randint(0, 4, (len(idx),), generator=generator)
+                    x, y = quarter_turned(x, turns), turns.to(device)
+                else:
+                    y = target[idx].to(device, non_blocking=True)
                 with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
                     logits, _ = network(x)
                     loss = loss_fn(logits, y)
@@ -558,6 +567,16 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     theta[:, :, 2] = shift
     grid = nn.functional.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def quarter_turned(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """Each square image of ``x`` (B, C, S, S) turned anticlockwise by ``turns`` (B,) quarter turns."""
+    turned = x.clone()
+    for k in (1, 2, 3):
+        chosen = (turns == k).to(x.device)
+        if chosen.any():
+            turned[chosen] = torch.rot90(x[chosen], k, dims=(2, 3))
+    return turned
 
 
 def _margin(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

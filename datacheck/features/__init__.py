@@ -47,6 +47,8 @@ FEATURES = {
     "embeddings": "ndarray (N, D) float32 or None: one embedding space for every sample, NaN rows "
                   "where not embedded",
     "aum": "datacheck.features.model.AumOutputs: area under the margin and its cut per sample",
+    "orientation": "datacheck.features.model.Orientation: cross-fitted orientation surprise per sample "
+                   "(datacheck.engine.orientation), or why it was not measured",
     "knn_graph": "datacheck.features.knn.KnnGraph: the k nearest neighbours of every embedded "
                  "sample, built once and shared",
 }

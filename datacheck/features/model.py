@@ -199,3 +199,56 @@ def _network(config, weights):
     from ..engine.models import create_model
 
     return create_model(config.model, 1, weights)
+
+
+@dataclass
+class Orientation:
+    """Orientation surprise per sample (:mod:`datacheck.engine.orientation`), row-aligned with the manifest.
+
+    Attributes
+    ----------
+    surprise : ndarray of shape (N,), float32, or None
+        Cross-fitted mean -log p(true quarter turn); NaN where not scored (unreadable). None
+        when not measured (``off`` says why).
+    accuracy : float
+        Held-out share of quarter turns told right (0.25 is chance); NaN when not measured.
+    off : str
+        Why it was not measured; empty when it was.
+    """
+
+    surprise: np.ndarray | None
+    accuracy: float
+    off: str = ""
+
+
+#: Fewer readable images than this teach a network too little of the data's upright look.
+MIN_ORIENTATION_IMAGES = 100
+#: Model inputs larger than this (a pretrained backbone's 224 px) are not trained on for
+#: orientation: from scratch, 224 px costs 49 times the 32 px images convnet-small is sized for.
+MAX_ORIENTATION_SIDE = 64
+
+
+def orientation_outputs(load_inputs: Callable[[], tuple], config, device: str, seed: int,
+                        cache_dir: str | None) -> Orientation:
+    """Orientation surprise of every readable image (``load_inputs()``: the model inputs'
+    ``(pixels, ok, key)``), cached like the cross-validation by file contents, config, seed
+    and device type."""
+    from ..engine.orientation import orientation_surprise
+
+    if config.image_size > MAX_ORIENTATION_SIDE:
+        return Orientation(None, float("nan"), f"off: model inputs of {config.image_size} px (at most "
+                                               f"{MAX_ORIENTATION_SIDE})")
+    pixels, ok, key = load_inputs()
+    rows = np.flatnonzero(ok)
+    if len(rows) < MIN_ORIENTATION_IMAGES:
+        return Orientation(None, float("nan"), f"off: {len(rows)} readable images (needs {MIN_ORIENTATION_IMAGES})")
+
+    def train() -> dict:
+        scores = orientation_surprise(pixels, rows, config, device, seed)
+        return {"surprise": scores.surprise, "accuracy": np.float64(scores.accuracy)}
+
+    path = cache_file(cache_dir, "orientation-v1", key, config.key(), seed, device.split(":")[0], rows.tobytes())
+    arrays = cached_arrays(path, train)
+    surprise = np.full(len(ok), np.nan, dtype=np.float32)
+    surprise[rows] = arrays["surprise"]
+    return Orientation(surprise, float(arrays["accuracy"]))
