@@ -118,8 +118,8 @@ class Outliers(Detector):
             z, _, _ = robust_z(found.z + np.nan_to_num(surprise_z, nan=0.0), 0.1, upper=True)
             cut = self._cut(z)
             self.thresholds_[self.name] = {
-                "statistic": f"robust z of (z of log mean cosine distance to {self.k} nearest + z of log orientation "
-                             "surprise), each about its class's median",
+                "statistic": f"robust z (upper-half scale) of (z of log mean cosine distance to {self.k} nearest + "
+                             "z of log1p orientation surprise, upper-half scale), each about its class's median",
                 "orientation": orientation_note,
             }
             details = [{"knn_distance": round(float(d), 4), "distance_z": round(float(dz), 3),
