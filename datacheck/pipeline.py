@@ -267,6 +267,7 @@ def audit(
     local_workers = default_workers() if opts["workers"] < 0 else opts["workers"]
     workers = _engine(cfg["engine"]) or local_workers  # per-sample work: local processes or Ray
     train_config = TrainConfig(model=opts["model"], **cfg["train"])
+    orientation_config = train_config  # convnet-small's, at [train] image_size: not a backbone's input size
     cache_dir = _cache_dir(opts["cache_dir"])
     needs = set().union(*(d.inputs(available)[0] | (d.inputs(available)[1] & available) for d in detectors))
 
@@ -324,7 +325,8 @@ def audit(
         knn_k = max([d.graph_k for d in detectors if "knn_graph" in d.inputs(available)[0] | d.inputs(available)[1]],
                     default=1)
         if images:
-            _image_features(ctx, manifest, run, train_config, workers, opts, cache_dir, knn_k, progress, timings)
+            _image_features(ctx, manifest, run, train_config, workers, opts, cache_dir, knn_k, progress, timings,
+                            orientation_config)
         else:
             _array_features(ctx, array_inputs, knn_k)
         for name in sorted(needs):
@@ -445,8 +447,11 @@ def _saved_manifest(run: RunDir, manifest: Manifest, run_info: RunInfo) -> RunIn
 
 
 def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, train_config: TrainConfig,
-                    workers: int, opts: dict, cache_dir, knn_k: int, progress, timings: dict) -> None:
-    """Offer the features of a folder or manifest of images (computed only when read)."""
+                    workers: int, opts: dict, cache_dir, knn_k: int, progress, timings: dict,
+                    orientation_config: TrainConfig) -> None:
+    """Offer the features of a folder or manifest of images (computed only when read).
+    ``orientation_config`` is the training config before a pretrained model's input size (224
+    px) replaced ``[train] image_size``: the orientation networks are convnet-small."""
     store, weights, seed = ctx.features, opts["weights"] or None, opts["seed"]
     decoded = functools.cache(lambda: image_stats(  # one decode of every image gives the statistics and arrays
         manifest, workers, opts["batch_size"], artifacts=run.artifacts if run is not None else None,
@@ -471,7 +476,13 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
         # train on) there is nothing to join, and no image is decoded for it.
         if store.get("model_outputs").embeddings is None:
             return Orientation(None, float("nan"), "off: no sample embedded")
-        return orientation_outputs(lambda: store.get("pixels"), train_config, ctx.device, seed, cache_dir)
+        side = orientation_config.image_size
+        return orientation_outputs(
+            # A frozen backbone's 224-px inputs are not convnet-small's: the images are decoded
+            # again at [train] image_size for it (a fraction of the backbone's own decode).
+            lambda: store.get("pixels") if side == train_config.image_size else pixels(
+                manifest, side, workers, cache_dir, progress),
+            len(manifest), orientation_config, ctx.device, seed, cache_dir)
 
     store.provide("orientation", orientation)
     _model_views(ctx, knn_k)

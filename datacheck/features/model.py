@@ -223,21 +223,24 @@ class Orientation:
 
 #: Fewer readable images than this teach a network too little of the data's upright look.
 MIN_ORIENTATION_IMAGES = 100
-#: Model inputs larger than this (a pretrained backbone's 224 px) are not trained on for
-#: orientation: from scratch, 224 px costs 49 times the 32 px images convnet-small is sized for.
+#: A ``[train] image_size`` larger than this is not trained on for orientation: from scratch,
+#: convnet-small costs (side / 32)² times its 32 px training (a pretrained backbone's 224 px input
+#: is not this size: the pipeline decodes the images at ``[train] image_size`` for orientation).
 MAX_ORIENTATION_SIDE = 64
 
 
-def orientation_outputs(load_inputs: Callable[[], tuple], config, device: str, seed: int,
+def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, device: str, seed: int,
                         cache_dir: str | None) -> Orientation:
-    """Orientation surprise of every readable image (``load_inputs()``: the model inputs'
-    ``(pixels, ok, key)``), cached like the cross-validation by file contents, config, seed
-    and device type."""
+    """Orientation surprise of every readable one of ``images`` images (``load_inputs()``: their
+    model inputs' ``(pixels, ok, key)``, not called when too few), cached like the
+    cross-validation by file contents, config, seed and device type."""
     from ..engine.orientation import orientation_surprise
 
     if config.image_size > MAX_ORIENTATION_SIDE:
-        return Orientation(None, float("nan"), f"off: model inputs of {config.image_size} px (at most "
+        return Orientation(None, float("nan"), f"off: [train] image_size {config.image_size} (at most "
                                                f"{MAX_ORIENTATION_SIDE})")
+    if images < MIN_ORIENTATION_IMAGES:
+        return Orientation(None, float("nan"), f"off: {images} images (needs {MIN_ORIENTATION_IMAGES})")
     pixels, ok, key = load_inputs()
     rows = np.flatnonzero(ok)
     if len(rows) < MIN_ORIENTATION_IMAGES:
