@@ -250,7 +250,7 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
         scores = orientation_surprise(pixels, rows, config, device, seed)
         return {"surprise": scores.surprise, "accuracy": np.float64(scores.accuracy)}
 
-    path = cache_file(cache_dir, "orientation-v1", key, config.key(), seed, device.split(":")[0], rows.tobytes())
+    path = cache_file(cache_dir, "orientation-v2", key, config.key(), seed, device.split(":")[0], rows.tobytes())
     arrays = cached_arrays(path, train)
     surprise = np.full(len(ok), np.nan, dtype=np.float32)
     surprise[rows] = arrays["surprise"]
