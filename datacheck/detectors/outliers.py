@@ -43,17 +43,19 @@ class Outliers(Detector):
     under the bulk's robust normal fit (Benjamini-Hochberg, :func:`datacheck.robust.tail_cut`),
     between ``min_z`` and ``z_threshold``. ``score < 0.5`` ⇔ flagged.
 
-    With ``orientation`` (images, and a model trained here on inputs of at most 64 px), a
-    second, label-free opinion joins the distance: the orientation surprise of each image
+    With ``orientation`` (images, at least 100, ``[train] image_size`` at most 64), a second,
+    label-free opinion joins the distance: the orientation surprise of each image
     (:mod:`datacheck.engine.orientation`; how badly a network of the data's upright look,
-    trained on the other half of the images, tells which way up it is). Its log is measured
-    about the class's median as the distance is, the two z-scores are added, and the sum is
-    standardised again (median and MAD) before the cut. The distance alone sees what separates
-    the classes, so a letter among numerals can sit near the numeral it most resembles; it
-    still has no upright numeral look. Injected roman (86 letters, shapes and turned scans
-    among 2,981): 32 of them in the distance's top 150, 71 with both. The surprise is used when
-    the held-out networks tell at least half of the turns right (0.25 is chance); otherwise
-    the data has no upright look to learn and ``summary.json`` says so.
+    trained on the other half of the images, tells which way up it is). Its log1p is measured
+    about the class's median as the distance is, over the spread of the bulk's upper half (a
+    cross-entropy's bulk is skewed: a long tail of near-certain images), the two z-scores are
+    added, and the sum is standardised again (median, upper-half spread) before the same cut.
+    The distance alone sees what separates the classes, so a letter among numerals can sit
+    near the numeral it most resembles; it still has no upright numeral look. Injected roman
+    (86 letters, shapes and turned scans among 2,981): 32 of them among the distance's 150
+    most outlying, about 70 with both. The surprise is used when the held-out networks tell
+    at least half of the turns right (0.25 is chance); otherwise the data has no upright look
+    to learn and ``summary.json`` says so.
 
     Parameters
     ----------
@@ -96,7 +98,6 @@ class Outliers(Detector):
             self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
             return partial_findings([], self.name, [], [], [])
         found = self.outlying_in(ctx)
-        labels = ctx.manifest.frame["label"].iloc[rows]
         surprise, orientation_note = self._orientation_surprise(ctx, rows)
         rule = {"cut_rule": f"Benjamini-Hochberg at fdr={self.fdr} on the robust normal null, z cut in "
                             f"[{self.min_z}, {self.z_threshold}]"}
@@ -113,7 +114,7 @@ class Outliers(Detector):
         else:
             # Surprise is a cross-entropy: most images cost almost nothing, a long tail towards 0
             # on a log scale, hence log1p and the spread of the upper half of the bulk.
-            surprise_z = about_classes(np.log1p(surprise), labels, upper=True).z
+            surprise_z = about_classes(np.log1p(surprise), ctx.manifest.frame["label"].iloc[rows], upper=True).z
             # A sample the orientation networks could not score adds nothing to its distance's z.
             z, _, _ = robust_z(found.z + np.nan_to_num(surprise_z, nan=0.0), 0.1, upper=True)
             cut = self._cut(z)

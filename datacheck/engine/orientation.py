@@ -39,6 +39,18 @@ class OrientationScores(NamedTuple):
     accuracy: float  # held-out share of (image, turn) pairs whose turn was told right; 0.25 is chance
 
 
+def network_config(config: TrainConfig) -> TrainConfig:
+    """The training config of the orientation networks, from the label model's ``config``:
+    :data:`EPOCH_SHARE` of its epochs, and the settings that do not shape the networks (the
+    label model's name: they are convnet-small; its folds, k-NN vote and threshold samples)
+    at their defaults, so that a cache key made of it (:meth:`TrainConfig.key`) changes only
+    when the networks would."""
+    defaults = TrainConfig()
+    return dataclasses.replace(config, epochs=max(1, round(config.epochs * EPOCH_SHARE)), model=defaults.model,
+                               folds=defaults.folds, knn_k=defaults.knn_k,
+                               threshold_fraction=defaults.threshold_fraction)
+
+
 def orientation_surprise(pixels: np.ndarray, rows: np.ndarray, config: TrainConfig, device: str,
                          seed: int) -> OrientationScores:
     """Cross-fitted orientation surprise of ``rows`` of ``pixels``.
@@ -60,7 +72,7 @@ def orientation_surprise(pixels: np.ndarray, rows: np.ndarray, config: TrainConf
     from .models import create_model
 
     rows = np.asarray(rows)
-    config = dataclasses.replace(config, epochs=max(1, round(config.epochs * EPOCH_SHARE)))
+    config = network_config(config)
     fold = np.random.default_rng(seed).permutation(len(rows)) % FOLDS
     surprise = np.zeros(len(rows), dtype=np.float32)
     correct = 0

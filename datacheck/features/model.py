@@ -234,7 +234,7 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
     """Orientation surprise of every readable one of ``images`` images (``load_inputs()``: their
     model inputs' ``(pixels, ok, key)``, not called when too few), cached like the
     cross-validation by file contents, config, seed and device type."""
-    from ..engine.orientation import orientation_surprise
+    from ..engine.orientation import network_config, orientation_surprise
 
     if config.image_size > MAX_ORIENTATION_SIDE:
         return Orientation(None, float("nan"), f"off: [train] image_size {config.image_size} (at most "
@@ -250,7 +250,9 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
         scores = orientation_surprise(pixels, rows, config, device, seed)
         return {"surprise": scores.surprise, "accuracy": np.float64(scores.accuracy)}
 
-    path = cache_file(cache_dir, "orientation-v2", key, config.key(), seed, device.split(":")[0], rows.tobytes())
+    # Keyed by what shapes the networks only: another label model, folds or k-NN vote trains none again.
+    path = cache_file(cache_dir, "orientation-v2", key, network_config(config).key(), seed, device.split(":")[0],
+                      rows.tobytes())
     arrays = cached_arrays(path, train)
     surprise = np.full(len(ok), np.nan, dtype=np.float32)
     surprise[rows] = arrays["surprise"]
