@@ -146,7 +146,7 @@ def test_large_images_shrunk_in_strips_measure_as_whole(monkeypatch, mode):
     else:
         image = image.convert(mode)
     whole = image_stats._identify(image)
-    monkeypatch.setattr(image_stats, "_STRIP_PIXELS", 50_000)  # strips of 12 rows (factor 4)
+    monkeypatch.setattr(image_stats, "STRIP_PIXELS", 50_000)  # strips of 12 rows (factor 4)
     strips = image_stats._identify(image)
     assert whole["pixel_hash"] == strips["pixel_hash"] and whole["thumbnail"] == strips["thumbnail"]
     assert whole["copy"].shape == strips["copy"].shape == ((176, 251, 3) if mode not in ("L", "LA") else (176, 251))
@@ -223,3 +223,31 @@ def test_a_large_16_bit_scan_is_scaled_without_whole_image_float_copies():
         tracemalloc.stop()
     assert small.mode == "L" and small.size == (side, side)
     assert peak < 5 * side * side  # bytes (4.5 measured; 37 in float64 at once)
+
+
+def test_a_large_transparent_image_is_reduced_in_strips_for_the_model():
+    """model_input lays a large RGBA image on white a strip at a time, reduced by the factor
+    the resize starts with: the pixels are the one-piece path's within rounding (the
+    one-piece path took 1 GB beside the decode of a 64-megapixel RGBA PNG;
+    benchmarks/large_image_memory.py)."""
+    import numpy as np
+    from PIL import Image
+
+    from datacheck.engine import image_stats
+    from datacheck.engine.loader import model_input
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:2100, :2500]
+    # smooth colours (a resize aliases fine detail differently from any other), transparent squares
+    pixels = np.stack([x * 255 // 2500, y * 255 // 2100, (x + y) * 255 // 4600, 255 * ((x // 300 + y // 300) % 2)], axis=-1)
+    image = Image.fromarray((pixels + rng.integers(0, 3, pixels.shape)).clip(0, 255).astype(np.uint8), "RGBA")
+    assert image.width * image.height > image_stats.STRIP_PIXELS
+    one_piece = np.asarray(image_stats.displayed(image).resize((32, 32), Image.Resampling.BILINEAR, reducing_gap=2.0)
+                           .convert("RGB")).transpose(2, 0, 1).astype(int)
+    stripped = model_input(image, 32).astype(int)
+    assert stripped.shape == (3, 32, 32)
+    # measured: 0.88 apart on average; against a box average of the whole picture 4.0, the
+    # one-piece path 4.8 (the reduction's own rounding differs, not the picture's geometry)
+    assert np.abs(stripped - one_piece).mean() < 1.5
+    box = np.asarray(image_stats.displayed(image).resize((32, 32), Image.Resampling.BOX)).transpose(2, 0, 1).astype(int)
+    assert np.abs(stripped - box).mean() <= np.abs(one_piece - box).mean() + 0.5

@@ -172,7 +172,7 @@ def on_white(im: Image.Image) -> Image.Image:
 
 
 #: Modes of more than 8 bits per pixel: 16-bit (PNG, TIFF), 32-bit integer and float grey.
-_HIGH_BIT_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+HIGH_BIT_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 def eight_bit(im: Image.Image) -> Image.Image:
@@ -188,7 +188,7 @@ def eight_bit(im: Image.Image) -> Image.Image:
     The values are read in their own type and scaled a strip of rows at a time: in float64
     at once, a 64-megapixel 16-bit scan took 2.6 GB (five whole-image float64 arrays).
     """
-    if im.mode not in _HIGH_BIT_MODES:
+    if im.mode not in HIGH_BIT_MODES:
         return im
     values = np.asarray(im)  # (H, W) uint16, int32 or float32, as stored
     strips = [values[top : top + _SCALE_ROWS] for top in range(0, values.shape[0], _SCALE_ROWS)]
@@ -320,8 +320,8 @@ def _identify(im: Image.Image, file_size: tuple[int, int] | None = None) -> dict
     scaled = f"<{file_size[0]}x{file_size[1]}" if file_size else ""
     digest = hashlib.sha256(f"{mode}:{width}x{height}{scaled}:".encode())
     factor = math.ceil(max(width, height) / ANALYSIS_SIDE)
-    if width * height > _STRIP_PIXELS and mode not in _HIGH_BIT_MODES:
-        small, pixels = _shrink_in_strips(im, factor, digest), None
+    if width * height > STRIP_PIXELS and mode not in HIGH_BIT_MODES:
+        small, pixels = shrink_in_strips(im, factor, digest), None
     else:
         pixels = _hashed_bytes(im)
         digest.update(pixels)
@@ -340,8 +340,8 @@ def _identify(im: Image.Image, file_size: tuple[int, int] | None = None) -> dict
 
 
 #: Images of more pixels than this are hashed and shrunk a strip of rows at a time
-#: (:func:`_shrink_in_strips`), high-bit ones (scaled by their whole range) excepted.
-_STRIP_PIXELS = 4_000_000
+#: (:func:`shrink_in_strips`), high-bit ones (scaled by their whole range) excepted.
+STRIP_PIXELS = 4_000_000
 
 
 def _hashed_bytes(im: Image.Image) -> bytes:
@@ -357,9 +357,9 @@ def displayed(im: Image.Image) -> Image.Image:
     return eight.convert("RGB") if eight.mode not in ("RGB", "L") else eight
 
 
-def _shrink_in_strips(im: Image.Image, factor: int, digest) -> Image.Image:
-    """``displayed(im).reduce(factor)``, with ``digest`` updated by ``im``'s pixels (colours of a
-    palette image) as :func:`_identify` hashes them, computed a strip of rows at a time.
+def shrink_in_strips(im: Image.Image, factor: int, digest=None) -> Image.Image:
+    """``displayed(im).reduce(factor)``, with ``digest`` (when given) updated by ``im``'s pixels
+    (colours of a palette image) as :func:`_identify` hashes them, computed a strip of rows at a time.
 
     Whole, a 169-megapixel RGBA PNG took 3.3 GB on top of its decode (its bytes for the hash,
     two RGBA copies laid on white, the RGB copy) before being shrunk to 256 px. Strips are
@@ -368,11 +368,12 @@ def _shrink_in_strips(im: Image.Image, factor: int, digest) -> Image.Image:
     are the whole image's.
     """
     width, height = im.size
-    rows = factor * max(1, _STRIP_PIXELS // (width * factor * 4))  # each strip about a quarter of the limit
+    rows = factor * max(1, STRIP_PIXELS // (width * factor * 4))  # each strip about a quarter of the limit
     parts = []
     for top in range(0, height, rows):
         strip = im.crop((0, top, width, min(top + rows, height)))
-        digest.update(_hashed_bytes(strip))
+        if digest is not None:
+            digest.update(_hashed_bytes(strip))
         parts.append(displayed(strip).reduce(factor))
     small = Image.new(parts[0].mode, (parts[0].width, sum(part.height for part in parts)))
     top = 0

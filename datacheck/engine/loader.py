@@ -20,11 +20,14 @@ from PIL import Image
 from ..runs import atomic_write, cache_file
 from .image_stats import (
     DECODE_ERRORS,
+    HIGH_BIT_MODES,
     STAT_COLUMNS,
+    STRIP_PIXELS,
     analyze_batch,
     displayed,
     open_image,
     require_regular_file,
+    shrink_in_strips,
     upright,
 )
 
@@ -219,9 +222,22 @@ def compute_image_stats(
 def model_input(image: Image.Image, side: int) -> np.ndarray:
     """An image as the models take it: upright (EXIF orientation), transparency on white, RGB, resized to side x side,
     shape (3, side, side) uint8."""
+    image = upright(image)
+    width, height = image.size
+    # A large image is first reduced a strip of rows at a time, as its statistics are, by the
+    # whole factor the resize's reducing_gap=2 would start with: laid on white whole, a
+    # 64-megapixel RGBA PNG took 1 GB beside its decode (four RGBA or RGB copies).
+    factor = min(width, height) // (2 * side)
+    if factor > 1 and width * height > STRIP_PIXELS and image.mode not in HIGH_BIT_MODES:
+        shown = shrink_in_strips(image, factor)
+        # The last reduced row and column may stand for less than `factor` pixels: the
+        # fractional box keeps the picture's geometry.
+        box = (0.0, 0.0, width / factor, height / factor)
+    else:
+        shown, box = displayed(image), None
     # Resized before a grey image is made RGB: the same values (each channel is resized alike),
     # without a whole-size RGB copy (192 MB for a 64-megapixel scan).
-    rgb = displayed(upright(image)).resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0).convert("RGB")
+    rgb = shown.resize((side, side), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0).convert("RGB")
     return np.asarray(rgb).transpose(2, 0, 1)
 
 
@@ -298,7 +314,7 @@ def load_pixels(
     # out of their range; v6: 16-bit grey's transparent value on white; v7: a damaged PNG stream is not ok
     key = f"{file_digest(paths)[:32]}-s{side}-v7"
     shape = (len(paths), 3, side, side)
-    cache = cache_file(cache_dir, "pixels", key, suffix=".npy")
+    cache = cache_file(cache_dir, "pixels-v2", key, suffix=".npy")
     if cache is None:
         pixels = np.empty(shape, dtype=np.uint8)
         return pixels, _decode_into(pixels, paths, side, workers, progress), key
