@@ -329,8 +329,11 @@ def audit(
                             orientation_config)
         else:
             _array_features(ctx, array_inputs, knn_k)
-        for name in sorted(needs):
-            ctx.get(name)  # compute inputs up front, so detector timings are the detectors' own
+        # Required inputs are computed up front, so detector timings are the detectors' own; an
+        # optional one when its detector reads it, which it may not (outliers leaves orientation
+        # unread when too few samples were embedded for its k: no networks trained for nothing).
+        for name in sorted(set().union(*(d.inputs(available)[0] for d in detectors))):
+            ctx.get(name)
         # Memory-mapped inputs are read again by the stages that need them, not held resident between them.
         release_inputs = array_inputs.release_pages if not images else (lambda: None)
         release_inputs()
@@ -477,12 +480,15 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
         if store.get("model_outputs").embeddings is None:
             return Orientation(None, float("nan"), "off: no sample embedded")
         side = orientation_config.image_size
-        return orientation_outputs(
-            # A frozen backbone's 224-px inputs are not convnet-small's: the images are decoded
-            # again at [train] image_size for it (a fraction of the backbone's own decode).
-            lambda: store.get("pixels") if side == train_config.image_size else pixels(
-                manifest, side, workers, cache_dir, progress),
-            len(manifest), orientation_config, ctx.device, seed, cache_dir)
+        if side == train_config.image_size:
+            return orientation_outputs(lambda: store.get("pixels"), len(manifest), orientation_config, ctx.device,
+                                       seed, cache_dir)
+        # A frozen backbone's 224-px inputs are not convnet-small's: the images are decoded again
+        # at [train] image_size (a fraction of the backbone's decode), unless that decode found
+        # too few readable.
+        readable = int(store.get("pixels")[1].sum())
+        return orientation_outputs(lambda: pixels(manifest, side, workers, cache_dir, progress), readable,
+                                   orientation_config, ctx.device, seed, cache_dir)
 
     store.provide("orientation", orientation)
     _model_views(ctx, knn_k)

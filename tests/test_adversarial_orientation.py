@@ -186,8 +186,6 @@ def test_same_seed_same_findings_and_a_reused_cache_trains_nothing_again(tmp_pat
     assert orientation_note(summary) == orientation_note(first_summary)
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline.py computes every optional input up front: the orientation "
-                                       "networks train although outliers is off (k >= embedded samples)")
 def test_outliers_off_for_k_trains_no_orientation_network(tmp_path, trainings):
     """``[detectors.outliers] k = 200`` with 120 images: outliers says "off: needs more than
     k=200 embedded samples", yet the two orientation networks were trained for it."""
@@ -199,8 +197,6 @@ def test_outliers_off_for_k_trains_no_orientation_network(tmp_path, trainings):
     assert trainings == []
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline.py passes len(manifest), not the readable count the backbone's "
-                                       "decode already has: 150 files are decoded again at 32 px to find 90 readable")
 def test_frozen_backbone_does_not_decode_again_to_find_too_few_readable(tmp_path, trainings, monkeypatch):
     """``--model efficientnet-lite0`` on 150 files of which 60 are not images: the 224 px decode
     for the backbone already says 90 are readable (too few for orientation), yet every file
@@ -221,9 +217,9 @@ def test_frozen_backbone_does_not_decode_again_to_find_too_few_readable(tmp_path
     assert decodes == [224]
 
 
-@pytest.mark.xfail(strict=True, reason="orientation.py: the networks get EPOCH_SHARE of the label model's epochs "
-                                       "whatever the number of optimizer steps (10 steps here), and then the off "
-                                       "reason blames the images")
+@pytest.mark.xfail(strict=True, reason="known limit, left: the networks get EPOCH_SHARE of the label model's epochs "
+                                       "whatever the number of optimizer steps (10 steps here); the off reason says "
+                                       "'or too few to learn it from'. A floor on steps would retrain sample_data 3x.")
 def test_clearly_upright_images_at_64_px_are_learned_with_default_training():
     """100 "L" glyphs (told 100% right at 32 px) at ``[train] image_size = 64``, the largest the
     orientation networks take, with the default training: 50 images a half, one batch of 128

@@ -143,7 +143,8 @@ class Outliers(Detector):
                 "rule": f"used when the held-out turn accuracy is >= {MIN_ORIENTATION_ACCURACY} (chance 0.25)"}
         if measured.accuracy < MIN_ORIENTATION_ACCURACY:
             return None, {**note, "rule": f"off: held-out turn accuracy {measured.accuracy:.3f} < "
-                                          f"{MIN_ORIENTATION_ACCURACY}: the images have no upright look to learn"}
+                                          f"{MIN_ORIENTATION_ACCURACY}: the images have no upright look to learn, "
+                                          "or too few to learn it from"}
         return measured.surprise[rows].astype(np.float64), note
 
     def _cut(self, z: np.ndarray) -> float:

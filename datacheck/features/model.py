@@ -231,8 +231,9 @@ MAX_ORIENTATION_SIDE = 64
 
 def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, device: str, seed: int,
                         cache_dir: str | None) -> Orientation:
-    """Orientation surprise of every readable one of ``images`` images (``load_inputs()``: their
-    model inputs' ``(pixels, ok, key)``, not called when too few), cached like the
+    """Orientation surprise of every readable image (``load_inputs()``: their model inputs'
+    ``(pixels, ok, key)``; not called when ``images``, how many there are or are known to be
+    readable, is too few), cached like the
     cross-validation by file contents, config, seed and device type."""
     from ..engine.orientation import network_config, orientation_surprise
 
@@ -240,7 +241,7 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
         return Orientation(None, float("nan"), f"off: [train] image_size {config.image_size} (at most "
                                                f"{MAX_ORIENTATION_SIDE})")
     if images < MIN_ORIENTATION_IMAGES:
-        return Orientation(None, float("nan"), f"off: {images} images (needs {MIN_ORIENTATION_IMAGES})")
+        return Orientation(None, float("nan"), f"off: {images} readable images (needs {MIN_ORIENTATION_IMAGES})")
     pixels, ok, key = load_inputs()
     rows = np.flatnonzero(ok)
     if len(rows) < MIN_ORIENTATION_IMAGES:
