@@ -16,7 +16,7 @@ so it cannot have memorised the images it scores.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def network_config(config: TrainConfig) -> TrainConfig:
 
 
 def orientation_surprise(pixels: np.ndarray, rows: np.ndarray, config: TrainConfig, device: str,
-                         seed: int) -> OrientationScores:
+                         seed: int, progress: Callable[[str, int, int], None] | None = None) -> OrientationScores:
     """Cross-fitted orientation surprise of ``rows`` of ``pixels``.
 
     Parameters
@@ -64,6 +64,9 @@ def orientation_surprise(pixels: np.ndarray, rows: np.ndarray, config: TrainConf
     config : TrainConfig
         Batch size, learning rate and shifts of the training (the label model's), and its
         epochs, of which the networks train :data:`EPOCH_SHARE`.
+
+    progress : callable, optional
+        ``progress(stage, epochs done, epochs)`` after each epoch of each network.
 
     Returns
     -------
@@ -80,8 +83,9 @@ def orientation_surprise(pixels: np.ndarray, rows: np.ndarray, config: TrainConf
         torch.manual_seed(seed + k)  # the network's initial weights
         network = create_model("convnet-small", 4)
         train = rows[fold != k]
+        stage = f"orientation network {k + 1}/{FOLDS}"
         fit(network, pixels, np.zeros(len(train), dtype=np.int64), config, device, seed + k, rows=train,
-            quarter_turns=True)
+            quarter_turns=True, progress=(lambda done, total: progress(stage, done, total)) if progress else None)
         held_out = np.flatnonzero(fold == k)
         surprise[held_out], right = _score(network, pixels, rows[held_out], device, config.batch_size)
         correct += right

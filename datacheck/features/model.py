@@ -230,7 +230,7 @@ MAX_ORIENTATION_SIDE = 64
 
 
 def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, device: str, seed: int,
-                        cache_dir: str | None) -> Orientation:
+                        cache_dir: str | None, progress=None) -> Orientation:
     """Orientation surprise of every readable image (``load_inputs()``: their model inputs'
     ``(pixels, ok, key)``; not called when ``images``, how many there are or are known to be
     readable, is too few), cached like the
@@ -248,7 +248,7 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
         return Orientation(None, float("nan"), f"off: {len(rows)} readable images (needs {MIN_ORIENTATION_IMAGES})")
 
     def train() -> dict:
-        scores = orientation_surprise(pixels, rows, config, device, seed)
+        scores = orientation_surprise(pixels, rows, config, device, seed, progress)
         return {"surprise": scores.surprise, "accuracy": np.float64(scores.accuracy)}
 
     # Keyed by what shapes the networks only: another label model, folds or k-NN vote trains none again.
