@@ -311,10 +311,11 @@ def load_pixels(
     """
     # v2: 16-bit and float images scaled to 8 bits, not clipped (image_stats.eight_bit); v3: upright
     # (EXIF); v4: transparency on white (image_stats.on_white); v5: float images' NaN and infinite pixels
-    # out of their range; v6: 16-bit grey's transparent value on white; v7: a damaged PNG stream is not ok
-    key = f"{file_digest(paths)[:32]}-s{side}-v7"
+    # out of their range; v6: 16-bit grey's transparent value on white; v7: a damaged PNG stream is not ok;
+    # v8: images over STRIP_PIXELS reduced in strips before the resize (model_input)
+    key = f"{file_digest(paths)[:32]}-s{side}-v8"
     shape = (len(paths), 3, side, side)
-    cache = cache_file(cache_dir, "pixels-v2", key, suffix=".npy")
+    cache = cache_file(cache_dir, "pixels", key, suffix=".npy")
     if cache is None:
         pixels = np.empty(shape, dtype=np.uint8)
         return pixels, _decode_into(pixels, paths, side, workers, progress), key
