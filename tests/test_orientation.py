@@ -66,6 +66,9 @@ def test_round_images_have_no_orientation_to_learn():
         image[:, (yy - 7.5) ** 2 + (xx - 7.5) ** 2 <= r * r] = 0
     config = TrainConfig(image_size=16, epochs=4, batch_size=32)
     assert orientation_surprise(pixels, np.arange(200), config, "cpu", seed=0).accuracy < 0.5
+    # With a floor on the accuracy, the second network is not trained for nothing: half unscored.
+    stopped = orientation_surprise(pixels, np.arange(200), config, "cpu", seed=0, min_accuracy=0.5)
+    assert stopped.accuracy < 0.5 and np.isnan(stopped.surprise).sum() == 100
 
 
 def gaussian_classes(seed=0):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..features.knn import MAX_NEIGHBOURS
+from ..features.model import MIN_ORIENTATION_ACCURACY
 from ..robust import expected_beyond, robust_z, tail_cut, threshold_score
 from ..validation import Boolean, Interval
 from .base import AuditContext, Detector, partial_findings
@@ -16,10 +17,6 @@ from .registry import register_detector
 #: Classes with at least this many scored samples are measured from their own median distance;
 #: the median of fewer is noise, and they (and unlabeled samples) are measured from the data's.
 MIN_CLASS_SAMPLES = 50
-#: Orientation evidence is used when its held-out networks tell at least this share of quarter
-#: turns right (0.25 is chance): below it the data has no upright look to learn (textures,
-#: aerial views, round objects), and every sample would be equally surprising.
-MIN_ORIENTATION_ACCURACY = 0.5
 
 
 @register_detector

@@ -35,7 +35,7 @@ EPOCH_SHARE = 0.5
 class OrientationScores(NamedTuple):
     """:func:`orientation_surprise` of M images."""
 
-    surprise: np.ndarray  # (M,) float32: mean over the four quarter turns of -log p(true turn)
+    surprise: np.ndarray  # (M,) float32: mean over the four quarter turns of -log p(true turn); NaN: not scored
     accuracy: float  # held-out share of (image, turn) pairs whose turn was told right; 0.25 is chance
 
 
@@ -52,7 +52,8 @@ def network_config(config: TrainConfig) -> TrainConfig:
 
 
 def orientation_surprise(pixels: np.ndarray, rows: np.ndarray, config: TrainConfig, device: str,
-                         seed: int, progress: Callable[[str, int, int], None] | None = None) -> OrientationScores:
+                         seed: int, progress: Callable[[str, int, int], None] | None = None,
+                         min_accuracy: float = 0.0) -> OrientationScores:
     """Cross-fitted orientation surprise of ``rows`` of ``pixels``.
 
     Parameters
@@ -67,6 +68,9 @@ def orientation_surprise(pixels: np.ndarray, rows: np.ndarray, config: TrainConf
 
     progress : callable, optional
         ``progress(stage, epochs done, epochs)`` after each epoch of each network.
+    min_accuracy : float, default 0
+        When the first network tells fewer than this share of its held-out turns, the second
+        is not trained: its half is NaN and the accuracy is the first's.
 
     Returns
     -------
@@ -77,9 +81,13 @@ def orientation_surprise(pixels: np.ndarray, rows: np.ndarray, config: TrainConf
     rows = np.asarray(rows)
     config = network_config(config)
     fold = np.random.default_rng(seed).permutation(len(rows)) % FOLDS
-    surprise = np.zeros(len(rows), dtype=np.float32)
-    correct = 0
+    surprise = np.full(len(rows), np.nan, dtype=np.float32)
+    correct = scored = 0
     for k in range(FOLDS):
+        if scored and correct / (4 * scored) < min_accuracy:
+            # The first network found no upright look to learn: another would not either
+            # (a sixth of a default audit's training at 20,000 images, for no evidence).
+            break
         torch.manual_seed(seed + k)  # the network's initial weights
         network = create_model("convnet-small", 4)
         train = rows[fold != k]
@@ -88,8 +96,8 @@ def orientation_surprise(pixels: np.ndarray, rows: np.ndarray, config: TrainConf
             quarter_turns=True, progress=(lambda done, total: progress(stage, done, total)) if progress else None)
         held_out = np.flatnonzero(fold == k)
         surprise[held_out], right = _score(network, pixels, rows[held_out], device, config.batch_size)
-        correct += right
-    return OrientationScores(surprise, correct / (4 * max(len(rows), 1)))
+        correct, scored = correct + right, scored + len(held_out)
+    return OrientationScores(surprise, correct / (4 * max(scored, 1)))
 
 
 @torch.inference_mode()

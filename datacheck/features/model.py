@@ -223,6 +223,11 @@ class Orientation:
 
 #: Fewer readable images than this teach a network too little of the data's upright look.
 MIN_ORIENTATION_IMAGES = 100
+#: The images have an upright look to learn when the held-out networks tell at least this share
+#: of quarter turns right (0.25 is chance); below it (textures, aerial views, round objects) every
+#: image is about as surprising as any other, and the surprise is no evidence (``outliers``
+#: leaves it out). The second network is not trained when the first tells fewer.
+MIN_ORIENTATION_ACCURACY = 0.5
 #: A ``[train] image_size`` larger than this is not trained on for orientation: from scratch,
 #: convnet-small costs (side / 32)² times its 32 px training (a pretrained backbone's 224 px input
 #: is not this size: the pipeline decodes the images at ``[train] image_size`` for orientation).
@@ -248,11 +253,11 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
         return Orientation(None, float("nan"), f"off: {len(rows)} readable images (needs {MIN_ORIENTATION_IMAGES})")
 
     def train() -> dict:
-        scores = orientation_surprise(pixels, rows, config, device, seed, progress)
+        scores = orientation_surprise(pixels, rows, config, device, seed, progress, MIN_ORIENTATION_ACCURACY)
         return {"surprise": scores.surprise, "accuracy": np.float64(scores.accuracy)}
 
     # Keyed by what shapes the networks only: another label model, folds or k-NN vote trains none again.
-    path = cache_file(cache_dir, "orientation-v2", key, network_config(config).key(), seed, device.split(":")[0],
+    path = cache_file(cache_dir, "orientation-v3", key, network_config(config).key(), seed, device.split(":")[0],
                       rows.tobytes())
     arrays = cached_arrays(path, train)
     surprise = np.full(len(ok), np.nan, dtype=np.float32)
