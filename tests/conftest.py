@@ -65,6 +65,25 @@ def sample_audit(tmp_path_factory):
     return datacheck.audit(SAMPLE_DATA, out=out, workers=2)
 
 
+@pytest.fixture(scope="session")
+def subgroup_audit(tmp_path_factory):
+    """sample_data audited at seed 1 with the checks that the plans of ``balance`` read.
+
+    Whether the 6 planted down-pointing triangles (and the 2 in val) come out as a sub-cluster
+    of their own depends on the trained model, and so on the seed and on the number of torch
+    threads (its sums are split over them): measured, at seeds 0 and 1 with 2 threads, at seed
+    1 only with 1 thread (as a test worker trains), never at seed 2, where the best silhouette is
+    one cluster and the triangles are not outlying enough to make a rare group
+    (``benchmarks/detection.py --only sample --sample-seeds 0 1 2``). Tests of what becomes of
+    a rare sub-group take seed 1."""
+    import datacheck
+    from datacheck import list_detectors
+
+    out = tmp_path_factory.mktemp("subgroup") / "run"
+    checks = ["clusters", "coreset", "label_issues", "exact_duplicates", "near_duplicates", "image_properties"]
+    return datacheck.audit(SAMPLE_DATA, out=out, workers=2, seed=1, checks=[c for c in checks if c in list_detectors()])
+
+
 def make_image(path: Path, seed: int, size=(32, 32), mode="RGB") -> Path:
     """A random-pattern image (distinct per seed) written to ``path``."""
     rng = np.random.default_rng(seed)
