@@ -245,8 +245,8 @@ def cluster_run(subgroup_audit):
 def test_subclusters_on_sample_data_reach_the_target_in_every_group(cluster_run, tmp_path, truth):
     before = tree_digest(SAMPLE_DATA)
     out = tmp_path / "plan"
-    # A target above the planted sub-cluster's size (8-12 samples as measured, with the model's
-    # look-alikes) and far below the classes' typical ones (about 40-75).
+    # A target above the planted sub-cluster's size (4-12 samples as measured, after the drops)
+    # and far below the classes' typical ones (about 40-75).
     result = invoke("balance", cluster_run, "--strategy", "subclusters", "--target", "16", "--drop-flagged", "--out", out)
     assert result.exit_code == 0, result.output
     plan = pd.read_parquet(out / "plan.parquet")

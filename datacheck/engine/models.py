@@ -62,7 +62,7 @@ class Network(nn.Module):
         self.input_size = input_size
         self.normalization = normalization
         # Channels-last convolutions: oneDNN's kernels for that layout made a training step of
-        # convnet-small 1.4-1.6x faster on CPU (its max-pooling above all); the inputs are
+        # convnet-small 1.3-1.6x faster on CPU (its max-pooling above all); the inputs are
         # laid out alike in forward. Module.to keeps the layout when it moves the weights.
         self.to(memory_format=torch.channels_last)
 

@@ -150,7 +150,7 @@ def cross_validated_outputs(manifest: Manifest, load_inputs: Callable[[], tuple]
             return {"pred_probs": result.pred_probs, "softmax": result.softmax, "embeddings": result.embeddings,
                     "aum": result.aum, "threshold_aum": result.threshold_aum}
 
-        path = cache_file(cache_dir, "cv-v5", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
+        path = cache_file(cache_dir, "cv-v6", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
         arrays = cached_arrays(path, train)
         pred_probs[use], softmax[use] = arrays["pred_probs"], arrays["softmax"]
         embeddings = np.full((n, arrays["embeddings"].shape[1]), np.nan, dtype=np.float32)
@@ -181,7 +181,7 @@ def _frozen_embeddings(network, rows: np.ndarray, n: int, pixels, key: str, conf
     def embed() -> dict:
         return {"embeddings": frozen_features(network, pixels, config, device, rows, map_predict)[0]}
 
-    path = cache_file(cache_dir, "frozen-v1", key, config.model, config.key(), device.split(":")[0], weights,
+    path = cache_file(cache_dir, "frozen-v2", key, config.model, config.key(), device.split(":")[0], weights,
                       rows.tobytes())
     found = cached_arrays(path, embed)["embeddings"]
     embeddings = np.full((n, found.shape[1]), np.nan, dtype=np.float32)
@@ -257,7 +257,7 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
         return {"surprise": scores.surprise, "accuracy": np.float64(scores.accuracy)}
 
     # Keyed by what shapes the networks only: another label model, folds or k-NN vote trains none again.
-    path = cache_file(cache_dir, "orientation-v3", key, network_config(config).key(), seed, device.split(":")[0],
+    path = cache_file(cache_dir, "orientation-v4", key, network_config(config).key(), seed, device.split(":")[0],
                       rows.tobytes())
     arrays = cached_arrays(path, train)
     surprise = np.full(len(ok), np.nan, dtype=np.float32)
