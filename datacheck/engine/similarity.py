@@ -321,8 +321,12 @@ def _verify(a: np.ndarray, b: np.ndarray, grey: np.ndarray, soft: np.ndarray, fi
     grey_a, grey_b = a @ _LUMA, b @ _LUMA
     dy, dx, fy, fx = phase_shift(grey_a, grey_b, max_shift, refine=True)
     if fine.any():
-        a[fine], b[fine] = _halfway(a[fine], b[fine], fy[fine], fx[fine])
-        grey_a[fine], grey_b[fine] = a[fine] @ _LUMA, b[fine] @ _LUMA
+        # Interpolation is linear, so the luminance of the moved colours is the moved
+        # luminance; a grey pair's colours are not compared, and are not moved.
+        grey_a[fine], grey_b[fine] = _halfway(grey_a[fine], grey_b[fine], fy[fine], fx[fine])
+        moved = fine & ~grey
+        if moved.any():
+            a[moved], b[moved] = _halfway(a[moved], b[moved], fy[moved], fx[moved])
     colour = _colour_ncc(a, b, grey_a, grey_b, dy, dx, grey)
     if soft.any():
         grey_a[soft], grey_b[soft] = _smooth(grey_a[soft]), _smooth(grey_b[soft])
@@ -352,8 +356,13 @@ def _coarse_similarity(halves: np.ndarray, i: np.ndarray, j: np.ndarray, max_shi
     for start in range(0, len(rows), 4 * _VERIFY_BLOCK):
         part = rows[start : start + 4 * _VERIFY_BLOCK]
         dy, dx, fy, fx = _peak_shift(spectra[a[part]], spectra[b[part]], half.shape[1:3], max_shift, refine=True)
-        hp, hq = _halfway(half[a[part]], half[b[part]], fy, fx)
-        result[part] = _colour_ncc(hp, hq, hp @ _LUMA, hq @ _LUMA, dy, dx, grey[part])
+        g = grey[part]
+        if g.any():  # compared by luminance: only that is moved (a third of the colours' cost)
+            lp, lq = _halfway(luma[a[part[g]]], luma[b[part[g]]], fy[g], fx[g])
+            result[part[g]] = _ncc_at(lp, lq, dy[g], dx[g])
+        if not g.all():
+            hp, hq = _halfway(half[a[part[~g]]], half[b[part[~g]]], fy[~g], fx[~g])
+            result[part[~g]] = _ncc_at(hp, hq, dy[~g], dx[~g])
     return result
 
 
