@@ -66,7 +66,8 @@ def read_spreadsheet_csv(path: str | os.PathLike, *, expected: Collection[str], 
     Returns
     -------
     pandas.DataFrame
-        One row per data row, columns as the header names them.
+        One row per data row, columns as the header names them, blanks around a name of
+        ``expected`` aside (``path, label`` names ``label``).
 
     Raises
     ------
@@ -91,11 +92,15 @@ def read_spreadsheet_csv(path: str | os.PathLike, *, expected: Collection[str], 
     text, encoding = _decode(data, expected, refused)
     sep, header = choose_separator(text, expected)
     del text  # pandas reads the bytes: the whole text is not kept beside them and the frame
-    repeated = sorted({name for name in header if name in expected and header.count(name) > 1})
+    # A header typed by hand ("path, label, split") pads names with blanks, which the separator
+    # is chosen past: the expected columns are named without them, the user's own as written.
+    ours = {name: name.strip() for name in header if name.strip() in expected}
+    named = [ours.get(name, name) for name in header]
+    repeated = sorted({name for name in named if name in expected and named.count(name) > 1})
     if repeated:
         raise BadDataError(f"{what} {path} has more than one {repeated[0]!r} column; keep one")
     if verbatim:
-        options.update(_verbatim_options(header, verbatim))
+        options.update(_verbatim_options(header, [name for name, bare in ours.items() if bare in verbatim]))
     try:
         frame = pd.read_csv(io.BytesIO(data), sep=sep, encoding=encoding, **options)
     except ValueError as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
@@ -112,7 +117,7 @@ def read_spreadsheet_csv(path: str | os.PathLike, *, expected: Collection[str], 
         fields = len(frame.columns)
         raise refused(f"ragged CSV: the first row after the header has {fields + frame.index.nlevels} fields, "
                       f"the header has {fields} (a stray delimiter?)")
-    return frame
+    return frame.rename(columns={name: bare for name, bare in ours.items() if name != bare})
 
 
 def choose_separator(text: str, expected: Collection[str]) -> tuple[str, list[str]]:

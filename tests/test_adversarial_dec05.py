@@ -1,0 +1,43 @@
+"""An adversarial pass of 2026-12-05, as a new user meets the tool: hand-written manifests,
+unusual but valid datasets through `fix`, notebook-style inputs. Tiny generated datasets and
+checks that train no model where the bug allows, so the file takes seconds."""
+
+from __future__ import annotations
+
+from datacheck.errors import ExitStatus
+
+from .conftest import assert_one_line_error, invoke, make_image
+
+
+def test_a_csv_header_with_blanks_after_the_commas_names_the_columns(tmp_path):
+    """`path, label, split` (a blank after each comma, as people type a CSV by hand): the
+    separator was chosen by the header's stripped names, but the columns kept their blanks, so
+    ' label' and ' split' were extra columns and the audit ran on 4 unlabeled images without
+    splits, exit 0 and not a word. The cells were stripped (' cat' is the class 'cat'), the
+    header was not; now it is, for the columns datacheck reads."""
+    from datacheck import load_manifest
+
+    for i in range(4):
+        make_image(tmp_path / "img" / f"{i}.png", i)
+    rows = "".join(f"img/{i}.png, {'ab'[i % 2]}, {'train' if i < 3 else 'val'}, note{i}\n" for i in range(4))
+    (tmp_path / "m.csv").write_text("path, label , split,\tcomment\n" + rows)
+    frame = load_manifest(tmp_path / "m.csv").frame
+    assert list(frame.columns) == ["sample_id", "path", "label", "split", "\tcomment"]  # the user's own: as written
+    assert frame["label"].tolist() == ["a", "b", "a", "b"]
+    assert frame["split"].tolist() == ["train", "train", "train", "val"]
+
+    result = invoke("audit", tmp_path / "m.csv", "--checks", "class_imbalance", "--out", tmp_path / "run",
+                    "--workers", 0, "-q", "--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    summary = json.loads(result.stdout)
+    assert summary["classes"] == 2 and summary["splits"] == {"train": 3, "val": 1}
+
+    # read verbatim as the unpadded column is: a class named NA stays a class
+    (tmp_path / "m.csv").write_text("path, label\nimg/0.png, NA\nimg/1.png, b\n")
+    assert load_manifest(tmp_path / "m.csv").frame["label"].tolist() == ["NA", "b"]
+    # and a padded copy of a column beside the column is one column twice
+    (tmp_path / "m.csv").write_text("path,label, label\nimg/0.png,a,b\n")
+    result = invoke("audit", tmp_path / "m.csv", "--checks", "class_imbalance", "--out", tmp_path / "run2", "-q")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "has more than one 'label' column; keep one")
