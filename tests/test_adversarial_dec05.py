@@ -41,3 +41,25 @@ def test_a_csv_header_with_blanks_after_the_commas_names_the_columns(tmp_path):
     (tmp_path / "m.csv").write_text("path,label, label\nimg/0.png,a,b\n")
     result = invoke("audit", tmp_path / "m.csv", "--checks", "class_imbalance", "--out", tmp_path / "run2", "-q")
     assert_one_line_error(result, ExitStatus.BAD_DATA, "has more than one 'label' column; keep one")
+
+
+def test_fix_of_a_dataset_whose_every_training_image_is_unreadable_says_so(tmp_path):
+    """`datacheck fix` of a dataset whose training images are all unreadable: the relabel step
+    drops them all (corrupt), then the fix failed on its own folders, naming them: "no images
+    found in OUT/steps/2-relabel/dataset" (exit 3) where nothing else was left, and "there is no
+    labeled training row to balance" (exit 2, a usage error) where readable val images were.
+    Now both are bad data, saying why."""
+    data = tmp_path / "data"
+    for c in "ab":
+        for i in range(3):
+            (data / "train" / c).mkdir(parents=True, exist_ok=True)
+            (data / "train" / c / f"{i}.png").write_bytes(b"not a png")
+    for name, with_val in (("all", False), ("train", True)):
+        if with_val:
+            for j, c in enumerate("ab"):
+                for i in range(2):
+                    make_image(data / "val" / c / f"{i}.png", 10 * j + i)
+        out = tmp_path / f"fix-{name}"
+        result = invoke("fix", data, "--out", out, "--workers", 0, "-q")
+        assert_one_line_error(result, ExitStatus.BAD_DATA, f"nothing left to fix in {data}: the relabel step removed "
+                              f"every labeled training row (6 flagged: corrupt; see {out}/steps/2-relabel/changes.parquet)")

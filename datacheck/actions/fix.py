@@ -653,6 +653,7 @@ class _Context:
     def relabel(self, folder: Path) -> dict:
         from ..runs import write_parquet
         from .augment import layout
+        from .balance import training_mask
         from .relabel import action_counts, relabel
 
         run = self.step("audit")
@@ -665,6 +666,14 @@ class _Context:
         queued = self._review_queue(run, result.changes, folder / REVIEW_NAME)
         new = result.manifest
         labeled = new[new["label"].notna()]
+        if not training_mask(labeled).any():
+            # Every image unreadable, say: the re-audit of an empty folder said "no images found
+            # in OUT/steps/2-relabel/dataset", or balancing the val rows left "no labeled
+            # training row to balance", a usage error, of a dataset that has them.
+            dropped = result.changes[result.changes["action"] == "drop"]["reason"].value_counts()
+            why = ", ".join(f"{int(n)} {reason}" for reason, n in dropped.sort_index().items()) or "none dropped"
+            raise BadDataError(f"nothing left to fix in {self.source}: the relabel step removed every labeled training "
+                               f"row ({why}; see {folder / 'changes.parquet'})")
         files = layout(labeled.assign(copies=0))  # materialize's layout: repaired sample id → source id
         changes = result.changes.set_index("sample_id")
         source_label = self.manifest.frame.set_index("sample_id")["label"]
