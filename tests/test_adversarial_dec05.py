@@ -63,3 +63,25 @@ def test_fix_of_a_dataset_whose_every_training_image_is_unreadable_says_so(tmp_p
         result = invoke("fix", data, "--out", out, "--workers", 0, "-q")
         assert_one_line_error(result, ExitStatus.BAD_DATA, f"nothing left to fix in {data}: the relabel step removed "
                               f"every labeled training row (6 flagged: corrupt; see {out}/steps/2-relabel/changes.parquet)")
+
+
+def test_a_huge_gallery_size_is_the_whole_gallery_not_a_hang(tmp_path):
+    """`datacheck report RUN --gallery-size 1000000000` ("show them all") ran for ever: the
+    thumbnails were handed out rank by rank up to the gallery size, a billion empty turns,
+    however few samples were flagged. Now the ranks stop at the longest gallery."""
+    import shutil
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    for c in "ab":
+        for i in range(3):
+            make_image(data / c / f"{i}.png", 10 * ord(c) + i)
+    shutil.copy(data / "a" / "0.png", data / "b" / "copy.png")  # one exact duplicate: a gallery of 1
+    run = tmp_path / "run"
+    result = invoke("audit", data, "--out", run, "--checks", "exact_duplicates", "--workers", 0, "-q")
+    assert result.exit_code == 0, result.output
+    done = subprocess.run([sys.executable, "-m", "datacheck", "report", str(run), "--gallery-size", str(10**12)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "report written to" in done.stderr and "2 thumbnails" in done.stderr, done.stderr

@@ -183,7 +183,9 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
     # Thumbnails are handed out in priority order, interleaved so that a small budget still
     # shows every check: the worst sample of each check, then the second worst, ...; then
     # duplicate groups, one group of each check in turn.
-    for rank in range(gallery_size):
+    # galleries holds at most gallery_size rows each: the ranks stop at the longest (a gallery
+    # size of a billion, "show them all", was a billion empty turns)
+    for rank in range(max(map(len, galleries.values()), default=0)):
         for rows in galleries.values():
             if rank < len(rows):
                 thumbs.request(rows.iloc[rank])
