@@ -76,7 +76,8 @@ def audit(
         (``df["embedding"]``) is its rows, as for ``pred_probs``.
     class_names : sequence of str or path-like, optional
         The K class names of the ``pred_probs`` columns, in order (a text file: one per line).
-        Without them, whole-number labels are column numbers and other labels are sorted.
+        Without them, whole-number labels are column numbers, a Categorical's classes are its
+        categories in order (as its codes number them), and other labels are sorted.
         Names that are numbers (a classifier's ``classes_``, as a DataFrame's columns too) name
         numeric labels by value.
     checks : str or Detector, or list or tuple of them, optional
@@ -292,12 +293,17 @@ def _label_ids(labels, class_names, columns: int | None, named_by: str = "class_
     column numbers, checked against ``pred_probs`` as numeric labels are. ``named_by`` is where the
     class names came from, as a message names it (a DataFrame's columns: no ``class_names`` was given).
     """
+    categories = getattr(getattr(labels, "dtype", None), "categories", None)  # a pandas Categorical's
     names = pd.Series(np.asarray(labels, dtype=object))
     if names.isna().any():
         raise UsageError("labels has missing values; every row of pred_probs needs its given label")
     names = names.astype(str)
     if class_names is None and names.str.fullmatch(_WHOLE).all():
         return names.to_numpy(dtype=np.int64), None
+    if class_names is None and categories is not None:
+        # A Categorical numbers its classes in its categories' order (its codes), and a model
+        # trained on the codes lays its columns out so: sorted, 55 of 60 samples were flagged.
+        class_names = list(categories)
     classes = [str(c) for c in class_names] if class_names is not None else sorted(names.unique())
     twice = pd.Series(classes)[pd.Series(classes).duplicated()]
     if len(twice):

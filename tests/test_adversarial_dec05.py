@@ -85,3 +85,33 @@ def test_a_huge_gallery_size_is_the_whole_gallery_not_a_hang(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "report written to" in done.stderr and "2 thumbnails" in done.stderr, done.stderr
+
+
+def test_a_categorical_of_labels_names_the_columns_in_its_categories_order():
+    """A notebook's labels as a pandas Categorical whose categories are not sorted (``c, a,
+    b``), with probabilities laid out in its codes' order (as a model trained on ``cat.codes``
+    gives them): matched to the columns in sorted order, 55 of 60 samples were flagged. Its
+    classes are its categories, in order, as its codes number them; a list of the same names
+    is still sorted."""
+    import numpy as np
+    import pandas as pd
+
+    import datacheck
+
+    rng = np.random.default_rng(0)
+    names = np.array(["c", "a", "b"])[np.arange(60) % 3]
+    labels = pd.Categorical(names, categories=["c", "a", "b"])
+    pred_probs = np.full((60, 3), 0.05)
+    pred_probs[np.arange(60), labels.codes] = 0.9
+    pred_probs[:3] = np.roll(pred_probs[:3], 1, axis=1)  # three mislabeled samples
+    pred_probs += rng.uniform(0, 0.01, pred_probs.shape)
+    pred_probs /= pred_probs.sum(axis=1, keepdims=True)
+
+    flagged = datacheck.audit(labels=labels, pred_probs=pred_probs, checks=["label_issues"]).issues("label_issues")
+    assert sorted(flagged["sample_id"].astype(int)) == [0, 1, 2]
+    assert set(flagged["suggested_label"]) <= {"a", "b", "c"}
+    # as a Series of that dtype too, and a plain list of the names is matched in sorted order
+    again = datacheck.audit(labels=pd.Series(labels), pred_probs=pred_probs, checks=["label_issues"])
+    assert sorted(again.issues("label_issues")["sample_id"].astype(int)) == [0, 1, 2]
+    by_list = datacheck.audit(labels=list(names), pred_probs=pred_probs, checks=["label_issues"])
+    assert len(by_list.issues("label_issues")) > 30
