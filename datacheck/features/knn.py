@@ -334,19 +334,24 @@ class _FaissLists:
 
     The list-by-list products of :class:`_InvertedLists` pay for long vectors, where the
     products are the work; for short ones, choosing each query's best among every list's
-    members is the work, and ``argpartition`` over the products costs 3-4x the products (100k
-    image descriptors of 120 values, nprobe 32: the graph in 20.3 s that way, 9.6 s here).
+    members is the work, and ``argpartition`` over the products costs about 4x the products
+    (100k image descriptors of 120 values, nprobe 32: the graph in 28.4 s that way, 16.8 s
+    here, best of three alternated runs on a busy machine; at 512 values the two are level).
     The index holds its own copy of the vectors (N·D float32: 480 MB for 1M descriptors),
     which for short vectors is a few hundred bytes per sample.
 
     Attributes
     ----------
+    embeddings, rows : ndarray
+        As :class:`_InvertedLists`' (the queries of :meth:`search_all` are read from them).
     index : faiss.IndexIVFFlat
         Trained; every graph position added in order, so faiss's ids are graph positions.
     quantizer : faiss.IndexHNSWFlat
         The index's list centres (its ``hnsw`` settings are set per search).
     """
 
+    embeddings: np.ndarray
+    rows: np.ndarray
     index: object
     quantizer: object
 
@@ -354,7 +359,7 @@ class _FaissLists:
     def build(cls, embeddings: np.ndarray, rows: np.ndarray, index, quantizer) -> _FaissLists:
         for start in range(0, len(rows), _BLOCK):
             index.add(_unit(_take(embeddings, rows[start : start + _BLOCK])))
-        return cls(index, quantizer)  # held here: the index does not own its quantizer
+        return cls(embeddings, rows, index, quantizer)  # held here: the index does not own its quantizer
 
     def search(self, queries: np.ndarray, nprobe: int, k: int, positions: np.ndarray, device: str,
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -366,12 +371,12 @@ class _FaissLists:
 
     def search_all(self, nprobe: int, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search` with every sample as a query, in graph order: (M, k) each."""
-        m = self.index.ntotal
+        m = len(self.rows)
         distances = np.empty((m, k), np.float32)
         indices = np.empty((m, k), np.int64)
         for start in range(0, m, _BLOCK):
             stop = min(start + _BLOCK, m)
-            queries = self.index.reconstruct_n(start, stop - start)  # the unit rows added
+            queries = _unit(_take(self.embeddings, self.rows[start:stop]))
             distances[start:stop], indices[start:stop] = self.search(queries, nprobe, k, np.arange(start, stop), device)
         return distances, indices
 
