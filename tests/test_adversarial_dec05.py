@@ -63,6 +63,10 @@ def test_fix_of_a_dataset_whose_every_training_image_is_unreadable_says_so(tmp_p
         result = invoke("fix", data, "--out", out, "--workers", 0, "-q")
         assert_one_line_error(result, ExitStatus.BAD_DATA, f"nothing left to fix in {data}: the relabel step removed "
                               f"every labeled training row (6 flagged: corrupt; see {out}/steps/2-relabel/changes.parquet)")
+    # without the relabel step, balancing drops them (drop_flagged): bad data too, not a usage error
+    result = invoke("fix", data, "--out", tmp_path / "fix-no-relabel", "--no-relabel", "--workers", 0, "-q")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "every labeled training row is flagged and dropped "
+                          "(6 flagged: corrupt): nothing is left to balance")
 
 
 def test_a_huge_gallery_size_is_the_whole_gallery_not_a_hang(tmp_path):

@@ -196,6 +196,12 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
     seed = options.seed or 0
     order = hash_order(ids, seed)
     labeled = train & pd.notna(frame["label"]).to_numpy() & (action != "drop")
+    if options.drop_flagged and not labeled.any() and (train & pd.notna(frame["label"]).to_numpy()).any():
+        # The data's fault, not the command line's: every labeled training image is flagged
+        # (all unreadable, say), and "no labeled training row" was a usage error (exit 2).
+        why = pd.Series(reason[train & (action == "drop")]).str.replace(r"duplicate of .*", "duplicate", regex=True)
+        raise BadDataError("every labeled training row is flagged and dropped (" + "; ".join(
+            f"{n} {what}" for what, n in why.value_counts().sort_index().items()) + "): nothing is left to balance")
 
     if options.strategy == "subclusters":
         cluster = _subgroups(findings)
