@@ -164,6 +164,25 @@ def test_complex_labels_exit_3(arrays, tmp_path):
     assert_one_line_error(invoke(*arrays, "--out", tmp_path / "run"), 3, "--labels must hold integer class ids")
 
 
+def test_labels_as_class_names_are_matched_to_the_class_names_file(arrays, tmp_path):
+    """``--labels`` of class names (text, as the Python API takes them) with ``--class-names``:
+    each is the column its name has; without the file, or with a name it lacks, one line, exit 3."""
+    import json
+
+    ids = np.load(tmp_path / "L.npy")
+    (tmp_path / "names.txt").write_text("cat\ndog\nowl\n")
+    by_id = invoke(*arrays, "--class-names", tmp_path / "names.txt", "--out", tmp_path / "ids", "--json")
+    np.save(tmp_path / "L.npy", np.array(["cat", "dog", "owl"])[ids])
+    by_name = invoke(*arrays, "--class-names", tmp_path / "names.txt", "--out", tmp_path / "names", "--json")
+    assert by_id.exit_code == by_name.exit_code == 0, by_name.output
+    assert json.loads(by_name.stdout)["checks"] == json.loads(by_id.stdout)["checks"]
+    assert_one_line_error(invoke(*arrays, "--out", tmp_path / "run"), 3,
+                          "--labels holds class names: name the --pred-probs columns with --class-names FILE")
+    (tmp_path / "names.txt").write_text("cat\ndog\nemu\n")
+    assert_one_line_error(invoke(*arrays, "--class-names", tmp_path / "names.txt", "--out", tmp_path / "run2"), 3,
+                          "--labels has 1 class name(s) that --class-names does not list: 'owl'")
+
+
 # --------------------------------------------------------------------------- balance
 
 

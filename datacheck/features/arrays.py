@@ -206,6 +206,8 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
         raw = _ids_by_value(raw, class_names_path)
     if raw.dtype == np.bool_:
         raw, classes = _boolean_ids(raw, classes, probs.shape[1])
+    if raw.dtype.kind in "US":
+        raw = _ids_by_name(raw, classes)
     # Whole floats (1.0) are accepted as ids; complex and text arrays are not.
     whole = np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw) & (raw == np.round(raw)))
     if not (np.issubdtype(raw.dtype, np.integer) or whole):
@@ -220,6 +222,26 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
     labels = raw.astype(np.int64)
     embeddings = _embeddings(embeddings_path, len(probs)) if embeddings_path is not None else None
     return ModelOutputs(classes or [str(i) for i in range(probs.shape[1])], labels, probs, embeddings, "files")
+
+
+def _ids_by_name(raw: np.ndarray, classes: list | None) -> np.ndarray:
+    """Text labels (class names, as the Python API takes them) as ids of the ``classes`` that
+    name the ``--pred-probs`` columns, (N,) int64.
+
+    Raises
+    ------
+    BadDataError
+        No class names to match them with, or a label they do not list.
+    """
+    if classes is None:
+        raise BadDataError("--labels holds class names: name the --pred-probs columns with --class-names FILE "
+                           "(one name per line, in column order), or save class ids")
+    ids = pd.Index(classes).get_indexer(raw.astype(str))
+    if (ids < 0).any():
+        unknown = sorted(set(raw[ids < 0].astype(str).tolist()))
+        raise BadDataError(f"--labels has {len(unknown)} class name(s) that --class-names does not list: "
+                           + ", ".join(repr(name) for name in unknown[:3]))
+    return ids.astype(np.int64)
 
 
 def _boolean_ids(raw: np.ndarray, classes: list | None, k: int) -> tuple[np.ndarray, list]:
