@@ -97,7 +97,7 @@ GOOD = np.random.default_rng(1).dirichlet(np.ones(4), size=50)
         (None, np.full(50, 4), "id 4 at row 0, outside 0..3"),
         (None, np.full(50, -1), "id -1 at row 0"),
         (None, np.full(50, 1.5), "integer class ids"),
-        (None, np.array(["a"] * 50), "integer class ids"),
+        (None, np.array(["a"] * 50), "--labels holds class names: name the --pred-probs columns with --class-names"),
         # Cast to int64 these wrapped (-1, INT64_MIN) and numpy warned on stderr.
         (None, np.full(50, 2**64 - 1, dtype=np.uint64), "id 18446744073709551615 at row 0"),
         (None, np.full(50, 1e30), "id 1e+30 at row 0, outside 0..3"),
