@@ -208,7 +208,7 @@ def load_outputs_from_files(pred_probs_path, labels_path, embeddings_path=None, 
         raw, classes = _boolean_ids(raw, classes, probs.shape[1])
     if raw.dtype.kind in "US":
         raw = _ids_by_name(raw, classes)
-    # Whole floats (1.0) are accepted as ids; complex and text arrays are not.
+    # Whole floats (1.0) are accepted as ids; complex arrays are not (text ones are names, above).
     whole = np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw) & (raw == np.round(raw)))
     if not (np.issubdtype(raw.dtype, np.integer) or whole):
         raise BadDataError("--labels must hold integer class ids")
