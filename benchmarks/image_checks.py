@@ -398,7 +398,7 @@ def compile_datacheck() -> None:
     ``pip install`` compiles an installed package's modules, CleanVision's and pandas' among
     them; an editable checkout's are compiled on first import and cached, unless bytecode is
     not written (this machine sets ``PYTHONDONTWRITEBYTECODE``): then every timed run compiled
-    datacheck's modules from source (0.06-0.1 s) and CleanVision's none.
+    datacheck's 42 modules from source (0.06 s in a profile) and CleanVision's none.
     """
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(datacheck.__file__).parent)], check=True)
 
