@@ -182,11 +182,41 @@ def open_run(path: str | os.PathLike) -> AuditRun:
         reason = "missing" if isinstance(exc, FileNotFoundError) else exc
         raise BadDataError(f"cannot read {path / FINDINGS_NAME}: {reason}") from exc
     check_findings(path / FINDINGS_NAME, table)
+    _check_rows_per_check(path, summary, table)
     outputs = path / "artifacts" / OUTPUTS_ARTIFACT
     if info.manifest_format != "arrays" and outputs.exists():
         _require_regular(outputs)
         check_outputs_file(outputs, info.samples)
     return AuditRun(path, info, summary, table.to_pandas())
+
+
+def _check_rows_per_check(path: Path, summary: dict, table) -> None:
+    """Refuse findings that are not the ones ``summary.json`` counted: the audit writes one row
+    per scored sample of each check, so a truncated ``findings.parquet`` (rows lost, or none)
+    or another run's copied over this one is a different count; the report had shown its
+    galleries beside the summary's counts, exit 0.
+
+    Raises
+    ------
+    BadDataError
+        Naming both files and the first check whose rows differ.
+    """
+    import pyarrow.compute as pc
+
+    checks = summary.get("checks")
+    if not isinstance(checks, dict):
+        return
+    counts = pc.value_counts(table.column("check")).to_pylist()
+    rows = {entry["values"]: entry["counts"] for entry in counts}
+    for check in sorted(set(rows) | set(checks), key=lambda c: (c not in checks, str(c))):
+        if check in checks and not isinstance(checks[check].get("scored"), int):
+            continue  # an older summary without counts: nothing to compare
+        scored = checks[check]["scored"] if check in checks else None
+        if scored is None or rows.get(check, 0) != scored:
+            said = "has no such check" if scored is None else f"counts {scored} scored sample(s)"
+            raise BadDataError(f"{path / FINDINGS_NAME} has {rows.get(check, 0)} row(s) for check {check!r:.40}, "
+                               f"{path / SUMMARY_NAME} {said} (truncated, or another run's findings); "
+                               f"{RUN_DAMAGED}")
 
 
 def _require_regular(path: Path) -> None:
