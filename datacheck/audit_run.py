@@ -209,9 +209,10 @@ def _check_rows_per_check(path: Path, summary: dict, table) -> None:
     counts = pc.value_counts(table.column("check")).to_pylist()
     rows = {entry["values"]: entry["counts"] for entry in counts}
     for check in sorted(set(rows) | set(checks), key=lambda c: (c not in checks, str(c))):
-        if check in checks and not isinstance(checks[check].get("scored"), int):
-            continue  # an older summary without counts: nothing to compare
-        scored = checks[check]["scored"] if check in checks else None
+        entry = checks.get(check)
+        scored = entry.get("scored") if isinstance(entry, dict) else None
+        if check in checks and not isinstance(scored, int):
+            continue  # an older or hand-made summary without counts: nothing to compare
         if scored is None or rows.get(check, 0) != scored:
             said = "has no such check" if scored is None else f"counts {scored} scored sample(s)"
             raise BadDataError(f"{path / FINDINGS_NAME} has {rows.get(check, 0)} row(s) for check {check!r:.40}, "
