@@ -93,6 +93,7 @@ GOOD = np.random.default_rng(1).dirichlet(np.ones(4), size=50)
         (_with(GOOD, 5, 2, -0.1), None, "negative values (first in row 5)"),
         (GOOD * 3, None, "rows must sum to 1 (row 0 sums to"),
         (GOOD[:, 0], None, "2-D array of shape (N, K)"),
+        (GOOD[:0], None, "--pred-probs has no rows (shape (0, 4)): there are no samples to audit"),
         (None, np.arange(49), "1-D array of 50 class ids"),
         (None, np.full(50, 4), "id 4 at row 0, outside 0..3"),
         (None, np.full(50, -1), "id -1 at row 0"),
@@ -102,7 +103,7 @@ GOOD = np.random.default_rng(1).dirichlet(np.ones(4), size=50)
         (None, np.full(50, 2**64 - 1, dtype=np.uint64), "id 18446744073709551615 at row 0"),
         (None, np.full(50, 1e30), "id 1e+30 at row 0, outside 0..3"),
     ],
-    ids=["nan", "inf", "negative", "not_normalised", "one_d", "short_labels", "label_too_big", "label_negative",
+    ids=["nan", "inf", "negative", "not_normalised", "one_d", "no_rows", "short_labels", "label_too_big", "label_negative",
          "fractional_labels", "string_labels", "uint64_label", "huge_float_label"],
 )
 def test_bad_arrays_exit_3(tmp_path, probs, labels, message):

@@ -321,7 +321,9 @@ def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs")) 
     ``what`` names it in messages."""
     probs = _load_array(value, str(what))
     _check_real(probs, str(what))
-    if probs.ndim != 2 or probs.shape[1] < 2 or probs.shape[0] == 0:
+    if probs.ndim == 2 and probs.shape[0] == 0:
+        raise BadDataError(f"{what} has no rows (shape {probs.shape}): there are no samples to audit")
+    if probs.ndim != 2 or probs.shape[1] < 2:
         # one probability per row is a binary classifier's predict_proba(X)[:, 1]: say how to give both
         binary = "; for one class's probability p of two, pass both: np.column_stack([1 - p, p])" if (
             probs.ndim == 1 or (probs.ndim == 2 and probs.shape[1] == 1)) and probs.size else ""
