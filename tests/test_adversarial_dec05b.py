@@ -57,3 +57,25 @@ def test_report_of_a_run_whose_findings_were_truncated_or_replaced_is_bad_data(t
 
     with pytest.raises(BadDataError, match="findings.parquet has"):
         datacheck.load(damaged)
+
+
+def test_augment_of_a_source_damaged_after_the_audit_says_to_audit_again(sample_copy, tmp_path):
+    """A source image overwritten with junk of the same size and modification time after
+    ``balance`` (the fingerprint reads sizes and times only): the copies cannot be made, exit 3,
+    and the message no longer only says "balance with --drop-flagged", which cannot leave out a
+    file the audit read well."""
+    import os
+
+    import datacheck
+
+    run, plan = tmp_path / "run", tmp_path / "plan"
+    datacheck.audit(sample_copy, out=run, checks=["exact_duplicates"], workers=0)
+    assert invoke("balance", run, "--strategy", "classes", "--target", "30", "--out", plan).exit_code == 0
+    stars = sorted((sample_copy / "train" / "star").iterdir())
+    for source in stars:  # every star is a source of the copies that fill its class
+        stat = source.stat()
+        source.write_bytes(b"\0" * stat.st_size)
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    result = invoke("augment", plan, "--out", tmp_path / "out", "--workers", 0)
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "source image(s) could not be decoded",
+                          "a file damaged since the audit needs the audit run again")

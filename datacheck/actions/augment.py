@@ -361,7 +361,8 @@ def augment(
         errors = [e for e in result.get("error", []) if e]
         if errors:
             raise BadDataError(f"{len(errors)} source image(s) could not be decoded (first: {errors[0]}); "
-                               "balance with --drop-flagged to leave corrupt files out")
+                               "balance with --drop-flagged leaves out the files the audit found corrupt, "
+                               "and a file damaged since the audit needs the audit run again")
         transform = dict(zip(result.get("path", []), result.get("transform", [])))
         counts["augmented"], counts["boosted"] = len(jobs), len(extra)
         counts["written"] = int(sum(result.get("written", [])))
