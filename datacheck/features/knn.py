@@ -249,15 +249,7 @@ class _InvertedLists:
 
     def search_all(self, nprobe: int, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search` with every sample as a query, in graph order: (M, k) each."""
-        m = len(self.order)
-        distances = np.empty((m, k), np.float32)
-        indices = np.empty((m, k), np.int64)
-        block = scan_block(nprobe, k)
-        for start in range(0, m, block):
-            stop = min(start + block, m)
-            queries = _unit(_take(self.embeddings, self.rows[start:stop]))
-            distances[start:stop], indices[start:stop] = self.search(queries, nprobe, k, np.arange(start, stop), device)
-        return distances, indices
+        return _search_every_sample(self, nprobe, k, device, scan_block(nprobe, k))
 
     def _scan(self, queries: np.ndarray, probes: np.ndarray, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
         """Best ``k`` similarities and list positions of each query over its probed lists,
@@ -371,14 +363,21 @@ class _FaissLists:
 
     def search_all(self, nprobe: int, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search` with every sample as a query, in graph order: (M, k) each."""
-        m = len(self.rows)
-        distances = np.empty((m, k), np.float32)
-        indices = np.empty((m, k), np.int64)
-        for start in range(0, m, _BLOCK):
-            stop = min(start + _BLOCK, m)
-            queries = _unit(_take(self.embeddings, self.rows[start:stop]))
-            distances[start:stop], indices[start:stop] = self.search(queries, nprobe, k, np.arange(start, stop), device)
-        return distances, indices
+        return _search_every_sample(self, nprobe, k, device, _BLOCK)
+
+
+def _search_every_sample(lists, nprobe: int, k: int, device: str, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """``lists.search`` (:class:`_InvertedLists` or :class:`_FaissLists`) with every graph
+    position as a query, ``block`` queries at a time, each read and normalised from
+    ``lists.embeddings``: ``(distances, indices)``, (M, k) each, in graph order."""
+    m = len(lists.rows)
+    distances = np.empty((m, k), np.float32)
+    indices = np.empty((m, k), np.int64)
+    for start in range(0, m, block):
+        stop = min(start + block, m)
+        queries = _unit(_take(lists.embeddings, lists.rows[start:stop]))
+        distances[start:stop], indices[start:stop] = lists.search(queries, nprobe, k, np.arange(start, stop), device)
+    return distances, indices
 
 
 def _top_unsorted(values: np.ndarray, k: int) -> np.ndarray:
