@@ -278,6 +278,8 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
         "conditions": [],
     }
     steps = None
+    missed = np.ones(len(eval_y), dtype=bool)  # wrong for every model trained so far
+    guesses = np.zeros((len(eval_y), len(classes)), dtype=np.int64)  # votes of the models per class
     for name, data in trains.items():
         if not data.ok.any():
             raise BadDataError(f"{data.source}: no readable training image")
@@ -297,11 +299,38 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
                                           steps)
             entry["seconds"].append(round(time.perf_counter() - started, 2))
             correct = predicted == eval_y
+            missed &= ~correct
+            guesses[np.arange(len(eval_y)), predicted] += 1
             entry["accuracy"].append(float(correct.mean()))
             entry["accuracy_no_leak"].append(float(correct[~leaked].mean()) if (~leaked).any() else float("nan"))
             log(f"{name}: seed {i + 1}/{seeds}: accuracy {correct.mean():.4f} ({entry['seconds'][-1]:.0f} s)")
         result["conditions"].append(entry)
+    # Rows that no trained model gets right bound every condition's accuracy here from above
+    # (each condition's models are among them): what cleaning can gain is at most the rest.
+    result["missed_by_every_model"] = [
+        {"path": evaluation.paths[i], "label": str(evaluation.labels[i]), "voted": classes[int(guesses[i].argmax())]}
+        for i in np.flatnonzero(missed)] if result["conditions"] else []
     return result
+
+
+def missed_sheet(rows: list[dict], path: Path, side: int = 96, columns: int = 10) -> Path:
+    """A contact sheet of ``rows`` (``missed_by_every_model``): each image at ``side`` px with
+    its label and the models' most common answer under it, to judge by eye whether the label
+    or the models are wrong."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    from datacheck.runs import atomic_write
+
+    caption = 14
+    sheet = Image.new("RGB", (columns * side, max(1, math.ceil(len(rows) / columns)) * (side + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, row in enumerate(rows):
+        left, top = (i % columns) * side, (i // columns) * (side + caption)
+        with Image.open(row["path"]) as im:
+            sheet.paste(ImageOps.pad(im.convert("RGB"), (side - 4, side - 4), color="white"), (left + 2, top + 2))
+        draw.rectangle((left, top, left + side - 1, top + side + caption - 1), outline="lightgray")
+        draw.text((left + 3, top + side), f"{i}: {row['label']}->{row['voted']}", fill="black")
+    return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
 
 
 def format_table(result: dict) -> str:
@@ -493,6 +522,10 @@ def fix_yardstick(data: Path, work: Path, budget: int, seeds: int, protocol: Pro
         "targets": {"c >= a + 6": bool(acc["c"] - acc["a"] >= 6), "c >= b + 2": bool(acc["c"] - acc["b"] >= 2),
                     "fix <= 20 min": bool(fix_seconds <= 1200)},
         "fix_steps": {k: v["seconds"] for k, v in fixes["c"]["steps"].items()},
+        # Every model of every condition and seed wrong on these held-out rows: c - a can grow
+        # by at most (1 - a - this share) unless a model learns to answer them.
+        "missed_by_every_model": len(result["missed_by_every_model"]),
+        "missed_sheet": str(missed_sheet(result["missed_by_every_model"], work / "missed_by_every_model.png")),
         "variants_minus_c": {c["name"]: round(100 * np.mean(c["accuracy"]) - acc["c"], 2)
                              for c in result["conditions"][3:]},
     }
@@ -578,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"budget {y['budget']}; c - a = {y['c_minus_a']:+.1f}p, c - b = {y['c_minus_b']:+.1f}p; "
                   f"fix took {y['fix_seconds'] / 60:.1f} min; targets: "
                   + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in y["targets"].items()))
+            held = result["eval"]["samples"]
+            print(f"held-out rows every model gets wrong: {y['missed_by_every_model']} of {held} "
+                  f"({100 * y['missed_by_every_model'] / held:.1f} %; sheet {y['missed_sheet']})")
             for name, diff in y["variants_minus_c"].items():
                 print(f"{name} - c = {diff:+.1f}p")
             if args.json:

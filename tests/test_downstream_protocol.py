@@ -82,6 +82,28 @@ def test_learns_easy_dataset_and_counts_leaks(downstream, easy_dataset, tmp_path
     assert "easy" in table and "w/o leaked copies (n=45)" in table and "non-default protocol" in table
 
 
+def test_rows_every_model_gets_wrong_are_listed_and_drawn(downstream, easy_dataset, tmp_path):
+    """A vertical bar filed under ``h`` in the evaluation set: both conditions' models answer
+    ``v``, so it is among the rows no model gets right (the bound on what cleaning can gain)."""
+    evaluation = tmp_path / "eval"
+    shutil.copytree(easy_dataset / "val", evaluation / "val")
+    shutil.copyfile(easy_dataset / "train" / "v" / "3.png", evaluation / "val" / "h" / "mislabeled.png")
+    out = tmp_path / "result.json"
+    code = downstream.main(["--train", f"one={easy_dataset}", "--train", f"two={easy_dataset}", "--eval", str(evaluation),
+                            "--seeds", "2", "--epochs", "12", "--image-size", "16", "--cache-dir", "off", "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    missed = result["missed_by_every_model"]
+    assert {"path": str(evaluation / "val" / "h" / "mislabeled.png"), "label": "h", "voted": "v"} in missed
+    # Never more than the best model's errors, and each one answered otherwise by the models' vote.
+    best = max(max(c["accuracy"]) for c in result["conditions"])
+    assert len(missed) <= round((1 - best) * result["eval"]["samples"])
+    assert all(row["label"] != row["voted"] for row in missed)
+    sheet = downstream.missed_sheet(missed, tmp_path / "sheet.png", side=32, columns=4)
+    with Image.open(sheet) as im:
+        assert im.size == (4 * 32, -(-len(missed) // 4) * (32 + 14))
+
+
 def test_same_seed_same_predictions(downstream, easy_dataset):
     protocol = downstream.Protocol(epochs=2, image_size=16)
     data = downstream.load_dataset(easy_dataset, "train", protocol, 0, None, 0)
