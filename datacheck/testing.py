@@ -82,8 +82,9 @@ def check_detector(detector: Detector, context_factory) -> pd.DataFrame:
     """
     cls = type(detector)
     # scikit-learn style: __init__ only stores keyword parameters, under their own names, with defaults
-    signature = inspect.signature(cls.__init__)
-    params = {n: p for n, p in signature.parameters.items() if n != "self"}
+    # A detector without parameters may leave out __init__: object's (*args, **kwargs) is no parameter
+    signature = inspect.signature(cls.__init__) if cls.__init__ is not object.__init__ else None
+    params = {n: p for n, p in signature.parameters.items() if n != "self"} if signature else {}
     assert all(p.kind == p.KEYWORD_ONLY and p.default is not p.empty for p in params.values()), \
         f"{cls.name}: parameters must be keyword-only with defaults"
     assert cls().get_params() == {n: p.default for n, p in params.items()}, f"{cls.name}: __init__ must store its parameters"

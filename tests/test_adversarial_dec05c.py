@@ -1,0 +1,88 @@
+"""An adversarial pass of 2026-12-05 (third): the Python API in a notebook, config files, and
+detectors written by a third party and checked with ``datacheck.testing.check_detector``.
+Model outputs in memory, no images and no training: the file takes seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datacheck.detectors import Detector
+from datacheck.detectors.base import partial_findings
+
+
+def _context_factory(n: int = 30):
+    """``context_factory(only)`` over ``n`` samples of 3 classes, as check_detector takes it."""
+    from datacheck.features.arrays import manifest_for_outputs
+    from datacheck.features.model import ModelOutputs
+    from datacheck.testing import make_context
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
+    outputs = ModelOutputs(["0", "1", "2"], rng.integers(0, 3, n), probs,
+                           rng.normal(size=(n, 8)).astype(np.float32), "test")
+    manifest = manifest_for_outputs(outputs, "arrays")
+    return lambda only=None: make_context(manifest, outputs=outputs, only=only)
+
+
+# Detectors as a plugin author writes them: module-level classes (check_detector pickles them).
+
+class Confidence(Detector):
+    """No parameters, so no ``__init__``: what docs/architecture.md lists is all it has."""
+
+    name, checks, requires, tags = "adv_confidence", ("adv_confidence",), frozenset({"pred_probs"}), frozenset({"label_evidence"})
+
+    def find(self, ctx):
+        p = ctx.get("pred_probs")
+        return partial_findings(np.arange(len(p)), self.name, p.max(1), p.max(1) < 0.4, [{}] * len(p))
+
+
+class ReturnsNothing(Detector):
+    name, checks, requires = "adv_nothing", ("adv_nothing",), frozenset({"pred_probs"})
+
+    def find(self, ctx):
+        ctx.get("pred_probs")  # forgot the return
+
+
+class ReturnsSchemaRows(Detector):
+    """Returns rows in the findings schema (sample_id, ...) instead of partial findings (row, ...)."""
+
+    name, checks, requires = "adv_schema", ("adv_schema",), frozenset({"pred_probs"})
+
+    def find(self, ctx):
+        import pandas as pd
+
+        p = ctx.get("pred_probs")
+        return pd.DataFrame({"sample_id": [str(i) for i in range(len(p))], "check": self.name,
+                             "score": p.max(1), "is_issue": False})
+
+
+class RowsOffByOne(Detector):
+    """Row numbers counted from 1 (or -1 for "none"): the last one is past the manifest."""
+
+    name, checks, requires = "adv_rows", ("adv_rows",), frozenset({"pred_probs"})
+
+    def __init__(self, *, shift: int = 1):
+        self.shift = shift
+
+    _parameter_constraints = {"shift": [int]}
+
+    def find(self, ctx):
+        p = ctx.get("pred_probs")
+        return partial_findings(np.arange(len(p)) + self.shift, self.name, p.max(1), False, None)
+
+
+def test_check_detector_passes_a_detector_without_parameters_or_init():
+    """A detector with no parameters, written as docs/architecture.md lists it (name, checks,
+    requires, tags, find: no ``__init__``), runs in an audit, but check_detector failed it with
+    "parameters must be keyword-only with defaults": it read object.__init__'s ``*args,
+    **kwargs`` as the detector's parameters. Now a class without ``__init__`` has none."""
+    import datacheck
+    from datacheck.testing import check_detector
+
+    findings = check_detector(Confidence(), _context_factory())
+    assert len(findings) == 30 and set(findings["check"]) == {"adv_confidence"}
+    assert Confidence().get_params() == {}
+    # and it runs in an audit, as before
+    result = datacheck.audit(pred_probs=np.full((6, 2), 0.5), labels=[0, 1] * 3, checks=[Confidence()])
+    assert result.summary["checks"]["adv_confidence"]["scored"] == 6
