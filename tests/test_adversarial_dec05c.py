@@ -4,11 +4,14 @@ Model outputs in memory, no images and no training: the file takes seconds."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from datacheck.detectors import Detector
 from datacheck.detectors.base import partial_findings
+from datacheck.validation import Interval
 
 
 def _context_factory(n: int = 30):
@@ -65,7 +68,7 @@ class RowsOffByOne(Detector):
     def __init__(self, *, shift: int = 1):
         self.shift = shift
 
-    _parameter_constraints = {"shift": [int]}
+    _parameter_constraints = {"shift": [Interval(int, -1, 1)]}
 
     def find(self, ctx):
         p = ctx.get("pred_probs")
@@ -86,3 +89,28 @@ def test_check_detector_passes_a_detector_without_parameters_or_init():
     # and it runs in an audit, as before
     result = datacheck.audit(pred_probs=np.full((6, 2), 0.5), labels=[0, 1] * 3, checks=[Confidence()])
     assert result.summary["checks"]["adv_confidence"]["scored"] == 6
+
+
+@pytest.mark.parametrize("detector, rule", [
+    (ReturnsNothing(), "adv_nothing: find must return a DataFrame of partial findings "
+                       "(datacheck.detectors.base.partial_findings), got NoneType"),
+    (ReturnsSchemaRows(), "adv_schema: find returned no 'row', 'details' column"),
+    (RowsOffByOne(), "adv_rows produced row numbers outside 0..29 (the manifest's rows): 30"),
+    (RowsOffByOne(shift=-1), "adv_rows produced row numbers outside 0..29 (the manifest's rows): -1"),
+])
+def test_a_detector_that_returns_the_wrong_frame_is_named_with_the_rule_it_broke(detector, rule):
+    """check_detector promises an AssertionError naming the rule broken, and the audit an
+    internal error naming the detector. A ``find`` that returned None, rows in the findings
+    schema (no ``row``), or row numbers past the manifest failed inside datacheck instead:
+    "TypeError: 'NoneType' object is not subscriptable (at base.py:246)", "KeyError: 'row'",
+    "IndexError: out of bounds value in 'indices'. (at array.py:2303)" (read as datacheck's
+    own bug), and row -1 was silently the last sample's finding."""
+    import datacheck
+    from datacheck.testing import check_detector
+
+    with pytest.raises(AssertionError) as caught:
+        check_detector(detector, _context_factory())
+    assert rule in str(caught.value)
+    # the audit says the same (the CLI: exit 4, naming it)
+    with pytest.raises(AssertionError, match=re.escape(rule.split(":")[0])):
+        datacheck.audit(pred_probs=np.full((30, 2), 0.5), labels=[0, 1] * 15, checks=[detector])

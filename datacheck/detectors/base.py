@@ -243,6 +243,15 @@ class Detector:
 
     def _complete(self, partial: pd.DataFrame, ctx: AuditContext) -> pd.DataFrame:
         frame = ctx.manifest.frame
+        # What find returned, checked before it is read: a third-party detector's None, or rows
+        # of the findings schema, failed here as datacheck's own KeyError or TypeError.
+        if not isinstance(partial, pd.DataFrame):
+            raise AssertionError(f"detector {self.name}: find must return a DataFrame of partial findings "
+                                 f"(datacheck.detectors.base.partial_findings), got {type(partial).__name__}")
+        missing = [c for c in _PARTIAL_COLUMNS if c not in partial.columns]
+        if missing:
+            raise AssertionError(f"detector {self.name}: find returned no {', '.join(map(repr, missing))} column(s); "
+                                 f"build its frame with partial_findings(rows, check, score, is_issue, details)")
         codes, checks = pd.factorize(partial["check"], sort=True)
         unknown = set(checks) - set(self.checks)
         if unknown:
@@ -251,6 +260,10 @@ class Detector:
         if len(scores) and (not np.isfinite(scores).all() or scores.min() < 0 or scores.max() > 1):
             raise AssertionError(f"detector {self.name} produced scores outside [0, 1]")
         rows = partial["row"].to_numpy(dtype=np.int64)
+        outside = rows[(rows < 0) | (rows >= len(frame))]
+        if len(outside):  # a negative row would be taken from the end: another sample's finding
+            raise AssertionError(f"detector {self.name} produced row numbers outside 0..{len(frame) - 1} "
+                                 f"(the manifest's rows): {outside[0]}")
         # Sorted by check, then score, ties in manifest order: deterministic. Every column is
         # reordered as an array (strings as Arrow or category codes), never row by row in
         # Python: a findings table can have millions of rows.
@@ -277,6 +290,10 @@ class Detector:
             }
         )
         return out.loc[:, FINDINGS_COLUMNS]
+
+
+#: The columns :meth:`Detector.find` returns (:func:`partial_findings`); the suggestions are optional.
+_PARTIAL_COLUMNS = ("row", "check", "score", "is_issue", "details")
 
 
 def _take(column: pd.Series, rows: np.ndarray):
