@@ -95,6 +95,10 @@ def check_detector(detector: Detector, context_factory) -> pd.DataFrame:
     for check in cls.checks:
         assert cls.tags_of(check) <= set(TAGS), f"{cls.name}: unknown tags on {check}"
     # every parameter has constraints, and every value they refuse is a UsageError naming it
+    from .validation import constraints_problem
+
+    problem = constraints_problem(cls._parameter_constraints, cls.name)
+    assert problem is None, problem
     for name in params:
         assert name in cls._parameter_constraints, f"{cls.name}.{name} has no constraint"
         for bad in _invalid_values(cls._parameter_constraints[name]):

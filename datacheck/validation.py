@@ -127,6 +127,20 @@ class Text:
 Constraint = Any  # Interval | Options | Boolean | Text: anything with accepts/describe/invalid_values
 
 
+def constraints_problem(constraints: dict, owner: str) -> str | None:
+    """What is wrong with a detector's ``_parameter_constraints`` values (None: nothing).
+
+    A detector written in scikit-learn's style (``{"k": [int]}``, ``[None]``) or with a bare
+    ``Interval`` failed on its first value as an AttributeError inside :func:`validate_params`.
+    """
+    for name, allowed in constraints.items():
+        if not (isinstance(allowed, (list, tuple)) and allowed and all(
+                callable(getattr(c, method, None)) for c in allowed for method in ("accepts", "describe", "invalid_values"))):
+            return (f"{owner}.{name}'s constraints must be a non-empty list of datacheck.validation constraints "
+                    f"(Interval, Options, Boolean, Text), got {allowed!r:.60}")
+    return None
+
+
 def validate_params(constraints: dict, params: dict, owner: str) -> None:
     """Check ``params`` against ``constraints`` (``name -> list of constraints``, any may accept).
 
@@ -139,6 +153,9 @@ def validate_params(constraints: dict, params: dict, owner: str) -> None:
         allowed = constraints.get(name)
         if allowed is None:
             raise AssertionError(f"{owner} declares no constraint for its parameter {name!r}")
+        problem = constraints_problem({name: allowed}, owner)
+        if problem:
+            raise AssertionError(problem)
         if not any(c.accepts(value) for c in allowed):
             what = " or ".join(c.describe() for c in allowed)
             raise UsageError(f"{owner}.{name} must be {what}, got {value!r}")

@@ -114,3 +114,56 @@ def test_a_detector_that_returns_the_wrong_frame_is_named_with_the_rule_it_broke
     # the audit says the same (the CLI: exit 4, naming it)
     with pytest.raises(AssertionError, match=re.escape(rule.split(":")[0])):
         datacheck.audit(pred_probs=np.full((30, 2), 0.5), labels=[0, 1] * 15, checks=[detector])
+
+
+class SklearnStyleConstraints(Detector):
+    """Constraints as scikit-learn writes them (a type, a list of one): not datacheck's."""
+
+    name, checks, requires, tags = "adv_sklearn", ("adv_sklearn",), frozenset({"pred_probs"}), frozenset({"label_evidence"})
+    _parameter_constraints = {"k": [int]}
+
+    def __init__(self, *, k: int = 3):
+        self.k = k
+
+    def find(self, ctx):
+        p = ctx.get("pred_probs")
+        return partial_findings(np.arange(len(p)), self.name, p.max(1), False, None)
+
+
+@pytest.mark.parametrize("constraints", [[int], Interval(int, 1, 10), [None], [], ["boolean"]])
+def test_constraints_that_are_not_datacheck_constraints_name_the_detector(tmp_path, monkeypatch, constraints):
+    """``_parameter_constraints = {"k": [int]}`` (scikit-learn's style), a bare Interval or
+    ``[None]``: every audit that selected the detector failed as datacheck's own bug, "internal
+    error: AttributeError: type object 'int' has no attribute 'accepts' (at validation.py:142)",
+    and check_detector with an AttributeError. Now registering it (from Python or an entry
+    point: exit 2 naming the plugin) refuses it, and check_detector and an audit of an
+    unregistered instance name the detector and the parameter."""
+    import datacheck
+    from datacheck.detectors import register_detector
+    from datacheck.errors import ExitStatus
+    from datacheck.testing import check_detector
+
+    from .conftest import assert_one_line_error, install_plugin, invoke
+
+    from datacheck.detectors import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # nothing registered here outlives the test
+    monkeypatch.setattr(SklearnStyleConstraints, "_parameter_constraints", {"k": constraints})
+    what = "adv_sklearn.k's constraints must be a non-empty list of datacheck.validation constraints"
+    with pytest.raises(TypeError, match=re.escape(what)):
+        register_detector(SklearnStyleConstraints)
+    with pytest.raises(AssertionError, match=re.escape(what)):
+        check_detector(SklearnStyleConstraints(), _context_factory())
+    with pytest.raises(AssertionError, match=re.escape(what)):
+        datacheck.audit(pred_probs=np.full((6, 2), 0.5), labels=[0, 1] * 3, checks=[SklearnStyleConstraints()])
+
+    # from another package, through the entry point group
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    source = "from tests.test_adversarial_dec05c import SklearnStyleConstraints as Plugin\n"  # as patched above
+    install_plugin(tmp_path, monkeypatch, "adv_plugin", source, "datacheck.detectors", "adv_sklearn = adv_plugin:Plugin")
+    np.save(tmp_path / "p.npy", np.full((6, 2), 0.5))
+    np.save(tmp_path / "l.npy", np.array([0, 1] * 3))
+    result = invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy", "--checks", "label_issues",
+                    "--out", tmp_path / "run", "--cache-dir", "off", "-q")
+    assert_one_line_error(result, ExitStatus.USAGE, "detector plugin 'adv_sklearn' (adv_plugin:Plugin)", what)
+    assert not (tmp_path / "run").exists()

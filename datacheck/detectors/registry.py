@@ -33,6 +33,11 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
     missing = set(cls.param_names()) - set(cls._parameter_constraints)
     if missing:
         raise TypeError(f"detector {cls.name!r} declares no constraints for parameter(s) {sorted(missing)}")
+    from ..validation import constraints_problem
+
+    problem = constraints_problem(cls._parameter_constraints, cls.name)
+    if problem:
+        raise TypeError(problem)
     old = _REGISTRY.get(cls.name)
     # A notebook cell run again defines its class again, a new object of the same module and
     # name: it replaces the one it redefines (that was "already registered", until a restart).
