@@ -217,7 +217,8 @@ def output_folder(path: str | os.PathLike, marker: str, what: str) -> Path:
 def holds_files(folder: Path) -> bool:
     """Whether ``folder`` holds anything but a lock file (:data:`LOCK_NAME`): one left by a
     command killed before its first output does not make an empty folder someone else's."""
-    return any(entry.name != LOCK_NAME for entry in os.scandir(folder))
+    with os.scandir(folder) as entries:  # closed at once: any() stops at the first file
+        return any(entry.name != LOCK_NAME for entry in entries)
 
 
 @contextlib.contextmanager

@@ -167,3 +167,28 @@ def test_constraints_that_are_not_datacheck_constraints_name_the_detector(tmp_pa
                     "--out", tmp_path / "run", "--cache-dir", "off", "-q")
     assert_one_line_error(result, ExitStatus.USAGE, "detector plugin 'adv_sklearn' (adv_plugin:Plugin)", what)
     assert not (tmp_path / "run").exists()
+
+
+def test_saving_a_result_again_leaves_no_scandir_iterator_open(tmp_path):
+    """``result.save(dir)`` into an earlier run (a notebook cell run twice), or into a folder
+    that is not a run, warned "ResourceWarning: unclosed scandir iterator" (shown by pytest
+    and ``python -X dev``): the check whether the folder holds files stopped at its first
+    entry and left the directory handle to the garbage collector."""
+    import gc
+    import warnings
+
+    import datacheck
+    from datacheck.errors import UsageError
+
+    result = datacheck.audit(pred_probs=np.full((6, 2), 0.5), labels=[0, 1] * 3, checks="label_issues")
+    result.save(tmp_path / "run")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.txt").write_text("mine")
+    (tmp_path / "other" / "b.txt").write_text("mine")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result.save(tmp_path / "run")
+        with pytest.raises(UsageError, match="is a non-empty folder that is not a datacheck run"):
+            result.save(tmp_path / "other")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
