@@ -249,7 +249,7 @@ def audit(
         available = {"labels"} | ({"model_outputs", "pred_probs", "softmax"} if "pred_probs" in arrays else set()) | (
             {"embeddings", "knn_graph"} if "embeddings" in arrays else set())
     if instances is not None:  # configured in Python: each must run
-        detectors = _runnable(_configured(instances, cfg["detectors"]), available, explicit=True)
+        detectors = _runnable(_configured(instances, cfg["detectors"]), available, explicit=True, selected_by=instances)
         # run.json's config records the settings given: these detectors and their parameters
         # (it said the defaults, k = 10 for an Outliers(k=20), and every default check).
         opts["checks"] = [d.name for d in detectors]
@@ -257,7 +257,7 @@ def audit(
     else:
         explicit = opts["checks"] != default_config()["audit"]["checks"]
         detectors = [create_detector(name, **cfg["detectors"].get(name, {})) for name in expand_checks(opts["checks"])]
-        detectors = _runnable(detectors, available, explicit)
+        detectors = _runnable(detectors, available, explicit, selected_by=opts["checks"])
     gates = parse_gates(opts["fail_on"])
     _check_gates(gates, detectors)
     device_spec = check_device_spec(opts["device"])
@@ -553,11 +553,28 @@ def _configured(instances, settings: dict) -> list:
     return detectors
 
 
-def _runnable(detectors: list, available: set, explicit: bool) -> list:
-    """Detectors whose inputs this audit has; asking for one that cannot run is an error."""
+def _runnable(detectors: list, available: set, explicit: bool, selected_by=()) -> list:
+    """Detectors whose inputs this audit has; asking for one that cannot run is an error.
+
+    ``selected_by`` is what chose them (``--checks`` items: names, wildcards, instances). One
+    that only a wildcard chose is left out when it cannot run, as long as each wildcard
+    chooses one that can: ``--checks '*'`` ("every one") on model outputs failed every time,
+    as ``aum`` needs images.
+    """
+    import fnmatch
+
     runnable = [d for d in detectors if d.inputs(available)[0] <= available]
-    if explicit and len(runnable) < len(detectors):
-        missing = next(d for d in detectors if d not in runnable)
+    if not explicit:
+        return runnable
+    patterns = [item for item in selected_by if isinstance(item, str) and is_pattern(item)]
+    named = {item if isinstance(item, str) else item.name for item in selected_by if not isinstance(item, str) or not is_pattern(item)}
+    required = [d for d in detectors if d.name in named or not patterns]
+    for pattern in patterns:  # a wildcard of which nothing can run is refused for its first match
+        matched = [d for d in detectors if fnmatch.fnmatchcase(d.name, pattern)]
+        if matched and not any(d in runnable for d in matched):
+            required.append(matched[0])
+    missing = next((d for d in detectors if d in required and d not in runnable), None)
+    if missing is not None:
         needs = ", ".join(sorted({_WHAT_PROVIDES.get(f, f) for f in missing.inputs(available)[0] - available}))
         raise UsageError(f"check {missing.name!r} needs {needs}, which this audit does not have")
     return runnable

@@ -192,3 +192,44 @@ def test_saving_a_result_again_leaves_no_scandir_iterator_open(tmp_path):
             result.save(tmp_path / "other")
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+
+
+def test_a_wildcard_selects_the_checks_that_model_outputs_can_run(tmp_path):
+    """``--checks '*'`` is "every one" (README), but on ``--pred-probs`` it failed every time:
+    "check 'aum' needs images, which this audit does not have", as did ``'*dup*'`` with
+    embeddings ('exact_duplicates' needs images); only a list of names the data can run
+    worked. A wildcard now selects the matching detectors this audit can run; a name given
+    as such must still run, and a wildcard that selects none that can is refused."""
+    import json
+
+    import datacheck
+    from datacheck.errors import ExitStatus, UsageError
+
+    from .conftest import assert_one_line_error, invoke
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "p.npy", rng.dirichlet(np.ones(3), 60))
+    np.save(tmp_path / "l.npy", rng.integers(0, 3, 60))
+    np.save(tmp_path / "e.npy", rng.normal(size=(60, 4)))
+    arrays = ["--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy", "--cache-dir", "off", "-q", "--json"]
+    result = invoke("audit", *arrays, "--embeddings", tmp_path / "e.npy", "--checks", "*", "--out", tmp_path / "all")
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.stdout)["checks"]) >= {"label_issues", "outliers", "clusters", "non_iid", "coreset",
+                                                         "class_imbalance"}
+    result = invoke("audit", *arrays, "--checks", "label_*,*imbalance", "--out", tmp_path / "label")
+    assert result.exit_code == 0, result.output
+    assert {"label_issues", "class_imbalance"} <= set(json.loads(result.stdout)["checks"])
+    # named, it must run; a wildcard of which nothing can run says why its first match cannot
+    result = invoke("audit", *arrays, "--checks", "*,aum", "--out", tmp_path / "aum")
+    assert_one_line_error(result, ExitStatus.USAGE, "check 'aum' needs images, which this audit does not have")
+    result = invoke("audit", *arrays, "--checks", "label_issues,*dup*", "--out", tmp_path / "dup")
+    assert_one_line_error(result, ExitStatus.USAGE, "check 'exact_duplicates' needs images")
+    assert not (tmp_path / "aum").exists() and not (tmp_path / "dup").exists()
+    # the Python API alike, beside configured instances
+    from datacheck.detectors.outliers import Outliers
+
+    found = datacheck.audit(pred_probs=np.load(tmp_path / "p.npy"), labels=np.load(tmp_path / "l.npy"),
+                            embeddings=np.load(tmp_path / "e.npy"), checks=["*", Outliers(k=5)])
+    assert found.summary["checks"]["outliers"]["threshold"] and "label_issues" in found.summary["checks"]
+    with pytest.raises(UsageError, match="check 'exact_duplicates' needs images"):
+        datacheck.audit(pred_probs=np.load(tmp_path / "p.npy"), labels=np.load(tmp_path / "l.npy"), checks="exact_*")
