@@ -79,7 +79,17 @@ def check_detector(detector: Detector, context_factory) -> pd.DataFrame:
     ------
     AssertionError
         Naming the first rule broken.
+    UsageError
+        ``detector`` is not a Detector instance (a class, a name), or ``context_factory`` is
+        not callable.
     """
+    if not isinstance(detector, Detector):
+        hint = (f" ({detector.__name__}()), got the class {detector.__name__}" if isinstance(detector, type)
+                else f", got {type(detector).__name__} {detector!r:.60}")
+        raise UsageError(f"detector must be a configured Detector instance{hint}")
+    if not callable(context_factory):
+        raise UsageError(f"context_factory must be a function context_factory(only) -> AuditContext, "
+                         f"got {type(context_factory).__name__} {context_factory!r:.60}")
     cls = type(detector)
     # scikit-learn style: __init__ only stores keyword parameters, under their own names, with defaults
     # A detector without parameters may leave out __init__: object's (*args, **kwargs) is no parameter

@@ -233,3 +233,24 @@ def test_a_wildcard_selects_the_checks_that_model_outputs_can_run(tmp_path):
     assert found.summary["checks"]["outliers"]["threshold"] and "label_issues" in found.summary["checks"]
     with pytest.raises(UsageError, match="check 'exact_duplicates' needs images"):
         datacheck.audit(pred_probs=np.load(tmp_path / "p.npy"), labels=np.load(tmp_path / "l.npy"), checks="exact_*")
+
+
+def test_check_detector_names_its_argument_when_given_a_class_or_a_context():
+    """``check_detector(MyCheck, ...)`` (the class, as scikit-learn's check_estimator once took
+    it) failed with "AttributeError: type object 'type' has no attribute 'name'", and a context
+    where the factory goes (``make_context(...)`` without the lambda) with "'AuditContext'
+    object is not callable" once the checks had begun. Both are UsageErrors naming the argument."""
+    from datacheck.errors import UsageError
+    from datacheck.testing import check_detector
+
+    factory = _context_factory()
+    with pytest.raises(UsageError, match=r"detector must be a configured Detector instance \(Confidence\(\)\), "
+                                         r"got the class Confidence"):
+        check_detector(Confidence, factory)
+    with pytest.raises(UsageError, match="detector must be a configured Detector instance, got str 'adv_confidence'"):
+        check_detector("adv_confidence", factory)
+    with pytest.raises(UsageError, match=r"context_factory must be a function context_factory\(only\) -> AuditContext"
+                                         r", got AuditContext"):
+        check_detector(Confidence(), factory())
+    with pytest.raises(UsageError, match="context_factory must be"):
+        check_detector(Confidence(), None)
