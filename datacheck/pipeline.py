@@ -289,7 +289,10 @@ def audit(
     if trains or (images and model_named):
         from .engine.models import create_model, with_model_input
 
-        create_model(train_config.model, 2, opts["weights"] or None)
+        try:
+            create_model(train_config.model, 2, opts["weights"] or None)
+        except UsageError as exc:
+            raise UsageError(_named_in_config(str(exc), options, opts, config)) from None
         if trains:
             train_config = with_model_input(train_config)
     if trains or (images and opts["cache_dir"]):
@@ -591,6 +594,20 @@ def _engine(settings: dict):
     engine = RayEngine(settings["ray_address"] or None)
     engine.start()  # now: an unreachable cluster is a usage error before any output exists
     return engine
+
+
+def _named_in_config(message: str, options: dict, opts: dict, config) -> str:
+    """A model or weights error as the user gave the value: when it came from the config
+    file, the message names the file and its ``[audit]`` key, not a flag the user never passed."""
+    defaults = default_config()["audit"]
+    given = {key for key in ("model", "weights") if options.get(key) is None and opts[key] != defaults[key]}
+    if config is None or not given:
+        return message
+    if "weights" in given and message.startswith(f"--weights {opts['weights']}"):
+        return f"{config}: [audit] weights = " + message[len("--weights "):]
+    if "model" in given and not message.startswith("--weights"):
+        return f"{config}: [audit] model: {message}"
+    return message
 
 
 def _cache_dir(setting: str) -> Path | None:

@@ -254,3 +254,25 @@ def test_check_detector_names_its_argument_when_given_a_class_or_a_context():
         check_detector(Confidence(), factory())
     with pytest.raises(UsageError, match="context_factory must be"):
         check_detector(Confidence(), None)
+
+
+@pytest.mark.parametrize("setting, flag, expected", [
+    ('weights = "{missing}"', (), "[audit] weights = {missing}: file not found"),
+    ('model = "nope"', (), "[audit] model: unknown model 'nope'"),
+    ('weights = "{missing}"', ("--weights", "{missing}"), "error: --weights {missing}: file not found"),
+    ('model = "nope"', ("--model", "nope2"), "error: unknown model 'nope2'"),
+])
+def test_a_model_setting_from_the_config_file_is_named_as_its_key(tmp_path, setting, flag, expected):
+    """helper-46: ``[audit] weights`` in a config file was reported as ``--weights PATH``, a
+    flag the user never passed; a flag given on the command line is still named as the flag."""
+    from .conftest import SAMPLE_DATA, assert_one_line_error, invoke
+
+    missing = str(tmp_path / "nowhere.pt")
+    config = tmp_path / "cfg.toml"
+    config.write_text(f"[audit]\n{setting.format(missing=missing)}\n")
+    flags = [f.format(missing=missing) for f in flag]
+    out = tmp_path / "run"
+    result = invoke("audit", SAMPLE_DATA, "--config", config, *flags, "--out", out, "--cache-dir", "off")
+    line = assert_one_line_error(result, 2, expected.format(missing=missing))
+    assert (str(config) in line) == (not flag)
+    assert not out.exists()
