@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import AUDIT_KEYWORDS, BadDataError, DatacheckError, UsageError, as_keywords
 from .manifest import require_flat_columns
-from .pipeline import AuditResult
+from .pipeline import AuditResult, run_file_identity
 from .validation import check_callable, paths_checked
 
 
@@ -205,7 +205,7 @@ def load(run_dir: str | os.PathLike) -> AuditResult:
     run = open_run(run_dir)
     outputs = run.outputs() if run.info.manifest_format != "arrays" else None
     return AuditResult(run.path, run.findings, run.summary, ExitStatus(int(run.summary.get("exit_status", 0))),
-                       None, outputs, run.info)
+                       None, outputs, run.info, run_file_identity(run.path))
 
 
 #: config.py's name for a keyword's value: ``audit.workers in command line``, ``engine.name in command line``.

@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -83,6 +83,10 @@ class AuditResult:
     manifest: Manifest | None = None
     outputs: object = None
     run_info: RunInfo | None = None
+    #: ``run.json`` as this result last wrote or read it in ``run_dir`` (:func:`run_file_identity`):
+    #: an audit written into the same folder since replaces that file, and this result's
+    #: ``relabel``, ``balance`` and ``report`` must not act on the other audit's findings.
+    run_file: tuple | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         # The dataclass's own repr printed every field: the findings table, the manifest, the
@@ -143,6 +147,7 @@ class AuditResult:
             write_run(run, AuditResult(run.path, findings, summary, self.exit_status, self.manifest, self.outputs,
                                        info))
         self.run_dir, self.findings, self.summary = run.path, findings, summary
+        self.run_file = run_file_identity(run.path)
         return run.path
 
     def relabel(self, **options):
@@ -166,7 +171,21 @@ class AuditResult:
     def _saved(self, what: str) -> Path:
         if self.run_dir is None:
             raise UsageError(f"{what} reads a run directory: call .save(dir) first (or audit with out=)")
+        if self.run_file is not None and run_file_identity(self.run_dir) != self.run_file:
+            raise UsageError(f"{self.run_dir} no longer holds this audit (another audit was written there since, "
+                             f"or it was removed): save this result again with .save(dir) before {what}")
         return self.run_dir
+
+
+def run_file_identity(run_dir: Path) -> tuple | None:
+    """Which ``run.json`` ``run_dir`` holds: its device, inode, size and time of change (None: none).
+    Run files are replaced by a rename, never rewritten in place, so another audit written
+    into the folder gives another identity."""
+    try:
+        st = os.stat(Path(run_dir) / RUN_MARKER)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def audit(
@@ -409,6 +428,7 @@ def audit(
                              outputs if manifest.format != "arrays" else None, run_info)
         if run is not None:
             write_run(run, result, table)
+            result.run_file = run_file_identity(run.path)
         if junit is not None:
             from .reporting.junit import write_junit
 

@@ -276,3 +276,34 @@ def test_a_model_setting_from_the_config_file_is_named_as_its_key(tmp_path, sett
     line = assert_one_line_error(result, 2, expected.format(missing=missing))
     assert (str(config) in line) == (not flag)
     assert not out.exists()
+
+
+def test_a_result_whose_run_folder_another_audit_replaced_refuses_to_act_on_it(tmp_path):
+    """helper-46: two results saved into one folder (a notebook cell re-run with other data):
+    the first one's ``report()`` and ``relabel()`` then read the second audit's files without a
+    word. Now they say the folder no longer holds this audit; saved again, they work."""
+    import datacheck
+    from datacheck.errors import UsageError
+
+    first = datacheck.audit(pred_probs=np.full((6, 2), 0.5), labels=[0, 1] * 3, checks="label_issues")
+    second = datacheck.audit(pred_probs=np.eye(2)[[0, 1, 1, 0, 1, 1]] * 0.9 + 0.05, labels=[0, 1] * 3,
+                             checks="label_issues")
+    run = tmp_path / "run"
+    first.save(run)
+    first.report()  # its own run: fine
+    second.save(run)
+    assert second.report().html.is_file()
+    for act in (first.report, first.relabel):
+        with pytest.raises(UsageError, match=f"{re.escape(str(run))} no longer holds this audit"):
+            act()
+    loaded = datacheck.load(run)
+    assert loaded.report().html.is_file()
+    first.save(run)
+    with pytest.raises(UsageError, match="no longer holds this audit"):
+        loaded.report()
+    assert first.report().html.is_file()
+    # An audit written with out= is the folder's audit until another one replaces it.
+    third = datacheck.audit(pred_probs=np.full((6, 2), 0.5), labels=[0, 1] * 3, checks="label_issues", out=run)
+    third.report()
+    with pytest.raises(UsageError, match="no longer holds this audit"):
+        first.report()
