@@ -500,7 +500,11 @@ def fix(dataset, out, root, budget, config_path, seed, no_relabel, no_balance, n
     steps = pd.DataFrame({name: {"status": e["status"], "seconds": "" if e["seconds"] is None else f"{e['seconds']:.0f}"}
                           for name, e in s["steps"].items()}).T.rename_axis("step")
     print_table(steps, consoles.err, title="Steps")
-    checks = pd.DataFrame(s["checks"], dtype=object).T.fillna("-").rename_axis("check")
+    # Row by row: built by column and transposed, a row with a null (`after` of a model check)
+    # turned its counts into floats, `23.0`.
+    checks = pd.DataFrame.from_records([{stage: "-" if n is None else n for stage, n in counts.items()}
+                                        for counts in s["checks"].values()], index=list(s["checks"]))
+    checks = checks.astype(object).fillna("-").rename_axis("check")
     print_table(checks[(checks != 0).any(axis=1)], consoles.err, title="Samples flagged per check")
     print_table(result.table, consoles.err, title="Rows per class")
     actions = ", ".join(f"{n} {a}" for a, n in s["changes"]["actions"].items())
