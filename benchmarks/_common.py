@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 
 
 def int_at_least(low: int):
@@ -36,3 +38,22 @@ def timed_embedding(network, pixels, device: str, batch_size: int):
     _, embeddings = predict(network, pixels, device, batch_size, tta=False)
     drain()
     return embeddings, time.perf_counter() - t0
+
+
+def contact_sheet(items: list[tuple[str, str]], path: Path, side: int = 96, columns: int = 10) -> Path:
+    """Draw ``(image path, caption)`` items on one sheet, each at ``side`` px with its caption
+    under it, and write it to ``path`` (PNG, atomically): images to judge by eye."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    from datacheck.runs import atomic_write
+
+    caption = 14
+    sheet = Image.new("RGB", (columns * side, max(1, math.ceil(len(items) / columns)) * (side + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (image, text) in enumerate(items):
+        left, top = (i % columns) * side, (i // columns) * (side + caption)
+        with Image.open(image) as im:
+            sheet.paste(ImageOps.pad(im.convert("RGB"), (side - 4, side - 4), color="white"), (left + 2, top + 2))
+        draw.rectangle((left, top, left + side - 1, top + side + caption - 1), outline="lightgray")
+        draw.text((left + 3, top + side), text, fill="black")
+    return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))

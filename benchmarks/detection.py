@@ -72,7 +72,8 @@ roman longer, on 2 busy CPU cores)::
         [--limit-classes N] [--limit-per-class N] [--save-examples DIR] [--json PATH]
 
 ``--limit-classes`` / ``--limit-per-class`` shrink roman for quick development runs;
-``--save-examples DIR`` writes a contact sheet of injected images per kind (for a look).
+``--save-examples DIR`` writes a contact sheet of injected images per kind, and two of roman's own
+images that the best off-class check flags or ranks next (what the injected truth cannot judge).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import int_at_least  # benchmarks/ is on sys.path when run as a script
+from _common import contact_sheet, int_at_least  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -134,7 +135,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--blank-rate", type=float, default=0.01, help="blank or salt-and-pepper scans (0.01)")
     parser.add_argument("--limit-classes", type=int_at_least(2), help="roman: only the first N classes (development)")
     parser.add_argument("--limit-per-class", type=int_at_least(1), help="roman: at most N images per class and split")
-    parser.add_argument("--save-examples", type=Path, help="write contact sheets of injected roman images here")
+    parser.add_argument("--save-examples", type=Path, help="write contact sheets of injected roman images here, "
+                        "and of the images the best off-class check flags that were not injected")
     parser.add_argument("--json", type=Path, help="also write every number to this JSON file")
     args = parser.parse_args(argv)
     for name in ("flip_rate", "lookalike_rate", "off_class_rate", "blank_rate"):
@@ -535,6 +537,23 @@ def save_examples(out: Path, root: Path, truth: pd.DataFrame, per_kind: int = 8)
     return written
 
 
+def save_uninjected_flags(out: Path, root: Path, ids: np.ndarray, score: np.ndarray, flagged: np.ndarray,
+                          injected: np.ndarray, check: str) -> list[Path]:
+    """Two contact sheets of roman's own images (not injected), most suspect first, each
+    captioned with its label and score: those ``check`` flags, and as many more that it ranks
+    next but does not flag. Whether they are roman's own junk or clean numerals is what the
+    injected truth cannot say."""
+    own = np.flatnonzero(~injected)
+    order = own[np.argsort(score[own], kind="stable")]
+    chosen = order[flagged[order]]
+    below = order[~flagged[order]][: max(len(chosen), 1)]
+    written = []
+    for name, rows in ((f"{check}_flagged_not_injected.png", chosen), (f"{check}_next_not_injected.png", below)):
+        items = [(root / ids[i], f"{k}: {Path(ids[i]).parent.name} {score[i]:.2f}") for k, i in enumerate(rows)]
+        written.append(contact_sheet(items, out / name, side=80, columns=12))
+    return written
+
+
 def bench_roman(args, work: Path, checks) -> dict:
     root, truth, info = build_roman(args, work)
     print(f"\n=== roman with injected problems: {info['images']} images ({info['original_images']} copied from "
@@ -633,6 +652,9 @@ def bench_roman(args, work: Path, checks) -> dict:
               f"{'best check ' if m == best else ''}{m}: R={r['recall']:.3f} P={r['precision']:.3f} "
               f"(P counting any injected problem: {rows[m]['any']['precision']:.3f})")
         targets.append({"target": "roman off_class", "method": m, "pass": off_ok(m)})
+    if args.save_examples:  # what the best off-class check flags that was not injected, to judge by eye
+        for path in save_uninjected_flags(args.save_examples, root, ids, *methods[best], positive["any"], best):
+            print(f"  sheet of {best}'s flags that are not injected: {path}")
     for column, words in (("any", "any problem"), ("any_without_base_problems", "any problem, roman's own left out")):
         best_ap = max(singles, key=lambda m: np.nan_to_num(rows[m][column]["ap"], nan=-1))
         for m in (FUSED, MIN):

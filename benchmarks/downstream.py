@@ -40,7 +40,7 @@ import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make the sibling helper importable
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import int_at_least  # noqa: E402
+from _common import contact_sheet, int_at_least  # noqa: E402
 
 DEFAULT_ROMAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "roman"
 
@@ -314,23 +314,11 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
 
 
 def missed_sheet(rows: list[dict], path: Path, side: int = 96, columns: int = 10) -> Path:
-    """A contact sheet of ``rows`` (``missed_by_every_model``): each image at ``side`` px with
-    its label and the models' most common answer under it, to judge by eye whether the label
-    or the models are wrong."""
-    from PIL import Image, ImageDraw, ImageOps
-
-    from datacheck.runs import atomic_write
-
-    caption = 14
-    sheet = Image.new("RGB", (columns * side, max(1, math.ceil(len(rows) / columns)) * (side + caption)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, row in enumerate(rows):
-        left, top = (i % columns) * side, (i // columns) * (side + caption)
-        with Image.open(row["path"]) as im:
-            sheet.paste(ImageOps.pad(im.convert("RGB"), (side - 4, side - 4), color="white"), (left + 2, top + 2))
-        draw.rectangle((left, top, left + side - 1, top + side + caption - 1), outline="lightgray")
-        draw.text((left + 3, top + side), f"{i}: {row['label']}->{row['voted']}", fill="black")
-    return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
+    """A contact sheet of ``rows`` (``missed_by_every_model``): each image with its label and
+    the models' most common answer under it, to judge by eye whether the label or the models
+    are wrong."""
+    return contact_sheet([(row["path"], f"{i}: {row['label']}->{row['voted']}") for i, row in enumerate(rows)],
+                         path, side, columns)
 
 
 def format_table(result: dict) -> str:

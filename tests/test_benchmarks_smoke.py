@@ -34,3 +34,36 @@ def test_near_dup_variants_smallest_folder(tmp_path):
     assert summary["unrelated"]["datacheck"] == 0
     assert summary["copies"]["planted"] == 15
     assert "all copies" in done.stdout
+
+
+def test_detection_sheets_of_uninjected_flags(tmp_path):
+    """benchmarks/detection.py --save-examples: the check's flags that were not injected, most
+    suspect first, and as many unflagged ones ranked next; injected images on neither sheet."""
+    import importlib.util
+
+    import numpy as np
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("detection", SCRIPT.parent / "detection.py")
+    detection = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec.loader.exec_module(detection)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    root = tmp_path / "roman"
+    ids = np.array([f"train/i/{k}.png" for k in range(8)])
+    (root / "train" / "i").mkdir(parents=True)
+    for k, sample in enumerate(ids):
+        Image.new("L", (20, 20), 30 * k).save(root / sample)
+    score = np.array([0.1, 0.2, 0.3, 0.45, 0.6, 0.7, 0.8, 0.9])
+    flagged = score < 0.5
+    injected = np.array([True, False, False, False, True, False, False, False])
+    flags, below = detection.save_uninjected_flags(tmp_path / "sheets", root, ids, score, flagged, injected, "outliers")
+    assert (flags.name, below.name) == ("outliers_flagged_not_injected.png", "outliers_next_not_injected.png")
+    with Image.open(flags) as sheet:  # samples 1, 2, 3 (0 is injected): one row of 12 cells of 80 px
+        assert sheet.size == (12 * 80, 80 + 14)
+        cells = [sheet.getpixel((k * 80 + 40, 40)) for k in range(4)]
+    assert cells[:3] == [(30 * k,) * 3 for k in (1, 2, 3)] and cells[3] == (255, 255, 255)
+    with Image.open(below) as sheet:  # the next three not injected: 5, 6, 7 (4 is injected)
+        assert [sheet.getpixel((k * 80 + 40, 40)) for k in range(3)] == [(30 * k,) * 3 for k in (5, 6, 7)]
