@@ -270,6 +270,7 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
     from .reporting.summary import failed_gates, print_summary
 
     print_summary(result.summary, result.run_dir, consoles.err)
+    _print_notes(result.summary.get("notes", []))  # past --quiet: the audit may not be the one meant
     for line in failed_gates(result.summary):  # shown even with --quiet: it explains exit status 1
         click.echo(f"datacheck: {line}", err=True)
     if as_json:

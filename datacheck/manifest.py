@@ -90,6 +90,33 @@ class Manifest:
         return [os.path.join(root, p) for p in self.frame["path"]]
 
 
+def layout_notes(manifest: Manifest) -> list[str]:
+    """What the user may have meant by a dataset folder whose layout reads oddly: today, one
+    class folder whose images all lie in two or more subfolders of it (``DATA/animals/{cat,dog}``
+    read as the single class ``animals``: no label check can run), a level too high.
+
+    Returns
+    -------
+    list of str
+        One sentence per note (none for a manifest file, or a folder that reads as expected).
+    """
+    frame = manifest.frame
+    if manifest.format != "folder" or frame.empty or frame["label"].nunique() != 1:
+        return []
+    depth = 1 if frame["split"].notna().any() else 0  # the class folder: DATA/<class>/ or DATA/<split>/<class>/
+    parts = [PurePosixPath(path).parts for path in frame["path"]]
+    if any(len(p) < depth + 3 for p in parts):  # an image right in the class folder: the class is meant
+        return []
+    below = sorted({p[depth + 1] for p in parts})
+    if len(below) < 2:
+        return []
+    shown = ", ".join(below[:5]) + (", ..." if len(below) > 5 else "")
+    meant = (f"audit {manifest.source / parts[0][0]} instead" if depth == 0
+             else "make those the class folders (DATA/<split>/<class>/)")
+    return [f"every image lies under one class folder, {parts[0][depth]!r}, in {len(below)} subfolders "
+            f"({shown}), so no label check can run: if those are the classes, {meant}"]
+
+
 def load_manifest(source: "str | os.PathLike | pd.DataFrame", max_missing: int = 0, root: str | os.PathLike | None = None,
                   *, files: bool = True) -> Manifest:
     """Load and validate a dataset folder or manifest file.

@@ -38,7 +38,7 @@ from .files.run_info import RunInfo
 from .files.summary import SUMMARY_NAME, write_summary
 from .fusion import CHECK as FUSED_CHECK, LABEL_CHECK, fused_checks, issue_scores, label_scores
 from .gates import Gate, parse_gates
-from .manifest import Manifest, load_manifest
+from .manifest import Manifest, layout_notes, load_manifest
 from .runs import RUN_MARKER, RunDir, Sources, check_outputs, folder_lock, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
 from .validation import paths_checked
@@ -418,6 +418,9 @@ def audit(
             "peak_rss_mb": memory,
             "findings_schema_version": FINDINGS_SCHEMA_VERSION,
         }
+        notes = layout_notes(manifest)
+        if notes:  # what the user may have meant (also printed by the command line)
+            summary["notes"] = notes
         if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)
             fused = findings[(findings["check"] == FUSED_CHECK) & findings["is_issue"]]
             summary["review_first"] = fused["sample_id"].head(_REVIEW_SHOWN).tolist()

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from .conftest import invoke
+from .conftest import REPO_ROOT, invoke
 
 
 def test_fix_table_shows_the_model_checks_counts_as_whole_numbers(tmp_path, monkeypatch):
@@ -35,3 +35,28 @@ def test_fix_table_shows_the_model_checks_counts_as_whole_numbers(tmp_path, monk
     assert rows["label_issues"] == ["23", "10", "-"], result.stderr
     assert rows["exact_duplicates"] == ["13", "0", "0"], result.stderr
     assert rows["aum"] == ["0", "0", "-"], result.stderr
+
+
+def test_a_class_folder_a_level_too_high_is_named_in_a_note(tmp_path):
+    """helper-47: ``DATA/animals/{cat,dog}`` was audited as one class, ``animals``, without a
+    word but the label checks' "off" (no label check can run on one class). A note on stderr
+    (past --quiet) and in summary.json now says which folder the user may have meant; a folder
+    that reads as expected, or a class with images of its own beside a subfolder, gets none."""
+    import json
+
+    from .conftest import make_image
+
+    quick = ["--config", REPO_ROOT / "configs" / "quick.toml", "--cache-dir", "off", "-q", "--fail-on", ""]
+    for k in range(4):
+        make_image(tmp_path / "nested" / "animals" / ("cat", "dog")[k % 2] / f"{k}.png", seed=k)
+        make_image(tmp_path / "flat" / ("cat", "dog")[k % 2] / f"{k}.png", seed=k)
+        make_image(tmp_path / "own" / "cat" / ("", "sub/")[k % 2] / f"{k}.png", seed=k)
+    result = invoke("audit", tmp_path / "nested", "--out", tmp_path / "r1", *quick)
+    note = (f"every image lies under one class folder, 'animals', in 2 subfolders (cat, dog), so no label check "
+            f"can run: if those are the classes, audit {tmp_path / 'nested' / 'animals'} instead")
+    assert result.exit_code == 0 and result.stderr == f"datacheck: note: {note}\n"
+    assert json.loads((tmp_path / "r1" / "summary.json").read_text())["notes"] == [note]
+    for name in ("flat", "own"):
+        result = invoke("audit", tmp_path / name, "--out", tmp_path / f"r-{name}", *quick)
+        assert result.exit_code == 0 and result.stderr == ""
+        assert "notes" not in json.loads((tmp_path / f"r-{name}" / "summary.json").read_text())

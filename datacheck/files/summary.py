@@ -23,7 +23,7 @@ _NUMBER = (int, float)
 #: Top-level keys as the report reads them: key -> JSON type. Keys may be absent (the report
 #: falls back), but a present key of another type is refused when the run is opened.
 SUMMARY_KEYS = {"run_id": str, "samples": int, "classes": int, "exit_status": int, "splits": dict,
-                "checks": dict, "gates": list, "missing_files": list, "skipped_files": dict}
+                "checks": dict, "gates": list, "missing_files": list, "skipped_files": dict, "notes": list}
 #: One entry of ``checks`` (keys may be absent) and of ``gates`` (all required).
 SUMMARY_CHECK_KEYS = {"detector": str, "flagged": int, "scored": int, "percent": _NUMBER,
                       "threshold": (dict, type(None)), "worst": list}
