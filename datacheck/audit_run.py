@@ -24,6 +24,16 @@ from .manifest import Manifest, load_manifest
 from .runs import RUN_MARKER
 
 
+class DatasetChangedError(BadDataError):
+    """The audited dataset is not as the audit saw it (its manifest fingerprint differs).
+    ``dataset``: the folder or manifest file, so a caller that audited it itself (``fix``)
+    can say what to do instead of "audit it again"."""
+
+    def __init__(self, dataset: Path, message: str):
+        super().__init__(message)
+        self.dataset = Path(dataset)
+
+
 @dataclass
 class AuditRun:
     """A complete audit run directory.
@@ -81,7 +91,7 @@ class AuditRun:
             manifest = load_manifest(source, max_missing=int(self.info.audit_setting("max_missing", 0)), root=root)
             if manifest.fingerprint != fingerprint:
                 what = "is not the dataset audited in" if dataset is not None else "changed since the audit in"
-                raise BadDataError(
+                raise DatasetChangedError(source,
                     f"dataset {source} {what} {self.path} (files, labels or splits differ from the audit's "
                     f"manifest fingerprint); run datacheck audit on it again"
                 )

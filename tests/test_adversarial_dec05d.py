@@ -60,3 +60,28 @@ def test_a_class_folder_a_level_too_high_is_named_in_a_note(tmp_path):
         result = invoke("audit", tmp_path / name, "--out", tmp_path / f"r-{name}", *quick)
         assert result.exit_code == 0 and result.stderr == ""
         assert "notes" not in json.loads((tmp_path / f"r-{name}" / "summary.json").read_text())
+
+
+def test_a_dataset_changed_while_fix_runs_is_refused_with_fixs_remedy(tmp_path, monkeypatch):
+    """helper-47: a source image changed between fix's first audit and its relabel step was
+    refused with "run datacheck audit on it again", an audit that is fix's own to make. The
+    remedy is a fix into a new --out (as a rerun into the same --out says)."""
+    import datacheck.actions.fix as fix_module
+
+    from .conftest import assert_one_line_error, make_image, make_tiny_dataset
+
+    data = make_tiny_dataset(tmp_path / "tiny")
+    config = tmp_path / "fix.toml"
+    config.write_text('[audit]\nchecks = ["image_properties", "exact_duplicates"]\n')
+    relabel = fix_module._Context.relabel
+
+    def changed_first(self, *args, **kwargs):
+        make_image(next((data / "train" / "cat").iterdir()), seed=999)  # edited in place by the user
+        return relabel(self, *args, **kwargs)
+
+    monkeypatch.setattr(fix_module._Context, "relabel", changed_first)
+    out = tmp_path / "out"
+    result = invoke("fix", data, "--out", out, "--budget", 40, "--config", config, "--no-boost", "--workers", 0)
+    line = assert_one_line_error(result, 3, f"dataset {data} changed while the fix in {out} ran",
+                                 "fix it into a new --out")
+    assert "datacheck audit" not in line

@@ -424,15 +424,24 @@ def fix(
         def audited(name: str) -> Callable[[], bool]:  # an audit step's run files all there
             return lambda: all((ctx.step(name) / file).is_file() for file in RUN_FILES)
 
-        runner.run("audit", True, ctx.audit_source, intact=audited("audit"))
-        runner.run("relabel", options["relabel"], ctx.relabel)
-        runner.run("reaudit", options["relabel"], ctx.reaudit, intact=audited("reaudit"))
-        runner.run("balance", True, ctx.balance)
-        runner.run("augment", True, ctx.augment)
-        queued = options["relabel"] and (ctx.step("relabel") / REVIEW_NAME).is_file()  # copied out by the output step
-        runner.run("output", True, ctx.output,
-                   intact=lambda: _result_intact(out, queued, ctx.step("output") / STEP_MARKER))
-        runner.run("final_audit", True, ctx.final_audit, intact=audited("final_audit"))
+        from ..audit_run import DatasetChangedError
+
+        try:
+            runner.run("audit", True, ctx.audit_source, intact=audited("audit"))
+            runner.run("relabel", options["relabel"], ctx.relabel)
+            runner.run("reaudit", options["relabel"], ctx.reaudit, intact=audited("reaudit"))
+            runner.run("balance", True, ctx.balance)
+            runner.run("augment", True, ctx.augment)
+            queued = options["relabel"] and (ctx.step("relabel") / REVIEW_NAME).is_file()  # copied out by the output step
+            runner.run("output", True, ctx.output,
+                       intact=lambda: _result_intact(out, queued, ctx.step("output") / STEP_MARKER))
+            runner.run("final_audit", True, ctx.final_audit, intact=audited("final_audit"))
+        except DatasetChangedError as exc:
+            if exc.dataset.resolve() != Path(manifest.source).resolve():
+                raise  # one of the fix's own folders: its message names it
+            # The steps' audit is the fix's own: "audit it again" is not the user's remedy.
+            raise BadDataError(f"dataset {manifest.source} changed while the fix in {out} ran (files, labels or "
+                               "splits differ from its first audit's); fix it into a new --out") from None
 
         summary, table = _summary(ctx, runner)
         write_json(out / SUMMARY_NAME, summary)
