@@ -307,6 +307,11 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
         result["conditions"].append(entry)
     # Rows that no trained model gets right bound every condition's accuracy here from above
     # (each condition's models are among them): what cleaning can gain is at most the rest.
+    # How many models miss each row: rows missed by one or two of them are the seeds' noise,
+    # rows missed by nearly all are the data's (or the network's) limit.
+    models = sum(len(c["accuracy"]) for c in result["conditions"])
+    wrong_by = models - guesses[np.arange(len(eval_y)), eval_y]
+    result["rows_by_models_wrong"] = np.bincount(wrong_by, minlength=models + 1).tolist() if models else []
     result["missed_by_every_model"] = [
         {"path": evaluation.paths[i], "label": str(evaluation.labels[i]), "voted": classes[int(guesses[i].argmax())]}
         for i in np.flatnonzero(missed)] if result["conditions"] else []
@@ -602,6 +607,8 @@ def main(argv: list[str] | None = None) -> int:
             held = result["eval"]["samples"]
             print(f"held-out rows every model gets wrong: {y['missed_by_every_model']} of {held} "
                   f"({100 * y['missed_by_every_model'] / held:.1f} %; sheet {y['missed_sheet']})")
+            print("held-out rows by how many of the models get them wrong (0, 1, ...): "
+                  + ", ".join(map(str, result["rows_by_models_wrong"])))
             for name, diff in y["variants_minus_c"].items():
                 print(f"{name} - c = {diff:+.1f}p")
             if args.json:

@@ -99,6 +99,10 @@ def test_rows_every_model_gets_wrong_are_listed_and_drawn(downstream, easy_datas
     best = max(max(c["accuracy"]) for c in result["conditions"])
     assert len(missed) <= round((1 - best) * result["eval"]["samples"])
     assert all(row["label"] != row["voted"] for row in missed)
+    by_models = result["rows_by_models_wrong"]  # 2 conditions x 2 seeds: 0 to 4 models wrong
+    assert len(by_models) == 5 and sum(by_models) == result["eval"]["samples"] and by_models[-1] == len(missed)
+    wrong = sum(round((1 - a) * result["eval"]["samples"]) for c in result["conditions"] for a in c["accuracy"])
+    assert sum(k * n for k, n in enumerate(by_models)) == wrong
     sheet = downstream.missed_sheet(missed, tmp_path / "sheet.png", side=32, columns=4)
     with Image.open(sheet) as im:
         assert im.size == (4 * 32, -(-len(missed) // 4) * (32 + 14))
