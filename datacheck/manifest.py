@@ -104,6 +104,8 @@ def layout_notes(manifest: Manifest) -> list[str]:
     if manifest.format != "folder" or frame.empty or frame["label"].nunique() != 1:
         return []
     depth = 1 if frame["split"].notna().any() else 0  # the class folder: DATA/<class>/ or DATA/<split>/<class>/
+    if len(PurePosixPath(frame["path"].iloc[0]).parts) < depth + 3:  # the usual case, told by one row
+        return []
     parts = [PurePosixPath(path).parts for path in frame["path"]]
     if any(len(p) < depth + 3 for p in parts):  # an image right in the class folder: the class is meant
         return []
