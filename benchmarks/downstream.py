@@ -255,7 +255,10 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
     dict
         ``protocol``, ``eval`` (source, size, leaked copies) and ``conditions``: per condition its
         training-set size and accuracies per seed on all evaluation rows (``accuracy``) and on the
-        rows that are not byte copies of a training file of any condition (``accuracy_no_leak``).
+        rows that are not byte copies of a training file of any condition (``accuracy_no_leak``);
+        ``rows_by_models_wrong`` (how many evaluation rows m of the trained models get wrong,
+        m = 0, 1, ...), ``missed_by_most_models`` (the rows more than half of them get wrong, the
+        most missed first) and ``missed_by_every_model``.
     """
     from datacheck import BadDataError
 
@@ -312,18 +315,20 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
     models = sum(len(c["accuracy"]) for c in result["conditions"])
     wrong_by = models - guesses[np.arange(len(eval_y)), eval_y]
     result["rows_by_models_wrong"] = np.bincount(wrong_by, minlength=models + 1).tolist() if models else []
-    result["missed_by_every_model"] = [
-        {"path": evaluation.paths[i], "label": str(evaluation.labels[i]), "voted": classes[int(guesses[i].argmax())]}
-        for i in np.flatnonzero(missed)] if result["conditions"] else []
+    hard = [i for i in np.argsort(-wrong_by, kind="stable") if models and wrong_by[i] * 2 > models]
+    result["missed_by_most_models"] = [
+        {"path": evaluation.paths[i], "label": str(evaluation.labels[i]), "voted": classes[int(guesses[i].argmax())],
+         "models_wrong": int(wrong_by[i])} for i in hard]
+    result["missed_by_every_model"] = [row for row, i in zip(result["missed_by_most_models"], hard) if missed[i]]
     return result
 
 
-def missed_sheet(rows: list[dict], path: Path, side: int = 96, columns: int = 10) -> Path:
-    """A contact sheet of ``rows`` (``missed_by_every_model``): each image with its label and
-    the models' most common answer under it, to judge by eye whether the label or the models
-    are wrong."""
-    return contact_sheet([(row["path"], f"{i}: {row['label']}->{row['voted']}") for i, row in enumerate(rows)],
-                         path, side, columns)
+def missed_sheet(rows: list[dict], models: int, path: Path, side: int = 96, columns: int = 10) -> Path:
+    """A contact sheet of ``rows`` (``missed_by_most_models``): each image with its label, the
+    models' most common answer and how many of the ``models`` got it wrong, to judge by eye
+    whether the label or the models are wrong."""
+    return contact_sheet([(row["path"], f"{i}: {row['label']}->{row['voted']} {row['models_wrong']}/{models}")
+                          for i, row in enumerate(rows)], path, side, columns)
 
 
 def format_table(result: dict) -> str:
@@ -518,7 +523,9 @@ def fix_yardstick(data: Path, work: Path, budget: int, seeds: int, protocol: Pro
         # Every model of every condition and seed wrong on these held-out rows: c - a can grow
         # by at most (1 - a - this share) unless a model learns to answer them.
         "missed_by_every_model": len(result["missed_by_every_model"]),
-        "missed_sheet": str(missed_sheet(result["missed_by_every_model"], work / "missed_by_every_model.png")),
+        "missed_by_most_models": len(result["missed_by_most_models"]),
+        "missed_sheet": str(missed_sheet(result["missed_by_most_models"], len(result["rows_by_models_wrong"]) - 1,
+                                         work / "missed_by_most_models.png")),
         "variants_minus_c": {c["name"]: round(100 * np.mean(c["accuracy"]) - acc["c"], 2)
                              for c in result["conditions"][3:]},
     }
@@ -606,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in y["targets"].items()))
             held = result["eval"]["samples"]
             print(f"held-out rows every model gets wrong: {y['missed_by_every_model']} of {held} "
-                  f"({100 * y['missed_by_every_model'] / held:.1f} %; sheet {y['missed_sheet']})")
+                  f"({100 * y['missed_by_every_model'] / held:.1f} %), most of them: {y['missed_by_most_models']} "
+                  f"(sheet {y['missed_sheet']})")
             print("held-out rows by how many of the models get them wrong (0, 1, ...): "
                   + ", ".join(map(str, result["rows_by_models_wrong"])))
             for name, diff in y["variants_minus_c"].items():

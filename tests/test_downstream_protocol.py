@@ -94,7 +94,10 @@ def test_rows_every_model_gets_wrong_are_listed_and_drawn(downstream, easy_datas
     assert code == 0
     result = json.loads(out.read_text())
     missed = result["missed_by_every_model"]
-    assert {"path": str(evaluation / "val" / "h" / "mislabeled.png"), "label": "h", "voted": "v"} in missed
+    assert {"path": str(evaluation / "val" / "h" / "mislabeled.png"), "label": "h", "voted": "v", "models_wrong": 4} in missed
+    most = result["missed_by_most_models"]  # more than 2 of the 4 models wrong, the most missed first
+    assert all(row in most for row in missed) and all(row["models_wrong"] > 2 for row in most)
+    assert [row["models_wrong"] for row in most] == sorted((row["models_wrong"] for row in most), reverse=True)
     # Never more than the best model's errors, and each one answered otherwise by the models' vote.
     best = max(max(c["accuracy"]) for c in result["conditions"])
     assert len(missed) <= round((1 - best) * result["eval"]["samples"])
@@ -103,9 +106,9 @@ def test_rows_every_model_gets_wrong_are_listed_and_drawn(downstream, easy_datas
     assert len(by_models) == 5 and sum(by_models) == result["eval"]["samples"] and by_models[-1] == len(missed)
     wrong = sum(round((1 - a) * result["eval"]["samples"]) for c in result["conditions"] for a in c["accuracy"])
     assert sum(k * n for k, n in enumerate(by_models)) == wrong
-    sheet = downstream.missed_sheet(missed, tmp_path / "sheet.png", side=32, columns=4)
+    sheet = downstream.missed_sheet(most, 4, tmp_path / "sheet.png", side=32, columns=4)
     with Image.open(sheet) as im:
-        assert im.size == (4 * 32, -(-len(missed) // 4) * (32 + 14))
+        assert im.size == (4 * 32, -(-len(most) // 4) * (32 + 14))
 
 
 def test_same_seed_same_predictions(downstream, easy_dataset):
