@@ -281,7 +281,6 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
         "conditions": [],
     }
     steps = None
-    missed = np.ones(len(eval_y), dtype=bool)  # wrong for every model trained so far
     guesses = np.zeros((len(eval_y), len(classes)), dtype=np.int64)  # votes of the models per class
     for name, data in trains.items():
         if not data.ok.any():
@@ -302,7 +301,6 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
                                           steps)
             entry["seconds"].append(round(time.perf_counter() - started, 2))
             correct = predicted == eval_y
-            missed &= ~correct
             guesses[np.arange(len(eval_y)), predicted] += 1
             entry["accuracy"].append(float(correct.mean()))
             entry["accuracy_no_leak"].append(float(correct[~leaked].mean()) if (~leaked).any() else float("nan"))
@@ -319,7 +317,7 @@ def evaluate(conditions: dict[str, Path], eval_source: Path, seeds: int, protoco
     result["missed_by_most_models"] = [
         {"path": evaluation.paths[i], "label": str(evaluation.labels[i]), "voted": classes[int(guesses[i].argmax())],
          "models_wrong": int(wrong_by[i])} for i in hard]
-    result["missed_by_every_model"] = [row for row, i in zip(result["missed_by_most_models"], hard) if missed[i]]
+    result["missed_by_every_model"] = [row for row in result["missed_by_most_models"] if row["models_wrong"] == models]
     return result
 
 
