@@ -514,26 +514,19 @@ def build_roman(args, work: Path) -> tuple[Path, pd.DataFrame, dict]:
 
 def save_examples(out: Path, root: Path, truth: pd.DataFrame, per_kind: int = 8) -> list[Path]:
     """One contact sheet per kind of injected image (``letter``, ``shape``, ``rotated``, ``blank``, ``salt_pepper``)."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     kinds = truth["kind"].fillna("").str.split(":").str[0]
     for kind in ("letter", "shape", "rotated", "blank", "salt_pepper"):
         rows = truth[kinds == kind].head(per_kind)
         if rows.empty:
             continue
-        sheet = Image.new("L", (len(rows) * 160, 180), 128)
-        pen = ImageDraw.Draw(sheet)
-        for k, row in enumerate(rows.itertuples()):
-            image = Image.open(root / row.sample_id).convert("L")
-            size = image.size
-            image.thumbnail((150, 150))
-            sheet.paste(image, (k * 160 + 5, 5))
-            pen.text((k * 160 + 5, 162), f"{row.kind} {size[0]}x{size[1]}"[:26], fill=0)
-        path = out / f"injected_{kind}.png"
-        sheet.save(path)
-        written.append(path)
+        items = []
+        for row in rows.itertuples():
+            with Image.open(root / row.sample_id) as image:  # its size from the header
+                items.append((root / row.sample_id, f"{row.kind} {image.width}x{image.height}"[:26]))
+        written.append(contact_sheet(items, out / f"injected_{kind}.png", side=160, columns=len(items)))
     return written
 
 
