@@ -129,7 +129,15 @@ def check_detector(detector: Detector, context_factory) -> pd.DataFrame:
     assert isinstance(detector.thresholds_, dict)
     # running changes no parameter, and a second run on a fresh context is identical (seeded)
     before = detector.get_params()
-    pd.testing.assert_frame_equal(first, detector.run(context_factory(requires | optional)))
+    second = detector.run(context_factory(requires | optional))
+    try:
+        pd.testing.assert_frame_equal(first, second)
+    except AssertionError as exc:
+        # the rule first, in one sentence; pandas' diff (many lines) only after it, shortened
+        diff = " ".join(str(exc).split())
+        raise AssertionError(
+            f"{cls.name}: two runs on the same input and seed gave different findings; a detector "
+            f"must be deterministic (draw random numbers from ctx.seed) (first difference: {diff:.200})") from None
     assert detector.get_params() == before
     # it pickles (engines ship detectors to workers)
     assert pickle.loads(pickle.dumps(detector)).get_params() == detector.get_params()

@@ -1,0 +1,56 @@
+"""An adversarial pass of 2026-12-06: small shortcomings a scikit-learn or cleanlab user meets
+(plugin authors' checks, the Python API's edges, class folder names, balance's exit status).
+Model outputs in memory or a few tiny images: the file takes seconds."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from datacheck.detectors import Detector
+from datacheck.detectors.base import partial_findings
+
+
+def _context_factory(n: int = 30):
+    """``context_factory(only)`` over ``n`` samples of 3 classes, as check_detector takes it."""
+    from datacheck.features.arrays import manifest_for_outputs
+    from datacheck.features.model import ModelOutputs
+    from datacheck.testing import make_context
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
+    outputs = ModelOutputs(["0", "1", "2"], rng.integers(0, 3, n), probs,
+                           rng.normal(size=(n, 8)).astype(np.float32), "test")
+    manifest = manifest_for_outputs(outputs, "arrays")
+    return lambda only=None: make_context(manifest, outputs=outputs, only=only)
+
+
+_calls = itertools.count()
+
+
+class Unseeded(Detector):
+    """Scores that change from one run to the next: random numbers not drawn from ctx.seed."""
+
+    name, checks, requires = "adv_unseeded", ("adv_unseeded",), frozenset({"pred_probs"})
+
+    def find(self, ctx):
+        p = ctx.get("pred_probs")
+        rng = np.random.default_rng(next(_calls))  # a new seed per call, as an unseeded generator has
+        return partial_findings(np.arange(len(p)), self.name, rng.random(len(p)), False, None)
+
+
+def test_check_detector_names_the_determinism_rule_for_a_nondeterministic_detector():
+    """check_detector promises an AssertionError naming the rule broken; a detector whose
+    scores differ between two runs on the same input and seed failed with pandas' frame diff
+    ('DataFrame.iloc[:, 2] (column name="score") are different ...'), which names neither
+    the rule nor the detector."""
+    from datacheck.testing import check_detector
+
+    with pytest.raises(AssertionError) as caught:
+        check_detector(Unseeded(), _context_factory())
+    message = str(caught.value)
+    assert message.startswith("adv_unseeded: two runs on the same input and seed gave different findings; "
+                              "a detector must be deterministic")
+    assert "\n" not in message and len(message) < 400
