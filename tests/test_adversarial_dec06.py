@@ -54,3 +54,33 @@ def test_check_detector_names_the_determinism_rule_for_a_nondeterministic_detect
     assert message.startswith("adv_unseeded: two runs on the same input and seed gave different findings; "
                               "a detector must be deterministic")
     assert "\n" not in message and len(message) < 400
+
+
+def test_an_entry_point_named_otherwise_than_its_detector_is_refused_naming_both(tmp_path, monkeypatch, tiny_dataset):
+    """A package declaring ``odd = my_checks:Odd`` for a detector whose ``name`` is
+    ``odd_rows`` registered it as ``odd_rows`` silently: ``--checks odd`` (the name pip's
+    metadata shows) was "unknown check". Models register under their entry point's name; a
+    detector cannot (its name is its config section and its findings' check), so the two
+    names must agree, and a plugin where they do not is a usage error naming both, as any
+    other broken plugin is."""
+    from datacheck.detectors import registry
+    from datacheck.errors import ExitStatus, UsageError
+
+    from .conftest import assert_one_line_error, install_plugin, invoke
+
+    install_plugin(tmp_path, monkeypatch, "dec06_checks", (
+        "from datacheck.detectors.base import Detector\n"
+        "class Odd(Detector):\n"
+        "    name, checks, requires = 'odd_rows', ('odd_rows',), frozenset()\n"), "datacheck.detectors",
+        "odd = dec06_checks:Odd")
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    what = ("detector plugin 'odd' (dec06_checks:Odd): the entry point 'odd' declares the detector named "
+            "'odd_rows'; name the entry point 'odd_rows' (odd_rows = dec06_checks:Odd)")
+    with pytest.raises(UsageError) as caught:
+        registry.list_detectors()
+    assert str(caught.value) == what
+    assert "odd_rows" not in registry._REGISTRY
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "r", "--checks", "odd", "-q")
+    assert_one_line_error(result, ExitStatus.USAGE, what)

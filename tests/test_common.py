@@ -159,7 +159,7 @@ def test_an_installed_package_adds_a_detector_through_an_entry_point(tmp_path, m
         "        rows = np.arange(len(ctx.manifest))\n"
         "        return partial_findings(rows, 'odd_rows', (rows % 2 == 0).astype(float), rows % 2 == 1,\n"
         "                                [{} for _ in rows])\n"
-        "broken = 3\n"), "datacheck.detectors", "odd = my_checks:Odd")
+        "broken = 3\n"), "datacheck.detectors", "odd_rows = my_checks:Odd")
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     assert "odd_rows" in list_detectors()

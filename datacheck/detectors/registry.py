@@ -11,7 +11,8 @@ _REGISTRY: dict[str, type[Detector]] = {}
 
 
 #: Entry-point group through which installed packages add detectors (``pyproject.toml``:
-#: ``[project.entry-points."datacheck.detectors"] my_check = "my_pkg.checks:MyCheck"``).
+#: ``[project.entry-points."datacheck.detectors"] my_check = "my_pkg.checks:MyCheck"``, the entry
+#: point named as the class's ``name``).
 ENTRY_POINT_GROUP = "datacheck.detectors"
 _plugins_loaded = False
 
@@ -67,6 +68,12 @@ def load_plugins() -> None:
     from ..plugins import register_entry_points
 
     def register(name: str, cls) -> None:
+        # The entry point's name is the name the plugin is registered under, as for models: a
+        # detector registered under another name would not answer `--checks <entry point>`
+        # or `[detectors.<entry point>]`, and nothing would say why.
+        if isinstance(cls, type) and issubclass(cls, Detector) and cls.name and cls.name != name:
+            raise ValueError(f"the entry point {name!r} declares the detector named {cls.name!r}; "
+                             f"name the entry point {cls.name!r} ({cls.name} = {cls.__module__}:{cls.__qualname__})")
         if _REGISTRY.get(getattr(cls, "name", None)) is not cls:
             register_detector(cls)
 
