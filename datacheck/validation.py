@@ -187,11 +187,27 @@ def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool 
 
 
 def check_callable(name: str, value, signature: str) -> None:
-    """Raise :class:`UsageError` unless ``value`` is None or callable (a ``progress`` hook):
+    """Raise :class:`UsageError` unless ``value`` is None or callable with the positional
+    arguments ``signature`` lists (a ``progress`` hook, ``"progress(stage, done, total)"``):
     ``progress=3`` was called only once work had begun, a TypeError naming no argument, after
     ``fix`` had made its output folder."""
     if value is not None and not callable(value):
         raise UsageError(f"{name} must be a function {signature} or None, got {type(value).__name__} {value!r:.60}")
+    if value is None:
+        return
+    # A hook of the wrong arity (``lambda done: ...``) failed at the first stage with the
+    # user's own TypeError: check it takes as many positional arguments as ``signature`` lists.
+    count = len(signature[signature.index("(") + 1:signature.rindex(")")].split(","))
+    try:
+        taken = inspect.signature(value)
+    except (TypeError, ValueError):  # a builtin without a readable signature: called as given
+        return
+    try:
+        taken.bind(*range(count))
+    except TypeError:
+        what = getattr(value, "__name__", type(value).__name__)
+        raise UsageError(f"{name} must be a function {signature} or None, called with {count} arguments; "
+                         f"got {what}{taken}") from None
 
 
 def check_keys(path, data: dict, required: dict, optional: dict, remedy: str) -> None:

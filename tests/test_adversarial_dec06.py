@@ -84,3 +84,34 @@ def test_an_entry_point_named_otherwise_than_its_detector_is_refused_naming_both
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     result = invoke("audit", tiny_dataset, "--out", tmp_path / "r", "--checks", "odd", "-q")
     assert_one_line_error(result, ExitStatus.USAGE, what)
+
+
+def test_a_progress_hook_of_the_wrong_arity_names_the_keyword_before_any_work(tiny_dataset, tmp_path):
+    """``progress=lambda done: ...`` (a tqdm-style hook) failed at the first stage with the
+    user's own "TypeError: <lambda>() takes 1 positional argument but 3 were given", naming
+    neither ``progress`` nor what it is called with, and ``fix`` had made its output folder."""
+    import datacheck
+    from datacheck.errors import UsageError
+
+    probs, labels = np.full((6, 2), 0.5), [0, 1] * 3
+    with pytest.raises(UsageError) as caught:
+        datacheck.audit(pred_probs=probs, labels=labels, progress=lambda done: None)
+    assert str(caught.value) == ("progress must be a function progress(stage, done, total) or None, "
+                                 "called with 3 arguments; got <lambda>(done)")
+    with pytest.raises(UsageError, match=r"^progress must be a function progress\(stage, done, total\) .*"
+                                         r"got <lambda>\(done, total\)$"):
+        datacheck.fix(tiny_dataset, tmp_path / "fixed", progress=lambda done, total: None)
+    assert not (tmp_path / "fixed").exists()
+    with pytest.raises(UsageError, match=r"^progress must be a function progress\(done, total\) or None, "
+                                         r"called with 2 arguments; got <lambda>\(stage, done, total\)$"):
+        datacheck.augment(tmp_path / "plan", tmp_path / "out", progress=lambda stage, done, total: None)
+    # what takes the arguments passes: *args, a parameter with a default, a bound method
+    seen = []
+    for hook in (lambda *a: seen.append(a), lambda stage, done, total, extra=None: None, _Bar().update):
+        datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues", progress=hook)
+    assert seen
+
+
+class _Bar:
+    def update(self, stage, done, total):
+        pass
