@@ -91,17 +91,51 @@ class Manifest:
 
 
 def layout_notes(manifest: Manifest) -> list[str]:
-    """What the user may have meant by a dataset folder whose layout reads oddly: today, one
-    class folder whose images all lie in two or more subfolders of it (``DATA/animals/{cat,dog}``
-    read as the single class ``animals``: no label check can run), a level too high.
+    """What the user may have meant by a dataset folder whose layout reads oddly: one class
+    folder whose images all lie in two or more subfolders of it (``DATA/animals/{cat,dog}``
+    read as the single class ``animals``: no label check can run), a level too high; class
+    folders read as one class (``cat`` and ``cat `` with a trailing space); a class folder
+    with a blank name, whose images are read as unlabeled.
 
     Returns
     -------
     list of str
         One sentence per note (none for a manifest file, or a folder that reads as expected).
     """
+    if manifest.format != "folder" or manifest.frame.empty:
+        return []
+    return _merged_class_notes(manifest.frame) + _one_class_notes(manifest)
+
+
+def _merged_class_notes(frame: pd.DataFrame) -> list[str]:
+    """Class folders whose names read as the same label (a label is stripped text, and a column
+    of numbers reads 1.0 as 1, as a manifest's cells are): their images were merged silently."""
+    split = frame["split"].notna()
+    # the class folder: the first part of the path, or the second under a split folder; none
+    # for the unlabeled images right in the root or a split folder
+    folders = pd.concat([frame.loc[~split, "path"].str.extract(r"^([^/]*)/", expand=False),
+                         frame.loc[split, "path"].str.extract(r"^[^/]*/([^/]*)/", expand=False)])
+    pairs = pd.DataFrame({"folder": folders, "label": frame["label"]}).dropna(subset=["folder"]).drop_duplicates()
+    notes = []
+    for label, group in pairs.dropna(subset=["label"]).groupby("label", sort=True):
+        if len(group) > 1:
+            names = ", ".join(repr(str(f)) for f in sorted(group["folder"]))
+            spaces = all(str(f).strip() == label for f in group["folder"])
+            why = "without surrounding spaces" if spaces else "without surrounding spaces, and 1.0 as 1"
+            notes.append(f"the class folders {names} are read as one class, {str(label)!r} (a class name is read "
+                         f"{why}): rename them if they are different classes")
+    blank = sorted(pairs.loc[pairs["label"].isna(), "folder"])
+    if blank:
+        names = ", ".join(repr(str(f)) for f in blank)
+        notes.append(f"the class folder name(s) {names} are blank, so their images are read as unlabeled: "
+                     "rename them after their class")
+    return notes
+
+
+def _one_class_notes(manifest: Manifest) -> list[str]:
+    """One class folder holding every image in two or more subfolders: a level too high."""
     frame = manifest.frame
-    if manifest.format != "folder" or frame.empty or frame["label"].nunique() != 1:
+    if frame["label"].nunique() != 1:
         return []
     depth = 1 if frame["split"].notna().any() else 0  # the class folder: DATA/<class>/ or DATA/<split>/<class>/
     if len(PurePosixPath(frame["path"].iloc[0]).parts) < depth + 3:  # the usual case, told by one row

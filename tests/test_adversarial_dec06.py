@@ -115,3 +115,39 @@ def test_a_progress_hook_of_the_wrong_arity_names_the_keyword_before_any_work(ti
 class _Bar:
     def update(self, stage, done, total):
         pass
+
+
+def test_class_folders_read_as_one_class_are_a_note_naming_them(tiny_dataset, tmp_path):
+    """``train/cat`` and ``train/cat `` (a trailing space, typed when the folder was made) were
+    merged into the class 'cat' without a word, as were ``1`` and ``1.0``; a folder named
+    ``' '`` made its images unlabeled. Merging is what the names most likely mean (a manifest's
+    cells are read so too), so the audit goes on, and says so as the layout notes do:
+    summary["notes"] and a ``datacheck: note:`` line on stderr, past --quiet."""
+    import json
+    import shutil
+
+    from datacheck.manifest import layout_notes, load_manifest
+
+    from .conftest import invoke, make_image
+
+    for i in range(2):
+        make_image(tiny_dataset / "train" / "cat " / f"more{i}.png", 100 + i)
+    note = ("the class folders 'cat', 'cat ' are read as one class, 'cat' (a class name is read without "
+            "surrounding spaces): rename them if they are different classes")
+    assert layout_notes(load_manifest(tiny_dataset)) == [note]
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "run", "--checks", "exact_duplicates", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"datacheck: note: {note}\n"
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["notes"] == [note]
+
+    numbers = tmp_path / "numbers"
+    for i, folder in enumerate(["1", "1.0", "2"]):
+        make_image(numbers / folder / "a.png", i)
+    assert layout_notes(load_manifest(numbers)) == [
+        "the class folders '1', '1.0' are read as one class, '1' (a class name is read without surrounding "
+        "spaces, and 1.0 as 1): rename them if they are different classes"]
+    shutil.rmtree(tiny_dataset / "train" / "cat ")
+    assert layout_notes(load_manifest(tiny_dataset)) == []
+    make_image(tiny_dataset / "val" / " " / "a.png", 200)
+    assert layout_notes(load_manifest(tiny_dataset)) == [
+        "the class folder name(s) ' ' are blank, so their images are read as unlabeled: rename them after their class"]
