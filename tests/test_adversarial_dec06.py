@@ -151,3 +151,38 @@ def test_class_folders_read_as_one_class_are_a_note_naming_them(tiny_dataset, tm
     make_image(tiny_dataset / "val" / " " / "a.png", 200)
     assert layout_notes(load_manifest(tiny_dataset)) == [
         "the class folder name(s) ' ' are blank, so their images are read as unlabeled: rename them after their class"]
+
+
+def test_balance_of_a_dataset_with_only_a_val_split_is_bad_data(tiny_dataset, tmp_path):
+    """A run whose dataset has no train rows: ``datacheck balance`` exited 2 ("there is no
+    labeled training row to balance"), a usage error, though no option could change it; the
+    README's exit statuses make a dataset without what the command needs (no images) bad
+    data, exit 3, as balance already said of a train split whose every row is flagged. Said
+    before the strategy's needs (no audit with clusters would give train rows), and by the
+    Python API as a BadDataError."""
+    import shutil
+
+    import datacheck
+    from datacheck.errors import BadDataError, ExitStatus
+
+    from .conftest import assert_one_line_error, invoke
+
+    shutil.rmtree(tiny_dataset / "train")
+    assert invoke("audit", tiny_dataset, "--checks", "exact_duplicates", "--out", tmp_path / "run", "-q").exit_code == 0
+    what = (f"{tiny_dataset} has no training rows (every row is val/test, which balance keeps as they are); "
+            "balance plans the train split only")
+    for strategy in ("classes", "subclusters"):
+        result = invoke("balance", tmp_path / "run", "--strategy", strategy, "--out", tmp_path / "plan")
+        assert_one_line_error(result, ExitStatus.BAD_DATA, what)
+    assert not (tmp_path / "plan").exists()
+    with pytest.raises(BadDataError, match="has no training rows"):
+        datacheck.balance(tmp_path / "run", tmp_path / "plan", strategy="classes")
+    # train rows without a label: the same, from the library's planner too
+    import pandas as pd
+
+    from datacheck.actions.balance import BalanceOptions, plan_balance
+
+    frame = pd.DataFrame({"sample_id": ["a", "b"], "path": ["a.png", "b.png"], "label": [None, "cat"],
+                          "split": ["train", "val"]})
+    with pytest.raises(BadDataError, match=r"^the audited dataset has no labeled training row \(every train row's "):
+        plan_balance(frame, datacheck.load(tmp_path / "run").findings, BalanceOptions(strategy="classes"))

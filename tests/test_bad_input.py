@@ -420,7 +420,7 @@ def test_balance_without_training_rows_and_a_huge_threshold(tiny_dataset, tmp_pa
                    "--out", tmp_path / "run", "-q")
     assert result.exit_code == 0, result.output  # a check turned off by a huge threshold
     result = invoke("balance", tmp_path / "run", "--strategy", "classes", "--out", tmp_path / "p")
-    assert_one_line_error(result, ExitStatus.USAGE, "no labeled training row")
+    assert_one_line_error(result, ExitStatus.BAD_DATA, "has no training rows")
 
 
 def test_report_of_a_missing_dataset_folder_exits_3(tiny_dataset, tmp_path):

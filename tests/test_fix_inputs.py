@@ -250,9 +250,10 @@ def test_a_dataset_without_labelled_training_rows_is_refused_before_any_audit(tm
 
 def test_a_dataset_without_training_rows_is_refused_before_any_audit(tmp_path, quick):
     """Only a val split: refused at once (before: an audit and a re-audit ran, then balance's
-    "there is no labeled training row to balance"), and no --out is made."""
+    "there is no labeled training row to balance"), and no --out is made. Bad data (exit 3),
+    as balance says of the same dataset: no option of the command line changes it."""
     data = make_tiny_dataset(tmp_path / "tiny")
     shutil.rmtree(data / "train")
     result = invoke("fix", data, "--out", tmp_path / "out", "--budget", 20, "--config", quick, "--workers", 0)
-    assert_one_line_error(result, 2, "has no training rows", "val/test")
+    assert_one_line_error(result, 3, "has no training rows", "val/test")
     assert not (tmp_path / "out").exists()

@@ -142,6 +142,31 @@ def training_mask(frame: pd.DataFrame) -> np.ndarray:
     return (split == "train").fillna(False).to_numpy(dtype=bool)
 
 
+def require_training_rows(frame: pd.DataFrame, where: str = "the audited dataset") -> None:
+    """Refuse a manifest with no labeled training row: there is nothing to balance.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The audited manifest.
+    where : str
+        The dataset, as messages name it.
+
+    Raises
+    ------
+    BadDataError
+        No row in the train split (a dataset of val/test only), or none of them labeled. The
+        data's fault, not the command line's (no option changes it): exit 3, as for no images.
+    """
+    train = training_mask(frame)
+    if not train.any():
+        raise BadDataError(f"{where} has no training rows (every row is val/test, which balance keeps as they are); "
+                           "balance plans the train split only")
+    if frame.loc[train, "label"].isna().all():
+        raise BadDataError(f"{where} has no labeled training row (every train row's label is empty); "
+                           "balance plans by the labels of the train split")
+
+
 def hash_order(ids, seed: int) -> np.ndarray:
     """(N,) uint64 keys: sorting by them is a seeded shuffle that ignores row order."""
     return np.array(
@@ -173,6 +198,7 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         strategies), ``transform`` the augmentation as JSON (empty unless ``augment``).
     """
     options.validate()
+    require_training_rows(frame)
     n = len(frame)
     ids = frame["sample_id"].to_numpy(dtype=object)
     labels = frame["label"].to_numpy(dtype=object)
@@ -636,6 +662,7 @@ def balance(
         raise UsageError(f"the audit in {run.path} read --pred-probs arrays, not image files; there is nothing to balance")
     check_outputs(Sources.of(manifest), folders={"--out": out})
     frame = manifest.frame
+    require_training_rows(frame, str(manifest.source))  # before the strategy's needs: no audit gives rows
     if options.seed is None:
         options = replace(options, seed=run.seed)
     needed = {"subclusters": "clusters", "coreset": "coreset"}.get(options.strategy)

@@ -377,8 +377,8 @@ def fix(
     from .balance import training_mask
 
     untouched = int((~training_mask(frame)).sum())
-    if untouched == len(frame):  # before the audits: balancing would refuse it after them
-        raise UsageError(f"{dataset} has no training rows (every row is val/test, which fix keeps as they are); "
+    if untouched == len(frame):  # before the audits: balancing would refuse it after them (bad data, as there)
+        raise BadDataError(f"{dataset} has no training rows (every row is val/test, which fix keeps as they are); "
                          "fix balances and augments the train split")
     if frame.loc[training_mask(frame), "label"].isna().all():  # before the audits: nothing to learn or balance
         raise BadDataError(f"{dataset} has no labeled training row (every train row's label is empty); fix "
