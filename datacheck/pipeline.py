@@ -5,6 +5,7 @@ Plain functions; the CLI only parses options and prints what :func:`audit` retur
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import os
@@ -102,7 +103,8 @@ class AuditResult:
         Parameters
         ----------
         check : str, optional
-            One check (``"label_issues"``) or detector (``"image_properties"``); default all.
+            One check (``"label_issues"``) or detector (``"image_properties"``), or an fnmatch
+            wildcard over both, as ``--checks`` takes (``"label_*"``); default all.
         flagged : bool, default True
             Only the samples the check flagged; False: every scored sample.
         """
@@ -113,8 +115,13 @@ class AuditResult:
             raise UsageError(f"flagged must be True or False, got {flagged!r:.40}")
         rows = self.findings
         if check is not None:
-            own = [c for c, entry in self.summary["checks"].items() if entry["detector"] == check] or [check]
-            if not set(own) & set(self.summary["checks"]):
+            ran = self.summary["checks"]
+            if is_pattern(check):
+                own = [c for c, entry in ran.items()
+                       if fnmatch.fnmatchcase(c, check) or fnmatch.fnmatchcase(entry["detector"], check)]
+            else:
+                own = [c for c, entry in ran.items() if entry["detector"] == check] or [check]
+            if not set(own) & set(ran):
                 raise UsageError(f"check {check!r} did not run in this audit; ran: {', '.join(self.summary['checks'])}")
             rows = rows[rows["check"].isin(own)]
         if flagged:

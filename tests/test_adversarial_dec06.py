@@ -186,3 +186,24 @@ def test_balance_of_a_dataset_with_only_a_val_split_is_bad_data(tiny_dataset, tm
                           "split": ["train", "val"]})
     with pytest.raises(BadDataError, match=r"^the audited dataset has no labeled training row \(every train row's "):
         plan_balance(frame, datacheck.load(tmp_path / "run").findings, BalanceOptions(strategy="classes"))
+
+
+def test_result_issues_takes_the_wildcards_checks_takes():
+    """``result.issues("label_*")`` matched nothing ("did not run") while ``--checks`` takes
+    the same fnmatch wildcards; now it selects every check or detector the pattern matches."""
+    import datacheck
+    from datacheck.errors import UsageError
+    from .conftest import label_arrays
+
+    _, probs, labels = label_arrays(60, wrong=6)
+    embeddings = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    result = datacheck.audit(pred_probs=probs, labels=labels, embeddings=embeddings,
+                             checks=["label_issues", "outliers"])
+    everything = result.issues(flagged=False)
+    assert set(everything["check"]) >= {"label_issues", "outliers"}
+    label_rows = result.issues("label_*", flagged=False)
+    assert set(label_rows["check"]) == {"label_issues"} and len(label_rows) == 60
+    assert len(result.issues("*", flagged=False)) == len(everything)
+    assert set(result.issues("out?iers", flagged=False)["check"]) == {"outliers"}
+    with pytest.raises(UsageError, match=r"^check 'nothing_\*' did not run in this audit; ran: "):
+        result.issues("nothing_*")
