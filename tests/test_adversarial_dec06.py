@@ -207,3 +207,33 @@ def test_result_issues_takes_the_wildcards_checks_takes():
     assert set(result.issues("out?iers", flagged=False)["check"]) == {"outliers"}
     with pytest.raises(UsageError, match=r"^check 'nothing_\*' did not run in this audit; ran: "):
         result.issues("nothing_*")
+
+
+def test_a_damaged_tiff_is_reported_corrupt_without_libtiff_printing(tmp_path):
+    """libtiff (Pillow's TIFF decoder) wrote "ZIPDecode: Decoding error at scanline 0, ..." to
+    the process's stderr itself, past ``-q``; the file is still reported corrupt, in one finding."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from PIL import Image, features
+
+    if not features.check_codec("libtiff"):
+        pytest.skip("this Pillow decodes TIFF without libtiff")
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(tmp_path / "data" / name / f"{i}.png")
+    damaged = tmp_path / "data" / "a" / "scan.tif"
+    Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(damaged, compression="tiff_adobe_deflate")
+    data = bytearray(damaged.read_bytes())
+    for k in range(200, 2000, 7):  # inside the deflate stream: the header still reads
+        data[k] ^= 0x5A
+    damaged.write_bytes(bytes(data))
+    done = subprocess.run([sys.executable, "-m", "datacheck", "audit", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                           "--checks", "image_properties", "-q", "--fail-on", ""], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (0, "")
+    findings = pd.read_parquet(tmp_path / "run" / "findings.parquet")
+    corrupt = findings[(findings["check"] == "corrupt") & findings["is_issue"]]
+    assert corrupt["sample_id"].tolist() == ["a/scan.tif"]

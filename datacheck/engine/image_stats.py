@@ -8,6 +8,7 @@ duplicate checks need is computed from one decode of each file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -123,7 +124,34 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     # data", which the Python API printed from every process reading the file (see upright).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Image.open(path)
+        im = Image.open(path)
+    if im.format == "TIFF":
+        _quiet_libtiff()
+    return im
+
+
+@functools.cache
+def _quiet_libtiff() -> None:
+    """Stop the libtiff that Pillow decodes with from printing its errors and warnings.
+
+    libtiff writes them to the process's stderr itself ("ZIPDecode: Decoding error at
+    scanline 0, incorrect data check", without a newline), past ``--quiet`` and into the
+    middle of the command's own output, while Pillow raises the same failure as an error
+    that the ``corrupt`` check reports. Its handlers are set to none in the copy of the
+    library this process has loaded (found in ``/proc/self/maps``; elsewhere, or if it
+    cannot be found, libtiff keeps printing: nothing else changes).
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            loaded = {line.split()[-1] for line in maps if "libtiff" in line and "/" in line}
+        for path in loaded:
+            library = ctypes.CDLL(path)
+            library.TIFFSetErrorHandler(None)
+            library.TIFFSetWarningHandler(None)
+    except (OSError, AttributeError):  # no /proc (macOS, Windows), a library without the calls
+        pass
 
 
 #: The EXIF tag that says how a stored image is turned for display (1: as stored).
