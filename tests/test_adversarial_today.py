@@ -113,4 +113,6 @@ def test_balance_of_unlabeled_photos_does_not_ask_for_the_clusters_check_it_ran(
     rule = json.loads((run / "summary.json").read_text())["checks"]["clusters"]["threshold"]["rule"]
     assert rule.startswith("off"), rule
     result = invoke("balance", run, "--out", tmp_path / "plan")
-    assert result.exit_code == 2 and "--checks including" not in result.stderr, result.stderr
+    # Unlabeled data is the data's fault, not the command line's: exit 3, as for a val-only dataset.
+    assert result.exit_code == 3 and "--checks including" not in result.stderr, result.stderr
+    assert "has no labeled training row" in result.stderr
