@@ -506,6 +506,15 @@ def _cell_text(value, column: str, source: Path, row: int) -> str | None:
         raise BadDataError(f"{column} in {source} (row {row + 1}) is not a single value: {shown}")
     if pd.isna(value):
         return None
+    if isinstance(value, bytes):
+        # Text stored as bytes: a Parquet string column without its UTF-8 annotation (Hive,
+        # Impala, Spark's default), tf.data's strings. str() made the split b'train' unknown
+        # and the class cat a class named "b'cat'".
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadDataError(f"{column} in {source} (row {row + 1}) is bytes that are not UTF-8 text: "
+                               f"{value[:40]!r}") from None
     # A null among integers makes the whole column float (JSONL, Parquet): 1.0 is the class 1.
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         value = int(value)

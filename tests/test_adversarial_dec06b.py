@@ -59,3 +59,28 @@ def test_a_categorical_label_column_of_a_manifest_dataframe_names_the_columns_in
     extra = frame.assign(label=labels.add_categories(["dog"]))
     with pytest.raises(BadDataError, match="Categorical of 4 categories, which cannot name the 3 pred_probs columns"):
         datacheck.audit(extra, pred_probs=probs, checks=["label_issues"])
+
+
+def test_text_stored_as_bytes_in_a_parquet_manifest_is_read_as_text(tmp_path):
+    """A Parquet string column written without its UTF-8 annotation (Hive, Impala, Spark) is
+    read by pandas as bytes: its split b'train' was an unknown split, and its labels classes
+    named "b'cat'"; bytes that are not UTF-8 are bad data naming their row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datacheck.manifest import load_manifest
+
+    labels = np.random.default_rng(2).choice(["cat", "dog"], 60)
+    table = pa.table({"sample_id": pa.array([f"s{i}".encode() for i in range(60)], pa.binary()),
+                      "label": pa.array([name.encode() for name in labels], pa.binary()),
+                      "split": pa.array([b"train"] * 40 + [b"test"] * 20, pa.binary())})
+    pq.write_table(table, tmp_path / "m.parquet")
+    frame = load_manifest(tmp_path / "m.parquet", files=False).frame
+    assert frame["sample_id"].iloc[0] == "s0" and set(frame["label"]) == {"cat", "dog"}
+    assert frame["split"].value_counts().to_dict() == {"train": 40, "test": 20}
+    codes = (labels == "dog").astype(int)
+    result = datacheck.audit(tmp_path / "m.parquet", pred_probs=_probs_for(codes, 2), checks=["label_issues"])
+    assert _flagged(result) <= 2 and set(result.issues("label_issues", flagged=False)["label"]) == {"cat", "dog"}
+    pq.write_table(table.set_column(1, "label", pa.array([b"\xff\xfe"] * 60, pa.binary())), tmp_path / "bad.parquet")
+    with pytest.raises(BadDataError, match=r"label in .*bad.parquet \(row 1\) is bytes that are not UTF-8 text"):
+        load_manifest(tmp_path / "bad.parquet", files=False)
