@@ -84,3 +84,17 @@ def test_text_stored_as_bytes_in_a_parquet_manifest_is_read_as_text(tmp_path):
     pq.write_table(table.set_column(1, "label", pa.array([b"\xff\xfe"] * 60, pa.binary())), tmp_path / "bad.parquet")
     with pytest.raises(BadDataError, match=r"label in .*bad.parquet \(row 1\) is bytes that are not UTF-8 text"):
         load_manifest(tmp_path / "bad.parquet", files=False)
+
+
+@pytest.mark.parametrize("zeros", [3, 150])
+def test_rows_of_zeros_in_the_embeddings_are_exact_duplicates(zeros):
+    """README: exact duplicates on embeddings are identical vectors. Rows of zeros (a featuriser
+    that failed, a preallocated array left unfilled) are at cosine distance 1 from everything,
+    themselves too, so none was a duplicate; with half the rows zero, no check flagged anything."""
+    rng = np.random.default_rng(3)
+    embeddings = rng.normal(size=(300, 16))
+    embeddings[-zeros:] = 0
+    frame = pd.DataFrame({"sample_id": np.arange(300), "label": rng.integers(0, 3, 300)})
+    result = datacheck.audit(frame, embeddings=embeddings, checks=["exact_duplicates"])
+    flagged = result.issues("exact_duplicates")["sample_id"].astype(int)
+    assert sorted(flagged) == list(range(301 - zeros, 300))  # one kept: the first id

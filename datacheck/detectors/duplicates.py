@@ -237,8 +237,26 @@ def _embedding_ids(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
     a = np.repeat(graph.rows, graph.k).reshape(len(graph.rows), graph.k)[close]  # k = 0 for one sample
     b = graph.rows[graph.indices[close]]
     same = np.array([np.array_equal(embeddings[i], embeddings[j]) for i, j in zip(a, b)], dtype=bool)
-    component = connected_components(n, np.stack([a[same], b[same]], axis=1))
+    zero = _zero_rows(embeddings, graph)
+    a = np.concatenate([a[same], np.full(max(len(zero) - 1, 0), zero[0] if len(zero) else 0)])
+    component = connected_components(n, np.stack([a, np.concatenate([b[same], zero[1:]])], axis=1))
     return readable, np.where(readable, pd.factorize(component)[0], -1)
+
+
+def _zero_rows(embeddings: np.ndarray, graph, block: int = 65_536) -> np.ndarray:
+    """The rows (manifest rows, sorted) of the graph whose embedding is all zeros.
+
+    A zero vector has no direction: its cosine distance to every vector, a copy of itself too,
+    is 1, so the graph never links its copies. Rows of zeros (a featuriser that failed, a
+    preallocated array left unfilled) are identical vectors all the same, one group: 150 such
+    rows of 300 were no exact duplicates, and, half of the data, no outliers either. Only the
+    rows whose nearest neighbour lies that far are read.
+    """
+    if not graph.k:
+        return np.empty(0, np.int64)
+    far = graph.rows[graph.distances[:, 0] >= 1.0 - _SAME_DISTANCE]
+    zero = [rows[~np.asarray(embeddings[rows]).any(axis=1)] for rows in np.array_split(far, len(far) // block + 1)]
+    return np.sort(np.concatenate(zero)).astype(np.int64)
 
 
 def _content_ids(ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
