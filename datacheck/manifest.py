@@ -429,7 +429,12 @@ def require_flat_columns(frame: pd.DataFrame, what: str) -> None:
 def _require_path_column(frame: pd.DataFrame, source: Path) -> None:
     if "path" not in frame.columns:
         columns = ", ".join(map(str, frame.columns)) or "none"
-        raise BadDataError(f"manifest {source} has no 'path' column (columns: {columns})")
+        arrays = [c for c in ARRAY_COLUMNS if c in frame.columns]
+        # A JSONL or CSV file holds lists as well as Parquet: say why its columns were not read
+        # as the arrays of an audit of arrays, and how to give them.
+        hint = (f"; its {' and '.join(arrays)} are read as arrays from a Parquet manifest only: write it as Parquet, "
+                f"or give them as .npy files ({', '.join('--' + c.replace('_', '-') for c in arrays)})") if arrays else ""
+        raise BadDataError(f"manifest {source} has no 'path' column (columns: {columns}){hint}")
 
 
 def _non_object_line(path: Path, otherwise: str = "every line must be a JSON object") -> str:

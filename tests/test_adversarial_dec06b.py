@@ -98,3 +98,19 @@ def test_rows_of_zeros_in_the_embeddings_are_exact_duplicates(zeros):
     result = datacheck.audit(frame, embeddings=embeddings, checks=["exact_duplicates"])
     flagged = result.issues("exact_duplicates")["sample_id"].astype(int)
     assert sorted(flagged) == list(range(301 - zeros, 300))  # one kept: the first id
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_array_columns_of_a_jsonl_or_csv_manifest_are_told_to_come_as_parquet_or_npy(tmp_path, fmt):
+    """A JSONL file holds a list per cell as naturally as Parquet does, but only Parquet's list
+    columns are an audit's arrays: the file was read as a manifest of images, refused for having
+    no 'path' column, which did not say why its pred_probs were not read or how to give them."""
+    from .conftest import invoke
+
+    probs = _probs_for(np.arange(40) % 2, 2)
+    frame = pd.DataFrame({"sample_id": np.arange(40), "label": np.arange(40) % 2, "pred_probs": probs.tolist()})
+    path = tmp_path / f"m.{fmt}"
+    frame.to_json(path, orient="records", lines=True) if fmt == "jsonl" else frame.to_csv(path, index=False)
+    result = invoke("audit", path, "--out", tmp_path / "run")
+    assert result.exit_code == 3 and result.stderr.count("\n") == 1, result.output
+    assert "pred_probs are read as arrays from a Parquet manifest only: write it as Parquet, or give them as .npy files (--pred-probs)" in result.stderr
