@@ -193,6 +193,33 @@ def test_memory_mapped_inputs_are_never_copied_whole(tmp_path):
     assert peak < 0.2 * n * dim * 4, f"peak {peak / 1e6:.1f} MB while reading a {n * dim * 4 / 1e6:.0f} MB file"
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_float64_files_are_converted_to_float32_without_a_copy_in_memory(tmp_path, order):
+    """scikit-learn's predict_proba gives float64: such a .npy was copied whole into memory by
+    ``astype(np.float32)`` (2 GB for 1M x 512 embeddings); it is now converted block by block
+    into a temporary map, with the values astype gives."""
+    n, dim = 50_000, 512  # 205 MB of float64, 102 MB as float32
+    rng = np.random.default_rng(0)
+    emb = np.lib.format.open_memmap(tmp_path / "emb.npy", mode="w+", dtype=np.float64, shape=(n, dim),
+                                    fortran_order=order == "F")
+    for start in range(0, n, 10_000):
+        emb[start : start + 10_000] = rng.normal(size=(10_000, dim))
+    probs = np.lib.format.open_memmap(tmp_path / "p.npy", mode="w+", dtype=np.float64, shape=(n, 4))
+    probs[:] = rng.dirichlet(np.ones(4), n)
+    expected_emb, expected_probs = np.asarray(emb).astype(np.float32), np.asarray(probs).astype(np.float32)
+    del emb, probs
+    pd.DataFrame({"label": np.arange(n) % 4}).to_parquet(tmp_path / "m.parquet")
+    tracemalloc.start()
+    inputs = load_array_inputs(tmp_path / "m.parquet", pred_probs=tmp_path / "p.npy", embeddings=tmp_path / "emb.npy")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert isinstance(inputs.embeddings, np.memmap) and inputs.embeddings.dtype == np.float32
+    assert peak < 0.2 * n * dim * 4, f"peak {peak / 1e6:.1f} MB while converting a {n * dim * 8 / 1e6:.0f} MB file"
+    np.testing.assert_array_equal(inputs.embeddings, expected_emb)
+    np.testing.assert_allclose(inputs.outputs.pred_probs, expected_probs, rtol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npy", "m.parquet", "p.npy"]  # nothing left beside them
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT is Linux's")
 def test_release_pages_returns_a_mapped_input_and_keeps_its_values(tmp_path):
     """Between stages the audit hands a mapped input's pages back: the process's RSS drops by

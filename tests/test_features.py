@@ -363,7 +363,7 @@ def test_a_full_disk_for_the_thumbnails_is_a_usage_error(tmp_path, monkeypatch):
     import errno
     import os
 
-    import datacheck.features.images as images
+    from datacheck.engine.memory import temporary_map
     from datacheck.errors import UsageError
 
     if not hasattr(os, "posix_fallocate"):
@@ -374,14 +374,14 @@ def test_a_full_disk_for_the_thumbnails_is_a_usage_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "posix_fallocate", full)
     with pytest.raises(UsageError, match=r"cannot keep the thumbnails in .*: No space left on device \(1 MB needed"):
-        images._temporary_map(tmp_path, (100, 64, 64, 3))
+        temporary_map((100, 64, 64, 3), np.uint8, tmp_path, "the thumbnails")
     assert list(tmp_path.iterdir()) == []  # nothing left behind
 
     def unsupported(fd, offset, length):
         raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
 
     monkeypatch.setattr(os, "posix_fallocate", unsupported)  # a file system that cannot: mapped sparse
-    mapped = images._temporary_map(tmp_path, (3, 64, 64, 3))
+    mapped = temporary_map((3, 64, 64, 3), np.uint8, tmp_path)
     mapped[1] = 5
     assert mapped.shape == (3, 64, 64, 3) and int(mapped.sum()) == 5 * 64 * 64 * 3
 
@@ -515,10 +515,9 @@ def test_the_approximate_graph_answers_where_the_exact_one_does(rows, k, exact_m
 def test_released_rows_of_a_thumbnail_map_read_back_unchanged(tmp_path):
     """Rows let out of resident memory once written (a 1M-image folder kept 12 GB of thumbnails
     resident) are read back from the map's file as they were, whatever the page alignment."""
-    from datacheck.engine.memory import release_rows
-    from datacheck.features.images import _temporary_map
+    from datacheck.engine.memory import release_rows, temporary_map
 
-    values = _temporary_map(tmp_path, (1000, 7, 5), np.uint8)  # 35-byte rows: parts straddle pages
+    values = temporary_map((1000, 7, 5), np.uint8, tmp_path)  # 35-byte rows: parts straddle pages
     expected = np.random.default_rng(0).integers(0, 256, values.shape, dtype=np.uint8)
     values[:] = expected
     for start, stop in ((0, 300), (300, 301), (301, 1000)):

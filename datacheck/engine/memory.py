@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import mmap
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
+
+from ..errors import UsageError
 
 
 def release_rows(values: np.ndarray, start: int = 0, stop: int | None = None) -> None:
@@ -28,3 +34,33 @@ def release_rows(values: np.ndarray, start: int = 0, stop: int | None = None) ->
     first = start * values.strides[0] + values.offset % mmap.ALLOCATIONGRANULARITY
     aligned = first - first % page
     backing.madvise(mmap.MADV_DONTNEED, aligned, (stop - start) * values.strides[0] + first - aligned)
+
+
+def temporary_map(shape: tuple, dtype=np.uint8, folder: Path | None = None, what: str = "the arrays") -> np.ndarray:
+    """A writable memory map of ``shape`` and ``dtype`` (zeros) backed by a nameless temporary file
+    in ``folder`` (default: the system's temporary folder, ``$TMPDIR``): its disk space is given
+    back when the map is dropped or the process ends, even by a crash (no file is left behind).
+
+    Raises
+    ------
+    UsageError
+        The folder cannot hold it (a full disk): said now, naming ``what`` and the size, not
+        as a crash (SIGBUS) when a page of a sparse file is first written through the map.
+    """
+    if not np.prod(shape):
+        return np.zeros(shape, dtype)
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    place = folder if folder is not None else Path(tempfile.gettempdir())
+    try:
+        backing = tempfile.TemporaryFile(dir=folder)
+    except OSError as exc:
+        raise UsageError(f"cannot keep {what} in {place}: {exc.strerror or exc}") from None
+    with backing:  # the map keeps its own reference to the file
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(backing.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot: sparse, as before
+                raise UsageError(f"cannot keep {what} in {place}: {exc.strerror} "
+                                 f"({size / 2**20:,.0f} MB needed while the audit runs)") from None
+        return np.memmap(backing, dtype=dtype, mode="w+", shape=shape)

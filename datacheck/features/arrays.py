@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..engine.image_stats import SpecialFileError, require_regular_file
+from ..engine.memory import release_rows, temporary_map
 from ..errors import BadDataError, UsageError
 from ..manifest import ARRAY_COLUMNS, MANIFEST_FORMATS, Manifest, load_manifest
 from .model import Labels, ModelOutputs, label_ids
@@ -335,7 +336,7 @@ def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs")) 
     if n is not None and len(probs) != n:
         raise BadDataError(f"{what} has {len(probs)} rows, the manifest {n}: they must be row-aligned")
     # float32 throughout: a 1,000,000 x 100 array is 400 MB, and float64 would double it.
-    probs = probs.astype(np.float32, copy=False)
+    probs = _float32(probs, what)
     sums = np.empty(len(probs))
     below_zero = []
     for start, block in _blocks(probs):
@@ -389,11 +390,35 @@ def _embeddings(value, n: int, what: _Named = _Named("--embeddings")) -> np.ndar
         # their sign: 58 of 60 random values were near duplicates, and relabel --drop emptied classes.
         raise BadDataError(f"{what} has 1 dimension (shape {embeddings.shape}); cosine similarity of 1-D vectors "
                            "is only their sign: give embeddings of 2 or more dimensions")
-    embeddings = embeddings.astype(np.float32, copy=False)
+    embeddings = _float32(embeddings, what)
     for start, block in _blocks(embeddings):
         _check_finite(block, what, start)
         _check_magnitude(block, what, start)
     return embeddings
+
+
+def _float32(array: np.ndarray, what) -> np.ndarray:
+    """``array`` (N, ...) as float32: itself when it is, else converted.
+
+    A memory-mapped ``.npy`` of another type (scikit-learn's ``predict_proba`` gives float64)
+    is converted block by block into a nameless temporary map (:func:`~datacheck.engine.memory.temporary_map`,
+    in ``$TMPDIR``), not into memory: ``astype`` made a whole in-memory copy, 2 GB for
+    1,000,000 x 512 embeddings, and "never copied whole" held for float32 files only. The
+    converted rows leave resident memory as they are written; an array given in memory is
+    converted in memory (the caller already holds it there).
+    """
+    if array.dtype == np.float32:
+        return array
+    source = array
+    while isinstance(source, np.ndarray) and not isinstance(source, np.memmap):
+        source = source.base  # a view of a map (a Fortran-ordered file's transpose): still a file
+    if not isinstance(source, np.memmap):
+        return array.astype(np.float32)
+    out = temporary_map(array.shape, np.float32, what=f"{what} as float32")
+    for start, block in _blocks(array):
+        out[start : start + len(block)] = block
+        release_rows(out, start, start + len(block))
+    return out
 
 
 #: A label that reads as a number (``-1``, ``+1``, ``2.5``, ``1e3``); not ``nan`` or ``inf``, which are names.

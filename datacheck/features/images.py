@@ -8,8 +8,6 @@ engine's worker processes.
 
 from __future__ import annotations
 
-import errno
-import os
 import time
 from pathlib import Path
 
@@ -19,9 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engine.image_stats import STAT_COLUMNS, STATS_VERSION, THUMB_SIDE
-from ..engine.memory import release_rows
+from ..engine.memory import release_rows, temporary_map
 from ..engine.similarity import descriptor_size
-from ..errors import UsageError
 from ..manifest import Manifest
 from ..runs import write_parquet
 
@@ -160,7 +157,7 @@ def _compute_in_parts(paths: list[str], workers, batch_size: int, progress, fold
                              (lambda done, total: progress("decode images", done, total)) if progress else None)
         return frame, arrays, True
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {feature: _temporary_map(folder.parent, (len(paths), *shape), dtype)
+    arrays = {feature: temporary_map((len(paths), *shape), dtype, folder.parent, "the thumbnails")
               for feature, shape, dtype in ARRAY_COLUMNS.values()}
     names, frames, decoded = [], [], False
     for start in range(0, max(len(paths), 1), CHECKPOINT_ROWS):
@@ -224,28 +221,6 @@ def _binary_rows(values: np.ndarray, whole: np.ndarray) -> pa.Array:
     data = np.ascontiguousarray(values if whole.all() else values[whole])
     kind, width = (pa.binary(), np.int32) if offsets[-1] < 2**31 else (pa.large_binary(), np.int64)
     return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(offsets.astype(width)), pa.py_buffer(data)])
-
-
-def _temporary_map(folder: Path, shape: tuple, dtype=np.uint8) -> np.ndarray:
-    """A writable memory map of ``shape`` and ``dtype`` (zeros) backed by a nameless temporary file in
-    ``folder``: its disk space is given back when the map is dropped or the process ends, even
-    by a crash (no file is left in the run)."""
-    if not np.prod(shape):
-        return np.zeros(shape, dtype)
-    import tempfile
-
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    with tempfile.TemporaryFile(dir=folder) as backing:  # the map keeps its own reference to the file
-        # Disk space is taken now: a full disk is an error here, not a crash (SIGBUS) when a
-        # page of a sparse file is first written through the map.
-        try:
-            if hasattr(os, "posix_fallocate"):
-                os.posix_fallocate(backing.fileno(), 0, size)
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot: sparse, as before
-                raise UsageError(f"cannot keep the thumbnails in {folder}: {exc.strerror} "
-                                 f"({size / 2**20:,.0f} MB needed while the audit runs)") from None
-        return np.memmap(backing, dtype=dtype, mode="w+", shape=shape)
 
 
 def _read_part(path: Path, key: bytes, rows: int) -> pa.Table | None:
