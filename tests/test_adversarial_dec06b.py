@@ -114,3 +114,14 @@ def test_array_columns_of_a_jsonl_or_csv_manifest_are_told_to_come_as_parquet_or
     result = invoke("audit", path, "--out", tmp_path / "run")
     assert result.exit_code == 3 and result.stderr.count("\n") == 1, result.output
     assert "pred_probs are read as arrays from a Parquet manifest only: write it as Parquet, or give them as .npy files (--pred-probs)" in result.stderr
+
+
+def test_label_issues_off_for_one_labelled_class_says_it_of_the_labels():
+    """Probabilities of three classes with every label the same class: label_issues said "off:
+    out-of-fold probabilities for fewer than two classes", blaming the probabilities."""
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), 300).astype(np.float32)
+    result = datacheck.audit(pred_probs=probs, labels=np.zeros(300, int), checks="label_issues")
+    rule = result.summary["checks"]["label_issues"]["threshold"]["rule"]
+    assert rule == ("off: the labels of the 300 scored sample(s) name one class: "
+                    "confident learning needs labels of two classes or more")

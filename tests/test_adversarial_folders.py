@@ -97,7 +97,8 @@ def test_repairs_of_a_one_class_audit_say_why_its_checks_were_off(tmp_path):
     assert ran.exit_code == 0, ran.output
     relabel = invoke("relabel", tmp_path / "run", "--auto", "--drop", "--out", tmp_path / "fixed")
     line = assert_one_line_error(relabel, 2, "--auto needs label suggestions",
-                                 "label_issues was off: out-of-fold probabilities for fewer than two classes")
+                                 "label_issues was off: no sample has out-of-fold probabilities: confident learning needs "
+                                 "labels of two classes or more")
     assert "audit with the label_issues check" not in line
     assert invoke("relabel", tmp_path / "run", "--drop", "--out", tmp_path / "fixed", "-q").exit_code == 0
     balance = invoke("balance", tmp_path / "run", "--out", tmp_path / "plan")

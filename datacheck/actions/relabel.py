@@ -138,7 +138,7 @@ def plan_changes(
 
 def turned_off(summary: dict, checks) -> str:
     """Which of ``checks`` the audit ran but turned off, and why, from its ``summary.json``
-    (``"label_issues was off: out-of-fold probabilities for fewer than two classes ..."``), or ""
+    (``"label_issues was off: the labels of the 300 scored sample(s) name one class ..."``), or ""
     when each either did not run or ran. A check that is off writes no findings, so only the
     summary tells "not asked for" from "asked for, nothing to work on" (a dataset of one class)."""
     reasons = []

@@ -57,7 +57,10 @@ class LabelIssues(Detector):
             labels, probs = labels[rows], probs[rows]
         if len(np.unique(labels)) < 2:
             # E.g. too few images to cross-validate (two classes with two samples each are needed).
-            return self._off(f"out-of-fold probabilities for fewer than two classes ({len(labels)} sample(s) scored)")
+            # Said of the labels: the probabilities may well have columns for many classes.
+            why = (f"the labels of the {len(labels)} scored sample(s) name one class" if len(labels)
+                   else "no sample has out-of-fold probabilities")
+            return self._off(f"{why}: confident learning needs labels of two classes or more")
         # Imported only when there is something to score: cleanlab costs an audit of unlabeled images a second.
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_label_quality_scores
