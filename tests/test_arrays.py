@@ -220,6 +220,42 @@ def test_float64_files_are_converted_to_float32_without_a_copy_in_memory(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npy", "m.parquet", "p.npy"]  # nothing left beside them
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS in KB as Linux reports it")
+def test_list_columns_of_a_parquet_manifest_are_read_a_batch_at_a_time(tmp_path):
+    """A Parquet manifest's embeddings column was read whole (Arrow doubles, then one chunk,
+    then float32): now a batch at a time into float32. Values as astype gives them; a ragged
+    row in a later batch is named by its row in the file."""
+    import subprocess
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n, dim = 60_000, 256  # 123 MB of doubles
+    values = np.random.default_rng(0).normal(size=(n, dim))
+    table = pa.table({"label": pa.array(np.arange(n) % 4),
+                      "embeddings": pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), dim).cast(pa.list_(pa.float64())),
+                      "pred_probs": pa.FixedSizeListArray.from_arrays(pa.array(np.full(n * 4, 0.25)), 4)})
+    pq.write_table(table, tmp_path / "m.parquet", row_group_size=20_000)
+    table.slice(0, 10).to_pandas().to_parquet(tmp_path / "small.parquet")  # imports and pools warmed up on it
+    script = ("import resource, sys\nimport numpy as np\nfrom datacheck.features.arrays import load_array_inputs\n"
+              "load_array_inputs(sys.argv[1].replace('m.parquet', 'small.parquet'))\n"
+              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "inputs = load_array_inputs(sys.argv[1])\n"
+              "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "np.save(sys.argv[2], np.asarray(inputs.embeddings[::997]))\nprint((after - before) * 1024)")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.parquet"), str(tmp_path / "rows.npy")],
+                          capture_output=True, text=True, check=True)
+    grown = int(done.stdout.split()[-1])
+    assert grown < 0.3 * values.nbytes, f"peak grew {grown / 1e6:.0f} MB reading {values.nbytes / 1e6:.0f} MB of doubles"
+    np.testing.assert_array_equal(np.load(tmp_path / "rows.npy"), values[::997].astype(np.float32))
+
+    ragged = table.column("embeddings").to_pylist()
+    ragged[40_000] = ragged[40_000][:-1]
+    pq.write_table(table.set_column(1, "embeddings", pa.array(ragged)), tmp_path / "ragged.parquet", row_group_size=20_000)
+    with pytest.raises(BadDataError, match=r"column 'embeddings' of .*ragged.parquet: row 40001 has 255 values, row 1 has 256$"):
+        load_array_inputs(tmp_path / "ragged.parquet")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_PAGEOUT is Linux's")
 def test_release_pages_returns_a_mapped_input_and_keeps_its_values(tmp_path):
     """Between stages the audit hands a mapped input's pages back: the process's RSS drops by
