@@ -1,14 +1,17 @@
 """Peak memory of an array audit's inputs by their type: float64 ``.npy`` files (what
-scikit-learn's ``predict_proba`` and most featurisers give) against the same values saved as
-float32, the type datacheck computes in, measured in the same run.
+scikit-learn's ``predict_proba`` and most featurisers give) and a Parquet manifest holding the
+arrays as float64 list columns, against the same values saved as float32 ``.npy`` files (the
+type datacheck computes in, memory-mapped), measured in the same run.
 
 The script writes ``--rows`` x ``--dim`` embeddings (clustered, ``--classes`` classes) and their
-class probabilities once in each type under ``--work``, then runs, in a fresh process per input
-type: reading and validating the inputs (``datacheck.features.arrays.load_array_inputs``) and,
-unless ``--load-only``, the whole ``datacheck audit --pred-probs P --labels L --embeddings E``.
-It prints each process's peak RSS (``resource.getrusage``, file-backed pages included) and wall
-time, and the float64 / float32 ratios. Target: a float64 file costs no more resident memory
-than a float32 one (ratio ~1.0); an in-memory conversion (``astype``) adds half the file.
+class probabilities in each form under ``--work`` (the Parquet file in one row group, as pandas
+and pyarrow write up to a million rows), then runs, in a fresh process per input: reading and
+validating the inputs (``datacheck.features.arrays.load_array_inputs``) and, unless
+``--load-only``, the whole ``datacheck audit`` of them. It prints each process's peak RSS
+(``resource.getrusage``, file-backed pages included) and wall time, and the ratios to float32
+``.npy``. Target: neither costs more resident memory than the float32 files (ratio ~1.0); an
+in-memory conversion (``astype``) added half the float64 file, reading the Parquet columns
+whole two to three times their size.
 
     python benchmarks/input_memory.py [--rows 200000] [--dim 512] [--classes 10]
         [--work DIR] [--load-only] [--json PATH]
@@ -31,11 +34,14 @@ from _common import int_at_least
 #: Rows generated at a time (64 MB of float64 at 512 values).
 _BLOCK = 16_384
 
-#: Reads and validates the inputs given as arguments, as an audit does first.
+#: Reads and validates the inputs given as arguments (a manifest, or three .npy files), as an audit does first.
 _LOAD = """
 import sys
 from datacheck.features.arrays import load_array_inputs
-load_array_inputs(None, pred_probs=sys.argv[1], labels=sys.argv[2], embeddings=sys.argv[3])
+if len(sys.argv) == 2:
+    load_array_inputs(sys.argv[1])
+else:
+    load_array_inputs(None, pred_probs=sys.argv[1], labels=sys.argv[2], embeddings=sys.argv[3])
 """
 #: Runs its arguments as a command; prints the command's peak RSS (KB) if it succeeded.
 _PEAK_OF_CHILD = """
@@ -49,7 +55,8 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 def write_inputs(work: Path, rows: int, dim: int, classes: int, seed: int = 0) -> dict[str, tuple[Path, Path]]:
     """``{"float64": (embeddings, pred_probs), "float32": (...)}`` and ``labels.npy`` in ``work``:
-    the same values in both types (the float64 ones are float32 values widened)."""
+    the same values in both types (the float64 ones are float32 values widened); also
+    ``manifest.parquet``, the labels and the float64 values as list columns."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(classes, dim)).astype(np.float32)
     labels = rng.integers(0, classes, rows)
@@ -72,7 +79,26 @@ def write_inputs(work: Path, rows: int, dim: int, classes: int, seed: int = 0) -
     for emb_map, probs_map in maps.values():
         emb_map.flush()
         probs_map.flush()
+    write_parquet_manifest(work / "manifest.parquet", labels, *maps["float64"])
     return files
+
+
+def write_parquet_manifest(path: Path, labels: np.ndarray, emb: np.ndarray, probs: np.ndarray) -> None:
+    """``labels`` and float64 ``emb``/``probs`` as a Parquet manifest's columns, one row group."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def lists(values: np.ndarray) -> pa.Array:
+        flat = pa.array(np.ascontiguousarray(values, dtype=np.float64).reshape(-1))
+        return pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, values.shape[1], dtype=np.int32)), flat)
+
+    schema = pa.schema([("label", pa.int64()), ("embeddings", pa.list_(pa.float64())),
+                        ("pred_probs", pa.list_(pa.float64()))])
+    with pq.ParquetWriter(path, schema) as writer:  # built a block at a time, written as one row group
+        batches = [pa.record_batch([pa.array(labels[s : s + _BLOCK]), lists(emb[s : s + _BLOCK]),
+                                    lists(probs[s : s + _BLOCK])], schema=schema)
+                   for s in range(0, len(labels), _BLOCK)]
+        writer.write_table(pa.Table.from_batches(batches, schema), row_group_size=len(labels))
 
 
 def peak_of(command: list[str]) -> tuple[float, float]:
@@ -105,12 +131,15 @@ def main(argv=None) -> dict:
         files = write_inputs(work, args.rows, args.dim, args.classes)
         labels = work / "labels.npy"
         results = {}
-        for kind, (emb, probs) in files.items():
-            load_mb, load_s = peak_of([sys.executable, "-c", _LOAD, str(probs), str(labels), str(emb)])
+        inputs = {kind: ([str(probs), str(labels), str(emb)], ["--pred-probs", str(probs), "--labels", str(labels),
+                                                               "--embeddings", str(emb)])
+                  for kind, (emb, probs) in files.items()}
+        inputs["parquet"] = ([str(work / "manifest.parquet")], [str(work / "manifest.parquet")])
+        for kind, (load_args, audit_args) in inputs.items():
+            load_mb, load_s = peak_of([sys.executable, "-c", _LOAD, *load_args])
             results[kind] = {"load_peak_mb": load_mb, "load_s": load_s}
             if not args.load_only:
-                audit_mb, audit_s = peak_of([sys.executable, "-m", "datacheck", "audit", "--pred-probs", str(probs),
-                                             "--labels", str(labels), "--embeddings", str(emb),
+                audit_mb, audit_s = peak_of([sys.executable, "-m", "datacheck", "audit", *audit_args,
                                              "--out", str(work / f"run_{kind}"), "-q", "--fail-on", ""])
                 results[kind].update(audit_peak_mb=audit_mb, audit_s=audit_s)
     mb = args.rows * args.dim * 8 / 2**20
@@ -119,8 +148,10 @@ def main(argv=None) -> dict:
     for kind, row in results.items():
         print(f"{kind:12s} {row['load_peak_mb']:13.0f} {row['load_s']:7.1f} {row.get('audit_peak_mb', float('nan')):14.0f} "
               f"{row.get('audit_s', float('nan')):8.1f}")
-    ratio = {key: results["float64"][key] / results["float32"][key] for key in results["float32"]}
-    print("float64 / float32: " + ", ".join(f"{key} {value:.2f}" for key, value in ratio.items()))
+    ratio = {kind: {key: results[kind][key] / results["float32"][key] for key in results["float32"]}
+             for kind in ("float64", "parquet")}
+    for kind, values in ratio.items():
+        print(f"{kind} / float32: " + ", ".join(f"{key} {value:.2f}" for key, value in values.items()))
     summary = {"rows": args.rows, "dim": args.dim, "classes": args.classes, "results": results, "ratio": ratio}
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

@@ -70,7 +70,7 @@ def test_detection_sheets_of_uninjected_flags(tmp_path):
 
 
 def test_input_memory_measures_both_input_types(tmp_path):
-    """benchmarks/input_memory.py at a toy size (reading the inputs only): both input types are
+    """benchmarks/input_memory.py at a toy size (reading the inputs only): every input form is
     written with the same values, each read in a process of its own, the ratios printed."""
     out = tmp_path / "result.json"
     done = subprocess.run([sys.executable, str(SCRIPT.parent / "input_memory.py"), "--rows", "2000", "--dim", "16",
@@ -78,12 +78,12 @@ def test_input_memory_measures_both_input_types(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert set(result["results"]) == {"float64", "float32"}
+    assert set(result["results"]) == {"float64", "float32", "parquet"}
     assert all(row["load_peak_mb"] > 20 for row in result["results"].values())  # an interpreter with numpy and pandas
-    assert 0.8 < result["ratio"]["load_peak_mb"] < 1.25
+    assert 0.8 < result["ratio"]["float64"]["load_peak_mb"] < 1.25 and result["ratio"]["parquet"]["load_peak_mb"] > 0.8
     import numpy as np
 
     wide = np.load(tmp_path / "work" / "embeddings_float64.npy")
     narrow = np.load(tmp_path / "work" / "embeddings_float32.npy")
     assert wide.dtype == np.float64 and narrow.dtype == np.float32 and np.array_equal(wide, narrow)
-    assert "float64 / float32: load_peak_mb" in done.stdout
+    assert "float64 / float32: load_peak_mb" in done.stdout and "parquet / float32: load_peak_mb" in done.stdout
