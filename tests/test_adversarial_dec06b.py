@@ -125,3 +125,25 @@ def test_label_issues_off_for_one_labelled_class_says_it_of_the_labels():
     rule = result.summary["checks"]["label_issues"]["threshold"]["rule"]
     assert rule == ("off: the labels of the 300 scored sample(s) name one class: "
                     "confident learning needs labels of two classes or more")
+
+
+def test_relabel_auto_changes_only_labels_a_label_check_flagged(tmp_path):
+    """An audit of cifar10's test probabilities flags 284 label issues (cleanlab's count);
+    ``relabel --auto`` changed 551 labels, 267 of them flagged by no check: every scored sample
+    carries a suggestion, and only the *other* label checks (none ran) had to agree."""
+    from .conftest import SHARED_DATA
+
+    folder = SHARED_DATA / "label-errors"
+    if not (folder / "cifar10_test_pred_probs.npy").exists():
+        pytest.skip(f"no cifar10 probabilities in {folder}")
+    result = datacheck.audit(pred_probs=folder / "cifar10_test_pred_probs.npy",
+                             labels=folder / "cifar10_test_labels.npy", checks="label_issues", out=tmp_path / "run")
+    flagged = set(result.issues("label_issues")["sample_id"])
+    assert len(flagged) == 284
+    changes = datacheck.relabel(tmp_path / "run", auto=True, out=tmp_path / "fixed").changes
+    relabelled = changes[changes["action"] == "relabel"]
+    assert 0 < len(relabelled) <= len(flagged) and set(relabelled["sample_id"]) <= flagged
+    assert (relabelled["confidence"] >= 0.6).all()
+    # the confident disagreements no check flagged are queued for a person, not changed
+    queued = changes[changes["action"] == "review"]
+    assert len(queued) > 200 and not (set(queued["sample_id"]) & set(relabelled["sample_id"]))

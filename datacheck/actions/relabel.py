@@ -3,9 +3,9 @@
 :func:`plan_changes` decides, per sample, one action:
 
 ``relabel``
-    ``auto``: the out-of-fold model suggests another class with probability
-    ``>= min_confidence``, and every label check that ran agrees the label is wrong
-    (``aum``, when the audit ran it, flagged the sample), and no image problem (corrupt,
+    ``auto``: a label check flagged the sample, the out-of-fold model suggests another class
+    with probability ``>= min_confidence``, every other label check that ran agrees the label
+    is wrong (``aum``, when the audit ran it, flagged the sample), and no image problem (corrupt,
     off-class outlier, blank, exposure, blur) makes the model's opinion of it unreliable. An
     outlier flag does not count when every label check rejects the label: the embedding was
     learned from that wrong label, which explains the sample's isolation.
@@ -124,10 +124,12 @@ def plan_changes(
             # Every label check rejects the label: the sample's isolation in an embedding space
             # learned from that wrong label is explained by it, not a sign of an off-class image.
             unreliable -= review_checks
-        if auto and confident and others_agree and not unreliable:
-            votes = ", ".join(sorted(label_votes)) or "out-of-fold prediction"
+        # A label check must have flagged it: every scored sample gets a suggestion, and an
+        # audit of arrays alone (label_issues the only label check) relabelled every confident
+        # disagreement, flagged or not (cifar10's test set: 551 changed, 267 of them unflagged).
+        if auto and confident and label_votes and others_agree and not unreliable:
             rows.append((sample_id, "relabel", label, new_label,
-                         f"suggested with p={confidence:.2f} ({votes})", flags, confidence))
+                         f"suggested with p={confidence:.2f} ({', '.join(sorted(label_votes))})", flags, confidence))
         elif label_votes or confident or flags & review_checks:
             why = ", ".join(sorted(label_votes | (flags & review_checks))) or f"suggested with p={confidence:.2f}"
             rows.append((sample_id, "review", label, new_label if disagrees else None, why, flags, confidence))
