@@ -186,7 +186,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Audit a labeled dataset and repair what the audit finds.
 
     Exit status: 0 ok, 1 a --fail-on gate was exceeded, 2 usage error, 3 bad data,
-    4 internal error, 130 interrupted.
+    4 internal error, 130 interrupted (Ctrl-C; 128 + the signal's number for SIGHUP or
+    SIGTERM), 141 standard output closed by its reader.
     """
     ctx.obj = {"debug": debug}
     # Pillow's warnings about files (odd EXIF tags, palette transparency, huge images) would
@@ -468,7 +469,8 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
 @click.option("--root", type=click.Path(path_type=Path), help="Folder a manifest file's paths are relative to [default: its folder].")
 @click.option("--budget", type=int, help="Rows of the result, all splits and copies [default: the dataset's rows].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="TOML: [fix], [augment] and the audit's sections (see configs/default.toml).")
+              help="TOML: [fix] and [augment] (see README, fix's --config) and the audit's sections "
+                   "(see configs/default.toml).")
 @click.option("--seed", type=int, help="Seed of the audits, the plan and the copies [default: 0].")
 @click.option("--no-relabel", is_flag=True, help="No relabel step: no label changes, repair drops or second audit (balancing still leaves out "
                    "flagged samples unless [fix] drop_flagged = false).")
