@@ -178,3 +178,18 @@ def install_plugin(root: Path, monkeypatch, module: str, source: str, group: str
     (info / "entry_points.txt").write_text(f"[{group}]\n{entries}\n")
     monkeypatch.syspath_prepend(str(root))
     return info / "entry_points.txt"
+
+
+def detector_context_factory(n: int = 30):
+    """``context_factory(only)`` over ``n`` samples of 3 classes (model outputs, no images), as
+    ``datacheck.testing.check_detector`` takes it."""
+    from datacheck.features.arrays import manifest_for_outputs
+    from datacheck.features.model import ModelOutputs
+    from datacheck.testing import make_context
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
+    outputs = ModelOutputs(["0", "1", "2"], rng.integers(0, 3, n), probs,
+                           rng.normal(size=(n, 8)).astype(np.float32), "test")
+    manifest = manifest_for_outputs(outputs, "arrays")
+    return lambda only=None: make_context(manifest, outputs=outputs, only=only)

@@ -13,19 +13,7 @@ from datacheck.detectors import Detector
 from datacheck.detectors.base import partial_findings
 from datacheck.validation import Interval
 
-
-def _context_factory(n: int = 30):
-    """``context_factory(only)`` over ``n`` samples of 3 classes, as check_detector takes it."""
-    from datacheck.features.arrays import manifest_for_outputs
-    from datacheck.features.model import ModelOutputs
-    from datacheck.testing import make_context
-
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
-    outputs = ModelOutputs(["0", "1", "2"], rng.integers(0, 3, n), probs,
-                           rng.normal(size=(n, 8)).astype(np.float32), "test")
-    manifest = manifest_for_outputs(outputs, "arrays")
-    return lambda only=None: make_context(manifest, outputs=outputs, only=only)
+from .conftest import detector_context_factory
 
 
 # Detectors as a plugin author writes them: module-level classes (check_detector pickles them).
@@ -83,7 +71,7 @@ def test_check_detector_passes_a_detector_without_parameters_or_init():
     import datacheck
     from datacheck.testing import check_detector
 
-    findings = check_detector(Confidence(), _context_factory())
+    findings = check_detector(Confidence(), detector_context_factory())
     assert len(findings) == 30 and set(findings["check"]) == {"adv_confidence"}
     assert Confidence().get_params() == {}
     # and it runs in an audit, as before
@@ -109,7 +97,7 @@ def test_a_detector_that_returns_the_wrong_frame_is_named_with_the_rule_it_broke
     from datacheck.testing import check_detector
 
     with pytest.raises(AssertionError) as caught:
-        check_detector(detector, _context_factory())
+        check_detector(detector, detector_context_factory())
     assert rule in str(caught.value)
     # the audit says the same (the CLI: exit 4, naming it)
     with pytest.raises(AssertionError, match=re.escape(rule.split(":")[0])):
@@ -153,7 +141,7 @@ def test_constraints_that_are_not_datacheck_constraints_name_the_detector(tmp_pa
     with pytest.raises(TypeError, match=re.escape(what)):
         register_detector(SklearnStyleConstraints)
     with pytest.raises(AssertionError, match=re.escape(what)):
-        check_detector(SklearnStyleConstraints(), _context_factory())
+        check_detector(SklearnStyleConstraints(), detector_context_factory())
     with pytest.raises(AssertionError, match=re.escape(what)):
         datacheck.audit(pred_probs=np.full((6, 2), 0.5), labels=[0, 1] * 3, checks=[SklearnStyleConstraints()])
 
@@ -243,7 +231,7 @@ def test_check_detector_names_its_argument_when_given_a_class_or_a_context():
     from datacheck.errors import UsageError
     from datacheck.testing import check_detector
 
-    factory = _context_factory()
+    factory = detector_context_factory()
     with pytest.raises(UsageError, match=r"detector must be a configured Detector instance \(Confidence\(\)\), "
                                          r"got the class Confidence"):
         check_detector(Confidence, factory)

@@ -12,19 +12,7 @@ import pytest
 from datacheck.detectors import Detector
 from datacheck.detectors.base import partial_findings
 
-
-def _context_factory(n: int = 30):
-    """``context_factory(only)`` over ``n`` samples of 3 classes, as check_detector takes it."""
-    from datacheck.features.arrays import manifest_for_outputs
-    from datacheck.features.model import ModelOutputs
-    from datacheck.testing import make_context
-
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
-    outputs = ModelOutputs(["0", "1", "2"], rng.integers(0, 3, n), probs,
-                           rng.normal(size=(n, 8)).astype(np.float32), "test")
-    manifest = manifest_for_outputs(outputs, "arrays")
-    return lambda only=None: make_context(manifest, outputs=outputs, only=only)
+from .conftest import detector_context_factory
 
 
 _calls = itertools.count()
@@ -49,7 +37,7 @@ def test_check_detector_names_the_determinism_rule_for_a_nondeterministic_detect
     from datacheck.testing import check_detector
 
     with pytest.raises(AssertionError) as caught:
-        check_detector(Unseeded(), _context_factory())
+        check_detector(Unseeded(), detector_context_factory())
     message = str(caught.value)
     assert message.startswith("adv_unseeded: two runs on the same input and seed gave different findings; "
                               "a detector must be deterministic")

@@ -177,6 +177,18 @@ def test_bad_array_manifest_input(planted, tmp_path, args, message, status):
     assert_one_line_error(result, status, message)
 
 
+def _traced_load(folder, n: int):
+    """``load_array_inputs`` of ``folder``'s ``p.npy`` and ``emb.npy`` with a manifest of ``n``
+    rows of 4 classes, and the peak of the memory Python and numpy allocated meanwhile (bytes)."""
+    pd.DataFrame({"label": np.arange(n) % 4}).to_parquet(folder / "m.parquet")
+    tracemalloc.start()
+    try:
+        inputs = load_array_inputs(folder / "m.parquet", pred_probs=folder / "p.npy", embeddings=folder / "emb.npy")
+        return inputs, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_memory_mapped_inputs_are_never_copied_whole(tmp_path):
     n, dim = 50_000, 512  # 102 MB of float32
     emb = np.lib.format.open_memmap(tmp_path / "emb.npy", mode="w+", dtype=np.float32, shape=(n, dim))
@@ -184,11 +196,7 @@ def test_memory_mapped_inputs_are_never_copied_whole(tmp_path):
     probs = np.lib.format.open_memmap(tmp_path / "p.npy", mode="w+", dtype=np.float32, shape=(n, 4))
     probs[:] = 0.25
     del emb, probs
-    pd.DataFrame({"label": np.arange(n) % 4}).to_parquet(tmp_path / "m.parquet")
-    tracemalloc.start()
-    inputs = load_array_inputs(tmp_path / "m.parquet", pred_probs=tmp_path / "p.npy", embeddings=tmp_path / "emb.npy")
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    inputs, peak = _traced_load(tmp_path, n)
     assert isinstance(inputs.embeddings, np.memmap) and inputs.embeddings.shape == (n, dim)
     assert peak < 0.2 * n * dim * 4, f"peak {peak / 1e6:.1f} MB while reading a {n * dim * 4 / 1e6:.0f} MB file"
 
@@ -208,11 +216,7 @@ def test_float64_files_are_converted_to_float32_without_a_copy_in_memory(tmp_pat
     probs[:] = rng.dirichlet(np.ones(4), n)
     expected_emb, expected_probs = np.asarray(emb).astype(np.float32), np.asarray(probs).astype(np.float32)
     del emb, probs
-    pd.DataFrame({"label": np.arange(n) % 4}).to_parquet(tmp_path / "m.parquet")
-    tracemalloc.start()
-    inputs = load_array_inputs(tmp_path / "m.parquet", pred_probs=tmp_path / "p.npy", embeddings=tmp_path / "emb.npy")
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    inputs, peak = _traced_load(tmp_path, n)
     assert isinstance(inputs.embeddings, np.memmap) and inputs.embeddings.dtype == np.float32
     assert peak < 0.2 * n * dim * 4, f"peak {peak / 1e6:.1f} MB while converting a {n * dim * 8 / 1e6:.0f} MB file"
     np.testing.assert_array_equal(inputs.embeddings, expected_emb)
