@@ -147,3 +147,14 @@ def test_relabel_auto_changes_only_labels_a_label_check_flagged(tmp_path):
     # the confident disagreements no check flagged are queued for a person, not changed
     queued = changes[changes["action"] == "review"]
     assert len(queued) > 200 and not (set(queued["sample_id"]) & set(relabelled["sample_id"]))
+
+
+def test_a_truncated_npy_is_named_truncated(tmp_path):
+    """A .npy cut short (a copy or download interrupted) was "mmap length is greater than file
+    size", mmap's words; now it says the file is truncated."""
+    np.save(tmp_path / "p.npy", np.full((1000, 4), 0.25, np.float32))
+    data = (tmp_path / "p.npy").read_bytes()
+    (tmp_path / "p.npy").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadDataError, match=r"^pred_probs .*p\.npy is not a readable \.npy array: truncated: shorter "
+                                           r"than the shape its header gives \(write it with numpy\.save\)$"):
+        datacheck.audit(pred_probs=tmp_path / "p.npy", labels=np.zeros(1000, int))

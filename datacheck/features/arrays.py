@@ -608,7 +608,10 @@ def _load_array(path, option: str) -> np.ndarray:
         # numpy takes a file without the .npy header for a pickle, and an object array needs
         # one; both messages advise loading it unsafely: never advice to pass on
         objects = "Object arrays" in str(exc) or "Python objects" in str(exc)  # np.load's words, or np.memmap's
+        # mmap's words for a file shorter than its header's shape: a copy or a download cut short
+        truncated = "mmap length is greater than file size" in str(exc)
         reason = ("holds Python objects, not numbers" if objects
+                  else "truncated: shorter than the shape its header gives" if truncated
                   else "not in .npy format" if "pickle" in str(exc) else str(exc).splitlines()[0])
         raise BadDataError(f"{option} {path} is not a readable .npy array: {reason} (write it with numpy.save)") from exc
     if not isinstance(array, np.ndarray):
