@@ -158,3 +158,24 @@ def test_a_truncated_npy_is_named_truncated(tmp_path):
     with pytest.raises(BadDataError, match=r"^pred_probs .*p\.npy is not a readable \.npy array: truncated: shorter "
                                            r"than the shape its header gives \(write it with numpy\.save\)$"):
         datacheck.audit(pred_probs=tmp_path / "p.npy", labels=np.zeros(1000, int))
+
+
+def test_a_parquet_pred_probs_column_is_renormalised_in_place(tmp_path):
+    """Rows off 1 by rounding (probabilities kept to 3 decimals) are renormalised; a manifest's
+    column, read into a temporary map of ours, is renormalised there, not copied whole first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datacheck.features.arrays import load_array_inputs
+
+    rng = np.random.default_rng(0)
+    probs = np.round(rng.dirichlet(np.ones(4), 5000), 3)  # sums 0.998-1.002
+    table = pa.table({"label": pa.array(rng.integers(0, 4, 5000)),
+                      "pred_probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), 4)})
+    pq.write_table(table, tmp_path / "m.parquet")
+    read = load_array_inputs(tmp_path / "m.parquet").outputs.pred_probs
+    np.testing.assert_allclose(read.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(read, probs / probs.sum(axis=1, keepdims=True), rtol=1e-5)
+    while read is not None and not isinstance(read, np.memmap):
+        read = read.base  # a view of the temporary map, not an in-memory copy of it
+    assert read is not None and read._mmap is not None

@@ -177,7 +177,9 @@ def load_array_inputs(source=None, *, pred_probs=None, labels=None, embeddings=N
         raise UsageError("an array audit needs --pred-probs or --embeddings (files, or columns of a Parquet manifest)")
     n = len(manifest)
     named = {name: _column(name, source) if name in columns else _Named(_OPTION[name]) for name in ARRAY_COLUMNS}
-    probs = _probabilities(pred_probs, n, named["pred_probs"]) if pred_probs is not None else None
+    # The manifest's own columns were read into arrays of ours: rows renormalised in place.
+    probs = (_probabilities(pred_probs, n, named["pred_probs"], owned="pred_probs" in columns)
+             if pred_probs is not None else None)
     if probs is not None and manifest.frame["label"].isna().all():
         # Probabilities are read against labels: without one, the label checks scored nothing
         # and the audit passed every gate (a column named "labels", as the keyword is, was no label).
@@ -321,9 +323,10 @@ def manifest_for_outputs(outputs: ModelOutputs, source: str) -> Manifest:
     return Manifest(frame, Path(os.getcwd()), Path(source), "arrays", fingerprint=digest.hexdigest())
 
 
-def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs")) -> np.ndarray:
+def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs"), owned: bool = False) -> np.ndarray:
     """``pred_probs`` (N, K) float32, checked block by block; rows off 1 by rounding renormalised.
-    ``what`` names it in messages."""
+    ``what`` names it in messages; ``owned``: ``value`` is an array made here (a manifest's
+    column), renormalised in place rather than copied whole."""
     probs = _load_array(value, str(what))
     _check_real(probs, str(what))
     if probs.ndim == 2 and probs.shape[0] == 0:
@@ -350,7 +353,7 @@ def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs")) 
                                    "pass probabilities, not logits")
             below_zero.append(start + np.flatnonzero((block < 0).any(axis=1)))
     if below_zero:
-        probs = _private(probs, value)
+        probs = probs if owned else _private(probs, value)
         rows = np.concatenate(below_zero)
         probs[rows] = np.maximum(probs[rows], 0)
     bad = np.abs(sums - 1) > SUM_TOLERANCE
@@ -360,7 +363,7 @@ def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs")) 
                            "pass softmax probabilities")
     off = np.flatnonzero(np.abs(sums - 1) > _RENORMALISE_ABOVE)
     if len(off):
-        probs = _private(probs, value)
+        probs = probs if owned else _private(probs, value)
         probs[off] /= sums[off, None].astype(np.float32)  # a copy-on-write map: only these pages are copied
     return probs
 
