@@ -166,6 +166,7 @@ def test_a_parquet_pred_probs_column_is_renormalised_in_place(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from datacheck.engine.memory import mapped_file
     from datacheck.features.arrays import load_array_inputs
 
     rng = np.random.default_rng(0)
@@ -176,6 +177,5 @@ def test_a_parquet_pred_probs_column_is_renormalised_in_place(tmp_path):
     read = load_array_inputs(tmp_path / "m.parquet").outputs.pred_probs
     np.testing.assert_allclose(read.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(read, probs / probs.sum(axis=1, keepdims=True), rtol=1e-5)
-    while read is not None and not isinstance(read, np.memmap):
-        read = read.base  # a view of the temporary map, not an in-memory copy of it
-    assert read is not None and read._mmap is not None
+    mapped = mapped_file(read)  # a view of the temporary map, not an in-memory copy of it
+    assert mapped is not None and mapped._mmap is not None

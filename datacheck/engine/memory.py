@@ -13,6 +13,14 @@ import numpy as np
 from ..errors import UsageError
 
 
+def mapped_file(array) -> np.memmap | None:
+    """The memory map ``array`` is, or is a view or slice of (a transpose, a column); None for
+    an array in memory."""
+    while isinstance(array, np.ndarray) and not isinstance(array, np.memmap):
+        array = array.base
+    return array if isinstance(array, np.memmap) else None
+
+
 def release_rows(values: np.ndarray, start: int = 0, stop: int | None = None) -> None:
     """Let rows ``start:stop`` (default: all) of a shared memory map leave this process's
     resident memory: they stay in its file (and the page cache) and come back when read.
@@ -23,8 +31,7 @@ def release_rows(values: np.ndarray, start: int = 0, stop: int | None = None) ->
     file's (modes ``r``, ``r+``, ``w+``): in a copy-on-write map (``c``) a released modified
     page would be lost. Anything else (an array in memory, no ``MADV_DONTNEED``) is left as it is.
     """
-    while isinstance(values, np.ndarray) and not isinstance(values, np.memmap):
-        values = values.base  # a view of the map: release the map itself
+    values = mapped_file(values)  # a view of the map: release the map itself
     backing = getattr(values, "_mmap", None)
     stop = len(values) if stop is None and backing is not None else stop
     if backing is None or values.mode == "c" or not hasattr(mmap, "MADV_DONTNEED") or stop <= start:

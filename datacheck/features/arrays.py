@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..engine.image_stats import SpecialFileError, require_regular_file
-from ..engine.memory import release_rows, temporary_map
+from ..engine.memory import mapped_file, release_rows, temporary_map
 from ..errors import BadDataError, UsageError
 from ..manifest import ARRAY_COLUMNS, MANIFEST_FORMATS, Manifest, load_manifest
 from .model import Labels, ModelOutputs, label_ids
@@ -112,9 +112,7 @@ def release_pages(*arrays) -> None:
     if not sys.platform.startswith("linux"):
         return
     for array in arrays:
-        while isinstance(array, np.ndarray) and not isinstance(array, np.memmap):
-            array = array.base  # a view or slice of the map: release the map itself
-        mapping = getattr(array, "_mmap", None)
+        mapping = getattr(mapped_file(array), "_mmap", None)  # a view or slice of the map: release the map itself
         if mapping is not None:
             with contextlib.suppress(OSError, ValueError):  # an older kernel, or a closed map
                 mapping.madvise(_MADV_PAGEOUT)
@@ -414,10 +412,8 @@ def _float32(array: np.ndarray, what) -> np.ndarray:
     """
     if array.dtype == np.float32:
         return array
-    source = array
-    while isinstance(source, np.ndarray) and not isinstance(source, np.memmap):
-        source = source.base  # a view of a map (a Fortran-ordered file's transpose): still a file
-    if not isinstance(source, np.memmap):
+    source = mapped_file(array)  # a view of a map (a Fortran-ordered file's transpose) is still a file
+    if source is None:
         return array.astype(np.float32)
     out = temporary_map(array.shape, np.float32, what=f"{what} as float32")
     for start, block in _blocks(array):
