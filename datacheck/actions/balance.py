@@ -142,7 +142,9 @@ def training_mask(frame: pd.DataFrame) -> np.ndarray:
     return (split == "train").fillna(False).to_numpy(dtype=bool)
 
 
-def require_training_rows(frame: pd.DataFrame, where: str = "the audited dataset") -> None:
+def require_training_rows(frame: pd.DataFrame, where: str = "the audited dataset", command: str = "balance",
+                          uses: tuple[str, str] = ("plans the train split only",
+                                                   "plans by the labels of the train split")) -> None:
     """Refuse a manifest with no labeled training row: there is nothing to balance.
 
     Parameters
@@ -151,6 +153,9 @@ def require_training_rows(frame: pd.DataFrame, where: str = "the audited dataset
         The audited manifest.
     where : str
         The dataset, as messages name it.
+    command, uses : str, (str, str)
+        The command refusing it, and what it does with the train split and with its labels,
+        as the messages say (``fix`` refuses the same datasets before its audits).
 
     Raises
     ------
@@ -160,11 +165,10 @@ def require_training_rows(frame: pd.DataFrame, where: str = "the audited dataset
     """
     train = training_mask(frame)
     if not train.any():
-        raise BadDataError(f"{where} has no training rows (every row is val/test, which balance keeps as they are); "
-                           "balance plans the train split only")
+        raise BadDataError(f"{where} has no training rows (every row is val/test, which {command} keeps as they are); "
+                           f"{command} {uses[0]}")
     if frame.loc[train, "label"].isna().all():
-        raise BadDataError(f"{where} has no labeled training row (every train row's label is empty); "
-                           "balance plans by the labels of the train split")
+        raise BadDataError(f"{where} has no labeled training row (every train row's label is empty); {command} {uses[1]}")
 
 
 def hash_order(ids, seed: int) -> np.ndarray:

@@ -374,15 +374,12 @@ def fix(
     if not options["budget"]:
         options["budget"] = len(frame)
     named = f"[fix] budget {options['budget']} of {config}" if from_config else f"--budget {options['budget']}"
-    from .balance import training_mask
+    from .balance import require_training_rows, training_mask
 
+    # Before the audits: balancing would refuse it after them; nothing to learn or balance.
+    require_training_rows(frame, str(dataset), "fix", ("balances and augments the train split",
+                                                        "audits, relabels and balances by the labels"))
     untouched = int((~training_mask(frame)).sum())
-    if untouched == len(frame):  # before the audits: balancing would refuse it after them (bad data, as there)
-        raise BadDataError(f"{dataset} has no training rows (every row is val/test, which fix keeps as they are); "
-                         "fix balances and augments the train split")
-    if frame.loc[training_mask(frame), "label"].isna().all():  # before the audits: nothing to learn or balance
-        raise BadDataError(f"{dataset} has no labeled training row (every train row's label is empty); fix "
-                           "audits, relabels and balances by the labels")
     if options["budget"] < untouched:
         raise UsageError(f"{named} is below the {untouched} val/test rows of {dataset}, "
                          "which fix keeps as they are; give at least that")
