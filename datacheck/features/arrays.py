@@ -351,7 +351,7 @@ def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs"), 
                                    "pass probabilities, not logits")
             below_zero.append(start + np.flatnonzero((block < 0).any(axis=1)))
     if below_zero:
-        probs = probs if owned else _private(probs, value)
+        probs = _private(probs, value, owned)
         rows = np.concatenate(below_zero)
         probs[rows] = np.maximum(probs[rows], 0)
     bad = np.abs(sums - 1) > SUM_TOLERANCE
@@ -361,21 +361,22 @@ def _probabilities(value, n: int | None, what: _Named = _Named("--pred-probs"), 
                            "pass softmax probabilities")
     off = np.flatnonzero(np.abs(sums - 1) > _RENORMALISE_ABOVE)
     if len(off):
-        probs = probs if owned else _private(probs, value)
+        probs = _private(probs, value, owned)
         probs[off] /= sums[off, None].astype(np.float32)  # a copy-on-write map: only these pages are copied
     return probs
 
 
-def _private(probs: np.ndarray, value) -> np.ndarray:
-    """``probs`` where it may be written to: itself when it is a copy made here or a
-    copy-on-write map of the file ``value`` (only the pages written are copied), else a copy.
+def _private(probs: np.ndarray, value, owned: bool = False) -> np.ndarray:
+    """``probs`` where it may be written to: itself when it is a copy made here, an array this
+    module made (``owned``: a manifest's column, in a temporary map) or a copy-on-write map of
+    the file ``value`` (only the pages written are copied), else a copy.
 
     The caller's array is never modified. An ndarray subclass (``np.memmap`` opened ``"r+"``, a
     masked array, ``np.matrix``) arrives as a base-class view of the caller's memory, which a
     test of ``probs is value`` took for a copy: its rows were renormalised in place, and an
     ``r+`` map wrote them to the user's file.
     """
-    if probs.flags.writeable and (is_path(value) or (probs is not value and probs.flags.owndata)):
+    if probs.flags.writeable and (owned or is_path(value) or (probs is not value and probs.flags.owndata)):
         return probs
     return probs.copy()
 
