@@ -77,7 +77,8 @@ def audit(
     class_names : sequence of str or path-like, optional
         The K class names of the ``pred_probs`` columns, in order (a text file: one per line).
         Without them, whole-number labels are column numbers, a Categorical's classes are its
-        categories in order (as its codes number them), and other labels are sorted.
+        categories in order (as its codes number them), and other labels are sorted (names
+        that all read as numbers, ``"-1"`` and ``"+1"``, by value).
         Names that are numbers (a classifier's ``classes_``, as a DataFrame's columns too) name
         numeric labels by value.
     checks : str or Detector, or list or tuple of them, optional
@@ -289,7 +290,8 @@ _WHOLE = re.compile(r"0|[1-9][0-9]{0,17}")
 def _label_ids(labels, class_names, columns: int | None, named_by: str = "class_names") -> tuple[np.ndarray, list | None]:
     """Text labels as ids into ``class_names``; without them, whole numbers (``"0"``..``"K-1"``,
     as a CSV gives them) are column numbers (sorted as text, ``"10"`` would come before ``"2"``),
-    other labels name the ``columns`` columns in sorted order. Class names None: the ids are
+    other labels name the ``columns`` columns in sorted order (:func:`~datacheck.features.arrays.class_order`:
+    numbers such as ``-1`` and ``+1`` by value). Class names None: the ids are
     column numbers, checked against ``pred_probs`` as numeric labels are. ``named_by`` is where the
     class names came from, as a message names it (a DataFrame's columns: no ``class_names`` was given).
     """
@@ -304,7 +306,9 @@ def _label_ids(labels, class_names, columns: int | None, named_by: str = "class_
         # A Categorical numbers its classes in its categories' order (its codes), and a model
         # trained on the codes lays its columns out so: sorted, 55 of 60 samples were flagged.
         class_names = list(categories)
-    classes = [str(c) for c in class_names] if class_names is not None else sorted(names.unique())
+    from .features.arrays import class_order
+
+    classes = [str(c) for c in class_names] if class_names is not None else class_order(names.unique())
     twice = pd.Series(classes)[pd.Series(classes).duplicated()]
     if len(twice):
         listed = "class_names lists" if named_by == "class_names" else "the pred_probs DataFrame has the column"

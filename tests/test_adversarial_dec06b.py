@@ -44,6 +44,19 @@ def test_numeric_labels_name_the_columns_in_the_order_of_their_values(tmp_path, 
     assert _flagged(result) <= 3
 
 
+@pytest.mark.parametrize("values", [["-2", "-1", "0", "1", "2"], ["0.5", "2.5", "10.5"], ["+1", "-1"]],
+                         ids=["negatives", "fractions", "signed"])
+def test_numeric_label_names_given_as_an_array_name_the_columns_in_the_order_of_their_values(values):
+    """The same rule for ``labels=`` names (a numeric array is class ids) as for a manifest's
+    label column, one function ordering both: given as an array, "-1" came before "-2"."""
+    rng = np.random.default_rng(0)
+    given = rng.choice(np.array(values), 300)
+    by_value = sorted(values, key=float)
+    codes = np.array([by_value.index(v) for v in given])
+    result = datacheck.audit(pred_probs=_probs_for(codes, len(values)), labels=given, checks=["label_issues"])
+    assert _flagged(result) <= 3
+
+
 def test_a_categorical_label_column_of_a_manifest_dataframe_names_the_columns_in_its_categories_order():
     """README: in the Python API a pandas Categorical's classes are its categories in order. A
     manifest DataFrame's label column was sorted instead, so the probabilities of a model trained

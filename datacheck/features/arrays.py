@@ -428,8 +428,8 @@ def _float32(array: np.ndarray, what) -> np.ndarray:
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 
 
-def _classes(class_names, labels: pd.Series, k: int | None, categories=None) -> list | None:
-    """The classes of the columns (see the module docstring); None: the labels' sorted names.
+def _classes(class_names, labels: pd.Series, k: int | None, categories=None) -> list:
+    """The classes of the columns (see the module docstring).
 
     ``categories``: those of a manifest DataFrame's Categorical label column, the classes in
     the order its codes number them (used without class names, for labels that are not
@@ -455,13 +455,23 @@ def _classes(class_names, labels: pd.Series, k: int | None, categories=None) -> 
     if k is not None and len(names) != k:
         raise BadDataError(f"the manifest has {len(names)} label names but --pred-probs has {k} columns; "
                            "give --class-names (one per column, in column order)")
+    return class_order(names)
+
+
+def class_order(names) -> list[str]:
+    """Distinct label ``names`` in the order they name the columns of ``pred_probs`` without
+    class names: sorted, as scikit-learn's ``LabelEncoder`` and cleanlab order them, and labels
+    that all read as numbers by value.
+
+    Numbers that are not column numbers (-1 and 1, -2..2, 0.5 and 2.5) are sorted as a script
+    reading the file sorts them (LabelEncoder on its number column): sorted as text, "-1" came
+    before "-2" and "+1" before "-1", and every label of those classes was matched to the wrong
+    column (179 and 498 of 500 samples flagged).
+    """
+    names = sorted(set(names))
     if names and pd.Series(names).str.fullmatch(_NUMBER).all():
-        # Numbers that are not column numbers (-1 and 1, -2..2, 0.5 and 2.5) are sorted by
-        # value, as a script reading the file sorts them (LabelEncoder on its number column):
-        # sorted as text, "-1" came before "-2" and "+1" before "-1", and every label of those
-        # classes was matched to the wrong column (179 and 498 of 500 samples flagged).
         return sorted(names, key=lambda name: (float(name), name))
-    return None
+    return names
 
 
 def _class_names(value, k: int | None) -> list:
