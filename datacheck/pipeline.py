@@ -31,7 +31,7 @@ from .engine.train_config import TrainConfig
 from .errors import ExitStatus, UsageError, as_keywords
 from .features import FEATURES, FeatureStore, peak_rss_mb
 from .features.images import ARRAY_COLUMNS, image_stats, pixels
-from .features.knn import build_knn_graph
+from .features.knn import build_knn_graph, recall_notes
 from .features.arrays import ArrayInputs, array_columns, is_path, load_array_inputs
 from .features.model import Orientation, cross_validated_outputs, orientation_outputs
 from .files.model_outputs import OUTPUTS_ARTIFACT, write_outputs
@@ -426,13 +426,14 @@ def audit(
             "findings_schema_version": FINDINGS_SCHEMA_VERSION,
         }
         notes = layout_notes(manifest)
-        if notes:  # what the user may have meant (also printed by the command line)
+        if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
+            summary["knn_graph"] = ctx.features.get("knn_graph").info
+            notes += recall_notes(summary["knn_graph"])
+        if notes:  # what the user may have meant, or should know (also printed by the command line)
             summary["notes"] = notes
         if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)
             fused = findings[(findings["check"] == FUSED_CHECK) & findings["is_issue"]]
             summary["review_first"] = fused["sample_id"].head(_REVIEW_SHOWN).tolist()
-        if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
-            summary["knn_graph"] = ctx.features.get("knn_graph").info
         run_info = replace(run_info, device=ctx.device_resolved or "cpu", status="complete", exit_status=int(status))
         result = AuditResult(run.path if run is not None else None, findings, summary, status, manifest,
                              outputs if manifest.format != "arrays" else None, run_info)

@@ -562,3 +562,34 @@ def test_an_unlabeled_folder_decodes_nothing_for_a_model_it_cannot_train(tmp_pat
               "workers=0); print('cleanlab' in sys.modules)")
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert shown.strip() == "False"
+
+
+def test_the_search_stops_at_its_bound_where_no_nprobe_reaches_the_target(monkeypatch):
+    """Isotropic noise has no structure for an inverted file: the recall target needs nearly
+    every list probed (1M x 512 of 10 Gaussian classes: ~100,000 samples scanned per query, an
+    hour). The search stops at its bound, is built there, says so, and the audit notes it."""
+    import datacheck.features.knn as knn
+
+    x = np.random.default_rng(0).standard_normal((8000, 64)).astype(np.float32)
+    monkeypatch.setattr(knn, "EXACT_MAX", 1000)
+    monkeypatch.setattr(knn, "_SCAN_VALUES", 64 * 400)  # 400 samples of 64 values per query
+    bounded = build_knn_graph(x, 10)
+    info = bounded.info
+    assert info["method"] == "ivf" and info["recall_target_met"] is False and info["recall_at_k"] < 0.95
+    assert 0 < info["scanned_per_query"] <= 400 and info["nprobe"] < info["nlist"]
+    np.testing.assert_array_equal(build_knn_graph(x, 10).indices, bounded.indices)  # deterministic
+    # the graph holds what it says: its recall over every row is the sampled one
+    exact = build_knn_graph(x, 10, exact_max=len(x))
+    hits = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(bounded.indices, exact.indices)])
+    assert abs(hits - info["recall_at_k"]) < 0.03
+    monkeypatch.setattr(knn, "_SCAN_VALUES", 2**40)  # unbounded: it probes on to the target
+    unbounded = build_knn_graph(x, 10).info
+    assert unbounded["recall_target_met"] is True and unbounded["nprobe"] > info["nprobe"]
+    assert unbounded["scanned_per_query"] > 400
+
+    monkeypatch.setattr(knn, "_SCAN_VALUES", 64 * 400)
+    result = datacheck.audit(pd.DataFrame({"label": np.arange(len(x)) % 2}), embeddings=x, checks=["outliers"])
+    assert result.summary["knn_graph"] == info
+    notes = [n for n in result.summary["notes"] if "kNN graph" in n]
+    assert len(notes) == 1 and f"recall@10 is {info['recall_at_k']:.2f}" in notes[0]
+    assert f"nprobe {info['nprobe']} of {info['nlist']}" in notes[0]

@@ -62,6 +62,9 @@ _SLOT_BYTES = 256 * 2**20
 #: Up to this dimension the approximate graph is searched by faiss's own inverted file on the
 #: CPU (:class:`_FaissLists`), above it list by list with BLAS (:class:`_InvertedLists`).
 FAISS_SCAN_MAX_DIM = 256
+#: Values (samples x dimensions) one query of the approximate graph may compare: bounds its
+#: search where the recall target would need most of the data scanned (:func:`max_scanned`).
+_SCAN_VALUES = 2**23
 
 
 @dataclass(frozen=True)
@@ -175,17 +178,22 @@ def _ivf_graph(embeddings: np.ndarray, rows: np.ndarray, k: int, seed: int, devi
     queries = np.sort(rng.choice(m, size=min(m, RECALL_QUERIES), replace=False))
     true_distances = _exact_distances(embeddings, rows, queries, k)
     query_vectors = _unit(_take(embeddings, rows[queries]))
-    nprobe, recall = _FIRST_NPROBE, 0.0
+    # The scan is bounded (see max_scanned): where the target needs more, the graph is built
+    # at the last nprobe within the bound and says so (``recall_target_met``).
+    most = max_scanned(m, d)
+    nprobe = min(_FIRST_NPROBE, nlist)
     while True:
-        nprobe = min(nprobe, nlist)
         found = lists.search(query_vectors, nprobe, k, queries, device)[0]
         recall = _recall(found[:, :recall_k], true_distances[:, :recall_k])
-        if recall >= TARGET_RECALL or nprobe >= nlist:
+        wider = min(2 * nprobe, nlist)
+        if recall >= TARGET_RECALL or nprobe >= nlist or lists.scanned(query_vectors, wider) > most:
             break
-        nprobe *= 2
+        nprobe = wider
     distances, indices = lists.search_all(nprobe, k, device)
     info = {"method": "ivf", "k": k, "samples": m, "nlist": nlist, "nprobe": int(nprobe),
-            "recall_at_k": round(recall, 4), "recall_k": recall_k, "recall_queries": len(queries)}
+            "recall_at_k": round(recall, 4), "recall_k": recall_k, "recall_queries": len(queries),
+            "scanned_per_query": int(round(lists.scanned(query_vectors, nprobe))),
+            "recall_target_met": bool(recall >= TARGET_RECALL)}
     return KnnGraph(rows, indices, distances, "ivf", info)
 
 
@@ -237,12 +245,7 @@ class _InvertedLists:
         """k nearest of each unit ``queries`` row (Q, D), whose graph position is ``positions``
         (Q,) and which is left out of its own neighbours, among the ``nprobe`` lists nearest to
         it: ``(distances, indices)``, (Q, k) each, indices as graph positions (-1: none)."""
-        # The HNSW graph over the centres explores efSearch candidates (faiss: 16) to find a
-        # query's nprobe nearest lists; asked for more lists than that, it missed some of them
-        # (200 lists probed of 200: 4 % missing, and recall@10 stalled at 0.86 on random
-        # 64-d vectors), so it explores twice the lists asked for.
-        self.quantizer.hnsw.efSearch = max(_HNSW_EF_SEARCH, 2 * nprobe)
-        probes = self.quantizer.search(queries, nprobe)[1]
+        probes = _probes(self.quantizer, queries, nprobe)
         best_s, best_p = self._scan(queries, probes, k + 1, device)
         best_i = np.where(best_p >= 0, self.order[np.maximum(best_p, 0)], -1)
         return _without_self(best_s, best_i, positions, k)
@@ -250,6 +253,10 @@ class _InvertedLists:
     def search_all(self, nprobe: int, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search` with every sample as a query, in graph order: (M, k) each."""
         return _search_every_sample(self, nprobe, k, device, scan_block(nprobe, k))
+
+    def scanned(self, queries: np.ndarray, nprobe: int) -> float:
+        """Mean samples a ``queries`` row (Q, D) scans at ``nprobe``."""
+        return _mean_scanned(self.quantizer, queries, nprobe, np.diff(self.starts))
 
     def _scan(self, queries: np.ndarray, probes: np.ndarray, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
         """Best ``k`` similarities and list positions of each query over its probed lists,
@@ -357,13 +364,34 @@ class _FaissLists:
                ) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`_InvertedLists.search`."""
         self.index.nprobe = nprobe
-        self.quantizer.hnsw.efSearch = max(_HNSW_EF_SEARCH, 2 * nprobe)  # see _InvertedLists.search
+        self.quantizer.hnsw.efSearch = max(_HNSW_EF_SEARCH, 2 * nprobe)  # see _probes
         sims, found = self.index.search(queries, k + 1)
         return _without_self(sims, found, positions, k)
 
     def search_all(self, nprobe: int, k: int, device: str) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search` with every sample as a query, in graph order: (M, k) each."""
         return _search_every_sample(self, nprobe, k, device, _BLOCK)
+
+    def scanned(self, queries: np.ndarray, nprobe: int) -> float:
+        """Mean samples a ``queries`` row (Q, D) scans at ``nprobe``."""
+        sizes = np.array([self.index.invlists.list_size(i) for i in range(self.index.nlist)], np.int64)
+        return _mean_scanned(self.quantizer, queries, nprobe, sizes)
+
+
+def _probes(quantizer, queries: np.ndarray, nprobe: int) -> np.ndarray:
+    """The ``nprobe`` lists nearest to each ``queries`` row: (Q, nprobe), -1 where fewer."""
+    # The HNSW graph over the centres explores efSearch candidates (faiss: 16) to find a
+    # query's nprobe nearest lists; asked for more lists than that, it missed some of them
+    # (200 lists probed of 200: 4 % missing, and recall@10 stalled at 0.86 on random
+    # 64-d vectors), so it explores twice the lists asked for.
+    quantizer.hnsw.efSearch = max(_HNSW_EF_SEARCH, 2 * nprobe)
+    return quantizer.search(queries, nprobe)[1]
+
+
+def _mean_scanned(quantizer, queries: np.ndarray, nprobe: int, sizes: np.ndarray) -> float:
+    """Mean of ``sizes`` (nlist,) summed over each query's ``nprobe`` nearest lists."""
+    probes = _probes(quantizer, queries, nprobe)
+    return float(np.where(probes >= 0, sizes[np.maximum(probes, 0)], 0).sum(axis=1).mean()) if len(queries) else 0.0
 
 
 def _search_every_sample(lists, nprobe: int, k: int, device: str, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -378,6 +406,34 @@ def _search_every_sample(lists, nprobe: int, k: int, device: str, block: int) ->
         queries = _unit(_take(lists.embeddings, lists.rows[start:stop]))
         distances[start:stop], indices[start:stop] = lists.search(queries, nprobe, k, np.arange(start, stop), device)
     return distances, indices
+
+
+def recall_notes(info: dict) -> list[str]:
+    """What a user should know of a graph built as ``info`` (:attr:`KnnGraph.info`) says: a
+    sentence where the scan bound stopped it short of the recall target, else none."""
+    if info.get("recall_target_met", True):
+        return []
+    return [f"the kNN graph's recall@{info['recall_k']} is {info['recall_at_k']:.2f}, short of the "
+            f"{TARGET_RECALL} target: the embeddings have little structure for an inverted file "
+            f"to use, and the search stopped at its bound ({info['scanned_per_query']:,} samples "
+            f"scanned per query, nprobe {info['nprobe']} of {info['nlist']:,} lists), so the checks that "
+            f"read neighbours (outliers, non_iid, near duplicates, clusters' rare groups) read approximate ones"]
+
+
+def max_scanned(m: int, d: int) -> float:
+    """Most samples one query of the approximate graph may scan (on average over the sampled
+    queries), for ``m`` samples of ``d`` values.
+
+    Where the embeddings have no structure an inverted file can use (every sample about as far
+    from every other of its class: isotropic noise in many dimensions, the lists' K-means then
+    piling most samples into a few lists), no nprobe short of scanning the whole class reaches
+    the recall target: 1M x 512 of 10 Gaussian classes needed 128 of 2,828 lists, ~100,000
+    samples per query, an hour on 2 cores. The bound: :data:`_SCAN_VALUES` compared values per
+    query (16,384 samples of 512 values; the clustered 1M x 512 of ``benchmarks/scale.py``
+    meets the target at 4,500), or what exact search of :data:`EXACT_MAX` samples compares in
+    all, whichever is more (so a graph just above the exact limit may still probe every list).
+    It depends on the sizes only, so the graph stays the same for the same input and seed."""
+    return max(_SCAN_VALUES / d, EXACT_MAX**2 / m)
 
 
 def _top_unsorted(values: np.ndarray, k: int) -> np.ndarray:
