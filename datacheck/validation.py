@@ -19,7 +19,6 @@ import inspect
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import BadDataError, UsageError
 
@@ -124,9 +123,6 @@ class Text:
         return [3, True, None]
 
 
-Constraint = Any  # Interval | Options | Boolean | Text: anything with accepts/describe/invalid_values
-
-
 def constraints_problem(constraints: dict, owner: str) -> str | None:
     """What is wrong with a detector's ``_parameter_constraints`` values (None: nothing).
 
@@ -169,21 +165,9 @@ def check_int_range(name: str, value, least: int, most: int | None = None) -> No
         raise UsageError(f"{name} must be an integer {bounds}, got {value!r}")
 
 
-def check_seed(value, name: str = "--seed") -> None:
+def check_seed(value) -> None:
     """Raise :class:`UsageError` unless ``value`` is a seed: an integer in [0, 2**32 - 1]."""
-    check_int_range(name, value, 0, SEED_MAX)
-
-
-def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
-    """Raise :class:`UsageError` unless ``value`` is a positive (or non-negative) finite number."""
-    kinds = (int,) if integer else (int, float)
-    ok = isinstance(value, kinds) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-    # inf passes the comparison (nan does not), and would silently turn a check off
-    if ok and isinstance(value, float) and not math.isfinite(value):
-        ok = False
-    if not ok:
-        what = "integer" if integer else "finite number"
-        raise UsageError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} {what}, got {value!r}")
+    check_int_range("--seed", value, 0, SEED_MAX)
 
 
 def check_callable(name: str, value, signature: str) -> None:

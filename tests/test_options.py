@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from datacheck.actions.balance import BalanceOptions, plan_balance
-from datacheck.validation import check_positive
 from datacheck.errors import UsageError
 from datacheck.gates import parse_gates
 
@@ -127,23 +126,6 @@ def test_gate_names_checks_and_detectors():
         "dark", "image_properties", "exact_duplicates"]
     with pytest.raises(UsageError, match="unknown check 'nope'; checks: aum, blurry"):
         parse_gates("nope>0")
-
-
-# --------------------------------------------------------------------------- detector parameters
-
-
-@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 0, -1.0, True, "1"])
-def test_check_positive_refuses(value):
-    with pytest.raises(UsageError, match="x must be a positive finite number"):
-        check_positive("x", value)
-
-
-def test_check_positive_accepts():
-    check_positive("x", 0.5)
-    check_positive("x", 0.0, allow_zero=True)
-    check_positive("n", 10**400, integer=True)  # a huge int is finite: no float conversion
-    with pytest.raises(UsageError, match="n must be a positive integer, got 2.0"):
-        check_positive("n", 2.0, integer=True)
 
 
 # --------------------------------------------------------------------------- --pred-probs arrays
