@@ -292,6 +292,25 @@ class Detector:
         return out.loc[:, FINDINGS_COLUMNS]
 
 
+def id_rank(ctx: AuditContext) -> np.ndarray:
+    """Each manifest row's position (N,) in the order of the sample ids: by value when every id
+    is a number (an arrays audit's row numbers), else as text.
+
+    A detector whose result depends on the order of its points (K-means++ seeding and a
+    silhouette sample drawn by index, ties of a greedy selection) takes them in this order
+    (``rows[np.argsort(rank[rows])]``), so a manifest with its rows shuffled gives every
+    sample the same finding. A folder's manifest is listed in this order already."""
+    def rank() -> np.ndarray:
+        ids = ctx.manifest.frame["sample_id"]
+        numbers = pd.to_numeric(ids, errors="coerce")
+        keys = numbers.to_numpy(dtype=float) if not numbers.isna().any() else ids.astype(str).to_numpy()
+        out = np.empty(len(keys), np.int64)
+        out[np.argsort(keys, kind="stable")] = np.arange(len(keys))
+        return out
+
+    return ctx.memo(("id_rank",), rank)
+
+
 #: The columns :meth:`Detector.find` returns (:func:`partial_findings`); the suggestions are optional.
 _PARTIAL_COLUMNS = ("row", "check", "score", "is_issue", "details")
 

@@ -8,7 +8,7 @@ import pandas as pd
 from ..engine.similarity import connected_components
 from ..features.model import scored_rows
 from ..validation import Boolean, Interval
-from .base import AuditContext, Detector, partial_findings
+from .base import AuditContext, Detector, id_rank, partial_findings
 from .outliers import Outliers
 from .registry import register_detector
 
@@ -137,12 +137,20 @@ class Clusters(Detector):
         if not scored.any():  # a folder of unlabeled photos embedded by a frozen backbone
             return self._off("no labeled sample with the model's outputs (sub-clusters are per class)")
         n_classes = len(given.classes)
+        # Each class's samples in sample-id order, rare groups named by their first member in it:
+        # K-means++ and the silhouette sample draw by position, so shuffled rows gave other sub-clusters.
+        rank = id_rank(ctx)
         group = self._rare_groups(ctx, given.ids) if self.rare_groups else np.full(len(scored), -1)
+        member = group >= 0
+        if member.any():
+            group = group.copy()
+            group[member] = pd.Series(rank[member]).groupby(group[member]).transform("min").to_numpy()
         parts, per_class = [], {}
         for c in range(n_classes):
             rows = np.flatnonzero(scored & (given.ids == c))
             if len(rows) == 0:
                 continue
+            rows = rows[np.argsort(rank[rows], kind="stable")]
             in_class = probs[rows, c] >= 1.0 / n_classes
             labels, k, silhouette = self._cluster_class(embeddings[rows], in_class, ctx)
             labels, k, groups = _with_groups(labels, k, group[rows], self.min_ratio)
