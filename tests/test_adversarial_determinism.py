@@ -43,3 +43,38 @@ def test_clusters_and_coreset_do_not_depend_on_the_manifests_row_order():
                                embeddings=embeddings[order], checks=checks, seed=3)
     for check in checks:
         pd.testing.assert_frame_equal(_per_sample(first, check), _per_sample(shuffled, check))
+
+
+def test_cross_validation_cache_is_kept_apart_per_torch_thread_count(tiny_dataset, tmp_path, monkeypatch):
+    """Training sums in another order on 1 torch thread than on 2 (README: determinism holds per
+    thread count), yet the cache of cross-validated outputs was keyed without it: an audit on 1
+    thread after one on 2 read the 2-thread outputs, and a cold cache gave other findings than a
+    warm one for the same data, seed and threads. The training here is a stand-in whose outputs
+    name the thread count it ran on."""
+    import torch
+
+    from datacheck.engine import train
+    from datacheck.engine.train_config import TrainConfig
+    from datacheck.features.model import cross_validated_outputs
+    from datacheck.manifest import load_manifest
+
+    def fake_cross_validate(pixels, labels, num_classes, *args, rows=None, embed_rows=None, **kwargs):
+        n, threads = len(rows), torch.get_num_threads()
+        return train.CrossValResult(np.full((n, num_classes), threads, np.float32),
+                                    np.full((n, num_classes), threads, np.float32),
+                                    np.full((n + len(embed_rows), 2), threads, np.float32),
+                                    np.zeros(n, np.int64), np.full(n, threads, np.float32), np.zeros(0, np.float32))
+
+    monkeypatch.setattr(train, "cross_validate", fake_cross_validate)
+    manifest = load_manifest(tiny_dataset)
+    inputs = lambda: (np.zeros((len(manifest), 3, 8, 8), np.uint8), np.ones(len(manifest), bool), "same-files")  # noqa: E731
+    threads = torch.get_num_threads()
+    try:
+        found = {}
+        for count in (2, 1):
+            torch.set_num_threads(count)
+            outputs = cross_validated_outputs(manifest, inputs, TrainConfig(), "cpu", 0, str(tmp_path / "cache"))
+            found[count] = float(outputs.aum.aum[0])
+    finally:
+        torch.set_num_threads(threads)
+    assert found == {2: 2.0, 1: 1.0}

@@ -120,7 +120,7 @@ def cross_validated_outputs(manifest: Manifest, load_inputs: Callable[[], tuple]
     it is not called (no image is decoded for a model) when no model would use the pixels: fewer
     than two labeled classes and a model that would have to be trained on them.
     Results are cached in ``cache_dir`` by file contents, labels, training config, seed and
-    device type, so auditing the same data again skips training. ``map_folds`` runs the folds,
+    device type (on the CPU, torch thread count), so auditing the same data again skips training. ``map_folds`` runs the folds,
     and ``map_predict`` a frozen backbone's embedding, elsewhere (see
     :func:`datacheck.engine.train.cross_validate`); the results are the same.
     """
@@ -150,7 +150,7 @@ def cross_validated_outputs(manifest: Manifest, load_inputs: Callable[[], tuple]
             return {"pred_probs": result.pred_probs, "softmax": result.softmax, "embeddings": result.embeddings,
                     "aum": result.aum, "threshold_aum": result.threshold_aum}
 
-        path = cache_file(cache_dir, "cv-v6", key, config.key(), seed, device.split(":")[0], weights, labels.tobytes())
+        path = cache_file(cache_dir, "cv-v6", key, config.key(), seed, _device_key(device), weights, labels.tobytes())
         arrays = cached_arrays(path, train)
         pred_probs[use], softmax[use] = arrays["pred_probs"], arrays["softmax"]
         embeddings = np.full((n, arrays["embeddings"].shape[1]), np.nan, dtype=np.float32)
@@ -181,12 +181,25 @@ def _frozen_embeddings(network, rows: np.ndarray, n: int, pixels, key: str, conf
     def embed() -> dict:
         return {"embeddings": frozen_features(network, pixels, config, device, rows, map_predict)[0]}
 
-    path = cache_file(cache_dir, "frozen-v2", key, config.model, config.key(), device.split(":")[0], weights,
+    path = cache_file(cache_dir, "frozen-v2", key, config.model, config.key(), _device_key(device), weights,
                       rows.tobytes())
     found = cached_arrays(path, embed)["embeddings"]
     embeddings = np.full((n, found.shape[1]), np.nan, dtype=np.float32)
     embeddings[rows] = found
     return embeddings
+
+
+def _device_key(device: str) -> str:
+    """The cache key's device: its type, and on the CPU torch's thread count too. A training on
+    1 thread and on 2 sums in another order (label scores up to 0.08 apart on sample_data), so
+    an audit on 1 thread read the outputs of one on 2 from a shared cache: warm and cold caches
+    gave other findings for the same data, seed and threads."""
+    kind = device.split(":")[0]
+    if kind != "cpu":
+        return kind
+    import torch
+
+    return f"cpu-{torch.get_num_threads()}-threads"
 
 
 def _can_cross_validate(labels: np.ndarray, num_classes: int) -> bool:
@@ -239,7 +252,7 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
     """Orientation surprise of every readable image (``load_inputs()``: their model inputs'
     ``(pixels, ok, key)``; not called when ``images``, how many there are or are known to be
     readable, is too few), cached like the
-    cross-validation by file contents, config, seed and device type."""
+    cross-validation by file contents, config, seed and device type (and CPU threads)."""
     from ..engine.orientation import network_config, orientation_surprise
 
     if config.image_size > MAX_ORIENTATION_SIDE:
@@ -257,7 +270,7 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
         return {"surprise": scores.surprise, "accuracy": np.float64(scores.accuracy)}
 
     # Keyed by what shapes the networks only: another label model, folds or k-NN vote trains none again.
-    path = cache_file(cache_dir, "orientation-v4", key, network_config(config).key(), seed, device.split(":")[0],
+    path = cache_file(cache_dir, "orientation-v4", key, network_config(config).key(), seed, _device_key(device),
                       rows.tobytes())
     arrays = cached_arrays(path, train)
     surprise = np.full(len(ok), np.nan, dtype=np.float32)
