@@ -78,3 +78,21 @@ def test_cross_validation_cache_is_kept_apart_per_torch_thread_count(tiny_datase
     finally:
         torch.set_num_threads(threads)
     assert found == {2: 2.0, 1: 1.0}
+
+
+def test_a_shuffled_manifest_writes_the_same_findings_table_and_worst_samples():
+    """Ties of a check's score were written in manifest order: the same samples listed in
+    another order gave another findings table and other `worst` samples in summary.json
+    (class_imbalance's whole class ties, as do the exact duplicates' copies)."""
+    frame, probs, embeddings = _arrays()
+    frame.loc[frame["label"] == 3, "split"] = "val"  # class 3 absent from train: its samples tie
+    embeddings[7] = embeddings[8]
+    order = np.random.default_rng(2).permutation(len(frame))
+    checks = ["class_imbalance", "exact_duplicates", "label_issues", "outliers", "clusters"]
+    first = datacheck.audit(frame, pred_probs=probs, embeddings=embeddings, checks=checks, seed=0)
+    shuffled = datacheck.audit(frame.iloc[order].reset_index(drop=True), pred_probs=probs[order],
+                               embeddings=embeddings[order], checks=checks, seed=0)
+    same = ["run_id", "path"]  # a manifest without paths: the path is the row number
+    pd.testing.assert_frame_equal(first.findings.drop(columns=same), shuffled.findings.drop(columns=same))
+    assert ({c: v["worst"] for c, v in first.summary["checks"].items()}
+            == {c: v["worst"] for c, v in shuffled.summary["checks"].items()})

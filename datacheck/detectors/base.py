@@ -264,10 +264,11 @@ class Detector:
         if len(outside):  # a negative row would be taken from the end: another sample's finding
             raise AssertionError(f"detector {self.name} produced row numbers outside 0..{len(frame) - 1} "
                                  f"(the manifest's rows): {outside[0]}")
-        # Sorted by check, then score, ties in manifest order: deterministic. Every column is
+        # Sorted by check, then score, ties in sample-id order (a folder's manifest order), so a
+        # manifest's rows shuffled write the same table. Every column is
         # reordered as an array (strings as Arrow or category codes), never row by row in
         # Python: a findings table can have millions of rows.
-        order = np.lexsort((rows, scores, codes))
+        order = np.lexsort((id_rank(ctx)[rows], scores, codes))
         rows = rows[order]
         if "suggested_label" in partial:
             suggested = _take(partial["suggested_label"], order)
@@ -302,10 +303,14 @@ def id_rank(ctx: AuditContext) -> np.ndarray:
     sample the same finding. A folder's manifest is listed in this order already."""
     def rank() -> np.ndarray:
         ids = ctx.manifest.frame["sample_id"]
-        numbers = pd.to_numeric(ids, errors="coerce")
-        keys = numbers.to_numpy(dtype=float) if not numbers.isna().any() else ids.astype(str).to_numpy()
+        keys = ids.astype(str)
+        if len(ids) and not pd.isna(pd.to_numeric(keys.iloc[:1], errors="coerce")).any():  # else text: 1 s for 1M paths
+            numbers = pd.to_numeric(keys, errors="coerce")
+            keys = keys if numbers.isna().any() else numbers
+        if keys.is_monotonic_increasing:  # a folder's manifest, an arrays audit's row numbers
+            return np.arange(len(keys))
         out = np.empty(len(keys), np.int64)
-        out[np.argsort(keys, kind="stable")] = np.arange(len(keys))
+        out[np.argsort(keys.to_numpy(), kind="stable")] = np.arange(len(keys))
         return out
 
     return ctx.memo(("id_rank",), rank)
