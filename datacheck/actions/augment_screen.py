@@ -9,7 +9,7 @@ training images, measures the copies with the image statistics of the ``image_pr
 check, and leaves out the operations whose copies cross that audit's own cuts (``dark``,
 ``light``, ``blurry``, ``noisy``, ``low_information``) clearly more often than the originals do:
 
-    flagged share of the operation's copies > flagged share of the originals + ``tolerance``
+    flagged share of the operation's copies > flagged share of the originals + :data:`TOLERANCE`
 
 The rule, the shares and what was left out are recorded (``summary.json``: ``choices``).
 
@@ -188,8 +188,8 @@ def screened_copy(image, spec: dict, seed: int, screen: CopyScreen | None, sourc
     return (copy, params, measured) if measure else (copy, params)
 
 
-def screen_operations(ids: list[str], paths: list[str], spec: dict, cuts: dict, seed: int, *, sample: int = SAMPLE,
-                      tolerance: float = TOLERANCE) -> dict:
+def screen_operations(ids: list[str], paths: list[str], spec: dict, cuts: dict, seed: int, *,
+                      sample: int = SAMPLE) -> dict:
     """Try each RandAugment operation of ``spec`` alone on a seeded sample of ``paths``.
 
     Parameters
@@ -217,10 +217,10 @@ def screen_operations(ids: list[str], paths: list[str], spec: dict, cuts: dict, 
 
     already = set(spec.get("exclude_ops", ()))
     record = {"exclude_ops": list(spec.get("exclude_ops", ())), "originals_flagged": None, "flagged": {},
-              "sample": 0, "magnitude": spec["magnitude"], "tolerance": tolerance,
+              "sample": 0, "magnitude": spec["magnitude"], "tolerance": TOLERANCE,
               "cuts": {c: {"statistic": s, side: v} for c, (s, side, v) in cuts.items()},
               "rule": f"an operation is left out when its copies cross the audit's {', '.join(cuts) or '(no)'} cuts "
-                      f"more than {tolerance:g} more often than the originals"}
+                      f"more than {TOLERANCE:g} more often than the originals"}
     if spec["policy"] not in ("randaugment", "both") or not cuts or not paths:
         record["rule"] = "not screened: " + ("the policy has no RandAugment" if spec["policy"] == "affine" else
                                              "the audit applied no image-property cut" if not cuts else
@@ -247,7 +247,7 @@ def screen_operations(ids: list[str], paths: list[str], spec: dict, cuts: dict, 
         share = np.mean([bool(flagged_by(measure_image(augment_image(im, alone, copy_seed(seed, sid, 0))[0]), cuts))
                          for sid, im in images])
         record["flagged"][op] = round(float(share), 4)
-        if share > base + tolerance:
+        if share > base + TOLERANCE:
             excluded.add(op)
     if excluded >= set(RANDAUGMENT_OPS):  # nothing survives: keep the least harmful one
         excluded.discard(min(record["flagged"], key=record["flagged"].get))

@@ -78,25 +78,20 @@ class RunInfo:
     versions: dict = field(default_factory=dict)
 
     @classmethod
-    def read(cls, path: str | os.PathLike, *, complete: bool = True) -> "RunInfo":
-        """Read and check ``run.json``.
-
-        Parameters
-        ----------
-        complete : bool, default True
-            Refuse a run whose audit did not finish (a usage error, exit 2: run it again),
-            before its keys are checked.
+    def read(cls, path: str | os.PathLike) -> "RunInfo":
+        """Read and check ``run.json``: a run whose audit did not finish is refused (a usage
+        error, exit 2: run it again) before its keys are checked.
 
         Raises
         ------
         UsageError
-            ``complete`` and the status is not ``complete``.
+            The status is not ``complete``.
         BadDataError
             The file is unreadable, or a key is missing or of the wrong type.
         """
         path = Path(path)
         data = read_json(path)
-        if complete and data.get("status") != "complete":
+        if data.get("status") != "complete":
             raise UsageError(f"the audit in {path.parent} did not complete (status {data.get('status')!r}); "
                              "run it again")
         return cls.from_dict(data, path)
