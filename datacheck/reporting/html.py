@@ -209,7 +209,7 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
         ("relabels", "Suggested relabels", _heatmap(findings)),
         ("histograms", "Score histograms", _histograms(findings)),
         ("clusters", "Sub-clusters per class", _clusters(findings, source)),
-        ("findings", "Findings", _table_section(table, table_note, len(findings))),
+        ("findings", "Findings", _table_section(table_note, len(findings))),
     ]
     title = f"datacheck report: {run.summary.get('run_id', run.path.name)}"
     body = [
@@ -731,7 +731,7 @@ def _nullable(series: pd.Series, digits: int | None = None) -> list:
     return [None if pd.isna(v) else str(v) for v in series.tolist()]
 
 
-def _table_section(table: dict, note: str, total: int) -> str:
+def _table_section(note: str, total: int) -> str:
     sorted_cls = ' class="asc"'  # the initial order: score ascending, worst first
     header = "".join(f'<th data-col="{i}"{sorted_cls if name == "score" else ""}>{_e(name.replace("_", " "))}</th>'
                      for i, name in enumerate(TABLE_COLUMNS[:-1]))
