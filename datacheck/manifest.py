@@ -20,6 +20,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -88,6 +89,31 @@ class Manifest:
         """Absolute file paths, in row order."""
         root = str(self.root)
         return [os.path.join(root, p) for p in self.frame["path"]]
+
+    @cached_property
+    def id_rank(self) -> np.ndarray:
+        """Each row's position (N,) in the order of the sample ids: by value when every id is a
+        number (an arrays audit's row numbers), else as text.
+
+        Whatever depends on the order of the samples (the folds and batches of a training,
+        K-means++ seeding, a silhouette sample, ties of a greedy selection or of the findings'
+        sort, which copy of a duplicate is kept) takes them in this order
+        (``rows[np.argsort(manifest.id_rank[rows])]``), so the same samples listed in another
+        order get the same findings. A folder's manifest is usually listed in it already."""
+        keys = self.frame["sample_id"].astype(str)
+        if len(keys) and not pd.isna(pd.to_numeric(keys.iloc[:1], errors="coerce")).any():  # else text: 1 s for 1M paths
+            numbers = pd.to_numeric(keys, errors="coerce")
+            keys = keys if numbers.isna().any() else numbers
+        if keys.is_monotonic_increasing:  # a folder's manifest, an arrays audit's row numbers
+            return np.arange(len(keys))
+        rank = np.empty(len(keys), np.int64)
+        rank[np.argsort(keys.to_numpy(), kind="stable")] = np.arange(len(keys))
+        return rank
+
+    def in_id_order(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` (M,) of the manifest sorted by :attr:`id_rank`."""
+        rows = np.asarray(rows)
+        return rows[np.argsort(self.id_rank[rows], kind="stable")]
 
 
 def layout_notes(manifest: Manifest) -> list[str]:

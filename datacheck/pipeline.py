@@ -516,13 +516,13 @@ def _image_features(ctx: AuditContext, manifest: Manifest, run: RunDir | None, t
         side = orientation_config.image_size
         if side == train_config.image_size:
             return orientation_outputs(lambda: store.get("pixels"), len(manifest), orientation_config, ctx.device,
-                                       seed, cache_dir, progress)
+                                       seed, cache_dir, progress, manifest.in_id_order)
         # A frozen backbone's 224-px inputs are not convnet-small's: the images are decoded again
         # at [train] image_size (a fraction of the backbone's decode), unless that decode found
         # too few readable.
         readable = int(store.get("pixels")[1].sum())
         return orientation_outputs(lambda: pixels(manifest, side, workers, cache_dir, progress), readable,
-                                   orientation_config, ctx.device, seed, cache_dir, progress)
+                                   orientation_config, ctx.device, seed, cache_dir, progress, manifest.in_id_order)
 
     store.provide("orientation", orientation)
     _model_views(ctx, knn_k)

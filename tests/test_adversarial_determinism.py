@@ -96,3 +96,37 @@ def test_a_shuffled_manifest_writes_the_same_findings_table_and_worst_samples():
     pd.testing.assert_frame_equal(first.findings.drop(columns=same), shuffled.findings.drop(columns=same))
     assert ({c: v["worst"] for c, v in first.summary["checks"].items()}
             == {c: v["worst"] for c, v in shuffled.summary["checks"].items()})
+
+
+def test_an_image_manifest_listed_in_another_order_trains_the_same_models(tmp_path):
+    """The cross-validation's folds, threshold samples and batches, and the orientation
+    networks' halves, were drawn by position: sample_data's images listed in another order
+    trained other models, and their label and outlier findings (and orientation surprises)
+    differed. Now every training takes the samples in sample-id order (a folder's own order,
+    so its numbers are unchanged)."""
+    from datacheck.engine.loader import decode_resize_batch
+    from datacheck.engine.train_config import TrainConfig
+    from datacheck.features.model import orientation_outputs
+    from datacheck.manifest import load_manifest
+
+    from .conftest import SAMPLE_DATA
+
+    frame = load_manifest(SAMPLE_DATA).frame[["sample_id", "path", "label", "split"]]
+    frames = {"listed": frame, "shuffled": frame.iloc[np.random.default_rng(4).permutation(len(frame))]}
+    checks = ["label_issues", "outliers"]
+    runs = [datacheck.audit(f.reset_index(drop=True), root=SAMPLE_DATA, checks=checks, config={"train": {"epochs": 3}},
+                            seed=0, workers=0, cache_dir=str(tmp_path / name)) for name, f in frames.items()]
+    for check in checks:
+        pd.testing.assert_frame_equal(_per_sample(runs[0], check), _per_sample(runs[1], check))
+    assert runs[0].summary["checks"]["label_issues"]["flagged"] > 5
+
+    surprise = []
+    for f in frames.values():
+        manifest = load_manifest(f.reset_index(drop=True), root=SAMPLE_DATA)
+        decoded = decode_resize_batch({"path": manifest.abspaths()}, 32)
+        inputs = (np.stack(decoded["pixels"]), np.array(decoded["ok"]), "key")
+        found = orientation_outputs(lambda: inputs, len(manifest), TrainConfig(epochs=2), "cpu", 0, None,
+                                    in_order=manifest.in_id_order)
+        surprise.append(pd.Series(found.surprise, index=manifest.frame["sample_id"]).sort_index())
+    assert surprise[0].notna().sum() >= len(frame) // 2  # one network's half at least (sample_data has no upright look)
+    pd.testing.assert_series_equal(surprise[0], surprise[1])

@@ -268,7 +268,7 @@ class Detector:
         # manifest's rows shuffled write the same table. Every column is
         # reordered as an array (strings as Arrow or category codes), never row by row in
         # Python: a findings table can have millions of rows.
-        order = np.lexsort((id_rank(ctx)[rows], scores, codes))
+        order = np.lexsort((ctx.manifest.id_rank[rows], scores, codes))
         rows = rows[order]
         if "suggested_label" in partial:
             suggested = _take(partial["suggested_label"], order)
@@ -291,29 +291,6 @@ class Detector:
             }
         )
         return out.loc[:, FINDINGS_COLUMNS]
-
-
-def id_rank(ctx: AuditContext) -> np.ndarray:
-    """Each manifest row's position (N,) in the order of the sample ids: by value when every id
-    is a number (an arrays audit's row numbers), else as text.
-
-    A detector whose result depends on the order of its points (K-means++ seeding and a
-    silhouette sample drawn by index, ties of a greedy selection) takes them in this order
-    (``rows[np.argsort(rank[rows])]``), so a manifest with its rows shuffled gives every
-    sample the same finding. A folder's manifest is listed in this order already."""
-    def rank() -> np.ndarray:
-        ids = ctx.manifest.frame["sample_id"]
-        keys = ids.astype(str)
-        if len(ids) and not pd.isna(pd.to_numeric(keys.iloc[:1], errors="coerce")).any():  # else text: 1 s for 1M paths
-            numbers = pd.to_numeric(keys, errors="coerce")
-            keys = keys if numbers.isna().any() else numbers
-        if keys.is_monotonic_increasing:  # a folder's manifest, an arrays audit's row numbers
-            return np.arange(len(keys))
-        out = np.empty(len(keys), np.int64)
-        out[np.argsort(keys.to_numpy(), kind="stable")] = np.arange(len(keys))
-        return out
-
-    return ctx.memo(("id_rank",), rank)
 
 
 #: The columns :meth:`Detector.find` returns (:func:`partial_findings`); the suggestions are optional.

@@ -8,7 +8,7 @@ import pandas as pd
 from ..engine.similarity import connected_components
 from ..features.model import scored_rows
 from ..validation import Boolean, Interval
-from .base import AuditContext, Detector, id_rank, partial_findings
+from .base import AuditContext, Detector, partial_findings
 from .outliers import Outliers
 from .registry import register_detector
 
@@ -139,7 +139,7 @@ class Clusters(Detector):
         n_classes = len(given.classes)
         # Each class's samples in sample-id order, rare groups named by their first member in it:
         # K-means++ and the silhouette sample draw by position, so shuffled rows gave other sub-clusters.
-        rank = id_rank(ctx)
+        rank = ctx.manifest.id_rank
         group = self._rare_groups(ctx, given.ids) if self.rare_groups else np.full(len(scored), -1)
         member = group >= 0
         if member.any():
@@ -150,7 +150,7 @@ class Clusters(Detector):
             rows = np.flatnonzero(scored & (given.ids == c))
             if len(rows) == 0:
                 continue
-            rows = rows[np.argsort(rank[rows], kind="stable")]
+            rows = ctx.manifest.in_id_order(rows)
             in_class = probs[rows, c] >= 1.0 / n_classes
             labels, k, silhouette = self._cluster_class(embeddings[rows], in_class, ctx)
             labels, k, groups = _with_groups(labels, k, group[rows], self.min_ratio)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..features.model import scored_rows
 from ..validation import Interval
-from .base import AuditContext, Detector, id_rank, partial_findings
+from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
 
@@ -72,13 +72,12 @@ class Coreset(Detector):
         given = ctx.get("labels")
         features, scored = self._features(given, ctx)
         ids = ctx.manifest.frame["sample_id"].astype(str).to_numpy()
-        rank = id_rank(ctx)
         parts, sizes = [], {}
         for c in range(len(given.classes)):
             rows = np.flatnonzero(scored & (given.ids == c))
             if len(rows) == 0:
                 continue
-            rows = rows[np.argsort(rank[rows], kind="stable")]  # greedy ties by position: shuffled rows chose others
+            rows = ctx.manifest.in_id_order(rows)  # greedy ties by position: shuffled rows chose others
             budget = max(1, int(np.ceil(self.budget * len(rows) - 1e-9)))
             selected, medoid, distance = facility_location(features[rows], budget, exact_max=self.exact_max,
                                                            seed=ctx.seed + c)

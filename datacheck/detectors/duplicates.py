@@ -32,6 +32,7 @@ from ..engine.similarity import (
 )
 from ..features.knn import MAX_NEIGHBOURS
 from ..validation import Boolean, Interval
+from ..manifest import Manifest
 from .base import AuditContext, Detector, json_records, partial_findings
 from .registry import register_detector
 
@@ -142,7 +143,7 @@ def _pixel_pairs(ctx: AuditContext, min_similarity: float, k: int, use_embedding
     chance = float(np.quantile(last, 0.99)) if len(last) else -1.0
     area = (stats["width"] * stats["height"]).to_numpy(dtype=float)
     return _Pairs(readable, pixel_id, has_content, local[pairs[:, 0]], local[pairs[:, 1]], sims,
-                  _keep_rank(ctx.manifest.frame, area), chance, min(chance, _MAX_CUT), search)
+                  _keep_rank(ctx.manifest, area), chance, min(chance, _MAX_CUT), search)
 
 
 def _descriptor_neighbours(desc: np.ndarray, k: int, ctx: AuditContext) -> tuple[np.ndarray, dict]:
@@ -191,7 +192,7 @@ def _embedding_pairs(ctx: AuditContext, k: int) -> _Pairs:
     nearest = distances[:, 0][found[:, 0]] if k else np.empty(0)
     chance = 1.0 - float(np.median(nearest)) if len(nearest) else -1.0
     cut = 1.0 - radius * (1.0 - chance) if len(nearest) else 1.0
-    return _Pairs(readable, content_id, readable.copy(), a, b, sims, _keep_rank(ctx.manifest.frame), chance, cut,
+    return _Pairs(readable, content_id, readable.copy(), a, b, sims, _keep_rank(ctx.manifest), chance, cut,
                   graph.info)
 
 
@@ -310,15 +311,14 @@ def _group_details(rows: np.ndarray, groups: dict[int, dict], numbers: dict | No
     return pc.coalesce(grouped, plain)
 
 
-def _keep_rank(frame: pd.DataFrame, area: np.ndarray | None = None) -> np.ndarray:
+def _keep_rank(manifest: Manifest, area: np.ndarray | None = None) -> np.ndarray:
     """Which copy of a duplicate group to keep, as a rank (N,), lower first: the largest
     image (``area``, for images), then ``train`` before val/test (leaks are removed from
-    evaluation), then the first id."""
-    area = np.zeros(len(frame)) if area is None else area
-    split_rank = frame["split"].map(_SPLIT_RANK).fillna(3).to_numpy()
-    id_rank = np.argsort(np.argsort(frame["sample_id"].to_numpy(dtype=str), kind="stable"), kind="stable")
-    rank = np.empty(len(frame), dtype=np.int64)
-    rank[np.lexsort((id_rank, split_rank, -area))] = np.arange(len(frame))
+    evaluation), then the first id (:attr:`~datacheck.manifest.Manifest.id_rank`: row numbers by value)."""
+    area = np.zeros(len(manifest)) if area is None else area
+    split_rank = manifest.frame["split"].map(_SPLIT_RANK).fillna(3).to_numpy()
+    rank = np.empty(len(manifest), dtype=np.int64)
+    rank[np.lexsort((manifest.id_rank, split_rank, -area))] = np.arange(len(manifest))
     return rank
 
 
@@ -413,7 +413,7 @@ class ExactDuplicates(Detector):
         ids = frame["sample_id"].to_numpy()
         readable, pixel_id = _content_ids(ctx)
         stats = ctx.get("image_stats") if on_pixels else None
-        rank = _keep_rank(frame, (stats["width"] * stats["height"]).to_numpy(dtype=float) if on_pixels else None)
+        rank = _keep_rank(ctx.manifest, (stats["width"] * stats["height"]).to_numpy(dtype=float) if on_pixels else None)
         rows = np.flatnonzero(readable)
         score = np.ones(len(frame))
         details: dict[int, dict] = {}

@@ -142,21 +142,25 @@ def cross_validated_outputs(manifest: Manifest, load_inputs: Callable[[], tuple]
     # Readable rows without a label are embedded too, by every fold model (or the frozen
     # backbone), into the labeled rows' space: unlabeled images get outliers and
     # near-duplicate candidates like the others.
-    extra = np.flatnonzero(ok & ~use)
+    extra = manifest.in_id_order(np.flatnonzero(ok & ~use))
     if _can_cross_validate(labels, c):
+        # In sample-id order: folds, threshold samples and batches are drawn by position, so
+        # the same samples listed in another order train the same models.
+        labeled = manifest.in_id_order(np.flatnonzero(use))
+
         def train() -> dict:
-            result = cross_validate(pixels, labels, c, config, device, seed, weights, progress, rows=np.flatnonzero(use),
+            result = cross_validate(pixels, labels, c, config, device, seed, weights, progress, rows=labeled,
                                     map_folds=map_folds, map_predict=map_predict, embed_rows=extra)
             return {"pred_probs": result.pred_probs, "softmax": result.softmax, "embeddings": result.embeddings,
                     "aum": result.aum, "threshold_aum": result.threshold_aum}
 
-        path = cache_file(cache_dir, "cv-v6", key, config.key(), seed, _device_key(device), weights, labels.tobytes())
+        path = cache_file(cache_dir, "cv-v7", key, config.key(), seed, _device_key(device), weights, labels.tobytes(),
+                          labeled.tobytes())
         arrays = cached_arrays(path, train)
-        pred_probs[use], softmax[use] = arrays["pred_probs"], arrays["softmax"]
+        pred_probs[labeled], softmax[labeled] = arrays["pred_probs"], arrays["softmax"]
         embeddings = np.full((n, arrays["embeddings"].shape[1]), np.nan, dtype=np.float32)
-        scored = int(use.sum())
-        embeddings[use], embeddings[extra] = arrays["embeddings"][:scored], arrays["embeddings"][scored:]
-        aum.aum[use] = arrays["aum"]
+        embeddings[labeled], embeddings[extra] = arrays["embeddings"][:len(labeled)], arrays["embeddings"][len(labeled):]
+        aum.aum[labeled] = arrays["aum"]
         aum.threshold_aum = arrays["threshold_aum"]
     elif len(extra):
         network = network if network is not None else _network(config, weights)  # unreadable images left < 2 classes
@@ -248,11 +252,14 @@ MAX_ORIENTATION_SIDE = 64
 
 
 def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, device: str, seed: int,
-                        cache_dir: str | None, progress=None) -> Orientation:
+                        cache_dir: str | None, progress=None,
+                        in_order: Callable[[np.ndarray], np.ndarray] | None = None) -> Orientation:
     """Orientation surprise of every readable image (``load_inputs()``: their model inputs'
     ``(pixels, ok, key)``; not called when ``images``, how many there are or are known to be
     readable, is too few), cached like the
-    cross-validation by file contents, config, seed and device type (and CPU threads)."""
+    cross-validation by file contents, config, seed and device type (and CPU threads).
+    ``in_order(rows)``: the rows in the order the networks take them (their halves are drawn
+    by position; :meth:`~datacheck.manifest.Manifest.in_id_order`), default as listed."""
     from ..engine.orientation import network_config, orientation_surprise
 
     if config.image_size > MAX_ORIENTATION_SIDE:
@@ -261,7 +268,7 @@ def orientation_outputs(load_inputs: Callable[[], tuple], images: int, config, d
     if images < MIN_ORIENTATION_IMAGES:
         return Orientation(None, float("nan"), f"off: {images} readable images (needs {MIN_ORIENTATION_IMAGES})")
     pixels, ok, key = load_inputs()
-    rows = np.flatnonzero(ok)
+    rows = np.flatnonzero(ok) if in_order is None else in_order(np.flatnonzero(ok))
     if len(rows) < MIN_ORIENTATION_IMAGES:
         return Orientation(None, float("nan"), f"off: {len(rows)} readable images (needs {MIN_ORIENTATION_IMAGES})")
 
