@@ -397,3 +397,22 @@ def test_unlabeled_samples_show_no_label_not_pandas_missing_marker(tmp_path):
     page = write_report(tmp_path / "run", tmp_path / "r.html").html.read_text()
     assert "&lt;NA&gt;" not in page and "<NA>" not in page
     assert page.count("label <b>(none)</b></div>") >= 2  # the copy and its original
+
+
+def test_the_audits_notes_are_on_the_page(tiny_dataset, tmp_path):
+    """summary.json's notes (what the audit says of the dataset's layout, or of a kNN graph
+    short of its recall target) were printed by the audit only: the page, which a reviewer
+    reads later, left them out."""
+    from .conftest import make_image
+
+    for i in range(2):
+        make_image(tiny_dataset / "train" / "cat " / f"more{i}.png", 100 + i)
+    audit = invoke("audit", tiny_dataset, "--out", tmp_path / "run", "--checks", "exact_duplicates", "-q")
+    assert audit.exit_code == 0, audit.output
+    note = json.loads((tmp_path / "run" / "summary.json").read_text())["notes"][0]
+    assert note.startswith("the class folders 'cat', 'cat ' are read as one class")
+    result = report(tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert f'<p class="note warn">{html.escape(note)}</p>' in page
+    assert "datacheck: note: the class folders" not in result.stderr  # said by the audit, not again by the report

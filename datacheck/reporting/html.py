@@ -373,7 +373,9 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
         f'<div class="stat {cls}"><b>{_e(value)}</b><span>{_e(name)}</span></div>' for name, value, cls in stats) + "</div>"]
     parts.append(f'<p class="note">Exit status {status}: {_e(_EXIT_MEANING.get(status, "see the README"))}. '
                  f"Scores are in [0, 1], lower = worse.</p>")
-    for note in notes:
+    # the audit's own notes (a folder layout that reads oddly, a kNN graph short of its recall
+    # target), then the report's (thumbnails left out, a dataset moved or changed)
+    for note in summary.get("notes", []) + notes:
         parts.append(f'<p class="note warn">{_e(note)}</p>')
 
     gates = summary.get("gates", [])
