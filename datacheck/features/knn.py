@@ -347,18 +347,22 @@ class _FaissLists:
         Trained; every graph position added in order, so faiss's ids are graph positions.
     quantizer : faiss.IndexHNSWFlat
         The index's list centres (its ``hnsw`` settings are set per search).
+    sizes : ndarray of shape (nlist,), int64
+        Members per list.
     """
 
     embeddings: np.ndarray
     rows: np.ndarray
     index: object
     quantizer: object
+    sizes: np.ndarray
 
     @classmethod
     def build(cls, embeddings: np.ndarray, rows: np.ndarray, index, quantizer) -> _FaissLists:
         for start in range(0, len(rows), _BLOCK):
             index.add(_unit(_take(embeddings, rows[start : start + _BLOCK])))
-        return cls(embeddings, rows, index, quantizer)  # held here: the index does not own its quantizer
+        sizes = np.array([index.invlists.list_size(i) for i in range(index.nlist)], np.int64)
+        return cls(embeddings, rows, index, quantizer, sizes)  # held here: the index does not own its quantizer
 
     def search(self, queries: np.ndarray, nprobe: int, k: int, positions: np.ndarray, device: str,
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -374,8 +378,7 @@ class _FaissLists:
 
     def scanned(self, queries: np.ndarray, nprobe: int) -> float:
         """Mean samples a ``queries`` row (Q, D) scans at ``nprobe``."""
-        sizes = np.array([self.index.invlists.list_size(i) for i in range(self.index.nlist)], np.int64)
-        return _mean_scanned(self.quantizer, queries, nprobe, sizes)
+        return _mean_scanned(self.quantizer, queries, nprobe, self.sizes)
 
 
 def _probes(quantizer, queries: np.ndarray, nprobe: int) -> np.ndarray:
