@@ -16,8 +16,10 @@ probing a list against its members (the neighbours faiss's per-query scan finds 
 probes, at BLAS speed), with numpy on the CPU and torch on an accelerator; vectors of at most
 :data:`FAISS_SCAN_MAX_DIM` values are searched by faiss's own per-query scan on the CPU, faster
 there (:class:`_FaissLists`). ``nprobe`` is raised until the
-recall@k measured against exact search on a sample of queries reaches :data:`TARGET_RECALL`. The method and the measured recall are
-recorded in ``summary.json``. Memory: the graph (N·k), one block of queries (at most
+recall@k measured against exact search on a sample of queries reaches :data:`TARGET_RECALL`, or
+until a query would scan more than :func:`max_scanned` samples (embeddings an inverted file
+cannot index: then the graph says so, ``recall_target_met`` false). The method and the measured
+recall are recorded in ``summary.json``. Memory: the graph (N·k), one block of queries (at most
 :data:`_QUERY_BLOCK` x D float32), its table of best neighbours per probed list (at most
 :data:`_SLOT_BYTES`) and the inputs; each list is read from the embeddings (a
 memory map is never copied whole), but for the short vectors faiss scans, of which its index
