@@ -31,8 +31,8 @@ from ..engine.similarity import (
     unit_rows,
 )
 from ..features.knn import MAX_NEIGHBOURS
-from ..validation import Boolean, Interval
 from ..manifest import Manifest
+from ..validation import Boolean, Interval
 from .base import AuditContext, Detector, json_records, partial_findings
 from .registry import register_detector
 
