@@ -93,7 +93,8 @@ class Manifest:
     @cached_property
     def id_rank(self) -> np.ndarray:
         """Each row's position (N,) in the order of the sample ids: by value when every id is a
-        number (an arrays audit's row numbers), else as text.
+        number (an arrays audit's row numbers; ids of one value, "01" and "1", by text), else as
+        text.
 
         Whatever depends on the order of the samples (the folds and batches of a training,
         K-means++ seeding, a silhouette sample, ties of a greedy selection or of the findings'
@@ -101,12 +102,19 @@ class Manifest:
         (``rows[np.argsort(manifest.id_rank[rows])]``), so the same samples listed in another
         order get the same findings. A folder's manifest is usually listed in it already."""
         keys = self.frame["sample_id"].astype(str)
+        text = keys
         if len(keys) and not pd.isna(pd.to_numeric(keys.iloc[:1], errors="coerce")).any():  # else text: 1 s for 1M paths
             numbers = pd.to_numeric(keys, errors="coerce")
             keys = keys if numbers.isna().any() else numbers
+        rank = np.empty(len(keys), np.int64)
+        if keys is not text and keys.duplicated().any():
+            # distinct ids of one value ("1" and "01", "1e1" and "10", ints past 2**53 read as
+            # floats) went in row order: ties by text, so a shuffled manifest sorts them alike
+            order = np.lexsort((np.argsort(np.argsort(text.to_numpy(), kind="stable")), keys.to_numpy()))
+            rank[order] = np.arange(len(keys))
+            return rank
         if keys.is_monotonic_increasing:  # a folder's manifest, an arrays audit's row numbers
             return np.arange(len(keys))
-        rank = np.empty(len(keys), np.int64)
         rank[np.argsort(keys.to_numpy(), kind="stable")] = np.arange(len(keys))
         return rank
 
