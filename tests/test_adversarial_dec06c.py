@@ -47,3 +47,25 @@ def test_a_shuffled_manifest_of_large_integer_ids_keeps_the_same_duplicate():
                                embeddings=embeddings[order], checks=checks, seed=0)
     same = ["run_id", "path"]
     pd.testing.assert_frame_equal(first.findings.drop(columns=same), shuffled.findings.drop(columns=same))
+
+
+def test_a_recall_just_short_of_the_target_does_not_read_as_the_target(monkeypatch):
+    """A recall of 0.9496 was noted "recall@10 is 0.95, short of the 0.95 target", and one of
+    0.94997 (28,499 of 30 neighbours by 1,000 queries) was recorded as recall_at_k 0.95 beside
+    recall_target_met false."""
+    import datacheck.features.knn as knn
+
+    info = {"recall_target_met": False, "recall_k": 10, "recall_at_k": 0.9496, "scanned_per_query": 16384,
+            "nprobe": 64, "nlist": 2828}
+    note = knn.recall_notes(info)[0]
+    assert "recall@10 is 0.9496, short of the 0.95 target" in note
+    assert "recall@10 is 0.34, short" in knn.recall_notes({**info, "recall_at_k": 0.3417})[0]
+
+    x = np.random.default_rng(0).standard_normal((3000, 16)).astype(np.float32)
+    monkeypatch.setattr(knn, "EXACT_MAX", 100)
+    monkeypatch.setattr(knn, "_SCAN_VALUES", 16)  # stops at the first nprobe
+    monkeypatch.setattr(knn, "_recall", lambda found, true: 28499 / 30000)
+    graph = knn.build_knn_graph(x, 30, exact_max=100)
+    assert graph.info["recall_target_met"] is False
+    assert graph.info["recall_at_k"] == 0.9499
+    assert "is 0.9499, short of the 0.95 target" in knn.recall_notes(graph.info)[0]
