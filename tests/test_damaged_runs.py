@@ -276,7 +276,9 @@ def test_a_duplicate_representative_that_is_not_a_sample_id_is_bad_data(quick_ru
     (lambda s: s.update(splits={"train": "12"}), ("splits['train'] must be an integer",)),
     (lambda s: s["checks"]["exact_duplicates"].update(percent=10**400), ("summary['checks']['exact_duplicates']"
                                                                          "['percent'] is a number",)),
-], ids=["list-checks", "int-check", "str-samples", "gate-without-failed", "str-split-count", "huge-percent"])
+    (lambda s: s.update(notes=["a note", None]), ("notes[1] must be a string",)),  # the page showed an empty note
+], ids=["list-checks", "int-check", "str-samples", "gate-without-failed", "str-split-count", "huge-percent",
+        "null-note"])
 def test_summary_with_values_of_a_wrong_type_is_bad_data(quick_run, tmp_path, edit, words):
     run = copy_of(quick_run, tmp_path)
     edit_json(run / "summary.json", edit)

@@ -67,6 +67,9 @@ def check_summary(path: Path, summary: dict) -> None:
         for key, kind in SUMMARY_CHECK_KEYS.items():
             if key in entry and not has_type(entry[key], kind):
                 refuse(f"checks[{check!r}][{key!r}]", kind)
+    for i, note in enumerate(summary.get("notes", [])):  # sentences, shown as they are on the report's page
+        if not isinstance(note, str):
+            refuse(f"notes[{i}]", str)
     for i, gate in enumerate(summary.get("gates", [])):
         if not isinstance(gate, dict):
             refuse(f"gates[{i}]", dict)
