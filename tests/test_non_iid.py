@@ -269,3 +269,24 @@ def test_detector_protocol():
 def test_invalid_parameters(params, name):
     with pytest.raises(UsageError, match=f"non_iid.{name}"):
         NonIID(**params).validate_params()
+
+
+def test_identical_embeddings_are_not_called_non_iid(tmp_path):
+    """Every distance 0: the graph kept the tied samples the search met first, by position, so
+    which stood as a sample's neighbours followed the order itself (600 identical embeddings:
+    non-IID, 112 flagged). Neighbours tied with the k-th where two or more are are left out; a
+    copy that is its original's nearest (a tie of one, not at the cut) is still evidence."""
+    x = np.ones((600, 8), np.float32)
+    labels = np.arange(600) % 3
+    result = datacheck.audit(None, out=tmp_path / "run", checks=["non_iid"], **write_arrays(tmp_path, x, labels))
+    assert result.summary["checks"]["non_iid"]["flagged"] == 0
+    assert result.summary["checks"]["non_iid"]["threshold"]["non_iid"] is False
+    # real-valued rows keep every neighbour: the sorted-clusters verdict is as before
+    from datacheck.detectors.non_iid import _without_cut_ties
+
+    distances = np.sort(np.random.default_rng(0).random((50, 10)).astype(np.float32), axis=1)
+    kept = _without_cut_ties(distances, np.tile(np.arange(10), (50, 1)))
+    assert (kept >= 0).all()
+    distances[:5, 7:] = distances[:5, 7:8]  # three tied at the cut: those three left out
+    kept = _without_cut_ties(distances, np.tile(np.arange(10), (50, 1)))
+    assert (kept[:5, 7:] == -1).all() and (kept[:5, :7] >= 0).all() and (kept[5:] >= 0).all()

@@ -260,8 +260,9 @@ class NonIID(Detector):
         if len(rows) <= self.k:
             self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
             return partial_findings([], self.name, [], [], [])
-        _, neighbours = graph.first(self.k)
-        result = non_iid_test(neighbours, n_permutations=self.n_permutations, seed=ctx.seed)
+        distances, neighbours = graph.first(self.k)
+        result = non_iid_test(_without_cut_ties(distances, neighbours), n_permutations=self.n_permutations,
+                              seed=ctx.seed)
         dataset_flagged = result.p_value < self.alpha
         p_value, statistic = _significant(result.p_value), round(result.statistic, 6)
         self.thresholds_[self.name] = {
@@ -277,6 +278,21 @@ class NonIID(Detector):
         details = pa.array([text] * len(rows), type=pa.string())
         is_issue = dataset_flagged & (result.scores < self.alpha)
         return partial_findings(rows, self.name, result.scores, is_issue, details)
+
+
+def _without_cut_ties(distances: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """``neighbours`` (N, k) with -1 for the neighbours tied with a sample's k-th where two or
+    more are (``distances`` (N, k), ascending).
+
+    Where the k-th neighbour's distance is shared, the tie may go on past k, and the search
+    kept the tied samples it met first, by position: which ones stand in the graph then
+    follows the order, the very thing tested. 600 identical embeddings (every distance 0)
+    were called non-IID, 112 samples flagged. Those neighbours are left out; a row whose
+    distances differ (real-valued embeddings) keeps all ``k``."""
+    if neighbours.shape[1] < 2:
+        return neighbours
+    cut = distances == distances[:, -1:]
+    return np.where(cut & (cut.sum(axis=1, keepdims=True) >= 2), -1, neighbours)
 
 
 def _significant(p: float) -> float:
