@@ -429,6 +429,7 @@ def audit(
         if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
             summary["knn_graph"] = ctx.features.get("knn_graph").info
             notes += recall_notes(summary["knn_graph"])
+        notes += _candidate_search_notes(checks)
         if notes:  # what the user may have meant, or should know (also printed by the command line)
             summary["notes"] = notes
         if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)
@@ -445,6 +446,17 @@ def audit(
 
             write_junit(summary, junit)
         return result
+
+
+def _candidate_search_notes(checks: dict) -> list[str]:
+    """The note of an image near-duplicate candidate search that its bound stopped short of the
+    recall target (``candidate_search`` in the duplicate checks' thresholds; once, though
+    ``near_duplicates`` and ``split_leakage`` share one search)."""
+    searches = [check["threshold"]["candidate_search"] for check in checks.values()
+                if "candidate_search" in check.get("threshold", {})]
+    notes = [recall_notes(info, "the near-duplicate candidate search", "the images' descriptors",
+                          "some near duplicates and split leaks may be missed") for info in searches]
+    return list(dict.fromkeys(note for found in notes for note in found))
 
 
 def _by_check(table: pa.Table) -> dict[str, pa.Table]:

@@ -593,3 +593,34 @@ def test_the_search_stops_at_its_bound_where_no_nprobe_reaches_the_target(monkey
     notes = [n for n in result.summary["notes"] if "kNN graph" in n]
     assert len(notes) == 1 and f"recall@10 is {info['recall_at_k']:.2f}" in notes[0]
     assert f"nprobe {info['nprobe']} of {info['nlist']}" in notes[0]
+
+
+def test_an_image_candidate_search_stopped_at_its_bound_is_noted(tmp_path, monkeypatch):
+    """The near-duplicate candidates of an image folder above the exact limit come from an
+    inverted file over the thumbnails' descriptors; where its bound stops it short of the
+    recall target, the audit says so once (near_duplicates and split_leakage share it)."""
+    from PIL import Image
+
+    import datacheck.features.knn as knn
+
+    rng = np.random.default_rng(0)
+    for i in range(600):  # noise: descriptors without structure
+        split = "train" if i % 3 else "val"
+        (tmp_path / split / "a").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8)).save(tmp_path / split / "a" / f"{i}.png")
+    monkeypatch.setattr(knn, "EXACT_MAX", 100)
+    monkeypatch.setattr(knn, "_SCAN_VALUES", 1)  # the other term: 4 x 100^2 / 600 = 67 samples per query
+    result = datacheck.audit(tmp_path, checks=["near_duplicates", "split_leakage"], fail_on="", cache_dir="off")
+    search = result.summary["checks"]["near_duplicates"]["threshold"]["candidate_search"]
+    assert search["method"] == "ivf" and search["recall_target_met"] is False and search["recall_k"] == 1
+    assert result.summary["checks"]["split_leakage"]["threshold"]["candidate_search"] == search
+    notes = [n for n in result.summary["notes"] if "candidate search" in n]
+    assert notes == [f"the near-duplicate candidate search's recall@1 is {search['recall_at_k']:.2f}, short of the "
+                     f"0.95 target: the images' descriptors have little structure for an inverted file to use, and "
+                     f"the search stopped at its bound ({search['scanned_per_query']:,} samples scanned per query, "
+                     f"nprobe {search['nprobe']} of {search['nlist']:,} lists), so some near duplicates and split "
+                     f"leaks may be missed"]
+    monkeypatch.setattr(knn, "_SCAN_VALUES", 2**40)  # unbounded: the target is met, nothing to note
+    again = datacheck.audit(tmp_path, checks=["near_duplicates"], fail_on="", cache_dir="off")
+    assert again.summary["checks"]["near_duplicates"]["threshold"]["candidate_search"]["recall_target_met"] is True
+    assert not [n for n in again.summary.get("notes", []) if "candidate search" in n]

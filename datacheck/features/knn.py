@@ -413,18 +413,29 @@ def _search_every_sample(lists, nprobe: int, k: int, device: str, block: int) ->
     return distances, indices
 
 
-def recall_notes(info: dict) -> list[str]:
+def recall_notes(info: dict, searched: str = "the kNN graph", vectors: str = "the embeddings",
+                 effect: str = "the checks that read neighbours (outliers, non_iid, near duplicates, clusters' "
+                               "rare groups) read approximate ones") -> list[str]:
     """What a user should know of a graph built as ``info`` (:attr:`KnnGraph.info`) says: a
-    sentence where the scan bound stopped it short of the recall target, else none."""
+    sentence where the scan bound stopped it short of the recall target, else none.
+
+    Parameters
+    ----------
+    info : dict
+        The graph's :attr:`KnnGraph.info` (exact graphs and graphs that met the target: no note).
+    searched, vectors : str
+        What was searched, and what it searched, as the sentence names them.
+    effect : str
+        What the shortfall means for the checks that read the graph.
+    """
     if info.get("recall_target_met", True):
         return []
     recall = info["recall_at_k"]
     shown = f"{recall:.2f}" if round(recall, 2) < TARGET_RECALL else f"{recall:.4f}"  # not "0.95, short of 0.95"
-    return [f"the kNN graph's recall@{info['recall_k']} is {shown}, short of the "
-            f"{TARGET_RECALL} target: the embeddings have little structure for an inverted file "
-            f"to use, and the search stopped at its bound ({info['scanned_per_query']:,} samples "
-            f"scanned per query, nprobe {info['nprobe']} of {info['nlist']:,} lists), so the checks that "
-            f"read neighbours (outliers, non_iid, near duplicates, clusters' rare groups) read approximate ones"]
+    return [f"{searched}'s recall@{info['recall_k']} is {shown}, short of the {TARGET_RECALL} target: "
+            f"{vectors} have little structure for an inverted file to use, and the search stopped at its "
+            f"bound ({info['scanned_per_query']:,} samples scanned per query, nprobe {info['nprobe']} of "
+            f"{info['nlist']:,} lists), so {effect}"]
 
 
 def _shown_recall(recall: float) -> float:
