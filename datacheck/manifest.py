@@ -289,9 +289,9 @@ _SKIP_WORDS = {"non_image": "non-image file(s)", "outside_class_folder": "image(
 
 def _scan_folder(root: Path) -> tuple[pd.DataFrame, dict]:
     """List image files under ``root/<class>/`` or ``root/<split>/<class>/``."""
-    top_dirs = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    top_dirs = _subdirs(root, root)
     split_dirs = [d for d in top_dirs if d.lower() in SPLIT_ALIASES]
-    if (split_dirs and len(split_dirs) != len(top_dirs) and not any(_subdirs(root / d) for d in split_dirs)
+    if (split_dirs and len(split_dirs) != len(top_dirs) and not any(_subdirs(root / d, root) for d in split_dirs)
             and any(_holds_images(root / d) for d in top_dirs if d not in split_dirs)):
         # Classes named like splits (Pascal VOC's "train") beside other classes: a split folder
         # holds class folders, and these hold none. The flat outputs of relabel --materialize,
@@ -307,7 +307,7 @@ def _scan_folder(root: Path) -> tuple[pd.DataFrame, dict]:
             "use root/<class>/* or root/<split>/<class>/* (or a manifest file)"
         )
     if split_dirs:
-        _count_loose_files(root, skipped)  # beside the split folders
+        _count_loose_files(root, root, skipped)  # beside the split folders
         for split_dir in split_dirs:
             rows += _class_rows(root, PurePosixPath(split_dir), SPLIT_ALIASES[split_dir.lower()], skipped)
     else:
@@ -323,11 +323,11 @@ def _class_rows(root: Path, rel_dir: PurePosixPath, split: str | None, skipped: 
     are off). Images beside class folders have no class and are counted as skipped."""
     folder = root / rel_dir
     rows, in_classes = [], {"non_image": 0}
-    for label in _subdirs(folder):
+    for label in _subdirs(folder, root):
         rows += _image_rows(root, rel_dir / label, label, split, in_classes)
     if rows:
         skipped["non_image"] += in_classes["non_image"]
-        _count_loose_files(folder, skipped)
+        _count_loose_files(folder, root, skipped)
         return rows
     loose = _image_rows(root, rel_dir, None, split, skipped, recurse=False)
     if not loose:  # no images at all: say what was skipped below too
@@ -335,8 +335,28 @@ def _class_rows(root: Path, rel_dir: PurePosixPath, split: str | None, skipped: 
     return loose
 
 
-def _subdirs(folder: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+def _subdirs(folder: Path, root: Path) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except OSError as exc:
+        raise _unlisted(exc, root) from None
+
+
+def _unlisted(exc: OSError, root: Path) -> BadDataError:
+    """The error for a folder of the dataset at or below ``root`` that cannot be listed (no
+    read or search permission, an I/O error). A folder scan that went on without it would
+    leave its images out of the audit without a word (a whole class, or a split, read as
+    absent), so the dataset is refused, naming the folder; an unreadable *file* is listed and
+    reported by the ``corrupt`` check instead."""
+    folder = Path(exc.filename) if exc.filename else root
+    try:
+        shown = folder.relative_to(root).as_posix()
+        shown = f"{root}" if shown == "." else f"{shown!r} in {root}"
+    except ValueError:
+        shown = str(folder)
+    return BadDataError(f"cannot list the folder {shown}: {exc.strerror or exc}; its images would be left out of "
+                        "the audit: make it readable, or list the images in a manifest file")
 
 
 def _holds_images(folder: Path) -> bool:
@@ -348,10 +368,14 @@ def _holds_images(folder: Path) -> bool:
     return False
 
 
-def _count_loose_files(folder: Path, skipped: dict) -> None:
+def _count_loose_files(folder: Path, root: Path, skipped: dict) -> None:
     """Count the files directly in ``folder`` (above the class folders) as skipped: images as
     ``outside_class_folder`` (no class to give them), the rest as ``non_image``."""
-    for entry in os.scandir(folder):
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        raise _unlisted(exc, root) from None
+    for entry in entries:
         if not entry.name.startswith(".") and not entry.is_dir():
             image = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
             why = "outside_class_folder" if image else "non_image"
@@ -361,9 +385,13 @@ def _count_loose_files(folder: Path, skipped: dict) -> None:
 def _image_rows(root: Path, rel_dir: PurePosixPath, label: str | None, split: str | None, skipped: dict,
                 recurse: bool = True) -> list[tuple]:
     """Image files anywhere below ``root/rel_dir`` (directly in it only, unless ``recurse``;
-    sorted, hidden files ignored)."""
+    sorted, hidden files ignored). A folder that cannot be listed is refused (:func:`_unlisted`)."""
     rows = []
-    for dirpath, dirnames, filenames in os.walk(root / rel_dir):
+
+    def refuse(exc: OSError) -> None:
+        raise _unlisted(exc, root)
+
+    for dirpath, dirnames, filenames in os.walk(root / rel_dir, onerror=refuse):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recurse else []
         rel = Path(dirpath).relative_to(root).as_posix()
         for name in sorted(filenames):

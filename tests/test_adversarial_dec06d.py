@@ -1,0 +1,86 @@
+"""What a real user's file system does to datacheck: permissions, a home without a cache,
+long names.
+
+Root ignores permission bits, so where the suite runs as root the command runs in a
+subprocess without the capabilities that bypass them (``setpriv``: no CAP_DAC_OVERRIDE or
+CAP_DAC_READ_SEARCH), and is then refused by the mode bits as any user is; as a normal user
+plain ``chmod`` does it. Every mode a test takes away is given back in a ``finally``, so pytest
+can remove its temporary folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import make_tiny_dataset
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+
+_DAC = "-dac_override,-dac_read_search"
+QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.toml"
+
+
+def run_as_user(*args, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m datacheck ARGS`` in a subprocess that permission bits apply to."""
+    command = [sys.executable, "-m", "datacheck", *map(str, args)]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root, which ignores permission bits, and no setpriv to drop that")
+        command = [setpriv, f"--inh-caps={_DAC}", f"--bounding-set={_DAC}", *command]
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@contextlib.contextmanager
+def mode(path: Path, bits: int):
+    """``path`` chmod-ed to ``bits`` for the block, its mode restored after."""
+    before = path.stat().st_mode & 0o7777
+    path.chmod(bits)
+    try:
+        yield path
+    finally:
+        path.chmod(before)
+
+
+def one_error_line(proc: subprocess.CompletedProcess, status: int, *fragments: str) -> str:
+    assert proc.returncode == status, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("datacheck: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize("folder", ["train/dog", "val", "train/cat/more"])
+def test_a_folder_of_the_dataset_that_cannot_be_listed_is_named_not_left_out(tmp_path, folder):
+    # os.walk passed over a class folder it could not list: the audit said "12 samples" of a
+    # 16-image dataset, a whole class missing without a word (a split folder crashed as exit 2)
+    data = make_tiny_dataset(tmp_path / "tiny")
+    (data / "train/cat/more").mkdir()
+    shutil.copy(data / "train/cat/cat0.png", data / "train/cat/more/extra.png")
+    with mode(data / folder, 0o000):
+        proc = run_as_user("audit", data, "--config", QUICK, "--out", tmp_path / "run", "-q")
+    one_error_line(proc, 3, f"cannot list the folder '{folder}'", "Permission denied")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_image_that_cannot_be_read_is_reported_corrupt_with_the_reason(tmp_path):
+    data = make_tiny_dataset(tmp_path / "tiny")
+    with mode(data / "train/cat/cat1.png", 0o000):
+        proc = run_as_user("audit", data, "--config", QUICK, "--fail-on", "", "--out", tmp_path / "run", "-q")
+    assert proc.returncode == 0, proc.stderr
+    import pandas as pd
+
+    findings = pd.read_parquet(tmp_path / "run/findings.parquet")
+    corrupt = findings[(findings["check"] == "corrupt") & findings["is_issue"]]
+    assert corrupt["path"].tolist() == ["train/cat/cat1.png"]
+    assert "Permission denied" in corrupt["details"].iloc[0]
