@@ -44,6 +44,27 @@ _UMASK = os.umask(0o22)
 os.umask(_UMASK)
 
 
+#: The longest file name most file systems take, in bytes (ext4, XFS, Btrfs, APFS; NTFS's 255 UTF-16 units).
+NAME_MAX = 255
+
+
+def fitted_name(stem: str, tail: str, limit: int = NAME_MAX) -> str:
+    """``stem + tail``, the stem cut (at a character) to keep the name within ``limit`` UTF-8
+    bytes: a name made from a user's file name near the limit (a copy's, a temporary file's)
+    would otherwise fail its write with "File name too long" half-way through an output."""
+    room = limit - len(tail.encode("utf-8"))
+    encoded = stem.encode("utf-8")
+    if len(encoded) > room:
+        stem = encoded[:max(room, 1)].decode("utf-8", "ignore") or "x"
+    return stem + tail
+
+
+def _temporary_prefix(name: str, extra: int) -> str:
+    """``.<name>.``, ``name`` shortened so that the temporary name (``extra`` bytes more: the
+    random part and suffix ``tempfile`` adds) fits the file system, as ``name`` itself does."""
+    return "." + fitted_name(name, ".", NAME_MAX - 1 - extra)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the result to ``path`` atomically.
 
@@ -57,7 +78,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     try:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path.name, 8 + 4), suffix=".tmp", dir=path.parent)
         except OSError as exc:  # read-only, not a folder, no such device, ...
             # mkdir says "File exists" when a file stands where a folder must be: name it instead.
             reason = _blocked_by(path) or exc.strerror or str(exc)
@@ -80,7 +101,7 @@ def temporary_folder(target: Path) -> Path:
     """A new hidden folder beside ``target`` (same file system: it can be renamed into
     ``target``'s place), with the permissions a plain ``mkdir`` gives (``mkdtemp`` makes 0700,
     as ``mkstemp`` makes files 0600 in :func:`atomic_write`)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target.name, 8), dir=target.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
     return tmp
 

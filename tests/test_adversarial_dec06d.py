@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -84,3 +84,41 @@ def test_an_image_that_cannot_be_read_is_reported_corrupt_with_the_reason(tmp_pa
     corrupt = findings[(findings["check"] == "corrupt") & findings["is_issue"]]
     assert corrupt["path"].tolist() == ["train/cat/cat1.png"]
     assert "Permission denied" in corrupt["details"].iloc[0]
+
+
+def test_copies_of_an_image_named_near_the_255_byte_limit_are_written(tmp_path):
+    # augment named a copy <stem>-<tag>-aug<k>.png whatever the stem's length: a source named
+    # near the file system's 255 bytes stopped the output half-written with an internal error
+    # (exit 4, OSError: File name too long)
+    from datacheck.actions.augment import copy_name
+
+    from .conftest import invoke
+
+    data = make_tiny_dataset(tmp_path / "tiny")
+    long_stem = "é" + "L" * 249  # 251 bytes: with ".png", a name of 255
+    (data / "train/cat/cat0.png").rename(data / f"train/cat/{long_stem}.png")
+    assert invoke("audit", data, "--config", QUICK, "--fail-on", "", "--out", tmp_path / "run", "-q").exit_code == 0
+    assert invoke("balance", tmp_path / "run", "--strategy", "classes", "--target", 12, "--out", tmp_path / "plan",
+                  "-q").exit_code == 0
+    result = invoke("augment", tmp_path / "plan", "--out", tmp_path / "aug", "-q")
+    assert result.exit_code == 0, result.output
+    names = [p.name for p in (tmp_path / "aug/train/cat").iterdir()]
+    copies = [n for n in names if n.startswith("éLLL") and "-aug" in n]
+    assert copies and all(len(n.encode()) <= 255 for n in names)
+    # cut at a character, never inside one; the id tag keeps the copies of two sources apart
+    assert copy_name(PurePosixPath("c"), "c/" + "é" * 200 + ".png", "a", 0).endswith("-aug0.png")
+    assert len(copy_name(PurePosixPath("c"), "c/" + "é" * 200 + ".png", "a", 0)[2:].encode()) <= 255
+    assert copy_name(PurePosixPath("c"), f"c/{long_stem}.png", "a", 0) != copy_name(
+        PurePosixPath("c"), f"c/{long_stem}x.png", "b", 0)
+
+
+def test_an_output_named_at_the_255_byte_limit_is_written_atomically(tmp_path):
+    # atomic_write's temporary name ".<name>.XXXXXXXX.tmp" passed 255 bytes for such a name
+    from datacheck.runs import atomic_write, remove_temporaries, temporary_folder
+
+    path = tmp_path / ("ü" + "n" * 249 + ".csv")  # 255 bytes
+    atomic_write(path, lambda tmp: tmp.write_text("x"))
+    assert path.read_text() == "x"
+    folder = temporary_folder(tmp_path / ("d" * 255))
+    assert folder.is_dir() and len(folder.name.encode()) <= 255
+    assert remove_temporaries(tmp_path) == 0 and sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, folder.name])

@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..errors import BadDataError, UsageError, keyword_errors
 from ..manifest import IMAGE_EXTENSIONS
+from ..runs import fitted_name
 from .augment_screen import CopyScreen, LastSource, screened_copy
 from .transforms import DEFAULT_SPEC, copy_seed, validate_spec
 
@@ -155,7 +156,7 @@ def layout(rows: pd.DataFrame) -> pd.DataFrame:
         tag = hashlib.blake2b(sample_id.encode(), digest_size=4).hexdigest()
         original = str(folder / name.name)
         if original in taken:  # the same file name from two source folders: keep both
-            original = str(folder / f"{name.stem}-{tag}{name.suffix}")
+            original = str(folder / fitted_name(name.stem, f"-{tag}{name.suffix}"))
         names = [original] + [copy_name(folder, rel, sample_id, k) for k in range(int(copies))]
         clash = taken.intersection(names)
         if clash:
@@ -166,9 +167,10 @@ def layout(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def copy_name(folder: PurePosixPath, rel: str, sample_id: str, copy: int) -> str:
-    """Output path of copy ``copy`` of the source at ``rel``: ``<folder>/<stem>-<8 hex of the id>-aug<copy>.png``."""
+    """Output path of copy ``copy`` of the source at ``rel``: ``<folder>/<stem>-<8 hex of the id>-aug<copy>.png``
+    (the stem shortened where the name would pass the file system's 255 bytes, :func:`~datacheck.runs.fitted_name`)."""
     tag = hashlib.blake2b(sample_id.encode(), digest_size=4).hexdigest()
-    return str(folder / f"{PurePosixPath(rel).stem}-{tag}-aug{copy}.png")
+    return str(folder / fitted_name(PurePosixPath(rel).stem, f"-{tag}-aug{copy}.png"))
 
 
 def link_or_copy(source: Path, target: Path) -> str:
