@@ -8,6 +8,7 @@ that were complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -160,15 +161,44 @@ def _blocked_by(path: Path) -> str | None:
     return None
 
 
+def writable_problem(path: str | os.PathLike) -> str | None:
+    """Why nothing can be written at ``path`` (a file, written beside itself and renamed into
+    place; or a folder, made or written into), else None: a path above it is a file, not a
+    folder (:func:`_blocked_by`), or the folder where the write would happen (``path`` if it
+    is a folder, else the nearest one above it) is not writable by this user or is on a
+    read-only file system. Only metadata is read (``access(2)``, which root passes)."""
+    reason = _blocked_by(Path(path))
+    if reason is not None:
+        return reason
+    here = Path(os.path.abspath(path))
+    for place in (here, *here.parents):
+        try:
+            mode = os.stat(place).st_mode
+        except OSError:  # not there yet: the folder above is where it would be made
+            continue
+        if place == here and not stat.S_ISDIR(mode):  # a file: replaced from its folder
+            continue
+        if os.access(place, os.W_OK | os.X_OK):
+            return None
+        try:
+            read_only = bool(os.statvfs(place).f_flag & os.ST_RDONLY)
+        except (OSError, AttributeError):
+            read_only = False
+        return f"{place}: {os.strerror(errno.EROFS if read_only else errno.EACCES)}"
+    return None
+
+
 def refuse_unwritable(path: str | os.PathLike, option: str) -> None:
-    """Raise :class:`UsageError` if ``path`` can never be written because a path above it is
-    a file, not a folder (``--out notes.txt/run``).
+    """Raise :class:`UsageError` if ``path`` can never be written (:func:`writable_problem`):
+    a path above it is a file, not a folder (``--out notes.txt/run``), or its folder is not
+    writable (no permission, a read-only file system).
 
     Called for every output before any work, so such a typo costs no decoding or training
-    and leaves the file in the way untouched; other write errors (permissions, a full disk)
-    are still found by :func:`atomic_write`, also as :class:`UsageError`.
+    and leaves the file in the way untouched (a ``--junit`` file in a read-only folder failed
+    after the whole audit); other write errors (a full disk) are still found by
+    :func:`atomic_write`, also as :class:`UsageError`.
     """
-    reason = _blocked_by(Path(path))
+    reason = writable_problem(path)
     if reason is not None:
         raise UsageError(f"{option} {path} cannot be written: {reason}")
 

@@ -122,3 +122,33 @@ def test_an_output_named_at_the_255_byte_limit_is_written_atomically(tmp_path):
     folder = temporary_folder(tmp_path / ("d" * 255))
     assert folder.is_dir() and len(folder.name.encode()) <= 255
     assert remove_temporaries(tmp_path) == 0 and sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, folder.name])
+
+
+TRAIN_FAST = '[audit]\nchecks = ["label_issues"]\n[train]\nepochs = 1\nfolds = 2\nbatch_size = 16\n'
+
+
+@pytest.mark.parametrize("option", ["--junit", "--out"])
+def test_an_output_in_a_folder_the_user_cannot_write_is_refused_before_any_work(tmp_path, option):
+    # --junit in a read-only folder failed after the whole audit (its training too), with the
+    # run written; every output's folder is now checked with the others, before any work
+    data = make_tiny_dataset(tmp_path / "tiny")
+    config = tmp_path / "fast.toml"
+    config.write_text(TRAIN_FAST)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    outputs = {"--junit": ["--junit", locked / "j.xml", "--out", tmp_path / "run"],
+               "--out": ["--out", locked / "run"]}[option]
+    with mode(locked, 0o555):
+        proc = run_as_user("audit", data, "--config", config, "--cache-dir", "off", *outputs, "-q")
+    one_error_line(proc, 2, f"{option} ", f"cannot be written: {locked}: Permission denied")
+    assert not (tmp_path / "run").exists() and list(locked.iterdir()) == []
+    if option == "--out":  # the same gate for the other commands' outputs
+        from .conftest import invoke
+
+        assert invoke("audit", data, "--config", QUICK, "--fail-on", "", "--out", tmp_path / "quick", "-q").exit_code == 0
+        for command, named in ((["report", tmp_path / "quick", "--out", locked / "r.html"], "--out"),
+                               (["relabel", tmp_path / "quick", "--materialize", locked / "m"], "--materialize")):
+            with mode(locked, 0o555):
+                proc = run_as_user(*command, "-q")
+            one_error_line(proc, 2, f"{named} ", f"cannot be written: {locked}: Permission denied")
+            assert list(locked.iterdir()) == []
