@@ -321,6 +321,11 @@ def audit(
             raise UsageError(_named_in_config(str(exc), options, opts, config)) from None
         if trains:
             train_config = with_model_input(train_config)
+    cache_notes = []
+    if images and not opts["cache_dir"]:  # the default cache: an aid the user did not ask for
+        cache_dir, why = _default_cache_usable(cache_dir)
+        if why and trains:  # said where it would have been used
+            cache_notes.append(f"{why}: audited without a cache; give --cache-dir DIR for one, or --cache-dir off")
     if trains or (images and opts["cache_dir"]):
         # A --cache-dir given inside the dataset is refused even where no selected check would
         # use it: the same option must not be fine or not depending on the checks.
@@ -425,7 +430,7 @@ def audit(
             "peak_rss_mb": memory,
             "findings_schema_version": FINDINGS_SCHEMA_VERSION,
         }
-        notes = layout_notes(manifest)
+        notes = cache_notes + layout_notes(manifest)
         if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
             summary["knn_graph"] = ctx.features.get("knn_graph").info
             notes += recall_notes(summary["knn_graph"])
@@ -654,13 +659,33 @@ def _named_in_config(message: str, options: dict, opts: dict, config) -> str:
 
 
 def _cache_dir(setting: str) -> Path | None:
-    """'' → the user cache dir (``$XDG_CACHE_HOME/datacheck`` or ``~/.cache/datacheck``); 'off' → None."""
+    """'' → the user cache dir (``$XDG_CACHE_HOME/datacheck`` or ``~/.cache/datacheck``; None
+    where the user has no home folder); 'off' → None."""
     if setting == "off":
         return None
     if setting:
         return Path(setting)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no $HOME, and a user id without a password entry (a container's --user)
+        return None
     return Path(base) / "datacheck"
+
+
+def _default_cache_usable(cache_dir: Path | None) -> tuple[Path | None, str | None]:
+    """The default cache folder, or None and why not where it cannot be written: no home
+    folder, a read-only one (``nobody``'s ``/nonexistent``, a container's), a file in the way.
+
+    The cache only saves time, and the user did not choose this folder: an audit that can
+    write its run runs without it (pip disables its cache so), where it failed with exit 2
+    (no home folder: an internal error) once the first images were decoded. A folder named
+    with ``--cache-dir`` is the user's choice, and is checked as every output is."""
+    if cache_dir is None:
+        return None, "no home folder for the cache ($HOME is not set)"
+    from .runs import writable_problem
+
+    why = writable_problem(cache_dir)
+    return (None, f"the cache folder {cache_dir} cannot be written ({why})") if why else (cache_dir, None)
 
 
 def default_out(source: Path) -> Path:

@@ -127,6 +127,47 @@ def test_an_output_named_at_the_255_byte_limit_is_written_atomically(tmp_path):
 TRAIN_FAST = '[audit]\nchecks = ["label_issues"]\n[train]\nepochs = 1\nfolds = 2\nbatch_size = 16\n'
 
 
+@pytest.mark.parametrize("home", ["read-only", "a file", "unset"])
+def test_a_default_cache_that_cannot_be_written_is_left_out_with_a_note(tmp_path, home):
+    # the default cache (~/.cache/datacheck) in a read-only home failed the audit with exit 2
+    # once the images were decoded, and a user with no $HOME and no password entry (a
+    # container's --user 1234) got an internal error (exit 4: "Could not determine home
+    # directory"); the cache only saves time, and the user did not choose it
+    data = make_tiny_dataset(tmp_path / "tiny")
+    config = tmp_path / "fast.toml"
+    config.write_text(TRAIN_FAST)
+    place = tmp_path / "home"
+    env = {"XDG_CACHE_HOME": ""}
+    if home == "a file":
+        place.write_text("")
+        env["HOME"] = str(place)
+    elif home == "read-only":
+        place.mkdir()
+        env["HOME"] = str(place)
+    with mode(place, 0o555) if home == "read-only" else contextlib.nullcontext():
+        if home == "unset":
+            import datacheck.pipeline as pipeline
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.delenv("HOME", raising=False)
+                patch.delenv("XDG_CACHE_HOME", raising=False)
+                patch.setattr(Path, "home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
+                assert pipeline._cache_dir("") is None
+                assert pipeline._default_cache_usable(None) == (None, "no home folder for the cache ($HOME is not set)")
+                import datacheck
+
+                result = datacheck.audit(data, config=str(config), out=tmp_path / "run")
+            assert result.summary["notes"][0].startswith("no home folder for the cache")
+            return
+        proc = run_as_user("audit", data, "--config", config, "--out", tmp_path / "run", "-q", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(f"datacheck: note: the cache folder {place}/.cache/datacheck cannot be written ("), proc.stderr
+    assert "audited without a cache" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "run/artifacts/model_outputs.npz").is_file()
+    if home == "read-only":
+        assert list(place.iterdir()) == []
+
+
 @pytest.mark.parametrize("option", ["--junit", "--out"])
 def test_an_output_in_a_folder_the_user_cannot_write_is_refused_before_any_work(tmp_path, option):
     # --junit in a read-only folder failed after the whole audit (its training too), with the
