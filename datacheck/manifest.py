@@ -19,6 +19,7 @@ import json
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -142,8 +143,9 @@ def layout_notes(manifest: Manifest) -> list[str]:
 
 
 def _merged_class_notes(frame: pd.DataFrame) -> list[str]:
-    """Class folders whose names read as the same label (a label is stripped text, and a column
-    of numbers reads 1.0 as 1, as a manifest's cells are): their images were merged silently."""
+    """Class folders whose names read as the same label (a label is stripped text in composed
+    form, NFC, and a column of numbers reads 1.0 as 1, as a manifest's cells are): their images
+    were merged silently."""
     split = frame["split"].notna()
     # the class folder: the first part of the path, or the second under a split folder; none
     # for the unlabeled images right in the root or a split folder
@@ -153,9 +155,15 @@ def _merged_class_notes(frame: pd.DataFrame) -> list[str]:
     notes = []
     for label, group in pairs.dropna(subset=["label"]).groupby("label", sort=True):
         if len(group) > 1:
-            names = ", ".join(repr(str(f)) for f in sorted(group["folder"]))
-            spaces = all(str(f).strip() == label for f in group["folder"])
-            why = "without surrounding spaces" if spaces else "without surrounding spaces, and 1.0 as 1"
+            # a decomposed (NFD) name is shown with its combining marks escaped: it prints as the other
+            names = ", ".join(repr(str(f)) if unicodedata.is_normalized("NFC", str(f)) else ascii(str(f))
+                              for f in sorted(group["folder"]))
+            ways = ["without surrounding spaces"]
+            if not all(unicodedata.is_normalized("NFC", str(f)) for f in group["folder"]):
+                ways.append("in Unicode's composed form (NFC)")
+            if any(unicodedata.normalize("NFC", str(f).strip()) != label for f in group["folder"]):
+                ways.append("and 1.0 as 1")
+            why = ", ".join(ways)
             notes.append(f"the class folders {names} are read as one class, {str(label)!r} (a class name is read "
                          f"{why}): rename them if they are different classes")
     blank = sorted(pairs.loc[pairs["label"].isna(), "folder"])
@@ -534,7 +542,7 @@ def _normalise(frame: pd.DataFrame, root: Path | None, source: Path) -> pd.DataF
 
         out["path"] = pd.array(pa.array(np.arange(len(frame))).cast(pa.string()), dtype="string")
     out["sample_id"] = _as_text(frame["sample_id"], source) if "sample_id" in frame else out["path"]
-    out["label"] = _as_text(frame["label"], source) if "label" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+    out["label"] = _composed(_as_text(frame["label"], source)) if "label" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
     out["split"] = _normalise_splits(frame["split"], source) if "split" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
 
     if out["sample_id"].isna().any():
@@ -562,6 +570,17 @@ def _as_text(column: pd.Series, source: Path) -> pd.Series:
         whole = text.str.fullmatch(r"[+-]?\d+\.0*").fillna(False).astype(bool)
         text[whole] = text[whole].str.replace(r"\.0*$", "", regex=True)
     return text.mask(text == "")
+
+
+def _composed(labels: pd.Series) -> pd.Series:
+    """``labels`` in Unicode's composed form (NFC). A name typed or saved on a Mac is often
+    decomposed (NFD: ``e`` + a combining accent), the same text elsewhere composed; a class
+    folder ``café`` of each form was two classes that print alike (a class of 1 flagged as
+    imbalanced beside its namesake of 300). Only the few distinct labels are looked at."""
+    names = [name for name in labels.dropna().unique() if not name.isascii()]
+    changed = {name: unicodedata.normalize("NFC", name) for name in names}
+    changed = {name: nfc for name, nfc in changed.items() if nfc != name}
+    return labels.replace(changed) if changed else labels
 
 
 def _cell_text(value, column: str, source: Path, row: int) -> str | None:

@@ -193,3 +193,32 @@ def test_an_output_in_a_folder_the_user_cannot_write_is_refused_before_any_work(
                 proc = run_as_user(*command, "-q")
             one_error_line(proc, 2, f"{named} ", f"cannot be written: {locked}: Permission denied")
             assert list(locked.iterdir()) == []
+
+
+def test_a_class_folder_named_in_decomposed_unicode_is_its_composed_namesake(tmp_path):
+    # "café" from a Mac (NFD: e + U+0301) and "café" typed elsewhere (NFC) were two classes
+    # that print alike: the 1 image of the one flagged as a class far smaller than the other
+    import json
+    import unicodedata
+
+    from .conftest import invoke, make_image
+
+    composed, decomposed = "café", unicodedata.normalize("NFD", "café")
+    for i in range(6):
+        make_image(tmp_path / "data" / composed / f"a{i}.png", i)
+        make_image(tmp_path / "data" / "dog" / f"d{i}.png", 10 + i)
+    make_image(tmp_path / "data" / decomposed / "b0.png", 20)
+    result = invoke("audit", tmp_path / "data", "--config", QUICK, "--fail-on", "", "--out", tmp_path / "run", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    assert summary["classes"] == 2 and summary["checks"]["class_imbalance"]["flagged"] == 0
+    note = "the class folders 'cafe\\u0301', 'café' are read as one class, 'café' (a class name is read without " \
+           "surrounding spaces, in Unicode's composed form (NFC))"
+    assert any(n.startswith(note) for n in summary["notes"]), summary["notes"]
+    assert f"datacheck: note: {note}" in result.stderr
+    # a manifest's labels too; its paths are file names, kept as they are
+    (tmp_path / "m.csv").write_text(f"path,label\ndata/{composed}/a0.png,{decomposed}\ndata/dog/d0.png,dog\n"
+                                    f"data/{decomposed}/b0.png,{composed}\n", encoding="utf-8")
+    from datacheck.manifest import load_manifest
+
+    assert load_manifest(tmp_path / "m.csv").frame["label"].tolist() == [composed, "dog", composed]
