@@ -610,7 +610,7 @@ def _histograms(findings: pd.DataFrame) -> str:
 
 def _histogram_svg(check: str, clean: np.ndarray, flagged: np.ndarray) -> str:
     """An inline SVG histogram (20 bins over [0, 1]) with flagged counts stacked on top."""
-    width, height, left, bottom = 260, 110, 30, 18
+    width, height, left, bottom = 260, 110, 34, 18
     plot_w, plot_h = width - left - 6, height - bottom - 8
     total = clean + flagged
     peak = max(int(total.max()), 1)
@@ -632,12 +632,25 @@ def _histogram_svg(check: str, clean: np.ndarray, flagged: np.ndarray) -> str:
             f'<text x="{left}" y="{height - 4}" font-size="10" text-anchor="middle">0</text>'
             f'<text x="{left + plot_w / 2}" y="{height - 4}" font-size="10" text-anchor="middle">0.5</text>'
             f'<text x="{left + plot_w}" y="{height - 4}" font-size="10" text-anchor="middle">1</text>'
-            f'<text x="{left - 3}" y="14" font-size="10" text-anchor="end">{peak}</text>'
+            f'<text x="{left - 3}" y="14" font-size="10" text-anchor="end">{_short_count(peak)}<title>{peak:,}</title></text>'
             f'<text x="{left - 3}" y="{8 + plot_h}" font-size="10" text-anchor="end">0</text>')
     title = (f'<div class="t">{_e(check)}</div><div class="legend">{int(total.sum()):,} scored, '
              f'{int(flagged.sum()):,} flagged</div>')
     return (f'<div class="hist">{title}<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'role="img" aria-label="score histogram of {_e(check)}">{axis}{"".join(bars)}</svg></div>')
+
+
+def _short_count(n: int) -> str:
+    """A count in at most 5 characters (``8339``, ``12.3k``, ``200k``, ``1.4M``): the y axis
+    has room for no more, and a longer number was cut at the SVG's left edge (``10000`` read
+    ``0000``)."""
+    if n < 10_000:
+        return str(n)
+    for scale, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
+        value = float(f"{n / scale:.3g}")
+        if value < 1000:  # else (999,999 rounds to 1000k) the next unit
+            return f"{value:g}{suffix}"
+    return f"{n:.0e}"
 
 
 def _bin_label(i: int) -> str:
