@@ -12,8 +12,13 @@ from pathlib import Path
 import pandas as pd
 
 from datacheck.reporting.html import _short_count, write_report
+from datacheck.runs import write_parquet
+from datacheck.schema import findings_table
 
 from .test_report import chromium, console_messages, run_chromium, synthetic_run  # noqa: F401 (fixture)
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it shows reversed, to the end of the paragraph
+LONG = "L" + "x" * 200  # a class folder name near the file system's limit, with no place to break
 
 
 def probe(chromium, page: Path, script: str, width: int = 1280) -> object:
@@ -27,6 +32,17 @@ def probe(chromium, page: Path, script: str, width: int = 1280) -> object:
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console_messages(dom.stderr) == []
     return json.loads(html.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1)))
+
+
+def named_run(tmp_path: Path) -> Path:
+    """A synthetic run whose class names are what folder names may be: one of 201 characters
+    with no place to break, one with a right-to-left override."""
+    run = synthetic_run(tmp_path, samples=400, images=10, checks=13)
+    findings = pd.read_parquet(run / "findings.parquet")
+    for column in ("label", "suggested_label"):
+        findings[column] = findings[column].replace({"class_1": LONG, "class_2": f"ab{RLO}cd"})
+    write_parquet(run / "findings.parquet", findings_table(findings))
+    return run
 
 
 def test_short_count_fits_the_histogram_axis():
@@ -52,3 +68,20 @@ def test_histogram_axis_count_of_ten_thousand_is_not_cut(chromium, tmp_path):
         });
       })""")
     assert cut == []
+
+
+def test_right_to_left_override_in_a_label_stays_in_the_label(chromium, tmp_path):
+    """A class folder named with U+202E reversed the rest of each card's line: 'label ab‮cd · val'
+    showed as 'label ablav · dc', the split read backwards and placed inside the label. The
+    label, split and suggested label are isolated (<bdi>): the split is after the label."""
+    page = write_report(named_run(tmp_path), tmp_path / "r.html").html
+    assert f"<bdi>ab{RLO}cd</bdi>" in page.read_text()
+    lines = probe(chromium, page, """out = [];
+      document.querySelectorAll(".sample .kv").forEach(function (kv) {
+        var b = kv.querySelector("b"), last = kv.lastChild;
+        if (!b || b.textContent.indexOf("\\u202e") < 0 || last === b) { return; }
+        var range = document.createRange(); range.selectNodeContents(last);
+        out.push([range.getBoundingClientRect().left >= b.getBoundingClientRect().right - 0.5, kv.textContent]);
+      })""")
+    assert len(lines) >= 3
+    assert all(after for after, _ in lines), lines

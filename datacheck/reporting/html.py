@@ -213,7 +213,7 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
     ]
     title = f"datacheck report: {run.summary.get('run_id', run.path.name)}"
     body = [
-        f'<header class="top"><h1>{_e(title)}</h1><div class="sub">{_e(run.info.dataset)} · '
+        f'<header class="top"><h1>{_e(title)}</h1><div class="sub">{_iso(run.info.dataset)} · '
         f'audited {_e(run.info.created)} · datacheck {_e(run.info.datacheck_version)}</div></header>',
         "<nav>" + "".join(f'<a href="#{key}">{_e(name)}</a>' for key, name, _ in sections) + "</nav>",
         "<main>",
@@ -236,6 +236,17 @@ def _e(value) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return html.escape(str(value), quote=True)
+
+
+def _iso(value) -> str:
+    """User text shown inline beside other text (a label, split or path): escaped, in ``<bdi>``.
+
+    The element isolates the text's direction, so a right-to-left override (U+202E) in a
+    class name reverses only that name, not the words after it (``label X · train`` read
+    ``label niart`` without it); missing values are empty, as with :func:`_e`.
+    """
+    text = _e(value)
+    return f"<bdi>{text}</bdi>" if text else ""
 
 
 def script_json(data) -> str:
@@ -457,12 +468,12 @@ def _sample_card(row, thumbs: _Thumbnails, extra: str = "", cls: str = "") -> st
     image = f'<img data-t="{_e(key)}" alt="">' if key else ""
     suggested = row.get("suggested_label")
     lines = [f'<div class="id" title="{_e(row["sample_id"])}">{_e(row["sample_id"])}</div>',
-             f'<div class="kv">label <b>{_e(row.get("label")) or "(none)"}</b>'
-             + (f' · {_e(row.get("split"))}' if _e(row.get("split")) else "") + "</div>"]
+             f'<div class="kv">label <b>{_iso(row.get("label")) or "(none)"}</b>'
+             + (f' · {_iso(row.get("split"))}' if _e(row.get("split")) else "") + "</div>"]
     if _e(suggested):
         conf = row.get("suggested_confidence")
         conf_text = f" ({conf:.2f})" if conf is not None and not pd.isna(conf) else ""
-        lines.append(f'<div class="kv sugg">suggested <b>{_e(suggested)}</b>{_e(conf_text)}</div>')
+        lines.append(f'<div class="kv sugg">suggested <b>{_iso(suggested)}</b>{_e(conf_text)}</div>')
     lines.append(f'<div class="kv">score <b>{row["score"]:.4f}</b></div>')
     if extra:
         lines.append(f"<div>{extra}</div>")
@@ -530,7 +541,7 @@ def _groups_section(groups: dict[str, list[dict]], thumbs: _Thumbnails) -> str:
                      f'{", biggest first" if len(check_groups) > len(shown) else ""}</span></h3><div class="groups">')
         for g in shown:
             head = (f'<div class="ghead"><b>{g["size"]}</b> samples<br>{g["flagged"]} flagged'
-                    + (f'<br>kept split: <b>{_e(g["anchor"])}</b>' if g["anchor"] else "") + "</div>")
+                    + (f'<br>kept split: <b>{_iso(g["anchor"])}</b>' if g["anchor"] else "") + "</div>")
             cards = []
             for m in g["members"][:MAX_GROUP_MEMBERS]:
                 if m["_flagged"]:
