@@ -222,3 +222,31 @@ def test_a_class_folder_named_in_decomposed_unicode_is_its_composed_namesake(tmp
     from datacheck.manifest import load_manifest
 
     assert load_manifest(tmp_path / "m.csv").frame["label"].tolist() == [composed, "dog", composed]
+
+
+def test_a_source_that_cannot_be_read_for_a_copy_is_bad_data_named_as_an_input(tmp_path, monkeypatch):
+    # a dataset file of another user's, unreadable (the audit reported it corrupt), cannot be
+    # hard-linked (fs.protected_hardlinks) nor copied: relabel --materialize and augment said
+    # "SOURCE: Permission denied", exit 2, as if an output could not be written
+    import errno
+
+    from datacheck.actions import augment
+    from datacheck.errors import BadDataError
+
+    source = tmp_path / "data/cat/a.png"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(b"x")
+
+    def refuse_link(src, dst):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(src), None, str(dst))
+
+    def refuse_read(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", str(src))
+
+    monkeypatch.setattr(augment.os, "link", refuse_link)
+    monkeypatch.setattr(augment.shutil, "copyfile", refuse_read)
+    with pytest.raises(BadDataError, match=r"cannot read .*a\.png to copy it: Permission denied; make it readable"):
+        augment.link_or_copy(source, tmp_path / "out/cat/a.png")
+    assert list((tmp_path / "out/cat").iterdir()) == []  # no temporary file left
+    monkeypatch.undo()
+    assert augment.link_or_copy(source, tmp_path / "out/cat/a.png") == "linked"

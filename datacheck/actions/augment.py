@@ -17,6 +17,7 @@ The audited manifest's extra columns are kept; one named like a provenance colum
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -181,9 +182,22 @@ def link_or_copy(source: Path, target: Path) -> str:
     try:
         os.link(source, target)
         return "linked"
-    except OSError:  # another file system, or links not supported
-        atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
-        return "copied"
+    except OSError:  # another file system, links not supported, or a file of another user's
+        pass
+
+    def copy(tmp: Path) -> None:
+        # A source this user cannot read (the audit reported it corrupt) is bad data, named as
+        # the input it is: it was exit 2, "SOURCE: Permission denied", as if an output had failed.
+        try:
+            shutil.copyfile(source, tmp)
+        except OSError as exc:
+            if exc.filename != str(source) or exc.errno not in (errno.EACCES, errno.EPERM):
+                raise
+            raise BadDataError(f"cannot read {source} to copy it: {exc.strerror}; make it readable, or leave out "
+                               "the files the audit found corrupt (balance --drop-flagged, relabel --drop)") from None
+
+    atomic_write(target, copy)
+    return "copied"
 
 
 # --------------------------------------------------------------------------- the command
