@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from datacheck.reporting.html import _short_count, write_report
 from datacheck.runs import write_parquet
@@ -85,3 +86,29 @@ def test_right_to_left_override_in_a_label_stays_in_the_label(chromium, tmp_path
       })""")
     assert len(lines) >= 3
     assert all(after for after, _ in lines), lines
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_long_class_name_wraps_instead_of_widening_the_tables(chromium, tmp_path, width):
+    """A class folder of 201 characters with no space made the per-class and per-cluster tables and
+    the findings table's label column 1,500 px wide: at 1280 px the counts beside the name (samples,
+    flagged) were off the page, and the findings table squeezed the sample id to 8 characters a
+    line; in the relabel heatmap the name ran over the counts of its row. The name now wraps within
+    320 px; at 1280 px every table but the heatmap (a column per class) fits the page."""
+    page = write_report(named_run(tmp_path), tmp_path / "r.html").html
+    got = probe(chromium, page, """out = {};
+      ["table.breakdown", "table.clusters", "table.heatmap", "#findings-table"].forEach(function (sel) {
+        document.querySelectorAll(sel).forEach(function (t, i) {
+          var box = t.parentNode;  // the .scroll box a wide table scrolls in
+          var cells = Array.prototype.filter.call(t.querySelectorAll("td, th"), function (c) {
+            return c.textContent.indexOf("Lxxxx") === 0; });
+          out[sel + i] = [t.offsetWidth - box.clientWidth,  // the name's box, or its text if wider
+                          Math.max.apply(null, cells.map(function (c) { return Math.max(c.offsetWidth, c.scrollWidth); })
+                                                    .concat([0]))];
+        });
+      })""", width)
+    assert {"table.breakdown0", "table.breakdown1", "table.clusters0", "table.heatmap0", "#findings-table0"} <= set(got)
+    for table, (too_wide, name_width) in got.items():
+        assert name_width <= 340, (table, name_width)  # 320 px and the cell's padding
+        if width == 1280 and table != "table.heatmap0":  # the heatmap has a column per class
+            assert too_wide <= 0, (table, too_wide)

@@ -102,12 +102,12 @@
         td.appendChild(img); attach(img);
       }
       cell(tr, r[0], "id");
-      cell(tr, r[1] === null ? "" : r[1]);
-      cell(tr, r[2] === null ? "" : r[2]);
+      cell(tr, r[1] === null ? "" : r[1], "u");
+      cell(tr, r[2] === null ? "" : r[2], "u");
       cell(tr, r[3]);
       cell(tr, fmt(r[4], 4), "num");
       cell(tr, r[5] ? "yes" : "");
-      cell(tr, r[6] === null ? "" : r[6]);
+      cell(tr, r[6] === null ? "" : r[6], "u");
       cell(tr, fmt(r[7], 3), "num");
       frag.appendChild(tr);
     }
