@@ -112,3 +112,21 @@ def test_a_long_class_name_wraps_instead_of_widening_the_tables(chromium, tmp_pa
         assert name_width <= 340, (table, name_width)  # 320 px and the cell's padding
         if width == 1280 and table != "table.heatmap0":  # the heatmap has a column per class
             assert too_wide <= 0, (table, too_wide)
+
+
+def test_an_arrays_audit_names_no_image_folder(tmp_path):
+    """An audit of --pred-probs/--labels records the folder it ran in as its dataset root, and the
+    page's Run table said 'images under /home/me' of a run that has no images. It now says none."""
+    import numpy as np
+
+    from .conftest import invoke
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), 60)
+    np.save(tmp_path / "p.npy", probs)
+    np.save(tmp_path / "l.npy", probs.argmax(1))
+    audit = invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy", "--out", tmp_path / "run", "-q")
+    assert audit.exit_code == 0, audit.output
+    page = write_report(tmp_path / "run", tmp_path / "r.html").html.read_text()
+    row = re.search(r"<tr><td>images under</td><td><code>([^<]*)</code></td></tr>", page).group(1)
+    assert row == "(none: audited from arrays)"

@@ -419,7 +419,9 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
     parts.append(by + "</div>")
 
     facts = [
-        ("dataset", info.dataset), ("images under", info.dataset_root or ""),
+        # an arrays audit records the folder it ran in as its root: no images are under it
+        ("dataset", info.dataset),
+        ("images under", "(none: audited from arrays)" if info.manifest_format == "arrays" else info.dataset_root or ""),
         ("manifest format", info.manifest_format), ("run", str(run.path)),
         ("command", " ".join(map(str, info.command))), ("seed", info.seed),
         ("model", info.audit_setting("model", "")), ("device", info.device),
