@@ -208,7 +208,7 @@ def _split_list(value: str | None) -> list[str] | None:
 
 
 @cli.command()
-@click.argument("dataset", type=click.Path(path_type=Path), required=False)
+@click.argument("dataset", type=click.Path(path_type=Path, readable=False), required=False)
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run directory [default: runs/<dataset>-<time>].")
 @click.option("--checks", help="Comma-separated detectors to run; wildcards allowed ('*dup*').")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config (see configs/default.toml).")
@@ -463,7 +463,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
 
 
 @cli.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset", type=click.Path(path_type=Path, readable=False))
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
               help="Fix folder: dataset/, manifest.csv, review.csv, summary.json, steps/; rerun to continue it.")
 @click.option("--root", type=click.Path(path_type=Path), help="Folder a manifest file's paths are relative to [default: its folder].")

@@ -360,9 +360,11 @@ def _unlisted(exc: OSError, root: Path) -> BadDataError:
     folder = Path(exc.filename) if exc.filename else root
     try:
         shown = folder.relative_to(root).as_posix()
-        shown = f"{root}" if shown == "." else f"{shown!r} in {root}"
     except ValueError:
         shown = str(folder)
+    if shown == ".":
+        return BadDataError(f"cannot list the dataset folder {root}: {exc.strerror or exc}")
+    shown = f"{shown!r} in {root}" if not Path(shown).is_absolute() else shown
     return BadDataError(f"cannot list the folder {shown}: {exc.strerror or exc}; its images would be left out of "
                         "the audit: make it readable, or list the images in a manifest file")
 

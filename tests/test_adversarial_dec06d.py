@@ -250,3 +250,20 @@ def test_a_source_that_cannot_be_read_for_a_copy_is_bad_data_named_as_an_input(t
     assert list((tmp_path / "out/cat").iterdir()) == []  # no temporary file left
     monkeypatch.undo()
     assert augment.link_or_copy(source, tmp_path / "out/cat/a.png") == "linked"
+
+
+@pytest.mark.parametrize("command", ["audit", "fix"])
+@pytest.mark.parametrize("what", ["folder", "manifest"])
+def test_a_dataset_the_user_cannot_read_is_bad_data(tmp_path, command, what):
+    # click's readable check refused it first as a usage error (exit 2, "Invalid value for
+    # '[DATASET]'"), where the README gives an unreadable manifest exit 3, as a class folder's is
+    data = make_tiny_dataset(tmp_path / "tiny")
+    target = data
+    if what == "manifest":
+        target = tmp_path / "m.csv"
+        target.write_text("path,label\ntiny/train/cat/cat0.png,cat\n")
+    with mode(target, 0o000):
+        proc = run_as_user(command, target, "--config", QUICK, "--out", tmp_path / "out", "-q")
+    expected = f"cannot list the dataset folder {data}" if what == "folder" else f"cannot read manifest {target}"
+    one_error_line(proc, 3, expected, "Permission denied")
+    assert not (tmp_path / "out").exists()
