@@ -416,3 +416,17 @@ def test_the_audits_notes_are_on_the_page(tiny_dataset, tmp_path):
     page = (tmp_path / "run" / "report.html").read_text()
     assert f'<p class="note warn">{html.escape(note)}</p>' in page
     assert "datacheck: note: the class folders" not in result.stderr  # said by the audit, not again by the report
+
+
+def test_a_z_score_threshold_shows_its_cut():
+    """``outliers`` with the orientation surprise records a combined z-score and its cut
+    (``z_cut``), with no cut in the statistic's own units: the summary table and the report
+    showed the statistic alone, without the number it is cut at."""
+    from datacheck.reporting.summary import format_threshold
+
+    combined = {"statistic": "robust z of (distance z + orientation z)", "z_cut": 2.471,
+                "cut_rule": "Benjamini-Hochberg at fdr=0.2", "expected_false_positives": 20.1}
+    assert format_threshold(combined) == "robust z of (distance z + orientation z) > 2.471"
+    # a cut in the statistic's units is shown as before, not the z cut beside it
+    distance = {"statistic": "mean cosine distance to 10 nearest", "above": 0.0969, "z_cut": 2.55}
+    assert format_threshold(distance) == "mean cosine distance to 10 nearest > 0.0969"

@@ -39,6 +39,8 @@ def _format_threshold(threshold: dict) -> str:
         cuts.append(f"< {threshold['below']:.4g}")
     if "above" in threshold:
         cuts.append(f"> {threshold['above']:.4g}")
+    if not cuts and "z_cut" in threshold:  # a z-score without a cut in the statistic's units (outliers' combined z)
+        cuts.append(f"> {threshold['z_cut']:.4g}")
     text = f"{stat} {' or '.join(cuts)}"
     return text + (f" or {threshold['or']}" if "or" in threshold else "")
 
