@@ -73,6 +73,9 @@ class DatacheckGroup(click.Group):
                 interrupts.fail(ctx)
             if isinstance(exc, DatacheckError):
                 _fail(ctx, f"error: {exc}", exc.exit_status)
+            if _no_temporary_folder(exc):  # raised by tempfile for us, or in an import (torch's of dill)
+                _fail(ctx, "error: no folder for temporary files can be written (tried $TMPDIR, /tmp, /var/tmp, "
+                      "/usr/tmp and the working folder); set TMPDIR to a folder you can write", ExitStatus.USAGE)
             if isinstance(exc, OSError) and _machine_error(exc):  # the machine's problem, not a bug
                 where = f"{exc.filename}: " if exc.filename else ""
                 _fail(ctx, f"error: {where}{exc.strerror or exc}", ExitStatus.USAGE)
@@ -165,6 +168,14 @@ def _machine_error(exc: OSError) -> bool:
         return exc.errno in _MACHINE_ERRNOS
     number = re.search(r"\[Errno (\d+)\]", str(exc))
     return number is not None and int(number.group(1)) in _MACHINE_ERRNOS
+
+
+def _no_temporary_folder(exc: BaseException) -> bool:
+    """Whether ``exc`` is ``tempfile``'s "No usable temporary directory found": $TMPDIR, /tmp,
+    /var/tmp and the working folder all unwritable (a container with a read-only root). The
+    machine's problem, not a bug: it was an internal error, exit 4."""
+    return (isinstance(exc, FileNotFoundError) and exc.errno == errno.ENOENT
+            and str(exc.strerror).startswith("No usable temporary directory"))
 
 
 def _fail(ctx: click.Context, message: str, status: ExitStatus | int):

@@ -267,3 +267,27 @@ def test_a_dataset_the_user_cannot_read_is_bad_data(tmp_path, command, what):
     expected = f"cannot list the dataset folder {data}" if what == "folder" else f"cannot read manifest {target}"
     one_error_line(proc, 3, expected, "Permission denied")
     assert not (tmp_path / "out").exists()
+
+
+def test_no_writable_temporary_folder_is_one_line_not_an_internal_error(tmp_path, monkeypatch):
+    # $TMPDIR, /tmp, /var/tmp and the working folder all read-only (a container's read-only
+    # root): tempfile's FileNotFoundError, raised where a float64 --pred-probs is converted (or
+    # while torch imports dill, for an image audit), was an internal error, exit 4
+    import errno
+    import tempfile
+
+    import numpy as np
+
+    from .conftest import assert_one_line_error, invoke, label_arrays
+
+    _, probs, labels = label_arrays(60, 3)
+    np.save(tmp_path / "p.npy", probs.astype(np.float64))
+    np.save(tmp_path / "l.npy", labels)
+
+    def nowhere():
+        raise FileNotFoundError(errno.ENOENT, "No usable temporary directory found in ['/nonexist', '/tmp', '/']")
+
+    monkeypatch.setattr(tempfile, "gettempdir", nowhere)
+    result = invoke("audit", "--pred-probs", tmp_path / "p.npy", "--labels", tmp_path / "l.npy",
+                    "--out", tmp_path / "run", "-q")
+    assert_one_line_error(result, 2, "no folder for temporary files can be written", "set TMPDIR")
