@@ -71,6 +71,10 @@ class Coreset(Detector):
 
         given = ctx.get("labels")
         features, scored = self._features(given, ctx)
+        if not scored.any():
+            # No model trained (one class, too few images, none readable): without this the
+            # check read as run, and balance --strategy coreset asked for an audit that had it.
+            return self._off("no labeled sample has out-of-fold probabilities")
         ids = ctx.manifest.frame["sample_id"].astype(str).to_numpy()
         parts, sizes = [], {}
         for c in range(len(given.classes)):
