@@ -415,6 +415,8 @@ class ExactDuplicates(Detector):
         stats = ctx.get("image_stats") if on_pixels else None
         rank = _keep_rank(ctx.manifest, (stats["width"] * stats["height"]).to_numpy(dtype=float) if on_pixels else None)
         rows = np.flatnonzero(readable)
+        if len(rows) == 0:
+            self.thresholds_[self.name]["rule"] = "off: no readable image" if on_pixels else "off: no finite embedding"
         score = np.ones(len(frame))
         details: dict[int, dict] = {}
         order = rows[np.argsort(pixel_id[rows], kind="stable")]
@@ -465,6 +467,9 @@ class NearDuplicates(_DuplicateDetector):
         g = self._groups(ctx)
         ids = ctx.manifest.frame["sample_id"].to_numpy()
         rows = g.rows[g.has_content[g.rows]]
+        if len(rows) == 0:  # read as run, scoring nothing
+            self.thresholds_[self.name]["rule"] = ("off: no finite embedding" if _on_embeddings(ctx.available())
+                                                   else "off: no readable image has content (each is corrupt or one colour)")
         flagged = np.zeros(len(ctx.manifest), bool)
         details: dict[int, dict] = {}
         for rep, members in _members(g).items():

@@ -112,6 +112,9 @@ class ImageProperties(Detector):
         s = stats[readable]
         rows = all_rows[readable]
         if len(s) == 0:
+            # Every file is corrupt: say so for each check, which otherwise read as run, scoring nothing.
+            for check in (*LEARNED_CHECKS, "grayscale"):
+                self.thresholds_[check] = {"rule": "off: no readable image"}
             return parts[0]
         flat = ~s["has_content"].to_numpy(dtype=bool)
         width, height = s["width"].to_numpy(float), s["height"].to_numpy(float)
@@ -141,6 +144,9 @@ class ImageProperties(Detector):
             if check == "low_information":
                 badness = np.where(flat, np.inf, badness)  # a flat image carries no information at all
             self.thresholds_[check] = _describe_cut(stat, median, scale, direction, self.z_threshold, check)
+            if not scored.any():  # every readable image flat (one colour): exposure and sharpness mean nothing
+                self.thresholds_[check] = {"rule": f"off: no readable image has content for {stat} (each is one colour)",
+                                           "statistic": stat}
             if check in reference:
                 self.thresholds_[check]["learned_in"] = self.cuts_from
             # Under the bulk's robust normal fit, clean images past the cut (both tails for a
