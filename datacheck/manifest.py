@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BadDataError, UsageError
-from .spreadsheet_csv import read_spreadsheet_csv
+from .spreadsheet_csv import csv_line_end, read_spreadsheet_csv
 
 # At least what torchvision's ImageFolder reads (.pgm, .ppm: the ORL and Yale face sets), which
 # a team trains from the same folder: an image it trains on must not be skipped as a non-image.
@@ -767,7 +767,7 @@ def write_manifest(frame: pd.DataFrame, root: str | os.PathLike | None, path: st
 
     def write(tmp: Path) -> None:
         if fmt == "csv":
-            out.to_csv(tmp, index=False)
+            out.to_csv(tmp, index=False, lineterminator=csv_line_end(out))  # "\r" in a path: quoted
         elif fmt == "parquet":
             out.to_parquet(tmp, index=False)
         else:

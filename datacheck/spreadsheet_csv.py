@@ -7,6 +7,9 @@ that write a decimal comma (most of Europe). :func:`read_spreadsheet_csv` tells 
 the bytes and the header, and reads the file once: its bytes are held once and pandas parses
 them once (as bytes, with their encoding: handed the decoded text in an ``io.StringIO``,
 pandas would copy it again at four bytes a character).
+
+:func:`csv_line_end` is the writing side: the line end with which a CSV we write (findings,
+review queue, manifest) reads back as written, carriage returns in file names included.
 """
 
 from __future__ import annotations
@@ -118,6 +121,27 @@ def read_spreadsheet_csv(path: str | os.PathLike, *, expected: Collection[str], 
         raise refused(f"ragged CSV: the first row after the header has {fields + frame.index.nlevels} fields, "
                       f"the header has {fields} (a stray delimiter?)")
     return frame.rename(columns={name: bare for name, bare in ours.items() if name != bare})
+
+
+def csv_line_end(frame: pd.DataFrame) -> str:
+    """The ``lineterminator`` for writing ``frame`` with :meth:`pandas.DataFrame.to_csv`: ``"\\n"``,
+    or ``"\\r\\n"`` when a text cell holds a carriage return.
+
+    Python's :mod:`csv` writer quotes a field for the characters of its line end only, so with
+    ``"\\n"`` a file name holding ``"\\r"`` (Linux allows it) is written bare, and every reader
+    (:mod:`csv`, pandas, spreadsheets) ends the row there: the row splits in two. Ending lines
+    with ``"\\r\\n"`` (RFC 4180's line end) quotes such a field, and the file reads back as written.
+    """
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+            continue
+        try:  # vectorised: the findings of a large audit have millions of rows
+            if values.str.contains("\r", regex=False, na=False).any():
+                return "\r\n"
+        except AttributeError:  # an object column that holds no text at all
+            continue
+    return "\n"
 
 
 def choose_separator(text: str, expected: Collection[str]) -> tuple[str, list[str]]:

@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import BadDataError, UsageError
 from ..reporting.csv import escape_formulas, unescape_formulas
 from ..runs import atomic_write
-from ..spreadsheet_csv import read_spreadsheet_csv
+from ..spreadsheet_csv import csv_line_end, read_spreadsheet_csv
 
 DECISIONS = ("relabel", "drop", "keep")
 #: The Label Studio choice that means "remove this sample".
@@ -68,7 +68,8 @@ def write_review_csv(queue: pd.DataFrame, path: Path) -> Path:
     (a sample id ``=HYPERLINK(...)``) are escaped with a leading ``'``, which
     :func:`read_review_table` removes again."""
     table = escape_formulas(queue.loc[:, REVIEW_COLUMNS])
-    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+    end = csv_line_end(table)  # a file name holding "\r" is quoted only with "\r\n"
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, lineterminator=end))
 
 
 def write_label_studio(queue: pd.DataFrame, classes: list[str], path: Path, model_version: str) -> tuple[Path, Path]:

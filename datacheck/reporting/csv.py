@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..runs import atomic_write
 from ..schema import FINDINGS_COLUMNS
+from ..spreadsheet_csv import csv_line_end
 
 #: First characters that make Excel or LibreOffice read a cell as a formula (OWASP, "CSV
 #: Injection"): a sample id, path or class name such as ``=HYPERLINK(...)`` would run when a
@@ -70,11 +71,13 @@ def write_findings_csv(findings: pd.DataFrame, path: str | os.PathLike) -> Path:
     path : path-like
         Destination, written atomically. Missing values are empty fields; ``details``
         stays a JSON string (quoted as CSV requires); text cells a spreadsheet would run as a
-        formula are escaped (:func:`escape_formulas`).
+        formula are escaped (:func:`escape_formulas`). Lines end with ``\\n``, or ``\\r\\n`` when
+        a cell holds a carriage return (:func:`~datacheck.spreadsheet_csv.csv_line_end`).
 
     Returns
     -------
     pathlib.Path
     """
     frame = escape_formulas(findings.loc[:, FINDINGS_COLUMNS])
-    return atomic_write(Path(path), lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n"))
+    end = csv_line_end(frame)  # "\r\n" when a file name holds "\r": only then is it quoted
+    return atomic_write(Path(path), lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator=end))
