@@ -73,3 +73,15 @@ def test_review_csv_with_carriage_return_reads_back(tmp_path):
     assert len(rows) == len(ids) + 1 and {len(row) for row in rows} == {len(REVIEW_COLUMNS)}
     assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") for row in rows for cell in row)  # no formula
     assert read_review_table(tmp_path / "review.csv")["sample_id"].tolist() == ids
+
+
+def test_junit_keeps_a_carriage_return_in_a_file_name(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    data = _dataset(tmp_path / "data")
+    junit = tmp_path / "junit.xml"
+    result = invoke("audit", data, "--checks", "exact_duplicates", "--fail-on", "exact_duplicates>0",
+                    "--junit", junit, "--out", tmp_path / "run", "-q", "--workers", 0)
+    assert result.exit_code == 1, result.output
+    case = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == "exact_duplicates")
+    assert "train/cat/dup\r.png" in case.find("failure").text  # was read back as "dup\n.png"

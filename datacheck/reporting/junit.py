@@ -58,6 +58,9 @@ def junit_xml(summary: dict) -> str:
     # ElementTree writes such characters as they are, which no XML parser (CI's included) reads:
     # a sample id "scan\x0c.jpg" is shown with the character spelled out instead.
     text = _NOT_XML.sub(lambda m: repr(m.group())[1:-1], text)
+    # A carriage return in text is allowed but read back as "\n" (XML parsers normalise line
+    # ends): as a character reference it stays itself. (Attributes are escaped by ElementTree.)
+    text = text.replace("\r", "&#13;")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n"
 
 
