@@ -85,3 +85,24 @@ def test_junit_keeps_a_carriage_return_in_a_file_name(tmp_path):
     assert result.exit_code == 1, result.output
     case = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == "exact_duplicates")
     assert "train/cat/dup\r.png" in case.find("failure").text  # was read back as "dup\n.png"
+
+
+def test_label_studio_export_refuses_a_class_it_cannot_offer(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    import pytest
+
+    from datacheck.actions.review import REVIEW_COLUMNS, write_label_studio
+    from datacheck.errors import BadDataError
+
+    queue = pd.DataFrame({"sample_id": ["train/-1/a.png"], "path": ["train/-1/a.png"], "split": "train",
+                          "label": "-1", "suggested_label": "<x&y>", "confidence": 0.9, "checks": "label_issues",
+                          "reason": "r", "decision": "", "new_label": ""}, columns=REVIEW_COLUMNS)
+    classes = ["-1", "<x&y>", "t\tab", '=HYPERLINK("x","y")']
+    tasks, config = write_label_studio(queue, classes, tmp_path / "ok.json", "datacheck run")
+    assert [c.get("value") for c in ET.parse(config).getroot().iter("Choice")] == [*classes, "(drop)"]
+    # a class named "(drop)": its choice would drop the sample; a form feed: the config would not parse
+    for bad in ("(drop)", "r\x0cing"):
+        with pytest.raises(BadDataError, match="cannot export class .* to Label Studio"):
+            write_label_studio(queue, [*classes, bad], tmp_path / "bad.json", "datacheck run")
+        assert not (tmp_path / "bad.json").exists() and not (tmp_path / "bad.label_config.xml").exists()

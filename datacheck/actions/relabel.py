@@ -297,7 +297,8 @@ def relabel(
     from ..runs import Sources, check_outputs, folder_lock, output_folder, write_json, write_parquet
     from ..schema import changes_table
     from .materialize import check_target, materialize
-    from .review import label_config_path, read_decisions, review_queue, write_label_studio, write_review_csv
+    from .review import (label_config_path, label_studio_choices, read_decisions, review_queue, write_label_studio,
+                         write_review_csv)
 
     flags = {"auto": auto, "drop": drop, "hold_out_review": hold_out_review}
     for name, value in flags.items():  # drop="no" is truthy: it must not pass for True
@@ -330,6 +331,8 @@ def relabel(
             raise UsageError(f"--auto needs label suggestions, and the audit in {run.path} made none: {off}")
     changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)
     classes = list(run.classes())
+    if export_label_studio is not None:
+        label_studio_choices(classes)  # a class it cannot offer: refused before any file is written
     if import_review is not None:
         from ..detectors.registry import checks_with_tag
 

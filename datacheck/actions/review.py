@@ -15,6 +15,7 @@ each task that was not cancelled decides (one without a choice leaves the task i
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
@@ -32,6 +33,8 @@ DECISIONS = ("relabel", "drop", "keep")
 DROP_CHOICE = "(drop)"
 REVIEW_COLUMNS = ["sample_id", "path", "split", "label", "suggested_label", "confidence", "checks", "reason",
                   "decision", "new_label"]
+#: Characters XML 1.0 does not allow, escaped or not (a class folder's name may hold them).
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 #: The columns of a filled review CSV that its decisions are read from.
 REVIEW_READ_COLUMNS = ("sample_id", "decision", "new_label")
 _SHOW = 3
@@ -79,6 +82,7 @@ def write_label_studio(queue: pd.DataFrame, classes: list[str], path: Path, mode
     (``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true``,
     ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<dataset root>``) and the images show.
     """
+    choices = label_studio_choices(classes)
     tasks = []
     for row in queue.itertuples(index=False):
         task = {"data": {"image": "/data/local-files/?d=" + quote(row.path), "sample_id": row.sample_id,
@@ -93,13 +97,32 @@ def write_label_studio(queue: pd.DataFrame, classes: list[str], path: Path, mode
         tasks.append(task)
     text = json.dumps(tasks, indent=1, ensure_ascii=False) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in [*classes, DROP_CHOICE])
+    choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in choices)
     config = (f'<View>\n  <Image name="image" value="$image"/>\n'
               f'  <Choices name="label" toName="image" choice="single" showInline="true">\n{choices}\n  </Choices>\n'
               f'</View>\n')
     config_path = label_config_path(path)
     atomic_write(config_path, lambda tmp: tmp.write_text(config, encoding="utf-8"))
     return path, config_path
+
+
+def label_studio_choices(classes: list[str]) -> list[str]:
+    """The Label Studio choices for ``classes``: one per class, then :data:`DROP_CHOICE`.
+
+    Raises
+    ------
+    BadDataError
+        A class is named :data:`DROP_CHOICE` (its choice would drop the sample, not relabel
+        it), or its name holds a character that XML 1.0 cannot hold, even escaped (the
+        labeling config would not parse). The review CSV holds either.
+    """
+    for name in classes:
+        if name == DROP_CHOICE or _NOT_XML.search(name):
+            why = (f"{DROP_CHOICE} is the choice that drops a sample" if name == DROP_CHOICE
+                   else "XML, the labeling config's format, cannot hold its control character")
+            raise BadDataError(f"cannot export class {name!r} to Label Studio: {why}; rename the class, "
+                               "or review with --export-review FILE.csv")
+    return [*classes, DROP_CHOICE]
 
 
 def label_config_path(tasks_path: Path) -> Path:
