@@ -71,6 +71,7 @@ class Coreset(Detector):
 
         given = ctx.get("labels")
         features, scored = self._features(given, ctx)
+        joined = self.embedding_weight != 0 and ctx.has("embeddings") and ctx.get("embeddings") is not None
         if not scored.any():
             # No model trained (one class, too few images, none readable): without this the
             # check read as run, and balance --strategy coreset asked for an audit that had it.
@@ -83,7 +84,7 @@ class Coreset(Detector):
                 continue
             rows = ctx.manifest.in_id_order(rows)  # greedy ties by position: shuffled rows chose others
             budget = max(1, int(np.ceil(self.budget * len(rows) - 1e-9)))
-            selected, medoid, distance = facility_location(features[rows], budget, exact_max=self.exact_max,
+            selected, medoid, distance = facility_location(features(rows, c), budget, exact_max=self.exact_max,
                                                            seed=ctx.seed + c)
             is_medoid = np.zeros(len(rows), dtype=bool)
             is_medoid[selected] = True
@@ -96,7 +97,7 @@ class Coreset(Detector):
                                          "method": "lazy greedy" if len(rows) <= self.exact_max else "stochastic greedy"}
         self.thresholds_[self.name] = {
             "rule": f"not among the ceil({self.budget} x class size) facility-location medoids of its class",
-            "features": "softmax - one-hot" + (f" + {self.embedding_weight} x embedding" if features.shape[1] > len(given.classes) else ""),
+            "features": "softmax - one-hot" + (f" + {self.embedding_weight} x embedding" if joined else ""),
             "classes": sizes,
         }
         if not parts:
@@ -104,21 +105,30 @@ class Coreset(Detector):
         rows, score, issue = (np.concatenate([p[i] for p in parts]) for i in range(3))
         return partial_findings(rows, self.name, score, issue, [d for p in parts for d in p[3]])
 
-    def _features(self, given, ctx: AuditContext) -> tuple[np.ndarray, np.ndarray]:
-        """Per-sample gradient approximation (N, C[+D]) and the rows that have one (N,)."""
+    def _features(self, given, ctx: AuditContext):
+        """The rows that have a gradient (N,) and a function giving the gradient approximation
+        of some rows of one class, ``(rows, c) -> (len(rows), C[+D])`` float32.
+
+        Built a class at a time from the (memory-mapped) inputs: the whole (N, C) gradient was
+        a float32 copy of ``pred_probs`` and another from ``nan_to_num``, 4 GB beside the 1 GB
+        input for 50,000 samples of 5,000 classes, where one class's rows are a few.
+        """
         pred_probs = ctx.get("pred_probs")
         scored = scored_rows(given, pred_probs)
-        labels = np.where(scored, given.ids, 0)
         # The network's own softmax: CRUST's gradient is that of the model's loss.
         softmax = ctx.get("softmax") if ctx.has("softmax") else None
         probs = pred_probs if softmax is None else softmax
-        gradient = np.nan_to_num(probs.astype(np.float32))
-        gradient[np.arange(len(labels)), labels] -= 1.0
-        if self.embedding_weight == 0 or not ctx.has("embeddings"):
-            return gradient, scored
-        embeddings = ctx.get("embeddings")
-        if embeddings is None:
-            return gradient, scored
-        scored = scored & np.isfinite(embeddings).all(axis=1)
-        unit = np.nan_to_num(embeddings) / (np.linalg.norm(np.nan_to_num(embeddings), axis=1, keepdims=True) + 1e-12)
-        return np.hstack([gradient, self.embedding_weight * unit.astype(np.float32)]), scored
+        embeddings = ctx.get("embeddings") if self.embedding_weight != 0 and ctx.has("embeddings") else None
+        if embeddings is not None:
+            scored = scored & np.isfinite(embeddings).all(axis=1)
+
+        def features(rows: np.ndarray, c: int) -> np.ndarray:
+            gradient = np.nan_to_num(np.asarray(probs[rows], dtype=np.float32))
+            gradient[:, c] -= 1.0
+            if embeddings is None:
+                return gradient
+            part = np.nan_to_num(np.asarray(embeddings[rows]))
+            unit = part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-12)
+            return np.hstack([gradient, self.embedding_weight * unit.astype(np.float32)])
+
+        return features, scored
