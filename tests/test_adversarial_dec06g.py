@@ -31,3 +31,33 @@ def test_coreset_with_many_classes_never_copies_the_whole_probability_matrix():
         tracemalloc.stop()
     assert (findings["check"] == "coreset").sum() == n
     assert peak < probs.nbytes / 2, f"peak {peak / 1e6:.0f} MB for a {probs.nbytes / 1e6:.0f} MB input"
+
+
+def test_relabel_plan_looks_up_suggestions_without_a_loc_per_row(monkeypatch):
+    """label_issues suggests a class for every scored sample; plan_changes read each with
+    ``.loc`` (0.35 ms a row: relabel --auto of 50,000 rows took 18 s, longer than their audit)."""
+    from pandas.core import indexing
+
+    from datacheck.actions.relabel import plan_changes
+
+    n = 3000
+    ids = [f"s{i}" for i in range(n)]
+    frame = pd.DataFrame({"sample_id": ids, "path": ids, "label": ["cat"] * n, "split": [None] * n})
+    flagged = np.arange(n) % 3 == 0
+    findings = pd.DataFrame({"sample_id": ids + ids, "check": ["label_issues"] * n + ["aum"] * n,
+                             "is_issue": np.concatenate([flagged, flagged]),
+                             "suggested_label": ["dog"] * n + [None] * n,
+                             "suggested_confidence": [0.9] * n + [None] * n})
+    calls = []
+    getitem = indexing._LocIndexer.__getitem__
+
+    def counting(self, key):
+        calls.append(1)
+        return getitem(self, key)
+
+    monkeypatch.setattr(indexing._LocIndexer, "__getitem__", counting)
+    changes = plan_changes(frame, findings, auto=True).set_index("sample_id")
+    assert (changes["action"] == "relabel").sum() == flagged.sum()
+    assert (changes["action"] == "review").sum() == n - flagged.sum()  # confident, unflagged
+    assert changes.loc["s0", "new_label"] == "dog" and changes.loc["s0", "checks"] == "aum,label_issues"
+    assert len(calls) < 10, f"{len(calls)} .loc lookups for {n} rows"

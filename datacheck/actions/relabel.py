@@ -95,15 +95,21 @@ def plan_changes(
     checks = flagged.groupby("sample_id", sort=False)["check"].agg(lambda c: ",".join(sorted(set(c))))
     # One suggestion per sample: the most confident of the label checks that make them.
     suggestion = (suggesting.sort_values("suggested_confidence", ascending=False, kind="stable")
-                  .drop_duplicates("sample_id").set_index("sample_id")[["suggested_label", "suggested_confidence", "check"]])
-    scored_by = evidence.groupby("sample_id", sort=False)["check"].agg(set)
+                  .drop_duplicates("sample_id"))
+    # Plain dicts, looked up once per manifest row: label_issues suggests a class for every
+    # scored sample, and a ``.loc`` per row cost 0.35 ms (50,000 rows: 18 s, longer than their audit).
+    suggestion = dict(zip(suggestion["sample_id"], zip(suggestion["suggested_label"].astype(object),
+                                                       suggestion["suggested_confidence"].astype(object),
+                                                       suggestion["check"].astype(object))))
+    scored_by = evidence.groupby("sample_id", sort=False)["check"].agg(set).to_dict()
+    checks = checks.to_dict()
 
     rows = []
     for sample_id, label in zip(frame["sample_id"], frame["label"]):
         flags = set(checks.get(sample_id, "").split(",")) - {""}
         new_label, confidence, source = None, None, None
-        if sample_id in suggestion.index:
-            new_label, confidence, source = suggestion.loc[sample_id, ["suggested_label", "suggested_confidence", "check"]]
+        if sample_id in suggestion:
+            new_label, confidence, source = suggestion[sample_id]
         disagrees = new_label is not None and not pd.isna(label) and new_label != label
         drop_reasons = sorted(flags & drop_checks)
         # Far from the data (outliers) but in a rare sub-cluster of its class (clusters), with
