@@ -61,3 +61,28 @@ def test_relabel_plan_looks_up_suggestions_without_a_loc_per_row(monkeypatch):
     assert (changes["action"] == "review").sum() == n - flagged.sum()  # confident, unflagged
     assert changes.loc["s0", "new_label"] == "dog" and changes.loc["s0", "checks"] == "aum,label_issues"
     assert len(calls) < 10, f"{len(calls)} .loc lookups for {n} rows"
+
+
+def test_relabel_table_of_many_classes_prints_the_most_changed_and_counts_the_rest(tmp_path):
+    """10,000 classes printed a 10,000-line 'Changes per class' table on stderr; now the 50
+    classes with the most changes, in class order, and a caption counting the rest."""
+    from .conftest import invoke
+
+    n, k = 1200, 200
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % k
+    probs = np.full((n, k), 0.1 / (k - 1), dtype=np.float32)
+    truth = labels.copy()
+    truth[:100] = (labels[:100] + 1) % k  # 100 mislabels
+    probs[np.arange(n), truth] = 0.9
+    np.save(tmp_path / "P.npy", probs)
+    np.save(tmp_path / "L.npy", labels)
+    run = tmp_path / "run"
+    assert invoke("audit", "--pred-probs", tmp_path / "P.npy", "--labels", tmp_path / "L.npy",
+                  "--checks", "label_issues", "--out", run, "-q").exit_code == 0
+    result = invoke("relabel", run, "--auto")
+    assert result.exit_code == 0, result.stderr
+    rows = [line for line in result.stderr.splitlines() if line.startswith("│")]
+    assert len(rows) == 50, len(rows)
+    assert f"{k - 50:,} more classes with fewer changes not shown" in result.stderr
+    assert all(int(r.split("│")[3]) + int(r.split("│")[4]) > 0 for r in rows)  # relabel_out + relabel_in

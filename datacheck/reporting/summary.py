@@ -82,9 +82,38 @@ def failed_gates(summary: dict) -> list[str]:
     ]
 
 
-def print_table(frame, console: Console, title: str) -> None:
-    """Print a small DataFrame (index = row names, e.g. classes) as a rich table."""
-    table = Table(title=title, title_justify="left")
+#: Rows of a per-class table printed on the terminal; the rest are counted in a caption.
+MAX_PRINTED_ROWS = 50
+
+
+def print_table(frame, console: Console, title: str, *, rank=None, more: str = "") -> None:
+    """Print a small DataFrame (index = row names, e.g. classes) as a rich table.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Rows to print, index = row names.
+    console : rich.console.Console
+    title : str
+    rank : pandas.Series or array-like of shape (len(frame),), optional
+        How much each row matters (e.g. the samples a class gains or loses). Given, and the
+        frame longer than :data:`MAX_PRINTED_ROWS`, only that many rows of highest rank are
+        printed, in the frame's order, and a caption counts the rest: with 10,000 classes the
+        table was 10,000 lines of stderr that no one reads to its end.
+    more : str
+        Where the rows left out can be read, for the caption (``"changes.parquet"``).
+    """
+    import numpy as np
+
+    left_out = 0
+    if rank is not None and len(frame) > MAX_PRINTED_ROWS:
+        order = np.argsort(-np.asarray(rank, dtype=np.float64), kind="stable")[:MAX_PRINTED_ROWS]
+        left_out = len(frame) - MAX_PRINTED_ROWS
+        frame = frame.iloc[np.sort(order)]
+    noun = "classes" if frame.index.name == "class" else "rows"
+    caption = (f"{left_out:,} more {noun} with fewer changes not shown" + (f"; {more}" if more else "")
+               if left_out else None)
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     table.add_column(frame.index.name or "", no_wrap=True)
     for column in frame.columns:
         table.add_column(str(column), justify="right", no_wrap=True)
