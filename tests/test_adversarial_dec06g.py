@@ -86,3 +86,21 @@ def test_relabel_table_of_many_classes_prints_the_most_changed_and_counts_the_re
     assert len(rows) == 50, len(rows)
     assert f"{k - 50:,} more classes with fewer changes not shown" in result.stderr
     assert all(int(r.split("│")[3]) + int(r.split("│")[4]) > 0 for r in rows)  # relabel_out + relabel_in
+
+
+def test_label_issues_leaves_no_copy_of_the_probabilities_in_cleanlab():
+    """cleanlab's find_label_issues keeps every row of pred_probs, grouped by class, in a module
+    global (for its worker processes) and never clears it: an (N, C) copy stayed resident after
+    the check (2 GB for 50,000 x 10,000 classes), and after the audit in Python."""
+    import cleanlab.filter
+
+    n, k = 3000, 300
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, k, size=n)
+    probs = rng.dirichlet(np.ones(k) * 0.05, size=n).astype(np.float32)
+    outputs = ModelOutputs([f"c{i}" for i in range(k)], labels, probs, None, "test")
+    ctx = make_context(manifest_for_outputs(outputs, "arrays"), outputs=outputs, seed=0)
+    findings = create_detector("label_issues").run(ctx)
+    assert (findings["check"] == "label_issues").sum() == n
+    held = getattr(cleanlab.filter, "pred_probs_by_class", None) or {}
+    assert sum(v.nbytes for v in held.values()) == 0
