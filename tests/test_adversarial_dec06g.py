@@ -104,3 +104,27 @@ def test_label_issues_leaves_no_copy_of_the_probabilities_in_cleanlab():
     assert (findings["check"] == "label_issues").sum() == n
     held = getattr(cleanlab.filter, "pred_probs_by_class", None) or {}
     assert sum(v.nbytes for v in held.values()) == 0
+
+
+def test_label_issues_draws_no_cleanlab_progress_bar(monkeypatch):
+    """cleanlab's pool draws a tqdm bar on stderr when C x N > 1e8 (100,000 rows, 1,001 classes:
+    '0/1001 [00:06<1:55:18]' in the middle of an audit, with --quiet too): off for the call."""
+    import cleanlab.filter
+
+    seen = []
+    real = cleanlab.filter.find_label_issues
+
+    def recording(*args, **kwargs):
+        seen.append(cleanlab.filter.tqdm_exists)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cleanlab.filter, "find_label_issues", recording)
+    n, k = 600, 6
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, k, size=n)
+    probs = rng.dirichlet(np.ones(k), size=n).astype(np.float32)
+    outputs = ModelOutputs([f"c{i}" for i in range(k)], labels, probs, None, "test")
+    ctx = make_context(manifest_for_outputs(outputs, "arrays"), outputs=outputs, seed=0)
+    before = cleanlab.filter.tqdm_exists
+    create_detector("label_issues").run(ctx)
+    assert seen == [False] and cleanlab.filter.tqdm_exists == before

@@ -71,9 +71,15 @@ class LabelIssues(Detector):
             warnings.simplefilter("ignore", UserWarning)
             # Below ~100k rows cleanlab's process pool costs more to start than it saves.
             n_jobs = 1 if len(rows) < 100_000 else None
+            import cleanlab.filter
+
+            # Its process pool draws a tqdm bar on stderr when C x N > 1e8 (100,000 rows of 1,001
+            # classes: "0/1001 [00:06<1:55:18]"), past --quiet and --json: off for the call.
+            bar, cleanlab.filter.tqdm_exists = getattr(cleanlab.filter, "tqdm_exists", False), False
             try:
                 is_issue = find_label_issues(labels, probs, filter_by=self.filter_by, n_jobs=n_jobs)
             finally:
+                cleanlab.filter.tqdm_exists = bar
                 _release_cleanlab_globals()
         score = get_label_quality_scores(labels, probs, method=self.score_method)
         suggested = probs.argmax(axis=1)
