@@ -356,9 +356,8 @@ def relabel(run_dir, auto, min_confidence, drop, hold_out_review, export_review,
                          export_review=export_review, export_label_studio=export_label_studio, out=out,
                          materialize_to=materialize_to, dataset=dataset, hold_out_review=hold_out_review,
                          command=sys.argv)
-    t = result.table
-    print_table(t, consoles.err, title="Changes per class" + ("" if result.written else " (dry run)"),
-                rank=t["relabel_out"] + t["relabel_in"] + t["drop"] + t["review"],
+    print_table(result.table, consoles.err, title="Changes per class" + ("" if result.written else " (dry run)"),
+                rank=lambda t: t["relabel_out"] + t["relabel_in"] + t["drop"] + t["review"],
                 more="every change: --out's changes.parquet" if not result.written.get("changes")
                 else f"every change: {result.written['changes']}")
     for kind, where in result.written.items():
@@ -402,9 +401,8 @@ def balance(run_dir, out, strategy, target, budget, drop_flagged, max_total, see
     options = BalanceOptions(strategy=strategy, target=target, budget=budget, drop_flagged=drop_flagged,
                              max_total=max_total, seed=seed, transform=dict(DEFAULT_SPEC))
     result = run_balance(run_dir, out, options, dataset=dataset, command=sys.argv)
-    t = result.table
-    print_table(t, consoles.err, title=f"Training samples per class ({strategy})",
-                rank=t["flagged"] + t["trimmed"] + t["copies"], more="every row: --out's plan")
+    print_table(result.table, consoles.err, title=f"Training samples per class ({strategy})",
+                rank=lambda t: t["flagged"] + t["trimmed"] + t["copies"], more="every row: --out's plan")
     for kind, where in result.written.items():
         consoles.err.print(f"{kind}: {where}", markup=False)
     _print_notes(result.notes)  # past --quiet, as fix's: they say what the plan could not do
@@ -526,9 +524,8 @@ def fix(dataset, out, root, budget, config_path, seed, no_relabel, no_balance, n
                                         for counts in s["checks"].values()], index=list(s["checks"]))
     checks = checks.astype(object).fillna("-").rename_axis("check")
     print_table(checks[(checks != 0).any(axis=1)], consoles.err, title="Samples flagged per check")
-    t = result.table
-    print_table(t, consoles.err, title="Rows per class", rank=(t["after"] - t["before"]).abs() + t["relabel_out"]
-                + t["relabel_in"] + t["removed"], more="every row: the fix's manifest.csv")
+    print_table(result.table, consoles.err, title="Rows per class", rank=lambda t: (t["after"] - t["before"]).abs()
+                + t["relabel_out"] + t["relabel_in"] + t["removed"], more="every row: the fix's manifest.csv")
     actions = ", ".join(f"{n} {a}" for a, n in s["changes"]["actions"].items())
     consoles.err.print(f"{s['rows']} rows for a budget of {s['budget']} ({actions}); review queue: "
                        f"{s['changes'].get('review_queue', 0)}; written to {result.out}", markup=False)

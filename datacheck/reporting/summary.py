@@ -95,11 +95,12 @@ def print_table(frame, console: Console, title: str, *, rank=None, more: str = "
         Rows to print, index = row names.
     console : rich.console.Console
     title : str
-    rank : pandas.Series or array-like of shape (len(frame),), optional
-        How much each row matters (e.g. the samples a class gains or loses). Given, and the
-        frame longer than :data:`MAX_PRINTED_ROWS`, only that many rows of highest rank are
-        printed, in the frame's order, and a caption counts the rest: with 10,000 classes the
-        table was 10,000 lines of stderr that no one reads to its end.
+    rank : callable, optional
+        ``rank(frame)``: how much each row matters, shape (len(frame),) (e.g. the samples a
+        class gains or loses), called only when the frame is longer than
+        :data:`MAX_PRINTED_ROWS`; then only that many rows of highest rank are printed, in the
+        frame's order, and a caption counts the rest: with 10,000 classes the table was 10,000
+        lines of stderr that no one reads to its end.
     more : str
         Where the rows left out can be read, for the caption (``"changes.parquet"``).
     """
@@ -107,7 +108,7 @@ def print_table(frame, console: Console, title: str, *, rank=None, more: str = "
 
     left_out = 0
     if rank is not None and len(frame) > MAX_PRINTED_ROWS:
-        order = np.argsort(-np.asarray(rank, dtype=np.float64), kind="stable")[:MAX_PRINTED_ROWS]
+        order = np.argsort(-np.asarray(rank(frame), dtype=np.float64), kind="stable")[:MAX_PRINTED_ROWS]
         left_out = len(frame) - MAX_PRINTED_ROWS
         frame = frame.iloc[np.sort(order)]
     noun = "classes" if frame.index.name == "class" else "rows"
