@@ -33,7 +33,7 @@ from .features import FEATURES, FeatureStore, peak_rss_mb
 from .features.images import ARRAY_COLUMNS, image_stats, pixels
 from .features.knn import build_knn_graph, recall_notes
 from .features.arrays import ArrayInputs, array_columns, is_path, load_array_inputs
-from .features.model import Orientation, cross_validated_outputs, orientation_outputs
+from .features.model import Orientation, at_chance_reason, cross_validated_outputs, orientation_outputs
 from .files.model_outputs import OUTPUTS_ARTIFACT, write_outputs
 from .files.run_info import RunInfo
 from .files.summary import SUMMARY_NAME, write_summary
@@ -434,7 +434,7 @@ def audit(
         if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
             summary["knn_graph"] = ctx.features.get("knn_graph").info
             notes += recall_notes(summary["knn_graph"])
-        notes += _candidate_search_notes(checks)
+        notes += _candidate_search_notes(checks) + _at_chance_notes(checks)
         if notes:  # what the user may have meant, or should know (also printed by the command line)
             summary["notes"] = notes
         if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)
@@ -462,6 +462,16 @@ def _candidate_search_notes(checks: dict) -> list[str]:
     notes = [recall_notes(info, "the near-duplicate candidate search", "the images' descriptors",
                           "some near duplicates and split leaks may be missed") for info in searches]
     return list(dict.fromkeys(note for found in notes for note in found))
+
+
+def _at_chance_notes(checks: dict) -> list[str]:
+    """One note naming the label checks that did not judge because the model is at chance
+    (:func:`~datacheck.features.model.agreement_beyond_chance`): with ``-q`` the summary table
+    that says so is not printed, and 0 flagged would read as clean labels."""
+    idle = [name for name, check in checks.items() if "chance_accuracy" in check.get("threshold", {})]
+    if not idle:
+        return []
+    return [f"{' and '.join(idle)} did not judge the labels: {at_chance_reason(checks[idle[0]]['threshold'])}"]
 
 
 def _by_check(table: pa.Table) -> dict[str, pa.Table]:

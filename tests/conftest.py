@@ -106,6 +106,13 @@ def label_arrays(n: int, wrong: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return truth, probs, labels
 
 
+#: Detector settings for a test of what the label checks write from a model that learned
+#: nothing (tiny_dataset's images are random noise): judged anyway, not off as by default.
+JUDGE_AT_CHANCE = {"label_issues": {"judge_at_chance": True}, "aum": {"judge_at_chance": True}}
+#: :data:`JUDGE_AT_CHANCE` as TOML, for a config file.
+JUDGE_AT_CHANCE_TOML = "[detectors.label_issues]\njudge_at_chance = true\n[detectors.aum]\njudge_at_chance = true\n"
+
+
 def make_tiny_dataset(root: Path) -> Path:
     """``root/<split>/<class>/`` with 2 classes x 6 images in train and 2 x 2 in val."""
     seed = 0

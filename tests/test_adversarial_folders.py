@@ -12,7 +12,7 @@ from PIL import Image
 from datacheck.manifest import load_manifest
 from datacheck.reporting.summary import format_threshold
 
-from .conftest import assert_one_line_error, invoke, make_image
+from .conftest import JUDGE_AT_CHANCE_TOML, assert_one_line_error, invoke, make_image
 
 QUICK = ("--checks", "image_properties,exact_duplicates,near_duplicates", "--workers", "0", "--cache-dir", "off")
 
@@ -163,7 +163,8 @@ def test_fix_names_the_classes_its_relabel_step_left_without_rows(tmp_path):
     for i in range(2):
         (data / "zz" / f"copy{i}.png").write_bytes((data / "aa" / f"{i}.png").read_bytes())
     config = tmp_path / "fast.toml"
-    config.write_text("[train]\nepochs = 2\n")
+    # random images: the model is at chance, and its label suggestions (what this is about) are asked for anyway
+    config.write_text("[train]\nepochs = 2\n" + JUDGE_AT_CHANCE_TOML)
     result = invoke("fix", data, "--out", tmp_path / "fixed", "--budget", "20", "--config", config,
                     "--workers", "0", "--no-boost", "-q")
     assert result.exit_code == 0, result.output

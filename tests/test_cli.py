@@ -12,7 +12,7 @@ import pytest
 from datacheck.cli import cli
 from datacheck.errors import ExitStatus
 
-from .conftest import SAMPLE_DATA, assert_one_line_error, invoke
+from .conftest import JUDGE_AT_CHANCE_TOML, SAMPLE_DATA, assert_one_line_error, invoke
 
 
 def test_every_command_has_help():
@@ -37,7 +37,9 @@ def test_audit_json_on_stdout_and_summary_on_stderr(tiny_dataset, tmp_path):
 
 
 def test_quiet_prints_nothing(tiny_dataset, tmp_path):
-    result = invoke("audit", tiny_dataset, "--out", tmp_path / "run", "--quiet", "--workers", 0)
+    config = tmp_path / "judge.toml"
+    config.write_text(JUDGE_AT_CHANCE_TOML)  # else a note says the label checks did not judge (random images)
+    result = invoke("audit", tiny_dataset, "--out", tmp_path / "run", "--quiet", "--workers", 0, "--config", config)
     assert result.exit_code == 0
     assert result.stdout == "" and result.stderr == ""
 

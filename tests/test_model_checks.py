@@ -280,3 +280,74 @@ def test_round_shapes_have_no_upright_look_so_outliers_keep_the_distance_alone(s
     assert threshold["orientation"]["held_out_turn_accuracy"] < 0.5
     assert threshold["orientation"]["rule"].startswith("off: held-out turn accuracy")
     assert "above_by_class" in threshold
+
+
+def test_agreement_beyond_chance_is_a_one_sided_binomial_test_against_cohens_chance():
+    from datacheck.features.model import agreement_beyond_chance
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 1000)
+    measured = agreement_beyond_chance(labels, rng.integers(0, 10, 1000))  # predictions unrelated to the labels
+    assert measured["samples"] == 1000 and abs(measured["chance_accuracy"] - 0.1) < 0.01
+    # always the largest class: chance is that class's share, whatever the accuracy looks like
+    skewed = np.where(rng.random(1000) < 0.8, 0, labels)
+    constant = agreement_beyond_chance(skewed, np.zeros(1000, dtype=int))
+    assert constant["out_of_fold_accuracy"] == constant["chance_accuracy"] > 0.8
+    # a model that learned something, on imbalanced classes (95 / 5) below the majority's accuracy
+    minority = rng.random(2000) < 0.05
+    predicted = np.where(minority, rng.random(2000) < 0.6, rng.random(2000) < 0.05).astype(int)
+    assert (predicted == minority).mean() < 0.95 and agreement_beyond_chance(minority.astype(int), predicted) is None
+    # 10 samples of 2 classes, all right: p = 2^-10 < 0.001; 9 of 10 right is not enough
+    ten = np.arange(10) % 2
+    assert agreement_beyond_chance(ten, ten) is None
+    assert agreement_beyond_chance(ten, np.r_[ten[:9], 1 - ten[9]]) is not None
+
+
+def test_label_checks_of_a_model_at_chance_are_off_with_a_note(tmp_path):
+    """Probabilities unrelated to the labels (a model that learned nothing, or columns in another
+    order than the classes): cleanlab flagged 636 of 1,000 samples as mislabelled. The label
+    checks are off, say why in summary.json and in a note past -q; judge_at_chance restores
+    cleanlab's own behaviour."""
+    import datacheck
+
+    from .conftest import invoke
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "labels.npy", rng.integers(0, 10, 1000))
+    np.save(tmp_path / "probs.npy", rng.dirichlet(np.ones(10), 1000).astype(np.float32))
+    result = invoke("audit", "--pred-probs", tmp_path / "probs.npy", "--labels", tmp_path / "labels.npy",
+                    "--out", tmp_path / "run", "-q")
+    assert result.exit_code == 0 and result.stdout == ""
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    check = summary["checks"]["label_issues"]
+    assert check["flagged"] == 0 and check["scored"] == 0
+    assert check["threshold"]["out_of_fold_accuracy"] == 0.094 and check["threshold"]["chance_accuracy"] == 0.0998
+    assert check["threshold"]["rule"].startswith("off: the model is not clearly above chance (out-of-fold accuracy 0.094")
+    note = summary["notes"][0]
+    assert note.startswith("label_issues did not judge the labels: the model is not clearly above chance")
+    assert result.stderr == f"datacheck: note: {note}\n"
+    judged = datacheck.audit(pred_probs=np.load(tmp_path / "probs.npy"), labels=np.load(tmp_path / "labels.npy"),
+                             checks="label_issues", config={"detectors": {"label_issues": {"judge_at_chance": True}}})
+    assert judged.summary["checks"]["label_issues"]["flagged"] == 636 and "notes" not in judged.summary
+
+
+def test_a_model_that_learned_nothing_leaves_aum_and_label_issues_off_and_fix_says_why(tiny_dataset, tmp_path):
+    """tiny_dataset's images are random noise: the trained model is at chance (about half right),
+    and its margins say nothing of the labels either. fix's note said "the audit made no label
+    suggestions" without the reason."""
+    from .conftest import invoke
+
+    config = tmp_path / "short.toml"
+    config.write_text("[train]\nimage_size = 16\nfolds = 2\nepochs = 1\n")
+    result = invoke("fix", tiny_dataset, "--out", tmp_path / "fixed", "--budget", "16", "--config", config,
+                    "--workers", "0", "--no-boost", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "fixed" / "summary.json").read_text())
+    audit = json.loads((tmp_path / "fixed" / summary["outputs"]["first_audit"] / "summary.json").read_text())
+    for check in ("aum", "label_issues"):
+        threshold = audit["checks"][check]["threshold"]
+        assert threshold["rule"].startswith("off: the model is not clearly above chance")
+        assert threshold["samples"] == 16 and threshold["out_of_fold_accuracy"] <= 0.75
+    assert audit["notes"] == [f"aum and label_issues did not judge the labels: {threshold['rule'][5:]}"]
+    assert summary["notes"][0].startswith("labels not changed: the model is not clearly above chance")
+    assert f"datacheck: note: {summary['notes'][0]}" in result.stderr

@@ -9,7 +9,7 @@ import torch
 from datacheck.engine.models import create_model, list_models
 from datacheck.errors import UsageError
 
-from .conftest import install_plugin, invoke
+from .conftest import JUDGE_AT_CHANCE, install_plugin, invoke
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -174,7 +174,7 @@ def test_aum_with_a_frozen_backbone_trains_only_a_head(tiny_dataset, tmp_path, m
 
     monkeypatch.setattr(train, "fit", no_backbone_training)
     result = datacheck.audit(tiny_dataset, out=tmp_path / "r", checks=["aum"], model="resnet18", weights="random",
-                             cache_dir="off", workers=0)
+                             cache_dir="off", workers=0, config={"detectors": JUDGE_AT_CHANCE})
     rows = result.findings[result.findings["check"] == "aum"]
     threshold_samples = result.summary["checks"]["aum"]["threshold"]["threshold_samples"]
     # 5 folds of ~13 training rows, up to 2 threshold samples each (10 %, rounded up)

@@ -717,8 +717,11 @@ class _Context:
         if evidence.any():
             return None
         classes = int(audit.summary.get("classes", 0))
+        # A label check off because its model is at chance says why itself (model.at_chance_reason).
+        at_chance = [check["threshold"]["rule"].removeprefix("off: ") for check in audit.summary.get("checks", {}).values()
+                     if "chance_accuracy" in check.get("threshold", {})]
         why = (f"a dataset with {classes} class{'es' if classes != 1 else ''} has no label suggestions"
-               if classes < 2 else "the audit made no label suggestions")
+               if classes < 2 else at_chance[0] if at_chance else "the audit made no label suggestions")
         return f"labels not changed: {why}; the relabel step only removed junk and duplicates and queued doubts"
 
     @staticmethod

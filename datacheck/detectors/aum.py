@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..features.model import agreement_beyond_chance, at_chance_reason, scored_rows
 from ..robust import count_cut
+from ..validation import Boolean
 from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
@@ -23,21 +25,36 @@ class AUM(Detector):
     with the lowest AUM (averaged over the fold models that trained on each with its own
     label) is flagged, never a sample above the threshold samples' 99th percentile.
     ``score = sigmoid(AUM - cut)``, so ``score < 0.5`` ⇔ flagged.
+
+    Parameters
+    ----------
+    judge_at_chance : bool, default False
+        Judge the labels even when the same cross-validation's out-of-fold predictions agree
+        with them no more than chance would (see :class:`~datacheck.detectors.label_issues.LabelIssues`);
+        by default the check is then off, with the reason.
     """
 
     name = "aum"
     requires = frozenset({"aum"})
+    # The same cross-validation's out-of-fold predictions: a network that learned nothing has
+    # margins that say nothing of the labels either (see find).
+    optional = frozenset({"pred_probs", "labels"})
     checks = ("aum",)
     tags = frozenset({"label_evidence"})
 
-    def __init__(self):
-        pass
+    _parameter_constraints = {"judge_at_chance": [Boolean()]}
+
+    def __init__(self, *, judge_at_chance: bool = False):
+        self.judge_at_chance = judge_at_chance
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         out = ctx.get("aum")
         rows = np.flatnonzero(np.isfinite(out.aum))
         if len(rows) == 0 or len(out.threshold_aum) == 0:
             return self._off("no threshold samples (too few labeled images, or train.threshold_fraction = 0)")
+        at_chance = None if self.judge_at_chance else self._at_chance(ctx)
+        if at_chance is not None:
+            return self._off(at_chance_reason(at_chance), **at_chance)
         aum = out.aum[rows].astype(float)
         noise = noise_rate(aum, out.threshold_aum)
         ceiling = float(np.percentile(out.threshold_aum, 99))
@@ -55,6 +72,20 @@ class AUM(Detector):
         score = 1.0 / (1.0 + np.exp(-np.clip(aum - cut, -50, 50)))
         details = [{"aum": round(float(a), 4)} for a in aum]
         return partial_findings(rows, self.name, score, flagged, details)
+
+    @staticmethod
+    def _at_chance(ctx: AuditContext) -> dict | None:
+        """:func:`~datacheck.features.model.agreement_beyond_chance` of the out-of-fold predictions,
+        when the audit has them. At chance, every label's margin is low (wrong-looking), and the
+        threshold samples, no lower, set the noise estimate near 1: most of the data flagged."""
+        if not (ctx.has("pred_probs") and ctx.has("labels")):
+            return None
+        given, probs = ctx.get("labels"), ctx.get("pred_probs")
+        rows = np.flatnonzero(scored_rows(given, probs))
+        labels = given.ids[rows]
+        if len(np.unique(labels)) < 2:
+            return None
+        return agreement_beyond_chance(labels, np.asarray(probs[rows]).argmax(axis=1))
 
 
 def noise_rate(aum: np.ndarray, threshold_aum: np.ndarray) -> float:

@@ -222,10 +222,11 @@ class Detector:
     def _check_params(self) -> None:
         """Rules across parameters, once each parameter is valid on its own."""
 
-    def _off(self, reason: str) -> pd.DataFrame:
+    def _off(self, reason: str, **measured) -> pd.DataFrame:
         """The partial findings of a check that cannot run on this data: no rows, and
-        ``reason`` recorded as its rule in ``summary.json``."""
-        self.thresholds_[self.name] = {"rule": f"off: {reason}"}
+        ``reason`` recorded as its rule in ``summary.json`` (with ``measured``, the numbers
+        behind it)."""
+        self.thresholds_[self.name] = {"rule": f"off: {reason}", **measured}
         return partial_findings([], self.name, [], [], [])
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:

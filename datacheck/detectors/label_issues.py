@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..features.model import scored_rows
-from ..validation import Options
+from ..features.model import agreement_beyond_chance, at_chance_reason, scored_rows
+from ..validation import Boolean, Options
 from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
 
@@ -33,6 +33,11 @@ class LabelIssues(Detector):
         cleanlab's ``filter_by``.
     score_method : str, default "self_confidence"
         cleanlab's ``get_label_quality_scores`` method.
+    judge_at_chance : bool, default False
+        Judge the labels even when the model's out-of-fold predictions agree with them no
+        more than chance would (:func:`~datacheck.features.model.agreement_beyond_chance`),
+        as cleanlab itself does. By default the check is then off, with the reason: confident
+        learning flags 50-90 % of the samples of a model that learned nothing.
     """
 
     name = "label_issues"
@@ -40,11 +45,14 @@ class LabelIssues(Detector):
     checks = ("label_issues",)
     tags = frozenset({"label_evidence"})
     _parameter_constraints = {"filter_by": [Options(str, frozenset(_FILTERS))],
-                              "score_method": [Options(str, frozenset(_SCORES))]}
+                              "score_method": [Options(str, frozenset(_SCORES))],
+                              "judge_at_chance": [Boolean()]}
 
-    def __init__(self, *, filter_by: str = "prune_by_noise_rate", score_method: str = "self_confidence"):
+    def __init__(self, *, filter_by: str = "prune_by_noise_rate", score_method: str = "self_confidence",
+                 judge_at_chance: bool = False):
         self.filter_by = filter_by
         self.score_method = score_method
+        self.judge_at_chance = judge_at_chance
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         given, probs = ctx.get("labels"), ctx.get("pred_probs")
@@ -61,6 +69,10 @@ class LabelIssues(Detector):
             why = (f"the labels of the {len(labels)} scored sample(s) name one class" if len(labels)
                    else "no sample has out-of-fold probabilities")
             return self._off(f"{why}: confident learning needs labels of two classes or more")
+        suggested = probs.argmax(axis=1)
+        at_chance = None if self.judge_at_chance else agreement_beyond_chance(labels, suggested)
+        if at_chance is not None:
+            return self._off(at_chance_reason(at_chance), **at_chance)
         # Imported only when there is something to score: cleanlab costs an audit of unlabeled images a second.
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_label_quality_scores
@@ -82,7 +94,6 @@ class LabelIssues(Detector):
                 cleanlab.filter.tqdm_exists = bar
                 _release_cleanlab_globals()
         score = get_label_quality_scores(labels, probs, method=self.score_method)
-        suggested = probs.argmax(axis=1)
         self.thresholds_[self.name] = {
             "rule": f"cleanlab find_label_issues(filter_by={self.filter_by!r})",
             "estimated_noise_rate": round(float(is_issue.mean()), 4),

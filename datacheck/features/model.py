@@ -97,6 +97,53 @@ def scored_rows(labels: Labels, pred_probs: np.ndarray) -> np.ndarray:
     return (labels.ids >= 0) & np.isfinite(pred_probs.sum(axis=1))
 
 
+#: Below this one-sided p-value the out-of-fold predictions agree with the given labels more
+#: often than chance (:func:`agreement_beyond_chance`): 0.001, about 3 standard errors.
+CHANCE_P = 1e-3
+
+
+def agreement_beyond_chance(labels: np.ndarray, predicted: np.ndarray) -> dict | None:
+    """None when predictions agree with the given labels clearly more often than chance; else
+    what was measured, for the reason a label check gives for not judging.
+
+    Chance is Cohen's: predictions unrelated to the labels, in the proportions the model
+    predicts each class, agree with them at ``pe = sum_k P(label = k) P(predicted = k)`` (a
+    model that always predicts the largest class: its share). A model at chance (too few
+    samples per class to learn anything, probabilities with their columns in another order
+    than the classes) disagrees with half or more of the labels, and confident learning
+    then flagged 50-90 % of the samples as mislabelled: its disagreements are no evidence.
+    The test is one-sided binomial, the agreements counted against ``n`` draws at ``pe``.
+
+    Parameters
+    ----------
+    labels, predicted : ndarray of shape (N,), int
+        Given class ids and the model's most probable class, both >= 0.
+
+    Returns
+    -------
+    dict or None
+        ``{"out_of_fold_accuracy", "chance_accuracy", "samples"}`` when the agreement is not
+        beyond chance (p >= :data:`CHANCE_P`).
+    """
+    from scipy.stats import binom  # with cleanlab's and scikit-learn's imports: nothing new
+
+    n = len(labels)
+    size = int(max(labels.max(), predicted.max())) + 1
+    chance = float(np.bincount(labels, minlength=size) @ np.bincount(predicted, minlength=size)) / n / n
+    agreed = int(np.count_nonzero(labels == predicted))
+    if chance < 1.0 and binom.sf(agreed - 1, n, chance) < CHANCE_P:
+        return None
+    return {"out_of_fold_accuracy": round(agreed / n, 4), "chance_accuracy": round(chance, 4), "samples": n}
+
+
+def at_chance_reason(measured: dict) -> str:
+    """The "off" reason of a label check whose model is at chance (:func:`agreement_beyond_chance`)."""
+    return (f"the model is not clearly above chance (out-of-fold accuracy {measured['out_of_fold_accuracy']:.3f}, "
+            f"{measured['chance_accuracy']:.3f} by chance, {measured['samples']:,} samples): its disagreements with "
+            f"the labels are no evidence of wrong ones (too few samples per class? --pred-probs columns not in "
+            f"class order?)")
+
+
 def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np.ndarray]:
     """Class names (sorted, unless given) and each row's class id (-1 for unlabeled)."""
     labels = manifest.frame["label"]
