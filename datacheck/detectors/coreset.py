@@ -35,7 +35,9 @@ class Coreset(Detector):
     mislabels; without it, three quarters of it.
 
     Classes above ``exact_max`` samples use stochastic greedy (memory O(N) per candidate,
-    never N x N). Opt-in (``--checks coreset``): it is a selection, not an issue finder.
+    never N x N), and classes above :data:`~datacheck.engine.facility.PART_MAX` select in
+    random parts of at most that size, each with its share of the budget (time linear in
+    the class size instead of quadratic). Opt-in (``--checks coreset``): it is a selection, not an issue finder.
     ``is_issue`` = not selected (a candidate to drop); ``score`` is 1 for a medoid, else its
     similarity to its medoid, ``1 - distance / M`` (``M`` bounds the class's distances),
     capped at 0.999.
@@ -67,7 +69,7 @@ class Coreset(Detector):
         self.exact_max = exact_max
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
-        from ..engine.facility import facility_location
+        from ..engine.facility import facility_location, selection_method
 
         given = ctx.get("labels")
         features, scored = self._features(given, ctx)
@@ -94,7 +96,7 @@ class Coreset(Detector):
                        for m, s, w in zip(medoid, is_medoid, weight)]
             parts.append((rows, score, ~is_medoid, details))
             sizes[given.classes[c]] = {"size": int(len(rows)), "selected": int(budget),
-                                         "method": "lazy greedy" if len(rows) <= self.exact_max else "stochastic greedy"}
+                                         "method": selection_method(len(rows), self.exact_max)}
         self.thresholds_[self.name] = {
             "rule": f"not among the ceil({self.budget} x class size) facility-location medoids of its class",
             "features": "softmax - one-hot" + (f" + {self.embedding_weight} x embedding" if joined else ""),
