@@ -206,3 +206,23 @@ def test_inferences_of_several_networks_in_one_stage_equal_the_local_ones(ray_ru
     assert not np.array_equal(local[1][1][3], local[2][1][0])  # row 3 by the two networks: a mix-up shows
     for (local_probs, local_embeddings), (probs, embeddings) in zip(local, remote):
         assert np.array_equal(local_probs, probs) and np.array_equal(local_embeddings, embeddings)
+
+
+def test_a_bracketed_ipv6_address_is_checked_as_that_address():
+    """``--ray-address [::1]:PORT``: the brackets were taken into the host name, so a listening
+    IPv6 head was refused as 'Name or service not known'."""
+    import socket
+
+    from datacheck.engine.ray_engine import _check_reachable
+    from datacheck.errors import UsageError
+
+    try:
+        server = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with server:
+        port = server.getsockname()[1]
+        _check_reachable(f"[::1]:{port}")
+        _check_reachable(f"ray://[::1]:{port}")
+    with pytest.raises(UsageError, match=r"cannot reach the Ray cluster at \[::1\]:1: .*refused"):
+        _check_reachable("[::1]:1")

@@ -82,6 +82,8 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     if target == "auto" or ":" not in target:  # "auto": Ray finds a cluster started on this machine
         return
     host, _, port = target.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 address, bracketed to set off its port
+        host = host[1:-1]
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
