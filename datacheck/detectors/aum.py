@@ -85,7 +85,8 @@ class AUM(Detector):
         labels = given.ids[rows]
         if len(np.unique(labels)) < 2:
             return None
-        return agreement_beyond_chance(labels, np.asarray(probs[rows]).argmax(axis=1))
+        probs = np.asarray(probs[rows])
+        return agreement_beyond_chance(labels, probs.argmax(axis=1), probs, seed=ctx.seed, trained=True)
 
 
 def noise_rate(aum: np.ndarray, threshold_aum: np.ndarray) -> float:

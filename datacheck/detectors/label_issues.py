@@ -70,7 +70,8 @@ class LabelIssues(Detector):
                    else "no sample has out-of-fold probabilities")
             return self._off(f"{why}: confident learning needs labels of two classes or more")
         suggested = probs.argmax(axis=1)
-        at_chance = None if self.judge_at_chance else agreement_beyond_chance(labels, suggested)
+        at_chance = None if self.judge_at_chance else agreement_beyond_chance(
+            labels, suggested, probs, seed=ctx.seed, trained="aum" in ctx.available())
         if at_chance is not None:
             return self._off(at_chance_reason(at_chance), **at_chance)
         # Imported only when there is something to score: cleanlab costs an audit of unlabeled images a second.

@@ -100,9 +100,15 @@ def scored_rows(labels: Labels, pred_probs: np.ndarray) -> np.ndarray:
 #: Below this one-sided p-value the out-of-fold predictions agree with the given labels more
 #: often than chance (:func:`agreement_beyond_chance`): 0.001, about 3 standard errors.
 CHANCE_P = 1e-3
+#: Label permutations of :func:`_probabilities_beyond_chance`'s Monte Carlo test: with none of
+#: them reaching the given labels' statistic, p = 1 / 2,000 < :data:`CHANCE_P`.
+_PERMUTATIONS = 1999
+#: Rows the permutation test draws at most: a model that learned anything shows it in 10,000.
+_PERMUTED_ROWS = 10_000
 
 
-def agreement_beyond_chance(labels: np.ndarray, predicted: np.ndarray) -> dict | None:
+def agreement_beyond_chance(labels: np.ndarray, predicted: np.ndarray, pred_probs: np.ndarray | None = None, *,
+                            seed: int = 0, trained: bool | None = None) -> dict | None:
     """None when predictions agree with the given labels clearly more often than chance; else
     what was measured, for the reason a label check gives for not judging.
 
@@ -114,16 +120,33 @@ def agreement_beyond_chance(labels: np.ndarray, predicted: np.ndarray) -> dict |
     then flagged 50-90 % of the samples as mislabelled: its disagreements are no evidence.
     The test is one-sided binomial, the agreements counted against ``n`` draws at ``pe``.
 
+    With ``pred_probs``, the model is also above chance when the probabilities rank the
+    labels beyond chance, though their most probable class does not: the mean probability of
+    the given label against that of the labels permuted (:func:`_probabilities_beyond_chance`).
+    On imbalanced classes a real but weak model predicts the majority nearly always (95/5,
+    a minority ranked at AUC 0.7: accuracy 0.943 against 0.936 by chance, gated), and
+    confident learning, whose thresholds are per class, still judges its labels.
+
     Parameters
     ----------
     labels, predicted : ndarray of shape (N,), int
         Given class ids and the model's most probable class, both >= 0.
+    pred_probs : ndarray of shape (N, K), optional
+        The probabilities ``predicted`` was taken from.
+    seed : int
+        Of the permutations.
+    trained : bool, optional
+        Whether datacheck trained the model (True) or the probabilities were given (False),
+        for the reason's hint (:func:`at_chance_reason`).
 
     Returns
     -------
     dict or None
         ``{"out_of_fold_accuracy", "chance_accuracy", "samples"}`` when the agreement is not
-        beyond chance (p >= :data:`CHANCE_P`).
+        beyond chance (p >= :data:`CHANCE_P`); ``below_chance`` (true) when the agreement is
+        below chance at p < :data:`CHANCE_P`; ``reordered_accuracy`` when the columns in
+        another order would agree with most labels (:func:`_reordered_accuracy`);
+        ``samples_per_class`` for a model datacheck trained.
     """
     from scipy.stats import binom  # with cleanlab's and scikit-learn's imports: nothing new
 
@@ -133,15 +156,86 @@ def agreement_beyond_chance(labels: np.ndarray, predicted: np.ndarray) -> dict |
     agreed = int(np.count_nonzero(labels == predicted))
     if chance < 1.0 and binom.sf(agreed - 1, n, chance) < CHANCE_P:
         return None
-    return {"out_of_fold_accuracy": round(agreed / n, 4), "chance_accuracy": round(chance, 4), "samples": n}
+    if pred_probs is not None and _probabilities_beyond_chance(labels, pred_probs, seed):
+        return None
+    measured = {"out_of_fold_accuracy": round(agreed / n, 4), "chance_accuracy": round(chance, 4), "samples": n}
+    if chance > 0.0 and binom.cdf(agreed, n, chance) < CHANCE_P:
+        measured["below_chance"] = True
+    reordered = _reordered_accuracy(labels, predicted, chance)
+    if reordered is not None:
+        measured["reordered_accuracy"] = reordered
+    if trained:
+        measured["samples_per_class"] = round(n / len(np.unique(labels)), 1)
+    elif trained is not None:
+        measured["model"] = "given"
+    return measured
+
+
+def _probabilities_beyond_chance(labels: np.ndarray, pred_probs: np.ndarray, seed: int) -> bool:
+    """Whether the probability of the given label, summed over the samples, is above every one
+    of :data:`_PERMUTATIONS` random permutations of the labels (Monte Carlo permutation test,
+    p < :data:`CHANCE_P`), on at most :data:`_PERMUTED_ROWS` random rows. Exact for any class
+    sizes, where a normal approximation is not: one minority sample among 50 ranked first
+    has z = 7 but p = 1/50."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    rows = np.sort(rng.choice(n, _PERMUTED_ROWS, replace=False)) if n > _PERMUTED_ROWS else np.arange(n)
+    given = labels[rows]
+    observed = float(np.asarray(pred_probs[rows, given], dtype=np.float64).sum())
+    batch = max(1, min(_PERMUTATIONS, 2_000_000 // len(rows)))
+    done = 0
+    while done < _PERMUTATIONS:
+        count = min(batch, _PERMUTATIONS - done)
+        shuffled = rng.permuted(np.broadcast_to(given, (count, len(rows))), axis=1)
+        sums = np.asarray(pred_probs[rows[None, :], shuffled], dtype=np.float64).sum(axis=1)
+        # Ties (probabilities that do not depend on the label: constant rows) count against.
+        if (sums >= observed - 1e-9 * max(1.0, abs(observed))).any():
+            return False
+        done += count
+    return True
+
+
+def _reordered_accuracy(labels: np.ndarray, predicted: np.ndarray, chance: float) -> float | None:
+    """The accuracy of the most probable class with the columns in their best order (a
+    one-to-one assignment of columns to classes maximising agreement), when it says the columns
+    are probably out of order: at least 0.5, twice the accuracy and chance, and 10 samples per
+    class (fewer let any order fit some). Else None."""
+    from scipy.optimize import linear_sum_assignment
+
+    n = len(labels)
+    size = int(max(labels.max(), predicted.max())) + 1
+    if n < 10 * len(np.unique(labels)):
+        return None
+    confusion = np.zeros((size, size), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    rows, cols = linear_sum_assignment(confusion, maximize=True)
+    best = float(confusion[rows, cols].sum()) / n
+    accuracy = float(np.count_nonzero(labels == predicted)) / n
+    return round(best, 4) if best >= max(0.5, 2 * accuracy, 2 * chance) else None
 
 
 def at_chance_reason(measured: dict) -> str:
-    """The "off" reason of a label check whose model is at chance (:func:`agreement_beyond_chance`)."""
-    return (f"the model is not clearly above chance (out-of-fold accuracy {measured['out_of_fold_accuracy']:.3f}, "
-            f"{measured['chance_accuracy']:.3f} by chance, {measured['samples']:,} samples): its disagreements with "
-            f"the labels are no evidence of wrong ones (too few samples per class? --pred-probs columns not in "
-            f"class order?)")
+    """The "off" reason of a label check whose model is at chance (:func:`agreement_beyond_chance`),
+    one sentence from what was measured."""
+    numbers = (f"out-of-fold accuracy {measured['out_of_fold_accuracy']:.3f}, {measured['chance_accuracy']:.3f} "
+               f"by chance, {measured['samples']:,} samples")
+    if measured.get("below_chance"):
+        head = (f"the model is below chance ({numbers}): its disagreements with the labels are systematic, no "
+                f"evidence of wrong ones")
+    else:
+        head = (f"the model is not clearly above chance ({numbers}): its disagreements with the labels are no "
+                f"evidence of wrong ones")
+    if "reordered_accuracy" in measured:
+        hint = (f"its columns in another order would agree with {measured['reordered_accuracy']:.3f} of the labels: "
+                f"are the probabilities' columns in class order?")
+    elif "samples_per_class" in measured:
+        hint = (f"a model trained on {measured['samples_per_class']:g} labeled samples per class: too few, or "
+                f"labels unrelated to the images?")
+    elif measured.get("model") == "given":
+        hint = "are the probabilities' rows in the labels' order, and their columns in class order?"
+    else:
+        hint = "too few samples per class? probabilities' rows or columns not in the labels' order?"
+    return f"{head} ({hint})"
 
 
 def label_ids(manifest: Manifest, classes: list | None = None) -> tuple[list, np.ndarray]:
