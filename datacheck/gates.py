@@ -63,3 +63,66 @@ def _check_known(name: str, gate: str, option: str, where: str) -> None:
     others = [d for d in detectors if d not in checks]  # a detector named like its one check is listed once
     raise UsageError(f"bad {option} gate {gate!r}{where}: unknown check {name!r}{hint}; checks: {', '.join(checks)}; "
                      f"or a detector (its checks together): {', '.join(others)}")
+
+
+def gate_result(gate: Gate, findings, checks: dict) -> dict:
+    """What ``gate`` measured in an audit's ``findings`` and per-check ``checks`` (the summary's):
+    flagged and scored counts, percent, and whether it ``failed``.
+
+    A gate names a check, or a detector (distinct samples flagged by any of its checks), or
+    ``label_fused``, which is made only where two label checks judged: with one, that check's
+    flags are the label flag (``label_fused>0`` passed at 0 of 0 while ``label_issues`` flagged
+    4, ``aum`` off for want of threshold samples). ``judged`` is false when every check the gate
+    counts was off (a rule ``off: ...``: a model at chance, one class, no labels), ``off`` names
+    them: the gate passed without a judgment, which exit status 0 alone does not tell from clean
+    data."""
+    counted = counted_checks(gate.check, checks)
+    # A fused check (issue_score, label_fused) judged when one of the checks it fuses did.
+    sources = [c for c in ((checks.get(gate.check) or {}).get("threshold") or {}).get("checks", []) if c in checks]
+    off = [check for check in sources or counted if is_off(checks[check])]
+    judged = not off or len(off) < len(sources or counted)
+    if gate.check in checks:
+        flagged, scored = checks[gate.check]["flagged"], checks[gate.check]["scored"]
+    else:
+        mine = findings[findings["check"].isin(counted)]
+        flagged, scored = mine.loc[mine["is_issue"], "sample_id"].nunique(), mine["sample_id"].nunique()
+    return {
+        "gate": str(gate),
+        "flagged": int(flagged),
+        "scored": int(scored),
+        "percent": round(100.0 * flagged / scored, 3) if scored else 0.0,
+        "failed": gate.exceeded(flagged, scored),
+        "judged": judged,
+        **({} if judged else {"off": off}),
+    }
+
+
+def counted_checks(name: str, checks: dict) -> list[str]:
+    """The checks of ``checks`` (the summary's) whose findings a gate on ``name`` counts."""
+    from .fusion import LABEL_CHECK
+
+    if name in checks:
+        return [name]
+    if name == LABEL_CHECK:  # not made: fewer than two label checks judged
+        from .detectors.registry import checks_with_tag
+
+        return [check for check in checks_with_tag("label_evidence") if check in checks]
+    return [check for check, info in checks.items() if info.get("detector") == name]
+
+
+def is_off(check: dict) -> bool:
+    """Whether a check of the summary was off (its rule ``off: ...``): it scored nothing."""
+    rule = (check.get("threshold") or {}).get("rule", "")
+    return isinstance(rule, str) and rule.startswith("off")
+
+
+def untested_gate_notes(gate_results: list[dict]) -> list[str]:
+    """A note per gate that passed without a judgment (:func:`gate_result`'s ``judged``)."""
+    notes = []
+    for result in gate_results:
+        if not result.get("judged", True):
+            off = result["off"]
+            were = f"{' and '.join(off)} {'were' if len(off) > 1 else 'was'} off"
+            notes.append(f"gate {result['gate']} was not tested: {were} (see {'their rules' if len(off) > 1 else 'its rule'}"
+                         f"), so it passed without a judgment")
+    return notes

@@ -38,7 +38,7 @@ from .files.model_outputs import OUTPUTS_ARTIFACT, write_outputs
 from .files.run_info import RunInfo
 from .files.summary import SUMMARY_NAME, write_summary
 from .fusion import CHECK as FUSED_CHECK, LABEL_CHECK, fused_checks, issue_scores, label_scores
-from .gates import Gate, parse_gates
+from .gates import Gate, gate_result, parse_gates, untested_gate_notes
 from .manifest import Manifest, layout_notes, load_manifest
 from .runs import RUN_MARKER, RunDir, Sources, check_outputs, folder_lock, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
@@ -411,7 +411,7 @@ def audit(
         for fused_check in (LABEL_CHECK, FUSED_CHECK):
             if fused_check in thresholds:
                 checks[fused_check] = _counts(findings, fused_check, fused_check, thresholds)
-        gate_results = [_gate_result(g, findings, checks) for g in gates]
+        gate_results = [gate_result(g, findings, checks) for g in gates]
         status = ExitStatus.GATE_FAILED if any(g["failed"] for g in gate_results) else ExitStatus.OK
         timings["total"] = round(time.perf_counter() - started, 3)
         summary = {
@@ -434,7 +434,7 @@ def audit(
         if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
             summary["knn_graph"] = ctx.features.get("knn_graph").info
             notes += recall_notes(summary["knn_graph"])
-        notes += _candidate_search_notes(checks) + _at_chance_notes(checks)
+        notes += _candidate_search_notes(checks) + _at_chance_notes(checks) + untested_gate_notes(gate_results)
         if notes:  # what the user may have meant, or should know (also printed by the command line)
             summary["notes"] = notes
         if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)
@@ -467,11 +467,23 @@ def _candidate_search_notes(checks: dict) -> list[str]:
 def _at_chance_notes(checks: dict) -> list[str]:
     """One note naming the label checks that did not judge because the model is at chance
     (:func:`~datacheck.features.model.agreement_beyond_chance`): with ``-q`` the summary table
-    that says so is not printed, and 0 flagged would read as clean labels."""
+    that says so is not printed, and 0 flagged would read as clean labels. And a note per label
+    check that flags more than half of the samples it scored."""
     idle = [name for name, check in checks.items() if "chance_accuracy" in check.get("threshold", {})]
-    if not idle:
-        return []
-    return [f"{' and '.join(idle)} did not judge the labels: {at_chance_reason(checks[idle[0]]['threshold'])}"]
+    notes = [f"{' and '.join(idle)} did not judge the labels: {at_chance_reason(checks[idle[0]]['threshold'])}"
+             ] if idle else []
+    # Above chance, but most labels called wrong: a weak model (10 classes at out-of-fold accuracy
+    # 0.25: 53 % flagged) or mostly wrong labels (55 % random labels, a good model: 55 %); the
+    # data cannot tell which, the user can.
+    accuracy = checks.get("label_issues", {}).get("threshold", {}).get("out_of_fold_accuracy")
+    model = f" (out-of-fold accuracy {accuracy:.3f})" if accuracy is not None else ""
+    for name in ("label_issues", "aum"):
+        check = checks.get(name, {})
+        if check.get("scored") and check["flagged"] > check["scored"] / 2:
+            notes.append(f"{name} calls {check['flagged']:,} of {check['scored']:,} labels wrong "
+                         f"({100 * check['flagged'] / check['scored']:.1f} %): are most labels wrong, or is the model "
+                         f"too weak to judge them{model}? Look at some before relabelling")
+    return notes
 
 
 def _by_check(table: pa.Table) -> dict[str, pa.Table]:
@@ -751,21 +763,6 @@ def _counts(findings: pd.DataFrame, check: str, detector: str, thresholds: dict)
         "percent": round(100.0 * len(flagged) / len(rows), 3) if len(rows) else 0.0,
         "threshold": thresholds.get(check, {}),
         "worst": flagged["sample_id"].head(_WORST_SHOWN).tolist(),
-    }
-
-
-def _gate_result(gate: Gate, findings: pd.DataFrame, checks: dict) -> dict:
-    if gate.check in checks:
-        flagged, scored = checks[gate.check]["flagged"], checks[gate.check]["scored"]
-    else:  # a detector name: distinct samples flagged by any of its checks
-        mine = findings[findings["check"].isin([c for c, v in checks.items() if v["detector"] == gate.check])]
-        flagged, scored = mine.loc[mine["is_issue"], "sample_id"].nunique(), mine["sample_id"].nunique()
-    return {
-        "gate": str(gate),
-        "flagged": int(flagged),
-        "scored": int(scored),
-        "percent": round(100.0 * flagged / scored, 3) if scored else 0.0,
-        "failed": gate.exceeded(flagged, scored),
     }
 
 

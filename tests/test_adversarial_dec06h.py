@@ -90,3 +90,88 @@ def test_a_model_below_chance_is_called_so_and_a_column_reordering_is_named():
     assert trained["samples_per_class"] == 8.0
     assert at_chance_reason(trained).endswith(
         "(a model trained on 8 labeled samples per class: too few, or labels unrelated to the images?)")
+
+
+def _random_arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "labels.npy", rng.integers(0, 10, 1000))
+    np.save(tmp_path / "probs.npy", rng.dirichlet(np.ones(10), 1000).astype(np.float32))
+    return tmp_path / "probs.npy", tmp_path / "labels.npy"
+
+
+def test_a_gate_on_a_check_that_did_not_judge_passes_untested_and_says_so(tmp_path):
+    """--fail-on label_issues>0 with the model at chance: exit 0 as before (nothing was exceeded,
+    and exit 1 means a gate was), but the gate is marked untested in summary.json, in a note past
+    -q, in JUnit (the check's case is skipped, where it passed) and in the report."""
+    import xml.etree.ElementTree as ET
+
+    probs, labels = _random_arrays(tmp_path)
+    result = invoke("audit", "--pred-probs", probs, "--labels", labels, "--out", tmp_path / "run", "-q",
+                    "--fail-on", "label_issues>0,class_imbalance>5", "--junit", tmp_path / "junit.xml")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["gates"] == [
+        {"gate": "label_issues>0", "flagged": 0, "scored": 0, "percent": 0.0, "failed": False, "judged": False,
+         "off": ["label_issues"]},
+        {"gate": "class_imbalance>5", "flagged": 0, "scored": 1000, "percent": 0.0, "failed": False, "judged": True}]
+    note = "gate label_issues>0 was not tested: label_issues was off (see its rule), so it passed without a judgment"
+    assert summary["notes"][1:] == [note] and result.stderr.splitlines()[1] == f"datacheck: note: {note}"
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "0", "1")
+    skipped = suite.find("testcase[@name='label_issues']/skipped")
+    assert skipped.get("message") == summary["checks"]["label_issues"]["threshold"]["rule"] + " (gate label_issues>0 not tested)"
+    assert suite.find("testcase[@name='class_imbalance']/skipped") is None
+    assert invoke("report", tmp_path / "run", "-q").exit_code == 0
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert '<span class="untested">label_issues&gt;0 untested</span>' in page
+    assert '<span class="untested">untested (label_issues off: passed without a judgment)</span>' in page
+    # the relabel section said "The label_issues check did not run."
+    assert '<p class="note warn">label_issues was off: the model is not clearly above chance' in page
+
+
+def test_a_label_fused_gate_counts_the_one_label_check_that_judged():
+    """aum off (no threshold samples) and label_issues judging: label_fused is not made, and the
+    gate label_fused>0 read it as a detector of no findings: passed at 0 of 0 while label_issues
+    flagged 4. With one label check, its flags are the label flag. Both off: untested."""
+    import pandas as pd
+
+    from datacheck.gates import gate_result, parse_gates
+
+    findings = pd.DataFrame({"sample_id": [f"s{i}" for i in range(10)] + ["s0"], "check": ["label_issues"] * 10 + ["dark"],
+                             "is_issue": [True] * 4 + [False] * 6 + [True]})
+    judged = {"rule": "cleanlab find_label_issues(filter_by='prune_by_noise_rate')"}
+    checks = {"label_issues": {"detector": "label_issues", "flagged": 4, "scored": 10, "threshold": judged},
+              "aum": {"detector": "aum", "flagged": 0, "scored": 0, "threshold": {"rule": "off: no threshold samples"}},
+              "dark": {"detector": "image_properties", "flagged": 1, "scored": 1, "threshold": {"rule": "z > 3"}},
+              "issue_score": {"detector": "issue_score", "flagged": 5, "scored": 10,
+                              "threshold": {"rule": "any", "checks": ["label_issues", "aum", "dark"]}}}
+    fused, score = parse_gates("label_fused>0,issue_score>0")
+    assert gate_result(fused, findings, checks) == {"gate": "label_fused>0", "flagged": 4, "scored": 10,
+                                                     "percent": 40.0, "failed": True, "judged": True}
+    checks["label_issues"]["threshold"] = {"rule": "off: the model is not clearly above chance"}
+    untested = gate_result(fused, findings[findings["check"] == "dark"], checks)
+    assert (untested["failed"], untested["judged"], untested["off"]) == (False, False, ["aum", "label_issues"])
+    # issue_score is judged while one of the checks it fuses is: here dark
+    assert gate_result(score, findings, checks)["judged"] is True
+    checks["dark"]["threshold"] = {"rule": "off: no images"}
+    assert gate_result(score, findings, checks)["off"] == ["label_issues", "aum", "dark"]
+
+
+def test_a_label_check_that_calls_most_labels_wrong_has_a_note():
+    """10 classes, a weak model above chance (out-of-fold accuracy 0.245): cleanlab calls 1,058
+    of 2,000 labels wrong, without a word. 55 % random labels under a good model give as many
+    flags: the note asks, it does not decide."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 2000)
+    logits = rng.normal(0, 1, (2000, 10))
+    logits[np.arange(2000), labels] += 0.7
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    result = datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues")
+    assert result.summary["checks"]["label_issues"]["flagged"] == 1058
+    assert result.summary["notes"] == [
+        "label_issues calls 1,058 of 2,000 labels wrong (52.9 %): are most labels wrong, or is the model too weak to "
+        "judge them (out-of-fold accuracy 0.245)? Look at some before relabelling"]
+    logits[np.arange(2000), labels] += 0.3  # accuracy 0.338: 951 flagged, no note
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    result = datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues")
+    assert result.summary["checks"]["label_issues"]["flagged"] < 1000 and "notes" not in result.summary

@@ -206,7 +206,7 @@ def render_report(run: AuditRun, *, max_thumbnails: int = DEFAULT_MAX_THUMBNAILS
         ("overview", "Overview", _overview(run, notes)),
         ("galleries", "Review first, and the worst samples per check", _galleries(galleries, findings, thumbs)),
         ("groups", "Duplicate and leakage groups", _groups_section(groups, thumbs)),
-        ("relabels", "Suggested relabels", _heatmap(findings)),
+        ("relabels", "Suggested relabels", _heatmap(findings, run.summary.get("checks", {}))),
         ("histograms", "Score histograms", _histograms(findings)),
         ("clusters", "Sub-clusters per class", _clusters(findings, source)),
         ("findings", "Findings", _table_section(table_note, len(findings))),
@@ -395,8 +395,7 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
         gate_of.setdefault(re.split(r"[<>=]", gate["gate"])[0], []).append(gate)
     rows = []
     for check, c in checks.items():
-        gate_cells = [f'<span class="{"failed" if g["failed"] else "passed"}">{_e(g["gate"])} '
-                      f'{"failed" if g["failed"] else "passed"}</span>'
+        gate_cells = [f'<span class="{_gate_state(g)}">{_e(g["gate"])} {_gate_state(g)}</span>'
                       for g in gate_of.get(check, []) + (gate_of.get(c.get("detector"), [])
                                                          if c.get("detector") != check else [])]
         rows.append([_e(check), _e(c.get("detector", "")), f"{c.get('flagged', 0):,}", f"{c.get('scored', 0):,}",
@@ -409,7 +408,9 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
         parts.append("<h3>Gates (--fail-on)</h3>" + _table_html(
             ["gate", "flagged", "scored", "%", "result"],
             [[_e(g["gate"]), f"{g['flagged']:,}", f"{g['scored']:,}", f"{g['percent']:.1f}",
-              '<span class="failed">failed</span>' if g["failed"] else '<span class="passed">passed</span>'] for g in gates]))
+              f'<span class="{_gate_state(g)}">{_gate_state(g)}'
+              + (f' ({_e(" and ".join(g["off"]))} off: passed without a judgment)' if "off" in g else "") + "</span>"]
+             for g in gates]))
     else:
         parts.append('<p class="note">No --fail-on gates were set.</p>')
 
@@ -566,9 +567,18 @@ def _groups_section(groups: dict[str, list[dict]], thumbs: _Thumbnails) -> str:
 # --------------------------------------------------------------------------- charts
 
 
-def _heatmap(findings: pd.DataFrame) -> str:
+def _gate_state(gate: dict) -> str:
+    """A gate's result as the report shows it (and its CSS class): failed, passed, or untested
+    when every check it counts was off (``judged`` false in ``summary.json``)."""
+    return "failed" if gate["failed"] else "passed" if gate.get("judged", True) else "untested"
+
+
+def _heatmap(findings: pd.DataFrame, checks: dict | None = None) -> str:
     """Class × class counts of label_issues rows flagged with a different suggested label."""
     if not (findings["check"] == "label_issues").any():
+        rule = ((checks or {}).get("label_issues", {}).get("threshold") or {}).get("rule", "")
+        if isinstance(rule, str) and rule.startswith("off"):  # it ran, and did not judge: say why
+            return f'<p class="note warn">label_issues was {_e(rule)}</p>'
         return '<p class="note">The label_issues check did not run.</p>'
     rows = findings[(findings["check"] == "label_issues") & findings["is_issue"] & findings["suggested_label"].notna()]
     rows = rows[rows["suggested_label"] != rows["label"]]

@@ -2,7 +2,8 @@
 
 One test case per check (class name = its detector); a case fails when a ``--fail-on``
 gate on that check was exceeded, or a gate on its detector to which it contributed flagged
-samples. Checks without a gate pass and carry
+samples; a check that was off (its rule ``off: ...``: a model at chance, one class) is skipped
+with the reason, and names the gates on it that were not tested. Other checks pass and carry
 their flagged count in ``system-out``.
 """
 
@@ -34,7 +35,7 @@ def junit_xml(summary: dict) -> str:
     for name, value in (("dataset", summary["dataset"]), ("samples", summary["samples"]),
                         ("exit_status", summary["exit_status"])):
         ET.SubElement(properties, "property", {"name": name, "value": str(value)})
-    failures = 0
+    failures = skipped = 0
     for check, info in checks.items():
         case = ET.SubElement(suite, "testcase", {
             "classname": f"datacheck.{info['detector']}",
@@ -50,9 +51,16 @@ def junit_xml(summary: dict) -> str:
                                 for g in mine)
             failure = ET.SubElement(case, "failure", {"message": message, "type": "GateFailed"})
             failure.text = "worst: " + ", ".join(info["worst"])
+        elif _off(info):  # it did not judge: skipped, not passed (a gate on it was not tested)
+            untested = [g["gate"] for g in summary["gates"] if check in g.get("off", ())]
+            gate = f" (gate{'s' if len(untested) > 1 else ''} {', '.join(untested)} not tested)" if untested else ""
+            ET.SubElement(case, "skipped", {"message": f"{info['threshold']['rule']}{gate}"})
+            skipped += 1
         ET.SubElement(case, "system-out").text = (
             f"flagged {info['flagged']} of {info['scored']} ({info['percent']:.1f}%)")
     suite.set("failures", str(failures))
+    if skipped:
+        suite.set("skipped", str(skipped))
     ET.indent(suite)
     text = ET.tostring(suite, encoding="unicode")
     # ElementTree writes such characters as they are, which no XML parser (CI's included) reads:
@@ -67,6 +75,12 @@ def junit_xml(summary: dict) -> str:
 def write_junit(summary: dict, path: str | Path) -> Path:
     text = junit_xml(summary)
     return atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _off(info: dict) -> bool:
+    """Whether a check of the summary was off (its rule ``off: ...``)."""
+    rule = (info.get("threshold") or {}).get("rule", "")
+    return isinstance(rule, str) and rule.startswith("off")
 
 
 def _gate_check(gate: str) -> str:
