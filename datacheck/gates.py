@@ -106,7 +106,8 @@ def counted_checks(name: str, checks: dict) -> list[str]:
     if name == LABEL_CHECK:  # not made: fewer than two label checks judged
         from .detectors.registry import checks_with_tag
 
-        return [check for check in checks_with_tag("label_evidence") if check in checks]
+        label_checks = set(checks_with_tag("label_evidence"))
+        return [check for check in checks if check in label_checks]
     return [check for check, info in checks.items() if info.get("detector") == name]
 
 

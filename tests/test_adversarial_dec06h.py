@@ -89,7 +89,7 @@ def test_a_model_below_chance_is_called_so_and_a_column_reordering_is_named():
     trained = agreement_beyond_chance(labels[:16] % 2, random[:16, :2].argmax(axis=1), trained=True)
     assert trained["samples_per_class"] == 8.0
     assert at_chance_reason(trained).endswith(
-        "(a model trained on 8 labeled samples per class: too few, or labels unrelated to the images?)")
+        "(8 labeled samples per class: too few to learn from, or labels unrelated to the images?)")
 
 
 def _random_arrays(tmp_path):
@@ -150,7 +150,7 @@ def test_a_label_fused_gate_counts_the_one_label_check_that_judged():
                                                      "percent": 40.0, "failed": True, "judged": True}
     checks["label_issues"]["threshold"] = {"rule": "off: the model is not clearly above chance"}
     untested = gate_result(fused, findings[findings["check"] == "dark"], checks)
-    assert (untested["failed"], untested["judged"], untested["off"]) == (False, False, ["aum", "label_issues"])
+    assert (untested["failed"], untested["judged"], untested["off"]) == (False, False, ["label_issues", "aum"])
     # issue_score is judged while one of the checks it fuses is: here dark
     assert gate_result(score, findings, checks)["judged"] is True
     checks["dark"]["threshold"] = {"rule": "off: no images"}

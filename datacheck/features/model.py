@@ -229,8 +229,8 @@ def at_chance_reason(measured: dict) -> str:
         hint = (f"its columns in another order would agree with {measured['reordered_accuracy']:.3f} of the labels: "
                 f"are the probabilities' columns in class order?")
     elif "samples_per_class" in measured:
-        hint = (f"a model trained on {measured['samples_per_class']:g} labeled samples per class: too few, or "
-                f"labels unrelated to the images?")
+        hint = (f"{measured['samples_per_class']:g} labeled samples per class: too few to learn from, or labels "
+                f"unrelated to the images?")
     elif measured.get("model") == "given":
         hint = "are the probabilities' rows in the labels' order, and their columns in class order?"
     else:
