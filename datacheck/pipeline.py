@@ -468,7 +468,8 @@ def _at_chance_notes(checks: dict) -> list[str]:
     """One note naming the label checks that did not judge because the model is at chance
     (:func:`~datacheck.features.model.agreement_beyond_chance`): with ``-q`` the summary table
     that says so is not printed, and 0 flagged would read as clean labels. And a note per label
-    check that flags more than half of the samples it scored."""
+    check that flags more than half of the samples it scored (unless judge_at_chance asked it to
+    judge whatever the model)."""
     idle = [name for name, check in checks.items() if "chance_accuracy" in check.get("threshold", {})]
     notes = [f"{' and '.join(idle)} did not judge the labels: {at_chance_reason(checks[idle[0]]['threshold'])}"
              ] if idle else []
@@ -479,7 +480,7 @@ def _at_chance_notes(checks: dict) -> list[str]:
     model = f" (out-of-fold accuracy {accuracy:.3f})" if accuracy is not None else ""
     for name in ("label_issues", "aum"):
         check = checks.get(name, {})
-        if check.get("scored") and check["flagged"] > check["scored"] / 2:
+        if check.get("scored") and check["flagged"] > check["scored"] / 2 and not check["threshold"].get("judge_at_chance"):
             notes.append(f"{name} calls {check['flagged']:,} of {check['scored']:,} labels wrong "
                          f"({100 * check['flagged'] / check['scored']:.1f} %): are most labels wrong, or is the model "
                          f"too weak to judge them{model}? Look at some before relabelling")

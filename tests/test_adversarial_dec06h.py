@@ -53,7 +53,7 @@ def test_the_probability_test_is_exact_where_a_normal_approximation_is_not():
     probs = np.tile([1.0, 0.0], (50, 1))
     probs[7] = [0.0, 1.0]
     assert agreement_beyond_chance(labels, probs.argmax(axis=1), probs) == {
-        "out_of_fold_accuracy": 1.0, "chance_accuracy": 0.9608, "samples": 50}
+        "out_of_fold_accuracy": 1.0, "chance_accuracy": 0.9608, "samples": 50, "too_few": True}  # 0.9608^50 = 0.14
     labels = np.random.default_rng(0).integers(0, 2, 100)
     constant = np.tile([0.6, 0.4], (100, 1))
     assert agreement_beyond_chance(labels, constant.argmax(axis=1), constant)["chance_accuracy"] == 0.44
@@ -175,3 +175,32 @@ def test_a_label_check_that_calls_most_labels_wrong_has_a_note():
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     result = datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues")
     assert result.summary["checks"]["label_issues"]["flagged"] < 1000 and "notes" not in result.summary
+
+
+def test_too_few_samples_to_tell_say_so_and_a_huge_class_count_skips_the_reordering():
+    """2 samples, both right: off, and the hint asked about the rows' order; even all right,
+    0.5^2 = 0.25 is no evidence. 3,000 classes: no 3,000 x 3,000 confusion matrix (72 MB) for
+    the reordering hint."""
+    two = agreement_beyond_chance(np.array([0, 1]), np.array([0, 1]), np.array([[0.9, 0.1], [0.1, 0.9]]), trained=False)
+    assert two == {"out_of_fold_accuracy": 1.0, "chance_accuracy": 0.5, "samples": 2, "too_few": True, "model": "given"}
+    assert at_chance_reason(two) == (
+        "the model is not clearly above chance (out-of-fold accuracy 1.000, 0.500 by chance, 2 samples): its "
+        "disagreements with the labels are no evidence of wrong ones (too few samples to tell: all 2 right would not "
+        "be beyond chance)")
+    ten = np.arange(10) % 2  # 0.5^10 < 0.001: enough, and judged
+    assert agreement_beyond_chance(ten, ten) is None
+    labels = np.arange(30_000) % 3000
+    shifted = (labels + 1) % 3000
+    measured = agreement_beyond_chance(labels, shifted)
+    assert measured["below_chance"] is True and "reordered_accuracy" not in measured
+    assert agreement_beyond_chance(labels[:20_000] % 1000, shifted[:20_000] % 1000)["reordered_accuracy"] == 1.0
+
+
+def test_judge_at_chance_asked_for_has_no_note_on_many_flags(tmp_path):
+    """judge_at_chance: the user asked for cleanlab's verdict on a model at chance (636 of 1,000
+    flagged); the threshold says it was asked, and the majority note stays out."""
+    probs, labels = _random_arrays(tmp_path)
+    result = datacheck.audit(pred_probs=probs, labels=labels, checks="label_issues",
+                             config={"detectors": {"label_issues": {"judge_at_chance": True}}})
+    check = result.summary["checks"]["label_issues"]
+    assert check["flagged"] == 636 and check["threshold"]["judge_at_chance"] is True and "notes" not in result.summary

@@ -69,6 +69,8 @@ class AUM(Detector):
             "estimated_false_positives": round(max(0.0, float(flagged.sum() - noise * len(aum) * np.mean(
                 out.threshold_aum < cut))), 1),
         }
+        if self.judge_at_chance:  # asked for: judged whatever the model's agreement (no note on many flags)
+            self.thresholds_[self.name]["judge_at_chance"] = True
         score = 1.0 / (1.0 + np.exp(-np.clip(aum - cut, -50, 50)))
         details = [{"aum": round(float(a), 4)} for a in aum]
         return partial_findings(rows, self.name, score, flagged, details)

@@ -100,6 +100,8 @@ class LabelIssues(Detector):
             "estimated_noise_rate": round(float(is_issue.mean()), 4),
             "out_of_fold_accuracy": round(float((suggested == labels).mean()), 4),
         }
+        if self.judge_at_chance:  # asked for: judged whatever the model's agreement (no note on many flags)
+            self.thresholds_[self.name]["judge_at_chance"] = True
         given = pa.array(np.take_along_axis(probs, labels[:, None], axis=1)[:, 0].astype(np.float64))
         # {"given_probability": p} for every row, built by Arrow: no Python string per row.
         details = pc.binary_join_element_wise('{"given_probability": ', pc.cast(pc.round(given, 4), pa.string()), "}", "")

@@ -146,7 +146,8 @@ def agreement_beyond_chance(labels: np.ndarray, predicted: np.ndarray, pred_prob
         beyond chance (p >= :data:`CHANCE_P`); ``below_chance`` (true) when the agreement is
         below chance at p < :data:`CHANCE_P`; ``reordered_accuracy`` when the columns in
         another order would agree with most labels (:func:`_reordered_accuracy`);
-        ``samples_per_class`` for a model datacheck trained.
+        ``samples_per_class`` for a model datacheck trained; ``too_few`` (true) when even every
+        sample right would not be beyond chance.
     """
     from scipy.stats import binom  # with cleanlab's and scikit-learn's imports: nothing new
 
@@ -161,6 +162,8 @@ def agreement_beyond_chance(labels: np.ndarray, predicted: np.ndarray, pred_prob
     measured = {"out_of_fold_accuracy": round(agreed / n, 4), "chance_accuracy": round(chance, 4), "samples": n}
     if chance > 0.0 and binom.cdf(agreed, n, chance) < CHANCE_P:
         measured["below_chance"] = True
+    if chance ** n >= CHANCE_P:  # all n right would not be beyond chance either
+        measured["too_few"] = True
     reordered = _reordered_accuracy(labels, predicted, chance)
     if reordered is not None:
         measured["reordered_accuracy"] = reordered
@@ -199,12 +202,12 @@ def _reordered_accuracy(labels: np.ndarray, predicted: np.ndarray, chance: float
     """The accuracy of the most probable class with the columns in their best order (a
     one-to-one assignment of columns to classes maximising agreement), when it says the columns
     are probably out of order: at least 0.5, twice the accuracy and chance, and 10 samples per
-    class (fewer let any order fit some). Else None."""
+    class (fewer let any order fit some), of at most 2,000 classes. Else None."""
     from scipy.optimize import linear_sum_assignment
 
     n = len(labels)
     size = int(max(labels.max(), predicted.max())) + 1
-    if n < 10 * len(np.unique(labels)):
+    if n < 10 * len(np.unique(labels)) or size > 2000:  # the confusion matrix: at most 32 MB
         return None
     confusion = np.zeros((size, size), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
@@ -225,7 +228,9 @@ def at_chance_reason(measured: dict) -> str:
     else:
         head = (f"the model is not clearly above chance ({numbers}): its disagreements with the labels are no "
                 f"evidence of wrong ones")
-    if "reordered_accuracy" in measured:
+    if measured.get("too_few"):
+        hint = f"too few samples to tell: all {measured['samples']:,} right would not be beyond chance"
+    elif "reordered_accuracy" in measured:
         hint = (f"its columns in another order would agree with {measured['reordered_accuracy']:.3f} of the labels: "
                 f"are the probabilities' columns in class order?")
     elif "samples_per_class" in measured:
