@@ -478,6 +478,13 @@ def _at_chance_notes(checks: dict) -> list[str]:
     # data cannot tell which, the user can.
     accuracy = checks.get("label_issues", {}).get("threshold", {}).get("out_of_fold_accuracy")
     model = f" (out-of-fold accuracy {accuracy:.3f})" if accuracy is not None else ""
+    moved = checks.get("label_issues", {}).get("threshold", {}).get("classes_moved", [])
+    if moved:
+        each = ", ".join(f"{m['class']!r} as {m['to']!r} ({m['flagged']:,} of {m['samples']:,})" for m in moved[:3])
+        more = f" and {len(moved) - 3} more" if len(moved) > 3 else ""
+        notes.append(f"label_issues flags nearly whole classes, each with one suggestion: {each}{more}: labelled wrong "
+                     f"as a whole, classes the model confuses, or probabilities' columns out of order? Look before "
+                     f"relabel --auto moves them")
     for name in ("label_issues", "aum"):
         check = checks.get(name, {})
         if check.get("scored") and check["flagged"] > check["scored"] / 2 and not check["threshold"].get("judge_at_chance"):

@@ -204,3 +204,28 @@ def test_judge_at_chance_asked_for_has_no_note_on_many_flags(tmp_path):
                              config={"detectors": {"label_issues": {"judge_at_chance": True}}})
     check = result.summary["checks"]["label_issues"]
     assert check["flagged"] == 636 and check["threshold"]["judge_at_chance"] is True and "notes" not in result.summary
+
+
+def test_two_swapped_columns_are_judged_and_the_whole_classes_flagged_are_named():
+    """Two lines of a class-names file swapped: the model agrees with 0.799 of the labels (judged,
+    rightly), and label_issues flags 199 samples, 116 of the 117 'c5' as 'c2' and 83 of the 84
+    'c2' as 'c5', without a word: relabel --auto would swap both classes. A note names them."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 1000)
+    probs = np.full((1000, 10), 0.02)
+    probs[np.arange(1000), labels] = 0.82
+    order = np.arange(10)
+    order[[2, 5]] = [5, 2]
+    names = np.array([f"c{i}" for i in range(10)])
+    result = datacheck.audit(pred_probs=probs[:, order], labels=names[labels], checks="label_issues")
+    check = result.summary["checks"]["label_issues"]
+    assert check["flagged"] == 199 and check["threshold"]["out_of_fold_accuracy"] == 0.799
+    assert check["threshold"]["classes_moved"] == [{"class": "c5", "to": "c2", "flagged": 116, "samples": 117},
+                                                   {"class": "c2", "to": "c5", "flagged": 83, "samples": 84}]
+    assert result.summary["notes"] == [
+        "label_issues flags nearly whole classes, each with one suggestion: 'c5' as 'c2' (116 of 117), 'c2' as 'c5' "
+        "(83 of 84): labelled wrong as a whole, classes the model confuses, or probabilities' columns out of order? "
+        "Look before relabel --auto moves them"]
+    # the columns in order: nothing flagged, no note
+    result = datacheck.audit(pred_probs=probs, labels=names[labels], checks="label_issues")
+    assert result.summary["checks"]["label_issues"]["flagged"] == 0 and "notes" not in result.summary

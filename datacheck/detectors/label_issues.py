@@ -102,6 +102,9 @@ class LabelIssues(Detector):
         }
         if self.judge_at_chance:  # asked for: judged whatever the model's agreement (no note on many flags)
             self.thresholds_[self.name]["judge_at_chance"] = True
+        moved = classes_moved(labels, suggested, is_issue, classes)
+        if moved:  # a note says so (pipeline._at_chance_notes): relabel --auto would move the class
+            self.thresholds_[self.name]["classes_moved"] = moved
         given = pa.array(np.take_along_axis(probs, labels[:, None], axis=1)[:, 0].astype(np.float64))
         # {"given_probability": p} for every row, built by Arrow: no Python string per row.
         details = pc.binary_join_element_wise('{"given_probability": ', pc.cast(pc.round(given, 4), pa.string()), "}", "")
@@ -110,6 +113,34 @@ class LabelIssues(Detector):
             suggested_label=pd.Categorical.from_codes(suggested, classes),
             suggested_confidence=np.take_along_axis(probs, suggested[:, None], axis=1)[:, 0],
         )
+
+
+#: A class is "moved" when at least this share of its samples (of :data:`MOVED_MIN` or more)
+#: is flagged with one and the same other suggested class.
+MOVED_SHARE = 0.9
+MOVED_MIN = 10
+
+
+def classes_moved(labels: np.ndarray, suggested: np.ndarray, is_issue: np.ndarray, classes) -> list[dict]:
+    """The classes whose samples are flagged nearly all (:data:`MOVED_SHARE`) with one other
+    suggestion: a class labelled wrong as a whole (a folder misnamed), or probabilities whose
+    columns are out of order (two lines of --class-names swapped: 0.80 agreement, judged, and
+    every sample of both classes flagged with the other's name, which relabel --auto would
+    apply). ``[{"class", "to", "flagged", "samples"}]``, the largest share first, at most 10; none
+    for more than 2,000 classes."""
+    moved = []
+    size = max(len(classes), int(labels.max()) + 1, int(suggested.max()) + 1)
+    if size > 2000:  # the (C, C) table: at most 32 MB
+        return moved
+    counts = np.bincount(labels, minlength=size)
+    pairs = np.bincount(labels[is_issue] * size + suggested[is_issue], minlength=size * size).reshape(size, size)
+    np.fill_diagonal(pairs, 0)
+    for k in np.flatnonzero(counts >= MOVED_MIN):
+        to = int(pairs[k].argmax())
+        if pairs[k, to] >= MOVED_SHARE * counts[k]:
+            moved.append({"class": str(classes[k]), "to": str(classes[to]), "flagged": int(pairs[k, to]),
+                          "samples": int(counts[k])})
+    return sorted(moved, key=lambda m: -m["flagged"] / m["samples"])[:10]
 
 
 def _release_cleanlab_globals() -> None:
