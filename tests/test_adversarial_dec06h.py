@@ -124,6 +124,8 @@ def test_a_gate_on_a_check_that_did_not_judge_passes_untested_and_says_so(tmp_pa
     assert invoke("report", tmp_path / "run", "-q").exit_code == 0
     page = (tmp_path / "run" / "report.html").read_text()
     assert '<span class="untested">label_issues&gt;0 untested</span>' in page
+    assert ('Exit status 0: no gate exceeded; <span class="untested">untested: label_issues&gt;0</span> (every check '
+            'it counts was off).') in page
     assert '<span class="untested">untested (label_issues off: passed without a judgment)</span>' in page
     # the relabel section said "The label_issues check did not run."
     assert '<p class="note warn">label_issues was off: the model is not clearly above chance' in page
