@@ -467,14 +467,15 @@ def _candidate_search_notes(checks: dict) -> list[str]:
 def _at_chance_notes(checks: dict) -> list[str]:
     """One note naming the label checks that did not judge because the model is at chance
     (:func:`~datacheck.features.model.agreement_beyond_chance`): with ``-q`` the summary table
-    that says so is not printed, and 0 flagged would read as clean labels. And a note per label
+    that says so is not printed, and 0 flagged would read as clean labels. A note on the classes
+    label_issues flags nearly whole with one suggestion (``classes_moved``), and one per label
     check that flags more than half of the samples it scored (unless judge_at_chance asked it to
     judge whatever the model)."""
     idle = [name for name, check in checks.items() if "chance_accuracy" in check.get("threshold", {})]
     notes = [f"{' and '.join(idle)} did not judge the labels: {at_chance_reason(checks[idle[0]]['threshold'])}"
              ] if idle else []
     # Above chance, but most labels called wrong: a weak model (10 classes at out-of-fold accuracy
-    # 0.25: 53 % flagged) or mostly wrong labels (55 % random labels, a good model: 55 %); the
+    # 0.245: 53 % flagged) or mostly wrong labels (55 % random labels, a good model: 55 %); the
     # data cannot tell which, the user can.
     accuracy = checks.get("label_issues", {}).get("threshold", {}).get("out_of_fold_accuracy")
     model = f" (out-of-fold accuracy {accuracy:.3f})" if accuracy is not None else ""
