@@ -138,7 +138,8 @@ def classes_moved(labels: np.ndarray, suggested: np.ndarray, is_issue: np.ndarra
     for k in np.flatnonzero(counts >= MOVED_MIN):
         to = int(pairs[k].argmax())
         if pairs[k, to] >= MOVED_SHARE * counts[k]:
-            moved.append({"class": str(classes[k]), "to": str(classes[to]), "flagged": int(pairs[k, to]),
+            name = [str(classes[c]) if c < len(classes) else str(c) for c in (k, to)]  # a column past the names
+            moved.append({"class": name[0], "to": name[1], "flagged": int(pairs[k, to]),
                           "samples": int(counts[k])})
     return sorted(moved, key=lambda m: -m["flagged"] / m["samples"])[:10]
 
