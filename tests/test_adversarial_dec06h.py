@@ -231,3 +231,21 @@ def test_two_swapped_columns_are_judged_and_the_whole_classes_flagged_are_named(
     # the columns in order: nothing flagged, no note
     result = datacheck.audit(pred_probs=probs, labels=names[labels], checks="label_issues")
     assert result.summary["checks"]["label_issues"]["flagged"] == 0 and "notes" not in result.summary
+
+
+def test_a_rare_class_is_kept_whole_in_the_rows_the_permutation_test_draws():
+    """200,000 rows, 202 of a class of 0.1 %, a weak model (its score shifted 0.8 SD, always the
+    majority predicted): the 10,000 rows drawn at random held about 10 of it, and the check was off
+    (accuracy 0.999 = chance); drawn class by class, all 202 are kept and the model is judged."""
+    from datacheck.features.model import _balanced_rows
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(200_000) < 0.001).astype(int)
+    p1 = 0.3 / (1 + np.exp(-(rng.normal(0, 1, 200_000) + 0.8 * labels - 2)))
+    probs = np.c_[1 - p1, p1]
+    assert labels.sum() == 202 and probs.argmax(axis=1).max() == 0
+    rows = _balanced_rows(labels, 10_000, np.random.default_rng(0))
+    assert len(rows) == 10_000 and labels[rows].sum() == 202 and np.all(np.diff(rows) > 0)
+    assert agreement_beyond_chance(labels, probs.argmax(axis=1), probs) is None
+    # smallest classes first, the rest shared evenly: 3 classes of 10, 10 rows → 3, 3, 4
+    assert np.bincount((np.arange(30) % 3)[_balanced_rows(np.arange(30) % 3, 10, rng)]).tolist() == [3, 3, 4]
