@@ -383,8 +383,8 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
     parts = ['<div class="cards">' + "".join(
         f'<div class="stat {cls}"><b>{_e(value)}</b><span>{_e(name)}</span></div>' for name, value, cls in stats) + "</div>"]
     untested = [g["gate"] for g in summary.get("gates", []) if not g.get("judged", True)]
-    untested = (f'; <span class="untested">untested: {_e(", ".join(untested))}</span> (every check it counts was off)'
-                if untested else "")
+    untested = (f'; <span class="untested">untested: {_e(", ".join(untested))}</span> (every check '
+                f'{"they count" if len(untested) > 1 else "it counts"} was off)' if untested else "")
     parts.append(f'<p class="note">Exit status {status}: {_e(_EXIT_MEANING.get(status, "see the README"))}{untested}. '
                  f"Scores are in [0, 1], lower = worse.</p>")
     # the audit's own notes (a folder layout that reads oddly, a kNN graph short of its recall

@@ -13,6 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ..gates import is_off
 from ..runs import atomic_write
 
 # Characters XML 1.0 does not allow, escaped or not: control characters other than tab and
@@ -51,7 +52,7 @@ def junit_xml(summary: dict) -> str:
                                 for g in mine)
             failure = ET.SubElement(case, "failure", {"message": message, "type": "GateFailed"})
             failure.text = "worst: " + ", ".join(info["worst"])
-        elif _off(info):  # it did not judge: skipped, not passed (a gate on it was not tested)
+        elif is_off(info):  # it did not judge: skipped, not passed (a gate on it was not tested)
             untested = [g["gate"] for g in summary["gates"] if check in g.get("off", ())]
             gate = f" (gate{'s' if len(untested) > 1 else ''} {', '.join(untested)} not tested)" if untested else ""
             ET.SubElement(case, "skipped", {"message": f"{info['threshold']['rule']}{gate}"})
@@ -75,12 +76,6 @@ def junit_xml(summary: dict) -> str:
 def write_junit(summary: dict, path: str | Path) -> Path:
     text = junit_xml(summary)
     return atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _off(info: dict) -> bool:
-    """Whether a check of the summary was off (its rule ``off: ...``)."""
-    rule = (info.get("threshold") or {}).get("rule", "")
-    return isinstance(rule, str) and rule.startswith("off")
 
 
 def _gate_check(gate: str) -> str:
