@@ -38,7 +38,7 @@ from .files.model_outputs import OUTPUTS_ARTIFACT, write_outputs
 from .files.run_info import RunInfo
 from .files.summary import SUMMARY_NAME, write_summary
 from .fusion import CHECK as FUSED_CHECK, LABEL_CHECK, fused_checks, issue_scores, label_scores
-from .gates import Gate, gate_result, parse_gates, untested_gate_notes
+from .gates import Gate, gate_result, is_off, parse_gates, untested_gate_notes
 from .manifest import Manifest, layout_notes, load_manifest
 from .runs import RUN_MARKER, RunDir, Sources, check_outputs, folder_lock, write_parquet
 from .schema import FINDINGS_SCHEMA_VERSION, empty_findings, findings_table
@@ -92,10 +92,15 @@ class AuditResult:
     def __repr__(self) -> str:
         # The dataclass's own repr printed every field: the findings table, the manifest, the
         # whole config and the timings, 6 KB for 90 samples as a notebook cell's output.
+        # A check that did not judge (its rule "off: ...") reads 'off', not 0: a label check whose
+        # model is at chance showed flagged 0, as clean labels would; notes are counted, as the
+        # command line prints them.
         checks = self.summary.get("checks", {})
-        flagged = {check: entry.get("flagged") for check, entry in checks.items()}
+        flagged = {check: "off" if is_off(entry) else entry.get("flagged") for check, entry in checks.items()}
+        notes = len(self.summary.get("notes", []))
         return (f"AuditResult(run_dir={str(self.run_dir) if self.run_dir else None!r}, "
-                f"samples={self.summary.get('samples')}, flagged={flagged}, exit_status={self.exit_status!r})")
+                f"samples={self.summary.get('samples')}, flagged={flagged}, exit_status={self.exit_status!r}"
+                f"{f', notes={notes}' if notes else ''})")
 
     def issues(self, check: str | None = None, *, flagged: bool = True) -> pd.DataFrame:
         """Findings rows, worst first within each check (``score`` ascending).

@@ -326,6 +326,11 @@ def test_label_checks_of_a_model_at_chance_are_off_with_a_note(tmp_path):
     note = summary["notes"][0]
     assert note.startswith("label_issues did not judge the labels: the model is not clearly above chance")
     assert result.stderr == f"datacheck: note: {note}\n"
+    # in a notebook: the result's repr says off (not 0, as clean labels) and that there is a note
+    off = datacheck.audit(pred_probs=np.load(tmp_path / "probs.npy"), labels=np.load(tmp_path / "labels.npy"),
+                          checks="label_issues")
+    assert repr(off) == ("AuditResult(run_dir=None, samples=1000, flagged={'label_issues': 'off'}, "
+                         "exit_status=<ExitStatus.OK: 0>, notes=1)")
     judged = datacheck.audit(pred_probs=np.load(tmp_path / "probs.npy"), labels=np.load(tmp_path / "labels.npy"),
                              checks="label_issues", config={"detectors": {"label_issues": {"judge_at_chance": True}}})
     assert judged.summary["checks"]["label_issues"]["flagged"] == 636 and "notes" not in judged.summary
