@@ -326,6 +326,10 @@ def test_label_checks_of_a_model_at_chance_are_off_with_a_note(tmp_path):
     note = summary["notes"][0]
     assert note.startswith("label_issues did not judge the labels: the model is not clearly above chance")
     assert result.stderr == f"datacheck: note: {note}\n"
+    # a review of that run holds no label doubt, and says why (an empty queue reads as clean labels)
+    review = invoke("relabel", tmp_path / "run", "--export-review", tmp_path / "review.csv", "-q")
+    assert review.exit_code == 0 and len((tmp_path / "review.csv").read_text().splitlines()) == 1
+    assert review.stderr == f"datacheck: note: no label doubts to review or drop: label_issues was {check['threshold']['rule']}\n"
     # in a notebook: the result's repr says off (not 0, as clean labels) and that there is a note
     off = datacheck.audit(pred_probs=np.load(tmp_path / "probs.npy"), labels=np.load(tmp_path / "labels.npy"),
                           checks="label_issues")

@@ -350,6 +350,15 @@ def relabel(
     new_frame = apply_changes(frame, changes, hold_out_review=hold_out_review)
     result = RelabelResult(changes, new_frame, change_table(frame, changes, hold_out_review=hold_out_review),
                            notes=_emptied_classes(frame, new_frame))
+    if not auto:
+        from ..detectors.registry import checks_with_tag
+
+        # A review or a drop on a run whose label checks did not judge (a model at chance): the
+        # queue holds no label doubt, which an empty queue alone does not tell from clean labels.
+        off = turned_off(run.summary, checks_with_tag("label_evidence"))
+        if off and not run.findings.loc[run.findings["check"].isin(checks_with_tag("label_evidence")),
+                                        "suggested_label"].notna().any():
+            result.notes.append(f"no label doubts to review or drop: {off}")
 
     if materialize_to is not None and manifest.format != "arrays":
         from .augment import layout
