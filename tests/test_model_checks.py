@@ -359,4 +359,5 @@ def test_a_model_that_learned_nothing_leaves_aum_and_label_issues_off_and_fix_sa
         assert threshold["samples"] == 16 and threshold["out_of_fold_accuracy"] <= 0.75
     assert audit["notes"] == [f"aum and label_issues did not judge the labels: {threshold['rule'][5:]}"]
     assert summary["notes"][0].startswith("labels not changed: the model is not clearly above chance")
+    assert len(summary["notes"]) == 1  # relabel's own note on the off checks is this one, not said twice
     assert f"datacheck: note: {summary['notes'][0]}" in result.stderr

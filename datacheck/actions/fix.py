@@ -660,7 +660,7 @@ class _Context:
         from ..runs import write_parquet
         from .augment import layout
         from .balance import training_mask
-        from .relabel import action_counts, relabel
+        from .relabel import NO_LABEL_DOUBTS, action_counts, relabel
 
         run = self.step("audit")
         note = self._no_suggestions(run)
@@ -700,8 +700,9 @@ class _Context:
                 "drop_reasons": {str(k): int(v) for k, v in drops["reason"].value_counts().sort_index().items()},
                 "review_queue": queued, "auto": note is None, "note": note,
                 # relabel's own notes (classes it left without training rows, e.g. every sample
-                # of a 2-image class dropped as an outlier): the result lacks those classes
-                "notes": list(result.notes),
+                # of a 2-image class dropped as an outlier): the result lacks those classes. Its
+                # note on label checks that did not judge is the note above, said for fix.
+                "notes": [n for n in result.notes if not (note and n.startswith(NO_LABEL_DOUBTS))],
                 "dataset": (folder / DATASET_DIR).relative_to(self.out).as_posix()}
 
     @staticmethod

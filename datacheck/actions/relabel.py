@@ -144,6 +144,10 @@ def plan_changes(
     return _typed(changes)
 
 
+#: The start of relabel's note on a run whose label checks did not judge (fix says so itself).
+NO_LABEL_DOUBTS = "no label doubts to review or drop"
+
+
 def turned_off(summary: dict, checks) -> str:
     """Which of ``checks`` the audit ran but turned off, and why, from its ``summary.json``
     (``"label_issues was off: the labels of the 300 scored sample(s) name one class ..."``), or ""
@@ -358,7 +362,7 @@ def relabel(
         off = turned_off(run.summary, checks_with_tag("label_evidence"))
         if off and not run.findings.loc[run.findings["check"].isin(checks_with_tag("label_evidence")),
                                         "suggested_label"].notna().any():
-            result.notes.append(f"no label doubts to review or drop: {off}")
+            result.notes.append(f"{NO_LABEL_DOUBTS}: {off}")
 
     if materialize_to is not None and manifest.format != "arrays":
         from .augment import layout
