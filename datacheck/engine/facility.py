@@ -39,6 +39,7 @@ _TILE = 1 << 24  # elements of one distance block in the final assignment (64 MB
 #: 2.5 % above the undivided selection's (``benchmarks/coreset_scale.py``: 200-250 µs a point
 #: from 16,384 to 262,144 points).
 PART_MAX = 8192
+METHOD = "regions"
 
 
 def facility_location(x, budget: int, *, exact_max: int = 4096, part_max: int = PART_MAX, epsilon: float = 0.01,
@@ -79,7 +80,9 @@ def facility_location(x, budget: int, *, exact_max: int = 4096, part_max: int = 
     bound = float(2 * np.linalg.norm(points - points.mean(axis=0), axis=1).max()) or 1.0
     norms = (points * points).sum(axis=1)
     rng = np.random.default_rng(seed)
-    if n > part_max:
+    if n > part_max and METHOD == "regions":
+        selected, medoid, distance = _in_regions(points, norms, budget, bound, part_max, epsilon, rng)
+    elif n > part_max:
         selected, medoid, distance = _in_parts(points, norms, budget, bound, exact_max, part_max, epsilon, rng)
     else:
         selected = _greedy(points, norms, budget, bound, exact_max, epsilon, rng)
@@ -112,7 +115,7 @@ def _in_parts(points: np.ndarray, norms: np.ndarray, budget: int, bound: float, 
     remainders); a part's points are assigned among its medoids, or among all medoids when
     some part has none (a budget below the number of parts)."""
     n = len(points)
-    parts = np.array_split(rng.permutation(n), -(-n // part_max))
+    parts = _deal(points, -(-n // part_max), rng)
     sizes = np.array([len(part) for part in parts])
     share = budget * sizes / n
     budgets = np.floor(share).astype(np.int64)
@@ -131,6 +134,90 @@ def _in_parts(points: np.ndarray, norms: np.ndarray, budget: int, bound: float, 
     if budgets.min() == 0:
         medoid, distance = _assign(points, norms, selected)
     return selected, medoid, distance
+
+
+def _in_regions(points: np.ndarray, norms: np.ndarray, budget: int, bound: float, part_max: int, epsilon: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stochastic greedy over the whole class with each candidate's gain counted within its
+    region (:func:`_deal`): the budget goes where it gains most, as undivided; a step costs
+    ``candidates x part_max`` distances, so time is linear in N."""
+    n = len(points)
+    regions = _deal(points, -(-n // part_max), rng)
+    sizes = np.array([len(r) for r in regions])
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    order = np.concatenate([np.sort(r) for r in regions])  # region by region, rows ascending within
+    p, q = points[order], norms[order]
+    region_of = np.repeat(np.arange(len(regions)), sizes)
+    per_step = min(n, math.ceil(n / budget * math.log(1 / epsilon)))
+    covered = np.zeros(n, dtype=np.float32)
+    pool, size = np.arange(n), n  # positions (in p) not selected: pool[:size]
+    chosen: list[int] = []
+    for _ in range(budget):
+        draw = rng.choice(size, size=min(per_step, size), replace=False)
+        candidates = pool[draw]
+        best, best_gain, best_sim = -1, -1.0, None
+        for r in np.unique(region_of[candidates]):
+            a, b = starts[r], starts[r + 1]
+            mine = np.flatnonzero(region_of[candidates] == r)
+            sim = bound - cdist(p[candidates[mine]], q[candidates[mine]], p[a:b], q[a:b])
+            sim[np.arange(len(mine)), candidates[mine] - a] = 0
+            gains = np.maximum(sim - covered[a:b], 0).sum(axis=1, dtype=np.float64)
+            i = int(np.argmax(gains))
+            if gains[i] > best_gain:
+                best, best_gain, best_sim = mine[i], float(gains[i]), sim[i]
+        j = int(candidates[best])
+        r = region_of[j]
+        np.maximum(covered[starts[r] : starts[r + 1]], best_sim, out=covered[starts[r] : starts[r + 1]])
+        chosen.append(j)
+        size -= 1
+        pool[draw[best]] = pool[size]
+    chosen = np.asarray(chosen, dtype=np.int64)
+    medoid, distance = np.empty(n, np.int64), np.empty(n, np.float32)
+    in_region = region_of[chosen]
+    orphans = []
+    for r in range(len(regions)):
+        a, b = starts[r], starts[r + 1]
+        mine = chosen[in_region == r]
+        if len(mine) == 0:
+            orphans.append(np.arange(a, b))
+            continue
+        nearest, distance[order[a:b]] = _assign(p[a:b], q[a:b], mine - a)
+        medoid[order[a:b]] = order[nearest + a]
+    if orphans:  # a region without a medoid (a budget below the number of regions): the nearest of all
+        rows = np.concatenate(orphans)
+        d = np.empty(len(rows), np.float32); nn = np.empty(len(rows), np.int64)
+        step = max(1, _TILE // len(chosen))
+        for s0 in range(0, len(rows), step):
+            blk = rows[s0 : s0 + step]
+            dd = cdist(p[blk], q[blk], p[chosen], q[chosen])
+            w = dd.argmin(axis=1)
+            d[s0 : s0 + step], nn[s0 : s0 + step] = dd[np.arange(len(blk)), w], chosen[w]
+        distance[order[rows]], medoid[order[rows]] = d, order[nn]
+    return order[chosen], medoid, distance
+
+
+def _deal(points: np.ndarray, n_parts: int, rng: np.random.Generator, sample: int = 2048) -> list[np.ndarray]:
+    """Row numbers of ``points`` in ``n_parts`` parts of at most ``ceil(N / n_parts)`` rows, each
+    a compact region: recursive median splits along the principal axis (power iteration on a
+    random ``sample`` of the rows being split, so the seed moves the cuts a little). O(N D log P)."""
+    parts, todo = [], [(np.arange(len(points)), n_parts)]
+    while todo:
+        rows, k = todo.pop()
+        if k == 1:
+            parts.append(rows)
+            continue
+        k_left = k // 2
+        n_left = len(rows) * k_left // k  # both halves then hold at most ceil(len / k) rows a part
+        fit = points[rows if len(rows) <= sample else rng.choice(rows, sample, replace=False)].astype(np.float64)
+        centre = fit.mean(axis=0)
+        fit -= centre
+        axis = rng.normal(size=points.shape[1])
+        for _ in range(10):
+            axis = fit.T @ (fit @ axis)
+            axis /= np.linalg.norm(axis) or 1.0
+        order = np.argsort((points[rows] - centre) @ axis, kind="stable")
+        todo += [(rows[order[n_left:]], k - k_left), (rows[order[:n_left]], k_left)]
+    return parts
 
 
 def cdist(a: np.ndarray, a_norms: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:

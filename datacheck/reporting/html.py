@@ -270,7 +270,7 @@ def _fill(template: str, **parts: str) -> str:
 
 def _image_root(run: AuditRun, dataset, notes: list[str]) -> Path | None:
     if run.info.manifest_format == "arrays":
-        notes.append("audited from arrays (--pred-probs, --embeddings): no images, so no thumbnails")
+        notes.append("audited from arrays (--pred-probs or --embeddings): no images, so no thumbnails")
         return None
     if dataset is not None and not Path(dataset).is_dir():  # asked for: an error, not a quiet note
         what = "is a file; give the folder its paths start from" if Path(dataset).exists() else "no such dataset folder"
