@@ -1,20 +1,21 @@
-"""How the coreset's facility location scales with the size of a class: in random parts, against undivided.
+"""How the coreset's facility location scales with the size of a class: in regions, against undivided.
 
 ``coreset`` (CRUST) selects a budget of each class by greedy facility location on the
 samples' last-layer gradients. Undivided, stochastic greedy evaluates ``ln(1/epsilon) N^2``
 distances whatever the budget (a class of 190,000 did not finish in 10 minutes); above
-``datacheck.engine.facility.PART_MAX`` points the class is dealt into random parts, each
-selecting its share of the budget (:func:`datacheck.engine.facility.facility_location`).
+``datacheck.engine.facility.PART_MAX`` points each candidate's gain is counted within its
+region of at most ``PART_MAX`` points (:func:`datacheck.engine.facility.facility_location`).
 
 For each ``--sizes`` N, one class of N gradients (``softmax - one-hot``, 10 classes: softmax
 outputs around 50 prototypes, Dirichlet-drawn, plus noise) at ``--budget`` of N:
 
-- **in parts**: ``facility_location(x, budget)`` as the coreset check calls it: seconds and
-  microseconds per point (flat when the time is linear in N);
-- **undivided** (the peer: the selection before parts), for N up to ``--undivided-max``:
-  seconds, the speed-up, and the **coverage ratio**: the points' mean distance to their
-  nearest selected medoid (of all medoids), in parts over undivided (1.0 = as good; above
-  1, worse).
+- **in regions**: ``facility_location(x, budget)`` as the coreset check calls it: seconds
+  and microseconds per point (flat when the time is linear in N); JSON ``parts_s``;
+- **undivided** (the peer: one set), for N up to ``--undivided-max``: seconds, the speed-up,
+  the **coverage ratio**: the points' mean distance to their nearest selected medoid (of all
+  medoids), in regions over undivided (1.0 = as good; above 1, worse), and the **assigned
+  ratio**: the same for the distance to the medoid each point is assigned (what the check
+  reports and weights count: within a region when there are more than ``PART_MAX`` medoids).
 
 Run from the repository root, one process (facility location is single-threaded numpy)::
 
@@ -70,28 +71,30 @@ def main() -> None:
 
     print(f"one class of N gradients ({CLASSES} classes), budget {args.budget} of N, PART_MAX {PART_MAX}; "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}")
-    header = (f"{'N':>8}  {'method':<36} {'parts s':>8} {'us/point':>9} {'undivided s':>12} {'speed-up':>9} "
-              f"{'coverage ratio':>15}")
+    header = (f"{'N':>8}  {'method':<36} {'regions s':>9} {'us/point':>9} {'undivided s':>12} {'speed-up':>9} "
+              f"{'coverage ratio':>15} {'assigned ratio':>15}")
     print(header)
     rows = []
     for n in sizes:
         x = gradients(n, args.seed)
         budget = max(1, int(np.ceil(args.budget * n)))
         t0 = time.perf_counter()
-        selected = facility_location(x, budget, seed=args.seed)[0]
+        selected, _, assigned = facility_location(x, budget, seed=args.seed)
         parts_s = time.perf_counter() - t0
         row = {"n": n, "budget": budget, "method": selection_method(n), "parts_s": round(parts_s, 2),
                "us_per_point": round(parts_s / n * 1e6, 1)}
         if n <= args.undivided_max:
             t0 = time.perf_counter()
-            undivided = facility_location(x, budget, part_max=n, seed=args.seed)[0]
+            undivided, _, undivided_assigned = facility_location(x, budget, part_max=n, seed=args.seed)
             row["undivided_s"] = round(time.perf_counter() - t0, 2)
             row["speedup"] = round(row["undivided_s"] / parts_s, 2)
             row["coverage_ratio"] = round(coverage(x, selected) / coverage(x, undivided), 4)
+            row["assigned_ratio"] = round(float(assigned.mean() / undivided_assigned.mean()), 4)
         rows.append(row)
-        print(f"{n:>8,}  {row['method']:<36} {parts_s:>8.1f} {row['us_per_point']:>9.1f} "
+        print(f"{n:>8,}  {row['method']:<36} {parts_s:>9.1f} {row['us_per_point']:>9.1f} "
               f"{row.get('undivided_s', float('nan')):>12.1f} {row.get('speedup', float('nan')):>8.2f}x "
-              f"{row.get('coverage_ratio', float('nan')):>15.4f}", flush=True)
+              f"{row.get('coverage_ratio', float('nan')):>15.4f} {row.get('assigned_ratio', float('nan')):>15.4f}",
+              flush=True)
     if len(rows) > 1:
         growth = rows[-1]["us_per_point"] / rows[0]["us_per_point"]
         print(f"time per point, {rows[-1]['n']:,} over {rows[0]['n']:,}: {growth:.2f}x "

@@ -35,9 +35,11 @@ class Coreset(Detector):
     mislabels; without it, three quarters of it.
 
     Classes above ``exact_max`` samples use stochastic greedy (memory O(N) per candidate,
-    never N x N), and classes above :data:`~datacheck.engine.facility.PART_MAX` select in
-    random parts of at most that size, each with its share of the budget (time linear in
-    the class size instead of quadratic). Opt-in (``--checks coreset``): it is a selection, not an issue finder.
+    never N x N), and above :data:`~datacheck.engine.facility.PART_MAX` they count each
+    candidate's gain within its region of at most that many samples (median cuts along the
+    principal axis): time linear in the class size instead of quadratic, the budget still
+    going where it gains most; a sample's medoid is then the nearest of its region's when the
+    class has more than ``PART_MAX`` medoids. Opt-in (``--checks coreset``): it is a selection, not an issue finder.
     ``is_issue`` = not selected (a candidate to drop); ``score`` is 1 for a medoid, else its
     similarity to its medoid, ``1 - distance / M`` (``M`` bounds the class's distances),
     capped at 0.999.

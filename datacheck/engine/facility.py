@@ -13,11 +13,19 @@ with ``s_ij = M - ||x_i - x_j||`` (``M`` bounds the distances, so ``s >= 0``) an
   points, so memory is O(candidates x N), never N x N; within ``1 - 1/e - epsilon`` in
   expectation. Its time is still ``ln(1 / epsilon) N^2`` distances whatever the budget
   (a class of 32,000: 52 s; 190,000 did not finish in 10 minutes).
-* Above ``part_max`` points: the points are dealt at random into parts of at most
-  ``part_max`` and each part gets its share of the budget, selected and assigned within
-  the part (the first round of GreeDi, Mirzasoleiman et al., NeurIPS 2013, "Distributed
-  submodular maximization"): time linear in N. Each part is a random sample of the whole,
-  so its medoids stand for its points about as well as medoids chosen from all of them.
+* Above ``part_max`` points: stochastic greedy over the whole set, each candidate's gain
+  counted only within its *region*: the points are split into regions of at most
+  ``part_max`` by recursive median cuts along the principal axis (:func:`_deal`), so a
+  region is a compact piece of the space where most points' nearest medoid lies. A step
+  then costs ``candidates x part_max`` distances instead of ``candidates x N``: time linear
+  in N. The budget goes wherever it gains most, as undivided (a region of near-duplicates
+  gets one medoid, a spread-out one many); points are assigned among their region's
+  medoids. Measured against the undivided selection (points' mean distance to the nearest
+  medoid, 8,192 points in 8 regions, budgets 0.5 and 0.1): within 0.94-1.035 x on clustered
+  gradients, clusters of 2-16 near-duplicates and a dense blob beside a spread sheet, where
+  random parts each with a proportional share of the budget (GreeDi's first round) were
+  1.4-6.6 x on tiny clusters and up to 1.6 x on the blob, and their within-part assignment
+  up to 21 x (``benchmarks/coreset_scale.py``).
 
 numpy rather than torch: the greedy steps are many small vector operations, where torch's
 per-operation thread start-up costs more than the work on a CPU (measured: minutes instead of
@@ -33,13 +41,9 @@ import numpy as np
 
 _TILE = 1 << 24  # elements of one distance block in the final assignment (64 MB float32)
 
-#: Points above which :func:`facility_location` selects in random parts. Measured on clustered
-#: 10-class gradients at a budget of half, one core: 32,768 points undivided 19 s, in parts of
-#: 16,384 11 s, of 8,192 7 s, with the points' mean distance to their nearest medoid 1.5 % and
-#: 2.5 % above the undivided selection's (``benchmarks/coreset_scale.py``: 200-250 µs a point
-#: from 16,384 to 262,144 points).
+#: Points above which :func:`facility_location` counts gains within regions of at most this
+#: many points (see the module's notes; ``benchmarks/coreset_scale.py``).
 PART_MAX = 8192
-METHOD = "regions"
 
 
 def facility_location(x, budget: int, *, exact_max: int = 4096, part_max: int = PART_MAX, epsilon: float = 0.01,
@@ -55,20 +59,21 @@ def facility_location(x, budget: int, *, exact_max: int = 4096, part_max: int = 
         Largest N (of the whole, or of a part) for the exact lazy greedy on the N x N matrix;
         above it, stochastic greedy.
     part_max : int, default :data:`PART_MAX`
-        Largest N selected from as one set; above it, random parts of at most this size, each
-        with its share of the budget (see the module's notes).
+        Largest N selected from as one set; above it, gains are counted within regions of at
+        most this size, always by stochastic greedy (see the module's notes).
     epsilon : float, default 0.01
         Stochastic greedy's approximation slack.
     seed : int, default 0
-        Random candidates of stochastic greedy (unused by the exact path).
+        Random candidates of stochastic greedy, and the regions' cuts (unused by the exact path).
 
     Returns
     -------
     selected : ndarray of shape (budget,), int64
         Medoid row numbers, in the order chosen.
     medoid : ndarray of shape (N,), int64
-        Row number of each point's nearest medoid (a medoid's is itself); with parts, the
-        nearest of its part's medoids (of all, when the budget is below the number of parts).
+        Row number of each point's nearest medoid (a medoid's is itself); above ``part_max``
+        points and ``part_max`` medoids, the nearest of its region's medoids (of all, for a
+        region without one).
     distance : ndarray of shape (N,), float32
         Distance of each point to its medoid, divided by ``M`` (so in [0, 1]).
     """
@@ -76,14 +81,16 @@ def facility_location(x, budget: int, *, exact_max: int = 4096, part_max: int = 
     n = len(points)
     if not 1 <= budget <= n:
         raise ValueError(f"facility_location needs 1 <= budget <= N={n}, got {budget}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = (points * points).sum(axis=1)
+    if not np.isfinite(norms).all():  # NaN made lazy greedy loop for ever
+        raise ValueError("facility_location needs finite points (a row with NaN or inf, or values whose squares "
+                         "overflow float32)")
     # Twice the largest distance from the mean bounds every pairwise distance.
     bound = float(2 * np.linalg.norm(points - points.mean(axis=0), axis=1).max()) or 1.0
-    norms = (points * points).sum(axis=1)
-    rng = np.random.default_rng(seed)
-    if n > part_max and METHOD == "regions":
+    rng = np.random.default_rng(seed) if n > exact_max or n > part_max else None  # (a negative seed is refused here)
+    if n > part_max:
         selected, medoid, distance = _in_regions(points, norms, budget, bound, part_max, epsilon, rng)
-    elif n > part_max:
-        selected, medoid, distance = _in_parts(points, norms, budget, bound, exact_max, part_max, epsilon, rng)
     else:
         selected = _greedy(points, norms, budget, bound, exact_max, epsilon, rng)
         medoid, distance = _assign(points, norms, selected)
@@ -92,10 +99,9 @@ def facility_location(x, budget: int, *, exact_max: int = 4096, part_max: int = 
 
 def selection_method(n: int, exact_max: int = 4096, part_max: int = PART_MAX) -> str:
     """How :func:`facility_location` selects from ``n`` points: ``"lazy greedy"``,
-    ``"stochastic greedy"``, or either ``"in P random parts"``."""
+    ``"stochastic greedy"``, or ``"stochastic greedy in R regions"``."""
     if n > part_max:
-        parts = -(-n // part_max)
-        return f"{selection_method(-(-n // parts), exact_max, part_max)} in {parts} random parts"
+        return f"stochastic greedy in {-(-n // part_max)} regions"
     return "lazy greedy" if n <= exact_max else "stochastic greedy"
 
 
@@ -108,91 +114,62 @@ def _greedy(points: np.ndarray, norms: np.ndarray, budget: int, bound: float, ex
     return _stochastic_greedy(points, norms, budget, bound, epsilon, rng)
 
 
-def _in_parts(points: np.ndarray, norms: np.ndarray, budget: int, bound: float, exact_max: int, part_max: int,
-              epsilon: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`facility_location`'s selection and assignment (undivided distances) in random
-    parts of at most ``part_max`` points, each selecting its share of ``budget`` (largest
-    remainders); a part's points are assigned among its medoids, or among all medoids when
-    some part has none (a budget below the number of parts)."""
-    n = len(points)
-    parts = _deal(points, -(-n // part_max), rng)
-    sizes = np.array([len(part) for part in parts])
-    share = budget * sizes / n
-    budgets = np.floor(share).astype(np.int64)
-    budgets[np.argsort(budgets - share, kind="stable")[: budget - budgets.sum()]] += 1  # largest remainders first
-    selected, medoid, distance = [], np.empty(n, np.int64), np.empty(n, np.float32)
-    for part, part_budget in zip(parts, budgets):
-        if part_budget == 0:
-            continue
-        part = np.sort(part)  # ties of the greedy by row number, as undivided
-        chosen = part[_greedy(points[part], norms[part], int(part_budget), bound, exact_max, epsilon, rng)]
-        selected.append(chosen)
-        if budgets.min() > 0:
-            nearest, distance[part] = _assign(points[part], norms[part], np.searchsorted(part, chosen))
-            medoid[part] = part[nearest]
-    selected = np.concatenate(selected)
-    if budgets.min() == 0:
-        medoid, distance = _assign(points, norms, selected)
-    return selected, medoid, distance
-
-
 def _in_regions(points: np.ndarray, norms: np.ndarray, budget: int, bound: float, part_max: int, epsilon: float,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stochastic greedy over the whole class with each candidate's gain counted within its
-    region (:func:`_deal`): the budget goes where it gains most, as undivided; a step costs
-    ``candidates x part_max`` distances, so time is linear in N."""
+    """:func:`facility_location`'s selection and assignment (undivided distances) above
+    ``part_max`` points: stochastic greedy over all points, a candidate's gain counted within
+    its region (:func:`_deal`), so a step costs ``candidates x part_max`` distances. Each point
+    is assigned to the nearest of all medoids when there are at most ``part_max`` (N x budget
+    distances), else to the nearest of its region's (of all, for a region without one)."""
     n = len(points)
     regions = _deal(points, -(-n // part_max), rng)
-    sizes = np.array([len(r) for r in regions])
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    order = np.concatenate([np.sort(r) for r in regions])  # region by region, rows ascending within
+    starts = np.cumsum([0] + [len(r) for r in regions])
+    order = np.concatenate([np.sort(r) for r in regions])  # region by region, ascending rows within
     p, q = points[order], norms[order]
-    region_of = np.repeat(np.arange(len(regions)), sizes)
+    region_of = np.repeat(np.arange(len(regions)), np.diff(starts))
     per_step = min(n, math.ceil(n / budget * math.log(1 / epsilon)))
     covered = np.zeros(n, dtype=np.float32)
-    pool, size = np.arange(n), n  # positions (in p) not selected: pool[:size]
-    chosen: list[int] = []
-    for _ in range(budget):
-        draw = rng.choice(size, size=min(per_step, size), replace=False)
+    pool, left = np.arange(n), n  # positions (in p) not yet selected: pool[:left]
+    chosen = np.empty(budget, dtype=np.int64)
+    for step in range(budget):
+        draw = rng.choice(left, size=min(per_step, left), replace=False)
         candidates = pool[draw]
+        by_region = np.argsort(region_of[candidates], kind="stable")
+        cuts = np.flatnonzero(np.diff(region_of[candidates[by_region]])) + 1
         best, best_gain, best_sim = -1, -1.0, None
-        for r in np.unique(region_of[candidates]):
-            a, b = starts[r], starts[r + 1]
-            mine = np.flatnonzero(region_of[candidates] == r)
-            sim = bound - cdist(p[candidates[mine]], q[candidates[mine]], p[a:b], q[a:b])
-            sim[np.arange(len(mine)), candidates[mine] - a] = 0
+        for group in np.split(by_region, cuts):
+            c = candidates[group]
+            a, b = starts[region_of[c[0]]], starts[region_of[c[0]] + 1]
+            sim = bound - cdist(p[c], q[c], p[a:b], q[a:b])
+            sim[np.arange(len(c)), c - a] = 0
             gains = np.maximum(sim - covered[a:b], 0).sum(axis=1, dtype=np.float64)
             i = int(np.argmax(gains))
-            if gains[i] > best_gain:
-                best, best_gain, best_sim = mine[i], float(gains[i]), sim[i]
-        j = int(candidates[best])
-        r = region_of[j]
-        np.maximum(covered[starts[r] : starts[r + 1]], best_sim, out=covered[starts[r] : starts[r + 1]])
-        chosen.append(j)
-        size -= 1
-        pool[draw[best]] = pool[size]
-    chosen = np.asarray(chosen, dtype=np.int64)
+            if gains[i] > best_gain:  # ties: the region first in order
+                best, best_gain, best_sim, span = group[i], float(gains[i]), sim[i], (a, b)
+        chosen[step] = candidates[best]
+        np.maximum(covered[span[0] : span[1]], best_sim, out=covered[span[0] : span[1]])
+        left -= 1
+        pool[draw[best]] = pool[left]
+    if budget <= part_max:  # N x budget distances, no more than a greedy step's: the nearest of all medoids
+        return (order[chosen],) + _assign(points, norms, order[chosen], tile=min(_TILE, part_max * part_max))
     medoid, distance = np.empty(n, np.int64), np.empty(n, np.float32)
-    in_region = region_of[chosen]
-    orphans = []
+    homeless = []
     for r in range(len(regions)):
         a, b = starts[r], starts[r + 1]
-        mine = chosen[in_region == r]
+        mine = chosen[(chosen >= a) & (chosen < b)]
         if len(mine) == 0:
-            orphans.append(np.arange(a, b))
+            homeless.append(np.arange(a, b))
             continue
         nearest, distance[order[a:b]] = _assign(p[a:b], q[a:b], mine - a)
         medoid[order[a:b]] = order[nearest + a]
-    if orphans:  # a region without a medoid (a budget below the number of regions): the nearest of all
-        rows = np.concatenate(orphans)
-        d = np.empty(len(rows), np.float32); nn = np.empty(len(rows), np.int64)
-        step = max(1, _TILE // len(chosen))
-        for s0 in range(0, len(rows), step):
-            blk = rows[s0 : s0 + step]
-            dd = cdist(p[blk], q[blk], p[chosen], q[chosen])
-            w = dd.argmin(axis=1)
-            d[s0 : s0 + step], nn[s0 : s0 + step] = dd[np.arange(len(blk)), w], chosen[w]
-        distance[order[rows]], medoid[order[rows]] = d, order[nn]
+    if homeless:
+        rows = np.concatenate(homeless)
+        step = max(1, _TILE // budget)
+        for start in range(0, len(rows), step):
+            block = rows[start : start + step]
+            d = cdist(p[block], q[block], p[chosen], q[chosen])
+            where = d.argmin(axis=1)
+            distance[order[block]], medoid[order[block]] = d[np.arange(len(block)), where], order[chosen[where]]
     return order[chosen], medoid, distance
 
 
@@ -218,6 +195,8 @@ def _deal(points: np.ndarray, n_parts: int, rng: np.random.Generator, sample: in
         order = np.argsort((points[rows] - centre) @ axis, kind="stable")
         todo += [(rows[order[n_left:]], k - k_left), (rows[order[:n_left]], k_left)]
     return parts
+
+
 
 
 def cdist(a: np.ndarray, a_norms: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
@@ -264,13 +243,15 @@ def _stochastic_greedy(points: np.ndarray, norms: np.ndarray, budget: int, bound
     return np.asarray(selected, dtype=np.int64)
 
 
-def _assign(points: np.ndarray, norms: np.ndarray, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest medoid (N,) and the distance to it (N,), blockwise; medoids map to themselves."""
+def _assign(points: np.ndarray, norms: np.ndarray, selected: np.ndarray,
+            tile: int = _TILE) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest medoid (N,) and the distance to it (N,), in blocks of about ``tile`` distances;
+    medoids map to themselves."""
     n = len(points)
     medoids, medoid_norms = points[selected], norms[selected]
     nearest = np.empty(n, dtype=np.int64)
     distance = np.empty(n, dtype=np.float32)
-    step = max(1, _TILE // len(selected))
+    step = max(1, tile // len(selected))
     for start in range(0, n, step):
         d = cdist(points[start : start + step], norms[start : start + step], medoids, medoid_norms)
         where = d.argmin(axis=1)
