@@ -52,7 +52,9 @@ class Coreset(Detector):
         Weight of the normalised embeddings joined to the gradients (0 = gradients only, as
         CRUST); ignored when the audit has no embeddings.
     exact_max : int, default 4096
-        Largest class for the exact lazy greedy (N x N similarities).
+        Largest class for the exact lazy greedy (N x N similarities); a class above
+        :data:`~datacheck.engine.facility.PART_MAX` (8,192) selects in regions whatever it is,
+        so a larger value never builds a matrix above 8,192 x 8,192.
     """
 
     name = "coreset"
