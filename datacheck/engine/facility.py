@@ -196,7 +196,10 @@ def _deal(points: np.ndarray, n_parts: int, rng: np.random.Generator, sample: in
         for _ in range(10):
             axis = fit.T @ (fit @ axis)
             axis /= np.linalg.norm(axis) or 1.0
-        order = np.argsort((points[rows] - centre) @ axis, kind="stable")
+        axis = axis.astype(np.float32)
+        step = max(1, _TILE // max(1, points.shape[1]))  # blocks: no float64 or whole copy of the rows
+        projection = np.concatenate([points[rows[i : i + step]] @ axis for i in range(0, len(rows), step)])
+        order = np.argsort(projection - np.float32(centre @ axis), kind="stable")
         todo += [(rows[order[n_left:]], k - k_left), (rows[order[:n_left]], k_left)]
     return parts
 
