@@ -132,7 +132,9 @@ def _in_regions(points: np.ndarray, norms: np.ndarray, budget: int, bound: float
     p, q = points[order], norms[order]
     region_of = np.repeat(np.arange(len(regions)), np.diff(starts))
     per_step = min(n, math.ceil(n / budget * math.log(1 / epsilon)))
-    covered = np.zeros(n, dtype=np.float32)
+    # slack = M - covered: a candidate at distance d gains max(slack - d, 0) on a point, and
+    # on itself (d = 0, s_ii = 0) nothing, so its own slack is taken off again
+    slack = np.full(n, bound, dtype=np.float32)
     pool, left = np.arange(n), n  # positions (in p) not yet selected: pool[:left]
     chosen = np.empty(budget, dtype=np.int64)
     for step in range(budget):
@@ -140,18 +142,19 @@ def _in_regions(points: np.ndarray, norms: np.ndarray, budget: int, bound: float
         candidates = pool[draw]
         by_region = np.argsort(region_of[candidates], kind="stable")
         cuts = np.flatnonzero(np.diff(region_of[candidates[by_region]])) + 1
-        best, best_gain, best_sim = -1, -1.0, None
+        best, best_gain, best_d = -1, -1.0, None
         for group in np.split(by_region, cuts):
             c = candidates[group]
             a, b = starts[region_of[c[0]]], starts[region_of[c[0]] + 1]
-            sim = bound - cdist(p[c], q[c], p[a:b], q[a:b])
-            sim[np.arange(len(c)), c - a] = 0
-            gains = np.maximum(sim - covered[a:b], 0).sum(axis=1, dtype=np.float64)
+            d = cdist(p[c], q[c], p[a:b], q[a:b])
+            gain = np.subtract(slack[a:b], d, out=np.empty_like(d))
+            gains = np.maximum(gain, 0, out=gain).sum(axis=1, dtype=np.float64) - slack[c]
             i = int(np.argmax(gains))
             if gains[i] > best_gain:  # ties: the region first in order
-                best, best_gain, best_sim, span = group[i], float(gains[i]), sim[i], (a, b)
+                best, best_gain, best_d, span, own = group[i], float(gains[i]), d[i], (a, b), c[i] - a
         chosen[step] = candidates[best]
-        np.maximum(covered[span[0] : span[1]], best_sim, out=covered[span[0] : span[1]])
+        best_d[own] = np.inf  # a medoid does not cover itself
+        np.minimum(slack[span[0] : span[1]], best_d, out=slack[span[0] : span[1]])
         left -= 1
         pool[draw[best]] = pool[left]
     if budget <= part_max:  # N x budget distances, no more than a greedy step's: the nearest of all medoids
