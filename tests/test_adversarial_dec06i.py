@@ -16,6 +16,8 @@ import pytest
 from datacheck.engine import facility
 from datacheck.engine.facility import _deal, facility_location, selection_method
 
+from .test_coreset import record_cdist_blocks
+
 
 def near_duplicates(n: int, size: int, seed: int = 0) -> np.ndarray:
     """``n`` points (n, 10): ``n / size`` centres, each ``size`` times with noise 0.002."""
@@ -83,14 +85,7 @@ def test_every_budget_above_part_max_selects_distinct_medoids_whose_weights_sum_
 
 
 def test_no_distance_block_above_a_region_squared(monkeypatch):
-    largest = []
-    cdist = facility.cdist
-
-    def recording_cdist(a, *args):
-        largest.append(len(a) * len(args[1]))
-        return cdist(a, *args)
-
-    monkeypatch.setattr(facility, "cdist", recording_cdist)
+    largest = record_cdist_blocks(monkeypatch)
     x = np.random.default_rng(0).normal(size=(3000, 5)).astype(np.float32)
     for budget in (7, 150, 1500):  # below the regions, at most part_max (all medoids), above (within regions)
         facility_location(x, budget, part_max=200)

@@ -26,6 +26,20 @@ def coreset_rows(findings: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def record_cdist_blocks(monkeypatch) -> list[int]:
+    """The sizes (rows x columns) of every distance block facility location computes from now
+    on in this test, appended to the list returned."""
+    largest = []
+    cdist = facility.cdist
+
+    def recording_cdist(a, *args):
+        largest.append(len(a) * len(args[1]))
+        return cdist(a, *args)
+
+    monkeypatch.setattr(facility, "cdist", recording_cdist)
+    return largest
+
+
 def plain_greedy(x: np.ndarray, budget: int) -> list[int]:
     """Textbook greedy on the full similarity matrix (zero diagonal), for comparison."""
     d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
@@ -98,14 +112,7 @@ def test_large_class_never_builds_an_n_by_n_matrix(monkeypatch):
     probs = rng.dirichlet(np.ones(3), size=n).astype(np.float32)
     outputs = ModelOutputs(["big", "small", "empty"], labels, probs, None, "test")
     ctx = make_context(manifest_for_outputs(outputs, "arrays"), outputs=outputs, seed=3)
-    largest = []
-    cdist = facility.cdist
-
-    def recording_cdist(a, *args):
-        largest.append(len(a) * len(args[1]))
-        return cdist(a, *args)
-
-    monkeypatch.setattr(facility, "cdist", recording_cdist)
+    largest = record_cdist_blocks(monkeypatch)
     detector = create_detector("coreset", budget=0.25)
     rows = coreset_rows(detector.run(ctx))
     assert detector.thresholds_["coreset"]["classes"]["big"]["method"] == "stochastic greedy"
@@ -137,17 +144,10 @@ def test_above_part_max_the_budget_is_selected_in_regions(monkeypatch):
     while the budget still goes where it gains most. The points' mean distance to their
     assigned medoid at most 5 % above the undivided selection's (2.8 % here, regions of 1,000)."""
     x = clustered(3000)
-    largest = []
-    cdist = facility.cdist
-
-    def recording_cdist(a, *args):
-        largest.append(len(a) * len(args[1]))
-        return cdist(a, *args)
-
-    monkeypatch.setattr(facility, "cdist", recording_cdist)
+    largest = record_cdist_blocks(monkeypatch)
     selected, medoid, distance = facility_location(x, 600, part_max=1000, seed=0)
     assert max(largest) <= 1000 * 1000 < 3000 * 3000  # three regions of 1,000: never the whole class's matrix
-    monkeypatch.setattr(facility, "cdist", cdist)
+    monkeypatch.undo()
     assert len(selected) == len(set(selected)) == 600 and (medoid[selected] == selected).all()
     assert set(medoid) == set(selected) and (distance[selected] == 0).all()
     bound = 2 * np.linalg.norm(x - x.mean(0), axis=1).max()
