@@ -245,7 +245,6 @@ def _typed(changes: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-
 # --------------------------------------------------------------------------- the command
 
 

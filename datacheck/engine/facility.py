@@ -207,8 +207,6 @@ def _deal(points: np.ndarray, n_parts: int, rng: np.random.Generator, sample: in
     return parts
 
 
-
-
 def cdist(a: np.ndarray, a_norms: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
     """Euclidean distances (len(a), len(b)) by one matrix product, float32."""
     sq = a_norms[:, None] + b_norms[None, :] - 2.0 * (a @ b.T)

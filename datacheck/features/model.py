@@ -16,7 +16,6 @@ from ..runs import cache_file, cached_arrays
 from ..manifest import Manifest
 
 
-
 @dataclass
 class AumOutputs:
     """Area Under the Margin per sample (Pleiss et al., 2020), row-aligned with the manifest.
