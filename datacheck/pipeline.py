@@ -439,7 +439,7 @@ def audit(
         if ctx.features.computed("knn_graph"):  # which index ran, and its measured recall
             summary["knn_graph"] = ctx.features.get("knn_graph").info
             notes += recall_notes(summary["knn_graph"])
-        notes += _candidate_search_notes(checks) + _at_chance_notes(checks) + untested_gate_notes(gate_results)
+        notes += _candidate_search_notes(checks) + _label_check_notes(checks) + untested_gate_notes(gate_results)
         if notes:  # what the user may have meant, or should know (also printed by the command line)
             summary["notes"] = notes
         if FUSED_CHECK in checks:  # the head of the review order (the report, review exports and --json follow it)
@@ -469,13 +469,13 @@ def _candidate_search_notes(checks: dict) -> list[str]:
     return list(dict.fromkeys(note for found in notes for note in found))
 
 
-def _at_chance_notes(checks: dict) -> list[str]:
-    """One note naming the label checks that did not judge because the model is at chance
-    (:func:`~datacheck.features.model.agreement_beyond_chance`): with ``-q`` the summary table
-    that says so is not printed, and 0 flagged would read as clean labels. A note on the classes
-    label_issues flags nearly whole with one suggestion (``classes_moved``), and one per label
-    check that flags more than half of the samples it scored (unless judge_at_chance asked it to
-    judge whatever the model)."""
+def _label_check_notes(checks: dict) -> list[str]:
+    """The notes on the label checks' verdicts, which the summary table alone does not carry past
+    ``-q``: one naming the checks that did not judge because the model is at chance
+    (:func:`~datacheck.features.model.agreement_beyond_chance`; 0 flagged would read as clean
+    labels), one on the classes label_issues flags nearly whole with one suggestion
+    (``classes_moved``), and one per label check that flags more than half of the samples it
+    scored (unless judge_at_chance asked it to judge whatever the model)."""
     idle = [name for name, check in checks.items() if "chance_accuracy" in check.get("threshold", {})]
     notes = [f"{' and '.join(idle)} did not judge the labels: {at_chance_reason(checks[idle[0]]['threshold'])}"
              ] if idle else []

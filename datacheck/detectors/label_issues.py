@@ -103,7 +103,7 @@ class LabelIssues(Detector):
         if self.judge_at_chance:  # asked for: judged whatever the model's agreement (no note on many flags)
             self.thresholds_[self.name]["judge_at_chance"] = True
         moved = classes_moved(labels, suggested, is_issue, classes)
-        if moved:  # a note says so (pipeline._at_chance_notes): relabel --auto would move the class
+        if moved:  # a note says so (pipeline._label_check_notes): relabel --auto would move the class
             self.thresholds_[self.name]["classes_moved"] = moved
         given = pa.array(np.take_along_axis(probs, labels[:, None], axis=1)[:, 0].astype(np.float64))
         # {"given_probability": p} for every row, built by Arrow: no Python string per row.
