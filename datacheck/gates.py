@@ -111,9 +111,11 @@ def counted_checks(name: str, checks: dict) -> list[str]:
     return [check for check, info in checks.items() if info.get("detector") == name]
 
 
-def is_off(check: dict) -> bool:
-    """Whether a check of the summary was off (its rule ``off: ...``): it scored nothing."""
-    rule = (check.get("threshold") or {}).get("rule", "")
+def is_off(check) -> bool:
+    """Whether a check's entry in the summary says it was off (its rule ``off: ...``): it scored
+    nothing. False for anything else, a damaged entry included."""
+    threshold = check.get("threshold") if isinstance(check, dict) else None
+    rule = threshold.get("rule") if isinstance(threshold, dict) else None
     return isinstance(rule, str) and rule.startswith("off")
 
 

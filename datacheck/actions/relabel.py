@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..errors import UsageError, keyword_errors
 from ..fusion import CHECK as FUSED_CHECK, LABEL_CHECK, review_ranks
+from ..gates import is_off
 from ..schema import CHANGES_SCHEMA
 
 ACTIONS = ("relabel", "drop", "review", "keep")
@@ -153,14 +154,8 @@ def turned_off(summary: dict, checks) -> str:
     (``"label_issues was off: the labels of the 300 scored sample(s) name one class ..."``), or ""
     when each either did not run or ran. A check that is off writes no findings, so only the
     summary tells "not asked for" from "asked for, nothing to work on" (a dataset of one class)."""
-    reasons = []
-    for check in checks:
-        entry = (summary.get("checks") or {}).get(check, {})
-        threshold = entry.get("threshold", {}) if isinstance(entry, dict) else {}
-        rule = threshold.get("rule", "") if isinstance(threshold, dict) else ""
-        if isinstance(rule, str) and rule.startswith("off"):
-            reasons.append(f"{check} was {rule}")
-    return "; ".join(reasons)
+    entries = {check: (summary.get("checks") or {}).get(check, {}) for check in checks}
+    return "; ".join(f"{check} was {entry['threshold']['rule']}" for check, entry in entries.items() if is_off(entry))
 
 
 def apply_changes(frame: pd.DataFrame, changes: pd.DataFrame, *, hold_out_review: bool = False) -> pd.DataFrame:
@@ -330,38 +325,30 @@ def relabel(
         keep={"the review being imported (--import-review)": import_review}, own=out_dir,
     )
     frame = manifest.frame
-    if auto:
-        from ..detectors.registry import checks_with_tag
+    from ..detectors.registry import checks_with_tag
 
-        off = turned_off(run.summary, checks_with_tag("label_evidence"))
-        label_checks = run.findings["check"].isin(checks_with_tag("label_evidence"))
-        if off and not run.findings.loc[label_checks, "suggested_label"].notna().any():
-            # plan_changes would ask for an audit "with the label_issues check", which this one had.
-            raise UsageError(f"--auto needs label suggestions, and the audit in {run.path} made none: {off}")
+    label_checks = checks_with_tag("label_evidence")
+    evidence = run.findings[run.findings["check"].isin(label_checks) & run.findings["suggested_label"].notna()]
+    # The label checks the audit ran but turned off (a model at chance, one class), when none suggested a label.
+    off = "" if len(evidence) else turned_off(run.summary, label_checks)
+    if auto and off:
+        # plan_changes would ask for an audit "with the label_issues check", which this one had.
+        raise UsageError(f"--auto needs label suggestions, and the audit in {run.path} made none: {off}")
     changes = plan_changes(frame, run.findings, auto=auto, drop=drop, min_confidence=min_confidence)
     classes = list(run.classes())
     if export_label_studio is not None:
         label_studio_choices(classes)  # a class it cannot offer: refused before any file is written
     if import_review is not None:
-        from ..detectors.registry import checks_with_tag
-
-        evidence = run.findings[run.findings["check"].isin(checks_with_tag("label_evidence"))
-                                & run.findings["suggested_label"].notna()]
         suggested = evidence.drop_duplicates("sample_id").set_index("sample_id")["suggested_label"]
         decisions = read_decisions(Path(import_review), frame, suggested, classes)
         changes = fill_old_labels(merge_decisions(changes, decisions), frame)
     new_frame = apply_changes(frame, changes, hold_out_review=hold_out_review)
     result = RelabelResult(changes, new_frame, change_table(frame, changes, hold_out_review=hold_out_review),
                            notes=_emptied_classes(frame, new_frame))
-    if not auto:
-        from ..detectors.registry import checks_with_tag
-
+    if off:
         # A review or a drop on a run whose label checks did not judge (a model at chance): the
         # queue holds no label doubt, which an empty queue alone does not tell from clean labels.
-        off = turned_off(run.summary, checks_with_tag("label_evidence"))
-        if off and not run.findings.loc[run.findings["check"].isin(checks_with_tag("label_evidence")),
-                                        "suggested_label"].notna().any():
-            result.notes.append(f"{NO_LABEL_DOUBTS}: {off}")
+        result.notes.append(f"{NO_LABEL_DOUBTS}: {off}")
 
     if materialize_to is not None and manifest.format != "arrays":
         from .augment import layout

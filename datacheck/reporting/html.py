@@ -36,6 +36,7 @@ from ..audit_run import AuditRun, open_run
 from ..files.findings import details_object
 from ..errors import BadDataError, UsageError, keyword_errors
 from ..fusion import CHECK as FUSED_CHECK
+from ..gates import is_off
 from ..runs import Sources, atomic_write, check_outputs, folder_lock
 from .csv import write_findings_csv
 from .summary import format_threshold
@@ -579,9 +580,9 @@ def _gate_state(gate: dict) -> str:
 def _heatmap(findings: pd.DataFrame, checks: dict | None = None) -> str:
     """Class × class counts of label_issues rows flagged with a different suggested label."""
     if not (findings["check"] == "label_issues").any():
-        rule = ((checks or {}).get("label_issues", {}).get("threshold") or {}).get("rule", "")
-        if isinstance(rule, str) and rule.startswith("off"):  # it ran, and did not judge: say why
-            return f'<p class="note warn">label_issues was {_e(rule)}</p>'
+        entry = (checks or {}).get("label_issues", {})
+        if is_off(entry):  # it ran, and did not judge: say why
+            return f'<p class="note warn">label_issues was {_e(entry["threshold"]["rule"])}</p>'
         return '<p class="note">The label_issues check did not run.</p>'
     rows = findings[(findings["check"] == "label_issues") & findings["is_issue"] & findings["suggested_label"].notna()]
     rows = rows[rows["suggested_label"] != rows["label"]]
