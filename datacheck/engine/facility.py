@@ -171,12 +171,8 @@ def _in_regions(points: np.ndarray, norms: np.ndarray, budget: int, bound: float
         medoid[order[a:b]] = order[nearest + a]
     if homeless:
         rows = np.concatenate(homeless)
-        step = max(1, _TILE // budget)
-        for start in range(0, len(rows), step):
-            block = rows[start : start + step]
-            d = cdist(p[block], q[block], p[chosen], q[chosen])
-            where = d.argmin(axis=1)
-            distance[order[block]], medoid[order[block]] = d[np.arange(len(block)), where], order[chosen[where]]
+        where, distance[order[rows]] = _nearest(p, q, p[chosen], q[chosen], rows)
+        medoid[order[rows]] = order[chosen[where]]
     return order[chosen], medoid, distance
 
 
@@ -255,16 +251,24 @@ def _assign(points: np.ndarray, norms: np.ndarray, selected: np.ndarray,
             tile: int = _TILE) -> tuple[np.ndarray, np.ndarray]:
     """Nearest medoid (N,) and the distance to it (N,), in blocks of about ``tile`` distances;
     medoids map to themselves."""
-    n = len(points)
-    medoids, medoid_norms = points[selected], norms[selected]
-    nearest = np.empty(n, dtype=np.int64)
-    distance = np.empty(n, dtype=np.float32)
-    step = max(1, tile // len(selected))
-    for start in range(0, n, step):
-        d = cdist(points[start : start + step], norms[start : start + step], medoids, medoid_norms)
-        where = d.argmin(axis=1)
-        distance[start : start + step] = d[np.arange(len(d)), where]
-        nearest[start : start + step] = selected[where]
+    where, distance = _nearest(points, norms, points[selected], norms[selected], tile=tile)
+    nearest = selected[where]
     nearest[selected] = selected
     distance[selected] = 0.0
     return nearest, distance
+
+
+def _nearest(points: np.ndarray, norms: np.ndarray, medoids: np.ndarray, medoid_norms: np.ndarray,
+             rows: np.ndarray | None = None, tile: int = _TILE) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's nearest of ``medoids`` (M, D): its index there and the distance, (R,) each, for
+    the points ``rows`` (all N when None), in blocks of about ``tile`` distances (a block of
+    ``rows`` is the only copy of the points made)."""
+    count = len(points) if rows is None else len(rows)
+    where, distance = np.empty(count, dtype=np.int64), np.empty(count, dtype=np.float32)
+    step = max(1, tile // len(medoids))
+    for start in range(0, count, step):
+        block = slice(start, start + step) if rows is None else rows[start : start + step]
+        d = cdist(points[block], norms[block], medoids, medoid_norms)
+        where[start : start + step] = d.argmin(axis=1)
+        distance[start : start + step] = d[np.arange(len(d)), where[start : start + step]]
+    return where, distance
