@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..features.model import agreement_beyond_chance, at_chance_reason, scored_rows
+from ..features.model import agreement_beyond_chance, at_chance_reason, pair_counts, scored_rows
 from ..validation import Boolean, Options
 from .base import AuditContext, Detector, partial_findings
 from .registry import register_detector
@@ -130,10 +130,10 @@ def classes_moved(labels: np.ndarray, suggested: np.ndarray, is_issue: np.ndarra
     for more than 2,000 classes."""
     moved = []
     size = max(len(classes), int(labels.max()) + 1, int(suggested.max()) + 1)
-    if size > 2000:  # the (C, C) table: at most 32 MB
+    pairs = pair_counts(labels[is_issue], suggested[is_issue], size)
+    if pairs is None:
         return moved
     counts = np.bincount(labels, minlength=size)
-    pairs = np.bincount(labels[is_issue] * size + suggested[is_issue], minlength=size * size).reshape(size, size)
     np.fill_diagonal(pairs, 0)
     for k in np.flatnonzero(counts >= MOVED_MIN):
         to = int(pairs[k].argmax())

@@ -217,6 +217,18 @@ def _balanced_rows(labels: np.ndarray, limit: int, rng: np.random.Generator) -> 
     return np.sort(np.concatenate(chosen))
 
 
+#: Classes above which no (C, C) table of counts is made (:func:`pair_counts`: 32 MB of int64 at 2,000).
+MAX_PAIR_TABLE_CLASSES = 2000
+
+
+def pair_counts(given: np.ndarray, other: np.ndarray, size: int) -> np.ndarray | None:
+    """Counts of each (given class, other class) pair of ``given`` and ``other`` (N,) class ids
+    below ``size``, shape (size, size) int64; None above :data:`MAX_PAIR_TABLE_CLASSES` classes."""
+    if size > MAX_PAIR_TABLE_CLASSES:
+        return None
+    return np.bincount(given * size + other, minlength=size * size).reshape(size, size)
+
+
 def _reordered_accuracy(labels: np.ndarray, predicted: np.ndarray, chance: float) -> float | None:
     """The accuracy of the most probable class with the columns in their best order (a
     one-to-one assignment of columns to classes maximising agreement), when it says the columns
@@ -225,11 +237,9 @@ def _reordered_accuracy(labels: np.ndarray, predicted: np.ndarray, chance: float
     from scipy.optimize import linear_sum_assignment
 
     n = len(labels)
-    size = int(max(labels.max(), predicted.max())) + 1
-    if n < 10 * len(np.unique(labels)) or size > 2000:  # the confusion matrix: at most 32 MB
+    confusion = pair_counts(labels, predicted, int(max(labels.max(), predicted.max())) + 1)
+    if n < 10 * len(np.unique(labels)) or confusion is None:
         return None
-    confusion = np.zeros((size, size), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
     rows, cols = linear_sum_assignment(confusion, maximize=True)
     best = float(confusion[rows, cols].sum()) / n
     accuracy = float(np.count_nonzero(labels == predicted)) / n
