@@ -76,8 +76,7 @@ class Coreset(Detector):
         from ..engine.facility import facility_location, selection_method
 
         given = ctx.get("labels")
-        features, scored = self._features(given, ctx)
-        joined = self.embedding_weight != 0 and ctx.has("embeddings") and ctx.get("embeddings") is not None
+        features, scored, joined = self._features(given, ctx)
         if not scored.any():
             # No model trained (one class, too few images, none readable): without this the
             # check read as run, and balance --strategy coreset asked for an audit that had it.
@@ -112,8 +111,9 @@ class Coreset(Detector):
         return partial_findings(rows, self.name, score, issue, [d for p in parts for d in p[3]])
 
     def _features(self, given, ctx: AuditContext):
-        """The rows that have a gradient (N,) and a function giving the gradient approximation
-        of some rows of one class, ``(rows, c) -> (len(rows), C[+D])`` float32.
+        """A function giving the gradient approximation of some rows of one class, ``(rows, c) ->
+        (len(rows), C[+D])`` float32, the rows that have one (N,), and whether it joins the
+        embeddings (D values).
 
         Built a class at a time from the (memory-mapped) inputs: the whole (N, C) gradient was
         a float32 copy of ``pred_probs`` and another from ``nan_to_num``, 4 GB beside the 1 GB
@@ -137,4 +137,4 @@ class Coreset(Detector):
             unit = part / (np.linalg.norm(part, axis=1, keepdims=True) + 1e-12)
             return np.hstack([gradient, self.embedding_weight * unit.astype(np.float32)])
 
-        return features, scored
+        return features, scored, embeddings is not None
