@@ -582,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--fix-variant {name}: no config file at {config}")
 
     from datacheck.errors import DatacheckError
-    from datacheck.engine.loader import default_workers
+    from datacheck.engine.workers import default_workers
     from datacheck.pipeline import _cache_dir
 
     def log(message: str) -> None:

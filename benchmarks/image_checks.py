@@ -81,7 +81,7 @@ def import_in_process_tools() -> None:
     from cleanvision import Imagelab
     from PIL import Image
 
-    from datacheck.engine.loader import default_workers
+    from datacheck.engine.workers import default_workers
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from datacheck.engine.device import resolve_device
-    from datacheck.engine.loader import default_workers, load_pixels
+    from datacheck.engine.loader import load_pixels
+    from datacheck.engine.workers import default_workers
     from datacheck.engine.models import create_model
 
     device = resolve_device(args.device)

@@ -249,36 +249,43 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
     Writes findings.parquet, summary.json and run.json under --out and prints a summary
     of every check on stderr.
     """
-    from .pipeline import audit as run_audit, default_out
+    from .engine import decode_ahead
 
-    consoles = Consoles.create(quiet=quiet)
-    if out is None and (dataset is not None or pred_probs is not None):
-        out = default_out(Path(dataset if dataset is not None else pred_probs))
-    with _progress(consoles) as progress:
-        result = run_audit(
-            dataset,
-            out,
-            config=config_path,
-            progress=progress,
-            command=["datacheck", *sys.argv[1:]],
-            checks=_split_list(checks),
-            seed=seed,
-            fail_on=fail_on,
-            max_missing=max_missing,
-            device=device,
-            workers=workers,
-            model=model,
-            weights=weights,
-            cache_dir=cache_dir,
-            engine=engine,
-            ray_address=ray_address,
-            pred_probs=pred_probs,
-            labels=labels,
-            embeddings=embeddings,
-            class_names=class_names,
-            root=root,
-            junit=junit,
-        )
+    if dataset is not None and pred_probs is None and embeddings is None:
+        _decode_ahead(dataset, out, config_path, workers, engine)
+    try:
+        from .pipeline import audit as run_audit, default_out
+
+        consoles = Consoles.create(quiet=quiet)
+        if out is None and (dataset is not None or pred_probs is not None):
+            out = default_out(Path(dataset if dataset is not None else pred_probs))
+        with _progress(consoles) as progress:
+            result = run_audit(
+                dataset,
+                out,
+                config=config_path,
+                progress=progress,
+                command=["datacheck", *sys.argv[1:]],
+                checks=_split_list(checks),
+                seed=seed,
+                fail_on=fail_on,
+                max_missing=max_missing,
+                device=device,
+                workers=workers,
+                model=model,
+                weights=weights,
+                cache_dir=cache_dir,
+                engine=engine,
+                ray_address=ray_address,
+                pred_probs=pred_probs,
+                labels=labels,
+                embeddings=embeddings,
+                class_names=class_names,
+                root=root,
+                junit=junit,
+            )
+    finally:
+        decode_ahead.discard()  # not taken by the audit (other files, batches or engine), or the audit failed
     from .reporting.summary import failed_gates, print_summary
 
     print_summary(result.summary, result.run_dir, consoles.err)
@@ -288,6 +295,36 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
     if as_json:
         consoles.out.print_json(json.dumps({"run_dir": str(result.run_dir), **result.summary}))
     sys.exit(int(result.exit_status))
+
+
+def _decode_ahead(dataset: Path, out: Path | None, config_path: Path | None, workers: int | None,
+                  engine: str | None) -> None:
+    """Start decoding DATASET's images before the audit's libraries load
+    (:mod:`datacheck.engine.decode_ahead`), where the audit will decode them in this process's
+    workers: a folder, the local engine, no earlier run in ``--out`` whose statistics it may
+    read back. Anything unusual (an unreadable config or folder, a bad value) starts nothing:
+    the audit then says what is wrong, as it would have."""
+    from .config import AUDIT_OPTIONS, read_toml
+    from .engine import decode_ahead
+    from .engine.workers import default_workers
+    from .folder_scan import scan_folder
+
+    try:
+        if not dataset.is_dir() or (out is not None and (out / "artifacts").exists()):
+            return
+        settings = read_toml(config_path) if config_path is not None else {}
+        options, engine_options = settings.get("audit", {}), settings.get("engine", {})
+        name = engine if engine is not None else engine_options.get("name", "local")
+        count = workers if workers is not None else options.get("workers", AUDIT_OPTIONS["workers"][0])
+        batch_size = options.get("batch_size", AUDIT_OPTIONS["batch_size"][0])
+        if name != "local" or type(count) is not int or type(batch_size) is not int or batch_size < 1:
+            return
+        root = dataset.resolve()
+        rows, _ = scan_folder(root)
+        decode_ahead.start([os.path.join(str(root), row[0]) for row in rows],
+                           default_workers() if count < 0 else count, batch_size)
+    except (DatacheckError, OSError, AttributeError):
+        return
 
 
 class _progress:
@@ -447,7 +484,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
     Deterministic: the same plan, seed and settings write byte-identical files.
     """
     from .actions.augment import augment as run_augment
-    from .engine.loader import default_workers
+    from .engine.workers import default_workers
 
     given = [flag for flag, value in (("--boost-budget", boost_budget), ("--boost-pool", boost_pool)) if value is not None]
     if given and boost_from is None:  # else silently ignored: no boosting copies

@@ -25,9 +25,10 @@ from . import __version__
 from .config import default_config, load_config
 from .detectors import AuditContext
 from .detectors.registry import check_owner, create_detector, expand_checks, is_pattern
+from .engine import decode_ahead
 from .engine.device import check_device_spec, resolve_device
-from .engine.loader import default_workers
 from .engine.train_config import TrainConfig
+from .engine.workers import default_workers
 from .errors import ExitStatus, UsageError, as_keywords
 from .features import FEATURES, FeatureStore, peak_rss_mb
 from .features.images import ARRAY_COLUMNS, image_stats, pixels
@@ -301,6 +302,8 @@ def audit(
     orientation_config = train_config  # convnet-small's, at [train] image_size: not a backbone's input size
     cache_dir = _cache_dir(opts["cache_dir"])
     needs = set().union(*(d.inputs(available)[0] | (d.inputs(available)[1] & available) for d in detectors))
+    if not needs & {"image_stats", *(feature for feature, _, _ in ARRAY_COLUMNS.values())}:
+        decode_ahead.discard()  # the images' statistics, started by the command line: not read by this audit
 
     timings = {"setup": round(time.perf_counter() - started, 3)}
     t0 = time.perf_counter()

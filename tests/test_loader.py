@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from datacheck.engine.loader import run_in_workers
+from datacheck.engine.workers import run_in_workers
 
 
 class SlowBatches:
@@ -54,7 +54,7 @@ def test_a_pool_stopped_while_a_worker_writes_a_result_does_not_hang():
     """A Ctrl-C while a worker sends a result larger than a pipe holds (a batch of images'
     statistics, descriptors and thumbnails): the stopped worker left half a message, which the
     executor's thread waited on for ever, and the audit hung after its Ctrl-C."""
-    script = ("from tests.test_loader import BigBatches; from datacheck.engine.loader import run_in_workers\n"
+    script = ("from tests.test_loader import BigBatches; from datacheck.engine.workers import run_in_workers\n"
               "for _ in range(5):\n"
               "    results = run_in_workers(BigBatches(), 2); next(results); results.close()\n")
     try:  # in a process of its own, which the timeout can kill
@@ -73,7 +73,7 @@ def test_workers_leave_when_their_main_process_is_killed_outright():
     import signal
 
     script = ("import os, sys\nfrom tests.test_loader import SlowBatches\n"
-              "from datacheck.engine.loader import run_in_workers\n"
+              "from datacheck.engine.workers import run_in_workers\n"
               "results = run_in_workers(SlowBatches(8, 60.0), 2); next(results)\n"
               "import multiprocessing; print(' '.join(str(c.pid) for c in multiprocessing.active_children()), flush=True)\n"
               "import time; time.sleep(60)\n")

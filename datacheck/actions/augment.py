@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadDataError, UsageError, keyword_errors
-from ..manifest import IMAGE_EXTENSIONS
+from ..folder_scan import IMAGE_EXTENSIONS
 from ..runs import fitted_name
 from .augment_screen import CopyScreen, LastSource, screened_copy
 from .transforms import DEFAULT_SPEC, copy_seed, validate_spec

@@ -341,7 +341,7 @@ def fix(
         Unreadable data, or a dataset that changed since the fix in ``out`` began.
     """
     from .. import __version__
-    from ..engine.loader import default_workers
+    from ..engine.workers import default_workers
     from ..features.arrays import array_columns
     from ..manifest import load_manifest
     from ..runs import RUN_FILES, Sources, folder_lock, output_folder, remove_temporaries, write_json

@@ -26,6 +26,8 @@ ANALYSIS_SIDE = 256
 # Near-duplicate search compares RGB thumbnails of this side (aspect ratio not kept, so
 # resized copies match).
 THUMB_SIDE = 64
+#: Rows per saved part of the statistics (a few minutes of decoding; :mod:`datacheck.features.images`).
+CHECKPOINT_ROWS = 50_000
 # Below this grey-level standard deviation an image is flat: blur and near-duplicate
 # similarity are meaningless there (the low-information check reports such images instead).
 FLAT_STD = 2.0

@@ -30,32 +30,9 @@ from .image_stats import (
     shrink_in_strips,
     upright,
 )
+from .workers import PathBatches, StartedWorkers, run_in_workers
 
 ProgressCallback = Callable[[int, int], None]
-
-
-class _PathBatches:
-    """The batches of paths a batch function runs over, by index (each item is one whole batch)."""
-
-    def __init__(self, paths: list[str], batch_size: int, fn: Callable[[dict], dict]):
-        self.paths = paths
-        self.batch_size = batch_size
-        self.fn = fn
-
-    def __len__(self) -> int:
-        return (len(self.paths) + self.batch_size - 1) // self.batch_size
-
-    def __getitem__(self, i: int) -> dict:
-        return self.fn({"path": self.paths[i * self.batch_size : (i + 1) * self.batch_size]})
-
-
-def default_workers() -> int:
-    """Worker processes for decoding: one per CPU this process may use, at most 8."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
 
 
 def map_batches(
@@ -95,117 +72,24 @@ def iter_batches(
     workers: int,
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
+    started: StartedWorkers | None = None,
 ) -> Iterator[tuple[int, dict]]:
     """Like :func:`map_batches`, but yield ``(first row, fn's result)`` per batch, in row
-    order, so a caller can write each batch into place instead of holding them all."""
+    order, so a caller can write each batch into place instead of holding them all.
+    ``started``: these very batches, already started (:mod:`datacheck.engine.decode_ahead`)."""
     if not isinstance(workers, int):  # a RayEngine: Ray Data partitions, schedules and retries
         from .ray_engine import ray_batches
 
         yield from ray_batches(paths, fn, workers, batch_size, progress)
         return
-    batches = _PathBatches(paths, batch_size, fn)
+    batches = PathBatches(paths, batch_size, fn)
     workers = min(workers, len(batches))
     done = 0
-    for result in run_in_workers(batches, workers):
+    for result in run_in_workers(batches, workers, started):
         yield done, result
         done += len(next(iter(result.values()))) if result else 0
         if progress:
             progress(done, len(paths))
-
-
-def run_in_workers(batches, workers: int) -> Iterator:
-    """``batches[0], batches[1], ...`` computed in ``workers`` processes (0: here), in order.
-
-    ``batches`` is any object with ``len()`` and ``[i]`` that computes the i-th result (the
-    work is in ``__getitem__``); workers inherit it by fork, never pickling its arrays.
-
-    A plain process pool, not torch's DataLoader: decoding images must not cost an import
-    of torch (seconds) in an audit that trains nothing. At most ``4 x workers`` batches are
-    in flight, so results never pile up faster than the caller consumes them.
-    """
-    if workers == 0:
-        for i in range(len(batches)):
-            yield batches[i]
-        return
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
-
-    # fork where there is one: workers start fast and inherit the batches; elsewhere the
-    # initializer ships them once per worker. A worker that dies breaks the pool with an
-    # error (BrokenProcessPool) instead of leaving its batch waiting for ever.
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(batches,))
-    finished = False
-    try:
-        pending: deque = deque()
-        submitted = 0
-        while submitted < len(batches) or pending:
-            while submitted < len(batches) and len(pending) < 4 * workers:
-                pending.append(pool.submit(_run_batch, submitted))
-                submitted += 1
-            yield pending.popleft().result()
-        finished = True
-    finally:
-        if not finished:
-            # Interrupted (Ctrl-C), failed, or abandoned by the caller: stop the workers now.
-            # Waiting for them to finish their batches takes as long as a batch, and a Ctrl-C
-            # that lands while the pool hands out work can leave shutdown() waiting on a worker
-            # that never gets its stop signal. The executor has no public way to stop its
-            # workers before Python 3.14 (terminate_workers), hence its process table.
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.terminate()
-            # A worker stopped while it wrote a result (a batch's result is hundreds of KB, more
-            # than a pipe holds) leaves half a message: the executor's thread would wait for
-            # the rest for ever, and shutdown() with it, as this process holds the pipe's
-            # write end too. Closing that copy lets the read end at an end of file once the
-            # workers are gone: the executor sees a broken pool and stops.
-            writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
-            if writer is not None:
-                writer.close()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-_worker_batches = None
-
-
-def _start_worker(batches) -> None:
-    """In each worker: keep the batches, and leave Ctrl-C to the main process (which stops
-    the pool), so an interrupt gives one message rather than one traceback per worker.
-
-    SIGTERM and SIGHUP get their default action back: the command line's handlers, inherited
-    by fork, would let a worker busy in a long C call (a decode) stop only when the call
-    returns, and the main process stops its workers with SIGTERM. A worker also leaves when its
-    parent is gone: a main process killed outright (``kill -9``, the out-of-memory killer)
-    stops no one, and its workers lived on for ever, holding its stdout and stderr open.
-    """
-    import signal
-    import threading
-
-    global _worker_batches
-    _worker_batches = batches
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
-    threading.Thread(target=_leave_with_parent, args=(os.getppid(),), name="datacheck-parent-watch", daemon=True).start()
-
-
-#: How often a worker checks that the process that started it is still there, in seconds.
-_PARENT_CHECK_S = 1.0
-
-
-def _leave_with_parent(parent: int) -> None:
-    """Exit this worker once ``parent`` has died (the worker is then re-parented elsewhere)."""
-    import time
-
-    while os.getppid() == parent:
-        time.sleep(_PARENT_CHECK_S)
-    os._exit(1)
-
-
-def _run_batch(i: int) -> dict:
-    return _worker_batches[i]
 
 
 def compute_image_stats(

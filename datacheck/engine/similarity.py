@@ -78,7 +78,7 @@ def describe_thumbnails(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class _RowBlocks:
     """``fn`` of the thumbnails of ``rows``, a block of rows at a time, as ``blocks[b]``
-    (for :func:`~datacheck.engine.loader.run_in_workers`: forked workers share ``thumbs``,
+    (for :func:`~datacheck.engine.workers.run_in_workers`: forked workers share ``thumbs``,
     a memory map or an array, and return only each block's small result).
 
     Blocks hold at most :data:`_BLOCK` rows, and fewer where that keeps every worker busy:
@@ -98,7 +98,7 @@ class _RowBlocks:
     def gather(self) -> np.ndarray:
         """Every block's result, concatenated in row order (one block: computed here, as a
         worker would take longer to start than to do it)."""
-        from .loader import run_in_workers
+        from .workers import run_in_workers
 
         return np.concatenate(list(run_in_workers(self, min(self.workers, len(self)) if len(self) > 1 else 0)))
 
@@ -230,7 +230,7 @@ def pair_similarity(
         and a fraction of a pixel between two of them is what sets apart look-alike drawings
         made separately (sample_data's discs and rings of one size: 0.82-0.94, 0.95-0.96 aligned finer).
     """
-    from .loader import run_in_workers
+    from .workers import run_in_workers
 
     if not len(i):
         return np.empty(0, dtype=np.float64)

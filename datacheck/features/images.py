@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..engine.image_stats import STAT_COLUMNS, STATS_VERSION, THUMB_SIDE
+from ..engine.image_stats import CHECKPOINT_ROWS, STAT_COLUMNS, STATS_VERSION, THUMB_SIDE
 from ..engine.memory import release_rows, temporary_map
 from ..engine.similarity import descriptor_size
 from ..manifest import Manifest
@@ -28,8 +28,6 @@ from ..runs import write_parquet
 #: artifact (written once, never gathered into one more file).
 IMAGE_STATS_ARTIFACT = "image_stats"
 
-#: Rows per saved part of the statistics (a few minutes of decoding).
-CHECKPOINT_ROWS = 50_000
 #: Values copied at a time from a part into the audit's thumbnails or descriptors (50 MB of thumbnails).
 _THUMBNAIL_SLICE = 4096
 #: The columns of fixed-size binary values kept out of the statistics frame, in arrays: each
@@ -198,12 +196,14 @@ def _decode_rows(paths: list[str], arrays: dict, start: int, workers, batch_size
     and nothing is left to copy once the last batch is in. Returns the statistics, the other
     columns of :data:`~datacheck.engine.image_stats.STAT_COLUMNS`, one row per path.
     """
+    from ..engine import decode_ahead
     from ..engine.image_stats import analyze_batch
     from ..engine.loader import iter_batches
 
     names = [name for name in STAT_COLUMNS if name not in ARRAY_COLUMNS]
     columns: dict[str, list] = {name: [] for name in names}
-    for first, result in iter_batches(paths, analyze_batch, workers, batch_size, progress):
+    started = decode_ahead.take(paths, batch_size) if isinstance(workers, int) and workers > 0 else None
+    for first, result in iter_batches(paths, analyze_batch, workers, batch_size, progress, started):
         for column, (feature, _, _) in ARRAY_COLUMNS.items():
             _fill_rows(arrays[feature], start + first, result[column])
         for name in names:
