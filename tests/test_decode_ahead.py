@@ -5,6 +5,8 @@ and the audit's findings are those of an audit without it."""
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -115,3 +117,12 @@ def test_take_gives_only_the_same_work(tmp_path):
     expected = [analyze_batch({"path": paths[i : i + 4]}) for i in range(0, len(paths), 4)]
     assert results == expected
     assert not multiprocessing.active_children()
+
+
+def test_the_decode_starts_before_pandas_and_pyarrow_load():
+    """What the command line imports to list the folder and start the workers: the point of
+    starting them early is that these libraries load while the images decode."""
+    code = ("import sys, datacheck.cli, datacheck.folder_scan, datacheck.engine.decode_ahead; "
+            "print(sorted(m for m in ('pandas', 'pyarrow', 'faiss', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
