@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -122,6 +123,86 @@ def test_large_class_never_builds_an_n_by_n_matrix(monkeypatch):
     # stochastic greedy: 19 candidates x N per step; the final assignment: blocks of at most _TILE
     assert max(largest) <= facility._TILE < n * n
     assert sorted(largest)[len(largest) // 2] <= 20 * n
+
+
+def unblocked_stochastic_greedy(x: np.ndarray, budget: int, seed: int, epsilon: float = 0.01) -> np.ndarray:
+    """Stochastic greedy as it was before its steps were blocked: a step's (candidates, N)
+    similarities at once, distances by the same formula, for comparison."""
+    points = np.ascontiguousarray(x, dtype=np.float32)
+    norms = (points * points).sum(axis=1)
+    n, rng = len(points), np.random.default_rng(seed)
+    bound = float(2 * np.linalg.norm(points - points.mean(axis=0), axis=1).max())
+    per_step = min(n, math.ceil(n / budget * math.log(1 / epsilon)))
+    covered, available, selected = np.zeros(n, dtype=np.float32), np.ones(n, dtype=bool), []
+    for _ in range(budget):
+        candidates = rng.choice(np.flatnonzero(available), size=min(per_step, int(available.sum())), replace=False)
+        sq = norms[candidates][:, None] + norms[None, :] - 2.0 * (points[candidates] @ points.T)
+        sim = bound - np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
+        sim[np.arange(len(candidates)), candidates] = 0
+        best = int(np.argmax(np.maximum(sim - covered, 0).sum(axis=1, dtype=np.float64)))
+        selected.append(int(candidates[best]))
+        available[candidates[best]] = False
+        np.maximum(covered, sim[best], out=covered)
+    return np.asarray(selected)
+
+
+def test_blocked_greedy_steps_choose_what_the_whole_matrix_did(monkeypatch):
+    """A step's candidates are evaluated in blocks of _STEP_TILE distances; a candidate's gain
+    is the sum of its own row, so the choice (first maximum on ties included) is the one the
+    whole (candidates, N) matrix made, for the same seed. Blocks of 2**18 here, so that these
+    small cases are cut (budgets 1-3 draw all N candidates a step)."""
+    monkeypatch.setattr(facility, "_STEP_TILE", 1 << 18)
+    largest = record_cdist_blocks(monkeypatch)
+    rng = np.random.default_rng(0)
+    for n, budget, seed in ((1500, 1, 0), (1500, 3, 1), (2100, 2, 2), (1800, 30, 3)):
+        x = rng.normal(size=(n, 10)).astype(np.float32)
+        if seed % 2:
+            x = np.round(x, 1)  # many equal distances: ties
+        largest.clear()
+        selected = facility_location(x, budget, exact_max=1000, seed=seed)[0]
+        per_step = min(n, math.ceil(n / budget * math.log(100)))
+        assert max(largest) <= 1 << 18 < per_step * n  # cut into blocks
+        assert np.array_equal(selected, unblocked_stochastic_greedy(x, budget, seed)), (n, budget, seed)
+
+
+def test_blocked_steps_in_regions_choose_as_unblocked(monkeypatch):
+    """Above part_max the same blocks cut a region's candidates: the same selection as blocks
+    holding every candidate of a region."""
+    x = clustered(3000, seed=2)
+    whole = facility_location(x, 2, part_max=1000, seed=0)
+    monkeypatch.setattr(facility, "_STEP_TILE", 1 << 17)  # 131 of a region's 1,000 candidates a block
+    blocked = facility_location(x, 2, part_max=1000, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, blocked))
+
+
+def test_a_tiny_budget_below_part_max_holds_no_n_by_n_matrix():
+    """Between exact_max and part_max a budget of 2 draws all N candidates a step: the (N, N)
+    similarities and their temporaries were about 1 GB at N = 8,192 (the peak tracemalloc
+    saw: numpy reports its arrays to it); now blocks of _STEP_TILE distances, 32 MB."""
+    n = facility.PART_MAX
+    x = clustered(n)
+    tracemalloc.start()
+    try:
+        selected, medoid, _ = facility_location(x, 2, seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < n * n * 4 / 4, f"{peak / 2**20:.0f} MiB"
+    assert len(set(selected)) == 2 and set(medoid) == set(selected)
+
+
+def test_nearest_other_medoids_in_blocks_and_regions(monkeypatch):
+    x = clustered(2000, seed=3)
+    selected = np.random.default_rng(0).choice(2000, 500, replace=False)
+    d = np.sqrt(((x[selected][:, None] - x[selected][None]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    truth = np.argsort(d, axis=1, kind="stable")[:, :8]
+    monkeypatch.setattr(facility, "_STEP_TILE", 1 << 12)  # blocks of 8 medoids
+    assert np.array_equal(facility.nearest_others(x, selected, 8), truth)
+    regions = facility.nearest_others(x, selected, 8, part_max=100)  # 5 regions of 100: a fifth of the distances
+    assert (regions >= 0).all() and (regions != np.arange(500)[:, None]).all()
+    assert (regions[:, 0] == truth[:, 0]).mean() >= 0.8  # 0.92: the nearest lies across a cut for the rest
+    assert facility.nearest_others(x, selected[:3], 8).tolist() == np.argsort(d[:3, :3], axis=1)[:, :2].tolist()
 
 
 def clustered(n: int, seed: int = 0) -> np.ndarray:

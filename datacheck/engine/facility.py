@@ -9,10 +9,12 @@ with ``s_ij = M - ||x_i - x_j||`` (``M`` bounds the distances, so ``s >= 0``) an
 * Up to ``exact_max`` points: the ``N x N`` similarity matrix and lazy greedy (Minoux 1978):
   stale gains in a max-heap, re-evaluated only when they reach the top.
 * Above: stochastic greedy (Mirzasoleiman et al., AAAI 2015, "Lazier than lazy greedy"):
-  each step evaluates ``ceil(N / budget * ln(1 / epsilon))`` random candidates against all
-  points, so memory is O(candidates x N), never N x N; within ``1 - 1/e - epsilon`` in
-  expectation. Its time is still ``ln(1 / epsilon) N^2`` distances whatever the budget
-  (a class of 32,000: 52 s; 190,000 did not finish in 10 minutes).
+  each step evaluates ``ceil(N / budget * ln(1 / epsilon))`` random candidates (all N for a
+  budget below ``ln(1 / epsilon)``) against all points, in blocks of at most
+  :data:`_STEP_TILE` distances, so memory is bounded whatever the budget, never N x N;
+  within ``1 - 1/e - epsilon`` in expectation. Its time is still ``ln(1 / epsilon) N^2``
+  distances whatever the budget (a class of 32,000: 52 s; 190,000 did not finish in 10
+  minutes).
 * Above ``part_max`` points: stochastic greedy over the whole set, each candidate's gain
   counted only within its *region*: the points are split into regions of at most
   ``part_max`` by recursive median cuts along the principal axis (:func:`_deal`), so a
@@ -44,6 +46,10 @@ import math
 import numpy as np
 
 _TILE = 1 << 24  # elements of one distance block in the final assignment (64 MB float32)
+#: Elements of one block of a greedy step's candidate distances (16 MB float32): a step holds
+#: two such blocks (distances, gains), 32 MB, where one block of all N = 8,192 candidates
+#: with its temporaries was about 1 GB.
+_STEP_TILE = 1 << 22
 
 #: Points above which :func:`facility_location` counts gains within regions of at most this
 #: many points (see the module's notes; ``benchmarks/coreset_scale.py``).
@@ -109,6 +115,57 @@ def selection_method(n: int, exact_max: int = 4096, part_max: int = PART_MAX) ->
     return "lazy greedy" if n <= exact_max else "stochastic greedy"
 
 
+def nearest_others(x, selected: np.ndarray, k: int, *, part_max: int = PART_MAX, seed: int = 0) -> np.ndarray:
+    """Each medoid's ``k`` nearest other medoids, nearest first.
+
+    What ``balance`` needs to give a medoid it drops to the nearest one it keeps, without the
+    features. In blocks of at most :data:`_STEP_TILE` distances; above ``part_max`` medoids,
+    among the medoids of its region only (median cuts along the principal axis, as
+    :func:`facility_location` counts gains), so the time is M x ``part_max`` distances, not M^2.
+
+    Parameters
+    ----------
+    x : array-like of shape (N, D), float
+        The points :func:`facility_location` selected from.
+    selected : ndarray of shape (M,), int
+        The medoids' row numbers in ``x``.
+    k : int
+        Neighbours a medoid, at least 1.
+    part_max : int, default :data:`PART_MAX`
+    seed : int, default 0
+        The regions' cuts (unused up to ``part_max`` medoids).
+
+    Returns
+    -------
+    ndarray of shape (M, min(k, M - 1)), int64
+        Positions in ``selected`` (not rows of ``x``), nearest first (equal distances: the
+        lower position first); -1 after the last where a region holds ``k`` or fewer medoids.
+    """
+    medoids = np.ascontiguousarray(np.asarray(x)[selected], dtype=np.float32)
+    norms = (medoids * medoids).sum(axis=1)
+    count = len(medoids)
+    near = np.full((count, min(k, count - 1)), -1, dtype=np.int64)
+    if count <= part_max:
+        regions = [np.arange(count)]
+    else:
+        regions = [np.sort(r) for r in _deal(medoids, -(-count // part_max), np.random.default_rng(seed))]
+    for region in regions:
+        take = min(k, len(region) - 1)
+        if take < 1:
+            continue
+        for block in _even_blocks(len(region), len(region)):
+            rows = region[block]
+            d = cdist(medoids[rows], norms[rows], medoids[region], norms[region])  # (block, region)
+            at = np.arange(len(rows))
+            d[at, np.arange(block.start, block.stop)] = np.inf  # not itself
+            # k passes of argmin (vectorised; the first of equals) took a tenth of argpartition's time
+            for j in range(take):
+                nearest = d.argmin(axis=1)
+                near[rows, j] = region[nearest]
+                d[at, nearest] = np.inf
+    return near
+
+
 def _greedy(points: np.ndarray, norms: np.ndarray, budget: int, bound: float, exact_max: int, epsilon: float,
             rng: np.random.Generator) -> np.ndarray:
     """``budget`` medoids of ``points`` (N, D) by lazy greedy up to ``exact_max`` points, else
@@ -143,15 +200,20 @@ def _in_regions(points: np.ndarray, norms: np.ndarray, budget: int, bound: float
         by_region = np.argsort(region_of[candidates], kind="stable")
         cuts = np.flatnonzero(np.diff(region_of[candidates[by_region]])) + 1
         best, best_gain, best_d = -1, -1.0, None
-        for group in np.split(by_region, cuts):
-            c = candidates[group]
-            a, b = starts[region_of[c[0]]], starts[region_of[c[0]] + 1]
-            d = cdist(p[c], q[c], p[a:b], q[a:b])
-            gain = np.subtract(slack[a:b], d, out=np.empty_like(d))
-            gains = np.maximum(gain, 0, out=gain).sum(axis=1, dtype=np.float64) - slack[c]
-            i = int(np.argmax(gains))
-            if gains[i] > best_gain:  # ties: the region first in order
-                best, best_gain, best_d, span, own = group[i], float(gains[i]), d[i], (a, b), c[i] - a
+        for whole in np.split(by_region, cuts):
+            r = region_of[candidates[whole[0]]]
+            a, b = starts[r], starts[r + 1]
+            for block in _even_blocks(len(whole), b - a):
+                group = whole[block]
+                c = candidates[group]
+                d = cdist(p[c], q[c], p[a:b], q[a:b])
+                gain = np.subtract(slack[a:b], d, out=np.empty_like(d))
+                gains = np.maximum(gain, 0, out=gain).sum(axis=1, dtype=np.float64) - slack[c]
+                i = int(np.argmax(gains))
+                if gains[i] > best_gain:  # ties: the region, then the block, first in order
+                    # a copy: a view of the row kept the whole block alive beside the next
+                    best, best_gain, best_d, span, own = group[i], float(gains[i]), d[i].copy(), (a, b), c[i] - a
+                del d, gain  # freed before the next block's distances: two blocks at a time
         chosen[step] = candidates[best]
         best_d[own] = np.inf  # a medoid does not cover itself
         np.minimum(slack[span[0] : span[1]], best_d, out=slack[span[0] : span[1]])
@@ -204,8 +266,12 @@ def _deal(points: np.ndarray, n_parts: int, rng: np.random.Generator, sample: in
 
 
 def cdist(a: np.ndarray, a_norms: np.ndarray, b: np.ndarray, b_norms: np.ndarray) -> np.ndarray:
-    """Euclidean distances (len(a), len(b)) by one matrix product, float32."""
-    sq = a_norms[:, None] + b_norms[None, :] - 2.0 * (a @ b.T)
+    """Euclidean distances (len(a), len(b)) by one matrix product, float32 (``a``, ``b`` and
+    their squared norms float32); two arrays of that size at a time (the expression
+    ``norms - 2.0 * (a @ b.T)`` held three), the same values."""
+    sq = a @ b.T
+    sq *= 2.0
+    np.subtract(a_norms[:, None] + b_norms[None, :], sq, out=sq)
     return np.sqrt(np.maximum(sq, 0, out=sq), out=sq)
 
 
@@ -230,6 +296,14 @@ def _lazy_greedy(points: np.ndarray, norms: np.ndarray, budget: int, bound: floa
 
 def _stochastic_greedy(points: np.ndarray, norms: np.ndarray, budget: int, bound: float, epsilon: float,
                        rng: np.random.Generator) -> np.ndarray:
+    """``budget`` medoids of ``points`` (N, D) by stochastic greedy: their row numbers (budget,),
+    in the order chosen.
+
+    A step's candidates are evaluated against all N points in blocks of at most
+    :data:`_STEP_TILE` distances (:func:`_even_blocks`), never the (candidates, N) matrix: with a
+    small budget a step draws all N candidates. A candidate's gain is the float64 sum of its own
+    row, so the blocks choose what the whole matrix did, first maximum included.
+    """
     n = len(points)
     per_step = min(n, math.ceil(n / budget * math.log(1 / epsilon)))
     covered = np.zeros(n, dtype=np.float32)
@@ -238,13 +312,37 @@ def _stochastic_greedy(points: np.ndarray, norms: np.ndarray, budget: int, bound
     for _ in range(budget):
         remaining = np.flatnonzero(available)
         candidates = rng.choice(remaining, size=min(per_step, len(remaining)), replace=False)
-        sim = bound - cdist(points[candidates], norms[candidates], points, norms)  # (candidates, N)
-        sim[np.arange(len(candidates)), candidates] = 0
-        best = int(np.argmax(np.maximum(sim - covered, 0).sum(axis=1, dtype=np.float64)))
-        selected.append(int(candidates[best]))
-        available[candidates[best]] = False
-        np.maximum(covered, sim[best], out=covered)
+        best, best_gain, best_sim = -1, -1.0, None
+        for block in _even_blocks(len(candidates), n):
+            c = candidates[block]
+            d = cdist(points[c], norms[c], points, norms)  # (block, N)
+            sim = np.subtract(bound, d, out=d)
+            sim[np.arange(len(c)), c] = 0
+            gain = np.subtract(sim, covered)
+            gains = np.maximum(gain, 0, out=gain).sum(axis=1, dtype=np.float64)
+            i = int(np.argmax(gains))
+            if gains[i] > best_gain:  # ties: the block first in order, as argmax over all
+                best, best_gain, best_sim = int(c[i]), float(gains[i]), sim[i].copy()
+            del d, sim, gain  # freed before the next block's distances: two blocks at a time
+        selected.append(best)
+        available[best] = False
+        np.maximum(covered, best_sim, out=covered)
     return np.asarray(selected, dtype=np.int64)
+
+
+def _even_blocks(count: int, width: int) -> list[slice]:
+    """Slices cutting ``count`` rows of ``width`` distances each into blocks of at most
+    :data:`_STEP_TILE` distances (one row, at least), all of nearly the same size.
+
+    Even rather than full blocks and a remainder: BLAS multiplies a small block by other
+    kernels (gemv for one row, small-matrix kernels) whose sums round differently, so a short
+    last block changed its candidates' distances in the last bits, and with them a close
+    choice; blocks of at least half of :data:`_STEP_TILE` / ``width`` rows go through the same
+    kernel as the whole matrix (rows bit-identical, measured with OpenBLAS 0.3.31).
+    """
+    rows = max(1, _STEP_TILE // max(1, width))
+    parts = -(-count // rows)
+    return [slice(i * count // parts, (i + 1) * count // parts) for i in range(parts)]
 
 
 def _assign(points: np.ndarray, norms: np.ndarray, selected: np.ndarray,
