@@ -149,6 +149,44 @@ def test_coreset_keeps_the_selection_with_weights(coreset_findings):
         plan_balance(frame, findings, BalanceOptions(strategy="coreset", budget=0.9))
 
 
+def test_a_smaller_budget_gives_each_dropped_medoids_weight_to_its_nearest_kept_one():
+    """The audit kept a third of class a (4 medoids of 12); a budget of a sixth keeps the two
+    heaviest. The kept medoids kept their own weights (5 + 4 of the class's 12), so the weighted
+    loss forgot a quarter of the class; now a2's weight goes to a0 (its nearest kept medoid: a3
+    is dropped too) and a3's to a1, and the weights sum to the class's size again."""
+    frame = frame_of([(f"a{i}", "a", "train") for i in range(12)])
+    medoids = {"a0": (5, ["a1", "a2"]), "a1": (4, ["a3", "a0"]), "a2": (2, ["a3", "a0", "a1"]),
+               "a3": (1, ["a2", "a1", "a0"])}
+    findings = pd.DataFrame([finding(s, "coreset", s not in medoids, selected=s in medoids, medoid="a0",
+                                     weight=medoids[s][0] if s in medoids else 0,
+                                     **({"near": medoids[s][1]} if s in medoids else {}))
+                             for s in frame["sample_id"]])
+    options = BalanceOptions(strategy="coreset", budget=1 / 6, seed=0)
+    plan = plan_balance(frame, findings, options).set_index("sample_id")
+    kept = plan[plan["action"] == "keep"]
+    assert kept["weight"].to_dict() == {"a0": 7, "a1": 5} and kept["weight"].sum() == 12
+    assert plan.loc["a2", "reason"] == ("coreset trimmed to the budget (2 kept in a); its weight 2 moved to its "
+                                        "nearest kept medoid a0")
+    assert plan.loc["a3", "reason"].endswith("its weight 1 moved to its nearest kept medoid a1")
+    assert plan.loc[["a2", "a3"], "weight"].tolist() == [0, 0]
+    assert apply_plan(frame, plan.reset_index())["weight"].sum() == 12
+
+
+def test_an_audit_without_nearest_medoids_spreads_a_dropped_weight_in_proportion(coreset_findings):
+    """Runs audited before the details named each medoid's nearest (``near``): a dropped medoid's
+    weight is spread over the kept ones in proportion to their weights, whole numbers by largest
+    remainders, so a class's weights still sum to its size."""
+    frame, findings = coreset_findings
+    assert not any("near" in json.loads(d) for d in findings["details"])
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="coreset", budget=0.25, seed=0)).set_index("sample_id")
+    kept = plan[plan["action"] == "keep"]
+    # a: a2's 1 over a0 (4) and a1 (3): 4/7 and 3/7, the larger remainder a0's; b: b1's 1 to b0
+    assert kept["weight"].to_dict() == {"a0": 5, "a1": 3, "b0": 4}
+    assert plan.loc["a2", "reason"] == ("coreset trimmed to the budget (2 kept in a); its weight 1 spread over the 2 "
+                                        "kept medoids of a in proportion to their weights (the audit recorded no "
+                                        "nearest medoids)")
+
+
 @pytest.mark.parametrize("options, message", [
     (BalanceOptions(strategy="subclusters", target=3), "needs the clusters check"),
     (BalanceOptions(strategy="coreset"), "needs the coreset check"),
@@ -289,6 +327,46 @@ def test_coreset_plan_on_sample_data(cluster_run, tmp_path):
     manifest = load_manifest(SAMPLE_DATA).frame
     assert len(pd.read_csv(out / "manifest.csv")) == len(manifest) - (plan["action"] == "drop").sum()
     assert np.isin(plan.loc[plan["split"] == "val", "action"], ["keep"]).all()
+
+
+@needs_coreset
+def test_a_halved_budget_carries_every_class_s_weights_on_the_audited_features():
+    """The coreset check on planted gradients (two classes of 300 and 200), its budget halved by
+    balance: each class's kept weights sum to its size, and a dropped medoid's weight moves to
+    its nearest kept medoid (by the features, brute force) whenever one of its 8 recorded
+    nearest is kept, which is almost all of them."""
+    from datacheck.detectors import create_detector
+    from datacheck.features.arrays import manifest_for_outputs
+    from datacheck.features.model import ModelOutputs
+    from datacheck.testing import make_context
+
+    rng = np.random.default_rng(4)
+    labels = np.repeat([0, 1], [300, 200])
+    probs = rng.dirichlet(np.full(4, 0.5), size=500).astype(np.float32)
+    outputs = ModelOutputs(["a", "b", "c", "d"], labels, probs, None, "test")
+    ctx = make_context(manifest_for_outputs(outputs, "arrays"), outputs=outputs, seed=0)
+    findings = create_detector("coreset", budget=0.5).run(ctx)
+    details = findings.set_index("sample_id")["details"].map(json.loads)
+    medoid_ids = details.index[details.map(lambda d: d["selected"])]
+    assert all(len(details[m]["near"]) == 8 for m in medoid_ids) and "near" not in details.drop(medoid_ids).iloc[0]
+    frame = ctx.manifest.frame
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="coreset", budget=0.25, seed=0)).set_index("sample_id")
+    moved = 0
+    for c, name in enumerate("ab"):
+        rows = np.flatnonzero(labels == c)
+        ids = frame["sample_id"].to_numpy()[rows]
+        gradient = probs[rows] - np.eye(4, dtype=np.float32)[c]
+        is_medoid, kept = np.isin(ids, medoid_ids), (plan.loc[ids, "action"] == "keep").to_numpy()
+        assert kept.sum() == np.ceil(0.25 * len(rows)) and plan.loc[ids[kept], "weight"].sum() == len(rows)
+        for i in np.flatnonzero(is_medoid & ~kept):
+            reason = plan.loc[ids[i], "reason"]
+            if "moved to its nearest kept medoid" in reason:
+                nearest = ids[kept][np.linalg.norm(gradient[kept] - gradient[i], axis=1).argmin()]
+                assert reason.endswith(f"moved to its nearest kept medoid {nearest}")
+                moved += 1
+            else:
+                assert "none of its nearest medoids is kept" in reason
+    assert moved >= 0.9 * (len(medoid_ids) - plan["action"].eq("keep").sum())
 
 
 def test_python_errors_name_the_keywords_and_the_cli_the_options(tiny_dataset, tmp_path):

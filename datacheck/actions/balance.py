@@ -245,7 +245,7 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
 
     rank = order.astype(np.float64)  # lower = kept first when a group is trimmed
     if options.strategy == "coreset":
-        desired, rank = _coreset(findings, frame, ids, scored, group, weight, action, reason, options)
+        desired, rank, near = _coreset(findings, frame, ids, scored, group, weight, action, reason, options)
         scored &= action != "drop"
     else:
         desired = _targets(group, scored, corrupt, options.target)
@@ -285,6 +285,8 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         copies[sources] = per
         hit = sources[per > 0]
         action[hit], reason[hit] = "augment", f"{name}: {len(rows)} below the target {want}"
+    if options.strategy == "coreset":
+        _carry_weights(ids, group, scored & ~np.isnan(weight), order, action, reason, weight, near)
 
     plan = pd.DataFrame({
         "sample_id": frame["sample_id"].astype("string").to_numpy(),
@@ -522,12 +524,16 @@ def _targets(group: np.ndarray, scored: np.ndarray, corrupt: np.ndarray, target:
 
 def _coreset(findings, frame, ids, scored, group, weight, action, reason, options):
     """Mark the coreset's non-selected training rows as dropped and return the wished size per
-    class (``budget`` of the class) and a keep-first rank (heaviest medoids first)."""
+    class (``budget`` of the class), a keep-first rank (heaviest medoids first) and each
+    medoid's nearest other medoids (sample id -> ids, nearest first; none for a run audited
+    before the details had ``near``)."""
     rows = findings[findings["check"] == "coreset"]
     if rows.empty:
         raise UsageError("--strategy coreset needs the coreset check; audit with --checks including coreset")
     details = [details_object(d, FINDINGS) for d in rows["details"]]
     selected = pd.Series([bool(d.get("selected")) for d in details], index=rows["sample_id"].to_numpy())
+    near = {str(i): [n for n in d["near"] if isinstance(n, str)] for i, d in zip(rows["sample_id"], details)
+            if isinstance(d.get("near"), list)}
     weights = pd.Series([d.get("weight") for d in details], index=rows["sample_id"].to_numpy(), dtype=object)
     in_core = pd.Series(ids).map(selected).to_numpy(dtype=object)
     member = pd.notna(in_core) & training_mask(frame)
@@ -550,7 +556,66 @@ def _coreset(findings, frame, ids, scored, group, weight, action, reason, option
         class_size = int((member & (frame["label"].to_numpy(dtype=object) == name)).sum())
         desired[str(name)] = min(int((core & (group == name)).sum()), math.ceil(options.budget * class_size))
     scored[unscored] = False
-    return desired, rank
+    return desired, rank, near
+
+
+def _carry_weights(ids, group, medoid, order, action, reason, weight, near):
+    """Give the weight of every coreset medoid the plan drops (a budget below the audit's, the
+    ``--max-total`` cap) to the medoids it keeps of its class, so that their weights still sum
+    to the class's training samples, as CRUST's cluster sizes do.
+
+    A dropped medoid's weight goes to the first kept one among its nearest medoids that the
+    audit recorded (``near``); when none of them is kept, or the audit recorded none, it is
+    spread over the class's kept medoids in proportion to their weights (after those moves),
+    whole numbers by largest remainders (ties in ``order``). Its own weight becomes 0, and
+    its reason says where the weight went.
+
+    Parameters
+    ----------
+    ids, group : ndarray of shape (N,), object
+        Sample ids and the plan's groups (the class).
+    medoid : ndarray of shape (N,), bool
+        The coreset's medoids in the training split, kept or dropped by the plan.
+    order : ndarray of shape (N,), uint64
+        :func:`hash_order` keys.
+    action, reason : ndarray of shape (N,), object
+        Read, and ``reason`` appended to.
+    weight : ndarray of shape (N,), float64
+        Whole numbers; moved in place.
+    near : dict of str to list of str
+        Sample id -> ids of its nearest other medoids, nearest first.
+    """
+    for name in np.unique(group[medoid].astype(str)):
+        rows = np.flatnonzero(medoid & (group == name))
+        rows = rows[np.argsort(order[rows], kind="stable")]
+        kept, dropped = rows[action[rows] != "drop"], rows[action[rows] == "drop"]
+        if not len(kept) or not len(dropped):
+            continue  # nothing dropped, or (the cap) no medoid left to carry it
+        row_of = {str(ids[r]): r for r in kept}
+        spread = []
+        for r in dropped:
+            to = next((row_of[s] for s in near.get(str(ids[r]), ()) if s in row_of), None)
+            if to is None:
+                spread.append(r)
+                continue
+            reason[r] += f"; its weight {weight[r]:.0f} moved to its nearest kept medoid {ids[to]}"
+            weight[to] += weight[r]
+            weight[r] = 0
+        if not spread:
+            continue
+        total = int(weight[spread].sum())
+        shares = weight[kept].astype(np.int64)
+        if shares.sum() == 0:
+            shares[:] = 1
+        add, left = np.divmod(total * shares, shares.sum())
+        add[np.argsort(-left, kind="stable")[: total - int(add.sum())]] += 1
+        weight[kept] += add
+        for r in spread:
+            why = ("none of its nearest medoids is kept" if str(ids[r]) in near
+                   else "the audit recorded no nearest medoids")
+            reason[r] += (f"; its weight {weight[r]:.0f} spread over the {len(kept)} kept medoids of {name} in "
+                          f"proportion to their weights ({why})")
+        weight[spread] = 0
 
 
 def _check_plan_size(desired: dict, fixed: int, options: BalanceOptions, n_train: int) -> None:
