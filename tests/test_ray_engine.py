@@ -118,18 +118,6 @@ def test_engine_ray_without_ray_is_a_usage_error(monkeypatch, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_unreachable_cluster_is_a_usage_error_at_once(tmp_path, monkeypatch):
-    import time
-
-    if ray.is_initialized():
-        ray.shutdown()  # a connected runtime would be reused
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    started = time.perf_counter()
-    result = invoke("audit", SAMPLE_DATA, "--engine", "ray", "--ray-address", "127.0.0.1:1", "--out", tmp_path / "run")
-    assert_one_line_error(result, 2, "cannot reach the Ray cluster at 127.0.0.1:1")
-    assert time.perf_counter() - started < 30 and not (tmp_path / "run").exists()
-
-
 def test_unknown_engine_is_a_usage_error(tmp_path):
     result = invoke("audit", SAMPLE_DATA, "--engine", "spark", "--out", tmp_path / "run")
     assert_one_line_error(result, 2, "--engine must be one of local, ray")
@@ -226,3 +214,17 @@ def test_a_bracketed_ipv6_address_is_checked_as_that_address():
         _check_reachable(f"ray://[::1]:{port}")
     with pytest.raises(UsageError, match=r"cannot reach the Ray cluster at \[::1\]:1: .*refused"):
         _check_reachable("[::1]:1")
+
+
+# Last in the file: it shuts the module's Ray runtime down (a connected runtime would be
+# reused), and a test of the runtime after it started a second one (seconds).
+def test_unreachable_cluster_is_a_usage_error_at_once(tmp_path, monkeypatch):
+    import time
+
+    if ray.is_initialized():
+        ray.shutdown()  # a connected runtime would be reused
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    started = time.perf_counter()
+    result = invoke("audit", SAMPLE_DATA, "--engine", "ray", "--ray-address", "127.0.0.1:1", "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, "cannot reach the Ray cluster at 127.0.0.1:1")
+    assert time.perf_counter() - started < 30 and not (tmp_path / "run").exists()
