@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -28,12 +29,29 @@ def mislabeled(truth) -> pd.Series:
     return rows.set_index("sample_id")["true_label"]
 
 
+def _quick_audit(dataset: Path, out: Path) -> tuple[Path, Path]:
+    datacheck.audit(dataset, out=out, checks=["exact_duplicates", "image_properties"], workers=0)
+    return dataset, out
+
+
 @pytest.fixture
 def quick_run(sample_copy, tmp_path):
     """A fast audit (no model) of a private copy of sample_data, which a test may then change."""
-    out = tmp_path / "quick-run"
-    datacheck.audit(sample_copy, out=out, checks=["exact_duplicates", "image_properties"], workers=0)
-    return sample_copy, out
+    return _quick_audit(sample_copy, tmp_path / "quick-run")
+
+
+@pytest.fixture(scope="module")
+def read_only_quick_run(tmp_path_factory):
+    """:func:`quick_run` made once for the tests that only read the run and its dataset (a review
+    imported without --out, a refused command): a copy and an audit per test were a third of a
+    second each, 17 times. Checked unchanged, every file of both, after the last of them."""
+    base = tmp_path_factory.mktemp("relabel-quick")
+    dataset = base / "sample"
+    shutil.copytree(SAMPLE_DATA, dataset)
+    dataset, run = _quick_audit(dataset, base / "quick-run")
+    before = tree_digest(base)
+    yield dataset, run
+    assert tree_digest(base) == before, "a test changed the shared quick run or its dataset: give it quick_run"
 
 
 def test_auto_fixes_planted_mislabels_and_leaves_clean_samples_alone(run_dir, truth, mislabeled):
@@ -247,8 +265,8 @@ def test_changed_dataset_and_other_dataset_are_refused(quick_run, tiny_dataset, 
         ("sample_id,decision,new_label\n{id},drop,\n{id},keep,\n", "more than once"),
     ],
 )
-def test_malformed_review_csv(quick_run, tmp_path, content, message):
-    dataset, run = quick_run
+def test_malformed_review_csv(read_only_quick_run, tmp_path, content, message):
+    dataset, run = read_only_quick_run
     sample_id = open_run(run).findings["sample_id"].iloc[0]
     review = tmp_path / "review.csv"
     review.write_text(content.format(id=sample_id))
@@ -259,11 +277,11 @@ def test_malformed_review_csv(quick_run, tmp_path, content, message):
 
 @pytest.mark.parametrize("sep, encoding", [(";", "cp1252"), (";", "utf-8-sig"), ("\t", "utf-8"), (",", "cp1252")],
                          ids=["excel-europe", "excel-utf8-semicolon", "tab", "comma-cp1252"])
-def test_review_csv_saved_by_a_spreadsheet_is_read(quick_run, tmp_path, sep, encoding):
+def test_review_csv_saved_by_a_spreadsheet_is_read(read_only_quick_run, tmp_path, sep, encoding):
     """Excel in a decimal-comma locale saves `;`-separated CSV, as Windows-1252 unless told
     UTF-8 (with a byte-order mark): the decisions are read all the same (before: "lacks
     column(s) sample_id, ...", or "'utf-8' codec can't decode byte 0xe9")."""
-    _, run = quick_run
+    _, run = read_only_quick_run
     ids = open_run(run).findings["sample_id"].drop_duplicates().head(3).tolist()
     rows = [["sample_id", "reason", "decision", "new_label"], [ids[0], "tache sombre, café", "drop", ""],
             [ids[1], "déjà vu", "keep", ""], [ids[2], "", "", ""]]
@@ -275,8 +293,8 @@ def test_review_csv_saved_by_a_spreadsheet_is_read(quick_run, tmp_path, sep, enc
     assert json.loads(result.stdout)["counts"] == {"relabel": 0, "drop": 1, "review": 0, "keep": 1}
 
 
-def test_review_csv_in_no_known_encoding_is_one_line_naming_it(quick_run, tmp_path):
-    _, run = quick_run
+def test_review_csv_in_no_known_encoding_is_one_line_naming_it(read_only_quick_run, tmp_path):
+    _, run = read_only_quick_run
     review = tmp_path / "review.csv"
     review.write_bytes(b"sample_id,decision,new_label\n\x81\x8d,drop,\n")  # undefined in Windows-1252 too
     line = assert_one_line_error(invoke("relabel", run, "--import-review", review), 3,
@@ -284,12 +302,12 @@ def test_review_csv_in_no_known_encoding_is_one_line_naming_it(quick_run, tmp_pa
     assert "0x81" in line
 
 
-def test_label_studio_export_most_recent_annotation_by_sample_id(quick_run, tmp_path):
+def test_label_studio_export_most_recent_annotation_by_sample_id(read_only_quick_run, tmp_path):
     """Tasks in another order than exported, several annotations per task: the most recent
     annotation (updated_at, else created_at; else the last listed) that was not cancelled
     decides; one submitted without a choice (empty result) leaves the task in review instead
     of failing the import; a task for a sample the audit does not have is refused by number."""
-    _, run = quick_run
+    _, run = read_only_quick_run
     frame = open_run(run).manifest().frame.set_index("sample_id")
     ids = frame.index[:4].tolist()
     other = {i: sorted(set(frame["label"]) - {frame.loc[i, "label"]})[0] for i in ids}
@@ -325,8 +343,8 @@ def test_label_studio_export_most_recent_annotation_by_sample_id(quick_run, tmp_
 @pytest.mark.parametrize("content", ["{not json", '{"tasks": []}', '[{"data": {}}]',
                                      '[{"data": {"sample_id": "a"}, "annotations": [{"result": []}]}]',
                                      '[{"data": {"sample_id": "a"}}]'])
-def test_malformed_label_studio_export(quick_run, tmp_path, content):
-    _, run = quick_run
+def test_malformed_label_studio_export(read_only_quick_run, tmp_path, content):
+    _, run = read_only_quick_run
     export = tmp_path / "export.json"
     export.write_text(content)
     result = invoke("relabel", run, "--import-review", export)
@@ -334,8 +352,8 @@ def test_malformed_label_studio_export(quick_run, tmp_path, content):
     assert result.stderr.startswith("datacheck: error:") and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_usage_errors(quick_run, tmp_path):
-    dataset, run = quick_run
+def test_usage_errors(read_only_quick_run, tmp_path):
+    dataset, run = read_only_quick_run
     result = invoke("relabel", run, "--auto")
     assert result.exit_code == 2 and "--auto needs label suggestions" in result.stderr
     busy = tmp_path / "busy"
