@@ -12,9 +12,9 @@ stopped unused (:func:`discard`, also called by the command line when the audit 
 it ends). A quick audit of 2,880 scans then ends ~0.15 s sooner (``benchmarks/image_checks.py
 --end-to-end``); the results are the same batches of the same pure function either way.
 
-The folder is listed twice (the manifest lists it again, with the checks a listing ahead of
-the imports has no time for): 0.17 s for 100,000 files, where the decode ahead saves about as
-much; below that, the second listing costs less than the decode ahead saves.
+The folder is listed twice (the manifest lists it again: handing the listing over would tie
+the manifest to the command line): 0.17 s for 100,000 files, about what the decode ahead
+saves there; below that, the second listing costs less than it saves.
 
 At most one decode is ahead at a time, held here between the command line and the stage;
 only :func:`start` puts one here, and the Python API never calls it.
