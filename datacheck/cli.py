@@ -251,9 +251,12 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
     """
     from .engine import decode_ahead
 
-    if dataset is not None and pred_probs is None and embeddings is None:
-        _decode_ahead(dataset, out, config_path, workers, engine)
     try:
+        # Inside the try: a Ctrl-C or SIGTERM that lands once the workers are started must stop
+        # them too (outside it, they went on decoding up to 64 batches, and the interpreter waited
+        # for them before it exited).
+        if dataset is not None and pred_probs is None and embeddings is None:
+            _decode_ahead(dataset, out, config_path, workers, engine)
         from .pipeline import audit as run_audit, default_out
 
         consoles = Consoles.create(quiet=quiet)

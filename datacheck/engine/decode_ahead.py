@@ -44,7 +44,11 @@ def start(paths: list[str], workers: int, batch_size: int) -> None:
     batches = PathBatches(paths, batch_size, analyze_batch)
     workers = min(workers, len(batches))
     if workers > 0:
-        _pending = (paths, batch_size, StartedWorkers(batches, workers, ahead=AHEAD_BATCHES))
+        # Held here before any worker is forked (the pool forks them on its first submission), so
+        # that discard() stops them however the command ends, a Ctrl-C during the forks included.
+        started = StartedWorkers(batches, workers)
+        _pending = (paths, batch_size, started)
+        started.submit(AHEAD_BATCHES)
 
 
 def take(paths: list[str], batch_size: int) -> StartedWorkers | None:

@@ -75,9 +75,10 @@ class StartedWorkers:
         self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(batches,))
         self.pending: deque = deque()
         self.submitted = 0
-        self._submit(ahead)
+        self.submit(ahead)
 
-    def _submit(self, in_flight: int) -> None:
+    def submit(self, in_flight: int) -> None:
+        """Submit the next batches until ``in_flight`` are pending (the first call forks the workers)."""
         while self.submitted < len(self.batches) and len(self.pending) < in_flight:
             self.pending.append(self.pool.submit(_run_batch, self.submitted))
             self.submitted += 1
@@ -88,7 +89,7 @@ class StartedWorkers:
         finished = False
         try:
             while self.submitted < len(self.batches) or self.pending:
-                self._submit(self.window)
+                self.submit(self.window)
                 yield self.pending.popleft().result()
             finished = True
         finally:
