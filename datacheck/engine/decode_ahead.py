@@ -22,6 +22,8 @@ only :func:`start` puts one here, and the Python API never calls it.
 
 from __future__ import annotations
 
+import os
+
 from .image_stats import CHECKPOINT_ROWS, analyze_batch
 from .workers import PathBatches, StartedWorkers
 
@@ -41,7 +43,7 @@ def start(paths: list[str], workers: int, batch_size: int) -> None:
     global _pending
     discard()
     paths = paths[:CHECKPOINT_ROWS]
-    batches = PathBatches(paths, batch_size, analyze_batch)
+    batches = PathBatches(paths, batch_size, _stamped_batch)
     workers = min(workers, len(batches))
     if workers > 0:
         # Held here before any worker is forked (the pool forks them on its first submission), so
@@ -51,10 +53,11 @@ def start(paths: list[str], workers: int, batch_size: int) -> None:
         started.submit(AHEAD_BATCHES)
 
 
-def take(paths: list[str], batch_size: int) -> StartedWorkers | None:
+def take(paths: list[str], batch_size: int) -> "_Checked | None":
     """The decode ahead, if it computes the statistics of exactly ``paths`` in batches of
-    ``batch_size`` (it is then no longer held here); else None, and a decode of other files
-    is stopped (nothing else will take it)."""
+    ``batch_size`` (it is then no longer held here; a batch of files replaced since it was read is
+    decoded again, :class:`_Checked`); else None, and a decode of other files is stopped
+    (nothing else will take it)."""
     global _pending
     if _pending is None:
         return None
@@ -63,7 +66,48 @@ def take(paths: list[str], batch_size: int) -> StartedWorkers | None:
         discard()
         return None
     _pending = None
-    return started
+    return _Checked(started, paths, batch_size)
+
+
+class _Checked:
+    """The decode ahead's results, each batch given only where its files are still those it
+    decoded (:func:`_stamp` then and now); a batch of files replaced since (written over, renamed
+    onto, swapped: the same paths) is decoded again here. The manifest fingerprints each file's
+    size and time after the ahead decoded it: stale statistics would be saved under the new
+    fingerprint, and a rerun read them back."""
+
+    def __init__(self, started: StartedWorkers, paths: list[str], batch_size: int):
+        self.started, self.paths, self.batch_size = started, paths, batch_size
+
+    def results(self):
+        """Each batch's statistics (as :func:`analyze_batch` gives them), in order."""
+        inner = self.started.results()
+        try:
+            for i, result in enumerate(inner):
+                batch = self.paths[i * self.batch_size : (i + 1) * self.batch_size]
+                same = [_stamp(p) for p in batch] == result["stamps"]
+                yield result["stats"] if same else analyze_batch({"path": batch})
+        finally:
+            inner.close()  # stops the workers when the caller stops early
+
+    def stop(self, finished: bool = False) -> None:
+        self.started.stop(finished)
+
+
+def _stamp(path: str) -> tuple | None:
+    """What tells a file from one put in its place: device, inode, size, modification and change
+    times (ns); None where it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _stamped_batch(batch: dict) -> dict:
+    """In a worker: each file's :func:`_stamp` (taken before it is read) and the batch's statistics."""
+    stamps = [_stamp(p) for p in batch["path"]]
+    return {"stamps": stamps, "stats": analyze_batch(batch)}
 
 
 def discard() -> None:
