@@ -57,12 +57,13 @@ def run_in_workers(batches, workers: int, started: "StartedWorkers | None" = Non
 
 
 class StartedWorkers:
-    """Worker processes computing ``batches[i]`` for every i, the first ``ahead`` batches
-    submitted at once (at most ``4 x workers`` are in flight otherwise); :meth:`results`
-    gives them in order, :meth:`stop` ends the work. See :func:`run_in_workers`.
+    """Worker processes computing ``batches[i]`` for every i: :meth:`submit` hands out the
+    first batches (the decode ahead submits many at once), :meth:`results` gives them in
+    order with at most ``4 x workers`` in flight, :meth:`stop` ends the work. The workers are
+    forked on the first submission. See :func:`run_in_workers`.
     """
 
-    def __init__(self, batches, workers: int, ahead: int = 0):
+    def __init__(self, batches, workers: int):
         import multiprocessing
         from collections import deque
         from concurrent.futures import ProcessPoolExecutor
@@ -75,7 +76,6 @@ class StartedWorkers:
         self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(batches,))
         self.pending: deque = deque()
         self.submitted = 0
-        self.submit(ahead)
 
     def submit(self, in_flight: int) -> None:
         """Submit the next batches until ``in_flight`` are pending (the first call forks the workers)."""
