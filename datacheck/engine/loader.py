@@ -30,7 +30,7 @@ from .image_stats import (
     shrink_in_strips,
     upright,
 )
-from .workers import PathBatches, StartedWorkers, run_in_workers
+from .workers import PathBatches, run_in_workers
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -72,11 +72,12 @@ def iter_batches(
     workers: int,
     batch_size: int = 32,
     progress: ProgressCallback | None = None,
-    started: StartedWorkers | None = None,
+    started=None,
 ) -> Iterator[tuple[int, dict]]:
     """Like :func:`map_batches`, but yield ``(first row, fn's result)`` per batch, in row
     order, so a caller can write each batch into place instead of holding them all.
-    ``started``: these very batches, already started (:mod:`datacheck.engine.decode_ahead`)."""
+    ``started``: these very batches already running (what :func:`datacheck.engine.decode_ahead.take`
+    gives), whose ``results()`` are given instead."""
     if not isinstance(workers, int):  # a RayEngine: Ray Data partitions, schedules and retries
         from .ray_engine import ray_batches
 

@@ -37,13 +37,13 @@ def default_workers() -> int:
     return max(1, min(cpus, 8))
 
 
-def run_in_workers(batches, workers: int, started: "StartedWorkers | None" = None) -> Iterator:
+def run_in_workers(batches, workers: int, started=None) -> Iterator:
     """``batches[0], batches[1], ...`` computed in ``workers`` processes (0: here), in order.
 
     ``batches`` is any object with ``len()`` and ``[i]`` that computes the i-th result (the
     work is in ``__getitem__``); workers inherit it by fork, never pickling its arrays.
-    ``started``: the same work already started (:class:`StartedWorkers`), whose results
-    are given instead.
+    ``started``: the same work already running (a :class:`StartedWorkers`, or anything with
+    its ``results()``, such as the decode ahead's), whose results are given instead.
 
     A plain process pool, not torch's DataLoader: decoding images must not cost an import
     of torch (seconds) in an audit that trains nothing. At most ``4 x workers`` batches are
