@@ -91,9 +91,6 @@ class _Checked:
         finally:
             inner.close()  # stops the workers when the caller stops early
 
-    def stop(self, finished: bool = False) -> None:
-        self.started.stop(finished)
-
 
 def _stamp(path: str) -> tuple | None:
     """What tells a file from one put in its place: device, inode, size, modification and change
