@@ -123,14 +123,23 @@ def test_with_drop_flagged_copies_come_from_images_no_check_doubts():
     assert (plain.loc[["a1", "a2", "a3", "a4"], "copies"] > 0).all()
 
 
+def coreset_rows(medoid_of, near=None):
+    """Coreset findings as the check writes them: ``medoid_of`` maps every scored sample (of
+    every split) to its medoid, a medoid to itself; a medoid's ``weight`` counts the samples
+    assigned to it, and ``near`` (sample id -> ids) gives some medoids their nearest."""
+    weights, near = pd.Series(medoid_of).value_counts(), near or {}
+    return pd.DataFrame([finding(s, "coreset", s not in weights, selected=s in weights, medoid=m,
+                                 weight=int(weights.get(s, 0)), **({"near": near[s]} if s in near else {}))
+                         for s, m in medoid_of.items()])
+
+
 @pytest.fixture
 def coreset_findings():
+    """Class a: medoids a0 (4 samples), a1 (3), a2 (1) of 8; class b: b0 (3), b1 (1) of 4."""
     frame = frame_of([(f"a{i}", "a", "train") for i in range(8)] + [(f"b{i}", "b", "train") for i in range(4)])
-    weights = {"a0": 4, "a1": 3, "a2": 1, "a3": 0, "b0": 3, "b1": 1}
-    findings = pd.DataFrame([finding(s, "coreset", s not in weights or weights[s] == 0, selected=s in weights and
-                                     weights[s] > 0, weight=weights.get(s, 0), medoid="a0" if s[0] == "a" else "b0")
-                             for s in frame["sample_id"]])
-    return frame, findings
+    medoid_of = {"a0": "a0", "a1": "a1", "a2": "a2", "a3": "a0", "a4": "a0", "a5": "a0", "a6": "a1", "a7": "a1",
+                 "b0": "b0", "b1": "b1", "b2": "b0", "b3": "b0"}
+    return frame, coreset_rows(medoid_of)
 
 
 def test_coreset_keeps_the_selection_with_weights(coreset_findings):
@@ -155,12 +164,9 @@ def test_a_smaller_budget_gives_each_dropped_medoids_weight_to_its_nearest_kept_
     loss forgot a quarter of the class; now a2's weight goes to a0 (its nearest kept medoid: a3
     is dropped too) and a3's to a1, and the weights sum to the class's size again."""
     frame = frame_of([(f"a{i}", "a", "train") for i in range(12)])
-    medoids = {"a0": (5, ["a1", "a2"]), "a1": (4, ["a3", "a0"]), "a2": (2, ["a3", "a0", "a1"]),
-               "a3": (1, ["a2", "a1", "a0"])}
-    findings = pd.DataFrame([finding(s, "coreset", s not in medoids, selected=s in medoids, medoid="a0",
-                                     weight=medoids[s][0] if s in medoids else 0,
-                                     **({"near": medoids[s][1]} if s in medoids else {}))
-                             for s in frame["sample_id"]])
+    medoid_of = dict(zip(frame["sample_id"], ["a0", "a1", "a2", "a3"] + ["a0"] * 4 + ["a1"] * 3 + ["a2"]))
+    findings = coreset_rows(medoid_of, near={"a0": ["a1", "a2"], "a1": ["a3", "a0"], "a2": ["a3", "a0", "a1"],
+                                             "a3": ["a2", "a1", "a0"]})
     options = BalanceOptions(strategy="coreset", budget=1 / 6, seed=0)
     plan = plan_balance(frame, findings, options).set_index("sample_id")
     kept = plan[plan["action"] == "keep"]
@@ -185,6 +191,52 @@ def test_an_audit_without_nearest_medoids_spreads_a_dropped_weight_in_proportion
     assert plan.loc["a2", "reason"] == ("coreset trimmed to the budget (2 kept in a); its weight 1 spread over the 2 "
                                         "kept medoids of a in proportion to their weights (the audit recorded no "
                                         "nearest medoids)")
+
+
+def test_coreset_weights_count_the_training_samples_of_val_and_test_medoids():
+    """The check selects over every split: a0's audit weight 4 counts a val sample, and the 3
+    training samples of the val medoid v0 and the 2 of the test medoid t0 were carried by no
+    kept medoid (a's weights summed 4 + 3 = 7 of its 10 training samples). Weights are now
+    counted over the training split, and a val/test medoid's training samples go to its
+    nearest kept medoid (``near``), else spread in proportion (b's w0, recorded without)."""
+    frame = frame_of([(f"a{i}", "a", "train") for i in range(10)] + [(f"v{i}", "a", "val") for i in range(4)]
+                     + [(f"t{i}", "a", "test") for i in range(3)] + [(f"b{i}", "b", "train") for i in range(4)]
+                     + [("w0", "b", "val")])
+    medoid_of = {"a0": "a0", "a2": "a0", "a3": "a0", "v1": "a0", "a1": "a1", "a4": "a1", "v2": "a1",
+                 "v0": "v0", "a5": "v0", "a6": "v0", "a7": "v0", "v3": "v0",
+                 "t0": "t0", "a8": "t0", "a9": "t0", "t1": "t0", "t2": "t0",
+                 "b0": "b0", "b1": "b0", "w0": "w0", "b2": "w0", "b3": "w0"}
+    findings = coreset_rows(medoid_of, near={"a0": ["a1", "v0", "t0"], "a1": ["v0", "a0", "t0"],
+                                             "v0": ["t0", "a1", "a0"], "t0": ["v0", "a0", "a1"]})
+    plan = plan_balance(frame, findings, BalanceOptions(strategy="coreset", budget=0.25, seed=0)).set_index("sample_id")
+    kept = plan[(plan["split"] == "train") & (plan["action"] == "keep")]
+    assert kept["weight"].to_dict() == {"a0": 3 + 2, "a1": 2 + 3, "b0": 2 + 2}
+    assert plan.loc["v0", "reason"] == ("not in the training split: kept as is; the weight of its 3 training samples "
+                                        "moved to its nearest kept medoid a1")
+    assert plan.loc["t0", "reason"].endswith("the weight of its 2 training samples moved to its nearest kept medoid a0")
+    assert plan.loc["w0", "reason"].endswith("spread over the 1 kept medoid of b in proportion to their weights "
+                                             "(the audit recorded no nearest medoids)")
+    assert plan.loc[plan["split"] != "train", "weight"].isna().all()
+    # A tenth keeps only a0 (the heaviest by the audit): a1's, v0's and t0's training samples follow.
+    tenth = plan_balance(frame, findings, BalanceOptions(strategy="coreset", budget=0.1, seed=0)).set_index("sample_id")
+    assert tenth.loc["a0", "weight"] == 10 and tenth.loc["a1", "weight"] == 0
+    assert tenth.loc["v0", "reason"].endswith("moved to its nearest kept medoid a0")  # t0, a1 not kept
+
+
+def test_drop_flagged_passes_a_flagged_medoid_s_training_samples_on():
+    """a1, a medoid, and a5, one of its samples, are label issues: with --drop-flagged both leave
+    the training set and no weight stands for them, but a1's other samples (a6, a7) go to its
+    nearest kept medoid; a0 kept its own 4 and the class summed 4 of the 6 it keeps standing."""
+    frame = frame_of([(f"a{i}", "a", "train") for i in range(8)])
+    medoid_of = {"a0": "a0", "a2": "a0", "a3": "a0", "a4": "a0", "a1": "a1", "a5": "a1", "a6": "a1", "a7": "a1"}
+    findings = pd.concat([coreset_rows(medoid_of, near={"a0": ["a1"], "a1": ["a0"]}),
+                          pd.DataFrame([finding(s, "label_issues", s in ("a1", "a5")) for s in medoid_of])])
+    options = BalanceOptions(strategy="coreset", budget=0.25, drop_flagged=True, seed=0)
+    plan = plan_balance(frame, findings, options).set_index("sample_id")
+    assert plan.loc["a0", "weight"] == 6 and plan.loc[plan["action"] == "keep"].index.tolist() == ["a0"]
+    assert plan.loc["a1", "reason"] == ("flagged: label_issues; the weight of its 2 training samples moved to its "
+                                        "nearest kept medoid a0")
+    assert plan.loc[["a1", "a5"], "weight"].isna().all()
 
 
 @pytest.mark.parametrize("options, message", [
@@ -327,6 +379,28 @@ def test_coreset_plan_on_sample_data(cluster_run, tmp_path):
     manifest = load_manifest(SAMPLE_DATA).frame
     assert len(pd.read_csv(out / "manifest.csv")) == len(manifest) - (plan["action"] == "drop").sum()
     assert np.isin(plan.loc[plan["split"] == "val", "action"], ["keep"]).all()
+
+
+@needs_clusters
+@needs_coreset
+@pytest.mark.parametrize("options", [["--budget", "0.5"], ["--budget", "0.25"],
+                                     ["--budget", "0.5", "--max-total", "300"], ["--budget", "0.25", "--drop-flagged"]])
+def test_coreset_weights_sum_to_each_class_s_training_samples_on_sample_data(cluster_run, tmp_path, options):
+    """sample_data has a val split, where the check selects medoids too: in the plan and in the
+    written manifest, a class's weights sum to its training samples scored by the check less
+    those dropped as flagged (before, at a budget of 0.5: circle 52 of 59, ring 55 of 60)."""
+    out = tmp_path / "core"
+    assert invoke("balance", cluster_run, "--strategy", "coreset", *options, "--out", out).exit_code == 0
+    plan = pd.read_parquet(out / "plan.parquet")
+    train = plan[plan["split"] == "train"]
+    stands = train[~train["reason"].str.startswith(("not scored by coreset", "flagged"))]
+    expected = stands.groupby("label").size()
+    assert plan.groupby("label")["weight"].sum().to_dict() == expected.to_dict()
+    written = pd.read_csv(out / "manifest.csv")
+    assert written[written["split"] == "train"].groupby("label")["weight"].sum().to_dict() == expected.to_dict()
+    assert plan.loc[plan["split"] == "val", "reason"].str.contains("training sample").any()  # val medoids carried
+    if "--max-total" in options:
+        assert train["reason"].str.startswith("over the --max-total cap").any()
 
 
 @needs_coreset

@@ -27,7 +27,9 @@ Strategies
     The same with one group per class.
 ``coreset``
     Keep the CRUST coreset the ``coreset`` check selected (``budget`` of each class, the
-    heaviest medoids first when the budget is below the audit's) with its weights; no copies.
+    heaviest medoids first when the budget is below the audit's) with weights counted over
+    the training split, so that a class's weights sum to its training samples the check scored
+    less those dropped as flagged (:func:`_carry_weights`); no copies.
 
 Every choice is deterministic for a seed: samples are ordered by a hash of
 ``(seed, sample_id)``, which does not depend on the row order of the manifest.
@@ -198,8 +200,9 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
     pandas.DataFrame
         N rows in manifest order, columns :data:`PLAN_COLUMNS`: ``group`` names the balanced
         group (``circle/2`` = class circle, sub-cluster 2; null outside the training split),
-        ``copies`` the augmented copies to make, ``weight`` the coreset weight (null for other
-        strategies), ``transform`` the augmentation as JSON (empty unless ``augment``).
+        ``copies`` the augmented copies to make, ``weight`` the coreset weight (the training samples
+        a kept medoid stands for, 0 for a dropped training row, null outside the training split
+        and for other strategies), ``transform`` the augmentation as JSON (empty unless ``augment``).
     """
     options.validate()
     require_training_rows(frame)
@@ -245,7 +248,7 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
 
     rank = order.astype(np.float64)  # lower = kept first when a group is trimmed
     if options.strategy == "coreset":
-        desired, rank, near = _coreset(findings, frame, ids, scored, group, weight, action, reason, options)
+        desired, rank, near, medoid_of = _coreset(findings, frame, ids, scored, group, weight, action, reason, options)
         scored &= action != "drop"
     else:
         desired = _targets(group, scored, corrupt, options.target)
@@ -286,7 +289,7 @@ def plan_balance(frame: pd.DataFrame, findings: pd.DataFrame, options: BalanceOp
         hit = sources[per > 0]
         action[hit], reason[hit] = "augment", f"{name}: {len(rows)} below the target {want}"
     if options.strategy == "coreset":
-        _carry_weights(ids, group, scored & ~np.isnan(weight), order, action, reason, weight, near)
+        _carry_weights(ids, group, medoid_of, order, action, reason, weight, near)
 
     plan = pd.DataFrame({
         "sample_id": frame["sample_id"].astype("string").to_numpy(),
@@ -524,9 +527,10 @@ def _targets(group: np.ndarray, scored: np.ndarray, corrupt: np.ndarray, target:
 
 def _coreset(findings, frame, ids, scored, group, weight, action, reason, options):
     """Mark the coreset's non-selected training rows as dropped and return the wished size per
-    class (``budget`` of the class), a keep-first rank (heaviest medoids first) and each
-    medoid's nearest other medoids (sample id -> ids, nearest first; none for a run audited
-    before the details had ``near``)."""
+    class (``budget`` of the class), a keep-first rank (heaviest medoids first, by the audit's
+    weights), each medoid's nearest other medoids (sample id -> ids, nearest first; none for a
+    run audited before the details had ``near``) and, (N,) object, the medoid id of every
+    training row the coreset scored (None elsewhere), which :func:`_carry_weights` counts."""
     rows = findings[findings["check"] == "coreset"]
     if rows.empty:
         raise UsageError("--strategy coreset needs the coreset check; audit with --checks including coreset")
@@ -535,6 +539,7 @@ def _coreset(findings, frame, ids, scored, group, weight, action, reason, option
     near = {str(i): [n for n in d["near"] if isinstance(n, str)] for i, d in zip(rows["sample_id"], details)
             if isinstance(d.get("near"), list)}
     weights = pd.Series([d.get("weight") for d in details], index=rows["sample_id"].to_numpy(), dtype=object)
+    medoids = pd.Series([d.get("medoid") for d in details], index=rows["sample_id"].to_numpy(), dtype=object)
     in_core = pd.Series(ids).map(selected).to_numpy(dtype=object)
     member = pd.notna(in_core) & training_mask(frame)
     # The detector selects over every split; its budget is the share it selected overall.
@@ -542,80 +547,104 @@ def _coreset(findings, frame, ids, scored, group, weight, action, reason, option
     if options.budget > share + 0.01:
         raise UsageError(f"--budget {options.budget} is above the audit's coreset ({share:.2f} of the scored "
                          "samples); audit again with a larger coreset.budget")
+    core_rows = scored & pd.notna(in_core)
+    medoid_of = np.where(core_rows, pd.Series(ids).map(medoids).to_numpy(dtype=object), None)
+    weight[core_rows] = 0  # recounted over the training split by _carry_weights
+    # The audit's weights (every split) rank the medoids: the most representative kept first.
     w = pd.Series(ids).map(weights).to_numpy(dtype=object)
-    weight[scored & pd.notna(w)] = w[scored & pd.notna(w)].astype(float)
+    rank = -np.where(core_rows & pd.notna(w), w, 0).astype(float)
     out = scored & pd.notna(in_core) & ~in_core.astype(bool)
     action[out], reason[out] = "drop", "outside the coreset"
     unscored = scored & pd.isna(in_core)
     reason[unscored] = "not scored by coreset: kept as is"
     group[unscored] = None
-    rank = -np.nan_to_num(weight, nan=0.0)
     desired = {}
     core = scored & ~out & ~unscored
     for name in np.unique(group[core].astype(str)):
         class_size = int((member & (frame["label"].to_numpy(dtype=object) == name)).sum())
         desired[str(name)] = min(int((core & (group == name)).sum()), math.ceil(options.budget * class_size))
     scored[unscored] = False
-    return desired, rank, near
+    return desired, rank, near, medoid_of
 
 
-def _carry_weights(ids, group, medoid, order, action, reason, weight, near):
-    """Give the weight of every coreset medoid the plan drops (a budget below the audit's, the
-    ``--max-total`` cap) to the medoids it keeps of its class, so that their weights still sum
-    to the class's training samples, as CRUST's cluster sizes do.
+def _carry_weights(ids, group, medoid_of, order, action, reason, weight, near):
+    """Weigh every coreset medoid the plan keeps by the training samples it stands for, so that
+    a class's weights sum to its training samples that the plan stands for, as CRUST's
+    cluster sizes do: those the coreset check scored, less those ``drop_flagged`` drops (label
+    issues, extra duplicates: they leave the training set, so no weight stands for them;
+    corrupt files have no model output and are never scored).
 
-    A dropped medoid's weight goes to the first kept one among its nearest medoids that the
-    audit recorded (``near``); when none of them is kept, or the audit recorded none, it is
-    spread over the class's kept medoids in proportion to their weights (after those moves),
-    whole numbers by largest remainders (ties in ``order``). Its own weight becomes 0, and
-    its reason says where the weight went.
+    The audit's weights cannot be kept: it selects over every split, so a training medoid's
+    weight counts the val/test samples assigned to it, and training samples assigned to a
+    val/test medoid were carried by none. So each such training sample counts 1 for its
+    ``medoid`` when the plan keeps it; when it does not (a val/test medoid, one dropped for a
+    smaller budget, the ``--max-total`` cap or as flagged), for the first kept medoid among
+    that medoid's nearest that the audit recorded (``near``); when none of them is kept, or the
+    audit recorded none, those samples are spread over the class's kept medoids in proportion
+    to their weights (after the other counts), whole numbers by largest remainders (ties in
+    ``order``). A class left no kept medoid (by the cap, or every training medoid of it flagged
+    or none in the training split) carries nothing: the plan notes it as left without training
+    rows. A medoid not kept gets weight 0 (null outside the training split), and its reason
+    says where its samples went.
 
     Parameters
     ----------
     ids, group : ndarray of shape (N,), object
         Sample ids and the plan's groups (the class).
-    medoid : ndarray of shape (N,), bool
-        The coreset's medoids in the training split, kept or dropped by the plan.
+    medoid_of : ndarray of shape (N,), object
+        The medoid id of each training sample the plan stands for (None elsewhere).
     order : ndarray of shape (N,), uint64
         :func:`hash_order` keys.
     action, reason : ndarray of shape (N,), object
         Read, and ``reason`` appended to.
     weight : ndarray of shape (N,), float64
-        Whole numbers; moved in place.
+        Set in place for the rows of ``medoid_of``.
     near : dict of str to list of str
-        Sample id -> ids of its nearest other medoids, nearest first.
+        Sample id -> ids of its nearest other medoids of its class, nearest first.
     """
-    for name in np.unique(group[medoid].astype(str)):
-        rows = np.flatnonzero(medoid & (group == name))
-        rows = rows[np.argsort(order[rows], kind="stable")]
-        kept, dropped = rows[action[rows] != "drop"], rows[action[rows] == "drop"]
-        if not len(kept) or not len(dropped):
-            continue  # nothing dropped, or (the cap) no medoid left to carry it
-        row_of = {str(ids[r]): r for r in kept}
+    row_of = {str(s): r for r, s in enumerate(ids)}
+    member = pd.notna(medoid_of)
+    for name in np.unique(group[member].astype(str)):
+        mine = member & (group == name)
+        kept = np.flatnonzero(mine & (action != "drop"))  # the kept coreset: medoids only
+        if not len(kept):
+            continue  # nothing can carry the class: balance notes it as left without training rows
+        kept = kept[np.argsort(order[kept], kind="stable")]
+        carrier = {str(ids[r]): r for r in kept}
         spread = []
-        for r in dropped:
-            to = next((row_of[s] for s in near.get(str(ids[r]), ()) if s in row_of), None)
-            if to is None:
-                spread.append(r)
+        for m, n in sorted(pd.Series(medoid_of[mine].astype(str)).value_counts().items()):
+            if m in carrier:
+                weight[carrier[m]] += n
                 continue
-            reason[r] += f"; its weight {weight[r]:.0f} moved to its nearest kept medoid {ids[to]}"
-            weight[to] += weight[r]
-            weight[r] = 0
+            to = next((carrier[s] for s in near.get(m, ()) if s in carrier), None)
+            if to is None:
+                spread.append((m, n))
+                continue
+            weight[to] += n
+            _note(reason, row_of.get(m), mine, n, f"moved to its nearest kept medoid {ids[to]}")
         if not spread:
             continue
-        total = int(weight[spread].sum())
+        total = sum(n for _, n in spread)
         shares = weight[kept].astype(np.int64)
-        if shares.sum() == 0:
+        if shares.sum() == 0:  # damaged details: no kept medoid named its own medoid
             shares[:] = 1
         add, left = np.divmod(total * shares, shares.sum())
         add[np.argsort(-left, kind="stable")[: total - int(add.sum())]] += 1
         weight[kept] += add
-        for r in spread:
-            why = ("none of its nearest medoids is kept" if str(ids[r]) in near
-                   else "the audit recorded no nearest medoids")
-            reason[r] += (f"; its weight {weight[r]:.0f} spread over the {len(kept)} kept medoids of {name} in "
-                          f"proportion to their weights ({why})")
-        weight[spread] = 0
+        for m, n in spread:
+            why = "none of its nearest medoids is kept" if m in near else "the audit recorded no nearest medoids"
+            _note(reason, row_of.get(m), mine, n, f"spread over the {len(kept)} kept medoid{'s' * (len(kept) != 1)} "
+                                                   f"of {name} in proportion to their weights ({why})")
+
+
+def _note(reason, row, mine, n, where):
+    """Append to the reason of a medoid not kept where the weight of its training samples went:
+    ``its weight n ...`` for a training medoid of the plan, else (val/test, flagged) ``the
+    weight of its n training samples ...``."""
+    if row is None:  # a medoid id the manifest does not have: damaged details, nowhere to say it
+        return
+    what = f"its weight {n}" if mine[row] else f"the weight of its {n} training sample{'s' * (n != 1)}"
+    reason[row] += f"; {what} {where}"
 
 
 def _check_plan_size(desired: dict, fixed: int, options: BalanceOptions, n_train: int) -> None:
