@@ -67,7 +67,7 @@ def take(paths: list[str], batch_size: int) -> "_Checked | None":
         discard()
         return None
     _pending = None
-    return _Checked(started, paths, batch_size)
+    return _Checked(started)
 
 
 class _Checked:
@@ -77,15 +77,15 @@ class _Checked:
     size and time after the ahead decoded it: stale statistics would be saved under the new
     fingerprint, and a rerun read them back."""
 
-    def __init__(self, started: StartedWorkers, paths: list[str], batch_size: int):
-        self.started, self.paths, self.batch_size = started, paths, batch_size
+    def __init__(self, started: StartedWorkers):
+        self.started = started
 
     def results(self):
         """Each batch's statistics (as :func:`analyze_batch` gives them), in order."""
         inner = self.started.results()
         try:
             for i, result in enumerate(inner):
-                batch = self.paths[i * self.batch_size : (i + 1) * self.batch_size]
+                batch = self.started.batches.paths_of(i)
                 same = [_stamp(p) for p in batch] == result["stamps"]
                 yield result["stats"] if same else analyze_batch({"path": batch})
         finally:

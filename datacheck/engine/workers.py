@@ -24,8 +24,12 @@ class PathBatches:
     def __len__(self) -> int:
         return (len(self.paths) + self.batch_size - 1) // self.batch_size
 
+    def paths_of(self, i: int) -> list[str]:
+        """The paths of batch ``i``."""
+        return self.paths[i * self.batch_size : (i + 1) * self.batch_size]
+
     def __getitem__(self, i: int) -> dict:
-        return self.fn({"path": self.paths[i * self.batch_size : (i + 1) * self.batch_size]})
+        return self.fn({"path": self.paths_of(i)})
 
 
 def default_workers() -> int:
