@@ -307,7 +307,7 @@ def _decode_ahead(dataset: Path, out: Path | None, config_path: Path | None, wor
     workers: a folder, the local engine, no earlier run in ``--out`` whose statistics it may
     read back. Anything unusual (an unreadable config or folder, a bad value) starts nothing:
     the audit then says what is wrong, as it would have."""
-    from .config import AUDIT_OPTIONS, read_toml
+    from .config import AUDIT_OPTIONS, ENGINE_OPTIONS, read_toml
     from .engine import decode_ahead
     from .engine.workers import default_workers
     from .folder_scan import scan_folder
@@ -317,7 +317,7 @@ def _decode_ahead(dataset: Path, out: Path | None, config_path: Path | None, wor
             return
         settings = read_toml(config_path) if config_path is not None else {}
         options, engine_options = settings.get("audit", {}), settings.get("engine", {})
-        name = engine if engine is not None else engine_options.get("name", "local")
+        name = engine if engine is not None else engine_options.get("name", ENGINE_OPTIONS["name"][0])
         count = workers if workers is not None else options.get("workers", AUDIT_OPTIONS["workers"][0])
         batch_size = options.get("batch_size", AUDIT_OPTIONS["batch_size"][0])
         if name != "local" or type(count) is not int or type(batch_size) is not int or batch_size < 1:
