@@ -41,8 +41,8 @@ def test_audit_from_arrays(noisy_arrays):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     # every check the arrays allow: duplicates on the embeddings; no splits, so no leakage
-    assert set(summary["checks"]) == {"label_issues", "outliers", "class_imbalance", "clusters", "exact_duplicates",
-                                      "near_duplicates", "split_leakage", "issue_score"}
+    assert set(summary["checks"]) == {"label_issues", "outliers", "off_class", "class_imbalance", "clusters",
+                                      "exact_duplicates", "near_duplicates", "split_leakage", "issue_score"}
     assert summary["checks"]["split_leakage"]["scored"] == 0 and summary["checks"]["near_duplicates"]["flagged"] == 0
     findings = pd.read_parquet(d / "run" / "findings.parquet")
     found = set(findings.loc[(findings["check"] == "label_issues") & findings["is_issue"], "sample_id"].astype(int))

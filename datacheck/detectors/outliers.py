@@ -89,44 +89,54 @@ class Outliers(Detector):
         return frozenset(self.requires), frozenset(self.optional if self.orientation else ())
 
     def find(self, ctx: AuditContext) -> pd.DataFrame:
-        graph = ctx.get("knn_graph")
-        rows = graph.rows
+        rows = ctx.get("knn_graph").rows
         if len(rows) <= self.k:
             self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
             return partial_findings([], self.name, [], [], [])
-        found = self.outlying_in(ctx)
-        surprise, orientation_note = self._orientation_surprise(ctx, rows)
+        measured = self.statistic(ctx)
+        found, surprise = measured.distance, measured.surprise
+        z = measured.z
+        cut = found.cut if surprise is None else self._cut(z)
         rule = {"cut_rule": f"Benjamini-Hochberg at fdr={self.fdr} on the robust normal null, z cut in "
                             f"[{self.min_z}, {self.z_threshold}]"}
         if surprise is None:
-            z, cut = found.z, found.cut
             self.thresholds_[self.name] = {
                 "statistic": f"mean cosine distance to {self.k} nearest",
                 "above": round(found.above, 4),  # unlabeled samples and classes of fewer than MIN_CLASS_SAMPLES
                 "above_by_class": {name: round(above, 4) for name, above in found.above_by_class.items()},
-                **({"orientation": orientation_note} if orientation_note else {}),
+                **({"orientation": measured.orientation} if measured.orientation else {}),
             }
             details = [{"knn_distance": round(float(d), 4), "z": round(float(zz), 3)}
                        for d, zz in zip(found.mean_distance, z)]
         else:
-            # Surprise is a cross-entropy: most images cost almost nothing, a long tail towards 0
-            # on a log scale, hence log1p and the spread of the upper half of the bulk.
-            surprise_z = about_classes(np.log1p(surprise), ctx.manifest.frame["label"].iloc[rows], upper=True).z
-            # A sample the orientation networks could not score adds nothing to its distance's z.
-            z, _, _ = robust_z(found.z + np.nan_to_num(surprise_z, nan=0.0), 0.1, upper=True)
-            cut = self._cut(z)
-            self.thresholds_[self.name] = {
-                "statistic": f"robust z (upper-half scale) of (z of log mean cosine distance to {self.k} nearest + "
-                             "z of log1p orientation surprise, upper-half scale), each about its class's median",
-                "orientation": orientation_note,
-            }
+            self.thresholds_[self.name] = {"statistic": STATISTIC_WITH_ORIENTATION.format(k=self.k),
+                                           "orientation": measured.orientation}
             details = [{"knn_distance": round(float(d), 4), "distance_z": round(float(dz), 3),
                         "orientation_surprise": round(float(o), 4), "orientation_z": round(float(oz), 3),
                         "z": round(float(zz), 3)}
-                       for d, dz, o, oz, zz in zip(found.mean_distance, found.z, surprise, surprise_z, z)]
+                       for d, dz, o, oz, zz in zip(found.mean_distance, found.z, surprise, measured.surprise_z, z)]
         self.thresholds_[self.name].update(z_cut=round(cut, 3), **rule,
                                            expected_false_positives=round(expected_beyond(cut, len(z)), 1))
         return partial_findings(rows, self.name, threshold_score(z, cut), z > cut, details)
+
+    def statistic(self, ctx: AuditContext) -> Statistic:
+        """This check's z of each of the kNN graph's samples (more than ``k`` of them), with
+        what it is made of; computed once per audit for these parameters (``off_class`` reads it too)."""
+        key = ("outlier_statistic", self.k, self.z_threshold, self.min_z, self.fdr, self.orientation)
+        return ctx.memo(key, lambda: self._statistic(ctx))
+
+    def _statistic(self, ctx: AuditContext) -> Statistic:
+        rows = ctx.get("knn_graph").rows
+        found = self.outlying_in(ctx)
+        surprise, note = self._orientation_surprise(ctx, rows)
+        if surprise is None:
+            return Statistic(found.z, found, None, None, note)
+        # Surprise is a cross-entropy: most images cost almost nothing, a long tail towards 0
+        # on a log scale, hence log1p and the spread of the upper half of the bulk.
+        surprise_z = about_classes(np.log1p(surprise), ctx.manifest.frame["label"].iloc[rows], upper=True).z
+        # A sample the orientation networks could not score adds nothing to its distance's z.
+        z, _, _ = robust_z(found.z + np.nan_to_num(surprise_z, nan=0.0), 0.1, upper=True)
+        return Statistic(z, found, surprise, surprise_z, note)
 
     def _orientation_surprise(self, ctx: AuditContext, rows: np.ndarray) -> tuple[np.ndarray | None, dict | None]:
         """The orientation surprise (M,) of the graph's ``rows`` when it is measured and
@@ -172,6 +182,21 @@ class Outliers(Detector):
                  for name, (median, own) in measured.classes.items()}
         data_above = float(np.exp(np.median(log_distance) + measured.shift + cut * measured.scale))
         return Outlying(mean_distance, measured.z, data_above, cut, above)
+
+
+#: The statistic's description in ``summary.json`` when the orientation surprise joins the distance.
+STATISTIC_WITH_ORIENTATION = ("robust z (upper-half scale) of (z of log mean cosine distance to {k} nearest + "
+                              "z of log1p orientation surprise, upper-half scale), each about its class's median")
+
+
+class Statistic(NamedTuple):
+    """:meth:`Outliers.statistic`: over the kNN graph's M samples."""
+
+    z: np.ndarray  # (M,) the check's z: the distance's, or the distance's and orientation's together
+    distance: Outlying  # the distance alone
+    surprise: np.ndarray | None  # (M,) orientation surprise, where it joins the distance
+    surprise_z: np.ndarray | None  # (M,) its z about the class's median
+    orientation: dict | None  # what summary.json says of the orientation surprise (None: not offered)
 
 
 class Outlying(NamedTuple):
