@@ -92,7 +92,7 @@ class OffClass(Detector):
         score = np.where(disputed, own, (1.0 + own) / 2.0)
         flagged = disputed & (z > self.z_threshold)
         self.thresholds_[self.name] = {
-            "rule": f"the out-of-fold model predicts another class, and the outliers statistic's z > {self.z_threshold}",
+            "rule": f"label disputed by the model and outliers z > {self.z_threshold}",
             "z_cut": self.z_threshold,
             "disputed": int(np.count_nonzero(disputed)),
             # Were a clean sample's dispute unrelated to its distance, this many of the disputed
