@@ -91,8 +91,7 @@ class Outliers(Detector):
     def find(self, ctx: AuditContext) -> pd.DataFrame:
         rows = ctx.get("knn_graph").rows
         if len(rows) <= self.k:
-            self.thresholds_[self.name] = {"rule": f"off: needs more than k={self.k} embedded samples"}
-            return partial_findings([], self.name, [], [], [])
+            return self._off(f"needs more than k={self.k} embedded samples")
         measured = self.statistic(ctx)
         found, surprise = measured.distance, measured.surprise
         z = measured.z
