@@ -25,7 +25,8 @@ class OffClass(Detector):
     measures it; :meth:`Outliers.statistic`, computed once), here cut at ``z_threshold``
     (1.645, a one-sided p of 0.05 under the bulk's robust normal fit, where ``outliers``
     cuts at 2-3 by the false discovery rate), and the model's *dispute* of the given label
-    (its out-of-fold prediction is another class). One clean sample in twenty lies that far
+    (its out-of-fold probability of another class is higher than the label's; a tie is no
+    dispute). One clean sample in twenty lies that far
     out and a fifth of roman's labels are disputed, but an image both unusual for its class
     and not recognised as it is what a reviewer removes. On ``benchmarks/detection.py``'s
     injected roman (86 inserted letters, shapes and turned scans among 2,981), the samples
@@ -38,8 +39,10 @@ class OffClass(Detector):
     queues the sample for review (``relabel``) and withholds an automatic relabel, unless
     every label check rejects the label (then the mislabel explains the distance), and it is
     never dropped by ``relabel --drop``, as an ``outliers`` flag is. ``score`` is
-    ``threshold_score(z, z_threshold)`` for a disputed sample (``score < 0.5`` ⇔ flagged),
-    and halfway from 0.5 to 1 for the others (so they rank after every disputed one).
+    ``s = threshold_score(z, z_threshold)`` for a flagged sample (``score < 0.5`` ⇔ flagged),
+    ``(0.5 + s) / 2`` (0.5-0.75) for the other disputed ones and ``0.75 + s / 4`` (0.75-1)
+    for the undisputed, so that these rank after every disputed one, each part in z order
+    (``(1 + s) / 2`` for them had ranked a far undisputed sample before most disputed ones).
 
     Off where the model does not agree with the labels beyond chance (its disputes are then
     noise; the label checks' test, :func:`~datacheck.features.model.agreement_beyond_chance`).
@@ -81,16 +84,20 @@ class OffClass(Detector):
         labels = given.ids[rows]
         if len(np.unique(labels)) < 2:
             return self._off("the scored labels name fewer than two classes: no class to be outside of")
-        predicted = np.asarray(probs[rows]).argmax(axis=1)
-        at_chance = agreement_beyond_chance(labels, predicted, np.asarray(probs[rows]), seed=ctx.seed,
+        scored_probs = np.asarray(probs[rows])
+        predicted = scored_probs.argmax(axis=1)
+        at_chance = agreement_beyond_chance(labels, predicted, scored_probs, seed=ctx.seed,
                                             trained="aum" in ctx.available())
         if at_chance is not None:  # the reason only: the label checks' own notes name them, not this check
             return self._off(at_chance_reason(at_chance))
         z = Outliers(k=self.k, orientation=self.orientation).statistic(ctx).z[scored]
-        disputed = predicted != labels
+        # Disputed: another class is *more* probable than the label. A label tied with the top
+        # probability (a kNN vote of 2 against 2) is not disputed, whichever column argmax takes.
+        disputed = scored_probs[np.arange(len(rows)), labels] < scored_probs.max(axis=1)
+        predicted = np.where(disputed, predicted, labels)
         own = threshold_score(z, self.z_threshold)
-        score = np.where(disputed, own, (1.0 + own) / 2.0)
         flagged = disputed & (z > self.z_threshold)
+        score = np.where(flagged, own, np.where(disputed, (0.5 + own) / 2.0, 0.75 + own / 4.0))
         self.thresholds_[self.name] = {
             "rule": f"label disputed by the model and outliers z > {self.z_threshold}",
             "z_cut": self.z_threshold,
