@@ -57,3 +57,4 @@ def test_off_class_reviews_disputed_scans_off_their_class(roman_audit):
     checks = roman_audit.summary["checks"]
     assert 0.02 < checks["off_class"]["flagged"] / roman_audit.summary["samples"] < 0.08
     assert checks["off_class"]["threshold"]["disputed"] > checks["off_class"]["flagged"]
+    assert "orientation surprise" in checks["off_class"]["threshold"]["statistic"]  # the z it cuts says so

@@ -10,7 +10,7 @@ from ..features.model import agreement_beyond_chance, at_chance_reason, scored_r
 from ..robust import expected_beyond, threshold_score
 from ..validation import Boolean, Interval
 from .base import AuditContext, Detector, partial_findings
-from .outliers import Outliers
+from .outliers import STATISTIC_WITH_ORIENTATION, Outliers
 from .registry import register_detector
 
 
@@ -27,8 +27,9 @@ class OffClass(Detector):
     cuts at 2-3 by the false discovery rate), and the model's *dispute* of the given label
     (its out-of-fold probability of another class is higher than the label's; a tie is no
     dispute). One clean sample in twenty lies that far
-    out and a fifth of roman's labels are disputed, but an image both unusual for its class
-    and not recognised as it is what a reviewer removes. On ``benchmarks/detection.py``'s
+    out and an eighth of roman's labels are disputed (a fifth in benchmarks/detection.py's
+    injected copy), but an image both unusual for its class and not recognised as it is what
+    a reviewer removes. On ``benchmarks/detection.py``'s
     injected roman (86 inserted letters, shapes and turned scans among 2,981), the samples
     flagged here or by ``outliers`` hold 0.907 / 0.884 of the inserted images (seeds 0 / 1;
     ``outliers`` alone 0.698 / 0.640), and most of the other flags are roman's own scrawls,
@@ -90,7 +91,8 @@ class OffClass(Detector):
                                             trained="aum" in ctx.available())
         if at_chance is not None:  # the reason only: the label checks' own notes name them, not this check
             return self._off(at_chance_reason(at_chance))
-        z = Outliers(k=self.k, orientation=self.orientation).statistic(ctx).z[scored]
+        measured = Outliers(k=self.k, orientation=self.orientation).statistic(ctx)
+        z = measured.z[scored]
         # Disputed: another class is *more* probable than the label. A label tied with the top
         # probability (a kNN vote of 2 against 2) is not disputed, whichever column argmax takes.
         disputed = scored_probs[np.arange(len(rows)), labels] < scored_probs.max(axis=1)
@@ -101,6 +103,10 @@ class OffClass(Detector):
         self.thresholds_[self.name] = {
             "rule": f"label disputed by the model and outliers z > {self.z_threshold}",
             "z_cut": self.z_threshold,
+            # which z: the distance's alone, or with the orientation surprise (and why not)
+            "statistic": (f"outliers' z of the mean cosine distance to {self.k} nearest" if measured.surprise is None
+                          else "outliers' " + STATISTIC_WITH_ORIENTATION.format(k=self.k)),
+            **({"orientation": measured.orientation} if measured.orientation else {}),
             "disputed": int(np.count_nonzero(disputed)),
             # Were a clean sample's dispute unrelated to its distance, this many of the disputed
             # would lie beyond the cut by chance: a rough bound (disputes are likelier far out).
