@@ -26,14 +26,14 @@ class OffClass(Detector):
     (1.645, a one-sided p of 0.05 under the bulk's robust normal fit, where ``outliers``
     cuts at 2-3 by the false discovery rate), and the model's *dispute* of the given label
     (its out-of-fold probability of another class is higher than the label's; a tie is no
-    dispute). One clean sample in twenty lies that far
-    out and an eighth of roman's labels are disputed (a fifth in benchmarks/detection.py's
-    injected copy), but an image both unusual for its class and not recognised as it is what
-    a reviewer removes. On ``benchmarks/detection.py``'s
-    injected roman (86 inserted letters, shapes and turned scans among 2,981), the samples
-    flagged here or by ``outliers`` hold 0.907 / 0.884 of the inserted images (seeds 0 / 1;
-    ``outliers`` alone 0.698 / 0.640), and most of the other flags are roman's own scrawls,
-    letters and crossed-out scans (``benchmarks/roman_reviewed.csv``).
+    dispute). One clean sample in twenty lies that far out and an eighth of roman's labels
+    are disputed (a fifth in ``benchmarks/detection.py``'s injected copy), but an image both
+    unusual for its class and not recognised as it is what a reviewer removes. On that
+    injected roman (86 inserted letters, shapes and turned scans among 2,981) this check
+    flags 0.860 / 0.826 of the inserted images (seeds 0 / 1), with ``outliers`` 0.907 /
+    0.884 (``outliers`` alone 0.698 / 0.640), and most of its other flags are other injected
+    problems or roman's own scrawls, letters and crossed-out scans
+    (``benchmarks/roman_reviewed.csv``).
 
     A mislabeled sample is disputed too and lies far from the class it is filed under, so
     some of the label checks' flags are flagged here as well. Hence the tags: a flag here
