@@ -12,26 +12,15 @@ import pytest
 import datacheck
 
 from .conftest import assert_one_line_error, invoke
+from .test_off_class import planted as planted_frame
 
 
 def planted(seed: int = 0):
-    """As tests/test_off_class.py: six Gaussian classes of 300 (32 values), the model right on
-    90 % of the clean samples and a random other class on the rest; rows 0-9 moved off their
-    class and disputed, rows 10-19 moved and recognised. Labels are class ids 0-5."""
-    rng = np.random.default_rng(seed)
-    n, d, classes = 1800, 32, 6
-    centres = rng.standard_normal((classes, d)) * 4
-    labels = np.repeat(np.arange(classes), n // classes)
-    rng.shuffle(labels)
-    x = centres[labels] + rng.standard_normal((n, d))
-    x[:20] += rng.standard_normal((20, d)) * 0.9
-    predicted = labels.copy()
-    wrong = rng.random(n) < 0.1
-    wrong[:10], wrong[10:20] = True, False
-    predicted[wrong] = (labels[wrong] + rng.integers(1, classes, wrong.sum())) % classes
-    probs = np.full((n, classes), 0.02)
-    probs[np.arange(n), predicted] = 0.9
-    return labels, probs, x.astype(np.float32), predicted != labels
+    """tests/test_off_class.py's planted data with the labels as class ids 0-5: six Gaussian
+    classes of 300 (32 values), the model right on 90 % of the clean samples and a random other
+    class on the rest; rows 0-9 moved off their class and disputed, rows 10-19 moved and recognised."""
+    frame, probs, x, disputed = planted_frame(seed)
+    return frame["label"].astype(int).to_numpy(), probs, x, disputed
 
 
 def details(result, check="off_class"):
