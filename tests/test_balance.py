@@ -10,6 +10,7 @@ import pytest
 
 import datacheck
 from datacheck.actions.balance import BalanceOptions, apply_plan, cap_counts, group_sizes, plan_balance
+from datacheck.detectors.coreset import NEAR
 from datacheck.detectors.registry import list_detectors
 from datacheck.errors import UsageError
 from datacheck.manifest import load_manifest
@@ -422,7 +423,7 @@ def test_a_halved_budget_carries_every_class_s_weights_on_the_audited_features()
     findings = create_detector("coreset", budget=0.5).run(ctx)
     details = findings.set_index("sample_id")["details"].map(json.loads)
     medoid_ids = details.index[details.map(lambda d: d["selected"])]
-    assert all(len(details[m]["near"]) == 8 for m in medoid_ids) and "near" not in details.drop(medoid_ids).iloc[0]
+    assert all(len(details[m]["near"]) == NEAR for m in medoid_ids) and "near" not in details.drop(medoid_ids).iloc[0]
     frame = ctx.manifest.frame
     plan = plan_balance(frame, findings, BalanceOptions(strategy="coreset", budget=0.25, seed=0)).set_index("sample_id")
     moved = 0
