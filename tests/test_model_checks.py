@@ -124,6 +124,30 @@ def test_outliers_find_junk_filed_under_a_tight_class():
     assert (found >= classes * n).sum() == 10 and len(found) <= 16
 
 
+def test_a_rare_tight_class_smaller_than_k_is_not_flagged_whole():
+    """Six Gaussian classes of 300 and a tight one of 8 (half the spread): with k = 10 every
+    member's neighbours reached into other classes, and all 8 were flagged at z 12.3-12.9
+    (relabel --drop would have dropped the class). Measured over its 7 nearest now: z -7.7 to
+    -3.9, none flagged; 2 flagged among the 1,800 others, as before."""
+    import datacheck
+
+    rng = np.random.default_rng(0)
+    d, classes = 32, 6
+    centres = rng.standard_normal((classes + 1, d)) * 4
+    labels = np.concatenate([np.repeat(np.arange(classes), 300), np.full(8, classes)])
+    spread = np.where(labels == classes, 0.5, 1.0)
+    x = (centres[labels] + rng.standard_normal((len(labels), d)) * spread[:, None]).astype(np.float32)
+    probs = np.full((len(labels), classes + 1), 0.02)
+    probs[np.arange(len(labels)), labels] = 0.88
+    result = datacheck.audit(pd.DataFrame({"label": labels.astype(str)}), pred_probs=probs, embeddings=x,
+                             checks=["outliers"])
+    rows = result.findings[result.findings["check"] == "outliers"]
+    tiny = rows["sample_id"].astype(int).to_numpy() >= 6 * 300
+    z = rows["details"].map(lambda d: json.loads(d)["z"]).to_numpy()
+    assert not rows["is_issue"].to_numpy()[tiny].any() and (z[tiny] < 0).all()
+    assert rows["is_issue"].sum() <= 5
+
+
 def test_outliers_of_unlabeled_samples_are_cut_at_the_distance_the_summary_gives():
     """Without labels every sample is measured about the data's median and pooled scale: the
     flagged ones are exactly those beyond the summary's ``above`` distance (a scale left at 1

@@ -169,11 +169,23 @@ class Outliers(Detector):
         ``labels`` (M,), the given label of each (NaN: none): a class of at least
         :data:`MIN_CLASS_SAMPLES` of them is measured from its own median log distance,
         every other sample from the whole data's. The scale is the robust standard deviation
-        of those differences pooled over all samples, or a class's own where larger.
+        of those differences pooled over all samples, or a class's own where larger. A
+        member of a class of ``k`` samples or fewer is measured over its nearest ``n - 1``
+        (its class's size less itself, at least 1): its ``k`` nearest must reach into other
+        classes, and a rare, tight class of 8 was flagged whole at z 12-13.
         """
         distances, _ = graph.first(self.k)
         # An approximate graph may miss a neighbour (inf): count it as the farthest possible.
-        mean_distance = np.minimum(distances, 2.0).mean(axis=1)
+        distances = np.minimum(distances, 2.0)
+        reach = np.full(len(distances), self.k)
+        if labels is not None and self.k > 1:
+            sizes = labels.map(labels.value_counts()).to_numpy(dtype=float, na_value=np.nan)  # NaN: unlabeled
+            small = np.isfinite(sizes) & (sizes <= self.k)
+            reach[small] = np.maximum(sizes[small] - 1, 1).astype(int)
+        if (reach < self.k).any():
+            mean_distance = (np.where(np.arange(self.k) < reach[:, None], distances, 0.0).sum(axis=1) / reach)
+        else:
+            mean_distance = distances.mean(axis=1)
         log_distance = np.log(mean_distance + 1e-6)
         measured = about_classes(log_distance, labels)
         cut = self._cut(measured.z)
