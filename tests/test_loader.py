@@ -65,6 +65,22 @@ def test_a_pool_stopped_while_a_worker_writes_a_result_does_not_hang():
     assert done.returncode == 0 and done.stderr == "", done.stderr
 
 
+def test_a_worker_started_after_its_parent_died_leaves_too():
+    """A worker asked for its parent's id itself, once it had started: a main process killed
+    while the worker was starting had it adopted first, and the worker then watched its
+    adopter for ever (a CI run's worker outlived its killed parent). The parent's id is now
+    taken before the fork: given one that is gone, a worker leaves at once."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    script = ("from datacheck.engine.workers import _start_worker\n"
+              f"_start_worker([], {gone})\n"
+              "import time; time.sleep(30)\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 1 and done.stderr == "" and time.monotonic() - started < 10, done.stderr
+
+
 def test_workers_leave_when_their_main_process_is_killed_outright():
     """kill -9 (or the out-of-memory killer) of the main process stops no one: its workers,
     busy or idle, lived on for ever, holding the command's stdout and stderr open (so

@@ -77,7 +77,8 @@ class StartedWorkers:
         # error (BrokenProcessPool) instead of leaving its batch waiting for ever.
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         self.batches, self.window = batches, 4 * workers
-        self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(batches,))
+        self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                       initargs=(batches, os.getpid()))
         self.pending: deque = deque()
         self.submitted = 0
 
@@ -124,7 +125,7 @@ class StartedWorkers:
 _worker_batches = None
 
 
-def _start_worker(batches) -> None:
+def _start_worker(batches, parent: int) -> None:
     """In each worker: keep the batches, and leave Ctrl-C to the main process (which stops
     the pool), so an interrupt gives one message rather than one traceback per worker.
 
@@ -133,6 +134,9 @@ def _start_worker(batches) -> None:
     returns, and the main process stops its workers with SIGTERM. A worker also leaves when its
     parent is gone: a main process killed outright (``kill -9``, the out-of-memory killer)
     stops no one, and its workers lived on for ever, holding its stdout and stderr open.
+    ``parent`` is the main process's id, taken before the fork: a worker asking for its
+    parent itself, after a main process killed while it started, got the process that
+    adopted it, and watched that one for ever (a CI run's worker outlived its killed parent).
     """
     import signal
     import threading
@@ -143,7 +147,7 @@ def _start_worker(batches) -> None:
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
-    threading.Thread(target=_leave_with_parent, args=(os.getppid(),), name="datacheck-parent-watch", daemon=True).start()
+    threading.Thread(target=_leave_with_parent, args=(parent,), name="datacheck-parent-watch", daemon=True).start()
 
 
 #: How often a worker checks that the process that started it is still there, in seconds.
