@@ -85,7 +85,10 @@ class OffClass(Detector):
         labels = given.ids[rows]
         if len(np.unique(labels)) < 2:
             return self._off("the scored labels name fewer than two classes: no class to be outside of")
-        scored_probs = np.asarray(probs[rows])
+        # Every row scored, in order (an audit of arrays): the probabilities as they are, no copy
+        # of a possibly huge, memory-mapped (N, C) array, as label_issues reads them.
+        whole = len(rows) == len(probs) and bool((rows == np.arange(len(probs))).all())
+        scored_probs = np.asarray(probs) if whole else np.asarray(probs[rows])
         predicted = scored_probs.argmax(axis=1)
         at_chance = agreement_beyond_chance(labels, predicted, scored_probs, seed=ctx.seed,
                                             trained="aum" in ctx.available())
