@@ -17,6 +17,8 @@ ground truth saved in ``truth.npz``:
 
 Then ``datacheck audit manifest.parquet --pred-probs --embeddings --checks
 label_issues,outliers,near_duplicates,split_leakage,clusters,class_imbalance -q --json`` runs
+(the issue's checks; ``--checks default`` runs the audit's default set instead, ``off_class``
+among them)
 in a subprocess (the manifest gives labels and splits, the arrays are memory-mapped): its wall
 time, its peak resident memory, the seconds per stage and the kNN index (method, measured
 recall) from ``summary.json``, and the recall and precision of ``findings.parquet`` against
@@ -30,7 +32,7 @@ Run from the repository root (big sizes take hours and need a quiet machine)::
 
     python benchmarks/scale.py [--sizes 100000,300000,1000000] [--data-dir /tmp/datacheck-scale]
         [--dim 512] [--classes 100] [--seed 0] [--datalab] [--datalab-timeout 1800]
-        [--regenerate] [--json PATH]
+        [--checks default|LIST] [--regenerate] [--json PATH]
 
 Each dataset folder holds ``manifest.parquet`` (sample_id = row number, label = class name in column order,
 split) beside the arrays. The run folders (findings,
@@ -136,6 +138,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--datalab", action="store_true", help="also run cleanlab's Datalab on each size")
     parser.add_argument("--datalab-timeout", type=int_at_least(1), default=1800,
                         help="seconds Datalab may run per size before it is killed (default: 1800)")
+    parser.add_argument("--checks", default=CHECKS,
+                        help=f"checks of the datacheck audit, comma-separated, or 'default' for the audit's "
+                             f"default set (default: {CHECKS})")
     parser.add_argument("--regenerate", action="store_true", help="generate the datasets again even if cached")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     parser.add_argument("--datalab-worker", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
@@ -345,10 +350,11 @@ def measured(cmd: list[str], report: Path, timeout: float = 0) -> dict:
     return json.loads(report.read_text())
 
 
-def run_datacheck(data: Path, run_dir: Path) -> dict:
+def run_datacheck(data: Path, run_dir: Path, checks: str) -> dict:
+    selection = [] if checks == "default" else ["--checks", checks]
     cmd = [sys.executable, "-m", "datacheck", "audit", str(data / "manifest.parquet"),
            "--pred-probs", str(data / "pred_probs.npy"), "--embeddings", str(data / "embeddings.npy"),
-           "--out", str(run_dir), "--checks", CHECKS, "-q", "--json"]
+           "--out", str(run_dir), *selection, "-q", "--json"]
     result = measured(cmd, run_dir.parent / f"{run_dir.name}.measure.json")
     result["log"] = str(run_dir.parent / f"{run_dir.name}.measure.json.stderr")
     if result["returncode"] not in (0, 1):  # 1: a gate (none is set here)
@@ -489,7 +495,7 @@ def environment(args: argparse.Namespace) -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "sizes": args.sizes, "dim": args.dim, "classes": args.classes, "seed": args.seed,
-        "checks": CHECKS, "cpu_count": os.cpu_count(), "nproc": len(os.sched_getaffinity(0)),
+        "checks": args.checks, "cpu_count": os.cpu_count(), "nproc": len(os.sched_getaffinity(0)),
         "machine": platform.machine(), "versions": versions,
         "import_baseline": import_baseline(args.data_dir),
     }
@@ -513,7 +519,7 @@ def print_report(env: dict, results: list[dict], with_datalab: bool) -> None:
     print(f"{env['dim']}-d float32 embeddings, {env['classes']} classes, seed {env['seed']}; nproc={env['nproc']}; "
           f"Python {v['python']}, datacheck {v['datacheck']}, numpy {v['numpy']}, torch {v['torch']}, "
           f"faiss {v['faiss']}, cleanlab {v['cleanlab']}" + (f", datasets {v['datasets']}" if with_datalab else ""))
-    print(f"datacheck audit --checks {CHECKS}; each run a fresh subprocess, wall and peak RSS of that process "
+    print(f"datacheck audit --checks {env['checks']}; each run a fresh subprocess, wall and peak RSS of that process "
           f"(imports included: {env['import_baseline']['wall_s']:.1f} s, {env['import_baseline']['peak_rss_mb']:.0f} MB "
           "for the imports alone)\n")
 
@@ -632,7 +638,7 @@ def benchmark_size(n: int, args: argparse.Namespace) -> dict:
     runs = args.data_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     print(f"N={n:,}: datacheck audit ...", file=sys.stderr, flush=True)
-    dc = run_datacheck(data, runs / f"datacheck-{data.name}")
+    dc = run_datacheck(data, runs / f"datacheck-{data.name}", args.checks)
     if "flags" in dc:
         dc["scores"] = score(dc.pop("flags"), truth, DATACHECK_CHECK)
     result = {"n": n, "data": str(data), "meta": meta, "datacheck": dc}
