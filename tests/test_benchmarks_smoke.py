@@ -99,3 +99,20 @@ def test_coreset_scale_in_parts_against_undivided(tmp_path):
     (row,) = json.loads(out.read_text())["rows"]
     assert row["n"] == 9000 and row["budget"] == 4500 and row["method"] == "stochastic greedy in 2 regions"
     assert 0.95 <= row["coverage_ratio"] <= 1.05 and row["parts_s"] > 0 and row["undivided_s"] > 0
+
+
+def test_roman_review_file_is_well_formed():
+    """benchmarks/roman_reviewed.csv, read by detection.py as a second truth: one row per image,
+    known verdicts, a read class for each mislabelled numeral, paths in roman's own layout."""
+    import pandas as pd
+
+    review = pd.read_csv(SCRIPT.parent / "roman_reviewed.csv", dtype=str, keep_default_na=False)
+    assert list(review.columns) == ["sample_id", "verdict", "note"]
+    assert review["sample_id"].is_unique
+    assert set(review["verdict"]) == {"numeral", "off_class", "noisy", "mislabeled"}
+    assert review["sample_id"].str.fullmatch(r"(train|val)/(i|ii|iii|iv|v|vi|vii|viii|ix|x)/[0-9a-f-]+\.png").all()
+    mislabeled = review[review["verdict"] == "mislabeled"]
+    read = mislabeled["note"].str.extract(r"^reads as (\w+)$")[0]
+    assert (mislabeled["note"].str.startswith("reads as ") | (mislabeled["note"] == "another numeral, unclear which")).all()
+    assert (read.dropna() != mislabeled.loc[read.notna(), "sample_id"].str.split("/").str[1]).all()  # another class
+    assert len(review) == 492 and (review["verdict"] != "numeral").sum() == 176
