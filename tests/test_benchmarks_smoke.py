@@ -36,13 +36,9 @@ def test_near_dup_variants_smallest_folder(tmp_path):
     assert "all copies" in done.stdout
 
 
-def test_detection_sheets_of_uninjected_flags(tmp_path):
-    """benchmarks/detection.py --save-examples: the check's flags that were not injected, most
-    suspect first, and as many unflagged ones ranked next; injected images on neither sheet."""
+def detection_module():
+    """benchmarks/detection.py imported as a module (it imports _common from its own folder)."""
     import importlib.util
-
-    import numpy as np
-    from PIL import Image
 
     spec = importlib.util.spec_from_file_location("detection", SCRIPT.parent / "detection.py")
     detection = importlib.util.module_from_spec(spec)
@@ -51,6 +47,16 @@ def test_detection_sheets_of_uninjected_flags(tmp_path):
         spec.loader.exec_module(detection)
     finally:
         sys.path.remove(str(SCRIPT.parent))
+    return detection
+
+
+def test_detection_sheets_of_uninjected_flags(tmp_path):
+    """benchmarks/detection.py --save-examples: the check's flags that were not injected, most
+    suspect first, and as many unflagged ones ranked next; injected images on neither sheet."""
+    import numpy as np
+    from PIL import Image
+
+    detection = detection_module()
     root = tmp_path / "roman"
     ids = np.array([f"train/i/{k}.png" for k in range(8)])
     (root / "train" / "i").mkdir(parents=True)
@@ -116,3 +122,24 @@ def test_roman_review_file_is_well_formed():
     assert (mislabeled["note"].str.startswith("reads as ") | (mislabeled["note"] == "another numeral, unclear which")).all()
     assert (read.dropna() != mislabeled.loc[read.notna(), "sample_id"].str.split("/").str[1]).all()  # another class
     assert len(review) == 492 and (review["verdict"] != "numeral").sum() == 176
+
+
+def test_detection_digits_folder(tmp_path):
+    """benchmarks/detection.py's digits part builds scikit-learn's digits as a labelled folder:
+    every image once, the planted flips at their rates, each flip to another class."""
+    import argparse
+
+    from PIL import Image
+
+    detection = detection_module()
+    args = argparse.Namespace(seed=3, flip_rate=0.04, lookalike_rate=0.04)
+    root, truth = detection.build_digits(args, tmp_path)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    assert files == sorted(truth["sample_id"]) and len(files) == 1797
+    assert truth["kind"].value_counts().to_dict() == {"random": 72, "lookalike": 72}
+    flipped = truth[truth["kind"].notna()]
+    assert (flipped["given_label"] != flipped["true_label"]).all()
+    assert (truth.loc[truth["kind"].isna(), "given_label"] == truth.loc[truth["kind"].isna(), "true_label"]).all()
+    assert 0.15 < truth["sample_id"].str.startswith("val/").mean() < 0.25
+    with Image.open(root / files[0]) as image:
+        assert image.size == (8, 8) and image.mode == "L"
