@@ -315,6 +315,9 @@ def audit(
         manifest = array_inputs.manifest
     sources = Sources.of(manifest)  # no output may land in the audited dataset
     check_outputs(sources, folders={"--out": out})
+    timings["load_manifest"] = round(time.perf_counter() - t0, 3)
+    memory = {"load_manifest": peak_rss_mb()}
+    t0 = time.perf_counter()  # checking the inputs: the model (importing torch when a check trains), output paths
     trains = images and bool(needs & _MODEL_FEATURES)
     # A bad --model or --weights fails now, before a run folder exists, not after decoding;
     # also when no check trains (a model named for nothing is a mistake, not a default to
@@ -346,8 +349,8 @@ def audit(
     with folder_lock(out):
         if run is not None:
             run.clear_outputs()  # a reused run folder must not keep the last audit's model outputs or report
-        timings["load_manifest"] = round(time.perf_counter() - t0, 3)
-        memory = {"load_manifest": peak_rss_mb()}
+        timings["check_inputs"] = round(time.perf_counter() - t0, 3)
+        memory["check_inputs"] = peak_rss_mb()
         run_info = _run_info(manifest, cfg, device_spec, command)
         if not images and all(is_path(p) for p in (source, pred_probs, labels, embeddings, class_names)
                               if p is not None):
