@@ -64,7 +64,10 @@ class FeatureStore:
     Parameters
     ----------
     timings : dict, optional
-        Seconds spent computing each feature are recorded here under the feature's name.
+        Seconds spent computing each feature are recorded here under the feature's name: its
+        own, without those of the features it read and computed on the way (the kNN graph's
+        do not include training the model whose embeddings it reads), so that the stages'
+        seconds add up to no more than the audit's.
     memory : dict, optional
         The process's peak resident memory (MB, :func:`peak_rss_mb`) once each feature is
         computed, under the feature's name: which stage raised the peak.
@@ -75,6 +78,10 @@ class FeatureStore:
         self._values: dict = {}
         self.timings = timings if timings is not None else {}
         self.memory = memory if memory is not None else {}
+        self._nested: list[float] = []  # per feature being computed, the seconds of those it computed
+        #: Seconds spent computing features not read by another feature: a detector's own time is
+        #: its wall time less what this grew by while it ran (an optional input it read).
+        self.seconds_computing = 0.0
 
     @classmethod
     def from_values(cls, **values) -> "FeatureStore":
@@ -88,7 +95,25 @@ class FeatureStore:
         """Offer feature ``name``, computed by ``compute()`` on first use."""
         if name not in FEATURES:
             raise AssertionError(f"unknown feature {name!r}; add it to datacheck.features.FEATURES")
-        self._providers[name] = compute if not timed else _timed(compute, self.timings, self.memory, name)
+        self._providers[name] = compute if not timed else self._timed(compute, name)
+
+    def _timed(self, compute: Callable, name: str) -> Callable:
+        def run():
+            self._nested.append(0.0)
+            t0 = time.perf_counter()
+            try:
+                value = compute()
+            finally:
+                elapsed, nested = time.perf_counter() - t0, self._nested.pop()
+                if self._nested:
+                    self._nested[-1] += elapsed
+                else:
+                    self.seconds_computing += elapsed
+            self.timings[name] = round(elapsed - nested, 3)
+            self.memory[name] = peak_rss_mb()
+            return value
+
+        return run
 
     def available(self) -> list[str]:
         """Names of the features this audit can offer, sorted."""
@@ -129,17 +154,6 @@ class FeatureView:
         if name not in self._allowed:
             self.get(name)  # raises: asking about an undeclared input is the same bug
         return name in self._store.available()
-
-
-def _timed(compute: Callable, timings: dict, memory: dict, name: str) -> Callable:
-    def run():
-        t0 = time.perf_counter()
-        value = compute()
-        timings[name] = round(time.perf_counter() - t0, 3)
-        memory[name] = peak_rss_mb()
-        return value
-
-    return run
 
 
 def peak_rss_mb() -> float | None:
