@@ -300,3 +300,22 @@ def test_a_frozen_backbone_standardises_one_row_without_nan_or_a_warning():
         warnings.simplefilter("error")
         raw, standardised = frozen_features(network, pixels, TrainConfig(image_size=32, model="resnet18"), "cpu")
     assert raw.shape == (1, 512) and torch.isfinite(standardised).all() and float(standardised.abs().max()) == 0.0
+
+
+def test_inference_batches_are_bounded_in_pixels(monkeypatch):
+    """A pretrained backbone's 224 px inputs were predicted 512 at a time (the batch of 64 px
+    ones): EfficientNet-Lite0 took 7.3 GB on 1,797 images. A batch now holds at most
+    PREDICT_PIXELS pixels, with the same outputs."""
+    from datacheck.engine import train
+
+    assert train.PREDICT_PIXELS // (224 * 224) == 41 and train.PREDICT_PIXELS // (64 * 64) == 512
+    network = create_model("convnet-small", 3)
+    pixels = np.random.default_rng(0).integers(0, 256, (10, 3, 48, 48), dtype=np.uint8)
+    whole = train.predict(network, pixels, "cpu", batch_size=512)
+    seen = []
+    forward = network.forward
+    monkeypatch.setattr(network, "forward", lambda x: seen.append(len(x)) or forward(x))
+    monkeypatch.setattr(train, "PREDICT_PIXELS", 3 * 48 * 48 + 5)
+    bounded = train.predict(network, pixels, "cpu", batch_size=512, tta=False)
+    assert seen == [3, 3, 3, 1]
+    np.testing.assert_allclose(bounded[1], whole[1], rtol=1e-5, atol=1e-6)
