@@ -251,3 +251,21 @@ def test_a_large_transparent_image_is_reduced_in_strips_for_the_model():
     assert np.abs(stripped - one_piece).mean() < 1.5
     box = np.asarray(image_stats.displayed(image).resize((32, 32), Image.Resampling.BOX)).transpose(2, 0, 1).astype(int)
     assert np.abs(stripped - box).mean() <= np.abs(one_piece - box).mean() + 0.5
+
+
+def test_report_thumbnails_of_tiny_images_are_blown_up_with_sharp_pixels(tiny_dataset, tmp_path):
+    # scikit-learn's 8 x 8 digits showed in the report as 8 x 8 dots in a 96 px tile.
+    import numpy as np
+    from PIL import Image
+
+    checker = np.kron([[0, 255] * 4, [255, 0] * 4] * 4, np.ones((1, 1))).astype(np.uint8)  # 8 x 8 checkerboard
+    Image.fromarray(checker).save(tiny_dataset / "train" / "cat" / "digit.png")
+    Image.fromarray(np.zeros((30, 50), np.uint8)).save(tiny_dataset / "train" / "cat" / "strip.png")
+    run = tmp_path / "run"
+    assert invoke("audit", tiny_dataset, "--out", run, *QUICK, "--fail-on", "").exit_code == 0
+    assert invoke("report", run, "-q").exit_code == 0
+    thumbs = report_thumbnails((run / "report.html").read_text())
+    digit = np.asarray(thumbs["train/cat/digit.png"].convert("L"), dtype=float)
+    assert digit.shape == (80, 80)  # 10 times, the most that fits the 80 px thumbnail
+    assert abs(digit[2:8, 2:8].mean() - 0) < 40 and abs(digit[2:8, 12:18].mean() - 255) < 40  # squares, not a blur
+    assert thumbs["train/cat/strip.png"].size == (50, 30)  # under twice smaller: as it is

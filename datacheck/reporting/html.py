@@ -327,6 +327,8 @@ class _Thumbnails:
         return self.keys.get(sample_id, "")
 
     def _encode(self, path) -> str | None:
+        from PIL.Image import NEAREST
+
         from ..engine.image_stats import DECODE_ERRORS, eight_bit, on_white, open_image, upright
 
         if path is None or (isinstance(path, float) and math.isnan(path)):
@@ -341,6 +343,9 @@ class _Thumbnails:
                 # the statistics see them: Pillow's conversion clips them (a 16-bit scan turns white).
                 image = eight_bit(upright(image))
                 image.thumbnail((self.size, self.size))
+                factor = self.size // max(image.size)
+                if factor >= 2:  # an 8 x 8 scan showed as a dot: blown up a whole number of times, pixels kept sharp
+                    image = image.resize((image.width * factor, image.height * factor), NEAREST)
                 image = on_white(image).convert("RGB")
                 buffer = io.BytesIO()
                 image.save(buffer, "JPEG", quality=75, optimize=True)
