@@ -354,6 +354,17 @@ class _Thumbnails:
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _model_fact(run: AuditRun) -> str:
+    """The model the audit trained, or why none: an arrays audit, or no check that needed one."""
+    from ..files.model_outputs import OUTPUTS_ARTIFACT
+
+    if run.info.manifest_format == "arrays":
+        return "(none: audited from arrays)"
+    if not (run.artifacts / OUTPUTS_ARTIFACT).exists():
+        return "(none: no check needed one)"
+    return run.info.audit_setting("model", "")
+
+
 def _table_html(header: list[str], rows: list[list[str]], numeric=None, cls: str = "") -> str:
     """A small table of already-escaped HTML cells; ``numeric`` columns (default: all but the first) right-aligned."""
     numeric = set(range(1, len(header))) if numeric is None else set(numeric)
@@ -362,7 +373,7 @@ def _table_html(header: list[str], rows: list[list[str]], numeric=None, cls: str
     for row in rows:
         cells = []
         for i, value in enumerate(row):
-            classes = " ".join(c for c, on in (("num", i in numeric), ("zero", value == "0")) if on)
+            classes = " ".join(c for c, on in (("num", i in numeric), ("zero", i in numeric and value == "0")) if on)
             cells.append(f'<td class="{classes}">{value}</td>' if classes else f"<td>{value}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""  # a key/value table has no header
@@ -434,7 +445,7 @@ def _overview(run: AuditRun, notes: list[str]) -> str:
         ("images under", "(none: audited from arrays)" if info.manifest_format == "arrays" else info.dataset_root or ""),
         ("manifest format", info.manifest_format), ("run", str(run.path)),
         ("command", " ".join(map(str, info.command))), ("seed", info.seed),
-        ("model", info.audit_setting("model", "")), ("device", info.device),
+        ("model", _model_fact(run)), ("device", info.device),
         ("missing files", len(summary.get("missing_files", []))),
         ("skipped files", sum(summary.get("skipped_files", {}).values())),
         ("versions", ", ".join(f"{k} {v}" for k, v in info.versions.items())),
