@@ -314,6 +314,8 @@ def relabel(
     if materialize_to is not None:
         check_target(materialize_to)
     manifest = run.manifest(dataset)
+    if materialize_to is not None and manifest.format == "arrays":  # refused before any file is written
+        raise UsageError("--materialize needs image files; this run was audited from --pred-probs arrays")
     suffix = {"parquet": ".parquet", "jsonl": ".jsonl"}.get(manifest.format, ".csv")
     own = [f"manifest{suffix}", "changes.parquet", RELABEL_MARKER] if out_dir is not None else []
     check_outputs(
@@ -387,8 +389,6 @@ def relabel(
             result.written["changes"] = str(write_parquet(out_dir / "changes.parquet", changes_table(changes)))
             result.written["relabel"] = str(out_dir / RELABEL_MARKER)
         if materialize_to is not None:
-            if manifest.format == "arrays":
-                raise UsageError("--materialize needs image files; this run was audited from --pred-probs arrays")
             materialize(new_frame, manifest.root, materialize_to)
             result.written["materialized"] = str(materialize_to)
     return result
