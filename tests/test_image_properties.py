@@ -327,3 +327,51 @@ def test_a_detector_reused_after_its_reference_was_audited_again_reads_the_new_c
     learned = json.loads((reference / "summary.json").read_text())["checks"]["dark"]["threshold"]["center"]
     again = datacheck.audit(tiny_dataset, out=tmp_path / "b", checks=[detector], workers=0, cache_dir="off")
     assert again.summary["checks"]["dark"]["threshold"]["center"] == learned
+
+
+def _digit(rng: np.random.Generator, side: int) -> Image.Image:
+    """An 8 x 8 dark stroke on white, blown up to ``side`` (nearest pixels): no isolated pixel."""
+    pixels = np.full((8, 8), 255, np.uint8)
+    column = int(rng.integers(2, 6))
+    pixels[1:7, column:column + 2] = 0
+    return Image.fromarray(pixels).resize((side, side), Image.NEAREST)
+
+
+def test_a_size_held_by_a_large_share_of_the_images_is_not_odd(tmp_path):
+    """Two sources, 8 x 8 and 32 x 32 scans half and half: the median lay in one half, the spread
+    was 0, and the other half was flagged odd_size (898 of 1,797 digits). A size held by at least
+    MODE_SHARE of the images is the data's own; a rare size is still odd."""
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        folder = tmp_path / "data" / "train" / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        _digit(rng, 8 if i < 31 else 32).save(folder / f"{i}.png")
+    _digit(rng, 256).save(tmp_path / "data" / "train" / "a" / "big.png")
+    result = datacheck.audit(tmp_path / "data", checks=["image_properties"], workers=0)
+    odd = result.findings[(result.findings["check"] == "odd_size") & result.findings["is_issue"]]
+    assert odd["sample_id"].tolist() == ["train/a/big.png"]
+    assert result.summary["checks"]["odd_size"]["threshold"]["unless_shared_by"] == 0.05
+    spared = result.findings[(result.findings["check"] == "odd_size") & ~result.findings["is_issue"]]
+    assert (spared["score"] >= 0.5).all()
+
+
+def test_one_isolated_pixel_in_a_tiny_image_is_not_noise(tmp_path):
+    """In an 8 x 8 scan one isolated pixel is 2.8 % of the 36 inner pixels, past the 0.5 % cut
+    that most images' zero sets: a JPEG folder of digits had 39 % flagged noisy. An image needs
+    MIN_ISOLATED isolated pixels; a salt-and-pepper scan of the same size still has them."""
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "data" / "train" / "a"
+    folder.mkdir(parents=True)
+    for i in range(40):
+        pixels = np.asarray(_digit(rng, 8)).copy()
+        if i < 15:
+            pixels[1, 1] = 0  # one speck
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    speckled = np.full((8, 8), 255, np.uint8)
+    speckled[1:7, 3:5] = 0
+    speckled[[1, 1, 6, 6], [1, 6, 1, 6]] = 0  # four specks in the corners of the inner area, 4 of 36
+    Image.fromarray(speckled).save(folder / "specks.png")
+    result = datacheck.audit(tmp_path / "data", checks=["image_properties"], workers=0)
+    noisy = result.findings[(result.findings["check"] == "noisy") & result.findings["is_issue"]]
+    assert noisy["sample_id"].tolist() == ["train/a/specks.png"]
+    assert result.summary["checks"]["noisy"]["threshold"]["min_isolated_pixels"] == 3
