@@ -413,6 +413,27 @@ def test_drop_queues_an_outlier_of_a_rare_sub_cluster_for_review():
     assert changes.loc["b", "reason"] == "outliers"
 
 
+def test_drop_never_leaves_a_class_without_training_rows_for_being_unusual():
+    """A class of 3 scans is too small for its own median: its members were measured against
+    the whole data, all three flagged outliers, and --drop removed the class from the training
+    set. Those drops are queued for review; corrupt files and surplus copies are still dropped,
+    and a class that keeps a training row loses its outliers as before."""
+    from datacheck.actions.relabel import plan_changes
+
+    ids = ["r1", "r2", "r3", "rv", "c1", "c2", "k1", "k2", "k3"]
+    frame = pd.DataFrame({"sample_id": ids, "path": ids,
+                          "label": ["rare"] * 4 + ["junk"] * 2 + ["cat"] * 3,
+                          "split": ["train", "train", "train", "val", "train", "train", "train", "train", "train"]})
+    flags = [("r1", "outliers"), ("r2", "outliers"), ("r3", "outliers"), ("r3", "off_class"),
+             ("c1", "corrupt"), ("c2", "outliers"), ("k1", "outliers")]
+    findings = pd.DataFrame([{"sample_id": s, "check": c, "is_issue": True, "suggested_label": None,
+                              "suggested_confidence": None} for s, c in flags])
+    changes = plan_changes(frame, findings, drop=True).set_index("sample_id")
+    assert changes["action"].to_dict() == {"r1": "review", "r2": "review", "r3": "review",
+                                           "c1": "drop", "c2": "review", "k1": "drop"}
+    assert changes.loc["r1", "reason"] == "outliers (dropping them would leave the class without training rows)"
+
+
 def test_pred_probs_run_relabels_from_its_recorded_inputs(tmp_path):
     import numpy as np
 

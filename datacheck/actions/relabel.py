@@ -141,8 +141,34 @@ def plan_changes(
             why = ", ".join(sorted(label_votes | (flags & review_checks))) or f"suggested with p={confidence:.2f}"
             rows.append((sample_id, "review", label, new_label if disagrees else None, why, flags, confidence))
     changes = pd.DataFrame(rows, columns=CHANGES_COLUMNS)
+    changes = _keep_every_class(changes, frame, drop_checks, review_checks)
     changes["checks"] = [",".join(sorted(f)) for f in changes["checks"]]
     return _typed(changes)
+
+
+def _keep_every_class(changes: pd.DataFrame, frame: pd.DataFrame, drop_checks: set, review_checks: set) -> pd.DataFrame:
+    """Queue for review instead of dropping the samples of a class that ``--drop`` would leave
+    without a training row, where they are dropped only for lying far from the data (the
+    ``off_distribution`` checks). A class of 3 scans was measured against the whole data (too
+    few for its own median) and dropped whole: its label vanished from the training set on
+    the strength of "unusual", which a rare class is by being rare. A class whose files are
+    corrupt or duplicates is dropped as before."""
+    training = frame["split"].eq("train") if "split" in frame and frame["split"].eq("train").any() else None
+    rows = frame if training is None else frame[training.fillna(False).to_numpy(bool)]
+    dropped = set(changes.loc[changes["action"] == "drop", "sample_id"])
+    if not dropped:
+        return changes
+    emptied = {label for label, ids in rows.groupby("label", dropna=True)["sample_id"] if set(ids) <= dropped}
+    if not emptied:
+        return changes
+    by_id = frame.set_index("sample_id")["label"]
+    far_only = np.array([(flags & drop_checks) <= review_checks for flags in changes["checks"]], bool)  # not corrupt, no copy
+    spare = (changes["action"] == "drop") & changes["sample_id"].map(by_id).isin(emptied) & far_only
+    changes = changes.copy()
+    changes.loc[spare, "action"] = "review"
+    changes.loc[spare, "reason"] = changes.loc[spare, "reason"].str.replace(
+        "flagged: ", "", n=1) + " (dropping them would leave the class without training rows)"
+    return changes
 
 
 #: The start of relabel's note on a run whose label checks did not judge (fix says so itself).
