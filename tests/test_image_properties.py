@@ -369,7 +369,7 @@ def test_one_isolated_pixel_in_a_tiny_image_is_not_noise(tmp_path):
         Image.fromarray(pixels).save(folder / f"{i}.png")
     speckled = np.full((8, 8), 255, np.uint8)
     speckled[1:7, 3:5] = 0
-    speckled[[1, 1, 6, 6], [1, 6, 1, 6]] = 0  # four specks in the corners of the inner area, 4 of 36
+    speckled[[1, 1, 6], [1, 6, 1]] = 0  # three specks in corners of the inner area: exactly MIN_ISOLATED
     Image.fromarray(speckled).save(folder / "specks.png")
     result = datacheck.audit(tmp_path / "data", checks=["image_properties"], workers=0)
     noisy = result.findings[(result.findings["check"] == "noisy") & result.findings["is_issue"]]

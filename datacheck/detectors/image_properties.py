@@ -160,7 +160,8 @@ class ImageProperties(Detector):
                 flagged &= ~common
                 self.thresholds_[check]["unless_shared_by"] = MODE_SHARE
             if check == "noisy":
-                flagged &= s["speckle"].to_numpy(float) * _inner_pixels(width, height) >= MIN_ISOLATED
+                isolated = s["speckle"].to_numpy(float) * _inner_pixels(width, height)  # a count, up to rounding
+                flagged &= isolated >= MIN_ISOLATED - 0.5
                 self.thresholds_[check]["min_isolated_pixels"] = MIN_ISOLATED
             if not scored.any():  # every readable image flat (one colour): exposure and sharpness mean nothing
                 self.thresholds_[check] = {"rule": f"off: no readable image has content for {stat} (each is one colour)",
