@@ -153,8 +153,8 @@ def _keep_every_class(changes: pd.DataFrame, frame: pd.DataFrame, drop_checks: s
     few for its own median) and dropped whole: its label vanished from the training set on
     the strength of "unusual", which a rare class is by being rare. A class whose files are
     corrupt or duplicates is dropped as before."""
-    training = frame["split"].eq("train") if "split" in frame and frame["split"].eq("train").any() else None
-    rows = frame if training is None else frame[training.fillna(False).to_numpy(bool)]
+    in_training = frame["split"].eq("train").fillna(False).to_numpy(bool) if "split" in frame else None
+    rows = frame[in_training] if in_training is not None and in_training.any() else frame  # no train split: all rows
     dropped = set(changes.loc[changes["action"] == "drop", "sample_id"])
     if not dropped:
         return changes
