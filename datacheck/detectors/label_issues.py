@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import UsageError
 from ..features.model import agreement_beyond_chance, at_chance_reason, pair_counts, scored_rows
 from ..validation import Boolean, Options
 from .base import AuditContext, Detector, partial_findings
@@ -91,6 +92,8 @@ class LabelIssues(Detector):
             bar, cleanlab.filter.tqdm_exists = getattr(cleanlab.filter, "tqdm_exists", False), False
             try:
                 is_issue = find_label_issues(labels, probs, filter_by=self.filter_by, n_jobs=n_jobs)
+            except MemoryError as exc:
+                raise UsageError(_matrices_too_large(probs.shape[1], exc)) from exc
             finally:
                 cleanlab.filter.tqdm_exists = bar
                 _release_cleanlab_globals()
@@ -142,6 +145,16 @@ def classes_moved(labels: np.ndarray, suggested: np.ndarray, is_issue: np.ndarra
             moved.append({"class": name[0], "to": name[1], "flagged": int(pairs[k, to]),
                           "samples": int(counts[k])})
     return sorted(moved, key=lambda m: -m["flagged"] / m["samples"])[:10]
+
+
+def _matrices_too_large(classes: int, exc: MemoryError) -> str:
+    """The error for a MemoryError in ``find_label_issues``: cleanlab holds several (C, C) int64
+    and float64 matrices at once (the confident joint, its calibration, the prune counts;
+    3.4 GB in all for 20,000 rows of 10,000 classes, whose probabilities are 0.8 GB), so at
+    many classes fewer rows do not help, and the other checks run without this one."""
+    return (f"not enough memory for label_issues: cleanlab's confident learning holds several {classes:,} x "
+            f"{classes:,} class matrices at once ({classes * classes * 8 / 2**30:.1f} GiB each; {exc}); leave the "
+            f"check out (--checks), merge rare classes, or use a machine with more memory")
 
 
 def _release_cleanlab_globals() -> None:

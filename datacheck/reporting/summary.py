@@ -31,7 +31,7 @@ def _format_threshold(threshold: dict) -> str:
         return f"similarity >= {threshold['min_similarity']:g}"
     if "median_class_size" in threshold:
         missing = threshold.get("not_in_train")
-        missing = f"; none in train: {', '.join(map(str, missing))}" if isinstance(missing, list) and missing else ""
+        missing = f"; none in train: {_first_names(missing)}" if isinstance(missing, list) and missing else ""
         return f"class size < {threshold['below']:g} ({threshold['scope']}){missing}"
     stat = threshold.get("statistic", "")
     cuts = []
@@ -43,6 +43,18 @@ def _format_threshold(threshold: dict) -> str:
         cuts.append(f"> {threshold['z_cut']:.4g}")
     text = f"{stat} {' or '.join(cuts)}"
     return text + (f" or {threshold['or']}" if "or" in threshold else "")
+
+
+#: Class names a threshold's text lists at most; ``summary.json`` keeps them all.
+MAX_NAMES_SHOWN = 10
+
+
+def _first_names(names: list) -> str:
+    """The first :data:`MAX_NAMES_SHOWN` of ``names``, and how many more: a long-tailed dataset of
+    10,000 classes had 613 classes without a train sample: 620 lines of the summary table."""
+    shown = ", ".join(map(str, names[:MAX_NAMES_SHOWN]))
+    more = len(names) - MAX_NAMES_SHOWN
+    return f"{shown} and {more:,} more (summary.json: not_in_train)" if more > 0 else shown
 
 
 def print_summary(summary: dict, run_dir: Path, console: Console) -> None:

@@ -1,0 +1,86 @@
+"""Array audits of many classes, as ImageNet-like data has them: 1,000 classes, or 10,000 with a
+few samples each (a long tail) and classes named but without rows. Each test pins a defect found
+by auditing such data (probed at 100,000 x 1,000 and 20,000 x 10,000; here at sizes that run in
+seconds but take the same code paths)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from datacheck.reporting.summary import MAX_NAMES_SHOWN, format_threshold
+
+from .conftest import assert_one_line_error, invoke
+
+
+def _long_tail(tmp_path, *, classes: int = 2_000, seed: int = 0):
+    """A manifest of string labels over ``classes`` named classes: 5 classes of 60 rows, then
+    classes of 1-3 rows, the last third of the names without a row; 70 % of rows in train.
+    Probabilities put 0.9 on each row's class. Returns (manifest, pred_probs, names) paths."""
+    rng = np.random.default_rng(seed)
+    sizes = np.concatenate([np.full(5, 60), rng.integers(1, 4, size=2 * classes // 3 - 5),
+                            np.zeros(classes - 2 * classes // 3, int)])
+    ids = rng.permutation(np.repeat(np.arange(classes), sizes))
+    probs = np.full((len(ids), classes), 0.1 / (classes - 1), np.float32)
+    probs[np.arange(len(ids)), ids] = 0.9
+    names = [f"n{i:05d}" for i in range(classes)]
+    split = np.where(rng.random(len(ids)) < 0.7, "train", "val")
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"sample_id": [f"s{i}" for i in range(len(ids))], "label": [names[i] for i in ids],
+                  "split": split}).to_csv(manifest, index=False)
+    np.save(tmp_path / "P.npy", probs)
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
+    return manifest, tmp_path / "P.npy", tmp_path / "names.txt"
+
+
+def test_the_summary_names_ten_classes_without_train_rows_and_counts_the_rest():
+    # A long tail of 10,000 classes had 613 classes with val rows and none in train: the summary
+    # table's threshold cell listed every name, 620 lines of stderr for one check.
+    names = [f"n{i:05d}" for i in range(613)]
+    threshold = {"scope": "train", "median_class_size": 2.0, "below": 1.0, "classes": 6561, "not_in_train": names}
+    assert format_threshold(threshold) == ("class size < 1 (train); none in train: " + ", ".join(names[:10])
+                                           + " and 603 more (summary.json: not_in_train)")
+    threshold["not_in_train"] = names[:MAX_NAMES_SHOWN]  # exactly the number shown: no "more"
+    assert format_threshold(threshold) == "class size < 1 (train); none in train: " + ", ".join(names[:10])
+
+
+def test_a_long_tailed_audit_prints_a_short_summary_and_keeps_every_name_in_summary_json(tmp_path):
+    manifest, probs, names = _long_tail(tmp_path)
+    result = invoke("audit", manifest, "--pred-probs", probs, "--class-names", names, "--out", tmp_path / "run",
+                    "--checks", "class_imbalance,label_issues", "--cache-dir", "off")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    missing = summary["checks"]["class_imbalance"]["threshold"]["not_in_train"]
+    assert len(missing) > 100  # 1-3 rows, 30 % in val: a class of one val row has none in train
+    assert format_threshold(summary["checks"]["class_imbalance"]["threshold"]).endswith(
+        f", {missing[MAX_NAMES_SHOWN - 1]} and {len(missing) - MAX_NAMES_SHOWN:,} more (summary.json: not_in_train)")
+    assert "not_in_train" in result.stderr
+    assert sum(name in result.stderr for name in missing) == MAX_NAMES_SHOWN
+    assert len(result.stderr.splitlines()) < 40, result.stderr
+    # Every row's class has 0.9 of its row: no label is disputed.
+    assert summary["checks"]["label_issues"]["flagged"] == 0
+    assert summary["checks"]["label_issues"]["scored"] == summary["samples"]
+
+
+def test_cleanlab_out_of_memory_at_many_classes_names_the_class_matrices_not_the_dataset(tmp_path, monkeypatch):
+    # 3,000 rows of 20,000 classes: cleanlab's (C, C) int64 confusion matrix (3 GiB) ran out of
+    # memory, and the error said "use a smaller dataset, image size or batch size", none of
+    # which helps: its matrices grow with the classes squared, whatever the rows.
+    import cleanlab.filter
+
+    manifest, probs, names = _long_tail(tmp_path, classes=300)
+    seen = []
+
+    def out_of_memory(labels, pred_probs, **kwargs):
+        seen.append(pred_probs.shape)
+        raise MemoryError("Unable to allocate 2.98 GiB for an array with shape (20000, 20000) and data type int64")
+
+    monkeypatch.setattr(cleanlab.filter, "find_label_issues", out_of_memory)
+    result = invoke("audit", manifest, "--pred-probs", probs, "--class-names", names, "--out", tmp_path / "run",
+                    "--checks", "label_issues", "--cache-dir", "off")
+    line = assert_one_line_error(result, 2, "not enough memory for label_issues", "300 x 300 class matrices",
+                                 "(0.0 GiB each; Unable to allocate 2.98 GiB", "leave the check out (--checks)")
+    assert "smaller dataset" not in line
+    assert seen and seen[0][1] == 300
