@@ -84,3 +84,36 @@ def test_cleanlab_out_of_memory_at_many_classes_names_the_class_matrices_not_the
                                  "(0.0 GiB each; Unable to allocate 2.98 GiB", "leave the check out (--checks)")
     assert "smaller dataset" not in line
     assert seen and seen[0][1] == 300
+
+
+def test_a_parquet_manifest_of_many_classes_is_read_in_batches_of_bytes_not_of_4096_rows(tmp_path):
+    # Its list columns were read 4,096 rows at a time whatever their width: 8,192 rows of 5,000
+    # classes peaked at 1.1 GB for a 164 MB float32 array, 0.41 GB read 419 rows at a time.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datacheck.features.arrays import _batch_rows, load_array_inputs
+
+    rng = np.random.default_rng(0)
+    n, k = 1_000, 4_000
+    labels = rng.integers(0, k, n)
+    labels[:2] = [0, k - 1]  # every column's class present: no --class-names needed
+    probs = np.full((n, k), 0.1 / (k - 1))
+    probs[np.arange(n), labels] = 0.9
+    embeddings = rng.standard_normal((n, 16))
+
+    def lists(values):
+        return pa.ListArray.from_arrays(pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32)),
+                                        pa.array(values.ravel()))
+
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"sample_id": [f"s{i}" for i in range(n)], "label": labels,
+                             "pred_probs": lists(probs), "embeddings": lists(embeddings)}), path, row_group_size=300)
+    metadata = pq.ParquetFile(path).metadata
+    assert _batch_rows(metadata, ["pred_probs", "embeddings"]) == (16 << 20) // (8 * k) == 524  # the widest column
+    assert _batch_rows(metadata, ["embeddings"]) == 4096  # 16 MB of 16 doubles is more: the cap
+    inputs = load_array_inputs(path)  # batches of 524 and 476 rows, across 4 row groups of 300
+    assert inputs.outputs.pred_probs.shape == (n, k) and inputs.outputs.pred_probs.dtype == np.float32
+    np.testing.assert_array_equal(inputs.outputs.pred_probs, probs.astype(np.float32))
+    np.testing.assert_array_equal(inputs.embeddings, embeddings.astype(np.float32))
+    np.testing.assert_array_equal(inputs.labels.ids, labels)
