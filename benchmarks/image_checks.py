@@ -6,8 +6,8 @@ On one image folder (default ``../shared/data/roman`` from the repository root),
    the ceiling for any tool that must read every pixel.
 2. **datacheck**: ``datacheck.audit(...)`` with the image-property and duplicate checks
    (``image_properties``, ``exact_duplicates``, ``near_duplicates``, ``split_leakage``) and
-   ``configs/quick.toml``'s detector settings (duplicate candidates from pixels alone: no
-   model is trained), each repetition into a fresh run directory with ``cache_dir="off"``
+   the detector settings of the ``quick`` config that comes with datacheck
+   (``datacheck/presets/quick.toml``: duplicate candidates from pixels alone, no model is trained), each repetition into a fresh run directory with ``cache_dir="off"``
    so no cached image statistics are reused.
    Its decode stage (``summary["timings_s"]["image_stats"]``) is reported on its own too.
 3. **CleanVision**: ``Imagelab(filepaths=...).find_issues()`` with its default issue types.
@@ -24,7 +24,7 @@ from its start to its exit (wall clock, ``--repeat`` times, default 3, alternati
 goes first; medians are reported):
 
 - **datacheck**: the ``datacheck`` console script, ``datacheck audit DATA --config
-  configs/quick.toml --cache-dir off --out TMP -q --fail-on ''``: a cold quick audit (image
+  quick --cache-dir off --out TMP -q --fail-on ''``: a cold quick audit (image
   properties, exact and near duplicates, split leakage, class imbalance; no model);
 - **CleanVision**: ``python -c`` importing cleanvision, building ``Imagelab(data_path=DATA)``
   and running ``find_issues()`` with its default issue types (duplicates included).
@@ -88,7 +88,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "roman"
 # No model: without it, near_duplicates and split_leakage would ask for embeddings, and so
 # train one by cross-validation (their default embedding_candidates = true).
-QUICK_CONFIG = REPO_ROOT / "configs" / "quick.toml"
+QUICK_CONFIG = REPO_ROOT / "datacheck" / "presets" / "quick.toml"
 CHECKS = ["image_properties", "exact_duplicates", "near_duplicates", "split_leakage"]
 # Issue types both tools report, in the order shown.
 COMPARED_ISSUES = [
@@ -327,7 +327,7 @@ def datacheck_executable() -> str:
 
 def audit_args(data: Path, out: Path, workers: int | None, seed: int) -> list[str]:
     """``datacheck audit`` arguments of the timed run: a cold quick audit, quiet, no gates."""
-    args = ["audit", str(data), "--config", str(QUICK_CONFIG), "--cache-dir", "off",
+    args = ["audit", str(data), "--config", "quick", "--cache-dir", "off",
             "--out", str(out), "-q", "--fail-on", "", "--seed", str(seed)]
     return args + (["--workers", str(workers)] if workers else [])
 

@@ -86,8 +86,9 @@ def audit(
         (``Outliers(k=20)``); default: every default detector whose inputs the data has.
         Anything else (bytes, a number, ``[None]``) is a :class:`UsageError` naming ``checks``.
     config : path-like or dict, optional
-        TOML file of settings (``configs/default.toml`` lists every default), or its tables
-        as a dict: ``{"detectors": {"outliers": {"k": 20}}}``.
+        TOML file of settings (``configs/default.toml`` lists every default), the name of a
+        config that comes with datacheck (``"quick"``: no model, seconds; ``"strict-ci"``), or
+        its tables as a dict: ``{"detectors": {"outliers": {"k": 20}}}``.
     out : path-like, optional
         Write the run directory there (what ``datacheck audit --out`` writes); None keeps the
         audit in memory (``result.save(dir)`` writes it later).

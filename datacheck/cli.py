@@ -222,7 +222,7 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.argument("dataset", type=click.Path(path_type=Path, readable=False), required=False)
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run directory [default: runs/<dataset>-<time>].")
 @click.option("--checks", help="Comma-separated detectors to run; wildcards allowed ('*dup*').")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config (see configs/default.toml).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file (see configs/default.toml), or a config that comes with datacheck: quick, strict-ci.")
 @click.option("--seed", type=int, help="Random seed [default: 0].")
 @click.option("--fail-on", help='Gates, e.g. "near_duplicates>0,split_leakage>0,dark>5%"; exceeded => exit 1.')
 @click.option("--max-missing", type=click.IntRange(min=0), help="Missing files tolerated before exit 3 [default: 0].")
@@ -525,7 +525,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
 @click.option("--budget", type=int, help="Rows of the result, all splits and copies [default: the dataset's rows].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               help="TOML: [fix] and [augment] (see README, fix's --config) and the audit's sections "
-                   "(see configs/default.toml).")
+                   "(see configs/default.toml); or quick, strict-ci.")
 @click.option("--seed", type=int, help="Seed of the audits, the plan and the copies [default: 0].")
 @click.option("--no-relabel", is_flag=True, help="No relabel step: no label changes, repair drops or second audit (balancing still leaves out "
                    "flagged samples unless [fix] drop_flagged = false).")

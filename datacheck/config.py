@@ -2,7 +2,8 @@
 
 The defaults come from the code itself (the audit options below and every detector's
 keyword defaults), so they cannot drift from what runs; ``configs/default.toml`` is
-:func:`render_toml` of them, and a test keeps the file current.
+:func:`render_toml` of them, and a test keeps the file current. Two configs ship inside the
+package (:data:`PRESETS`), so ``--config quick`` works wherever datacheck is installed.
 """
 
 from __future__ import annotations
@@ -69,13 +70,29 @@ def default_config() -> dict:
     return {"audit": audit, "engine": engine, "train": train, "detectors": detectors}
 
 
+#: Configs shipped in the package (``datacheck/presets/<name>.toml``), given by name as
+#: ``--config quick``: a team that installs datacheck from an index has no copy of this
+#: repository's files, and its CI should not have to vendor them (as ruff's and eslint's
+#: shared configs are named, not copied).
+PRESETS = ("quick", "strict-ci")
+
+
+def config_file(path: str | os.PathLike) -> Path:
+    """The TOML file that ``--config path`` means: ``path`` itself, or the preset it names
+    (:data:`PRESETS`) where no file or folder of that name exists (a file the user made wins)."""
+    if isinstance(path, str | Path) and str(path) in PRESETS and not os.path.lexists(path):
+        return Path(__file__).resolve().parent / "presets" / f"{path}.toml"
+    return Path(path)
+
+
 #: A config file larger than this is refused unread: every setting fits in a few KB, and a
 #: file of gigabytes (a wrong path) would otherwise be read whole into memory.
 MAX_CONFIG_BYTES = 16 * 2**20
 
 
 def read_toml(path) -> dict:
-    """The TOML file at ``path`` as a dict; an unreadable or invalid file is a UsageError.
+    """The TOML file at ``path`` (or the preset it names, :func:`config_file`) as a dict; an
+    unreadable or invalid file is a UsageError.
 
     Only a regular file is opened (symlinks followed): reading a named pipe without a writer
     blocks forever, and ``/dev/zero`` never ends. A UTF-8 byte order mark, which Windows
@@ -84,12 +101,17 @@ def read_toml(path) -> dict:
     from .engine.image_stats import require_regular_file
 
     try:
-        require_regular_file(path)
-        with open(path, "rb") as fh:
+        require_regular_file(config_file(path))
+        with open(config_file(path), "rb") as fh:
             data = fh.read(MAX_CONFIG_BYTES + 1)
         if len(data) > MAX_CONFIG_BYTES:
             raise UsageError(f"config {path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a datacheck config")
         return tomllib.loads(data.decode("utf-8-sig"))
+    except FileNotFoundError as exc:
+        # README's examples name the presets as this repository's files (configs/quick.toml
+        # before they moved into the package): say what works after an install.
+        raise UsageError(f"cannot read config {path}: {exc.strerror or exc} (configs that come with datacheck: "
+                         f"{', '.join(PRESETS)}, as --config {PRESETS[0]})") from exc
     except OSError as exc:
         raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError:  # TOML is UTF-8 by definition

@@ -230,7 +230,8 @@ def audit(
         Run directory to write; None keeps the audit in memory (nothing is written but the
         cache of decoded images and model outputs).
     config : path-like, optional
-        TOML file overriding the defaults (see ``configs/default.toml``).
+        TOML file overriding the defaults (see ``configs/default.toml``), or a preset's name
+        (``"quick"``, ``"strict-ci"``: :data:`datacheck.config.PRESETS`).
     progress : callable, optional
         ``progress(stage, done, total)``, called as work advances.
     command : list of str, optional

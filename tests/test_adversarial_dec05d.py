@@ -46,7 +46,7 @@ def test_a_class_folder_a_level_too_high_is_named_in_a_note(tmp_path):
 
     from .conftest import make_image
 
-    quick = ["--config", REPO_ROOT / "configs" / "quick.toml", "--cache-dir", "off", "-q", "--fail-on", ""]
+    quick = ["--config", REPO_ROOT / "datacheck" / "presets" / "quick.toml", "--cache-dir", "off", "-q", "--fail-on", ""]
     for k in range(4):
         make_image(tmp_path / "nested" / "animals" / ("cat", "dog")[k % 2] / f"{k}.png", seed=k)
         make_image(tmp_path / "flat" / ("cat", "dog")[k % 2] / f"{k}.png", seed=k)

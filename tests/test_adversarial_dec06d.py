@@ -24,7 +24,7 @@ from .conftest import make_tiny_dataset
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 
 _DAC = "-dac_override,-dac_read_search"
-QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.toml"
+QUICK = Path(__file__).resolve().parents[1] / "datacheck" / "presets" / "quick.toml"
 
 
 def run_as_user(*args, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

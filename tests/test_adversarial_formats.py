@@ -12,7 +12,7 @@ from datacheck.engine.loader import decode_resize_batch, model_input
 
 from .conftest import REPO_ROOT, invoke, make_image
 
-QUICK = ["--config", REPO_ROOT / "configs" / "quick.toml", "--workers", 0]
+QUICK = ["--config", REPO_ROOT / "datacheck" / "presets" / "quick.toml", "--workers", 0]
 
 
 @pytest.mark.parametrize("hole", [np.nan, np.inf, -np.inf])

@@ -8,7 +8,7 @@ from datacheck.manifest import load_manifest
 
 from .conftest import REPO_ROOT, assert_one_line_error, invoke, tree_digest
 
-QUICK = ["--config", REPO_ROOT / "configs" / "quick.toml", "--workers", 0, "-q", "--fail-on", ""]
+QUICK = ["--config", REPO_ROOT / "datacheck" / "presets" / "quick.toml", "--workers", 0, "-q", "--fail-on", ""]
 
 
 def listed(root) -> list[str]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from datacheck.config import MAX_CONFIG_BYTES, default_config, load_config, render_toml
+from datacheck.config import MAX_CONFIG_BYTES, PRESETS, config_file, default_config, load_config, render_toml
 from datacheck.errors import UsageError
 
-from .conftest import REPO_ROOT, SAMPLE_DATA, invoke
+from .conftest import REPO_ROOT, SAMPLE_DATA, assert_one_line_error, invoke
 
 
 def test_committed_default_config_is_current():
@@ -17,8 +20,50 @@ def test_committed_default_config_is_current():
 
 
 def test_every_example_config_loads():
-    for path in sorted((REPO_ROOT / "configs").glob("*.toml")):
+    paths = sorted((REPO_ROOT / "configs").glob("*.toml")) + sorted((REPO_ROOT / "datacheck" / "presets").glob("*.toml"))
+    assert len(paths) == 1 + len(PRESETS)
+    for path in paths:
         assert load_config(path)["audit"]
+
+
+def test_presets_are_named_and_shipped_in_the_package(tmp_path, monkeypatch):
+    """``--config quick`` works where datacheck is installed from an index (no checkout of this
+    repository, so no configs/ folder): the presets are package data, found by name."""
+    import fnmatch
+
+    from datacheck.config import tomllib
+
+    monkeypatch.chdir(tmp_path)
+    for name in PRESETS:
+        path = config_file(name)
+        assert path.is_file() and path.parent.name == "presets" and path.parent.parent.name == "datacheck"
+    assert load_config("strict-ci")["audit"]["fail_on"].startswith("corrupt>0,split_leakage>0,exact_duplicates>0")
+    assert load_config("quick")["audit"]["checks"] == ["image_properties", "exact_duplicates", "near_duplicates",
+                                                       "split_leakage", "class_imbalance"]
+    # and the wheel carries them (setuptools' package-data patterns, relative to the package)
+    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["datacheck"]
+    assert all(any(fnmatch.fnmatch(f"presets/{name}.toml", pattern) for pattern in patterns) for name in PRESETS)
+
+
+def test_a_file_named_like_a_preset_is_read_instead(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quick").write_text('[audit]\nfail_on = "dark>0"\n')
+    assert config_file("quick") == Path("quick")
+    assert load_config("quick")["audit"]["fail_on"] == "dark>0"
+    # a folder of that name too (it is not the preset the user meant): an unreadable config
+    (tmp_path / "strict-ci").mkdir()
+    with pytest.raises(UsageError, match="cannot read config strict-ci"):
+        load_config("strict-ci")
+
+
+def test_a_missing_config_names_the_presets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("audit", SAMPLE_DATA, "--config", "configs/quick.toml", "--out", tmp_path / "run")
+    assert_one_line_error(result, 2, "cannot read config configs/quick.toml", "configs that come with datacheck: quick, strict-ci")
+    assert not (tmp_path / "run").exists()
+    result = invoke("fix", SAMPLE_DATA, "--config", "quik", "--out", tmp_path / "fixed")
+    assert_one_line_error(result, 2, "cannot read config quik", "as --config quick")
+    assert not (tmp_path / "fixed").exists()
 
 
 def test_default_config_round_trips(tmp_path):
@@ -156,14 +201,13 @@ def test_range_bounds_are_accepted():
     assert config["audit"]["seed"] == 2**32 - 1
 
 
-def test_quick_config_gates_sample_data_without_training(tmp_path):
-    import datacheck
-
-
-    result = datacheck.audit(SAMPLE_DATA, out=tmp_path / "run", config=REPO_ROOT / "configs" / "quick.toml", workers=0)
-    assert "label_issues" not in result.summary["checks"]  # no model was trained
-    assert [g["gate"] for g in result.summary["gates"] if g["failed"]] == ["corrupt>0", "split_leakage>0"]
-    assert int(result.exit_status) == 1
+def test_quick_config_gates_sample_data_without_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file named quick here: the preset
+    result = invoke("audit", SAMPLE_DATA, "--config", "quick", "--out", tmp_path / "run", "--workers", 0, "--json")
+    summary = json.loads(result.stdout)
+    assert "label_issues" not in summary["checks"]  # no model was trained
+    assert [g["gate"] for g in summary["gates"] if g["failed"]] == ["corrupt>0", "split_leakage>0"]
+    assert result.exit_code == 1
 
 
 @pytest.mark.parametrize(

@@ -199,10 +199,10 @@ def test_roman_mode_runs_the_datacheck_chain_and_skips_what_is_missing(downstrea
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--fix-variant", "a=configs/quick.toml"], "--fix-variant goes with --fix-yardstick"),
+    (["--fix-variant", "a=datacheck/presets/quick.toml"], "--fix-variant goes with --fix-yardstick"),
     (["--fix-yardstick", "--fix-variant", "a=/no/such.toml"], "no config file at /no/such.toml"),
-    (["--fix-yardstick", "--fix-variant", "../up=configs/quick.toml"], "names are distinct"),
-    (["--fix-yardstick", "--fix-variant", "a=configs/quick.toml", "--fix-variant", "a=configs/quick.toml"],
+    (["--fix-yardstick", "--fix-variant", "../up=datacheck/presets/quick.toml"], "names are distinct"),
+    (["--fix-yardstick", "--fix-variant", "a=datacheck/presets/quick.toml", "--fix-variant", "a=datacheck/presets/quick.toml"],
      "names are distinct"),
 ])
 def test_fix_variants_are_checked_before_any_work(downstream, args, message, capsys, monkeypatch):

@@ -93,5 +93,5 @@ def test_an_image_only_audit_never_imports_heavy_libraries(checks, tmp_path):
     # near duplicates and leakage without embedding candidates need none either, but faiss
     # (a tenth of a second to import), whose flat index finds their candidates
     code = (f"import datacheck\nr = datacheck.audit({str(SAMPLE_DATA)!r}, workers=0, "
-            f"config={str(REPO_ROOT / 'configs' / 'quick.toml')!r})\nassert r.summary['checks']['split_leakage']['flagged'] > 0")
+            f"config={str(REPO_ROOT / 'datacheck' / 'presets' / 'quick.toml')!r})\nassert r.summary['checks']['split_leakage']['flagged'] > 0")
     assert _modules_after(code) == ["faiss"]

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import REPO_ROOT, assert_one_line_error, invoke, make_image, tree_digest
 
-QUICK = ["--config", REPO_ROOT / "configs" / "quick.toml", "--workers", 0]
+QUICK = ["--config", REPO_ROOT / "datacheck" / "presets" / "quick.toml", "--workers", 0]
 
 
 @pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="the file system there only stores UTF-8 names")

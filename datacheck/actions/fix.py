@@ -309,7 +309,8 @@ def fix(
         Rows of the result, all splits and copies (default: ``[fix] budget``, else the source
         dataset's row count).
     config : path-like, optional
-        TOML with ``[fix]``, ``[augment]`` and the audit's sections.
+        TOML with ``[fix]``, ``[augment]`` and the audit's sections, or a preset's name
+        (``"quick"``, ``"strict-ci"``: their audit settings).
     seed : int, optional
         Seed of the audits, the plan and the copies (default: the config's, 0).
     relabel, balance, augment, boost : bool
