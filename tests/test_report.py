@@ -430,3 +430,24 @@ def test_a_z_score_threshold_shows_its_cut():
     # a cut in the statistic's units is shown as before, not the z cut beside it
     distance = {"statistic": "mean cosine distance to 10 nearest", "above": 0.0969, "z_cut": 2.55}
     assert format_threshold(distance) == "mean cosine distance to 10 nearest > 0.0969"
+
+
+def test_a_coreset_selection_is_not_counted_as_samples_flagged(tmp_path):
+    """The overview's "samples flagged" counted coreset's non-members (a selection, not a problem
+    found): at budget 0.1, 90 % of the dataset read as flagged. Checks tagged ``selection``
+    are left out of that tile (and of the per-class flagged counts); their own table row stays."""
+    run = synthetic_run(tmp_path, samples=400, images=10, checks=13)
+    findings = pd.read_parquet(run / "findings.parquet")
+    problems = findings.loc[findings["is_issue"], "sample_id"].nunique()
+    coreset = findings[findings["check"] == "label_issues"].assign(check="coreset", detector="coreset", details="{}",
+                                                                    suggested_label=None, confidence=float("nan"))
+    coreset["is_issue"] = coreset["score"] > 0.1  # 90 % left out of the selection
+    write_parquet(run / "findings.parquet", findings_table(pd.concat([findings, coreset], ignore_index=True)))
+    summary = json.loads((run / "summary.json").read_text())
+    summary["checks"]["coreset"] = {**summary["checks"]["label_issues"], "detector": "coreset",
+                                    "flagged": int(coreset["is_issue"].sum())}
+    (run / "summary.json").write_text(json.dumps(summary))
+    page = write_report(run, tmp_path / "c.html").html.read_text()
+    tile = re.search(r"<b>([\d,]+)</b><span>samples flagged</span>", page)
+    assert 0 < problems < 100 and int(tile.group(1).replace(",", "")) == problems
+    assert int(coreset["is_issue"].sum()) > 300
