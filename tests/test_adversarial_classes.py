@@ -80,8 +80,11 @@ def test_cleanlab_out_of_memory_at_many_classes_names_the_class_matrices_not_the
     monkeypatch.setattr(cleanlab.filter, "find_label_issues", out_of_memory)
     result = invoke("audit", manifest, "--pred-probs", probs, "--class-names", names, "--out", tmp_path / "run",
                     "--checks", "label_issues", "--cache-dir", "off")
-    line = assert_one_line_error(result, 2, "not enough memory for label_issues", "300 x 300 class matrices",
-                                 "(0.0 GiB each; Unable to allocate 2.98 GiB", "leave the check out (--checks)")
+    rows = len(pd.read_csv(manifest))
+    line = assert_one_line_error(result, 2, "not enough memory for label_issues (Unable to allocate 2.98 GiB",
+                                 f"copies the {rows:,} x 300 probabilities (0.0 GiB)",
+                                 "several 300 x 300 class matrices at once (0.0 GiB each)",
+                                 "leave the check out (--checks)")
     assert "smaller dataset" not in line
     assert seen and seen[0][1] == 300
 

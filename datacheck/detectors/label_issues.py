@@ -93,7 +93,7 @@ class LabelIssues(Detector):
             try:
                 is_issue = find_label_issues(labels, probs, filter_by=self.filter_by, n_jobs=n_jobs)
             except MemoryError as exc:
-                raise UsageError(_matrices_too_large(probs.shape[1], exc)) from exc
+                raise UsageError(_out_of_memory(probs.shape, exc)) from exc
             finally:
                 cleanlab.filter.tqdm_exists = bar
                 _release_cleanlab_globals()
@@ -147,14 +147,20 @@ def classes_moved(labels: np.ndarray, suggested: np.ndarray, is_issue: np.ndarra
     return sorted(moved, key=lambda m: -m["flagged"] / m["samples"])[:10]
 
 
-def _matrices_too_large(classes: int, exc: MemoryError) -> str:
-    """The error for a MemoryError in ``find_label_issues``: cleanlab holds several (C, C) int64
-    and float64 matrices at once (the confident joint, its calibration, the prune counts;
-    3.4 GB in all for 20,000 rows of 10,000 classes, whose probabilities are 0.8 GB), so at
-    many classes fewer rows do not help, and the other checks run without this one."""
-    return (f"not enough memory for label_issues: cleanlab's confident learning holds several {classes:,} x "
-            f"{classes:,} class matrices at once ({classes * classes * 8 / 2**30:.1f} GiB each; {exc}); leave the "
-            f"check out (--checks), merge rare classes, or use a machine with more memory")
+def _out_of_memory(shape: tuple[int, int], exc: MemoryError) -> str:
+    """The error for a MemoryError in ``find_label_issues`` on probabilities of ``shape`` (N, C).
+
+    cleanlab copies the probabilities, grouped by class (N x C float32), and holds several
+    (C, C) int64 and float64 matrices at once (the confident joint, its calibration, the prune
+    counts): 3.4 GB in all for 20,000 rows of 10,000 classes, whose probabilities are 0.8 GB.
+    Both sizes are named, for "use a smaller dataset" does not help when the classes are
+    many; and the other checks run without this one.
+    """
+    rows, classes = shape
+    return (f"not enough memory for label_issues ({exc}): cleanlab's confident learning copies the "
+            f"{rows:,} x {classes:,} probabilities ({rows * classes * 4 / 2**30:.1f} GiB) and holds several "
+            f"{classes:,} x {classes:,} class matrices at once ({classes * classes * 8 / 2**30:.1f} GiB each); "
+            f"leave the check out (--checks), merge rare classes, or use a machine with more memory")
 
 
 def _release_cleanlab_globals() -> None:
