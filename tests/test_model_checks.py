@@ -148,6 +148,32 @@ def test_a_rare_tight_class_smaller_than_k_is_not_flagged_whole():
     assert rows["is_issue"].sum() <= 5
 
 
+def test_a_long_tail_of_one_sample_classes_is_measured_about_its_own_kind():
+    """Ten classes of 300 and a long tail of 400 one-sample classes near the common ones (rare
+    kinds of them), 10 of those junk (random, far). A class of one is measured by its single
+    nearest sample, of another class: about the data's median (the 10-nearest mean of the big
+    classes) 120 of the 390 real ones were flagged beside the 10 junk (and 7 of the big
+    classes); pooled with the other members of classes of one, the 10 junk, 1 real one and 2
+    of the big classes."""
+    import datacheck
+
+    rng = np.random.default_rng(1)
+    d = 32
+    centres = rng.standard_normal((10, d)) * 4
+    big = np.repeat(np.arange(10), 300)
+    tail = centres[rng.integers(0, 10, 400)] + rng.standard_normal((400, d)) * 1.44
+    junk = rng.choice(400, 10, replace=False)
+    tail[junk] = rng.standard_normal((10, d)) * 8
+    x = np.concatenate([centres[big] + rng.standard_normal((3000, d)), tail]).astype(np.float32)
+    labels = np.concatenate([big.astype(str), [f"rare{i}" for i in range(400)]])
+    result = datacheck.audit(pd.DataFrame({"label": labels}), embeddings=x, checks=["outliers"])
+    found = result.issues("outliers")["sample_id"].astype(int).to_numpy()
+    assert set(3000 + junk) <= set(found)
+    assert ((found >= 3000) & ~np.isin(found, 3000 + junk)).sum() <= 3 and len(found) <= 20  # measured 1 and 13
+    threshold = result.summary["checks"]["outliers"]["threshold"]
+    assert set(threshold["above_by_class_size"]) == {"1"} and len(threshold["above_by_class"]) == 10
+
+
 def test_outliers_of_unlabeled_samples_are_cut_at_the_distance_the_summary_gives():
     """Without labels every sample is measured about the data's median and pooled scale: the
     flagged ones are exactly those beyond the summary's ``above`` distance (a scale left at 1
