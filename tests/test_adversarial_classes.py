@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from datacheck.reporting.summary import MAX_NAMES_SHOWN, format_threshold
 
@@ -120,3 +121,44 @@ def test_a_parquet_manifest_of_many_classes_is_read_in_batches_of_bytes_not_of_4
     np.testing.assert_array_equal(inputs.outputs.pred_probs, probs.astype(np.float32))
     np.testing.assert_array_equal(inputs.embeddings, embeddings.astype(np.float32))
     np.testing.assert_array_equal(inputs.labels.ids, labels)
+
+
+def test_label_issues_is_off_with_the_reason_where_cleanlab_would_outgrow_the_memory(tmp_path, monkeypatch):
+    # Linux does not refuse cleanlab's (C, C) matrices (85 GB at 50,000 classes): it kills the
+    # audit once their pages are touched (exit 137, no message, an unfinished run). Where the
+    # estimate exceeds what is available, the check is off, said why, and the others still run.
+    import cleanlab.filter
+
+    import datacheck.engine.memory as memory
+    from datacheck.detectors.label_issues import CLEANLAB_BYTES_PER_CLASS_PAIR
+
+    manifest, probs, names = _long_tail(tmp_path, classes=300)
+    need = CLEANLAB_BYTES_PER_CLASS_PAIR * 300 * 300  # the class matrices alone: 2.9 MB
+    monkeypatch.setattr(memory, "available_memory", lambda: need // 2)
+    monkeypatch.setattr(cleanlab.filter, "find_label_issues", lambda *a, **k: pytest.fail("cleanlab was called"))
+    result = invoke("audit", manifest, "--pred-probs", probs, "--class-names", names, "--out", tmp_path / "run",
+                    "--checks", "label_issues,class_imbalance", "--fail-on", "label_issues>0", "--cache-dir", "off")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    rule = summary["checks"]["label_issues"]["threshold"]["rule"]
+    assert rule.startswith("off: cleanlab's confident learning would need about 0.0 GiB for 300 classes (300 x 300")
+    assert "0.0 GiB is available" in rule and summary["checks"]["label_issues"]["flagged"] == 0
+    assert summary["checks"]["class_imbalance"]["scored"] > 0  # the other check ran
+    assert result.exit_code == 0 and [g["judged"] for g in summary["gates"]] == [False]  # untested, said so
+    # With the memory there, it runs (the real call; every row's class has 0.9 of its row).
+    monkeypatch.undo()
+    monkeypatch.setattr(memory, "available_memory", lambda: need * 10)
+    result = invoke("audit", manifest, "--pred-probs", probs, "--class-names", names, "--out", tmp_path / "run2",
+                    "--checks", "label_issues", "--cache-dir", "off")
+    summary = json.loads((tmp_path / "run2" / "summary.json").read_text())
+    assert result.exit_code == 0 and summary["checks"]["label_issues"]["scored"] == summary["samples"]
+
+
+def test_available_memory_is_at_most_the_machine_s():
+    from datacheck.engine.memory import available_memory
+
+    available = available_memory()
+    if available is None:
+        pytest.skip("no /proc/meminfo or cgroup files here")
+    with open("/proc/meminfo") as fh:
+        total = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemTotal:"))
+    assert 0 < available <= total

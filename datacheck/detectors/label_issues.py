@@ -75,6 +75,9 @@ class LabelIssues(Detector):
             labels, suggested, probs, seed=ctx.seed, trained="aum" in ctx.available())
         if at_chance is not None:
             return self._off(at_chance_reason(at_chance), **at_chance)
+        too_large = _exceeds_memory(probs.shape)
+        if too_large is not None:
+            return self._off(too_large)
         # Imported only when there is something to score: cleanlab costs an audit of unlabeled images a second.
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_label_quality_scores
@@ -145,6 +148,33 @@ def classes_moved(labels: np.ndarray, suggested: np.ndarray, is_issue: np.ndarra
             moved.append({"class": name[0], "to": name[1], "flagged": int(pairs[k, to]),
                           "samples": int(counts[k])})
     return sorted(moved, key=lambda m: -m["flagged"] / m["samples"])[:10]
+
+
+#: Bytes ``find_label_issues`` holds beyond the probabilities, per class squared and per
+#: probability: measured with tracemalloc at 10,000 classes (3.4 GB of (C, C) matrices: the
+#: confident joint, sklearn's confusion matrix, the calibration, the prune counts) and its
+#: copy of the probabilities grouped by class (float32).
+CLEANLAB_BYTES_PER_CLASS_PAIR = 34
+CLEANLAB_BYTES_PER_PROBABILITY = 4
+
+
+def _exceeds_memory(shape: tuple[int, int]) -> str | None:
+    """Why the check is off, where confident learning on probabilities of ``shape`` (N, C) would
+    need more memory than is available (:func:`~datacheck.engine.memory.available_memory`);
+    else None. Linux kills a process whose allocations outgrow the machine (exit 137, no
+    message) rather than raising MemoryError, and at 50,000 classes (a product catalogue) the
+    class matrices alone are 85 GB: the other checks still run, and the summary says why this
+    one did not."""
+    from ..engine.memory import available_memory
+
+    rows, classes = shape
+    need = CLEANLAB_BYTES_PER_CLASS_PAIR * classes * classes + CLEANLAB_BYTES_PER_PROBABILITY * rows * classes
+    available = available_memory()
+    if available is None or need <= available:
+        return None
+    return (f"cleanlab's confident learning would need about {need / 2**30:.1f} GiB for {classes:,} classes "
+            f"({classes:,} x {classes:,} class matrices) and {rows:,} rows, and {available / 2**30:.1f} GiB is "
+            f"available: merge rare classes, or audit on a machine with more memory")
 
 
 def _out_of_memory(shape: tuple[int, int], exc: MemoryError) -> str:

@@ -1,4 +1,4 @@
-"""Resident memory of file-backed arrays: rows let go once written or read."""
+"""Memory: resident rows of file-backed arrays let go once written or read, and how much is left."""
 
 from __future__ import annotations
 
@@ -71,3 +71,39 @@ def temporary_map(shape: tuple, dtype=np.uint8, folder: Path | None = None, what
                 raise UsageError(f"cannot keep {what} in {place}: {exc.strerror} "
                                  f"({size / 2**20:,.0f} MB needed while the audit runs)") from None
         return np.memmap(backing, dtype=dtype, mode="w+", shape=shape)
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate without the system or its container running out,
+    on Linux (None elsewhere, or where nothing can be read): the kernel's ``MemAvailable``, or
+    less where a cgroup (a container's memory limit) leaves less: its limit less its usage
+    net of the file cache it can drop (as ``docker stats`` counts it).
+
+    For checks that would allocate more than the machine holds: Linux does not refuse such an
+    allocation (it overcommits) but kills the process once the pages are touched (exit 137, no
+    message, a run folder left unfinished)."""
+    found = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    # cgroup v2 (memory.max, "max" when unlimited), then v1 (a huge number when unlimited)
+    for limit_file, usage_file, stat_file, cache_key in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+         "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file"),
+    ):
+        try:
+            limit_text = Path(limit_file).read_text().strip()
+            if limit_text == "max" or int(limit_text) >= 2**60:
+                continue
+            stats = dict(line.split() for line in Path(stat_file).read_text().splitlines() if line.count(" ") == 1)
+            used = int(Path(usage_file).read_text()) - int(stats.get(cache_key, 0))
+            found.append(max(int(limit_text) - used, 0))
+        except (OSError, ValueError):
+            continue
+    return min(found) if found else None
