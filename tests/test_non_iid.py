@@ -290,3 +290,37 @@ def test_identical_embeddings_are_not_called_non_iid(tmp_path):
     distances[:5, 7:] = distances[:5, 7:8]  # three tied at the cut: those three left out
     kept = _without_cut_ties(distances, np.tile(np.arange(10), (50, 1)))
     assert (kept[:5, 7:] == -1).all() and (kept[:5, :7] >= 0).all() and (kept[5:] >= 0).all()
+
+
+def folder_context(embeddings, labels, seed=0):
+    """A context whose manifest is a folder's (its order datacheck's listing, class by class)."""
+    import dataclasses
+
+    names = [f"c{i}" for i in range(labels.max() + 1)]
+    probs = np.eye(len(names), dtype=np.float32)[labels]
+    outputs = ModelOutputs(names, labels, probs, embeddings, "test")
+    manifest = dataclasses.replace(manifest_for_outputs(outputs, "arrays"), format="folder")
+    return make_context(manifest, outputs=outputs, seed=seed)
+
+
+def test_a_folder_is_tested_within_its_classes():
+    """A folder is listed class by class, so its order always looked informative (sample_data:
+    412 of 563 flagged). Within each class, the listing of shuffled members is not; one class
+    whose files are listed along a drift is, and the flags are its members."""
+    x, labels = sorted_clusters()
+    within = np.concatenate([shuffled(x[labels == c]) for c in range(6)])
+    assert non_iid_test(neighbours(within)).p_value < 0.01  # the whole listing: informative
+    detector = create_detector("non_iid")
+    findings = detector.run(folder_context(within, labels))
+    threshold = detector.thresholds_["non_iid"]
+    assert threshold["non_iid"] is False and threshold["within_classes"] == 6 and threshold["p_value"] > 0.05
+    assert not findings["is_issue"].any() and len(findings) == 600
+    # class 2 listed along a drift (its members' order follows their content)
+    drift = drifting(n=100) + x[labels == 2].mean(axis=0)
+    ordered = within.copy()
+    ordered[labels == 2] = drift
+    findings = detector.run(folder_context(ordered, labels))
+    threshold = detector.thresholds_["non_iid"]
+    assert threshold["non_iid"] is True and threshold["p_value"] < 0.01
+    flagged = findings.loc[findings["is_issue"], "sample_id"].astype(int).to_numpy()
+    assert len(flagged) > 20 and (labels[flagged] == 2).all()  # measured 61 of its 100
