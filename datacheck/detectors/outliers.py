@@ -210,7 +210,7 @@ class Outliers(Detector):
         above, above_by_size = {}, {}
         for name, (median, own) in measured.classes.items():
             distance = float(np.exp(median + measured.shift + cut * max(own, measured.scale)))
-            if isinstance(name, int):  # the pooled members of classes of this size
+            if isinstance(name, (int, np.integer)):  # the pooled members of classes of this size
                 above_by_size[str(name)] = distance
             else:
                 above[str(name)] = distance
