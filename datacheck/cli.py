@@ -222,7 +222,9 @@ def _split_list(value: str | None) -> list[str] | None:
 @click.argument("dataset", type=click.Path(path_type=Path, readable=False), required=False)
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run directory [default: runs/<dataset>-<time>].")
 @click.option("--checks", help="Comma-separated detectors to run; wildcards allowed ('*dup*').")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="TOML config file (see configs/default.toml), or a config that comes with datacheck: quick, strict-ci.")
+# --config is kept as typed (str, not Path): Path("./quick") is "quick", the preset's name, so a
+# missing file ./quick would silently run the preset instead of being an error.
+@click.option("--config", "config_path", type=click.Path(), help="TOML config file (see configs/default.toml), or a config that comes with datacheck: quick, strict-ci.")
 @click.option("--seed", type=int, help="Random seed [default: 0].")
 @click.option("--fail-on", help='Gates, e.g. "near_duplicates>0,split_leakage>0,dark>5%"; exceeded => exit 1.')
 @click.option("--max-missing", type=click.IntRange(min=0), help="Missing files tolerated before exit 3 [default: 0].")
@@ -300,7 +302,7 @@ def audit(dataset, out, checks, config_path, seed, fail_on, max_missing, device,
     sys.exit(int(result.exit_status))
 
 
-def _decode_ahead(dataset: Path, out: Path | None, config_path: Path | None, workers: int | None,
+def _decode_ahead(dataset: Path, out: Path | None, config_path: str | None, workers: int | None,
                   engine: str | None) -> None:
     """Start decoding DATASET's images before the audit's libraries load
     (:mod:`datacheck.engine.decode_ahead`), where the audit will decode them in this process's
@@ -523,7 +525,7 @@ def augment(plan_dir, out, policy, num_ops, magnitude, exclude_ops, degrees, tra
               help="Fix folder: dataset/, manifest.csv, review.csv, summary.json, steps/; rerun to continue it.")
 @click.option("--root", type=click.Path(path_type=Path), help="Folder a manifest file's paths are relative to [default: its folder].")
 @click.option("--budget", type=int, help="Rows of the result, all splits and copies [default: the dataset's rows].")
-@click.option("--config", "config_path", type=click.Path(path_type=Path),
+@click.option("--config", "config_path", type=click.Path(),  # as typed: see audit's --config
               help="TOML: [fix] and [augment] (see README, fix's --config) and the audit's sections "
                    "(see configs/default.toml); or quick, strict-ci.")
 @click.option("--seed", type=int, help="Seed of the audits, the plan and the copies [default: 0].")

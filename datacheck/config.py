@@ -100,19 +100,28 @@ def read_toml(path) -> dict:
     """
     from .engine.image_stats import require_regular_file
 
+    file = config_file(path)
+    # A preset's name that is also a path here (a folder "quick", a dangling link) reads that
+    # path: its error says so, or "No such file" would be followed by "use --config quick",
+    # the very option given.
+    shadowed = isinstance(path, str | Path) and str(path) in PRESETS and file == Path(path)
     try:
-        require_regular_file(config_file(path))
-        with open(config_file(path), "rb") as fh:
+        require_regular_file(file)
+        with open(file, "rb") as fh:
             data = fh.read(MAX_CONFIG_BYTES + 1)
         if len(data) > MAX_CONFIG_BYTES:
             raise UsageError(f"config {path} is over {MAX_CONFIG_BYTES // 2**20} MiB: not a datacheck config")
         return tomllib.loads(data.decode("utf-8-sig"))
-    except FileNotFoundError as exc:
-        # README's examples name the presets as this repository's files (configs/quick.toml
-        # before they moved into the package): say what works after an install.
-        raise UsageError(f"cannot read config {path}: {exc.strerror or exc} (configs that come with datacheck: "
-                         f"{', '.join(PRESETS)}, as --config {PRESETS[0]})") from exc
     except OSError as exc:
+        if shadowed:
+            raise UsageError(f"cannot read config {path}: {exc.strerror or exc} ({os.path.abspath(path)} is read "
+                             f"instead of the config {path} that comes with datacheck: rename it, or run from "
+                             "another folder)") from exc
+        if isinstance(exc, FileNotFoundError):
+            # README's examples name the presets as this repository's files (configs/quick.toml
+            # before they moved into the package): say what works after an install.
+            raise UsageError(f"cannot read config {path}: {exc.strerror or exc} (configs that come with datacheck: "
+                             f"{', '.join(PRESETS)}, as --config {PRESETS[0]})") from exc
         raise UsageError(f"cannot read config {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError:  # TOML is UTF-8 by definition
         raise UsageError(f"cannot read config {path}: not UTF-8 text") from None

@@ -25,9 +25,10 @@ class Gate:
         return f"{self.check}{self.op}{self.limit:g}{'%' if self.percent else ''}"
 
     def exceeded(self, flagged: int, scored: int) -> bool:
-        value = 100.0 * flagged / scored if self.percent else float(flagged)
-        if self.percent and scored == 0:
-            value = 0.0
+        if self.percent:  # of none scored, 0 %: a check that scored nothing flagged nothing
+            value = 100.0 * flagged / scored if scored else 0.0
+        else:
+            value = float(flagged)
         return value > self.limit if self.op == ">" else value >= self.limit
 
 

@@ -272,8 +272,12 @@ class NonIID(Detector):
         labels = ctx.manifest.frame["label"].iloc[rows]
         within = ctx.manifest.format == "folder" and labels.nunique() > 1
         if within:
-            result, tested, group_p = _within_classes(neighbours, pd.factorize(labels)[0], self.n_permutations,
-                                                      ctx.seed)
+            tested_classes = _within_classes(neighbours, pd.factorize(labels)[0], self.n_permutations, ctx.seed)
+            if tested_classes is None:
+                # Not a test that passed: nothing was tested (a non_iid gate is then untested, said so).
+                return self._off(f"a folder's order is tested within each class, and none has {MIN_CLASS_TESTED} "
+                                 "or more embedded samples")
+            result, tested, group_p = tested_classes
         else:
             result = non_iid_test(neighbours, n_permutations=self.n_permutations, seed=ctx.seed)
             group_p = np.full(len(rows), result.p_value)
@@ -300,11 +304,16 @@ class NonIID(Detector):
         return partial_findings(rows, self.name, result.scores, is_issue, details)
 
 
+#: The fewest members of a class whose order :func:`_within_classes` tests.
+MIN_CLASS_TESTED = 3
+
+
 def _within_classes(neighbours: np.ndarray, codes: np.ndarray, n_permutations: int,
-                    seed: int) -> tuple[NonIIDResult, int, np.ndarray]:
+                    seed: int) -> tuple[NonIIDResult, int, np.ndarray] | None:
     """:func:`non_iid_test` of each class's members in their order, on the graph's edges
-    within the class; the number of classes tested (those of 3 samples or more; unlabeled
-    samples form one more group); and each sample's class p-value, Bonferroni-adjusted.
+    within the class; the number of classes tested (those of :data:`MIN_CLASS_TESTED` samples
+    or more; unlabeled samples form one more group); and each sample's class p-value,
+    Bonferroni-adjusted. None where no class is tested.
 
     Parameters
     ----------
@@ -325,7 +334,7 @@ def _within_classes(neighbours: np.ndarray, codes: np.ndarray, n_permutations: i
     """
     scores, group_p = np.ones(len(codes)), np.ones(len(codes))
     tested = [(code, np.flatnonzero(codes == code)) for code in np.unique(codes)]  # ascending: each class's order
-    tested = [(code, members) for code, members in tested if len(members) >= 3]
+    tested = [(code, members) for code, members in tested if len(members) >= MIN_CLASS_TESTED]
     best = None
     for code, members in tested:
         local = np.full(len(codes) + 1, -1, dtype=np.int64)  # position in the class; index -1 (none) -> -1
@@ -335,7 +344,7 @@ def _within_classes(neighbours: np.ndarray, codes: np.ndarray, n_permutations: i
         group_p[members] = min(1.0, result.p_value * len(tested))
         best = result if best is None or result.p_value < best.p_value else best
     if best is None:
-        return NonIIDResult(1.0, 0.0, scores, np.zeros(n_permutations)), 0, group_p
+        return None
     adjusted = min(1.0, best.p_value * len(tested))
     return NonIIDResult(adjusted, best.statistic, scores, best.null_statistics), len(tested), group_p
 

@@ -185,7 +185,10 @@ class Outliers(Detector):
         distances = np.minimum(distances, 2.0)
         reach = np.full(len(distances), self.k)
         reference = labels
-        if labels is not None and self.k > 1:
+        # k = 1 too: a class of one is measured by its single nearest, of another class, where
+        # others' is mostly their own class's (at k = 1, 153 of 390 real one-sample classes
+        # were flagged about the data's median).
+        if labels is not None:
             sizes = labels.map(labels.value_counts()).to_numpy(dtype=float, na_value=np.nan)  # NaN: unlabeled
             small = np.isfinite(sizes) & (sizes <= self.k)
             reach[small] = np.maximum(sizes[small] - 1, 1).astype(int)
