@@ -172,9 +172,14 @@ def _exceeds_memory(shape: tuple[int, int]) -> str | None:
     available = available_memory()
     if available is None or need <= available:
         return None
-    return (f"cleanlab's confident learning would need about {need / 2**30:.1f} GiB for {classes:,} classes "
-            f"({classes:,} x {classes:,} class matrices) and {rows:,} rows, and {available / 2**30:.1f} GiB is "
+    return (f"cleanlab's confident learning would need about {_size(need)} for {classes:,} classes "
+            f"({classes:,} x {classes:,} class matrices) and {rows:,} rows, and {_size(available)} is "
             f"available: merge rare classes, or audit on a machine with more memory")
+
+
+def _size(nbytes: int) -> str:
+    """``nbytes`` in GiB, or MiB below one GiB (where "0.0 GiB" would say nothing)."""
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
 def _out_of_memory(shape: tuple[int, int], exc: MemoryError) -> str:

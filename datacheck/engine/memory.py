@@ -101,9 +101,19 @@ def available_memory() -> int | None:
             limit_text = Path(limit_file).read_text().strip()
             if limit_text == "max" or int(limit_text) >= 2**60:
                 continue
-            stats = dict(line.split() for line in Path(stat_file).read_text().splitlines() if line.count(" ") == 1)
-            used = int(Path(usage_file).read_text()) - int(stats.get(cache_key, 0))
+            used = int(Path(usage_file).read_text()) - _stat(stat_file, cache_key)
             found.append(max(int(limit_text) - used, 0))
         except (OSError, ValueError):
             continue
     return min(found) if found else None
+
+
+def _stat(path: str, key: str) -> int:
+    """The value of ``key`` in a cgroup's ``memory.stat`` at ``path``; 0 where it cannot be read
+    (the usage then counts the file cache too: an underestimate of what is left, not a limit
+    ignored)."""
+    try:
+        stats = dict(line.split() for line in Path(path).read_text().splitlines() if line.count(" ") == 1)
+        return int(stats.get(key, 0))
+    except (OSError, ValueError):
+        return 0
