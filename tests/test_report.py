@@ -450,4 +450,5 @@ def test_a_coreset_selection_is_not_counted_as_samples_flagged(tmp_path):
     page = write_report(run, tmp_path / "c.html").html.read_text()
     tile = re.search(r"<b>([\d,]+)</b><span>samples flagged</span>", page)
     assert 0 < problems < 100 and int(tile.group(1).replace(",", "")) == problems
+    assert 'id="g-coreset"' not in page and 'id="g-label_issues"' in page  # no "worst" gallery of a selection
     assert int(coreset["is_issue"].sum()) > 300

@@ -481,8 +481,11 @@ def _breakdown(findings: pd.DataFrame, flagged: pd.DataFrame, column: str, name:
 
 def _gallery_rows(findings: pd.DataFrame, size: int) -> dict[str, pd.DataFrame]:
     """Per check with flagged samples, its ``size`` worst flagged rows (lowest score first);
-    the fused ``issue_score`` first, in the audit's review order (as stored)."""
-    flagged = findings[findings["is_issue"]]
+    the fused ``issue_score`` first, in the audit's review order (as stored). A selection
+    (``coreset``'s left-out samples) is not a problem to review: no gallery, no thumbnails."""
+    from ..detectors.registry import checks_with_tag
+
+    flagged = findings[findings["is_issue"] & ~findings["check"].isin(checks_with_tag("selection"))]
     fused = flagged[flagged["check"] == FUSED_CHECK]
     out = {FUSED_CHECK: fused.head(size)} if len(fused) else {}
     rest = flagged[flagged["check"] != FUSED_CHECK].sort_values(["check", "score", "sample_id"], kind="stable")
