@@ -67,15 +67,9 @@ def test_a_long_tail_of_one_sample_classes_is_pooled_at_k_1_too():
     # The data of test_model_checks' test at k = 10.
     import datacheck
 
-    rng = np.random.default_rng(1)
-    d = 32
-    centres = rng.standard_normal((10, d)) * 4
-    big = np.repeat(np.arange(10), 300)
-    tail = centres[rng.integers(0, 10, 400)] + rng.standard_normal((400, d)) * 1.44
-    junk = rng.choice(400, 10, replace=False)
-    tail[junk] = rng.standard_normal((10, d)) * 8
-    x = np.concatenate([centres[big] + rng.standard_normal((3000, d)), tail]).astype(np.float32)
-    labels = np.concatenate([big.astype(str), [f"rare{i}" for i in range(400)]])
+    from tests.test_model_checks import long_tail
+
+    x, labels, junk = long_tail()
     result = datacheck.audit(pd.DataFrame({"label": labels}), embeddings=x, checks=["outliers"],
                              config={"detectors": {"outliers": {"k": 1}}})
     found = result.issues("outliers")["sample_id"].astype(int).to_numpy()

@@ -148,15 +148,10 @@ def test_a_rare_tight_class_smaller_than_k_is_not_flagged_whole():
     assert rows["is_issue"].sum() <= 5
 
 
-def test_a_long_tail_of_one_sample_classes_is_measured_about_its_own_kind():
-    """Ten classes of 300 and a long tail of 400 one-sample classes near the common ones (rare
-    kinds of them), 10 of those junk (random, far). A class of one is measured by its single
-    nearest sample, of another class: about the data's median (the 10-nearest mean of the big
-    classes) 120 of the 390 real ones were flagged beside the 10 junk (and 7 of the big
-    classes); pooled with the other members of classes of one, the 10 junk, 1 real one and 2
-    of the big classes."""
-    import datacheck
-
+def long_tail() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ten classes of 300 in 32-d, then 400 one-sample classes near them (rows 3000-3399), 10 of
+    those junk (random, far). Returns embeddings (3400, 32) float32, text labels (3400,), and
+    the junk's positions in the tail (10,)."""
     rng = np.random.default_rng(1)
     d = 32
     centres = rng.standard_normal((10, d)) * 4
@@ -166,6 +161,19 @@ def test_a_long_tail_of_one_sample_classes_is_measured_about_its_own_kind():
     tail[junk] = rng.standard_normal((10, d)) * 8
     x = np.concatenate([centres[big] + rng.standard_normal((3000, d)), tail]).astype(np.float32)
     labels = np.concatenate([big.astype(str), [f"rare{i}" for i in range(400)]])
+    return x, labels, junk
+
+
+def test_a_long_tail_of_one_sample_classes_is_measured_about_its_own_kind():
+    """Ten classes of 300 and a long tail of 400 one-sample classes near the common ones (rare
+    kinds of them), 10 of those junk (random, far). A class of one is measured by its single
+    nearest sample, of another class: about the data's median (the 10-nearest mean of the big
+    classes) 120 of the 390 real ones were flagged beside the 10 junk (and 7 of the big
+    classes); pooled with the other members of classes of one, the 10 junk, 1 real one and 2
+    of the big classes."""
+    import datacheck
+
+    x, labels, junk = long_tail()
     result = datacheck.audit(pd.DataFrame({"label": labels}), embeddings=x, checks=["outliers"])
     found = result.issues("outliers")["sample_id"].astype(int).to_numpy()
     assert set(3000 + junk) <= set(found)
