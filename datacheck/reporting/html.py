@@ -383,14 +383,19 @@ def _table_html(header: list[str], rows: list[list[str]], numeric=None, cls: str
 # --------------------------------------------------------------------------- overview
 
 
-def _overview(run: AuditRun, notes: list[str]) -> str:
+def _problems(findings: pd.DataFrame) -> pd.DataFrame:
+    """The flagged rows that are problems found: not those of a selection (``coreset``'s
+    left-out samples; counted, a coreset at budget 0.1 made 90 % of any dataset "samples
+    flagged", and filled a "worst samples" gallery)."""
     from ..detectors.registry import checks_with_tag
 
+    return findings[findings["is_issue"] & ~findings["check"].isin(checks_with_tag("selection"))]
+
+
+def _overview(run: AuditRun, notes: list[str]) -> str:
     summary, info, findings = run.summary, run.info, run.findings
     checks: dict = summary.get("checks", {})
-    # A selection (coreset: the samples left out of it) is not a problem found: with it counted,
-    # a coreset at budget 0.1 made 90 % of any dataset "samples flagged".
-    flagged = findings[findings["is_issue"] & ~findings["check"].isin(checks_with_tag("selection"))]
+    flagged = _problems(findings)
     status = int(summary.get("exit_status", info.exit_status or 0))
     splits = summary.get("splits", {})
     stats = [
@@ -481,11 +486,9 @@ def _breakdown(findings: pd.DataFrame, flagged: pd.DataFrame, column: str, name:
 
 def _gallery_rows(findings: pd.DataFrame, size: int) -> dict[str, pd.DataFrame]:
     """Per check with flagged samples, its ``size`` worst flagged rows (lowest score first);
-    the fused ``issue_score`` first, in the audit's review order (as stored). A selection
-    (``coreset``'s left-out samples) is not a problem to review: no gallery, no thumbnails."""
-    from ..detectors.registry import checks_with_tag
-
-    flagged = findings[findings["is_issue"] & ~findings["check"].isin(checks_with_tag("selection"))]
+    the fused ``issue_score`` first, in the audit's review order (as stored); none for a
+    selection (:func:`_problems`)."""
+    flagged = _problems(findings)
     fused = flagged[flagged["check"] == FUSED_CHECK]
     out = {FUSED_CHECK: fused.head(size)} if len(fused) else {}
     rest = flagged[flagged["check"] != FUSED_CHECK].sort_values(["check", "score", "sample_id"], kind="stable")
