@@ -193,7 +193,7 @@ def _out_of_memory(shape: tuple[int, int], exc: MemoryError) -> str:
     """
     rows, classes = shape
     return (f"not enough memory for label_issues ({exc}): cleanlab's confident learning copies the "
-            f"{rows:,} x {classes:,} probabilities ({rows * classes * 4 / 2**30:.1f} GiB) and holds several "
+            f"{rows:,} x {classes:,} probabilities ({rows * classes * CLEANLAB_BYTES_PER_PROBABILITY / 2**30:.1f} GiB) and holds several "
             f"{classes:,} x {classes:,} class matrices at once ({classes * classes * 8 / 2**30:.1f} GiB each); "
             f"leave the check out (--checks), merge rare classes, or use a machine with more memory")
 
