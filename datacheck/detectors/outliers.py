@@ -197,8 +197,8 @@ class Outliers(Detector):
                 # statistic (its n - 1 nearest; a class of one, its single nearest, of another
                 # class), so the members of all classes of n samples form one reference group,
                 # about its own median where it holds MIN_CLASS_SAMPLES (a long tail). About the
-                # data's median, a tail of 400 one-sample classes among 3,000 samples was
-                # flagged whole, and 134 of the 200 members of two-sample classes.
+                # data's median, 120 of 390 real one-sample classes near the common ones were
+                # flagged (tests/test_model_checks.py, long_tail).
                 # Labels are text, so a class size (an int) names no class.
                 keys = labels.to_numpy(dtype=object, na_value=np.nan)
                 keys[small] = [int(n) for n in sizes[small]]
